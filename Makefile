@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    - create .venv, install, start the main job
+#   make test   - create .venv, install, run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS ?= ui,onnx,api,eval,test
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install run test lint bench demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/vlm-anomaly demo
+
+demo: $(STAMP)
+	$(VENV)/bin/vlm-anomaly demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+bench: $(STAMP)
+	$(PY) bench/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,46 @@
+"""Detectors (one file each) and the short-name registry used by configs and saved models."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .base import BaseDetector
+from .ocsvm import OneClassSVMDetector
+from .smoothing import CausalSmoother, moving_average
+
+DETECTORS: dict[str, type[BaseDetector]] = {
+    OneClassSVMDetector.name: OneClassSVMDetector,
+}
+
+
+def register_detector(cls: type[BaseDetector]) -> type[BaseDetector]:
+    """Class decorator adding a detector to the registry under ``cls.name``."""
+    DETECTORS[cls.name] = cls
+    return cls
+
+
+def get_detector_class(name: str) -> type[BaseDetector]:
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}") from None
+
+
+def create_detector(name: str = "ocsvm", **params) -> BaseDetector:
+    """Build a detector by short name; parameters it does not take are ignored."""
+    import inspect
+
+    cls = get_detector_class(name)
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
+
+
+__all__ = [
+    "BaseDetector",
+    "CausalSmoother",
+    "DETECTORS",
+    "OneClassSVMDetector",
+    "create_detector",
+    "get_detector_class",
+    "moving_average",
+    "register_detector",
+]

@@ -1,0 +1,87 @@
+"""One factory over the encoder backends, so every interface builds encoders the same way."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import EncoderUnavailableError
+from .base import Encoder, EncoderIdentity
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "openclip", "efficientnet")
+
+
+def resolve_backend(backend: str, clip_model: str, clip_pretrained: str, clip_weights=None) -> str:
+    """``auto`` → OpenCLIP when its weights can be had, else the offline backbone (with a notice)."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise EncoderUnavailableError(f"unknown encoder {backend!r}; choose from {', '.join(BACKENDS)}")
+        return backend
+    from .openclip import clip_weights_available
+
+    if clip_weights_available(clip_model, clip_pretrained, clip_weights):
+        return "openclip"
+    log.warning(
+        "OpenCLIP %s/%s weights unavailable offline: using the offline EfficientNet-Lite0 backbone",
+        clip_model,
+        clip_pretrained,
+    )
+    return "efficientnet"
+
+
+def create_encoder(
+    backend: str = "auto",
+    *,
+    clip_model: str = "ViT-B-32",
+    clip_pretrained: str = "openai",
+    clip_weights: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 16,
+    prompts: list[str] | None = None,
+    cache_dir: str | Path | None = None,
+) -> Encoder:
+    """Build an encoder by backend name.
+
+    Example:
+        >>> enc = create_encoder("openclip", clip_pretrained="none")  # random weights, offline
+        >>> enc.dim
+        512
+    """
+    kind = resolve_backend(backend, clip_model, clip_pretrained, clip_weights)
+    if kind == "openclip":
+        from .openclip import OpenClipEncoder
+
+        return OpenClipEncoder(
+            clip_model,
+            clip_pretrained,
+            weights=clip_weights,
+            device=device,
+            batch_size=batch_size,
+            prompts=prompts,
+            cache_dir=cache_dir,
+        )
+    from .efficientnet import EfficientNetEncoder
+
+    return EfficientNetEncoder(device=device, batch_size=batch_size)
+
+
+def encoder_for_identity(identity: EncoderIdentity, **kwargs) -> Encoder:
+    """Rebuild the encoder a model was trained with (scoring must always use that same encoder)."""
+    if identity.backend == "efficientnet":
+        enc = create_encoder("efficientnet", **kwargs)
+    elif identity.backend == "openclip":
+        if identity.pretrained == "file" and not kwargs.get("clip_weights"):
+            raise EncoderUnavailableError(
+                "this model was trained with a local OpenCLIP weights file: pass it with --clip-weights"
+            )
+        kwargs["clip_model"] = identity.model
+        if identity.pretrained != "file":
+            kwargs["clip_pretrained"] = identity.pretrained
+            kwargs.pop("clip_weights", None)
+        enc = create_encoder("openclip", **kwargs)
+    else:
+        raise EncoderUnavailableError(f"unknown encoder backend {identity.backend!r} in model")
+    identity.check_compatible(enc.identity)
+    return enc

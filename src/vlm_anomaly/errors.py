@@ -1,0 +1,52 @@
+"""Errors a user can cause. Each carries a one-line message fit for the CLI, the UI and the API."""
+
+from __future__ import annotations
+
+
+class VlmAnomalyError(Exception):
+    """Base class: an expected failure caused by input, configuration or environment."""
+
+    #: HTTP status the REST API answers with.
+    status_code: int = 400
+
+
+class InvalidVideoError(VlmAnomalyError):
+    """A video file or frame folder that cannot be decoded (corrupt, empty, wrong format)."""
+
+    status_code = 422
+
+
+class ModelNotFoundError(VlmAnomalyError):
+    """No saved model under that name."""
+
+    status_code = 404
+
+
+class InvalidModelNameError(VlmAnomalyError):
+    """A model name outside the safe character set (paths, NUL, too long, empty)."""
+
+
+class CorruptModelError(VlmAnomalyError):
+    """A model file that is truncated, tampered with, of an unknown format version or inconsistent."""
+
+    status_code = 422
+
+
+class EncoderMismatchError(VlmAnomalyError):
+    """Embeddings from one encoder given to a model trained with another (or another dimension)."""
+
+    status_code = 409
+
+
+class NotFittedError(VlmAnomalyError):
+    """A detector used before `fit`."""
+
+
+class EncoderUnavailableError(VlmAnomalyError):
+    """An encoder whose weights cannot be had (offline, missing file, unknown name)."""
+
+    status_code = 503
+
+
+class ConfigError(VlmAnomalyError):
+    """A configuration value outside its allowed range or of the wrong type."""

@@ -1,0 +1,177 @@
+"""A trained anomaly model: encoder identity + fitted detector + what it was trained on.
+
+This is the unit the store saves and every interface loads. It scores embeddings; turning videos
+into embeddings is the pipeline's job.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .detectors import BaseDetector, get_detector_class, moving_average
+from .encoders.base import EncoderIdentity
+from .errors import EncoderMismatchError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainingVideo:
+    """One training source as recorded in the model (content hash, not only the name)."""
+
+    name: str
+    sha256: str
+    frames: int
+    duration_s: float
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "frames": self.frames,
+                "duration_s": round(self.duration_s, 3)}
+
+
+@dataclass
+class AnomalyModel:
+    """Scores frame embeddings: higher = more normal, below ``threshold`` = anomalous.
+
+    Example:
+        >>> model = store.load("office-day")  # doctest: +SKIP
+        >>> raw, smooth, is_anomaly = model.score(embeddings)  # doctest: +SKIP
+    """
+
+    encoder: EncoderIdentity
+    detector: BaseDetector
+    prompts: list[str] = field(default_factory=list)
+    expected_objects: list[str] = field(default_factory=list)
+    videos: list[TrainingVideo] = field(default_factory=list)
+    interval_ms: int = 500
+    smoothing_window: int = 5
+    threshold: float = 0.0
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    name: str = ""
+    #: embeddings of the training frames (for nearest-normal-frame lookups), float16 to save space
+    train_embeddings: np.ndarray | None = None
+    #: (video number, frame index, timestamp ms) of each training embedding
+    train_refs: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return sum(v.frames for v in self.videos)
+
+    def check_encoder(self, identity: EncoderIdentity) -> None:
+        self.encoder.check_compatible(identity)
+
+    def decision_function(self, embeddings: np.ndarray) -> np.ndarray:
+        if embeddings.ndim == 2 and embeddings.shape[1] != self.encoder.dim:
+            raise EncoderMismatchError(
+                f"embeddings have dimension {embeddings.shape[1]} but model {self.name or ''} expects "
+                f"{self.encoder.dim} ({self.encoder.label})"
+            )
+        return self.detector.decision_function(embeddings)
+
+    def score(
+        self, embeddings: np.ndarray, *, threshold: float | None = None, window: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(raw scores, centred moving average, anomaly flags of the smoothed score)."""
+        raw = self.decision_function(embeddings)
+        smooth = moving_average(raw, window or self.smoothing_window)
+        t = self.threshold if threshold is None else threshold
+        return raw, smooth, smooth < t
+
+    def predict_one(self, embedding: np.ndarray) -> tuple[float, bool]:
+        """Score one embedding (live use): (raw score, is anomaly)."""
+        s = float(self.decision_function(np.asarray(embedding).reshape(1, -1))[0])
+        return s, s < self.threshold
+
+    def nearest_training_frames(self, embeddings: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Indices into ``train_refs`` of the most similar training frames, and their cosine."""
+        if self.train_embeddings is None or len(self.train_embeddings) == 0:
+            raise ValueError("model holds no training embeddings")
+        sims = np.asarray(embeddings, np.float32) @ self.train_embeddings.astype(np.float32).T
+        idx = np.argsort(-sims, axis=1)[:, :k]
+        return idx, np.take_along_axis(sims, idx, axis=1)
+
+    # -- serialisation (JSON + arrays; the store does the file handling) ------------------
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        det_meta, det_arrays = self.detector.get_state()
+        meta = {
+            "format": "vlm-anomaly-model",
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "created": self.created,
+            "encoder": self.encoder.as_dict(),
+            "detector": det_meta,
+            "prompts": list(self.prompts),
+            "expected_objects": list(self.expected_objects),
+            "training": {
+                "videos": [v.as_dict() for v in self.videos],
+                "frames": self.n_frames,
+                "interval_ms": self.interval_ms,
+            },
+            "smoothing_window": self.smoothing_window,
+            "threshold": self.threshold,
+            "extra": self.extra,
+        }
+        arrays = {f"detector.{k}": v for k, v in det_arrays.items()}
+        if self.train_embeddings is not None:
+            arrays["train_embeddings"] = self.train_embeddings.astype(np.float16)
+        if self.train_refs is not None:
+            arrays["train_refs"] = self.train_refs.astype(np.int64)
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> AnomalyModel:
+        """Rebuild from :meth:`to_state`; raises ValueError/KeyError/TypeError on bad content."""
+        if meta.get("format") != "vlm-anomaly-model":
+            raise ValueError("not a vlm-anomaly model")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported format version {meta.get('format_version')!r}")
+        enc = EncoderIdentity.from_dict(meta["encoder"])
+        if not 0 < enc.dim <= 65536:
+            raise ValueError("encoder dim out of range")
+        det_meta = meta["detector"]
+        if int(det_meta["n_features_in"]) != enc.dim:
+            raise ValueError("detector dimension does not match the encoder's")
+        det_cls = get_detector_class(str(det_meta["name"]))
+        det_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("detector.")}
+        detector = det_cls.from_state(det_meta, det_arrays)
+        tr = meta.get("training", {})
+        videos = [
+            TrainingVideo(str(v["name"]), str(v["sha256"]), int(v["frames"]), float(v["duration_s"]))
+            for v in tr.get("videos", [])
+        ]
+        te = arrays.get("train_embeddings")
+        if te is not None and (te.ndim != 2 or te.shape[1] != enc.dim or not np.all(np.isfinite(te))):
+            raise ValueError("train_embeddings have the wrong shape or invalid values")
+        refs = arrays.get("train_refs")
+        if refs is not None and (te is None or refs.shape != (len(te), 3)):
+            raise ValueError("train_refs do not match train_embeddings")
+        threshold = float(meta.get("threshold", 0.0))
+        if not np.isfinite(threshold):
+            raise ValueError("threshold is not finite")
+        return cls(
+            encoder=enc,
+            detector=detector,
+            prompts=[str(p) for p in meta.get("prompts", [])],
+            expected_objects=[str(p) for p in meta.get("expected_objects", [])],
+            videos=videos,
+            interval_ms=int(tr.get("interval_ms", 500)),
+            smoothing_window=max(1, int(meta.get("smoothing_window", 5))),
+            threshold=threshold,
+            created=str(meta.get("created", "")),
+            name=str(meta.get("name", "")),
+            train_embeddings=te,
+            train_refs=refs,
+            extra=dict(meta.get("extra", {})),
+        )
+
+    def summary(self) -> dict:
+        """Metadata shown by ``models show`` and the dashboard (no arrays)."""
+        meta, arrays = self.to_state()
+        meta["arrays"] = {k: list(v.shape) for k, v in arrays.items()}
+        return meta

@@ -1,0 +1,162 @@
+"""Per-frame scoring results, anomalous segments, and their CSV/JSON exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .detectors import moving_average
+from .store.atomic import atomic_write_text
+
+#: score bands shown in timelines and reports (decision score, higher = more normal)
+SCORE_BANDS = (
+    ("very normal", 1.0, float("inf")),
+    ("normal", 0.0, 1.0),
+    ("borderline", -1.0, 0.0),
+    ("strong anomaly", float("-inf"), -1.0),
+)
+
+
+def band(score: float) -> str:
+    for name, lo, hi in SCORE_BANDS:
+        if lo <= score < hi:
+            return name
+    return "strong anomaly"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of consecutive anomalous frames."""
+
+    start_index: int  # position in the result arrays
+    end_index: int  # inclusive
+    start_time: float
+    end_time: float
+    worst_score: float
+    worst_position: int
+    worst_time: float
+
+    def as_dict(self) -> dict:
+        return {
+            "start_time": round(self.start_time, 3),
+            "end_time": round(self.end_time, 3),
+            "frames": self.end_index - self.start_index + 1,
+            "worst_score": round(self.worst_score, 6),
+            "worst_time": round(self.worst_time, 3),
+        }
+
+
+@dataclass
+class ScoreResult:
+    """Everything a user checks after scoring one video.
+
+    ``labels`` are True for anomalous frames (smoothed score below the threshold); change the
+    threshold with :meth:`relabel` without re-encoding anything.
+    """
+
+    source: str
+    model: str
+    frame_indices: np.ndarray
+    timestamps: np.ndarray
+    raw_scores: np.ndarray
+    smoothed_scores: np.ndarray
+    threshold: float
+    smoothing_window: int
+    descriptions: list[str] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
+    embeddings: np.ndarray | None = field(default=None, repr=False)
+    timing: dict = field(default_factory=dict)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.smoothed_scores < self.threshold
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.raw_scores)
+
+    @property
+    def n_anomalies(self) -> int:
+        return int(self.labels.sum())
+
+    @property
+    def anomaly_rate(self) -> float:
+        return self.n_anomalies / self.n_frames if self.n_frames else 0.0
+
+    def relabel(self, threshold: float, window: int | None = None) -> ScoreResult:
+        """A copy with another threshold (and optionally smoothing window), no re-encoding."""
+        w = window or self.smoothing_window
+        smooth = self.smoothed_scores if w == self.smoothing_window else moving_average(self.raw_scores, w)
+        return ScoreResult(self.source, self.model, self.frame_indices, self.timestamps, self.raw_scores,
+                           smooth, threshold, w, self.descriptions, self.confidences, self.embeddings,
+                           self.timing)
+
+    def segments(self) -> list[Segment]:
+        lab = self.labels
+        out: list[Segment] = []
+        i, n = 0, len(lab)
+        while i < n:
+            if not lab[i]:
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and lab[j + 1]:
+                j += 1
+            k = i + int(np.argmin(self.smoothed_scores[i : j + 1]))
+            out.append(Segment(i, j, float(self.timestamps[i]), float(self.timestamps[j]),
+                               float(self.smoothed_scores[k]), k, float(self.timestamps[k])))
+            i = j + 1
+        return out
+
+    def summary(self) -> dict:
+        segs = sorted(self.segments(), key=lambda s: s.worst_score)
+        return {
+            "source": self.source,
+            "model": self.model,
+            "frames": self.n_frames,
+            "anomalies": self.n_anomalies,
+            "anomaly_rate": round(self.anomaly_rate, 6),
+            "threshold": self.threshold,
+            "smoothing_window": self.smoothing_window,
+            "lowest_score": round(float(self.smoothed_scores.min()), 6) if self.n_frames else None,
+            "mean_score": round(float(self.raw_scores.mean()), 6) if self.n_frames else None,
+            "segments": [s.as_dict() for s in segs],
+            "timing": self.timing,
+        }
+
+    def rows(self) -> list[dict]:
+        lab = self.labels
+        return [
+            {
+                "index": int(self.frame_indices[i]),
+                "time": round(float(self.timestamps[i]), 3),
+                "raw_score": round(float(self.raw_scores[i]), 6),
+                "smoothed_score": round(float(self.smoothed_scores[i]), 6),
+                "label": "anomaly" if lab[i] else "normal",
+                "description": self.descriptions[i] if i < len(self.descriptions) else "",
+                "confidence": round(float(self.confidences[i]), 4) if i < len(self.confidences) else None,
+            }
+            for i in range(self.n_frames)
+        ]
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        fields = ["index", "time", "raw_score", "smoothed_score", "label", "description", "confidence"]
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        w.writerows(self.rows())
+        return buf.getvalue()
+
+    def to_json(self) -> str:
+        return json.dumps({"summary": self.summary(), "frames": self.rows()}, indent=2)
+
+    def write_csv(self, path: str | Path) -> None:
+        atomic_write_text(path, self.to_csv())
+
+    def write_json(self, path: str | Path) -> None:
+        atomic_write_text(path, self.to_json())

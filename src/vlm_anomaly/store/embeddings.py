@@ -1,0 +1,80 @@
+"""Embedding cache: embeddings (never frames) of a video, keyed by content + sampling + encoder.
+
+Why: re-training or re-scoring the same video must not decode or encode it again. An unwritable
+or full cache folder degrades to "no cache" with a warning, never a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CachedEmbeddings:
+    indices: np.ndarray
+    timestamps: np.ndarray
+    embeddings: np.ndarray
+
+
+class EmbeddingCache:
+    """Files ``<root>/embeddings/<key>.npz`` holding indices, timestamps and embeddings."""
+
+    def __init__(self, root: str | Path | None, *, enabled: bool = True):
+        self.root = Path(root).expanduser() / "embeddings" if root else None
+        self.enabled = enabled and root is not None
+        self._warned = False
+
+    @staticmethod
+    def key(content_sha256: str, encoder_key: str, interval_ms: int, max_side: int, max_frames: int) -> str:
+        raw = f"{content_sha256}|{encoder_key}|{interval_ms}|{max_side}|{max_frames}|v1"
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def get(self, key: str, dim: int) -> CachedEmbeddings | None:
+        if not self.enabled:
+            return None
+        path = self.root / f"{key}.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                item = CachedEmbeddings(z["indices"], z["timestamps"], z["embeddings"].astype(np.float32))
+            if item.embeddings.ndim != 2 or item.embeddings.shape[1] != dim:
+                return None
+            if not (len(item.indices) == len(item.timestamps) == len(item.embeddings)):
+                return None
+            return item
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable cache entry %s: %s", path.name, exc)
+            return None
+
+    def put(self, key: str, item: CachedEmbeddings) -> None:
+        if not self.enabled:
+            return
+        buf = io.BytesIO()
+        np.savez(buf, indices=item.indices, timestamps=item.timestamps, embeddings=item.embeddings)
+        try:
+            atomic_write_bytes(self.root / f"{key}.npz", buf.getvalue())
+        except OSError as exc:
+            if not self._warned:
+                log.warning("embedding cache disabled: cannot write to %s (%s)", self.root, exc)
+                self._warned = True
+            self.enabled = False
+
+    def clear(self) -> int:
+        if not self.root or not self.root.is_dir():
+            return 0
+        n = 0
+        for p in self.root.glob("*.npz"):
+            p.unlink(missing_ok=True)
+            n += 1
+        return n

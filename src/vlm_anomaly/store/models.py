@@ -1,0 +1,272 @@
+"""Named models in a folder, one file each, never unpickled.
+
+File format (``NAME.vlmodel``, format version 1) - a ZIP archive holding:
+
+* ``model.json`` - metadata: format name and version, encoder identity, detector name, parameters
+  and threshold, prompts, training summary (videos with SHA-256, frame counts, interval, date);
+* ``arrays/<name>.npy`` - numeric arrays in NumPy's ``.npy`` format, read with
+  ``allow_pickle=False`` (object arrays are refused), sizes checked before reading.
+
+Writes go to a temp file then ``os.replace``: a crash mid-save leaves the previous model intact.
+A lock file serialises writers across processes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CorruptModelError, InvalidModelNameError, ModelNotFoundError
+from ..model import AnomalyModel
+from .atomic import atomic_write_bytes, file_lock
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".vlmodel"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_FILE_BYTES = 1 << 30  # 1 GiB per model file
+MAX_JSON_BYTES = 4 << 20
+MAX_ARRAYS = 64
+_ALLOWED_DTYPES = {"f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1"}
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a safe model name, else raise :class:`InvalidModelNameError`."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name or name.endswith("."):
+        shown = repr(name)[:70]
+        raise InvalidModelNameError(
+            f"invalid model name {shown}: use 1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of ``models list``."""
+
+    name: str
+    encoder: str
+    detector: str
+    frames: int
+    videos: int
+    created: str
+    size_bytes: int
+
+
+class ModelStore:
+    """Save, load, list, show, rename and delete named models under one folder.
+
+    Example:
+        >>> store = ModelStore("~/.vlm-anomaly/models")  # doctest: +SKIP
+        >>> store.save(model, "office-day")  # doctest: +SKIP
+        >>> store.load("office-day").n_frames  # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser()
+
+    # -- paths ----------------------------------------------------------------------------
+    def path_for(self, name: str) -> Path:
+        validate_name(name)
+        root = self.root.resolve()
+        path = root / f"{name}{SUFFIX}"
+        if path.parent != root:
+            raise InvalidModelNameError(f"invalid model name {name!r}")
+        return path
+
+    def _lock(self):
+        return file_lock(self.root / ".lock")
+
+    # -- API ------------------------------------------------------------------------------
+    def exists(self, name: str) -> bool:
+        p = self.path_for(name)
+        return p.is_file() and not p.is_symlink()
+
+    def save(self, model: AnomalyModel, name: str, *, overwrite: bool = True) -> Path:
+        path = self.path_for(name)
+        model.name = name
+        data = encode_model(model)
+        with self._lock():
+            if path.is_symlink():
+                raise InvalidModelNameError(f"refusing to write through a symlink: {path.name}")
+            if path.exists() and not overwrite:
+                raise InvalidModelNameError(f"a model named {name!r} already exists")
+            atomic_write_bytes(path, data)
+        log.info("saved model %s (%d bytes)", name, len(data))
+        return path
+
+    def load(self, name: str) -> AnomalyModel:
+        path = self.path_for(name)
+        if path.is_symlink():
+            raise CorruptModelError(f"model {name!r} is a symlink; refusing to follow it")
+        if not path.is_file():
+            raise ModelNotFoundError(f"no model named {name!r} in {self.root}")
+        model = read_model_file(path)
+        model.name = name
+        return model
+
+    def show(self, name: str) -> dict:
+        model = self.load(name)
+        info = model.summary()
+        info["file"] = str(self.path_for(name))
+        info["size_bytes"] = self.path_for(name).stat().st_size
+        return info
+
+    def list(self) -> list[ModelInfo]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for p in sorted(self.root.glob(f"*{SUFFIX}")):
+            name = p.name[: -len(SUFFIX)]
+            if p.is_symlink() or not NAME_RE.fullmatch(name):
+                continue
+            try:
+                meta = read_model_meta(p)
+                out.append(
+                    ModelInfo(
+                        name=name,
+                        encoder=f"{meta['encoder']['backend']}:{meta['encoder']['model']}"
+                        f"/{meta['encoder'].get('pretrained', '')}",
+                        detector=str(meta["detector"]["name"]),
+                        frames=int(meta.get("training", {}).get("frames", 0)),
+                        videos=len(meta.get("training", {}).get("videos", [])),
+                        created=str(meta.get("created", "")),
+                        size_bytes=p.stat().st_size,
+                    )
+                )
+            except (CorruptModelError, KeyError, TypeError, ValueError) as exc:
+                log.warning("skipping unreadable model file %s: %s", p.name, exc)
+        return out
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.list()]
+
+    def delete(self, name: str) -> None:
+        path = self.path_for(name)
+        with self._lock():
+            if not (path.is_file() or path.is_symlink()):
+                raise ModelNotFoundError(f"no model named {name!r} in {self.root}")
+            path.unlink()
+
+    def rename(self, old: str, new: str) -> None:
+        src, dst = self.path_for(old), self.path_for(new)
+        with self._lock():
+            if not src.is_file() or src.is_symlink():
+                raise ModelNotFoundError(f"no model named {old!r} in {self.root}")
+            if dst.exists():
+                raise InvalidModelNameError(f"a model named {new!r} already exists")
+            model = read_model_file(src)
+            model.name = new
+            atomic_write_bytes(dst, encode_model(model))
+            src.unlink()
+
+
+# -- file format -------------------------------------------------------------------------
+
+def encode_model(model: AnomalyModel) -> bytes:
+    meta, arrays = model.to_state()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model.json", json.dumps(meta, indent=2, allow_nan=False))
+        for key, arr in arrays.items():
+            b = io.BytesIO()
+            np.save(b, np.ascontiguousarray(arr), allow_pickle=False)
+            zf.writestr(f"arrays/{key}.npy", b.getvalue())
+    return buf.getvalue()
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CorruptModelError(f"{path.name}: file too large ({size} bytes)")
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CorruptModelError(f"{path.name}: not a model file ({exc})") from None
+
+
+def _read_json(zf: zipfile.ZipFile, name: str) -> dict:
+    try:
+        info = zf.getinfo("model.json")
+    except KeyError:
+        raise CorruptModelError(f"{name}: model.json missing") from None
+    if info.file_size > MAX_JSON_BYTES:
+        raise CorruptModelError(f"{name}: model.json too large")
+    try:
+        meta = json.loads(zf.read(info).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CorruptModelError(f"{name}: unreadable model.json ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CorruptModelError(f"{name}: model.json is not an object")
+    return meta
+
+
+def read_model_meta(path: Path) -> dict:
+    with _open_zip(path) as zf:
+        return _read_json(zf, path.name)
+
+
+def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int]) -> np.ndarray:
+    if info.file_size > budget[0]:
+        raise CorruptModelError(f"array {info.filename} declares {info.file_size} bytes: too large")
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise CorruptModelError(f"array {info.filename}: unsupported npy version {version}")
+        if dtype.hasobject or dtype.str[1:] not in _ALLOWED_DTYPES:
+            raise CorruptModelError(f"array {info.filename}: dtype {dtype} not allowed")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        nbytes = count * dtype.itemsize
+        if nbytes > budget[0] or nbytes > info.file_size:
+            raise CorruptModelError(f"array {info.filename}: declared shape {shape} is too large")
+        data = fh.read(nbytes)
+        if len(data) != nbytes:
+            raise CorruptModelError(f"array {info.filename}: truncated")
+        budget[0] -= nbytes
+        arr = np.frombuffer(data, dtype=dtype)
+        return arr.reshape(shape, order="F" if fortran else "C").copy()
+
+
+def read_model_file(path: Path) -> AnomalyModel:
+    """Load and validate a model file; any problem raises :class:`CorruptModelError`."""
+    with _open_zip(path) as zf:
+        meta = _read_json(zf, path.name)
+        arrays: dict[str, np.ndarray] = {}
+        budget = [MAX_FILE_BYTES * 4]
+        members = [i for i in zf.infolist() if i.filename != "model.json"]
+        if len(members) > MAX_ARRAYS:
+            raise CorruptModelError(f"{path.name}: too many members")
+        for info in members:
+            m = re.fullmatch(r"arrays/([A-Za-z0-9_.]{1,64})\.npy", info.filename)
+            if not m:
+                raise CorruptModelError(f"{path.name}: unexpected member {info.filename[:80]!r}")
+            try:
+                arrays[m.group(1)] = _read_array(zf, info, budget)
+            except CorruptModelError:
+                raise
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise CorruptModelError(f"{path.name}: bad array {info.filename} ({exc})") from None
+    try:
+        return AnomalyModel.from_state(meta, arrays)
+    except CorruptModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any inconsistency means a bad file
+        raise CorruptModelError(f"{path.name}: invalid model ({type(exc).__name__}: {exc})") from None
+
+
+def model_store_from_settings(settings) -> ModelStore:
+    return ModelStore(settings.models_path)
+
+

@@ -1,0 +1,28 @@
+"""Decoding and sampling of video files, frame folders and streams."""
+
+from .frames import Frame, VideoInfo
+from .sampler import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    batched,
+    content_hash,
+    list_frame_files,
+    prefetch,
+    probe,
+    sample_frames,
+    source_kind,
+)
+
+__all__ = [
+    "Frame",
+    "VideoInfo",
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "batched",
+    "content_hash",
+    "list_frame_files",
+    "prefetch",
+    "probe",
+    "sample_frames",
+    "source_kind",
+]
