@@ -67,6 +67,12 @@ class Settings(BaseModel):
     # caches
     embedding_cache: bool = True
 
+    # resource limits (robustness): unattended jobs must not exhaust memory, disk or time.
+    max_upload_mb: int = 2048  # uploads larger than this are refused by the UI/API (0 = no limit)
+    # files/folders declaring a longer length are refused before decoding; when the length only
+    # shows while decoding, they are truncated at the limit with a warning (0 = no limit)
+    max_duration_s: float = 0
+
     log_level: str = "WARNING"
 
     @field_validator("interval_ms")
@@ -81,6 +87,13 @@ class Settings(BaseModel):
     def _positive(cls, v: int) -> int:
         if v < 1:
             raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("max_upload_mb", "max_duration_s", "max_frames", "max_side")
+    @classmethod
+    def _non_negative(cls, v):
+        if v < 0:
+            raise ValueError("must be 0 (no limit) or positive")
         return v
 
     @field_validator("nu")

@@ -16,6 +16,12 @@ class InvalidVideoError(VlmAnomalyError):
     status_code = 422
 
 
+class VideoTooLongError(InvalidVideoError):
+    """A source over a configured resource limit (duration ``max_duration_s``, or frame size)."""
+
+    status_code = 413
+
+
 class ModelNotFoundError(VlmAnomalyError):
     """No saved model under that name."""
 
@@ -46,6 +52,12 @@ class EncoderUnavailableError(VlmAnomalyError):
     """An encoder whose weights cannot be had (offline, missing file, unknown name)."""
 
     status_code = 503
+
+
+class StorageError(VlmAnomalyError):
+    """The store cannot write (disk full, read-only folder): nothing was changed."""
+
+    status_code = 507
 
 
 class ConfigError(VlmAnomalyError):

@@ -137,20 +137,26 @@ class Pipeline:
         keep_frames: bool = False,
         interval_ms: int | None = None,
     ) -> list[EmbeddedVideo]:
-        """Embed several sources as one stream of batches (no per-video reloads), cache-aware."""
-        enc = encoder or self.encoder
+        """Embed several sources as one stream of batches (no per-video reloads), cache-aware.
+
+        Every source is checked (exists, opens, within the limits) before the encoder is built,
+        so a bad path fails in a second, not after loading a model.
+        """
         s = self.settings
+        for src in sources:
+            if source_kind(str(src)) not in ("file", "folder"):
+                raise InvalidVideoError(f"{src}: only video files and frame folders can be embedded offline")
+            probe(src, max_duration_s=s.max_duration_s)
+        enc = encoder or self.encoder
         interval = s.interval_ms if interval_ms is None else interval_ms
         progress = progress or _noop
         results: list[EmbeddedVideo | None] = [None] * len(sources)
         todo: list[tuple[int, str, str, str]] = []
         for i, src in enumerate(sources):
             src = str(src)
-            kind = source_kind(src)
-            if kind not in ("file", "folder"):
-                raise InvalidVideoError(f"{src}: only video files and frame folders can be embedded offline")
             sha = content_hash(src)
-            key = EmbeddingCache.key(sha, enc.identity.key, interval, s.max_side, s.max_frames)
+            key = EmbeddingCache.key(sha, enc.identity.key, interval, s.max_side, s.max_frames,
+                                     s.max_duration_s)
             hit = None if keep_frames else self.cache.get(key, enc.dim)
             if hit is not None:
                 results[i] = EmbeddedVideo(src, sha, hit.indices, hit.timestamps, hit.embeddings, True)
@@ -165,7 +171,7 @@ class Pipeline:
             def frames() -> Iterator[tuple[int, Frame]]:
                 for i, src, _, _ in todo:
                     for f in sample_frames(src, interval_ms=interval, max_side=s.max_side,
-                                           max_frames=s.max_frames):
+                                           max_frames=s.max_frames, max_duration_s=s.max_duration_s):
                         yield i, f
 
             for batch in batched(prefetch(frames(), maxsize=max(2 * s.batch_size, 32)), s.batch_size):
@@ -202,8 +208,8 @@ class Pipeline:
         if not sources and not embedded:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
+        vids = embedded if embedded is not None else self.embed(sources, progress=progress)
         enc = self.encoder
-        vids = embedded if embedded is not None else self.embed(sources, encoder=enc, progress=progress)
         X = np.concatenate([v.embeddings for v in vids])
         if len(X) < 2:
             raise InvalidVideoError(

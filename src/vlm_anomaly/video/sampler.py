@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import threading
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -20,7 +21,7 @@ import av
 import cv2
 import numpy as np
 
-from ..errors import InvalidVideoError
+from ..errors import InvalidVideoError, VideoTooLongError
 from .frames import Frame, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,17 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 DEFAULT_FOLDER_FPS = 25.0
 FALLBACK_FPS = 30.0
+#: Frames larger than this are refused before decoding (8192 x 8192: covers 8K UHD and DCI 8K).
+#: Why: one decoded frame of a forged 30000 x 30000 video or image would need gigabytes.
+MAX_PIXELS = 8192 * 8192
 # Sampling tolerance: a frame a hair before the grid point still counts (timestamps are rounded).
 _EPS = 1e-3
 
-av.logging.set_level(av.logging.PANIC)
+# No Python log callback: with PANIC (or any level) PyAV routes FFmpeg *error* logs through a
+# callback that takes the GIL from FFmpeg's decoder threads, which deadlocks when a damaged file
+# makes a worker thread log while the main thread closes the decoder (found by the bad-media
+# corpus: a zeroed H.264 payload hung the process). ``None`` is PyAV's safe, silent default.
+av.logging.set_level(None)
 
 
 def _natural_key(name: str) -> list:
@@ -75,30 +83,38 @@ def _scaled_size(w: int, h: int, max_side: int) -> tuple[int, int]:
     return max(2, int(round(w * s)) // 2 * 2), max(2, int(round(h * s)) // 2 * 2)
 
 
-def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoInfo:
-    """Read a source's metadata without decoding it; raises :class:`InvalidVideoError`."""
+def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_duration_s: float = 0
+          ) -> VideoInfo:
+    """Read a source's metadata without decoding it; raises :class:`InvalidVideoError`.
+
+    With ``max_duration_s``, a file or folder that declares a longer length raises
+    :class:`VideoTooLongError` (the same check :func:`sample_frames` makes), so callers can refuse
+    it before loading an encoder.
+    """
     src = str(source)
     path = Path(src)
     if path.is_dir():
         files = list_frame_files(path)
         if not files:
             raise InvalidVideoError(f"{path}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
-        first = _read_image(files[0])
+        first = next((img for img in map(_read_image, files) if img is not None), None)
         if first is None:
-            raise InvalidVideoError(f"{files[0]}: unreadable image")
+            raise InvalidVideoError(f"{path}: unreadable image frames ({files[0].name}, ...)")
+        _check_duration(src, (len(files) - 1) / folder_fps, max_duration_s)
         return VideoInfo(src, "folder", first.shape[1], first.shape[0], folder_fps, len(files))
     if not is_stream_url(src):
         _check_file(path)
     try:
         with av.open(src, timeout=10.0) as container:
-            if not container.streams.video:
-                raise InvalidVideoError(f"{src}: no video stream")
-            st = container.streams.video[0]
+            st = _video_stream(container, src)
             fps = _stream_fps(st)
             count = st.frames or 0
             if not count and container.duration and fps:
                 count = int(container.duration / av.time_base * fps)
             cc = st.codec_context
+            _check_pixels(src, cc.width, cc.height)
+            if not is_stream_url(src):
+                _check_duration(src, _declared_duration(container, st), max_duration_s)
             return VideoInfo(src, "stream" if is_stream_url(src) else "file", cc.width, cc.height,
                              fps, count, cc.name or "")
     except InvalidVideoError:
@@ -108,8 +124,45 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS) -> Vide
 
 
 def _short(exc: BaseException) -> str:
+    """One short line saying why: FFmpeg's reason without its errno and the repeated path."""
+    if isinstance(exc, av.FFmpegError) and getattr(exc, "strerror", None):
+        return str(exc.strerror)[:200]
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return msg[:200]
+
+
+def _video_stream(container, src: str):
+    """The first video stream, if FFmpeg has a decoder for it."""
+    if not container.streams.video:
+        raise InvalidVideoError(f"{src}: no video stream")
+    st = container.streams.video[0]
+    if st.codec_context is None:  # PyAV gives no codec context when no decoder exists
+        raise InvalidVideoError(f"{src}: unsupported or unrecognised video codec")
+    return st
+
+
+def _check_pixels(src: str, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise VideoTooLongError(
+            f"{src}: frame size {width}x{height} is over the limit of {MAX_PIXELS // 1_000_000} "
+            "megapixels"
+        )
+
+
+def _check_duration(src: str, duration_s: float, limit_s: float) -> None:
+    """Refuse up front a source whose declared length is over ``limit_s`` (0 = no limit)."""
+    if limit_s > 0 and duration_s > limit_s + _EPS:
+        raise VideoTooLongError(
+            f"{src}: {duration_s:.1f} s long, over the limit of {limit_s:g} s (max_duration_s)"
+        )
+
+
+def _declared_duration(container, st) -> float:
+    if st.duration and st.time_base:
+        return float(st.duration * st.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return 0.0
 
 
 def _check_file(path: Path) -> None:
@@ -131,8 +184,30 @@ def _stream_fps(st) -> float:
     return 0.0
 
 
+def _image_pixels(path: Path) -> int:
+    """Pixel count from the image header alone (0 if unreadable), so bombs are never decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.width * im.height
+    except Image.DecompressionBombError:
+        return MAX_PIXELS + 1
+    except (OSError, UnidentifiedImageError, ValueError):
+        return 0
+
+
 def _read_image(path: Path) -> np.ndarray | None:
-    data = np.fromfile(str(path), dtype=np.uint8)
+    """RGB array of an image file, or None when it is unreadable or over :data:`MAX_PIXELS`."""
+    if _image_pixels(path) > MAX_PIXELS:
+        log.warning("%s: image over %d pixels refused", path, MAX_PIXELS)
+        return None
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
     if data.size == 0:
         return None
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # grayscale and 16-bit are converted to 8-bit BGR
@@ -148,6 +223,7 @@ def sample_frames(
     max_side: int = 0,
     max_frames: int = 0,
     folder_fps: float = DEFAULT_FOLDER_FPS,
+    max_duration_s: float = 0,
 ) -> Iterator[Frame]:
     """Yield sampled frames of a video file, stream URL or frame folder.
 
@@ -157,9 +233,14 @@ def sample_frames(
         max_side: downscale frames whose longer side exceeds this (0 = never).
         max_frames: stop after this many sampled frames (0 = no limit).
         folder_fps: frame rate assumed for frame folders (they carry no timing).
+        max_duration_s: length limit for files and folders (0 = none; live streams are exempt).
+            A source that declares a longer length is refused before decoding
+            (:class:`VideoTooLongError`); one whose length only shows while decoding (no or wrong
+            container duration) is truncated at the limit with a warning.
 
     Raises:
         InvalidVideoError: the source cannot be opened or yields no frame at all.
+        VideoTooLongError: declared length or frame size over the limits.
 
     Example:
         >>> frames = list(sample_frames("clip.mp4", interval_ms=500))  # doctest: +SKIP
@@ -167,12 +248,17 @@ def sample_frames(
         (0, 0.0)
     """
     src = str(source)
+    limit = 0.0 if is_stream_url(src) else float(max_duration_s or 0)
     if Path(src).is_dir():
-        it = _sample_folder(Path(src), interval_ms, max_side, folder_fps)
+        it = _sample_folder(Path(src), interval_ms, max_side, folder_fps, limit)
     else:
-        it = _sample_container(src, interval_ms, max_side)
+        it = _sample_container(src, interval_ms, max_side, limit)
     n = 0
     for frame in it:
+        if limit and frame.timestamp > limit + _EPS:
+            log.warning("%s: truncated at max_duration_s=%g s", src, limit)
+            it.close()
+            return
         yield frame
         n += 1
         if max_frames and n >= max_frames:
@@ -182,10 +268,12 @@ def sample_frames(
         raise InvalidVideoError(f"{src}: no decodable frame")
 
 
-def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float) -> Iterator[Frame]:
+def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
+                   limit_s: float = 0) -> Iterator[Frame]:
     files = list_frame_files(folder)
     if not files:
         raise InvalidVideoError(f"{folder}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
+    _check_duration(str(folder), (len(files) - 1) / fps, limit_s)
     grid = _Grid(interval_ms)
     skipped = 0
     for i, f in enumerate(files):
@@ -206,7 +294,7 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float) ->
         log.warning("%s: %d unreadable image(s) skipped", folder, skipped)
 
 
-def _sample_container(src: str, interval_ms: int, max_side: int) -> Iterator[Frame]:
+def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float = 0) -> Iterator[Frame]:
     if not is_stream_url(src):
         _check_file(Path(src))
     try:
@@ -214,9 +302,9 @@ def _sample_container(src: str, interval_ms: int, max_side: int) -> Iterator[Fra
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise InvalidVideoError(f"{src}: not a readable video ({_short(exc)})") from None
     with container:
-        if not container.streams.video:
-            raise InvalidVideoError(f"{src}: no video stream")
-        st = container.streams.video[0]
+        st = _video_stream(container, src)
+        _check_pixels(src, st.codec_context.width, st.codec_context.height)
+        _check_duration(src, _declared_duration(container, st), limit_s)
         st.thread_type = "AUTO"
         fps = _stream_fps(st) or FALLBACK_FPS
         tb = float(st.time_base) if st.time_base else 0.0
@@ -246,7 +334,7 @@ def _sample_container(src: str, interval_ms: int, max_side: int) -> Iterator[Fra
                 else:
                     img = frame.to_ndarray(format="rgb24")
                 yield Frame(index, round(t, 6), img, src)
-        except (av.FFmpegError, ValueError, MemoryError) as exc:
+        except (av.FFmpegError, ValueError, MemoryError, OSError) as exc:
             if not decoded_any:
                 raise InvalidVideoError(f"{src}: cannot decode ({_short(exc)})") from None
             log.warning("%s: decoding stopped after frame %d (%s); partial result", src, index, _short(exc))
@@ -358,3 +446,6 @@ __all__ = [
 ]
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# cv2 read the variable at import; set the level directly so damaged images do not print
+# "[ WARN:...] libpng ..." lines on stderr (the sampler logs its own one-line warning).
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
