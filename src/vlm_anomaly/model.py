@@ -152,16 +152,22 @@ class AnomalyModel:
         if refs is not None and (te is None or refs.shape != (len(te), 3)):
             raise ValueError("train_refs do not match train_embeddings")
         threshold = float(meta.get("threshold", 0.0))
-        if not np.isfinite(threshold):
+        if not np.isfinite(threshold) or not np.isfinite(detector.threshold_):
             raise ValueError("threshold is not finite")
+        interval_ms = int(tr.get("interval_ms", 500))
+        if not 0 <= interval_ms <= 3_600_000:
+            raise ValueError(f"interval_ms {interval_ms} out of range")
+        window = int(meta.get("smoothing_window", 5))
+        if not 1 <= window <= 100_000:
+            raise ValueError(f"smoothing_window {window} out of range")
         return cls(
             encoder=enc,
             detector=detector,
             prompts=[str(p) for p in meta.get("prompts", [])],
             expected_objects=[str(p) for p in meta.get("expected_objects", [])],
             videos=videos,
-            interval_ms=int(tr.get("interval_ms", 500)),
-            smoothing_window=max(1, int(meta.get("smoothing_window", 5))),
+            interval_ms=interval_ms,
+            smoothing_window=window,
             threshold=threshold,
             created=str(meta.get("created", "")),
             name=str(meta.get("name", "")),

@@ -180,19 +180,22 @@ class OpenClipEncoder(Encoder):
             return self._text_cache[key]
         path = self.cache_dir / "text" / f"{key}.npy" if self.cache_dir else None
         emb = None
-        if path is not None and path.is_file():
+        if path is not None:
             try:
                 emb = np.load(path, allow_pickle=False)
                 if emb.shape != (len(labels), self.dim):
                     emb = None
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError, AttributeError):
                 emb = None
         if emb is None:
             emb = self.encode_text(prompt_texts(labels))
             if path is not None:
                 from ..store.atomic import atomic_save_npy
 
-                atomic_save_npy(path, emb)
+                try:
+                    atomic_save_npy(path, emb)
+                except OSError as exc:  # read-only or full cache: work on without it
+                    log.warning("prompt-embedding cache not written (%s): %s", path.parent, exc)
         self._text_cache[key] = emb
         return emb
 

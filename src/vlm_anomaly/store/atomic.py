@@ -67,7 +67,8 @@ def file_lock(path: str | Path, *, shared: bool = False) -> Iterator[None]:
     """An advisory ``flock`` on ``path`` (created if missing): one writer at a time across processes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # O_NOFOLLOW: a lock file replaced by a symlink must not create or open a file elsewhere
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield

@@ -35,17 +35,20 @@ class EmbeddingCache:
         self._warned = False
 
     @staticmethod
-    def key(content_sha256: str, encoder_key: str, interval_ms: int, max_side: int, max_frames: int) -> str:
+    def key(content_sha256: str, encoder_key: str, interval_ms: int, max_side: int, max_frames: int,
+            max_duration_s: float = 0) -> str:
         raw = f"{content_sha256}|{encoder_key}|{interval_ms}|{max_side}|{max_frames}|v1"
+        if max_duration_s:  # a truncated video has other embeddings (keys without a limit unchanged)
+            raw += f"|d{max_duration_s:g}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     def get(self, key: str, dim: int) -> CachedEmbeddings | None:
         if not self.enabled:
             return None
         path = self.root / f"{key}.npz"
-        if not path.is_file():
-            return None
         try:
+            if not path.is_file():
+                return None
             with np.load(path, allow_pickle=False) as z:
                 item = CachedEmbeddings(z["indices"], z["timestamps"], z["embeddings"].astype(np.float32))
             if item.embeddings.ndim != 2 or item.embeddings.shape[1] != dim:

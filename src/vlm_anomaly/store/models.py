@@ -8,7 +8,18 @@ File format (``NAME.vlmodel``, format version 1) - a ZIP archive holding:
   ``allow_pickle=False`` (object arrays are refused), sizes checked before reading.
 
 Writes go to a temp file then ``os.replace``: a crash mid-save leaves the previous model intact.
-A lock file serialises writers across processes.
+A lock file serialises writers across processes; temp files left by a killed writer are removed
+by the next save.
+
+Model files are untrusted input. Reading checks, before using anything: a regular file (never a
+FIFO or device), the file size, the declared size of every member (total
+:data:`MAX_ARRAY_BYTES`), each ``.npy`` header's dtype (numbers only) and shape against the bytes
+actually present, JSON without NaN/Infinity, then every value's range and every array's shape.
+
+Paths: a model name is a safe file name, never a path. Model files that are symlinks are refused
+(read and write), so the store never reads or writes outside its folder through them. The store
+root itself may be a symlink (a store moved to a bigger disk): it is resolved once, and that
+folder is "the store".
 """
 
 from __future__ import annotations
@@ -16,14 +27,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import CorruptModelError, InvalidModelNameError, ModelNotFoundError
+from ..errors import CorruptModelError, InvalidModelNameError, ModelNotFoundError, StorageError
 from ..model import AnomalyModel
 from .atomic import atomic_write_bytes, file_lock
 
@@ -34,6 +47,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_FILE_BYTES = 1 << 30  # 1 GiB per model file
 MAX_JSON_BYTES = 4 << 20
 MAX_ARRAYS = 64
+MAX_ARRAY_BYTES = 1 << 30  # decompressed size of all arrays together (zip bombs stop here)
 _ALLOWED_DTYPES = {"f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1"}
 
 
@@ -83,7 +97,27 @@ class ModelStore:
         return path
 
     def _lock(self):
-        return file_lock(self.root / ".lock")
+        try:
+            return file_lock(self.root / ".lock")
+        except OSError as exc:
+            raise StorageError(f"cannot lock the model store {self.root}: {exc.strerror or exc}") from None
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot save model file {path.name} in {self.root}: {exc.strerror or exc}; "
+                "the previous version (if any) is unchanged"
+            ) from None
+
+    def _remove_stale_temps(self) -> None:
+        """Temp files of writers killed mid-save (callers hold the lock, so none is in use)."""
+        for p in self.root.glob(f".*{SUFFIX}.*.tmp"):
+            try:
+                p.unlink()
+            except OSError:
+                pass
 
     # -- API ------------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
@@ -99,7 +133,8 @@ class ModelStore:
                 raise InvalidModelNameError(f"refusing to write through a symlink: {path.name}")
             if path.exists() and not overwrite:
                 raise InvalidModelNameError(f"a model named {name!r} already exists")
-            atomic_write_bytes(path, data)
+            self._remove_stale_temps()
+            self._write(path, data)
         log.info("saved model %s (%d bytes)", name, len(data))
         return path
 
@@ -126,8 +161,8 @@ class ModelStore:
         out = []
         for p in sorted(self.root.glob(f"*{SUFFIX}")):
             name = p.name[: -len(SUFFIX)]
-            if p.is_symlink() or not NAME_RE.fullmatch(name):
-                continue
+            if p.is_symlink() or not p.is_file() or not NAME_RE.fullmatch(name):
+                continue  # a FIFO named like a model would block a reader: skip anything odd
             try:
                 meta = read_model_meta(p)
                 out.append(
@@ -165,7 +200,7 @@ class ModelStore:
                 raise InvalidModelNameError(f"a model named {new!r} already exists")
             model = read_model_file(src)
             model.name = new
-            atomic_write_bytes(dst, encode_model(model))
+            self._write(dst, encode_model(model))
             src.unlink()
 
 
@@ -183,14 +218,43 @@ def encode_model(model: AnomalyModel) -> bytes:
     return buf.getvalue()
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise CorruptModelError(f"{path.name}: file too large ({size} bytes)")
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CorruptModelError(f"{path.name}: not a model file ({exc})") from None
+class _Archive:
+    """Open a model file as a ZIP archive, only if it is a regular file of sane size.
+
+    ``O_NONBLOCK``: a FIFO named like a model cannot block the reader; ``fstat`` on the open
+    descriptor checks the very file that is read.
+    """
+
+    def __init__(self, path: Path):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise CorruptModelError(f"{path.name}: cannot open model file ({exc.strerror or exc})") from None
+        self.fh = os.fdopen(fd, "rb")
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CorruptModelError(f"{path.name}: not a regular file")
+            if st.st_size > MAX_FILE_BYTES:
+                raise CorruptModelError(f"{path.name}: file too large ({st.st_size} bytes)")
+            self.zf = zipfile.ZipFile(self.fh)
+        except CorruptModelError:
+            self.fh.close()
+            raise
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            self.fh.close()
+            raise CorruptModelError(f"{path.name}: not a model file ({_short(exc)})") from None
+
+    def __enter__(self) -> zipfile.ZipFile:
+        return self.zf
+
+    def __exit__(self, *exc) -> None:
+        self.zf.close()
+        self.fh.close()
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed in a model file")
 
 
 def _read_json(zf: zipfile.ZipFile, name: str) -> dict:
@@ -201,16 +265,23 @@ def _read_json(zf: zipfile.ZipFile, name: str) -> dict:
     if info.file_size > MAX_JSON_BYTES:
         raise CorruptModelError(f"{name}: model.json too large")
     try:
-        meta = json.loads(zf.read(info).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CorruptModelError(f"{name}: unreadable model.json ({exc})") from None
+        meta = json.loads(zf.read(info).decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise CorruptModelError(f"{name}: model.json nested too deeply") from None
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError,
+            NotImplementedError) as exc:
+        raise CorruptModelError(f"{name}: unreadable model.json ({_short(exc)})") from None
     if not isinstance(meta, dict):
         raise CorruptModelError(f"{name}: model.json is not an object")
     return meta
 
 
+def _short(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
 def read_model_meta(path: Path) -> dict:
-    with _open_zip(path) as zf:
+    with _Archive(path) as zf:
         return _read_json(zf, path.name)
 
 
@@ -241,13 +312,19 @@ def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int]) -
 
 def read_model_file(path: Path) -> AnomalyModel:
     """Load and validate a model file; any problem raises :class:`CorruptModelError`."""
-    with _open_zip(path) as zf:
+    with _Archive(path) as zf:
         meta = _read_json(zf, path.name)
         arrays: dict[str, np.ndarray] = {}
-        budget = [MAX_FILE_BYTES * 4]
+        budget = [MAX_ARRAY_BYTES]
         members = [i for i in zf.infolist() if i.filename != "model.json"]
         if len(members) > MAX_ARRAYS:
             raise CorruptModelError(f"{path.name}: too many members")
+        names = [i.filename for i in zf.infolist()]
+        if len(set(names)) != len(names):
+            raise CorruptModelError(f"{path.name}: duplicate members")
+        declared = sum(i.file_size for i in members)
+        if declared > MAX_ARRAY_BYTES:
+            raise CorruptModelError(f"{path.name}: arrays declare {declared} bytes, over the limit")
         for info in members:
             m = re.fullmatch(r"arrays/([A-Za-z0-9_.]{1,64})\.npy", info.filename)
             if not m:
@@ -256,8 +333,9 @@ def read_model_file(path: Path) -> AnomalyModel:
                 arrays[m.group(1)] = _read_array(zf, info, budget)
             except CorruptModelError:
                 raise
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise CorruptModelError(f"{path.name}: bad array {info.filename} ({exc})") from None
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
+                    RuntimeError) as exc:
+                raise CorruptModelError(f"{path.name}: bad array {info.filename} ({_short(exc)})") from None
     try:
         return AnomalyModel.from_state(meta, arrays)
     except CorruptModelError:
