@@ -35,7 +35,9 @@ _state: dict = {"config": None, "debug": False}
 IntervalOpt = Annotated[Optional[int], typer.Option("--interval-ms", help="sampling interval; 0 = every frame")]
 EncoderOpt = Annotated[Optional[str], typer.Option("--encoder", help="auto | openclip | efficientnet")]
 ClipModelOpt = Annotated[Optional[str], typer.Option("--clip-model", help="ViT-B-32 | ViT-B-16 | ViT-L-14")]
-PretrainedOpt = Annotated[Optional[str], typer.Option("--pretrained", help="openai | laion400m_e32 | laion2b_s34b_b79k | none")]
+PretrainedOpt = Annotated[
+    Optional[str], typer.Option("--pretrained", help="openai | laion400m_e32 | laion2b_s34b_b79k | none")
+]
 WeightsOpt = Annotated[Optional[Path], typer.Option("--clip-weights", help="local OpenCLIP weights file")]
 ModelsDirOpt = Annotated[Optional[Path], typer.Option("--models-dir", help="model store folder")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size")]
