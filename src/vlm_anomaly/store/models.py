@@ -24,6 +24,7 @@ folder is "the store".
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -31,6 +32,8 @@ import os
 import re
 import stat
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,11 +99,17 @@ class ModelStore:
             raise InvalidModelNameError(f"invalid model name {name!r}")
         return path
 
-    def _lock(self):
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        lock = file_lock(self.root / ".lock")
         try:
-            return file_lock(self.root / ".lock")
+            lock.__enter__()
         except OSError as exc:
             raise StorageError(f"cannot lock the model store {self.root}: {exc.strerror or exc}") from None
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
@@ -269,7 +278,7 @@ def _read_json(zf: zipfile.ZipFile, name: str) -> dict:
     except RecursionError:
         raise CorruptModelError(f"{name}: model.json nested too deeply") from None
     except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError,
-            NotImplementedError) as exc:
+            NotImplementedError, zlib.error) as exc:
         raise CorruptModelError(f"{name}: unreadable model.json ({_short(exc)})") from None
     if not isinstance(meta, dict):
         raise CorruptModelError(f"{name}: model.json is not an object")
@@ -334,7 +343,7 @@ def read_model_file(path: Path) -> AnomalyModel:
             except CorruptModelError:
                 raise
             except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
-                    RuntimeError) as exc:
+                    RuntimeError, zlib.error) as exc:
                 raise CorruptModelError(f"{path.name}: bad array {info.filename} ({_short(exc)})") from None
     try:
         return AnomalyModel.from_state(meta, arrays)
