@@ -146,13 +146,22 @@ class Zygote:
         return self.wait_for(lambda e: e.get("pid") == pid and e["event"] in ("result", "memory", "done"),
                              timeout=timeout)
 
-    @staticmethod
-    def kill(pid: int) -> None:
+    def kill(self, pid: int) -> list[dict]:
+        """SIGKILL worker ``pid``; returns every event it emitted that was not consumed yet."""
         os.kill(pid, signal.SIGKILL)
         for _ in range(500):  # reaped by the zygote (SIGCHLD ignored)
             if not Path(f"/proc/{pid}").exists():
-                return
+                break
             time.sleep(0.01)
+        time.sleep(0.2)  # let the reader thread take what the worker wrote before dying
+        while True:
+            try:
+                self.pending.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        mine = [e for e in self.pending if e.get("pid") == pid]
+        self.pending = [e for e in self.pending if e.get("pid") != pid]
+        return mine
 
     def close(self) -> None:
         self.proc.stdin.close()
