@@ -97,10 +97,14 @@ def task_score_memory(home: str, model: str, video: str, interval_ms: int):
 def task_degraded_cache(home: str, cache_dir: str, model: str, video: str, fsize_limit: int = 0,
                         as_user: int = -1):
     """Score with a cache that cannot be written (read-only folder, or a file-size limit)."""
+    import encodings.cp437  # noqa: F401 - zipfile needs it; the stdlib may be unreadable after setuid
+
+    pipe = _pipeline(home, embedding_cache=True, cache_dir=cache_dir)
+    assert pipe.encoder.dim > 0  # weights loaded before dropping privileges
     if fsize_limit:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
-    if as_user >= 0:
+    if as_user >= 0:  # root ignores file permissions: act as an ordinary user
         os.setgid(as_user)
         os.setuid(as_user)
     records: list[str] = []
@@ -110,7 +114,6 @@ def task_degraded_cache(home: str, cache_dir: str, model: str, video: str, fsize
             records.append(record.getMessage())
 
     logging.getLogger("vlm_anomaly").addHandler(Grab(level=logging.WARNING))
-    pipe = _pipeline(home, embedding_cache=True, cache_dir=cache_dir)
     r = pipe.score(model, video, describe=False)
     r2 = pipe.score(model, video, describe=False)  # must encode again (nothing cached), same answer
     save_error = ""

@@ -68,13 +68,18 @@ class EncoderIdentity:
             if a != b:
                 problems.append(f"{name} {b!r} != {a!r}")
         if self.weights_sha256 and other.weights_sha256 and self.weights_sha256 != other.weights_sha256:
-            problems.append("different weights file")
+            problems.append(f"different weights file (sha256 {other.weights_sha256[:12]} != "
+                            f"{self.weights_sha256[:12]})")
         if self.preprocessing and other.preprocessing and self.preprocessing != other.preprocessing:
-            problems.append("different preprocessing")
+            keys = sorted(set(self.preprocessing) | set(other.preprocessing))
+            diff = [f"{k} {other.preprocessing.get(k)!r} != {self.preprocessing.get(k)!r}"
+                    for k in keys if self.preprocessing.get(k) != other.preprocessing.get(k)]
+            problems.append(f"different preprocessing ({', '.join(diff)})")
         if problems:
             raise EncoderMismatchError(
                 f"model was trained with encoder {self.label} (dim {self.dim}) but the current "
-                f"encoder differs: {'; '.join(problems)}"
+                f"encoder differs: {'; '.join(problems)} (current != model); scoring needs the "
+                "encoder the model was trained with"
             )
 
 
