@@ -54,8 +54,11 @@ class EncoderUnavailableError(VlmAnomalyError):
     status_code = 503
 
 
-class StorageError(VlmAnomalyError):
-    """The store cannot write (disk full, read-only folder): nothing was changed."""
+class StorageError(VlmAnomalyError, OSError):
+    """The store cannot write (disk full, read-only folder): nothing was changed.
+
+    Also an :class:`OSError`, so callers that handled the raw I/O error keep working.
+    """
 
     status_code = 507
 
