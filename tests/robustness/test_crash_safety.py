@@ -60,8 +60,9 @@ def test_sigkill_during_saves_keeps_a_complete_model(zygote, tmp_path):
 
 
 def test_sigkill_during_training_and_scoring(zygote, tmp_path, clips, trained_home):
-    """Kill a train/save/score/write loop in each stage: the previous model and every committed
-    result stay intact; nothing half-written appears under a final name."""
+    """Kill a train/save/score/write loop in each stage, and exactly while it writes the model,
+    a result file or a cached training embedding: the previous model and every committed result
+    stay intact; nothing half-written appears under a final name."""
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
     src = ModelStore(trained_home / "models").path_for("m")
@@ -72,9 +73,11 @@ def test_sigkill_during_training_and_scoring(zygote, tmp_path, clips, trained_ho
                 test_clip=str(clips["test"]), results=str(results))
     rng = random.Random(7)
     survived = []
-    plan = [("train", None), ("train", home / "models"), ("score", None), ("write", results)]
+    cache = home / "cache" / "embeddings"
+    cache.mkdir(parents=True)
+    plan = [("train", None), ("train", home / "models"), ("score", None), ("write", results), ("train", cache)]
     for stage, watch in plan:
-        pid = zygote.start("train_score_loop", **args)
+        pid = zygote.start("train_score_loop", **args, cache=watch == cache)
         zygote.wait_for(lambda e, p=pid, s=stage: e.get("pid") == p and e.get("stage") == s, timeout=240)
         if watch is None:
             time.sleep(rng.uniform(0.0, 0.4))
@@ -92,7 +95,10 @@ def test_sigkill_during_training_and_scoring(zygote, tmp_path, clips, trained_ho
         for f in results.glob("r*.csv"):
             rows = f.read_text().splitlines()
             assert rows[0].startswith("index,") and len(rows) > 1
-        survived.append(stage + (" (mid-write)" if watch else ""))
+        for f in cache.glob("*.npz"):  # cached training embeddings: whole or absent
+            with np.load(f, allow_pickle=False) as z:
+                assert len(z["indices"]) == len(z["embeddings"]) > 0
+        survived.append(stage + (f" (mid-write in {watch.name})" if watch else ""))
     print(f"\nkill tests survived (train/score/write): {len(survived)} {survived}")
 
 

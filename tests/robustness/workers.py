@@ -71,9 +71,9 @@ def _pipeline(home: str, **over) -> Pipeline:
     return Pipeline(s)
 
 
-def task_train_score_loop(home: str, clips: list[str], test_clip: str, results: str):
+def task_train_score_loop(home: str, clips: list[str], test_clip: str, results: str, cache: bool = False):
     """Train (and save) a model, score a clip and write its results, again and again."""
-    pipe = _pipeline(home)
+    pipe = _pipeline(home, embedding_cache=cache)
     out = Path(results)
     for i in range(10**9):
         emit(event="stage", stage="train", i=i)
