@@ -55,7 +55,7 @@ def test_sigkill_during_saves_keeps_a_complete_model(zygote, tmp_path):
     # temp files of the killed writers are swept by the next save; the store lists cleanly
     store.save(big_model(1000, frames=10), "big")
     assert not list(models.glob(".*.tmp")) and store.names() == ["big"]
-    assert mid_write >= 4
+    assert mid_write >= 2  # (a kill may land just after the rename: then it is not counted)
     print(f"\nkill tests survived (saving): {survived}/8, {mid_write} of them killed mid-write")
 
 

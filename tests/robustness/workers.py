@@ -76,6 +76,8 @@ def task_train_score_loop(home: str, clips: list[str], test_clip: str, results: 
     pipe = _pipeline(home, embedding_cache=cache)
     out = Path(results)
     for i in range(10**9):
+        if cache:  # a new sampling interval each round: new cache entries to write every time
+            pipe.settings.interval_ms = 500 + 100 * (i % 16)
         emit(event="stage", stage="train", i=i)
         pipe.train("m", clips)
         emit(event="stage", stage="score", i=i)
