@@ -51,7 +51,7 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Frame ROC-AUC of anomaly detection (NaN if only one class is present)."""
     s, y = _check(scores, labels)
-    if y.min(initial=0) == y.max(initial=0):
+    if len(np.unique(y)) < 2:
         return float("nan")
     return float(roc_auc_score(y, -s))
 
@@ -59,7 +59,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     """Average precision with anomalous frames as positives (NaN if one class only)."""
     s, y = _check(scores, labels)
-    if y.min(initial=0) == y.max(initial=0):
+    if len(np.unique(y)) < 2:
         return float("nan")
     return float(average_precision_score(y, -s))
 
@@ -71,7 +71,7 @@ def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> tuple[float, flo
     are the ones flagged anomalous.
     """
     s, y = _check(scores, labels)
-    if y.min(initial=0) == y.max(initial=0):
+    if len(np.unique(y)) < 2:
         return float("nan"), float("nan")
     fpr, tpr, thr = roc_curve(y, -s)
     fnr = 1.0 - tpr
