@@ -12,7 +12,7 @@ from vlm_anomaly.encoders.base import EncoderIdentity
 from vlm_anomaly.model import AnomalyModel
 from vlm_anomaly.store import ModelStore
 
-NEW = ["knn", "gaussian", "iforest", "ensemble", "patch-knn"]
+NEW = ["knn", "gaussian", "iforest", "ensemble", "patch-knn", "patchcore"]
 DIM = 24
 
 
@@ -77,15 +77,29 @@ def test_knn_threshold_is_calibrated_on_held_out_training_frames():
     assert (det.decision_function(X) < 0).mean() < 0.1
 
 
-def test_patch_knn_finds_the_changed_cell():
+@pytest.mark.parametrize("name", ["patch-knn", "patchcore"])
+def test_patch_detectors_find_the_changed_cell(name):
     X, _ = _data(5)
-    det = create_detector("patch-knn", groups=4).fit(X)
+    det = create_detector(name, groups=4).fit(X)
     Y = X[:3].copy()
     Y[1, 12:18] += 4.0  # cell 2 of frame 1
     cells = det.cell_scores(Y)
     assert int(np.argmax(cells[1])) == 2
     s = det.decision_function(Y)
     assert s[1] < 0 and s[1] < min(s[0], s[2])
+
+
+def test_patchcore_bank_is_position_free():
+    """A normal cell content appearing at another position is normal for patchcore, not for patch-knn."""
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=3), rng.normal(size=3) + 6  # cell 0 always shows a, cell 1 always b
+    X = np.concatenate([a + 0.05 * rng.normal(size=(200, 3)), b + 0.05 * rng.normal(size=(200, 3))], 1)
+    swapped = np.concatenate([b, a])[None, :]
+    local = create_detector("patch-knn", groups=2).fit(X)
+    anywhere = create_detector("patchcore", groups=2).fit(X)
+    assert local.decision_function(swapped)[0] < 0
+    assert anywhere.decision_function(swapped)[0] > anywhere.decision_function(swapped + 3)[0]
+    assert anywhere.cell_scores(swapped).max() < 0.01 * local.cell_scores(swapped).max()
 
 
 def test_patch_knn_rejects_a_dimension_not_divisible_by_cells():

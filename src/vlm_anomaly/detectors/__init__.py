@@ -10,6 +10,7 @@ from .iforest import IsolationForestDetector
 from .knn import KNNDetector
 from .ocsvm import OneClassSVMDetector
 from .patch_knn import PatchKNNDetector
+from .patchcore import PatchCoreDetector
 from .smoothing import CausalSmoother, moving_average
 
 DETECTORS: dict[str, type[BaseDetector]] = {
@@ -20,6 +21,7 @@ DETECTORS: dict[str, type[BaseDetector]] = {
     IsolationForestDetector.name: IsolationForestDetector,
     EnsembleDetector.name: EnsembleDetector,
     PatchKNNDetector.name: PatchKNNDetector,
+    PatchCoreDetector.name: PatchCoreDetector,
 }
 
 
@@ -54,6 +56,7 @@ __all__ = [
     "IsolationForestDetector",
     "KNNDetector",
     "OneClassSVMDetector",
+    "PatchCoreDetector",
     "PatchKNNDetector",
     "create_detector",
     "get_detector_class",
