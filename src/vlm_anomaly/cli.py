@@ -96,11 +96,13 @@ def train(
     gamma: Annotated[Optional[str], typer.Option("--gamma", help="'scale', 'auto' or a number")] = None,
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches")] = None,
 ) -> None:
     """Learn what normal looks like from videos of normal activity and save the model."""
     pipe = _pipeline(interval_ms=interval_ms, expected_objects=expected_objects, encoder=encoder,
                      clip_model=clip_model, clip_pretrained=pretrained, clip_weights=clip_weights,
-                     detector=detector, nu=nu, gamma=gamma, models_dir=models_dir, batch_size=batch_size)
+                     detector=detector, nu=nu, gamma=gamma, models_dir=models_dir, batch_size=batch_size,
+                     features=features)
     with _progress("train") as cb:
         model = pipe.train(name, sources, progress=cb)
     out.print(f"saved model [bold]{name}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
