@@ -18,13 +18,7 @@ from typing import Any
 import numpy as np
 
 from .base import BaseDetector, require
-from .neighbours import held_out_rows
-
-
-def _cell_sq_dists(Q: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Squared distances per cell: Q (groups, nq, c), B (groups, nb, c) -> (groups, nq, nb), float32."""
-    d2 = (Q**2).sum(2)[:, :, None] + (B**2).sum(2)[:, None, :] - 2.0 * np.matmul(Q, B.transpose(0, 2, 1))
-    return np.maximum(d2, 0.0)
+from .neighbours import held_out_rows, sq_dists
 
 
 class PatchKNNDetector(BaseDetector):
@@ -73,14 +67,13 @@ class PatchKNNDetector(BaseDetector):
         n, g, _ = cells.shape
         rows = held_out_rows(n, self.max_calibration, self.seed)
         exclude = self.exclude if n - (2 * self.exclude + 1) >= 1 else 0
-        by_cell = np.ascontiguousarray(cells.transpose(1, 0, 2))  # (groups, n, channels)
+        mask = np.abs(rows[:, None] - np.arange(n)[None, :]) <= exclude
         held = np.empty((len(rows), g))
-        step = self._chunk(n)
-        for i in range(0, len(rows), step):
-            r = rows[i : i + step]
-            d2 = _cell_sq_dists(by_cell[:, r], by_cell)  # (groups, len(r), n)
-            d2[:, np.abs(r[:, None] - np.arange(n)[None, :]) <= exclude] = np.inf
-            held[i : i + step] = np.sqrt(d2.min(2)).T
+        for j in range(g):
+            B = cells[:, j]
+            d2 = sq_dists(cells[rows, j], B)
+            d2[mask] = np.inf
+            held[:, j] = np.sqrt(d2.min(1))
         mu = held.mean(0)
         sd = held.std(0)
         # floor: a cell that never changes in training must not turn noise into alarms
@@ -100,16 +93,11 @@ class PatchKNNDetector(BaseDetector):
         """(N, groups) standardised distance of every cell (higher = more unusual), for heat maps."""
         self._check_fitted()
         cells = self._cells(self._check_X(X))
-        by_cell = np.ascontiguousarray(cells.transpose(1, 0, 2))
         out = np.empty(cells.shape[:2])
-        step = self._chunk(self.bank_.shape[1])
-        for i in range(0, len(cells), step):
-            out[i : i + step] = np.sqrt(_cell_sq_dists(by_cell[:, i : i + step], self.bank_).min(2)).T
+        for j in range(self.groups):
+            B = self.bank_[j]
+            out[:, j] = np.sqrt(sq_dists(cells[:, j], B).min(1))
         return (out - self.mu_) / self.sd_
-
-    def _chunk(self, bank_rows: int) -> int:
-        """Query rows per batch so one (groups, rows, bank) distance block stays near 32 M values."""
-        return max(1, 32_000_000 // max(1, self.groups * bank_rows))
 
     def _decision(self, X: np.ndarray) -> np.ndarray:
         return self.radius_ - self.cell_scores(X).max(1)
