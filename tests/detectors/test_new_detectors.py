@@ -12,7 +12,7 @@ from vlm_anomaly.encoders.base import EncoderIdentity
 from vlm_anomaly.model import AnomalyModel
 from vlm_anomaly.store import ModelStore
 
-NEW = ["knn", "gaussian", "iforest", "ensemble", "patch-knn", "patchcore"]
+NEW = ["knn", "gaussian", "iforest", "ensemble", "patch-knn", "patchcore", "padim"]
 DIM = 24
 
 
@@ -77,7 +77,7 @@ def test_knn_threshold_is_calibrated_on_held_out_training_frames():
     assert (det.decision_function(X) < 0).mean() < 0.1
 
 
-@pytest.mark.parametrize("name", ["patch-knn", "patchcore"])
+@pytest.mark.parametrize("name", ["patch-knn", "patchcore", "padim"])
 def test_patch_detectors_find_the_changed_cell(name):
     X, _ = _data(5)
     det = create_detector(name, groups=4).fit(X)

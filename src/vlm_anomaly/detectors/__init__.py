@@ -9,6 +9,7 @@ from .gaussian import GaussianDetector
 from .iforest import IsolationForestDetector
 from .knn import KNNDetector
 from .ocsvm import OneClassSVMDetector
+from .padim import PaDiMDetector
 from .patch_knn import PatchKNNDetector
 from .patchcore import PatchCoreDetector
 from .smoothing import CausalSmoother, moving_average
@@ -22,6 +23,7 @@ DETECTORS: dict[str, type[BaseDetector]] = {
     EnsembleDetector.name: EnsembleDetector,
     PatchKNNDetector.name: PatchKNNDetector,
     PatchCoreDetector.name: PatchCoreDetector,
+    PaDiMDetector.name: PaDiMDetector,
 }
 
 
@@ -56,6 +58,7 @@ __all__ = [
     "IsolationForestDetector",
     "KNNDetector",
     "OneClassSVMDetector",
+    "PaDiMDetector",
     "PatchCoreDetector",
     "PatchKNNDetector",
     "create_detector",
