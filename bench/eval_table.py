@@ -25,7 +25,8 @@ def row(folder: Path) -> str:
 
 def main(argv: list[str]) -> None:
     print("| configuration (features / detector / smoothing / per-clip norm) | exact command | pooled AUC "
-          "| pooled AUC before smoothing and normalisation | mean clip AUC | AP | EER | time: fit + score (test frames/s) |")
+          "| pooled AUC before smoothing and normalisation | mean clip AUC | AP | EER "
+          "| time: fit + score (test frames/s) |")
     print("|---|---|---|---|---|---|---|---|")
     for a in argv:
         print(row(Path(a)))
