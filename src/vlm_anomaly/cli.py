@@ -96,11 +96,13 @@ def train(
     gamma: Annotated[Optional[str], typer.Option("--gamma", help="'scale', 'auto' or a number")] = None,
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches")] = None,
 ) -> None:
     """Learn what normal looks like from videos of normal activity and save the model."""
     pipe = _pipeline(interval_ms=interval_ms, expected_objects=expected_objects, encoder=encoder,
                      clip_model=clip_model, clip_pretrained=pretrained, clip_weights=clip_weights,
-                     detector=detector, nu=nu, gamma=gamma, models_dir=models_dir, batch_size=batch_size)
+                     detector=detector, nu=nu, gamma=gamma, models_dir=models_dir, batch_size=batch_size,
+                     features=features)
     with _progress("train") as cb:
         model = pipe.train(name, sources, progress=cb)
     out.print(f"saved model [bold]{name}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
@@ -244,6 +246,76 @@ def demo(
               f"8.0-14.0 s; segments found: "
               + ", ".join(f"{g['start_time']:.1f}-{g['end_time']:.1f} s" for g in s["segments"]))
     out.print(f"per-frame scores: {workdir / 'scores.csv'}")
+
+# -- evaluate (issue 4) -----------------------------------------------------------------------
+def _csv(value: str | None) -> list[str] | None:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
+def _num(v: float) -> str:
+    return "n/a" if v != v else f"{v:.3f}"
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder: train/<clip>, test/<clip>, test_labels.json")],
+    encoder: EncoderOpt = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches")] = None,
+    detector: Annotated[Optional[str], typer.Option("--detector", help="detector or scorer name")] = None,
+    interval_ms: Annotated[int, typer.Option("--interval-ms", help="test sampling; 0 = every frame")] = 0,
+    train_interval_ms: Annotated[Optional[int], typer.Option(
+        "--train-interval-ms", help="training sampling (default: as --interval-ms)")] = None,
+    smooth: Annotated[Optional[int], typer.Option("--smooth", help="moving-average window (frames)")] = None,
+    normalize: Annotated[str, typer.Option("--normalize", help="per-clip scores: none | zscore | minmax")] = "none",
+    nu: Annotated[Optional[float], typer.Option("--nu")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="neighbours of the knn detector")] = None,
+    ensemble: Annotated[Optional[str], typer.Option("--ensemble", help="members, e.g. knn,gaussian")] = None,
+    train_clips: Annotated[Optional[str], typer.Option("--train-clips", help="comma-separated subset")] = None,
+    test_clips: Annotated[Optional[str], typer.Option("--test-clips", help="comma-separated subset")] = None,
+    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="frames per clip (0 = all)")] = None,
+    report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help="where report.json and plots go")] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
+    clip_model: ClipModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    clip_weights: WeightsOpt = None,
+    batch_size: BatchOpt = None,
+) -> None:
+    """Train on a labelled dataset's normal clips, score its test clips, report frame-level AUC/AP/EER."""
+    from .evaluation import create_scorer, load_dataset, write_report
+    from .evaluation import evaluate as run_evaluation
+
+    settings = _settings(encoder=encoder, features=features, detector=detector, interval_ms=interval_ms,
+                         train_interval_ms=train_interval_ms, nu=nu, knn_k=k, ensemble=ensemble,
+                         max_frames=max_frames, clip_model=clip_model, clip_pretrained=pretrained,
+                         clip_weights=clip_weights, batch_size=batch_size)
+    data = load_dataset(dataset, train_clips=_csv(train_clips), test_clips=_csv(test_clips))
+    scorer = create_scorer(settings.detector, settings)
+    window = settings.smoothing_window if smooth is None else smooth
+    with _progress("evaluate") as cb:
+        if hasattr(scorer, "progress"):
+            scorer.progress = cb
+        report = run_evaluation(data, scorer, smoothing_window=window, normalize=normalize,
+                                config={"interval_ms": settings.interval_ms,
+                                        "train_interval_ms": settings.train_interval_ms,
+                                        "max_frames": settings.max_frames, "nu": settings.nu})
+    target = report_dir or Path(f"evaluation-{dataset.resolve().name}-{settings.detector}")
+    paths = write_report(report, target, plots=plots)
+    t = Table(title=f"{dataset.name}: per-clip frame AUC")
+    for col in ("clip", "frames", "anomalous", "AUC", "AP", "EER"):
+        t.add_column(col)
+    for c in report.clips:
+        m = c.metrics
+        t.add_row(c.name, str(m.frames), str(m.anomalous), _num(m.auc), _num(m.ap), _num(m.eer))
+    out.print(t)
+    p, tm = report.pooled, report.timing
+    skipped = report.skipped_clips
+    out.print(f"[bold]pooled frame AUC {p.auc:.4f}[/]  AP {p.ap:.4f}  EER {p.eer:.4f}  "
+              f"(raw, unsmoothed AUC {report.raw_pooled.auc:.4f}); mean per-clip AUC "
+              f"{_num(report.mean_clip_auc)} over {len(report.clips) - len(skipped)} clips"
+              + (f" (single-class clips skipped: {', '.join(skipped)})" if skipped else ""))
+    out.print(f"{p.frames} test frames ({p.anomalous} anomalous); fit {tm['fit_wall_s']:.1f}s, "
+              f"score {tm['score_wall_s']:.1f}s ({tm['test_frames_per_s']} frames/s)")
+    out.print("report: " + ", ".join(str(v) for v in paths.values()))
 
 
 def main() -> None:

@@ -64,6 +64,12 @@ class Settings(BaseModel):
     smoothing_window: int = 5
     threshold: float = 0.0
 
+    # evaluation and detection quality (issue 4)
+    train_interval_ms: int | None = None  # sampling of training clips; None = interval_ms
+    features: Literal["frame", "patches"] = "frame"  # patches: grid of EfficientNet cells, PatchCore-style
+    knn_k: int = 5  # neighbours averaged by the knn detector
+    ensemble: list[str] = Field(default_factory=lambda: ["knn", "gaussian"])  # members of "ensemble"
+
     # caches
     embedding_cache: bool = True
 
@@ -80,14 +86,14 @@ class Settings(BaseModel):
     def _expand(cls, v: Path | None) -> Path | None:
         return Path(v).expanduser() if v is not None else None
 
-    @field_validator("interval_ms")
+    @field_validator("interval_ms", "train_interval_ms")
     @classmethod
-    def _interval(cls, v: int) -> int:
-        if v != 0 and not 100 <= v <= 2000:
+    def _interval(cls, v: int | None) -> int | None:
+        if v is not None and v != 0 and not 100 <= v <= 2000:
             raise ValueError("interval_ms must be 0 (every frame) or between 100 and 2000")
         return v
 
-    @field_validator("batch_size", "smoothing_window", "top_k")
+    @field_validator("batch_size", "smoothing_window", "top_k", "knn_k")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v < 1:
@@ -108,7 +114,7 @@ class Settings(BaseModel):
             raise ValueError("nu must be in (0, 1]")
         return v
 
-    @field_validator("expected_objects", mode="before")
+    @field_validator("expected_objects", "ensemble", mode="before")
     @classmethod
     def _objects(cls, v: Any) -> Any:
         if isinstance(v, str):

@@ -105,6 +105,7 @@ class Pipeline:
             "device": s.device,
             "batch_size": s.batch_size,
             "cache_dir": s.cache_path,
+            "features": s.features,
         }
 
     @property
@@ -216,7 +217,8 @@ class Pipeline:
                 f"training needs at least 2 sampled frames, got {len(X)}: use longer videos or a "
                 "shorter interval"
             )
-        det = create_detector(s.detector, nu=s.nu, gamma=_gamma(s.gamma)).fit(X)
+        det = create_detector(s.detector, nu=s.nu, gamma=_gamma(s.gamma), k=s.knn_k, groups=enc.groups,
+                              members=tuple(s.ensemble)).fit(X)
         prompts = build_prompts(s.expected_objects) if enc.supports_text else []
         refs = np.concatenate([
             np.stack([np.full(v.n_frames, k), v.frame_indices, np.round(v.timestamps * 1000)], 1)

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .base import BaseDetector
+from .ensemble import EnsembleDetector
+from .gaussian import GaussianDetector
+from .iforest import IsolationForestDetector
+from .knn import KNNDetector
 from .ocsvm import OneClassSVMDetector
+from .padim import PaDiMDetector
+from .patch_knn import PatchKNNDetector
+from .patchcore import PatchCoreDetector
 from .smoothing import CausalSmoother, moving_average
 
 DETECTORS: dict[str, type[BaseDetector]] = {
     OneClassSVMDetector.name: OneClassSVMDetector,
+    # issue 4: more detectors behind the same interface
+    KNNDetector.name: KNNDetector,
+    GaussianDetector.name: GaussianDetector,
+    IsolationForestDetector.name: IsolationForestDetector,
+    EnsembleDetector.name: EnsembleDetector,
+    PatchKNNDetector.name: PatchKNNDetector,
+    PatchCoreDetector.name: PatchCoreDetector,
+    PaDiMDetector.name: PaDiMDetector,
 }
 
 
@@ -38,7 +53,14 @@ __all__ = [
     "BaseDetector",
     "CausalSmoother",
     "DETECTORS",
+    "EnsembleDetector",
+    "GaussianDetector",
+    "IsolationForestDetector",
+    "KNNDetector",
     "OneClassSVMDetector",
+    "PaDiMDetector",
+    "PatchCoreDetector",
+    "PatchKNNDetector",
     "create_detector",
     "get_detector_class",
     "moving_average",

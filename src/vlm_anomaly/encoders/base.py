@@ -132,6 +132,11 @@ class Encoder(ABC):
     def supports_text(self) -> bool:
         return False
 
+    @property
+    def groups(self) -> int:
+        """Feature groups per embedding (1 = one whole-frame vector; >1 = tiles or patches)."""
+        return 1
+
     def encode(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Embed frames in batches of ``batch_size``: (N, dim) float32, rows of unit length."""
         if len(images) == 0:

@@ -11,6 +11,8 @@ from .base import Encoder, EncoderIdentity
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "openclip", "efficientnet")
+#: what one embedding describes: the whole frame, or a grid of patch descriptors (see patches.py)
+FEATURES = ("frame", "patches")
 
 
 def resolve_backend(backend: str, clip_model: str, clip_pretrained: str, clip_weights=None) -> str:
@@ -41,6 +43,7 @@ def create_encoder(
     batch_size: int = 16,
     prompts: list[str] | None = None,
     cache_dir: str | Path | None = None,
+    features: str = "frame",
 ) -> Encoder:
     """Build an encoder by backend name.
 
@@ -49,6 +52,14 @@ def create_encoder(
         >>> enc.dim
         512
     """
+    if features not in FEATURES:
+        raise EncoderUnavailableError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
+    if features == "patches":
+        if backend not in ("auto", "efficientnet"):
+            raise EncoderUnavailableError("patch features need the offline backbone (--encoder efficientnet)")
+        from .patches import EfficientNetPatchEncoder
+
+        return EfficientNetPatchEncoder(device=device, batch_size=batch_size)
     kind = resolve_backend(backend, clip_model, clip_pretrained, clip_weights)
     if kind == "openclip":
         from .openclip import OpenClipEncoder
@@ -70,7 +81,8 @@ def create_encoder(
 def encoder_for_identity(identity: EncoderIdentity, **kwargs) -> Encoder:
     """Rebuild the encoder a model was trained with (scoring must always use that same encoder)."""
     if identity.backend == "efficientnet":
-        enc = create_encoder("efficientnet", **kwargs)
+        features = str(identity.preprocessing.get("features", "frame"))
+        enc = create_encoder("efficientnet", **{**kwargs, "features": features})
     elif identity.backend == "openclip":
         if identity.pretrained == "file" and not kwargs.get("clip_weights"):
             raise EncoderUnavailableError(

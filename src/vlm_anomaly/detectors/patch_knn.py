@@ -1,0 +1,120 @@
+"""PatchCore-style detector: per-cell nearest-neighbour distance to normal cells, worst cell wins.
+
+Input rows are frames encoded as ``groups`` cell descriptors concatenated (the ``patches``
+features, see :mod:`vlm_anomaly.encoders.patches`). For a fixed camera, each cell is compared
+with the memory bank of the *same* cell in the training frames: a cart on the walkway is far from
+every normal walkway cell even when it would resemble some other part of the scene.
+
+Each cell's distance is standardised with held-out training distances of that cell (its own
+scale: a busy walkway varies more than a wall), the frame score is the worst cell, and the
+threshold puts about ``nu`` of held-out training frames below 0. The bank keeps at most
+``max_bank`` training frames (random subset, seeded) to bound memory and time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import BaseDetector, require
+from .neighbours import held_out_rows, sq_dists
+
+
+class PatchKNNDetector(BaseDetector):
+    """Worst-cell nearest-neighbour distance over a grid of cells; higher score = more normal.
+
+    Args:
+        groups: cells per frame (set from the encoder; 1 = the whole frame).
+        nu: fraction of held-out training frames below the threshold.
+        max_bank: most training frames kept in the memory bank.
+        exclude: training rows on either side of a calibration row that are skipped as neighbours.
+        max_calibration: most training rows used as held-out calibration queries.
+
+    Example:
+        >>> X = np.random.default_rng(0).normal(size=(200, 4 * 3))  # 4 cells of 3 values
+        >>> det = PatchKNNDetector(groups=4).fit(X)
+        >>> Y = X[:2].copy(); Y[1, :3] += 8  # one cell of the second frame changes
+        >>> s = det.decision_function(Y); bool(s[1] < 0 and s[1] < s[0])
+        True
+    """
+
+    name = "patch-knn"
+
+    def __init__(self, groups: int = 1, nu: float = 0.1, max_bank: int = 2048, exclude: int = 12,
+                 max_calibration: int = 1024, seed: int = 0):
+        self.groups = int(groups)
+        self.nu = float(nu)
+        self.max_bank = int(max_bank)
+        self.exclude = int(exclude)
+        self.max_calibration = int(max_calibration)
+        self.seed = int(seed)
+        if self.groups < 1:
+            raise ValueError("groups must be at least 1")
+
+    def get_params(self) -> dict[str, Any]:
+        return {"groups": self.groups, "nu": self.nu, "max_bank": self.max_bank, "exclude": self.exclude,
+                "max_calibration": self.max_calibration, "seed": self.seed}
+
+    def _cells(self, X: np.ndarray) -> np.ndarray:
+        if X.shape[1] % self.groups:
+            raise ValueError(f"embedding dimension {X.shape[1]} is not a multiple of {self.groups} cells")
+        return X.reshape(len(X), self.groups, -1).astype(np.float32)
+
+    def fit(self, X: np.ndarray) -> PatchKNNDetector:
+        X = self._check_fit_X(X, min_samples=3)
+        cells = self._cells(X)
+        n, g, _ = cells.shape
+        rows = held_out_rows(n, self.max_calibration, self.seed)
+        exclude = self.exclude if n - (2 * self.exclude + 1) >= 1 else 0
+        mask = np.abs(rows[:, None] - np.arange(n)[None, :]) <= exclude
+        held = np.empty((len(rows), g))
+        for j in range(g):
+            B = cells[:, j]
+            d2 = sq_dists(cells[rows, j], B)
+            d2[mask] = np.inf
+            held[:, j] = np.sqrt(d2.min(1))
+        mu = held.mean(0)
+        sd = held.std(0)
+        # floor: a cell that never changes in training must not turn noise into alarms
+        sd = np.maximum(sd, max(float(np.median(sd)), 1e-6))
+        keep = held_out_rows(n, self.max_bank, self.seed + 1)
+        self.bank_ = np.ascontiguousarray(cells[keep].transpose(1, 0, 2))  # (groups, bank, channels)
+        self.mu_, self.sd_ = mu, sd
+        worst = ((held - mu) / sd).max(1)
+        self.radius_ = float(np.quantile(worst, 1.0 - self.nu))
+        self.train_rows_ = rows
+        self.train_scores_ = self.radius_ - worst
+        self.n_features_in_ = X.shape[1]
+        self.threshold_ = 0.0
+        return self
+
+    def cell_scores(self, X: np.ndarray) -> np.ndarray:
+        """(N, groups) standardised distance of every cell (higher = more unusual), for heat maps."""
+        self._check_fitted()
+        cells = self._cells(self._check_X(X))
+        out = np.empty(cells.shape[:2])
+        for j in range(self.groups):
+            B = self.bank_[j]
+            out[:, j] = np.sqrt(sq_dists(cells[:, j], B).min(1))
+        return (out - self.mu_) / self.sd_
+
+    def _decision(self, X: np.ndarray) -> np.ndarray:
+        return self.radius_ - self.cell_scores(X).max(1)
+
+    def _get_arrays(self) -> dict[str, np.ndarray]:
+        return {"bank": self.bank_, "mu": self.mu_, "sd": self.sd_, "radius": np.array([self.radius_])}
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        g = self.groups
+        if self.n_features_in_ % g:
+            raise ValueError("feature count is not a multiple of the cell count")
+        c = self.n_features_in_ // g
+        self.bank_ = require(arrays, "bank", (g, -1, c)).astype(np.float32)
+        if self.bank_.shape[1] == 0:
+            raise ValueError("empty memory bank")
+        self.mu_ = require(arrays, "mu", (g,))
+        self.sd_ = require(arrays, "sd", (g,))
+        if np.any(self.sd_ <= 0):
+            raise ValueError("array 'sd' must be positive")
+        (self.radius_,) = (float(v) for v in require(arrays, "radius", (1,)))

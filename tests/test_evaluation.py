@@ -1,0 +1,166 @@
+"""`evaluate`: dataset layout, the scorer protocol and registry, reports - on real videos and Ped2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from vlm_anomaly.config import load_settings
+from vlm_anomaly.errors import ConfigError, InvalidVideoError
+from vlm_anomaly.evaluation import (
+    SCORERS,
+    FrameScorer,
+    PipelineScorer,
+    create_scorer,
+    evaluate,
+    load_dataset,
+    normalize_scores,
+    register_scorer,
+    write_report,
+)
+from vlm_anomaly.synthetic import write_video
+from vlm_anomaly.video import sample_frames
+
+REPO = Path(__file__).resolve().parents[1]
+# <repo>/../shared/data/ped2 (a checkout next to shared/), or two levels up for a git worktree
+PED2 = next((p for p in (REPO.parent / "shared/data/ped2", REPO.parents[1] / "shared/data/ped2") if p.is_dir()),
+            REPO.parent / "shared/data/ped2")
+
+
+def _video_dataset(root: Path) -> Path:
+    """train/ with two normal clips, test/ with an intruder clip and a normal clip (10 fps)."""
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    for i, seconds in ((1, 3), (2, 2)):
+        write_video(root / "train" / f"day{i}.mp4", seconds=seconds, seed=0, size=(160, 120))
+    write_video(root / "test" / "intruder.mp4", seconds=3, seed=0, size=(160, 120), anomaly_span=(1.0, 2.0))
+    write_video(root / "test" / "quiet.mp4", seconds=1, seed=0, size=(160, 120))
+    labels = {"intruder": [int(1.0 <= i / 10 < 2.0) for i in range(30)], "quiet": [0] * 10}
+    (root / "test_labels.json").write_text(json.dumps(labels))
+    return root
+
+
+def test_pipeline_scorer_on_video_files_finds_the_intruder(tmp_path):
+    data = load_dataset(_video_dataset(tmp_path / "ds"))
+    assert [c.name for c in data.train] == ["day1", "day2"] and [c.name for c in data.test] == ["intruder", "quiet"]
+    settings = load_settings(overrides={"encoder": "efficientnet", "interval_ms": 0, "home": tmp_path / "home"})
+    scorer = create_scorer("knn", settings)
+    assert isinstance(scorer, PipelineScorer) and isinstance(scorer, FrameScorer)
+    report = evaluate(data, scorer, smoothing_window=1)
+    assert report.pooled.frames == 40 and report.pooled.anomalous == 10
+    assert report.pooled.auc >= 0.9
+    # the all-normal clip has no AUC: skipped in the per-clip mean and listed
+    assert report.skipped_clips == ["quiet"]
+    assert report.mean_clip_auc == pytest.approx(report.clips[0].metrics.auc)
+    d = report.to_dict()
+    assert d["metrics"]["skipped_single_class_clips"] == ["quiet"]
+    assert d["timing"]["encode_s"] > 0 and d["timing"]["test_frames_per_s"] > 0
+    assert "test labels are used only to compute these metrics" in d["protocol"]
+
+
+class BrightnessScorer:
+    """A plug-in scorer written against the protocol only: distance of mean brightness to normal."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def fit(self, train_sources):
+        v = [f.image.mean() for s in train_sources for f in sample_frames(s, interval_ms=0)]
+        self.mu, self.sd = float(np.mean(v)), float(np.std(v)) + 1e-6
+        return self
+
+    def score(self, source):
+        return np.array([-abs(f.image.mean() - self.mu) / self.sd for f in sample_frames(source, interval_ms=0)])
+
+
+def test_registered_scorer_plugs_into_evaluate_and_writes_plots(tmp_path):
+    register_scorer("brightness", BrightnessScorer)
+    try:
+        data = load_dataset(_video_dataset(tmp_path / "ds"), test_clips=["intruder"])
+        scorer = create_scorer("brightness", load_settings(overrides={"home": tmp_path / "home"}))
+        report = evaluate(data, scorer, smoothing_window=3, normalize="zscore")
+        paths = write_report(report, tmp_path / "out")
+    finally:
+        SCORERS.pop("brightness")
+    d = json.loads(paths["json"].read_text())
+    f = d["frames"]
+    assert len(f["score"]) == 30 and sum(f["label"]) == 10
+    assert d["metrics"]["pooled"]["auc"] == pytest.approx(roc_auc_score(f["label"], -np.array(f["score"])))
+    assert d["config"]["normalize"] == "zscore" and d["config"]["smoothing_window"] == 3
+    for key in ("roc_png", "timelines_png"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = paths["html"].read_text()
+    assert "plotly" in html and "clip intruder" in html
+
+
+def test_dataset_errors_are_clear(tmp_path):
+    root = _video_dataset(tmp_path / "ds")
+    with pytest.raises(InvalidVideoError, match="no clip named nope"):
+        load_dataset(root, test_clips=["nope"])
+    (root / "test_labels.json").write_text(json.dumps({"intruder": [0, 1]}))
+    with pytest.raises(InvalidVideoError, match="no labels for test clip 'quiet'"):
+        load_dataset(root)
+    (root / "test_labels.json").write_text(json.dumps({"intruder": [0, 2], "quiet": [0]}))
+    with pytest.raises(InvalidVideoError, match="must be a non-empty list of 0/1"):
+        load_dataset(root)
+    (root / "test_labels.json").unlink()
+    with pytest.raises(InvalidVideoError, match="missing"):
+        load_dataset(root)
+    with pytest.raises(InvalidVideoError, match="dataset folder not found"):
+        load_dataset(tmp_path / "none")
+    with pytest.raises(ConfigError, match="unknown detector 'nope'"):
+        create_scorer("nope", load_settings())
+
+
+def test_normalize_scores_per_source():
+    s = np.array([1.0, 2.0, 3.0, 6.0])
+    assert normalize_scores(s, "minmax").tolist() == [0.0, 0.2, 0.4, 1.0]
+    z = normalize_scores(s, "zscore")
+    assert abs(z.mean()) < 1e-12 and abs(z.std() - 1) < 1e-12
+    with pytest.raises(ConfigError):
+        normalize_scores(s, "rank")
+
+
+def _ped2_subset(dst: Path, n: int = 24) -> Path:
+    """2 train and 2 test clips of Ped2, ``n`` frames each, as symlinks; test spans hold both classes."""
+    labels = json.loads((PED2 / "test_labels.json").read_text())
+    for split, clip, start in (("train", "01", 0), ("train", "05", 0), ("test", "01", 48), ("test", "02", 82)):
+        out = dst / split / clip
+        out.mkdir(parents=True)
+        for i in range(n):
+            (out / f"{i:03d}.jpg").symlink_to(PED2 / split / clip / f"{start + i:03d}.jpg")
+    sub = {"01": labels["01"][48 : 48 + n], "02": labels["02"][82 : 82 + n]}
+    (dst / "test_labels.json").write_text(json.dumps(sub))
+    return dst
+
+
+@pytest.mark.skipif(not PED2.is_dir(), reason="UCSD Ped2 not present at ../shared/data/ped2")
+def test_cli_evaluate_on_a_ped2_subset_matches_scikit_learn(tmp_path):
+    ds = _ped2_subset(tmp_path / "ped2-subset")
+    env = {**os.environ, "VLM_ANOMALY_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(REPO / "src")}
+    cmd = [sys.executable, "-m", "vlm_anomaly.cli", "evaluate", str(ds), "--encoder", "efficientnet",
+           "--detector", "gaussian", "--interval-ms", "0", "--report-dir", str(tmp_path / "report")]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "pooled frame AUC" in r.stdout
+    d = json.loads((tmp_path / "report" / "report.json").read_text())
+    f = d["frames"]
+    y, s = np.array(f["label"]), np.array(f["score"])
+    assert len(y) == 48 and 0 < y.sum() < 48
+    assert d["metrics"]["pooled"]["auc"] == pytest.approx(roc_auc_score(y, -s), abs=1e-12)
+    for clip in ("01", "02"):
+        m = np.array(f["clip"]) == clip
+        row = next(c for c in d["clips"] if c["clip"] == clip)
+        assert row["auc"] == pytest.approx(roc_auc_score(y[m], -s[m]), abs=1e-12)
+    assert d["dataset"]["train_frames"] == 48 and d["config"]["detector"] == "gaussian"
+    assert (tmp_path / "report" / "roc.png").stat().st_size > 1000
+    # the printed AUC is the report's
+    assert f"pooled frame AUC {d['metrics']['pooled']['auc']:.4f}" in r.stdout

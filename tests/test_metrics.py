@@ -1,0 +1,68 @@
+"""Frame metrics against scikit-learn, with the project's convention (higher score = more normal)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from vlm_anomaly.errors import VlmAnomalyError
+from vlm_anomaly.metrics import equal_error_rate, frame_metrics
+
+
+def _scores(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(int)
+    s = rng.normal(size=n) - 1.2 * y  # anomalies score lower
+    s[:40] = np.round(s[:40], 1)  # some ties
+    return s, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auc_and_ap_match_scikit_learn(seed):
+    s, y = _scores(seed)
+    m = frame_metrics(s, y)
+    assert m.auc == pytest.approx(roc_auc_score(y, -s), abs=1e-12)
+    assert m.ap == pytest.approx(average_precision_score(y, -s), abs=1e-12)
+    assert (m.frames, m.anomalous) == (len(y), int(y.sum()))
+    assert 0.7 < m.auc < 0.95
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eer_is_where_false_alarms_equal_misses(seed):
+    s, y = _scores(seed)
+    eer, thr = equal_error_rate(s, y)
+    fpr, tpr, _ = roc_curve(y, -s)
+    fnr = 1 - tpr
+    # the EER lies between the ROC points where FPR - FNR changes sign
+    i = int(np.argmax(fpr - fnr >= 0))
+    assert min(fpr[i - 1], fnr[i]) - 1e-12 <= eer <= max(fpr[i], fnr[i - 1]) + 1e-12
+    # flagging frames below the threshold gives rates close to the EER
+    flagged = s < thr
+    fa, miss = flagged[y == 0].mean(), (~flagged[y == 1]).mean()
+    assert abs(fa - eer) < 0.03 and abs(miss - eer) < 0.03
+
+
+def test_perfect_and_inverted_rankings():
+    y = np.array([0, 0, 1, 1, 0])
+    good = frame_metrics(np.array([1.0, 0.9, -1.0, -2.0, 0.8]), y)
+    assert (good.auc, good.ap, good.eer) == (1.0, 1.0, 0.0)
+    bad = frame_metrics(np.array([-1.0, -0.9, 1.0, 2.0, -0.8]), y)
+    assert bad.auc == 0.0 and bad.eer == 1.0
+
+
+def test_single_class_has_no_auc():
+    m = frame_metrics(np.array([0.1, 0.2, 0.3]), np.array([1, 1, 1]))
+    assert not m.defined and math.isnan(m.auc) and math.isnan(m.eer)
+    assert m.as_dict()["auc"] is None
+
+
+def test_bad_input_is_rejected_clearly():
+    with pytest.raises(VlmAnomalyError, match="3 scores but 2 labels"):
+        frame_metrics(np.zeros(3), np.zeros(2))
+    with pytest.raises(VlmAnomalyError, match="0 .normal. or 1"):
+        frame_metrics(np.zeros(2), np.array([0, 2]))
+    with pytest.raises(VlmAnomalyError, match="NaN"):
+        frame_metrics(np.array([0.0, np.nan]), np.array([0, 1]))
