@@ -125,7 +125,8 @@ def _review_section(ts: TrainingSet) -> None:
         if vids:
             df = df[df["video"].isin(vids)]
         df = df[df["confidence"] >= min_conf]
-        st.caption(f"{len(df)} frame(s) match" + (f"; showing the first {REVIEW_ROWS}" if len(df) > REVIEW_ROWS else ""))
+        more = f"; showing the first {REVIEW_ROWS}" if len(df) > REVIEW_ROWS else ""
+        st.caption(f"{len(df)} frame(s) match{more}")
         df = df.head(REVIEW_ROWS).copy()
         df["thumbnail"] = [_data_url(p, Path(p).stat().st_mtime if Path(p).is_file() else 0) for p in df["thumbnail"]]
         st.dataframe(
