@@ -47,8 +47,9 @@ def _banner(mon: LiveMonitor) -> None:
     last = readings[-1]
     if mon.alerting:
         a = alerts[-1]
-        st.error(f"🚨 ALERT: smoothed score {last.smoothed:+.3f} is below the threshold {mon.threshold:+.2f} "
-                 f"since {a.start:.1f} s (worst {a.worst:+.3f}{', ' + a.description if a.description else ''})")
+        st.error(f"ALERT: smoothed score {last.smoothed:+.3f} is below the threshold {mon.threshold:+.2f} "
+                 f"since {a.start:.1f} s (worst {a.worst:+.3f}{', ' + a.description if a.description else ''})",
+                 icon=":material/notifications_active:")
     else:
         st.success(f"Normal: smoothed score {last.smoothed:+.3f} (threshold {mon.threshold:+.2f})")
 

@@ -121,12 +121,15 @@ def save_upload(uploaded, max_mb: int) -> Path:
 
 
 def progress_bar(label: str) -> Callable[[int, int, str], None]:
-    """A Streamlit progress bar fed by the library's (done, total, stage) callback."""
-    bar = st.progress(0.0, text=label)
+    """A Streamlit progress bar fed by the library's (done, total, stage) callback.
+
+    The bar appears at the first report, so work that turns out to be cached shows nothing.
+    """
+    slot = st.empty()
 
     def update(done: int, total: int, stage: str) -> None:
         frac = min(1.0, done / total) if total else 0.0
-        bar.progress(frac, text=f"{label} - {stage} {done}/{total or '?'} frames")
+        slot.progress(frac, text=f"{label} - {stage} {done}/{total or '?'} frames")
 
     return update
 

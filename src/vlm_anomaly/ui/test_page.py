@@ -84,7 +84,8 @@ def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
             st.image(annotate_frame(imgs[ix], score=float(r.smoothed_scores[pos]), anomaly=lab,
                                     time_s=float(r.timestamps[pos]), description=desc, threshold=r.threshold),
                      caption=f"this frame: {'ANOMALY' if lab else 'normal'}, raw {r.raw_scores[pos]:+.3f}, "
-                             f"smoothed {r.smoothed_scores[pos]:+.3f} ({band(float(r.smoothed_scores[pos]))})")
+                             f"smoothed {r.smoothed_scores[pos]:+.3f} ({band(float(r.smoothed_scores[pos]))})",
+                     width="stretch")
     with c2:
         with state.user_errors():
             model = state.model_store().load(model_name)
@@ -94,7 +95,7 @@ def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
                 st.info("This model keeps no training frames to compare with.")
             elif near.jpeg:
                 st.image(near.jpeg, caption=f"most similar normal training frame: {near.video} at "
-                                            f"{near.time_s:.2f} s (cosine {near.similarity:.3f})")
+                                            f"{near.time_s:.2f} s (cosine {near.similarity:.3f})", width="stretch")
             else:
                 st.info(f"Most similar normal training frame: {near.video} at {near.time_s:.2f} s "
                         f"(cosine {near.similarity:.3f}); that video is no longer in the training set.")

@@ -87,7 +87,8 @@ def _training_set_section(ts: TrainingSet) -> None:
         r = it.as_row()
         r["status"] = "re-encode at training" if ts.is_stale(it, pipe) else "ready"
         rows.append(r)
-    st.dataframe(pd.DataFrame(rows).drop(columns=["id"]), hide_index=True)
+    st.dataframe(pd.DataFrame(rows).drop(columns=["id"]).rename(
+        columns={"duration_s": "duration (s)", "interval_ms": "interval (ms)"}), hide_index=True)
     names = {it.id: f"{it.name} ({it.frames} frames)" for it in items}
     gen = st.session_state.setdefault("train_remove_gen", 0)
     gone = st.multiselect("Remove videos", list(names), format_func=names.get, key=f"train_remove_{gen}")
@@ -152,7 +153,8 @@ def _train_section(ts: TrainingSet) -> None:
         with state.user_errors():
             pipe = state.pipeline()
             t0 = time.perf_counter()
-            model = ts.train(pipe, name.strip(), progress=state.progress_bar("re-encoding"), overwrite=overwrite)
+            bar = state.progress_bar("re-encoding the training set")
+            model = ts.train(pipe, name.strip(), progress=bar, overwrite=overwrite)
             st.session_state["train_last"] = {
                 "name": model.name, "seconds": round(time.perf_counter() - t0, 2),
                 "videos": len(model.videos), "frames": model.n_frames, "encoder": model.encoder.label,
