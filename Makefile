@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/vlm-anomaly demo
+	$(VENV)/bin/vlm-anomaly ui
 
 demo: $(STAMP)
 	$(VENV)/bin/vlm-anomaly demo

@@ -318,6 +318,24 @@ def evaluate(
     out.print("report: " + ", ".join(str(v) for v in paths.values()))
 
 
+# -- dashboard ------------------------------------------------------------------------------
+@app.command()
+def ui(
+    port: Annotated[Optional[int], typer.Option("--port", help="HTTP port (setting ui_port, default 8501)")] = None,
+    address: Annotated[str, typer.Option("--address", help="interface to listen on")] = "localhost",
+) -> None:
+    """Start the Streamlit dashboard (train, test, live, models) on http://localhost:8501."""
+    s = _settings()
+    app_py = Path(__file__).parent / "ui" / "app.py"
+    args = [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port or s.ui_port),
+            "--server.address", address, "--server.headless", "true",
+            "--server.maxUploadSize", str(s.max_upload_mb), "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none", "--client.showErrorDetails", "type",
+            "--client.toolbarMode", "minimal"]
+    err.print(f"dashboard on http://{address}:{port or s.ui_port}", highlight=False)
+    os.execv(sys.executable, args)
+
+
 def main() -> None:
     """Console-script entry: run the app, turning expected errors into one line + exit code."""
     try:

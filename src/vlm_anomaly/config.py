@@ -81,6 +81,10 @@ class Settings(BaseModel):
 
     log_level: str = "WARNING"
 
+    # dashboard (streamlit UI)
+    max_upload_mb: int = Field(default=500, ge=1, le=20000)  # per uploaded video
+    ui_port: int = Field(default=8501, ge=1, le=65535)
+
     @field_validator("home", "models_dir", "cache_dir", "clip_weights", mode="after")
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:

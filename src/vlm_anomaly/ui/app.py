@@ -1,0 +1,24 @@
+"""Dashboard entry point: ``streamlit run src/vlm_anomaly/ui/app.py`` (or ``vlm-anomaly ui``)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from vlm_anomaly.ui import live_page, models_page, test_page, train_page
+
+PAGES = [
+    st.Page(train_page.render, title="Train", icon=":material/school:", url_path="train", default=True),
+    st.Page(test_page.render, title="Test", icon=":material/troubleshoot:", url_path="test"),
+    st.Page(live_page.render, title="Live", icon=":material/videocam:", url_path="live"),
+    st.Page(models_page.render, title="Models", icon=":material/inventory_2:", url_path="models"),
+]
+
+
+def main() -> None:
+    st.set_page_config(page_title="vlm-anomaly", page_icon=":material/videocam:", layout="wide")
+    page = st.navigation(PAGES)
+    st.sidebar.caption("vlm-anomaly · video anomaly detection with vision-language models")
+    page.run()
+
+
+main()

@@ -1,0 +1,99 @@
+"""Plotly figures: score timelines with the threshold line and the score bands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..monitor import Reading
+from ..results import SCORE_BANDS, ScoreResult
+
+BAND_COLOURS = {
+    "very normal": "rgba(46, 160, 67, 0.10)",
+    "normal": "rgba(46, 160, 67, 0.05)",
+    "borderline": "rgba(255, 170, 0, 0.10)",
+    "strong anomaly": "rgba(220, 40, 40, 0.12)",
+}
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+
+
+def _y_range(values: Sequence[np.ndarray], threshold: float) -> tuple[float, float]:
+    arr = np.concatenate([np.asarray(v, float) for v in values if len(v)] or [np.zeros(1)])
+    lo = min(float(arr.min()), threshold, -1.2)
+    hi = max(float(arr.max()), threshold, 1.2)
+    pad = 0.08 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _bands(fig: go.Figure, y0: float, y1: float) -> None:
+    for name, lo, hi in SCORE_BANDS:
+        a, b = max(lo, y0), min(hi, y1)
+        if a >= b:
+            continue
+        fig.add_hrect(y0=a, y1=b, fillcolor=BAND_COLOURS[name], line_width=0, layer="below",
+                      annotation_text=name, annotation_position="top left",
+                      annotation_font_size=10, annotation_font_color="gray")
+
+
+def _threshold(fig: go.Figure, threshold: float) -> None:
+    fig.add_hline(y=threshold, line_dash="dash", line_color="crimson",
+                  annotation_text=f"threshold {threshold:+.2f}", annotation_position="bottom right")
+
+
+def _layout(fig: go.Figure, y: tuple[float, float], title: str, height: int = 380) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      xaxis_title="time (s)", yaxis_title="decision score (higher = more normal)",
+                      yaxis_range=list(y), legend={"orientation": "h", "y": -0.2}, hovermode="x unified")
+    return fig
+
+
+def timeline(result: ScoreResult, *, title: str = "Decision score over time") -> go.Figure:
+    """Raw and smoothed scores, anomalous frames marked, threshold line, score bands."""
+    t = result.timestamps
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=t, y=result.raw_scores, name="raw score", mode="lines+markers",
+                             line={"width": 1, "color": "#9ab"}, marker={"size": 4}))
+    fig.add_trace(go.Scatter(x=t, y=result.smoothed_scores, name=f"smoothed (window {result.smoothing_window})",
+                             mode="lines", line={"width": 3, "color": "#1f77b4"}))
+    lab = result.labels
+    if lab.any():
+        fig.add_trace(go.Scatter(x=t[lab], y=result.smoothed_scores[lab], name="anomaly", mode="markers",
+                                 marker={"color": "crimson", "size": 8, "symbol": "x"}))
+    y = _y_range([result.raw_scores, result.smoothed_scores], result.threshold)
+    _bands(fig, *y)
+    _threshold(fig, result.threshold)
+    return _layout(fig, y, title)
+
+
+def compare(results: Mapping[str, ScoreResult], *, title: str = "Models compared") -> go.Figure:
+    """Smoothed scores of several models on the same video, overlaid (each with its threshold)."""
+    fig = go.Figure()
+    for (name, r), colour in zip(results.items(), PALETTE):
+        fig.add_trace(go.Scatter(x=r.timestamps, y=r.smoothed_scores, name=f"{name} (smoothed)",
+                                 mode="lines", line={"width": 3, "color": colour}))
+        fig.add_trace(go.Scatter(x=r.timestamps, y=r.raw_scores, name=f"{name} (raw)", mode="lines",
+                                 line={"width": 1, "color": colour, "dash": "dot"}, opacity=0.6))
+    thr = [r.threshold for r in results.values()] or [0.0]
+    y = _y_range([a for r in results.values() for a in (r.raw_scores, r.smoothed_scores)], min(thr))
+    _bands(fig, *y)
+    for v in sorted(set(thr)):
+        _threshold(fig, v)
+    return _layout(fig, y, title, height=420)
+
+
+def live(readings: Sequence[Reading], threshold: float, *, title: str = "Live score") -> go.Figure:
+    """Rolling chart of live readings: raw and causal smoothed score, threshold, bands."""
+    t = np.array([r.t for r in readings], float)
+    raw = np.array([r.raw for r in readings], float)
+    smooth = np.array([r.smoothed for r in readings], float)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=t, y=raw, name="raw score", mode="lines+markers",
+                             line={"width": 1, "color": "#9ab"}, marker={"size": 4}))
+    fig.add_trace(go.Scatter(x=t, y=smooth, name="smoothed (causal)", mode="lines",
+                             line={"width": 3, "color": "#1f77b4"}))
+    y = _y_range([raw, smooth], threshold)
+    _bands(fig, *y)
+    _threshold(fig, threshold)
+    return _layout(fig, y, title, height=320)

@@ -1,0 +1,138 @@
+"""What the pages share: settings, the encoder (loaded once per process), stores, uploads, errors.
+
+Why: the encoder is the heavy object - building it per rerun would freeze every click. Everything
+else here is a thin adapter from Streamlit's world (uploads, session state) to the library's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import streamlit as st
+
+from ..config import Settings, load_settings
+from ..encoders import Encoder, EncoderIdentity, create_encoder
+from ..encoders.factory import encoder_for_identity
+from ..errors import InvalidVideoError, VlmAnomalyError
+from ..model import AnomalyModel
+from ..pipeline import Pipeline
+from ..store import ModelStore, TrainingSet
+from ..video import VIDEO_EXTENSIONS
+
+#: upload types the file pickers accept (without dots, as Streamlit wants them)
+VIDEO_TYPES = ["mp4", "avi", "mov", "mkv", "webm"]
+#: the training parameters chosen on the Train page (persisted with the training set)
+TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects")
+
+
+@contextlib.contextmanager
+def user_errors(prefix: str = "") -> Iterator[None]:
+    """Show any error the user caused as a friendly message instead of a traceback."""
+    try:
+        yield
+    except VlmAnomalyError as exc:
+        st.error(f"{prefix}{exc}")
+
+
+def settings(**overrides) -> Settings:
+    """Settings from file/env, with the saved training parameters and ``overrides`` on top."""
+    base = load_settings()
+    params = {k: v for k, v in TrainingSet.for_settings(base).load_params().items() if k in TRAIN_PARAMS}
+    return load_settings(overrides={**params, **overrides})
+
+
+def training_set(s: Settings | None = None) -> TrainingSet:
+    return TrainingSet.for_settings(s or settings())
+
+
+def model_store(s: Settings | None = None) -> ModelStore:
+    return ModelStore((s or settings()).models_path)
+
+
+@st.cache_resource(show_spinner="Loading the encoder (once per process)…")
+def _encoder(backend: str, clip_model: str, clip_pretrained: str, clip_weights: str | None,
+             device: str, batch_size: int) -> Encoder:
+    return create_encoder(backend, clip_model=clip_model, clip_pretrained=clip_pretrained,
+                          clip_weights=clip_weights, device=device, batch_size=batch_size)
+
+
+@st.cache_resource(show_spinner="Loading the model's encoder (once per process)…")
+def _encoder_for(identity_json: str, clip_weights: str | None, device: str, batch_size: int) -> Encoder:
+    ident = EncoderIdentity.from_dict(json.loads(identity_json))
+    return encoder_for_identity(ident, clip_weights=clip_weights, device=device, batch_size=batch_size)
+
+
+def _weights(s: Settings) -> str | None:
+    return str(s.clip_weights) if s.clip_weights else None
+
+
+def pipeline(s: Settings | None = None) -> Pipeline:
+    """A pipeline over the cached encoder of the configured backend."""
+    s = s or settings()
+    enc = _encoder(s.encoder, s.clip_model, s.clip_pretrained, _weights(s), s.device, s.batch_size)
+    return Pipeline(s, encoder=enc)
+
+
+def pipeline_for(model: AnomalyModel, s: Settings | None = None) -> Pipeline:
+    """A pipeline whose (cached) encoder is the one ``model`` was trained with."""
+    s = s or settings()
+    enc = _encoder_for(json.dumps(model.encoder.as_dict(), sort_keys=True), _weights(s), s.device,
+                       s.batch_size)
+    return Pipeline(s, encoder=enc)
+
+
+def upload_dir() -> Path:
+    d = Path(tempfile.gettempdir()) / "vlm-anomaly-uploads"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def save_upload(uploaded, max_mb: int) -> Path:
+    """Write an uploaded video to a temp file (named by content, so reruns reuse it)."""
+    name = Path(uploaded.name).name
+    ext = Path(name).suffix.lower()
+    if ext not in VIDEO_EXTENSIONS:
+        raise InvalidVideoError(f"{name}: not a video file - use one of {', '.join(VIDEO_TYPES)}")
+    size = uploaded.size
+    if size > max_mb * 1024 * 1024:
+        raise InvalidVideoError(f"{name} is {size / 2**20:.0f} MB; the limit is {max_mb} MB (max_upload_mb)")
+    if size == 0:
+        raise InvalidVideoError(f"{name}: empty file")
+    cache = st.session_state.setdefault("_uploads", {})
+    key = f"{uploaded.file_id}:{name}"
+    if key in cache and Path(cache[key]).is_file():
+        return Path(cache[key])
+    data = uploaded.getbuffer()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    folder = upload_dir() / digest
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    if not path.is_file():
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    cache[key] = str(path)
+    return path
+
+
+def progress_bar(label: str) -> Callable[[int, int, str], None]:
+    """A Streamlit progress bar fed by the library's (done, total, stage) callback.
+
+    The bar appears at the first report, so work that turns out to be cached shows nothing.
+    """
+    slot = st.empty()
+
+    def update(done: int, total: int, stage: str) -> None:
+        frac = min(1.0, done / total) if total else 0.0
+        slot.progress(frac, text=f"{label} - {stage} {done}/{total or '?'} frames")
+
+    return update
+
+
+def model_names(s: Settings | None = None) -> list[str]:
+    return model_store(s).names()

@@ -1,0 +1,182 @@
+"""Test page: score a video with a model, explore the timeline, frames and segments, download results."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ..results import ScoreResult, band
+from ..video.sink import annotate_frame, write_annotated_video
+from ..video.thumbnails import grab_frames
+from . import charts, state
+
+GALLERY = 12
+
+
+@st.cache_data(max_entries=16, show_spinner="Fetching frames…")
+def frames_of(path: str, indices: tuple[int, ...], max_side: int = 480) -> dict[int, np.ndarray]:
+    return grab_frames(path, indices, max_side=max_side)
+
+
+def _analyse(s, name: str, files) -> None:
+    with state.user_errors():
+        path = state.save_upload(files, s.max_upload_mb)
+        model = state.model_store(s).load(name)
+        pipe = state.pipeline_for(model, s)
+        result = pipe.score(model, path, progress=state.progress_bar(f"Analysing {files.name}"),
+                            interval_ms=model.interval_ms)
+        st.session_state["test"] = {"result": result, "path": str(path), "video": files.name, "model": name}
+        st.session_state["test_thr"] = float(result.threshold)
+        st.session_state["test_pos"] = int(np.argmin(result.smoothed_scores))
+        st.session_state.pop("test_mp4", None)
+
+
+def _headline(r: ScoreResult) -> None:
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Frames", r.n_frames)
+    c2.metric("Anomalies", r.n_anomalies)
+    c3.metric("Anomaly rate", f"{100 * r.anomaly_rate:.1f}%")
+    low = float(r.smoothed_scores.min()) if r.n_frames else 0.0
+    c4.metric("Lowest score", f"{low:+.3f}", help=f"band: {band(low)}")
+
+
+def _segments(r: ScoreResult) -> None:
+    segs = r.segments()
+    st.subheader("Anomalous segments")
+    if not segs:
+        st.info("No anomalous segment at this threshold.")
+        return
+    st.dataframe(pd.DataFrame([{"#": k + 1, "start (s)": g.start_time, "end (s)": g.end_time,
+                                "frames": g.end_index - g.start_index + 1, "worst score": round(g.worst_score, 3),
+                                "worst at (s)": g.worst_time} for k, g in enumerate(segs)]), hide_index=True)
+    labels = [f"#{k + 1}: {g.start_time:.1f}-{g.end_time:.1f} s (worst {g.worst_score:+.3f})"
+              for k, g in enumerate(segs)]
+
+    def jump() -> None:
+        k = st.session_state.get("test_seg")
+        if k is not None:
+            st.session_state["test_pos"] = segs[k].worst_position
+            st.session_state["test_video_t"] = segs[k].start_time
+
+    st.selectbox("Jump to segment", range(len(segs)), format_func=labels.__getitem__, index=None,
+                 key="test_seg", on_change=jump, placeholder="pick a segment to see its frames")
+
+
+def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
+    st.subheader("Frame inspector")
+    n = r.n_frames
+    pos = int(np.clip(st.session_state.get("test_pos", 0), 0, n - 1))
+    st.session_state["test_pos"] = pos
+    st.select_slider("Frame", options=list(range(n)), key="test_pos",
+                     format_func=lambda k: f"{r.timestamps[k]:.2f} s")
+    pos = st.session_state["test_pos"]
+    ix = int(r.frame_indices[pos])
+    imgs = frames_of(path, (ix,))
+    lab = bool(r.labels[pos])
+    desc = r.descriptions[pos] if pos < len(r.descriptions) else ""
+    c1, c2 = st.columns(2)
+    with c1:
+        if ix in imgs:
+            st.image(annotate_frame(imgs[ix], score=float(r.smoothed_scores[pos]), anomaly=lab,
+                                    time_s=float(r.timestamps[pos]), description=desc, threshold=r.threshold),
+                     caption=f"this frame: {'ANOMALY' if lab else 'normal'}, raw {r.raw_scores[pos]:+.3f}, "
+                             f"smoothed {r.smoothed_scores[pos]:+.3f} ({band(float(r.smoothed_scores[pos]))})",
+                     width="stretch")
+    with c2:
+        with state.user_errors():
+            model = state.model_store().load(model_name)
+            near = state.training_set().nearest_normal_frame(model, r.embeddings[pos]) \
+                if r.embeddings is not None else None
+            if near is None:
+                st.info("This model keeps no training frames to compare with.")
+            elif near.jpeg:
+                st.image(near.jpeg, caption=f"most similar normal training frame: {near.video} at "
+                                            f"{near.time_s:.2f} s (cosine {near.similarity:.3f})", width="stretch")
+            else:
+                st.info(f"Most similar normal training frame: {near.video} at {near.time_s:.2f} s "
+                        f"(cosine {near.similarity:.3f}); that video is no longer in the training set.")
+
+
+def _gallery(r: ScoreResult, path: str) -> None:
+    lab = r.labels
+    order = np.argsort(r.smoothed_scores)
+    picks = [int(k) for k in order if lab[k]][:GALLERY]
+    st.subheader("Anomalous frames" if picks else "Lowest-scoring frames")
+    if not picks:
+        picks = [int(k) for k in order[: min(4, r.n_frames)]]
+    picks.sort()
+    imgs = frames_of(path, tuple(int(r.frame_indices[k]) for k in picks), 320)
+    cols = st.columns(4)
+    for j, k in enumerate(picks):
+        ix = int(r.frame_indices[k])
+        if ix not in imgs:
+            continue
+        desc = r.descriptions[k] if k < len(r.descriptions) else ""
+        cols[j % 4].image(annotate_frame(imgs[ix], score=float(r.smoothed_scores[k]), anomaly=bool(lab[k]),
+                                         time_s=float(r.timestamps[k]), description=desc),
+                          caption=f"{r.timestamps[k]:.2f} s · {r.smoothed_scores[k]:+.3f} · {desc}")
+
+
+def _downloads(r: ScoreResult, path: str, video: str) -> None:
+    st.subheader("Downloads")
+    stem = Path(video).stem
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Download CSV", r.to_csv(), file_name=f"{stem}-scores.csv", mime="text/csv",
+                       key="dl_csv", on_click="ignore")
+    c2.download_button("Download JSON", r.to_json(), file_name=f"{stem}-report.json", mime="application/json",
+                       key="dl_json", on_click="ignore")
+    mp4 = st.session_state.get("test_mp4")
+    if mp4 and mp4["threshold"] == r.threshold and Path(mp4["path"]).is_file():
+        c3.download_button("Download annotated MP4", Path(mp4["path"]).read_bytes(),
+                           file_name=f"{stem}-annotated.mp4", mime="video/mp4", key="dl_mp4", on_click="ignore")
+    elif c3.button("Render annotated MP4", key="render_mp4"):
+        with state.user_errors():
+            out = Path(tempfile.mkdtemp(prefix="vlm-anomaly-")) / f"{stem}-annotated.mp4"
+            write_annotated_video(r, path, out, progress=state.progress_bar("Rendering"))
+            st.session_state["test_mp4"] = {"path": str(out), "threshold": r.threshold}
+            st.rerun()
+
+
+def _results(t: dict) -> None:
+    r0: ScoreResult = t["result"]
+    st.divider()
+    st.markdown(f"**{t['video']}** scored with model **{t['model']}**")
+    lo = float(min(-2.0, np.floor(r0.smoothed_scores.min() * 10) / 10 - 0.1))
+    hi = float(max(2.0, np.ceil(r0.smoothed_scores.max() * 10) / 10 + 0.1))
+    thr = st.slider("Threshold (frames whose smoothed score falls below it are anomalous)", lo, hi,
+                    step=0.01, key="test_thr")
+    r = r0.relabel(float(thr))
+    _headline(r)
+    st.plotly_chart(charts.timeline(r), key="test_timeline")
+    _segments(r)
+    if "test_video_t" in st.session_state:
+        st.video(t["path"], start_time=float(st.session_state["test_video_t"]))
+    _inspector(r, t["path"], t["model"])
+    _gallery(r, t["path"])
+    _downloads(r, t["path"], t["video"])
+
+
+def render() -> None:
+    st.title("Test")
+    st.caption("Score a video with a trained model and see where it departs from normal.")
+    with state.user_errors():
+        s = state.settings()
+        names = state.model_names(s)
+        if not names:
+            st.info("No model yet: train one on the **Train** page first.")
+            return
+        c1, c2 = st.columns([1, 2])
+        name = c1.selectbox("Model", names, key="test_model")
+        f = c2.file_uploader(f"Video to analyse (up to {s.max_upload_mb} MB)", type=state.VIDEO_TYPES,
+                             max_upload_size=s.max_upload_mb, key="test_upload")
+        if st.button("Analyse", type="primary", disabled=f is None):
+            for k in ("test_seg", "test_video_t"):
+                st.session_state.pop(k, None)
+            _analyse(s, name, f)
+        t = st.session_state.get("test")
+        if t:
+            _results(t)
