@@ -251,15 +251,15 @@ def _print_notice(n) -> None:
     if n.kind == "start":
         r = n.record
         out.print(f"[bold red]EVENT START[/] #{r.id} {n.source} at {r.start_time:.2f}s "
-                  f"(score {r.worst_score:.3f})", highlight=False)
+                  f"(score {r.worst_score:.3f})", highlight=False, soft_wrap=True)
     elif n.kind == "end":
         r = n.record
         extra = f", prompt {r.prompt!r} ({r.prompt_score:.2f})" if r.prompt else ""
         out.print(f"[bold]EVENT END[/] #{r.id} {n.source} {r.start_time:.2f}-{r.end_time:.2f}s "
                   f"worst {r.worst_score:.3f} at {r.worst_time:.2f}s mean {r.mean_score:.3f}{extra}"
-                  f" snapshot {r.snapshot or '-'} clip {r.clip or '-'}", highlight=False)
+                  f" snapshot {r.snapshot or '-'} clip {r.clip or '-'}", highlight=False, soft_wrap=True)
     elif n.kind == "gap":
-        out.print(f"[yellow]GAP[/] {n.source}: {n.message}", highlight=False)
+        out.print(f"[yellow]GAP[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
     else:
         err.print(f"error: {n.source}: {n.message}", highlight=False, markup=False)
 
@@ -308,8 +308,8 @@ def watch(
     for st in rows:
         out.print(f"{st['source']}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
                   f"({st['missed_s']:.1f} s missed), {st['status']}"
-                  + (f": {st['error']}" if st["error"] else ""), highlight=False)
-    out.print(f"events stored in {settings.events_url}", highlight=False)
+                  + (f": {st['error']}" if st["error"] else ""), highlight=False, soft_wrap=True)
+    out.print(f"events stored in {settings.events_url}", highlight=False, soft_wrap=True)
     if any(st["status"] == "failed" for st in rows):
         raise typer.Exit(2)
 
@@ -356,7 +356,7 @@ def score_batch(
     for src, r in zip(sources, results):
         s = r.summary()
         out.print(f"{src}: {s['frames']} frames, {s['anomalies']} anomalous "
-                  f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}", highlight=False)
+                  f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}", highlight=False, soft_wrap=True)
         if out_dir:
             stem = Path(src).name
             r.write_csv(out_dir / f"{stem}.csv")

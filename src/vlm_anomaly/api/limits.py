@@ -38,7 +38,7 @@ class BodySizeLimit:
                 except ValueError:
                     pass
         seen = 0
-        started = False
+        state = {"started": False, "exceeded": False, "replaced": False}
 
         async def limited_receive():
             nonlocal seen
@@ -46,17 +46,24 @@ class BodySizeLimit:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
+                    state["exceeded"] = True
                     raise _TooLarge
             return msg
 
-        async def tracking_send(msg):
-            nonlocal started
+        async def guarded_send(msg):
+            # the body parser may turn our exception into its own 400: answer 413 instead
             if msg["type"] == "http.response.start":
-                started = True
+                if state["exceeded"]:
+                    state["replaced"] = True
+                    state["started"] = True
+                    return await self._reject(send)
+                state["started"] = True
+            elif state["replaced"]:
+                return None
             await send(msg)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
-            if not started:
+            if not state["started"]:
                 await self._reject(send)
