@@ -10,6 +10,7 @@ Ray is an optional extra (``pip install 'vlm-anomaly[ray]'``).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -84,14 +85,22 @@ def _actor_class():
     return EncoderActor
 
 
+_POOLS: dict[str, list] = {}
+
+
 def _actors(settings: Settings, n_items: int, num_actors: int | None):
+    """Encoder actors for these settings: created once per Ray session, then reused."""
     ray = _ray()
     init_ray(settings)
     slots = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(n_items, num_actors or slots))
-    cls = _actor_class()
     state = settings.model_dump(mode="json")
-    return [cls.remote(state) for _ in range(n)]
+    key = json.dumps([state, ray.get_runtime_context().get_job_id()], sort_keys=True, default=str)
+    pool = _POOLS.setdefault(key, [])
+    cls = _actor_class()
+    while len(pool) < n:
+        pool.append(cls.remote(state))
+    return pool[:n]
 
 
 def score_batch_on_ray(settings: Settings, model: str, sources: Sequence[str | Path], *,

@@ -52,3 +52,11 @@ def client(server):
     with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {TOKEN}"},
                       timeout=60) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def api_schema(server):
+    """The server's own OpenAPI document, loaded by schemathesis."""
+    import schemathesis
+
+    return schemathesis.openapi.from_url(server + "/openapi.json")

@@ -133,11 +133,13 @@ class EventStore:
             if db and db != ":memory:":
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if db in ("", ":memory:") or url.rstrip("/") == "sqlite:":
+                kwargs["poolclass"] = sa.pool.StaticPool  # one shared in-memory database
         try:
             self.engine = sa.create_engine(url, **kwargs)
             if url.startswith("sqlite"):
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            metadata.create_all(self.engine)
+            _create_tables(self.engine)
         except (sa.exc.SQLAlchemyError, ImportError) as exc:
             raise VlmAnomalyError(f"cannot open events database {url}: {exc}") from None
         self._lock = threading.Lock()  # SQLite allows one writer; serialise this process' writers
@@ -262,6 +264,17 @@ class EventStore:
 
     def __iter__(self) -> Iterator[EventRecord]:
         return iter(self.list(limit=10_000))
+
+
+def _create_tables(engine: sa.Engine) -> None:
+    """Create missing tables; another process creating them at the same moment is fine."""
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa.exc.OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == 2:
+                raise
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
