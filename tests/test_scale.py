@@ -13,17 +13,28 @@ ray = pytest.importorskip("ray", reason="the [ray] extra is part of `make test`'
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("ray")
-    normal = [write_video(d / "normal.mp4", seconds=10, seed=0),
-              write_video(d / "normal.avi", seconds=10, seed=0)]
-    tests = [write_video(d / "a.mp4", seconds=10, seed=0, anomaly_span=(3.0, 6.0)),
-             write_video(d / "b.avi", seconds=6, seed=0)]
+    normal = [
+        write_video(d / "normal.mp4", seconds=10, seed=0),
+        write_video(d / "normal.avi", seconds=10, seed=0),
+    ]
+    tests = [
+        write_video(d / "a.mp4", seconds=10, seed=0, anomaly_span=(3.0, 6.0)),
+        write_video(d / "b.avi", seconds=6, seed=0),
+    ]
     # no embedding cache: Ray's actors must really encode, not read the first run's cache
-    settings = load_settings(overrides={"home": d / "home", "encoder": "efficientnet",
-                                        "interval_ms": 500, "embedding_cache": False,
-                                        "threads": 1})
+    settings = load_settings(
+        overrides={
+            "home": d / "home",
+            "encoder": "efficientnet",
+            "interval_ms": 500,
+            "embedding_cache": False,
+            "threads": 1,
+        }
+    )
     pipe = Pipeline(settings)
     Pipeline(settings.model_copy(update={"interval_ms": 250}), encoder=pipe.encoder).train(
-        "street", normal)
+        "street", normal
+    )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield settings, pipe, [str(t) for t in tests]
     ray.shutdown()
@@ -37,7 +48,7 @@ def test_score_batch_on_ray_equals_single_process(setup):
     local = [pipe.score(model, t, interval_ms=500) for t in tests]
     remote = score_batch_on_ray(settings, "street", tests, interval_ms=500)
     assert len(remote) == len(local) == 2
-    for a, b in zip(local, remote):
+    for a, b in zip(local, remote, strict=True):
         assert b.source == a.source
         np.testing.assert_array_equal(b.frame_indices, a.frame_indices)
         np.testing.assert_allclose(b.raw_scores, a.raw_scores, atol=1e-5)

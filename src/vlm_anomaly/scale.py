@@ -38,8 +38,12 @@ def init_ray(settings: Settings, *, num_cpus: int | None = None) -> None:
     ray = _ray()
     if ray.is_initialized():
         return
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True,
-              "logging_level": logging.WARNING}
+    kwargs = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "ignore_reinit_error": True,
+        "logging_level": logging.WARNING,
+    }
     if settings.ray_address:
         ray.init(address=settings.ray_address, **kwargs)
     else:
@@ -62,14 +66,16 @@ def _actor_class():
             torch.set_num_threads(1)  # one CPU slot per actor
             self.pipe = Pipeline(Settings(**settings))
 
-        def score(self, model: str, source: str, threshold: float | None,
-                  interval_ms: int | None) -> ScoreResult:
+        def score(
+            self, model: str, source: str, threshold: float | None, interval_ms: int | None
+        ) -> ScoreResult:
             m = self.pipe.load(model)
             iv = interval_ms if interval_ms is not None else m.interval_ms
             return self.pipe.score(m, source, threshold=threshold, interval_ms=iv)
 
-        def watch(self, model: str, sources: list[str], realtime: bool,
-                  max_seconds: float | None) -> list[dict]:
+        def watch(
+            self, model: str, sources: list[str], realtime: bool, max_seconds: float | None
+        ) -> list[dict]:
             from .events import AlertDispatcher, EventStore, Monitor
 
             s = self.pipe.settings
@@ -103,33 +109,50 @@ def _actors(settings: Settings, n_items: int, num_actors: int | None):
     return pool[:n]
 
 
-def score_batch_on_ray(settings: Settings, model: str, sources: Sequence[str | Path], *,
-                       threshold: float | None = None, interval_ms: int | None = None,
-                       num_actors: int | None = None) -> list[ScoreResult]:
+def score_batch_on_ray(
+    settings: Settings,
+    model: str,
+    sources: Sequence[str | Path],
+    *,
+    threshold: float | None = None,
+    interval_ms: int | None = None,
+    num_actors: int | None = None,
+) -> list[ScoreResult]:
     """Score ``sources`` spread over encoder actors; results in the order of ``sources``.
 
     Example:
-        >>> results = score_batch_on_ray(settings, "office-day", ["a.mp4", "b.mp4"])  # doctest: +SKIP
+        >>> results = score_batch_on_ray(settings, "day", ["a.mp4", "b.mp4"])  # doctest: +SKIP
     """
     if not sources:
         return []
-    ray = _ray()
     from ray.util import ActorPool
 
     pool = ActorPool(_actors(settings, len(sources), num_actors))
-    return list(pool.map(lambda a, src: a.score.remote(model, str(src), threshold, interval_ms),
-                         list(sources)))
+    return list(
+        pool.map(
+            lambda a, src: a.score.remote(model, str(src), threshold, interval_ms), list(sources)
+        )
+    )
 
 
-def watch_on_ray(settings: Settings, model: str, sources: Sequence[str], *, realtime: bool = True,
-                 max_seconds: float | None = None, num_actors: int | None = None
-                 ) -> list[EventRecord]:
+def watch_on_ray(
+    settings: Settings,
+    model: str,
+    sources: Sequence[str],
+    *,
+    realtime: bool = True,
+    max_seconds: float | None = None,
+    num_actors: int | None = None,
+) -> list[EventRecord]:
     """Watch ``sources`` spread over encoder actors; returns their closed events (stored too)."""
     if not sources:
         return []
     ray = _ray()
     actors = _actors(settings, len(sources), num_actors)
     per = math.ceil(len(sources) / len(actors))
-    chunks = [list(sources[i:i + per]) for i in range(0, len(sources), per)]
-    futures = [a.watch.remote(model, chunk, realtime, max_seconds) for a, chunk in zip(actors, chunks)]
+    chunks = [list(sources[i : i + per]) for i in range(0, len(sources), per)]
+    futures = [
+        a.watch.remote(model, chunk, realtime, max_seconds)
+        for a, chunk in zip(actors, chunks, strict=False)
+    ]
     return [EventRecord(**d) for part in ray.get(futures) for d in part]

@@ -24,12 +24,20 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     """Base URL of a live server (module-scoped: one encoder, one events DB for the module)."""
     home = tmp_path_factory.mktemp("api-home")
-    settings = load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": 250,
-                                        "api_tokens": [TOKEN, "second-token"], "max_upload_mb": 2})
+    settings = load_settings(
+        overrides={
+            "home": home,
+            "encoder": "efficientnet",
+            "interval_ms": 250,
+            "api_tokens": [TOKEN, "second-token"],
+            "max_upload_mb": 2,
+        }
+    )
     app = create_app(settings)
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                        lifespan="on"))
+    srv = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()
     url = f"http://127.0.0.1:{port}"
@@ -49,8 +57,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(server):
-    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {TOKEN}"},
-                      timeout=60) as c:
+    with httpx.Client(
+        base_url=server, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+    ) as c:
         yield c
 
 

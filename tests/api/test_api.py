@@ -8,7 +8,6 @@ import pytest
 from vlm_anomaly.synthetic import write_video
 
 
-
 def wait_job(client, job, timeout=180):
     deadline = time.monotonic() + timeout
     seen_progress = False
@@ -44,8 +43,10 @@ def test_health_is_open_everything_else_needs_the_token(server):
         r = httpx.get(server + "/models", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json() == []
     assert httpx.get(server + "/metrics").status_code == 401
-    assert "/docs" in httpx.get(server + "/openapi.json").text or \
-        httpx.get(server + "/docs").status_code == 200
+    assert (
+        "/docs" in httpx.get(server + "/openapi.json").text
+        or httpx.get(server + "/docs").status_code == 200
+    )
 
 
 def test_upload_limit_gives_413_json(client, tmp_path):
@@ -56,13 +57,18 @@ def test_upload_limit_gives_413_json(client, tmp_path):
     assert r.status_code == 413 and "upload limit" in r.json()["error"]
 
     def chunks():  # no Content-Length: the limit must hold for chunked bodies too
-        yield (b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n'
-               b"Content-Type: video/mp4\r\n\r\n")
+        yield (
+            b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n'
+            b"Content-Type: video/mp4\r\n\r\n"
+        )
         for _ in range(3):
             yield b"\0" * (1024 * 1024)
 
-    r = client.post("/models/big/score", content=chunks(),
-                    headers={"Content-Type": "multipart/form-data; boundary=x"})
+    r = client.post(
+        "/models/big/score",
+        content=chunks(),
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
     assert r.status_code == 413 and "error" in r.json()
     assert client.get("/models").json() == []  # nothing was trained
 
@@ -79,16 +85,19 @@ def test_bad_input_is_a_json_4xx(client, tmp_path):
     assert client.post("/sources", json={"model": "nope", "source": "x.mp4"}).status_code == 404
     assert client.get("/events", params={"limit": 0}).status_code == 422
     # a corrupt "video" trains into a failed job with the decoder's message, not a crash
-    job = client.post("/models/junk/train",
-                      files={"files": ("junk.mp4", b"not a video" * 100, "video/mp4")}).json()
+    job = client.post(
+        "/models/junk/train", files={"files": ("junk.mp4", b"not a video" * 100, "video/mp4")}
+    ).json()
     j = wait_job(client, job)
     assert j["status"] == "failed" and "junk.mp4" in j["error"]
 
 
 def test_train_score_watch_ack_lifecycle(client, videos):
     # train from two uploaded normal videos: an async job with progress
-    files = [("files", (p.name, p.read_bytes(), "video/mp4"))
-             for p in (videos["normal"], videos["normal_avi"])]
+    files = [
+        ("files", (p.name, p.read_bytes(), "video/mp4"))
+        for p in (videos["normal"], videos["normal_avi"])
+    ]
     r = client.post("/models/street/train", files=files, data={"interval_ms": "250"})
     assert r.status_code == 202
     job = r.json()
@@ -103,8 +112,11 @@ def test_train_score_watch_ack_lifecycle(client, videos):
 
     # score an uploaded video: per-frame results
     with open(videos["intruder"], "rb") as fh:
-        job = client.post("/models/street/score", files={"file": ("intruder.mp4", fh, "video/mp4")},
-                          data={"interval_ms": "500"}).json()
+        job = client.post(
+            "/models/street/score",
+            files={"file": ("intruder.mp4", fh, "video/mp4")},
+            data={"interval_ms": "500"},
+        ).json()
     j = wait_job(client, job)
     assert j["status"] == "done", j
     frames = j["result"]["frames"]
@@ -114,12 +126,15 @@ def test_train_score_watch_ack_lifecycle(client, videos):
     assert anomalous and min(anomalous) >= 3.0 and max(anomalous) <= 9.5
 
     # watch the same video through the API (as fast as possible): one event, then acknowledge it
-    r = client.post("/sources", json={"model": "street", "source": str(videos["intruder"]),
-                                      "realtime": False})
+    r = client.post(
+        "/sources", json={"model": "street", "source": str(videos["intruder"]), "realtime": False}
+    )
     assert r.status_code == 201
     wid = r.json()["id"]
     deadline = time.monotonic() + 120
-    while client.get(f"/sources/{wid}").json()["status"] == "running" and time.monotonic() < deadline:
+    while (
+        client.get(f"/sources/{wid}").json()["status"] == "running" and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     st = client.get(f"/sources/{wid}").json()
     assert st["status"] == "ended" and st["events"] == 1, st

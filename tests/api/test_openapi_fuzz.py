@@ -7,7 +7,10 @@ from hypothesis import given
 from schemathesis.checks import not_a_server_error
 
 TOKEN = "test-token-0123456789"  # as in conftest.server
-FAST = re.compile(r"^(GET /(models|events|jobs|sources|gaps|health)(/\{[a-z_]+\})?|POST /events/\{event_id\}/ack)$")
+FAST = re.compile(
+    r"^(GET /(models|events|jobs|sources|gaps|health)(/\{[a-z_]+\})?"
+    r"|POST /events/\{event_id\}/ack)$"
+)
 
 
 def test_fast_endpoints_never_fail_with_5xx(api_schema):
@@ -17,10 +20,18 @@ def test_fast_endpoints_never_fail_with_5xx(api_schema):
     for op in ops:
 
         @given(case=op.as_strategy())
-        @hypothesis.settings(max_examples=10, deadline=None, derandomize=True, database=None,
-                             suppress_health_check=list(hypothesis.HealthCheck))
+        @hypothesis.settings(
+            max_examples=10,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
         def check(case):
-            case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"},
-                                   checks=[not_a_server_error], timeout=30)
+            case.call_and_validate(
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                checks=[not_a_server_error],
+                timeout=30,
+            )
 
         check()

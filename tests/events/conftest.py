@@ -26,8 +26,10 @@ def anomaly_span():
 def clips(tmp_path_factory):
     """Normal clips (same scene, two codecs) and a test clip with an intruder during 4-8 s."""
     d = tmp_path_factory.mktemp("clips")
-    normal = [write_video(d / "normal.mp4", seconds=12, seed=0),
-              write_video(d / "normal.avi", seconds=12, seed=0)]
+    normal = [
+        write_video(d / "normal.mp4", seconds=12, seed=0),
+        write_video(d / "normal.avi", seconds=12, seed=0),
+    ]
     test = write_video(d / "intruder.mp4", seconds=12, seed=0, anomaly_span=ANOMALY_SPAN)
     return normal, test
 
@@ -36,8 +38,9 @@ def clips(tmp_path_factory):
 def trained_home(tmp_path_factory, clips):
     """A home folder holding model "street" trained on the normal clips (EfficientNet-Lite0)."""
     home = tmp_path_factory.mktemp("home")
-    pipe = Pipeline(load_settings(overrides={"home": home, "encoder": "efficientnet",
-                                             "interval_ms": 250}))
+    pipe = Pipeline(
+        load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": 250})
+    )
     pipe.train("street", clips[0])
     return home
 
@@ -90,8 +93,9 @@ def mqtt_broker(tmp_path):
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -43,8 +43,15 @@ def test_short_dip_is_not_an_event():
 
 
 def test_dip_during_cooldown_continues_the_event_and_later_dip_is_new():
-    scores = ([0.1] * 4 + [-0.5] * 4 + [0.1] * 2 + [-0.5] * 4  # gap 1 s < cool-down: same event
-              + [0.1] * 8 + [-0.5] * 4 + [0.1] * 6)  # gap 4 s > cool-down: a second event
+    scores = (
+        [0.1] * 4
+        + [-0.5] * 4
+        + [0.1] * 2
+        + [-0.5] * 4  # gap 1 s < cool-down: same event
+        + [0.1] * 8
+        + [-0.5] * 4
+        + [0.1] * 6
+    )  # gap 4 s > cool-down: a second event
     events = run(scores, CFG)
     assert events == [(2.0, 7.0), (11.0, 13.0)]
 
@@ -63,7 +70,9 @@ def test_source_ending_mid_event_closes_it():
 
 def test_smoothed_noisy_incident_one_event():
     rng = np.random.default_rng(0)
-    raw = np.concatenate([rng.normal(0.2, 0.15, 40), rng.normal(-0.6, 0.3, 20), rng.normal(0.2, 0.15, 40)])
+    raw = np.concatenate(
+        [rng.normal(0.2, 0.15, 40), rng.normal(-0.6, 0.3, 20), rng.normal(0.2, 0.15, 40)]
+    )
     sm = CausalSmoother(5)
     events = run([sm.update(x) for x in raw], CFG)
     assert len(events) == 1

@@ -34,12 +34,21 @@ def test_clip_prompt_scores_and_fusion():
 
 
 def test_event_reports_the_prompt_that_fired(tmp_path):
-    normal = [write_video(tmp_path / "n.mp4", seconds=8, fps=5, size=(160, 120)),
-              write_video(tmp_path / "n.avi", seconds=8, fps=5, size=(160, 120))]
+    normal = [
+        write_video(tmp_path / "n.mp4", seconds=8, fps=5, size=(160, 120)),
+        write_video(tmp_path / "n.avi", seconds=8, fps=5, size=(160, 120)),
+    ]
     test = write_video(tmp_path / "t.mp4", seconds=8, fps=5, size=(160, 120), anomaly_span=(3, 6))
-    s = load_settings(overrides={"home": tmp_path, "encoder": "openclip", "clip_pretrained": "none",
-                                 "interval_ms": 400, "alert_prompts": BAD,
-                                 "alert_prompt_threshold": 0.0})
+    s = load_settings(
+        overrides={
+            "home": tmp_path,
+            "encoder": "openclip",
+            "clip_pretrained": "none",
+            "interval_ms": 400,
+            "alert_prompts": BAD,
+            "alert_prompt_threshold": 0.0,
+        }
+    )
     pipe = Pipeline(s)
     pipe.train("clip-street", normal)
     store = EventStore.from_settings(s)

@@ -12,10 +12,21 @@ def _event(store, i, *, age_days=0.0, media=1000):
     snap = f"cam/event-{i}.jpg"
     (store.media_root / snap).parent.mkdir(parents=True, exist_ok=True)
     (store.media_root / snap).write_bytes(b"x" * media)
-    return store.create(source="cam", model="m", status="closed", start_time=i, end_time=i + 1,
-                        started_at=utcnow() - dt.timedelta(days=age_days), worst_score=-1.0,
-                        worst_time=i + 0.5, mean_score=-0.5, frames=3, descriptions=[],
-                        snapshot=snap, media_bytes=media)
+    return store.create(
+        source="cam",
+        model="m",
+        status="closed",
+        start_time=i,
+        end_time=i + 1,
+        started_at=utcnow() - dt.timedelta(days=age_days),
+        worst_score=-1.0,
+        worst_time=i + 0.5,
+        mean_score=-0.5,
+        frames=3,
+        descriptions=[],
+        snapshot=snap,
+        media_bytes=media,
+    )
 
 
 def test_create_list_ack_delete(tmp_path):
@@ -46,6 +57,13 @@ def test_retention_by_age_and_size(tmp_path):
     # 4 events x 1000 bytes, limit 2500: the two oldest go
     assert store.apply_retention(max_bytes=2500) == 2
     assert sorted(e.id for e in store.list()) == ids[2:]
-    open_id = store.create(source="cam", model="m", start_time=9, worst_score=-1, worst_time=9,
-                           mean_score=-1, started_at=utcnow() - dt.timedelta(days=99))
+    open_id = store.create(
+        source="cam",
+        model="m",
+        start_time=9,
+        worst_score=-1,
+        worst_time=9,
+        mean_score=-1,
+        started_at=utcnow() - dt.timedelta(days=99),
+    )
     assert store.apply_retention(max_age_days=1) == 2 and store.get(open_id).status == "open"

@@ -1,4 +1,4 @@
-"""Watching a generated video with a known anomalous span: one event, evidence on disk, alerts out."""
+"""Watching a video with a known anomalous span: one event, evidence on disk, alerts out."""
 
 import json
 import os
@@ -21,8 +21,9 @@ TOL = INTERVAL_S + SMOOTHING * INTERVAL_S  # the event may lag the truth by the 
 
 
 def _settings(home, **extra):
-    return load_settings(overrides={"home": home, "interval_ms": 500, "encoder": "efficientnet",
-                                    **extra})
+    return load_settings(
+        overrides={"home": home, "interval_ms": 500, "encoder": "efficientnet", **extra}
+    )
 
 
 def _subscribe(host, port, topic):
@@ -37,12 +38,17 @@ def _subscribe(host, port, topic):
     return c, got
 
 
-def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(trained_home, clips, webhook,
-                                                               mqtt_broker, anomaly_span):
+def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(
+    trained_home, clips, webhook, mqtt_broker, anomaly_span
+):
     host, port = mqtt_broker
     webhook.fail_first = 1  # the first POST fails: the alert must be retried, not lost
-    s = _settings(trained_home, webhook_urls=[webhook.url], mqtt_url=f"mqtt://{host}:{port}",
-                  mqtt_topic_prefix="site1")
+    s = _settings(
+        trained_home,
+        webhook_urls=[webhook.url],
+        mqtt_url=f"mqtt://{host}:{port}",
+        mqtt_topic_prefix="site1",
+    )
     sub, got = _subscribe(host, port, "site1/+/events")
     store = EventStore.from_settings(s)
     alerts = AlertDispatcher.from_settings(s)
@@ -79,7 +85,9 @@ def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(trained_home, clip
     assert [b["type"] for b in webhook.bodies] == ["new", "end"]
     end = webhook.bodies[1]["after"]
     assert end["id"] == str(ev.id) and end["label"] == "anomaly" and end["has_snapshot"]
-    assert end["source_start_s"] == round(ev.start_time, 3) and end["top_score"] == round(ev.worst_score, 6)
+    assert end["source_start_s"] == round(ev.start_time, 3) and end["top_score"] == round(
+        ev.worst_score, 6
+    )
     # MQTT: same messages on the source's topic
     import time
 
@@ -95,15 +103,37 @@ def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(trained_home, clip
 
 def test_watch_cli_prints_and_stores_the_event(trained_home, clips, webhook, tmp_path):
     cfg = tmp_path / "vlm.yaml"
-    cfg.write_text(f"home: {trained_home}\nencoder: efficientnet\ninterval_ms: 500\n"
-                   f"events_db_url: sqlite:///{tmp_path}/cli-events.db\nevents_dir: {tmp_path}/ev\n"
-                   f"webhook_urls: [{webhook.url}]\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    r = subprocess.run([sys.executable, "-m", "vlm_anomaly.cli", "--config", str(cfg), "watch",
-                        "--model", "street", "--source", str(clips[1]), "--fast",
-                        "--max-seconds", "120"], capture_output=True, text=True, env=env,
-                       timeout=180)
+    cfg.write_text(
+        f"home: {trained_home}\nencoder: efficientnet\ninterval_ms: 500\n"
+        f"events_db_url: sqlite:///{tmp_path}/cli-events.db\nevents_dir: {tmp_path}/ev\n"
+        f"webhook_urls: [{webhook.url}]\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
+    }
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlm_anomaly.cli",
+            "--config",
+            str(cfg),
+            "watch",
+            "--model",
+            "street",
+            "--source",
+            str(clips[1]),
+            "--fast",
+            "--max-seconds",
+            "120",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("EVENT START") == 1 and r.stdout.count("EVENT END") == 1, r.stdout
     assert "24 frames, 1 event(s), 0 gap(s)" in r.stdout

@@ -33,8 +33,11 @@ class MjpegHandler(BaseHTTPRequestHandler):
             while not srv.closing:
                 img = np.full((96, 128, 3), (i * 9) % 255, np.uint8)
                 jpg = cv2.imencode(".jpg", img)[1].tobytes()
-                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                                 % len(jpg) + jpg + b"\r\n")
+                self.wfile.write(
+                    b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                    + jpg
+                    + b"\r\n"
+                )
                 self.wfile.flush()
                 i += 1
                 time.sleep(0.05)
@@ -76,8 +79,9 @@ def collect(src, seconds):
 
 def test_dropped_stream_reconnects_with_backoff_and_reports_gap(mjpeg):
     mjpeg.drop_after = 15  # ~0.75 s of video, then 1.5 s of HTTP 503
-    src = LiveSource(mjpeg.url, interval_ms=100, stall_timeout_s=1.0, backoff_initial_s=0.1,
-                     backoff_max_s=0.4)
+    src = LiveSource(
+        mjpeg.url, interval_ms=100, stall_timeout_s=1.0, backoff_initial_s=0.1, backoff_max_s=0.4
+    )
     items = collect(src, 4.0)
     gaps = [g for g in items if isinstance(g, Gap)]
     frames = [f for f in items if not isinstance(f, Gap)]
@@ -106,8 +110,9 @@ def test_stalled_stream_is_detected_by_the_watchdog(mjpeg):
 
 
 def test_unreachable_stream_gives_up_after_max_reconnects():
-    src = LiveSource("http://127.0.0.1:9/none.mjpg", interval_ms=100, backoff_initial_s=0.05,
-                     max_reconnects=3)
+    src = LiveSource(
+        "http://127.0.0.1:9/none.mjpg", interval_ms=100, backoff_initial_s=0.05, max_reconnects=3
+    )
     t0 = time.monotonic()
     items = list(src)
     assert time.monotonic() - t0 < 5

@@ -40,9 +40,14 @@ CHUNK = 1 << 20
 
 class WatchRequest(BaseModel):
     model: str = Field(max_length=64, description="model name")
-    source: str = Field(min_length=1, max_length=2048,
-                        description="webcam index, stream URL, video file or frame folder")
-    realtime: bool = Field(True, description="play files at their own rate (else as fast as possible)")
+    source: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="webcam index, stream URL, video file or frame folder",
+    )
+    realtime: bool = Field(
+        True, description="play files at their own rate (else as fast as possible)"
+    )
 
 
 def _safe_filename(name: str | None, i: int) -> str:
@@ -70,7 +75,9 @@ def _job_settings(settings: Settings, **overrides) -> Settings:
         return Settings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise ConfigError(
+            f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from None
 
 
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
@@ -85,8 +92,10 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     alerts = AlertDispatcher.from_settings(settings)
     metrics = ServiceMetrics()
     monitor = Monitor(pipe, store=store, alerts=alerts, listener=metrics.on_notice)
-    jobs = JobManager(Path(settings.home) / "uploads",
-                      on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc())
+    jobs = JobManager(
+        Path(settings.home) / "uploads",
+        on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc(),
+    )
     auth = bearer_auth(settings.api_tokens)
 
     @contextlib.asynccontextmanager
@@ -97,10 +106,14 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         jobs.shutdown()
         store.close()
 
-    app = FastAPI(title="vlm-anomaly", version=__version__, lifespan=lifespan,
-                  description="Video anomaly detection: train models on normal videos, score "
-                              "videos, watch live sources, review events. Bearer token on every "
-                              "endpoint but /health.")
+    app = FastAPI(
+        title="vlm-anomaly",
+        version=__version__,
+        lifespan=lifespan,
+        description="Video anomaly detection: train models on normal videos, score "
+        "videos, watch live sources, review events. Bearer token on every "
+        "endpoint but /health.",
+    )
     app.state.pipeline, app.state.store, app.state.monitor = pipe, store, monitor
     app.state.jobs, app.state.metrics, app.state.alerts = jobs, metrics, alerts
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * 1024 * 1024))
@@ -112,17 +125,26 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
         errs = exc.errors()
         first = errs[0] if errs else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse({"error": f"invalid request: {where}: {first.get('msg', '')}",
-                             "detail": [{"loc": list(map(str, e.get("loc", ()))), "msg": e.get("msg")}
-                                        for e in errs]}, status_code=422)
+        return JSONResponse(
+            {
+                "error": f"invalid request: {where}: {first.get('msg', '')}",
+                "detail": [
+                    {"loc": list(map(str, e.get("loc", ()))), "msg": e.get("msg")} for e in errs
+                ],
+            },
+            status_code=422,
+        )
 
     @app.middleware("http")
     async def _timing(request: Request, call_next):
@@ -130,7 +152,8 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         response = await call_next(request)
         route = request.scope.get("route")
         metrics.latency.labels(request.method, getattr(route, "path", "other")).observe(
-            time.perf_counter() - t0)
+            time.perf_counter() - t0
+        )
         return response
 
     # -- open endpoints ------------------------------------------------------------------------
@@ -170,16 +193,21 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     ) -> dict:
         """Train (or retrain) a model from uploaded normal videos; returns a job to poll."""
         pipe.store.path_for(name)
-        job_settings = _job_settings(settings, interval_ms=interval_ms,
-                                     expected_objects=expected_objects)
+        job_settings = _job_settings(
+            settings, interval_ms=interval_ms, expected_objects=expected_objects
+        )
         jid, folder = jobs.new_dir()
         paths = await _save_uploads(files, folder)
 
         def work(progress):
             job_pipe = Pipeline(job_settings, encoder=pipe._encoder)
             model = job_pipe.train(name, paths, progress=progress)
-            return {"model": name, "frames": model.n_frames, "videos": len(model.videos),
-                    "encoder": model.encoder.label}
+            return {
+                "model": name,
+                "frames": model.n_frames,
+                "videos": len(model.videos),
+                "encoder": model.encoder.label,
+            }
 
         job = jobs.submit(jid, "train", work, {"model": name, "files": len(paths)})
         return job.view()
@@ -225,15 +253,19 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     ) -> list[dict]:
-        return [e.as_dict() for e in store.list(source=source, acknowledged=acknowledged,
-                                                status=status, limit=limit, offset=offset)]
+        return [
+            e.as_dict()
+            for e in store.list(
+                source=source, acknowledged=acknowledged, status=status, limit=limit, offset=offset
+            )
+        ]
 
     @api.get("/events/{event_id}", tags=["events"])
     def get_event(event_id: EventId) -> dict:
         return store.get(event_id).as_dict()
 
     @api.post("/events/{event_id}/ack", tags=["events"])
-    def ack_event(event_id: EventId, who: str = Depends(auth)) -> dict:
+    def ack_event(event_id: EventId, who: Annotated[str, Depends(auth)]) -> dict:
         return store.acknowledge(event_id, by=who).as_dict()
 
     @api.delete("/events/{event_id}", tags=["events"])
@@ -259,11 +291,15 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         return _media(event_id, "clip", "video/mp4")
 
     @api.get("/gaps", tags=["events"])
-    def list_gaps(source: Annotated[str | None, Query(max_length=2048)] = None,
-                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+    def list_gaps(
+        source: Annotated[str | None, Query(max_length=2048)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict]:
         """Stream stalls/drops and the time they cost."""
-        return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in g.items()}
-                for g in store.gaps(source, limit)]
+        return [
+            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in g.items()}
+            for g in store.gaps(source, limit)
+        ]
 
     # -- watched sources -------------------------------------------------------------------------
     @api.get("/sources", tags=["sources"])

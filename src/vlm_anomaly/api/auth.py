@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Annotated
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,7 +32,9 @@ def bearer_auth(tokens: list[str]):
     """
     tokens = [t for t in tokens if t]
 
-    def check(creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
+    def check(
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> str:
         if creds is None or not creds.credentials:
             raise _unauthorized("missing bearer token")
         if not token_matches(creds.credentials, tokens):

@@ -49,11 +49,21 @@ class Job:
     error_status: int | None = None
 
     def view(self, *, with_result: bool = True) -> dict:
-        d = {"id": self.id, "kind": self.kind, "status": self.status, "params": self.params,
-             "created": self.created, "finished": self.finished,
-             "progress": {"done": self.done, "total": self.total, "stage": self.stage,
-                          "fraction": round(self.done / self.total, 4) if self.total else None},
-             "error": self.error}
+        d = {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "params": self.params,
+            "created": self.created,
+            "finished": self.finished,
+            "progress": {
+                "done": self.done,
+                "total": self.total,
+                "stage": self.stage,
+                "fraction": round(self.done / self.total, 4) if self.total else None,
+            },
+            "error": self.error,
+        }
         if with_result:
             d["result"] = self.result
         return d
@@ -73,8 +83,13 @@ class JobManager:
         d.mkdir(parents=True, exist_ok=True)
         return jid, d
 
-    def submit(self, jid: str, kind: str, fn: Callable[[Callable[[int, int, str], None]], Any],
-               params: dict | None = None) -> Job:
+    def submit(
+        self,
+        jid: str,
+        kind: str,
+        fn: Callable[[Callable[[int, int, str], None]], Any],
+        params: dict | None = None,
+    ) -> Job:
         job = Job(jid, kind, params or {})
         with self._lock:
             self._jobs[jid] = job

@@ -19,12 +19,20 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def _reject(self, send) -> None:
-        body = json.dumps({"error": f"request body larger than the upload limit of "
-                                    f"{self.max_bytes / 1e6:g} MB"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        body = json.dumps(
+            {"error": f"request body larger than the upload limit of {self.max_bytes / 1e6:g} MB"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):

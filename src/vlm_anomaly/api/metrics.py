@@ -9,17 +9,29 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.frames = Counter("vlm_anomaly_frames_scored", "Frames scored by watchers", ["source"],
-                              registry=r)
-        self.events = Counter("vlm_anomaly_events", "Anomaly events", ["source", "phase"], registry=r)
-        self.gaps = Counter("vlm_anomaly_stream_gaps", "Stream stalls/drops reconnected", ["source"],
-                            registry=r)
-        self.missed = Counter("vlm_anomaly_stream_missed_seconds", "Seconds missed in stream gaps",
-                              ["source"], registry=r)
+        self.frames = Counter(
+            "vlm_anomaly_frames_scored", "Frames scored by watchers", ["source"], registry=r
+        )
+        self.events = Counter(
+            "vlm_anomaly_events", "Anomaly events", ["source", "phase"], registry=r
+        )
+        self.gaps = Counter(
+            "vlm_anomaly_stream_gaps", "Stream stalls/drops reconnected", ["source"], registry=r
+        )
+        self.missed = Counter(
+            "vlm_anomaly_stream_missed_seconds",
+            "Seconds missed in stream gaps",
+            ["source"],
+            registry=r,
+        )
         self.jobs = Counter("vlm_anomaly_jobs", "Jobs finished", ["kind", "status"], registry=r)
         self.watched = Gauge("vlm_anomaly_watched_sources", "Sources being watched", registry=r)
-        self.latency = Histogram("vlm_anomaly_http_request_seconds", "HTTP request latency",
-                                 ["method", "route"], registry=r)
+        self.latency = Histogram(
+            "vlm_anomaly_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=r,
+        )
 
     def on_notice(self, notice) -> None:
         """Monitor listener: count events and gaps."""

@@ -1,4 +1,4 @@
-"""Live monitoring: events with hysteresis, their store (SQL + snapshots/clips), alerts, watchers."""
+"""Live monitoring: events with hysteresis, their store (SQL + evidence files), alerts, watchers."""
 
 from .alerts import AlertDispatcher, MqttSink, WebhookSink, event_payload
 from .hysteresis import EventTracker, HysteresisConfig, Transition

@@ -30,8 +30,9 @@ def source_slug(source: str) -> str:
     return s[-80:] or "source"
 
 
-def event_payload(kind: str, record: EventRecord, before: EventRecord | None = None,
-                  camera: str | None = None) -> dict[str, Any]:
+def event_payload(
+    kind: str, record: EventRecord, before: EventRecord | None = None, camera: str | None = None
+) -> dict[str, Any]:
     """Frigate-like message: ``{"type": "new"|"update"|"end", "before": {...}, "after": {...}}``."""
 
     def view(r: EventRecord) -> dict[str, Any]:
@@ -67,7 +68,9 @@ def event_payload(kind: str, record: EventRecord, before: EventRecord | None = N
 class WebhookSink:
     """POST the payload as JSON to a URL; retry 5xx/connection errors with exponential back-off."""
 
-    def __init__(self, url: str, *, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 0.5):
+    def __init__(
+        self, url: str, *, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 0.5
+    ):
         self.url, self.retries, self.backoff_s = url, retries, backoff_s
         self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
 
@@ -77,7 +80,9 @@ class WebhookSink:
                 r = self.client.post(self.url, json=payload)
                 if r.status_code < 500:
                     if r.status_code >= 400:
-                        log.warning("webhook %s refused the alert: HTTP %d", self.url, r.status_code)
+                        log.warning(
+                            "webhook %s refused the alert: HTTP %d", self.url, r.status_code
+                        )
                     return r.status_code < 400
                 why = f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
@@ -86,7 +91,9 @@ class WebhookSink:
                 delay = self.backoff_s * 2**attempt
                 log.info("webhook %s failed (%s); retry in %.1f s", self.url, why, delay)
                 time.sleep(delay)
-        log.warning("webhook %s: alert lost after %d attempts (%s)", self.url, self.retries + 1, why)
+        log.warning(
+            "webhook %s: alert lost after %d attempts (%s)", self.url, self.retries + 1, why
+        )
         return False
 
     def close(self) -> None:
@@ -101,22 +108,26 @@ class MqttSink:
 
         u = urlparse(url if "://" in url else f"mqtt://{url}")
         self.prefix, self.timeout_s = prefix.strip("/"), timeout_s
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="",
-                                  protocol=mqtt.MQTTv311)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv311
+        )
         if u.username:
             self.client.username_pw_set(u.username, u.password)
         if u.scheme == "mqtts":
             self.client.tls_set()
         self.client.reconnect_delay_set(1, 30)
-        self.client.connect_async(u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts"
-                                                                        else 1883))
+        self.client.connect_async(
+            u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883)
+        )
         self.client.loop_start()  # paho reconnects by itself
 
     def topic(self, source: str) -> str:
         return f"{self.prefix}/{source_slug(source)}/events"
 
     def send(self, payload: dict) -> bool:
-        info = self.client.publish(self.topic(payload["after"]["source"]), json.dumps(payload), qos=1)
+        info = self.client.publish(
+            self.topic(payload["after"]["source"]), json.dumps(payload), qos=1
+        )
         try:
             info.wait_for_publish(self.timeout_s)
         except (RuntimeError, ValueError) as exc:
@@ -147,11 +158,18 @@ class AlertDispatcher:
 
     @classmethod
     def from_settings(cls, settings) -> AlertDispatcher:
-        sinks: list = [WebhookSink(u, retries=settings.webhook_retries,
-                                   timeout_s=settings.webhook_timeout_s) for u in settings.webhook_urls]
+        sinks: list = [
+            WebhookSink(u, retries=settings.webhook_retries, timeout_s=settings.webhook_timeout_s)
+            for u in settings.webhook_urls
+        ]
         if settings.mqtt_url:
-            sinks.append(MqttSink(settings.mqtt_url, prefix=settings.mqtt_topic_prefix,
-                                  timeout_s=settings.webhook_timeout_s))
+            sinks.append(
+                MqttSink(
+                    settings.mqtt_url,
+                    prefix=settings.mqtt_topic_prefix,
+                    timeout_s=settings.webhook_timeout_s,
+                )
+            )
         return cls(sinks)
 
     def publish(self, payload: dict) -> None:

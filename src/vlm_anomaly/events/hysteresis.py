@@ -1,4 +1,4 @@
-"""Turn a stream of smoothed scores into events, so one incident gives one event, not a hundred alerts.
+"""Turn smoothed scores into events, so one incident gives one event, not a hundred alerts.
 
 States: idle → pending (score fell below ``enter``) → active (stayed below ``exit`` for
 ``min_duration_s``) → closing (score rose above ``exit``) → idle once ``cooldown_s`` has passed
@@ -26,8 +26,10 @@ class HysteresisConfig:
 
     def __post_init__(self) -> None:
         if self.exit < self.enter:
-            raise ConfigError(f"event exit threshold {self.exit} must not be below the enter "
-                              f"threshold {self.enter}")
+            raise ConfigError(
+                f"event exit threshold {self.exit} must not be below the enter "
+                f"threshold {self.enter}"
+            )
         if self.min_duration_s < 0 or self.cooldown_s < 0:
             raise ConfigError("event min duration and cool-down must not be negative")
 
@@ -39,8 +41,11 @@ class HysteresisConfig:
             enter = model_threshold - h
         exit_ = settings.event_exit_threshold
         if exit_ is None:
-            exit_ = max(enter, model_threshold - h / 2) if settings.event_enter_threshold is None \
+            exit_ = (
+                max(enter, model_threshold - h / 2)
+                if settings.event_enter_threshold is None
                 else enter + h / 2
+            )
         return cls(enter, exit_, settings.event_min_duration_s, settings.event_cooldown_s)
 
 
@@ -104,8 +109,11 @@ class EventTracker:
                 self.phase, self.exit_time, self.last_below = Phase.ACTIVE, None, t
             elif self.exit_time is not None and t - self.exit_time >= c.cooldown_s:
                 out.append(self._end())
-        if self.phase == Phase.PENDING and self.start_time is not None \
-                and t - self.start_time >= c.min_duration_s:
+        if (
+            self.phase == Phase.PENDING
+            and self.start_time is not None
+            and t - self.start_time >= c.min_duration_s
+        ):
             self.phase = Phase.ACTIVE
             out.append(Transition("start", self.start_time))
         return out

@@ -24,8 +24,9 @@ CLIP_MAX_SIDE = 640
 
 def write_snapshot(path: str | Path, image: np.ndarray, *, quality: int = 90) -> int:
     """Save an RGB frame as JPEG; returns the file size."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:
         raise OSError(f"cannot encode snapshot {path}")
     data = buf.tobytes()
@@ -56,8 +57,9 @@ def write_clip(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> in
             for img in frames:
                 if img.shape[1] != w or img.shape[0] != h:
                     img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-                for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img),
-                                                                format="rgb24")):
+                for pkt in st.encode(
+                    av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+                ):
                     out.mux(pkt)
             for pkt in st.encode():
                 out.mux(pkt)

@@ -29,8 +29,15 @@ class PromptHits:
 class PromptAlarm:
     """Scores embeddings against bad prompts; ``None`` from :meth:`create` when not applicable."""
 
-    def __init__(self, encoder: Encoder, bad: list[str], normal: list[str], *,
-                 threshold: float = 0.5, weight: float = 1.0):
+    def __init__(
+        self,
+        encoder: Encoder,
+        bad: list[str],
+        normal: list[str],
+        *,
+        threshold: float = 0.5,
+        weight: float = 1.0,
+    ):
         self.encoder = encoder
         self.bad = list(dict.fromkeys(p.strip() for p in bad if p.strip()))
         self.normal = [p for p in dict.fromkeys(normal) if p not in self.bad]
@@ -39,17 +46,28 @@ class PromptAlarm:
         self.weight = weight
 
     @classmethod
-    def create(cls, encoder: Encoder, prompts: list[str], *, normal: list[str] | None = None,
-               threshold: float = 0.5, weight: float = 1.0) -> PromptAlarm | None:
-        """An alarm, or ``None`` (with a notice) when no prompts are set or the encoder has no text."""
+    def create(
+        cls,
+        encoder: Encoder,
+        prompts: list[str],
+        *,
+        normal: list[str] | None = None,
+        threshold: float = 0.5,
+        weight: float = 1.0,
+    ) -> PromptAlarm | None:
+        """An alarm, or ``None`` (with a notice) without prompts or without a text tower."""
         if not prompts:
             return None
         if not encoder.supports_text:
-            log.warning("alert prompts ignored: encoder %s is image-only (no text tower); use an "
-                        "OpenCLIP model for open-vocabulary alerts", encoder.identity.label)
+            log.warning(
+                "alert prompts ignored: encoder %s is image-only (no text tower); use an "
+                "OpenCLIP model for open-vocabulary alerts",
+                encoder.identity.label,
+            )
             return None
-        return cls(encoder, prompts, normal or build_prompts(None), threshold=threshold,
-                   weight=weight)
+        return cls(
+            encoder, prompts, normal or build_prompts(None), threshold=threshold, weight=weight
+        )
 
     def score(self, embeddings: np.ndarray) -> PromptHits:
         probs = self.encoder.text_similarity(embeddings, self.labels)[:, : len(self.bad)]

@@ -33,7 +33,9 @@ events_table = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, default="open"),  # open | closed
     sa.Column("start_time", sa.Float, nullable=False),  # seconds of source time
     sa.Column("end_time", sa.Float),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, index=True),  # wall clock, UTC
+    sa.Column(
+        "started_at", sa.DateTime(timezone=True), nullable=False, index=True
+    ),  # wall clock, UTC
     sa.Column("ended_at", sa.DateTime(timezone=True)),
     sa.Column("worst_score", sa.Float, nullable=False),
     sa.Column("worst_time", sa.Float, nullable=False),
@@ -161,8 +163,9 @@ class EventStore:
 
     def update(self, event_id: int, **values: Any) -> None:
         with self._lock, self.engine.begin() as conn:
-            res = conn.execute(events_table.update().where(events_table.c.id == event_id)
-                               .values(**values))
+            res = conn.execute(
+                events_table.update().where(events_table.c.id == event_id).values(**values)
+            )
             if res.rowcount == 0:
                 raise EventNotFoundError(f"no event with id {event_id}")
 
@@ -172,10 +175,17 @@ class EventStore:
 
     def add_gap(self, gap) -> int:
         with self._lock, self.engine.begin() as conn:
-            res = conn.execute(gaps_table.insert().values(
-                source=gap.source, start_time=gap.start_time, end_time=gap.end_time,
-                missed_s=gap.missed_s, reason=gap.reason[:500], reconnects=gap.reconnects,
-                recorded_at=utcnow()))
+            res = conn.execute(
+                gaps_table.insert().values(
+                    source=gap.source,
+                    start_time=gap.start_time,
+                    end_time=gap.end_time,
+                    missed_s=gap.missed_s,
+                    reason=gap.reason[:500],
+                    reconnects=gap.reconnects,
+                    recorded_at=utcnow(),
+                )
+            )
             return int(res.inserted_primary_key[0])
 
     def delete(self, event_id: int) -> None:
@@ -192,9 +202,18 @@ class EventStore:
             raise EventNotFoundError(f"no event with id {event_id}")
         return EventRecord(**row._asdict())
 
-    def list(self, *, source: str | None = None, acknowledged: bool | None = None,
-             status: str | None = None, limit: int = 100, offset: int = 0) -> list[EventRecord]:
-        q = events_table.select().order_by(events_table.c.started_at.desc(), events_table.c.id.desc())
+    def list(
+        self,
+        *,
+        source: str | None = None,
+        acknowledged: bool | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[EventRecord]:
+        q = events_table.select().order_by(
+            events_table.c.started_at.desc(), events_table.c.id.desc()
+        )
         if source is not None:
             q = q.where(events_table.c.source == source)
         if acknowledged is not None:
@@ -231,16 +250,21 @@ class EventStore:
         with self.engine.connect() as conn:
             if max_age_days > 0:
                 cutoff = utcnow() - _dt.timedelta(days=max_age_days)
-                rows = conn.execute(events_table.select().where(closed)
-                                    .where(events_table.c.started_at < cutoff))
+                rows = conn.execute(
+                    events_table.select().where(closed).where(events_table.c.started_at < cutoff)
+                )
                 doomed += [EventRecord(**r._asdict()) for r in rows]
             if max_bytes > 0:
-                total = conn.execute(sa.select(sa.func.coalesce(
-                    sa.func.sum(events_table.c.media_bytes), 0))).scalar_one()
+                total = conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(events_table.c.media_bytes), 0))
+                ).scalar_one()
                 total -= sum(e.media_bytes for e in doomed)
                 seen = {e.id for e in doomed}
-                rows = conn.execute(events_table.select().where(closed)
-                                    .order_by(events_table.c.started_at, events_table.c.id))
+                rows = conn.execute(
+                    events_table.select()
+                    .where(closed)
+                    .order_by(events_table.c.started_at, events_table.c.id)
+                )
                 for r in rows:
                     if total <= max_bytes:
                         break
@@ -250,7 +274,9 @@ class EventStore:
                     total -= r.media_bytes
         if doomed:
             with self._lock, self.engine.begin() as conn:
-                conn.execute(events_table.delete().where(events_table.c.id.in_([e.id for e in doomed])))
+                conn.execute(
+                    events_table.delete().where(events_table.c.id.in_([e.id for e in doomed]))
+                )
             for e in doomed:
                 self._remove_media(e)
             log.info("retention: deleted %d event(s)", len(doomed))

@@ -90,7 +90,7 @@ class SourceWatcher:
     """Monitor one source with one model until it ends or :meth:`stop` is called.
 
     Example:
-        >>> w = SourceWatcher(Pipeline(settings), "office-day", "rtsp://cam/1", store=store)  # doctest: +SKIP
+        >>> w = SourceWatcher(pipe, "office-day", "rtsp://cam/1", store=store)  # doctest: +SKIP
         >>> w.run()  # doctest: +SKIP
     """
 
@@ -119,15 +119,24 @@ class SourceWatcher:
         self.realtime = realtime
         self.interval_ms = s.interval_ms or self.model.interval_ms
         self.live = live or LiveSource(
-            self.source, interval_ms=self.interval_ms, realtime=realtime,
-            stall_timeout_s=s.stream_stall_timeout_s, backoff_initial_s=s.stream_backoff_initial_s,
-            backoff_max_s=s.stream_backoff_max_s, max_side=s.max_side)
+            self.source,
+            interval_ms=self.interval_ms,
+            realtime=realtime,
+            stall_timeout_s=s.stream_stall_timeout_s,
+            backoff_initial_s=s.stream_backoff_initial_s,
+            backoff_max_s=s.stream_backoff_max_s,
+            max_side=s.max_side,
+        )
         self.hysteresis = HysteresisConfig.from_settings(s, self.model.threshold)
         self.tracker = EventTracker(self.hysteresis)
         self.smoother = CausalSmoother(s.event_smoothing_window or self.model.smoothing_window)
         self.prompts = PromptAlarm.create(
-            self.encoder, s.alert_prompts, normal=self.model.prompts or None,
-            threshold=s.alert_prompt_threshold, weight=s.alert_prompt_weight)
+            self.encoder,
+            s.alert_prompts,
+            normal=self.model.prompts or None,
+            threshold=s.alert_prompt_threshold,
+            weight=s.alert_prompt_weight,
+        )
         self.half_clip = max(0.0, s.clip_seconds / 2)
         self._ring: deque[tuple[float, np.ndarray]] = deque()
         self._open: _Open | None = None
@@ -192,8 +201,9 @@ class SourceWatcher:
             d = descs[i] if i < len(descs) else None
             self._step(f, float(scores[i]), d.text if d else "", d.confidence if d else 0.0, prompt)
 
-    def _step(self, f: Frame, score: float, text: str, conf: float,
-              prompt: tuple[str, float] | None) -> None:
+    def _step(
+        self, f: Frame, score: float, text: str, conf: float, prompt: tuple[str, float] | None
+    ) -> None:
         t = f.timestamp
         smooth = self.smoother.update(score)
         self.stats.frames += 1
@@ -213,8 +223,9 @@ class SourceWatcher:
             ev = self._open
             ev.scores.append(smooth)
             if len(ev.descriptions) < MAX_DESCRIPTIONS:
-                ev.descriptions.append({"time": round(t, 3), "text": text,
-                                        "confidence": round(conf, 4)})
+                ev.descriptions.append(
+                    {"time": round(t, 3), "text": text, "confidence": round(conf, 4)}
+                )
             if smooth < ev.worst_score:
                 ev.worst_score, ev.worst_time, ev.worst_image = smooth, t, f.image
                 ev.clip_pre = [img for _, img in self._ring]
@@ -255,9 +266,18 @@ class SourceWatcher:
         values = {**self._values(ev), **extra}
         if self.store is not None and ev.event_id is not None:
             return self.store.get(ev.event_id)
-        defaults = {"id": ev.event_id or 0, "status": "open", "end_time": None, "ended_at": None,
-                    "snapshot": None, "clip": None, "media_bytes": 0, "acknowledged": False,
-                    "acknowledged_at": None, "acknowledged_by": None}
+        defaults = {
+            "id": ev.event_id or 0,
+            "status": "open",
+            "end_time": None,
+            "ended_at": None,
+            "snapshot": None,
+            "clip": None,
+            "media_bytes": 0,
+            "acknowledged": False,
+            "acknowledged_at": None,
+            "acknowledged_by": None,
+        }
         return EventRecord(**{**defaults, **values})
 
     def _start_event(self) -> None:
@@ -278,20 +298,31 @@ class SourceWatcher:
         ev, self._open, self._post_until = self._open, None, None
         if ev is None or ev.event_id is None:
             return
-        values = {**self._values(ev), "end_time": end_time, "status": "closed",
-                  "ended_at": ev.wall_start + _dt.timedelta(seconds=max(0.0, end_time - ev.start_time))}
+        values = {
+            **self._values(ev),
+            "end_time": end_time,
+            "status": "closed",
+            "ended_at": ev.wall_start + _dt.timedelta(seconds=max(0.0, end_time - ev.start_time)),
+        }
         if self.store is not None:
             values.update(self._write_media(ev))
             self.store.update(ev.event_id, **values)
             rec = self.store.get(ev.event_id)
             s = self.settings
-            self.store.apply_retention(max_age_days=s.retention_days,
-                                       max_bytes=int(s.retention_max_mb * 1024 * 1024))
+            self.store.apply_retention(
+                max_age_days=s.retention_days, max_bytes=int(s.retention_max_mb * 1024 * 1024)
+            )
         else:
             rec = self._record(ev, **values)
         self.records.append(rec)
-        log.info("event %s ended on %s: %.2f-%.2f s, worst %.3f", rec.id, self.source,
-                 rec.start_time, end_time, rec.worst_score)
+        log.info(
+            "event %s ended on %s: %.2f-%.2f s, worst %.3f",
+            rec.id,
+            self.source,
+            rec.start_time,
+            end_time,
+            rec.worst_score,
+        )
         self._alert("end", rec)
         self._notify(WatchNotice("end", self.source, record=rec))
 
@@ -302,7 +333,9 @@ class SourceWatcher:
         base = f"{source_slug(self.source)}/{day}/event-{ev.event_id}-{uuid.uuid4().hex[:6]}"
         out: dict = {"media_bytes": 0}
         try:
-            out["media_bytes"] += write_snapshot(self.store.media_root / f"{base}.jpg", ev.worst_image)
+            out["media_bytes"] += write_snapshot(
+                self.store.media_root / f"{base}.jpg", ev.worst_image
+            )
             out["snapshot"] = f"{base}.jpg"
             frames = ev.clip_pre + ev.clip_post
             if frames:
@@ -319,10 +352,16 @@ class SourceWatcher:
         self.smoother.reset()  # scores before and after a gap are not neighbours
         if self.store is not None:
             self.store.add_gap(gap)
-        self._notify(WatchNotice("gap", self.source, gap=gap,
-                                 message=f"missed {gap.missed_s:.1f} s "
-                                         f"(~{gap.missed_samples(self.interval_ms)} samples): "
-                                         f"{gap.reason}"))
+        self._notify(
+            WatchNotice(
+                "gap",
+                self.source,
+                gap=gap,
+                message=f"missed {gap.missed_s:.1f} s "
+                f"(~{gap.missed_samples(self.interval_ms)} samples): "
+                f"{gap.reason}",
+            )
+        )
 
     def _finish(self) -> None:
         for tr in self.tracker.finish(self.stats.last_time):
@@ -345,13 +384,19 @@ class Monitor:
     """Several sources watched concurrently (one thread each), one shared encoder per model.
 
     Example:
-        >>> mon = Monitor(Pipeline(settings), store=EventStore.from_settings(settings))  # doctest: +SKIP
+        >>> mon = Monitor(pipe, store=EventStore.from_settings(settings))  # doctest: +SKIP
         >>> wid = mon.start("office-day", "rtsp://cam/1")  # doctest: +SKIP
         >>> mon.wait(60); mon.stop_all()  # doctest: +SKIP
     """
 
-    def __init__(self, pipeline: Pipeline, *, store: EventStore | None = None,
-                 alerts: AlertDispatcher | None = None, listener: Listener | None = None):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        store: EventStore | None = None,
+        alerts: AlertDispatcher | None = None,
+        listener: Listener | None = None,
+    ):
         self.pipeline = pipeline
         self.store = store
         self.alerts = alerts
@@ -364,9 +409,16 @@ class Monitor:
     def start(self, model: str | AnomalyModel, source: str, *, realtime: bool = True) -> str:
         """Start watching ``source``; returns the watch id. Bad model or source raise at once."""
         with self._lock:
-            w = SourceWatcher(self.pipeline, model, source, store=self.store, alerts=self.alerts,
-                              realtime=realtime, listener=self.listener,
-                              encode_lock=self._encode_lock)
+            w = SourceWatcher(
+                self.pipeline,
+                model,
+                source,
+                store=self.store,
+                alerts=self.alerts,
+                realtime=realtime,
+                listener=self.listener,
+                encode_lock=self._encode_lock,
+            )
             wid = f"w{next(self._ids)}"
             th = threading.Thread(target=w.run, name=f"watch-{wid}", daemon=True)
             self._watchers[wid] = (w, th, w.model.name)
@@ -388,12 +440,20 @@ class Monitor:
     def status(self, wid: str) -> dict:
         w, th, model = self._watchers[wid]
         st = w.stats
-        return {"id": wid, "source": w.source, "model": model, "realtime": w.realtime,
-                "status": st.status if th.is_alive() or st.status != "running" else "ended",
-                "frames": st.frames, "events": st.events, "gaps": st.gaps,
-                "missed_s": round(st.missed_s, 3), "last_time": round(st.last_time, 3),
-                "last_score": None if st.last_score is None else round(st.last_score, 6),
-                "error": st.error}
+        return {
+            "id": wid,
+            "source": w.source,
+            "model": model,
+            "realtime": w.realtime,
+            "status": st.status if th.is_alive() or st.status != "running" else "ended",
+            "frames": st.frames,
+            "events": st.events,
+            "gaps": st.gaps,
+            "missed_s": round(st.missed_s, 3),
+            "last_time": round(st.last_time, 3),
+            "last_score": None if st.last_score is None else round(st.last_score, 6),
+            "error": st.error,
+        }
 
     def list(self) -> list[dict]:
         return [self.status(wid) for wid in list(self._watchers)]

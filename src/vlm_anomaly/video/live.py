@@ -63,9 +63,14 @@ class Gap:
         return max(0, int(self.missed_s * 1000 // interval_ms) - 1)
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "start_time": round(self.start_time, 3),
-                "end_time": round(self.end_time, 3), "missed_s": round(self.missed_s, 3),
-                "reason": self.reason, "reconnects": self.reconnects}
+        return {
+            "source": self.source,
+            "start_time": round(self.start_time, 3),
+            "end_time": round(self.end_time, 3),
+            "missed_s": round(self.missed_s, 3),
+            "reason": self.reason,
+            "reconnects": self.reconnects,
+        }
 
 
 class Reader:
@@ -84,15 +89,22 @@ class Reader:
 class AvReader(Reader):
     """Video files and network streams (RTSP, HTTP/MJPEG, HLS...) through PyAV/FFmpeg."""
 
-    def __init__(self, source: str, *, max_side: int = 0, read_timeout_s: float = 10.0,
-                 media_time: bool = True):
+    def __init__(
+        self,
+        source: str,
+        *,
+        max_side: int = 0,
+        read_timeout_s: float = 10.0,
+        media_time: bool = True,
+    ):
         self.source = source
         self.max_side = max_side
         self.media_time = media_time
         options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp") else {}
         try:
-            self.container = av.open(source, timeout=(read_timeout_s, read_timeout_s),
-                                     options=options)
+            self.container = av.open(
+                source, timeout=(read_timeout_s, read_timeout_s), options=options
+            )
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise InvalidVideoError(f"{source}: cannot open ({_short(exc)})") from None
         if not self.container.streams.video:
@@ -180,8 +192,13 @@ class FolderReader(Reader):
             yield i / self.fps, convert
 
 
-def open_reader(source: str, *, max_side: int = 0, folder_fps: float = DEFAULT_FOLDER_FPS,
-                read_timeout_s: float = 10.0) -> Reader:
+def open_reader(
+    source: str,
+    *,
+    max_side: int = 0,
+    folder_fps: float = DEFAULT_FOLDER_FPS,
+    read_timeout_s: float = 10.0,
+) -> Reader:
     """The right reader for a source string: webcam index, URL, file or folder."""
     kind = source_kind(source)
     if kind == "webcam":
@@ -190,8 +207,9 @@ def open_reader(source: str, *, max_side: int = 0, folder_fps: float = DEFAULT_F
         return FolderReader(source, fps=folder_fps, max_side=max_side)
     if kind == "file" and not Path(source).is_file():
         raise InvalidVideoError(f"{source}: no such file or folder")
-    return AvReader(source, max_side=max_side, read_timeout_s=read_timeout_s,
-                    media_time=kind == "file")
+    return AvReader(
+        source, max_side=max_side, read_timeout_s=read_timeout_s, media_time=kind == "file"
+    )
 
 
 _END = object()
@@ -243,9 +261,14 @@ class LiveSource:
         self.backoff_max_s = backoff_max_s
         self.max_reconnects = max_reconnects
         self.queue_size = queue_size
-        self._factory = reader_factory or (lambda: open_reader(
-            self.source, max_side=max_side, folder_fps=folder_fps,
-            read_timeout_s=max(stall_timeout_s * 2, 2.0)))
+        self._factory = reader_factory or (
+            lambda: open_reader(
+                self.source,
+                max_side=max_side,
+                folder_fps=folder_fps,
+                read_timeout_s=max(stall_timeout_s * 2, 2.0),
+            )
+        )
         self._stop = threading.Event()
         self.gaps: list[Gap] = []
         self.dropped = 0  # sampled frames dropped because the consumer was slower than real time
@@ -264,8 +287,15 @@ class LiveSource:
         return min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(0, attempt - 1))
 
     # -- reader thread ---------------------------------------------------------------------
-    def _pump(self, reader: Reader, q: queue.Queue, halt: threading.Event, grid: _Grid,
-              t0: float, counter: list[int]) -> None:
+    def _pump(
+        self,
+        reader: Reader,
+        q: queue.Queue,
+        halt: threading.Event,
+        grid: _Grid,
+        t0: float,
+        counter: list[int],
+    ) -> None:
         wall0: float | None = None
         media0 = 0.0
         try:
@@ -328,8 +358,13 @@ class LiveSource:
                     raise
                 attempt += 1
                 pending = pending or f"cannot connect ({_short(exc)})"
-                log.warning("%s: connection failed (%s); retry %d in %.1f s", self.source,
-                            _short(exc), attempt, self.backoff(attempt))
+                log.warning(
+                    "%s: connection failed (%s); retry %d in %.1f s",
+                    self.source,
+                    _short(exc),
+                    attempt,
+                    self.backoff(attempt),
+                )
                 if self._give_up(attempt) or self._stop.wait(self.backoff(attempt)):
                     break
                 continue
@@ -337,8 +372,12 @@ class LiveSource:
             halt = threading.Event()
             if self.finite:
                 grid, counter = _Grid(self.interval_ms), [0]
-            th = threading.Thread(target=self._pump, args=(reader, q, halt, grid, t0, counter),
-                                  name=f"live-{self.source[:20]}", daemon=True)
+            th = threading.Thread(
+                target=self._pump,
+                args=(reader, q, halt, grid, t0, counter),
+                name=f"live-{self.source[:20]}",
+                daemon=True,
+            )
             th.start()
             reason = "stopped"
             last_wall = time.monotonic()  # connection start, then each frame
@@ -360,8 +399,9 @@ class LiveSource:
                     start = last_t if last_t is not None else 0.0
                     gap = Gap(self.source, start, item.timestamp, pending, attempt)
                     self.gaps.append(gap)
-                    log.warning("%s: reconnected after %.1f s gap (%s)", self.source, gap.missed_s,
-                                pending)
+                    log.warning(
+                        "%s: reconnected after %.1f s gap (%s)", self.source, gap.missed_s, pending
+                    )
                     yield gap
                 pending = None
                 attempt = 0
@@ -378,8 +418,13 @@ class LiveSource:
                 break
             attempt += 1
             pending = pending or reason
-            log.warning("%s: %s; reconnecting in %.1f s (attempt %d)", self.source, reason,
-                        self.backoff(attempt), attempt)
+            log.warning(
+                "%s: %s; reconnecting in %.1f s (attempt %d)",
+                self.source,
+                reason,
+                self.backoff(attempt),
+                attempt,
+            )
             if self._give_up(attempt) or self._stop.wait(self.backoff(attempt)):
                 break
         if pending is not None:  # the source never came back
