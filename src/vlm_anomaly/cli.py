@@ -267,8 +267,8 @@ def _print_notice(n) -> None:
 @app.command()
 def watch(
     model: Annotated[str, typer.Option("--model", "-m", help="model name")],
-    source: Annotated[list[str], typer.Option("--source", "-s",
-                                              help="webcam index, RTSP/HTTP URL, video file or frame folder; repeat for several")],
+    source: Annotated[list[str], typer.Option(
+        "--source", "-s", help="webcam index, RTSP/HTTP URL, video file or frame folder; repeat for several")],
     realtime: Annotated[bool, typer.Option("--realtime/--fast",
                                            help="play files at their own rate, or as fast as possible")] = True,
     max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after this long")] = None,
@@ -356,7 +356,8 @@ def score_batch(
     for src, r in zip(sources, results):
         s = r.summary()
         out.print(f"{src}: {s['frames']} frames, {s['anomalies']} anomalous "
-                  f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}", highlight=False, soft_wrap=True)
+                  f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}",
+                  highlight=False, soft_wrap=True)
         if out_dir:
             stem = Path(src).name
             r.write_csv(out_dir / f"{stem}.csv")

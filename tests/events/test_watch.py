@@ -84,6 +84,8 @@ def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(
     # webhook: new + end, retried after the 503
     assert [b["type"] for b in webhook.bodies] == ["new", "end"]
     end = webhook.bodies[1]["after"]
+    assert webhook.bodies[1]["before"] == webhook.bodies[0]["after"]  # the state announced at "new"
+    assert not webhook.bodies[0]["after"]["has_snapshot"] and end["end_time"] is not None
     assert end["id"] == str(ev.id) and end["label"] == "anomaly" and end["has_snapshot"]
     assert end["source_start_s"] == round(ev.start_time, 3) and end["top_score"] == round(
         ev.worst_score, 6

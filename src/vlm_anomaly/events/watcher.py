@@ -141,6 +141,7 @@ class SourceWatcher:
         self._ring: deque[tuple[float, np.ndarray]] = deque()
         self._open: _Open | None = None
         self._post_until: float | None = None
+        self._alerted: EventRecord | None = None
         self.stats = WatchStats()
         self.records: list[EventRecord] = []  # closed events of this run (newest last)
 
@@ -369,8 +370,11 @@ class SourceWatcher:
                 self._end_event(tr.end_time if tr.end_time is not None else self.stats.last_time)
 
     def _alert(self, kind: str, rec: EventRecord) -> None:
+        """Publish new/end; ``before`` is the state last published for this event (Frigate's way)."""
+        before = self._alerted if kind != "new" else None
+        self._alerted = None if kind == "end" else rec
         if self.alerts is not None:
-            self.alerts.publish(event_payload(kind, rec))
+            self.alerts.publish(event_payload(kind, rec, before))
 
     def _notify(self, notice: WatchNotice) -> None:
         if self.listener is not None:
