@@ -3,6 +3,7 @@
 import logging
 
 import numpy as np
+import pytest
 
 from vlm_anomaly import Pipeline, create_encoder, load_settings
 from vlm_anomaly.events import EventStore, PromptAlarm, SourceWatcher
@@ -19,8 +20,13 @@ def test_image_only_encoder_skips_prompts_with_a_notice(caplog):
     assert PromptAlarm.create(enc, []) is None
 
 
-def test_clip_prompt_scores_and_fusion():
-    enc = create_encoder("openclip", clip_pretrained="none")  # random weights: the real code path
+@pytest.fixture(scope="module")
+def clip_encoder():
+    return create_encoder("openclip", clip_pretrained="none")  # random weights: the real code path
+
+
+def test_clip_prompt_scores_and_fusion(clip_encoder):
+    enc = clip_encoder
     frames = [render_frame(t, 160, 120, anomaly=t >= 1.0) for t in (0.0, 0.5, 1.0, 1.5)]
     emb = enc.encode(frames)
     alarm = PromptAlarm.create(enc, BAD + ["fire"], normal=["a person walking", "fire"])
@@ -33,7 +39,7 @@ def test_clip_prompt_scores_and_fusion():
     np.testing.assert_allclose(alarm.fuse(raw, hits), raw - hits.probs)
 
 
-def test_event_reports_the_prompt_that_fired(tmp_path):
+def test_event_reports_the_prompt_that_fired(tmp_path, clip_encoder):
     normal = [
         write_video(tmp_path / "n.mp4", seconds=8, fps=5, size=(160, 120)),
         write_video(tmp_path / "n.avi", seconds=8, fps=5, size=(160, 120)),
@@ -49,7 +55,7 @@ def test_event_reports_the_prompt_that_fired(tmp_path):
             "alert_prompt_threshold": 0.0,
         }
     )
-    pipe = Pipeline(s)
+    pipe = Pipeline(s, encoder=clip_encoder)
     pipe.train("clip-street", normal)
     store = EventStore.from_settings(s)
     w = SourceWatcher(pipe, "clip-street", str(test), store=store, realtime=False)

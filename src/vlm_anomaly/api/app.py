@@ -265,7 +265,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         return store.get(event_id).as_dict()
 
     @api.post("/events/{event_id}/ack", tags=["events"])
-    def ack_event(event_id: EventId, who: Annotated[str, Depends(auth)]) -> dict:
+    def ack_event(event_id: EventId, who: str = Depends(auth)) -> dict:
         return store.acknowledge(event_id, by=who).as_dict()
 
     @api.delete("/events/{event_id}", tags=["events"])

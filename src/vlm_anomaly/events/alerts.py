@@ -75,7 +75,8 @@ class WebhookSink:
         self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
 
     def send(self, payload: dict) -> bool:
-        for attempt in range(self.retries + 1):
+        why = "not sent"
+        for attempt in range(max(0, self.retries) + 1):
             try:
                 r = self.client.post(self.url, json=payload)
                 if r.status_code < 500:
@@ -87,7 +88,7 @@ class WebhookSink:
                 why = f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
                 why = f"{type(exc).__name__}: {exc}"
-            if attempt < self.retries:
+            if attempt < max(0, self.retries):
                 delay = self.backoff_s * 2**attempt
                 log.info("webhook %s failed (%s); retry in %.1f s", self.url, why, delay)
                 time.sleep(delay)

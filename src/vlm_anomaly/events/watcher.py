@@ -117,7 +117,7 @@ class SourceWatcher:
         self.listener = listener
         self.encode_lock = encode_lock or threading.Lock()
         self.realtime = realtime
-        self.interval_ms = s.interval_ms or self.model.interval_ms
+        self.interval_ms = s.interval_ms  # the configured interval (0 = every frame)
         self.live = live or LiveSource(
             self.source,
             interval_ms=self.interval_ms,
