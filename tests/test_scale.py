@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+import ray  # the [ray] extra is part of `make test`'s install (Makefile EXTRAS)
 
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.events import EventStore, Monitor
 from vlm_anomaly.synthetic import write_video
-
-ray = pytest.importorskip("ray", reason="the [ray] extra is part of `make test`'s install")
 
 
 @pytest.fixture(scope="module")

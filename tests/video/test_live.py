@@ -140,3 +140,14 @@ def test_frame_folder_source(tmp_path):
     folder = write_frames(tmp_path / "f", n=10, fps=10)
     frames = list(LiveSource(str(folder), interval_ms=200, realtime=False, folder_fps=10))
     assert [f.index for f in frames] == [0, 2, 4, 6, 8]
+
+
+def test_opencv_reader_reads_the_same_stream(mjpeg):
+    """The webcam path (cv2.VideoCapture) also opens URLs; here it reads the local MJPEG stream."""
+    from vlm_anomaly.video.live import CvReader
+
+    src = LiveSource(mjpeg.url, interval_ms=100, reader_factory=lambda: CvReader(mjpeg.url))
+    frames = [f for f in collect(src, 1.5) if not isinstance(f, Gap)]
+    assert len(frames) >= 5 and frames[0].image.shape == (96, 128, 3)
+    with pytest.raises(InvalidVideoError):
+        CvReader("http://127.0.0.1:9/nothing.mjpg")
