@@ -331,7 +331,7 @@ def serve(
         token = secrets.token_urlsafe(24)
         settings.api_tokens = [token]
         err.print(f"no api_tokens configured: using a one-time token for this run: {token}",
-                  highlight=False, markup=False)
+                  highlight=False, markup=False, soft_wrap=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
