@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= ui,onnx,api,eval,test
+EXTRAS ?= ui,onnx,api,eval,test,ray
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: install run test lint bench demo clean

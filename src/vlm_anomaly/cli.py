@@ -334,6 +334,123 @@ def ui(
             "--client.toolbarMode", "minimal"]
     err.print(f"dashboard on http://{address}:{port or s.ui_port}", highlight=False)
     os.execv(sys.executable, args)
+# -- live monitoring service (issue 7): watch and serve --------------------------------------
+def _print_notice(n) -> None:
+    """One line per event/gap, as they happen."""
+    if n.kind == "start":
+        r = n.record
+        out.print(f"[bold red]EVENT START[/] #{r.id} {n.source} at {r.start_time:.2f}s "
+                  f"(score {r.worst_score:.3f})", highlight=False, soft_wrap=True)
+    elif n.kind == "end":
+        r = n.record
+        extra = f", prompt {r.prompt!r} ({r.prompt_score:.2f})" if r.prompt else ""
+        out.print(f"[bold]EVENT END[/] #{r.id} {n.source} {r.start_time:.2f}-{r.end_time:.2f}s "
+                  f"worst {r.worst_score:.3f} at {r.worst_time:.2f}s mean {r.mean_score:.3f}{extra}"
+                  f" snapshot {r.snapshot or '-'} clip {r.clip or '-'}", highlight=False, soft_wrap=True)
+    elif n.kind == "gap":
+        out.print(f"[yellow]GAP[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
+    else:
+        err.print(f"error: {n.source}: {n.message}", highlight=False, markup=False)
+
+
+@app.command()
+def watch(
+    model: Annotated[str, typer.Option("--model", "-m", help="model name")],
+    source: Annotated[list[str], typer.Option(
+        "--source", "-s", help="webcam index, RTSP/HTTP URL, video file or frame folder; repeat for several")],
+    realtime: Annotated[bool, typer.Option("--realtime/--fast",
+                                           help="play files at their own rate, or as fast as possible")] = True,
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after this long")] = None,
+    interval_ms: IntervalOpt = None,
+    use_ray: Annotated[Optional[bool], typer.Option("--ray/--no-ray", help="spread sources over Ray actors")] = None,
+    models_dir: ModelsDirOpt = None,
+) -> None:
+    """Watch live sources, turn low scores into events (stored, alerted) and print them."""
+    settings = _settings(models_dir=models_dir, interval_ms=interval_ms, ray=use_ray)
+    if settings.ray:
+        from .events import WatchNotice
+        from .scale import watch_on_ray
+
+        records = watch_on_ray(settings, model, source, realtime=realtime, max_seconds=max_seconds)
+        for r in records:
+            _print_notice(WatchNotice("end", r.source, record=r))
+        out.print(f"{len(records)} event(s) from {len(source)} source(s) on Ray")
+        return
+    from .events import AlertDispatcher, EventStore, Monitor
+    from .pipeline import Pipeline
+
+    pipe = Pipeline(settings)
+    store = EventStore.from_settings(settings)
+    alerts = AlertDispatcher.from_settings(settings)
+    mon = Monitor(pipe, store=store, alerts=alerts, listener=_print_notice)
+    try:
+        for src in source:
+            mon.start(model, src, realtime=realtime)
+        if not mon.wait(max_seconds):
+            out.print(f"stopping after {max_seconds:g} s")
+    except KeyboardInterrupt:
+        out.print("stopping")
+    finally:
+        mon.stop_all()
+        alerts.close()
+    rows = mon.list()
+    for st in rows:
+        out.print(f"{st['source']}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
+                  f"({st['missed_s']:.1f} s missed), {st['status']}"
+                  + (f": {st['error']}" if st["error"] else ""), highlight=False, soft_wrap=True)
+    out.print(f"events stored in {settings.events_url}", highlight=False, soft_wrap=True)
+    if any(st["status"] == "failed" for st in rows):
+        raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+) -> None:
+    """Run the REST API (OpenAPI docs at /docs) with uvicorn."""
+    import secrets
+
+    import uvicorn
+
+    from .api import create_app
+
+    settings = _settings()
+    if not settings.api_tokens:
+        token = secrets.token_urlsafe(24)
+        settings.api_tokens = [token]
+        err.print(f"no api_tokens configured: using a one-time token for this run: {token}",
+                  highlight=False, markup=False, soft_wrap=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command("score-batch")
+def score_batch(
+    name: Annotated[str, typer.Argument(help="model name")],
+    sources: Annotated[list[str], typer.Argument(help="videos and/or frame folders")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="write <video>.csv/.json here")] = None,
+    use_ray: Annotated[Optional[bool], typer.Option("--ray/--no-ray", help="spread videos over Ray actors")] = None,
+    models_dir: ModelsDirOpt = None,
+) -> None:
+    """Score many videos with a model, on Ray when asked (--ray or setting ray: true)."""
+    settings = _settings(models_dir=models_dir, ray=use_ray)
+    if settings.ray:
+        from .scale import score_batch_on_ray
+
+        results = score_batch_on_ray(settings, name, sources)
+    else:
+        pipe = _pipeline(models_dir=models_dir)
+        model = pipe.store.load(name)
+        results = [pipe.score(model, src, interval_ms=model.interval_ms) for src in sources]
+    for src, r in zip(sources, results):
+        s = r.summary()
+        out.print(f"{src}: {s['frames']} frames, {s['anomalies']} anomalous "
+                  f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}",
+                  highlight=False, soft_wrap=True)
+        if out_dir:
+            stem = Path(src).name
+            r.write_csv(out_dir / f"{stem}.csv")
+            r.write_json(out_dir / f"{stem}.json")
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ class Settings(BaseModel):
     embedding_cache: bool = True
 
     # resource limits (robustness): unattended jobs must not exhaust memory, disk or time.
-    max_upload_mb: int = 2048  # uploads larger than this are refused by the UI/API (0 = no limit)
+    max_upload_mb: int = Field(default=500, ge=1, le=100000)  # per uploaded video (UI/API); 413 above
     # files/folders declaring a longer length are refused before decoding; when the length only
     # shows while decoding, they are truncated at the limit with a warning (0 = no limit)
     max_duration_s: float = 0
@@ -82,8 +82,52 @@ class Settings(BaseModel):
     log_level: str = "WARNING"
 
     # dashboard (streamlit UI)
-    max_upload_mb: int = Field(default=500, ge=1, le=20000)  # per uploaded video
     ui_port: int = Field(default=8501, ge=1, le=65535)
+
+    # -- live monitoring service (issue 7): watch, events, alerts, REST API, Ray ----------------
+    events_db_url: str | None = None  # any SQLAlchemy URL; default sqlite:///<home>/events.db
+    events_dir: Path | None = None  # snapshots and clips; default <home>/events
+    # smoothed score below enter opens an event, above exit closes it; by default enter is
+    # event_hysteresis below the model's threshold and exit half-way back (frames that hover at
+    # the boundary never flicker events)
+    event_enter_threshold: float | None = None
+    event_exit_threshold: float | None = None
+    event_hysteresis: float = 0.1
+    event_min_duration_s: float = 1.0  # shorter dips are not events
+    event_cooldown_s: float = 2.0  # a new dip this soon after an end continues the same event
+    event_smoothing_window: int = 0  # causal window in samples; 0 = the model's smoothing window
+    clip_seconds: float = 4.0  # MP4 clip length around the worst frame
+    retention_days: float = 30.0  # events older than this are deleted (0 = keep)
+    retention_max_mb: float = 1024.0  # snapshots + clips above this: oldest events deleted (0 = no limit)
+    stream_stall_timeout_s: float = 5.0  # no frame for this long = stalled: reconnect
+    stream_backoff_initial_s: float = 0.5
+    stream_backoff_max_s: float = 30.0
+    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_retries: int = 3
+    webhook_timeout_s: float = 5.0
+    mqtt_url: str | None = None  # mqtt://[user:password@]host[:port]
+    mqtt_topic_prefix: str = "vlm-anomaly"
+    alert_prompts: list[str] = Field(default_factory=list)  # known-bad situations, CLIP encoders only
+    alert_prompt_threshold: float = 0.5  # probability of a bad prompt that "fires"
+    alert_prompt_weight: float = 1.0  # fused score = one-class score - weight * bad-prompt probability
+    api_tokens: list[str] = Field(default_factory=list)  # Bearer tokens of the REST API
+    ray: bool = False  # score batches / watch sources on Ray
+    ray_address: str | None = None  # None = start a local Ray; "auto" or ray://host:port = a cluster
+
+    @field_validator("webhook_urls", "alert_prompts", "api_tokens", mode="before")
+    @classmethod
+    def _csv_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+    @property
+    def events_path(self) -> Path:
+        return Path(self.events_dir).expanduser() if self.events_dir else Path(self.home) / "events"
+
+    @property
+    def events_url(self) -> str:
+        return self.events_db_url or f"sqlite:///{Path(self.home).expanduser() / 'events.db'}"
 
     @field_validator("home", "models_dir", "cache_dir", "clip_weights", mode="after")
     @classmethod

@@ -1,0 +1,325 @@
+"""The FastAPI application: models, jobs (train/score), events, watched sources, health, metrics.
+
+Every route is a few lines over :class:`~vlm_anomaly.pipeline.Pipeline`, the model store, the
+:class:`~vlm_anomaly.events.EventStore` and the :class:`~vlm_anomaly.events.Monitor`; errors the
+user caused come back as ``{"error": "..."}`` with the error's HTTP status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..config import Settings
+from ..errors import ConfigError, InvalidVideoError, VlmAnomalyError
+from ..events import AlertDispatcher, EventNotFoundError, EventStore, Monitor
+from ..pipeline import Pipeline
+from .auth import bearer_auth
+from .jobs import JobManager
+from .limits import BodySizeLimit
+from .metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+EventId = Annotated[int, PathParam(ge=1, le=2**53, description="event id")]
+ModelName = Annotated[str, PathParam(max_length=64, description="model name")]
+CHUNK = 1 << 20
+
+
+class WatchRequest(BaseModel):
+    model: str = Field(max_length=64, description="model name")
+    source: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="webcam index, stream URL, video file or frame folder",
+    )
+    realtime: bool = Field(
+        True, description="play files at their own rate (else as fast as possible)"
+    )
+
+
+def _safe_filename(name: str | None, i: int) -> str:
+    base = Path(name or "").name
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", base)[-80:].lstrip(".") or "upload"
+    return f"{i:03d}-{base}"
+
+
+async def _save_uploads(files: list[UploadFile], folder: Path) -> list[str]:
+    paths = []
+    for i, f in enumerate(files):
+        p = folder / _safe_filename(f.filename, i)
+        with open(p, "wb") as out:
+            while chunk := await f.read(CHUNK):
+                out.write(chunk)
+        if p.stat().st_size == 0:
+            raise InvalidVideoError(f"uploaded file {f.filename!r} is empty")
+        paths.append(str(p))
+    return paths
+
+
+def _job_settings(settings: Settings, **overrides) -> Settings:
+    values = {**settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(
+            f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from None
+
+
+def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
+    """Build the app. Tokens come from ``settings.api_tokens`` (env ``VLM_ANOMALY_API_TOKENS``).
+
+    Example:
+        >>> import uvicorn  # doctest: +SKIP
+        >>> uvicorn.run(create_app(load_settings()), port=8000)  # doctest: +SKIP
+    """
+    pipe = pipeline or Pipeline(settings)
+    store = EventStore.from_settings(settings)
+    alerts = AlertDispatcher.from_settings(settings)
+    metrics = ServiceMetrics()
+    monitor = Monitor(pipe, store=store, alerts=alerts, listener=metrics.on_notice)
+    jobs = JobManager(
+        Path(settings.home) / "uploads",
+        on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc(),
+    )
+    auth = bearer_auth(settings.api_tokens)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        monitor.stop_all()
+        alerts.close()
+        jobs.shutdown()
+        store.close()
+
+    app = FastAPI(
+        title="vlm-anomaly",
+        version=__version__,
+        lifespan=lifespan,
+        description="Video anomaly detection: train models on normal videos, score "
+        "videos, watch live sources, review events. Bearer token on every "
+        "endpoint but /health.",
+    )
+    app.state.pipeline, app.state.store, app.state.monitor = pipe, store, monitor
+    app.state.jobs, app.state.metrics, app.state.alerts = jobs, metrics, alerts
+    app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * 1024 * 1024))
+
+    # -- errors as JSON {"error": ...} ------------------------------------------------------
+    @app.exception_handler(VlmAnomalyError)
+    async def _domain_error(request: Request, exc: VlmAnomalyError):
+        return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse(
+            {"error": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        errs = exc.errors()
+        first = errs[0] if errs else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(
+            {
+                "error": f"invalid request: {where}: {first.get('msg', '')}",
+                "detail": [
+                    {"loc": list(map(str, e.get("loc", ()))), "msg": e.get("msg")} for e in errs
+                ],
+            },
+            status_code=422,
+        )
+
+    @app.middleware("http")
+    async def _timing(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.latency.labels(request.method, getattr(route, "path", "other")).observe(
+            time.perf_counter() - t0
+        )
+        return response
+
+    # -- open endpoints ------------------------------------------------------------------------
+    @app.get("/health", tags=["service"])
+    def health() -> dict:
+        """Liveness (no authentication)."""
+        return {"status": "ok", "version": __version__, "watched_sources": monitor.running}
+
+    api = APIRouter(dependencies=[Depends(auth)])
+
+    @api.get("/metrics", tags=["service"], response_class=Response)
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics (text exposition format)."""
+        metrics.watched.set(monitor.running)
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # -- models ----------------------------------------------------------------------------------
+    @api.get("/models", tags=["models"])
+    def list_models() -> list[dict]:
+        return [m.__dict__ for m in pipe.store.list()]
+
+    @api.get("/models/{name}", tags=["models"])
+    def show_model(name: ModelName) -> dict:
+        return pipe.store.show(name)
+
+    @api.delete("/models/{name}", tags=["models"])
+    def delete_model(name: ModelName) -> dict:
+        pipe.store.delete(name)
+        return {"deleted": name}
+
+    @api.post("/models/{name}/train", tags=["models"], status_code=202)
+    async def train_model(
+        name: ModelName,
+        files: Annotated[list[UploadFile], File(description="normal videos")],
+        interval_ms: Annotated[int | None, Form()] = None,
+        expected_objects: Annotated[str | None, Form(max_length=1000)] = None,
+    ) -> dict:
+        """Train (or retrain) a model from uploaded normal videos; returns a job to poll."""
+        pipe.store.path_for(name)
+        job_settings = _job_settings(
+            settings, interval_ms=interval_ms, expected_objects=expected_objects
+        )
+        jid, folder = jobs.new_dir()
+        paths = await _save_uploads(files, folder)
+
+        def work(progress):
+            job_pipe = Pipeline(job_settings, encoder=pipe._encoder)
+            model = job_pipe.train(name, paths, progress=progress)
+            return {
+                "model": name,
+                "frames": model.n_frames,
+                "videos": len(model.videos),
+                "encoder": model.encoder.label,
+            }
+
+        job = jobs.submit(jid, "train", work, {"model": name, "files": len(paths)})
+        return job.view()
+
+    @api.post("/models/{name}/score", tags=["models"], status_code=202)
+    async def score_video(
+        name: ModelName,
+        file: Annotated[UploadFile, File(description="video to score")],
+        threshold: Annotated[float | None, Form()] = None,
+        interval_ms: Annotated[int | None, Form()] = None,
+    ) -> dict:
+        """Score an uploaded video with a model; the job's result holds the per-frame scores."""
+        model = pipe.store.load(name)
+        iv = interval_ms if interval_ms is not None else model.interval_ms
+        _job_settings(settings, interval_ms=iv)
+        jid, folder = jobs.new_dir()
+        [path] = await _save_uploads([file], folder)
+
+        def work(progress):
+            r = pipe.score(model, path, progress=progress, threshold=threshold, interval_ms=iv)
+            summary = r.summary()
+            summary["source"] = file.filename
+            return {"summary": summary, "frames": r.rows()}
+
+        job = jobs.submit(jid, "score", work, {"model": name, "file": file.filename})
+        return job.view()
+
+    # -- jobs ------------------------------------------------------------------------------------
+    @api.get("/jobs", tags=["jobs"])
+    def list_jobs() -> list[dict]:
+        return [j.view(with_result=False) for j in jobs.list()]
+
+    @api.get("/jobs/{job_id}", tags=["jobs"])
+    def get_job(job_id: Annotated[str, PathParam(max_length=64)]) -> dict:
+        return jobs.get(job_id).view()
+
+    # -- events ----------------------------------------------------------------------------------
+    @api.get("/events", tags=["events"])
+    def list_events(
+        source: Annotated[str | None, Query(max_length=2048)] = None,
+        acknowledged: bool | None = None,
+        status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    ) -> list[dict]:
+        return [
+            e.as_dict()
+            for e in store.list(
+                source=source, acknowledged=acknowledged, status=status, limit=limit, offset=offset
+            )
+        ]
+
+    @api.get("/events/{event_id}", tags=["events"])
+    def get_event(event_id: EventId) -> dict:
+        return store.get(event_id).as_dict()
+
+    @api.post("/events/{event_id}/ack", tags=["events"])
+    def ack_event(event_id: EventId, who: str = Depends(auth)) -> dict:
+        return store.acknowledge(event_id, by=who).as_dict()
+
+    @api.delete("/events/{event_id}", tags=["events"])
+    def delete_event(event_id: EventId) -> dict:
+        store.delete(event_id)
+        return {"deleted": event_id}
+
+    def _media(event_id: int, kind: str, media_type: str) -> FileResponse:
+        rec = store.get(event_id)
+        p = store.media_path(getattr(rec, kind))
+        if p is None or not p.is_file():
+            raise EventNotFoundError(f"event {event_id} has no {kind}")
+        return FileResponse(p, media_type=media_type)
+
+    @api.get("/events/{event_id}/snapshot", tags=["events"], response_class=FileResponse)
+    def event_snapshot(event_id: EventId):
+        """JPEG of the event's worst frame."""
+        return _media(event_id, "snapshot", "image/jpeg")
+
+    @api.get("/events/{event_id}/clip", tags=["events"], response_class=FileResponse)
+    def event_clip(event_id: EventId):
+        """MP4 clip around the worst frame."""
+        return _media(event_id, "clip", "video/mp4")
+
+    @api.get("/gaps", tags=["events"])
+    def list_gaps(
+        source: Annotated[str | None, Query(max_length=2048)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict]:
+        """Stream stalls/drops and the time they cost."""
+        return [
+            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in g.items()}
+            for g in store.gaps(source, limit)
+        ]
+
+    # -- watched sources -------------------------------------------------------------------------
+    @api.get("/sources", tags=["sources"])
+    def list_sources() -> list[dict]:
+        return monitor.list()
+
+    @api.post("/sources", tags=["sources"], status_code=201)
+    def start_source(req: WatchRequest) -> dict:
+        """Start watching a source with a model; events go to the store and the alerts."""
+        wid = monitor.start(req.model, req.source, realtime=req.realtime)
+        return monitor.status(wid)
+
+    @api.get("/sources/{watch_id}", tags=["sources"])
+    def get_source(watch_id: Annotated[str, PathParam(max_length=32)]) -> dict:
+        monitor.get(watch_id)
+        return monitor.status(watch_id)
+
+    @api.delete("/sources/{watch_id}", tags=["sources"])
+    def stop_source(watch_id: Annotated[str, PathParam(max_length=32)]) -> dict:
+        return monitor.stop(watch_id)
+
+    app.include_router(api)
+    return app

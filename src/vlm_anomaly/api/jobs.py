@@ -1,0 +1,134 @@
+"""Background jobs (train, score) with progress, run one at a time in a worker thread.
+
+Why one worker: encoding saturates the CPU; parallel jobs would only slow each other down.
+Uploaded files live in the job's folder and are removed when the job finishes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import shutil
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import VlmAnomalyError
+
+log = logging.getLogger(__name__)
+
+MAX_JOBS_KEPT = 200
+
+
+class JobNotFoundError(VlmAnomalyError):
+    status_code = 404
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    params: dict = field(default_factory=dict)
+    status: str = "queued"  # queued | running | done | failed
+    created: str = field(default_factory=_now)
+    finished: str | None = None
+    done: int = 0
+    total: int = 0
+    stage: str = "queued"
+    result: Any = None
+    error: str | None = None
+    error_status: int | None = None
+
+    def view(self, *, with_result: bool = True) -> dict:
+        d = {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "params": self.params,
+            "created": self.created,
+            "finished": self.finished,
+            "progress": {
+                "done": self.done,
+                "total": self.total,
+                "stage": self.stage,
+                "fraction": round(self.done / self.total, 4) if self.total else None,
+            },
+            "error": self.error,
+        }
+        if with_result:
+            d["result"] = self.result
+        return d
+
+
+class JobManager:
+    def __init__(self, workdir: str | Path, *, on_finish: Callable[[Job], None] | None = None):
+        self.workdir = Path(workdir)
+        self.on_finish = on_finish
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
+
+    def new_dir(self) -> tuple[str, Path]:
+        jid = uuid.uuid4().hex[:12]
+        d = self.workdir / jid
+        d.mkdir(parents=True, exist_ok=True)
+        return jid, d
+
+    def submit(
+        self,
+        jid: str,
+        kind: str,
+        fn: Callable[[Callable[[int, int, str], None]], Any],
+        params: dict | None = None,
+    ) -> Job:
+        job = Job(jid, kind, params or {})
+        with self._lock:
+            self._jobs[jid] = job
+            while len(self._jobs) > MAX_JOBS_KEPT:
+                old_id, old = next(iter(self._jobs.items()))
+                if old.status in ("queued", "running"):
+                    break
+                self._jobs.pop(old_id)
+        self._pool.submit(self._run, job, fn)
+        return job
+
+    def _run(self, job: Job, fn) -> None:
+        job.status, job.stage = "running", "starting"
+
+        def progress(done: int, total: int, stage: str) -> None:
+            job.done, job.total, job.stage = done, total, stage
+
+        try:
+            job.result = fn(progress)
+            job.status, job.stage = "done", "done"
+        except VlmAnomalyError as exc:
+            job.status, job.error, job.error_status = "failed", str(exc), exc.status_code
+        except Exception as exc:  # noqa: BLE001 - reported through the job, logged in full
+            log.exception("job %s failed", job.id)
+            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            job.finished = _now()
+            shutil.rmtree(self.workdir / job.id, ignore_errors=True)
+            if self.on_finish:
+                self.on_finish(job)
+
+    def get(self, jid: str) -> Job:
+        try:
+            return self._jobs[jid]
+        except KeyError:
+            raise JobNotFoundError(f"no job with id {jid!r}") from None
+
+    def list(self) -> list[Job]:
+        return list(reversed(self._jobs.values()))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

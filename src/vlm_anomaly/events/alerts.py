@@ -1,0 +1,217 @@
+"""Alerts for events: webhooks (HTTP POST JSON, retried with back-off) and MQTT.
+
+Payloads follow Frigate's ``frigate/events`` shape (``type`` new/end, ``before``/``after``) so
+existing home-automation rules can consume them; MQTT publishes to ``<prefix>/<source>/events``.
+Sending runs in a background thread: a slow receiver never holds up monitoring.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from .store import EventRecord
+
+log = logging.getLogger(__name__)
+
+
+def source_slug(source: str) -> str:
+    """An MQTT-topic-safe name of a source (no '/', '+', '#')."""
+    s = re.sub(r"^[a-z]+://", "", str(source), flags=re.I)
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_.")
+    return s[-80:] or "source"
+
+
+def event_payload(
+    kind: str, record: EventRecord, before: EventRecord | None = None, camera: str | None = None
+) -> dict[str, Any]:
+    """Frigate-like message: ``{"type": "new"|"update"|"end", "before": {...}, "after": {...}}``."""
+
+    def view(r: EventRecord) -> dict[str, Any]:
+        d = r.as_dict()
+        return {
+            "id": str(r.id),
+            "camera": camera or source_slug(r.source),
+            "source": r.source,
+            "model": r.model,
+            "label": "anomaly",
+            "sub_label": r.prompt,
+            "score": d["mean_score"],
+            "top_score": d["worst_score"],
+            "prompt_score": d["prompt_score"],
+            "start_time": r.started_at.timestamp() if r.started_at else None,
+            "end_time": r.ended_at.timestamp() if r.ended_at else None,
+            "source_start_s": d["start_time"],
+            "source_end_s": d["end_time"],
+            "worst_time_s": d["worst_time"],
+            "frames": r.frames,
+            "descriptions": r.descriptions[-5:],
+            "has_snapshot": bool(r.snapshot),
+            "has_clip": bool(r.clip),
+            "snapshot": r.snapshot,
+            "clip": r.clip,
+            "acknowledged": r.acknowledged,
+        }
+
+    after = view(record)
+    return {"type": kind, "before": view(before) if before else after, "after": after}
+
+
+class WebhookSink:
+    """POST the payload as JSON to a URL; retry 5xx/connection errors with exponential back-off."""
+
+    def __init__(
+        self, url: str, *, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 0.5
+    ):
+        self.url, self.retries, self.backoff_s = url, retries, backoff_s
+        self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
+
+    def send(self, payload: dict) -> bool:
+        why = "not sent"
+        for attempt in range(max(0, self.retries) + 1):
+            try:
+                r = self.client.post(self.url, json=payload)
+                if r.status_code < 500:
+                    if r.status_code >= 400:
+                        log.warning(
+                            "webhook %s refused the alert: HTTP %d", self.url, r.status_code
+                        )
+                    return r.status_code < 400
+                why = f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                why = f"{type(exc).__name__}: {exc}"
+            if attempt < max(0, self.retries):
+                delay = self.backoff_s * 2**attempt
+                log.info("webhook %s failed (%s); retry in %.1f s", self.url, why, delay)
+                time.sleep(delay)
+        log.warning(
+            "webhook %s: alert lost after %d attempts (%s)", self.url, self.retries + 1, why
+        )
+        return False
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class MqttSink:
+    """Publish the payload (QoS 1) to ``<prefix>/<source slug>/events`` on an MQTT broker."""
+
+    def __init__(self, url: str, *, prefix: str = "vlm-anomaly", timeout_s: float = 5.0):
+        import paho.mqtt.client as mqtt
+
+        u = urlparse(url if "://" in url else f"mqtt://{url}")
+        self.prefix, self.timeout_s = prefix.strip("/"), timeout_s
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv311
+        )
+        if u.username:
+            self.client.username_pw_set(u.username, u.password)
+        if u.scheme == "mqtts":
+            self.client.tls_set()
+        self.client.reconnect_delay_set(1, 30)
+        self.client.connect_async(
+            u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883)
+        )
+        self.client.loop_start()  # paho reconnects by itself
+
+    def topic(self, source: str) -> str:
+        return f"{self.prefix}/{source_slug(source)}/events"
+
+    def send(self, payload: dict) -> bool:
+        info = self.client.publish(
+            self.topic(payload["after"]["source"]), json.dumps(payload), qos=1
+        )
+        try:
+            info.wait_for_publish(self.timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("MQTT publish failed: %s", exc)
+            return False
+        return info.is_published()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class AlertDispatcher:
+    """Fan alerts out to every configured sink from one background thread.
+
+    Example:
+        >>> alerts = AlertDispatcher.from_settings(settings)  # doctest: +SKIP
+        >>> alerts.publish(event_payload("new", record))  # doctest: +SKIP
+    """
+
+    def __init__(self, sinks: list | None = None):
+        self.sinks = list(sinks or [])
+        self.sent = 0
+        self.failed = 0
+        self._q: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings) -> AlertDispatcher:
+        sinks: list = [
+            WebhookSink(u, retries=settings.webhook_retries, timeout_s=settings.webhook_timeout_s)
+            for u in settings.webhook_urls
+        ]
+        if settings.mqtt_url:
+            sinks.append(
+                MqttSink(
+                    settings.mqtt_url,
+                    prefix=settings.mqtt_topic_prefix,
+                    timeout_s=settings.webhook_timeout_s,
+                )
+            )
+        return cls(sinks)
+
+    def publish(self, payload: dict) -> None:
+        if not self.sinks:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+                self._thread.start()
+        self._q.put(payload)
+
+    def _run(self) -> None:
+        while True:
+            payload = self._q.get()
+            try:
+                if payload is None:
+                    return
+                for sink in self.sinks:
+                    try:
+                        ok = sink.send(payload)
+                    except Exception as exc:  # noqa: BLE001 - one bad sink must not stop the others
+                        log.warning("alert sink %s failed: %s", type(sink).__name__, exc)
+                        ok = False
+                    if ok:
+                        self.sent += 1
+                    else:
+                        self.failed += 1
+            finally:
+                self._q.task_done()
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until every queued alert was handled; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._q.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self._q.unfinished_tasks
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self.flush()
+            self._q.put(None)
+            self._thread.join(timeout=5)
+        for sink in self.sinks:
+            sink.close()

@@ -1,0 +1,314 @@
+"""Anomaly events and stream gaps in a SQL database (SQLite by default, any SQLAlchemy URL).
+
+Why SQLAlchemy Core: one embedded file beside the model store for a single machine, PostgreSQL for
+a fleet, the same code. Snapshots and clips are files under ``media_root``; rows hold their paths
+relative to it, so the folder can move. Retention deletes rows and their files together.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import VlmAnomalyError
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+events_table = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(1024), nullable=False, index=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, default="open"),  # open | closed
+    sa.Column("start_time", sa.Float, nullable=False),  # seconds of source time
+    sa.Column("end_time", sa.Float),
+    sa.Column(
+        "started_at", sa.DateTime(timezone=True), nullable=False, index=True
+    ),  # wall clock, UTC
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("worst_score", sa.Float, nullable=False),
+    sa.Column("worst_time", sa.Float, nullable=False),
+    sa.Column("mean_score", sa.Float, nullable=False),
+    sa.Column("frames", sa.Integer, nullable=False, default=0),
+    sa.Column("descriptions", sa.JSON, nullable=False, default=list),  # [{time, text, confidence}]
+    sa.Column("prompt", sa.String(256)),  # the known-bad prompt that fired, if any
+    sa.Column("prompt_score", sa.Float),
+    sa.Column("snapshot", sa.String(512)),  # path relative to media_root
+    sa.Column("clip", sa.String(512)),
+    sa.Column("media_bytes", sa.Integer, nullable=False, default=0),
+    sa.Column("acknowledged", sa.Boolean, nullable=False, default=False, index=True),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("acknowledged_by", sa.String(128)),
+)
+
+gaps_table = sa.Table(
+    "stream_gaps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(1024), nullable=False, index=True),
+    sa.Column("start_time", sa.Float, nullable=False),
+    sa.Column("end_time", sa.Float, nullable=False),
+    sa.Column("missed_s", sa.Float, nullable=False),
+    sa.Column("reason", sa.String(512), nullable=False),
+    sa.Column("reconnects", sa.Integer, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class EventNotFoundError(VlmAnomalyError):
+    """No event with that id."""
+
+    status_code = 404
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+@dataclass
+class EventRecord:
+    """One stored event (a row), as the CLI, the API and alerts show it."""
+
+    id: int
+    source: str
+    model: str
+    status: str
+    start_time: float
+    end_time: float | None
+    started_at: _dt.datetime
+    ended_at: _dt.datetime | None
+    worst_score: float
+    worst_time: float
+    mean_score: float
+    frames: int
+    descriptions: list[dict] = field(default_factory=list)
+    prompt: str | None = None
+    prompt_score: float | None = None
+    snapshot: str | None = None
+    clip: str | None = None
+    media_bytes: int = 0
+    acknowledged: bool = False
+    acknowledged_at: _dt.datetime | None = None
+    acknowledged_by: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        for k in ("started_at", "ended_at", "acknowledged_at"):
+            v = d[k]
+            d[k] = _aware(v).isoformat() if v is not None else None
+        for k in ("start_time", "end_time", "worst_time"):
+            d[k] = round(d[k], 3) if d[k] is not None else None
+        for k in ("worst_score", "mean_score", "prompt_score"):
+            d[k] = round(d[k], 6) if d[k] is not None else None
+        return d
+
+
+def _aware(v: _dt.datetime) -> _dt.datetime:
+    return v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)  # SQLite drops the zone
+
+
+class EventStore:
+    """Create, update, query, acknowledge and expire events.
+
+    Example:
+        >>> store = EventStore("sqlite:///events.db", "events/")  # doctest: +SKIP
+        >>> [e.id for e in store.list(acknowledged=False)]  # doctest: +SKIP
+    """
+
+    def __init__(self, url: str, media_root: str | Path):
+        self.url = url
+        self.media_root = Path(media_root).expanduser()
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            db = url.split("///", 1)[-1]
+            if db and db != ":memory:":
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if db in ("", ":memory:") or url.rstrip("/") == "sqlite:":
+                kwargs["poolclass"] = sa.pool.StaticPool  # one shared in-memory database
+        try:
+            self.engine = sa.create_engine(url, **kwargs)
+            if url.startswith("sqlite"):
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            _create_tables(self.engine)
+        except (sa.exc.SQLAlchemyError, ImportError) as exc:
+            raise VlmAnomalyError(f"cannot open events database {url}: {exc}") from None
+        self._lock = threading.Lock()  # SQLite allows one writer; serialise this process' writers
+
+    @classmethod
+    def from_settings(cls, settings) -> EventStore:
+        return cls(settings.events_url, settings.events_path)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writing -------------------------------------------------------------------------
+    def create(self, **values: Any) -> int:
+        values.setdefault("started_at", utcnow())
+        values.setdefault("status", "open")
+        with self._lock, self.engine.begin() as conn:
+            res = conn.execute(events_table.insert().values(**values))
+            return int(res.inserted_primary_key[0])
+
+    def update(self, event_id: int, **values: Any) -> None:
+        with self._lock, self.engine.begin() as conn:
+            res = conn.execute(
+                events_table.update().where(events_table.c.id == event_id).values(**values)
+            )
+            if res.rowcount == 0:
+                raise EventNotFoundError(f"no event with id {event_id}")
+
+    def acknowledge(self, event_id: int, by: str | None = None) -> EventRecord:
+        self.update(event_id, acknowledged=True, acknowledged_at=utcnow(), acknowledged_by=by)
+        return self.get(event_id)
+
+    def add_gap(self, gap) -> int:
+        with self._lock, self.engine.begin() as conn:
+            res = conn.execute(
+                gaps_table.insert().values(
+                    source=gap.source,
+                    start_time=gap.start_time,
+                    end_time=gap.end_time,
+                    missed_s=gap.missed_s,
+                    reason=gap.reason[:500],
+                    reconnects=gap.reconnects,
+                    recorded_at=utcnow(),
+                )
+            )
+            return int(res.inserted_primary_key[0])
+
+    def delete(self, event_id: int) -> None:
+        rec = self.get(event_id)
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(events_table.delete().where(events_table.c.id == event_id))
+        self._remove_media(rec)
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, event_id: int) -> EventRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(events_table.select().where(events_table.c.id == event_id)).first()
+        if row is None:
+            raise EventNotFoundError(f"no event with id {event_id}")
+        return EventRecord(**row._asdict())
+
+    def list(
+        self,
+        *,
+        source: str | None = None,
+        acknowledged: bool | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[EventRecord]:
+        q = events_table.select().order_by(
+            events_table.c.started_at.desc(), events_table.c.id.desc()
+        )
+        if source is not None:
+            q = q.where(events_table.c.source == source)
+        if acknowledged is not None:
+            q = q.where(events_table.c.acknowledged == acknowledged)
+        if status is not None:
+            q = q.where(events_table.c.status == status)
+        q = q.limit(max(1, min(int(limit), 10_000))).offset(max(0, int(offset)))
+        with self.engine.connect() as conn:
+            return [EventRecord(**r._asdict()) for r in conn.execute(q)]
+
+    def gaps(self, source: str | None = None, limit: int = 100) -> list[dict]:
+        q = gaps_table.select().order_by(gaps_table.c.id.desc()).limit(limit)
+        if source is not None:
+            q = q.where(gaps_table.c.source == source)
+        with self.engine.connect() as conn:
+            return [r._asdict() for r in conn.execute(q)]
+
+    def media_path(self, relative: str | None) -> Path | None:
+        """Absolute path of a stored snapshot/clip, never outside ``media_root``."""
+        if not relative:
+            return None
+        root = self.media_root.resolve()
+        p = (root / relative).resolve()
+        if root not in p.parents:
+            return None
+        return p
+
+    # -- retention -----------------------------------------------------------------------
+    def apply_retention(self, *, max_age_days: float = 0, max_bytes: int = 0) -> int:
+        """Delete closed events older than ``max_age_days`` and, oldest first, those beyond
+        ``max_bytes`` of media; returns how many were deleted."""
+        doomed: list[EventRecord] = []
+        closed = events_table.c.status == "closed"
+        with self.engine.connect() as conn:
+            if max_age_days > 0:
+                cutoff = utcnow() - _dt.timedelta(days=max_age_days)
+                rows = conn.execute(
+                    events_table.select().where(closed).where(events_table.c.started_at < cutoff)
+                )
+                doomed += [EventRecord(**r._asdict()) for r in rows]
+            if max_bytes > 0:
+                total = conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(events_table.c.media_bytes), 0))
+                ).scalar_one()
+                total -= sum(e.media_bytes for e in doomed)
+                seen = {e.id for e in doomed}
+                rows = conn.execute(
+                    events_table.select()
+                    .where(closed)
+                    .order_by(events_table.c.started_at, events_table.c.id)
+                )
+                for r in rows:
+                    if total <= max_bytes:
+                        break
+                    if r.id in seen:
+                        continue
+                    doomed.append(EventRecord(**r._asdict()))
+                    total -= r.media_bytes
+        if doomed:
+            with self._lock, self.engine.begin() as conn:
+                conn.execute(
+                    events_table.delete().where(events_table.c.id.in_([e.id for e in doomed]))
+                )
+            for e in doomed:
+                self._remove_media(e)
+            log.info("retention: deleted %d event(s)", len(doomed))
+        return len(doomed)
+
+    def _remove_media(self, rec: EventRecord) -> None:
+        for rel in (rec.snapshot, rec.clip):
+            p = self.media_path(rel)
+            if p is not None:
+                p.unlink(missing_ok=True)
+
+    def __iter__(self) -> Iterator[EventRecord]:
+        return iter(self.list(limit=10_000))
+
+
+def _create_tables(engine: sa.Engine) -> None:
+    """Create missing tables; another process creating them at the same moment is fine."""
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa.exc.OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == 2:
+                raise
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers (API) do not block the watcher's writes
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str)

@@ -1,0 +1,438 @@
+"""Live sources: webcams, RTSP/HTTP streams, video files (real time or fast) and frame folders.
+
+Why a watchdog: a camera that stalls, drops or ends must not silently freeze monitoring. Each
+connection is read by its own thread into a small queue; when no frame arrives for
+``stall_timeout_s`` (or the stream errors or ends) the source reconnects with exponential back-off
+and yields a :class:`Gap` saying how much time was missed, instead of silently skipping it.
+
+Time: files and folders use their media time; streams and webcams use seconds since the source
+was started (wall clock), so time keeps running across reconnections and gaps are measurable.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from ..errors import InvalidVideoError
+from .frames import Frame
+from .sampler import (
+    DEFAULT_FOLDER_FPS,
+    _Grid,
+    _read_image,
+    _scaled_size,
+    _short,
+    _stream_fps,
+    list_frame_files,
+    source_kind,
+)
+
+log = logging.getLogger(__name__)
+
+#: (source time in seconds or None = "use the wall clock", lazy RGB conversion)
+RawFrame = tuple[float | None, Callable[[], np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Time during which a source gave no frames (stall, drop, failed reconnection)."""
+
+    source: str
+    start_time: float  # source time of the last frame before the gap
+    end_time: float  # source time of the first frame after it
+    reason: str
+    reconnects: int
+
+    @property
+    def missed_s(self) -> float:
+        return max(0.0, self.end_time - self.start_time)
+
+    def missed_samples(self, interval_ms: int) -> int:
+        """Samples that should have been taken during the gap."""
+        if interval_ms <= 0:
+            return 0
+        return max(0, int(self.missed_s * 1000 // interval_ms) - 1)
+
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "start_time": round(self.start_time, 3),
+            "end_time": round(self.end_time, 3),
+            "missed_s": round(self.missed_s, 3),
+            "reason": self.reason,
+            "reconnects": self.reconnects,
+        }
+
+
+class Reader:
+    """One connection to a source; :meth:`frames` yields raw frames until it ends or fails."""
+
+    #: True when frame times are media times (files, folders); False = wall clock
+    media_time = True
+
+    def frames(self) -> Iterator[RawFrame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class AvReader(Reader):
+    """Video files and network streams (RTSP, HTTP/MJPEG, HLS...) through PyAV/FFmpeg."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        max_side: int = 0,
+        read_timeout_s: float = 10.0,
+        media_time: bool = True,
+    ):
+        self.source = source
+        self.max_side = max_side
+        self.media_time = media_time
+        options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp") else {}
+        try:
+            self.container = av.open(
+                source, timeout=(read_timeout_s, read_timeout_s), options=options
+            )
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise InvalidVideoError(f"{source}: cannot open ({_short(exc)})") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise InvalidVideoError(f"{source}: no video stream")
+
+    def frames(self) -> Iterator[RawFrame]:
+        st = self.container.streams.video[0]
+        st.thread_type = "AUTO"
+        fps = _stream_fps(st) or 30.0
+        tb = float(st.time_base) if st.time_base else 0.0
+        first_pts = None
+        n = -1
+        for frame in self.container.decode(st):
+            n += 1
+            if frame.pts is not None and tb > 0:
+                first_pts = frame.pts if first_pts is None else first_pts
+                t = (frame.pts - first_pts) * tb
+            else:
+                t = n / fps
+
+            def convert(frame=frame) -> np.ndarray:
+                w, h = _scaled_size(frame.width, frame.height, self.max_side)
+                return frame.to_ndarray(width=w, height=h, format="rgb24")
+
+            yield (float(t) if self.media_time else None), convert
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class CvReader(Reader):
+    """Webcams by index (and any URL OpenCV's backends open), via ``cv2.VideoCapture``."""
+
+    media_time = False
+
+    def __init__(self, source: str, *, max_side: int = 0):
+        target: int | str = int(source) if source.isdigit() else source
+        self.cap = cv2.VideoCapture(target)
+        self.max_side = max_side
+        if not self.cap.isOpened():
+            raise InvalidVideoError(f"{source}: cannot open camera or stream")
+        self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+
+    def frames(self) -> Iterator[RawFrame]:
+        while self.cap.grab():  # grab without decoding/converting; retrieve only sampled frames
+
+            def convert() -> np.ndarray | None:
+                ok, bgr = self.cap.retrieve()
+                if not ok or bgr is None:
+                    return None
+                h, w = bgr.shape[:2]
+                sw, sh = _scaled_size(w, h, self.max_side)
+                if (sw, sh) != (w, h):
+                    bgr = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+                return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+            yield None, convert
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class FolderReader(Reader):
+    """A folder of image frames played at ``fps``."""
+
+    def __init__(self, folder: str, *, fps: float = DEFAULT_FOLDER_FPS, max_side: int = 0):
+        self.files = list_frame_files(Path(folder))
+        if not self.files:
+            raise InvalidVideoError(f"{folder}: folder holds no image frames")
+        self.fps = fps
+        self.max_side = max_side
+
+    def frames(self) -> Iterator[RawFrame]:
+        for i, f in enumerate(self.files):
+
+            def convert(f=f) -> np.ndarray | None:
+                img = _read_image(f)
+                if img is not None and self.max_side:
+                    w, h = _scaled_size(img.shape[1], img.shape[0], self.max_side)
+                    if (w, h) != (img.shape[1], img.shape[0]):
+                        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+                return img
+
+            yield i / self.fps, convert
+
+
+def open_reader(
+    source: str,
+    *,
+    max_side: int = 0,
+    folder_fps: float = DEFAULT_FOLDER_FPS,
+    read_timeout_s: float = 10.0,
+) -> Reader:
+    """The right reader for a source string: webcam index, URL, file or folder."""
+    kind = source_kind(source)
+    if kind == "webcam":
+        return CvReader(source, max_side=max_side)
+    if kind == "folder":
+        return FolderReader(source, fps=folder_fps, max_side=max_side)
+    if kind == "file" and not Path(source).is_file():
+        raise InvalidVideoError(f"{source}: no such file or folder")
+    return AvReader(
+        source, max_side=max_side, read_timeout_s=read_timeout_s, media_time=kind == "file"
+    )
+
+
+_END = object()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+class LiveSource:
+    """Iterate sampled :class:`Frame` objects (and :class:`Gap` reports) from a live source.
+
+    Args:
+        source: webcam index ("0"), stream URL, video file or frame folder.
+        interval_ms: keep one frame per interval (0 = every frame).
+        realtime: play files and folders at their own rate (True) or as fast as possible (False);
+            streams and webcams are always real time.
+        stall_timeout_s: no frame for this long means the source stalled.
+        max_reconnects: give up after this many failed reconnections in a row (None = never).
+
+    Example:
+        >>> for item in LiveSource("rtsp://cam/1", interval_ms=500):  # doctest: +SKIP
+        ...     print(item)
+    """
+
+    def __init__(
+        self,
+        source: str | int,
+        *,
+        interval_ms: int = 500,
+        realtime: bool = True,
+        stall_timeout_s: float = 5.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        max_reconnects: int | None = None,
+        max_side: int = 0,
+        folder_fps: float = DEFAULT_FOLDER_FPS,
+        queue_size: int = 4,
+        reader_factory: Callable[[], Reader] | None = None,
+    ):
+        self.source = str(source)
+        self.kind = source_kind(self.source)
+        self.finite = self.kind in ("file", "folder")
+        self.interval_ms = interval_ms
+        self.realtime = realtime or not self.finite
+        self.stall_timeout_s = stall_timeout_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.max_reconnects = max_reconnects
+        self.queue_size = queue_size
+        self._factory = reader_factory or (
+            lambda: open_reader(
+                self.source,
+                max_side=max_side,
+                folder_fps=folder_fps,
+                read_timeout_s=max(stall_timeout_s * 2, 2.0),
+            )
+        )
+        self._stop = threading.Event()
+        self.gaps: list[Gap] = []
+        self.dropped = 0  # sampled frames dropped because the consumer was slower than real time
+        self.frames_seen = 0
+
+    def stop(self) -> None:
+        """Ask the iteration to end (from any thread); it returns within ~0.1 s."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before reconnection number ``attempt`` (1, 2, ...)."""
+        return min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(0, attempt - 1))
+
+    # -- reader thread ---------------------------------------------------------------------
+    def _pump(
+        self,
+        reader: Reader,
+        q: queue.Queue,
+        halt: threading.Event,
+        grid: _Grid,
+        t0: float,
+        counter: list[int],
+    ) -> None:
+        wall0: float | None = None
+        media0 = 0.0
+        try:
+            for t_media, convert in reader.frames():
+                if halt.is_set() or self._stop.is_set():
+                    return
+                counter[0] += 1
+                if t_media is None or not reader.media_time:
+                    t = time.monotonic() - t0
+                else:
+                    t = t_media
+                    if self.realtime:  # pace a file at its own rate
+                        if wall0 is None:
+                            wall0, media0 = time.monotonic(), t
+                        delay = wall0 + (t - media0) - time.monotonic()
+                        if delay > 0 and halt.wait(delay):
+                            return
+                if not grid.take(t):
+                    continue
+                img = convert()
+                if img is None:
+                    continue
+                self._put(q, Frame(counter[0] - 1, round(t, 6), img, self.source), halt)
+            self._put(q, _END, halt, drop=False)
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer as a drop
+            self._put(q, _Failed(exc), halt, drop=False)
+        finally:
+            try:
+                reader.close()
+            except Exception:  # noqa: BLE001 - closing a broken stream may fail too
+                pass
+
+    def _put(self, q: queue.Queue, item, halt: threading.Event, drop: bool | None = None) -> None:
+        drop = self.realtime if drop is None else drop
+        while not halt.is_set() and not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if drop:  # live: keep the newest frames, count what is lost
+                    try:
+                        q.get_nowait()
+                        self.dropped += 1
+                    except queue.Empty:
+                        pass
+
+    # -- consumer ----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Frame | Gap]:
+        t0 = time.monotonic()
+        grid = _Grid(self.interval_ms)
+        counter = [0]
+        attempt = 0
+        last_t: float | None = None
+        pending: str | None = None
+        while not self._stop.is_set():
+            try:
+                reader = self._factory()
+            except Exception as exc:  # noqa: BLE001 - any failure to connect is retried
+                if self.finite:
+                    raise
+                attempt += 1
+                pending = pending or f"cannot connect ({_short(exc)})"
+                log.warning(
+                    "%s: connection failed (%s); retry %d in %.1f s",
+                    self.source,
+                    _short(exc),
+                    attempt,
+                    self.backoff(attempt),
+                )
+                if self._give_up(attempt) or self._stop.wait(self.backoff(attempt)):
+                    break
+                continue
+            q: queue.Queue = queue.Queue(maxsize=self.queue_size)
+            halt = threading.Event()
+            if self.finite:
+                grid, counter = _Grid(self.interval_ms), [0]
+            th = threading.Thread(
+                target=self._pump,
+                args=(reader, q, halt, grid, t0, counter),
+                name=f"live-{self.source[:20]}",
+                daemon=True,
+            )
+            th.start()
+            reason = "stopped"
+            last_wall = time.monotonic()  # connection start, then each frame
+            while not self._stop.is_set():
+                try:
+                    item = q.get(timeout=0.1)
+                except queue.Empty:
+                    if not self.finite and time.monotonic() - last_wall > self.stall_timeout_s:
+                        reason = f"stalled (no frame for {self.stall_timeout_s:g} s)"
+                        break
+                    continue
+                if item is _END:
+                    reason = "ended"
+                    break
+                if isinstance(item, _Failed):
+                    reason = f"dropped ({_short(item.error)})"
+                    break
+                if pending is not None:
+                    start = last_t if last_t is not None else 0.0
+                    gap = Gap(self.source, start, item.timestamp, pending, attempt)
+                    self.gaps.append(gap)
+                    log.warning(
+                        "%s: reconnected after %.1f s gap (%s)", self.source, gap.missed_s, pending
+                    )
+                    yield gap
+                pending = None
+                attempt = 0
+                last_t = item.timestamp
+                last_wall = time.monotonic()
+                self.frames_seen += 1
+                yield item
+            halt.set()
+            if self._stop.is_set():
+                break
+            if self.finite:
+                if reason != "ended":
+                    log.warning("%s: reading stopped early: %s", self.source, reason)
+                break
+            attempt += 1
+            pending = pending or reason
+            log.warning(
+                "%s: %s; reconnecting in %.1f s (attempt %d)",
+                self.source,
+                reason,
+                self.backoff(attempt),
+                attempt,
+            )
+            if self._give_up(attempt) or self._stop.wait(self.backoff(attempt)):
+                break
+        if pending is not None:  # the source never came back
+            start = last_t if last_t is not None else 0.0
+            end = time.monotonic() - t0
+            gap = Gap(self.source, start, max(end, start), pending + "; gave up", attempt)
+            self.gaps.append(gap)
+            yield gap
+
+    def _give_up(self, attempt: int) -> bool:
+        return self.max_reconnects is not None and attempt > self.max_reconnects

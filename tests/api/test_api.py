@@ -1,0 +1,157 @@
+"""REST API against a real uvicorn server: auth, upload limits, jobs, models, events, sources."""
+
+import time
+
+import httpx
+import pytest
+
+from vlm_anomaly.synthetic import write_video
+
+
+def wait_job(client, job, timeout=180):
+    deadline = time.monotonic() + timeout
+    seen_progress = False
+    while time.monotonic() < deadline:
+        j = client.get(f"/jobs/{job['id']}").json()
+        seen_progress |= j["progress"]["done"] > 0
+        if j["status"] in ("done", "failed"):
+            return j
+        time.sleep(0.2)
+    pytest.fail(f"job {job['id']} did not finish")
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("api-videos")
+    return {
+        "normal": write_video(d / "normal.mp4", seconds=12, seed=0),
+        "normal_avi": write_video(d / "normal.avi", seconds=12, seed=0),
+        "intruder": write_video(d / "intruder.mp4", seconds=12, seed=0, anomaly_span=(4.0, 8.0)),
+    }
+
+
+def test_health_is_open_everything_else_needs_the_token(server):
+    assert httpx.get(server + "/health").json()["status"] == "ok"
+    r = httpx.get(server + "/models")
+    assert r.status_code == 401 and r.json()["error"] == "missing bearer token"
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = httpx.get(server + "/models", headers={"Authorization": "Bearer wrong-token"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid token"
+    r = httpx.get(server + "/events", headers={"Authorization": "Basic dXNlcjpwdw=="})
+    assert r.status_code == 401
+    for token in ("test-token-0123456789", "second-token"):
+        r = httpx.get(server + "/models", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json() == []
+    assert httpx.get(server + "/metrics").status_code == 401
+    assert (
+        "/docs" in httpx.get(server + "/openapi.json").text
+        or httpx.get(server + "/docs").status_code == 200
+    )
+
+
+def test_upload_limit_gives_413_json(client, tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (3 * 1024 * 1024))  # limit is 2 MB
+    with open(big, "rb") as fh:
+        r = client.post("/models/big/train", files={"files": ("big.mp4", fh, "video/mp4")})
+    assert r.status_code == 413 and "upload limit" in r.json()["error"]
+
+    def chunks():  # no Content-Length: the limit must hold for chunked bodies too
+        yield (
+            b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n'
+            b"Content-Type: video/mp4\r\n\r\n"
+        )
+        for _ in range(3):
+            yield b"\0" * (1024 * 1024)
+
+    r = client.post(
+        "/models/big/score",
+        content=chunks(),
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert r.status_code == 413 and "error" in r.json()
+    assert client.get("/models").json() == []  # nothing was trained
+
+
+def test_bad_input_is_a_json_4xx(client, tmp_path):
+    r = client.post("/models/..%2Fevil/train", files={"files": ("a.mp4", b"abc", "video/mp4")})
+    assert r.status_code in (400, 404, 422) and "error" in r.json()
+    r = client.post("/models/bad name!/train", files={"files": ("a.mp4", b"abc", "video/mp4")})
+    assert r.status_code == 400 and "invalid model name" in r.json()["error"]
+    assert client.get("/models/nope").status_code == 404
+    assert client.get("/models/nope").json()["error"].startswith("no model named")
+    assert client.get("/events/999").status_code == 404
+    assert client.get("/jobs/nope").status_code == 404
+    assert client.post("/sources", json={"model": "nope", "source": "x.mp4"}).status_code == 404
+    assert client.get("/events", params={"limit": 0}).status_code == 422
+    # a corrupt "video" trains into a failed job with the decoder's message, not a crash
+    job = client.post(
+        "/models/junk/train", files={"files": ("junk.mp4", b"not a video" * 100, "video/mp4")}
+    ).json()
+    j = wait_job(client, job)
+    assert j["status"] == "failed" and "junk.mp4" in j["error"]
+
+
+def test_train_score_watch_ack_lifecycle(client, videos):
+    # train from two uploaded normal videos: an async job with progress
+    files = [
+        ("files", (p.name, p.read_bytes(), "video/mp4"))
+        for p in (videos["normal"], videos["normal_avi"])
+    ]
+    r = client.post("/models/street/train", files=files, data={"interval_ms": "250"})
+    assert r.status_code == 202
+    job = r.json()
+    assert job["kind"] == "train" and job["status"] in ("queued", "running")
+    j = wait_job(client, job)
+    assert j["status"] == "done", j
+    assert j["result"]["frames"] == 96
+    assert j["progress"]["done"] == j["progress"]["total"] >= 96  # total: the sampler's estimate
+    [m] = client.get("/models").json()
+    assert m["name"] == "street" and m["frames"] == 96
+    assert client.get("/models/street").json()["training"]["frames"] == 96
+
+    # score an uploaded video: per-frame results
+    with open(videos["intruder"], "rb") as fh:
+        job = client.post(
+            "/models/street/score",
+            files={"file": ("intruder.mp4", fh, "video/mp4")},
+            data={"interval_ms": "500"},
+        ).json()
+    j = wait_job(client, job)
+    assert j["status"] == "done", j
+    frames = j["result"]["frames"]
+    assert len(frames) == 24 and j["result"]["summary"]["frames"] == 24
+    anomalous = [f["time"] for f in frames if f["label"] == "anomaly"]
+    # the intruder is on screen 4-8 s; offline smoothing is centred (window 5 = +-1 s)
+    assert anomalous and min(anomalous) >= 3.0 and max(anomalous) <= 9.5
+
+    # watch the same video through the API (as fast as possible): one event, then acknowledge it
+    r = client.post(
+        "/sources", json={"model": "street", "source": str(videos["intruder"]), "realtime": False}
+    )
+    assert r.status_code == 201
+    wid = r.json()["id"]
+    deadline = time.monotonic() + 120
+    while (
+        client.get(f"/sources/{wid}").json()["status"] == "running" and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    st = client.get(f"/sources/{wid}").json()
+    assert st["status"] == "ended" and st["events"] == 1, st
+    [ev] = client.get("/events", params={"acknowledged": False}).json()
+    assert 4.0 <= ev["start_time"] <= 7.0 and 8.0 <= ev["end_time"] <= 11.0
+    snap = client.get(f"/events/{ev['id']}/snapshot")
+    assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
+    assert snap.content[:3] == b"\xff\xd8\xff"
+    assert client.get(f"/events/{ev['id']}/clip").headers["content-type"] == "video/mp4"
+    acked = client.post(f"/events/{ev['id']}/ack").json()
+    assert acked["acknowledged"] and acked["acknowledged_by"].startswith("token-")
+    assert client.get("/events", params={"acknowledged": False}).json() == []
+    assert client.delete(f"/sources/{wid}").json()["status"] == "ended"
+
+    metrics = client.get("/metrics").text
+    assert 'vlm_anomaly_events_total{phase="end",source="' in metrics
+    assert 'vlm_anomaly_jobs_total{kind="train",status="done"} 1.0' in metrics
+
+    assert client.delete("/models/street").json() == {"deleted": "street"}
+    assert client.get("/models").json() == []

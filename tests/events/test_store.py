@@ -1,0 +1,69 @@
+"""Events store on a real SQLite file: create, list, acknowledge, retention by age and size."""
+
+import datetime as dt
+
+import pytest
+
+from vlm_anomaly.events import EventNotFoundError, EventStore
+from vlm_anomaly.events.store import utcnow
+
+
+def _event(store, i, *, age_days=0.0, media=1000):
+    snap = f"cam/event-{i}.jpg"
+    (store.media_root / snap).parent.mkdir(parents=True, exist_ok=True)
+    (store.media_root / snap).write_bytes(b"x" * media)
+    return store.create(
+        source="cam",
+        model="m",
+        status="closed",
+        start_time=i,
+        end_time=i + 1,
+        started_at=utcnow() - dt.timedelta(days=age_days),
+        worst_score=-1.0,
+        worst_time=i + 0.5,
+        mean_score=-0.5,
+        frames=3,
+        descriptions=[],
+        snapshot=snap,
+        media_bytes=media,
+    )
+
+
+def test_create_list_ack_delete(tmp_path):
+    store = EventStore(f"sqlite:///{tmp_path}/e.db", tmp_path / "media")
+    a = _event(store, 1)
+    b = _event(store, 2)
+    assert [e.id for e in store.list()] == [b, a]
+    rec = store.acknowledge(a, by="token-x")
+    assert rec.acknowledged and rec.acknowledged_by == "token-x" and rec.acknowledged_at is not None
+    assert [e.id for e in store.list(acknowledged=False)] == [b]
+    # a second store on the same file sees the same rows (the API and the watcher share it)
+    assert EventStore(f"sqlite:///{tmp_path}/e.db", tmp_path / "media").get(a).acknowledged
+    store.delete(b)
+    assert not (tmp_path / "media/cam/event-2.jpg").exists()
+    with pytest.raises(EventNotFoundError):
+        store.get(b)
+    assert store.media_path("../../etc/passwd") is None
+
+
+def test_retention_by_age_and_size(tmp_path):
+    store = EventStore(f"sqlite:///{tmp_path}/e.db", tmp_path / "media")
+    old = _event(store, 1, age_days=40)
+    ids = [_event(store, i, age_days=10 - i) for i in range(2, 6)]  # oldest first
+    assert store.apply_retention(max_age_days=30) == 1
+    assert not (tmp_path / "media/cam/event-1.jpg").exists()
+    with pytest.raises(EventNotFoundError):
+        store.get(old)
+    # 4 events x 1000 bytes, limit 2500: the two oldest go
+    assert store.apply_retention(max_bytes=2500) == 2
+    assert sorted(e.id for e in store.list()) == ids[2:]
+    open_id = store.create(
+        source="cam",
+        model="m",
+        start_time=9,
+        worst_score=-1,
+        worst_time=9,
+        mean_score=-1,
+        started_at=utcnow() - dt.timedelta(days=99),
+    )
+    assert store.apply_retention(max_age_days=1) == 2 and store.get(open_id).status == "open"

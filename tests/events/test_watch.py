@@ -1,0 +1,157 @@
+"""Watching a video with a known anomalous span: one event, evidence on disk, alerts out."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import paho.mqtt.client as mqtt
+import pytest
+
+from vlm_anomaly import Pipeline, load_settings
+from vlm_anomaly.events import AlertDispatcher, EventStore, Monitor
+from vlm_anomaly.video import probe
+
+INTERVAL_S = 0.5
+SMOOTHING = 5  # the model's causal window, in samples
+TOL = INTERVAL_S + SMOOTHING * INTERVAL_S  # the event may lag the truth by the interval + window
+
+
+def _settings(home, **extra):
+    return load_settings(
+        overrides={"home": home, "interval_ms": 500, "encoder": "efficientnet", **extra}
+    )
+
+
+def _subscribe(host, port, topic):
+    got, ready = [], threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_connect = lambda cl, *a: (cl.subscribe(topic, qos=1), None)
+    c.on_subscribe = lambda *a: ready.set()
+    c.on_message = lambda cl, ud, msg: got.append((msg.topic, json.loads(msg.payload)))
+    c.connect(host, port)
+    c.loop_start()
+    assert ready.wait(10), "could not subscribe"
+    return c, got
+
+
+def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(
+    trained_home, clips, webhook, mqtt_broker, anomaly_span
+):
+    host, port = mqtt_broker
+    webhook.fail_first = 1  # the first POST fails: the alert must be retried, not lost
+    s = _settings(
+        trained_home,
+        webhook_urls=[webhook.url],
+        mqtt_url=f"mqtt://{host}:{port}",
+        mqtt_topic_prefix="site1",
+    )
+    sub, got = _subscribe(host, port, "site1/+/events")
+    store = EventStore.from_settings(s)
+    alerts = AlertDispatcher.from_settings(s)
+    notices = []
+    mon = Monitor(Pipeline(s), store=store, alerts=alerts, listener=notices.append)
+    video = str(clips[1])
+    wid = mon.start("street", video, realtime=False)
+    assert mon.wait(120)
+    assert alerts.flush(30)
+    status = mon.status(wid)
+    assert status["status"] == "ended" and status["frames"] == 24 and status["events"] == 1
+
+    [ev] = store.list()
+    lo, hi = anomaly_span
+    assert lo <= ev.start_time <= lo + TOL, ev
+    assert hi <= ev.end_time <= hi + TOL, ev
+    assert lo <= ev.worst_time <= hi + TOL
+    assert ev.status == "closed" and not ev.acknowledged and ev.model == "street"
+    assert ev.worst_score <= ev.mean_score < 0
+    assert ev.frames >= (hi - lo) / INTERVAL_S - 1 and len(ev.descriptions) == ev.frames
+    assert all(d["text"] for d in ev.descriptions)  # ImageNet labels of the efficientnet encoder
+    snap = store.media_path(ev.snapshot)
+    img = cv2.imread(str(snap))
+    assert snap.suffix == ".jpg" and img is not None and img.shape == (240, 320, 3)
+    # the snapshot shows the intruder: the red van is in the worst frame
+    red = ((img[:, :, 2] > 180) & (img[:, :, 1] < 80) & (img[:, :, 0] < 80)).mean()
+    assert red > 0.02
+    clip = store.media_path(ev.clip)
+    info = probe(clip)
+    assert info.frame_count >= 4 and ev.media_bytes == snap.stat().st_size + clip.stat().st_size
+    assert [n.kind for n in notices] == ["start", "end"]
+
+    # webhook: new + end, retried after the 503
+    assert [b["type"] for b in webhook.bodies] == ["new", "end"]
+    end = webhook.bodies[1]["after"]
+    assert webhook.bodies[1]["before"] == webhook.bodies[0]["after"]  # the state announced at "new"
+    assert not webhook.bodies[0]["after"]["has_snapshot"] and end["end_time"] is not None
+    assert end["id"] == str(ev.id) and end["label"] == "anomaly" and end["has_snapshot"]
+    assert end["source_start_s"] == round(ev.start_time, 3) and end["top_score"] == round(
+        ev.worst_score, 6
+    )
+    # MQTT: same messages on the source's topic
+    import time
+
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sub.loop_stop()
+    assert [p["type"] for _, p in got] == ["new", "end"]
+    assert got[0][0] == "site1/" + end["camera"] + "/events" and "/" not in end["camera"]
+    assert got[1][1]["after"]["id"] == str(ev.id)
+    alerts.close()
+
+
+def test_watch_cli_prints_and_stores_the_event(trained_home, clips, webhook, tmp_path):
+    cfg = tmp_path / "vlm.yaml"
+    cfg.write_text(
+        f"home: {trained_home}\nencoder: efficientnet\ninterval_ms: 500\n"
+        f"events_db_url: sqlite:///{tmp_path}/cli-events.db\nevents_dir: {tmp_path}/ev\n"
+        f"webhook_urls: [{webhook.url}]\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
+    }
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlm_anomaly.cli",
+            "--config",
+            str(cfg),
+            "watch",
+            "--model",
+            "street",
+            "--source",
+            str(clips[1]),
+            "--fast",
+            "--max-seconds",
+            "120",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("EVENT START") == 1 and r.stdout.count("EVENT END") == 1, r.stdout
+    assert "24 frames, 1 event(s), 0 gap(s)" in r.stdout
+    [ev] = EventStore(f"sqlite:///{tmp_path}/cli-events.db", tmp_path / "ev").list()
+    assert (tmp_path / "ev" / ev.snapshot).is_file()
+    assert [b["type"] for b in webhook.bodies] == ["new", "end"]
+
+
+def test_missing_model_or_source_fails_clearly(trained_home, tmp_path):
+    from vlm_anomaly.errors import InvalidVideoError, ModelNotFoundError
+
+    mon = Monitor(Pipeline(_settings(trained_home)))
+    with pytest.raises(ModelNotFoundError):
+        mon.start("nope", "x.mp4")
+    wid = mon.start("street", str(tmp_path / "missing.mp4"), realtime=False)
+    mon.wait(30)
+    st = mon.status(wid)
+    assert st["status"] == "failed" and "no such file" in st["error"]
+    assert InvalidVideoError
