@@ -67,11 +67,12 @@ def test_save_load_round_trip_reproduces_scores(squares, trained):
 
 
 def test_scorer_protocol_fit_paths_score_every_frame(squares, trained):
-    cache = trained["home"] / "cache" / "attributes"  # features extracted by the other tests
-    scorer = trained["model"].detector.scorer(encoder=trained["pipe"].encoder, cache_dir=cache)
+    # same feature cache and sampling as the Pipeline: features extracted by the other tests are reused
+    kw = {"cache_dir": trained["home"] / "cache" / "attributes", "max_side": trained["pipe"].settings.max_side}
+    scorer = trained["model"].detector.scorer(encoder=trained["pipe"].encoder, **kw)
     scores = scorer.score(squares["test"])
     assert isinstance(scores, np.ndarray) and scores.shape == (28,)
-    fresh = AttributeScorer(trained["pipe"].encoder, cache_dir=cache).fit(squares["train"][:1])
+    fresh = AttributeScorer(trained["pipe"].encoder, **kw).fit(squares["train"][:1])
     assert fresh.state.sources == ["train1"]  # one source: held-aside calibration uses time chunks
     assert fresh.score(squares["test"]).shape == (28,)
 
@@ -107,3 +108,17 @@ def test_cli_train_and_score_with_attributes(squares, trained, tmp_path):
     assert len(frames) == 28 and all("explanation" in f for f in frames)
     worst = min(frames, key=lambda f: f["raw_score"])
     assert worst["index"] in FAST_SPAN and worst["explanation"]["attribute"] == "velocity"
+
+
+def test_live_stream_scores_equal_offline_scores(tmp_path, encoder):
+    from vlm_anomaly.synthetic import write_video
+    from vlm_anomaly.video import sample_frames
+
+    normal = write_video(tmp_path / "a.mp4", seconds=1.2, fps=10, size=(160, 120), seed=1)
+    test = write_video(tmp_path / "t.mp4", seconds=1.0, fps=10, size=(160, 120), seed=1, anomaly_span=(0.3, 0.8))
+    scorer = AttributeScorer(encoder).fit([str(normal)])
+    offline = scorer.score_detailed(str(test))
+    live = list(scorer.score_stream(sample_frames(test, interval_ms=0, with_previous=True)))
+    assert [f.index for f, _, _ in live] == offline.frame_indices.tolist()
+    np.testing.assert_allclose([s for _, s, _ in live], offline.scores, atol=1e-6)
+    assert live[5][2]["attribute"] == "velocity" and live[5][1] < 0  # the intruder is on screen
