@@ -16,13 +16,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from eval_attributes import default_data  # noqa: I001 - sibling script
 
 
 def split_regions(image, previous, cfg):
     from vlm_anomaly.attributes.features import velocity_features
-    from vlm_anomaly.attributes.flow import small_gray, dense_flow, MotionField
+    from vlm_anomaly.attributes.flow import MotionField, dense_flow, small_gray
     from vlm_anomaly.attributes.regions import Box
 
     s = cfg.flow_scale
