@@ -91,7 +91,7 @@ def train(
     clip_model: ClipModelOpt = None,
     pretrained: PretrainedOpt = None,
     clip_weights: WeightsOpt = None,
-    detector: Annotated[Optional[str], typer.Option("--detector", help="detector short name")] = None,
+    detector: Annotated[Optional[str], typer.Option("--detector", help="ocsvm | attributes (motion + objects)")] = None,
     nu: Annotated[Optional[float], typer.Option("--nu")] = None,
     gamma: Annotated[Optional[str], typer.Option("--gamma", help="'scale', 'auto' or a number")] = None,
     models_dir: ModelsDirOpt = None,
@@ -143,6 +143,8 @@ def score(
             t.add_row(f"{seg['start_time']:.2f}s", f"{seg['end_time']:.2f}s", str(seg["frames"]),
                       f"{seg['worst_score']:.3f}", f"{seg['worst_time']:.2f}s")
         out.print(t)
+    if result.explanations:  # attribute detector: say why (issue 8)
+        _print_explanations(result, top)
 
 
 @app.command()
@@ -451,6 +453,18 @@ def score_batch(
             stem = Path(src).name
             r.write_csv(out_dir / f"{stem}.csv")
             r.write_json(out_dir / f"{stem}.json")
+
+
+def _print_explanations(result, top: int) -> None:
+    """Why the worst frame of each listed segment (or the lowest frame) scored low."""
+    import numpy as np
+
+    segs = sorted(result.segments(), key=lambda g: g.worst_score)[:top]
+    positions = [g.worst_position for g in segs] or [int(np.argmin(result.raw_scores))]
+    out.print("why:" if segs else "lowest-scoring frame:")
+    for i in positions:
+        out.print(f"  {float(result.timestamps[i]):.2f}s frame {int(result.frame_indices[i])}: "
+                  f"{result.explanations[i].get('text', '')}", highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -70,6 +70,12 @@ class Settings(BaseModel):
     knn_k: int = 5  # neighbours averaged by the knn detector
     ensemble: list[str] = Field(default_factory=lambda: ["knn", "gaussian"])  # members of "ensemble"
 
+    # attribute-based detector (detector "attributes", issue 8)
+    attr_k: int = 3  # neighbours in each attribute's k-NN density
+    attr_crop_size: int = 64  # object crops' input size for convolutional encoders
+    attr_flow_method: Literal["farneback", "dis"] = "farneback"
+    attr_fused: list[str] = Field(default_factory=lambda: ["velocity", "appearance", "frame"])
+
     # caches
     embedding_cache: bool = True
 
@@ -141,7 +147,7 @@ class Settings(BaseModel):
             raise ValueError("interval_ms must be 0 (every frame) or between 100 and 2000")
         return v
 
-    @field_validator("batch_size", "smoothing_window", "top_k", "knn_k")
+    @field_validator("batch_size", "smoothing_window", "top_k", "knn_k", "attr_k", "attr_crop_size")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v < 1:
@@ -160,6 +166,16 @@ class Settings(BaseModel):
     def _nu(cls, v: float) -> float:
         if not 0.0 < v <= 1.0:
             raise ValueError("nu must be in (0, 1]")
+        return v
+
+    @field_validator("attr_fused", mode="before")
+    @classmethod
+    def _attr_fused(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [s.strip() for s in v.split(",") if s.strip()]
+        allowed = ("velocity", "appearance", "geometry", "frame")
+        if not v or any(a not in allowed for a in v):
+            raise ValueError(f"attr_fused must list some of {', '.join(allowed)}")
         return v
 
     @field_validator("expected_objects", "ensemble", mode="before")

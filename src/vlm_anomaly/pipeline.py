@@ -209,6 +209,10 @@ class Pipeline:
         if not sources and not embedded:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
+        if s.detector == "attributes" and embedded is None:  # motion + objects need the videos (issue 8)
+            from .attributes.integration import fit_attribute_model
+
+            return fit_attribute_model(self, sources, progress=progress)
         vids = embedded if embedded is not None else self.embed(sources, progress=progress)
         enc = self.encoder
         X = np.concatenate([v.embeddings for v in vids])
@@ -266,6 +270,11 @@ class Pipeline:
     ) -> ScoreResult:
         """Score every sampled frame of a video with a saved (or given) model."""
         m = self.load(model)
+        if m.detector.name == "attributes":  # motion + objects need the video itself (issue 8)
+            from .attributes.integration import score_attribute_model
+
+            return score_attribute_model(self, m, source, progress=progress, describe=describe,
+                                         threshold=threshold, interval_ms=interval_ms)
         enc = self.encoder_for(m)
         t0 = time.perf_counter()
         [ev] = self.embed([source], encoder=enc, progress=progress, keep_frames=keep_frames,

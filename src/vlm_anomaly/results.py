@@ -71,6 +71,8 @@ class ScoreResult:
     confidences: list[float] = field(default_factory=list)
     embeddings: np.ndarray | None = field(default=None, repr=False)
     timing: dict = field(default_factory=dict)
+    #: per-frame explanations (attribute detector): which attribute fired, where, nearest normal
+    explanations: list[dict] = field(default_factory=list)
 
     @property
     def labels(self) -> np.ndarray:
@@ -94,7 +96,7 @@ class ScoreResult:
         smooth = self.smoothed_scores if w == self.smoothing_window else moving_average(self.raw_scores, w)
         return ScoreResult(self.source, self.model, self.frame_indices, self.timestamps, self.raw_scores,
                            smooth, threshold, w, self.descriptions, self.confidences, self.embeddings,
-                           self.timing)
+                           self.timing, self.explanations)
 
     def segments(self) -> list[Segment]:
         lab = self.labels
@@ -131,7 +133,7 @@ class ScoreResult:
 
     def rows(self) -> list[dict]:
         lab = self.labels
-        return [
+        rows = [
             {
                 "index": int(self.frame_indices[i]),
                 "time": round(float(self.timestamps[i]), 3),
@@ -143,13 +145,21 @@ class ScoreResult:
             }
             for i in range(self.n_frames)
         ]
+        for r, e in zip(rows, self.explanations):
+            r["explanation"] = e
+        return rows
 
     def to_csv(self) -> str:
         buf = io.StringIO()
         fields = ["index", "time", "raw_score", "smoothed_score", "label", "description", "confidence"]
+        if self.explanations:
+            fields.append("explanation")
         w = csv.DictWriter(buf, fieldnames=fields)
         w.writeheader()
-        w.writerows(self.rows())
+        for r in self.rows():
+            if "explanation" in r:
+                r["explanation"] = r["explanation"].get("text", "")
+            w.writerow(r)
         return buf.getvalue()
 
     def to_json(self) -> str:

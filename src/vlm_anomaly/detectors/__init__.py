@@ -33,6 +33,12 @@ def register_detector(cls: type[BaseDetector]) -> type[BaseDetector]:
     return cls
 
 
+# attribute-based scorer (issue 8): velocity + appearance + whole frame, k-NN density
+from ..attributes.detector import AttributeDetector  # noqa: E402
+
+register_detector(AttributeDetector)
+
+
 def get_detector_class(name: str) -> type[BaseDetector]:
     try:
         return DETECTORS[name]

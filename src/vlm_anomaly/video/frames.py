@@ -36,6 +36,8 @@ class Frame:
     timestamp: float
     image: np.ndarray = field(repr=False)
     source: str = ""
+    #: the source frame just before this one (RGB), when asked for with ``with_previous`` (motion features)
+    previous: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:

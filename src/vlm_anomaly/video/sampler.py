@@ -224,6 +224,7 @@ def sample_frames(
     max_frames: int = 0,
     folder_fps: float = DEFAULT_FOLDER_FPS,
     max_duration_s: float = 0,
+    with_previous: bool = False,
 ) -> Iterator[Frame]:
     """Yield sampled frames of a video file, stream URL or frame folder.
 
@@ -237,6 +238,8 @@ def sample_frames(
             A source that declares a longer length is refused before decoding
             (:class:`VideoTooLongError`); one whose length only shows while decoding (no or wrong
             container duration) is truncated at the limit with a warning.
+        with_previous: also decode the source frame just before each sampled one into
+            ``Frame.previous`` (None for the first frame), for optical flow.
 
     Raises:
         InvalidVideoError: the source cannot be opened or yields no frame at all.
@@ -250,9 +253,9 @@ def sample_frames(
     src = str(source)
     limit = 0.0 if is_stream_url(src) else float(max_duration_s or 0)
     if Path(src).is_dir():
-        it = _sample_folder(Path(src), interval_ms, max_side, folder_fps, limit)
+        it = _sample_folder(Path(src), interval_ms, max_side, folder_fps, limit, with_previous)
     else:
-        it = _sample_container(src, interval_ms, max_side, limit)
+        it = _sample_container(src, interval_ms, max_side, limit, with_previous)
     n = 0
     for frame in it:
         if limit and frame.timestamp > limit + _EPS:
@@ -268,14 +271,23 @@ def sample_frames(
         raise InvalidVideoError(f"{src}: no decodable frame")
 
 
+def _resize_to(img: np.ndarray, max_side: int) -> np.ndarray:
+    if max_side:
+        w, h = _scaled_size(img.shape[1], img.shape[0], max_side)
+        if (w, h) != (img.shape[1], img.shape[0]):
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return img
+
+
 def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
-                   limit_s: float = 0) -> Iterator[Frame]:
+                   limit_s: float = 0, with_previous: bool = False) -> Iterator[Frame]:
     files = list_frame_files(folder)
     if not files:
         raise InvalidVideoError(f"{folder}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
     _check_duration(str(folder), (len(files) - 1) / fps, limit_s)
     grid = _Grid(interval_ms)
     skipped = 0
+    last: tuple[int, np.ndarray] | None = None  # the last image read, reused as a "previous" frame
     for i, f in enumerate(files):
         t = i / fps
         if not grid.take(t):
@@ -285,16 +297,22 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
             skipped += 1
             log.warning("%s: unreadable image skipped", f)
             continue
-        if max_side:
-            w, h = _scaled_size(img.shape[1], img.shape[0], max_side)
-            if (w, h) != (img.shape[1], img.shape[0]):
-                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        yield Frame(i, t, img, str(folder))
+        img = _resize_to(img, max_side)
+        prev = None
+        if with_previous and i > 0:
+            if last is not None and last[0] == i - 1:
+                prev = last[1]
+            else:
+                raw = _read_image(files[i - 1])
+                prev = _resize_to(raw, max_side) if raw is not None else None
+        last = (i, img)
+        yield Frame(i, t, img, str(folder), prev)
     if skipped:
         log.warning("%s: %d unreadable image(s) skipped", folder, skipped)
 
 
-def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float = 0) -> Iterator[Frame]:
+def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float = 0,
+                      with_previous: bool = False) -> Iterator[Frame]:
     if not is_stream_url(src):
         _check_file(Path(src))
     try:
@@ -313,6 +331,7 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
         last_t = -1.0
         index = -1
         decoded_any = False
+        prev_frame = None  # the decoded frame before the current one (converted only if needed)
         try:
             for frame in container.decode(st):
                 index += 1
@@ -326,18 +345,23 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
                 if t <= last_t:  # broken/duplicate timestamps: keep time monotonic
                     t = last_t + 1.0 / fps
                 last_t = t
+                before, prev_frame = prev_frame, (frame if with_previous else None)
                 if not grid.take(t):
                     continue
                 w, h = _scaled_size(frame.width, frame.height, max_side)
-                if (w, h) != (frame.width, frame.height):
-                    img = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
-                else:
-                    img = frame.to_ndarray(format="rgb24")
-                yield Frame(index, round(t, 6), img, src)
+                img = _to_rgb(frame, w, h)
+                prev = _to_rgb(before, w, h) if before is not None else None
+                yield Frame(index, round(t, 6), img, src, prev)
         except (av.FFmpegError, ValueError, MemoryError, OSError) as exc:
             if not decoded_any:
                 raise InvalidVideoError(f"{src}: cannot decode ({_short(exc)})") from None
             log.warning("%s: decoding stopped after frame %d (%s); partial result", src, index, _short(exc))
+
+
+def _to_rgb(frame, w: int, h: int) -> np.ndarray:
+    if (w, h) != (frame.width, frame.height):
+        return frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+    return frame.to_ndarray(format="rgb24")
 
 
 T = TypeVar("T")
