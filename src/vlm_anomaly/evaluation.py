@@ -159,6 +159,16 @@ def register_scorer(name: str, factory: ScorerFactory) -> ScorerFactory:
     return factory
 
 
+def _attribute_scorer(settings: Settings) -> FrameScorer:
+    """Motion + objects + frame attributes (issue 8): it needs the videos, not only embeddings."""
+    from .attributes.integration import evaluation_scorer
+
+    return evaluation_scorer(settings)
+
+
+register_scorer("attributes", _attribute_scorer)
+
+
 def _load_plugins() -> None:
     for mod in SCORER_PLUGINS:
         try:

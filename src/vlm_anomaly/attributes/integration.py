@@ -115,3 +115,16 @@ def score_attribute_model(pipe, model: AnomalyModel, source: str | Path, *, prog
                 "seconds_per_frame": round((t1 - t0) / max(1, len(raw)), 4)},
         explanations=res.explanations,
     )
+
+
+def evaluation_scorer(settings) -> AttributeScorer:
+    """``vlm-anomaly evaluate --detector attributes``: the scorer built from the settings."""
+    from ..encoders import create_encoder
+    from ..pipeline import Pipeline
+
+    pipe = Pipeline(settings)
+    enc = create_encoder(settings.encoder, **pipe._encoder_kwargs())
+    scorer = _scorer(pipe, encoder=enc, config=attribute_config(settings))
+    if settings.train_interval_ms is not None and settings.train_interval_ms != settings.interval_ms:
+        scorer.interval_ms = settings.interval_ms
+    return scorer

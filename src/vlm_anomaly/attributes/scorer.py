@@ -323,6 +323,11 @@ class AttributeScorer:
         """One fused score per sampled frame (every frame by default), higher = more normal."""
         return self.score_detailed(source).scores
 
+    def score_frames(self, source: str | Path) -> tuple[np.ndarray, np.ndarray]:
+        """(sampled frame indices, fused scores): lets ``evaluate`` match scores with labels."""
+        d = self.score_detailed(source)
+        return d.frame_indices, d.scores
+
     def score_detailed(self, source: str | Path, progress: Callable[[int], None] | None = None) -> AttributeScores:
         """Fused and per-attribute scores plus an explanation for every sampled frame."""
         self._check()
