@@ -150,6 +150,8 @@ class Pipeline:
             kind = source_kind(src)
             if kind not in ("file", "folder"):
                 raise InvalidVideoError(f"{src}: only video files and frame folders can be embedded offline")
+            if not Path(src).exists():  # before encoding the other sources, not after
+                raise InvalidVideoError(f"{src}: no such file or folder")
             sha = content_hash(src)
             key = EmbeddingCache.key(sha, enc.identity.key, interval, s.max_side, s.max_frames)
             hit = None if keep_frames else self.cache.get(key, enc.dim)
