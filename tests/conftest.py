@@ -2,8 +2,8 @@
 
 Everything expensive (videos, encoders) is built once per session. Other test modules reuse these
 by name: ``normal_video``, ``normal_video_avi``, ``anomaly_video`` (+ ``anomaly_span``),
-``frame_folder``, ``efficientnet_encoder``, ``clip_encoder``, ``settings_home``, ``ped2_dir``,
-``make_video`` and ``run_cli``.
+``frame_folder``, ``efficientnet_encoder``, ``clip_encoder``, ``scene_frames``, ``scene_embeddings``,
+``settings_home``, ``ped2_dir``, ``make_video`` and ``run_cli``.
 """
 
 from __future__ import annotations
@@ -119,6 +119,28 @@ def clip_encoder(clip_cache_dir):
     from vlm_anomaly.encoders import create_encoder
 
     return create_encoder("openclip", clip_pretrained="none", device="cpu", cache_dir=clip_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def scene_frames(normal_video) -> list:
+    """Five RGB frames of ``normal_video``, one per second."""
+    from vlm_anomaly.video import sample_frames
+
+    return [f.image for f in sample_frames(normal_video, interval_ms=1000, max_frames=5)]
+
+
+@pytest.fixture(scope="session")
+def scene_embeddings(request, scene_frames):
+    """``scene_embeddings("clip_encoder")`` -> (encoder, embeddings of ``scene_frames``), encoded once."""
+    done: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in done:
+            enc = request.getfixturevalue(name)
+            done[name] = (enc, enc.encode(scene_frames))
+        return done[name]
+
+    return get
 
 
 @pytest.fixture

@@ -131,8 +131,11 @@ def test_result_exports_and_relabel(scored):
     np.testing.assert_allclose(wider.smoothed_scores, vlm_anomaly.moving_average(result.raw_scores, 9))
 
 
-def test_bad_requests_fail_before_any_work(tmp_path, street, normal_video):
-    pipe = street[0]
+def test_bad_requests_fail_before_any_work(tmp_path, settings_home, efficientnet_encoder, street, normal_video,
+                                          anomaly_video):
+    pipe = Pipeline(settings_home, encoder=efficientnet_encoder)
+    assert pipe.store.root == settings_home.home / "models"
+    pipe.store.save(street[1], "street")
     with pytest.raises(InvalidModelNameError):
         pipe.train("../escape", [normal_video])
     with pytest.raises(InvalidVideoError, match="at least one"):
@@ -143,9 +146,12 @@ def test_bad_requests_fail_before_any_work(tmp_path, street, normal_video):
     bad.write_bytes(b"not a video at all" * 100)
     with pytest.raises(InvalidVideoError, match="broken.mp4"):
         pipe.score("street", bad)
-    with pytest.raises(InvalidVideoError, match="no such file"):
-        pipe.train("other", [normal_video, tmp_path / "missing.mp4"])
-    assert not pipe.store.exists("other")
+    # a typo in the last of several sources fails at once, not after encoding the others
+    calls = []
+    with pytest.raises(InvalidVideoError, match="missing.mp4: no such file"):
+        pipe.train("other", [anomaly_video, tmp_path / "missing.mp4"], progress=lambda *a: calls.append(a))
+    assert all(done == 0 for done, _, _ in calls), "encoded frames before checking every source"
+    assert pipe.store.names() == ["street"]
 
 
 def test_public_api_exposes_the_three_roles():

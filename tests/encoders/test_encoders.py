@@ -7,28 +7,8 @@ import pytest
 
 from vlm_anomaly.encoders import Preprocessing
 from vlm_anomaly.encoders.efficientnet import imagenet_labels
-from vlm_anomaly.video import sample_frames
 
 ENCODERS = [("efficientnet_encoder", 1280), ("clip_encoder", 512)]
-
-
-@pytest.fixture(scope="module")
-def scene_frames(normal_video) -> list[np.ndarray]:
-    return [f.image for f in sample_frames(normal_video, interval_ms=1000, max_frames=5)]
-
-
-@pytest.fixture(scope="module")
-def scene_embeddings(request, scene_frames):
-    """``scene_embeddings(fixture_name)``: (encoder, embeddings of scene_frames), encoded once."""
-    done: dict[str, tuple] = {}
-
-    def get(name: str):
-        if name not in done:
-            enc = request.getfixturevalue(name)
-            done[name] = (enc, enc.encode(scene_frames))
-        return done[name]
-
-    return get
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:

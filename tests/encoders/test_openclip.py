@@ -9,15 +9,14 @@ from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.encoders import build_prompts
 from vlm_anomaly.encoders.prompts import prompts_key
 from vlm_anomaly.pipeline import EmbeddedVideo
-from vlm_anomaly.video import sample_frames
 
 
 @pytest.fixture(scope="module")
-def clip_embedded(normal_video, clip_encoder) -> EmbeddedVideo:
-    frames = list(sample_frames(normal_video, interval_ms=1000, max_frames=4))
-    emb = clip_encoder.encode([f.image for f in frames])
-    return EmbeddedVideo(str(normal_video), "0" * 64, np.array([f.index for f in frames]),
-                         np.array([f.timestamp for f in frames]), emb)
+def clip_embedded(normal_video, scene_embeddings) -> EmbeddedVideo:
+    """The five one-per-second frames of ``normal_video`` as an embedded video."""
+    emb = scene_embeddings("clip_encoder")[1]
+    n = len(emb)
+    return EmbeddedVideo(str(normal_video), "0" * 64, np.arange(n) * 10, np.arange(n, dtype=float), emb)
 
 
 def test_identity_of_random_init(clip_encoder):

@@ -22,7 +22,6 @@ from vlm_anomaly.errors import (
 )
 from vlm_anomaly.model import AnomalyModel, TrainingVideo
 from vlm_anomaly.store import ModelStore
-from vlm_anomaly.video import sample_frames
 
 
 def _unit_rows(n: int, d: int, seed: int) -> np.ndarray:
@@ -211,9 +210,8 @@ def test_truncated_model_file_is_reported_not_loaded(store, eff_identity):
 # -- encoder mismatch -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def both_embeddings(normal_video, efficientnet_encoder, clip_encoder):
-    images = [f.image for f in sample_frames(normal_video, interval_ms=1000)]
-    return efficientnet_encoder.encode(images), clip_encoder.encode(images)
+def both_embeddings(scene_embeddings):
+    return scene_embeddings("efficientnet_encoder")[1], scene_embeddings("clip_encoder")[1]
 
 
 def test_model_rejects_embeddings_of_another_encoder(store, efficientnet_encoder, clip_encoder,
