@@ -69,6 +69,11 @@ class Settings(BaseModel):
 
     log_level: str = "WARNING"
 
+    @field_validator("home", "models_dir", "cache_dir", "clip_weights", mode="after")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return Path(v).expanduser() if v is not None else None
+
     @field_validator("interval_ms")
     @classmethod
     def _interval(cls, v: int) -> int:
