@@ -168,7 +168,8 @@ def describe(
     for i, t, d in zip(ev.frame_indices, ev.timestamps, descs):
         if json_out:
             out.print_json(json.dumps({"index": int(i), "time": round(float(t), 3),
-                                       "labels": list(d.labels), "probs": [round(p, 4) for p in d.probs]}))
+                                       "labels": list(d.labels), "probs": [round(p, 4) for p in d.probs]}),
+                           indent=None)  # JSON lines: one object per line
         else:
             alts = ", ".join(f"{lab} {p:.2f}" for lab, p in zip(d.labels, d.probs))
             out.print(f"{float(t):8.2f}s  #{int(i):<6d} {alts}", highlight=False)

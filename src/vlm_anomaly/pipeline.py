@@ -66,7 +66,8 @@ def expected_samples(source: str | Path, interval_ms: int, max_frames: int = 0) 
     if interval_ms <= 0 or info.fps <= 0:
         n = info.frame_count
     else:
-        n = int(math.floor(info.duration_s * 1000 / interval_ms)) + 1
+        last_t = (info.frame_count - 1) / info.fps  # the last frame starts here, not at duration_s
+        n = int(math.floor((last_t + 1e-3) * 1000 / interval_ms)) + 1
         n = min(n, info.frame_count)
     return min(n, max_frames) if max_frames else n
 

@@ -59,10 +59,13 @@ def write_video(
     anomaly_span: tuple[float, float] | None = None,
     seed: int = 0,
     codec: str | None = None,
+    start_s: float = 0.0,
 ) -> Path:
     """Encode a synthetic scene to ``path`` (mp4/avi/mkv/mov/webm by extension).
 
-    ``anomaly_span`` = (start s, end s) during which an intruder crosses the scene.
+    ``anomaly_span`` = (start s, end s) of the file during which an intruder crosses the scene.
+    ``start_s`` starts the clip later in the same scene (same camera, walkers elsewhere), so
+    tests can score moments that no training clip showed.
 
     Example:
         >>> write_video("/tmp/normal.mp4", seconds=2)  # doctest: +SKIP
@@ -85,8 +88,8 @@ def write_video(
         for i in range(n):
             t = i / fps
             anom = anomaly_span is not None and anomaly_span[0] <= t < anomaly_span[1]
-            frame = av.VideoFrame.from_ndarray(render_frame(t, w, h, anomaly=anom, seed=seed, bg=bg),
-                                               format="rgb24")
+            img = render_frame(start_s + t, w, h, anomaly=anom, seed=seed, bg=bg)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             for pkt in st.encode(frame):
                 out.mux(pkt)
         for pkt in st.encode():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ class EmbeddingCache:
             if not (len(item.indices) == len(item.timestamps) == len(item.embeddings)):
                 return None
             return item
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("ignoring unreadable cache entry %s: %s", path.name, exc)
             return None
 

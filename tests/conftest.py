@@ -1,0 +1,186 @@
+"""Shared fixtures: real encoded videos, frame folders, real encoders, an isolated settings home.
+
+Everything expensive (videos, encoders) is built once per session. Other test modules reuse these
+by name: ``normal_video``, ``normal_video_avi``, ``anomaly_video`` (+ ``anomaly_span``),
+``frame_folder``, ``efficientnet_encoder``, ``clip_encoder``, ``scene_frames``, ``scene_embeddings``,
+``settings_home``, ``ped2_dir``, ``make_video`` and ``run_cli``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+# Before anything imports huggingface_hub / open_clip: never try to reach a model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+# A developer's own VLM_ANOMALY_* settings must not change what the tests see.
+for _k in [k for k in os.environ if k.startswith("VLM_ANOMALY_") and not k.startswith("VLM_ANOMALY_TEST_")]:
+    del os.environ[_k]
+
+import pytest  # noqa: E402
+
+from vlm_anomaly.config import Settings, load_settings  # noqa: E402
+from vlm_anomaly.synthetic import write_frames, write_video  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+
+#: seconds of ``anomaly_video`` during which the intruder is on screen
+ANOMALY_SPAN = (4.0, 7.0)
+#: size of the generated clips (w, h); small keeps encoding cheap
+CLIP_SIZE = (320, 240)
+
+
+def find_ped2() -> Path | None:
+    """UCSD Ped2 at ``<repo>/../shared/data/ped2`` (also found from a git worktree further down)."""
+    explicit = os.environ.get("VLM_ANOMALY_TEST_PED2")
+    candidates = [Path(explicit)] if explicit else []
+    candidates += [base / "shared" / "data" / "ped2" for base in REPO.parents]
+    for c in candidates:
+        if (c / "train").is_dir() and (c / "test_labels.json").is_file():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def make_video(media_dir) -> Callable[..., Path]:
+    """``make_video("clip.mp4", seconds=4, fps=7)``: a synthetic clip, encoded once per session."""
+    made: dict[tuple, Path] = {}
+
+    def make(name: str, **kwargs) -> Path:
+        key = (name, tuple(sorted(kwargs.items())))
+        if key not in made:
+            path = media_dir / name
+            assert not path.exists(), f"{name} already made with other arguments"
+            made[key] = write_video(path, **kwargs)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def normal_video(make_video) -> Path:
+    """6 s, 10 fps, 320x240 mp4 (H.264) of the normal scene, scene time 0-6 s."""
+    return make_video("normal.mp4", seconds=6, fps=10, size=CLIP_SIZE, seed=0)
+
+
+@pytest.fixture(scope="session")
+def normal_video_avi(make_video) -> Path:
+    """6 s, 10 fps, 320x240 avi (MPEG-4 part 2) of the same scene, scene time 6-12 s."""
+    return make_video("normal.avi", seconds=6, fps=10, size=CLIP_SIZE, seed=0, start_s=6.0)
+
+
+@pytest.fixture(scope="session")
+def anomaly_span() -> tuple[float, float]:
+    return ANOMALY_SPAN
+
+
+@pytest.fixture(scope="session")
+def anomaly_video(make_video) -> Path:
+    """10 s, 10 fps mp4 of the same scene at scene time 20-30 s (never seen in training), with an
+    intruder (a red vehicle) on screen during ``ANOMALY_SPAN`` seconds of the file."""
+    return make_video("intruder.mp4", seconds=10, fps=10, size=CLIP_SIZE, seed=0, start_s=20.0,
+                      anomaly_span=ANOMALY_SPAN)
+
+
+@pytest.fixture(scope="session")
+def frame_folder(media_dir) -> Path:
+    """20 PNG frames ``0.png .. 19.png`` (160x120) of the normal scene."""
+    return write_frames(media_dir / "frames", n=20, size=(160, 120), seed=0)
+
+
+@pytest.fixture(scope="session")
+def efficientnet_encoder():
+    """The offline pretrained EfficientNet-Lite0 encoder (real ImageNet weights)."""
+    from vlm_anomaly.encoders import create_encoder
+
+    return create_encoder("efficientnet", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def clip_cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("clip-cache")
+
+
+@pytest.fixture(scope="session")
+def clip_encoder(clip_cache_dir):
+    """OpenCLIP ViT-B-32 with random (seeded) weights: the real CLIP code path, minus the download.
+
+    Prompt embeddings are cached under ``clip_cache_dir / "text"``.
+    """
+    from vlm_anomaly.encoders import create_encoder
+
+    return create_encoder("openclip", clip_pretrained="none", device="cpu", cache_dir=clip_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def scene_frames(normal_video) -> list:
+    """Five RGB frames of ``normal_video``, one per second."""
+    from vlm_anomaly.video import sample_frames
+
+    return [f.image for f in sample_frames(normal_video, interval_ms=1000, max_frames=5)]
+
+
+@pytest.fixture(scope="session")
+def scene_embeddings(request, scene_frames):
+    """``scene_embeddings("clip_encoder")`` -> (encoder, embeddings of ``scene_frames``), encoded once."""
+    done: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in done:
+            enc = request.getfixturevalue(name)
+            done[name] = (enc, enc.encode(scene_frames))
+        return done[name]
+
+    return get
+
+
+@pytest.fixture
+def settings_home(tmp_path) -> Settings:
+    """Settings with a fresh ``home`` (models, caches) under tmp_path and the offline encoder."""
+    return load_settings(overrides={"home": tmp_path / "home", "encoder": "efficientnet"})
+
+
+@pytest.fixture(scope="session")
+def ped2_dir() -> Path:
+    path = find_ped2()
+    if path is None:
+        pytest.skip("UCSD Ped2 not found at <repo>/../shared/data/ped2")
+    return path
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """Environment for a CLI subprocess: this checkout's code, offline, an isolated home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLM_ANOMALY_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["HF_HUB_OFFLINE"] = "1"
+    env["VLM_ANOMALY_HOME"] = str(home)
+    env["COLUMNS"] = "200"  # keep Rich from wrapping summary lines
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def run_cli(tmp_path_factory) -> Callable[..., subprocess.CompletedProcess]:
+    """``run_cli(*args, home=..., env=..., timeout=...)``: ``python -m vlm_anomaly.cli`` in a subprocess.
+
+    Runs in an empty working directory so a stray ``config.yaml`` cannot leak in.
+    """
+    cwd = tmp_path_factory.mktemp("cli-cwd")
+
+    def run(*args, home: Path, env: dict[str, str] | None = None, timeout: float = 600
+            ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "vlm_anomaly.cli", *map(str, args)],
+            cwd=cwd, env=cli_env(home, **(env or {})), capture_output=True, text=True, timeout=timeout,
+        )
+
+    return run

@@ -1,0 +1,56 @@
+"""Score smoothing: centred for offline results, causal (trailing) for live use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vlm_anomaly.detectors import CausalSmoother, moving_average
+
+
+def _naive(x, window, causal):
+    out = []
+    for i in range(len(x)):
+        if causal:
+            lo, hi = i - window + 1, i + 1
+        else:
+            lo = i - window // 2
+            hi = lo + window
+        out.append(np.mean(x[max(0, lo) : min(len(x), hi)]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 4, 5, 9, 50])
+@pytest.mark.parametrize("causal", [False, True])
+def test_moving_average_matches_direct_mean(window, causal):
+    x = np.random.default_rng(window).normal(size=37)
+    np.testing.assert_allclose(moving_average(x, window, causal=causal), _naive(x, window, causal), atol=1e-12)
+
+
+def test_centred_window_has_no_lag_and_causal_lags():
+    x = np.zeros(11)
+    x[5] = 5.0
+    centred = moving_average(x, 5)
+    assert centred[3:8].tolist() == [1.0] * 5 and centred[:3].sum() == 0 and centred[8:].sum() == 0
+    causal = moving_average(x, 5, causal=True)
+    assert causal[:5].sum() == 0 and causal[5:10].tolist() == [1.0] * 5 and causal[10] == 0
+
+
+def test_edges_shrink_instead_of_padding():
+    x = np.full(6, -2.0)
+    np.testing.assert_allclose(moving_average(x, 5), x)
+    np.testing.assert_allclose(moving_average(x, 5, causal=True), x)
+
+
+def test_empty_and_single():
+    assert moving_average(np.array([]), 5).shape == (0,)
+    assert moving_average(np.array([3.0]), 5).tolist() == [3.0]
+
+
+def test_causal_smoother_equals_causal_moving_average():
+    x = np.random.default_rng(1).normal(size=40)
+    sm = CausalSmoother(window=5)
+    streamed = [sm.update(v) for v in x]
+    np.testing.assert_allclose(streamed, moving_average(x, 5, causal=True), atol=1e-12)
+    sm.reset()
+    assert sm.update(7.0) == 7.0

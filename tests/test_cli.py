@@ -1,0 +1,194 @@
+"""The command line end to end, each command in its own process, as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from vlm_anomaly.encoders import build_prompts
+from vlm_anomaly.store import ModelStore
+
+CSV_FIELDS = ["index", "time", "raw_score", "smoothed_score", "label", "description", "confidence"]
+
+
+@pytest.fixture(scope="module")
+def cli_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli-home")
+
+
+@pytest.fixture(scope="module")
+def trained(run_cli, cli_home, normal_video, normal_video_avi, frame_folder):
+    """``vlm-anomaly train street normal.mp4 normal.avi frames/`` with the offline encoder."""
+    r = run_cli("train", "street", normal_video, normal_video_avi, frame_folder, "--encoder", "efficientnet",
+                "--interval-ms", "500", "--expected-objects", "person,bicycle", home=cli_home)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def _assert_clean_error(r, expected: str) -> None:
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error:") and expected in lines[0], lines[0]
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        return reader.fieldnames, list(reader)
+
+
+def test_train_saves_a_model(trained, cli_home):
+    # 6 s clips every 500 ms -> 12 frames each; 20 frames at 25 fps (0.76 s) -> 2 frames
+    assert "saved model street: 26 frames from 3 video(s)" in trained.stdout
+    assert "efficientnet:efficientnet-lite0/imagenet" in trained.stdout
+    assert (cli_home / "models" / "street.vlmodel").is_file()
+
+
+def test_score_writes_csv_and_json(run_cli, trained, cli_home, anomaly_video, anomaly_span, tmp_path):
+    out_csv, out_json = tmp_path / "scores.csv", tmp_path / "report.json"
+    r = run_cli("score", "street", anomaly_video, "--csv", out_csv, "--json", out_json, home=cli_home)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+
+    fields, rows = _read_csv(out_csv)
+    assert fields == CSV_FIELDS
+    assert len(rows) == 20  # 10 s sampled every 500 ms (the model's interval)
+    assert [int(x["index"]) for x in rows] == list(range(0, 100, 5))
+    np.testing.assert_allclose([float(x["time"]) for x in rows], np.arange(20) * 0.5)
+    for x in rows:
+        assert x["label"] == ("anomaly" if float(x["smoothed_score"]) < 0 else "normal")
+        assert x["description"] and 0 < float(x["confidence"]) <= 1
+
+    report = json.loads(out_json.read_text())
+    s = report["summary"]
+    n_anom = sum(x["label"] == "anomaly" for x in rows)
+    assert (s["frames"], s["anomalies"], s["model"]) == (20, n_anom, "street")
+    assert s["anomaly_rate"] == pytest.approx(n_anom / 20, abs=1e-6)
+    assert s["threshold"] == 0.0 and s["smoothing_window"] == 5
+    assert s["lowest_score"] == pytest.approx(min(float(x["smoothed_score"]) for x in rows), abs=1e-6)
+    assert sum(seg["frames"] for seg in s["segments"]) == n_anom
+    anomalous_times = {float(x["time"]) for x in rows if x["label"] == "anomaly"}
+    for seg in s["segments"]:
+        assert seg["start_time"] in anomalous_times and seg["end_time"] in anomalous_times
+        assert seg["start_time"] <= seg["worst_time"] <= seg["end_time"]
+    assert [seg["worst_score"] for seg in s["segments"]] == sorted(seg["worst_score"] for seg in s["segments"])
+    assert [(f["index"], f["label"]) for f in report["frames"]] == [(int(x["index"]), x["label"]) for x in rows]
+
+    assert f"intruder.mp4 with model street: 20 frames, {n_anom} anomalous" in r.stdout
+    if s["segments"]:
+        assert "lowest-scoring segments" in r.stdout
+
+    truth = [anomaly_span[0] <= float(x["time"]) < anomaly_span[1] for x in rows]
+    auc = roc_auc_score(truth, [-float(x["raw_score"]) for x in rows])
+    print(f"\nCLI synthetic intruder clip (interval 500 ms): frame AUC {auc:.3f}")
+
+
+def test_models_show_rename_delete_list(run_cli, trained, cli_home):
+    r = run_cli("models", "show", "street", home=cli_home)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["name"] == "street" and info["format_version"] == 1
+    assert info["encoder"]["backend"] == "efficientnet" and info["encoder"]["dim"] == 1280
+    assert [v["name"] for v in info["training"]["videos"]] == ["normal.mp4", "normal.avi", "frames"]
+    assert all(len(v["sha256"]) == 64 for v in info["training"]["videos"])
+    assert info["training"]["frames"] == 26 and info["training"]["interval_ms"] == 500
+    assert info["expected_objects"] == ["person", "bicycle"]
+    assert info["detector"]["params"] == {"nu": 0.1, "gamma": "scale"}
+
+    models = cli_home / "models"
+    shutil.copy(models / "street.vlmodel", models / "spare.vlmodel")
+    r = run_cli("models", "rename", "spare", "spare-2", home=cli_home)
+    assert r.returncode == 0, r.stderr
+    assert "renamed model spare -> spare-2" in r.stdout
+    assert ModelStore(models).names() == ["spare-2", "street"]
+
+    r = run_cli("models", "delete", "spare-2", "--yes", home=cli_home)
+    assert r.returncode == 0, r.stderr
+    assert not (models / "spare-2.vlmodel").exists()
+
+    r = run_cli("models", "list", "--json", home=cli_home)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [(m["name"], m["frames"], m["videos"], m["detector"]) for m in rows] == [("street", 26, 3, "ocsvm")]
+    assert rows[0]["encoder"] == "efficientnet:efficientnet-lite0/imagenet"
+
+
+def test_describe_with_random_openclip(run_cli, tmp_path, normal_video):
+    r = run_cli("describe", normal_video, "--encoder", "openclip", "--pretrained", "none", "--interval-ms",
+                "2000", "--top-k", "2", "--expected-objects", "person,bicycle", "--json", home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]  # JSON lines
+    assert [(d["index"], d["time"]) for d in lines] == [(0, 0.0), (20, 2.0), (40, 4.0)]
+    prompts = set(build_prompts(["person", "bicycle"]))
+    for d in lines:
+        assert len(d["labels"]) == 2 and set(d["labels"]) <= prompts
+        assert d["probs"] == sorted(d["probs"], reverse=True) and sum(d["probs"]) <= 1
+    # prompt embeddings were cached for the next run
+    assert list((tmp_path / "cache" / "text").glob("*.npy"))
+
+
+@pytest.fixture(scope="module")
+def corrupt_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bad") / "corrupt.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["score", "absent", "{anomaly_video}"], "no model named 'absent'"),
+        (["train", "../x", "{normal_video}"], "invalid model name '../x'"),
+        (["score", "street", "{corrupt_video}"], "corrupt.mp4: not a readable video"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(request, run_cli, trained, cli_home, corrupt_video, args,
+                                               message):
+    paths = {name: request.getfixturevalue(name) for name in ("anomaly_video", "normal_video")}
+    paths["corrupt_video"] = corrupt_video
+    r = run_cli(*[a.format(**paths) for a in args], home=cli_home)
+    _assert_clean_error(r, message)
+    assert ModelStore(cli_home / "models").names() == ["street"]  # nothing created or lost
+
+
+@pytest.mark.slow
+def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
+    """Train on three UCSD Ped2 training clips (frame folders), score test clip 02 through the CLI."""
+    train = [ped2_dir / "train" / c for c in ("01", "02", "03")]
+    r = run_cli("train", "ped2", *train, "--encoder", "efficientnet", "--interval-ms", "0", home=tmp_path,
+                env={"VLM_ANOMALY_MAX_FRAMES": "60"})
+    assert r.returncode == 0, r.stderr
+    assert "saved model ped2: 180 frames from 3 video(s)" in r.stdout
+
+    labels = json.loads((ped2_dir / "test_labels.json").read_text())["02"]
+    out_csv, out_json = tmp_path / "ped2.csv", tmp_path / "ped2.json"
+    # the whole clip, every 3rd frame (120 ms at the folder's 25 fps) to keep the test short
+    r = run_cli("score", "ped2", ped2_dir / "test" / "02", "--interval-ms", "120", "--csv", out_csv,
+                "--json", out_json, home=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+    fields, rows = _read_csv(out_csv)
+    assert fields == CSV_FIELDS
+    assert len(labels) == 180
+    assert [int(x["index"]) for x in rows] == list(range(0, 180, 3))  # file order
+    np.testing.assert_allclose([float(x["time"]) for x in rows], np.arange(0, 180, 3) / 25, atol=1e-3)
+    s = json.loads(out_json.read_text())["summary"]
+    n_anom = sum(x["label"] == "anomaly" for x in rows)
+    assert (s["frames"], s["anomalies"], s["model"]) == (len(rows), n_anom, "ped2")
+    assert s["source"].endswith("02") and s["timing"]["from_cache"] is False
+    assert s["anomaly_rate"] == pytest.approx(n_anom / len(rows), abs=1e-6)
+
+    truth = [labels[int(x["index"])] for x in rows]
+    assert 0 < sum(truth) < len(truth)
+    auc = roc_auc_score(truth, [-float(x["raw_score"]) for x in rows])
+    print(f"\nUCSD Ped2 test clip 02 ({len(rows)} frames; trained on 3 x 60 frames of train/01-03): "
+          f"frame AUC {auc:.3f}")
+    assert math.isfinite(auc) and 0.0 <= auc <= 1.0
