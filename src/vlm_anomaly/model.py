@@ -50,7 +50,7 @@ class AnomalyModel:
     interval_ms: int = 500
     smoothing_window: int = 5
     threshold: float = 0.0
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     name: str = ""
     #: embeddings of the training frames (for nearest-normal-frame lookups), float16 to save space
     train_embeddings: np.ndarray | None = None

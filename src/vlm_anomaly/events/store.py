@@ -73,7 +73,7 @@ class EventNotFoundError(VlmAnomalyError):
 
 
 def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 @dataclass
@@ -115,7 +115,7 @@ class EventRecord:
 
 
 def _aware(v: _dt.datetime) -> _dt.datetime:
-    return v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)  # SQLite drops the zone
+    return v if v.tzinfo else v.replace(tzinfo=_dt.UTC)  # SQLite drops the zone
 
 
 class EventStore:

@@ -190,7 +190,7 @@ class TrainingSet:
         return TrainingItem(
             id=item_id, name=name, sha256=sha, file=path.name, frames=n, duration_s=ev.duration_s,
             interval_ms=pipeline.settings.interval_ms, encoder_key=enc.key, encoder_label=enc.label,
-            added=added or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            added=added or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
 
     def remove(self, item_id: str) -> None:
