@@ -49,7 +49,7 @@ class HysteresisConfig:
         return cls(enter, exit_, settings.event_min_duration_s, settings.event_cooldown_s)
 
 
-class Phase(str, Enum):
+class Phase(str, Enum):  # noqa: UP042 (str mix-in keeps str() output plain)
     IDLE = "idle"
     PENDING = "pending"
     ACTIVE = "active"
