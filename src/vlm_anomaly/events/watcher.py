@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..attributes.scorer import explanation_text
 from ..detectors import CausalSmoother
 from ..errors import VlmAnomalyError
 from ..model import AnomalyModel
@@ -126,7 +127,11 @@ class SourceWatcher:
             backoff_initial_s=s.stream_backoff_initial_s,
             backoff_max_s=s.stream_backoff_max_s,
             max_side=s.max_side,
+            with_previous=self.model.detector.name == "attributes",
         )
+        # attribute models (issue 8) score motion and objects, so they need the frames, not embeddings
+        self.attributes = (self.model.detector.scorer(encoder=self.encoder)
+                           if self.model.detector.name == "attributes" else None)
         self.hysteresis = HysteresisConfig.from_settings(s, self.model.threshold)
         self.tracker = EventTracker(self.hysteresis)
         self.smoother = CausalSmoother(s.event_smoothing_window or self.model.smoothing_window)
@@ -189,6 +194,12 @@ class SourceWatcher:
 
     # -- scoring -----------------------------------------------------------------------------
     def _on_frames(self, frames: list[Frame]) -> None:
+        if self.attributes is not None:
+            with self.encode_lock:
+                scored = list(self.attributes.score_stream(frames))
+            for f, score, why in scored:
+                self._step(f, score, explanation_text(why) if why else "", 0.0, None)
+            return
         with self.encode_lock:
             emb = self.encoder.encode([f.image for f in frames])
             raw = self.model.decision_function(emb)

@@ -78,6 +78,8 @@ class Reader:
 
     #: True when frame times are media times (files, folders); False = wall clock
     media_time = True
+    #: True when a frame's lazy converter still works after later frames were read
+    stable_convert = True
 
     def frames(self) -> Iterator[RawFrame]:
         raise NotImplementedError
@@ -140,6 +142,7 @@ class CvReader(Reader):
     """Webcams by index (and any URL OpenCV's backends open), via ``cv2.VideoCapture``."""
 
     media_time = False
+    stable_convert = False  # retrieve() returns the last grabbed frame only
 
     def __init__(self, source: str, *, max_side: int = 0):
         target: int | str = int(source) if source.isdigit() else source
@@ -250,8 +253,10 @@ class LiveSource:
         folder_fps: float = DEFAULT_FOLDER_FPS,
         queue_size: int = 4,
         reader_factory: Callable[[], Reader] | None = None,
+        with_previous: bool = False,
     ):
         self.source = str(source)
+        self.with_previous = with_previous  # also hand over the source frame before each sample (motion)
         self.kind = source_kind(self.source)
         self.finite = self.kind in ("file", "folder")
         self.interval_ms = interval_ms
@@ -299,9 +304,13 @@ class LiveSource:
         wall0: float | None = None
         media0 = 0.0
         try:
+            prev_convert: Callable[[], np.ndarray | None] | None = None
             for t_media, convert in reader.frames():
                 if halt.is_set() or self._stop.is_set():
                     return
+                if self.with_previous and not reader.stable_convert:  # e.g. a grab() overwrites it
+                    img_now = convert()
+                    convert = lambda img_now=img_now: img_now  # noqa: E731
                 counter[0] += 1
                 if t_media is None or not reader.media_time:
                     t = time.monotonic() - t0
@@ -313,12 +322,14 @@ class LiveSource:
                         delay = wall0 + (t - media0) - time.monotonic()
                         if delay > 0 and halt.wait(delay):
                             return
+                before, prev_convert = prev_convert, (convert if self.with_previous else None)
                 if not grid.take(t):
                     continue
                 img = convert()
                 if img is None:
                     continue
-                self._put(q, Frame(counter[0] - 1, round(t, 6), img, self.source), halt)
+                previous = before() if before is not None else None
+                self._put(q, Frame(counter[0] - 1, round(t, 6), img, self.source, previous), halt)
             self._put(q, _END, halt, drop=False)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer as a drop
             self._put(q, _Failed(exc), halt, drop=False)
