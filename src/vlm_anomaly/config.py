@@ -67,6 +67,9 @@ class Settings(BaseModel):
     # caches
     embedding_cache: bool = True
 
+    # speed (issue 5): where the image tower runs; ONNX exports are cached under cache_path/onnx/
+    runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
+
     log_level: str = "WARNING"
 
     @field_validator("interval_ms")

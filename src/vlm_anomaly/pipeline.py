@@ -89,11 +89,9 @@ class Pipeline:
         self._configure_threads()
 
     def _configure_threads(self) -> None:
-        import torch
+        from .threads import configure_threads
 
-        n = self.settings.threads
-        if n > 0:
-            torch.set_num_threads(n)
+        self.threads = configure_threads(self.settings.threads)
 
     # -- encoders ---------------------------------------------------------------------------
     def _encoder_kwargs(self) -> dict:
@@ -105,6 +103,8 @@ class Pipeline:
             "device": s.device,
             "batch_size": s.batch_size,
             "cache_dir": s.cache_path,
+            "runtime": s.runtime,
+            "threads": s.threads,
         }
 
     @property
@@ -150,7 +150,7 @@ class Pipeline:
             if kind not in ("file", "folder"):
                 raise InvalidVideoError(f"{src}: only video files and frame folders can be embedded offline")
             sha = content_hash(src)
-            key = EmbeddingCache.key(sha, enc.identity.key, interval, s.max_side, s.max_frames)
+            key = EmbeddingCache.key(sha, enc.cache_key, interval, s.max_side, s.max_frames)
             hit = None if keep_frames else self.cache.get(key, enc.dim)
             if hit is not None:
                 results[i] = EmbeddedVideo(src, sha, hit.indices, hit.timestamps, hit.embeddings, True)
@@ -227,6 +227,7 @@ class Pipeline:
             threshold=s.threshold,
             train_embeddings=X.astype(np.float16),
             train_refs=refs,
+            extra={"runtime": enc.runtime},
         )
 
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,
@@ -264,7 +265,8 @@ class Pipeline:
                           interval_ms=interval_ms)
         t1 = time.perf_counter()
         return self.score_embedded(m, ev, describe=describe, threshold=threshold, encoder=enc,
-                                   timing={"embed_s": round(t1 - t0, 4)})
+                                   timing={"embed_s": round(t1 - t0, 4), "runtime": enc.runtime,
+                                           "threads": self.threads})
 
     def score_embedded(
         self,

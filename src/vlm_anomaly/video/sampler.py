@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError
+from ..threads import decoder_threads
 from .frames import Frame, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,7 @@ def _sample_container(src: str, interval_ms: int, max_side: int) -> Iterator[Fra
             raise InvalidVideoError(f"{src}: no video stream")
         st = container.streams.video[0]
         st.thread_type = "AUTO"
+        st.thread_count = decoder_threads()  # 1 on small machines: the cores are the encoder's
         fps = _stream_fps(st) or FALLBACK_FPS
         tb = float(st.time_base) if st.time_base else 0.0
         grid = _Grid(interval_ms)
