@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import EncoderUnavailableError
-from ..threads import default_threads
+from ..threads import default_threads, small_machine
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,8 @@ class OnnxImageTower:
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
+        if small_machine():  # the decoder shares the cores: sleep, do not spin, between ops
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
