@@ -331,10 +331,14 @@ def rss_child(args) -> None:
     s = load_settings(overrides={**ENCODERS[args.encoder_name], "home": args.home,
                                  "runtime": args.runtime, "embedding_cache": False})
     pipe = Pipeline(s)
+    model = pipe.store.load(MODEL_NAME.format(args.encoder_name))
+    pipe.encoder_for(model)
+    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    r = pipe.score(MODEL_NAME.format(args.encoder_name), args.video, interval_ms=args.interval)
+    r = pipe.score(model, args.video, interval_ms=args.interval)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": r.n_frames, "s": round(time.perf_counter() - t, 2),
-                      "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+                      "rss_after_load_mb": round(loaded, 1), "max_rss_mb": round(peak, 1)}))
 
 
 def measure_rss(name: str, home: Path, clips: dict[str, Path], runtime: str, interval: int) -> dict:
@@ -394,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="short smoke run on a small clip")
     ap.add_argument("--encoders", default="", help="comma list of " + ", ".join(ENCODERS))
     ap.add_argument("--runtimes", default=",".join(RUNTIMES))
-    ap.add_argument("--every-frame-limit", type=int, default=600,
+    ap.add_argument("--every-frame-limit", type=int, default=300,
                     help="frames scored in the every-frame runs (throughput is a rate)")
     ap.add_argument("--naive-frames", type=int, default=6, help="frames timed in the naive baseline")
     ap.add_argument("--no-rss", action="store_true")
@@ -413,17 +417,17 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quick = args.quick
-    seconds = 4.0 if quick and not args.video else args.seconds
+    seconds = 2.0 if quick and not args.video else args.seconds
     names = [n for n in (args.encoders or ("efficientnet-lite0" if quick else ",".join(ENCODERS)))
              .split(",") if n]
     runtimes = [r for r in args.runtimes.split(",") if r]
     for n in names:
         if n not in ENCODERS:
             ap.error(f"unknown encoder {n!r}")
-    batch_sizes = [1, 8] if quick else [1, 8, 16, 32]
-    min_s = 0.3 if quick else 3.0
-    ef_limit = 30 if quick else args.every_frame_limit
-    naive_frames = 2 if quick else args.naive_frames
+    batch_sizes = [1, 4] if quick else [1, 8, 16, 32]
+    min_s = 0.1 if quick else 3.0
+    ef_limit = 16 if quick else args.every_frame_limit
+    naive_frames = 1 if quick else args.naive_frames
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     tag = "quick" if quick else "full"
@@ -435,13 +439,13 @@ def main(argv: list[str] | None = None) -> int:
                      "naive_timed_frames": naive_frames, "encoders": {}}
     print(f"machine: {results['machine']}", flush=True)
     clip = args.video or make_clip(work / f"clip-{tag}-{int(seconds)}s.mp4", seconds)
-    normal = make_clip(work / f"normal-{tag}.mp4", 4.0 if quick else 10.0, seed=1, anomaly=False)
+    normal = make_clip(work / f"normal-{tag}.mp4", 2.0 if quick else 10.0, seed=1, anomaly=False)
     from vlm_anomaly.video import probe
 
     info = probe(clip)
     results["clip"] = {"path": str(clip), "seconds": round(info.duration_s, 1), "frames": info.frame_count,
                        "size": [info.width, info.height], "fps": info.fps}
-    results["peak_gflops"] = round(peak_gflops(1024 if quick else 2048), 1)
+    results["peak_gflops"] = round(peak_gflops(512 if quick else 2048), 1)
     intervals = [500, 0]
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         for name in names:
