@@ -213,9 +213,14 @@ def naive_baseline(name: str, video: Path, model, intervals: list[int], per_fram
         net = EfficientNet.from_name("efficientnet-lite0")
         net.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
         net.eval()
-        preprocess = transforms.Compose([
-            transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
-            transforms.Normalize([0.5] * 3, [0.5] * 3)])
+        preprocess = transforms.Compose(
+            [
+                transforms.Resize(256),
+                transforms.CenterCrop(224),
+                transforms.ToTensor(),
+                transforms.Normalize([0.5] * 3, [0.5] * 3),
+            ]
+        )
 
         def one(img) -> np.ndarray:
             net(preprocess(img).unsqueeze(0)).softmax(-1).topk(3)  # the description: top labels
@@ -226,7 +231,11 @@ def naive_baseline(name: str, video: Path, model, intervals: list[int], per_fram
     t0 = time.perf_counter()
     frames, times = _decode_all_pil(video)
     decode_s = time.perf_counter() - t0
-    out = {"decode_all_s": round(decode_s, 2), "decoded_frames": len(frames), "timed_frames": per_frame}
+    out = {
+        "decode_all_s": round(decode_s, 2),
+        "decoded_frames": len(frames),
+        "timed_frames": per_frame,
+    }
     with torch.no_grad():
         one(frames[0])  # first-call warm-up, as the library runs get
         for iv in intervals:
@@ -236,8 +245,12 @@ def naive_baseline(name: str, video: Path, model, intervals: list[int], per_fram
                 one(frames[i])
             per = (time.perf_counter() - t) / min(per_frame, len(idx))
             total = decode_s + per * len(idx)
-            out[str(iv)] = {"frames": len(idx), "s_per_frame": round(per, 4),
-                            "est_total_s": round(total, 1), "fps": round(len(idx) / total, 3)}
+            out[str(iv)] = {
+                "frames": len(idx),
+                "s_per_frame": round(per, 4),
+                "est_total_s": round(total, 1),
+                "fps": round(len(idx) / total, 3),
+            }
     del frames
     return out
 
@@ -246,8 +259,15 @@ def naive_baseline(name: str, video: Path, model, intervals: list[int], per_fram
 def settings_for(name: str, home: Path, runtime: str, **extra):
     from vlm_anomaly.config import load_settings
 
-    return load_settings(overrides={**ENCODERS[name], "home": home, "runtime": runtime,
-                                    "embedding_cache": False, **extra})
+    return load_settings(
+        overrides={
+            **ENCODERS[name],
+            "home": home,
+            "runtime": runtime,
+            "embedding_cache": False,
+            **extra,
+        }
+    )
 
 
 def train_model(name: str, home: Path, normal: Path):
@@ -277,11 +297,21 @@ def encoder_only(enc, batch_sizes: list[int], min_s: float) -> dict:
     return out
 
 
-def library_runs(name: str, home: Path, clip: Path, model, runtimes: list[str], intervals: list[int],
-                 every_frame_limit: int, batch_sizes: list[int], min_s: float) -> dict:
+def library_runs(
+    name: str,
+    home: Path,
+    clip: Path,
+    model,
+    runtimes: list[str],
+    intervals: list[int],
+    every_frame_limit: int,
+    batch_sizes: list[int],
+    min_s: float,
+    out: dict,
+    save,
+) -> dict:
     from vlm_anomaly.pipeline import Pipeline
 
-    out: dict = {}
     for rt in runtimes:
         t0 = time.perf_counter()
         pipe = Pipeline(settings_for(name, home, rt))
@@ -289,20 +319,32 @@ def library_runs(name: str, home: Path, clip: Path, model, runtimes: list[str], 
         setup = time.perf_counter() - t0
         enc.encode(np.zeros((1, 480, 640, 3), np.uint8))  # first call (oneDNN/ORT kernel set-up)
         pipe.describe_embeddings(model, np.zeros((1, enc.dim), np.float32) + 0.03, encoder=enc)
-        res: dict = {"effective_runtime": enc.runtime, "setup_s": round(setup, 2),
-                     "threads": pipe.threads}
+        res: dict = {
+            "effective_runtime": enc.runtime,
+            "setup_s": round(setup, 2),
+            "threads": pipe.threads,
+        }
         for iv in intervals:
             pipe.settings.max_frames = every_frame_limit if iv == 0 else 0
             c0, t = time.process_time(), time.perf_counter()
             r = pipe.score(model, clip, interval_ms=iv, describe=True)
             dt, cpu = time.perf_counter() - t, time.process_time() - c0
-            res[str(iv)] = {"frames": r.n_frames, "s": round(dt, 2), "fps": round(r.n_frames / dt, 2),
-                            "cpu_util": round(cpu / dt, 2), "anomalies": r.n_anomalies,
-                            "timing": r.timing}
+            res[str(iv)] = {
+                "frames": r.n_frames,
+                "s": round(dt, 2),
+                "fps": round(r.n_frames / dt, 2),
+                "cpu_util": round(cpu / dt, 2),
+                "anomalies": r.n_anomalies,
+                "timing": r.timing,
+            }
         res["encoder_only_fps"] = encoder_only(enc, batch_sizes, min_s)
         out[rt] = res
-        print(f"  {name} {rt}: " + ", ".join(
-            f"{iv} ms {res[str(iv)]['fps']} fps" for iv in intervals), flush=True)
+        save()
+        print(
+            f"  {name} {rt}: "
+            + ", ".join(f"{iv} ms {res[str(iv)]['fps']} fps" for iv in intervals),
+            flush=True,
+        )
     return out
 
 
@@ -319,8 +361,13 @@ def cache_rerun(name: str, home: Path, clips: list[Path], runtime: str) -> dict:
     t = time.perf_counter()
     pipe.fit(clips)
     second = time.perf_counter() - t
-    return {"videos": len(clips), "runtime": runtime, "first_s": round(first, 2),
-            "rerun_s": round(second, 3), "speedup": round(first / max(second, 1e-6), 1)}
+    return {
+        "videos": len(clips),
+        "runtime": runtime,
+        "first_s": round(first, 2),
+        "rerun_s": round(second, 3),
+        "speedup": round(first / max(second, 1e-6), 1),
+    }
 
 
 def rss_child(args) -> None:
@@ -328,8 +375,14 @@ def rss_child(args) -> None:
     from vlm_anomaly.config import load_settings
     from vlm_anomaly.pipeline import Pipeline
 
-    s = load_settings(overrides={**ENCODERS[args.encoder_name], "home": args.home,
-                                 "runtime": args.runtime, "embedding_cache": False})
+    s = load_settings(
+        overrides={
+            **ENCODERS[args.encoder_name],
+            "home": args.home,
+            "runtime": args.runtime,
+            "embedding_cache": False,
+        }
+    )
     pipe = Pipeline(s)
     model = pipe.store.load(MODEL_NAME.format(args.encoder_name))
     pipe.encoder_for(model)
@@ -337,15 +390,36 @@ def rss_child(args) -> None:
     t = time.perf_counter()
     r = pipe.score(model, args.video, interval_ms=args.interval)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"frames": r.n_frames, "s": round(time.perf_counter() - t, 2),
-                      "rss_after_load_mb": round(loaded, 1), "max_rss_mb": round(peak, 1)}))
+    print(
+        json.dumps(
+            {
+                "frames": r.n_frames,
+                "s": round(time.perf_counter() - t, 2),
+                "rss_after_load_mb": round(loaded, 1),
+                "max_rss_mb": round(peak, 1),
+            }
+        )
+    )
 
 
 def measure_rss(name: str, home: Path, clips: dict[str, Path], runtime: str, interval: int) -> dict:
     out = {"runtime": runtime, "interval_ms": interval}
     for label, clip in clips.items():
-        cmd = [sys.executable, __file__, "--rss-child", "--video", str(clip), "--home", str(home),
-               "--encoder-name", name, "--runtime", runtime, "--interval", str(interval)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--rss-child",
+            "--video",
+            str(clip),
+            "--home",
+            str(home),
+            "--encoder-name",
+            name,
+            "--runtime",
+            runtime,
+            "--interval",
+            str(interval),
+        ]
         p = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if p.returncode != 0:
             raise RuntimeError(f"RSS subprocess failed: {p.stderr[-2000:]}")
@@ -359,15 +433,23 @@ def measure_rss(name: str, home: Path, clips: dict[str, Path], runtime: str, int
 # -- report -------------------------------------------------------------------------------------
 def print_table(results: dict) -> None:
     m = results["machine"]
-    print(f"\nmachine: {m['cpu']}, {m['cores']} cores, AVX2 {m['avx2']}, AVX-512 {m['avx512']}, "
-          f"load {m['load_avg_start'][0]:.1f} -> {m['load_avg_end'][0]:.1f}")
-    print(f"clip: {results['clip']['seconds']} s, {results['clip']['frames']} frames 640x480 @30 fps; "
-          f"every-frame runs limited to {results['every_frame_limit']} frames")
+    print(
+        f"\nmachine: {m['cpu']}, {m['cores']} cores, AVX2 {m['avx2']}, AVX-512 {m['avx512']}, "
+        f"load {m['load_avg_start'][0]:.1f} -> {m['load_avg_end'][0]:.1f}"
+    )
+    print(
+        f"clip: {results['clip']['seconds']} s, {results['clip']['frames']} frames 640x480 @30 fps; "
+        f"every-frame runs limited to {results['every_frame_limit']} frames"
+    )
     for name, r in results["encoders"].items():
-        print(f"\n{name}: {r['gflops']:.2f} GFLOP/image; peak {results['peak_gflops']:.0f} GFLOP/s -> "
-              f"compute-bound {r['compute_bound_fps']:.1f} frames/s")
-        print(f"{'':18}{'500 ms fps':>12}{'x naive':>9}{'every fps':>12}{'x naive':>9}"
-              f"   encoder-only fps by batch")
+        print(
+            f"\n{name}: {r['gflops']:.2f} GFLOP/image; peak {results['peak_gflops']:.0f} GFLOP/s -> "
+            f"compute-bound {r['compute_bound_fps']:.1f} frames/s"
+        )
+        print(
+            f"{'':18}{'500 ms fps':>12}{'x naive':>9}{'every fps':>12}{'x naive':>9}"
+            f"   encoder-only fps by batch"
+        )
         rows = [("naive", r["naive"])] + list(r["library"].items())
         for label, v in rows:
             cells = []
@@ -381,11 +463,15 @@ def print_table(results: dict) -> None:
             print(f"{shown:18}" + "".join(cells) + "   " + enc)
         if "rss" in r:
             x = r["rss"]
-            print(f"peak RSS ({x['runtime']}, {x['interval_ms']} ms): 1x {x['1x']['max_rss_mb']} MB, "
-                  f"4x {x['4x']['max_rss_mb']} MB -> {'flat' if x['flat'] else 'GROWS'}")
+            print(
+                f"peak RSS ({x['runtime']}, {x['interval_ms']} ms): 1x {x['1x']['max_rss_mb']} MB, "
+                f"4x {x['4x']['max_rss_mb']} MB -> {'flat' if x['flat'] else 'GROWS'}"
+            )
         if "cache" in r:
             c = r["cache"]
-            print(f"embedding cache, {c['videos']} videos: first {c['first_s']} s, re-run {c['rerun_s']} s")
+            print(
+                f"embedding cache, {c['videos']} videos: first {c['first_s']} s, re-run {c['rerun_s']} s"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,14 +479,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video", type=Path, help="clip to use (default: generate 640x480 30 fps)")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the generated clip")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
-    ap.add_argument("--workdir", type=Path, default=REPO / ".vlm-anomaly" / "bench",
-                    help="clips, models and cached ONNX exports (reused between runs)")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=REPO / ".vlm-anomaly" / "bench",
+        help="clips, models and cached ONNX exports (reused between runs)",
+    )
     ap.add_argument("--quick", action="store_true", help="short smoke run on a small clip")
     ap.add_argument("--encoders", default="", help="comma list of " + ", ".join(ENCODERS))
     ap.add_argument("--runtimes", default=",".join(RUNTIMES))
-    ap.add_argument("--every-frame-limit", type=int, default=300,
-                    help="frames scored in the every-frame runs (throughput is a rate)")
-    ap.add_argument("--naive-frames", type=int, default=6, help="frames timed in the naive baseline")
+    ap.add_argument(
+        "--every-frame-limit",
+        type=int,
+        default=300,
+        help="frames scored in the every-frame runs (throughput is a rate)",
+    )
+    ap.add_argument(
+        "--naive-frames", type=int, default=6, help="frames timed in the naive baseline"
+    )
     ap.add_argument("--no-rss", action="store_true")
     # internal: the RSS subprocess
     ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
@@ -418,8 +514,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quick = args.quick
     seconds = 2.0 if quick and not args.video else args.seconds
-    names = [n for n in (args.encoders or ("efficientnet-lite0" if quick else ",".join(ENCODERS)))
-             .split(",") if n]
+    names = [
+        n
+        for n in (args.encoders or ("efficientnet-lite0" if quick else ",".join(ENCODERS))).split(
+            ","
+        )
+        if n
+    ]
     runtimes = [r for r in args.runtimes.split(",") if r]
     for n in names:
         if n not in ENCODERS:
@@ -435,49 +536,79 @@ def main(argv: list[str] | None = None) -> int:
     from vlm_anomaly.threads import configure_threads
 
     configure_threads(0)
-    results: dict = {"machine": machine_info(), "quick": quick, "every_frame_limit": ef_limit,
-                     "naive_timed_frames": naive_frames, "encoders": {}}
+    results: dict = {
+        "machine": machine_info(),
+        "quick": quick,
+        "every_frame_limit": ef_limit,
+        "naive_timed_frames": naive_frames,
+        "encoders": {},
+    }
     print(f"machine: {results['machine']}", flush=True)
     clip = args.video or make_clip(work / f"clip-{tag}-{int(seconds)}s.mp4", seconds)
     normal = make_clip(work / f"normal-{tag}.mp4", 2.0 if quick else 10.0, seed=1, anomaly=False)
     from vlm_anomaly.video import probe
 
     info = probe(clip)
-    results["clip"] = {"path": str(clip), "seconds": round(info.duration_s, 1), "frames": info.frame_count,
-                       "size": [info.width, info.height], "fps": info.fps}
+    results["clip"] = {
+        "path": str(clip),
+        "seconds": round(info.duration_s, 1),
+        "frames": info.frame_count,
+        "size": [info.width, info.height],
+        "fps": info.fps,
+    }
     results["peak_gflops"] = round(peak_gflops(512 if quick else 2048), 1)
     intervals = [500, 0]
+    results["complete"] = False
+
+    def save() -> None:
+        """Write what is measured so far (a long run that is cut short still leaves numbers)."""
+        results["machine"]["load_avg_end"] = os.getloadavg()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         for name in names:
             print(f"{name}:", flush=True)
             home = work / f"home-{name}"
             home.mkdir(exist_ok=True)
             model = train_model(name, home, normal)
-            r: dict = {}
-            lib = library_runs(name, home, clip, model, runtimes, intervals, ef_limit, batch_sizes, min_s)
+            r: dict = {"library": {}}
+            results["encoders"][name] = r
+            lib = library_runs(
+                name, home, clip, model, runtimes, intervals, ef_limit, batch_sizes, min_s,
+                r["library"], save,
+            )
             from vlm_anomaly.pipeline import Pipeline
 
             enc = Pipeline(settings_for(name, home, "torch")).encoder_for(model)
             r["gflops"] = round(model_gflops(enc), 3)
             r["compute_bound_fps"] = round(results["peak_gflops"] / r["gflops"], 1)
             del enc
+            save()
             r["naive"] = naive_baseline(name, clip, model, intervals, naive_frames)
-            print(f"  {name} naive: " + ", ".join(
-                f"{iv} ms {r['naive'][str(iv)]['fps']} fps" for iv in intervals), flush=True)
-            r["library"] = lib
-            r["speedup"] = {rt: {str(iv): round(v[str(iv)]["fps"] / r["naive"][str(iv)]["fps"], 1)
-                                 for iv in intervals} for rt, v in lib.items()}
+            save()
+            print(
+                f"  {name} naive: "
+                + ", ".join(f"{iv} ms {r['naive'][str(iv)]['fps']} fps" for iv in intervals),
+                flush=True,
+            )
+            r["speedup"] = {
+                rt: {
+                    str(iv): round(v[str(iv)]["fps"] / r["naive"][str(iv)]["fps"], 1)
+                    for iv in intervals
+                }
+                for rt, v in lib.items()
+            }
             fastest = max(lib, key=lambda rt: lib[rt]["500"]["fps"])
             r["cache"] = cache_rerun(name, home, [clip, normal], fastest)
             if not args.no_rss:
                 long_clip = repeat_clip(clip, Path(tmp) / "clip-4x.mp4", 4)
                 r["rss"] = measure_rss(name, home, {"1x": clip, "4x": long_clip}, fastest, 500)
                 Path(long_clip).unlink(missing_ok=True)
-            results["encoders"][name] = r
+            save()
             print(f"  {name} done", flush=True)
-    results["machine"]["load_avg_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    results["complete"] = True
+    save()
     print_table(results)
     print(f"\nresults: {args.out}")
     return 0

@@ -19,9 +19,23 @@ def test_bench_quick_writes_json(tmp_path):
     out = tmp_path / "results.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
     p = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_pipeline.py"), "--quick", "--out", str(out),
-         "--workdir", str(tmp_path / "work"), "--runtimes", "torch,onnx"],
-        capture_output=True, text=True, env=env, timeout=600, check=False)
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench_pipeline.py"),
+            "--quick",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+            "--runtimes",
+            "torch,onnx",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["quick"] is True

@@ -58,9 +58,15 @@ def _score_gap(pipe: Pipeline, model, test, ref: np.ndarray) -> float:
 
 def test_efficientnet_onnx_matches_torch_on_real_weights(clips, cache_dir):
     normal, test = clips
-    settings = load_settings(overrides={"encoder": "efficientnet", "home": cache_dir / "home",
-                                        "cache_dir": cache_dir, "embedding_cache": False,
-                                        "interval_ms": 200})
+    settings = load_settings(
+        overrides={
+            "encoder": "efficientnet",
+            "home": cache_dir / "home",
+            "cache_dir": cache_dir,
+            "embedding_cache": False,
+            "interval_ms": 200,
+        }
+    )
     torch_pipe = Pipeline(settings)
     model = torch_pipe.fit([normal])
     assert model.extra["runtime"] == "torch"
@@ -94,9 +100,16 @@ def test_efficientnet_onnx_matches_torch_on_real_weights(clips, cache_dir):
 
 def test_vit_b32_onnx_fp32_and_int8_match_torch(clips, cache_dir):
     normal, test = clips
-    settings = load_settings(overrides={"encoder": "openclip", "clip_pretrained": "none",
-                                        "home": cache_dir / "home-vit", "cache_dir": cache_dir,
-                                        "embedding_cache": False, "interval_ms": 200})
+    settings = load_settings(
+        overrides={
+            "encoder": "openclip",
+            "clip_pretrained": "none",
+            "home": cache_dir / "home-vit",
+            "cache_dir": cache_dir,
+            "embedding_cache": False,
+            "interval_ms": 200,
+        }
+    )
     pipe = Pipeline(settings)
     enc = pipe.encoder  # one model build, its image forward swapped in place below
     model = pipe.fit([normal])
@@ -131,8 +144,10 @@ def test_vit_b32_onnx_fp32_and_int8_match_torch(clips, cache_dir):
     noise = np.linalg.norm(e8 - emb_torch, axis=1).mean()
     spread = np.linalg.norm(emb_torch - emb_torch.mean(0), axis=1).mean()
     rho = spearmanr(result8.raw_scores, ref).statistic
-    print(f"vit-b-32 onnx int8 decision-score gap: {gap8:.3f} x std, Spearman {rho:.3f}; "
-          f"int8 noise {noise:.4f} vs frame spread {spread:.4f}")
+    print(
+        f"vit-b-32 onnx int8 decision-score gap: {gap8:.3f} x std, Spearman {rho:.3f}; "
+        f"int8 noise {noise:.4f} vs frame spread {spread:.4f}"
+    )
     assert noise < 0.35 * spread
     assert gap8 <= INT8_SCORE_TOL
     assert rho >= INT8_MIN_SPEARMAN

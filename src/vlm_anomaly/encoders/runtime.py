@@ -98,8 +98,14 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8, per_channel=True,
-                             reduce_range=True, op_types_to_quantize=["MatMul", "Gemm"])
+            quantize_dynamic(
+                str(src),
+                tmp,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=True,
+                op_types_to_quantize=["MatMul", "Gemm"],
+            )
         os.replace(tmp, dst)
     finally:
         with contextlib.suppress(OSError):
@@ -156,7 +162,9 @@ def build_onnx_tower(
                 return OnnxImageTower(path, threads=threads)
             except Exception as exc:  # noqa: BLE001 - a damaged cached file: rebuild once
                 if attempt == 2:
-                    raise EncoderUnavailableError(f"cannot load ONNX export {path}: {exc}") from None
+                    raise EncoderUnavailableError(
+                        f"cannot load ONNX export {path}: {exc}"
+                    ) from None
                 log.warning("cached ONNX export %s unusable (%s): re-exporting", path, exc)
                 for p in {fp32, path}:
                     p.unlink(missing_ok=True)
