@@ -1,4 +1,4 @@
-"""The fast CPU runtimes (ONNX Runtime fp32 and int8) against PyTorch fp32: same encoder, same scores.
+"""ONNX Runtime fp32/int8 image towers against PyTorch fp32: same encoder, same scores.
 
 Real parts only: real encoded clips (vlm_anomaly.synthetic), the real EfficientNet-Lite0 weights,
 the OpenCLIP ViT-B-32 architecture (random-init: hub weights are not reachable here), a real
@@ -154,7 +154,8 @@ def test_vit_b32_onnx_fp32_and_int8_match_torch(clips, cache_dir):
     assert result8.timing["runtime"] == "onnx-int8"
     # descriptions still come from the (unchanged) text tower and agree on most frames
     with_desc = pipe.score(model, test, interval_ms=200, describe=True)
-    agree = np.mean([a == b for a, b in zip(with_desc.descriptions, ref_result.descriptions)])
+    pairs = zip(with_desc.descriptions, ref_result.descriptions, strict=True)
+    agree = np.mean([a == b for a, b in pairs])
     assert agree >= 0.8
 
 

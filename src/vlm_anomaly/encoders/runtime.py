@@ -1,4 +1,4 @@
-"""Where an encoder's image forward runs: PyTorch, or its ONNX export in ONNX Runtime (fp32 or int8).
+"""Where an encoder's image forward runs: PyTorch, or its ONNX export in ONNX Runtime (fp32/int8).
 
 Why a swap of the image forward only: the pipeline, the text tower, the detector and the saved
 encoder identity stay the same; a faster runtime is a drop-in for ``Encoder.encode_array``.
@@ -7,7 +7,7 @@ Exports are cached per encoder identity under ``<cache>/onnx/`` so only the firs
 Why int8 is OpenCLIP-only: dynamic int8 of the ViT's matrix products is accurate (cosine > 0.99)
 and faster on AVX2, but for the convolutional EfficientNet-Lite0 dynamic int8 (ConvInteger) is ~10x
 slower than fp32 and static int8 loses too much accuracy on AVX2 (u8s8 saturation; cosine
-0.73-0.97 on UCSD Ped2 frames), so ``onnx-int8`` falls back to the fp32 export for it, with a notice.
+0.73-0.97 on UCSD Ped2 frames), so ``onnx-int8`` falls back to the fp32 export for it (a notice).
 """
 
 from __future__ import annotations
@@ -50,13 +50,14 @@ def _require_onnxruntime():
         import onnxruntime
     except ImportError as exc:
         raise EncoderUnavailableError(
-            "the onnx runtimes need onnxruntime: pip install 'vlm-anomaly[onnx]' (or use runtime torch)"
+            "the onnx runtimes need onnxruntime: pip install 'vlm-anomaly[onnx]' "
+            "(or use runtime torch)"
         ) from exc
     return onnxruntime
 
 
 def export_onnx(module: torch.nn.Module, size: int, path: Path) -> Path:
-    """Export ``module`` (pixels (N,3,S,S) -> features (N,D)) with a dynamic batch axis, atomically."""
+    """Export ``module`` (pixels (N,3,S,S) -> features (N,D)), dynamic batch axis, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
