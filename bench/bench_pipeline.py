@@ -179,8 +179,8 @@ def naive_baseline(name: str, video: Path, model, intervals: list[int], per_fram
     the ~20 description prompts and the image for the description, and the image again for the
     embedding, batch size 1, with the model library's own PIL preprocessing.
 
-    Timed on ``per_frame`` sampled frames; throughput = sampled frames / (decode-all time + per-frame
-    time x sampled frames).
+    Timed on ``per_frame`` sampled frames; throughput = sampled frames / (decode-all time +
+    per-frame time x sampled frames).
     """
     import torch
 
@@ -438,12 +438,13 @@ def print_table(results: dict) -> None:
         f"load {m['load_avg_start'][0]:.1f} -> {m['load_avg_end'][0]:.1f}"
     )
     print(
-        f"clip: {results['clip']['seconds']} s, {results['clip']['frames']} frames 640x480 @30 fps; "
-        f"every-frame runs limited to {results['every_frame_limit']} frames"
+        f"clip: {results['clip']['seconds']} s, {results['clip']['frames']} frames 640x480 "
+        f"@30 fps; every-frame runs limited to {results['every_frame_limit']} frames"
     )
     for name, r in results["encoders"].items():
         print(
-            f"\n{name}: {r['gflops']:.2f} GFLOP/image; peak {results['peak_gflops']:.0f} GFLOP/s -> "
+            f"\n{name}: {r['gflops']:.2f} GFLOP/image; "
+            f"peak {results['peak_gflops']:.0f} GFLOP/s -> "
             f"compute-bound {r['compute_bound_fps']:.1f} frames/s"
         )
         print(
@@ -470,8 +471,65 @@ def print_table(results: dict) -> None:
         if "cache" in r:
             c = r["cache"]
             print(
-                f"embedding cache, {c['videos']} videos: first {c['first_s']} s, re-run {c['rerun_s']} s"
+                f"embedding cache, {c['videos']} videos: first {c['first_s']} s, "
+                f"re-run {c['rerun_s']} s"
             )
+
+
+def markdown(results: dict) -> str:
+    """The results as Markdown tables (for docs/performance.md)."""
+    m = results["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, AVX2 {'yes' if m['avx2'] else 'no'}, "
+        f"AVX-512 {'yes' if m['avx512'] else 'no'}, VNNI {'yes' if m['vnni'] else 'no'}, "
+        f"{m['memory_gib']} GiB; torch {m['torch']}, onnxruntime {m['onnxruntime']}; load average "
+        f"{m['load_avg_start'][0]:.1f} at start, {m['load_avg_end'][0]:.1f} at end.",
+        f"Clip: {results['clip']['seconds']} s, {results['clip']['frames']} frames, "
+        "640x480 @ 30 fps; "
+        f"every-frame runs score the first {results['every_frame_limit']} frames. "
+        f"Peak matmul: {results['peak_gflops']} GFLOP/s.",
+        "",
+    ]
+    for name, r in results["encoders"].items():
+        if "naive" not in r:
+            continue
+        lines += [
+            f"**{name}** ({r['gflops']} GFLOP/image, compute-bound {r['compute_bound_fps']} "
+            "frames/s)",
+            "",
+            "| runtime | 500 ms: frames/s | x naive | every frame: frames/s | x naive "
+            "| encoder only, frames/s at batch " + "/".join(
+                next(iter(r["library"].values()))["encoder_only_fps"]) + " |",
+            "|---|---|---|---|---|---|",
+        ]
+        nv = r["naive"]
+        lines.append(f"| naive baseline | {nv['500']['fps']} | 1 | {nv['0']['fps']} | 1 | - |")
+        for rt, v in r["library"].items():
+            eff = v["effective_runtime"]
+            label = rt if eff == rt else f"{rt} (runs {eff})"
+            sp = r.get("speedup", {}).get(rt, {})
+            enc = " / ".join(str(x) for x in v["encoder_only_fps"].values())
+            lines.append(
+                f"| {label} | {v['500']['fps']} | {sp.get('500', '-')} | {v['0']['fps']} "
+                f"| {sp.get('0', '-')} | {enc} |"
+            )
+        if "rss" in r:
+            x = r["rss"]
+            lines.append(
+                f"\nPeak RSS scoring at {x['interval_ms']} ms with {x['runtime']}: "
+                f"1x clip ({x['1x']['frames']} frames) {x['1x']['max_rss_mb']} MB, 4x clip "
+                f"({x['4x']['frames']} frames) {x['4x']['max_rss_mb']} MB "
+                f"({'flat' if x['flat'] else 'grows'}; {x['1x'].get('rss_after_load_mb')} MB once "
+                "the model is loaded)."
+            )
+        if "cache" in r:
+            c = r["cache"]
+            lines.append(
+                f"Training on {c['videos']} videos ({c['runtime']}): first run {c['first_s']} s, "
+                f"re-run from the embedding cache {c['rerun_s']} s."
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         "--naive-frames", type=int, default=6, help="frames timed in the naive baseline"
     )
     ap.add_argument("--no-rss", action="store_true")
+    ap.add_argument("--markdown", type=Path, help="print a results JSON as Markdown, then exit")
     # internal: the RSS subprocess
     ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--home", type=Path, help=argparse.SUPPRESS)
@@ -507,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.rss_child:
         rss_child(args)
+        return 0
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
         return 0
 
     import logging
