@@ -80,18 +80,23 @@ def machine_info() -> dict:
     }
 
 
-def peak_gflops(n: int = 2048, reps: int = 5) -> float:
-    """Best sustained fp32 GFLOP/s of a large matmul in PyTorch (the compute roof)."""
+def peak_gflops(n: int = 2048, reps: int = 5) -> tuple[float, float]:
+    """Best fp32 matmul rate in PyTorch: (GFLOP/s by the wall clock, GFLOP per CPU-second).
+
+    Why both: on a shared machine the wall-clock rate measures the share of the CPU this process
+    got; the rate per CPU-second times the cores is what the machine does when it is idle.
+    """
     import torch
 
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    best = 0.0
+    wall = cpu = 0.0
     for _ in range(reps):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         a @ b
-        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
-    return best
+        wall = max(wall, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+        cpu = max(cpu, 2 * n**3 / max(time.process_time() - c, 1e-9) / 1e9)
+    return wall, cpu
 
 
 def model_gflops(encoder) -> float:
@@ -444,7 +449,7 @@ def print_table(results: dict) -> None:
     for name, r in results["encoders"].items():
         print(
             f"\n{name}: {r['gflops']:.2f} GFLOP/image; "
-            f"peak {results['peak_gflops']:.0f} GFLOP/s -> "
+            f"idle peak {results['peak_gflops_idle']:.0f} GFLOP/s -> "
             f"compute-bound {r['compute_bound_fps']:.1f} frames/s"
         )
         print(
@@ -487,7 +492,9 @@ def markdown(results: dict) -> str:
         f"Clip: {results['clip']['seconds']} s, {results['clip']['frames']} frames, "
         "640x480 @ 30 fps; "
         f"every-frame runs score the first {results['every_frame_limit']} frames. "
-        f"Peak matmul: {results['peak_gflops']} GFLOP/s.",
+        f"Peak fp32 matmul: {results['peak_gflops']} GFLOP/s by the wall clock during the run, "
+        f"{results.get('peak_gflops_idle', '?')} GFLOP/s on the idle machine "
+        "(per-CPU-second rate x cores); the compute bound uses the latter.",
         "",
     ]
     for name, r in results["encoders"].items():
@@ -620,7 +627,10 @@ def main(argv: list[str] | None = None) -> int:
         "size": [info.width, info.height],
         "fps": info.fps,
     }
-    results["peak_gflops"] = round(peak_gflops(512 if quick else 2048), 1)
+    wall, per_core = peak_gflops(512 if quick else 2048)
+    results["peak_gflops"] = round(wall, 1)  # now, by the wall clock (shared machine: a share)
+    results["peak_gflops_per_core"] = round(per_core, 1)
+    results["peak_gflops_idle"] = round(per_core * results["machine"]["cores"], 1)
     intervals = [500, 0]
     results["complete"] = False
 
@@ -655,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
 
             enc = Pipeline(settings_for(name, home, "torch")).encoder_for(model)
             r["gflops"] = round(model_gflops(enc), 3)
-            r["compute_bound_fps"] = round(results["peak_gflops"] / r["gflops"], 1)
+            r["compute_bound_fps"] = round(results["peak_gflops_idle"] / r["gflops"], 1)
             del enc
             save()
             r["naive"] = naive_baseline(name, clip, model, intervals, naive_frames)
