@@ -106,7 +106,8 @@ def model_gflops(encoder) -> float:
 
     module = encoder.image_module()
     x = torch.zeros(1, 3, encoder.preprocess.size, encoder.preprocess.size)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    # grad mode on: under no_grad attention takes a fused fast path the counter does not see
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
         module(x)
     return counter.get_total_flops() / 1e9
 
