@@ -376,8 +376,20 @@ def cache_rerun(name: str, home: Path, clips: list[Path], runtime: str) -> dict:
     }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM) in MB.
+
+    Why not ``getrusage``: its ``ru_maxrss`` survives ``execve``, so a subprocess reports its
+    parent's peak; VmHWM belongs to the process's own address space.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def rss_child(args) -> None:
-    """Subprocess body: score one clip, print peak RSS (its own, measured by the kernel)."""
+    """Subprocess body: score one clip, print its own peak RSS."""
     from vlm_anomaly.config import load_settings
     from vlm_anomaly.pipeline import Pipeline
 
@@ -392,10 +404,10 @@ def rss_child(args) -> None:
     pipe = Pipeline(s)
     model = pipe.store.load(MODEL_NAME.format(args.encoder_name))
     pipe.encoder_for(model)
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    loaded = peak_rss_mb()
     t = time.perf_counter()
     r = pipe.score(model, args.video, interval_ms=args.interval)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(
         json.dumps(
             {
