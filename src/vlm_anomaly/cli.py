@@ -40,7 +40,7 @@ WeightsOpt = Annotated[Optional[Path], typer.Option("--clip-weights", help="loca
 ModelsDirOpt = Annotated[Optional[Path], typer.Option("--models-dir", help="model store folder")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size")]
 # speed (issue 5): where the image tower runs
-RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="torch | onnx | onnx-int8 (CPU)")]
+RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="torch | onnx | onnx-int8")]
 
 
 @app.callback()
