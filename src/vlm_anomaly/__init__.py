@@ -7,6 +7,7 @@ Example:
     >>> pipe.score("office-day", "test.mp4").summary()["anomalies"]  # doctest: +SKIP
 """
 
+from . import threads as _threads  # noqa: F401 - first: sets OpenMP's wait policy before torch loads
 from .config import Settings, load_settings
 from .detectors import OneClassSVMDetector, create_detector, moving_average
 from .encoders import Encoder, EncoderIdentity, build_prompts, create_encoder

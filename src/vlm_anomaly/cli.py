@@ -41,6 +41,8 @@ PretrainedOpt = Annotated[
 WeightsOpt = Annotated[Optional[Path], typer.Option("--clip-weights", help="local OpenCLIP weights file")]
 ModelsDirOpt = Annotated[Optional[Path], typer.Option("--models-dir", help="model store folder")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size")]
+# speed (issue 5): where the image tower runs
+RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="torch | onnx | onnx-int8")]
 
 
 @app.callback()
@@ -97,12 +99,13 @@ def train(
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
     features: Annotated[Optional[str], typer.Option("--features", help="frame | patches")] = None,
+    runtime: RuntimeOpt = None,
 ) -> None:
     """Learn what normal looks like from videos of normal activity and save the model."""
     pipe = _pipeline(interval_ms=interval_ms, expected_objects=expected_objects, encoder=encoder,
                      clip_model=clip_model, clip_pretrained=pretrained, clip_weights=clip_weights,
                      detector=detector, nu=nu, gamma=gamma, models_dir=models_dir, batch_size=batch_size,
-                     features=features)
+                     features=features, runtime=runtime)
     with _progress("train") as cb:
         model = pipe.train(name, sources, progress=cb)
     out.print(f"saved model [bold]{name}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
@@ -121,9 +124,11 @@ def score(
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
     top: Annotated[int, typer.Option("--top", help="segments to list")] = 5,
+    runtime: RuntimeOpt = None,
 ) -> None:
     """Score a video frame by frame with a saved model."""
-    pipe = _pipeline(models_dir=models_dir, clip_weights=clip_weights, batch_size=batch_size)
+    pipe = _pipeline(models_dir=models_dir, clip_weights=clip_weights, batch_size=batch_size,
+                     runtime=runtime)
     model = pipe.store.load(name)
     iv = interval_ms if interval_ms is not None else model.interval_ms
     with _progress("score") as cb:
@@ -158,11 +163,12 @@ def describe(
     clip_weights: WeightsOpt = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
+    runtime: RuntimeOpt = None,
 ) -> None:
     """Zero-shot description of each sampled frame."""
     pipe = _pipeline(interval_ms=interval_ms, expected_objects=expected_objects, encoder=encoder,
                      clip_model=clip_model, clip_pretrained=pretrained, clip_weights=clip_weights,
-                     top_k=top_k)
+                     top_k=top_k, runtime=runtime)
     with _progress("describe") as cb:
         ev, descs = pipe.describe(source, progress=cb)
     for i, t, d in zip(ev.frame_indices, ev.timestamps, descs):

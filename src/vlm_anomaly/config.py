@@ -84,6 +84,8 @@ class Settings(BaseModel):
     # files/folders declaring a longer length are refused before decoding; when the length only
     # shows while decoding, they are truncated at the limit with a warning (0 = no limit)
     max_duration_s: float = 0
+    # speed (issue 5): where the image tower runs; ONNX exports are cached under cache_path/onnx/
+    runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
 
     log_level: str = "WARNING"
 

@@ -90,11 +90,9 @@ class Pipeline:
         self._configure_threads()
 
     def _configure_threads(self) -> None:
-        import torch
+        from .threads import configure_threads
 
-        n = self.settings.threads
-        if n > 0:
-            torch.set_num_threads(n)
+        self.threads = configure_threads(self.settings.threads)
 
     # -- encoders ---------------------------------------------------------------------------
     def _encoder_kwargs(self) -> dict:
@@ -107,6 +105,8 @@ class Pipeline:
             "batch_size": s.batch_size,
             "cache_dir": s.cache_path,
             "features": s.features,
+            "runtime": s.runtime,
+            "threads": s.threads,
         }
 
     @property
@@ -157,7 +157,7 @@ class Pipeline:
         for i, src in enumerate(sources):
             src = str(src)
             sha = content_hash(src)
-            key = EmbeddingCache.key(sha, enc.identity.key, interval, s.max_side, s.max_frames,
+            key = EmbeddingCache.key(sha, enc.cache_key, interval, s.max_side, s.max_frames,
                                      s.max_duration_s)
             hit = None if keep_frames else self.cache.get(key, enc.dim)
             if hit is not None:
@@ -240,6 +240,7 @@ class Pipeline:
             threshold=s.threshold,
             train_embeddings=X.astype(np.float16),
             train_refs=refs,
+            extra={"runtime": enc.runtime},
         )
 
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,
@@ -282,7 +283,8 @@ class Pipeline:
                           interval_ms=interval_ms)
         t1 = time.perf_counter()
         return self.score_embedded(m, ev, describe=describe, threshold=threshold, encoder=enc,
-                                   timing={"embed_s": round(t1 - t0, 4)})
+                                   timing={"embed_s": round(t1 - t0, 4), "runtime": enc.runtime,
+                                           "threads": self.threads})
 
     def score_embedded(
         self,

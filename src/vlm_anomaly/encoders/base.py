@@ -6,14 +6,14 @@ import hashlib
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import EncoderMismatchError
+from ..errors import ConfigError, EncoderMismatchError
 from .preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -123,10 +123,55 @@ class Encoder(ABC):
     preprocess: Preprocessing
     device: torch.device
     batch_size: int = 16
+    #: where the image forward runs: "torch", "onnx" or "onnx-int8" (see :meth:`use_runtime`)
+    runtime: str = "torch"
+    #: whether int8 quantisation of the image tower keeps its embeddings (cosine >= 0.99)
+    int8_supported: bool = False
+    _image_runner: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def dim(self) -> int:
         return self.identity.dim
+
+    @property
+    def cache_key(self) -> str:
+        """Key of this encoder's embeddings in caches: the identity, plus the runtime if lossy.
+
+        Why: torch and ONNX fp32 are the same encoder (same identity, same embeddings to ~1e-6), but
+        int8 embeddings differ slightly, so they are cached apart.
+        """
+        return self.identity.key + ("-int8" if self.runtime == "onnx-int8" else "")
+
+    def image_module(self) -> torch.nn.Module:
+        """A float32 CPU module mapping preprocessed pixels to raw image features (for export)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be exported")
+
+    def use_runtime(self, runtime: str = "torch", *, cache_dir: str | Path | None = None,
+                    threads: int = 0) -> Encoder:
+        """Run the image forward in ``runtime``: "torch", "onnx" (fp32) or "onnx-int8".
+
+        The ONNX export is cached per encoder identity under ``<cache_dir>/onnx/``. On CUDA the
+        PyTorch fp16 path is kept (it is the faster one there).
+        """
+        from .runtime import RUNTIMES, build_onnx_tower
+
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+        if runtime != "torch" and self.device.type != "cpu":
+            log.warning("runtime %s is for CPUs: using PyTorch on %s", runtime, self.device)
+            runtime = "torch"
+        if runtime == "onnx-int8" and not self.int8_supported:
+            log.warning("int8 is not accurate for %s on this runtime: using the ONNX fp32 export",
+                        self.identity.label)
+            runtime = "onnx"
+        if runtime == "torch":
+            self._image_runner = None
+        else:
+            self._image_runner = build_onnx_tower(
+                self.image_module, self.preprocess.size, self.identity.key,
+                quantized=runtime == "onnx-int8", cache_dir=cache_dir, threads=threads)
+        self.runtime = runtime
+        return self
 
     @property
     def supports_text(self) -> bool:
@@ -149,8 +194,13 @@ class Encoder(ABC):
 
     def encode_array(self, x: np.ndarray) -> np.ndarray:
         """Embed an already preprocessed batch (N, 3, S, S) float32; normalised (N, dim)."""
+        if self._image_runner is not None:
+            feats = np.asarray(self._image_runner(x), np.float32)
+            return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
         with torch.inference_mode():
-            t = torch.from_numpy(x).to(self.device)
+            t = torch.from_numpy(x)
+            if self.device.type == "cuda":  # pinned memory: the copy overlaps with the host
+                t = t.pin_memory().to(self.device, non_blocking=True)
             feats = self._forward_image(t)
             feats = feats.float()
             feats = feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)

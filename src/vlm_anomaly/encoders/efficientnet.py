@@ -53,7 +53,14 @@ class EfficientNetEncoder(Encoder):
         net = EfficientNet.from_name("efficientnet-lite0")
         state = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
-        net.eval().to(self.device)
+        net.eval()
+        self._fc_w = net._fc.weight.detach().cpu().numpy().astype(np.float32)
+        self._fc_b = net._fc.bias.detach().cpu().numpy().astype(np.float32)
+        fold_batchnorms(net)
+        # channels-last: oneDNN's fast layout for depthwise convolutions (NCHW was ~3x slower)
+        net = net.to(self.device, memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            net = net.half()
         self.net = net
         # EfficientNet-Lite was trained on inputs scaled to [-1, 1]: (x - 127.5) / 127.5
         self.preprocess = Preprocessing(size=image_size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
@@ -65,15 +72,23 @@ class EfficientNetEncoder(Encoder):
             weights_sha256=_cached_hash(path),
             preprocessing=self.preprocess.as_dict(),
         )
-        self._fc_w = net._fc.weight.detach().cpu().numpy().astype(np.float32)
-        self._fc_b = net._fc.bias.detach().cpu().numpy().astype(np.float32)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """Last convolutional feature map (N, 1280, H/32, W/32) of a preprocessed batch."""
-        return self.net.extract_features(x)
+        dtype = next(self.net.parameters()).dtype
+        x = x.to(self.device, dtype).contiguous(memory_format=torch.channels_last)
+        return self.net.extract_features(x).float().contiguous()
 
     def _forward_image(self, x: torch.Tensor) -> torch.Tensor:
-        return self.feature_map(x).mean(dim=(2, 3))
+        dtype = next(self.net.parameters()).dtype
+        x = x.to(self.device, dtype).contiguous(memory_format=torch.channels_last)
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+    def image_module(self) -> torch.nn.Module:
+        import copy
+
+        net = copy.deepcopy(self.net).float().cpu().to(memory_format=torch.contiguous_format)
+        return _PooledFeatures(net)
 
     def describe(self, embeddings: np.ndarray, *, top_k: int = 3, prompts=None) -> list[Description]:
         if len(embeddings) == 0:
@@ -82,6 +97,31 @@ class EfficientNetEncoder(Encoder):
         from .base import softmax
 
         return topk_descriptions(softmax(logits), imagenet_labels(), top_k)
+
+
+class _PooledFeatures(torch.nn.Module):
+    """The exportable image tower: pixels -> mean-pooled last feature map (N, 1280)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+def fold_batchnorms(net: torch.nn.Module) -> None:
+    """Fold each eval-mode BatchNorm into the convolution before it (same outputs, less time)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    pairs = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"), ("_expand_conv", "_bn0"),
+             ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+    for module in net.modules():
+        for conv_name, bn_name in pairs:
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, torch.nn.Identity())
 
 
 @lru_cache(maxsize=4)

@@ -44,8 +44,10 @@ def create_encoder(
     prompts: list[str] | None = None,
     cache_dir: str | Path | None = None,
     features: str = "frame",
+    runtime: str = "torch",
+    threads: int = 0,
 ) -> Encoder:
-    """Build an encoder by backend name.
+    """Build an encoder by backend name; ``runtime`` picks where its image forward runs.
 
     Example:
         >>> enc = create_encoder("openclip", clip_pretrained="none")  # random weights, offline
@@ -64,7 +66,7 @@ def create_encoder(
     if kind == "openclip":
         from .openclip import OpenClipEncoder
 
-        return OpenClipEncoder(
+        enc: Encoder = OpenClipEncoder(
             clip_model,
             clip_pretrained,
             weights=clip_weights,
@@ -73,9 +75,11 @@ def create_encoder(
             prompts=prompts,
             cache_dir=cache_dir,
         )
-    from .efficientnet import EfficientNetEncoder
+    else:
+        from .efficientnet import EfficientNetEncoder
 
-    return EfficientNetEncoder(device=device, batch_size=batch_size)
+        enc = EfficientNetEncoder(device=device, batch_size=batch_size)
+    return enc.use_runtime(runtime, cache_dir=cache_dir, threads=threads)
 
 
 def encoder_for_identity(identity: EncoderIdentity, **kwargs) -> Encoder:

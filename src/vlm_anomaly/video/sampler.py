@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError, VideoTooLongError
+from ..threads import decoder_threads
 from .frames import Frame, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -324,6 +325,7 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
         _check_pixels(src, st.codec_context.width, st.codec_context.height)
         _check_duration(src, _declared_duration(container, st), limit_s)
         st.thread_type = "AUTO"
+        st.thread_count = decoder_threads()  # 1 on small machines: the cores are the encoder's
         fps = _stream_fps(st) or FALLBACK_FPS
         tb = float(st.time_base) if st.time_base else 0.0
         grid = _Grid(interval_ms)
