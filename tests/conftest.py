@@ -3,12 +3,13 @@
 Everything expensive (videos, encoders) is built once per session. Other test modules reuse these
 by name: ``normal_video``, ``normal_video_avi``, ``anomaly_video`` (+ ``anomaly_span``),
 ``frame_folder``, ``efficientnet_encoder``, ``clip_encoder``, ``scene_frames``, ``scene_embeddings``,
-``settings_home``, ``ped2_dir``, ``make_video`` and ``run_cli``.
+``settings_home``, ``ped2_dir``, ``make_video``, ``run_cli`` and ``dash_clips`` (+ the ``free_port`` helper).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -43,6 +44,31 @@ def find_ped2() -> Path | None:
         if (c / "train").is_dir() and (c / "test_labels.json").is_file():
             return c
     return None
+
+
+def free_port() -> int:
+    """A free TCP port on localhost, for the real servers the tests start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+#: the 6-second clips shared by the dashboard, training-set and live tests (same bytes -> cache hits)
+DASH_CLIPS = {"normal_a": dict(seed=0), "normal_b": dict(seed=1), "intruder": dict(seed=0, anomaly_span=(2.5, 4.5))}
+
+
+@pytest.fixture(scope="session")
+def dash_clips(tmp_path_factory) -> dict[str, Path]:
+    """6-second 320x240 clips: two normal, one with an intruder from 2.5 s to 4.5 s."""
+    d = tmp_path_factory.getbasetemp() / "dash-clips"
+    d.mkdir(exist_ok=True)
+    out = {}
+    for name, kw in DASH_CLIPS.items():
+        p = d / f"{name}.mp4"
+        if not p.exists():
+            write_video(p, seconds=6, **kw)
+        out[name] = p
+    return out
 
 
 @pytest.fixture(scope="session")

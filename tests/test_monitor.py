@@ -9,21 +9,12 @@ import pytest
 
 from vlm_anomaly import InvalidVideoError, Pipeline, create_encoder, load_settings
 from vlm_anomaly.monitor import LiveMonitor, LiveSession, open_live_source
-from vlm_anomaly.synthetic import write_video
 from vlm_anomaly.video.thumbnails import grab_frames
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    d = tmp_path_factory.getbasetemp() / "dash-clips"
-    d.mkdir(exist_ok=True)
-    clips = {}
-    for name, kw in {"normal_a": dict(seed=0), "normal_b": dict(seed=1),
-                     "intruder": dict(seed=0, anomaly_span=(2.5, 4.5))}.items():
-        p = d / f"{name}.mp4"
-        if not p.exists():
-            write_video(p, seconds=6, **kw)
-        clips[name] = p
+def setup(tmp_path_factory, dash_clips):
+    clips = dash_clips
     home = tmp_path_factory.mktemp("monitor")
     s = load_settings(overrides={"home": home, "cache_dir": tmp_path_factory.getbasetemp() / "dash-cache",
                                  "encoder": "efficientnet", "interval_ms": 500})

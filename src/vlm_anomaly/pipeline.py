@@ -246,12 +246,16 @@ class Pipeline:
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,
               overwrite: bool = True) -> AnomalyModel:
         """Fit on normal videos and save the model under ``name`` (validated before any work)."""
+        return self.fit_and_save(name, lambda: self.fit(sources, progress=progress), overwrite=overwrite)
+
+    def fit_and_save(self, name: str, fit: Callable[[], AnomalyModel], *, overwrite: bool = True) -> AnomalyModel:
+        """Check ``name`` first (a bad or taken name fails before minutes of encoding), then fit and save."""
         self.store.path_for(name)
         if not overwrite and self.store.exists(name):
             from .errors import InvalidModelNameError
 
             raise InvalidModelNameError(f"a model named {name!r} already exists")
-        model = self.fit(sources, progress=progress)
+        model = fit()
         self.store.save(model, name, overwrite=overwrite)
         return model
 

@@ -1,6 +1,5 @@
 """A real uvicorn server on localhost running the API app, with a known token."""
 
-import socket
 import threading
 import time
 
@@ -8,16 +7,12 @@ import httpx
 import pytest
 import uvicorn
 
+from tests.conftest import free_port
 from vlm_anomaly import load_settings
 from vlm_anomaly.api import create_app
 
 TOKEN = "test-token-0123456789"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +29,7 @@ def server(tmp_path_factory):
         }
     )
     app = create_app(settings)
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.synthetic import write_video
 
@@ -73,11 +74,6 @@ def webhook():
     srv.shutdown()
     srv.server_close()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def mosquitto_binary() -> str:

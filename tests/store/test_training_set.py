@@ -10,24 +10,12 @@ import pytest
 
 from vlm_anomaly import InvalidVideoError, Pipeline, VlmAnomalyError, create_encoder, load_settings
 from vlm_anomaly.store import TrainingSet
-from vlm_anomaly.synthetic import write_video
 from vlm_anomaly.video import sample_frames
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict[str, Path]:
-    """Small real clips, shared by name with the other dashboard tests (same bytes -> cache hits)."""
-    d = tmp_path_factory.getbasetemp() / "dash-clips"
-    d.mkdir(exist_ok=True)
-    spec = {"normal_a": dict(seed=0), "normal_b": dict(seed=1),
-            "intruder": dict(seed=0, anomaly_span=(2.5, 4.5))}
-    out = {}
-    for name, kw in spec.items():
-        p = d / f"{name}.mp4"
-        if not p.exists():
-            write_video(p, seconds=6, **kw)
-        out[name] = p
-    return out
+def clips(dash_clips) -> dict[str, Path]:
+    return dash_clips
 
 
 @pytest.fixture(scope="module")

@@ -2,27 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-from vlm_anomaly.synthetic import write_video
-
-CLIPS = {"normal_a": dict(seed=0), "normal_b": dict(seed=1), "intruder": dict(seed=0, anomaly_span=(2.5, 4.5))}
-
-
-@pytest.fixture(scope="session")
-def dash_clips(tmp_path_factory) -> dict[str, Path]:
-    """6-second 320x240 clips (same bytes as the library tests' clips, so embeddings are cached)."""
-    d = tmp_path_factory.getbasetemp() / "dash-clips"
-    d.mkdir(exist_ok=True)
-    out = {}
-    for name, kw in CLIPS.items():
-        p = d / f"{name}.mp4"
-        if not p.exists():
-            write_video(p, seconds=6, **kw)
-        out[name] = p
-    return out
 
 
 @pytest.fixture(scope="module")

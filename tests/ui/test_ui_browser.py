@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.conftest import free_port
+
 REPO = Path(__file__).parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
 CHROMIUM = "/usr/bin/chromium"
@@ -31,17 +32,12 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 SLOW = 300  # seconds: the CPU is shared, encoding can be slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`vlm-anomaly ui` on a free localhost port, with its own HOME and data folder."""
     home = tmp_path_factory.mktemp("browser-home")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HOME": str(home), "VLM_ANOMALY_HOME": str(home / ".vlm-anomaly"),
            "VLM_ANOMALY_ENCODER": "efficientnet", "VLM_ANOMALY_INTERVAL_MS": "500",
            "VLM_ANOMALY_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "dash-cache"), "HF_HUB_OFFLINE": "1",

@@ -66,34 +66,14 @@ class PatchCoreDetector(PatchKNNDetector):
         self.bank_rows_ = pick // g
         self._exclude = self.exclude if n - (2 * self.exclude + 1) >= 1 else 0
         rows = held_out_rows(n, self.max_calibration, self.seed)
-        held = self._nearest(cells[rows], rows)
-        mu, sd = held.mean(0), held.std(0)
-        sd = np.maximum(sd, max(float(np.median(sd)), 1e-6))
-        self.mu_, self.sd_ = mu, sd
-        worst = ((held - mu) / sd).max(1)
-        self.radius_ = float(np.quantile(worst, 1.0 - self.nu))
-        self.train_rows_ = rows
-        self.train_scores_ = self.radius_ - worst
-        self.n_features_in_ = X.shape[1]
-        self.threshold_ = 0.0
-        return self
+        return self._calibrate(self._nearest(cells[rows], rows), rows, X.shape[1])
 
     def cell_scores(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
         return (self._nearest(self._cells(self._check_X(X))) - self.mu_) / self.sd_
 
-    def _get_arrays(self) -> dict[str, np.ndarray]:
-        return {"bank": self.bank_, "mu": self.mu_, "sd": self.sd_, "radius": np.array([self.radius_])}
-
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        g = self.groups
-        if self.n_features_in_ % g:
-            raise ValueError("feature count is not a multiple of the cell count")
-        self.bank_ = require(arrays, "bank", (-1, self.n_features_in_ // g)).astype(np.float32)
-        if len(self.bank_) == 0:
+    def _load_bank(self, arrays: dict[str, np.ndarray], channels: int) -> np.ndarray:
+        bank = require(arrays, "bank", (-1, channels)).astype(np.float32)
+        if len(bank) == 0:
             raise ValueError("empty memory bank")
-        self.mu_ = require(arrays, "mu", (g,))
-        self.sd_ = require(arrays, "sd", (g,))
-        if np.any(self.sd_ <= 0):
-            raise ValueError("array 'sd' must be positive")
-        (self.radius_,) = (float(v) for v in require(arrays, "radius", (1,)))
+        return bank

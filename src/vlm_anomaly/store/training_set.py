@@ -298,14 +298,7 @@ class TrainingSet:
     def train(self, pipeline: Pipeline, name: str, *, progress: Progress | None = None,
               overwrite: bool = True) -> AnomalyModel:
         """Fit on the training set and save the model as ``name`` (name checked before any work)."""
-        pipeline.store.path_for(name)
-        if not overwrite and pipeline.store.exists(name):
-            from ..errors import InvalidModelNameError
-
-            raise InvalidModelNameError(f"a model named {name!r} already exists")
-        model = self.fit(pipeline, progress=progress)
-        pipeline.store.save(model, name, overwrite=overwrite)
-        return model
+        return pipeline.fit_and_save(name, lambda: self.fit(pipeline, progress=progress), overwrite=overwrite)
 
     def frame_image(self, sha256: str, frame_index: int) -> bytes | None:
         """JPEG bytes of a training frame (by video hash and frame index), if still kept here."""
