@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +18,8 @@ import numpy as np
 
 from .detectors import CausalSmoother
 from .errors import InvalidVideoError, VlmAnomalyError
-from .video import Frame, probe, sample_frames, source_kind
+from .video import Frame, probe, source_kind
+from .video.live import Gap, LiveSource, open_reader
 
 if TYPE_CHECKING:
     from .model import AnomalyModel
@@ -35,6 +36,7 @@ class Reading:
     alert: bool  # smoothed score below the threshold
     description: str = ""
     confidence: float = 0.0
+    explanation: dict | None = None  # attribute models: which attribute fired, where, nearest normal
 
 
 @dataclass
@@ -71,21 +73,45 @@ class LiveMonitor:
         self.readings: deque[Reading] = deque(maxlen=history)
         self.alerts: list[Alert] = []
         self._lock = threading.Lock()
+        # attribute models (motion + objects) score through their own scorer, one frame at a time
+        self._attributes = (model.detector.scorer(encoder=self.encoder)
+                            if model.detector.name == "attributes" else None)
+        self._last: np.ndarray | None = None
+        self._n = 0
 
     @property
     def alerting(self) -> bool:
         return bool(self.alerts) and self.alerts[-1].end is None
 
-    def process(self, image: np.ndarray, t: float) -> Reading:
-        """Encode, score and smooth one RGB frame taken at ``t`` seconds."""
-        emb = self.encoder.encode([image])
-        raw = float(self.model.decision_function(emb)[0])
-        desc, conf = "", 0.0
-        if self.describe:
-            d = self.pipeline.describe_embeddings(self.model, emb, encoder=self.encoder)[0]
-            desc, conf = d.text, d.confidence
-        smooth = self.smoother.update(raw)
-        r = Reading(float(t), raw, smooth, smooth < self.threshold, desc, conf)
+    @property
+    def needs_previous(self) -> bool:
+        """Attribute models score motion: they want the source frame before each sample."""
+        return self._attributes is not None
+
+    def process(self, image: np.ndarray, t: float, *, previous: np.ndarray | None = None) -> Reading:
+        """Encode, score and smooth one RGB frame taken at ``t`` seconds.
+
+        ``previous`` is the source frame just before it (motion for attribute models); without it the
+        last processed frame stands in when it has the same size.
+        """
+        desc, conf, why = "", 0.0, None
+        if self._attributes is not None:
+            if previous is None and self._last is not None and self._last.shape == image.shape:
+                previous = self._last
+            self._last = image
+            frame = Frame(self._n, float(t), image, "live", previous=previous)
+            with self._lock:
+                self._n += 1
+            _, raw, why = next(iter(self._attributes.score_stream([frame])))
+            desc = why.get("text", "") if why else ""
+        else:
+            emb = self.encoder.encode([image])
+            raw = float(self.model.decision_function(emb)[0])
+            if self.describe:
+                d = self.pipeline.describe_embeddings(self.model, emb, encoder=self.encoder)[0]
+                desc, conf = d.text, d.confidence
+        smooth = self.smoother.update(float(raw))
+        r = Reading(float(t), float(raw), smooth, smooth < self.threshold, desc, conf, why)
         with self._lock:
             self.readings.append(r)
             self._track_alert(r)
@@ -109,79 +135,34 @@ class LiveMonitor:
             return list(self.readings), [Alert(**asdict(a)) for a in self.alerts]
 
 
-def _open_webcam(index: int):
-    import cv2
-
-    cap = cv2.VideoCapture(index)
-    if not cap.isOpened():
-        cap.release()
-        raise InvalidVideoError(f"camera {index} is not available on this machine")
-    return cap
-
-
-def _webcam(cap, index: int, interval_ms: int, max_side: int, stop: threading.Event) -> Iterator[Frame]:
-    import cv2
-
-    from .video.thumbnails import thumbnail
-
-    try:
-        t0 = time.monotonic()
-        next_t = 0.0
-        n = 0
-        while not stop.is_set():
-            ok, bgr = cap.read()
-            if not ok:
-                if n == 0:
-                    raise InvalidVideoError(f"camera {index} gives no picture")
-                return
-            t = time.monotonic() - t0
-            if t + 1e-3 < next_t:
-                continue
-            next_t = t + interval_ms / 1000.0
-            yield Frame(n, t, thumbnail(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), max_side), f"camera:{index}")
-            n += 1
-    finally:
-        cap.release()
-
-
 def open_live_source(spec: str, *, interval_ms: int = 500, realtime: bool = True, max_side: int = 1280,
-                     stop: threading.Event | None = None) -> Iterator[Frame]:
-    """Frames of a live source, one per interval: a webcam index (``"0"``), an RTSP/HTTP URL, or a
-    video file / frame folder played as a stream (paced at real time when ``realtime``)."""
-    stop = stop or threading.Event()
+                     with_previous: bool = False, settings=None) -> LiveSource:
+    """A :class:`~vlm_anomaly.video.live.LiveSource` over a webcam index (``"0"``), an RTSP/HTTP URL,
+    or a video file / frame folder played as a stream (paced at real time when ``realtime``).
+
+    Checked here, in the caller: an empty spec, a missing or corrupt file and a camera that is not
+    there fail at once with a clear message; a stream that drops later is reconnected by the source.
+    """
     spec = str(spec).strip()
     if not spec:
         raise InvalidVideoError("no source given: a camera index, a stream URL or a video file")
     kind = source_kind(spec)
     if kind == "webcam":
-        return _webcam(_open_webcam(int(spec)), int(spec), max(interval_ms, 1), max_side, stop)
-    if kind in ("file", "folder"):
+        try:
+            open_reader(spec).close()
+        except InvalidVideoError:
+            raise InvalidVideoError(f"camera {spec} is not available on this machine") from None
+    elif kind in ("file", "folder"):
         if not Path(spec).exists():
             raise InvalidVideoError(f"{spec}: no such file, and not a camera index or stream URL")
         probe(spec)  # a corrupt file fails here, in the caller
-    frames = sample_frames(spec, interval_ms=interval_ms, max_side=max_side)
-    if kind == "stream" or not realtime:
-        return _until(frames, stop)
-    return _paced(frames, stop)
-
-
-def _until(frames: Iterator[Frame], stop: threading.Event) -> Iterator[Frame]:
-    for f in frames:
-        if stop.is_set():
-            return
-        yield f
-
-
-def _paced(frames: Iterator[Frame], stop: threading.Event) -> Iterator[Frame]:
-    """Yield each frame no earlier than its timestamp after the start (a file played as a stream)."""
-    t0 = time.monotonic()
-    for f in frames:
-        delay = t0 + f.timestamp - time.monotonic()
-        if delay > 0 and stop.wait(delay):
-            return
-        if stop.is_set():
-            return
-        yield f
+    opts = {}
+    if settings is not None:
+        opts = {"stall_timeout_s": settings.stream_stall_timeout_s,
+                "backoff_initial_s": settings.stream_backoff_initial_s,
+                "backoff_max_s": settings.stream_backoff_max_s}
+    return LiveSource(spec, interval_ms=interval_ms, realtime=realtime, max_side=max_side,
+                      with_previous=with_previous, **opts)
 
 
 class LiveSession:
@@ -198,7 +179,8 @@ class LiveSession:
         self.error: str | None = None
         self.frames = 0
         self.last_frame: np.ndarray | None = None
-        self._stop = threading.Event()
+        self.gaps: list[Gap] = []
+        self._live: LiveSource | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -207,16 +189,20 @@ class LiveSession:
 
     def start(self) -> LiveSession:
         # open now, so that a bad source fails in the caller with a clear message
-        it = open_live_source(self.source, interval_ms=self.interval_ms, realtime=self.realtime,
-                              stop=self._stop)
-        self._thread = threading.Thread(target=self._run, args=(it,), name="vlm-live", daemon=True)
+        self._live = open_live_source(self.source, interval_ms=self.interval_ms, realtime=self.realtime,
+                                      with_previous=self.monitor.needs_previous,
+                                      settings=self.monitor.pipeline.settings)
+        self._thread = threading.Thread(target=self._run, args=(self._live,), name="vlm-live", daemon=True)
         self._thread.start()
         return self
 
-    def _run(self, frames: Iterator[Frame]) -> None:
+    def _run(self, items: Iterable[Frame | Gap]) -> None:
         try:
-            for f in frames:
-                self.monitor.process(f.image, f.timestamp)
+            for f in items:
+                if isinstance(f, Gap):  # the stream dropped and came back (or gave up): say so
+                    self.gaps.append(f)
+                    continue
+                self.monitor.process(f.image, f.timestamp, previous=f.previous)
                 self.last_frame = f.image
                 self.frames += 1
         except VlmAnomalyError as exc:
@@ -225,7 +211,8 @@ class LiveSession:
             self.error = f"live source stopped: {type(exc).__name__}: {exc}"
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
+        if self._live is not None:
+            self._live.stop()
         if self._thread is not None:
             self._thread.join(timeout)
 

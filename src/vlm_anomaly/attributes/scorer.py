@@ -416,6 +416,7 @@ class AttributeScorer:
             box = Box(*(int(v) for v in feats.obj_boxes[o]))
             size = (int(feats.size[0]), int(feats.size[1]))
             out["box"] = box.as_list()
+            out["frame_size"] = list(size)  # the box is in a frame of this (w, h)
             out["speed"] = round(float(feats.obj_velocity[o, -1]), 3)
             out["normal_speed"] = self.normal_speeds(box, size)
             ref_attr, ref_row = oa, o

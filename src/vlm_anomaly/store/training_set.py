@@ -114,6 +114,12 @@ class TrainingSet:
     def video_path(self, item: TrainingItem) -> Path:
         return self.root / "videos" / item.file
 
+    def locate(self, name: str) -> Path | None:
+        """The kept copy of a training video known by its file name here or its original name."""
+        base = Path(str(name)).name
+        it = next((it for it in self.items() if base in (it.file, it.name)), None)
+        return self.video_path(it) if it is not None and self.video_path(it).is_file() else None
+
     def thumbnail_path(self, item: TrainingItem, frame_index: int) -> Path:
         return self.root / "thumbs" / item.id / f"{int(frame_index)}.jpg"
 
@@ -290,6 +296,11 @@ class TrainingSet:
     # -- training --------------------------------------------------------------------------
     def fit(self, pipeline: Pipeline, *, progress: Progress | None = None) -> AnomalyModel:
         """An unsaved model fitted on the whole training set (nothing encoded twice)."""
+        if pipeline.settings.detector == "attributes":  # motion + objects: from the kept video copies
+            items = self.items()
+            if not items:
+                raise InvalidVideoError("the training set is empty: add at least one normal video first")
+            return pipeline.fit([self.video_path(it) for it in items], progress=progress)
         vids = self.embedded(pipeline, progress=progress)
         if not vids:
             raise InvalidVideoError("the training set is empty: add at least one normal video first")

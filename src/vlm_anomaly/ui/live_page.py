@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from ..errors import VlmAnomalyError
-from ..monitor import LiveMonitor, LiveSession
+from ..monitor import LiveMonitor, LiveSession, Reading
 from ..video.sink import annotate_frame
 from ..video.thumbnails import decode_image
 from . import charts, state
@@ -36,7 +36,13 @@ def _snapshot(name: str, threshold: float) -> None:
             f"{'ANOMALY' if r.alert else 'Normal'}: score {r.raw:+.3f} (threshold {threshold:+.2f})"
             + (f" - {r.description}" if r.description else ""))
         st.image(annotate_frame(img, score=r.raw, anomaly=r.alert, description=r.description,
-                                threshold=threshold))
+                                threshold=threshold, **_box(r)))
+
+
+def _box(r: Reading) -> dict:
+    """Outline the region an attribute model blamed (see ``annotate_frame``)."""
+    e = r.explanation or {}
+    return {"box": e["box"], "box_frame_size": e.get("frame_size")} if "box" in e else {}
 
 
 def _banner(mon: LiveMonitor) -> None:
@@ -104,13 +110,18 @@ def _continuous(name: str, threshold: float) -> None:
         st.caption(f"Source {cur.source}: {status}, {cur.frames} frame(s) scored")
         if cur.error:
             st.error(cur.error)
+        if cur.gaps:
+            g = cur.gaps[-1]
+            st.warning(f"The source was interrupted {len(cur.gaps)} time(s); last: {g.reason}, "
+                       f"{g.missed_s:.1f} s missed from {g.start_time:.1f} s.")
         _banner(cur.monitor)
         if cur.last_frame is not None:
             readings, _ = cur.monitor.snapshot()
             if readings:
                 r = readings[-1]
                 st.image(annotate_frame(cur.last_frame, score=r.smoothed, anomaly=r.alert, time_s=r.t,
-                                        description=r.description, threshold=cur.monitor.threshold), width=480)
+                                        description=r.description, threshold=cur.monitor.threshold,
+                                        **_box(r)), width=480)
         _history(cur.monitor)
         if not cur.running and st.session_state.get("_live_was_running"):
             st.session_state["_live_was_running"] = False
@@ -135,7 +146,7 @@ def webrtc_callback(monitor: LiveMonitor, interval_ms: int) -> Callable:
             last["reading"] = monitor.process(img, t)
         r = last["reading"]
         out = annotate_frame(img, score=r.smoothed, anomaly=r.alert, time_s=r.t, description=r.description,
-                             threshold=monitor.threshold) if r else img
+                             threshold=monitor.threshold, **_box(r)) if r else img
         return av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="rgb24")
 
     return callback

@@ -27,7 +27,8 @@ from ..video import VIDEO_EXTENSIONS
 #: upload types the file pickers accept (without dots, as Streamlit wants them)
 VIDEO_TYPES = ["mp4", "avi", "mov", "mkv", "webm"]
 #: the training parameters chosen on the Train page (persisted with the training set)
-TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects")
+TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects",
+                "detector")
 
 
 @contextlib.contextmanager

@@ -10,7 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from ..results import ScoreResult, band
-from ..video.sink import annotate_frame, write_annotated_video
+from ..video import analysed_size
+from ..video.sink import annotate_frame, explanation_box, write_annotated_video
 from ..video.thumbnails import grab_frames
 from . import charts, state
 
@@ -82,11 +83,16 @@ def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
     with c1:
         if ix in imgs:
             st.image(annotate_frame(imgs[ix], score=float(r.smoothed_scores[pos]), anomaly=lab,
-                                    time_s=float(r.timestamps[pos]), description=desc, threshold=r.threshold),
+                                    time_s=float(r.timestamps[pos]), description=desc, threshold=r.threshold,
+                                    **explanation_box(r, pos)),
                      caption=f"this frame: {'ANOMALY' if lab else 'normal'}, raw {r.raw_scores[pos]:+.3f}, "
                              f"smoothed {r.smoothed_scores[pos]:+.3f} ({band(float(r.smoothed_scores[pos]))})",
                      width="stretch")
+    why = r.explanations[pos] if pos < len(r.explanations) else None
     with c2:
+        if why:
+            _explanation(why)
+            return
         with state.user_errors():
             model = state.model_store().load(model_name)
             near = state.training_set().nearest_normal_frame(model, r.embeddings[pos]) \
@@ -99,6 +105,33 @@ def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
             else:
                 st.info(f"Most similar normal training frame: {near.video} at {near.time_s:.2f} s "
                         f"(cosine {near.similarity:.3f}); that video is no longer in the training set.")
+
+
+def _explanation(why: dict) -> None:
+    """What an attribute model blamed: the attribute, the region and its speed, the nearest normal crop."""
+    st.markdown(f"**Why:** {why.get('text', '')}")
+    z = why.get("z", {})
+    if z:
+        st.dataframe(pd.DataFrame([{"attribute": a, "z": v, "fired": a in why.get("fired", [])}
+                                   for a, v in z.items()]), hide_index=True)
+    nn = why.get("nearest_normal")
+    if not nn:
+        return
+    src = nn["source"] if Path(nn["source"]).is_file() else state.training_set().locate(nn["source"])
+    imgs = frames_of(str(src), (int(nn["frame"]),)) if src else {}
+    img = imgs.get(int(nn["frame"]))
+    if img is None:
+        st.info(f"Nearest normal {nn['attribute']}: {Path(nn['source']).name} frame {nn['frame']} "
+                "(that video is no longer here to show).")
+        return
+    box = nn.get("box") or []
+    if nn["attribute"] != "frame" and len(box) == 4 and box[2] > box[0] and box[3] > box[1]:
+        size = analysed_size(src, state.settings().max_side)  # the box is in those coordinates
+        sx, sy = img.shape[1] / max(1, size[0]), img.shape[0] / max(1, size[1])
+        img = img[int(box[1] * sy): max(int(box[1] * sy) + 1, int(box[3] * sy)),
+                  int(box[0] * sx): max(int(box[0] * sx) + 1, int(box[2] * sx))]
+    st.image(img, caption=f"nearest normal {nn['attribute']}: {Path(nn['source']).name} frame {nn['frame']} "
+                          f"(distance {nn.get('distance', 0):.3f})", width=240)
 
 
 def _gallery(r: ScoreResult, path: str) -> None:
@@ -117,7 +150,8 @@ def _gallery(r: ScoreResult, path: str) -> None:
             continue
         desc = r.descriptions[k] if k < len(r.descriptions) else ""
         cols[j % 4].image(annotate_frame(imgs[ix], score=float(r.smoothed_scores[k]), anomaly=bool(lab[k]),
-                                         time_s=float(r.timestamps[k]), description=desc),
+                                         time_s=float(r.timestamps[k]), description=desc,
+                                         **explanation_box(r, k)),
                           caption=f"{r.timestamps[k]:.2f} s · {r.smoothed_scores[k]:+.3f} · {desc}")
 
 

@@ -4,6 +4,7 @@ from .frames import Frame, VideoInfo
 from .sampler import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    analysed_size,
     batched,
     content_hash,
     list_frame_files,
@@ -18,6 +19,7 @@ __all__ = [
     "VideoInfo",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "analysed_size",
     "batched",
     "content_hash",
     "list_frame_files",

@@ -84,6 +84,13 @@ def _scaled_size(w: int, h: int, max_side: int) -> tuple[int, int]:
     return max(2, int(round(w * s)) // 2 * 2), max(2, int(round(h * s)) // 2 * 2)
 
 
+def analysed_size(source: str | Path, max_side: int) -> tuple[int, int]:
+    """(w, h) of the frames the library analyses from ``source`` (after the ``max_side`` downscale),
+    the coordinates that boxes in explanations are given in."""
+    info = probe(source)
+    return _scaled_size(info.width, info.height, max_side)
+
+
 def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_duration_s: float = 0
           ) -> VideoInfo:
     """Read a source's metadata without decoding it; raises :class:`InvalidVideoError`.

@@ -6,7 +6,7 @@ model thought written on it"; one writer keeps them identical.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -30,8 +30,14 @@ def annotate_frame(
     time_s: float | None = None,
     description: str = "",
     threshold: float | None = None,
+    box: Sequence[float] | None = None,
+    box_frame_size: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """A copy of an RGB frame with a banner: label, score (and threshold), time, description."""
+    """A copy of an RGB frame with a banner: label, score (and threshold), time, description.
+
+    ``box`` (x0, y0, x1, y1) outlines where an attribute detector found the anomaly; it is given in a
+    frame of ``box_frame_size`` (w, h) and scaled to this image.
+    """
     img = np.ascontiguousarray(image).copy()
     h, w = img.shape[:2]
     scale = max(0.35, min(1.0, w / 640))
@@ -52,7 +58,20 @@ def annotate_frame(
                     colour if k == 0 else (235, 235, 235), thick, cv2.LINE_AA)
     if anomaly:
         cv2.rectangle(img, (1, 1), (w - 2, h - 2), ANOMALY_RGB, max(2, int(4 * scale)))
+    if box is not None and len(box) == 4:
+        fw, fh = box_frame_size if box_frame_size else (w, h)
+        sx, sy = w / max(1, fw), h / max(1, fh)
+        x0, y0, x1, y1 = (int(round(v)) for v in (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        cv2.rectangle(img, (x0, y0), (x1, y1), ANOMALY_RGB if anomaly else (255, 200, 0), max(2, int(3 * scale)))
     return img
+
+
+def explanation_box(result: ScoreResult, k: int) -> dict:
+    """``annotate_frame`` keywords outlining the region an attribute detector blamed for frame ``k``."""
+    e = result.explanations[k] if k < len(result.explanations) else None
+    if not e or "box" not in e:
+        return {}
+    return {"box": e["box"], "box_frame_size": e.get("frame_size")}
 
 
 class AnnotatedVideoWriter:
@@ -149,7 +168,7 @@ def write_annotated_video(
             sink.write(thumbnail(img, max_side), score=float(result.smoothed_scores[k]),
                        anomaly=bool(labels[k]), time_s=float(result.timestamps[k]),
                        description=result.descriptions[k] if k < len(result.descriptions) else "",
-                       threshold=result.threshold)
+                       threshold=result.threshold, **explanation_box(result, k))
             if progress:
                 progress(done, total, "writing video")
     return Path(path)
