@@ -98,7 +98,7 @@ def train(
     gamma: Annotated[Optional[str], typer.Option("--gamma", help="'scale', 'auto' or a number")] = None,
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
-    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches")] = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches | tiles")] = None,
     runtime: RuntimeOpt = None,
 ) -> None:
     """Learn what normal looks like from videos of normal activity and save the model."""
@@ -269,7 +269,7 @@ def _num(v: float) -> str:
 def evaluate(
     dataset: Annotated[Path, typer.Argument(help="dataset folder: train/<clip>, test/<clip>, test_labels.json")],
     encoder: EncoderOpt = None,
-    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches")] = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches | tiles")] = None,
     detector: Annotated[Optional[str], typer.Option("--detector", help="detector or scorer name")] = None,
     interval_ms: Annotated[int, typer.Option("--interval-ms", help="test sampling; 0 = every frame")] = 0,
     train_interval_ms: Annotated[Optional[int], typer.Option(

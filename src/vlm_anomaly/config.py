@@ -66,7 +66,12 @@ class Settings(BaseModel):
 
     # evaluation and detection quality (issue 4)
     train_interval_ms: int | None = None  # sampling of training clips; None = interval_ms
-    features: Literal["frame", "patches"] = "frame"  # patches: grid of EfficientNet cells, PatchCore-style
+    # frame: one embedding per frame; patches: grid of EfficientNet cells, PatchCore-style;
+    # tiles: the whole frame + tile_rows x tile_cols overlapping tiles, each embedded (small objects)
+    features: Literal["frame", "patches", "tiles"] = "frame"
+    tile_rows: int = Field(2, ge=1, le=8)
+    tile_cols: int = Field(3, ge=1, le=8)
+    tile_overlap: float = Field(0.25, ge=0.0, lt=0.9)
     knn_k: int = 5  # neighbours averaged by the knn detector
     ensemble: list[str] = Field(default_factory=lambda: ["knn", "gaussian"])  # members of "ensemble"
 

@@ -107,6 +107,7 @@ class Pipeline:
             "features": s.features,
             "runtime": s.runtime,
             "threads": s.threads,
+            "tiles": (s.tile_rows, s.tile_cols, s.tile_overlap),
         }
 
     @property

@@ -55,6 +55,11 @@ def fit_attribute_model(pipe, sources: Sequence[str | Path], *, progress=None) -
         raise InvalidVideoError("training needs at least one normal video or frame folder")
     s = pipe.settings
     enc = pipe.encoder
+    if enc.groups != 1:
+        from ..errors import ConfigError
+
+        raise ConfigError("the attributes detector embeds whole frames and object crops: use features 'frame' "
+                          f"(not {s.features!r})")
     scorer = _scorer(pipe, encoder=enc, config=attribute_config(s))
     srcs = [str(x) for x in sources]
     cb, _ = _progress_cb(progress, srcs, s.interval_ms, s.max_frames, "extracting attributes")

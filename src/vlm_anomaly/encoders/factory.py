@@ -11,8 +11,9 @@ from .base import Encoder, EncoderIdentity
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "openclip", "efficientnet")
-#: what one embedding describes: the whole frame, or a grid of patch descriptors (see patches.py)
-FEATURES = ("frame", "patches")
+#: what one embedding describes: the whole frame, a grid of patch descriptors (see patches.py), or
+#: the whole frame plus overlapping tiles each embedded on its own (see tiles.py)
+FEATURES = ("frame", "patches", "tiles")
 
 
 def resolve_backend(backend: str, clip_model: str, clip_pretrained: str, clip_weights=None) -> str:
@@ -46,6 +47,7 @@ def create_encoder(
     features: str = "frame",
     runtime: str = "torch",
     threads: int = 0,
+    tiles: tuple[int, int, float] = (2, 3, 0.25),
 ) -> Encoder:
     """Build an encoder by backend name; ``runtime`` picks where its image forward runs.
 
@@ -62,6 +64,14 @@ def create_encoder(
         from .patches import EfficientNetPatchEncoder
 
         return EfficientNetPatchEncoder(device=device, batch_size=batch_size)
+    if features == "tiles":
+        from .tiles import TiledEncoder
+
+        base = create_encoder(backend, clip_model=clip_model, clip_pretrained=clip_pretrained,
+                              clip_weights=clip_weights, device=device, batch_size=batch_size, prompts=prompts,
+                              cache_dir=cache_dir, runtime=runtime, threads=threads)
+        rows, cols, overlap = tiles
+        return TiledEncoder(base, rows=int(rows), cols=int(cols), overlap=float(overlap))
     kind = resolve_backend(backend, clip_model, clip_pretrained, clip_weights)
     if kind == "openclip":
         from .openclip import OpenClipEncoder
@@ -84,6 +94,18 @@ def create_encoder(
 
 def encoder_for_identity(identity: EncoderIdentity, **kwargs) -> Encoder:
     """Rebuild the encoder a model was trained with (scoring must always use that same encoder)."""
+    if identity.preprocessing.get("features") == "tiles":
+        tiles = identity.preprocessing.get("tiles")
+        if not (isinstance(tiles, list) and len(tiles) == 3):
+            raise EncoderUnavailableError("model names tiled features without a valid tile grid")
+        kwargs = {**kwargs, "features": "tiles", "tiles": tuple(tiles)}
+        if identity.backend == "openclip":
+            kwargs["clip_model"] = identity.model
+            if identity.pretrained != "file":
+                kwargs["clip_pretrained"] = identity.pretrained
+        enc = create_encoder(identity.backend, **kwargs)
+        identity.check_compatible(enc.identity)
+        return enc
     if identity.backend == "efficientnet":
         features = str(identity.preprocessing.get("features", "frame"))
         enc = create_encoder("efficientnet", **{**kwargs, "features": features})

@@ -57,9 +57,11 @@ def model_store(s: Settings | None = None) -> ModelStore:
 
 @st.cache_resource(show_spinner="Loading the encoder (once per process)…")
 def _encoder(backend: str, clip_model: str, clip_pretrained: str, clip_weights: str | None,
-             device: str, batch_size: int) -> Encoder:
+             device: str, batch_size: int, features: str = "frame",
+             tiles: tuple[int, int, float] = (2, 3, 0.25)) -> Encoder:
     return create_encoder(backend, clip_model=clip_model, clip_pretrained=clip_pretrained,
-                          clip_weights=clip_weights, device=device, batch_size=batch_size)
+                          clip_weights=clip_weights, device=device, batch_size=batch_size, features=features,
+                          tiles=tiles)
 
 
 @st.cache_resource(show_spinner="Loading the model's encoder (once per process)…")
@@ -75,7 +77,8 @@ def _weights(s: Settings) -> str | None:
 def pipeline(s: Settings | None = None) -> Pipeline:
     """A pipeline over the cached encoder of the configured backend."""
     s = s or settings()
-    enc = _encoder(s.encoder, s.clip_model, s.clip_pretrained, _weights(s), s.device, s.batch_size)
+    enc = _encoder(s.encoder, s.clip_model, s.clip_pretrained, _weights(s), s.device, s.batch_size, s.features,
+                   (s.tile_rows, s.tile_cols, s.tile_overlap))
     return Pipeline(s, encoder=enc)
 
 

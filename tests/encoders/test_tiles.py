@@ -1,0 +1,72 @@
+"""Tiled embeddings: the whole view covered, small objects seen, saved models rebuild the same tiles."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vlm_anomaly import Pipeline, load_settings
+from vlm_anomaly.encoders import encoder_for_identity
+from vlm_anomaly.encoders.tiles import TiledEncoder, tile_boxes
+from vlm_anomaly.errors import ConfigError
+from vlm_anomaly.synthetic import render_frame
+
+
+@pytest.mark.parametrize("w, h, rows, cols, overlap", [(360, 240, 2, 3, 0.25), (641, 479, 3, 3, 0.0),
+                                                       (100, 700, 4, 1, 0.5)])
+def test_tiles_cover_every_pixel_with_the_overlap_asked(w, h, rows, cols, overlap):
+    boxes = tile_boxes(w, h, rows, cols, overlap)
+    assert len(boxes) == rows * cols
+    cover = np.zeros((h, w), int)
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        cover[y0:y1, x0:x1] += 1
+    assert cover.min() >= 1  # nothing at the edges is cropped away
+    if cols > 1:
+        (a0, _, a1, _), (b0, _, _, _) = boxes[0], boxes[1]
+        assert (a1 - b0) / (a1 - a0) == pytest.approx(overlap, abs=0.02)
+
+
+def test_a_small_object_moves_its_tile_more_than_the_whole_frame(efficientnet_encoder):
+    enc = TiledEncoder(efficientnet_encoder, rows=2, cols=3, overlap=0.25)
+    scene = render_frame(1.0, 640, 480)  # the synthetic street
+    with_obj = scene.copy()
+    cv2.rectangle(with_obj, (544, 394), (582, 440), (230, 20, 20), -1)  # a small red cart, bottom right
+    a, b = enc.encode([scene, with_obj]).reshape(2, enc.groups, -1)
+    cos = (a * b).sum(1)  # unit vectors per group
+    moved = 1 - cos
+    assert enc.groups == 7 and np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
+    assert moved[6] > 1.5 * moved[0], moved  # tile (row 1, col 2) sees the cart better than the whole frame
+    assert moved[1:6].max() < 1e-3  # and only that tile changed
+
+
+def test_tiled_model_round_trip_and_patch_knn_finds_the_intruder(tmp_path, normal_video, anomaly_video,
+                                                                 anomaly_span):
+    s = load_settings(overrides={"home": tmp_path, "encoder": "efficientnet", "features": "tiles",
+                                 "tile_rows": 1, "tile_cols": 2, "tile_overlap": 0.5, "detector": "patch-knn",
+                                 "interval_ms": 500})
+    pipe = Pipeline(s)
+    model = pipe.train("tiled", [normal_video])
+    assert model.encoder.preprocessing["tiles"] == [1, 2, 0.5] and model.detector.groups == 3
+    r = pipe.score("tiled", anomaly_video)
+    worst = float(r.timestamps[int(np.argmin(r.smoothed_scores))])
+    assert anomaly_span[0] <= worst <= anomaly_span[1] + 1.0
+    # another process (default settings: whole-frame features) rebuilds the tiled encoder from the model
+    fresh = Pipeline(load_settings(overrides={"home": tmp_path, "encoder": "efficientnet"}))
+    again = fresh.score("tiled", anomaly_video)
+    np.testing.assert_allclose(again.raw_scores, r.raw_scores, atol=1e-4)
+    assert isinstance(encoder_for_identity(model.encoder), TiledEncoder)
+
+
+def test_bad_tile_settings_are_refused(efficientnet_encoder, tmp_path, normal_video):
+    with pytest.raises(ConfigError):
+        TiledEncoder(efficientnet_encoder, rows=1, cols=1)
+    with pytest.raises(ConfigError):
+        TiledEncoder(TiledEncoder(efficientnet_encoder), rows=2, cols=2)
+    with pytest.raises(ConfigError):
+        load_settings(overrides={"tile_rows": 0})
+    s = load_settings(overrides={"home": tmp_path, "encoder": "efficientnet", "features": "tiles",
+                                 "detector": "attributes"})
+    with pytest.raises(ConfigError, match="features 'frame'"):
+        Pipeline(s).fit([normal_video])
