@@ -41,16 +41,22 @@ def _params_form(ts: TrainingSet) -> None:
                                         format_func=lambda v: "every frame" if v == 0 else f"{v} ms")
             nu = c5.slider("nu (expected share of outliers)", 0.01, 0.5, float(s.nu), 0.01)
             gamma = c6.text_input("gamma", str(s.gamma), help="'scale', 'auto' or a number")
+            c7, c8 = st.columns(2)
             names = list(DETECTORS)
-            detector = st.selectbox("Detector", names, index=names.index(s.detector) if s.detector in names else 0,
+            detector = c7.selectbox("Detector", names, index=names.index(s.detector) if s.detector in names else 0,
                                     help="ocsvm = One-Class SVM (default); attributes = motion and objects "
-                                         "(optical flow, moving regions, their appearance), with explanations")
+                                         "(optical flow, moving regions, their appearance), with explanations; "
+                                         "patch-knn = worst tile/patch (use with tiles or patches features)")
+            feats = ["frame", "tiles", "patches"]
+            features = c8.selectbox("Features", feats, index=feats.index(s.features),
+                                    help="frame = one embedding per frame; tiles = the frame plus a grid of "
+                                         "overlapping tiles, each embedded (small objects in wide views)")
             if st.form_submit_button("Save parameters"):
                 with state.user_errors():
                     params = {"expected_objects": [o.strip() for o in objects.split(",") if o.strip()],
                               "encoder": encoder, "clip_model": clip_model, "clip_pretrained": pre,
                               "interval_ms": interval, "nu": nu, "gamma": gamma.strip() or "scale",
-                              "detector": detector}
+                              "detector": detector, "features": features}
                     state.settings(**params)  # validate before saving
                     ts.save_params(params)
                     st.success("Parameters saved. Videos encoded otherwise are re-encoded when you train.")
