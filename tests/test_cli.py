@@ -172,7 +172,7 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     out_csv, out_json = tmp_path / "ped2.csv", tmp_path / "ped2.json"
     # the whole clip, every 3rd frame (120 ms at the folder's 25 fps) to keep the test short
     r = run_cli("score", "ped2", ped2_dir / "test" / "02", "--interval-ms", "120", "--csv", out_csv,
-                "--json", out_json, home=tmp_path)
+                "--json", out_json, "--labels", ped2_dir / "test_labels.json", home=tmp_path)
     assert r.returncode == 0, r.stderr
 
     fields, rows = _read_csv(out_csv)
@@ -188,6 +188,9 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
 
     truth = [labels[int(x["index"])] for x in rows]
     assert 0 < sum(truth) < len(truth)
+    # --labels picks clip "02" out of the dataset's test_labels.json and rates the smoothed scores
+    smoothed_auc = roc_auc_score(truth, [-float(x["smoothed_score"]) for x in rows])
+    assert f"against test_labels.json: frame AUC {smoothed_auc:.4f}" in r.stdout, r.stdout
     auc = roc_auc_score(truth, [-float(x["raw_score"]) for x in rows])
     print(f"\nUCSD Ped2 test clip 02 ({len(rows)} frames; trained on 3 x 60 frames of train/01-03): "
           f"frame AUC {auc:.3f}")

@@ -9,7 +9,8 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from vlm_anomaly.errors import VlmAnomalyError
-from vlm_anomaly.metrics import equal_error_rate, frame_metrics
+from vlm_anomaly.metrics import equal_error_rate, frame_metrics, parse_frame_labels
+from vlm_anomaly.results import ScoreResult
 
 
 def _scores(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
@@ -66,3 +67,37 @@ def test_bad_input_is_rejected_clearly():
         frame_metrics(np.zeros(2), np.array([0, 2]))
     with pytest.raises(VlmAnomalyError, match="NaN"):
         frame_metrics(np.array([0.0, np.nan]), np.array([0, 1]))
+
+
+@pytest.mark.parametrize("text, name, expected", [
+    ("[0, 0, 1, 1, 0]", None, [0, 0, 1, 1, 0]),
+    (b"\xef\xbb\xbf0\n0\n1\n", "clip.mp4", [0, 0, 1]),  # BOM, one per line
+    ("0,1, 1 0", None, [0, 1, 1, 0]),
+    ('{"01": [0, 1], "02": [1, 1, 0]}', "/data/test/02", [1, 1, 0]),  # a dataset's test_labels.json
+    ('{"only": [0, 1]}', "whatever.mp4", [0, 1]),
+])
+def test_labels_in_the_formats_users_have(text, name, expected):
+    assert parse_frame_labels(text, name=name).tolist() == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"), ("[0, 2]", "0 \\(normal\\) or 1"), ("yes no", "0 \\(normal\\) or 1"),
+    ('{"01": [0], "02": [1]}', "none is named"), ("[0, 1", "not valid JSON"), (b"\xff\xfe\x00", "not text"),
+    ("[]", "non-empty"), ('{"a": "0101"}', "list"),
+])
+def test_bad_labels_are_refused_clearly(text, message):
+    with pytest.raises(VlmAnomalyError, match=message):
+        parse_frame_labels(text, name="clip.mp4")
+
+
+def test_result_is_rated_on_the_frames_it_scored():
+    idx = np.array([0, 5, 10, 15, 20])
+    smooth = np.array([1.0, 0.5, -1.0, -0.5, 0.8])
+    r = ScoreResult("v.mp4", "m", idx, idx / 10, smooth, smooth, 0.0, 1)
+    labels = np.zeros(25, int)
+    labels[8:18] = 1  # source frames 8-17: scored frames 10 and 15
+    assert r.frame_labels(labels).tolist() == [0, 0, 1, 1, 0]
+    m = r.evaluate(labels)
+    assert m.auc == 1.0 and m.anomalous == 2 and m.frames == 5
+    with pytest.raises(VlmAnomalyError, match="one label per frame"):
+        r.evaluate(labels[:20])

@@ -125,6 +125,8 @@ def score(
     batch_size: BatchOpt = None,
     top: Annotated[int, typer.Option("--top", help="segments to list")] = 5,
     runtime: RuntimeOpt = None,
+    labels: Annotated[Optional[Path], typer.Option(
+        "--labels", help="ground truth: JSON list / 0-1 per line / test_labels.json; prints AUC, AP, EER")] = None,
 ) -> None:
     """Score a video frame by frame with a saved model."""
     pipe = _pipeline(models_dir=models_dir, clip_weights=clip_weights, batch_size=batch_size,
@@ -140,6 +142,15 @@ def score(
     s = result.summary()
     out.print(f"[bold]{Path(source).name}[/] with model [bold]{name}[/]: {s['frames']} frames, "
               f"{s['anomalies']} anomalous ({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}")
+    if labels is not None:
+        from .metrics import parse_frame_labels
+
+        m = result.evaluate(parse_frame_labels(_read_small(labels), name=Path(source).name))
+        if m.defined:
+            out.print(f"against {labels.name}: frame AUC {m.auc:.4f}  AP {m.ap:.4f}  EER {m.eer:.4f}  "
+                      f"({m.anomalous} of {m.frames} scored frames labelled anomalous)", highlight=False)
+        else:
+            out.print(f"against {labels.name}: only one class among the {m.frames} scored frames, no AUC")
     if s["segments"]:
         t = Table(title="lowest-scoring segments")
         for col in ("start", "end", "frames", "worst score", "at"):
@@ -257,6 +268,16 @@ def demo(
     out.print(f"per-frame scores: {workdir / 'scores.csv'}")
 
 # -- evaluate (issue 4) -----------------------------------------------------------------------
+def _read_small(path: Path, limit: int = 16 * 2**20) -> bytes:
+    """A small user file (labels, lists), with a clear error instead of a traceback."""
+    try:
+        if path.stat().st_size > limit:
+            raise VlmAnomalyError(f"{path}: larger than {limit // 2**20} MB")
+        return path.read_bytes()
+    except OSError as exc:
+        raise VlmAnomalyError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def _csv(value: str | None) -> list[str] | None:
     return [c.strip() for c in value.split(",") if c.strip()] if value else None
 

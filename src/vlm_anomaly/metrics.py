@@ -112,3 +112,57 @@ def roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     s, y = _check(scores, labels)
     fpr, tpr, _ = roc_curve(y, -s)
     return fpr, tpr
+
+
+MAX_LABEL_BYTES = 16 * 1024 * 1024
+
+
+def parse_frame_labels(data: bytes | str, *, name: str | None = None) -> np.ndarray:
+    """Per-frame 0/1 labels (1 = anomalous) of one video, from what a user has at hand.
+
+    Accepted: a JSON list ``[0, 0, 1, ...]``; a JSON object mapping clip names to such lists (a
+    dataset's ``test_labels.json``: the entry named like the video's stem ``name`` is used, or the
+    only entry); or plain text with one 0/1 per line or separated by commas/spaces.
+
+    Example:
+        >>> parse_frame_labels('{"clip01": [0, 1, 1]}', name="clip01.mp4").tolist()
+        [0, 1, 1]
+    """
+    import json
+    from pathlib import Path
+
+    if isinstance(data, bytes):
+        if len(data) > MAX_LABEL_BYTES:
+            raise VlmAnomalyError(f"labels file is over {MAX_LABEL_BYTES // 2**20} MB")
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise VlmAnomalyError("labels file is not text (JSON list, JSON object or 0/1 per line)") from None
+    text = data.strip()
+    if not text:
+        raise VlmAnomalyError("labels file is empty")
+    if text[0] in "[{":
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            raise VlmAnomalyError(f"labels file is not valid JSON: {exc}") from None
+        if isinstance(obj, dict):
+            stem = Path(name).stem if name else None
+            if stem is not None and stem in obj:
+                obj = obj[stem]
+            elif len(obj) == 1:
+                obj = next(iter(obj.values()))
+            else:
+                raise VlmAnomalyError(f"labels file holds {len(obj)} clips and none is named {stem!r}")
+        values = obj
+    else:
+        values = text.replace(",", " ").split()
+    if not isinstance(values, list) or not values:
+        raise VlmAnomalyError("labels must be a non-empty list of 0/1, one per frame")
+    try:
+        y = np.array([int(v) for v in values], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise VlmAnomalyError("labels must be 0 (normal) or 1 (anomalous), one per frame") from None
+    if not np.all((y == 0) | (y == 1)):
+        raise VlmAnomalyError("labels must be 0 (normal) or 1 (anomalous), one per frame")
+    return y

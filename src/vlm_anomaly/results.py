@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .detectors import moving_average
+from .errors import VlmAnomalyError
+from .metrics import FrameMetrics, frame_metrics
 from .store.atomic import atomic_write_text
 
 #: score bands shown in timelines and reports (decision score, higher = more normal)
@@ -97,6 +99,25 @@ class ScoreResult:
         return ScoreResult(self.source, self.model, self.frame_indices, self.timestamps, self.raw_scores,
                            smooth, threshold, w, self.descriptions, self.confidences, self.embeddings,
                            self.timing, self.explanations)
+
+    def frame_labels(self, labels: np.ndarray) -> np.ndarray:
+        """The ground truth of the scored frames, from per-*source*-frame labels (sampling skips frames)."""
+        y = np.asarray(labels).ravel()
+        idx = np.asarray(self.frame_indices, dtype=np.int64)
+        if len(idx) and int(idx.max()) >= len(y):
+            raise VlmAnomalyError(f"{len(y)} labels, but frame {int(idx.max())} was scored: one label per "
+                                  "frame of the video is needed")
+        return y[idx]
+
+    def evaluate(self, labels: np.ndarray) -> FrameMetrics:
+        """Frame-level AUC, AP and EER of the smoothed scores against per-source-frame ``labels``.
+
+        Example:
+            >>> m = result.evaluate(parse_frame_labels(Path("labels.json").read_bytes()))  # doctest: +SKIP
+            >>> m.auc  # doctest: +SKIP
+            0.97
+        """
+        return frame_metrics(self.smoothed_scores, self.frame_labels(labels))
 
     def segments(self) -> list[Segment]:
         lab = self.labels

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 from streamlit.testing.v1 import AppTest
 
 from vlm_anomaly.store import ModelStore, TrainingSet
+from vlm_anomaly.video import probe
 from vlm_anomaly.video.thumbnails import encode_jpeg, grab_frames
 
 APP = Path(__file__).parents[2] / "src" / "vlm_anomaly" / "ui" / "app.py"
@@ -124,6 +127,17 @@ def test_test_page_scores_relabels_and_downloads(trained, dash_clips):
     assert len(at.get("video")) == 1
     captions = [img.proto.imgs[0].caption for img in at.get("image")]
     assert any(c.startswith("most similar normal training frame: normal_a.mp4 at ") for c in captions), captions
+
+    # ground-truth labels of the clip (one per video frame) rate the scores: AUC as scikit-learn computes it
+    info = probe(dash_clips["intruder"])
+    y = [int(2.5 <= i / info.fps < 4.5) for i in range(info.frame_count)]
+    at.file_uploader(key="test_labels").set_value(("intruder.json", json.dumps(y).encode(), "application/json"))
+    at.run()
+    assert_no_traceback(at)
+    truth = [y[int(i)] for i in result.frame_indices]
+    expected = roc_auc_score(truth, -result.smoothed_scores)
+    assert metrics(at)["Frame AUC"] == f"{expected:.3f}" and expected > 0.8
+    assert metrics(at)["Labelled anomalous"] == f"{sum(truth)} of 12"
 
     labels = [d.label for d in at.get("download_button")]
     assert labels[:2] == ["Download CSV", "Download JSON"]

@@ -49,10 +49,30 @@ def _layout(fig: go.Figure, y: tuple[float, float], title: str, height: int = 38
     return fig
 
 
-def timeline(result: ScoreResult, *, title: str = "Decision score over time") -> go.Figure:
-    """Raw and smoothed scores, anomalous frames marked, threshold line, score bands."""
+def _truth(fig: go.Figure, t: np.ndarray, truth: np.ndarray) -> None:
+    """Shade the spans a user labelled anomalous (ground truth)."""
+    k, n = 0, len(truth)
+    while k < n:
+        if not truth[k]:
+            k += 1
+            continue
+        j = k
+        while j + 1 < n and truth[j + 1]:
+            j += 1
+        fig.add_vrect(x0=float(t[k]), x1=float(t[j]), fillcolor="orange", opacity=0.18, line_width=0,
+                      layer="below", annotation_text="labelled anomalous" if k == int(np.argmax(truth)) else None,
+                      annotation_position="top left")
+        k = j + 1
+
+
+def timeline(result: ScoreResult, *, title: str = "Decision score over time",
+             truth: np.ndarray | None = None) -> go.Figure:
+    """Raw and smoothed scores, anomalous frames marked, threshold line, score bands; ``truth`` (one
+    0/1 per scored frame) shades the spans labelled anomalous."""
     t = result.timestamps
     fig = go.Figure()
+    if truth is not None:
+        _truth(fig, t, np.asarray(truth).astype(bool))
     fig.add_trace(go.Scatter(x=t, y=result.raw_scores, name="raw score", mode="lines+markers",
                              line={"width": 1, "color": "#9ab"}, marker={"size": 4}))
     fig.add_trace(go.Scatter(x=t, y=result.smoothed_scores, name=f"smoothed (window {result.smoothing_window})",

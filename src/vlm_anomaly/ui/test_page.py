@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ..metrics import parse_frame_labels
 from ..results import ScoreResult, band
 from ..video import analysed_size
 from ..video.sink import annotate_frame, explanation_box, write_annotated_video
@@ -43,6 +44,30 @@ def _headline(r: ScoreResult) -> None:
     c3.metric("Anomaly rate", f"{100 * r.anomaly_rate:.1f}%")
     low = float(r.smoothed_scores.min()) if r.n_frames else 0.0
     c4.metric("Lowest score", f"{low:+.3f}", help=f"band: {band(low)}")
+
+
+def _ground_truth(r: ScoreResult, video: str) -> np.ndarray | None:
+    """Optional per-frame labels of the test video: detection quality (AUC, AP, EER) on it."""
+    f = st.file_uploader("Ground-truth labels (optional): JSON list or 0/1 per line, one per video frame, or a "
+                         "dataset's test_labels.json", type=["json", "txt", "csv"], key="test_labels")
+    if f is None:
+        return None
+    with state.user_errors(f"{f.name}: "):
+        y = parse_frame_labels(f.getvalue(), name=video)
+        truth, m = r.frame_labels(y), r.evaluate(y)
+        c1, c2, c3, c4 = st.columns(4)
+        if m.defined:
+            c1.metric("Frame AUC", f"{m.auc:.3f}", help="ROC-AUC of the smoothed scores, anomalous = positive")
+            c2.metric("Average precision", f"{m.ap:.3f}")
+            c3.metric("Equal error rate", f"{m.eer:.3f}", help=f"at threshold {m.eer_threshold:+.3f}")
+        else:
+            c1.info("AUC needs both normal and anomalous frames among the scored ones.")
+        pred = r.labels
+        c4.metric("Labelled anomalous", f"{m.anomalous} of {m.frames}",
+                  help=f"at this threshold: {int((pred & (truth == 1)).sum())} caught, "
+                       f"{int((pred & (truth == 0)).sum())} false alarms")
+        return truth
+    return None
 
 
 def _segments(r: ScoreResult) -> None:
@@ -185,7 +210,8 @@ def _results(t: dict) -> None:
                     step=0.01, key="test_thr")
     r = r0.relabel(float(thr))
     _headline(r)
-    st.plotly_chart(charts.timeline(r), key="test_timeline")
+    truth = _ground_truth(r, t["video"])
+    st.plotly_chart(charts.timeline(r, truth=truth), key="test_timeline")
     _segments(r)
     if "test_video_t" in st.session_state:
         st.video(t["path"], start_time=float(st.session_state["test_video_t"]))
