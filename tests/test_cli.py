@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -190,7 +191,9 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     assert 0 < sum(truth) < len(truth)
     # --labels picks clip "02" out of the dataset's test_labels.json and rates the smoothed scores
     smoothed_auc = roc_auc_score(truth, [-float(x["smoothed_score"]) for x in rows])
-    assert f"against test_labels.json: frame AUC {smoothed_auc:.4f}" in r.stdout, r.stdout
+    shown = re.search(r"against test_labels.json: frame AUC ([0-9.]+)", r.stdout)
+    # (the CSV's 6-decimal rounding reorders a few near-equal scores: a small AUC difference is expected)
+    assert shown and float(shown.group(1)) == pytest.approx(smoothed_auc, abs=0.01), (r.stdout, smoothed_auc)
     auc = roc_auc_score(truth, [-float(x["raw_score"]) for x in rows])
     print(f"\nUCSD Ped2 test clip 02 ({len(rows)} frames; trained on 3 x 60 frames of train/01-03): "
           f"frame AUC {auc:.3f}")
