@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,6 +99,24 @@ def upload_dir() -> Path:
     return d
 
 
+#: uploads not used for this long are deleted (the training set keeps its own copies of its videos)
+UPLOAD_MAX_AGE_S = 24 * 3600
+
+
+def prune_uploads(max_age_s: float = UPLOAD_MAX_AGE_S, *, now: float | None = None) -> int:
+    """Delete uploaded videos not used for ``max_age_s``, so the temp folder does not grow forever."""
+    now = time.time() if now is None else now
+    gone = 0
+    for folder in upload_dir().iterdir():
+        try:
+            if folder.is_dir() and now - folder.stat().st_mtime > max_age_s:
+                shutil.rmtree(folder, ignore_errors=True)
+                gone += 1
+        except OSError:
+            continue  # another session removed it first
+    return gone
+
+
 def save_upload(uploaded, max_mb: int) -> Path:
     """Write an uploaded video to a temp file (named by content, so reruns reuse it)."""
     name = Path(uploaded.name).name
@@ -110,11 +131,14 @@ def save_upload(uploaded, max_mb: int) -> Path:
     cache = st.session_state.setdefault("_uploads", {})
     key = f"{uploaded.file_id}:{name}"
     if key in cache and Path(cache[key]).is_file():
+        os.utime(Path(cache[key]).parent)  # in use: not pruned
         return Path(cache[key])
+    prune_uploads()
     data = uploaded.getbuffer()
     digest = hashlib.sha256(data).hexdigest()[:16]
     folder = upload_dir() / digest
     folder.mkdir(exist_ok=True)
+    os.utime(folder)
     path = folder / name
     if not path.is_file():
         tmp = path.with_suffix(path.suffix + ".part")
