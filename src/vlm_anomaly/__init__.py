@@ -9,8 +9,6 @@ Example:
 
 from . import threads as _threads  # noqa: F401 - first: sets OpenMP's wait policy before torch loads
 from .config import Settings, load_settings
-from .detectors import OneClassSVMDetector, create_detector, moving_average
-from .encoders import Encoder, EncoderIdentity, build_prompts, create_encoder
 from .errors import (
     CorruptModelError,
     EncoderMismatchError,
@@ -20,15 +18,36 @@ from .errors import (
     ModelNotFoundError,
     VlmAnomalyError,
 )
-from .model import AnomalyModel
-from .pipeline import EmbeddedVideo, Pipeline
-from .results import ScoreResult
-from .store import EmbeddingCache, ModelStore
-from .video import Frame, VideoInfo, probe, sample_frames
 
-# The seed's three roles under their plain names.
-FrameExtractor = sample_frames
-AnomalyDetector = AnomalyModel
+# The rest loads on first use (PEP 562): `vlm-anomaly models list` must not wait for PyTorch.
+_LAZY = {
+    "OneClassSVMDetector": ".detectors", "create_detector": ".detectors", "moving_average": ".detectors",
+    "Encoder": ".encoders", "EncoderIdentity": ".encoders", "build_prompts": ".encoders",
+    "create_encoder": ".encoders",
+    "AnomalyModel": ".model", "AnomalyDetector": ".model",
+    "EmbeddedVideo": ".pipeline", "Pipeline": ".pipeline",
+    "ScoreResult": ".results",
+    "EmbeddingCache": ".store", "ModelStore": ".store",
+    "Frame": ".video", "VideoInfo": ".video", "probe": ".video", "sample_frames": ".video",
+    "FrameExtractor": ".video",
+}
+#: the seed's three roles under their plain names
+_ALIASES = {"FrameExtractor": "sample_frames", "AnomalyDetector": "AnomalyModel"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'vlm_anomaly' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), _ALIASES.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

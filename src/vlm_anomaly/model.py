@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .detectors import BaseDetector, get_detector_class, moving_average
-from .encoders.base import EncoderIdentity
+from .encoders.identity import EncoderIdentity
 from .errors import EncoderMismatchError
 
 FORMAT_VERSION = 1

@@ -10,14 +10,17 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..encoders.base import Encoder
 from ..encoders.preprocess import Preprocessing
 from ..video import Frame, batched, prefetch, sample_frames
 from .flow import MotionField, motion_field
 from .regions import Box, find_regions
+
+if TYPE_CHECKING:
+    from ..encoders.base import Encoder
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,18 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..encoders.base import Encoder
 from ..errors import InvalidVideoError, NotFittedError
 from ..video import Frame, content_hash
 from .density import Projection, RobustZ, calibration_groups, knn, subsample
 from .features import VELOCITY_DIM, FeatureExtractor, MotionConfig, SourceFeatures
 from .regions import Box
+
+if TYPE_CHECKING:
+    from ..encoders.base import Encoder
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.covariance import LedoitWolf
 
 from .base import BaseDetector, require
 
@@ -36,6 +35,8 @@ class GaussianDetector(BaseDetector):
 
     def fit(self, X: np.ndarray) -> GaussianDetector:
         X = self._check_fit_X(X)
+        from sklearn.covariance import LedoitWolf  # here: listing models must not load scikit-learn
+
         lw = LedoitWolf().fit(X)
         self.mean_ = lw.location_.astype(np.float64)
         self.precision_ = np.asarray(lw.precision_, np.float64)

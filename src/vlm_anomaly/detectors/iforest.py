@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from .base import BaseDetector, require
 
@@ -52,6 +51,8 @@ class IsolationForestDetector(BaseDetector):
 
     def fit(self, X: np.ndarray) -> IsolationForestDetector:
         X = self._check_fit_X(X)
+        from sklearn.ensemble import IsolationForest  # here: listing models must not load scikit-learn
+
         forest = IsolationForest(n_estimators=self.n_estimators, contamination=self.nu,
                                  random_state=self.seed).fit(X)
         left, right, feat, thr, value, roots = [], [], [], [], [], []

@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import OneClassSVM
 
 from .base import BaseDetector, require
 
@@ -41,6 +39,9 @@ class OneClassSVMDetector(BaseDetector):
 
     def fit(self, X: np.ndarray) -> OneClassSVMDetector:
         X = self._check_fit_X(X)
+        from sklearn.preprocessing import StandardScaler  # here: listing models must not load scikit-learn
+        from sklearn.svm import OneClassSVM
+
         scaler = StandardScaler().fit(X)
         Z = scaler.transform(X)
         svm = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma).fit(Z)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.covariance import LedoitWolf
 
 from .base import BaseDetector, require
 
@@ -44,6 +43,8 @@ class PaDiMDetector(BaseDetector):
         return X.reshape(len(X), self.groups, -1)
 
     def fit(self, X: np.ndarray) -> PaDiMDetector:
+        from sklearn.covariance import LedoitWolf  # here: listing models must not load scikit-learn
+
         X = self._check_fit_X(X, min_samples=3)
         cells = self._cells(X)
         g, c = cells.shape[1], cells.shape[2]

@@ -1,9 +1,27 @@
-"""Image (and text) encoders behind one interface: OpenCLIP and the offline EfficientNet-Lite0."""
+"""Image (and text) encoders behind one interface: OpenCLIP and the offline EfficientNet-Lite0.
 
-from .base import Description, Encoder, EncoderIdentity
-from .factory import BACKENDS, create_encoder, encoder_for_identity, resolve_backend
-from .preprocess import Preprocessing
+Names load on first use (PEP 562), so importing a light submodule (``identity``, ``prompts``,
+``preprocess``) does not import PyTorch.
+"""
+
+from .identity import Description, EncoderIdentity
 from .prompts import build_prompts
+
+_LAZY = {
+    "BACKENDS": ".factory", "create_encoder": ".factory", "encoder_for_identity": ".factory",
+    "resolve_backend": ".factory", "Encoder": ".base", "Preprocessing": ".preprocess",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BACKENDS",
