@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..detectors import register_detector
 from ..detectors.base import BaseDetector
 from .density import knn
 from .features import VELOCITY_DIM, SourceFeatures
@@ -87,3 +88,6 @@ class AttributeDetector(BaseDetector):
         if "frame" not in det.state_.banks:
             raise ValueError("attribute model holds no whole-frame bank")
         return det
+
+
+register_detector(AttributeDetector)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from importlib import import_module
+
 from ..errors import ConfigError
 from .base import BaseDetector
 from .ensemble import EnsembleDetector
@@ -33,10 +36,11 @@ def register_detector(cls: type[BaseDetector]) -> type[BaseDetector]:
     return cls
 
 
-# attribute-based scorer (issue 8): velocity + appearance + whole frame, k-NN density
-from ..attributes.detector import AttributeDetector  # noqa: E402
-
-register_detector(AttributeDetector)
+# attribute-based scorer (issue 8): velocity + appearance + whole frame, k-NN density. It lives in
+# its own sub-package and registers itself; importing it here makes the registry complete whichever
+# of the two packages is imported first (when it is the one importing us, it is skipped here).
+if "vlm_anomaly.attributes.detector" not in sys.modules:
+    import_module("vlm_anomaly.attributes.detector")
 
 
 def get_detector_class(name: str) -> type[BaseDetector]:
