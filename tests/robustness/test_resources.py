@@ -42,24 +42,27 @@ def test_too_long_video_is_refused_before_any_encoder_is_built(tmp_path, clips):
 def long_videos(tmp_path_factory) -> dict[int, Path]:
     d = tmp_path_factory.mktemp("long")
     return {sec: write_video(d / f"long{sec}.mp4", seconds=sec, fps=25, size=(320, 240), seed=1)
-            for sec in (20, 40)}
+            for sec in (20, 80)}
 
 
 def test_long_video_is_scored_in_constant_memory(zygote, trained_home, long_videos, corpus):
-    """Peak RSS of scoring a 40 s video (1000 frames decoded) is within a fixed bound of a 20 s one;
+    """Peak RSS of scoring an 80 s video (2000 frames decoded) is within a fixed bound of a 20 s one;
     an 8K video downscaled at decode time (max_side) stays within a sane bound too."""
     peaks = {}
     for sec, video in long_videos.items():
-        e = zygote.run("score_memory", home=str(trained_home), model="m", video=str(video), interval_ms=1000)
-        assert e["frames"] == sec
-        peaks[sec] = e["peak_mb"]
+        runs = []
+        for _ in range(2):  # peak RSS varies by ~30 MB between identical runs (allocator, threads): take the lower
+            e = zygote.run("score_memory", home=str(trained_home), model="m", video=str(video), interval_ms=1000)
+            assert e["frames"] == sec
+            runs.append(e["peak_mb"])
+        peaks[sec] = min(runs)
     eight_k = next(c.path for c in corpus if c.name == "8K video")
     e8 = zygote.run("score_memory", home=str(trained_home), model="m", video=str(eight_k), interval_ms=0)
-    growth = peaks[40] - peaks[20]
-    print(f"\npeak RSS scoring 20 s: {peaks[20]:.0f} MB, 40 s: {peaks[40]:.0f} MB "
-          f"(growth {growth:+.1f} MB for 2x length); 8K (2 frames, max_side 1920): {e8['peak_mb']:.0f} MB")
-    assert growth < 25, peaks  # keeping the 500 extra decoded frames would add 115 MB
-    assert peaks[40] < 2500
+    growth = peaks[80] - peaks[20]
+    print(f"\npeak RSS scoring 20 s: {peaks[20]:.0f} MB, 80 s: {peaks[80]:.0f} MB "
+          f"(growth {growth:+.1f} MB for 4x length); 8K (2 frames, max_side 1920): {e8['peak_mb']:.0f} MB")
+    assert growth < 60, peaks  # keeping the 1500 extra decoded 320x240 frames would add 345 MB
+    assert peaks[80] < 2500
     assert e8["peak_mb"] - peaks[20] < 600
 
 
