@@ -206,15 +206,19 @@ class Pipeline:
         *,
         progress: Progress | None = None,
         embedded: list[EmbeddedVideo] | None = None,
+        names: Sequence[str] | None = None,
     ) -> AnomalyModel:
-        """Learn normality from normal videos; returns an unsaved :class:`AnomalyModel`."""
+        """Learn normality from normal videos; returns an unsaved :class:`AnomalyModel`.
+
+        ``names``: what the model calls the videos (e.g. the names users uploaded them under).
+        """
         if not sources and not embedded:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
         if s.detector == "attributes" and embedded is None:  # motion + objects need the videos (issue 8)
             from .attributes.integration import fit_attribute_model
 
-            return fit_attribute_model(self, sources, progress=progress)
+            return fit_attribute_model(self, sources, progress=progress, names=names)
         vids = embedded if embedded is not None else self.embed(sources, progress=progress)
         enc = self.encoder
         X = np.concatenate([v.embeddings for v in vids])

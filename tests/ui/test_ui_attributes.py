@@ -59,7 +59,10 @@ def test_test_page_explains_where_and_why(attr_model, dash_clips):
     # the inspector opens on the worst frame and says why, with the nearest normal crop from training
     assert any(m.value.startswith("**Why:** ") for m in at.markdown)
     captions = [img.proto.imgs[0].caption for img in at.get("image")]
-    assert any(c.startswith("nearest normal ") for c in captions), (captions, why, [i.value for i in at.info])
+    # named as uploaded (not by the training set's internal file names)
+    assert any(c.startswith("nearest normal ") and ("normal_a.mp4" in c or "normal_b.mp4" in c) for c in captions), \
+        (captions, why, [i.value for i in at.info])
+    assert why["nearest_normal"]["source"] in ("normal_a.mp4", "normal_b.mp4")
     assert r.n_anomalies > 0
 
 

@@ -49,8 +49,12 @@ def _progress_cb(progress, sources: Sequence[str], interval_ms: int, max_frames:
     return cb, total
 
 
-def fit_attribute_model(pipe, sources: Sequence[str | Path], *, progress=None) -> AnomalyModel:
-    """Extract attributes of the normal sources, fit the scorer, wrap it as an :class:`AnomalyModel`."""
+def fit_attribute_model(pipe, sources: Sequence[str | Path], *, progress=None,
+                        names: Sequence[str] | None = None) -> AnomalyModel:
+    """Extract attributes of the normal sources, fit the scorer, wrap it as an :class:`AnomalyModel`.
+
+    ``names`` are what explanations call the training videos (default: their file names).
+    """
     if not sources:
         raise InvalidVideoError("training needs at least one normal video or frame folder")
     s = pipe.settings
@@ -69,6 +73,9 @@ def fit_attribute_model(pipe, sources: Sequence[str | Path], *, progress=None) -
         feats.append(scorer.extract(src, lambda n, base=base: cb(base + n)))
         done += feats[-1].n_frames
     scorer.fit_features(feats)
+    names = [str(n) for n in names] if names is not None and len(names) == len(feats) else \
+        [Path(f.source).name for f in feats]
+    scorer.state.sources = names
     if progress:
         progress(done, done, "done")
     from ..encoders import build_prompts
@@ -82,8 +89,8 @@ def fit_attribute_model(pipe, sources: Sequence[str | Path], *, progress=None) -
         detector=AttributeDetector.from_scorer(scorer, enc.dim),
         prompts=build_prompts(s.expected_objects) if enc.supports_text else [],
         expected_objects=list(s.expected_objects),
-        videos=[TrainingVideo(Path(f.source).name, content_hash(f.source), f.n_frames,
-                              float(f.timestamps[-1]) if f.n_frames else 0.0) for f in feats],
+        videos=[TrainingVideo(name, content_hash(f.source), f.n_frames,
+                              float(f.timestamps[-1]) if f.n_frames else 0.0) for name, f in zip(names, feats)],
         interval_ms=s.interval_ms,
         smoothing_window=s.smoothing_window,
         threshold=s.threshold,

@@ -300,7 +300,8 @@ class TrainingSet:
             items = self.items()
             if not items:
                 raise InvalidVideoError("the training set is empty: add at least one normal video first")
-            return pipeline.fit([self.video_path(it) for it in items], progress=progress)
+            return pipeline.fit([self.video_path(it) for it in items], progress=progress,
+                                names=[it.name for it in items])
         vids = self.embedded(pipeline, progress=progress)
         if not vids:
             raise InvalidVideoError("the training set is empty: add at least one normal video first")

@@ -142,7 +142,8 @@ def _explanation(why: dict) -> None:
     nn = why.get("nearest_normal")
     if not nn:
         return
-    src = nn["source"] if Path(nn["source"]).is_file() else state.training_set().locate(nn["source"])
+    # the training set's copy first (dashboard-trained models name videos as uploaded), else a path
+    src = state.training_set().locate(nn["source"]) or (nn["source"] if Path(nn["source"]).is_file() else None)
     imgs = frames_of(str(src), (int(nn["frame"]),)) if src else {}
     img = imgs.get(int(nn["frame"]))
     if img is None:
@@ -155,7 +156,7 @@ def _explanation(why: dict) -> None:
         sx, sy = img.shape[1] / max(1, size[0]), img.shape[0] / max(1, size[1])
         img = img[int(box[1] * sy): max(int(box[1] * sy) + 1, int(box[3] * sy)),
                   int(box[0] * sx): max(int(box[0] * sx) + 1, int(box[2] * sx))]
-    st.image(img, caption=f"nearest normal {nn['attribute']}: {Path(nn['source']).name} frame {nn['frame']} "
+    st.image(img, caption=f"nearest normal {nn['attribute']}: {nn['source']} frame {nn['frame']} "
                           f"(distance {nn.get('distance', 0):.3f})", width=240)
 
 
