@@ -101,3 +101,15 @@ def test_result_is_rated_on_the_frames_it_scored():
     assert m.auc == 1.0 and m.anomalous == 2 and m.frames == 5
     with pytest.raises(VlmAnomalyError, match="one label per frame"):
         r.evaluate(labels[:20])
+
+
+@pytest.mark.parametrize("mask, runs", [([], []), ([0, 0], []), ([1], [(0, 0)]), ([1, 1, 0, 1], [(0, 1), (3, 3)]),
+                                        ([0, 1, 1, 1], [(1, 3)])])
+def test_runs_of_anomalous_frames(mask, runs):
+    from vlm_anomaly.results import true_runs
+
+    assert true_runs(np.array(mask, bool)) == runs
+    idx = np.arange(len(mask))
+    smooth = np.where(np.array(mask, bool), -1.0, 1.0)
+    r = ScoreResult("v.mp4", "m", idx, idx / 2, smooth, smooth, 0.0, 1)
+    assert [(g.start_index, g.end_index) for g in r.segments()] == runs

@@ -53,6 +53,18 @@ class Segment:
         }
 
 
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) positions of each run of True values, e.g. anomalous segments or labelled spans.
+
+    Example:
+        >>> true_runs(np.array([0, 1, 1, 0, 1], bool))
+        [(1, 2), (4, 4)]
+    """
+    m = np.asarray(mask, bool).astype(np.int8)
+    edges = np.diff(np.concatenate([[0], m, [0]]))
+    return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+
+
 @dataclass
 class ScoreResult:
     """Everything a user checks after scoring one video.
@@ -120,20 +132,11 @@ class ScoreResult:
         return frame_metrics(self.smoothed_scores, self.frame_labels(labels))
 
     def segments(self) -> list[Segment]:
-        lab = self.labels
         out: list[Segment] = []
-        i, n = 0, len(lab)
-        while i < n:
-            if not lab[i]:
-                i += 1
-                continue
-            j = i
-            while j + 1 < n and lab[j + 1]:
-                j += 1
+        for i, j in true_runs(self.labels):
             k = i + int(np.argmin(self.smoothed_scores[i : j + 1]))
             out.append(Segment(i, j, float(self.timestamps[i]), float(self.timestamps[j]),
                                float(self.smoothed_scores[k]), k, float(self.timestamps[k])))
-            i = j + 1
         return out
 
     def summary(self) -> dict:

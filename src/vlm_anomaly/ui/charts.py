@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..monitor import Reading
-from ..results import SCORE_BANDS, ScoreResult
+from ..results import SCORE_BANDS, ScoreResult, true_runs
 
 BAND_COLOURS = {
     "very normal": "rgba(46, 160, 67, 0.10)",
@@ -51,18 +51,10 @@ def _layout(fig: go.Figure, y: tuple[float, float], title: str, height: int = 38
 
 def _truth(fig: go.Figure, t: np.ndarray, truth: np.ndarray) -> None:
     """Shade the spans a user labelled anomalous (ground truth)."""
-    k, n = 0, len(truth)
-    while k < n:
-        if not truth[k]:
-            k += 1
-            continue
-        j = k
-        while j + 1 < n and truth[j + 1]:
-            j += 1
-        fig.add_vrect(x0=float(t[k]), x1=float(t[j]), fillcolor="orange", opacity=0.18, line_width=0,
-                      layer="below", annotation_text="labelled anomalous" if k == int(np.argmax(truth)) else None,
+    for n, (i, j) in enumerate(true_runs(truth)):
+        fig.add_vrect(x0=float(t[i]), x1=float(t[j]), fillcolor="orange", opacity=0.18, line_width=0,
+                      layer="below", annotation_text="labelled anomalous" if n == 0 else None,
                       annotation_position="top left")
-        k = j + 1
 
 
 def timeline(result: ScoreResult, *, title: str = "Decision score over time",
