@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.ui.test_ui_pages import assert_no_traceback, button, mp4, page
+from tests.ui.test_ui_pages import analyse, assert_no_traceback, button, mp4, page
 
 SPAN = (2.5, 4.5)  # the intruder of dash_clips["intruder"]
 
@@ -43,11 +43,7 @@ def attr_model(dash_env, dash_clips) -> str:
 
 
 def test_test_page_explains_where_and_why(attr_model, dash_clips):
-    at = page("test_page")
-    at.selectbox(key="test_model").set_value(attr_model)
-    at.file_uploader(key="test_upload").set_value(mp4(dash_clips["intruder"])).run()
-    button(at, "Analyse").click().run()
-    assert_no_traceback(at)
+    at = analyse(attr_model, dash_clips["intruder"])
     r = at.session_state["test"]["result"]
     pos = int(np.argmin(r.smoothed_scores))
     t = float(r.timestamps[pos])

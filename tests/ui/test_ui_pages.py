@@ -99,12 +99,18 @@ def test_train_page_friendly_errors(dash_env, tmp_path):
     assert any("invalid model name" in e.value for e in at.error)
 
 
-def test_test_page_scores_relabels_and_downloads(trained, dash_clips):
+def analyse(model: str, clip: Path) -> AppTest:
+    """The Test page after analysing ``clip`` with ``model``."""
     at = page("test_page")
-    at.selectbox(key="test_model").set_value(trained)
-    at.file_uploader(key="test_upload").set_value(mp4(dash_clips["intruder"])).run()
+    at.selectbox(key="test_model").set_value(model)
+    at.file_uploader(key="test_upload").set_value(mp4(clip)).run()
     button(at, "Analyse").click().run()
     assert_no_traceback(at)
+    return at
+
+
+def test_test_page_scores_relabels_and_downloads(trained, dash_clips):
+    at = analyse(trained, dash_clips["intruder"])
     m = metrics(at)
     assert m["Frames"] == "12" and int(m["Anomalies"]) > 0
     assert len(at.get("plotly_chart")) == 1
