@@ -70,3 +70,16 @@ def test_bad_tile_settings_are_refused(efficientnet_encoder, tmp_path, normal_vi
                                  "detector": "attributes"})
     with pytest.raises(ConfigError, match="features 'frame'"):
         Pipeline(s).fit([normal_video])
+
+
+def test_tiles_over_openclip_keep_text_and_descriptions(clip_encoder):
+    """The CLIP path: tile embeddings for the detector, zero-shot text on the whole-frame part."""
+    enc = TiledEncoder(clip_encoder, rows=1, cols=2, overlap=0.5)
+    frames = [render_frame(t, 320, 240) for t in (0.0, 1.0)]
+    x = enc.encode(frames)
+    assert x.shape == (2, 3 * clip_encoder.dim) and enc.supports_text
+    np.testing.assert_allclose(enc.whole(x), clip_encoder.encode(frames), atol=1e-5)
+    labels = ["a person walking", "a car"]
+    np.testing.assert_allclose(enc.text_similarity(x, labels), clip_encoder.text_similarity(enc.whole(x), labels))
+    d = enc.describe(x, prompts=labels)
+    assert len(d) == 2 and d[0].text in labels
