@@ -83,3 +83,14 @@ def test_tiles_over_openclip_keep_text_and_descriptions(clip_encoder):
     np.testing.assert_allclose(enc.text_similarity(x, labels), clip_encoder.text_similarity(enc.whole(x), labels))
     d = enc.describe(x, prompts=labels)
     assert len(d) == 2 and d[0].text in labels
+
+
+@pytest.mark.parametrize("grid", [None, [2, 3], ["a", 3, 0.25], [0, 3, 0.25], [2, 3, 5.0], "2x3"])
+def test_a_model_with_a_bad_tile_grid_is_refused_clearly(efficientnet_encoder, grid):
+    from vlm_anomaly.encoders.identity import EncoderIdentity
+    from vlm_anomaly.errors import VlmAnomalyError
+
+    ident = TiledEncoder(efficientnet_encoder).identity.as_dict()
+    ident["preprocessing"]["tiles"] = grid
+    with pytest.raises(VlmAnomalyError):
+        encoder_for_identity(EncoderIdentity.from_dict(ident))

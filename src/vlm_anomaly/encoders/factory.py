@@ -96,9 +96,13 @@ def encoder_for_identity(identity: EncoderIdentity, **kwargs) -> Encoder:
     """Rebuild the encoder a model was trained with (scoring must always use that same encoder)."""
     if identity.preprocessing.get("features") == "tiles":
         tiles = identity.preprocessing.get("tiles")
-        if not (isinstance(tiles, list) and len(tiles) == 3):
-            raise EncoderUnavailableError("model names tiled features without a valid tile grid")
-        kwargs = {**kwargs, "features": "tiles", "tiles": tuple(tiles)}
+        try:
+            if not (isinstance(tiles, list) and len(tiles) == 3):
+                raise TypeError
+            grid = (int(tiles[0]), int(tiles[1]), float(tiles[2]))
+        except (TypeError, ValueError):
+            raise EncoderUnavailableError(f"model names tiled features with an invalid tile grid {tiles!r}") from None
+        kwargs = {**kwargs, "features": "tiles", "tiles": grid}
         if identity.backend == "openclip":
             kwargs["clip_model"] = identity.model
             if identity.pretrained != "file":
