@@ -244,6 +244,30 @@ def test_extra_and_duplicate_members_are_rejected(tmp_path, good_bytes):
         load_bytes(tmp_path, buf.getvalue())
 
 
+def _npy_header(text: str) -> bytes:
+    raw = text.encode("latin1")
+    raw += b" " * ((64 - (10 + len(raw) + 1) % 64) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(raw).to_bytes(2, "little") + raw
+
+
+@pytest.mark.parametrize("header", [
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (3,\n",  # tokenize.TokenError inside numpy
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), " + "'" * 3,  # unterminated string
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999999999,), }",  # overflows int64
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (2, -3), }",
+    "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }",  # object arrays would unpickle
+])
+def test_hostile_npy_headers_are_corrupt_model_errors(tmp_path, good_bytes, header):
+    """Found by the fuzz test in a CI run: numpy's header parser raises more than ValueError."""
+    parts = members(good_bytes)
+    name = next(n for n in parts if n.startswith("arrays/"))
+    parts[name] = _npy_header(header) + b"\0" * 64
+    path = tmp_path / "hostile.vlmodel"
+    path.write_bytes(rebuild(parts))
+    with pytest.raises(CorruptModelError):
+        read_model_file(path)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=8),
        cut=st.one_of(st.none(), st.floats(0, 1)),

@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import re
 import stat
@@ -307,7 +308,9 @@ def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int]) -
             raise CorruptModelError(f"array {info.filename}: unsupported npy version {version}")
         if dtype.hasobject or dtype.str[1:] not in _ALLOWED_DTYPES:
             raise CorruptModelError(f"array {info.filename}: dtype {dtype} not allowed")
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if any(not isinstance(d, int) or d < 0 for d in shape):
+            raise CorruptModelError(f"array {info.filename}: invalid shape {shape}")
+        count = math.prod(shape)  # exact: a hostile header may declare a shape that overflows int64
         nbytes = count * dtype.itemsize
         if nbytes > budget[0] or nbytes > info.file_size:
             raise CorruptModelError(f"array {info.filename}: declared shape {shape} is too large")
@@ -342,8 +345,8 @@ def read_model_file(path: Path) -> AnomalyModel:
                 arrays[m.group(1)] = _read_array(zf, info, budget)
             except CorruptModelError:
                 raise
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
-                    RuntimeError, zlib.error) as exc:
+            except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many kinds (ValueError,
+                # SyntaxError, tokenize.TokenError, ...) on hostile bytes: all mean a bad file
                 raise CorruptModelError(f"{path.name}: bad array {info.filename} ({_short(exc)})") from None
     try:
         return AnomalyModel.from_state(meta, arrays)
