@@ -221,7 +221,7 @@ class AttributeScorer:
         if path is not None and path.is_file():
             try:
                 return SourceFeatures.load(path, src)
-            except (OSError, ValueError, KeyError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a damaged cache entry only costs re-extracting
                 log.warning("ignoring unreadable feature cache %s: %s", path.name, exc)
         feats = self.extractor.extract(src, interval_ms=self.interval_ms, max_side=self.max_side,
                                        max_frames=self.max_frames, progress=progress)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +56,7 @@ class EmbeddingCache:
             if not (len(item.indices) == len(item.timestamps) == len(item.embeddings)):
                 return None
             return item
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        except Exception as exc:  # noqa: BLE001 - a damaged cache entry only costs re-encoding
             log.warning("ignoring unreadable cache entry %s: %s", path.name, exc)
             return None
 
