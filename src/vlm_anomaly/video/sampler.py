@@ -21,7 +21,7 @@ import av
 import cv2
 import numpy as np
 
-from ..errors import InvalidVideoError, VideoTooLongError
+from ..errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
 from ..threads import decoder_threads
 from .frames import Frame, VideoInfo
 
@@ -125,9 +125,9 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
                 _check_duration(src, _declared_duration(container, st), max_duration_s)
             return VideoInfo(src, "stream" if is_stream_url(src) else "file", cc.width, cc.height,
                              fps, count, cc.name or "")
-    except InvalidVideoError:
+    except VlmAnomalyError:
         raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - hostile files make FFmpeg/PyAV raise many kinds
         raise InvalidVideoError(f"{src}: not a readable video ({_short(exc)})") from None
 
 
@@ -325,7 +325,7 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
         _check_file(Path(src))
     try:
         container = av.open(src, timeout=10.0)
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - hostile files make FFmpeg/PyAV raise many kinds
         raise InvalidVideoError(f"{src}: not a readable video ({_short(exc)})") from None
     with container:
         st = _video_stream(container, src)
@@ -361,7 +361,9 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
                 img = _to_rgb(frame, w, h)
                 prev = _to_rgb(before, w, h) if before is not None else None
                 yield Frame(index, round(t, 6), img, src, prev)
-        except (av.FFmpegError, ValueError, MemoryError, OSError) as exc:
+        except VlmAnomalyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged stream: keep what decoded, say why
             if not decoded_any:
                 raise InvalidVideoError(f"{src}: cannot decode ({_short(exc)})") from None
             log.warning("%s: decoding stopped after frame %d (%s); partial result", src, index, _short(exc))
