@@ -81,9 +81,7 @@ class AttributeDetector(BaseDetector):
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> AttributeDetector:
-        det = cls(**meta.get("params", {}))
-        det.n_features_in_ = int(meta["n_features_in"])
-        det.threshold_ = float(meta.get("threshold", 0.0))
+        det = cls._from_meta(meta)
         det.state_ = AttributeState.from_state(meta["attributes"], arrays, det.n_features_in_)
         if "frame" not in det.state_.banks:
             raise ValueError("attribute model holds no whole-frame bank")

@@ -104,10 +104,16 @@ class BaseDetector(ABC):
         return meta, {k: np.asarray(v) for k, v in self._get_arrays().items()}
 
     @classmethod
-    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> BaseDetector:
+    def _from_meta(cls, meta: dict[str, Any]) -> BaseDetector:
+        """A detector with the saved parameters and fitted scalars; subclasses then restore arrays."""
         det = cls(**meta.get("params", {}))
         det.n_features_in_ = int(meta["n_features_in"])
         det.threshold_ = float(meta.get("threshold", 0.0))
+        return det
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> BaseDetector:
+        det = cls._from_meta(meta)
         det._set_arrays(arrays)
         return det
 

@@ -81,9 +81,7 @@ class EnsembleDetector(BaseDetector):
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> EnsembleDetector:
-        det = cls(**meta.get("params", {}))
-        det.n_features_in_ = int(meta["n_features_in"])
-        det.threshold_ = float(meta.get("threshold", 0.0))
+        det = cls._from_meta(meta)
         det._member_metas = list(meta.get("member_states", []))
         det._set_arrays(arrays)
         return det
