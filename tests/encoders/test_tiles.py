@@ -94,3 +94,18 @@ def test_a_model_with_a_bad_tile_grid_is_refused_clearly(efficientnet_encoder, g
     ident["preprocessing"]["tiles"] = grid
     with pytest.raises(VlmAnomalyError):
         encoder_for_identity(EncoderIdentity.from_dict(ident))
+
+
+def test_rebuilding_follows_the_model_not_the_current_settings(clip_encoder):
+    """The model's features decide: current settings (features=patches) do not leak into a CLIP rebuild,
+    and a tiled model trained on a local CLIP weights file asks for that file like any CLIP model."""
+    from vlm_anomaly.encoders.identity import EncoderIdentity
+    from vlm_anomaly.errors import EncoderUnavailableError
+
+    enc = encoder_for_identity(clip_encoder.identity, clip_pretrained="none", device="cpu", features="patches")
+    assert enc.groups == 1 and enc.identity == clip_encoder.identity
+    tiled = TiledEncoder(clip_encoder, rows=1, cols=2, overlap=0.5).identity.as_dict()
+    assert encoder_for_identity(EncoderIdentity.from_dict(tiled), device="cpu").groups == 3
+    tiled["pretrained"] = "file"
+    with pytest.raises(EncoderUnavailableError, match="--clip-weights"):
+        encoder_for_identity(EncoderIdentity.from_dict(tiled), device="cpu")

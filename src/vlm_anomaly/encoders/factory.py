@@ -92,27 +92,26 @@ def create_encoder(
     return enc.use_runtime(runtime, cache_dir=cache_dir, threads=threads)
 
 
+def _tile_grid(identity: EncoderIdentity) -> tuple[int, int, float]:
+    """(rows, cols, overlap) of a tiled model, refused clearly when the saved grid is malformed."""
+    tiles = identity.preprocessing.get("tiles")
+    try:
+        if not (isinstance(tiles, list) and len(tiles) == 3):
+            raise TypeError
+        return int(tiles[0]), int(tiles[1]), float(tiles[2])
+    except (TypeError, ValueError):
+        raise EncoderUnavailableError(f"model names tiled features with an invalid tile grid {tiles!r}") from None
+
+
 def encoder_for_identity(identity: EncoderIdentity, **kwargs) -> Encoder:
     """Rebuild the encoder a model was trained with (scoring must always use that same encoder)."""
-    if identity.preprocessing.get("features") == "tiles":
-        tiles = identity.preprocessing.get("tiles")
-        try:
-            if not (isinstance(tiles, list) and len(tiles) == 3):
-                raise TypeError
-            grid = (int(tiles[0]), int(tiles[1]), float(tiles[2]))
-        except (TypeError, ValueError):
-            raise EncoderUnavailableError(f"model names tiled features with an invalid tile grid {tiles!r}") from None
-        kwargs = {**kwargs, "features": "tiles", "tiles": grid}
-        if identity.backend == "openclip":
-            kwargs["clip_model"] = identity.model
-            if identity.pretrained != "file":
-                kwargs["clip_pretrained"] = identity.pretrained
-        enc = create_encoder(identity.backend, **kwargs)
-        identity.check_compatible(enc.identity)
-        return enc
+    # what one embedding describes is the model's, never the current settings'
+    features = str(identity.preprocessing.get("features", "frame"))
+    kwargs["features"] = features
+    if features == "tiles":
+        kwargs["tiles"] = _tile_grid(identity)
     if identity.backend == "efficientnet":
-        features = str(identity.preprocessing.get("features", "frame"))
-        enc = create_encoder("efficientnet", **{**kwargs, "features": features})
+        enc = create_encoder("efficientnet", **kwargs)
     elif identity.backend == "openclip":
         if identity.pretrained == "file" and not kwargs.get("clip_weights"):
             raise EncoderUnavailableError(
