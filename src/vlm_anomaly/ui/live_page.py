@@ -10,8 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from ..errors import VlmAnomalyError
-from ..monitor import LiveMonitor, LiveSession, Reading
-from ..video.sink import annotate_frame
+from ..monitor import LiveMonitor, LiveSession
+from ..video.sink import annotate_frame, box_kwargs
 from ..video.thumbnails import decode_image
 from . import charts, state
 
@@ -36,13 +36,7 @@ def _snapshot(name: str, threshold: float) -> None:
             f"{'ANOMALY' if r.alert else 'Normal'}: score {r.raw:+.3f} (threshold {threshold:+.2f})"
             + (f" - {r.description}" if r.description else ""))
         st.image(annotate_frame(img, score=r.raw, anomaly=r.alert, description=r.description,
-                                threshold=threshold, **_box(r)))
-
-
-def _box(r: Reading) -> dict:
-    """Outline the region an attribute model blamed (see ``annotate_frame``)."""
-    e = r.explanation or {}
-    return {"box": e["box"], "box_frame_size": e.get("frame_size")} if "box" in e else {}
+                                threshold=threshold, **box_kwargs(r.explanation)))
 
 
 def _banner(mon: LiveMonitor) -> None:
@@ -121,7 +115,7 @@ def _continuous(name: str, threshold: float) -> None:
                 r = readings[-1]
                 st.image(annotate_frame(cur.last_frame, score=r.smoothed, anomaly=r.alert, time_s=r.t,
                                         description=r.description, threshold=cur.monitor.threshold,
-                                        **_box(r)), width=480)
+                                        **box_kwargs(r.explanation)), width=480)
         _history(cur.monitor)
         if not cur.running and st.session_state.get("_live_was_running"):
             st.session_state["_live_was_running"] = False
@@ -146,7 +140,7 @@ def webrtc_callback(monitor: LiveMonitor, interval_ms: int) -> Callable:
             last["reading"] = monitor.process(img, t)
         r = last["reading"]
         out = annotate_frame(img, score=r.smoothed, anomaly=r.alert, time_s=r.t, description=r.description,
-                             threshold=monitor.threshold, **_box(r)) if r else img
+                             threshold=monitor.threshold, **box_kwargs(r.explanation)) if r else img
         return av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="rgb24")
 
     return callback

@@ -12,7 +12,7 @@ import streamlit as st
 from ..metrics import parse_frame_labels
 from ..results import ScoreResult, band
 from ..video import analysed_size
-from ..video.sink import annotate_frame, explanation_box, write_annotated_video
+from ..video.sink import annotate_frame, explanation_box, scale_box, write_annotated_video
 from ..video.thumbnails import grab_frames
 from . import charts, state
 
@@ -152,10 +152,10 @@ def _explanation(why: dict) -> None:
         return
     box = nn.get("box") or []
     if nn["attribute"] != "frame" and len(box) == 4 and box[2] > box[0] and box[3] > box[1]:
-        size = analysed_size(src, state.settings().max_side)  # the box is in those coordinates
-        sx, sy = img.shape[1] / max(1, size[0]), img.shape[0] / max(1, size[1])
-        img = img[int(box[1] * sy): max(int(box[1] * sy) + 1, int(box[3] * sy)),
-                  int(box[0] * sx): max(int(box[0] * sx) + 1, int(box[2] * sx))]
+        # the box is in the coordinates of the analysed frames
+        x0, y0, x1, y1 = scale_box(box, analysed_size(src, state.settings().max_side),
+                                   (img.shape[1], img.shape[0]))
+        img = img[y0: max(y0 + 1, y1), x0: max(x0 + 1, x1)]
     st.image(img, caption=f"nearest normal {nn['attribute']}: {nn['source']} frame {nn['frame']} "
                           f"(distance {nn.get('distance', 0):.3f})", width=240)
 

@@ -59,19 +59,27 @@ def annotate_frame(
     if anomaly:
         cv2.rectangle(img, (1, 1), (w - 2, h - 2), ANOMALY_RGB, max(2, int(4 * scale)))
     if box is not None and len(box) == 4:
-        fw, fh = box_frame_size if box_frame_size else (w, h)
-        sx, sy = w / max(1, fw), h / max(1, fh)
-        x0, y0, x1, y1 = (int(round(v)) for v in (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        x0, y0, x1, y1 = scale_box(box, box_frame_size or (w, h), (w, h))
         cv2.rectangle(img, (x0, y0), (x1, y1), ANOMALY_RGB if anomaly else (255, 200, 0), max(2, int(3 * scale)))
     return img
 
 
-def explanation_box(result: ScoreResult, k: int) -> dict:
-    """``annotate_frame`` keywords outlining the region an attribute detector blamed for frame ``k``."""
-    e = result.explanations[k] if k < len(result.explanations) else None
-    if not e or "box" not in e:
+def scale_box(box: Sequence[float], from_size: Sequence[int], to_size: Sequence[int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) given in a frame of ``from_size`` (w, h), in pixels of a ``to_size`` image."""
+    sx, sy = to_size[0] / max(1, from_size[0]), to_size[1] / max(1, from_size[1])
+    return tuple(int(round(v)) for v in (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+
+
+def box_kwargs(explanation: dict | None) -> dict:
+    """``annotate_frame`` keywords outlining the region an attribute detector blamed (none if none)."""
+    if not explanation or "box" not in explanation:
         return {}
-    return {"box": e["box"], "box_frame_size": e.get("frame_size")}
+    return {"box": explanation["box"], "box_frame_size": explanation.get("frame_size")}
+
+
+def explanation_box(result: ScoreResult, k: int) -> dict:
+    """:func:`box_kwargs` of frame ``k`` of a result."""
+    return box_kwargs(result.explanations[k] if k < len(result.explanations) else None)
 
 
 class AnnotatedVideoWriter:
