@@ -73,9 +73,9 @@ class LiveMonitor:
         self.readings: deque[Reading] = deque(maxlen=history)
         self.alerts: list[Alert] = []
         self._lock = threading.Lock()
-        # attribute models (motion + objects) score through their own scorer, one frame at a time
-        self._attributes = (model.detector.scorer(encoder=self.encoder)
-                            if model.detector.name == "attributes" else None)
+        # detectors that read the video (motion, objects) score through their own scorer, frame by frame
+        self._attributes = (pipeline.video_scorer(model, encoder=self.encoder)
+                            if model.detector.reads_video else None)
         self._last: np.ndarray | None = None
         self._n = 0
 
@@ -85,8 +85,8 @@ class LiveMonitor:
 
     @property
     def needs_previous(self) -> bool:
-        """Attribute models score motion: they want the source frame before each sample."""
-        return self._attributes is not None
+        """Motion detectors want the source frame before each sample."""
+        return self.model.detector.needs_previous
 
     def process(self, image: np.ndarray, t: float, *, previous: np.ndarray | None = None) -> Reading:
         """Encode, score and smooth one RGB frame taken at ``t`` seconds.

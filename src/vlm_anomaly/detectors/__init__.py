@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
 
 from ..errors import ConfigError
@@ -16,6 +15,7 @@ from .padim import PaDiMDetector
 from .patch_knn import PatchKNNDetector
 from .patchcore import PatchCoreDetector
 from .smoothing import CausalSmoother, moving_average
+from .video import VideoContext, VideoDetector, VideoScorer, VideoScores
 
 DETECTORS: dict[str, type[BaseDetector]] = {
     OneClassSVMDetector.name: OneClassSVMDetector,
@@ -36,18 +36,32 @@ def register_detector(cls: type[BaseDetector]) -> type[BaseDetector]:
     return cls
 
 
-# attribute-based scorer (issue 8): velocity + appearance + whole frame, k-NN density. It lives in
-# its own sub-package and registers itself; importing it here makes the registry complete whichever
-# of the two packages is imported first (when it is the one importing us, it is skipped here).
-if "vlm_anomaly.attributes.detector" not in sys.modules:
-    import_module("vlm_anomaly.attributes.detector")
+#: detectors in packages of their own, imported on first use ("module:Class"): they pull in
+#: heavy libraries (OpenCV) that the embedding detectors do not need
+PLUGINS: dict[str, str] = {
+    "attributes": "vlm_anomaly.attributes.detector:AttributeDetector",
+}
+
+
+def _load(name: str) -> type[BaseDetector] | None:
+    spec = PLUGINS.get(name)
+    if spec is None:
+        return None
+    module, cls = spec.split(":")
+    DETECTORS[name] = getattr(import_module(module), cls)
+    return DETECTORS[name]
+
+
+def detector_names() -> list[str]:
+    """Every detector name a config or a model may use (built-in ones first, in registry order)."""
+    return [*DETECTORS, *(n for n in PLUGINS if n not in DETECTORS)]
 
 
 def get_detector_class(name: str) -> type[BaseDetector]:
-    try:
-        return DETECTORS[name]
-    except KeyError:
-        raise ConfigError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}") from None
+    cls = DETECTORS.get(name) or _load(name)
+    if cls is None:
+        raise ConfigError(f"unknown detector {name!r}; choose from {', '.join(detector_names())}")
+    return cls
 
 
 def create_detector(name: str = "ocsvm", **params) -> BaseDetector:
@@ -71,7 +85,13 @@ __all__ = [
     "PaDiMDetector",
     "PatchCoreDetector",
     "PatchKNNDetector",
+    "PLUGINS",
+    "VideoContext",
+    "VideoDetector",
+    "VideoScorer",
+    "VideoScores",
     "create_detector",
+    "detector_names",
     "get_detector_class",
     "moving_average",
     "register_detector",

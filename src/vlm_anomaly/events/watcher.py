@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..attributes.scorer import explanation_text
 from ..detectors import CausalSmoother
 from ..errors import VlmAnomalyError
 from ..model import AnomalyModel
@@ -127,11 +126,11 @@ class SourceWatcher:
             backoff_initial_s=s.stream_backoff_initial_s,
             backoff_max_s=s.stream_backoff_max_s,
             max_side=s.max_side,
-            with_previous=self.model.detector.name == "attributes",
+            with_previous=self.model.detector.needs_previous,
         )
-        # attribute models (issue 8) score motion and objects, so they need the frames, not embeddings
-        self.attributes = (self.model.detector.scorer(encoder=self.encoder)
-                           if self.model.detector.name == "attributes" else None)
+        # detectors that read the video (motion, objects) need the frames, not embeddings
+        self.attributes = (pipeline.video_scorer(self.model, encoder=self.encoder)
+                           if self.model.detector.reads_video else None)
         self.hysteresis = HysteresisConfig.from_settings(s, self.model.threshold)
         self.tracker = EventTracker(self.hysteresis)
         self.smoother = CausalSmoother(s.event_smoothing_window or self.model.smoothing_window)
@@ -198,7 +197,7 @@ class SourceWatcher:
             with self.encode_lock:
                 scored = list(self.attributes.score_stream(frames))
             for f, score, why in scored:
-                self._step(f, score, explanation_text(why) if why else "", 0.0, None)
+                self._step(f, score, why.get("text", "") if why else "", 0.0, None)
             return
         with self.encode_lock:
             emb = self.encoder.encode([f.image for f in frames])

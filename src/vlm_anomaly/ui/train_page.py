@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ..detectors import DETECTORS
+from ..detectors import detector_names
 from ..store import TrainingSet
 from . import state
 
@@ -42,7 +42,7 @@ def _params_form(ts: TrainingSet) -> None:
             nu = c5.slider("nu (expected share of outliers)", 0.01, 0.5, float(s.nu), 0.01)
             gamma = c6.text_input("gamma", str(s.gamma), help="'scale', 'auto' or a number")
             c7, c8 = st.columns(2)
-            names = list(DETECTORS)
+            names = detector_names()
             detector = c7.selectbox("Detector", names, index=names.index(s.detector) if s.detector in names else 0,
                                     help="ocsvm = One-Class SVM (default); attributes = motion and objects "
                                          "(optical flow, moving regions, their appearance), with explanations; "
