@@ -132,9 +132,8 @@ def score(
     pipe = _pipeline(models_dir=models_dir, clip_weights=clip_weights, batch_size=batch_size,
                      runtime=runtime)
     model = pipe.store.load(name)
-    iv = interval_ms if interval_ms is not None else model.interval_ms
     with _progress("score") as cb:
-        result = pipe.score(model, source, progress=cb, threshold=threshold, interval_ms=iv)
+        result = pipe.score(model, source, progress=cb, threshold=threshold, interval_ms=interval_ms)
     if csv:
         result.write_csv(csv)
     if json_out:
@@ -471,7 +470,7 @@ def score_batch(
     else:
         pipe = _pipeline(models_dir=models_dir)
         model = pipe.store.load(name)
-        results = [pipe.score(model, src, interval_ms=model.interval_ms) for src in sources]
+        results = [pipe.score(model, src) for src in sources]
     for src, r in zip(sources, results):
         s = r.summary()
         out.print(f"{src}: {s['frames']} frames, {s['anomalies']} anomalous "

@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import Settings, load_settings
 from .detectors import BaseDetector, VideoContext, VideoScorer, create_detector, get_detector_class, moving_average
-from .encoders import Encoder, build_prompts, create_encoder, encoder_for_identity
+from .encoders import Encoder, build_prompts, encoder_from_settings
 from .encoders.base import Description
 from .errors import InvalidVideoError, VlmAnomalyError
 from .model import AnomalyModel, TrainingVideo
@@ -74,26 +74,11 @@ class Pipeline:
         self.threads = configure_threads(self.settings.threads)
 
     # -- encoders ---------------------------------------------------------------------------
-    def _encoder_kwargs(self) -> dict:
-        s = self.settings
-        return {
-            "clip_model": s.clip_model,
-            "clip_pretrained": s.clip_pretrained,
-            "clip_weights": s.clip_weights,
-            "device": s.device,
-            "batch_size": s.batch_size,
-            "cache_dir": s.cache_path,
-            "features": s.features,
-            "runtime": s.runtime,
-            "threads": s.threads,
-            "tiles": (s.tile_rows, s.tile_cols, s.tile_overlap),
-        }
-
     @property
     def encoder(self) -> Encoder:
         """The configured encoder, built on first use."""
         if self._encoder is None:
-            self._encoder = create_encoder(self.settings.encoder, **self._encoder_kwargs())
+            self._encoder = encoder_from_settings(self.settings)
         return self._encoder
 
     def encoder_for(self, model: AnomalyModel) -> Encoder:
@@ -105,7 +90,7 @@ class Pipeline:
             except VlmAnomalyError:
                 if self.settings.encoder != "auto":
                     raise
-        enc = encoder_for_identity(model.encoder, **self._encoder_kwargs())
+        enc = encoder_from_settings(self.settings, model.encoder)
         self._encoder = enc
         return enc
 
@@ -302,7 +287,11 @@ class Pipeline:
         threshold: float | None = None,
         interval_ms: int | None = None,
     ) -> ScoreResult:
-        """Score every sampled frame of a video with a saved (or given) model."""
+        """Score every sampled frame of a video with a saved (or given) model.
+
+        The model's own sampling interval, encoder and features apply unless ``interval_ms`` says
+        otherwise: scores are only comparable with the training frames at the same sampling.
+        """
         m = self.load(model)
         if m.detector.reads_video:
             return self._score_video(m, source, progress=progress, describe=describe, threshold=threshold,
@@ -310,7 +299,7 @@ class Pipeline:
         enc = self.encoder_for(m)
         t0 = time.perf_counter()
         [ev] = self.embed([source], encoder=enc, progress=progress, keep_frames=keep_frames,
-                          interval_ms=interval_ms)
+                          interval_ms=m.interval_ms if interval_ms is None else interval_ms)
         t1 = time.perf_counter()
         return self.score_embedded(m, ev, describe=describe, threshold=threshold, encoder=enc,
                                    timing={"embed_s": round(t1 - t0, 4), "runtime": enc.runtime,

@@ -200,7 +200,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         paths = await _save_uploads(files, folder)
 
         def work(progress):
-            job_pipe = Pipeline(job_settings, encoder=pipe._encoder)
+            job_pipe = Pipeline(job_settings, encoder=pipe.encoder)
             model = job_pipe.train(name, paths, progress=progress)
             return {
                 "model": name,
@@ -221,13 +221,12 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     ) -> dict:
         """Score an uploaded video with a model; the job's result holds the per-frame scores."""
         model = pipe.store.load(name)
-        iv = interval_ms if interval_ms is not None else model.interval_ms
-        _job_settings(settings, interval_ms=iv)
+        _job_settings(settings, interval_ms=interval_ms)  # checks an override before the upload
         jid, folder = jobs.new_dir()
         [path] = await _save_uploads([file], folder)
 
         def work(progress):
-            r = pipe.score(model, path, progress=progress, threshold=threshold, interval_ms=iv)
+            r = pipe.score(model, path, progress=progress, threshold=threshold, interval_ms=interval_ms)
             summary = r.summary()
             summary["source"] = file.filename
             return {"summary": summary, "frames": r.rows()}
