@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/vlm-anomaly demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -31,11 +31,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .config import Settings
 from .detectors import detector_names, get_detector_class, moving_average
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .metrics import FrameMetrics, frame_metrics
-from .store.atomic import atomic_write_bytes
+from .pipeline import Pipeline
+from .report_plots import write_plots
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -180,8 +182,6 @@ class PipelineScorer:
     """
 
     def __init__(self, settings: Settings, *, pipeline=None, progress: Progress | None = None):
-        from .pipeline import Pipeline
-
         self.settings = settings
         self.pipeline = pipeline or Pipeline(settings)
         self.progress = progress
@@ -407,7 +407,5 @@ def write_report(report: EvaluationReport, out_dir: str | Path, *, plots: bool =
     paths = {"json": out / "report.json"}
     atomic_write_bytes(paths["json"], json.dumps(report.to_dict(), indent=1).encode())
     if plots:
-        from .report_plots import write_plots
-
         paths.update(write_plots(report, out))
     return paths

@@ -17,10 +17,11 @@ from .config import Settings, load_settings
 from .detectors import BaseDetector, VideoContext, VideoScorer, create_detector, get_detector_class, moving_average
 from .encoders import Encoder, build_prompts, encoder_from_settings
 from .encoders.base import Description
-from .errors import InvalidVideoError, VlmAnomalyError
+from .errors import InvalidModelNameError, InvalidVideoError, VlmAnomalyError
 from .model import AnomalyModel, TrainingVideo
 from .results import ScoreResult
 from .store import CachedEmbeddings, EmbeddingCache, ModelStore
+from .threads import configure_threads
 from .values import EmbeddedVideo
 from .video import Frame, batched, content_hash, prefetch, probe, sample_frames, source_kind
 
@@ -69,8 +70,6 @@ class Pipeline:
         self._configure_threads()
 
     def _configure_threads(self) -> None:
-        from .threads import configure_threads
-
         self.threads = configure_threads(self.settings.threads)
 
     # -- encoders ---------------------------------------------------------------------------
@@ -265,8 +264,6 @@ class Pipeline:
         """Check ``name`` first (a bad or taken name fails before minutes of encoding), then fit and save."""
         self.store.path_for(name)
         if not overwrite and self.store.exists(name):
-            from .errors import InvalidModelNameError
-
             raise InvalidModelNameError(f"a model named {name!r} already exists")
         model = fit()
         self.store.save(model, name, overwrite=overwrite)

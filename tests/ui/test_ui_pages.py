@@ -11,7 +11,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from streamlit.testing.v1 import AppTest
 
-from vlm_anomaly.store import ModelStore, TrainingSet
+from vlm_anomaly.store import ModelStore
+from vlm_anomaly.training_set import TrainingSet
 from vlm_anomaly.video import probe
 from vlm_anomaly.video.thumbnails import encode_jpeg, grab_frames
 

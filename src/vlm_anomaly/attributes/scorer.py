@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..encoders.factory import create_encoder
 from ..errors import InvalidVideoError, NotFittedError
 from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
@@ -198,8 +199,6 @@ class AttributeScorer:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            from ..encoders import create_encoder
-
             self._encoder = create_encoder("efficientnet")
         return self._encoder
 

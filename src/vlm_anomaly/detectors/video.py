@@ -14,7 +14,7 @@ Two kinds of detector share the registry and the model file:
 
 The pipeline, the live loops and the evaluation ask a detector ``reads_video`` and go through
 these methods; none of them names a detector. Adding one = one module (a ``VideoDetector`` and
-its scorer) + one line in the registry (``detectors.PLUGINS`` or ``register_detector``).
+its scorer) + one line in the registry (``PLUGINS`` in ``detectors/registry.py``).
 """
 
 from __future__ import annotations

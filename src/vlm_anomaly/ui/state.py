@@ -23,7 +23,8 @@ from ..encoders import Encoder, EncoderIdentity, encoder_from_options, encoder_o
 from ..errors import InvalidVideoError, VlmAnomalyError
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
-from ..store import ModelStore, TrainingSet
+from ..store import ModelStore
+from ..training_set import TrainingSet
 from ..video import VIDEO_EXTENSIONS
 
 #: upload types the file pickers accept (without dots, as Streamlit wants them)

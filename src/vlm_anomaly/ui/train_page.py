@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from ..detectors import detector_names
-from ..store import TrainingSet
+from ..training_set import TrainingSet
 from . import state
 
 INTERVALS = [0, 100, 200, 250, 500, 750, 1000, 1500, 2000]

@@ -28,15 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InvalidVideoError, VlmAnomalyError
-from ..values import EmbeddedVideo
-from ..video import VIDEO_EXTENSIONS, content_hash, source_kind
-from ..video.thumbnails import encode_jpeg, iter_frames_at
 from .atomic import atomic_write_bytes, atomic_write_json, file_lock
+from .encoders import build_prompts
+from .errors import InvalidVideoError, VlmAnomalyError
+from .values import EmbeddedVideo
+from .video import VIDEO_EXTENSIONS, content_hash, source_kind
+from .video.thumbnails import encode_jpeg, iter_frames_at
 
 if TYPE_CHECKING:
-    from ..model import AnomalyModel
-    from ..pipeline import Pipeline
+    from .model import AnomalyModel
+    from .pipeline import Pipeline
 
 Progress = Callable[[int, int, str], None]
 THUMB_SIDE = 320
@@ -246,8 +247,6 @@ class TrainingSet:
         return out
 
     def _descriptions_key(self, pipeline: Pipeline) -> str:
-        from ..encoders import build_prompts
-
         enc = pipeline.encoder
         prompts = build_prompts(pipeline.settings.expected_objects) if enc.supports_text else []
         raw = json.dumps([enc.identity.key, prompts, pipeline.settings.top_k])
