@@ -15,6 +15,9 @@ from sklearn.metrics import roc_auc_score
 from vlm_anomaly.encoders import build_prompts
 from vlm_anomaly.store import ModelStore
 
+#: real processes, servers or a browser: tens of seconds (deselect with -m "not slow")
+pytestmark = pytest.mark.slow
+
 CSV_FIELDS = ["index", "time", "raw_score", "smoothed_score", "label", "description", "confidence"]
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,14 +138,12 @@ def _ped2_subset(dst: Path, n: int = 24) -> Path:
     return dst
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not PED2.is_dir(), reason="UCSD Ped2 not present at ../shared/data/ped2")
-def test_cli_evaluate_on_a_ped2_subset_matches_scikit_learn(tmp_path):
+def test_cli_evaluate_on_a_ped2_subset_matches_scikit_learn(run_cli, tmp_path):
     ds = _ped2_subset(tmp_path / "ped2-subset")
-    env = {**os.environ, "VLM_ANOMALY_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(REPO / "src")}
-    cmd = [sys.executable, "-m", "vlm_anomaly.cli", "evaluate", str(ds), "--encoder", "efficientnet",
-           "--detector", "gaussian", "--interval-ms", "0", "--report-dir", str(tmp_path / "report")]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    r = run_cli("evaluate", ds, "--encoder", "efficientnet", "--detector", "gaussian", "--interval-ms", "0",
+                "--report-dir", tmp_path / "report", home=tmp_path / "home")
     assert r.returncode == 0, r.stderr
     assert "pooled frame AUC" in r.stdout
     d = json.loads((tmp_path / "report" / "report.json").read_text())

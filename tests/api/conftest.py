@@ -7,7 +7,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.conftest import free_port
+from tests.helpers import free_port
 from vlm_anomaly import load_settings
 from vlm_anomaly.api import create_app
 

@@ -45,6 +45,7 @@ def long_videos(tmp_path_factory) -> dict[int, Path]:
             for sec in (20, 80)}
 
 
+@pytest.mark.slow
 def test_long_video_is_scored_in_constant_memory(zygote, trained_home, long_videos, corpus):
     """Peak RSS of scoring an 80 s video (2000 frames decoded) is within a fixed bound of a 20 s one;
     an 8K video downscaled at decode time (max_side) stays within a sane bound too."""
@@ -78,6 +79,7 @@ def _world_readable_copy(trained_home: Path, clip: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_read_only_cache_degrades_to_no_cache(zygote, trained_home, clips):
     """A cache folder the process may not write to: scoring works, with one warning."""
     home = _world_readable_copy(trained_home, clips["test"])
@@ -108,6 +110,7 @@ def test_cache_path_that_is_a_file_degrades_to_no_cache(tmp_path, trained_home, 
     assert sum("embedding cache disabled" in m.getMessage() for m in caplog.records) == 1
 
 
+@pytest.mark.slow
 def test_disk_full_degrades_cache_and_fails_saves_cleanly(zygote, trained_home, clips, tmp_path):
     """RLIMIT_FSIZE in a worker simulates a full disk: scoring still works without the cache;
     saving a model fails with StorageError and leaves the previous model intact."""

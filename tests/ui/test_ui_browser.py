@@ -23,7 +23,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import free_port
+from tests.helpers import free_port
+
+#: real processes, servers or a browser: tens of seconds (deselect with -m "not slow")
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
