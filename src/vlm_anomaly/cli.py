@@ -402,7 +402,7 @@ def watch(
 
     Without --source/--frigate, the settings' `cameras` and `frigate_url` are watched.
     """
-    from .cameras import resolve_cameras
+    from .cameras import camera_id, redact_source, resolve_cameras
 
     settings = _settings(models_dir=models_dir, interval_ms=interval_ms, ray=use_ray)
     cameras, skipped = resolve_cameras(settings, model=model, sources=source, frigate_url=frigate)
@@ -429,7 +429,8 @@ def watch(
     if early:
         out.print(f"stopping after {max_seconds:g} s" if max_seconds else "stopping")
     for st in rows:
-        out.print(f"{st['camera']}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
+        shown = redact_source(st["source"]) if st["camera"] == camera_id(st["source"]) else st["camera"]
+        out.print(f"{shown}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
                   f"({st['missed_s']:.1f} s missed), {st['status']}"
                   + (f": {st['error']}" if st["error"] else ""), highlight=False, soft_wrap=True)
     out.print(f"events stored in {settings.events_url}", highlight=False, soft_wrap=True)
