@@ -86,7 +86,8 @@ def test_two_cameras_discovery_states_drop_and_removal(trained_home, clips, mqtt
     assert reader.history(f"{P}/yard/anomaly")[-2:] == [b"ON", b"OFF"] and kept[f"{P}/yard/anomaly"] == b"OFF"
     state = json.loads(kept[f"{P}/yard/event"])
     assert state["event_id"] == ev.id and state["status"] == "closed" and state["camera"] == "yard"
-    assert state["description"] and len(state["description"]) <= 255 and state["has_snapshot"]
+    assert f"event #{ev.id}, " in state["description"] and len(state["description"]) <= 255
+    assert state["has_snapshot"] and state["started_at"].endswith("+00:00")
     assert state["worst_score"] == round(ev.worst_score, 6) and state["source_start_s"] == round(ev.start_time, 3)
     jpeg = kept[f"{P}/yard/snapshot"]
     assert jpeg == store.media_path(ev.snapshot).read_bytes()

@@ -23,6 +23,7 @@ its user, password and secret-looking query values; no payload carries the sourc
 from __future__ import annotations
 
 import collections
+import datetime as _dt
 import json
 import logging
 import threading
@@ -53,7 +54,14 @@ def event_description(rec: EventRecord) -> str:
     else:
         what = "unusual activity"
     span = f"{rec.start_time:.1f}-{rec.end_time:.1f} s" if rec.end_time is not None else f"from {rec.start_time:.1f} s"
-    return f"{what}; {span}, worst score {rec.worst_score:.3f}"[:255]
+    return f"{what} - event #{rec.id}, {span}, worst score {rec.worst_score:.3f}"[:255]
+
+
+def _iso(t: _dt.datetime | None) -> str | None:
+    """ISO 8601 with the offset (the store keeps UTC, SQLite drops the zone)."""
+    if t is None:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=_dt.UTC)).isoformat(timespec="seconds")
 
 
 def event_state(camera: str, rec: EventRecord) -> dict[str, Any]:
@@ -64,8 +72,8 @@ def event_state(camera: str, rec: EventRecord) -> dict[str, Any]:
         "event_id": rec.id,
         "status": rec.status,
         "model": rec.model,
-        "started_at": rec.started_at.isoformat() if rec.started_at else None,
-        "ended_at": rec.ended_at.isoformat() if rec.ended_at else None,
+        "started_at": _iso(rec.started_at),
+        "ended_at": _iso(rec.ended_at),
         "source_start_s": round(rec.start_time, 3),
         "source_end_s": None if rec.end_time is None else round(rec.end_time, 3),
         "worst_score": round(rec.worst_score, 6),
