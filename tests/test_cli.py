@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import re
 import shutil
 
@@ -14,6 +13,12 @@ from sklearn.metrics import roc_auc_score
 
 from vlm_anomaly.encoders import build_prompts
 from vlm_anomaly.store import ModelStore
+
+#: Frame AUC (smoothed scores, as ``score --labels`` reports it) that the shipped default detector must
+#: reach on UCSD Ped2 test clip 02 in :func:`test_ped2_frame_folders_end_to_end`. The default
+#: (whole-frame EfficientNet-Lite0 + One-Class SVM) gives 0.908 there; a change of the default detector
+#: must keep it above this floor (raise the floor when the new default does better).
+PED2_CLIP02_MIN_AUC = 0.80
 
 CSV_FIELDS = ["index", "time", "raw_score", "smoothed_score", "label", "description", "confidence"]
 
@@ -162,12 +167,13 @@ def test_errors_are_one_line_without_traceback(request, run_cli, trained, cli_ho
 
 @pytest.mark.slow
 def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
-    """Train on three UCSD Ped2 training clips (frame folders), score test clip 02 through the CLI."""
-    train = [ped2_dir / "train" / c for c in ("01", "02", "03")]
-    r = run_cli("train", "ped2", *train, "--encoder", "efficientnet", "--interval-ms", "0", home=tmp_path,
-                env={"VLM_ANOMALY_MAX_FRAMES": "60"})
+    """Train on all 16 UCSD Ped2 training clips (frame folders, every 10th frame), score test clip 02
+    through the CLI; the detection must be useful, not just run."""
+    train = sorted((ped2_dir / "train").iterdir())
+    assert len(train) == 16
+    r = run_cli("train", "ped2", *train, "--encoder", "efficientnet", "--interval-ms", "400", home=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "saved model ped2: 180 frames from 3 video(s)" in r.stdout
+    assert "saved model ped2: 255 frames from 16 video(s)" in r.stdout
 
     labels = json.loads((ped2_dir / "test_labels.json").read_text())["02"]
     out_csv, out_json = tmp_path / "ped2.csv", tmp_path / "ped2.json"
@@ -195,6 +201,6 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     # (the CSV's 6-decimal rounding reorders a few near-equal scores: a small AUC difference is expected)
     assert shown and float(shown.group(1)) == pytest.approx(smoothed_auc, abs=0.01), (r.stdout, smoothed_auc)
     auc = roc_auc_score(truth, [-float(x["raw_score"]) for x in rows])
-    print(f"\nUCSD Ped2 test clip 02 ({len(rows)} frames; trained on 3 x 60 frames of train/01-03): "
-          f"frame AUC {auc:.3f}")
-    assert math.isfinite(auc) and 0.0 <= auc <= 1.0
+    print(f"\nUCSD Ped2 test clip 02 ({len(rows)} frames; trained on every 10th frame of train/01-16): "
+          f"frame AUC {smoothed_auc:.3f} smoothed, {auc:.3f} raw")
+    assert smoothed_auc >= PED2_CLIP02_MIN_AUC, (smoothed_auc, auc)
