@@ -127,6 +127,35 @@ def test_models_show_rename_delete_list(run_cli, trained, cli_home):
     assert rows[0]["encoder"] == "efficientnet:efficientnet-lite0/imagenet"
 
 
+def test_score_batch_keeps_results_of_videos_that_share_a_name(run_cli, trained, cli_home, normal_video,
+                                                                anomaly_video, frame_folder, tmp_path):
+    """``a/clip.mp4`` and ``b/clip.mp4``, ``train/01`` and ``test/01``: four sources, four results."""
+    src = tmp_path / "src"
+    layout = {"a/clip.mp4": normal_video, "b/clip.mp4": anomaly_video,
+              "train/01": frame_folder, "test/01": frame_folder}
+    for rel, target in layout.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():
+            shutil.copytree(target, src / rel)
+        else:
+            shutil.copy(target, src / rel)
+    sources = [src / rel for rel in layout]
+    out = tmp_path / "out"
+    r = run_cli("score-batch", "street", *sources, "--out-dir", out, home=cli_home)
+    assert r.returncode == 0, r.stderr
+    expected = ["a__clip.mp4", "b__clip.mp4", "train__01", "test__01"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.{ext}" for n in expected for ext in ("csv", "json"))
+    for name, source in zip(expected, sources, strict=True):
+        summary = json.loads((out / f"{name}.json").read_text())["summary"]
+        assert summary["source"] == str(source)
+        assert f"{out / name}.csv" in r.stdout
+        _, rows = _read_csv(out / f"{name}.csv")
+        assert len(rows) == summary["frames"] > 0
+    # the intruder clip's results are its own, not overwritten by the normal clip's
+    a, b = (json.loads((out / f"{n}.json").read_text())["summary"] for n in expected[:2])
+    assert b["anomalies"] > 0 and a["frames"] != b["frames"]
+
+
 def test_describe_with_random_openclip(run_cli, tmp_path, normal_video):
     r = run_cli("describe", normal_video, "--encoder", "openclip", "--pretrained", "none", "--interval-ms",
                 "2000", "--top-k", "2", "--expected-objects", "person,bicycle", "--json", home=tmp_path)

@@ -458,7 +458,9 @@ def serve(
 def score_batch(
     name: Annotated[str, typer.Argument(help="model name")],
     sources: Annotated[list[str], typer.Argument(help="videos and/or frame folders")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="write <video>.csv/.json here")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out-dir", help="write <video>.csv/.json here (videos sharing a name: a/clip.mp4 -> a__clip.mp4.csv)",
+    )] = None,
     use_ray: Annotated[Optional[bool], typer.Option("--ray/--no-ray", help="spread videos over Ray actors")] = None,
     models_dir: ModelsDirOpt = None,
 ) -> None:
@@ -472,15 +474,18 @@ def score_batch(
         pipe = _pipeline(models_dir=models_dir)
         model = pipe.store.load(name)
         results = [pipe.score(model, src, interval_ms=model.interval_ms) for src in sources]
-    for src, r in zip(sources, results):
+    from .results import output_names
+
+    names = output_names(sources) if out_dir else [None] * len(sources)
+    for src, r, name in zip(sources, results, names, strict=True):
         s = r.summary()
         out.print(f"{src}: {s['frames']} frames, {s['anomalies']} anomalous "
                   f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}",
                   highlight=False, soft_wrap=True)
         if out_dir:
-            stem = Path(src).name
-            r.write_csv(out_dir / f"{stem}.csv")
-            r.write_json(out_dir / f"{stem}.json")
+            r.write_csv(out_dir / f"{name}.csv")
+            r.write_json(out_dir / f"{name}.json")
+            out.print(f"  -> {out_dir / name}.csv, .json", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_explanations(result, top: int) -> None:

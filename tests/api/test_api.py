@@ -8,15 +8,16 @@ import pytest
 from vlm_anomaly.synthetic import write_video
 
 
-def wait_job(client, job, timeout=180):
+def wait_job(client, job, timeout=180, seen: list | None = None):
+    """Poll a job until it ends; ``seen`` collects each poll's (status, done, total)."""
     deadline = time.monotonic() + timeout
-    seen_progress = False
     while time.monotonic() < deadline:
         j = client.get(f"/jobs/{job['id']}").json()
-        seen_progress |= j["progress"]["done"] > 0
+        if seen is not None:
+            seen.append((j["status"], j["progress"]["done"], j["progress"]["total"]))
         if j["status"] in ("done", "failed"):
             return j
-        time.sleep(0.2)
+        time.sleep(0.05)
     pytest.fail(f"job {job['id']} did not finish")
 
 
@@ -102,10 +103,15 @@ def test_train_score_watch_ack_lifecycle(client, videos):
     assert r.status_code == 202
     job = r.json()
     assert job["kind"] == "train" and job["status"] in ("queued", "running")
-    j = wait_job(client, job)
+    seen: list = []
+    j = wait_job(client, job, seen=seen)
     assert j["status"] == "done", j
     assert j["result"]["frames"] == 96
     assert j["progress"]["done"] == j["progress"]["total"] >= 96  # total: the sampler's estimate
+    # a client polling the job sees it advance while it runs, never going back
+    assert any(st == "running" and 0 < done < total for st, done, total in seen), seen
+    done_seq = [done for _, done, _ in seen]
+    assert done_seq == sorted(done_seq), seen
     [m] = client.get("/models").json()
     assert m["name"] == "street" and m["frames"] == 96
     assert client.get("/models/street").json()["training"]["frames"] == 96
