@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import SourceNotAllowedError
+from .errors import InvalidVideoError, SourceNotAllowedError
 from .redact import redact_url
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -121,7 +121,10 @@ class SourcePolicy:
                 f"source not allowed: {source} is outside the media folders the service may "
                 "read (setting allowed_media_dirs)"
             )
-        return str(next((p for p in inside if p.exists()), inside[0]))
+        found = next((p for p in inside if p.exists()), None)
+        if found is None:  # said only inside the media folders: outside, existence stays unknown
+            raise InvalidVideoError(f"{source}: no such file or folder in the media folders")
+        return str(found)
 
 
 def _host_matches(host: str, pattern: str) -> bool:
