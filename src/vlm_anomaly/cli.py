@@ -21,6 +21,7 @@ from rich.table import Table
 
 from .config import Settings, load_settings
 from .errors import VlmAnomalyError
+from .redact import redact_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Video anomaly detection with vision-language models.")
@@ -424,11 +425,15 @@ def watch(
         mon.stop_all()
         alerts.close()
     rows = mon.list()
-    for st in rows:
-        out.print(f"{st['source']}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
-                  f"({st['missed_s']:.1f} s missed), {st['status']}"
-                  + (f": {st['error']}" if st["error"] else ""), highlight=False, soft_wrap=True)
-    out.print(f"events stored in {settings.events_url}", highlight=False, soft_wrap=True)
+    for st in rows:  # nothing lost silently: dropped frames and failed alerts are in the summary
+        line = (f"{st['source']}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
+                f"({st['missed_s']:.1f} s missed), {st['dropped']} frame(s) dropped, "
+                f"{st['alerts_sent']} alert(s) sent, {st['alerts_failed']} failed, {st['status']}"
+                + (f": {st['error']}" if st["error"] else ""))
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
+        lost = st["dropped"] or st["alerts_failed"] or st["status"] == "failed"
+        logging.getLogger(__name__).log(logging.WARNING if lost else logging.INFO, "watch summary: %s", line)
+    out.print(f"events stored in {redact_url(settings.events_url)}", highlight=False, soft_wrap=True)
     if any(st["status"] == "failed" for st in rows):
         raise typer.Exit(2)
 

@@ -32,6 +32,8 @@ def server(api_home):
             "interval_ms": 250,
             "api_tokens": [TOKEN, "second-token"],
             "max_upload_mb": 2,
+            # the videos the tests watch live under pytest's temporary folder
+            "allowed_media_dirs": [tmp_path_factory.getbasetemp()],
         }
     )
     app = create_app(settings)

@@ -27,6 +27,8 @@ from ..config import Settings
 from ..errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from ..events import AlertDispatcher, EventNotFoundError, EventStore, Monitor
 from ..pipeline import Pipeline
+from ..redact import redact_text, redact_url
+from ..source_policy import SourcePolicy
 from .auth import bearer_auth
 from .jobs import JobManager
 from .limits import BodySizeLimit
@@ -52,7 +54,8 @@ class WatchRequest(BaseModel):
     source: str = Field(
         min_length=1,
         max_length=2048,
-        description="webcam index, stream URL, video file or frame folder",
+        description="webcam index, stream URL, video file or frame folder; only what the "
+        "settings allow (allowed_media_dirs, allowed_url_schemes/hosts, allowed_cameras)",
     )
     realtime: bool = Field(
         True, description="play files at their own rate (else as fast as possible)"
@@ -131,6 +134,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc(),
     )
     auth = bearer_auth(settings.api_tokens)
+    policy = SourcePolicy.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -210,6 +214,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     def prometheus_metrics() -> Response:
         """Prometheus metrics (text exposition format)."""
         metrics.watched.set(monitor.running)
+        metrics.sync(monitor.list(), alerts)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # -- models ----------------------------------------------------------------------------------
@@ -300,7 +305,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         return [
             e.as_dict()
             for e in store.list(
-                source=source, acknowledged=acknowledged, status=status, limit=limit, offset=offset
+                source=None if source is None else redact_url(source),  # stored masked
+                acknowledged=acknowledged,
+                status=status,
+                limit=limit,
+                offset=offset,
             )
         ]
 
@@ -341,8 +350,12 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     ) -> list[dict]:
         """Stream stalls/drops and the time they cost."""
         return [
-            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in g.items()}
-            for g in store.gaps(source, limit)
+            {
+                k: (v.isoformat() if hasattr(v, "isoformat") else redact_text(v) if k in (
+                    "source", "reason") else v)
+                for k, v in g.items()
+            }
+            for g in store.gaps(None if source is None else redact_url(source), limit)
         ]
 
     # -- watched sources -------------------------------------------------------------------------
@@ -352,8 +365,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
     @api.post("/sources", tags=["sources"], status_code=201)
     def start_source(req: WatchRequest) -> dict:
-        """Start watching a source with a model; events go to the store and the alerts."""
-        wid = monitor.start(req.model, req.source, realtime=req.realtime)
+        """Start watching a source with a model; events go to the store and the alerts.
+
+        Only sources the settings allow: 403 for anything else, 429 over ``max_watchers``."""
+        model = pipe.load(req.model)  # 404 first: no model, nothing to check
+        wid = monitor.start(model, policy.check(req.source), realtime=req.realtime)
         return monitor.status(wid)
 
     @api.get("/sources/{watch_id}", tags=["sources"])
