@@ -14,7 +14,6 @@ from vlm_anomaly.api import create_app
 TOKEN = "test-token-0123456789"
 
 
-
 @pytest.fixture(scope="module")
 def api_home(tmp_path_factory):
     """The server's settings home (models, uploads/, events)."""
@@ -22,7 +21,7 @@ def api_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(api_home):
+def server(api_home, tmp_path_factory):
     """Base URL of a live server (module-scoped: one encoder, one events DB for the module)."""
     home = api_home
     settings = load_settings(
