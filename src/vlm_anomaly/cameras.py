@@ -10,31 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlparse
 
 from .errors import ConfigError
-
-_SECRET_KEYS = re.compile(r"pass|pwd|token|secret|key|auth|sig|cred|user", re.I)
-
-
-def redact_source(source: str) -> str:
-    """A source without user, password and secret-looking query values (for ids, logs, payloads)."""
-    s = str(source)
-    if "://" not in s:
-        return s
-    u = urlparse(s)
-    host = u.hostname or ""
-    if u.port:
-        host = f"{host}:{u.port}"
-    query = "&".join(f"{k}={v}" for k, v in parse_qsl(u.query, keep_blank_values=True)
-                     if not _SECRET_KEYS.search(k))
-    return f"{u.scheme}://{host}{u.path}" + (f"?{query}" if query else "")
+from .redact import source_slug
 
 
 def camera_id(name_or_source: str) -> str:
-    """A stable id of a camera made of ``[A-Za-z0-9_-]`` (Home Assistant object ids, MQTT topics)."""
-    s = re.sub(r"^[a-z][a-z0-9+.-]*://", "", redact_source(name_or_source), flags=re.I)
-    s = re.sub(r"[^A-Za-z0-9_-]+", "_", s).strip("_-")
+    """A stable id of a camera made of ``[A-Za-z0-9_-]`` (Home Assistant object ids, MQTT topics):
+    a name as it is, a URL without its credentials (:func:`~vlm_anomaly.redact.source_slug`)."""
+    s = re.sub(r"[^A-Za-z0-9_-]+", "_", source_slug(name_or_source)).strip("_-")
     return s[-80:] or "camera"
 
 

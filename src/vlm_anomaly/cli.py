@@ -21,6 +21,7 @@ from rich.table import Table
 
 from .config import Settings, load_settings
 from .errors import VlmAnomalyError
+from .redact import redact_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Video anomaly detection with vision-language models.")
@@ -402,7 +403,7 @@ def watch(
 
     Without --source/--frigate, the settings' `cameras` and `frigate_url` are watched.
     """
-    from .cameras import camera_id, redact_source, resolve_cameras
+    from .cameras import camera_id, resolve_cameras
 
     settings = _settings(models_dir=models_dir, interval_ms=interval_ms, ray=use_ray)
     cameras, skipped = resolve_cameras(settings, model=model, sources=source, frigate_url=frigate)
@@ -428,12 +429,16 @@ def watch(
                                 listener=_print_notice)
     if early:
         out.print(f"stopping after {max_seconds:g} s" if max_seconds else "stopping")
-    for st in rows:
-        shown = redact_source(st["source"]) if st["camera"] == camera_id(st["source"]) else st["camera"]
-        out.print(f"{shown}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
-                  f"({st['missed_s']:.1f} s missed), {st['status']}"
-                  + (f": {st['error']}" if st["error"] else ""), highlight=False, soft_wrap=True)
-    out.print(f"events stored in {settings.events_url}", highlight=False, soft_wrap=True)
+    for st in rows:  # nothing lost silently: dropped frames and failed alerts are in the summary
+        shown = st["source"] if st["camera"] == camera_id(st["source"]) else st["camera"]
+        line = (f"{shown}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
+                f"({st['missed_s']:.1f} s missed), {st['dropped']} frame(s) dropped, "
+                f"{st['alerts_sent']} alert(s) sent, {st['alerts_failed']} failed, {st['status']}"
+                + (f": {st['error']}" if st["error"] else ""))
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
+        lost = st["dropped"] or st["alerts_failed"] or st["status"] == "failed"
+        logging.getLogger(__name__).log(logging.WARNING if lost else logging.INFO, "watch summary: %s", line)
+    out.print(f"events stored in {redact_url(settings.events_url)}", highlight=False, soft_wrap=True)
     if any(st["status"] == "failed" for st in rows):
         raise typer.Exit(2)
 
@@ -490,7 +495,9 @@ def serve(
 def score_batch(
     name: Annotated[str, typer.Argument(help="model name")],
     sources: Annotated[list[str], typer.Argument(help="videos and/or frame folders")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="write <video>.csv/.json here")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out-dir", help="write <video>.csv/.json here (videos sharing a name: a/clip.mp4 -> a__clip.mp4.csv)",
+    )] = None,
     use_ray: Annotated[Optional[bool], typer.Option("--ray/--no-ray", help="spread videos over Ray actors")] = None,
     models_dir: ModelsDirOpt = None,
 ) -> None:
@@ -504,15 +511,18 @@ def score_batch(
         pipe = _pipeline(models_dir=models_dir)
         model = pipe.store.load(name)
         results = [pipe.score(model, src, interval_ms=model.interval_ms) for src in sources]
-    for src, r in zip(sources, results):
+    from .results import output_names
+
+    names = output_names(sources) if out_dir else [None] * len(sources)
+    for src, r, name in zip(sources, results, names, strict=True):
         s = r.summary()
         out.print(f"{src}: {s['frames']} frames, {s['anomalies']} anomalous "
                   f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}",
                   highlight=False, soft_wrap=True)
         if out_dir:
-            stem = Path(src).name
-            r.write_csv(out_dir / f"{stem}.csv")
-            r.write_json(out_dir / f"{stem}.json")
+            r.write_csv(out_dir / f"{name}.csv")
+            r.write_json(out_dir / f"{name}.json")
+            out.print(f"  -> {out_dir / name}.csv, .json", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_explanations(result, top: int) -> None:

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 ENV_PREFIX = "VLM_ANOMALY_"
+#: URL schemes a watched source may have (network streams; never local-file protocols)
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 DEFAULT_CONFIG_FILES = ("vlm-anomaly.yaml", "config.yaml")
 
 
@@ -145,15 +147,47 @@ class Settings(BaseModel):
     alert_prompt_threshold: float = 0.5  # probability of a bad prompt that "fires"
     alert_prompt_weight: float = 1.0  # fused score = one-class score - weight * bad-prompt probability
     api_tokens: list[str] = Field(default_factory=list)  # Bearer tokens of the REST API
+    # what the REST API's POST /sources may open; nothing unless configured (the CLI's `watch`
+    # runs as its user and opens what it is given)
+    allowed_media_dirs: list[Path] = Field(default_factory=list)  # their files and sub-folders
+    allowed_url_schemes: list[str] = Field(default_factory=list)  # e.g. [rtsp, https]
+    allowed_url_hosts: list[str] = Field(default_factory=list)  # cam*.lan, 192.168.1.0/24, *
+    allowed_cameras: list[int] = Field(default_factory=list)  # webcam indexes
+    max_watchers: int = Field(default=8, ge=1, le=1000)  # sources watched at once (API and watch)
     ray: bool = False  # score batches / watch sources on Ray
     ray_address: str | None = None  # None = start a local Ray; "auto" or ray://host:port = a cluster
 
-    @field_validator("webhook_urls", "alert_prompts", "api_tokens", mode="before")
+    @field_validator(
+        "webhook_urls",
+        "alert_prompts",
+        "api_tokens",
+        "allowed_media_dirs",
+        "allowed_url_schemes",
+        "allowed_url_hosts",
+        "allowed_cameras",
+        mode="before",
+    )
     @classmethod
     def _csv_list(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [s.strip() for s in v.split(",") if s.strip()]
         return v
+
+    @field_validator("allowed_url_schemes", mode="after")
+    @classmethod
+    def _stream_schemes(cls, v: list[str]) -> list[str]:
+        # local-file protocols (file:, pipe:, concat:, ...) would bypass allowed_media_dirs
+        v = [s.lower().removesuffix("://") for s in v]
+        bad = [s for s in v if s not in STREAM_SCHEMES]
+        if bad:
+            raise ValueError(f"not a stream URL scheme: {', '.join(bad)} "
+                             f"(allowed: {', '.join(STREAM_SCHEMES)})")
+        return v
+
+    @field_validator("allowed_media_dirs", mode="after")
+    @classmethod
+    def _expand_dirs(cls, v: list[Path]) -> list[Path]:
+        return [Path(p).expanduser() for p in v]
 
     @property
     def events_path(self) -> Path:

@@ -18,6 +18,7 @@ import numpy as np
 
 from .detectors import CausalSmoother
 from .errors import InvalidVideoError, VlmAnomalyError
+from .redact import redact_text
 from .video import Frame, probe, source_kind
 from .video.live import Gap, LiveSource, open_reader
 
@@ -187,6 +188,11 @@ class LiveSession:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def dropped(self) -> int:
+        """Sampled frames the source dropped because scoring was slower than real time."""
+        return self._live.dropped if self._live is not None else 0
+
     def start(self) -> LiveSession:
         # open now, so that a bad source fails in the caller with a clear message
         self._live = open_live_source(self.source, interval_ms=self.interval_ms, realtime=self.realtime,
@@ -208,7 +214,7 @@ class LiveSession:
         except VlmAnomalyError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown to the user, the thread must not die silently
-            self.error = f"live source stopped: {type(exc).__name__}: {exc}"
+            self.error = redact_text(f"live source stopped: {type(exc).__name__}: {exc}")
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._live is not None:

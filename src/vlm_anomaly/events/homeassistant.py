@@ -34,7 +34,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .. import __version__
-from ..cameras import camera_id, redact_source  # noqa: F401 - redact_source re-exported
+from ..cameras import camera_id
+from ..redact import redact_url
 from .store import EventRecord
 
 log = logging.getLogger(__name__)
@@ -213,8 +214,8 @@ class HomeAssistantBridge:
         cam = _Camera(camera_id(name), shown, source)
         with self._lock:
             self.cameras[cam.id] = cam
-            if source is not None:
-                self._by_source[str(source)] = cam.id
+            if source is not None:  # watchers report their source with credentials masked
+                self._by_source[redact_url(source)] = cam.id
             self._announce(cam)
             self._set_available(cam, False)
             self._publish(self.state_topic(cam.id, "anomaly"), "OFF")  # no event is open in this run yet
@@ -226,7 +227,7 @@ class HomeAssistantBridge:
         with self._lock:
             cam = self.cameras.pop(cid, None)
             if cam is not None and cam.source is not None:
-                self._by_source.pop(str(cam.source), None)
+                self._by_source.pop(redact_url(cam.source), None)
         self._clear(cid)
 
     def clear_stale(self, timeout_s: float | None = None) -> list[str]:
@@ -300,7 +301,7 @@ class HomeAssistantBridge:
 
     def on_notice(self, notice) -> None:
         """A :class:`~vlm_anomaly.events.WatchNotice` listener (events, gaps, errors)."""
-        cid = self._by_source.get(str(notice.source))
+        cid = self._by_source.get(redact_url(notice.source))
         if cid is None:
             return
         if notice.kind in ("start", "end") and notice.record is not None:
@@ -322,7 +323,7 @@ class HomeAssistantBridge:
         if mon is None:
             return
         for st in mon.list():
-            cid = self._by_source.get(st["source"])
+            cid = self._by_source.get(redact_url(st["source"]))
             if cid is None:
                 continue
             w = mon.get(st["id"])
@@ -436,4 +437,4 @@ def fan_out(*listeners) -> Any:
     return listener
 
 
-__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "fan_out", "redact_source"]
+__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "fan_out"]

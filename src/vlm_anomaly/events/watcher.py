@@ -12,6 +12,7 @@ import itertools
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -21,9 +22,10 @@ import numpy as np
 
 from ..attributes.scorer import explanation_text
 from ..detectors import CausalSmoother
-from ..errors import VlmAnomalyError
+from ..errors import TooManyWatchersError, VlmAnomalyError
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
+from ..redact import redact_text, redact_url
 from ..video import Frame
 from ..video.live import Gap, LiveSource
 from .alerts import AlertDispatcher, event_payload, source_slug
@@ -113,6 +115,7 @@ class SourceWatcher:
         self.model = pipeline.load(model)
         self.encoder = pipeline.encoder_for(self.model)
         self.source = str(source)
+        self.label = redact_url(self.source)  # what events, alerts, logs and notices show
         self.store = store
         self.alerts = alerts
         self.listener = listener
@@ -167,12 +170,39 @@ class SourceWatcher:
             self.stats.status = "stopped" if self.live.stopped else "ended"
         except VlmAnomalyError as exc:
             self.stats.status, self.stats.error = "failed", str(exc)
-            self._notify(WatchNotice("error", self.source, message=str(exc)))
+            self._close_on_crash()
+            self._notify(WatchNotice("error", self.label, message=str(exc)))
         except Exception as exc:
-            self.stats.status, self.stats.error = "failed", f"{type(exc).__name__}: {exc}"
-            log.exception("watcher %s failed", self.source)
-            self._notify(WatchNotice("error", self.source, message=self.stats.error))
+            self.stats.status = "failed"
+            self.stats.error = redact_text(f"{type(exc).__name__}: {exc}")
+            log.error("watcher %s failed: %s", self.label,
+                      redact_text("".join(traceback.format_exception(exc))))
+            self._close_on_crash()
+            self._notify(WatchNotice("error", self.label, message=self.stats.error))
         return self.stats
+
+    def _close_on_crash(self) -> None:
+        """An event open when the watcher fails is closed now, at the time of the crash, and says
+        why (else it stays open for ever and retention, which skips open events, never frees it)."""
+        ev, self._open, self._post_until = self._open, None, None
+        if ev is None or ev.event_id is None:
+            return
+        try:
+            end_time = max(self.stats.last_time, ev.start_time)
+            values = {**self._values(ev), "end_time": end_time, "status": "closed",
+                      "ended_at": utcnow(), "end_reason": f"watcher failed: {self.stats.error}"}
+            if self.store is not None:
+                values.update(self._write_media(ev))
+                self.store.update(ev.event_id, **values)
+                rec = self.store.get(ev.event_id)
+            else:
+                rec = self._record(ev, **values)
+            self.records.append(rec)
+            self._alert("end", rec)
+            self._notify(WatchNotice("end", self.label, record=rec))
+        except Exception as exc:  # noqa: BLE001 - the store itself may be what failed
+            log.error("watcher %s: cannot close event %s after the failure: %s",
+                      self.label, ev.event_id, redact_text(exc))
 
     def _batches(self) -> Iterator[list[Frame] | Gap]:
         """Frames one by one in real time (low latency), in batches when running fast."""
@@ -261,7 +291,7 @@ class SourceWatcher:
     # -- events ------------------------------------------------------------------------------
     def _values(self, ev: _Open) -> dict:
         return {
-            "source": self.source,
+            "source": self.label,
             "model": self.model.name or "model",
             "start_time": ev.start_time,
             "started_at": ev.wall_start,
@@ -302,9 +332,9 @@ class SourceWatcher:
         else:
             ev.event_id = self.stats.events
         rec = self._record(ev)
-        log.info("event %s started on %s at %.2f s", ev.event_id, self.source, ev.start_time)
+        log.info("event %s started on %s at %.2f s", ev.event_id, self.label, ev.start_time)
         self._alert("new", rec)
-        self._notify(WatchNotice("start", self.source, record=rec))
+        self._notify(WatchNotice("start", self.label, record=rec))
 
     def _end_event(self, end_time: float) -> None:
         ev, self._open, self._post_until = self._open, None, None
@@ -330,19 +360,19 @@ class SourceWatcher:
         log.info(
             "event %s ended on %s: %.2f-%.2f s, worst %.3f",
             rec.id,
-            self.source,
+            self.label,
             rec.start_time,
             end_time,
             rec.worst_score,
         )
         self._alert("end", rec)
-        self._notify(WatchNotice("end", self.source, record=rec))
+        self._notify(WatchNotice("end", self.label, record=rec))
 
     def _write_media(self, ev: _Open) -> dict:
         if ev.worst_image is None or self.store is None:
             return {}
         day = ev.wall_start.strftime("%Y%m%d")
-        base = f"{source_slug(self.source)}/{day}/event-{ev.event_id}-{uuid.uuid4().hex[:6]}"
+        base = f"{source_slug(self.label)}/{day}/event-{ev.event_id}-{uuid.uuid4().hex[:6]}"
         out: dict = {"media_bytes": 0}
         try:
             out["media_bytes"] += write_snapshot(
@@ -367,7 +397,7 @@ class SourceWatcher:
         self._notify(
             WatchNotice(
                 "gap",
-                self.source,
+                self.label,
                 gap=gap,
                 message=f"missed {gap.missed_s:.1f} s "
                 f"(~{gap.missed_samples(self.interval_ms)} samples): "
@@ -417,13 +447,20 @@ class Monitor:
         self.alerts = alerts
         self.listener = listener
         self._watchers: dict[str, tuple[SourceWatcher, threading.Thread, str]] = {}
+        self.max_running = pipeline.settings.max_watchers  # threads and connections are finite
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._ids = itertools.count(1)
 
     def start(self, model: str | AnomalyModel, source: str, *, realtime: bool = True) -> str:
-        """Start watching ``source``; returns the watch id. Bad model or source raise at once."""
+        """Start watching ``source``; returns the watch id. Bad model or source raise at once,
+        and so does one source more than ``max_watchers`` running."""
         with self._lock:
+            if self.running >= self.max_running:
+                raise TooManyWatchersError(
+                    f"already watching {self.running} source(s), the limit (max_watchers); "
+                    "stop one first"
+                )
             w = SourceWatcher(
                 self.pipeline,
                 model,
@@ -455,13 +492,17 @@ class Monitor:
     def status(self, wid: str) -> dict:
         w, th, model = self._watchers[wid]
         st = w.stats
+        alerts = w.alerts
         return {
             "id": wid,
-            "source": w.source,
+            "source": w.label,
             "model": model,
             "realtime": w.realtime,
             "status": st.status if th.is_alive() or st.status != "running" else "ended",
-            "frames": st.frames,
+            "frames": st.frames,  # scored
+            "dropped": w.live.dropped,  # sampled but dropped: the encoder was slower than real time
+            "alerts_sent": alerts.sent_by[w.label] if alerts is not None else 0,
+            "alerts_failed": alerts.failed_by[w.label] if alerts is not None else 0,
             "events": st.events,
             "gaps": st.gaps,
             "missed_s": round(st.missed_s, 3),

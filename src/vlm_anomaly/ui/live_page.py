@@ -11,6 +11,7 @@ import streamlit as st
 
 from ..errors import VlmAnomalyError
 from ..monitor import LiveMonitor, LiveSession
+from ..redact import redact_url
 from ..video.sink import annotate_frame, box_kwargs
 from ..video.thumbnails import decode_image
 from . import charts, state
@@ -101,7 +102,8 @@ def _continuous(name: str, threshold: float) -> None:
     def panel() -> None:
         cur: LiveSession = st.session_state["live_session"]
         status = "running" if cur.running else "stopped"
-        st.caption(f"Source {cur.source}: {status}, {cur.frames} frame(s) scored")
+        st.caption(f"Source {redact_url(cur.source)}: {status}, {cur.frames} frame(s) scored, "
+                   f"{cur.dropped} dropped (scoring slower than real time)")
         if cur.error:
             st.error(cur.error)
         if cur.gaps:

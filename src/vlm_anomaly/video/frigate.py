@@ -20,8 +20,8 @@ from urllib.parse import urlparse
 
 import httpx
 
-from ..cameras import redact_source
 from ..errors import VlmAnomalyError
+from ..redact import redact_url
 
 #: Frigate's go2rtc RTSP port and the documented restream URL (the Home Assistant integration's default)
 RESTREAM_PORT = 8554
@@ -47,7 +47,7 @@ class FrigateCamera:
 def fetch_config(frigate_url: str, *, timeout_s: float = 10.0) -> dict[str, Any]:
     """Frigate's running configuration (``GET <frigate_url>/api/config``)."""
     base = frigate_url.rstrip("/")
-    shown = redact_source(base)
+    shown = redact_url(base)
     try:
         r = httpx.get(f"{base}/api/config", timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
     except httpx.HTTPError as exc:
@@ -117,5 +117,5 @@ def list_cameras(
     )
     if not found:
         why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "it has no cameras"
-        raise FrigateError(f"Frigate at {redact_source(frigate_url)}: no camera to watch ({why})")
+        raise FrigateError(f"Frigate at {redact_url(frigate_url)}: no camera to watch ({why})")
     return found, skipped
