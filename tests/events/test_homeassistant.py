@@ -113,6 +113,14 @@ def test_two_cameras_discovery_states_drop_and_removal(trained_home, clips, mqtt
     assert not [t for t in after if "yard" in t], sorted(after)
     assert set(_config_topics("gate")) <= set(after) and after[f"{P}/availability"] == b"online"
     assert json.loads(after[f"{D}/sensor/vlm_anomaly/gate_score/config"])["unique_id"] == "vlm_anomaly_gate_score"
+    # Home Assistant restarted (its birth message): everything is announced again
+    topic = f"{D}/sensor/vlm_anomaly/gate_score/config"
+    seen = len(reader.history(topic))
+    reader.c.publish(f"{D}/status", b"online", qos=1)
+    deadline = time.monotonic() + 10
+    while len(reader.history(topic)) == seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(reader.history(topic)) > seen
     again.close()
     reader.close()
     cams.close()
