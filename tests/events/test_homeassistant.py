@@ -36,7 +36,7 @@ def test_two_cameras_discovery_states_drop_and_removal(trained_home, clips, mqtt
     bridge = HomeAssistantBridge.from_settings(s, store=store)
     bridge.poll_s = 0.2
     mon = Monitor(Pipeline(s), store=store, listener=bridge.on_notice)
-    gate_url = f"{cams.base}/gate.mjpg"
+    gate_url = f"{cams.base}/gate.mjpg".replace("http://", "http://viewer:hunter2@")  # a camera password
     assert bridge.add_camera("yard", str(clips[1])) == "yard"
     assert bridge.add_camera("gate", gate_url) == "gate"
     assert bridge.clear_stale() == []
@@ -98,6 +98,8 @@ def test_two_cameras_discovery_states_drop_and_removal(trained_home, clips, mqtt
     assert kept[f"{P}/yard/availability"] == b"offline" and kept[f"{P}/gate/availability"] == b"online"
     assert back > off
     assert f"{P}/gate/event" not in kept  # no event on the normal street
+
+    assert not [t for t, p, _ in reader.messages if b"hunter2" in p or "hunter2" in t]  # never published
 
     # -- graceful stop: the stopped camera and the service say offline themselves
     bridge.close()
