@@ -305,6 +305,8 @@ class LiveSource:
         self.gaps: list[Gap] = []
         self.dropped = 0  # sampled frames dropped because the consumer was slower than real time
         self.frames_seen = 0
+        # the watchdog's verdict, for availability reports (Home Assistant): frames are flowing now
+        self.online = False
 
     def stop(self) -> None:
         """Ask the iteration to end (from any thread); it returns within ~0.1 s."""
@@ -450,7 +452,9 @@ class LiveSource:
                 last_t = item.timestamp
                 last_wall = time.monotonic()
                 self.frames_seen += 1
+                self.online = True
                 yield item
+            self.online = False
             halt.set()
             if self._stop.is_set():
                 break
