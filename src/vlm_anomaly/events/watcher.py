@@ -179,6 +179,7 @@ class SourceWatcher:
                       redact_text("".join(traceback.format_exception(exc))))
             self._close_on_crash()
             self._notify(WatchNotice("error", self.label, message=self.stats.error))
+        self._ring.clear()  # a finished watcher stays listed; its frames need not stay in memory
         return self.stats
 
     def _close_on_crash(self) -> None:
