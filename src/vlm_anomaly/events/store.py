@@ -37,6 +37,8 @@ events_table = sa.Table(
         "started_at", sa.DateTime(timezone=True), nullable=False, index=True
     ),  # wall clock, UTC
     sa.Column("ended_at", sa.DateTime(timezone=True)),
+    # why it ended: "recovered" (scores back to normal), "stopped", "source ended", "source dropped: ..."
+    sa.Column("end_reason", sa.String(512)),
     sa.Column("worst_score", sa.Float, nullable=False),
     sa.Column("worst_time", sa.Float, nullable=False),
     sa.Column("mean_score", sa.Float, nullable=False),
@@ -101,6 +103,7 @@ class EventRecord:
     acknowledged: bool = False
     acknowledged_at: _dt.datetime | None = None
     acknowledged_by: str | None = None
+    end_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -297,10 +300,27 @@ def _create_tables(engine: sa.Engine) -> None:
     for attempt in range(3):
         try:
             metadata.create_all(engine)
-            return
+            break
         except sa.exc.OperationalError as exc:
             if "already exists" not in str(exc) or attempt == 2:
                 raise
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """A database written by an older version lacks newer (nullable) columns: add them, keep the rows."""
+    for table in (events_table, gaps_table):
+        have = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have or not col.nullable:
+                continue
+            ddl = f"ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(engine.dialect)}"
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(ddl))
+            except sa.exc.OperationalError as exc:  # another process added it first
+                if "duplicate" not in str(exc).lower():
+                    raise
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
