@@ -84,7 +84,7 @@ def _banner(sess: LiveSession, view: FeedView) -> None:
     if view.state in STATE_WORDS:
         what = STATE_WORDS[view.state]
         last = view.readings[-1].t if view.readings else 0.0
-        msg = f"Source {what} at {last:.1f} s" + (f": {view.reason}" if view.reason else "")
+        msg = f"Source {what} at {last:.1f} s" + (f": {view.reason}" if view.reason not in ("", "source ended") else "")
         just = closed[-1] if closed and closed[-1].end_reason not in (None, "recovered") else None
         if just is not None:
             msg += (f". Alert #{just.id} closed at {just.end_time:.1f} s ({just.end_reason}); "
