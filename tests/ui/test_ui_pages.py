@@ -186,8 +186,8 @@ def test_live_snapshot_and_continuous(trained, dash_clips):
     at.run()
     assert_no_traceback(at)
     assert sess.stats.frames == 12 and sess.stats.error is None
-    alerts = at.dataframe[0].value
-    assert len(alerts) >= 1 and (alerts["worst score"] < 0).all()
+    alerts = at.table[0].value
+    assert len(alerts) >= 1 and (alerts["worst score"].astype(float) < 0).all()
     assert (alerts["ended because"] != "").all()
     assert len(at.get("plotly_chart")) == 1
     assert any(w.value.startswith("Source ended at 5.5 s") for w in at.warning), [w.value for w in at.warning]

@@ -25,6 +25,7 @@ from ..video.thumbnails import decode_image
 from . import charts, state
 
 CHART_POINTS = 240
+HISTORY_ROWS = 20  # alerts listed on the page (newest first)
 #: what the page says about a source that is no longer scoring
 STATE_WORDS = {"stopped": "stopped", "ended": "ended", "failed": "failed", "offline": "offline (reconnecting)",
                "dropped": "offline (dropped)"}
@@ -109,16 +110,19 @@ def _history(sess: LiveSession, view: FeedView) -> None:
     st.plotly_chart(charts.live(view.readings[-CHART_POINTS:], sess.watcher.threshold), key="live_chart")
     st.markdown(f"**Alert history** ({len(view.events)})")
     if view.events:
-        st.dataframe(pd.DataFrame([{
+        latest = list(reversed(view.events))[:HISTORY_ROWS]
+        st.table(pd.DataFrame([{
             "#": e.id,
             "started at": _local(e.started_at),
-            "from (s)": round(e.start_time, 2),
-            "to (s)": "ongoing" if e.status == "open" else round(e.end_time or 0.0, 2),
-            "worst score": round(e.worst_score, 3),  # the lowest smoothed score, as in the banner
+            "from (s)": f"{e.start_time:.2f}",
+            "to (s)": "ongoing" if e.status == "open" else f"{e.end_time or 0.0:.2f}",
+            "worst score": f"{e.worst_score:+.3f}",  # the lowest smoothed score, as in the banner
             "ended because": e.end_reason or "",
             "description": _worst_text(e),
-        } for e in reversed(view.events)]), hide_index=True)
-        st.caption("Worst score: the lowest smoothed score of the alert (the value alerts are raised on).")
+        } for e in latest]).set_index("#"))
+        more = (f" The latest {HISTORY_ROWS} are shown; all are in the event store."
+                if len(view.events) > HISTORY_ROWS else "")
+        st.caption("Worst score: the lowest smoothed score of the alert (the value alerts are raised on)." + more)
     else:
         st.caption("No alert so far.")
 
