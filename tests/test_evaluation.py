@@ -29,9 +29,6 @@ from vlm_anomaly.synthetic import write_video
 from vlm_anomaly.video import sample_frames
 
 REPO = Path(__file__).resolve().parents[1]
-# <repo>/../shared/data/ped2 (a checkout next to shared/), or two levels up for a git worktree
-PED2 = next((p for p in (REPO.parent / "shared/data/ped2", REPO.parents[1] / "shared/data/ped2") if p.is_dir()),
-            REPO.parent / "shared/data/ped2")
 
 
 def _video_dataset(root: Path) -> Path:
@@ -158,22 +155,21 @@ def test_normalize_scores_per_source():
         normalize_scores(s, "rank")
 
 
-def _ped2_subset(dst: Path, n: int = 24) -> Path:
+def _ped2_subset(ped2: Path, dst: Path, n: int = 24) -> Path:
     """2 train and 2 test clips of Ped2, ``n`` frames each, as symlinks; test spans hold both classes."""
-    labels = json.loads((PED2 / "test_labels.json").read_text())
+    labels = json.loads((ped2 / "test_labels.json").read_text())
     for split, clip, start in (("train", "01", 0), ("train", "05", 0), ("test", "01", 48), ("test", "02", 82)):
         out = dst / split / clip
         out.mkdir(parents=True)
         for i in range(n):
-            (out / f"{i:03d}.jpg").symlink_to(PED2 / split / clip / f"{start + i:03d}.jpg")
+            (out / f"{i:03d}.jpg").symlink_to(ped2 / split / clip / f"{start + i:03d}.jpg")
     sub = {"01": labels["01"][48 : 48 + n], "02": labels["02"][82 : 82 + n]}
     (dst / "test_labels.json").write_text(json.dumps(sub))
     return dst
 
 
-@pytest.mark.skipif(not PED2.is_dir(), reason="UCSD Ped2 not present at ../shared/data/ped2")
-def test_cli_evaluate_on_a_ped2_subset_matches_scikit_learn(tmp_path):
-    ds = _ped2_subset(tmp_path / "ped2-subset")
+def test_cli_evaluate_on_a_ped2_subset_matches_scikit_learn(tmp_path, ped2_dir):
+    ds = _ped2_subset(ped2_dir, tmp_path / "ped2-subset")
     env = {**os.environ, "VLM_ANOMALY_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": str(REPO / "src")}
     cmd = [sys.executable, "-m", "vlm_anomaly.cli", "evaluate", str(ds), "--encoder", "efficientnet",

@@ -79,6 +79,10 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).is_file()]
+    if missing:  # `make test` installs them (scripts/system-deps.sh); a bare pytest run may not have
+        pytest.fail(f"{', '.join(missing)} not installed: run scripts/system-deps.sh "
+                    "(or apt-get install -y chromium chromium-driver)")
     downloads = tmp_path_factory.mktemp("downloads")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM

@@ -15,6 +15,7 @@ import itertools
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -23,9 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..detectors import CausalSmoother
-from ..errors import VlmAnomalyError
+from ..errors import TooManyWatchersError, VlmAnomalyError
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
+from ..redact import redact_text, redact_url
 from ..video import Frame
 from ..video.live import Gap, LiveSource, PushSource
 from .alerts import AlertDispatcher, event_payload, source_slug
@@ -121,6 +123,7 @@ class SourceWatcher:
         self.scorer = StreamScorer(pipeline, self.model, encode_lock=encode_lock)
         self.encoder = self.scorer.encoder
         self.source = str(source)
+        self.label = redact_url(self.source)  # what events, alerts, logs and notices show
         self.store = store
         self.alerts = alerts
         self.listener = listener
@@ -180,8 +183,9 @@ class SourceWatcher:
         except VlmAnomalyError as exc:
             self._fail(str(exc))
         except Exception as exc:
-            log.exception("watcher %s failed", self.source)
-            self._fail(f"{type(exc).__name__}: {exc}")
+            log.error("watcher %s failed: %s", self.label,
+                      redact_text("".join(traceback.format_exception(exc))))
+            self._fail(redact_text(f"{type(exc).__name__}: {exc}"))
         return self.stats
 
     def _ended_reason(self) -> str:
@@ -196,12 +200,35 @@ class SourceWatcher:
 
     def _fail(self, message: str) -> None:
         self.stats.error = message
-        try:  # the open event is closed, not left "open" forever
-            self._finish(f"failed: {message}")
-        except Exception:  # noqa: BLE001 - the original failure is what the user needs to see
-            log.exception("watcher %s: cannot close the open event", self.source)
+        self._close_on_crash()
         self._set_status("failed", message)
-        self._notify(WatchNotice("error", self.source, message=message))
+        self._notify(WatchNotice("error", self.label, message=message))
+
+    def _close_on_crash(self) -> None:
+        """An event open when the watcher fails is closed now, at the time of the crash, and says
+        why (else it stays open for ever and retention, which skips open events, never frees it)."""
+        ev, self._open, self._post_until = self._open, None, None
+        self.tracker = EventTracker(self.hysteresis)
+        if ev is None or ev.event_id is None:
+            return
+        try:
+            end_time = max(self.stats.last_time, ev.start_time)
+            values = {**self._values(ev), "end_time": end_time, "status": "closed",
+                      "ended_at": utcnow(), "end_reason": f"watcher failed: {self.stats.error}"}
+            if self.store is not None:
+                values.update(self._write_media(ev))
+                self.store.update(ev.event_id, **values)
+                rec = self.store.get(ev.event_id)
+            else:
+                rec = self._record(ev, **values)
+            self.records.append(rec)
+            self._alert("end", rec)
+            self._notify(WatchNotice("end", self.label, record=rec))
+            if self.feed is not None:
+                self.feed.event(rec)
+        except Exception as exc:  # noqa: BLE001 - the store itself may be what failed
+            log.error("watcher %s: cannot close event %s after the failure: %s",
+                      self.label, ev.event_id, redact_text(exc))
 
     def _set_status(self, status: str, reason: str = "") -> None:
         self.stats.status = status
@@ -286,7 +313,7 @@ class SourceWatcher:
     # -- events ------------------------------------------------------------------------------
     def _values(self, ev: _Open) -> dict:
         return {
-            "source": self.source,
+            "source": self.label,
             "model": self.model.name or "model",
             "start_time": ev.start_time,
             "started_at": ev.wall_start,
@@ -331,9 +358,9 @@ class SourceWatcher:
         else:
             ev.event_id = self.stats.events
         rec = self._record(ev)
-        log.info("event %s started on %s at %.2f s", ev.event_id, self.source, ev.start_time)
+        log.info("event %s started on %s at %.2f s", ev.event_id, self.label, ev.start_time)
         self._alert("new", rec)
-        self._notify(WatchNotice("start", self.source, record=rec))
+        self._notify(WatchNotice("start", self.label, record=rec))
         if self.feed is not None:
             self.feed.event(rec)
 
@@ -358,14 +385,14 @@ class SourceWatcher:
         log.info(
             "event %s ended on %s: %.2f-%.2f s, worst %.3f (%s)",
             rec.id,
-            self.source,
+            self.label,
             rec.start_time,
             end_time,
             rec.worst_score,
             reason,
         )
         self._alert("end", rec)
-        self._notify(WatchNotice("end", self.source, record=rec))
+        self._notify(WatchNotice("end", self.label, record=rec))
         if self.feed is not None:
             self.feed.event(rec)
 
@@ -373,7 +400,7 @@ class SourceWatcher:
         if ev.worst_image is None or self.store is None:
             return {}
         day = ev.wall_start.strftime("%Y%m%d")
-        base = f"{source_slug(self.source)}/{day}/event-{ev.event_id}-{uuid.uuid4().hex[:6]}"
+        base = f"{source_slug(self.label)}/{day}/event-{ev.event_id}-{uuid.uuid4().hex[:6]}"
         out: dict = {"media_bytes": 0}
         try:
             out["media_bytes"] += write_snapshot(
@@ -394,7 +421,7 @@ class SourceWatcher:
         self._finish(f"source dropped: {reason}")
         self.smoother.reset()
         self._set_status("offline", reason)
-        self._notify(WatchNotice("offline", self.source, message=f"offline at {t:.1f} s: {reason}"))
+        self._notify(WatchNotice("offline", self.label, message=f"offline at {t:.1f} s: {reason}"))
 
     def _on_gap(self, gap: Gap) -> None:
         self.stats.gaps += 1
@@ -407,7 +434,7 @@ class SourceWatcher:
         self._notify(
             WatchNotice(
                 "gap",
-                self.source,
+                self.label,
                 gap=gap,
                 message=f"missed {gap.missed_s:.1f} s "
                 f"(~{gap.missed_samples(self.interval_ms)} samples): "
@@ -455,7 +482,8 @@ class LiveSession:
 
     @property
     def source(self) -> str:
-        return self.watcher.source
+        """The source as shown (credentials masked)."""
+        return self.watcher.label
 
     @property
     def feed(self) -> LiveFeed | None:
@@ -464,6 +492,16 @@ class LiveSession:
     @property
     def stats(self) -> WatchStats:
         return self.watcher.stats
+
+    @property
+    def frames(self) -> int:
+        """Frames scored so far."""
+        return self.watcher.stats.frames
+
+    @property
+    def dropped(self) -> int:
+        """Sampled frames the source dropped because scoring was slower than real time."""
+        return self.watcher.live.dropped
 
     @property
     def running(self) -> bool:
@@ -511,6 +549,7 @@ class Monitor:
         self.alerts = alerts
         self.listener = listener
         self._watchers: dict[str, tuple[SourceWatcher, LiveSession, str]] = {}
+        self.max_running = pipeline.settings.max_watchers  # threads and connections are finite
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -527,9 +566,15 @@ class Monitor:
     def start(self, model: str | AnomalyModel, source: str, *, realtime: bool = True, **kwargs) -> str:
         """Start watching ``source``; returns the watch id. Bad model or source raise at once.
 
-        ``kwargs`` go to :class:`SourceWatcher` (``feed``, ``interval_ms``, ``threshold``, ``live``).
+        One source more than ``max_watchers`` running raises too. ``kwargs`` go to
+        :class:`SourceWatcher` (``feed``, ``interval_ms``, ``threshold``, ``live``).
         """
         with self._lock:
+            if self.running >= self.max_running:
+                raise TooManyWatchersError(
+                    f"already watching {self.running} source(s), the limit (max_watchers); "
+                    "stop one first"
+                )
             w = self.watcher(model, source, realtime=realtime, **kwargs)
             wid = f"w{next(self._ids)}"
             self._watchers[wid] = (w, LiveSession(w, f"watch-{wid}").start(), w.model.name)
@@ -554,13 +599,17 @@ class Monitor:
     def status(self, wid: str) -> dict:
         w, sess, model = self._watchers[wid]
         st = w.stats
+        alerts = w.alerts
         return {
             "id": wid,
-            "source": w.source,
+            "source": w.label,
             "model": model,
             "realtime": w.realtime,
             "status": st.status if sess.running or st.status != "running" else "ended",
-            "frames": st.frames,
+            "frames": st.frames,  # scored
+            "dropped": w.live.dropped,  # sampled but dropped: the encoder was slower than real time
+            "alerts_sent": alerts.sent_by[w.label] if alerts is not None else 0,
+            "alerts_failed": alerts.failed_by[w.label] if alerts is not None else 0,
             "events": st.events,
             "gaps": st.gaps,
             "missed_s": round(st.missed_s, 3),

@@ -128,10 +128,8 @@ def _history(sess: LiveSession, view: FeedView) -> None:
 
 
 def _status_line(sess: LiveSession, view: FeedView) -> None:
-    st_ = sess.stats
-    dropped = getattr(sess.watcher.live, "dropped", 0)
-    st.caption(f"Source {sess.source}: {STATE_WORDS.get(view.state, view.state)}, {st_.frames} frame(s) scored"
-               + (f", {dropped} dropped (scoring slower than the source)" if dropped else ""))
+    st.caption(f"Source {sess.source}: {STATE_WORDS.get(view.state, view.state)}, {sess.frames} frame(s) scored, "
+               f"{sess.dropped} dropped (scoring slower than real time)")
     if view.gaps:
         g = view.gaps[-1]
         st.warning(f"The source was interrupted {len(view.gaps)} time(s); last: {g.reason}, "
