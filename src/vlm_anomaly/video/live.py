@@ -576,6 +576,11 @@ class PushSource:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def online(self) -> bool:
+        """Frames are arriving (availability reports ask every source this)."""
+        return not self.stopped and not self.end_reason and time.monotonic() - self._last_push < self.stall_timeout_s
+
     def __iter__(self) -> Iterator[Frame]:
         while not self._stop.is_set():
             try:
