@@ -250,12 +250,10 @@ def demo(
     workdir: Annotated[Path, typer.Option("--workdir", help="where clips and models go")] = Path(".vlm-anomaly/demo"),
     encoder: EncoderOpt = None,
 ) -> None:
-    """Generate two normal clips and one with an intruder, train, and score (offline)."""
-    from .synthetic import write_video
+    """Generate normal clips of a street and one with an intruder, train, and score (offline)."""
+    from .synthetic import DEMO_SPAN, demo_clips
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    clips = [write_video(workdir / f"normal{i}.mp4", seconds=20, seed=0) for i in (1, 2)]
-    test = write_video(workdir / "intruder.mp4", seconds=20, seed=0, anomaly_span=(8.0, 14.0))
+    clips, test = demo_clips(workdir)
     pipe = _pipeline(home=workdir, encoder=encoder)
     with _progress("train") as cb:
         pipe.train("demo", clips, progress=cb)
@@ -263,9 +261,11 @@ def demo(
         r = pipe.score("demo", test, progress=cb)
     r.write_csv(workdir / "scores.csv")
     s = r.summary()
-    out.print(f"demo: {s['frames']} frames scored, {s['anomalies']} anomalous; the intruder is on screen "
-              f"8.0-14.0 s; segments found: "
-              + ", ".join(f"{g['start_time']:.1f}-{g['end_time']:.1f} s" for g in s["segments"]))
+    segs = sorted(s["segments"], key=lambda g: g["start_time"])
+    out.print(f"demo: trained on {len(clips)} normal clips; {s['frames']} frames of {test.name} scored, "
+              f"{s['anomalies']} anomalous; the intruder is on screen {DEMO_SPAN[0]:.1f}-{DEMO_SPAN[1]:.1f} s; "
+              "anomalous segments found: "
+              + (", ".join(f"{g['start_time']:.1f}-{g['end_time']:.1f} s" for g in segs) or "none"))
     out.print(f"per-frame scores: {workdir / 'scores.csv'}")
 
 # -- evaluate (issue 4) -----------------------------------------------------------------------
