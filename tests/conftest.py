@@ -36,14 +36,20 @@ CLIP_SIZE = (320, 240)
 
 
 def find_ped2() -> Path | None:
-    """UCSD Ped2 at ``<repo>/../shared/data/ped2`` (also found from a git worktree further down)."""
+    """UCSD Ped2 at ``$VLM_ANOMALY_TEST_PED2`` when set (then only there: an override that points
+    nowhere must not silently test another copy), else ``<repo>/../shared/data/ped2`` (also found
+    from a git worktree further down)."""
     explicit = os.environ.get("VLM_ANOMALY_TEST_PED2")
-    candidates = [Path(explicit)] if explicit else []
-    candidates += [base / "shared" / "data" / "ped2" for base in REPO.parents]
-    for c in candidates:
-        if (c / "train").is_dir() and (c / "test_labels.json").is_file():
+    if explicit:
+        return Path(explicit)
+    for c in (base / "shared" / "data" / "ped2" for base in REPO.parents):
+        if is_ped2(c):
             return c
     return None
+
+
+def is_ped2(path: Path) -> bool:
+    return (path / "train").is_dir() and (path / "test_labels.json").is_file()
 
 
 #: the 6-second clips shared by the dashboard, training-set and live tests (same bytes -> cache hits)
@@ -205,7 +211,9 @@ def settings_home(tmp_path) -> Settings:
 def ped2_dir() -> Path:
     path = find_ped2()
     if path is None:
-        pytest.skip("UCSD Ped2 not found at <repo>/../shared/data/ped2")
+        pytest.skip("UCSD Ped2 not found at <repo>/../shared/data/ped2 (or set VLM_ANOMALY_TEST_PED2)")
+    if not is_ped2(path):
+        pytest.fail(f"VLM_ANOMALY_TEST_PED2={path} is not a UCSD Ped2 folder (needs train/ and test_labels.json)")
     return path
 
 

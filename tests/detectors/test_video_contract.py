@@ -1,8 +1,8 @@
 """A detector that reads the video plugs in through its own module and one registry line.
 
 ``example_video_detector`` touches nothing in ``src/``; here it trains through the pipeline, saves
-and loads through the model store, scores a file, scores the same file live (dashboard monitor and
-``watch``) with the same numbers, and is evaluated like any other detector.
+and loads through the model store, scores a file, scores the same file live (the stream scorer that the
+dashboard, ``watch``, the API and Ray run) with the same numbers, and is evaluated like any other detector.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from tests.attributes.scenes import write_clip
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.detectors import detector_names
 from vlm_anomaly.evaluation import PipelineScorer, create_scorer, evaluate, load_dataset
+from vlm_anomaly.events.scorer import StreamScorer
 from vlm_anomaly.events.store import EventStore
 from vlm_anomaly.events.watcher import SourceWatcher
-from vlm_anomaly.monitor import LiveMonitor
 from vlm_anomaly.video import sample_frames
 
 from .example_video_detector import FrameDiffDetector
@@ -62,14 +62,14 @@ def test_train_save_load_and_score_a_file(scene, pipe):
     assert len(res.descriptions) == 28  # whole-frame embeddings feed the descriptions
 
 
-def test_live_monitor_and_watch_give_the_file_scores(scene, pipe):
+def test_live_engine_and_watch_give_the_file_scores(scene, pipe):
     model = pipe.store.load("diff")
     offline = pipe.score(model, str(scene / "test" / "fast"), describe=False)
 
-    mon = LiveMonitor(pipe, model, describe=False)
-    assert mon.needs_previous
-    live = [mon.process(f.image, f.timestamp, previous=f.previous).raw
-            for f in sample_frames(str(scene / "test" / "fast"), interval_ms=0, with_previous=True)]
+    scorer = StreamScorer(pipe, model, describe=False)  # what the dashboard, watch, API and Ray run
+    assert scorer.needs_previous
+    frames = list(sample_frames(str(scene / "test" / "fast"), interval_ms=0, with_previous=True))
+    live = [s.score for k in range(0, len(frames), 5) for s in scorer.score(frames[k:k + 5])]
     np.testing.assert_allclose(live, offline.raw_scores)
 
     store = EventStore.from_settings(pipe.settings)

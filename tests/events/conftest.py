@@ -73,7 +73,7 @@ def webhook():
 def mosquitto_binary() -> str:
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).is_file():
-        pytest.fail("mosquitto is not installed (apt-get install -y mosquitto; .ci/run does it)")
+        pytest.fail("mosquitto is not installed (run scripts/system-deps.sh as make test does)")
     return exe
 
 
