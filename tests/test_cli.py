@@ -233,3 +233,23 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     print(f"\nUCSD Ped2 test clip 02 ({len(rows)} frames; trained on every 10th frame of train/01-16): "
           f"frame AUC {smoothed_auc:.3f} smoothed, {auc:.3f} raw")
     assert smoothed_auc >= PED2_CLIP02_MIN_AUC, (smoothed_auc, auc)
+
+
+def test_demo_finds_the_intruder_and_nothing_else(run_cli, tmp_path):
+    """The first thing a newcomer runs, with the shipped defaults: one anomalous segment, the intruder's."""
+    from vlm_anomaly.results import true_runs
+    from vlm_anomaly.synthetic import DEMO_SPAN
+
+    r = run_cli("demo", "--workdir", tmp_path / "demo", home=tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    _, rows = _read_csv(tmp_path / "demo" / "scores.csv")
+    times = [float(x["time"]) for x in rows]
+    runs = list(true_runs(np.array([x["label"] == "anomaly" for x in rows])))
+    segments = [(times[i], times[j]) for i, j in runs]
+    assert len(segments) == 1, segments
+    (start, end), (lo, hi) = segments[0], DEMO_SPAN
+    assert abs(start - lo) <= 1.0 and abs(end - hi) <= 1.0, segments
+    # and the demo says so: the span it claims and the one segment it found
+    line = " ".join(r.stdout.split())
+    assert f"the intruder is on screen {lo:.1f}-{hi:.1f} s" in line, r.stdout
+    assert line.split("anomalous segments found: ")[1].startswith(f"{start:.1f}-{end:.1f} s per-frame"), r.stdout

@@ -97,6 +97,36 @@ def test_registered_scorer_plugs_into_evaluate_and_writes_plots(tmp_path):
     assert "plotly" in html and "clip intruder" in html
 
 
+@pytest.mark.parametrize("extra_clips", [0, 5])
+def test_timelines_title_is_clear_of_the_first_row(tmp_path, extra_clips):
+    """The figure title of timelines.png sits whole inside the figure, above the clips' titles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vlm_anomaly.report_plots import timelines_figure
+
+    root = _video_dataset(tmp_path / "ds")
+    labels = json.loads((root / "test_labels.json").read_text())
+    for i in range(extra_clips):  # seven clips: three columns, as for a real dataset
+        write_video(root / "test" / f"more{i}.mp4", seconds=1, seed=i, size=(160, 120), anomaly_span=(0.5, 1.0))
+        labels[f"more{i}"] = [int(j >= 5) for j in range(10)]
+    (root / "test_labels.json").write_text(json.dumps(labels))
+    register_scorer("brightness", BrightnessScorer)
+    try:
+        report = evaluate(load_dataset(root), create_scorer("brightness", load_settings(overrides={"home": tmp_path})))
+    finally:
+        SCORERS.pop("brightness")
+    report.config.update(features="tiles", detector="attributes")  # a long title
+    fig = timelines_figure(report)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(r)
+    page = fig.bbox
+    assert page.x0 <= title.x0 and title.x1 <= page.x1 and title.y1 <= page.y1, "title cut off"
+    first_row = [ax.title.get_window_extent(r) for ax in fig.axes if ax.get_title()][:3 if extra_clips else 1]
+    assert first_row and all(not title.overlaps(t) and title.y0 >= t.y1 for t in first_row)
+
+
 def test_dataset_errors_are_clear(tmp_path):
     root = _video_dataset(tmp_path / "ds")
     with pytest.raises(InvalidVideoError, match="no clip named nope"):

@@ -250,12 +250,10 @@ def demo(
     workdir: Annotated[Path, typer.Option("--workdir", help="where clips and models go")] = Path(".vlm-anomaly/demo"),
     encoder: EncoderOpt = None,
 ) -> None:
-    """Generate two normal clips and one with an intruder, train, and score (offline)."""
-    from .synthetic import write_video
+    """Generate normal clips of a street and one with an intruder, train, and score (offline)."""
+    from .synthetic import DEMO_SPAN, demo_clips
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    clips = [write_video(workdir / f"normal{i}.mp4", seconds=20, seed=0) for i in (1, 2)]
-    test = write_video(workdir / "intruder.mp4", seconds=20, seed=0, anomaly_span=(8.0, 14.0))
+    clips, test = demo_clips(workdir)
     pipe = _pipeline(home=workdir, encoder=encoder)
     with _progress("train") as cb:
         pipe.train("demo", clips, progress=cb)
@@ -263,9 +261,11 @@ def demo(
         r = pipe.score("demo", test, progress=cb)
     r.write_csv(workdir / "scores.csv")
     s = r.summary()
-    out.print(f"demo: {s['frames']} frames scored, {s['anomalies']} anomalous; the intruder is on screen "
-              f"8.0-14.0 s; segments found: "
-              + ", ".join(f"{g['start_time']:.1f}-{g['end_time']:.1f} s" for g in s["segments"]))
+    segs = sorted(s["segments"], key=lambda g: g["start_time"])
+    out.print(f"demo: trained on {len(clips)} normal clips; {s['frames']} frames of {test.name} scored, "
+              f"{s['anomalies']} anomalous; the intruder is on screen {DEMO_SPAN[0]:.1f}-{DEMO_SPAN[1]:.1f} s; "
+              "anomalous segments found: "
+              + (", ".join(f"{g['start_time']:.1f}-{g['end_time']:.1f} s" for g in segs) or "none"))
     out.print(f"per-frame scores: {workdir / 'scores.csv'}")
 
 # -- evaluate (issue 4) -----------------------------------------------------------------------
@@ -445,6 +445,8 @@ def watch(
 
 @app.command()
 def service(
+    watch: Annotated[Optional[bool], typer.Option(
+        "--watch/--no-watch", help="watch the cameras (default: when cameras or frigate_url are set)")] = None,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="run the dashboard")] = True,
     api: Annotated[bool, typer.Option("--api/--no-api", help="run the REST API")] = True,
     grace_s: Annotated[float, typer.Option("--grace-s", help="seconds each process gets to stop")] = 15.0,
@@ -456,14 +458,25 @@ def service(
     """
     from .cameras import resolve_cameras
     from .service import Supervisor, service_children
+    from .video.frigate import FrigateError
 
     settings = _settings()
-    cameras, _ = resolve_cameras(settings)  # a bad camera list fails here, once, not in a restart loop
-    out.print("service: watching " + ", ".join(c.name for c in cameras)
+    if watch is None:
+        watch = bool(settings.cameras or settings.frigate_url)
+    what = "no cameras"
+    if watch:
+        try:  # a bad camera list fails here, once, not in a restart loop
+            what = "watching " + ", ".join(c.name for c in resolve_cameras(settings)[0])
+        except FrigateError as exc:  # Frigate may start after us: the watch process retries with back-off
+            what = f"watching Frigate's cameras once it answers ({exc})"
+    out.print(f"service: {what}"
               + (f"; API on http://{settings.api_host}:{settings.api_port}" if api else "")
               + (f"; dashboard on http://{settings.ui_address}:{settings.ui_port}" if ui else ""),
-              highlight=False, soft_wrap=True)
-    sup = Supervisor(service_children(_state["config"], settings, ui=ui, api=api), grace_s=grace_s,
+              highlight=False, soft_wrap=True, markup=False)
+    children = service_children(_state["config"], settings, watch=watch, ui=ui, api=api)
+    if not children:
+        raise typer.BadParameter("nothing to run: --no-watch, --no-ui and --no-api together")
+    sup = Supervisor(children, grace_s=grace_s,
                      on_event=lambda msg: err.print(f"service: {msg}", highlight=False, markup=False))
     code = sup.run()
     out.print("service stopped" + ("" if code == 0 else " (some processes had to be killed)"))

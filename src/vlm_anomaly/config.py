@@ -124,6 +124,7 @@ class Settings(BaseModel):
     clip_seconds: float = 4.0  # MP4 clip length around the worst frame
     retention_days: float = 30.0  # events older than this are deleted (0 = keep)
     retention_max_mb: float = 1024.0  # snapshots + clips above this: oldest events deleted (0 = no limit)
+    retention_interval_s: float = Field(default=300.0, gt=0)  # how often the retention job runs
     stream_stall_timeout_s: float = 5.0  # no frame for this long = stalled: reconnect
     stream_backoff_initial_s: float = 0.5
     stream_backoff_max_s: float = 30.0

@@ -79,14 +79,17 @@ def collect(src, seconds):
 
 def test_dropped_stream_reconnects_with_backoff_and_reports_gap(mjpeg):
     mjpeg.drop_after = 15  # ~0.75 s of video, then 1.5 s of HTTP 503
+    drops = []  # told at the moment of the drop, before any reconnection
     src = LiveSource(
-        mjpeg.url, interval_ms=100, stall_timeout_s=1.0, backoff_initial_s=0.1, backoff_max_s=0.4
+        mjpeg.url, interval_ms=100, stall_timeout_s=1.0, backoff_initial_s=0.1, backoff_max_s=0.4,
+        on_drop=lambda t, why: drops.append((t, why)),
     )
     items = collect(src, 4.0)
     gaps = [g for g in items if isinstance(g, Gap)]
     frames = [f for f in items if not isinstance(f, Gap)]
     assert len(gaps) == 1, gaps
     g = gaps[0]
+    assert drops == [(g.start_time, g.reason)]
     assert g.reconnects >= 2  # refused at least once: back-off retries
     assert 1.3 <= g.missed_s <= 2.6, g
     assert g.missed_samples(100) >= 10

@@ -45,6 +45,7 @@ def event_payload(
             "end_time": r.ended_at.timestamp() if r.ended_at else None,
             "source_start_s": d["start_time"],
             "source_end_s": d["end_time"],
+            "end_reason": r.end_reason,
             "worst_time_s": d["worst_time"],
             "frames": r.frames,
             "descriptions": r.descriptions[-5:],

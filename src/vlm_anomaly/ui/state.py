@@ -22,6 +22,7 @@ from ..config import Settings, load_settings
 from ..encoders import Encoder, EncoderIdentity, create_encoder
 from ..encoders.factory import encoder_for_identity
 from ..errors import InvalidVideoError, VlmAnomalyError
+from ..events import AlertDispatcher, EventStore, RetentionJob
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..store import ModelStore, TrainingSet
@@ -164,3 +165,19 @@ def progress_bar(label: str) -> Callable[[int, int, str], None]:
 
 def model_names(s: Settings | None = None) -> list[str]:
     return model_store(s).names()
+
+
+@st.cache_resource(show_spinner=False)
+def _live_sinks(key: str, _s: Settings) -> tuple[EventStore, AlertDispatcher, RetentionJob]:
+    store = EventStore.from_settings(_s)
+    return store, AlertDispatcher.from_settings(_s), RetentionJob.from_settings(store, _s).start()
+
+
+def live_sinks(s: Settings | None = None) -> tuple[EventStore, AlertDispatcher]:
+    """The event store and alert dispatcher the Live page's engine writes to - the same as ``watch``'s
+    for the same settings - with its retention job, once per process."""
+    s = s or settings()
+    keys = ("events_url", "events_path", "webhook_urls", "mqtt_url", "mqtt_topic_prefix", "retention_days",
+            "retention_max_mb", "retention_interval_s")
+    store, alerts, _ = _live_sinks(json.dumps({k: str(getattr(s, k)) for k in keys}), s)
+    return store, alerts

@@ -36,6 +36,7 @@ from .sampler import (
     _short,
     _stream_fps,
     list_frame_files,
+    probe,
     source_kind,
 )
 
@@ -279,8 +280,12 @@ class LiveSource:
         queue_size: int = 4,
         reader_factory: Callable[[], Reader] | None = None,
         with_previous: bool = False,
+        on_drop: Callable[[float, str], None] | None = None,
     ):
         self.source = str(source)
+        # called (in the consuming thread) the moment a connection is lost, with the source time of the
+        # last frame and the reason, so that a consumer can say "offline" before any reconnection
+        self.on_drop = on_drop
         #: what logs, gaps and frames call the source: credentials masked
         self.label = redact_url(self.source)
         self.with_previous = with_previous  # also hand over the source frame before each sample (motion)
@@ -463,6 +468,8 @@ class LiveSource:
                     log.warning("%s: reading stopped early: %s", self.label, reason)
                 break
             attempt += 1
+            if pending is None and self.on_drop is not None:
+                self.on_drop(last_t if last_t is not None else 0.0, reason)
             pending = pending or reason
             log.warning(
                 "%s: %s; reconnecting in %.1f s (attempt %d)",
@@ -482,3 +489,103 @@ class LiveSource:
 
     def _give_up(self, attempt: int) -> bool:
         return self.max_reconnects is not None and attempt > self.max_reconnects
+
+
+def check_source(spec: str) -> str:
+    """The source spec, stripped, after the checks a person wants answered at once.
+
+    An empty spec, a missing or corrupt file and a camera that is not there fail here with a clear
+    message, in the caller; a stream that drops later is reconnected by :class:`LiveSource`.
+    """
+    spec = str(spec).strip()
+    if not spec:
+        raise InvalidVideoError("no source given: a camera index, a stream URL or a video file")
+    kind = source_kind(spec)
+    if kind == "webcam":
+        try:
+            open_reader(spec).close()
+        except InvalidVideoError:
+            raise InvalidVideoError(f"camera {spec} is not available on this machine") from None
+    elif kind in ("file", "folder"):
+        if not Path(spec).exists():
+            raise InvalidVideoError(f"{spec}: no such file, and not a camera index or stream URL")
+        probe(spec)  # a corrupt file fails here
+    return spec
+
+
+class PushSource:
+    """A live source fed by a callback (e.g. a browser camera over WebRTC) instead of a reader thread.
+
+    :meth:`push` is called with every frame the camera delivers; one frame per ``interval_ms`` is kept
+    (with the frame before it for motion) and handed to the consumer iterating this source. When no
+    frame arrives for ``stall_timeout_s`` the camera counts as dropped and the iteration ends, so an
+    open event is closed and the source shown offline even if nobody presses stop.
+
+    Example:
+        >>> src = PushSource("browser camera", interval_ms=500)  # doctest: +SKIP
+        >>> src.push(rgb, t=0.0)  # from the camera callback  # doctest: +SKIP
+    """
+
+    finite = False
+
+    def __init__(self, source: str = "browser camera", *, interval_ms: int = 500, stall_timeout_s: float = 10.0,
+                 queue_size: int = 4, with_previous: bool = False):
+        self.source = source
+        self.interval_ms = interval_ms
+        self.stall_timeout_s = stall_timeout_s
+        self.with_previous = with_previous
+        self.realtime = True
+        self.dropped = 0  # samples lost because scoring was slower than the camera
+        self.frames_seen = 0
+        self.end_reason = ""
+        self.gaps: list[Gap] = []
+        self._q: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._last_t: float | None = None
+        self._prev: np.ndarray | None = None
+        self._n = 0
+        self._last_push = time.monotonic()
+
+    def push(self, image: np.ndarray, t: float) -> bool:
+        """Offer one RGB frame taken at ``t`` seconds; True if it was kept as a sample."""
+        if self._stop.is_set():
+            return False
+        self._last_push = time.monotonic()
+        self.frames_seen += 1
+        prev, self._prev = self._prev, (image if self.with_previous else None)
+        if self._last_t is not None and t - self._last_t < self.interval_ms / 1000.0:
+            return False
+        self._last_t = t
+        frame = Frame(self._n, round(float(t), 6), image, self.source, prev)
+        self._n += 1
+        try:
+            self._q.put_nowait(frame)
+        except queue.Full:  # keep the newest, count the loss
+            try:
+                self._q.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self._q.put_nowait(frame)
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def online(self) -> bool:
+        """Frames are arriving (availability reports ask every source this)."""
+        return not self.stopped and not self.end_reason and time.monotonic() - self._last_push < self.stall_timeout_s
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self._stop.is_set():
+            try:
+                yield self._q.get(timeout=0.1)
+            except queue.Empty:
+                if time.monotonic() - self._last_push > self.stall_timeout_s:
+                    self.end_reason = f"dropped (no frame from the camera for {self.stall_timeout_s:g} s)"
+                    return
