@@ -79,4 +79,7 @@ def resolve_cameras(
             raise ConfigError(f"camera {', '.join(missing)}: no source (and no frigate_url)")
     if not cams:
         raise ConfigError("nothing to watch: give --source or --frigate, or list cameras in the settings")
+    limit = getattr(settings, "max_watchers", None)
+    if limit is not None and len(cams) > limit:
+        raise ConfigError(f"{len(cams)} cameras to watch, more than max_watchers ({limit}): raise the setting")
     return cams, skipped

@@ -448,6 +448,8 @@ def watch(
 
 @app.command()
 def service(
+    watch: Annotated[Optional[bool], typer.Option(
+        "--watch/--no-watch", help="watch the cameras (default: when cameras or frigate_url are set)")] = None,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="run the dashboard")] = True,
     api: Annotated[bool, typer.Option("--api/--no-api", help="run the REST API")] = True,
     grace_s: Annotated[float, typer.Option("--grace-s", help="seconds each process gets to stop")] = 15.0,
@@ -459,14 +461,25 @@ def service(
     """
     from .cameras import resolve_cameras
     from .service import Supervisor, service_children
+    from .video.frigate import FrigateError
 
     settings = _settings()
-    cameras, _ = resolve_cameras(settings)  # a bad camera list fails here, once, not in a restart loop
-    out.print("service: watching " + ", ".join(c.name for c in cameras)
+    if watch is None:
+        watch = bool(settings.cameras or settings.frigate_url)
+    what = "no cameras"
+    if watch:
+        try:  # a bad camera list fails here, once, not in a restart loop
+            what = "watching " + ", ".join(c.name for c in resolve_cameras(settings)[0])
+        except FrigateError as exc:  # Frigate may start after us: the watch process retries with back-off
+            what = f"watching Frigate's cameras once it answers ({exc})"
+    out.print(f"service: {what}"
               + (f"; API on http://{settings.api_host}:{settings.api_port}" if api else "")
               + (f"; dashboard on http://{settings.ui_address}:{settings.ui_port}" if ui else ""),
-              highlight=False, soft_wrap=True)
-    sup = Supervisor(service_children(_state["config"], settings, ui=ui, api=api), grace_s=grace_s,
+              highlight=False, soft_wrap=True, markup=False)
+    children = service_children(_state["config"], settings, watch=watch, ui=ui, api=api)
+    if not children:
+        raise typer.BadParameter("nothing to run: --no-watch, --no-ui and --no-api together")
+    sup = Supervisor(children, grace_s=grace_s,
                      on_event=lambda msg: err.print(f"service: {msg}", highlight=False, markup=False))
     code = sup.run()
     out.print("service stopped" + ("" if code == 0 else " (some processes had to be killed)"))

@@ -117,6 +117,9 @@ def test_frigate_errors_are_clear_and_hide_passwords(frigate):
     cams, _ = resolve_cameras(s)
     assert [(c.name, c.model) for c in cams] == [("lobby", "street"), ("front_door", "street"),
                                                  ("back_yard", "yard-night")]
+    s.max_watchers = 2
+    with pytest.raises(ConfigError, match=r"3 cameras to watch, more than max_watchers \(2\)"):
+        resolve_cameras(s)
 
 
 def test_watch_frigate_announces_its_cameras_and_dies_offline(trained_home, clips, frigate, mqtt_broker, tmp_path):

@@ -36,7 +36,7 @@ def test_two_cameras_discovery_states_drop_and_removal(trained_home, clips, mqtt
     bridge = HomeAssistantBridge.from_settings(s, store=store)
     bridge.poll_s = 0.2
     mon = Monitor(Pipeline(s), store=store, listener=bridge.on_notice)
-    gate_url = f"{cams.base}/gate.mjpg"
+    gate_url = f"{cams.base}/gate.mjpg".replace("http://", "http://viewer:hunter2@")  # a camera password
     assert bridge.add_camera("yard", str(clips[1])) == "yard"
     assert bridge.add_camera("gate", gate_url) == "gate"
     assert bridge.clear_stale() == []
@@ -99,6 +99,8 @@ def test_two_cameras_discovery_states_drop_and_removal(trained_home, clips, mqtt
     assert back > off
     assert f"{P}/gate/event" not in kept  # no event on the normal street
 
+    assert not [t for t, p, _ in reader.messages if b"hunter2" in p or "hunter2" in t]  # never published
+
     # -- graceful stop: the stopped camera and the service say offline themselves
     bridge.close()
     assert reader.retained(f"{P}/+/availability")[f"{P}/gate/availability"] == b"offline"
@@ -113,6 +115,14 @@ def test_two_cameras_discovery_states_drop_and_removal(trained_home, clips, mqtt
     assert not [t for t in after if "yard" in t], sorted(after)
     assert set(_config_topics("gate")) <= set(after) and after[f"{P}/availability"] == b"online"
     assert json.loads(after[f"{D}/sensor/vlm_anomaly/gate_score/config"])["unique_id"] == "vlm_anomaly_gate_score"
+    # Home Assistant restarted (its birth message): everything is announced again
+    topic = f"{D}/sensor/vlm_anomaly/gate_score/config"
+    seen = len(reader.history(topic))
+    reader.c.publish(f"{D}/status", b"online", qos=1)
+    deadline = time.monotonic() + 10
+    while len(reader.history(topic)) == seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(reader.history(topic)) > seen
     again.close()
     reader.close()
     cams.close()

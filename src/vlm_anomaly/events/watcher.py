@@ -186,6 +186,7 @@ class SourceWatcher:
             log.error("watcher %s failed: %s", self.label,
                       redact_text("".join(traceback.format_exception(exc))))
             self._fail(redact_text(f"{type(exc).__name__}: {exc}"))
+        self._ring.clear()  # a finished watcher stays listed; its frames need not stay in memory
         return self.stats
 
     def _ended_reason(self) -> str:
