@@ -236,12 +236,12 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     click(d, "Process and add to training set", "process")
     wait(d, lambda d: text_shown(d, "Added 2 video(s) to the training set."), what="added")
     wait(d, idle, what="idle-after-add")
-    assert metric(d, "Videos") == "2" and metric(d, "Frames") == "24"
+    wait(d, lambda d: metric(d, "Videos") == "2" and metric(d, "Frames") == "24", 60, "set-metrics")
     wait(d, lambda d: text_shown(d, "Review the descriptions"), what="review")
     shot(d, "02-train-set-and-review")
 
     # 2. train a named model
-    name = d.find_element(By.CSS_SELECTOR, "input[aria-label='Model name']")
+    name = wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Model name']"), what="name")
     name.send_keys(Keys.CONTROL, "a")
     name.send_keys("browser-model", Keys.ENTER)
     wait(d, idle, what="idle-after-name")
@@ -298,7 +298,8 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     shot(d, "07-live-monitoring")
     # STOP while the alert is open: the alert is closed ("stopped") and the source shown stopped
     click(d, "Stop", "stop-live")
-    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #"), 60, "stopped")
+    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #")
+         and history_rows(d) and history_rows(d)[0]["to (s)"] != "ongoing", 60, "stopped")
     banner = d.find_element(By.XPATH, "//*[contains(text(), 'Source stopped at')]").text
     assert "Alert #1 closed at" in banner and "(stopped)" in banner, banner
     worst = banner.split("worst smoothed score ")[1].rstrip(".")
@@ -315,7 +316,8 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
          "camera-alert")
     shot(d, "07c-live-camera")
     webrtc_button(d, "STOP").click()
-    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #"), 60, "camera-stopped")
+    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #")
+         and history_rows(d) and history_rows(d)[0]["to (s)"] != "ongoing", 60, "camera-stopped")
     banner = d.find_element(By.XPATH, "//*[contains(text(), 'Source stopped at')]").text
     assert "closed at" in banner and "(stopped)" in banner, banner
     assert history_rows(d)[0]["ended because"] == "stopped"
