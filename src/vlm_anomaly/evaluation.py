@@ -189,6 +189,8 @@ def create_scorer(name: str, settings: Settings) -> FrameScorer:
     if name in SCORERS:
         return SCORERS[name](settings)
     if name in DETECTORS:
+        if DETECTORS[name].needs_video:  # motion detectors: fit on and score the clips themselves
+            return DETECTORS[name].evaluation_scorer(settings)
         return PipelineScorer(settings.model_copy(update={"detector": name}))
     raise ConfigError(f"unknown detector {name!r}; choose from {', '.join(scorer_names())}")
 

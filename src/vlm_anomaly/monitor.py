@@ -75,7 +75,7 @@ class LiveMonitor:
         self._lock = threading.Lock()
         # attribute models (motion + objects) score through their own scorer, one frame at a time
         self._attributes = (model.detector.scorer(encoder=self.encoder)
-                            if model.detector.name == "attributes" else None)
+                            if model.detector.needs_video else None)
         self._last: np.ndarray | None = None
         self._n = 0
 

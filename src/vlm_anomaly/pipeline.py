@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Settings, load_settings
-from .detectors import create_detector
+from .detectors import create_detector, get_detector_class
 from .encoders import Encoder, build_prompts, create_encoder, encoder_for_identity
 from .encoders.base import Description
 from .errors import InvalidVideoError, VlmAnomalyError
@@ -119,6 +119,10 @@ class Pipeline:
 
     def encoder_for(self, model: AnomalyModel) -> Encoder:
         """The encoder a model was trained with: the current one if it matches, else rebuilt."""
+        if model.encoder.backend == "motion":  # a motion model embeds nothing
+            from .encoders.null import NullEncoder
+
+            return NullEncoder()
         if self._encoder is not None:
             try:
                 model.check_encoder(self._encoder.identity)
@@ -215,10 +219,9 @@ class Pipeline:
         if not sources and not embedded:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
-        if s.detector == "attributes" and embedded is None:  # motion + objects need the videos (issue 8)
-            from .attributes.integration import fit_attribute_model
-
-            return fit_attribute_model(self, sources, progress=progress, names=names)
+        cls = get_detector_class(s.detector)
+        if cls.needs_video and embedded is None:  # motion detectors learn from the videos themselves
+            return cls.fit_video(self, sources, progress=progress, names=names)
         vids = embedded if embedded is not None else self.embed(sources, progress=progress)
         enc = self.encoder
         X = np.concatenate([v.embeddings for v in vids])
@@ -281,11 +284,9 @@ class Pipeline:
     ) -> ScoreResult:
         """Score every sampled frame of a video with a saved (or given) model."""
         m = self.load(model)
-        if m.detector.name == "attributes":  # motion + objects need the video itself (issue 8)
-            from .attributes.integration import score_attribute_model
-
-            return score_attribute_model(self, m, source, progress=progress, describe=describe,
-                                         threshold=threshold, interval_ms=interval_ms)
+        if m.detector.needs_video:  # motion detectors score the video itself
+            return m.detector.score_video(self, m, source, progress=progress, describe=describe,
+                                          threshold=threshold, interval_ms=interval_ms)
         enc = self.encoder_for(m)
         t0 = time.perf_counter()
         [ev] = self.embed([source], encoder=enc, progress=progress, keep_frames=keep_frames,

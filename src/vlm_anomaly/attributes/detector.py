@@ -24,6 +24,7 @@ class AttributeDetector(BaseDetector):
     """k-NN attribute densities (velocity, appearance, geometry, whole frame), calibrated."""
 
     name = "attributes"
+    needs_video = True
 
     def __init__(self, config: dict | None = None):
         self.config = dict(config or {})
@@ -86,6 +87,27 @@ class AttributeDetector(BaseDetector):
         if "frame" not in det.state_.banks:
             raise ValueError("attribute model holds no whole-frame bank")
         return det
+
+
+    # -- video-detector protocol (see BaseDetector.needs_video) --------------------------------
+    @classmethod
+    def fit_video(cls, pipe, sources, *, progress=None, names=None):
+        from .integration import fit_attribute_model
+
+        return fit_attribute_model(pipe, sources, progress=progress, names=names)
+
+    def score_video(self, pipe, model, source, *, progress=None, describe=True, threshold=None, interval_ms=None,
+                    keep_frames=False):
+        from .integration import score_attribute_model
+
+        return score_attribute_model(pipe, model, source, progress=progress, describe=describe,
+                                     threshold=threshold, interval_ms=interval_ms)
+
+    @classmethod
+    def evaluation_scorer(cls, settings):
+        from .integration import evaluation_scorer
+
+        return evaluation_scorer(settings)
 
 
 register_detector(AttributeDetector)

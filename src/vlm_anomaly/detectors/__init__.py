@@ -41,6 +41,9 @@ def register_detector(cls: type[BaseDetector]) -> type[BaseDetector]:
 # of the two packages is imported first (when it is the one importing us, it is skipped here).
 if "vlm_anomaly.attributes.detector" not in sys.modules:
     import_module("vlm_anomaly.attributes.detector")
+# the motion detector (the default) registers itself the same way
+if "vlm_anomaly.motion.detector" not in sys.modules:
+    import_module("vlm_anomaly.motion.detector")
 
 
 def get_detector_class(name: str) -> type[BaseDetector]:

@@ -26,6 +26,13 @@ class BaseDetector(ABC):
 
     threshold_: float = 0.0
 
+    #: True for detectors that learn from and score the videos themselves (motion), not embeddings.
+    #: Such a class offers ``fit_video(pipe, sources, progress=, names=) -> AnomalyModel`` (classmethod),
+    #: ``score_video(pipe, model, source, progress=, describe=, threshold=, interval_ms=) -> ScoreResult``,
+    #: ``scorer(encoder=)`` (an object whose ``score_stream(frames)`` yields (frame, score, explanation)
+    #: for live use) and ``evaluation_scorer(settings)`` (classmethod, for ``evaluate``).
+    needs_video: ClassVar[bool] = False
+
     @abstractmethod
     def fit(self, X: np.ndarray) -> BaseDetector:
         """Learn normality from embeddings of normal frames; returns ``self``."""

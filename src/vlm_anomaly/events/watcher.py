@@ -127,11 +127,11 @@ class SourceWatcher:
             backoff_initial_s=s.stream_backoff_initial_s,
             backoff_max_s=s.stream_backoff_max_s,
             max_side=s.max_side,
-            with_previous=self.model.detector.name == "attributes",
+            with_previous=self.model.detector.needs_video,
         )
         # attribute models (issue 8) score motion and objects, so they need the frames, not embeddings
         self.attributes = (self.model.detector.scorer(encoder=self.encoder)
-                           if self.model.detector.name == "attributes" else None)
+                           if self.model.detector.needs_video else None)
         self.hysteresis = HysteresisConfig.from_settings(s, self.model.threshold)
         self.tracker = EventTracker(self.hysteresis)
         self.smoother = CausalSmoother(s.event_smoothing_window or self.model.smoothing_window)
@@ -198,7 +198,7 @@ class SourceWatcher:
             with self.encode_lock:
                 scored = list(self.attributes.score_stream(frames))
             for f, score, why in scored:
-                self._step(f, score, explanation_text(why) if why else "", 0.0, None)
+                self._step(f, score, (why.get("text") or explanation_text(why)) if why else "", 0.0, None)
             return
         with self.encode_lock:
             emb = self.encoder.encode([f.image for f in frames])

@@ -296,7 +296,9 @@ class TrainingSet:
     # -- training --------------------------------------------------------------------------
     def fit(self, pipeline: Pipeline, *, progress: Progress | None = None) -> AnomalyModel:
         """An unsaved model fitted on the whole training set (nothing encoded twice)."""
-        if pipeline.settings.detector == "attributes":  # motion + objects: from the kept video copies
+        from ..detectors import get_detector_class
+
+        if get_detector_class(pipeline.settings.detector).needs_video:  # motion: from the kept video copies
             items = self.items()
             if not items:
                 raise InvalidVideoError("the training set is empty: add at least one normal video first")
