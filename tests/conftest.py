@@ -172,7 +172,7 @@ def scene_embeddings(request, scene_frames):
 @pytest.fixture
 def settings_home(tmp_path) -> Settings:
     """Settings with a fresh ``home`` (models, caches) under tmp_path and the offline encoder."""
-    return load_settings(overrides={"home": tmp_path / "home", "encoder": "efficientnet"})
+    return load_settings(overrides={"detector": "ocsvm", "home": tmp_path / "home", "encoder": "efficientnet"})
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +190,12 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env["HF_HUB_OFFLINE"] = "1"
     env["VLM_ANOMALY_HOME"] = str(home)
     env["COLUMNS"] = "200"  # keep Rich from wrapping summary lines
+    # these tests were written for the embedding pipeline (the seed's default); tests of the
+    # motion detector (the default now) pass VLM_ANOMALY_DETECTOR="" (= unset) or --detector themselves
+    env["VLM_ANOMALY_DETECTOR"] = "ocsvm"
     env.update(extra)
+    if not env["VLM_ANOMALY_DETECTOR"]:
+        del env["VLM_ANOMALY_DETECTOR"]
     return env
 
 

@@ -16,7 +16,8 @@ from vlm_anomaly.video.thumbnails import grab_frames
 def setup(tmp_path_factory, dash_clips):
     clips = dash_clips
     home = tmp_path_factory.mktemp("monitor")
-    s = load_settings(overrides={"home": home, "cache_dir": tmp_path_factory.getbasetemp() / "dash-cache",
+    s = load_settings(overrides={"detector": "ocsvm",
+                                 "home": home, "cache_dir": tmp_path_factory.getbasetemp() / "dash-cache",
                                  "encoder": "efficientnet", "interval_ms": 500})
     pipe = Pipeline(s, encoder=create_encoder("efficientnet"))
     model = pipe.train("live", [clips["normal_a"], clips["normal_b"]])

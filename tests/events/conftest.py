@@ -40,7 +40,7 @@ def trained_home(tmp_path_factory, clips):
     """A home folder holding model "street" trained on the normal clips (EfficientNet-Lite0)."""
     home = tmp_path_factory.mktemp("home")
     pipe = Pipeline(
-        load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": 250})
+        load_settings(overrides={"detector": "ocsvm", "home": home, "encoder": "efficientnet", "interval_ms": 250})
     )
     pipe.train("street", clips[0])
     return home
