@@ -96,14 +96,11 @@ def main() -> None:
             anomalous[(s, kind)] = (extract_cells(s, grid, cols, frames=((f, True) for f in fr)), lab)
     print(f"features in {time.time() - t0:.0f} s", flush=True)
     candidates = [
-        ("motion+shape k1 r0 pooled", MotionConfig(grid=grid, k=1, radius=0, threshold_rule="pooled")),
-        ("motion+shape k1 r1 pooled", MotionConfig(grid=grid, k=1, radius=1, threshold_rule="pooled")),
-        ("motion+shape k1 r0 clip", MotionConfig(grid=grid, k=1, radius=0, threshold_rule="clip")),
-        ("motion+shape k1 r1", MotionConfig(grid=grid, fused=("motion", "shape"), k=1, radius=1)),
-        ("motion k1 r1", MotionConfig(grid=grid, fused=("motion",), k=1, radius=1)),
-        ("motion+shape k3 r1", MotionConfig(grid=grid, fused=("motion", "shape"), k=3, radius=1)),
-        ("motion+shape k1 r0", MotionConfig(grid=grid, fused=("motion", "shape"), k=1, radius=0)),
-        ("motion+shape k1 r2", MotionConfig(grid=grid, fused=("motion", "shape"), k=1, radius=2)),
+        ("object k3", MotionConfig(grid=grid, fused=("object",), k_object=3)),
+        ("object k1", MotionConfig(grid=grid, fused=("object",), k_object=1)),
+        ("object+shape", MotionConfig(grid=grid, fused=("object", "shape"))),
+        ("object+motion+shape", MotionConfig(grid=grid, fused=("object", "motion", "shape"))),
+        ("motion+shape (v1)", MotionConfig(grid=grid, fused=("motion", "shape"))),
     ]
     report = {}
     if args.only:

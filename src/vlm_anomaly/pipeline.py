@@ -120,9 +120,7 @@ class Pipeline:
     def encoder_for(self, model: AnomalyModel) -> Encoder:
         """The encoder a model was trained with: the current one if it matches, else rebuilt."""
         if model.encoder.backend == "motion":  # a motion model embeds nothing
-            from .encoders.null import NullEncoder
-
-            return NullEncoder()
+            return encoder_for_identity(model.encoder)
         if self._encoder is not None:
             try:
                 model.check_encoder(self._encoder.identity)

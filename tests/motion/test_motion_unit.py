@@ -89,3 +89,24 @@ def test_cli_train_and_score_use_the_motion_detector_by_default(street, run_cli,
     r = run_cli("score", "cli-street", street["test"], home=home, env={"VLM_ANOMALY_DETECTOR": ""})
     assert r.returncode == 0, r.stderr
     assert "moving object" in r.stdout
+
+
+def test_watch_events_end_soon_after_the_scene_returns_to_normal(street, tmp_path):
+    """The issue's case: a 40 s clip whose intruder is visible 20-26 s gives one event that ends
+    within about two seconds of the intruder leaving (default settings, live scoring)."""
+    from vlm_anomaly.events import EventStore, Monitor
+
+    clip = write_video(tmp_path / "forty.mp4", seconds=40, seed=0, start_s=100, anomaly_span=(20.0, 26.0))
+    s = load_settings(overrides={"home": street["dir"] / "home"})
+    store = EventStore.from_settings(s)
+    mon = Monitor(Pipeline(s), store=store)
+    wid = mon.start("street", str(clip), realtime=False)
+    assert mon.wait(300)
+    status = mon.status(wid)
+    assert status["status"] == "ended", status
+    events = store.list()
+    assert len(events) == 1, [(e.start_time, e.end_time) for e in events]
+    [ev] = events
+    assert 19.5 <= ev.start_time <= 22.0, ev
+    assert ev.end_time <= 28.5, ev
+    assert ev.descriptions and "moving object" in ev.descriptions[0]["text"]

@@ -11,6 +11,7 @@ import numpy as np
 from ..video import Frame, sample_frames
 from ..video.sampler import _Grid
 from .features import (
+    BLOB_DIM,
     MOTION_DIM,
     SHAPE_BINS,
     CellFeatures,
@@ -33,6 +34,8 @@ class SourceCells:
     has_motion: np.ndarray  # (N,) bool
     motion: np.ndarray  # (N, R, C, MOTION_DIM)
     shape: np.ndarray  # (N, R, C, SHAPE_BINS)
+    blob_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (M,) frame row of each blob
+    blobs: np.ndarray = field(default_factory=lambda: np.zeros((0, BLOB_DIM), np.float32))  # (M, BLOB_DIM)
 
     @property
     def n_frames(self) -> int:
@@ -96,7 +99,7 @@ def extract_cells(source: str, config: GridConfig, cols: int, *, interval_ms: in
                   progress: Callable[[int], None] | None = None, stream: CellStream | None = None) -> SourceCells:
     """Cell features of every sampled frame of ``source``."""
     cs = stream or CellStream(config, cols)
-    idx, ts, hm, mo, sh = [], [], [], [], []
+    idx, ts, hm, mo, sh, bf, bl = [], [], [], [], [], [], []
     size = (0, 0)
     it = frames if frames is not None else iter_source(source, interval_ms=interval_ms, max_side=max_side,
                                                        max_frames=max_frames, max_duration_s=max_duration_s)
@@ -111,6 +114,8 @@ def extract_cells(source: str, config: GridConfig, cols: int, *, interval_ms: in
         hm.append(c.has_motion)
         mo.append(c.motion)
         sh.append(c.shape)
+        bf.extend([len(idx) - 1] * len(c.blobs))
+        bl.append(c.blobs)
         if progress:
             progress(len(idx))
     R = config.rows
@@ -119,4 +124,6 @@ def extract_cells(source: str, config: GridConfig, cols: int, *, interval_ms: in
         has_motion=np.asarray(hm, bool),
         motion=np.stack(mo) if mo else np.zeros((0, R, cols, MOTION_DIM), np.float32),
         shape=np.stack(sh) if sh else np.zeros((0, R, cols, SHAPE_BINS), np.float32),
+        blob_frame=np.asarray(bf, np.int64),
+        blobs=np.concatenate(bl).astype(np.float32) if bl else np.zeros((0, BLOB_DIM), np.float32),
     )

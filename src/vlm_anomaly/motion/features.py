@@ -12,7 +12,7 @@ path, not on the grass), and per-cell statistics need no object detector and do 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import cv2
 import numpy as np
@@ -22,6 +22,9 @@ MOTION_DIM = 4
 #: per cell, shape attribute: gradient-orientation histogram of the moving pixels (8 bins, weighted
 #: by moving share), a cheap stand-in for "what the moving thing looks like"
 SHAPE_BINS = 8
+#: per moving blob (object): centre x, centre y (frame fractions), width, height (frame heights),
+#: filled share of its box, 90th-percentile speed, mean vx, mean vy (frame heights/s)
+BLOB_DIM = 8
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class GridConfig:
     max_gap_s: float = 0.5  # older references are not used (scene changed too much)
     moving_speed: float = 0.04  # heights/s: a pixel moves above this
     diff_threshold: float = 6.0  # grey levels: ... and the frames differ near it
+    min_blob_frac: float = 0.002  # moving regions smaller than this share of height^2 are noise
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -80,6 +84,7 @@ class CellFeatures:
     motion: np.ndarray
     shape: np.ndarray
     has_motion: bool
+    blobs: np.ndarray = field(default_factory=lambda: np.zeros((0, BLOB_DIM), np.float32))
 
 
 def _cell_sums(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -126,7 +131,26 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     np.put_along_axis(hist, b[..., None], w[..., None], axis=2)
     hsum = _cell_sums(hist, rows, cols)
     hsum = hsum / np.maximum(hsum.sum(-1, keepdims=True), 1e-6) * share[..., None]
-    return CellFeatures(motion, hsum.astype(np.float32), True)
+    return CellFeatures(motion, hsum.astype(np.float32), True, moving_blobs(moving, speed, flow, cfg))
+
+
+def moving_blobs(moving: np.ndarray, speed: np.ndarray, flow: np.ndarray, cfg: GridConfig) -> np.ndarray:
+    """(m, BLOB_DIM) features of the connected moving regions (objects, or groups walking together)."""
+    H, W = moving.shape
+    m = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    min_px = cfg.min_blob_frac * H * H
+    out = []
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area < min_px:
+            continue
+        sel = lab[y:y + bh, x:x + bw] == i
+        sp = speed[y:y + bh, x:x + bw][sel]
+        fl = flow[y:y + bh, x:x + bw][sel]
+        out.append([(x + bw / 2) / W, (y + bh / 2) / H, bw / H, bh / H, area / (bw * bh),
+                    float(np.percentile(sp, 90)), float(fl[:, 0].mean()), float(fl[:, 1].mean())])
+    return np.asarray(out, np.float32).reshape(-1, BLOB_DIM)
 
 
 class ReferenceBuffer:

@@ -23,11 +23,14 @@ from ..video import Frame
 from .density import CellBanks, build_banks, neighbours
 from .extract import CellStream, SourceCells, extract_cells
 from .features import MOTION_DIM, SHAPE_BINS, GridConfig, grid_cols
+from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max, robust_scale
 
 log = logging.getLogger(__name__)
 
-ATTRIBUTES = ("motion", "shape")
-DIMS = {"motion": MOTION_DIM, "shape": SHAPE_BINS}
+#: "object": position-free speed/size of moving regions; "motion"/"shape": per grid cell
+ATTRIBUTES = ("object", "motion", "shape")
+CELL_ATTRIBUTES = ("motion", "shape")
+DIMS = {"motion": MOTION_DIM, "shape": SHAPE_BINS, "object": OBJECT_DIM}
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,9 @@ class MotionConfig:
     """Hyper-parameters (fixed before any test run; see docs/motion.md)."""
 
     grid: GridConfig = field(default_factory=GridConfig)
-    fused: tuple[str, ...] = ATTRIBUTES
+    fused: tuple[str, ...] = ("object",)  # chosen by bench/motion_cv.py (training clips only)
     k: int = 1
+    k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
     radius: int = 0  # a cell also accepts the normal examples of cells this close
     max_bank: int = 1000  # normal examples kept per cell and attribute
     smoothing_window: int = 5  # samples; the threshold is calibrated on scores smoothed like this
@@ -63,7 +67,7 @@ class MotionConfig:
         base = cls()
         kw = {f.name: d[f.name] for f in fields(cls) if f.name in d and f.name not in ("grid", "fused")}
         kw = {k: type(getattr(base, k))(v) for k, v in kw.items()}
-        return cls(grid=GridConfig.from_dict(d.get("grid", {})), fused=tuple(d.get("fused", ATTRIBUTES)), **kw)
+        return cls(grid=GridConfig.from_dict(d.get("grid", {})), fused=tuple(d.get("fused", base.fused)), **kw)
 
 
 @dataclass
@@ -82,7 +86,12 @@ class MotionState:
     heldout_flagged: float  # share of held-out normal frames over the threshold
     speed_p99: np.ndarray  # (R, C) 99th percentile of normal speeds (heights/s) per cell, NaN: none
     speed_p99_global: float
-    _banks: dict[str, CellBanks] | None = field(default=None, repr=False)
+    #: objects: perspective (a, b: normal height = a + b * row), the normal objects' boxes
+    #: (x0, y0, x1, y1 as frame fractions), their 99th-percentile relative speed
+    perspective: np.ndarray = field(default_factory=lambda: np.array([0.15, 0.0]))
+    object_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    object_speed_p99: float = 0.0
+    _banks: dict | None = field(default=None, repr=False)
 
     @property
     def n_cells(self) -> int:
@@ -91,15 +100,17 @@ class MotionState:
     def banks(self) -> dict[str, CellBanks]:
         if self._banks is None:
             nb = neighbours(self.config.grid.rows, self.cols, self.config.radius)
-            self._banks = {a: CellBanks(self.rows[a], self.cells[a], self.n_cells, nb, self.config.k)
+            self._banks = {a: (ObjectBank(self.rows[a], self.config.k_object) if a == "object" else
+                               CellBanks(self.rows[a], self.cells[a], self.n_cells, nb, self.config.k))
                            for a in self.rows}
         return self._banks
 
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {"config": self.config.as_dict(), "cols": self.cols, "sources": list(self.sources),
                 "calibration": {a: c.as_list() for a, c in self.calib.items()}, "threshold": self.threshold,
-                "heldout_flagged": self.heldout_flagged, "speed_p99_global": self.speed_p99_global}
-        arrays = {"speed_p99": self.speed_p99}
+                "heldout_flagged": self.heldout_flagged, "speed_p99_global": self.speed_p99_global,
+                "object_speed_p99": self.object_speed_p99}
+        arrays = {"speed_p99": self.speed_p99, "perspective": self.perspective, "object_boxes": self.object_boxes}
         for a in self.rows:
             arrays[f"rows_{a}"] = self.rows[a].astype(np.float32)
             arrays[f"cells_{a}"] = self.cells[a].astype(np.int64)
@@ -126,6 +137,7 @@ class MotionState:
             f = np.asarray(arrays[f"refs_{a}"], np.int64)
             s = np.asarray(arrays[f"scale_{a}"], np.float64)
             if (r.ndim != 2 or r.shape[1] != DIMS[a] or c.shape != (len(r),) or f.shape != (len(r), 2)
+                    or (a == "object" and len(r) == 0)
                     or s.shape != (DIMS[a],) or not np.all(np.isfinite(r)) or not np.all(s > 0)):
                 raise ValueError(f"bank {a!r} is malformed")
             if len(c) and (c.min() < 0 or c.max() >= n_cells):
@@ -138,8 +150,15 @@ class MotionState:
         thr = float(meta["threshold"])
         if not np.isfinite(thr):
             raise ValueError("threshold is not finite")
+        persp = np.asarray(arrays.get("perspective", np.array([0.15, 0.0])), np.float64)
+        oboxes = np.asarray(arrays.get("object_boxes", np.zeros((0, 4))), np.float64)
+        if persp.shape != (2,) or not np.all(np.isfinite(persp)):
+            raise ValueError("perspective is malformed")
+        if "object" in rows and oboxes.shape != (len(rows["object"]), 4):
+            raise ValueError("object boxes do not match the object bank")
         return cls(config, cols, [str(s) for s in meta["sources"]], scales, rows, cells, refs, calib, thr,
-                   float(meta.get("heldout_flagged", 0.0)), sp, float(meta.get("speed_p99_global", 0.0)))
+                   float(meta.get("heldout_flagged", 0.0)), sp, float(meta.get("speed_p99_global", 0.0)),
+                   persp, oboxes, float(meta.get("object_speed_p99", 0.0)))
 
 
 @dataclass
@@ -237,68 +256,80 @@ class MotionScorer:
             done += feats[-1].n_frames
         return self.fit_cells(feats)
 
-    def fit_cells(self, feats: Sequence[SourceCells], augmented: Sequence[SourceCells] = ()) -> MotionScorer:
-        """Fit from extracted features; ``augmented`` (re-encoded/rescaled copies of the same clips,
-        in the same order, same clip numbers via ``source``) only widen the banks."""
+    def fit_cells(self, feats: Sequence[SourceCells]) -> MotionScorer:
+        """Fit from extracted features (one :class:`SourceCells` per normal clip)."""
         cfg = self.config
         feats = [f for f in feats if f.n_frames]
         n = sum(f.n_frames for f in feats)
         if n < 2:
             raise InvalidVideoError(f"training needs at least 2 sampled frames, got {n}")
         cols = feats[0].motion.shape[2]
-        if any(f.motion.shape[2] != cols for f in [*feats, *augmented]):
+        if any(f.motion.shape[2] != cols for f in feats):
             raise InvalidVideoError("training videos must share one aspect ratio (same camera)")
         names = [Path(f.source).name or f.source for f in feats]
         groups = _groups(feats)
+        offsets = np.cumsum([0] + [f.n_frames for f in feats])
         frame_no = np.concatenate([f.frame_indices for f in feats])
         src_no = np.concatenate([np.full(f.n_frames, i) for i, f in enumerate(feats)])
         has_motion = np.concatenate([f.has_motion for f in feats])
-        a_groups = np.concatenate([np.full(f.n_frames, names.index(Path(f.source).name) if Path(f.source).name in names
-                                           else -1) for f in augmented]) if augmented else np.zeros(0, np.int64)
-        if len(feats) < 2:
-            a_groups = np.full(len(a_groups), -1)
         nb = neighbours(cfg.grid.rows, cols, cfg.radius)
         n_cells = cfg.grid.rows * cols
         rows, cells, refs, scales, calib, heldout = {}, {}, {}, {}, {}, {}
+        # objects: all clips' moving regions, position-free
+        blobs = np.concatenate([f.blobs for f in feats]).reshape(-1, 8)
+        b_row = np.concatenate([f.blob_frame + offsets[i] for i, f in enumerate(feats)]).astype(np.int64)
+        persp = fit_perspective(blobs[:, 1], blobs[:, 3])
+        OF = object_features(blobs, persp)
+        obj_p99 = float(np.percentile(OF[:, 0], 99)) if len(OF) else 0.0
+        if "object" in cfg.fused and len(OF) < 2:
+            raise InvalidVideoError("the training videos show too little motion: use videos with moving people")
         for a in cfg.fused:
-            X = np.concatenate([_raw(f, a) for f in feats])
-            XA = np.concatenate([_raw(f, a) for f in augmented]) if augmented else np.zeros((0, n_cells, DIMS[a]))
-            s = _scales(X, a)
-            scales[a] = s
-            X, XA = X / s, XA / s
-            allX = np.concatenate([X, XA])
-            all_src = np.concatenate([src_no, np.maximum(a_groups, 0)])
-            all_frame = np.concatenate([frame_no, np.concatenate([f.frame_indices for f in augmented])
-                                        if augmented else np.zeros(0, np.int64)])
-            r, c, fr = build_banks(allX, None, cfg.max_bank)
-            rows[a], cells[a] = r.astype(np.float32), c
-            refs[a] = np.stack([all_src[fr], all_frame[fr]], 1)
-            # held-out distances: each group against banks built without it (nor its augmented copies)
-            per_frame = np.zeros(n)
-            all_groups = np.concatenate([groups, a_groups if len(feats) >= 2 else np.full(len(XA), -1)])
-            for g in np.unique(groups):
-                keep = all_groups != g
-                if len(feats) < 2:
-                    keep = np.concatenate([groups != g, np.zeros(len(XA), bool)])
-                r2, c2, _ = build_banks(allX[keep], None, cfg.max_bank)
-                banks = CellBanks(r2, c2, n_cells, nb, cfg.k)
-                d, _ = banks.query(X[groups == g])
-                per_frame[groups == g] = d.max(1)
-            valid = has_motion
-            calib[a] = RobustZ.fit(per_frame[valid] if valid.any() else per_frame)
+            if a == "object":
+                sc = robust_scale(OF)
+                X = OF / sc
+                scales[a] = sc
+                keep = _evenly(len(X), cfg.max_bank * 20)
+                rows[a], cells[a] = X[keep].astype(np.float32), np.zeros(len(keep), np.int64)
+                refs[a] = np.stack([src_no[b_row[keep]], frame_no[b_row[keep]]], 1)
+                per_frame = np.zeros(n)
+                b_group = groups[b_row]
+                for g in np.unique(groups):
+                    other = keep[b_group[keep] != g]
+                    sel = b_group == g
+                    d, _ = ObjectBank(X[other], cfg.k_object).query(X[sel])
+                    v, _ = per_frame_max(d, b_row[sel], n)
+                    per_frame = np.maximum(per_frame, v)
+            else:
+                X = np.concatenate([_raw(f, a) for f in feats])
+                sc = _scales(X, a)
+                scales[a] = sc
+                X = X / sc
+                r, c, fr = build_banks(X, None, cfg.max_bank)
+                rows[a], cells[a] = r.astype(np.float32), c
+                refs[a] = np.stack([src_no[fr], frame_no[fr]], 1)
+                per_frame = np.zeros(n)
+                for g in np.unique(groups):
+                    r2, c2, _ = build_banks(X[groups != g], None, cfg.max_bank)
+                    d, _ = CellBanks(r2, c2, n_cells, nb, cfg.k).query(X[groups == g])
+                    per_frame[groups == g] = d.max(1)
+            calib[a] = RobustZ.fit(per_frame[has_motion] if has_motion.any() else per_frame)
             heldout[a] = per_frame
         fused = sum(calib[a](heldout[a]) for a in cfg.fused)
-        smooth = np.concatenate([moving_average(fused[groups_slice], cfg.smoothing_window)
-                                 for groups_slice in _clip_slices(feats)])
+        smooth = np.concatenate([moving_average(fused[sl], cfg.smoothing_window) for sl in _clip_slices(feats)])
         q = 1.0 - cfg.target_false_alarm
         if cfg.threshold_rule == "clip" and len(np.unique(groups)) >= 2:
             thr = max(float(np.quantile(smooth[groups == g], q)) for g in np.unique(groups))
         else:
             thr = float(np.quantile(smooth, q))
         flagged = float(np.mean(smooth > thr))
-        mo = np.concatenate([f.motion for f in feats])
-        sp99, sp_glob = _speed_p99(mo)
-        self.state = MotionState(cfg, cols, names, scales, rows, cells, refs, calib, thr, flagged, sp99, sp_glob)
+        sp99, sp_glob = _speed_p99(np.concatenate([f.motion for f in feats]))
+        oboxes = np.zeros((0, 4))
+        if "object" in rows:
+            kb = blobs[_evenly(len(blobs), cfg.max_bank * 20)]
+            oboxes = np.stack([kb[:, 0] - kb[:, 2] * 0.5 * _aspect_inv(feats), kb[:, 1] - kb[:, 3] / 2,
+                               kb[:, 0] + kb[:, 2] * 0.5 * _aspect_inv(feats), kb[:, 1] + kb[:, 3] / 2], 1)
+        self.state = MotionState(cfg, cols, names, scales, rows, cells, refs, calib, thr, flagged, sp99, sp_glob,
+                                 persp, np.clip(oboxes, 0, 1), obj_p99)
         return self
 
     # -- score ----------------------------------------------------------------------------------
@@ -323,18 +354,26 @@ class MotionScorer:
         if feats.n_frames and feats.motion.shape[2] != st.cols:
             raise InvalidVideoError("the video's grid does not match the model's")
         banks = st.banks()
+        n = feats.n_frames
         z, dist, near = {}, {}, {}
         for a in st.config.fused:
-            d, i = banks[a].query(_raw(feats, a) / st.scales[a])
-            dist[a], near[a] = d, i
-            z[a] = st.calib[a](d.max(1)) if len(d) else np.zeros(0)
+            if a == "object":
+                X = object_features(feats.blobs, st.perspective) / st.scales[a]
+                d, i = banks[a].query(X)
+                per_frame, arg = per_frame_max(d, feats.blob_frame, n)
+                dist[a], near[a] = (d, arg), i
+            else:
+                d, i = banks[a].query(_raw(feats, a) / st.scales[a])
+                per_frame = d.max(1) if len(d) else np.zeros(0)
+                dist[a], near[a] = d, i
+            z[a] = st.calib[a](per_frame)
         fused = sum(z[a] for a in st.config.fused)
         if len(fused) and not feats.has_motion.all() and feats.has_motion.any():
             ok = np.flatnonzero(feats.has_motion)
             fill = ok[np.clip(np.searchsorted(ok, np.arange(len(fused))), 0, len(ok) - 1)]
             fused = fused[fill]
         scores = st.threshold - fused
-        expl = [self._explain(feats, j, z, dist, near) for j in range(feats.n_frames)]
+        expl = [self._explain(feats, j, z, dist, near) for j in range(n)]
         return MotionScores(feats.source, feats.frame_indices, feats.timestamps, scores, z, expl)
 
     def score_stream(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, float, dict]]:
@@ -344,7 +383,8 @@ class MotionScorer:
         for f in frames:
             c = stream.features(f)
             sc = SourceCells(f.source, (f.image.shape[1], f.image.shape[0]), np.array([f.index]),
-                             np.array([f.timestamp]), np.array([c.has_motion]), c.motion[None], c.shape[None])
+                             np.array([f.timestamp]), np.array([c.has_motion]), c.motion[None], c.shape[None],
+                             np.zeros(len(c.blobs), np.int64), c.blobs)
             res = self.score_cells(sc)
             self.timing = dict(stream.timing)
             yield f, float(res.scores[0]), res.explanations[0]
@@ -355,35 +395,70 @@ class MotionScorer:
         R, C = st.config.grid.rows, st.cols
         zj = {a: float(z[a][j]) for a in z}
         top = max(zj, key=zj.get)
-        cell = int(np.argmax(dist[top][j]))
-        r, c = divmod(cell, C)
         w, h = (int(v) for v in feats.size)
-        mo = feats.motion[j]
-        speed = float(mo[r, c, 0])
-        normal = float(st.speed_p99[r, c]) if np.isfinite(st.speed_p99[r, c]) else 0.0
-        share = mo[..., 3]
-        n_obj = _count_objects(share > 0.05)
-        x0, x1 = int(c * w / C), int((c + 1) * w / C)
-        y0, y1 = int(r * h / R), int((r + 1) * h / R)
-        box = _grow_box(share > 0.05, r, c, w, h, R, C) or [x0, y0, x1, y1]
+        n_obj = int(np.sum(feats.blob_frame == j))
         out: dict = {
             "attribute": top,
             "fired": [a for a in st.config.fused if zj[a] > st.calib[a].high],
             "z": {a: round(v, 3) for a, v in zj.items()},
             "objects": n_obj,
-            "box": box,
             "frame_size": [w, h],
-            "where": where_words(r, c, R, C),
-            "speed": round(speed, 3),
-            "normal_speed": {"p99": round(normal, 3), "unit": "frame heights/s"},
         }
-        i = int(near[top][j, cell]) if len(near[top]) else -1
-        if i >= 0:
-            src, fr = st.refs[top][i]
-            out["nearest_normal"] = {"attribute": top, "source": st.sources[int(src)] if src < len(st.sources) else "",
-                                     "frame": int(fr), "box": [x0, y0, x1, y1]}
+        o = int(dist["object"][1][j]) if "object" in dist else -1
+        cell_attr = top if top in CELL_ATTRIBUTES else next((a for a in st.config.fused if a in CELL_ATTRIBUTES),
+                                                            None)
+        if top == "object" and o >= 0:
+            b = feats.blobs[o]
+            rel = object_features(b[None], st.perspective)[0]
+            box = [int((b[0] - b[2] / 2 * h / max(1, w)) * w), int((b[1] - b[3] / 2) * h),
+                   int((b[0] + b[2] / 2 * h / max(1, w)) * w), int((b[1] + b[3] / 2) * h)]
+            out["box"] = [max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])]
+            r, c = min(R - 1, int(b[1] * R)), min(C - 1, int(b[0] * C))
+            out["where"] = where_words(r, c, R, C)
+            out["speed"] = round(float(rel[0]), 3)
+            out["normal_speed"] = {"p99": round(st.object_speed_p99, 3), "unit": "normal heights/s"}
+            out["size"] = round(float(np.exp(rel[2])), 2)
+            i = int(near["object"][o])
+            if i >= 0:
+                src, fr = st.refs["object"][i]
+                nb = st.object_boxes[i] if i < len(st.object_boxes) else np.zeros(4)
+                out["nearest_normal"] = {"attribute": "object", "source": _name(st, src), "frame": int(fr),
+                                         "box": [int(nb[0] * w), int(nb[1] * h), int(nb[2] * w), int(nb[3] * h)]}
+        elif cell_attr is not None:
+            top = cell_attr
+            cell = int(np.argmax(dist[top][j]))
+            r, c = divmod(cell, C)
+            x0, x1 = int(c * w / C), int((c + 1) * w / C)
+            y0, y1 = int(r * h / R), int((r + 1) * h / R)
+            share = feats.motion[j][..., 3]
+            out["box"] = _grow_box(share > 0.05, r, c, w, h, R, C) or [x0, y0, x1, y1]
+            out["where"] = where_words(r, c, R, C)
+            normal = float(st.speed_p99[r, c]) if np.isfinite(st.speed_p99[r, c]) else 0.0
+            out["speed"] = round(float(feats.motion[j][r, c, 0]), 3)
+            out["normal_speed"] = {"p99": round(normal, 3), "unit": "frame heights/s"}
+            i = int(near[top][j, cell]) if len(near[top]) else -1
+            if i >= 0:
+                src, fr = st.refs[top][i]
+                out["nearest_normal"] = {"attribute": top, "source": _name(st, src), "frame": int(fr),
+                                         "box": [x0, y0, x1, y1]}
         out["text"] = motion_text(out)
         return out
+
+
+def _name(st: MotionState, src) -> str:
+    return st.sources[int(src)] if 0 <= int(src) < len(st.sources) else ""
+
+
+def _evenly(n: int, max_rows: int) -> np.ndarray:
+    if n <= max_rows:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_rows).astype(np.int64))
+
+
+def _aspect_inv(feats: Sequence[SourceCells]) -> float:
+    """Frame height / width (blob widths are in frame heights, boxes in width fractions)."""
+    w, h = feats[0].size
+    return float(h) / max(1.0, float(w))
 
 
 def _clip_slices(feats: Sequence[SourceCells]) -> list[slice]:
@@ -434,6 +509,14 @@ def motion_text(e: dict) -> str:
     fired = e.get("fired") or []
     sp, ns = e.get("speed", 0.0), e.get("normal_speed", {}).get("p99", 0.0)
     where = e.get("where", "")
+    if "object" in fired:
+        size = e.get("size", 1.0)
+        if ns > 0 and sp > ns:
+            parts.append(f"fast object in the {where}, {sp / ns:.1f}x faster than any normal object")
+        elif size > 1.6:
+            parts.append(f"large object in the {where}, {size:.1f}x the height of a normal one there")
+        else:
+            parts.append(f"unusual moving object in the {where} (z {e['z'].get('object', 0):.1f})")
     if "motion" in fired:
         if ns > 0 and sp > ns:
             parts.append(f"fast object in the {where}, {sp / ns:.1f}x faster than any normal object there")
