@@ -65,7 +65,9 @@ def test_model_file_round_trip_and_live_equals_offline(street):
     live = loaded.detector.scorer()
     frames = sample_frames(str(street["test"]), interval_ms=100, with_previous=True)
     scores = np.array([s for _, s, _ in live.score_stream(frames)])
-    np.testing.assert_allclose(scores, offline.raw_scores, atol=1e-6)
+    # the first frame has no earlier one to measure motion against: offline borrows its neighbour's
+    # value, live cannot look ahead; every later frame is the same
+    np.testing.assert_allclose(scores[1:], offline.raw_scores[1:], atol=1e-6)
 
 
 def test_embeddings_only_use_is_refused_clearly(street):

@@ -91,6 +91,7 @@ class MotionState:
     perspective: np.ndarray = field(default_factory=lambda: np.array([0.15, 0.0]))
     object_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     object_speed_p99: float = 0.0
+    score_unit: float = 1.0  # threshold - median held-out fused value: output scores are in this unit
     _banks: dict | None = field(default=None, repr=False)
 
     @property
@@ -109,7 +110,7 @@ class MotionState:
         meta = {"config": self.config.as_dict(), "cols": self.cols, "sources": list(self.sources),
                 "calibration": {a: c.as_list() for a, c in self.calib.items()}, "threshold": self.threshold,
                 "heldout_flagged": self.heldout_flagged, "speed_p99_global": self.speed_p99_global,
-                "object_speed_p99": self.object_speed_p99}
+                "object_speed_p99": self.object_speed_p99, "score_unit": self.score_unit}
         arrays = {"speed_p99": self.speed_p99, "perspective": self.perspective, "object_boxes": self.object_boxes}
         for a in self.rows:
             arrays[f"rows_{a}"] = self.rows[a].astype(np.float32)
@@ -158,7 +159,7 @@ class MotionState:
             raise ValueError("object boxes do not match the object bank")
         return cls(config, cols, [str(s) for s in meta["sources"]], scales, rows, cells, refs, calib, thr,
                    float(meta.get("heldout_flagged", 0.0)), sp, float(meta.get("speed_p99_global", 0.0)),
-                   persp, oboxes, float(meta.get("object_speed_p99", 0.0)))
+                   persp, oboxes, float(meta.get("object_speed_p99", 0.0)), float(meta.get("score_unit", 1.0)))
 
 
 @dataclass
@@ -322,6 +323,9 @@ class MotionScorer:
         else:
             thr = float(np.quantile(smooth, q))
         flagged = float(np.mean(smooth > thr))
+        # unit of the output: the gap between a typical normal frame and the threshold, so that a
+        # typical normal frame scores +1, the threshold 0, and hysteresis margins mean the same anywhere
+        unit = max(thr - float(np.median(smooth)), 1e-6)
         sp99, sp_glob = _speed_p99(np.concatenate([f.motion for f in feats]))
         oboxes = np.zeros((0, 4))
         if "object" in rows:
@@ -329,7 +333,7 @@ class MotionScorer:
             oboxes = np.stack([kb[:, 0] - kb[:, 2] * 0.5 * _aspect_inv(feats), kb[:, 1] - kb[:, 3] / 2,
                                kb[:, 0] + kb[:, 2] * 0.5 * _aspect_inv(feats), kb[:, 1] + kb[:, 3] / 2], 1)
         self.state = MotionState(cfg, cols, names, scales, rows, cells, refs, calib, thr, flagged, sp99, sp_glob,
-                                 persp, np.clip(oboxes, 0, 1), obj_p99)
+                                 persp, np.clip(oboxes, 0, 1), obj_p99, unit)
         return self
 
     # -- score ----------------------------------------------------------------------------------
@@ -372,7 +376,7 @@ class MotionScorer:
             ok = np.flatnonzero(feats.has_motion)
             fill = ok[np.clip(np.searchsorted(ok, np.arange(len(fused))), 0, len(ok) - 1)]
             fused = fused[fill]
-        scores = st.threshold - fused
+        scores = (st.threshold - fused) / st.score_unit
         expl = [self._explain(feats, j, z, dist, near) for j in range(n)]
         return MotionScores(feats.source, feats.frame_indices, feats.timestamps, scores, z, expl)
 
