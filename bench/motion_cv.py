@@ -101,6 +101,8 @@ def main() -> None:
         ("object+shape", MotionConfig(grid=grid, fused=("object", "shape"))),
         ("object+motion+shape", MotionConfig(grid=grid, fused=("object", "motion", "shape"))),
         ("motion+shape (v1)", MotionConfig(grid=grid, fused=("motion", "shape"))),
+        ("object+shape r1", MotionConfig(grid=grid, fused=("object", "shape"), radius=1)),
+        ("object+shape r2", MotionConfig(grid=grid, fused=("object", "shape"), radius=2)),
     ]
     report = {}
     if args.only:
