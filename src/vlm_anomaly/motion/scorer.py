@@ -38,10 +38,10 @@ class MotionConfig:
     """Hyper-parameters (fixed before any test run; see docs/motion.md)."""
 
     grid: GridConfig = field(default_factory=GridConfig)
-    fused: tuple[str, ...] = ("object",)  # chosen by bench/motion_cv.py (training clips only)
+    fused: tuple[str, ...] = ("object", "shape")  # chosen by bench/motion_cv.py (training clips only)
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
-    radius: int = 0  # a cell also accepts the normal examples of cells this close
+    radius: int = 2  # a cell also accepts the normal examples of cells this close
     max_bank: int = 1000  # normal examples kept per cell and attribute
     smoothing_window: int = 5  # samples; the threshold is calibrated on scores smoothed like this
     target_false_alarm: float = 0.01  # share of held-out normal frames above the threshold
