@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    - create .venv, install, start the main job
-#   make test   - create .venv, install, run the whole test suite
+#   make test   - create .venv, install, bring the system programs the tests drive
+#                 (scripts/system-deps.sh: chromium, chromium-driver, mosquitto), run the suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= ui,onnx,api,eval,test,ray
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install run test lint bench demo clean
+.PHONY: install system-deps run test lint bench demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +26,11 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/vlm-anomaly demo
 
-test: $(STAMP)
+system-deps:
+	bash scripts/system-deps.sh
+
+test: $(STAMP) system-deps
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -1,6 +1,7 @@
 """Tabulate evaluation reports (report.json files) as the Markdown table of docs/results.md.
 
-Usage: python bench/eval_table.py REPORT_DIR... (each holding report.json and a `command` file)
+Usage: python bench/eval_table.py REPORT_DIR... (each holding report.json and a `command` file);
+the last column links each report.json relative to docs/ (where docs/results.md lives).
 """
 
 from __future__ import annotations
@@ -20,14 +21,22 @@ def row(folder: Path) -> str:
     mean = m["mean_clip_auc"]
     return (f"| {cfg} | `{cmd}` | {p['auc']:.4f} | {m['raw_pooled']['auc']:.4f} | "
             f"{mean:.4f} | {p['ap']:.4f} | {p['eer']:.4f} | {t['fit_wall_s']:.0f} s + {t['score_wall_s']:.0f} s "
-            f"({t['test_frames_per_s']:.0f} f/s) |")
+            f"({t['test_frames_per_s']:.0f} f/s) | [report.json]({_link(folder / 'report.json')}) |")
+
+
+def _link(path: Path) -> str:
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    try:
+        return path.resolve().relative_to(docs).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def main(argv: list[str]) -> None:
     print("| configuration (features / detector / smoothing / per-clip norm) | exact command | pooled AUC "
           "| pooled AUC before smoothing and normalisation | mean clip AUC | AP | EER "
-          "| time: fit + score (test frames/s) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| time: fit + score (test frames/s) | report |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for a in argv:
         print(row(Path(a)))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import re
 import shutil
 
@@ -14,6 +13,15 @@ from sklearn.metrics import roc_auc_score
 
 from vlm_anomaly.encoders import build_prompts
 from vlm_anomaly.store import ModelStore
+
+#: Frame AUC (smoothed scores, as ``score --labels`` reports it) that the shipped default detector must
+#: reach on UCSD Ped2 test clip 02 in :func:`test_ped2_frame_folders_end_to_end`. The default
+#: (whole-frame EfficientNet-Lite0 + One-Class SVM) gives 0.908 there; a change of the default detector
+#: must keep it above this floor (raise the floor when the new default does better).
+PED2_CLIP02_MIN_AUC = 0.80
+
+#: real processes, servers or a browser: tens of seconds (deselect with -m "not slow")
+pytestmark = pytest.mark.slow
 
 CSV_FIELDS = ["index", "time", "raw_score", "smoothed_score", "label", "description", "confidence"]
 
@@ -122,6 +130,35 @@ def test_models_show_rename_delete_list(run_cli, trained, cli_home):
     assert rows[0]["encoder"] == "efficientnet:efficientnet-lite0/imagenet"
 
 
+def test_score_batch_keeps_results_of_videos_that_share_a_name(run_cli, trained, cli_home, normal_video,
+                                                                anomaly_video, frame_folder, tmp_path):
+    """``a/clip.mp4`` and ``b/clip.mp4``, ``train/01`` and ``test/01``: four sources, four results."""
+    src = tmp_path / "src"
+    layout = {"a/clip.mp4": normal_video, "b/clip.mp4": anomaly_video,
+              "train/01": frame_folder, "test/01": frame_folder}
+    for rel, target in layout.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():
+            shutil.copytree(target, src / rel)
+        else:
+            shutil.copy(target, src / rel)
+    sources = [src / rel for rel in layout]
+    out = tmp_path / "out"
+    r = run_cli("score-batch", "street", *sources, "--out-dir", out, home=cli_home)
+    assert r.returncode == 0, r.stderr
+    expected = ["a__clip.mp4", "b__clip.mp4", "train__01", "test__01"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.{ext}" for n in expected for ext in ("csv", "json"))
+    for name, source in zip(expected, sources, strict=True):
+        summary = json.loads((out / f"{name}.json").read_text())["summary"]
+        assert summary["source"] == str(source)
+        assert f"{out / name}.csv" in r.stdout
+        _, rows = _read_csv(out / f"{name}.csv")
+        assert len(rows) == summary["frames"] > 0
+    # the intruder clip's results are its own, not overwritten by the normal clip's
+    a, b = (json.loads((out / f"{n}.json").read_text())["summary"] for n in expected[:2])
+    assert b["anomalies"] > 0 and a["frames"] != b["frames"]
+
+
 def test_describe_with_random_openclip(run_cli, tmp_path, normal_video):
     r = run_cli("describe", normal_video, "--encoder", "openclip", "--pretrained", "none", "--interval-ms",
                 "2000", "--top-k", "2", "--expected-objects", "person,bicycle", "--json", home=tmp_path)
@@ -162,12 +199,13 @@ def test_errors_are_one_line_without_traceback(request, run_cli, trained, cli_ho
 
 @pytest.mark.slow
 def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
-    """Train on three UCSD Ped2 training clips (frame folders), score test clip 02 through the CLI."""
-    train = [ped2_dir / "train" / c for c in ("01", "02", "03")]
-    r = run_cli("train", "ped2", *train, "--encoder", "efficientnet", "--interval-ms", "0", home=tmp_path,
-                env={"VLM_ANOMALY_MAX_FRAMES": "60"})
+    """Train on all 16 UCSD Ped2 training clips (frame folders, every 10th frame), score test clip 02
+    through the CLI; the detection must be useful, not just run."""
+    train = sorted((ped2_dir / "train").iterdir())
+    assert len(train) == 16
+    r = run_cli("train", "ped2", *train, "--encoder", "efficientnet", "--interval-ms", "400", home=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "saved model ped2: 180 frames from 3 video(s)" in r.stdout
+    assert "saved model ped2: 255 frames from 16 video(s)" in r.stdout
 
     labels = json.loads((ped2_dir / "test_labels.json").read_text())["02"]
     out_csv, out_json = tmp_path / "ped2.csv", tmp_path / "ped2.json"
@@ -195,6 +233,26 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     # (the CSV's 6-decimal rounding reorders a few near-equal scores: a small AUC difference is expected)
     assert shown and float(shown.group(1)) == pytest.approx(smoothed_auc, abs=0.01), (r.stdout, smoothed_auc)
     auc = roc_auc_score(truth, [-float(x["raw_score"]) for x in rows])
-    print(f"\nUCSD Ped2 test clip 02 ({len(rows)} frames; trained on 3 x 60 frames of train/01-03): "
-          f"frame AUC {auc:.3f}")
-    assert math.isfinite(auc) and 0.0 <= auc <= 1.0
+    print(f"\nUCSD Ped2 test clip 02 ({len(rows)} frames; trained on every 10th frame of train/01-16): "
+          f"frame AUC {smoothed_auc:.3f} smoothed, {auc:.3f} raw")
+    assert smoothed_auc >= PED2_CLIP02_MIN_AUC, (smoothed_auc, auc)
+
+
+def test_demo_finds_the_intruder_and_nothing_else(run_cli, tmp_path):
+    """The first thing a newcomer runs, with the shipped defaults: one anomalous segment, the intruder's."""
+    from vlm_anomaly.results import true_runs
+    from vlm_anomaly.synthetic import DEMO_SPAN
+
+    r = run_cli("demo", "--workdir", tmp_path / "demo", home=tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    _, rows = _read_csv(tmp_path / "demo" / "scores.csv")
+    times = [float(x["time"]) for x in rows]
+    runs = list(true_runs(np.array([x["label"] == "anomaly" for x in rows])))
+    segments = [(times[i], times[j]) for i, j in runs]
+    assert len(segments) == 1, segments
+    (start, end), (lo, hi) = segments[0], DEMO_SPAN
+    assert abs(start - lo) <= 1.0 and abs(end - hi) <= 1.0, segments
+    # and the demo says so: the span it claims and the one segment it found
+    line = " ".join(r.stdout.split())
+    assert f"the intruder is on screen {lo:.1f}-{hi:.1f} s" in line, r.stdout
+    assert line.split("anomalous segments found: ")[1].startswith(f"{start:.1f}-{end:.1f} s per-frame"), r.stdout

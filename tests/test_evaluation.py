@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +26,6 @@ from vlm_anomaly.synthetic import write_video
 from vlm_anomaly.video import sample_frames
 
 REPO = Path(__file__).resolve().parents[1]
-# <repo>/../shared/data/ped2 (a checkout next to shared/), or two levels up for a git worktree
-PED2 = next((p for p in (REPO.parent / "shared/data/ped2", REPO.parents[1] / "shared/data/ped2") if p.is_dir()),
-            REPO.parent / "shared/data/ped2")
 
 
 def _video_dataset(root: Path) -> Path:
@@ -101,6 +95,36 @@ def test_registered_scorer_plugs_into_evaluate_and_writes_plots(tmp_path):
     assert "plotly" in html and "clip intruder" in html
 
 
+@pytest.mark.parametrize("extra_clips", [0, 5])
+def test_timelines_title_is_clear_of_the_first_row(tmp_path, extra_clips):
+    """The figure title of timelines.png sits whole inside the figure, above the clips' titles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vlm_anomaly.report_plots import timelines_figure
+
+    root = _video_dataset(tmp_path / "ds")
+    labels = json.loads((root / "test_labels.json").read_text())
+    for i in range(extra_clips):  # seven clips: three columns, as for a real dataset
+        write_video(root / "test" / f"more{i}.mp4", seconds=1, seed=i, size=(160, 120), anomaly_span=(0.5, 1.0))
+        labels[f"more{i}"] = [int(j >= 5) for j in range(10)]
+    (root / "test_labels.json").write_text(json.dumps(labels))
+    register_scorer("brightness", BrightnessScorer)
+    try:
+        report = evaluate(load_dataset(root), create_scorer("brightness", load_settings(overrides={"home": tmp_path})))
+    finally:
+        SCORERS.pop("brightness")
+    report.config.update(features="tiles", detector="attributes")  # a long title
+    fig = timelines_figure(report)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(r)
+    page = fig.bbox
+    assert page.x0 <= title.x0 and title.x1 <= page.x1 and title.y1 <= page.y1, "title cut off"
+    first_row = [ax.title.get_window_extent(r) for ax in fig.axes if ax.get_title()][:3 if extra_clips else 1]
+    assert first_row and all(not title.overlaps(t) and title.y0 >= t.y1 for t in first_row)
+
+
 def test_dataset_errors_are_clear(tmp_path):
     root = _video_dataset(tmp_path / "ds")
     with pytest.raises(InvalidVideoError, match="no clip named nope"):
@@ -129,27 +153,24 @@ def test_normalize_scores_per_source():
         normalize_scores(s, "rank")
 
 
-def _ped2_subset(dst: Path, n: int = 24) -> Path:
+def _ped2_subset(ped2: Path, dst: Path, n: int = 24) -> Path:
     """2 train and 2 test clips of Ped2, ``n`` frames each, as symlinks; test spans hold both classes."""
-    labels = json.loads((PED2 / "test_labels.json").read_text())
+    labels = json.loads((ped2 / "test_labels.json").read_text())
     for split, clip, start in (("train", "01", 0), ("train", "05", 0), ("test", "01", 48), ("test", "02", 82)):
         out = dst / split / clip
         out.mkdir(parents=True)
         for i in range(n):
-            (out / f"{i:03d}.jpg").symlink_to(PED2 / split / clip / f"{start + i:03d}.jpg")
+            (out / f"{i:03d}.jpg").symlink_to(ped2 / split / clip / f"{start + i:03d}.jpg")
     sub = {"01": labels["01"][48 : 48 + n], "02": labels["02"][82 : 82 + n]}
     (dst / "test_labels.json").write_text(json.dumps(sub))
     return dst
 
 
-@pytest.mark.skipif(not PED2.is_dir(), reason="UCSD Ped2 not present at ../shared/data/ped2")
-def test_cli_evaluate_on_a_ped2_subset_matches_scikit_learn(tmp_path):
-    ds = _ped2_subset(tmp_path / "ped2-subset")
-    env = {**os.environ, "VLM_ANOMALY_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(REPO / "src")}
-    cmd = [sys.executable, "-m", "vlm_anomaly.cli", "evaluate", str(ds), "--encoder", "efficientnet",
-           "--detector", "gaussian", "--interval-ms", "0", "--report-dir", str(tmp_path / "report")]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+@pytest.mark.slow
+def test_cli_evaluate_on_a_ped2_subset_matches_scikit_learn(run_cli, tmp_path, ped2_dir):
+    ds = _ped2_subset(ped2_dir, tmp_path / "ped2-subset")
+    r = run_cli("evaluate", ds, "--encoder", "efficientnet", "--detector", "gaussian", "--interval-ms", "0",
+                "--report-dir", tmp_path / "report", home=tmp_path / "home")
     assert r.returncode == 0, r.stderr
     assert "pooled frame AUC" in r.stdout
     d = json.loads((tmp_path / "report" / "report.json").read_text())

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from .config import Settings, load_settings
 from .errors import VlmAnomalyError
+from .redact import redact_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Video anomaly detection with vision-language models.")
@@ -138,9 +139,8 @@ def score(
     pipe = _pipeline(models_dir=models_dir, clip_weights=clip_weights, batch_size=batch_size,
                      runtime=runtime)
     model = pipe.store.load(name)
-    iv = interval_ms if interval_ms is not None else model.interval_ms
     with _progress("score") as cb:
-        result = pipe.score(model, source, progress=cb, threshold=threshold, interval_ms=iv)
+        result = pipe.score(model, source, progress=cb, threshold=threshold, interval_ms=interval_ms)
     if csv:
         result.write_csv(csv)
     if json_out:
@@ -255,12 +255,10 @@ def demo(
     workdir: Annotated[Path, typer.Option("--workdir", help="where clips and models go")] = Path(".vlm-anomaly/demo"),
     encoder: EncoderOpt = None,
 ) -> None:
-    """Generate two normal clips and one with an intruder, train, and score (offline)."""
-    from .synthetic import write_video
+    """Generate normal clips of a street and one with an intruder, train, and score (offline)."""
+    from .synthetic import DEMO_SPAN, demo_clips
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    clips = [write_video(workdir / f"normal{i}.mp4", seconds=20, seed=0) for i in (1, 2)]
-    test = write_video(workdir / "intruder.mp4", seconds=20, seed=0, anomaly_span=(8.0, 14.0))
+    clips, test = demo_clips(workdir)
     pipe = _pipeline(home=workdir, encoder=encoder)
     with _progress("train") as cb:
         pipe.train("demo", clips, progress=cb)
@@ -268,9 +266,11 @@ def demo(
         r = pipe.score("demo", test, progress=cb)
     r.write_csv(workdir / "scores.csv")
     s = r.summary()
-    out.print(f"demo: {s['frames']} frames scored, {s['anomalies']} anomalous; the intruder is on screen "
-              f"8.0-14.0 s; segments found: "
-              + ", ".join(f"{g['start_time']:.1f}-{g['end_time']:.1f} s" for g in s["segments"]))
+    segs = sorted(s["segments"], key=lambda g: g["start_time"])
+    out.print(f"demo: trained on {len(clips)} normal clips; {s['frames']} frames of {test.name} scored, "
+              f"{s['anomalies']} anomalous; the intruder is on screen {DEMO_SPAN[0]:.1f}-{DEMO_SPAN[1]:.1f} s; "
+              "anomalous segments found: "
+              + (", ".join(f"{g['start_time']:.1f}-{g['end_time']:.1f} s" for g in segs) or "none"))
     out.print(f"per-frame scores: {workdir / 'scores.csv'}")
 
 # -- evaluate (issue 4) -----------------------------------------------------------------------
@@ -391,9 +391,12 @@ def _print_notice(n) -> None:
 
 @app.command()
 def watch(
-    model: Annotated[str, typer.Option("--model", "-m", help="model name")],
-    source: Annotated[list[str], typer.Option(
-        "--source", "-s", help="webcam index, RTSP/HTTP URL, video file or frame folder; repeat for several")],
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", help="model name (default: setting watch_model; a camera's own model wins)")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(
+        "--source", "-s", help="webcam index, RTSP/HTTP URL, video file or frame folder; repeat for several")] = None,
+    frigate: Annotated[Optional[str], typer.Option(
+        "--frigate", help="Frigate URL (http://frigate:5000): watch its cameras' restreams")] = None,
     realtime: Annotated[bool, typer.Option("--realtime/--fast",
                                            help="play files at their own rate, or as fast as possible")] = True,
     max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after this long")] = None,
@@ -401,42 +404,88 @@ def watch(
     use_ray: Annotated[Optional[bool], typer.Option("--ray/--no-ray", help="spread sources over Ray actors")] = None,
     models_dir: ModelsDirOpt = None,
 ) -> None:
-    """Watch live sources, turn low scores into events (stored, alerted) and print them."""
+    """Watch live sources, turn low scores into events (stored, alerted) and print them.
+
+    Without --source/--frigate, the settings' `cameras` and `frigate_url` are watched.
+    """
+    from .cameras import camera_id, resolve_cameras
+
     settings = _settings(models_dir=models_dir, interval_ms=interval_ms, ray=use_ray)
+    cameras, skipped = resolve_cameras(settings, model=model, sources=source, frigate_url=frigate)
+    for name, why in skipped.items():
+        err.print(f"Frigate camera {name} skipped: {why}", highlight=False, markup=False, soft_wrap=True)
     if settings.ray:
         from .events import WatchNotice
         from .scale import watch_on_ray
 
-        records = watch_on_ray(settings, model, source, realtime=realtime, max_seconds=max_seconds)
+        models = {c.model for c in cameras}
+        if len(models) > 1:
+            raise typer.BadParameter("--ray watches every camera with one model")
+        records = watch_on_ray(settings, models.pop(), [c.source for c in cameras], realtime=realtime,
+                               max_seconds=max_seconds)
         for r in records:
             _print_notice(WatchNotice("end", r.source, record=r))
-        out.print(f"{len(records)} event(s) from {len(source)} source(s) on Ray")
+        out.print(f"{len(records)} event(s) from {len(cameras)} source(s) on Ray")
         return
-    from .events import AlertDispatcher, EventStore, Monitor
-    from .pipeline import Pipeline
+    from .service import watch_cameras
 
-    pipe = Pipeline(settings)
-    store = EventStore.from_settings(settings)
-    alerts = AlertDispatcher.from_settings(settings)
-    mon = Monitor(pipe, store=store, alerts=alerts, listener=_print_notice)
-    try:
-        for src in source:
-            mon.start(model, src, realtime=realtime)
-        if not mon.wait(max_seconds):
-            out.print(f"stopping after {max_seconds:g} s")
-    except KeyboardInterrupt:
-        out.print("stopping")
-    finally:
-        mon.stop_all()
-        alerts.close()
-    rows = mon.list()
-    for st in rows:
-        out.print(f"{st['source']}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
-                  f"({st['missed_s']:.1f} s missed), {st['status']}"
-                  + (f": {st['error']}" if st["error"] else ""), highlight=False, soft_wrap=True)
-    out.print(f"events stored in {settings.events_url}", highlight=False, soft_wrap=True)
+    out.print("watching " + ", ".join(c.name for c in cameras), highlight=False, soft_wrap=True)
+    rows, early = watch_cameras(settings, cameras, realtime=realtime, max_seconds=max_seconds,
+                                listener=_print_notice)
+    if early:
+        out.print(f"stopping after {max_seconds:g} s" if max_seconds else "stopping")
+    for st in rows:  # nothing lost silently: dropped frames and failed alerts are in the summary
+        shown = st["source"] if st["camera"] == camera_id(st["source"]) else st["camera"]
+        line = (f"{shown}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
+                f"({st['missed_s']:.1f} s missed), {st['dropped']} frame(s) dropped, "
+                f"{st['alerts_sent']} alert(s) sent, {st['alerts_failed']} failed, {st['status']}"
+                + (f": {st['error']}" if st["error"] else ""))
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
+        lost = st["dropped"] or st["alerts_failed"] or st["status"] == "failed"
+        logging.getLogger(__name__).log(logging.WARNING if lost else logging.INFO, "watch summary: %s", line)
+    out.print(f"events stored in {redact_url(settings.events_url)}", highlight=False, soft_wrap=True)
     if any(st["status"] == "failed" for st in rows):
         raise typer.Exit(2)
+
+
+@app.command()
+def service(
+    watch: Annotated[Optional[bool], typer.Option(
+        "--watch/--no-watch", help="watch the cameras (default: when cameras or frigate_url are set)")] = None,
+    ui: Annotated[bool, typer.Option("--ui/--no-ui", help="run the dashboard")] = True,
+    api: Annotated[bool, typer.Option("--api/--no-api", help="run the REST API")] = True,
+    grace_s: Annotated[float, typer.Option("--grace-s", help="seconds each process gets to stop")] = 15.0,
+) -> None:
+    """Run `watch` (the settings' cameras / Frigate), the dashboard and the API under one supervisor.
+
+    One YAML file (--config) configures all three; a crashed process is restarted with back-off;
+    SIGTERM or Ctrl-C stops everything gracefully.
+    """
+    from .cameras import resolve_cameras
+    from .service import Supervisor, service_children
+    from .video.frigate import FrigateError
+
+    settings = _settings()
+    if watch is None:
+        watch = bool(settings.cameras or settings.frigate_url)
+    what = "no cameras"
+    if watch:
+        try:  # a bad camera list fails here, once, not in a restart loop
+            what = "watching " + ", ".join(c.name for c in resolve_cameras(settings)[0])
+        except FrigateError as exc:  # Frigate may start after us: the watch process retries with back-off
+            what = f"watching Frigate's cameras once it answers ({exc})"
+    out.print(f"service: {what}"
+              + (f"; API on http://{settings.api_host}:{settings.api_port}" if api else "")
+              + (f"; dashboard on http://{settings.ui_address}:{settings.ui_port}" if ui else ""),
+              highlight=False, soft_wrap=True, markup=False)
+    children = service_children(_state["config"], settings, watch=watch, ui=ui, api=api)
+    if not children:
+        raise typer.BadParameter("nothing to run: --no-watch, --no-ui and --no-api together")
+    sup = Supervisor(children, grace_s=grace_s,
+                     on_event=lambda msg: err.print(f"service: {msg}", highlight=False, markup=False))
+    code = sup.run()
+    out.print("service stopped" + ("" if code == 0 else " (some processes had to be killed)"))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -464,7 +513,9 @@ def serve(
 def score_batch(
     name: Annotated[str, typer.Argument(help="model name")],
     sources: Annotated[list[str], typer.Argument(help="videos and/or frame folders")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="write <video>.csv/.json here")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out-dir", help="write <video>.csv/.json here (videos sharing a name: a/clip.mp4 -> a__clip.mp4.csv)",
+    )] = None,
     use_ray: Annotated[Optional[bool], typer.Option("--ray/--no-ray", help="spread videos over Ray actors")] = None,
     models_dir: ModelsDirOpt = None,
 ) -> None:
@@ -477,16 +528,19 @@ def score_batch(
     else:
         pipe = _pipeline(models_dir=models_dir)
         model = pipe.store.load(name)
-        results = [pipe.score(model, src, interval_ms=model.interval_ms) for src in sources]
-    for src, r in zip(sources, results):
+        results = [pipe.score(model, src) for src in sources]
+    from .results import output_names
+
+    names = output_names(sources) if out_dir else [None] * len(sources)
+    for src, r, name in zip(sources, results, names, strict=True):
         s = r.summary()
         out.print(f"{src}: {s['frames']} frames, {s['anomalies']} anomalous "
                   f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}",
                   highlight=False, soft_wrap=True)
         if out_dir:
-            stem = Path(src).name
-            r.write_csv(out_dir / f"{stem}.csv")
-            r.write_json(out_dir / f"{stem}.json")
+            r.write_csv(out_dir / f"{name}.csv")
+            r.write_json(out_dir / f"{name}.json")
+            out.print(f"  -> {out_dir / name}.csv, .json", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_explanations(result, top: int) -> None:

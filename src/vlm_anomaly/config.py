@@ -16,12 +16,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 ENV_PREFIX = "VLM_ANOMALY_"
+#: URL schemes a watched source may have (network streams; never local-file protocols)
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 DEFAULT_CONFIG_FILES = ("vlm-anomaly.yaml", "config.yaml")
 
 
 def default_home() -> Path:
     """Where models, caches and results live unless configured otherwise."""
     return Path(os.environ.get("VLM_ANOMALY_HOME", Path.home() / ".vlm-anomaly"))
+
+
+class CameraSpec(BaseModel):
+    """One camera of the service file: a name (Home Assistant device, MQTT topics), a source, a model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
+    source: str | None = None  # None: a Frigate camera of that name (frigate_url) with its own model
+    model: str | None = None  # None: watch_model
 
 
 class Settings(BaseModel):
@@ -116,6 +128,7 @@ class Settings(BaseModel):
     clip_seconds: float = 4.0  # MP4 clip length around the worst frame
     retention_days: float = 30.0  # events older than this are deleted (0 = keep)
     retention_max_mb: float = 1024.0  # snapshots + clips above this: oldest events deleted (0 = no limit)
+    retention_interval_s: float = Field(default=300.0, gt=0)  # how often the retention job runs
     stream_stall_timeout_s: float = 5.0  # no frame for this long = stalled: reconnect
     stream_backoff_initial_s: float = 0.5
     stream_backoff_max_s: float = 30.0
@@ -124,19 +137,62 @@ class Settings(BaseModel):
     webhook_timeout_s: float = 5.0
     mqtt_url: str | None = None  # mqtt://[user:password@]host[:port]
     mqtt_topic_prefix: str = "vlm-anomaly"
+    # Home Assistant / Frigate / service (issue 13)
+    ha_discovery: bool = True  # with mqtt_url: announce each watched camera to Home Assistant
+    ha_discovery_prefix: str = "homeassistant"  # Home Assistant's MQTT discovery prefix
+    frigate_url: str | None = None  # http://frigate:5000: watch Frigate's cameras through its restreams
+    frigate_role: str = "detect"  # which input of each Frigate camera (its role) is watched
+    frigate_rtsp_url: str = "rtsp://{host}:8554/{stream}"  # Frigate's restream URL ({host}, {stream}, {camera})
+    cameras: list[CameraSpec] = Field(default_factory=list)  # what `watch`/`service` watch by name
+    watch_model: str | None = None  # model of cameras that name none (service, watch without --model)
+    api_host: str = "127.0.0.1"  # where `service` serves the REST API
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    ui_address: str = "localhost"  # where `service` serves the dashboard (0.0.0.0 in a container)
     alert_prompts: list[str] = Field(default_factory=list)  # known-bad situations, CLIP encoders only
     alert_prompt_threshold: float = 0.5  # probability of a bad prompt that "fires"
     alert_prompt_weight: float = 1.0  # fused score = one-class score - weight * bad-prompt probability
     api_tokens: list[str] = Field(default_factory=list)  # Bearer tokens of the REST API
+    # what the REST API's POST /sources may open; nothing unless configured (the CLI's `watch`
+    # runs as its user and opens what it is given)
+    allowed_media_dirs: list[Path] = Field(default_factory=list)  # their files and sub-folders
+    allowed_url_schemes: list[str] = Field(default_factory=list)  # e.g. [rtsp, https]
+    allowed_url_hosts: list[str] = Field(default_factory=list)  # cam*.lan, 192.168.1.0/24, *
+    allowed_cameras: list[int] = Field(default_factory=list)  # webcam indexes
+    max_watchers: int = Field(default=8, ge=1, le=1000)  # sources watched at once (API and watch)
     ray: bool = False  # score batches / watch sources on Ray
     ray_address: str | None = None  # None = start a local Ray; "auto" or ray://host:port = a cluster
 
-    @field_validator("webhook_urls", "alert_prompts", "api_tokens", mode="before")
+    @field_validator(
+        "webhook_urls",
+        "alert_prompts",
+        "api_tokens",
+        "allowed_media_dirs",
+        "allowed_url_schemes",
+        "allowed_url_hosts",
+        "allowed_cameras",
+        mode="before",
+    )
     @classmethod
     def _csv_list(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [s.strip() for s in v.split(",") if s.strip()]
         return v
+
+    @field_validator("allowed_url_schemes", mode="after")
+    @classmethod
+    def _stream_schemes(cls, v: list[str]) -> list[str]:
+        # local-file protocols (file:, pipe:, concat:, ...) would bypass allowed_media_dirs
+        v = [s.lower().removesuffix("://") for s in v]
+        bad = [s for s in v if s not in STREAM_SCHEMES]
+        if bad:
+            raise ValueError(f"not a stream URL scheme: {', '.join(bad)} "
+                             f"(allowed: {', '.join(STREAM_SCHEMES)})")
+        return v
+
+    @field_validator("allowed_media_dirs", mode="after")
+    @classmethod
+    def _expand_dirs(cls, v: list[Path]) -> list[Path]:
+        return [Path(p).expanduser() for p in v]
 
     @property
     def events_path(self) -> Path:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from .redact import redact_text
+
 
 class VlmAnomalyError(Exception):
-    """Base class: an expected failure caused by input, configuration or environment."""
+    """Base class: an expected failure caused by input, configuration or environment.
+
+    Its message is shown to users (CLI, dashboard, API), so credentials in any URL it quotes
+    (``rtsp://user:password@cam``, a database URL) are masked when the error is made.
+    """
 
     #: HTTP status the REST API answers with.
     status_code: int = 400
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
 
 
 class InvalidVideoError(VlmAnomalyError):
@@ -65,3 +74,15 @@ class StorageError(VlmAnomalyError, OSError):
 
 class ConfigError(VlmAnomalyError):
     """A configuration value outside its allowed range or of the wrong type."""
+
+
+class SourceNotAllowedError(VlmAnomalyError):
+    """A source outside what the service may open (media folders, URL schemes/hosts, cameras)."""
+
+    status_code = 403
+
+
+class TooManyWatchersError(VlmAnomalyError):
+    """Starting one more watcher would pass the ``max_watchers`` cap."""
+
+    status_code = 429

@@ -7,15 +7,23 @@ plotly (the script is inlined, so it opens offline) for zooming into single fram
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
-from .metrics import roc_points
+from .metrics import FrameMetrics, roc_points
 
-if TYPE_CHECKING:
-    from .evaluation import EvaluationReport
+
+class EvaluationReport(Protocol):
+    """What the plots read of :class:`vlm_anomaly.evaluation.EvaluationReport` (which imports this
+    module, so it is described here rather than imported)."""
+
+    config: dict[str, Any]
+    dataset: Any  # .root
+    pooled: FrameMetrics
+    clips: list[Any]  # .name, .frame_indices, .scores, .labels, .metrics
 
 
 def label_spans(labels: np.ndarray, frames: np.ndarray) -> list[tuple[int, int]]:
@@ -65,10 +73,26 @@ def write_png(report: EvaluationReport, out: Path) -> dict[str, Path]:
     fig.savefig(paths["roc_png"], dpi=110)
     plt.close(fig)
 
+    fig = timelines_figure(report)
+    paths["timelines_png"] = out / "timelines.png"
+    fig.savefig(paths["timelines_png"], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def timelines_figure(report: EvaluationReport):
+    """One small score timeline per clip, ground truth shaded, under one figure title.
+
+    Constrained layout reserves room for the figure title above the subplot titles, and the title
+    wraps to the figure's width, so it is neither drawn over the first row nor cut at the edges.
+    """
+    import matplotlib.pyplot as plt
+
     n = len(report.clips)
     cols = 3 if n > 4 else 1
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 1.8 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 1.8 * rows + 0.8), squeeze=False,
+                             layout="constrained")
     thr = report.pooled.eer_threshold
     for ax, c in zip(axes.ravel(), report.clips):
         for a, b in label_spans(c.labels, c.frame_indices):
@@ -81,12 +105,9 @@ def write_png(report: EvaluationReport, out: Path) -> dict[str, Path]:
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    fig.suptitle(_title(report) + "  (red: anomalous frames; dashed: EER threshold)", fontsize=9)
-    fig.tight_layout()
-    paths["timelines_png"] = out / "timelines.png"
-    fig.savefig(paths["timelines_png"], dpi=100)
-    plt.close(fig)
-    return paths
+    title = _title(report) + "  (red: anomalous frames; dashed: EER threshold)"
+    fig.suptitle(textwrap.fill(title, width=12 * 5 * cols), fontsize=9)  # ~12 characters an inch at 9 pt
+    return fig
 
 
 def write_html(report: EvaluationReport, out: Path) -> Path:

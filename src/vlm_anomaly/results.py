@@ -5,15 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .detectors import moving_average
+from .atomic import atomic_write_text
 from .errors import VlmAnomalyError
 from .metrics import FrameMetrics, frame_metrics
-from .store.atomic import atomic_write_text
+from .smoothing import moving_average
 
 #: score bands shown in timelines and reports (decision score, higher = more normal)
 SCORE_BANDS = (
@@ -22,6 +26,41 @@ SCORE_BANDS = (
     ("borderline", -1.0, 0.0),
     ("strong anomaly", float("-inf"), -1.0),
 )
+
+
+def output_names(sources: Sequence[str | Path]) -> list[str]:
+    """One file name (without suffix) per source for a folder of results, distinct for each source.
+
+    Why not the base name alone: ``a/clip.mp4`` and ``b/clip.mp4`` (or a dataset's ``train/01`` and
+    ``test/01``) would overwrite each other's results. A unique base name is kept as it is; sources
+    sharing one are named by their path below the folder they have in common, separators as
+    ``__`` (``a__clip.mp4``, ``train__01``); a source listed twice gets ``-2``, ``-3``, ...
+
+    Example:
+        >>> output_names(["x/a/clip.mp4", "x/b/clip.mp4", "x/c/other.mp4"])
+        ['a__clip.mp4', 'b__clip.mp4', 'other.mp4']
+    """
+    paths = [Path(os.path.abspath(s)) for s in sources]  # lexical: a symlink keeps its own name
+    names = [p.name for p in paths]
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, name in enumerate(names):
+        groups[name].append(i)
+    for members in groups.values():
+        if len(members) > 1:
+            common = Path(os.path.commonpath([paths[i].parent for i in members]))
+            for i in members:
+                names[i] = "__".join(paths[i].relative_to(common).parts)
+    taken: set[str] = set()
+    unique = []
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "source"
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}-{k}"
+        taken.add(name)
+        unique.append(name)
+    return unique
 
 
 def band(score: float) -> str:

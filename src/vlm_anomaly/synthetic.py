@@ -154,3 +154,24 @@ def reencode(source: str | Path, out: str | Path, *, codec: str = "mpeg4", optio
             for pkt in st.encode():
                 container.mux(pkt)
     return out
+
+
+#: when the demo's intruder is on screen, in seconds of its test clip
+DEMO_SPAN = (8.0, 14.0)
+
+
+def demo_clips(folder: str | Path, *, normal: int = 6, seconds: float = 20.0) -> tuple[list[Path], Path]:
+    """The demo's videos: ``normal`` clips of the street and a test clip with an intruder (``DEMO_SPAN``).
+
+    Why this many, and why different moments: a model that has seen only one short clip knows those
+    exact frames and little else, so ordinary moments it has not seen look anomalous. The normal
+    clips follow each other (two minutes of the street by default: walkers everywhere they go), and the
+    test clip shows a later moment no training clip contains, as a real camera would.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = [write_video(folder / f"normal{i + 1}.mp4", seconds=seconds, seed=0, start_s=i * seconds)
+             for i in range(normal)]
+    test = write_video(folder / "intruder.mp4", seconds=seconds, seed=0, start_s=normal * seconds + 10,
+                       anomaly_span=DEMO_SPAN)
+    return clips, test

@@ -7,18 +7,23 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.conftest import free_port
+from tests.helpers import free_port
 from vlm_anomaly import load_settings
 from vlm_anomaly.api import create_app
 
 TOKEN = "test-token-0123456789"
 
 
+@pytest.fixture(scope="module")
+def api_home(tmp_path_factory):
+    """The server's settings home (models, uploads/, events)."""
+    return tmp_path_factory.mktemp("api-home")
+
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(api_home, tmp_path_factory):
     """Base URL of a live server (module-scoped: one encoder, one events DB for the module)."""
-    home = tmp_path_factory.mktemp("api-home")
+    home = api_home
     settings = load_settings(
         overrides={
             "home": home,
@@ -26,6 +31,8 @@ def server(tmp_path_factory):
             "interval_ms": 250,
             "api_tokens": [TOKEN, "second-token"],
             "max_upload_mb": 2,
+            # the videos the tests watch live under pytest's temporary folder
+            "allowed_media_dirs": [tmp_path_factory.getbasetemp()],
         }
     )
     app = create_app(settings)

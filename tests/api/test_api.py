@@ -5,18 +5,20 @@ import time
 import httpx
 import pytest
 
+from vlm_anomaly.api.app import MAX_VIDEOS_PER_REQUEST
 from vlm_anomaly.synthetic import write_video
 
 
-def wait_job(client, job, timeout=180):
+def wait_job(client, job, timeout=180, seen: list | None = None):
+    """Poll a job until it ends; ``seen`` collects each poll's (status, done, total)."""
     deadline = time.monotonic() + timeout
-    seen_progress = False
     while time.monotonic() < deadline:
         j = client.get(f"/jobs/{job['id']}").json()
-        seen_progress |= j["progress"]["done"] > 0
+        if seen is not None:
+            seen.append((j["status"], j["progress"]["done"], j["progress"]["total"]))
         if j["status"] in ("done", "failed"):
             return j
-        time.sleep(0.2)
+        time.sleep(0.05)
     pytest.fail(f"job {job['id']} did not finish")
 
 
@@ -73,6 +75,63 @@ def test_upload_limit_gives_413_json(client, tmp_path):
     assert client.get("/models").json() == []  # nothing was trained
 
 
+def test_upload_limit_is_per_video(client):
+    """Two videos of 1.5 MB each (3 MB in all) pass a 2 MB limit: the limit is per video."""
+    blob = b"\0" * (3 * 1024 * 1024 // 2)
+    files = [("files", (f"v{i}.mp4", blob, "video/mp4")) for i in range(2)]
+    r = client.post("/models/two/train", files=files)
+    assert r.status_code == 202, r.json()
+    j = wait_job(client, r.json())
+    # accepted, then refused by the decoder (zeros are not a video), not by the size limit
+    assert j["status"] == "failed" and "v0.mp4" in j["error"] and "limit" not in j["error"]
+    one_too_big = [("files", ("ok.mp4", blob, "video/mp4")), ("files", ("big.mp4", blob * 2, "video/mp4"))]
+    r = client.post("/models/two/train", files=one_too_big)
+    assert r.status_code == 413
+    assert "big.mp4" in r.json()["error"] and "2 MB per video" in r.json()["error"]
+    too_many = [("files", (f"v{i}.mp4", b"x", "video/mp4")) for i in range(MAX_VIDEOS_PER_REQUEST + 1)]
+    r = client.post("/models/two/train", files=too_many)
+    assert r.status_code == 413 and f"at most {MAX_VIDEOS_PER_REQUEST}" in r.json()["error"]
+    assert client.get("/models").json() == []
+
+
+def test_a_refused_upload_leaves_no_job_folder(client, api_home):
+    """An upload refused while it is saved (empty, over the limit) removes what it had written."""
+    uploads = api_home / "uploads"
+    with_folders = lambda: set(uploads.iterdir()) if uploads.is_dir() else set()  # noqa: E731
+    before = with_folders()
+    good = ("files", ("good.mp4", b"\1" * 1000, "video/mp4"))
+    r = client.post("/models/x/train", files=[good, ("files", ("empty.mp4", b"", "video/mp4"))])
+    assert r.status_code == 422 and "empty" in r.json()["error"]
+    r = client.post("/models/x/train", files=[good, ("files", ("big.mp4", b"\0" * (3 << 20), "video/mp4"))])
+    assert r.status_code == 413
+    with open(__file__, "rb") as fh:  # a model that does not exist: refused before any folder is made
+        assert client.post("/models/nope/score", files={"file": ("a.mp4", fh, "video/mp4")}).status_code == 404
+    assert with_folders() <= before  # (earlier jobs may have finished and removed theirs meanwhile)
+
+
+def test_handlers_never_run_blocking_io_on_the_event_loop(tmp_path):
+    """Every route is a plain function, run in the thread pool: copying an upload or loading a
+    model cannot stall the event loop, and with it every other client's requests."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    from vlm_anomaly import load_settings
+    from vlm_anomaly.api import create_app
+
+    def api_routes(routes):
+        for r in routes:
+            if isinstance(r, APIRoute):
+                yield r
+            elif hasattr(r, "original_router"):  # an included router (FastAPI 0.16x wraps it)
+                yield from api_routes(r.original_router.routes)
+
+    app = create_app(load_settings(overrides={"detector": "ocsvm", "home": tmp_path, "encoder": "efficientnet"}))
+    routes = list(api_routes(app.routes))
+    assert {"/models/{name}/train", "/models/{name}/score"} <= {r.path for r in routes}
+    assert [r.path for r in routes if inspect.iscoroutinefunction(r.endpoint)] == []
+
+
 def test_bad_input_is_a_json_4xx(client, tmp_path):
     r = client.post("/models/..%2Fevil/train", files={"files": ("a.mp4", b"abc", "video/mp4")})
     assert r.status_code in (400, 404, 422) and "error" in r.json()
@@ -102,10 +161,15 @@ def test_train_score_watch_ack_lifecycle(client, videos):
     assert r.status_code == 202
     job = r.json()
     assert job["kind"] == "train" and job["status"] in ("queued", "running")
-    j = wait_job(client, job)
+    seen: list = []
+    j = wait_job(client, job, seen=seen)
     assert j["status"] == "done", j
     assert j["result"]["frames"] == 96
     assert j["progress"]["done"] == j["progress"]["total"] >= 96  # total: the sampler's estimate
+    # a client polling the job sees it advance while it runs, never going back
+    assert any(st == "running" and 0 < done < total for st, done, total in seen), seen
+    done_seq = [done for _, done, _ in seen]
+    assert done_seq == sorted(done_seq), seen
     [m] = client.get("/models").json()
     assert m["name"] == "street" and m["frames"] == 96
     assert client.get("/models/street").json()["training"]["frames"] == 96

@@ -59,7 +59,7 @@ def test_event_reports_the_prompt_that_fired(tmp_path, clip_encoder):
     pipe.train("clip-street", normal)
     store = EventStore.from_settings(s)
     w = SourceWatcher(pipe, "clip-street", str(test), store=store, realtime=False)
-    assert w.prompts is not None
+    assert w.scorer.prompts is not None
     w.run()
     [ev] = store.list()
     assert ev.prompt in BAD and 0.0 < ev.prompt_score <= 1.0

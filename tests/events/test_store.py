@@ -67,3 +67,24 @@ def test_retention_by_age_and_size(tmp_path):
         started_at=utcnow() - dt.timedelta(days=99),
     )
     assert store.apply_retention(max_age_days=1) == 2 and store.get(open_id).status == "open"
+
+
+def test_database_of_an_older_version_gains_the_end_reason_column(tmp_path):
+    """Events stored before `end_reason` existed stay readable; new events record why they ended."""
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    EventStore(f"sqlite:///{db}", tmp_path / "media").close()
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE events DROP COLUMN end_reason")  # the schema of the previous version
+    con.execute("INSERT INTO events (source, model, status, start_time, started_at, worst_score, worst_time, "
+                "mean_score, frames, descriptions, media_bytes, acknowledged) "
+                "VALUES ('cam', 'm', 'closed', 0, '2026-01-01 00:00:00', -1, 0, -1, 1, '[]', 0, 0)")
+    con.commit()
+    con.close()
+    store = EventStore(f"sqlite:///{db}", tmp_path / "media")
+    [old] = store.list()
+    assert old.end_reason is None and old.worst_score == -1
+    new = _event(store, 5)
+    store.update(new, end_reason="stopped")
+    assert store.get(new).end_reason == "stopped"

@@ -147,15 +147,20 @@ def test_watch_cli_prints_and_stores_the_event(trained_home, clips, webhook, tmp
 
 def test_missing_model_or_source_fails_clearly(trained_home, tmp_path):
     from vlm_anomaly.errors import InvalidVideoError, ModelNotFoundError
+    from vlm_anomaly.video.live import open_reader
 
     mon = Monitor(Pipeline(_settings(trained_home)))
     with pytest.raises(ModelNotFoundError):
         mon.start("nope", "x.mp4")
-    wid = mon.start("street", str(tmp_path / "missing.mp4"), realtime=False)
+    missing = str(tmp_path / "missing.mp4")
+    wid = mon.start("street", missing, realtime=False)
     mon.wait(30)
     st = mon.status(wid)
-    assert st["status"] == "failed" and "no such file" in st["error"]
-    assert InvalidVideoError
+    # the watcher reports the reader's own InvalidVideoError, word for word: a clean input error,
+    # not an unexpected crash (those are reported as "TypeName: message" and logged with a traceback)
+    with pytest.raises(InvalidVideoError) as direct:
+        open_reader(missing)
+    assert st["status"] == "failed" and st["error"] == str(direct.value) == f"{missing}: no such file or folder"
 
 
 def test_watch_with_attribute_model_uses_motion_and_explains(clips, anomaly_span, tmp_path):

@@ -54,6 +54,44 @@ def big_model(version: int, *, frames: int = 4000, dim: int = 512, seed: int = 0
                         extra={"version": version, "writer": os.getpid()})
 
 
+def obey_write_permissions() -> None:
+    """Make this process honour file write permissions even as root, by dropping CAP_DAC_OVERRIDE
+    and CAP_FOWNER from its capability sets (capset(2); dropping needs no privilege).
+
+    Why not switch to an ordinary user: that user might not be able to read the checkout or the
+    virtualenv (a clone in a private folder), and every lazy import would then fail. Reading
+    stays unrestricted (CAP_DAC_READ_SEARCH is kept); only writing obeys the mode bits."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    hdr, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3: two 32-bit words
+    if libc.capget(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    drop = ~((1 << 1) | (1 << 3))  # CAP_DAC_OVERRIDE, CAP_FOWNER
+    for field in ("effective", "permitted", "inheritable"):
+        setattr(data[0], field, getattr(data[0], field) & drop)
+    if libc.capset(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def may_write_into(folder: str) -> bool:
+    """Whether this process can really create a file in ``folder`` (tried, not guessed)."""
+    probe = Path(folder) / f".probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
 # -- tasks --------------------------------------------------------------------------------------
 
 def task_save_loop(models_dir: str, name: str, start: int = 0, count: int = 10**9, frames: int = 4000):
@@ -97,18 +135,15 @@ def task_score_memory(home: str, model: str, video: str, interval_ms: int):
 
 
 def task_degraded_cache(home: str, cache_dir: str, model: str, video: str, fsize_limit: int = 0,
-                        as_user: int = -1):
+                        obey_permissions: bool = False):
     """Score with a cache that cannot be written (read-only folder, or a file-size limit)."""
-    import encodings.cp437  # noqa: F401 - zipfile needs it; the stdlib may be unreadable after setuid
-
     pipe = _pipeline(home, embedding_cache=True, cache_dir=cache_dir)
-    assert pipe.encoder.dim > 0  # weights loaded before dropping privileges
     if fsize_limit:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
-    if as_user >= 0:  # root ignores file permissions: act as an ordinary user
-        os.setgid(as_user)
-        os.setuid(as_user)
+    if obey_permissions:  # root ignores file permissions: make it obey them for writing
+        obey_write_permissions()
+    cache_writable = may_write_into(cache_dir) if Path(cache_dir).is_dir() else None
     records: list[str] = []
 
     class Grab(logging.Handler):
@@ -127,7 +162,8 @@ def task_degraded_cache(home: str, cache_dir: str, model: str, video: str, fsize
         except StorageError as exc:
             save_error = str(exc)
     emit(event="result", frames=r.n_frames, same=bool(np.allclose(r.raw_scores, r2.raw_scores)),
-         from_cache=bool(r2.timing.get("from_cache")), warnings=records, save_error=save_error)
+         from_cache=bool(r2.timing.get("from_cache")), warnings=records, save_error=save_error,
+         cache_writable=cache_writable)
 
 
 TASKS = {name[5:]: fn for name, fn in globals().items() if name.startswith("task_")}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vlm_anomaly import InvalidVideoError, Pipeline, VlmAnomalyError, create_encoder, load_settings
-from vlm_anomaly.store import TrainingSet
+from vlm_anomaly.training_set import TrainingSet
 from vlm_anomaly.video import sample_frames
 
 

@@ -23,7 +23,7 @@ def dash_env(tmp_path_factory):
 def trained(dash_env, dash_clips):
     """A model named 'office' trained (through the library) on a training set of the two normal clips."""
     from vlm_anomaly import load_settings
-    from vlm_anomaly.store import TrainingSet
+    from vlm_anomaly.training_set import TrainingSet
     from vlm_anomaly.ui import state
 
     s = load_settings()

@@ -63,19 +63,15 @@ def test_test_page_explains_where_and_why(attr_model, dash_clips):
 
 
 def test_live_session_scores_motion_and_explains(attr_model, dash_clips):
-    from vlm_anomaly import load_settings
-    from vlm_anomaly.monitor import LiveMonitor, LiveSession
-    from vlm_anomaly.ui import state
+    from vlm_anomaly.ui.live_page import start_session
 
-    s = load_settings()
-    model = state.model_store(s).load(attr_model)
-    mon = LiveMonitor(state.pipeline_for(model, s), model)
-    assert mon.needs_previous
-    sess = LiveSession(mon, str(dash_clips["intruder"]), interval_ms=500, realtime=False).start()
+    sess = start_session(attr_model, str(dash_clips["intruder"]), threshold=0.0, interval_ms=500, realtime=False)
+    assert sess.watcher.scorer.needs_previous
     assert sess.wait(180)
-    readings, alerts = sess.snapshot()
-    assert sess.error is None and len(readings) == 12
-    assert alerts and SPAN[0] <= alerts[0].start <= SPAN[1] + 1.0, alerts
+    view = sess.feed.view()
+    readings = view.readings
+    assert sess.stats.error is None and len(readings) == 12
+    assert view.events and SPAN[0] <= view.events[0].start_time <= SPAN[1] + 1.0, view.events
     worst = min(readings, key=lambda x: x.raw)
     assert SPAN[0] <= worst.t <= SPAN[1] and worst.explanation and worst.explanation.get("box")
-    assert worst.description == worst.explanation["text"]
+    assert worst.description and worst.explanation["attribute"] in worst.description

@@ -1,12 +1,15 @@
 """End to end in a real browser: the dashboard served by `vlm-anomaly ui`, driven in headless Chromium.
 
 Flow: upload two normal clips -> train -> upload a clip with an intruder -> timeline and a non-zero
-anomaly count -> download the CSV. Screenshots of each page go to test-artifacts/dashboard/.
+anomaly count -> download the CSV -> live monitoring of a file and of the (fake) browser camera, each
+stopped with an alert open. Screenshots of each page go to test-artifacts/dashboard/. Chromium's network
+log is read throughout: the dashboard must not make a single request that leaves this machine.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +17,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from selenium import webdriver
@@ -23,7 +27,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import free_port
+from tests.helpers import free_port
+from vlm_anomaly.synthetic import write_video
+
+#: real processes, servers or a browser: tens of seconds (deselect with -m "not slow")
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
@@ -74,23 +82,53 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).is_file()]
+    if missing:  # `make test` installs them (scripts/system-deps.sh); a bare pytest run may not have
+        pytest.fail(f"{', '.join(missing)} not installed: run scripts/system-deps.sh "
+                    "(or apt-get install -y chromium chromium-driver)")
     downloads = tmp_path_factory.mktemp("downloads")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-quic", "--disable-sync",
                  "--disable-dev-shm-usage", "--window-size=1400,2200",
+                 # a fake camera that needs no permission prompt, with its real local address in ICE
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 "--disable-features=WebRtcHideLocalIpsWithMdns",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         opts.add_argument(flag)
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                            "download.prompt_for_download": False})
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # the network log
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.requested = []
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.downloads = downloads
     try:
         yield driver
     finally:
         driver.quit()
+
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def requests_seen(driver) -> list[str]:
+    """Every URL the page requested so far (HTTP, WebSocket), from Chromium's performance log."""
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg["method"] == "Network.requestWillBeSent":
+            driver.requested.append(msg["params"]["request"]["url"])
+        elif msg["method"] == "Network.webSocketCreated":
+            driver.requested.append(msg["params"]["url"])
+    return driver.requested
+
+
+def third_party(driver) -> list[str]:
+    """Requests that left this machine (data:, blob: and about: URLs never leave the browser)."""
+    return [u for u in requests_seen(driver)
+            if urlparse(u).scheme not in ("data", "blob", "about", "chrome")
+            and urlparse(u).hostname not in LOCAL_HOSTS]
 
 
 def wait(driver, cond, timeout: float = SLOW, what: str = ""):
@@ -148,6 +186,33 @@ def metric(driver, label: str) -> str | None:
     return None
 
 
+def history_rows(driver) -> list[dict[str, str]]:
+    """The Live page's alert history table as rows of header -> cell text (newest first)."""
+    table = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stTable'] table")[-1]
+    heads = [h.text.strip() for h in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    return [dict(zip(heads, [c.text.strip() for c in tr.find_elements(By.CSS_SELECTOR, "th, td")]))
+            for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+
+def webrtc_button(driver, label: str):
+    """A button of the streamlit-webrtc component, which lives in its own iframe."""
+    frame = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "iframe[title*='webrtc']"), what="webrtc")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", frame)
+
+    class InFrame:
+        def click(self) -> None:
+            driver.switch_to.frame(frame)
+            try:
+                b = wait(driver, lambda d: next((b for b in d.find_elements(By.TAG_NAME, "button")
+                                                 if b.text.strip().upper() == label and b.is_enabled()), None),
+                         60, f"webrtc-{label}")
+                b.click()
+            finally:
+                driver.switch_to.default_content()
+
+    return InFrame()
+
+
 def nav(driver, title: str) -> None:
     link = wait(driver, lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNav'] a")
                                         if a.text.strip().endswith(title)), None), what=f"nav-{title}")
@@ -156,7 +221,7 @@ def nav(driver, title: str) -> None:
          what=f"page-{title}")
 
 
-def test_upload_train_score_download(server, browser, dash_clips):
+def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     d = browser
     d.get(server)  # the Train page is the main page
     wait(d, lambda d: any(h.text.strip() == "Train" for h in d.find_elements(By.TAG_NAME, "h1")), 120, "load")
@@ -218,19 +283,48 @@ def test_upload_train_score_download(server, browser, dash_clips):
     nav(d, "Live")
     wait(d, lambda d: text_shown(d, "Take a picture with the browser camera") and idle(d), what="live")
     shot(d, "06-live")
-    # continuous monitoring of a video file played as a stream: the alert banner appears by itself
+    # continuous monitoring of a video file played as a stream: the alert banner appears by itself; the
+    # intruder stays on screen for a minute, so the alert is still open when STOP is pressed
+    long_clip = write_video(tmp_path / "intruder-minute.mp4", seconds=60, seed=0, anomaly_span=(2.5, 60.0))
     d.find_element(By.XPATH, "//label[.//*[normalize-space(.)='Continuous (server-side source)']]").click()
     src = wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Source']"), what="source")
-    src.send_keys(str(dash_clips["intruder"]), Keys.ENTER)
+    src.send_keys(str(long_clip), Keys.ENTER)
     wait(d, idle, what="idle-after-source")
     click(d, "Start monitoring", "start-live")
-    wait(d, lambda d: text_shown(d, "ALERT: smoothed score"), what="alert")
-    wait(d, lambda d: text_shown(d, "Alert history (1)") or text_shown(d, "Alert history (2)"), what="history")
+    wait(d, lambda d: text_shown(d, "ALERT #1 since"), what="alert")
+    wait(d, lambda d: text_shown(d, "Alert history (1)"), what="history")
     assert d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
     shot(d, "07-live-monitoring")
+    # STOP while the alert is open: the alert is closed ("stopped") and the source shown stopped
+    click(d, "Stop", "stop-live")
+    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #"), 60, "stopped")
+    banner = d.find_element(By.XPATH, "//*[contains(text(), 'Source stopped at')]").text
+    assert "Alert #1 closed at" in banner and "(stopped)" in banner, banner
+    worst = banner.split("worst smoothed score ")[1].rstrip(".")
+    table = history_rows(d)
+    assert table[0]["to (s)"] != "ongoing" and table[0]["ended because"] == "stopped", table
+    assert table[0]["worst score"] == worst  # one worst score, in the banner and in the history
+    shot(d, "07b-live-after-stop")
+
+    # the browser camera (Chromium's fake camera) over WebRTC: START, an alert, STOP closes it
+    d.find_element(By.XPATH, "//label[.//*[normalize-space(.)='Browser camera (WebRTC)']]").click()
+    webrtc_button(d, "START").click()
+    wait(d, lambda d: text_shown(d, "Source browser camera: running"), 120, "camera-running")
+    wait(d, lambda d: text_shown(d, "ALERT #") and text_shown(d, "Alert history (1)"), 120, "camera-alert")
+    shot(d, "07c-live-camera")
+    webrtc_button(d, "STOP").click()
+    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #"), 60, "camera-stopped")
+    banner = d.find_element(By.XPATH, "//*[contains(text(), 'Source stopped at')]").text
+    assert "closed at" in banner and "(stopped)" in banner, banner
+    assert history_rows(d)[0]["ended because"] == "stopped"
+    shot(d, "07d-live-camera-after-stop")
     nav(d, "Models")
     wait(d, lambda d: text_shown(d, "Compare two models on the same video") and idle(d), what="models")
     picked = d.find_element(By.CSS_SELECTOR, "input[aria-label='Model']").get_attribute("value")
     assert picked == "browser-model"
     assert text_shown(d, "browser-model - 2 training video(s), 24 frames")
     shot(d, "08-models")
+
+    # offline: nothing the dashboard did asked anything of another host (fonts, icons, telemetry)
+    assert any(urlparse(u).hostname in LOCAL_HOSTS for u in requests_seen(d))
+    assert third_party(d) == []

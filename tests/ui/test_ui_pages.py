@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import av
@@ -11,7 +12,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from streamlit.testing.v1 import AppTest
 
-from vlm_anomaly.store import ModelStore, TrainingSet
+from vlm_anomaly.store import ModelStore
+from vlm_anomaly.training_set import TrainingSet
 from vlm_anomaly.video import probe
 from vlm_anomaly.video.thumbnails import encode_jpeg, grab_frames
 
@@ -184,30 +186,77 @@ def test_live_snapshot_and_continuous(trained, dash_clips):
     assert sess.wait(TIMEOUT)
     at.run()
     assert_no_traceback(at)
-    assert sess.frames == 12 and sess.error is None
-    alerts = at.dataframe[0].value
-    assert len(alerts) >= 1 and (alerts["worst score"] < 0).all()
+    assert sess.stats.frames == 12 and sess.stats.error is None
+    alerts = at.table[0].value
+    assert len(alerts) >= 1 and (alerts["worst score"].astype(float) < 0).all()
+    assert (alerts["ended because"] != "").all()
     assert len(at.get("plotly_chart")) == 1
+    assert any(w.value.startswith("Source ended at 5.5 s") for w in at.warning), [w.value for w in at.warning]
 
 
-def test_webrtc_callback_scores_and_annotates(trained, dash_clips):
-    from vlm_anomaly import load_settings
-    from vlm_anomaly.monitor import LiveMonitor
-    from vlm_anomaly.ui import state
-    from vlm_anomaly.ui.live_page import webrtc_callback
+def _events(view) -> list[tuple]:
+    return [(e.start_time, e.end_time, round(e.worst_score, 5), e.worst_time, e.frames, e.end_reason)
+            for e in view]
 
-    s = load_settings()
-    model = state.model_store(s).load(trained)
-    mon = LiveMonitor(state.pipeline_for(model, s), model)
-    cb = webrtc_callback(mon, interval_ms=10_000)
+
+def test_live_page_and_watch_give_the_same_events(trained, dash_clips, dash_env, tmp_path):
+    """One engine: the dashboard's live session and `watch` on the same file store the same events."""
+    import os
+    import subprocess
+    import sys
+
+    from vlm_anomaly.events import EventStore
+
+    at = page("live_page")
+    at.radio(key="live_mode").set_value("Continuous (server-side source)").run()
+    at.text_input(key="live_source").set_value(str(dash_clips["intruder"]))
+    at.checkbox(key="live_realtime").uncheck()
+    button(at, "Start monitoring").click().run()
+    sess = at.session_state["live_session"]
+    assert sess.wait(TIMEOUT)
+    at.run()
+    assert_no_traceback(at)
+    dashboard = sess.feed.view().events
+    assert dashboard and all(e.status == "closed" for e in dashboard)
+    # the dashboard's events went to the event store too, with the same values
+    stored = sorted(EventStore.from_settings(sess.watcher.settings), key=lambda e: e.id)
+    assert _events(stored[-len(dashboard):]) == _events(dashboard)
+
+    env = {**os.environ, "VLM_ANOMALY_EVENTS_DB_URL": f"sqlite:///{tmp_path}/watch.db",
+           "VLM_ANOMALY_EVENTS_DIR": str(tmp_path / "media"),
+           "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    r = subprocess.run([sys.executable, "-m", "vlm_anomaly.cli", "watch", "--model", trained,
+                        "--source", str(dash_clips["intruder"]), "--fast"],
+                       capture_output=True, text=True, env=env, timeout=TIMEOUT, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    watched = sorted(EventStore(f"sqlite:///{tmp_path}/watch.db", tmp_path / "media"), key=lambda e: e.id)
+    assert _events(watched) == _events(dashboard), r.stdout
+
+
+def test_webrtc_session_scores_annotates_and_stop_closes_the_alert(trained, dash_clips):
+    """The browser-camera mode: frames pushed by the WebRTC callback run the same engine; the camera
+    stopping (the page sees it stop playing) closes the open alert."""
+    from vlm_anomaly.ui.live_page import start_session, sync_camera_session, webrtc_callback
+    from vlm_anomaly.video.live import PushSource
+
+    holder: dict = {"session": None, "playing": False}
+    cb = webrtc_callback(holder)
+    sync_camera_session(holder, True, lambda: start_session(
+        trained, "browser camera", threshold=0.0, interval_ms=100, live=PushSource(interval_ms=100)))
+    sess = holder["session"]
     odd = grab_frames(dash_clips["intruder"], [35])[35]
-    frames = [cb(av.VideoFrame.from_ndarray(odd, format="rgb24")) for _ in range(3)]
-    readings, alerts = mon.snapshot()
-    assert len(readings) == 1  # one score per interval, every frame annotated
-    assert readings[0].alert and alerts
-    for f in frames:
-        img = f.to_ndarray(format="rgb24")
-        assert img.shape == odd.shape and tuple(img[-1, 100]) == (220, 40, 40)
+    out = []
+    deadline = time.monotonic() + TIMEOUT
+    while sess.feed.view().open_event is None and time.monotonic() < deadline:
+        out.append(cb(av.VideoFrame.from_ndarray(odd, format="rgb24")))
+        time.sleep(0.03)
+    assert sess.feed.view().open_event is not None
+    img = out[-1].to_ndarray(format="rgb24")
+    assert img.shape == odd.shape and tuple(img[-1, 100]) == (220, 40, 40)  # the anomaly banner is drawn
+    sync_camera_session(holder, False, lambda: None)  # the user pressed STOP on the camera
+    view = sess.feed.view()
+    assert not sess.running and view.state == "stopped"
+    assert view.open_event is None and view.events[-1].end_reason == "stopped"
 
 
 def test_models_page_rename_compare_delete(trained, dash_clips):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,8 @@ from ..config import Settings
 from ..errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from ..events import AlertDispatcher, EventNotFoundError, EventStore, Monitor
 from ..pipeline import Pipeline
+from ..redact import redact_text, redact_url
+from ..source_policy import SourcePolicy
 from .auth import bearer_auth
 from .jobs import JobManager
 from .limits import BodySizeLimit
@@ -36,6 +39,14 @@ log = logging.getLogger(__name__)
 EventId = Annotated[int, PathParam(ge=1, le=2**53, description="event id")]
 ModelName = Annotated[str, PathParam(max_length=64, description="model name")]
 CHUNK = 1 << 20
+#: videos one training request may upload (each up to ``max_upload_mb``)
+MAX_VIDEOS_PER_REQUEST = 32
+#: room in a request body for the multipart headers and the form fields besides the videos
+FORM_OVERHEAD = 1 << 20
+
+
+class UploadTooLargeError(VlmAnomalyError):
+    status_code = 413
 
 
 class WatchRequest(BaseModel):
@@ -43,7 +54,8 @@ class WatchRequest(BaseModel):
     source: str = Field(
         min_length=1,
         max_length=2048,
-        description="webcam index, stream URL, video file or frame folder",
+        description="webcam index, stream URL, video file or frame folder; only what the "
+        "settings allow (allowed_media_dirs, allowed_url_schemes/hosts, allowed_cameras)",
     )
     realtime: bool = Field(
         True, description="play files at their own rate (else as fast as possible)"
@@ -56,17 +68,42 @@ def _safe_filename(name: str | None, i: int) -> str:
     return f"{i:03d}-{base}"
 
 
-async def _save_uploads(files: list[UploadFile], folder: Path) -> list[str]:
+def _save_uploads(files: list[UploadFile], folder: Path, max_bytes: int) -> list[str]:
+    """Copy the uploaded videos into the job's folder, each at most ``max_bytes``.
+
+    Blocking file I/O: called from the sync handlers, which FastAPI runs in its thread pool."""
+    if len(files) > MAX_VIDEOS_PER_REQUEST:
+        raise UploadTooLargeError(
+            f"{len(files)} videos in one request; at most {MAX_VIDEOS_PER_REQUEST} are accepted"
+        )
     paths = []
     for i, f in enumerate(files):
         p = folder / _safe_filename(f.filename, i)
+        size = 0
         with open(p, "wb") as out:
-            while chunk := await f.read(CHUNK):
+            while chunk := f.file.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UploadTooLargeError(
+                        f"uploaded file {f.filename!r} is larger than the upload limit of "
+                        f"{max_bytes / 2**20:g} MB per video (max_upload_mb)"
+                    )
                 out.write(chunk)
-        if p.stat().st_size == 0:
+        if size == 0:
             raise InvalidVideoError(f"uploaded file {f.filename!r} is empty")
         paths.append(str(p))
     return paths
+
+
+@contextlib.contextmanager
+def _upload_folder(jobs: JobManager):
+    """A new job folder, removed again if saving the uploads (or anything before the job) fails."""
+    jid, folder = jobs.new_dir()
+    try:
+        yield jid, folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _job_settings(settings: Settings, **overrides) -> Settings:
@@ -97,6 +134,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc(),
     )
     auth = bearer_auth(settings.api_tokens)
+    policy = SourcePolicy.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -116,7 +154,15 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     )
     app.state.pipeline, app.state.store, app.state.monitor = pipe, store, monitor
     app.state.jobs, app.state.metrics, app.state.alerts = jobs, metrics, alerts
-    app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_upload_mb * 1024 * 1024))
+    per_video = int(settings.max_upload_mb * 1024 * 1024)
+
+    def body_limit(scope) -> int:
+        """The limit is per video (max_upload_mb); a whole body is capped at what its route may
+        carry, so that an oversized request is refused before it is spooled to disk."""
+        videos = MAX_VIDEOS_PER_REQUEST if scope["path"].endswith("/train") else 1
+        return per_video * videos + FORM_OVERHEAD
+
+    app.add_middleware(BodySizeLimit, max_bytes=body_limit)
 
     # -- errors as JSON {"error": ...} ------------------------------------------------------
     @app.exception_handler(VlmAnomalyError)
@@ -168,6 +214,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     def prometheus_metrics() -> Response:
         """Prometheus metrics (text exposition format)."""
         metrics.watched.set(monitor.running)
+        metrics.sync(monitor.list(), alerts)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # -- models ----------------------------------------------------------------------------------
@@ -184,8 +231,10 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         pipe.store.delete(name)
         return {"deleted": name}
 
+    # the upload handlers are plain ``def``: FastAPI runs them in its thread pool, so copying the
+    # uploads and loading a model never block the event loop (and with it every other request)
     @api.post("/models/{name}/train", tags=["models"], status_code=202)
-    async def train_model(
+    def train_model(
         name: ModelName,
         files: Annotated[list[UploadFile], File(description="normal videos")],
         interval_ms: Annotated[int | None, Form()] = None,
@@ -196,11 +245,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         job_settings = _job_settings(
             settings, interval_ms=interval_ms, expected_objects=expected_objects
         )
-        jid, folder = jobs.new_dir()
-        paths = await _save_uploads(files, folder)
+        with _upload_folder(jobs) as (jid, folder):
+            paths = _save_uploads(files, folder, per_video)
 
         def work(progress):
-            job_pipe = Pipeline(job_settings, encoder=pipe._encoder)
+            job_pipe = Pipeline(job_settings, encoder=pipe.encoder)
             model = job_pipe.train(name, paths, progress=progress)
             return {
                 "model": name,
@@ -213,7 +262,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         return job.view()
 
     @api.post("/models/{name}/score", tags=["models"], status_code=202)
-    async def score_video(
+    def score_video(
         name: ModelName,
         file: Annotated[UploadFile, File(description="video to score")],
         threshold: Annotated[float | None, Form()] = None,
@@ -221,13 +270,12 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     ) -> dict:
         """Score an uploaded video with a model; the job's result holds the per-frame scores."""
         model = pipe.store.load(name)
-        iv = interval_ms if interval_ms is not None else model.interval_ms
-        _job_settings(settings, interval_ms=iv)
-        jid, folder = jobs.new_dir()
-        [path] = await _save_uploads([file], folder)
+        _job_settings(settings, interval_ms=interval_ms)  # checks an override before the upload
+        with _upload_folder(jobs) as (jid, folder):
+            [path] = _save_uploads([file], folder, per_video)
 
         def work(progress):
-            r = pipe.score(model, path, progress=progress, threshold=threshold, interval_ms=iv)
+            r = pipe.score(model, path, progress=progress, threshold=threshold, interval_ms=interval_ms)
             summary = r.summary()
             summary["source"] = file.filename
             return {"summary": summary, "frames": r.rows()}
@@ -256,7 +304,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         return [
             e.as_dict()
             for e in store.list(
-                source=source, acknowledged=acknowledged, status=status, limit=limit, offset=offset
+                source=None if source is None else redact_url(source),  # stored masked
+                acknowledged=acknowledged,
+                status=status,
+                limit=limit,
+                offset=offset,
             )
         ]
 
@@ -297,8 +349,12 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     ) -> list[dict]:
         """Stream stalls/drops and the time they cost."""
         return [
-            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in g.items()}
-            for g in store.gaps(source, limit)
+            {
+                k: (v.isoformat() if hasattr(v, "isoformat") else redact_text(v) if k in (
+                    "source", "reason") else v)
+                for k, v in g.items()
+            }
+            for g in store.gaps(None if source is None else redact_url(source), limit)
         ]
 
     # -- watched sources -------------------------------------------------------------------------
@@ -308,8 +364,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
     @api.post("/sources", tags=["sources"], status_code=201)
     def start_source(req: WatchRequest) -> dict:
-        """Start watching a source with a model; events go to the store and the alerts."""
-        wid = monitor.start(req.model, req.source, realtime=req.realtime)
+        """Start watching a source with a model; events go to the store and the alerts.
+
+        Only sources the settings allow: 403 for anything else, 429 over ``max_watchers``."""
+        model = pipe.load(req.model)  # 404 first: no model, nothing to check
+        wid = monitor.start(model, policy.check(req.source), realtime=req.realtime)
         return monitor.status(wid)
 
     @api.get("/sources/{watch_id}", tags=["sources"])

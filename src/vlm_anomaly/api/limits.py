@@ -1,12 +1,14 @@
-"""Request body size limit: uploads larger than ``max_upload_mb`` get 413 with a JSON error.
+"""Request body size limit: bodies larger than their route may carry get 413 with a JSON error.
 
 Why an ASGI middleware: the check must happen before the multipart parser spools the body to
-disk, both for a declared Content-Length and for chunked bodies that grow past the limit.
+disk, both for a declared Content-Length and for chunked bodies that grow past the limit. The
+per-video limit itself (``max_upload_mb``) is checked where each upload is saved.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 
 class _TooLarge(Exception):
@@ -14,13 +16,15 @@ class _TooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
+    """``max_bytes``: a fixed limit, or a function of the ASGI scope (a limit per route)."""
 
-    async def _reject(self, send) -> None:
+    def __init__(self, app, max_bytes: int | Callable[[dict], int]):
+        self.app = app
+        self.max_bytes = max_bytes if callable(max_bytes) else (lambda scope: max_bytes)
+
+    async def _reject(self, send, limit: int) -> None:
         body = json.dumps(
-            {"error": f"request body larger than the upload limit of {self.max_bytes / 1e6:g} MB"}
+            {"error": f"request body larger than the upload limit of {limit / 2**20:g} MB for this request"}
         ).encode()
         await send(
             {
@@ -38,11 +42,12 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.max_bytes(scope)
         for k, v in scope.get("headers", []):
             if k == b"content-length":
                 try:
-                    if int(v) > self.max_bytes:
-                        return await self._reject(send)
+                    if int(v) > limit:
+                        return await self._reject(send, limit)
                 except ValueError:
                     pass
         seen = 0
@@ -53,7 +58,7 @@ class BodySizeLimit:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     state["exceeded"] = True
                     raise _TooLarge
             return msg
@@ -64,7 +69,7 @@ class BodySizeLimit:
                 if state["exceeded"]:
                     state["replaced"] = True
                     state["started"] = True
-                    return await self._reject(send)
+                    return await self._reject(send, limit)
                 state["started"] = True
             elif state["replaced"]:
                 return None
@@ -74,4 +79,4 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
             if not state["started"]:
-                await self._reject(send)
+                await self._reject(send, limit)

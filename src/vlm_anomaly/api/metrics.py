@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -11,6 +13,18 @@ class ServiceMetrics:
         r = self.registry
         self.frames = Counter(
             "vlm_anomaly_frames_scored", "Frames scored by watchers", ["source"], registry=r
+        )
+        self.dropped = Counter(
+            "vlm_anomaly_frames_dropped",
+            "Sampled frames dropped because the encoder was slower than real time",
+            ["source"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "vlm_anomaly_alerts",
+            "Alert deliveries (webhook, MQTT): sent, or failed after retries",
+            ["result"],
+            registry=r,
         )
         self.events = Counter(
             "vlm_anomaly_events", "Anomaly events", ["source", "phase"], registry=r
@@ -32,6 +46,26 @@ class ServiceMetrics:
             ["method", "route"],
             registry=r,
         )
+
+        self._seen: dict[tuple, float] = {}  # last value synced of each watcher/alert counter
+        self._sync_lock = threading.Lock()
+
+    def sync(self, statuses: list[dict], alerts=None) -> None:
+        """Bring the counters up to the watchers' own counts (frames scored and dropped, per
+        watch id) and the alert dispatcher's totals; called before each scrape."""
+        with self._sync_lock:
+            for st in statuses:
+                for key, counter in (("frames", self.frames), ("dropped", self.dropped)):
+                    self._advance((st["id"], key), st.get(key, 0), counter.labels(st["source"]))
+            if alerts is not None:
+                self._advance(("alerts", "sent"), alerts.sent, self.alerts.labels("sent"))
+                self._advance(("alerts", "failed"), alerts.failed, self.alerts.labels("failed"))
+
+    def _advance(self, key: tuple, value: float, child) -> None:
+        delta = value - self._seen.get(key, 0)
+        if delta > 0:
+            child.inc(delta)
+            self._seen[key] = value
 
     def on_notice(self, notice) -> None:
         """Monitor listener: count events and gaps."""

@@ -23,15 +23,13 @@ class BaseDetector(ABC):
 
     #: short name in the registry and in saved models
     name: ClassVar[str] = ""
+    #: False: the pipeline samples and encodes, the detector sees one embedding per frame;
+    #: True: a :class:`~vlm_anomaly.detectors.video.VideoDetector` that reads the video itself
+    reads_video: ClassVar[bool] = False
+    #: live sources hand each frame its predecessor (``Frame.previous``), for motion
+    needs_previous: ClassVar[bool] = False
 
     threshold_: float = 0.0
-
-    #: True for detectors that learn from and score the videos themselves (motion), not embeddings.
-    #: Such a class offers ``fit_video(pipe, sources, progress=, names=) -> AnomalyModel`` (classmethod),
-    #: ``score_video(pipe, model, source, progress=, describe=, threshold=, interval_ms=) -> ScoreResult``,
-    #: ``scorer(encoder=)`` (an object whose ``score_stream(frames)`` yields (frame, score, explanation)
-    #: for live use) and ``evaluation_scorer(settings)`` (classmethod, for ``evaluate``).
-    needs_video: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, X: np.ndarray) -> BaseDetector:

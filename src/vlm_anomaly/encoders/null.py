@@ -12,11 +12,14 @@ import numpy as np
 
 from .identity import Description, EncoderIdentity
 
+#: what a model that embeds nothing records as its encoder
+NULL_IDENTITY = EncoderIdentity(backend="motion", model="dis-cells", pretrained="", dim=1)
+
 
 class NullEncoder:
     """Duck-typed :class:`~vlm_anomaly.encoders.base.Encoder` with a one-dimensional zero embedding."""
 
-    identity = EncoderIdentity(backend="motion", model="dis-cells", pretrained="", dim=1)
+    identity = NULL_IDENTITY
     runtime = "none"
     supports_text = False
     groups = 1

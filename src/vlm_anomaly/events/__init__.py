@@ -1,10 +1,14 @@
-"""Live monitoring: events with hysteresis, their store (SQL + evidence files), alerts, watchers."""
+"""The live engine: stream scorer, events with hysteresis, sinks (SQL store + evidence files, alerts,
+an in-memory feed for pages), watchers and the retention job."""
 
 from .alerts import AlertDispatcher, MqttSink, WebhookSink, event_payload
+from .feed import FeedView, LiveFeed, Reading
 from .hysteresis import EventTracker, HysteresisConfig, Transition
 from .prompts import PromptAlarm
+from .retention import RetentionJob
+from .scorer import Scored, StreamScorer
 from .store import EventNotFoundError, EventRecord, EventStore
-from .watcher import Monitor, SourceWatcher, WatchNotice
+from .watcher import LiveSession, Monitor, SourceWatcher, WatchNotice
 
 __all__ = [
     "AlertDispatcher",
@@ -12,11 +16,18 @@ __all__ = [
     "EventRecord",
     "EventStore",
     "EventTracker",
+    "FeedView",
     "HysteresisConfig",
+    "LiveFeed",
+    "LiveSession",
     "Monitor",
     "MqttSink",
     "PromptAlarm",
+    "Reading",
+    "RetentionJob",
+    "Scored",
     "SourceWatcher",
+    "StreamScorer",
     "Transition",
     "WatchNotice",
     "WebhookSink",

@@ -10,24 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import re
 import threading
 import time
+from collections import Counter
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 
+from ..redact import redact_text, redact_url, source_slug
 from .store import EventRecord
 
 log = logging.getLogger(__name__)
-
-
-def source_slug(source: str) -> str:
-    """An MQTT-topic-safe name of a source (no '/', '+', '#')."""
-    s = re.sub(r"^[a-z]+://", "", str(source), flags=re.I)
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_.")
-    return s[-80:] or "source"
 
 
 def event_payload(
@@ -40,7 +34,7 @@ def event_payload(
         return {
             "id": str(r.id),
             "camera": camera or source_slug(r.source),
-            "source": r.source,
+            "source": redact_url(r.source),
             "model": r.model,
             "label": "anomaly",
             "sub_label": r.prompt,
@@ -51,6 +45,7 @@ def event_payload(
             "end_time": r.ended_at.timestamp() if r.ended_at else None,
             "source_start_s": d["start_time"],
             "source_end_s": d["end_time"],
+            "end_reason": r.end_reason,
             "worst_time_s": d["worst_time"],
             "frames": r.frames,
             "descriptions": r.descriptions[-5:],
@@ -72,6 +67,7 @@ class WebhookSink:
         self, url: str, *, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 0.5
     ):
         self.url, self.retries, self.backoff_s = url, retries, backoff_s
+        self.shown = redact_url(url)  # what logs say: a token in the URL stays out of them
         self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
 
     def send(self, payload: dict) -> bool:
@@ -82,18 +78,18 @@ class WebhookSink:
                 if r.status_code < 500:
                     if r.status_code >= 400:
                         log.warning(
-                            "webhook %s refused the alert: HTTP %d", self.url, r.status_code
+                            "webhook %s refused the alert: HTTP %d", self.shown, r.status_code
                         )
                     return r.status_code < 400
                 why = f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
-                why = f"{type(exc).__name__}: {exc}"
+                why = redact_text(f"{type(exc).__name__}: {exc}")
             if attempt < max(0, self.retries):
                 delay = self.backoff_s * 2**attempt
-                log.info("webhook %s failed (%s); retry in %.1f s", self.url, why, delay)
+                log.info("webhook %s failed (%s); retry in %.1f s", self.shown, why, delay)
                 time.sleep(delay)
         log.warning(
-            "webhook %s: alert lost after %d attempts (%s)", self.url, self.retries + 1, why
+            "webhook %s: alert lost after %d attempts (%s)", self.shown, self.retries + 1, why
         )
         return False
 
@@ -152,7 +148,9 @@ class AlertDispatcher:
     def __init__(self, sinks: list | None = None):
         self.sinks = list(sinks or [])
         self.sent = 0
-        self.failed = 0
+        self.failed = 0  # sink deliveries that failed after their retries
+        self.sent_by: Counter[str] = Counter()  # the same, per payload source
+        self.failed_by: Counter[str] = Counter()
         self._q: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -192,12 +190,17 @@ class AlertDispatcher:
                     try:
                         ok = sink.send(payload)
                     except Exception as exc:  # noqa: BLE001 - one bad sink must not stop the others
-                        log.warning("alert sink %s failed: %s", type(sink).__name__, exc)
+                        log.warning(
+                            "alert sink %s failed: %s", type(sink).__name__, redact_text(exc)
+                        )
                         ok = False
+                    src = str(payload.get("after", {}).get("source", ""))
                     if ok:
                         self.sent += 1
+                        self.sent_by[src] += 1
                     else:
                         self.failed += 1
+                        self.failed_by[src] += 1
             finally:
                 self._q.task_done()
 

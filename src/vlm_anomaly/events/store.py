@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import VlmAnomalyError
+from ..redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ events_table = sa.Table(
     sa.Column("acknowledged", sa.Boolean, nullable=False, default=False, index=True),
     sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
     sa.Column("acknowledged_by", sa.String(128)),
+    # why an event closed other than by the score recovering (e.g. "watcher failed: ...")
+    sa.Column("end_reason", sa.String(512)),
 )
 
 gaps_table = sa.Table(
@@ -101,9 +104,11 @@ class EventRecord:
     acknowledged: bool = False
     acknowledged_at: _dt.datetime | None = None
     acknowledged_by: str | None = None
+    end_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
+        d["source"] = redact_url(d["source"])  # rows written before masking existed
         for k in ("started_at", "ended_at", "acknowledged_at"):
             v = d[k]
             d[k] = _aware(v).isoformat() if v is not None else None
@@ -143,7 +148,9 @@ class EventStore:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             _create_tables(self.engine)
         except (sa.exc.SQLAlchemyError, ImportError) as exc:
-            raise VlmAnomalyError(f"cannot open events database {url}: {exc}") from None
+            raise VlmAnomalyError(
+                f"cannot open events database {redact_url(url)}: {redact_text(exc)}"
+            ) from None
         self._lock = threading.Lock()  # SQLite allows one writer; serialise this process' writers
 
     @classmethod
@@ -162,6 +169,8 @@ class EventStore:
             return int(res.inserted_primary_key[0])
 
     def update(self, event_id: int, **values: Any) -> None:
+        if values.get("end_reason"):
+            values["end_reason"] = str(values["end_reason"])[:500]
         with self._lock, self.engine.begin() as conn:
             res = conn.execute(
                 events_table.update().where(events_table.c.id == event_id).values(**values)
@@ -297,10 +306,32 @@ def _create_tables(engine: sa.Engine) -> None:
     for attempt in range(3):
         try:
             metadata.create_all(engine)
+            _add_missing_columns(engine)
             return
         except sa.exc.OperationalError as exc:
             if "already exists" not in str(exc) or attempt == 2:
                 raise
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Columns added to a table since a database was created (all nullable): ALTER TABLE ADD."""
+    insp = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have:
+                continue
+            kind = col.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(
+                        sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}')
+                    )
+            except sa.exc.SQLAlchemyError:  # another process added it at the same moment
+                if col.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
+                    raise
+                continue
+            log.info("events database: added column %s.%s", table.name, col.name)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

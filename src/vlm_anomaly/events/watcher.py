@@ -1,8 +1,11 @@
-"""Watch live sources: sample → encode → score → smooth causally → events → store and alerts.
+"""The live engine: source → stream scorer → causal smoothing → event builder → sinks.
 
-A :class:`SourceWatcher` runs one source (blocking); a :class:`Monitor` runs several at once in
-threads sharing one pipeline and encoder, and is what the CLI ``watch`` command, the REST API and
-the Ray actors drive.
+A :class:`SourceWatcher` runs one source (blocking): its :class:`~.scorer.StreamScorer` turns frames
+into scores, the hysteresis :class:`~.hysteresis.EventTracker` turns smoothed scores into events, and
+the sinks get them - the event store with snapshot and clip, the alert dispatcher (MQTT, webhooks), a
+listener and an in-memory :class:`~.feed.LiveFeed`. A :class:`LiveSession` runs one watcher in a
+thread; a :class:`Monitor` runs several sharing one pipeline and encoder, plus the retention job. The
+dashboard's Live page, the CLI ``watch``, the REST API and the Ray actors all run this one engine.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import itertools
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,17 +23,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..attributes.scorer import explanation_text
 from ..detectors import CausalSmoother
-from ..errors import VlmAnomalyError
+from ..errors import TooManyWatchersError, VlmAnomalyError
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
+from ..redact import redact_text, redact_url
 from ..video import Frame
-from ..video.live import Gap, LiveSource
+from ..video.live import Gap, LiveSource, PushSource
 from .alerts import AlertDispatcher, event_payload, source_slug
+from .feed import LiveFeed, Reading
 from .hysteresis import EventTracker, HysteresisConfig, Phase
 from .media import write_clip, write_snapshot
-from .prompts import PromptAlarm
+from .retention import RetentionJob
+from .scorer import Scored, StreamScorer
 from .store import EventRecord, EventStore, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,7 +53,7 @@ class WatchNotFoundError(VlmAnomalyError):
 class WatchNotice:
     """What a watcher tells its listeners: an event started or ended, or a gap in the stream."""
 
-    kind: str  # "start" | "end" | "gap" | "error"
+    kind: str  # "start" | "end" | "gap" | "offline" | "error"
     source: str
     record: EventRecord | None = None
     gap: Gap | None = None
@@ -83,7 +89,7 @@ class WatchStats:
     missed_s: float = 0.0
     last_time: float = 0.0
     last_score: float | None = None
-    status: str = "starting"
+    status: str = "starting"  # starting | running | offline | stopped | ended | dropped | failed
     error: str | None = None
 
 
@@ -106,19 +112,25 @@ class SourceWatcher:
         realtime: bool = True,
         listener: Listener | None = None,
         encode_lock: threading.Lock | None = None,
-        live: LiveSource | None = None,
+        live: LiveSource | PushSource | None = None,
+        feed: LiveFeed | None = None,
+        interval_ms: int | None = None,
+        threshold: float | None = None,
     ):
         self.pipeline = pipeline
         s = self.settings = pipeline.settings
         self.model = pipeline.load(model)
-        self.encoder = pipeline.encoder_for(self.model)
+        self.scorer = StreamScorer(pipeline, self.model, encode_lock=encode_lock)
+        self.encoder = self.scorer.encoder
         self.source = str(source)
+        self.label = redact_url(self.source)  # what events, alerts, logs and notices show
         self.store = store
         self.alerts = alerts
         self.listener = listener
-        self.encode_lock = encode_lock or threading.Lock()
+        self.feed = feed
         self.realtime = realtime
-        self.interval_ms = s.interval_ms  # the configured interval (0 = every frame)
+        # the sampling interval (0 = every frame): the configured one unless the caller chooses
+        self.interval_ms = s.interval_ms if interval_ms is None else int(interval_ms)
         self.live = live or LiveSource(
             self.source,
             interval_ms=self.interval_ms,
@@ -127,21 +139,13 @@ class SourceWatcher:
             backoff_initial_s=s.stream_backoff_initial_s,
             backoff_max_s=s.stream_backoff_max_s,
             max_side=s.max_side,
-            with_previous=self.model.detector.needs_video,
+            with_previous=self.scorer.needs_previous,
+            on_drop=self._on_drop,
         )
-        # attribute models (issue 8) score motion and objects, so they need the frames, not embeddings
-        self.attributes = (self.model.detector.scorer(encoder=self.encoder)
-                           if self.model.detector.needs_video else None)
-        self.hysteresis = HysteresisConfig.from_settings(s, self.model.threshold)
+        self.threshold = self.model.threshold if threshold is None else float(threshold)
+        self.hysteresis = HysteresisConfig.from_settings(s, self.threshold)
         self.tracker = EventTracker(self.hysteresis)
         self.smoother = CausalSmoother(s.event_smoothing_window or self.model.smoothing_window)
-        self.prompts = PromptAlarm.create(
-            self.encoder,
-            s.alert_prompts,
-            normal=self.model.prompts or None,
-            threshold=s.alert_prompt_threshold,
-            weight=s.alert_prompt_weight,
-        )
         self.half_clip = max(0.0, s.clip_seconds / 2)
         self._ring: deque[tuple[float, np.ndarray]] = deque()
         self._open: _Open | None = None
@@ -150,29 +154,87 @@ class SourceWatcher:
         self.stats = WatchStats()
         self.records: list[EventRecord] = []  # closed events of this run (newest last)
 
+    def set_threshold(self, threshold: float) -> None:
+        """Move the event thresholds (a dashboard slider); the running event keeps its history."""
+        self.threshold = float(threshold)
+        self.hysteresis = HysteresisConfig.from_settings(self.settings, self.threshold)
+        self.tracker.config = self.hysteresis
+
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
         self.live.stop()
 
     def run(self) -> WatchStats:
         """Blocking loop; returns when the source ends, gives up, or :meth:`stop` is called."""
-        self.stats.status = "running"
+        self._set_status("running")
         try:
             for item in self._batches():
                 if isinstance(item, Gap):
                     self._on_gap(item)
                 else:
                     self._on_frames(item)
-            self._finish()
-            self.stats.status = "stopped" if self.live.stopped else "ended"
+            stopped = self.live.stopped
+            reason = "stopped" if stopped else self._ended_reason()
+            self._finish(reason)
+            if stopped:
+                self._set_status("stopped")
+            else:
+                self._set_status("dropped" if reason.startswith("source dropped") else "ended", reason)
         except VlmAnomalyError as exc:
-            self.stats.status, self.stats.error = "failed", str(exc)
-            self._notify(WatchNotice("error", self.source, message=str(exc)))
+            self._fail(str(exc))
         except Exception as exc:
-            self.stats.status, self.stats.error = "failed", f"{type(exc).__name__}: {exc}"
-            log.exception("watcher %s failed", self.source)
-            self._notify(WatchNotice("error", self.source, message=self.stats.error))
+            log.error("watcher %s failed: %s", self.label,
+                      redact_text("".join(traceback.format_exception(exc))))
+            self._fail(redact_text(f"{type(exc).__name__}: {exc}"))
+        self._ring.clear()  # a finished watcher stays listed; its frames need not stay in memory
         return self.stats
+
+    def _ended_reason(self) -> str:
+        """Why the source ended by itself: the end of a file, or a source that dropped for good."""
+        why = getattr(self.live, "end_reason", "")
+        gaps = getattr(self.live, "gaps", [])
+        if why:
+            return f"source {why}"
+        if gaps and gaps[-1].reason.endswith("gave up"):
+            return f"source dropped: {gaps[-1].reason}"
+        return "source ended"
+
+    def _fail(self, message: str) -> None:
+        self.stats.error = message
+        self._close_on_crash()
+        self._set_status("failed", message)
+        self._notify(WatchNotice("error", self.label, message=message))
+
+    def _close_on_crash(self) -> None:
+        """An event open when the watcher fails is closed now, at the time of the crash, and says
+        why (else it stays open for ever and retention, which skips open events, never frees it)."""
+        ev, self._open, self._post_until = self._open, None, None
+        self.tracker = EventTracker(self.hysteresis)
+        if ev is None or ev.event_id is None:
+            return
+        try:
+            end_time = max(self.stats.last_time, ev.start_time)
+            values = {**self._values(ev), "end_time": end_time, "status": "closed",
+                      "ended_at": utcnow(), "end_reason": f"watcher failed: {self.stats.error}"}
+            if self.store is not None:
+                values.update(self._write_media(ev))
+                self.store.update(ev.event_id, **values)
+                rec = self.store.get(ev.event_id)
+            else:
+                rec = self._record(ev, **values)
+            self.records.append(rec)
+            self._alert("end", rec)
+            self._notify(WatchNotice("end", self.label, record=rec))
+            if self.feed is not None:
+                self.feed.event(rec)
+        except Exception as exc:  # noqa: BLE001 - the store itself may be what failed
+            log.error("watcher %s: cannot close event %s after the failure: %s",
+                      self.label, ev.event_id, redact_text(exc))
+
+    def _set_status(self, status: str, reason: str = "") -> None:
+        self.stats.status = status
+        if self.feed is not None:
+            self.feed.set_state(status, reason)
 
     def _batches(self) -> Iterator[list[Frame] | Gap]:
         """Frames one by one in real time (low latency), in batches when running fast."""
@@ -194,32 +256,17 @@ class SourceWatcher:
 
     # -- scoring -----------------------------------------------------------------------------
     def _on_frames(self, frames: list[Frame]) -> None:
-        if self.attributes is not None:
-            with self.encode_lock:
-                scored = list(self.attributes.score_stream(frames))
-            for f, score, why in scored:
-                self._step(f, score, (why.get("text") or explanation_text(why)) if why else "", 0.0, None)
-            return
-        with self.encode_lock:
-            emb = self.encoder.encode([f.image for f in frames])
-            raw = self.model.decision_function(emb)
-            descs = self.pipeline.describe_embeddings(self.model, emb, encoder=self.encoder)
-            hits = self.prompts.score(emb) if self.prompts else None
-        scores = self.prompts.fuse(raw, hits) if self.prompts and hits else raw
-        for i, f in enumerate(frames):
-            prompt = None
-            if hits is not None and hits.probs[i] >= self.prompts.threshold:
-                prompt = (hits.labels[i], float(hits.probs[i]))
-            d = descs[i] if i < len(descs) else None
-            self._step(f, float(scores[i]), d.text if d else "", d.confidence if d else 0.0, prompt)
+        for sc in self.scorer.score(frames):
+            self._step(sc)
 
-    def _step(
-        self, f: Frame, score: float, text: str, conf: float, prompt: tuple[str, float] | None
-    ) -> None:
+    def _step(self, sc: Scored) -> None:
+        f = sc.frame
         t = f.timestamp
-        smooth = self.smoother.update(score)
+        smooth = self.smoother.update(sc.score)
         self.stats.frames += 1
         self.stats.last_time, self.stats.last_score = t, smooth
+        if self.stats.status == "offline":  # frames again after a drop
+            self._set_status("running")
         self._ring.append((t, f.image))
         while self._ring and self._ring[0][0] < t - self.half_clip:
             self._ring.popleft()
@@ -236,20 +283,26 @@ class SourceWatcher:
             ev.scores.append(smooth)
             if len(ev.descriptions) < MAX_DESCRIPTIONS:
                 ev.descriptions.append(
-                    {"time": round(t, 3), "text": text, "confidence": round(conf, 4)}
+                    {"time": round(t, 3), "text": sc.text, "confidence": round(sc.confidence, 4)}
                 )
+            # the event's one worst score: the lowest *smoothed* score, the value events are built on
             if smooth < ev.worst_score:
                 ev.worst_score, ev.worst_time, ev.worst_image = smooth, t, f.image
                 ev.clip_pre = [img for _, img in self._ring]
                 ev.clip_post = []
                 self._post_until = t + self.half_clip
-            if prompt and (ev.prompt_score is None or prompt[1] > ev.prompt_score):
-                ev.prompt, ev.prompt_score = prompt
+            if sc.prompt and (ev.prompt_score is None or sc.prompt[1] > ev.prompt_score):
+                ev.prompt, ev.prompt_score = sc.prompt
         for tr in transitions:
             if tr.kind == "start":
                 self._start_event()
             elif tr.kind == "end":
-                self._end_event(tr.end_time if tr.end_time is not None else t)
+                self._end_event(tr.end_time if tr.end_time is not None else t, "recovered")
+        if self.feed is not None:
+            self.feed.reading(Reading(t, sc.score, smooth, smooth < self.hysteresis.enter, sc.text,
+                                      sc.confidence, sc.explanation), f.image)
+            if self._open is not None and self._open.event_id is not None:
+                self.feed.event(self._draft(self._open))
 
     def _wall(self, t: float) -> _dt.datetime:
         """Wall-clock time of source time ``t`` (real time) or now (fast replay)."""
@@ -261,7 +314,7 @@ class SourceWatcher:
     # -- events ------------------------------------------------------------------------------
     def _values(self, ev: _Open) -> dict:
         return {
-            "source": self.source,
+            "source": self.label,
             "model": self.model.name or "model",
             "start_time": ev.start_time,
             "started_at": ev.wall_start,
@@ -275,9 +328,13 @@ class SourceWatcher:
         }
 
     def _record(self, ev: _Open, **extra) -> EventRecord:
-        values = {**self._values(ev), **extra}
         if self.store is not None and ev.event_id is not None:
             return self.store.get(ev.event_id)
+        return self._draft(ev, **extra)
+
+    def _draft(self, ev: _Open, **extra) -> EventRecord:
+        """The event as it stands, built in memory (no database read): what the feed shows."""
+        values = {**self._values(ev), **extra}
         defaults = {
             "id": ev.event_id or 0,
             "status": "open",
@@ -302,11 +359,13 @@ class SourceWatcher:
         else:
             ev.event_id = self.stats.events
         rec = self._record(ev)
-        log.info("event %s started on %s at %.2f s", ev.event_id, self.source, ev.start_time)
+        log.info("event %s started on %s at %.2f s", ev.event_id, self.label, ev.start_time)
         self._alert("new", rec)
-        self._notify(WatchNotice("start", self.source, record=rec))
+        self._notify(WatchNotice("start", self.label, record=rec))
+        if self.feed is not None:
+            self.feed.event(rec)
 
-    def _end_event(self, end_time: float) -> None:
+    def _end_event(self, end_time: float, reason: str) -> None:
         ev, self._open, self._post_until = self._open, None, None
         if ev is None or ev.event_id is None:
             return
@@ -315,34 +374,34 @@ class SourceWatcher:
             "end_time": end_time,
             "status": "closed",
             "ended_at": ev.wall_start + _dt.timedelta(seconds=max(0.0, end_time - ev.start_time)),
+            "end_reason": reason[:500],
         }
         if self.store is not None:
             values.update(self._write_media(ev))
             self.store.update(ev.event_id, **values)
             rec = self.store.get(ev.event_id)
-            s = self.settings
-            self.store.apply_retention(
-                max_age_days=s.retention_days, max_bytes=int(s.retention_max_mb * 1024 * 1024)
-            )
         else:
             rec = self._record(ev, **values)
         self.records.append(rec)
         log.info(
-            "event %s ended on %s: %.2f-%.2f s, worst %.3f",
+            "event %s ended on %s: %.2f-%.2f s, worst %.3f (%s)",
             rec.id,
-            self.source,
+            self.label,
             rec.start_time,
             end_time,
             rec.worst_score,
+            reason,
         )
         self._alert("end", rec)
-        self._notify(WatchNotice("end", self.source, record=rec))
+        self._notify(WatchNotice("end", self.label, record=rec))
+        if self.feed is not None:
+            self.feed.event(rec)
 
     def _write_media(self, ev: _Open) -> dict:
         if ev.worst_image is None or self.store is None:
             return {}
         day = ev.wall_start.strftime("%Y%m%d")
-        base = f"{source_slug(self.source)}/{day}/event-{ev.event_id}-{uuid.uuid4().hex[:6]}"
+        base = f"{source_slug(self.label)}/{day}/event-{ev.event_id}-{uuid.uuid4().hex[:6]}"
         out: dict = {"media_bytes": 0}
         try:
             out["media_bytes"] += write_snapshot(
@@ -358,16 +417,25 @@ class SourceWatcher:
             log.warning("event %s: cannot write snapshot/clip: %s", ev.event_id, exc)
         return out
 
+    def _on_drop(self, t: float, reason: str) -> None:
+        """The connection was lost (the source reconnects): close the open event, say "offline"."""
+        self._finish(f"source dropped: {reason}")
+        self.smoother.reset()
+        self._set_status("offline", reason)
+        self._notify(WatchNotice("offline", self.label, message=f"offline at {t:.1f} s: {reason}"))
+
     def _on_gap(self, gap: Gap) -> None:
         self.stats.gaps += 1
         self.stats.missed_s += gap.missed_s
         self.smoother.reset()  # scores before and after a gap are not neighbours
         if self.store is not None:
             self.store.add_gap(gap)
+        if self.feed is not None:
+            self.feed.gap(gap)
         self._notify(
             WatchNotice(
                 "gap",
-                self.source,
+                self.label,
                 gap=gap,
                 message=f"missed {gap.missed_s:.1f} s "
                 f"(~{gap.missed_samples(self.interval_ms)} samples): "
@@ -375,10 +443,14 @@ class SourceWatcher:
             )
         )
 
-    def _finish(self) -> None:
+    def _finish(self, reason: str) -> None:
+        """Close the event in progress (at the last frame's time), saying why the source went away."""
+        # cooling down = the scores were already back to normal: it recovered before the source went
+        why = "recovered" if self.tracker.phase == Phase.CLOSING else reason
         for tr in self.tracker.finish(self.stats.last_time):
             if tr.kind == "end":
-                self._end_event(tr.end_time if tr.end_time is not None else self.stats.last_time)
+                self._end_event(tr.end_time if tr.end_time is not None else self.stats.last_time, why)
+        self._open, self._post_until = None, None
 
     def _alert(self, kind: str, rec: EventRecord) -> None:
         """Publish new/end; ``before`` is the state last published for this event (Frigate's way)."""
@@ -393,6 +465,66 @@ class SourceWatcher:
                 self.listener(notice)
             except Exception:  # noqa: BLE001 - a listener bug must not stop monitoring
                 log.exception("watch listener failed")
+
+
+class LiveSession:
+    """One :class:`SourceWatcher` run in a background thread: what a page or a service holds on to.
+
+    Example:
+        >>> feed = LiveFeed()  # doctest: +SKIP
+        >>> sess = LiveSession(SourceWatcher(pipe, "office-day", "0", feed=feed)).start()  # doctest: +SKIP
+        >>> feed.view().state, sess.stop()  # doctest: +SKIP
+    """
+
+    def __init__(self, watcher: SourceWatcher, name: str = "watch"):
+        self.watcher = watcher
+        self.name = name
+        self._thread: threading.Thread | None = None
+
+    @property
+    def source(self) -> str:
+        """The source as shown (credentials masked)."""
+        return self.watcher.label
+
+    @property
+    def feed(self) -> LiveFeed | None:
+        return self.watcher.feed
+
+    @property
+    def stats(self) -> WatchStats:
+        return self.watcher.stats
+
+    @property
+    def frames(self) -> int:
+        """Frames scored so far."""
+        return self.watcher.stats.frames
+
+    @property
+    def dropped(self) -> int:
+        """Sampled frames the source dropped because scoring was slower than real time."""
+        return self.watcher.live.dropped
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> LiveSession:
+        self._thread = threading.Thread(target=self.watcher.run, name=f"vlm-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the source; the open event is closed as "stopped" before this returns."""
+        self.watcher.stop()
+        self.join(timeout_s)
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait for the source to end; True if it did."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        return not self.running
+
+    wait = join
 
 
 class Monitor:
@@ -411,33 +543,44 @@ class Monitor:
         store: EventStore | None = None,
         alerts: AlertDispatcher | None = None,
         listener: Listener | None = None,
+        retention: bool = True,
     ):
         self.pipeline = pipeline
         self.store = store
         self.alerts = alerts
         self.listener = listener
-        self._watchers: dict[str, tuple[SourceWatcher, threading.Thread, str]] = {}
+        self._watchers: dict[str, tuple[SourceWatcher, LiveSession, str]] = {}
+        self.max_running = pipeline.settings.max_watchers  # threads and connections are finite
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._ids = itertools.count(1)
+        # clean-up runs on its own timer, apart from scoring
+        self.retention = (RetentionJob.from_settings(store, pipeline.settings)
+                          if store is not None and retention else None)
 
-    def start(self, model: str | AnomalyModel, source: str, *, realtime: bool = True) -> str:
-        """Start watching ``source``; returns the watch id. Bad model or source raise at once."""
+    def watcher(self, model: str | AnomalyModel, source: str, *, realtime: bool = True, **kwargs) -> SourceWatcher:
+        """A watcher wired to this monitor's sinks and shared encoder lock (not started)."""
+        return SourceWatcher(self.pipeline, model, source, store=self.store, alerts=self.alerts,
+                             realtime=realtime, listener=self.listener, encode_lock=self._encode_lock,
+                             **kwargs)
+
+    def start(self, model: str | AnomalyModel, source: str, *, realtime: bool = True, **kwargs) -> str:
+        """Start watching ``source``; returns the watch id. Bad model or source raise at once.
+
+        One source more than ``max_watchers`` running raises too. ``kwargs`` go to
+        :class:`SourceWatcher` (``feed``, ``interval_ms``, ``threshold``, ``live``).
+        """
         with self._lock:
-            w = SourceWatcher(
-                self.pipeline,
-                model,
-                source,
-                store=self.store,
-                alerts=self.alerts,
-                realtime=realtime,
-                listener=self.listener,
-                encode_lock=self._encode_lock,
-            )
+            if self.running >= self.max_running:
+                raise TooManyWatchersError(
+                    f"already watching {self.running} source(s), the limit (max_watchers); "
+                    "stop one first"
+                )
+            w = self.watcher(model, source, realtime=realtime, **kwargs)
             wid = f"w{next(self._ids)}"
-            th = threading.Thread(target=w.run, name=f"watch-{wid}", daemon=True)
-            self._watchers[wid] = (w, th, w.model.name)
-            th.start()
+            self._watchers[wid] = (w, LiveSession(w, f"watch-{wid}").start(), w.model.name)
+            if self.retention is not None:
+                self.retention.start()
         return wid
 
     def get(self, wid: str) -> SourceWatcher:
@@ -446,22 +589,28 @@ class Monitor:
         except KeyError:
             raise WatchNotFoundError(f"no watched source with id {wid!r}") from None
 
+    def session(self, wid: str) -> LiveSession:
+        self.get(wid)
+        return self._watchers[wid][1]
+
     def stop(self, wid: str, timeout_s: float = 10.0) -> dict:
-        w = self.get(wid)
-        w.stop()
-        self._watchers[wid][1].join(timeout_s)
+        self.session(wid).stop(timeout_s)
         return self.status(wid)
 
     def status(self, wid: str) -> dict:
-        w, th, model = self._watchers[wid]
+        w, sess, model = self._watchers[wid]
         st = w.stats
+        alerts = w.alerts
         return {
             "id": wid,
-            "source": w.source,
+            "source": w.label,
             "model": model,
             "realtime": w.realtime,
-            "status": st.status if th.is_alive() or st.status != "running" else "ended",
-            "frames": st.frames,
+            "status": st.status if sess.running or st.status != "running" else "ended",
+            "frames": st.frames,  # scored
+            "dropped": w.live.dropped,  # sampled but dropped: the encoder was slower than real time
+            "alerts_sent": alerts.sent_by[w.label] if alerts is not None else 0,
+            "alerts_failed": alerts.failed_by[w.label] if alerts is not None else 0,
             "events": st.events,
             "gaps": st.gaps,
             "missed_s": round(st.missed_s, 3),
@@ -475,15 +624,14 @@ class Monitor:
 
     @property
     def running(self) -> int:
-        return sum(th.is_alive() for _, th, _ in self._watchers.values())
+        return sum(sess.running for _, sess, _ in self._watchers.values())
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until every source ended (True) or ``timeout_s`` passed (False)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        for _, th, _ in list(self._watchers.values()):
+        for _, sess, _ in list(self._watchers.values()):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            th.join(left)
-            if th.is_alive():
+            if not sess.join(left):
                 return False
         return True
 
@@ -491,5 +639,7 @@ class Monitor:
         for w, _, _ in self._watchers.values():
             w.stop()
         deadline = time.monotonic() + timeout_s
-        for _, th, _ in self._watchers.values():
-            th.join(max(0.0, deadline - time.monotonic()))
+        for _, sess, _ in self._watchers.values():
+            sess.join(max(0.0, deadline - time.monotonic()))
+        if self.retention is not None:
+            self.retention.stop()

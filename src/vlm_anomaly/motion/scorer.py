@@ -19,7 +19,8 @@ import numpy as np
 from ..attributes.density import RobustZ
 from ..detectors.smoothing import moving_average
 from ..errors import InvalidVideoError, NotFittedError
-from ..video import Frame
+from ..values import EmbeddedVideo
+from ..video import Frame, content_hash
 from .density import CellBanks, build_banks, neighbours
 from .extract import CellStream, SourceCells, extract_cells
 from .features import MOTION_DIM, SHAPE_BINS, GridConfig, grid_cols
@@ -173,6 +174,11 @@ class MotionScores:
     attribute_scores: dict[str, np.ndarray]  # per attribute: robust z of its worst cell
     explanations: list[dict]
 
+    @property
+    def frame_embeddings(self) -> np.ndarray:
+        """No embeddings (the video-scorer contract asks for them): one zero per frame."""
+        return np.zeros((len(self.frame_indices), 1), np.float32)
+
 
 def _raw(cells: SourceCells, attr: str) -> np.ndarray:
     X = cells.motion if attr == "motion" else cells.shape
@@ -243,8 +249,12 @@ class MotionScorer:
 
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, train_sources: Sequence[str | Path],
-            progress: Callable[[int, int, str], None] | None = None) -> MotionScorer:
-        """Learn what normal motion looks like from videos/frame folders of normal activity."""
+            progress: Callable[[int, int, str], None] | None = None, *,
+            names: Sequence[str] | None = None) -> MotionScorer:
+        """Learn what normal motion looks like from videos/frame folders of normal activity.
+
+        ``names``: what explanations call the training videos (default: their file names).
+        """
         if not train_sources:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         cols = self._cols_for(str(train_sources[0]))
@@ -255,7 +265,17 @@ class MotionScorer:
                     progress(base + n, 0, "measuring motion")
             feats.append(self.extract(src, cb, cols))
             done += feats[-1].n_frames
-        return self.fit_cells(feats)
+        self.fit_cells(feats)
+        if names is not None and len(names) == len(feats):
+            self.state.sources = [str(n) for n in names]
+        self._train = [(str(f.source), f.frame_indices, f.timestamps) for f in feats]
+        return self
+
+    @property
+    def train_videos(self) -> list[EmbeddedVideo]:
+        """The sampled frames of each training source (a motion model embeds nothing: one zero)."""
+        return [EmbeddedVideo(src, content_hash(src), idx, ts, np.zeros((len(idx), 1), np.float32))
+                for src, idx, ts in getattr(self, "_train", [])]
 
     def fit_cells(self, feats: Sequence[SourceCells]) -> MotionScorer:
         """Fit from extracted features (one :class:`SourceCells` per normal clip)."""

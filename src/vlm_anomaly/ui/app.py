@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from vlm_anomaly.ui import live_page, models_page, test_page, train_page
+
+#: shipped with the package: a ``:material/...:`` page icon makes the browser fetch the favicon from a
+#: font host on the internet, and the dashboard must work offline without any third-party request
+ICON = Path(__file__).parent / "assets" / "icon.png"
 
 PAGES = [
     st.Page(train_page.render, title="Train", icon=":material/school:", url_path="train", default=True),
@@ -15,7 +21,7 @@ PAGES = [
 
 
 def main() -> None:
-    st.set_page_config(page_title="vlm-anomaly", page_icon=":material/videocam:", layout="wide")
+    st.set_page_config(page_title="vlm-anomaly", page_icon=str(ICON), layout="wide")
     page = st.navigation(PAGES)
     st.sidebar.caption("vlm-anomaly · video anomaly detection with vision-language models")
     page.run()

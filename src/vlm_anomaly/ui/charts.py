@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..monitor import Reading
+from ..events.feed import Reading
 from ..results import SCORE_BANDS, ScoreResult, true_runs
 
 BAND_COLOURS = {

@@ -1,7 +1,13 @@
-"""Live page: score camera snapshots, or monitor a continuous source with alerts."""
+"""Live page: score camera snapshots, or run the live engine on a source and show its events.
+
+The continuous and browser-camera modes run the same engine as ``watch`` and the REST API
+(:class:`~vlm_anomaly.events.SourceWatcher`): its in-memory feed gives the readings, the events (one
+worst score each) and the source's state; the events also go to the event store and alerts.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 
@@ -10,18 +16,39 @@ import pandas as pd
 import streamlit as st
 
 from ..errors import VlmAnomalyError
-from ..monitor import LiveMonitor, LiveSession
+from ..events import FeedView, LiveFeed, LiveSession, SourceWatcher, StreamScorer
+from ..events.store import EventRecord
+from ..video import Frame
+from ..video.live import PushSource, check_source
 from ..video.sink import annotate_frame, box_kwargs
 from ..video.thumbnails import decode_image
 from . import charts, state
 
 CHART_POINTS = 240
+HISTORY_ROWS = 20  # alerts listed on the page (newest first)
+#: what the page says about a source that is no longer scoring
+STATE_WORDS = {"stopped": "stopped", "ended": "ended", "failed": "failed", "offline": "offline (reconnecting)",
+               "dropped": "offline (dropped)"}
 
 
-def _monitor(name: str, threshold: float) -> LiveMonitor:
+def _scorer(name: str) -> StreamScorer:
     s = state.settings()
     model = state.model_store(s).load(name)
-    return LiveMonitor(state.pipeline_for(model, s), model, threshold=threshold)
+    return StreamScorer(state.pipeline_for(model, s), model)
+
+
+def start_session(name: str, source: str, *, threshold: float, interval_ms: int, realtime: bool = True,
+                  live: PushSource | None = None) -> LiveSession:
+    """The live engine on ``source`` for this page: the settings' event store and alerts, plus a feed."""
+    s = state.settings()
+    model = state.model_store(s).load(name)
+    store, alerts = state.live_sinks(s)
+    w = SourceWatcher(state.pipeline_for(model, s), model, source, store=store, alerts=alerts,
+                      realtime=realtime, feed=LiveFeed(), interval_ms=interval_ms, threshold=threshold,
+                      live=live)
+    if live is not None:
+        live.with_previous = w.scorer.needs_previous  # motion models want the frame before each sample
+    return LiveSession(w, "live").start()
 
 
 def _snapshot(name: str, threshold: float) -> None:
@@ -31,40 +58,82 @@ def _snapshot(name: str, threshold: float) -> None:
         return
     with state.user_errors():
         img = decode_image(shot.getvalue())
-        r = _monitor(name, threshold).process(img, 0.0)
-        (st.error if r.alert else st.success)(
-            f"{'ANOMALY' if r.alert else 'Normal'}: score {r.raw:+.3f} (threshold {threshold:+.2f})"
-            + (f" - {r.description}" if r.description else ""))
-        st.image(annotate_frame(img, score=r.raw, anomaly=r.alert, description=r.description,
+        r = _scorer(name).score([Frame(0, 0.0, img, "snapshot")])[0]
+        alert = r.score < threshold
+        (st.error if alert else st.success)(
+            f"{'ANOMALY' if alert else 'Normal'}: score {r.score:+.3f} (threshold {threshold:+.2f})"
+            + (f" - {r.text}" if r.text else ""))
+        st.image(annotate_frame(img, score=r.score, anomaly=alert, description=r.text,
                                 threshold=threshold, **box_kwargs(r.explanation)))
 
 
-def _banner(mon: LiveMonitor) -> None:
-    readings, alerts = mon.snapshot()
-    if not readings:
+def _local(t: dt.datetime) -> str:
+    """Wall-clock time on this machine (the store keeps UTC; SQLite drops the zone)."""
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone().strftime("%H:%M:%S")
+
+
+def _worst_text(rec: EventRecord) -> str:
+    """The description of the event's worst frame."""
+    near = [d for d in rec.descriptions if abs(d.get("time", -1) - rec.worst_time) < 1e-3]
+    return (near or rec.descriptions or [{"text": ""}])[0].get("text", "")
+
+
+def _banner(sess: LiveSession, view: FeedView) -> None:
+    """One line on the state of the source and of its alert; every number comes from the event."""
+    w = sess.watcher
+    closed = [e for e in view.events if e.status == "closed"]
+    if view.state in STATE_WORDS:
+        what = STATE_WORDS[view.state]
+        last = view.readings[-1].t if view.readings else 0.0
+        msg = f"Source {what} at {last:.1f} s" + (f": {view.reason}" if view.reason not in ("", "source ended") else "")
+        just = closed[-1] if closed and closed[-1].end_reason not in (None, "recovered") else None
+        if just is not None:
+            msg += (f". Alert #{just.id} closed at {just.end_time:.1f} s ({just.end_reason}); "
+                    f"worst smoothed score {just.worst_score:+.3f}.")
+        (st.error if view.state == "failed" else st.warning)(msg, icon=":material/videocam_off:")
+        return
+    if not view.readings:
         st.info("Waiting for the first frame…")
         return
-    last = readings[-1]
-    if mon.alerting:
-        a = alerts[-1]
-        st.error(f"ALERT: smoothed score {last.smoothed:+.3f} is below the threshold {mon.threshold:+.2f} "
-                 f"since {a.start:.1f} s (worst {a.worst:+.3f}{', ' + a.description if a.description else ''})",
-                 icon=":material/notifications_active:")
+    last = view.readings[-1]
+    ev = view.open_event
+    if ev is not None:
+        text = _worst_text(ev)
+        st.error(f"ALERT #{ev.id} since {ev.start_time:.1f} s: smoothed score {last.smoothed:+.3f} "
+                 f"(events start below {w.hysteresis.enter:+.2f}); worst smoothed score {ev.worst_score:+.3f}"
+                 + (f", {text}" if text else ""), icon=":material/notifications_active:")
     else:
-        st.success(f"Normal: smoothed score {last.smoothed:+.3f} (threshold {mon.threshold:+.2f})")
+        st.success(f"Normal: smoothed score {last.smoothed:+.3f} (events start below {w.hysteresis.enter:+.2f})")
 
 
-def _history(mon: LiveMonitor) -> None:
-    readings, alerts = mon.snapshot()
-    st.plotly_chart(charts.live(readings[-CHART_POINTS:], mon.threshold), key="live_chart")
-    st.markdown(f"**Alert history** ({len(alerts)})")
-    if alerts:
-        st.dataframe(pd.DataFrame([{"started at": a.wall_time, "from (s)": round(a.start, 2),
-                                    "to (s)": "ongoing" if a.end is None else round(a.end, 2),
-                                    "worst score": round(a.worst, 3), "description": a.description}
-                                   for a in reversed(alerts)]), hide_index=True)
+def _history(sess: LiveSession, view: FeedView) -> None:
+    st.plotly_chart(charts.live(view.readings[-CHART_POINTS:], sess.watcher.threshold), key="live_chart")
+    st.markdown(f"**Alert history** ({len(view.events)})")
+    if view.events:
+        latest = list(reversed(view.events))[:HISTORY_ROWS]
+        st.table(pd.DataFrame([{
+            "#": e.id,
+            "started at": _local(e.started_at),
+            "from (s)": f"{e.start_time:.2f}",
+            "to (s)": "ongoing" if e.status == "open" else f"{e.end_time or 0.0:.2f}",
+            "worst score": f"{e.worst_score:+.3f}",  # the lowest smoothed score, as in the banner
+            "ended because": e.end_reason or "",
+            "description": _worst_text(e),
+        } for e in latest]).set_index("#"))
+        more = (f" The latest {HISTORY_ROWS} are shown; all are in the event store."
+                if len(view.events) > HISTORY_ROWS else "")
+        st.caption("Worst score: the lowest smoothed score of the alert (the value alerts are raised on)." + more)
     else:
         st.caption("No alert so far.")
+
+
+def _status_line(sess: LiveSession, view: FeedView) -> None:
+    st.caption(f"Source {sess.source}: {STATE_WORDS.get(view.state, view.state)}, {sess.frames} frame(s) scored, "
+               f"{sess.dropped} dropped (scoring slower than real time)")
+    if view.gaps:
+        g = view.gaps[-1]
+        st.warning(f"The source was interrupted {len(view.gaps)} time(s); last: {g.reason}, "
+                   f"{g.missed_s:.1f} s missed from {g.start_time:.1f} s.")
 
 
 def _continuous(name: str, threshold: float) -> None:
@@ -87,36 +156,32 @@ def _continuous(name: str, threshold: float) -> None:
             source = str(state.save_upload(up, s.max_upload_mb)) if up is not None else src.strip()
             if not source:
                 raise VlmAnomalyError("give a source: a camera index, a stream URL or a video file")
+            source = check_source(source)  # a bad source fails here, with a clear message
             if sess:
                 sess.stop()
-            sess = LiveSession(_monitor(name, threshold), source, interval_ms=interval, realtime=realtime).start()
+            sess = start_session(name, source, threshold=threshold, interval_ms=interval, realtime=realtime)
             st.session_state["live_session"] = sess
     if b2.button("Stop", disabled=not (sess and sess.running)):
-        sess.stop()
+        sess.stop()  # closes the open alert ("stopped") before the page shows it
     if sess is None:
         return
-    sess.monitor.threshold = threshold
+    if sess.running and sess.watcher.threshold != threshold:
+        sess.watcher.set_threshold(threshold)
 
     @st.fragment(run_every=refresh if sess.running else None)
     def panel() -> None:
         cur: LiveSession = st.session_state["live_session"]
-        status = "running" if cur.running else "stopped"
-        st.caption(f"Source {cur.source}: {status}, {cur.frames} frame(s) scored")
-        if cur.error:
-            st.error(cur.error)
-        if cur.gaps:
-            g = cur.gaps[-1]
-            st.warning(f"The source was interrupted {len(cur.gaps)} time(s); last: {g.reason}, "
-                       f"{g.missed_s:.1f} s missed from {g.start_time:.1f} s.")
-        _banner(cur.monitor)
-        if cur.last_frame is not None:
-            readings, _ = cur.monitor.snapshot()
-            if readings:
-                r = readings[-1]
-                st.image(annotate_frame(cur.last_frame, score=r.smoothed, anomaly=r.alert, time_s=r.t,
-                                        description=r.description, threshold=cur.monitor.threshold,
-                                        **box_kwargs(r.explanation)), width=480)
-        _history(cur.monitor)
+        view = cur.feed.view()
+        _status_line(cur, view)
+        if cur.stats.error and view.state != "failed":
+            st.error(cur.stats.error)
+        _banner(cur, view)
+        if view.last_image is not None and view.readings:
+            r = view.readings[-1]
+            st.image(annotate_frame(view.last_image, score=r.smoothed, anomaly=r.alert, time_s=r.t,
+                                    description=r.description, threshold=cur.watcher.threshold,
+                                    **box_kwargs(r.explanation)), width=480)
+        _history(cur, view)
         if not cur.running and st.session_state.get("_live_was_running"):
             st.session_state["_live_was_running"] = False
             st.rerun()
@@ -125,25 +190,38 @@ def _continuous(name: str, threshold: float) -> None:
     panel()
 
 
-def webrtc_callback(monitor: LiveMonitor, interval_ms: int) -> Callable:
-    """A streamlit-webrtc frame callback: score one frame per interval, draw the verdict on all."""
-    import av
+def webrtc_callback(holder: dict) -> Callable:
+    """A streamlit-webrtc frame callback: hand every frame to the session's source, draw the latest verdict.
 
-    last = {"t": -1e9, "reading": None}
-    t0 = time.monotonic()
+    ``holder["session"]`` is the running :class:`LiveSession` (fed by a :class:`PushSource`) or None.
+    """
+    import av
 
     def callback(frame: av.VideoFrame) -> av.VideoFrame:
         img = frame.to_ndarray(format="rgb24")
-        t = time.monotonic() - t0
-        if t - last["t"] >= interval_ms / 1000.0:
-            last["t"] = t
-            last["reading"] = monitor.process(img, t)
-        r = last["reading"]
+        sess: LiveSession | None = holder.get("session")
+        if sess is None or not sess.running:
+            return frame
+        sess.watcher.live.push(img, time.monotonic() - holder["t0"])
+        r = sess.feed.latest
         out = annotate_frame(img, score=r.smoothed, anomaly=r.alert, time_s=r.t, description=r.description,
-                             threshold=monitor.threshold, **box_kwargs(r.explanation)) if r else img
+                             threshold=sess.watcher.threshold, **box_kwargs(r.explanation)) if r else img
         return av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="rgb24")
 
     return callback
+
+
+def sync_camera_session(holder: dict, playing: bool, start: Callable[[], LiveSession]) -> None:
+    """Start the engine when the camera starts playing, stop it (closing the open alert) when it stops."""
+    sess: LiveSession | None = holder.get("session")
+    if playing and not holder.get("playing"):
+        if sess is not None:
+            sess.stop()
+        holder["t0"] = time.monotonic()
+        holder["session"] = start()
+    elif not playing and holder.get("playing") and sess is not None:
+        sess.stop()
+    holder["playing"] = playing
 
 
 def _browser_camera(name: str, threshold: float) -> None:
@@ -153,24 +231,28 @@ def _browser_camera(name: str, threshold: float) -> None:
         st.warning("Browser-camera streaming needs the package streamlit-webrtc (pip install streamlit-webrtc).")
         return
     s = state.settings()
+    interval = s.interval_ms if s.interval_ms >= 100 else 500
     st.caption("Streams the browser camera to this server (WebRTC); each frame gets the verdict drawn on it.")
-    key = f"webrtc_monitor_{name}"
-    if key not in st.session_state:
-        with state.user_errors():
-            st.session_state[key] = _monitor(name, threshold)
-    mon: LiveMonitor | None = st.session_state.get(key)
-    if mon is None:
-        return
-    mon.threshold = threshold
-    ctx = webrtc_streamer(key="live-webrtc", mode=WebRtcMode.SENDRECV,
-                          video_frame_callback=webrtc_callback(mon, s.interval_ms if s.interval_ms >= 100 else 500),
+    holder: dict = st.session_state.setdefault("webrtc_holder", {"session": None, "playing": False})
+    ctx = webrtc_streamer(key="live-webrtc", mode=WebRtcMode.SENDRECV, video_frame_callback=webrtc_callback(holder),
                           media_stream_constraints={"video": True, "audio": False}, async_processing=True,
                           rtc_configuration={"iceServers": []})
+    with state.user_errors():
+        sync_camera_session(holder, bool(ctx.state.playing), lambda: start_session(
+            name, "browser camera", threshold=threshold, interval_ms=interval,
+            live=PushSource("browser camera", interval_ms=interval, stall_timeout_s=s.stream_stall_timeout_s)))
+    sess: LiveSession | None = holder.get("session")
+    if sess is None:
+        return
+    if sess.running and sess.watcher.threshold != threshold:
+        sess.watcher.set_threshold(threshold)
 
     @st.fragment(run_every=1.0 if ctx.state.playing else None)
     def panel() -> None:
-        _banner(mon)
-        _history(mon)
+        view = sess.feed.view()
+        _status_line(sess, view)
+        _banner(sess, view)
+        _history(sess, view)
 
     panel()
 

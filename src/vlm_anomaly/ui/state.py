@@ -19,12 +19,13 @@ from pathlib import Path
 import streamlit as st
 
 from ..config import Settings, load_settings
-from ..encoders import Encoder, EncoderIdentity, create_encoder
-from ..encoders.factory import encoder_for_identity
+from ..encoders import Encoder, EncoderIdentity, encoder_from_options, encoder_options
 from ..errors import InvalidVideoError, VlmAnomalyError
+from ..events import AlertDispatcher, EventStore, RetentionJob
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
-from ..store import ModelStore, TrainingSet
+from ..store import ModelStore
+from ..training_set import TrainingSet
 from ..video import VIDEO_EXTENSIONS
 
 #: upload types the file pickers accept (without dots, as Streamlit wants them)
@@ -59,38 +60,26 @@ def model_store(s: Settings | None = None) -> ModelStore:
 
 
 @st.cache_resource(show_spinner="Loading the encoder (once per process)…")
-def _encoder(backend: str, clip_model: str, clip_pretrained: str, clip_weights: str | None,
-             device: str, batch_size: int, features: str = "frame",
-             tiles: tuple[int, int, float] = (2, 3, 0.25)) -> Encoder:
-    return create_encoder(backend, clip_model=clip_model, clip_pretrained=clip_pretrained,
-                          clip_weights=clip_weights, device=device, batch_size=batch_size, features=features,
-                          tiles=tiles)
+def _encoder(options_json: str, identity_json: str | None = None) -> Encoder:
+    """Built once per process and per encoder option set (the library's one encoder factory)."""
+    ident = EncoderIdentity.from_dict(json.loads(identity_json)) if identity_json else None
+    return encoder_from_options(json.loads(options_json), ident)
 
 
-@st.cache_resource(show_spinner="Loading the model's encoder (once per process)…")
-def _encoder_for(identity_json: str, clip_weights: str | None, device: str, batch_size: int) -> Encoder:
-    ident = EncoderIdentity.from_dict(json.loads(identity_json))
-    return encoder_for_identity(ident, clip_weights=clip_weights, device=device, batch_size=batch_size)
-
-
-def _weights(s: Settings) -> str | None:
-    return str(s.clip_weights) if s.clip_weights else None
+def _options(s: Settings) -> str:
+    return json.dumps(encoder_options(s), sort_keys=True)
 
 
 def pipeline(s: Settings | None = None) -> Pipeline:
     """A pipeline over the cached encoder of the configured backend."""
     s = s or settings()
-    enc = _encoder(s.encoder, s.clip_model, s.clip_pretrained, _weights(s), s.device, s.batch_size, s.features,
-                   (s.tile_rows, s.tile_cols, s.tile_overlap))
-    return Pipeline(s, encoder=enc)
+    return Pipeline(s, encoder=_encoder(_options(s)))
 
 
 def pipeline_for(model: AnomalyModel, s: Settings | None = None) -> Pipeline:
     """A pipeline whose (cached) encoder is the one ``model`` was trained with."""
     s = s or settings()
-    enc = _encoder_for(json.dumps(model.encoder.as_dict(), sort_keys=True), _weights(s), s.device,
-                       s.batch_size)
-    return Pipeline(s, encoder=enc)
+    return Pipeline(s, encoder=_encoder(_options(s), json.dumps(model.encoder.as_dict(), sort_keys=True)))
 
 
 def upload_dir() -> Path:
@@ -164,3 +153,19 @@ def progress_bar(label: str) -> Callable[[int, int, str], None]:
 
 def model_names(s: Settings | None = None) -> list[str]:
     return model_store(s).names()
+
+
+@st.cache_resource(show_spinner=False)
+def _live_sinks(key: str, _s: Settings) -> tuple[EventStore, AlertDispatcher, RetentionJob]:
+    store = EventStore.from_settings(_s)
+    return store, AlertDispatcher.from_settings(_s), RetentionJob.from_settings(store, _s).start()
+
+
+def live_sinks(s: Settings | None = None) -> tuple[EventStore, AlertDispatcher]:
+    """The event store and alert dispatcher the Live page's engine writes to - the same as ``watch``'s
+    for the same settings - with its retention job, once per process."""
+    s = s or settings()
+    keys = ("events_url", "events_path", "webhook_urls", "mqtt_url", "mqtt_topic_prefix", "retention_days",
+            "retention_max_mb", "retention_interval_s")
+    store, alerts, _ = _live_sinks(json.dumps({k: str(getattr(s, k)) for k in keys}), s)
+    return store, alerts

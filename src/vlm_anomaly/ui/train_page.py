@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ..detectors import DETECTORS
-from ..store import TrainingSet
+from ..detectors import detector_names
+from ..training_set import TrainingSet
 from . import state
 
 INTERVALS = [0, 100, 200, 250, 500, 750, 1000, 1500, 2000]
@@ -42,7 +42,7 @@ def _params_form(ts: TrainingSet) -> None:
             nu = c5.slider("nu (expected share of outliers)", 0.01, 0.5, float(s.nu), 0.01)
             gamma = c6.text_input("gamma", str(s.gamma), help="'scale', 'auto' or a number")
             c7, c8, c9 = st.columns(3)
-            names = list(DETECTORS)
+            names = detector_names()
             detector = c7.selectbox("Detector", names, index=names.index(s.detector) if s.detector in names else 0,
                                     help="motion (default) = how things move and what moving things look like, "
                                          "per place, from optical flow; threshold calibrated to the false-alarm "

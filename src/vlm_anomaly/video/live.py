@@ -23,20 +23,29 @@ import av
 import cv2
 import numpy as np
 
-from ..errors import InvalidVideoError
+from ..errors import InvalidVideoError, VideoTooLongError
+from ..redact import redact_text, redact_url
 from .frames import Frame
 from .sampler import (
     DEFAULT_FOLDER_FPS,
+    MAX_PIXELS,
+    _check_pixels,
     _Grid,
     _read_image,
     _scaled_size,
     _short,
     _stream_fps,
     list_frame_files,
+    probe,
     source_kind,
 )
 
 log = logging.getLogger(__name__)
+
+#: FFmpeg protocols a network source may use, itself or nested (an HLS playlist's segments, an
+#: RTSP session's RTP): never local ones (file, pipe, fd, concat, subfile, data...), so a remote
+#: playlist cannot make the server read its own files.
+NETWORK_PROTOCOLS = "http,https,tls,tcp,udp,rtp,srtp,rtsp,rtsps,rtmp,rtmps,rtmpt,rtmpts,crypto,httpproxy"
 
 #: (source time in seconds or None = "use the wall clock", lazy RGB conversion)
 RawFrame = tuple[float | None, Callable[[], np.ndarray | None]]
@@ -102,16 +111,25 @@ class AvReader(Reader):
         self.source = source
         self.max_side = max_side
         self.media_time = media_time
+        shown = redact_url(source)
         options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp") else {}
+        if "://" in source:
+            options["protocol_whitelist"] = NETWORK_PROTOCOLS
         try:
             self.container = av.open(
                 source, timeout=(read_timeout_s, read_timeout_s), options=options
             )
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InvalidVideoError(f"{source}: cannot open ({_short(exc)})") from None
+            raise InvalidVideoError(f"{shown}: cannot open ({_short(exc)})") from None
         if not self.container.streams.video:
             self.container.close()
-            raise InvalidVideoError(f"{source}: no video stream")
+            raise InvalidVideoError(f"{shown}: no video stream")
+        cc = self.container.streams.video[0].codec_context
+        try:  # the same limit as files, from the stream's header: never decode such a frame
+            _check_pixels(shown, cc.width if cc else 0, cc.height if cc else 0)
+        except VideoTooLongError:
+            self.container.close()
+            raise
 
     def frames(self) -> Iterator[RawFrame]:
         st = self.container.streams.video[0]
@@ -122,6 +140,9 @@ class AvReader(Reader):
         n = -1
         for frame in self.container.decode(st):
             n += 1
+            # a stream may change its size mid-way (a new header): the limit holds there too
+            if frame.width * frame.height > MAX_PIXELS:
+                _check_pixels(redact_url(self.source), frame.width, frame.height)
             if frame.pts is not None and tb > 0:
                 first_pts = frame.pts if first_pts is None else first_pts
                 t = (frame.pts - first_pts) * tb
@@ -148,9 +169,14 @@ class CvReader(Reader):
         target: int | str = int(source) if source.isdigit() else source
         self.cap = cv2.VideoCapture(target)
         self.max_side = max_side
+        self.source = redact_url(source)
         if not self.cap.isOpened():
-            raise InvalidVideoError(f"{source}: cannot open camera or stream")
+            raise InvalidVideoError(f"{self.source}: cannot open camera or stream")
         self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        w, h = (int(self.cap.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+        if w * h > MAX_PIXELS:
+            self.cap.release()
+            _check_pixels(self.source, w, h)
 
     def frames(self) -> Iterator[RawFrame]:
         while self.cap.grab():  # grab without decoding/converting; retrieve only sampled frames
@@ -254,8 +280,14 @@ class LiveSource:
         queue_size: int = 4,
         reader_factory: Callable[[], Reader] | None = None,
         with_previous: bool = False,
+        on_drop: Callable[[float, str], None] | None = None,
     ):
         self.source = str(source)
+        # called (in the consuming thread) the moment a connection is lost, with the source time of the
+        # last frame and the reason, so that a consumer can say "offline" before any reconnection
+        self.on_drop = on_drop
+        #: what logs, gaps and frames call the source: credentials masked
+        self.label = redact_url(self.source)
         self.with_previous = with_previous  # also hand over the source frame before each sample (motion)
         self.kind = source_kind(self.source)
         self.finite = self.kind in ("file", "folder")
@@ -278,6 +310,8 @@ class LiveSource:
         self.gaps: list[Gap] = []
         self.dropped = 0  # sampled frames dropped because the consumer was slower than real time
         self.frames_seen = 0
+        # the watchdog's verdict, for availability reports (Home Assistant): frames are flowing now
+        self.online = False
 
     def stop(self) -> None:
         """Ask the iteration to end (from any thread); it returns within ~0.1 s."""
@@ -331,7 +365,7 @@ class LiveSource:
                 if img is None:
                     continue
                 previous = before() if before is not None else None
-                self._put(q, Frame(counter[0] - 1, round(t, 6), img, self.source, previous,
+                self._put(q, Frame(counter[0] - 1, round(t, 6), img, self.label, previous,
                                    round(before_t, 6) if previous is not None and before_t is not None else None),
                           halt)
             self._put(q, _END, halt, drop=False)
@@ -368,15 +402,17 @@ class LiveSource:
         while not self._stop.is_set():
             try:
                 reader = self._factory()
+            except VideoTooLongError:  # over a limit: reconnecting would not change that
+                raise
             except Exception as exc:  # noqa: BLE001 - any failure to connect is retried
                 if self.finite:
                     raise
                 attempt += 1
-                pending = pending or f"cannot connect ({_short(exc)})"
+                pending = pending or f"cannot connect ({redact_text(_short(exc))})"
                 log.warning(
                     "%s: connection failed (%s); retry %d in %.1f s",
-                    self.source,
-                    _short(exc),
+                    self.label,
+                    redact_text(_short(exc)),
                     attempt,
                     self.backoff(attempt),
                 )
@@ -390,7 +426,7 @@ class LiveSource:
             th = threading.Thread(
                 target=self._pump,
                 args=(reader, q, halt, grid, t0, counter),
-                name=f"live-{self.source[:20]}",
+                name=f"live-{self.label[:20]}",
                 daemon=True,
             )
             th.start()
@@ -408,14 +444,16 @@ class LiveSource:
                     reason = "ended"
                     break
                 if isinstance(item, _Failed):
-                    reason = f"dropped ({_short(item.error)})"
+                    if isinstance(item.error, VideoTooLongError):
+                        raise item.error  # a frame over the size limit: refused, not retried
+                    reason = f"dropped ({redact_text(_short(item.error))})"
                     break
                 if pending is not None:
                     start = last_t if last_t is not None else 0.0
-                    gap = Gap(self.source, start, item.timestamp, pending, attempt)
+                    gap = Gap(self.label, start, item.timestamp, pending, attempt)
                     self.gaps.append(gap)
                     log.warning(
-                        "%s: reconnected after %.1f s gap (%s)", self.source, gap.missed_s, pending
+                        "%s: reconnected after %.1f s gap (%s)", self.label, gap.missed_s, pending
                     )
                     yield gap
                 pending = None
@@ -423,19 +461,23 @@ class LiveSource:
                 last_t = item.timestamp
                 last_wall = time.monotonic()
                 self.frames_seen += 1
+                self.online = True
                 yield item
+            self.online = False
             halt.set()
             if self._stop.is_set():
                 break
             if self.finite:
                 if reason != "ended":
-                    log.warning("%s: reading stopped early: %s", self.source, reason)
+                    log.warning("%s: reading stopped early: %s", self.label, reason)
                 break
             attempt += 1
+            if pending is None and self.on_drop is not None:
+                self.on_drop(last_t if last_t is not None else 0.0, reason)
             pending = pending or reason
             log.warning(
                 "%s: %s; reconnecting in %.1f s (attempt %d)",
-                self.source,
+                self.label,
                 reason,
                 self.backoff(attempt),
                 attempt,
@@ -445,9 +487,109 @@ class LiveSource:
         if pending is not None:  # the source never came back
             start = last_t if last_t is not None else 0.0
             end = time.monotonic() - t0
-            gap = Gap(self.source, start, max(end, start), pending + "; gave up", attempt)
+            gap = Gap(self.label, start, max(end, start), pending + "; gave up", attempt)
             self.gaps.append(gap)
             yield gap
 
     def _give_up(self, attempt: int) -> bool:
         return self.max_reconnects is not None and attempt > self.max_reconnects
+
+
+def check_source(spec: str) -> str:
+    """The source spec, stripped, after the checks a person wants answered at once.
+
+    An empty spec, a missing or corrupt file and a camera that is not there fail here with a clear
+    message, in the caller; a stream that drops later is reconnected by :class:`LiveSource`.
+    """
+    spec = str(spec).strip()
+    if not spec:
+        raise InvalidVideoError("no source given: a camera index, a stream URL or a video file")
+    kind = source_kind(spec)
+    if kind == "webcam":
+        try:
+            open_reader(spec).close()
+        except InvalidVideoError:
+            raise InvalidVideoError(f"camera {spec} is not available on this machine") from None
+    elif kind in ("file", "folder"):
+        if not Path(spec).exists():
+            raise InvalidVideoError(f"{spec}: no such file, and not a camera index or stream URL")
+        probe(spec)  # a corrupt file fails here
+    return spec
+
+
+class PushSource:
+    """A live source fed by a callback (e.g. a browser camera over WebRTC) instead of a reader thread.
+
+    :meth:`push` is called with every frame the camera delivers; one frame per ``interval_ms`` is kept
+    (with the frame before it for motion) and handed to the consumer iterating this source. When no
+    frame arrives for ``stall_timeout_s`` the camera counts as dropped and the iteration ends, so an
+    open event is closed and the source shown offline even if nobody presses stop.
+
+    Example:
+        >>> src = PushSource("browser camera", interval_ms=500)  # doctest: +SKIP
+        >>> src.push(rgb, t=0.0)  # from the camera callback  # doctest: +SKIP
+    """
+
+    finite = False
+
+    def __init__(self, source: str = "browser camera", *, interval_ms: int = 500, stall_timeout_s: float = 10.0,
+                 queue_size: int = 4, with_previous: bool = False):
+        self.source = source
+        self.interval_ms = interval_ms
+        self.stall_timeout_s = stall_timeout_s
+        self.with_previous = with_previous
+        self.realtime = True
+        self.dropped = 0  # samples lost because scoring was slower than the camera
+        self.frames_seen = 0
+        self.end_reason = ""
+        self.gaps: list[Gap] = []
+        self._q: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._last_t: float | None = None
+        self._prev: np.ndarray | None = None
+        self._n = 0
+        self._last_push = time.monotonic()
+
+    def push(self, image: np.ndarray, t: float) -> bool:
+        """Offer one RGB frame taken at ``t`` seconds; True if it was kept as a sample."""
+        if self._stop.is_set():
+            return False
+        self._last_push = time.monotonic()
+        self.frames_seen += 1
+        prev, self._prev = self._prev, (image if self.with_previous else None)
+        if self._last_t is not None and t - self._last_t < self.interval_ms / 1000.0:
+            return False
+        self._last_t = t
+        frame = Frame(self._n, round(float(t), 6), image, self.source, prev)
+        self._n += 1
+        try:
+            self._q.put_nowait(frame)
+        except queue.Full:  # keep the newest, count the loss
+            try:
+                self._q.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self._q.put_nowait(frame)
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def online(self) -> bool:
+        """Frames are arriving (availability reports ask every source this)."""
+        return not self.stopped and not self.end_reason and time.monotonic() - self._last_push < self.stall_timeout_s
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self._stop.is_set():
+            try:
+                yield self._q.get(timeout=0.1)
+            except queue.Empty:
+                if time.monotonic() - self._last_push > self.stall_timeout_s:
+                    self.end_reason = f"dropped (no frame from the camera for {self.stall_timeout_s:g} s)"
+                    return

@@ -1,0 +1,85 @@
+"""What to watch: named cameras from the command line, the settings file and Frigate.
+
+Why names: Home Assistant devices, MQTT topics and logs need a stable, printable name per camera,
+and a stream URL may hold a password. A camera named in the settings or by Frigate keeps that
+name; a bare source gets one made from its URL without user, password or secret-looking query
+values (:func:`camera_id`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .redact import source_slug
+
+
+def camera_id(name_or_source: str) -> str:
+    """A stable id of a camera made of ``[A-Za-z0-9_-]`` (Home Assistant object ids, MQTT topics):
+    a name as it is, a URL without its credentials (:func:`~vlm_anomaly.redact.source_slug`)."""
+    s = re.sub(r"[^A-Za-z0-9_-]+", "_", source_slug(name_or_source)).strip("_-")
+    return s[-80:] or "camera"
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A camera to watch: its name, the source to open and the model that knows its normality."""
+
+    name: str
+    source: str
+    model: str
+
+
+def resolve_cameras(
+    settings,
+    *,
+    model: str | None = None,
+    sources: list[str] | None = None,
+    frigate_url: str | None = None,
+) -> tuple[list[Camera], dict[str, str]]:
+    """The cameras to watch and the skipped Frigate cameras (name -> why).
+
+    ``sources`` (bare, named by their URL) and ``frigate_url`` come from the command line; with
+    neither, the settings' ``cameras`` and ``frigate_url`` are watched. ``model`` (else the
+    setting ``watch_model``) is the model of every camera that names none.
+    """
+    default = model or settings.watch_model
+    explicit = bool(sources) or bool(frigate_url)
+    specs = [] if explicit else list(settings.cameras)
+    frigate = frigate_url if explicit else settings.frigate_url
+    cams: list[Camera] = []
+    skipped: dict[str, str] = {}
+
+    def add(name: str, source: str, chosen: str | None) -> None:
+        if not chosen:
+            raise ConfigError(f"camera {name}: no model (--model, watch_model, or the camera's model)")
+        if any(c.name == name for c in cams):
+            raise ConfigError(f"camera {name} is listed twice")
+        cams.append(Camera(name, source, chosen))
+
+    for src in sources or []:
+        add(camera_id(src), src, default)
+    for spec in specs:
+        if spec.source is not None:
+            add(spec.name, spec.source, spec.model or default)
+    if frigate:
+        from .video.frigate import list_cameras
+
+        overrides = {s.name: s for s in specs if s.source is None}
+        found, skipped = list_cameras(frigate, role=settings.frigate_role, rtsp_url=settings.frigate_rtsp_url)
+        for fc in found:
+            spec = overrides.pop(fc.name, None)
+            add(fc.name, fc.url, (spec.model if spec else None) or default)
+        if overrides:
+            raise ConfigError(f"camera {', '.join(overrides)}: no source, and Frigate watches no such camera")
+    else:
+        missing = [s.name for s in specs if s.source is None]
+        if missing:
+            raise ConfigError(f"camera {', '.join(missing)}: no source (and no frigate_url)")
+    if not cams:
+        raise ConfigError("nothing to watch: give --source or --frigate, or list cameras in the settings")
+    limit = getattr(settings, "max_watchers", None)
+    if limit is not None and len(cams) > limit:
+        raise ConfigError(f"{len(cams)} cameras to watch, more than max_watchers ({limit}): raise the setting")
+    return cams, skipped

@@ -1,0 +1,440 @@
+"""Home Assistant MQTT discovery: every watched camera shows up in Home Assistant without YAML.
+
+Per camera, one device with four entities (Home Assistant's documented discovery schema,
+``<discovery_prefix>/<component>/<node_id>/<object_id>/config``, retained):
+
+* ``binary_sensor`` (device class ``problem``): ``ON`` while an anomaly event is open;
+* ``sensor``: the causally smoothed anomaly score (higher = more normal);
+* ``sensor``: the last event's description, its details as attributes;
+* ``image``: the last event's snapshot (JPEG bytes).
+
+Why two availability topics (``availability_mode: all``): the service's own topic carries the
+MQTT Last Will, so a crash or a lost connection turns every entity unavailable; the camera's topic
+follows the stream watchdog, so a dropped camera turns unavailable while the others stay.
+Why retained: Home Assistant (re)starts whenever it likes and must see every camera and its last
+state at once. Ids derive from the camera name only, so they are stable across restarts, and a
+camera that is no longer watched has its retained configs and states cleared (Home Assistant
+removes entities whose config becomes empty).
+
+Nothing secret leaves: camera ids are made from the name or, for a bare URL, from the URL without
+its user, password and secret-looking query values; no payload carries the source URL.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from .. import __version__
+from ..cameras import camera_id
+from ..redact import redact_url
+from .store import EventRecord
+
+log = logging.getLogger(__name__)
+
+#: entity key -> Home Assistant component
+ENTITIES = {"anomaly": "binary_sensor", "score": "sensor", "last_event": "sensor", "snapshot": "image"}
+#: state topics under ``<prefix>/<camera>/`` (retained)
+STATES = ("anomaly", "score", "event", "snapshot", "availability")
+ONLINE, OFFLINE = "online", "offline"
+def event_description(rec: EventRecord) -> str:
+    """One line for the last-event sensor (Home Assistant states hold at most 255 characters)."""
+    texts = [d.get("text") for d in rec.descriptions if d.get("text")]
+    if rec.prompt:
+        what = f"{rec.prompt} ({rec.prompt_score:.2f})" if rec.prompt_score is not None else rec.prompt
+    elif texts:
+        what = collections.Counter(texts).most_common(1)[0][0]
+    else:
+        what = "unusual activity"
+    span = f"{rec.start_time:.1f}-{rec.end_time:.1f} s" if rec.end_time is not None else f"from {rec.start_time:.1f} s"
+    return f"{what} - event #{rec.id}, {span}, worst score {rec.worst_score:.3f}"[:255]
+
+
+def _iso(t: _dt.datetime | None) -> str | None:
+    """ISO 8601 with the offset (the store keeps UTC, SQLite drops the zone)."""
+    if t is None:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=_dt.UTC)).isoformat(timespec="seconds")
+
+
+def event_state(camera: str, rec: EventRecord) -> dict[str, Any]:
+    """The last-event sensor's payload: description as state, the rest as attributes."""
+    return {
+        "description": event_description(rec),
+        "camera": camera,
+        "event_id": rec.id,
+        "status": rec.status,
+        "model": rec.model,
+        "started_at": _iso(rec.started_at),
+        "ended_at": _iso(rec.ended_at),
+        "source_start_s": round(rec.start_time, 3),
+        "source_end_s": None if rec.end_time is None else round(rec.end_time, 3),
+        "worst_score": round(rec.worst_score, 6),
+        "mean_score": round(rec.mean_score, 6),
+        "frames": rec.frames,
+        "prompt": rec.prompt,
+        "has_snapshot": bool(rec.snapshot),
+    }
+
+
+@dataclass
+class _Camera:
+    id: str
+    name: str
+    source: str | None
+    available: bool | None = None
+    score: str | None = None
+
+
+def mqtt_client(url: str, *, will: tuple[str, str] | None = None, client_id: str = ""):
+    """A paho client for ``mqtt[s]://[user:password@]host[:port]`` (not yet connected)."""
+    import paho.mqtt.client as mqtt
+
+    u = urlparse(url if "://" in url else f"mqtt://{url}")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    if u.username:
+        client.username_pw_set(u.username, u.password)
+    if u.scheme == "mqtts":
+        client.tls_set()
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    client.reconnect_delay_set(1, 30)
+    return client, (u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883))
+
+
+class HomeAssistantBridge:
+    """Publish discovery configs and states of watched cameras to Home Assistant over MQTT.
+
+    Example:
+        >>> bridge = HomeAssistantBridge.from_settings(settings, store=store)  # doctest: +SKIP
+        >>> bridge.add_camera("front_door", "rtsp://frigate:8554/front_door")  # doctest: +SKIP
+        >>> bridge.clear_stale()  # doctest: +SKIP
+        >>> bridge.attach(monitor)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        discovery_prefix: str = "homeassistant",
+        state_prefix: str = "vlm-anomaly",
+        store=None,
+        poll_s: float = 1.0,
+        timeout_s: float = 5.0,
+    ):
+        self.discovery_prefix = discovery_prefix.strip("/")
+        self.state_prefix = state_prefix.strip("/")
+        self.node_id = camera_id(self.state_prefix).replace("-", "_")  # one node per service instance
+        self.availability_topic = f"{self.state_prefix}/availability"
+        self.store = store
+        self.poll_s, self.timeout_s = poll_s, timeout_s
+        self.cameras: dict[str, _Camera] = {}
+        self._by_source: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._connected = threading.Event()
+        self._pending: list = []
+        self._monitor = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.client, (host, port) = mqtt_client(url, will=(self.availability_topic, OFFLINE))
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *a: self._connected.clear()
+        self.client.message_callback_add(f"{self.discovery_prefix}/status", self._on_ha_status)
+        self.client.connect_async(host, port)
+        self.client.loop_start()  # paho reconnects by itself; _on_connect republishes
+
+    @classmethod
+    def from_settings(cls, settings, *, store=None) -> HomeAssistantBridge:
+        return cls(
+            settings.mqtt_url,
+            discovery_prefix=settings.ha_discovery_prefix,
+            state_prefix=settings.mqtt_topic_prefix,
+            store=store,
+            timeout_s=settings.webhook_timeout_s,
+        )
+
+    # -- topics and payloads ---------------------------------------------------------------
+    def config_topic(self, cam: str, key: str) -> str:
+        return f"{self.discovery_prefix}/{ENTITIES[key]}/{self.node_id}/{cam}_{key}/config"
+
+    def state_topic(self, cam: str, state: str) -> str:
+        return f"{self.state_prefix}/{cam}/{state}"
+
+    def discovery_configs(self, cam: _Camera) -> dict[str, dict[str, Any]]:
+        """Config topic -> payload of the camera's four entities."""
+        base = {
+            "availability": [
+                {"topic": self.availability_topic},
+                {"topic": self.state_topic(cam.id, "availability")},
+            ],
+            "availability_mode": "all",
+            "payload_available": ONLINE,
+            "payload_not_available": OFFLINE,
+            "device": {
+                "identifiers": [f"{self.node_id}_{cam.id}"],
+                "name": cam.name,
+                "manufacturer": "vlm-anomaly",
+                "model": "learned-normality anomaly detection",
+                "sw_version": __version__,
+            },
+            "origin": {"name": "vlm-anomaly", "sw_version": __version__},
+            "qos": 1,
+        }
+        specific = {
+            "anomaly": {"name": "Anomaly", "device_class": "problem",
+                        "state_topic": self.state_topic(cam.id, "anomaly"),
+                        "payload_on": "ON", "payload_off": "OFF"},
+            "score": {"name": "Anomaly score", "state_topic": self.state_topic(cam.id, "score"),
+                      "state_class": "measurement", "suggested_display_precision": 3,
+                      "icon": "mdi:chart-bell-curve"},
+            "last_event": {"name": "Last anomaly", "state_topic": self.state_topic(cam.id, "event"),
+                           "value_template": "{{ value_json.description }}",
+                           "json_attributes_topic": self.state_topic(cam.id, "event"),
+                           "icon": "mdi:cctv"},
+            "snapshot": {"name": "Last anomaly snapshot", "image_topic": self.state_topic(cam.id, "snapshot"),
+                         "content_type": "image/jpeg"},
+        }
+        return {
+            self.config_topic(cam.id, key): {**spec, "unique_id": f"{self.node_id}_{cam.id}_{key}", **base}
+            for key, spec in specific.items()
+        }
+
+    # -- cameras ---------------------------------------------------------------------------
+    def add_camera(self, name: str, source: str | None = None) -> str:
+        """Announce a camera (retained configs; unavailable until its stream delivers frames)."""
+        shown = camera_id(name) if "://" in name else name  # a URL as name could hold a password
+        cam = _Camera(camera_id(name), shown, source)
+        with self._lock:
+            self.cameras[cam.id] = cam
+            if source is not None:  # watchers report their source with credentials masked
+                self._by_source[redact_url(source)] = cam.id
+            self._announce(cam)
+            self._set_available(cam, False)
+            self._publish(self.state_topic(cam.id, "anomaly"), "OFF")  # no event is open in this run yet
+        return cam.id
+
+    def remove_camera(self, name: str) -> None:
+        """Forget a camera: empty retained configs (Home Assistant deletes the entities) and states."""
+        cid = camera_id(name)
+        with self._lock:
+            cam = self.cameras.pop(cid, None)
+            if cam is not None and cam.source is not None:
+                self._by_source.pop(redact_url(cam.source), None)
+        self._clear(cid)
+
+    def clear_stale(self, timeout_s: float | None = None) -> list[str]:
+        """Clear the retained configs of cameras this service announced before but no longer has."""
+        if not self.wait_connected(timeout_s or self.timeout_s):
+            log.warning("Home Assistant: MQTT broker not reachable; stale cameras not cleared")
+            return []
+        pattern = f"{self.discovery_prefix}/+/{self.node_id}/+/config"
+        marker = f"{self.state_prefix}/_sync/{uuid.uuid4().hex}"
+        found: set[str] = set()
+        done = threading.Event()
+
+        def on_message(client, userdata, msg) -> None:
+            if msg.topic == marker:
+                done.set()
+            elif msg.retain and msg.payload:
+                object_id = msg.topic.split("/")[-2]
+                for key in ENTITIES:
+                    if object_id.endswith(f"_{key}"):
+                        found.add(object_id[: -len(key) - 1])
+
+        self.client.message_callback_add(pattern, on_message)
+        self.client.message_callback_add(marker, on_message)
+        # the broker handles one client's packets in order: every retained config is delivered
+        # before the marker published after the subscription
+        self.client.subscribe([(pattern, 1), (marker, 1)])
+        self.client.publish(marker, b"", qos=1)
+        if not done.wait(timeout_s or self.timeout_s):
+            log.warning("Home Assistant: no answer from the broker; stale cameras not cleared")
+        self.client.unsubscribe([pattern, marker])
+        self.client.message_callback_remove(pattern)
+        self.client.message_callback_remove(marker)
+        with self._lock:
+            stale = sorted(found - set(self.cameras))
+        for cid in stale:
+            log.info("Home Assistant: clearing camera %s, no longer watched", cid)
+            self._clear(cid)
+        return stale
+
+    # -- states ----------------------------------------------------------------------------
+    def set_available(self, name: str, available: bool) -> None:
+        with self._lock:
+            cam = self.cameras.get(camera_id(name))
+            if cam is not None:
+                self._set_available(cam, available)
+
+    def set_score(self, name: str, score: float | None) -> None:
+        with self._lock:
+            cam = self.cameras.get(camera_id(name))
+            if cam is None or score is None:
+                return
+            text = f"{score:.4f}"
+            if text != cam.score:
+                cam.score = text
+                self._publish(self.state_topic(cam.id, "score"), text)
+
+    def on_event(self, name: str, kind: str, rec: EventRecord) -> None:
+        """``start``: problem ON and the open event; ``end``: problem OFF, event and snapshot."""
+        cid = camera_id(name)
+        with self._lock:
+            if cid not in self.cameras:
+                return
+        self._publish(self.state_topic(cid, "anomaly"), "ON" if kind == "start" else "OFF")
+        self._publish(self.state_topic(cid, "event"), json.dumps(event_state(self.cameras[cid].name, rec)))
+        if kind == "end" and rec.snapshot and self.store is not None:
+            path = self.store.media_path(rec.snapshot)
+            try:
+                self._publish(self.state_topic(cid, "snapshot"), path.read_bytes())
+            except OSError as exc:
+                log.warning("Home Assistant: cannot read snapshot of event %s: %s", rec.id, exc)
+
+    def on_notice(self, notice) -> None:
+        """A :class:`~vlm_anomaly.events.WatchNotice` listener (events, gaps, errors)."""
+        cid = self._by_source.get(redact_url(notice.source))
+        if cid is None:
+            return
+        if notice.kind in ("start", "end") and notice.record is not None:
+            self.on_event(cid, notice.kind, notice.record)
+        elif notice.kind == "error":
+            self.set_available(cid, False)
+
+    # -- following a Monitor ---------------------------------------------------------------
+    def attach(self, monitor) -> None:
+        """Follow a :class:`~vlm_anomaly.events.Monitor`: scores and stream availability every ``poll_s``."""
+        self._monitor = monitor
+        if self._poller is None:
+            self._poller = threading.Thread(target=self._poll_loop, name="ha-bridge", daemon=True)
+            self._poller.start()
+
+    def poll(self) -> None:
+        """Publish what changed: the watchdog's online/offline and the last smoothed score."""
+        mon = self._monitor
+        if mon is None:
+            return
+        for st in mon.list():
+            cid = self._by_source.get(redact_url(st["source"]))
+            if cid is None:
+                continue
+            w = mon.get(st["id"])
+            running = st["status"] in ("running", "starting")
+            self.set_available(cid, running and bool(getattr(w.live, "online", False)))
+            self.set_score(cid, st["last_score"])
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - reporting must never stop monitoring
+                log.exception("Home Assistant bridge poll failed")
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def wait_connected(self, timeout_s: float | None = None) -> bool:
+        return self._connected.wait(self.timeout_s if timeout_s is None else timeout_s)
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every message published so far reached the broker."""
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for info in pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                info.wait_for_publish(left)
+            except (RuntimeError, ValueError):
+                return False
+            if not info.is_published():
+                return False
+        return True
+
+    def close(self) -> None:
+        """Graceful stop: last states out, every camera and the service offline, then disconnect."""
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(self.poll_s + 5)
+            self.poll()
+        with self._lock:
+            for cam in self.cameras.values():
+                self._set_available(cam, False)
+        self._publish(self.availability_topic, OFFLINE)
+        self.flush()
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    # -- internals -------------------------------------------------------------------------
+    def _publish(self, topic: str, payload: str | bytes, retain: bool = True) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != 0:  # not connected: paho sends it on connection, and _on_connect republishes
+            return
+        with self._lock:
+            self._pending = [i for i in self._pending if not _done(i)] + [info]
+
+    def _announce(self, cam: _Camera) -> None:
+        for topic, payload in self.discovery_configs(cam).items():
+            self._publish(topic, json.dumps(payload))
+
+    def _set_available(self, cam: _Camera, available: bool) -> None:
+        if cam.available is not available:
+            cam.available = available
+            self._publish(self.state_topic(cam.id, "availability"), ONLINE if available else OFFLINE)
+
+    def _clear(self, cid: str) -> None:
+        for key in ENTITIES:
+            self._publish(self.config_topic(cid, key), b"")
+        for state in STATES:
+            self._publish(self.state_topic(cid, state), b"")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if getattr(reason_code, "is_failure", False):
+            log.warning("Home Assistant: MQTT connection refused: %s", reason_code)
+            return
+        client.subscribe(f"{self.discovery_prefix}/status", qos=1)
+        # after a reconnection the broker holds our Last Will's "offline": say online again
+        client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        self._republish()
+        self._connected.set()
+
+    def _on_ha_status(self, client, userdata, msg) -> None:
+        """Home Assistant's birth message: it restarted, announce everything again."""
+        if msg.payload == b"online":
+            self._republish()
+
+    def _republish(self) -> None:
+        with self._lock:
+            for cam in self.cameras.values():
+                self._announce(cam)
+                if cam.available is not None:
+                    self._publish(self.state_topic(cam.id, "availability"), ONLINE if cam.available else OFFLINE)
+
+
+def _done(info) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # failed: nothing left to wait for
+        return True
+
+
+def fan_out(*listeners) -> Any:
+    """One listener calling several (``None`` entries skipped)."""
+    active = [f for f in listeners if f is not None]
+
+    def listener(notice) -> None:
+        for f in active:
+            f(notice)
+
+    return listener
+
+
+__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "fan_out"]

@@ -1,0 +1,77 @@
+"""Retention as its own periodic job: processing never waits on clean-up, clean-up runs when idle too.
+
+Why separate: deleting old events and their media is slow on a full disk and has nothing to do with
+scoring a frame; mature recorders run it on a timer. One job per process that owns an event store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .store import EventStore
+
+log = logging.getLogger(__name__)
+
+
+class RetentionJob:
+    """Apply the store's retention now and then every ``every_s`` seconds, in a daemon thread.
+
+    Example:
+        >>> job = RetentionJob.from_settings(store, settings).start()  # doctest: +SKIP
+        >>> job.stop()  # doctest: +SKIP
+    """
+
+    def __init__(self, store: EventStore, *, max_age_days: float = 0, max_bytes: int = 0,
+                 every_s: float = 300.0):
+        self.store = store
+        self.max_age_days = max_age_days
+        self.max_bytes = max_bytes
+        self.every_s = max(0.05, float(every_s))
+        self.runs = 0
+        self.deleted = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_settings(cls, store: EventStore, settings) -> RetentionJob:
+        return cls(store, max_age_days=settings.retention_days,
+                   max_bytes=int(settings.retention_max_mb * 1024 * 1024),
+                   every_s=settings.retention_interval_s)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_age_days > 0 or self.max_bytes > 0
+
+    def run_once(self) -> int:
+        """One pass; returns how many events were deleted (errors are logged, the job goes on)."""
+        try:
+            n = self.store.apply_retention(max_age_days=self.max_age_days, max_bytes=self.max_bytes)
+        except Exception:  # noqa: BLE001 - a failed clean-up must not end the job; the next one retries
+            log.exception("retention failed")
+            return 0
+        self.runs += 1
+        self.deleted += n
+        return n
+
+    def start(self) -> RetentionJob:
+        if self.enabled and (self._thread is None or not self._thread.is_alive()):
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="vlm-retention", daemon=True)
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while True:
+            self.run_once()
+            if self._stop.wait(self.every_s):
+                return
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()

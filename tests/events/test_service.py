@@ -1,0 +1,98 @@
+"""`vlm-anomaly service`: watch + API + dashboard from one YAML file under one supervisor; a crashed
+process is restarted, SIGTERM stops everything cleanly (cameras say offline themselves)."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.events.streams import MjpegCameras, MqttReader
+from tests.helpers import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_http(url: str, timeout_s: float, **kw) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(url, timeout=2, **kw)
+            if r.status_code == 200:
+                return r
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {timeout_s} s")
+
+
+def _pids(stderr: Path) -> dict[str, int]:
+    """The latest pid of each child, from the supervisor's log."""
+    return {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", stderr.read_text())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_service_runs_watch_api_dashboard_and_stops_gracefully(trained_home, clips, mqtt_broker, tmp_path):
+    host, port = mqtt_broker
+    streams = MjpegCameras(clips[0][0])
+    api_port, ui_port = free_port(), free_port()
+    cfg = tmp_path / "service.yaml"
+    cfg.write_text(
+        f"home: {trained_home}\nencoder: efficientnet\ninterval_ms: 500\n"
+        f"events_db_url: sqlite:///{tmp_path}/ev.db\nevents_dir: {tmp_path}/ev\n"
+        f"mqtt_url: mqtt://{host}:{port}\napi_tokens: [t0ken]\napi_port: {api_port}\n"
+        f"ui_port: {ui_port}\nui_address: 127.0.0.1\nwatch_model: street\n"
+        f"cameras:\n  - name: lobby\n    source: {streams.base}/lobby.mjpg\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    reader = MqttReader(host, port)
+    log = tmp_path / "stderr"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "vlm_anomaly.cli", "--config", str(cfg), "service",
+                                 "--grace-s", "20"], stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+    try:
+        api = f"http://127.0.0.1:{api_port}"
+        assert _wait_http(f"{api}/health", 120).json()["status"] == "ok"
+        assert _wait_http(f"http://127.0.0.1:{ui_port}/_stcore/health", 120).text == "ok"
+        reader.wait_for("vlm-anomaly/lobby/availability", b"online", timeout_s=120)
+        assert httpx.get(f"{api}/models", headers={"Authorization": "Bearer t0ken"}).json()[0]["name"] == "street"
+        first = _pids(log)
+        assert set(first) == {"watch", "api", "dashboard"}
+
+        # the API crashes: the supervisor starts it again, the others keep running
+        os.kill(first["api"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _pids(log)["api"] == first["api"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _pids(log)["api"] != first["api"] and "api exited with code -9; restart 1" in log.read_text()
+        _wait_http(f"{api}/health", 120)
+        assert _alive(first["watch"]) and _alive(first["dashboard"])
+
+        # docker stop: SIGTERM; everything stops within the grace period, the camera says offline itself
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, log.read_text()[-2000:]
+        assert "service stopped" in out
+        assert not [n for n, pid in _pids(log).items() if _alive(pid)]
+        reader.wait_for("vlm-anomaly/lobby/availability", b"offline", timeout_s=5)
+        assert reader.retained("vlm-anomaly/availability") == {"vlm-anomaly/availability": b"offline"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            for pid in _pids(log).values():
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+        reader.close()
+        streams.close()
