@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..attributes.density import RobustZ
-from ..detectors.smoothing import moving_average
+from ..smoothing import moving_average
 from ..errors import InvalidVideoError, NotFittedError
 from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
