@@ -57,7 +57,7 @@ def main() -> None:
     train = [str(data / "train" / c) for c in ("01", "02", "03", "04")]
     report: dict = {}
     for det in ["motion"] + (["ocsvm"] if args.ocsvm else []):
-        extra = {"encoder": "efficientnet", "runtime": "onnx"} if det == "ocsvm" else {}
+        extra = {"encoder": "efficientnet"} if det == "ocsvm" else {}  # the old default, as it shipped
         s = load_settings(overrides={"detector": det, "interval_ms": 100, "home": str(out / "home"),
                                      "embedding_cache": False, **extra})
         pipe = Pipeline(s)

@@ -80,8 +80,24 @@ class CellStream:
 
 
 def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_frames: int = 0,
-                max_duration_s: float = 0) -> Iterator[tuple[Frame, bool]]:
-    """Every decoded frame of a file/folder with whether it is a sampled one (the sampler's grid)."""
+                max_duration_s: float = 0, config: GridConfig | None = None) -> Iterator[tuple[Frame, bool]]:
+    """The frames of a file/folder that scoring needs, with whether each is a sampled one.
+
+    Why not always every frame: converting frames nobody measures costs more than the flow. When
+    the sampling interval is itself a usable time gap, each sample is the next one's reference;
+    when it is longer, each sample comes with the source frame before it; only shorter intervals
+    (or every frame) need the frames in between.
+    """
+    cfg = config or GridConfig()
+    kw = dict(max_side=max_side, max_frames=max_frames, max_duration_s=max_duration_s)
+    if cfg.min_gap_s * 1000 <= interval_ms <= cfg.max_gap_s * 1000:
+        for f in sample_frames(source, interval_ms=interval_ms, **kw):
+            yield f, True
+        return
+    if interval_ms > cfg.max_gap_s * 1000:
+        for f in sample_frames(source, interval_ms=interval_ms, with_previous=True, **kw):
+            yield f, True
+        return
     grid = _Grid(interval_ms)
     n = 0
     for f in sample_frames(source, interval_ms=0, max_side=max_side, max_duration_s=max_duration_s):
@@ -102,7 +118,8 @@ def extract_cells(source: str, config: GridConfig, cols: int, *, interval_ms: in
     idx, ts, hm, mo, sh, bf, bl = [], [], [], [], [], [], []
     size = (0, 0)
     it = frames if frames is not None else iter_source(source, interval_ms=interval_ms, max_side=max_side,
-                                                       max_frames=max_frames, max_duration_s=max_duration_s)
+                                                       max_frames=max_frames, max_duration_s=max_duration_s,
+                                                       config=config)
     for f, take in it:
         size = (f.image.shape[1], f.image.shape[0])
         if not take:

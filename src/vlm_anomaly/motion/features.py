@@ -179,7 +179,7 @@ class ReferenceBuffer:
             gap = t - tr
             if gap <= 1e-6 or g.shape != shape:
                 continue
-            if gap > self.cfg.max_gap_s:
+            if gap > self.cfg.max_gap_s + 1e-3:  # timestamps are rounded
                 break
             best = (g, gap)
             if gap >= self.cfg.min_gap_s:

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from ..attributes.density import RobustZ
-from ..smoothing import moving_average
 from ..errors import InvalidVideoError, NotFittedError
+from ..smoothing import moving_average
 from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .density import CellBanks, build_banks, neighbours
