@@ -194,7 +194,8 @@ def street_model(tmp_path_factory, make_video, efficientnet_encoder) -> TrainedM
 
     normal = [make_video("street-normal.mp4", seconds=12, seed=0), make_video("street-normal.avi", seconds=12, seed=0)]
     home = tmp_path_factory.mktemp("street-home")
-    settings = load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": 250})
+    settings = load_settings(overrides={"detector": "ocsvm", "home": home, "encoder": "efficientnet",
+                                        "interval_ms": 250})
     calls: list[tuple[int, int, str]] = []
     model = Pipeline(settings, encoder=efficientnet_encoder).train("street", normal,
                                                                     progress=lambda *a: calls.append(a))
@@ -204,7 +205,7 @@ def street_model(tmp_path_factory, make_video, efficientnet_encoder) -> TrainedM
 @pytest.fixture
 def settings_home(tmp_path) -> Settings:
     """Settings with a fresh ``home`` (models, caches) under tmp_path and the offline encoder."""
-    return load_settings(overrides={"home": tmp_path / "home", "encoder": "efficientnet"})
+    return load_settings(overrides={"detector": "ocsvm", "home": tmp_path / "home", "encoder": "efficientnet"})
 
 
 @pytest.fixture(scope="session")

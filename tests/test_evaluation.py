@@ -44,7 +44,8 @@ def _video_dataset(root: Path) -> Path:
 def test_pipeline_scorer_on_video_files_finds_the_intruder(tmp_path):
     data = load_dataset(_video_dataset(tmp_path / "ds"))
     assert [c.name for c in data.train] == ["day1", "day2"] and [c.name for c in data.test] == ["intruder", "quiet"]
-    settings = load_settings(overrides={"encoder": "efficientnet", "interval_ms": 0, "home": tmp_path / "home"})
+    settings = load_settings(overrides={"detector": "ocsvm",
+                                        "encoder": "efficientnet", "interval_ms": 0, "home": tmp_path / "home"})
     scorer = create_scorer("knn", settings)
     assert isinstance(scorer, PipelineScorer) and isinstance(scorer, FrameScorer)
     report = evaluate(data, scorer, smoothing_window=1)
@@ -78,7 +79,7 @@ def test_registered_scorer_plugs_into_evaluate_and_writes_plots(tmp_path):
     register_scorer("brightness", BrightnessScorer)
     try:
         data = load_dataset(_video_dataset(tmp_path / "ds"), test_clips=["intruder"])
-        scorer = create_scorer("brightness", load_settings(overrides={"home": tmp_path / "home"}))
+        scorer = create_scorer("brightness", load_settings(overrides={"detector": "ocsvm", "home": tmp_path / "home"}))
         report = evaluate(data, scorer, smoothing_window=3, normalize="zscore")
         paths = write_report(report, tmp_path / "out")
     finally:

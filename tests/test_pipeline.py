@@ -26,7 +26,8 @@ INTERVAL_MS = 250
 def street(tmp_path_factory, efficientnet_encoder, normal_video, normal_video_avi):
     """(pipeline, model, progress calls) after training "street" on the two normal clips."""
     home = tmp_path_factory.mktemp("pipeline-home")
-    settings = load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": INTERVAL_MS})
+    settings = load_settings(overrides={"detector": "ocsvm",
+                                        "home": home, "encoder": "efficientnet", "interval_ms": INTERVAL_MS})
     pipe = Pipeline(settings, encoder=efficientnet_encoder)
     calls: list[tuple[int, int, str]] = []
     model = pipe.train("street", [normal_video, normal_video_avi], progress=lambda *a: calls.append(a))

@@ -94,23 +94,29 @@ def train(
     clip_model: ClipModelOpt = None,
     pretrained: PretrainedOpt = None,
     clip_weights: WeightsOpt = None,
-    detector: Annotated[Optional[str], typer.Option("--detector", help="ocsvm | attributes (motion + objects)")] = None,
+    detector: Annotated[Optional[str], typer.Option(
+        "--detector", help="motion (default: how things move, no network) | ocsvm | attributes | knn | ...")] = None,
     nu: Annotated[Optional[float], typer.Option("--nu")] = None,
     gamma: Annotated[Optional[str], typer.Option("--gamma", help="'scale', 'auto' or a number")] = None,
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
     features: Annotated[Optional[str], typer.Option("--features", help="frame | patches | tiles")] = None,
     runtime: RuntimeOpt = None,
+    target_false_alarm: Annotated[Optional[float], typer.Option(
+        "--target-false-alarm", help="motion detector: share of normal frames the threshold may flag")] = None,
 ) -> None:
     """Learn what normal looks like from videos of normal activity and save the model."""
     pipe = _pipeline(interval_ms=interval_ms, expected_objects=expected_objects, encoder=encoder,
                      clip_model=clip_model, clip_pretrained=pretrained, clip_weights=clip_weights,
                      detector=detector, nu=nu, gamma=gamma, models_dir=models_dir, batch_size=batch_size,
-                     features=features, runtime=runtime)
+                     features=features, runtime=runtime, target_false_alarm=target_false_alarm)
     with _progress("train") as cb:
         model = pipe.train(name, sources, progress=cb)
     out.print(f"saved model [bold]{name}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
               f"encoder {model.encoder.label}, detector {model.detector.name}")
+    if "target_false_alarm" in model.extra:
+        out.print(f"threshold calibrated to flag {100 * model.extra['target_false_alarm']:.1f} % of normal frames "
+                  f"(held-out normal clips: {100 * model.extra.get('heldout_flagged', 0):.1f} %)")
 
 
 @app.command()

@@ -194,8 +194,9 @@ class PipelineScorer:
         return s.interval_ms if s.train_interval_ms is None else s.train_interval_ms
 
     def describe_config(self) -> dict[str, Any]:
-        enc = self.pipeline.encoder
-        out = {"encoder": enc.identity.label, "features": self.settings.features,
+        uses_encoder = getattr(get_detector_class(self.settings.detector), "uses_encoder", True)
+        label = self.pipeline.encoder.identity.label if uses_encoder else "none (motion only)"
+        out = {"encoder": label, "features": self.settings.features,
                "detector": self.settings.detector}
         if self.model is not None:
             out["detector_params"] = self.model.detector.get_params()

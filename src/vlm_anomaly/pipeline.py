@@ -15,8 +15,9 @@ import numpy as np
 
 from .config import Settings, load_settings
 from .detectors import BaseDetector, VideoContext, VideoScorer, create_detector, get_detector_class, moving_average
-from .encoders import Encoder, build_prompts, encoder_from_settings
+from .encoders import Encoder, build_prompts, encoder_for_identity, encoder_from_settings
 from .encoders.base import Description
+from .encoders.null import NULL_IDENTITY
 from .errors import InvalidModelNameError, InvalidVideoError, VlmAnomalyError
 from .model import AnomalyModel, TrainingVideo
 from .results import ScoreResult
@@ -82,6 +83,8 @@ class Pipeline:
 
     def encoder_for(self, model: AnomalyModel) -> Encoder:
         """The encoder a model was trained with: the current one if it matches, else rebuilt."""
+        if model.encoder == NULL_IDENTITY:  # the model embeds nothing
+            return encoder_for_identity(NULL_IDENTITY)
         if self._encoder is not None:
             try:
                 model.check_encoder(self._encoder.identity)
@@ -183,8 +186,8 @@ class Pipeline:
         if not sources and not embedded:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
-        enc = self.encoder
         cls = get_detector_class(s.detector)
+        enc = self.encoder if getattr(cls, "uses_encoder", True) else encoder_for_identity(NULL_IDENTITY)
         if cls.reads_video and sources:
             scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
             total = sum(expected_samples(src, scorer.interval_ms, s.max_frames) for src in sources)
@@ -235,7 +238,7 @@ class Pipeline:
             threshold=s.threshold,
             train_embeddings=X.astype(np.float16),
             train_refs=refs,
-            extra={"runtime": enc.runtime},
+            extra={"runtime": enc.runtime, **(det.model_extra() if hasattr(det, "model_extra") else {})},
         )
 
     def video_scorer(self, model: AnomalyModel | None = None, *, encoder: Encoder | None = None,
@@ -313,7 +316,11 @@ class Pipeline:
         t0 = time.perf_counter()
         res = scorer.score_detailed(source, lambda done: progress(done, max(total, done), "scoring"))
         t1 = time.perf_counter()
-        descs = self.describe_embeddings(m, res.frame_embeddings, encoder=enc) if describe else []
+        if describe and not enc.supports_text and any(e.get("text") for e in res.explanations):
+            # no text tower: say what the detector saw (motion, regions) instead of ImageNet labels
+            descs = [Description((e.get("text", ""),), (1.0,)) for e in res.explanations]
+        else:
+            descs = self.describe_embeddings(m, res.frame_embeddings, encoder=enc) if describe else []
         raw = np.asarray(res.scores, np.float64)
         return ScoreResult(
             source=str(source),

@@ -28,6 +28,7 @@ def server(api_home, tmp_path_factory):
         overrides={
             "home": home,
             "encoder": "efficientnet",
+            "detector": "ocsvm",  # these tests were written for the embedding pipeline
             "interval_ms": 250,
             "api_tokens": [TOKEN, "second-token"],
             "max_upload_mb": 2,

@@ -169,8 +169,8 @@ def test_vit_b32_onnx_fp32_and_int8_match_torch(clips, cache_dir):
 
 def test_runtime_is_validated_and_threads_chosen():
     with pytest.raises(ConfigError):
-        load_settings(overrides={"runtime": "tensorrt"})
-    pipe = Pipeline(load_settings(overrides={"threads": 0, "encoder": "efficientnet"}))
+        load_settings(overrides={"detector": "ocsvm", "runtime": "tensorrt"})
+    pipe = Pipeline(load_settings(overrides={"detector": "ocsvm", "threads": 0, "encoder": "efficientnet"}))
     from vlm_anomaly.threads import cpu_count
 
     assert pipe.threads == cpu_count()

@@ -21,7 +21,8 @@ INTRUDER = (2.5, 4.5)  # the dash clips' intruder span
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, dash_clips):
     home = tmp_path_factory.mktemp("engine")
-    s = load_settings(overrides={"home": home, "cache_dir": tmp_path_factory.getbasetemp() / "dash-cache",
+    s = load_settings(overrides={"detector": "ocsvm", "home": home,
+                                 "cache_dir": tmp_path_factory.getbasetemp() / "dash-cache",
                                  "encoder": "efficientnet", "interval_ms": 500})
     pipe = Pipeline(s, encoder=create_encoder("efficientnet"))
     model = pipe.train("live", [dash_clips["normal_a"], dash_clips["normal_b"]])

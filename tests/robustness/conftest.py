@@ -59,7 +59,8 @@ def trained_home(tmp_path_factory, clips, efficientnet) -> Path:
     from vlm_anomaly.pipeline import Pipeline
 
     home = tmp_path_factory.mktemp("home")
-    s = load_settings(overrides={"home": home, "encoder": "efficientnet", "embedding_cache": False})
+    s = load_settings(overrides={"detector": "ocsvm",
+                                 "home": home, "encoder": "efficientnet", "embedding_cache": False})
     Pipeline(s, encoder=efficientnet).train("m", [clips["normal1"], clips["normal2"]])
     return home
 

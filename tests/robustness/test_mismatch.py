@@ -38,7 +38,8 @@ def test_library_explains_encoder_kind_mismatch(trained, efficientnet, tmp_path)
     """A model of another encoder family, scored by a pipeline pinned to EfficientNet."""
     clip_model = model_of_dim(EncoderIdentity("openclip", "ViT-B-32", "openai", 512,
                                               preprocessing={"size": 224}), 512)
-    pipe = Pipeline(load_settings(overrides={"home": tmp_path, "encoder": "efficientnet"}), encoder=efficientnet)
+    pipe = Pipeline(load_settings(overrides={"detector": "ocsvm",
+                                             "home": tmp_path, "encoder": "efficientnet"}), encoder=efficientnet)
     with pytest.raises(EncoderMismatchError) as exc:
         pipe.encoder_for(clip_model)
     msg = str(exc.value)

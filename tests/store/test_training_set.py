@@ -26,7 +26,7 @@ def encoder():
 @pytest.fixture()
 def pipe(tmp_path, tmp_path_factory, encoder) -> Pipeline:
     cache = tmp_path_factory.getbasetemp() / "dash-cache"
-    return Pipeline(load_settings(overrides={"home": tmp_path / "home", "cache_dir": cache,
+    return Pipeline(load_settings(overrides={"detector": "ocsvm", "home": tmp_path / "home", "cache_dir": cache,
                                              "encoder": "efficientnet", "interval_ms": 500}), encoder=encoder)
 
 

@@ -47,7 +47,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser-home")
     port = free_port()
     env = {**os.environ, "HOME": str(home), "VLM_ANOMALY_HOME": str(home / ".vlm-anomaly"),
-           "VLM_ANOMALY_ENCODER": "efficientnet", "VLM_ANOMALY_INTERVAL_MS": "500",
+           "VLM_ANOMALY_ENCODER": "efficientnet", "VLM_ANOMALY_DETECTOR": "ocsvm", "VLM_ANOMALY_INTERVAL_MS": "500",
            "VLM_ANOMALY_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "dash-cache"), "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
     env.pop("VLM_ANOMALY_CONFIG", None)

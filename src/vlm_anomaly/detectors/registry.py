@@ -19,6 +19,7 @@ DETECTORS: dict[str, type[BaseDetector]] = {}
 #: heavy libraries (OpenCV) that the embedding detectors do not need. A new one = one line here.
 PLUGINS: dict[str, str] = {
     "attributes": "vlm_anomaly.attributes.detector:AttributeDetector",
+    "motion": "vlm_anomaly.motion.detector:MotionDetector",
 }
 
 

@@ -32,7 +32,7 @@ from ..video import VIDEO_EXTENSIONS
 VIDEO_TYPES = ["mp4", "avi", "mov", "mkv", "webm"]
 #: the training parameters chosen on the Train page (persisted with the training set)
 TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects",
-                "detector", "features")
+                "detector", "features", "target_false_alarm")
 
 
 @contextlib.contextmanager

@@ -315,7 +315,7 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
                 raw = _read_image(files[i - 1])
                 prev = _resize_to(raw, max_side) if raw is not None else None
         last = (i, img)
-        yield Frame(i, t, img, str(folder), prev)
+        yield Frame(i, t, img, str(folder), prev, (i - 1) / fps if prev is not None else None)
     if skipped:
         log.warning("%s: %d unreadable image(s) skipped", folder, skipped)
 
@@ -354,14 +354,15 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
                     t = index / fps
                 if t <= last_t:  # broken/duplicate timestamps: keep time monotonic
                     t = last_t + 1.0 / fps
-                last_t = t
+                before_t, last_t = last_t, t
                 before, prev_frame = prev_frame, (frame if with_previous else None)
                 if not grid.take(t):
                     continue
                 w, h = _scaled_size(frame.width, frame.height, max_side)
                 img = _to_rgb(frame, w, h)
                 prev = _to_rgb(before, w, h) if before is not None else None
-                yield Frame(index, round(t, 6), img, src, prev)
+                yield Frame(index, round(t, 6), img, src, prev,
+                            round(before_t, 6) if prev is not None else None)
         except VlmAnomalyError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged stream: keep what decoded, say why
