@@ -112,10 +112,7 @@ class Pipeline:
         so a bad path fails in a second, not after loading a model.
         """
         s = self.settings
-        for src in sources:
-            if source_kind(str(src)) not in ("file", "folder"):
-                raise InvalidVideoError(f"{src}: only video files and frame folders can be embedded offline")
-            probe(src, max_duration_s=s.max_duration_s)
+        self.check_sources(sources)
         enc = encoder or self.encoder
         interval = s.interval_ms if interval_ms is None else interval_ms
         progress = progress or _noop
@@ -165,6 +162,14 @@ class Pipeline:
         progress(max(total, done), max(total, done), "done")
         return [r for r in results if r is not None]
 
+    def check_sources(self, sources: Sequence[str | Path]) -> None:
+        """Each source is a file or frame folder that opens within the limits: checked before any
+        encoder is built, so a bad or too long video fails in a second, not after loading a model."""
+        for src in sources:
+            if source_kind(str(src)) not in ("file", "folder"):
+                raise InvalidVideoError(f"{src}: only video files and frame folders can be read offline")
+            probe(src, max_duration_s=self.settings.max_duration_s)
+
     # -- train ------------------------------------------------------------------------------
     def fit(
         self,
@@ -187,6 +192,7 @@ class Pipeline:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
         cls = get_detector_class(s.detector)
+        self.check_sources(sources)
         enc = self.encoder if getattr(cls, "uses_encoder", True) else encoder_for_identity(NULL_IDENTITY)
         if cls.reads_video and sources:
             scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
