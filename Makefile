@@ -30,6 +30,7 @@ system-deps:
 	bash scripts/system-deps.sh
 
 test: $(STAMP) system-deps
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -3,16 +3,17 @@
 Everything expensive (videos, encoders) is built once per session. Other test modules reuse these
 by name: ``normal_video``, ``normal_video_avi``, ``anomaly_video`` (+ ``anomaly_span``),
 ``frame_folder``, ``efficientnet_encoder``, ``clip_encoder``, ``scene_frames``, ``scene_embeddings``,
-``settings_home``, ``ped2_dir``, ``make_video``, ``run_cli`` and ``dash_clips`` (+ the ``free_port`` helper).
+``settings_home``, ``ped2_dir``, ``make_video``, ``run_cli`` and ``dash_clips``. Plain helpers (CLI
+runner, its environment, a free port) are in ``tests/helpers.py``.
 """
 
 from __future__ import annotations
 
 import os
-import socket
+import shutil
 import subprocess
-import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Before anything imports huggingface_hub / open_clip: never try to reach a model hub.
@@ -23,11 +24,10 @@ for _k in [k for k in os.environ if k.startswith("VLM_ANOMALY_") and not k.start
 
 import pytest  # noqa: E402
 
+from tests import helpers  # noqa: E402
+from tests.helpers import REPO  # noqa: E402
 from vlm_anomaly.config import Settings, load_settings  # noqa: E402
 from vlm_anomaly.synthetic import write_frames, write_video  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / "src"
 
 #: seconds of ``anomaly_video`` during which the intruder is on screen
 ANOMALY_SPAN = (4.0, 7.0)
@@ -50,13 +50,6 @@ def find_ped2() -> Path | None:
 
 def is_ped2(path: Path) -> bool:
     return (path / "train").is_dir() and (path / "test_labels.json").is_file()
-
-
-def free_port() -> int:
-    """A free TCP port on localhost, for the real servers the tests start."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 #: the 6-second clips shared by the dashboard, training-set and live tests (same bytes -> cache hits)
@@ -175,10 +168,44 @@ def scene_embeddings(request, scene_frames):
     return get
 
 
+@dataclass
+class TrainedModel:
+    """A model trained once per session in a home of its own; tests work on copies (:meth:`install`)."""
+
+    name: str
+    home: Path
+    settings: Settings
+    model: object  # AnomalyModel
+    #: the progress calls of its training: (done, total, stage)
+    progress: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def install(self, home: Path) -> Path:
+        """Copy the whole home (model store and embedding cache) to ``home``; returns ``home``."""
+        shutil.copytree(self.home, home, dirs_exist_ok=True)
+        return Path(home)
+
+
+@pytest.fixture(scope="session")
+def street_model(tmp_path_factory, make_video, efficientnet_encoder) -> TrainedModel:
+    """Model "street": EfficientNet-Lite0 features every 250 ms of 12 s of the normal scene, once as
+    mp4 and once as avi, One-Class SVM - trained once, shared by the watch and Ray tests (copy it
+    with ``install``)."""
+    from vlm_anomaly.pipeline import Pipeline
+
+    normal = [make_video("street-normal.mp4", seconds=12, seed=0), make_video("street-normal.avi", seconds=12, seed=0)]
+    home = tmp_path_factory.mktemp("street-home")
+    settings = load_settings(overrides={"detector": "ocsvm", "home": home, "encoder": "efficientnet",
+                                        "interval_ms": 250})
+    calls: list[tuple[int, int, str]] = []
+    model = Pipeline(settings, encoder=efficientnet_encoder).train("street", normal,
+                                                                    progress=lambda *a: calls.append(a))
+    return TrainedModel("street", home, settings, model, calls)
+
+
 @pytest.fixture
 def settings_home(tmp_path) -> Settings:
     """Settings with a fresh ``home`` (models, caches) under tmp_path and the offline encoder."""
-    return load_settings(overrides={"home": tmp_path / "home", "encoder": "efficientnet"})
+    return load_settings(overrides={"detector": "ocsvm", "home": tmp_path / "home", "encoder": "efficientnet"})
 
 
 @pytest.fixture(scope="session")
@@ -191,17 +218,6 @@ def ped2_dir() -> Path:
     return path
 
 
-def cli_env(home: Path, **extra: str) -> dict[str, str]:
-    """Environment for a CLI subprocess: this checkout's code, offline, an isolated home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VLM_ANOMALY_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env["HF_HUB_OFFLINE"] = "1"
-    env["VLM_ANOMALY_HOME"] = str(home)
-    env["COLUMNS"] = "200"  # keep Rich from wrapping summary lines
-    env.update(extra)
-    return env
-
-
 @pytest.fixture(scope="session")
 def run_cli(tmp_path_factory) -> Callable[..., subprocess.CompletedProcess]:
     """``run_cli(*args, home=..., env=..., timeout=...)``: ``python -m vlm_anomaly.cli`` in a subprocess.
@@ -212,9 +228,6 @@ def run_cli(tmp_path_factory) -> Callable[..., subprocess.CompletedProcess]:
 
     def run(*args, home: Path, env: dict[str, str] | None = None, timeout: float = 600
             ) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "vlm_anomaly.cli", *map(str, args)],
-            cwd=cwd, env=cli_env(home, **(env or {})), capture_output=True, text=True, timeout=timeout,
-        )
+        return helpers.run_cli(*args, home=home, env=env, cwd=cwd, timeout=timeout)
 
     return run

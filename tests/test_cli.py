@@ -20,6 +20,9 @@ from vlm_anomaly.store import ModelStore
 #: must keep it above this floor (raise the floor when the new default does better).
 PED2_CLIP02_MIN_AUC = 0.80
 
+#: real processes, servers or a browser: tens of seconds (deselect with -m "not slow")
+pytestmark = pytest.mark.slow
+
 CSV_FIELDS = ["index", "time", "raw_score", "smoothed_score", "label", "description", "confidence"]
 
 

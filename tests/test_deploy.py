@@ -7,7 +7,7 @@ import tomllib
 import dockerfile
 import yaml
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from vlm_anomaly.config import Settings, load_settings
 
 

@@ -26,7 +26,8 @@ INTERVAL_MS = 250
 def street(tmp_path_factory, efficientnet_encoder, normal_video, normal_video_avi):
     """(pipeline, model, progress calls) after training "street" on the two normal clips."""
     home = tmp_path_factory.mktemp("pipeline-home")
-    settings = load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": INTERVAL_MS})
+    settings = load_settings(overrides={"detector": "ocsvm",
+                                        "home": home, "encoder": "efficientnet", "interval_ms": INTERVAL_MS})
     pipe = Pipeline(settings, encoder=efficientnet_encoder)
     calls: list[tuple[int, int, str]] = []
     model = pipe.train("street", [normal_video, normal_video_avi], progress=lambda *a: calls.append(a))
@@ -102,6 +103,19 @@ def test_rescoring_reads_the_embedding_cache(street, scored, anomaly_video, norm
     # the training clips were cached too: re-training on them skips decoding
     [ev] = pipe.embed([normal_video])
     assert ev.from_cache and ev.n_frames == street[1].videos[0].frames
+
+
+def test_scoring_samples_at_the_models_interval_whatever_the_settings_say(street, scored, anomaly_video):
+    """A pipeline configured for another interval still scores at the model's own (no caller patches it)."""
+    pipe, model, _ = street
+    first, _ = scored
+    other = Pipeline(pipe.settings.model_copy(update={"interval_ms": 1000}), encoder=pipe.encoder)
+    again = other.score("street", anomaly_video)
+    assert model.interval_ms == INTERVAL_MS != other.settings.interval_ms
+    np.testing.assert_array_equal(again.frame_indices, first.frame_indices)
+    np.testing.assert_array_equal(again.raw_scores, first.raw_scores)
+    # an explicit interval still wins
+    assert other.score("street", anomaly_video, interval_ms=1000, describe=False).n_frames == 10
 
 
 def test_predict_one_matches_batch_scores(street, scored):

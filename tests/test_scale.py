@@ -10,12 +10,8 @@ from vlm_anomaly.synthetic import write_video
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, street_model):
     d = tmp_path_factory.mktemp("ray")
-    normal = [
-        write_video(d / "normal.mp4", seconds=10, seed=0),
-        write_video(d / "normal.avi", seconds=10, seed=0),
-    ]
     tests = [
         write_video(d / "a.mp4", seconds=10, seed=0, anomaly_span=(3.0, 6.0)),
         write_video(d / "b.avi", seconds=6, seed=0),
@@ -31,9 +27,7 @@ def setup(tmp_path_factory):
         }
     )
     pipe = Pipeline(settings)
-    Pipeline(settings.model_copy(update={"interval_ms": 250}), encoder=pipe.encoder).train(
-        "street", normal
-    )
+    street_model.install(d / "home")  # trained every 250 ms: scoring must use the model's interval
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield settings, pipe, [str(t) for t in tests]
     ray.shutdown()

@@ -94,23 +94,29 @@ def train(
     clip_model: ClipModelOpt = None,
     pretrained: PretrainedOpt = None,
     clip_weights: WeightsOpt = None,
-    detector: Annotated[Optional[str], typer.Option("--detector", help="ocsvm | attributes (motion + objects)")] = None,
+    detector: Annotated[Optional[str], typer.Option(
+        "--detector", help="motion (default: how things move, no network) | ocsvm | attributes | knn | ...")] = None,
     nu: Annotated[Optional[float], typer.Option("--nu")] = None,
     gamma: Annotated[Optional[str], typer.Option("--gamma", help="'scale', 'auto' or a number")] = None,
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
     features: Annotated[Optional[str], typer.Option("--features", help="frame | patches | tiles")] = None,
     runtime: RuntimeOpt = None,
+    target_false_alarm: Annotated[Optional[float], typer.Option(
+        "--target-false-alarm", help="motion detector: share of normal frames the threshold may flag")] = None,
 ) -> None:
     """Learn what normal looks like from videos of normal activity and save the model."""
     pipe = _pipeline(interval_ms=interval_ms, expected_objects=expected_objects, encoder=encoder,
                      clip_model=clip_model, clip_pretrained=pretrained, clip_weights=clip_weights,
                      detector=detector, nu=nu, gamma=gamma, models_dir=models_dir, batch_size=batch_size,
-                     features=features, runtime=runtime)
+                     features=features, runtime=runtime, target_false_alarm=target_false_alarm)
     with _progress("train") as cb:
         model = pipe.train(name, sources, progress=cb)
     out.print(f"saved model [bold]{name}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
               f"encoder {model.encoder.label}, detector {model.detector.name}")
+    if "target_false_alarm" in model.extra:
+        out.print(f"threshold calibrated to flag {100 * model.extra['target_false_alarm']:.1f} % of normal frames "
+                  f"(held-out normal clips: {100 * model.extra.get('heldout_flagged', 0):.1f} %)")
 
 
 @app.command()
@@ -133,9 +139,8 @@ def score(
     pipe = _pipeline(models_dir=models_dir, clip_weights=clip_weights, batch_size=batch_size,
                      runtime=runtime)
     model = pipe.store.load(name)
-    iv = interval_ms if interval_ms is not None else model.interval_ms
     with _progress("score") as cb:
-        result = pipe.score(model, source, progress=cb, threshold=threshold, interval_ms=iv)
+        result = pipe.score(model, source, progress=cb, threshold=threshold, interval_ms=interval_ms)
     if csv:
         result.write_csv(csv)
     if json_out:
@@ -375,11 +380,14 @@ def _print_notice(n) -> None:
     elif n.kind == "end":
         r = n.record
         extra = f", prompt {r.prompt!r} ({r.prompt_score:.2f})" if r.prompt else ""
-        out.print(f"[bold]EVENT END[/] #{r.id} {n.source} {r.start_time:.2f}-{r.end_time:.2f}s "
+        why = f" ({r.end_reason})" if r.end_reason and r.end_reason != "recovered" else ""
+        out.print(f"[bold]EVENT END[/] #{r.id} {n.source} {r.start_time:.2f}-{r.end_time:.2f}s{why} "
                   f"worst {r.worst_score:.3f} at {r.worst_time:.2f}s mean {r.mean_score:.3f}{extra}"
                   f" snapshot {r.snapshot or '-'} clip {r.clip or '-'}", highlight=False, soft_wrap=True)
     elif n.kind == "gap":
         out.print(f"[yellow]GAP[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
+    elif n.kind == "offline":
+        out.print(f"[yellow]OFFLINE[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
     else:
         err.print(f"error: {n.source}: {n.message}", highlight=False, markup=False)
 
@@ -523,7 +531,7 @@ def score_batch(
     else:
         pipe = _pipeline(models_dir=models_dir)
         model = pipe.store.load(name)
-        results = [pipe.score(model, src, interval_ms=model.interval_ms) for src in sources]
+        results = [pipe.score(model, src) for src in sources]
     from .results import output_names
 
     names = output_names(sources) if out_dir else [None] * len(sources)

@@ -70,11 +70,15 @@ class Settings(BaseModel):
     top_k: int = 3
 
     # detector
-    detector: str = "ocsvm"
+    # motion (default): per-location motion + moving-shape densities, calibrated; ocsvm: the seed's
+    # One-Class SVM on frame embeddings; see `vlm-anomaly evaluate` and docs/motion.md
+    detector: str = "motion"
     nu: float = 0.1
     gamma: str | float = "scale"
     smoothing_window: int = 5
     threshold: float = 0.0
+    # motion detector: share of held-out normal frames its calibrated threshold may flag
+    target_false_alarm: float = Field(0.01, gt=0.0, lt=0.5)
 
     # evaluation and detection quality (issue 4)
     train_interval_ms: int | None = None  # sampling of training clips; None = interval_ms

@@ -21,7 +21,6 @@ and the :data:`SCORERS` registry; every registered detector is available through
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
@@ -32,11 +31,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .config import Settings
-from .detectors import DETECTORS, moving_average
+from .detectors import detector_names, get_detector_class, moving_average
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .metrics import FrameMetrics, frame_metrics
-from .store.atomic import atomic_write_bytes
+from .pipeline import Pipeline
+from .report_plots import write_plots
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -149,46 +150,26 @@ ScorerFactory = Callable[[Settings], FrameScorer]
 #: scorers by name (``--detector NAME``), besides every registered detector
 SCORERS: dict[str, ScorerFactory] = {}
 
-#: modules that register scorers when imported; absent ones are skipped
-SCORER_PLUGINS: tuple[str, ...] = ("vlm_anomaly.attributes",)
-
 
 def register_scorer(name: str, factory: ScorerFactory) -> ScorerFactory:
-    """Make a scorer available to ``evaluate`` under ``name``; returns the factory."""
+    """Make an evaluation-only method available to ``evaluate`` under ``name``; returns the factory.
+
+    Detectors need no registration here: every registered detector is evaluated through
+    :class:`PipelineScorer`.
+    """
     SCORERS[name] = factory
     return factory
 
 
-def _attribute_scorer(settings: Settings) -> FrameScorer:
-    """Motion + objects + frame attributes (issue 8): it needs the videos, not only embeddings."""
-    from .attributes.integration import evaluation_scorer
-
-    return evaluation_scorer(settings)
-
-
-register_scorer("attributes", _attribute_scorer)
-
-
-def _load_plugins() -> None:
-    for mod in SCORER_PLUGINS:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-
-
 def scorer_names() -> list[str]:
-    _load_plugins()
-    return sorted(set(SCORERS) | set(DETECTORS))
+    return sorted(set(SCORERS) | set(detector_names()))
 
 
 def create_scorer(name: str, settings: Settings) -> FrameScorer:
     """A scorer by name: a registered scorer, else the pipeline with that detector."""
-    _load_plugins()
     if name in SCORERS:
         return SCORERS[name](settings)
-    if name in DETECTORS:
+    if name in detector_names():
         return PipelineScorer(settings.model_copy(update={"detector": name}))
     raise ConfigError(f"unknown detector {name!r}; choose from {', '.join(scorer_names())}")
 
@@ -201,8 +182,6 @@ class PipelineScorer:
     """
 
     def __init__(self, settings: Settings, *, pipeline=None, progress: Progress | None = None):
-        from .pipeline import Pipeline
-
         self.settings = settings
         self.pipeline = pipeline or Pipeline(settings)
         self.progress = progress
@@ -215,8 +194,9 @@ class PipelineScorer:
         return s.interval_ms if s.train_interval_ms is None else s.train_interval_ms
 
     def describe_config(self) -> dict[str, Any]:
-        enc = self.pipeline.encoder
-        out = {"encoder": enc.identity.label, "features": self.settings.features,
+        uses_encoder = getattr(get_detector_class(self.settings.detector), "uses_encoder", True)
+        label = self.pipeline.encoder.identity.label if uses_encoder else "none (motion only)"
+        out = {"encoder": label, "features": self.settings.features,
                "detector": self.settings.detector}
         if self.model is not None:
             out["detector_params"] = self.model.detector.get_params()
@@ -224,6 +204,11 @@ class PipelineScorer:
 
     def fit(self, train_sources: list[str]) -> PipelineScorer:
         t0 = time.perf_counter()
+        if get_detector_class(self.settings.detector).reads_video:  # it samples and encodes itself
+            self.model = self.pipeline.fit(train_sources, progress=self.progress,
+                                           interval_ms=self.train_interval_ms)
+            self.timing["fit_s"] += time.perf_counter() - t0
+            return self
         vids = self.pipeline.embed(train_sources, progress=self.progress, interval_ms=self.train_interval_ms)
         t1 = time.perf_counter()
         self.model = self.pipeline.fit(train_sources, embedded=vids)
@@ -235,6 +220,11 @@ class PipelineScorer:
         if self.model is None:
             raise VlmAnomalyError("scorer is not fitted: call fit() first")
         t0 = time.perf_counter()
+        if self.model.detector.reads_video:
+            res = self.pipeline.score(self.model, source, progress=self.progress, describe=False,
+                                      interval_ms=self.settings.interval_ms)
+            self.timing["score_s"] += time.perf_counter() - t0
+            return res.frame_indices, res.raw_scores
         [ev] = self.pipeline.embed([source], progress=self.progress, interval_ms=self.settings.interval_ms)
         t1 = time.perf_counter()
         scores = self.model.decision_function(ev.embeddings)
@@ -418,7 +408,5 @@ def write_report(report: EvaluationReport, out_dir: str | Path, *, plots: bool =
     paths = {"json": out / "report.json"}
     atomic_write_bytes(paths["json"], json.dumps(report.to_dict(), indent=1).encode())
     if plots:
-        from .report_plots import write_plots
-
         paths.update(write_plots(report, out))
     return paths

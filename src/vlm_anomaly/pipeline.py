@@ -9,19 +9,21 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .config import Settings, load_settings
-from .detectors import create_detector
-from .encoders import Encoder, build_prompts, create_encoder, encoder_for_identity
+from .detectors import BaseDetector, VideoContext, VideoScorer, create_detector, get_detector_class, moving_average
+from .encoders import Encoder, build_prompts, encoder_for_identity, encoder_from_settings
 from .encoders.base import Description
-from .errors import InvalidVideoError, VlmAnomalyError
+from .encoders.null import NULL_IDENTITY
+from .errors import InvalidModelNameError, InvalidVideoError, VlmAnomalyError
 from .model import AnomalyModel, TrainingVideo
 from .results import ScoreResult
 from .store import CachedEmbeddings, EmbeddingCache, ModelStore
+from .threads import configure_threads
+from .values import EmbeddedVideo
 from .video import Frame, batched, content_hash, prefetch, probe, sample_frames, source_kind
 
 log = logging.getLogger(__name__)
@@ -32,27 +34,6 @@ Progress = Callable[[int, int, str], None]
 
 def _noop(done: int, total: int, stage: str) -> None:
     pass
-
-
-@dataclass
-class EmbeddedVideo:
-    """Embeddings of the sampled frames of one source."""
-
-    source: str
-    sha256: str
-    frame_indices: np.ndarray
-    timestamps: np.ndarray
-    embeddings: np.ndarray
-    from_cache: bool = False
-    frames: list[Frame] | None = field(default=None, repr=False)
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.embeddings)
-
-    @property
-    def duration_s(self) -> float:
-        return float(self.timestamps[-1]) if len(self.timestamps) else 0.0
 
 
 def expected_samples(source: str | Path, interval_ms: int, max_frames: int = 0) -> int:
@@ -90,35 +71,20 @@ class Pipeline:
         self._configure_threads()
 
     def _configure_threads(self) -> None:
-        from .threads import configure_threads
-
         self.threads = configure_threads(self.settings.threads)
 
     # -- encoders ---------------------------------------------------------------------------
-    def _encoder_kwargs(self) -> dict:
-        s = self.settings
-        return {
-            "clip_model": s.clip_model,
-            "clip_pretrained": s.clip_pretrained,
-            "clip_weights": s.clip_weights,
-            "device": s.device,
-            "batch_size": s.batch_size,
-            "cache_dir": s.cache_path,
-            "features": s.features,
-            "runtime": s.runtime,
-            "threads": s.threads,
-            "tiles": (s.tile_rows, s.tile_cols, s.tile_overlap),
-        }
-
     @property
     def encoder(self) -> Encoder:
         """The configured encoder, built on first use."""
         if self._encoder is None:
-            self._encoder = create_encoder(self.settings.encoder, **self._encoder_kwargs())
+            self._encoder = encoder_from_settings(self.settings)
         return self._encoder
 
     def encoder_for(self, model: AnomalyModel) -> Encoder:
         """The encoder a model was trained with: the current one if it matches, else rebuilt."""
+        if model.encoder == NULL_IDENTITY:  # the model embeds nothing
+            return encoder_for_identity(NULL_IDENTITY)
         if self._encoder is not None:
             try:
                 model.check_encoder(self._encoder.identity)
@@ -126,7 +92,7 @@ class Pipeline:
             except VlmAnomalyError:
                 if self.settings.encoder != "auto":
                     raise
-        enc = encoder_for_identity(model.encoder, **self._encoder_kwargs())
+        enc = encoder_from_settings(self.settings, model.encoder)
         self._encoder = enc
         return enc
 
@@ -205,22 +171,41 @@ class Pipeline:
         sources: Sequence[str | Path],
         *,
         progress: Progress | None = None,
-        embedded: list[EmbeddedVideo] | None = None,
+        embedded: list[EmbeddedVideo] | Callable[[], list[EmbeddedVideo]] | None = None,
         names: Sequence[str] | None = None,
+        interval_ms: int | None = None,
     ) -> AnomalyModel:
         """Learn normality from normal videos; returns an unsaved :class:`AnomalyModel`.
 
-        ``names``: what the model calls the videos (e.g. the names users uploaded them under).
+        ``embedded``: embeddings of the sources already at hand (or a function making them), used
+        by frame-embedding detectors instead of encoding again; detectors that read the video
+        itself use ``sources``. ``names``: what the model calls the videos (e.g. the names users
+        uploaded them under). ``interval_ms``: sampling of the training videos (default: the
+        settings'), recorded in the model as the sampling it scores with.
         """
         if not sources and not embedded:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
-        if s.detector == "attributes" and embedded is None:  # motion + objects need the videos (issue 8)
-            from .attributes.integration import fit_attribute_model
+        cls = get_detector_class(s.detector)
+        enc = self.encoder if getattr(cls, "uses_encoder", True) else encoder_for_identity(NULL_IDENTITY)
+        if cls.reads_video and sources:
+            scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
+            total = sum(expected_samples(src, scorer.interval_ms, s.max_frames) for src in sources)
+            progress = progress or _noop
+            progress(0, total, "extracting")
 
-            return fit_attribute_model(self, sources, progress=progress, names=names)
-        vids = embedded if embedded is not None else self.embed(sources, progress=progress)
-        enc = self.encoder
+            def cb(done: int, _total: int, stage: str) -> None:
+                progress(done, max(total, done), stage)
+
+            scorer.fit([str(x) for x in sources], cb, names=names)
+            vids = scorer.train_videos
+            n = sum(v.n_frames for v in vids)
+            progress(n, n, "done")
+            return self._model(cls.from_scorer(scorer), enc, vids, names, scorer.interval_ms)
+        if callable(embedded):
+            embedded = embedded()
+        interval = s.interval_ms if interval_ms is None else interval_ms
+        vids = embedded if embedded is not None else self.embed(sources, progress=progress, interval_ms=interval)
         X = np.concatenate([v.embeddings for v in vids])
         if len(X) < 2:
             raise InvalidVideoError(
@@ -229,7 +214,15 @@ class Pipeline:
             )
         det = create_detector(s.detector, nu=s.nu, gamma=_gamma(s.gamma), k=s.knn_k, groups=enc.groups,
                               members=tuple(s.ensemble)).fit(X)
-        prompts = build_prompts(s.expected_objects) if enc.supports_text else []
+        return self._model(det, enc, vids, names, interval)
+
+    def _model(self, det: BaseDetector, enc: Encoder, vids: list[EmbeddedVideo], names: Sequence[str] | None,
+               interval_ms: int) -> AnomalyModel:
+        """The model of a fitted detector: encoder identity, prompts, training videos and frames."""
+        s = self.settings
+        if names is None or len(names) != len(vids):
+            names = [Path(v.source).name for v in vids]
+        X = np.concatenate([v.embeddings for v in vids])
         refs = np.concatenate([
             np.stack([np.full(v.n_frames, k), v.frame_indices, np.round(v.timestamps * 1000)], 1)
             for k, v in enumerate(vids)
@@ -237,16 +230,33 @@ class Pipeline:
         return AnomalyModel(
             encoder=enc.identity,
             detector=det,
-            prompts=prompts,
+            prompts=build_prompts(s.expected_objects) if enc.supports_text else [],
             expected_objects=list(s.expected_objects),
-            videos=[TrainingVideo(Path(v.source).name, v.sha256, v.n_frames, v.duration_s) for v in vids],
-            interval_ms=s.interval_ms,
+            videos=[TrainingVideo(str(n), v.sha256, v.n_frames, v.duration_s) for n, v in zip(names, vids)],
+            interval_ms=interval_ms,
             smoothing_window=s.smoothing_window,
             threshold=s.threshold,
             train_embeddings=X.astype(np.float16),
             train_refs=refs,
-            extra={"runtime": enc.runtime},
+            extra={"runtime": enc.runtime, **(det.model_extra() if hasattr(det, "model_extra") else {})},
         )
+
+    def video_scorer(self, model: AnomalyModel | None = None, *, encoder: Encoder | None = None,
+                     interval_ms: int | None = None) -> VideoScorer:
+        """The scorer of a detector that reads the video itself: holding ``model``'s state, or fresh
+        (the settings' detector) to fit. Sampling: the model's own unless ``interval_ms`` says."""
+        s = self.settings
+        if model is None:
+            cls = get_detector_class(s.detector)
+            enc = encoder or self.encoder
+            interval = s.interval_ms if interval_ms is None else interval_ms
+        else:
+            cls = type(model.detector)
+            enc = encoder or self.encoder_for(model)
+            interval = model.interval_ms if interval_ms is None else interval_ms
+        ctx = VideoContext(enc, s, interval, s.max_side, s.max_frames,
+                           Path(s.cache_path) / cls.name if s.embedding_cache else None)
+        return cls.video_scorer(ctx, None if model is None else model.detector)
 
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,
               overwrite: bool = True) -> AnomalyModel:
@@ -257,8 +267,6 @@ class Pipeline:
         """Check ``name`` first (a bad or taken name fails before minutes of encoding), then fit and save."""
         self.store.path_for(name)
         if not overwrite and self.store.exists(name):
-            from .errors import InvalidModelNameError
-
             raise InvalidModelNameError(f"a model named {name!r} already exists")
         model = fit()
         self.store.save(model, name, overwrite=overwrite)
@@ -279,21 +287,57 @@ class Pipeline:
         threshold: float | None = None,
         interval_ms: int | None = None,
     ) -> ScoreResult:
-        """Score every sampled frame of a video with a saved (or given) model."""
-        m = self.load(model)
-        if m.detector.name == "attributes":  # motion + objects need the video itself (issue 8)
-            from .attributes.integration import score_attribute_model
+        """Score every sampled frame of a video with a saved (or given) model.
 
-            return score_attribute_model(self, m, source, progress=progress, describe=describe,
-                                         threshold=threshold, interval_ms=interval_ms)
+        The model's own sampling interval, encoder and features apply unless ``interval_ms`` says
+        otherwise: scores are only comparable with the training frames at the same sampling.
+        """
+        m = self.load(model)
+        if m.detector.reads_video:
+            return self._score_video(m, source, progress=progress, describe=describe, threshold=threshold,
+                                     interval_ms=interval_ms)
         enc = self.encoder_for(m)
         t0 = time.perf_counter()
         [ev] = self.embed([source], encoder=enc, progress=progress, keep_frames=keep_frames,
-                          interval_ms=interval_ms)
+                          interval_ms=m.interval_ms if interval_ms is None else interval_ms)
         t1 = time.perf_counter()
         return self.score_embedded(m, ev, describe=describe, threshold=threshold, encoder=enc,
                                    timing={"embed_s": round(t1 - t0, 4), "runtime": enc.runtime,
                                            "threads": self.threads})
+
+    def _score_video(self, m: AnomalyModel, source: str | Path, *, progress: Progress | None,
+                     describe: bool, threshold: float | None, interval_ms: int | None) -> ScoreResult:
+        """A detector that reads the video: its scorer samples, scores and explains every frame."""
+        enc = self.encoder_for(m)
+        scorer = self.video_scorer(m, encoder=enc, interval_ms=interval_ms)
+        total = expected_samples(source, scorer.interval_ms, self.settings.max_frames)
+        progress = progress or _noop
+        progress(0, total, "scoring")
+        t0 = time.perf_counter()
+        res = scorer.score_detailed(source, lambda done: progress(done, max(total, done), "scoring"))
+        t1 = time.perf_counter()
+        if describe and not enc.supports_text and any(e.get("text") for e in res.explanations):
+            # no text tower: say what the detector saw (motion, regions) instead of ImageNet labels
+            descs = [Description((e.get("text", ""),), (1.0,)) for e in res.explanations]
+        else:
+            descs = self.describe_embeddings(m, res.frame_embeddings, encoder=enc) if describe else []
+        raw = np.asarray(res.scores, np.float64)
+        return ScoreResult(
+            source=str(source),
+            model=m.name,
+            frame_indices=res.frame_indices,
+            timestamps=res.timestamps,
+            raw_scores=raw,
+            smoothed_scores=moving_average(raw, m.smoothing_window),
+            threshold=m.threshold if threshold is None else threshold,
+            smoothing_window=m.smoothing_window,
+            descriptions=[d.text for d in descs],
+            confidences=[d.confidence for d in descs],
+            embeddings=res.frame_embeddings,
+            timing={"extract_and_score_s": round(t1 - t0, 4), "frames": len(raw),
+                    "seconds_per_frame": round((t1 - t0) / max(1, len(raw)), 4)},
+            explanations=res.explanations,
+        )
 
     def score_embedded(
         self,

@@ -9,14 +9,21 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
-from .metrics import roc_points
+from .metrics import FrameMetrics, roc_points
 
-if TYPE_CHECKING:
-    from .evaluation import EvaluationReport
+
+class EvaluationReport(Protocol):
+    """What the plots read of :class:`vlm_anomaly.evaluation.EvaluationReport` (which imports this
+    module, so it is described here rather than imported)."""
+
+    config: dict[str, Any]
+    dataset: Any  # .root
+    pooled: FrameMetrics
+    clips: list[Any]  # .name, .frame_indices, .scores, .labels, .metrics
 
 
 def label_spans(labels: np.ndarray, frames: np.ndarray) -> list[tuple[int, int]]:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .detectors import moving_average
+from .atomic import atomic_write_text
 from .errors import VlmAnomalyError
 from .metrics import FrameMetrics, frame_metrics
-from .store.atomic import atomic_write_text
+from .smoothing import moving_average
 
 #: score bands shown in timelines and reports (decision score, higher = more normal)
 SCORE_BANDS = (

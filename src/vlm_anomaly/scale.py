@@ -69,9 +69,7 @@ def _actor_class():
         def score(
             self, model: str, source: str, threshold: float | None, interval_ms: int | None
         ) -> ScoreResult:
-            m = self.pipe.load(model)
-            iv = interval_ms if interval_ms is not None else m.interval_ms
-            return self.pipe.score(m, source, threshold=threshold, interval_ms=iv)
+            return self.pipe.score(model, source, threshold=threshold, interval_ms=interval_ms)
 
         def watch(
             self, model: str, sources: list[str], realtime: bool, max_seconds: float | None

@@ -111,6 +111,51 @@ def write_frames(folder: str | Path, *, n: int = 20, size: tuple[int, int] = (16
     return folder
 
 
+def reencode(source: str | Path, out: str | Path, *, codec: str = "mpeg4", options: dict | None = None,
+             scale: float = 1.0, fps: float = 10.0, repeat: int = 1, bit_rate: int = 0, qscale: int = 0,
+             max_frames: int = 0) -> Path:
+    """Render a frame folder or video into ``out`` with another codec, size or rate.
+
+    Why: a model trained on exports must hold on the camera's live stream, which is compressed and
+    sized differently; tests and benchmarks make such streams from real footage with this.
+    ``repeat`` writes each frame that many times (at ``fps`` times as many frames per second, the
+    scene keeps its real speed); ``bit_rate`` (bit/s) or ``qscale`` (MJPEG/MPEG quality, 2-31)
+    set the compression, ``options`` are FFmpeg encoder options (e.g. ``{"crf": "35"}``).
+    """
+    from fractions import Fraction
+
+    from .video import sample_frames
+
+    out = Path(out)
+    with av.open(str(out), "w") as container:
+        st = None
+        for f in sample_frames(str(source), interval_ms=0, max_frames=max_frames):
+            img = f.image
+            if st is None:
+                h, w = img.shape[:2]
+                W, H = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
+                st = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+                st.width, st.height = W, H
+                st.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+                if bit_rate:
+                    st.bit_rate = int(bit_rate)
+                opts = dict(options or {})
+                if qscale:  # a fixed quantiser, like FFmpeg's -q:v
+                    opts.update({"qmin": str(int(qscale)), "qmax": str(int(qscale))})
+                if opts:
+                    st.options = opts
+            if (img.shape[1], img.shape[0]) != (st.width, st.height):
+                img = cv2.resize(img, (st.width, st.height), interpolation=cv2.INTER_AREA)
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            for _ in range(max(1, repeat)):
+                for pkt in st.encode(vf):
+                    container.mux(pkt)
+        if st is not None:
+            for pkt in st.encode():
+                container.mux(pkt)
+    return out
+
+
 #: when the demo's intruder is on screen, in seconds of its test clip
 DEMO_SPAN = (8.0, 14.0)
 

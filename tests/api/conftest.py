@@ -7,7 +7,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.conftest import free_port
+from tests.helpers import free_port
 from vlm_anomaly import load_settings
 from vlm_anomaly.api import create_app
 
@@ -28,6 +28,7 @@ def server(api_home, tmp_path_factory):
         overrides={
             "home": home,
             "encoder": "efficientnet",
+            "detector": "ocsvm",  # these tests were written for the embedding pipeline
             "interval_ms": 250,
             "api_tokens": [TOKEN, "second-token"],
             "max_upload_mb": 2,

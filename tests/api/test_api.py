@@ -126,7 +126,7 @@ def test_handlers_never_run_blocking_io_on_the_event_loop(tmp_path):
             elif hasattr(r, "original_router"):  # an included router (FastAPI 0.16x wraps it)
                 yield from api_routes(r.original_router.routes)
 
-    app = create_app(load_settings(overrides={"home": tmp_path, "encoder": "efficientnet"}))
+    app = create_app(load_settings(overrides={"detector": "ocsvm", "home": tmp_path, "encoder": "efficientnet"}))
     routes = list(api_routes(app.routes))
     assert {"/models/{name}/train", "/models/{name}/score"} <= {r.path for r in routes}
     assert [r.path for r in routes if inspect.iscoroutinefunction(r.endpoint)] == []

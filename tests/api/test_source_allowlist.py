@@ -43,7 +43,7 @@ def site(tmp_path_factory):
     (media / "outside").symlink_to(private, target_is_directory=True)  # a folder link out
     (media / "inner.mp4").symlink_to(clip)  # a link that stays inside: fine
     Pipeline(
-        load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": 500})
+        load_settings(overrides={"detector": "ocsvm", "home": home, "encoder": "efficientnet", "interval_ms": 500})
     ).train("street", [clip])
     return {"root": root, "media": media, "private": private, "home": home, "clip": clip,
             "secret": secret}

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -90,18 +87,15 @@ def test_detector_on_embeddings_alone_is_the_frame_attribute():
         AttributeDetector.from_state(meta, {k: v for k, v in arrays.items() if k != "bank_frame"})
 
 
-def test_cli_train_and_score_with_attributes(squares, trained, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1",
-           "VLM_ANOMALY_HOME": str(trained["home"])}  # same feature cache: the CLI wiring is under test
-    cli = [sys.executable, "-m", "vlm_anomaly.cli"]
-    r = subprocess.run([*cli, "train", "cli-squares", *squares["train"], "--detector", "attributes",
-                        "--encoder", "efficientnet", "--interval-ms", "0"], env=env, capture_output=True,
-                       text=True, timeout=300)
+@pytest.mark.slow
+def test_cli_train_and_score_with_attributes(run_cli, squares, trained, tmp_path):
+    home = trained["home"]  # same feature cache: the CLI wiring is under test
+    r = run_cli("train", "cli-squares", *squares["train"], "--detector", "attributes", "--encoder", "efficientnet",
+                "--interval-ms", "0", home=home, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "detector attributes" in r.stdout
     out = tmp_path / "report.json"
-    r = subprocess.run([*cli, "score", "cli-squares", squares["test"], "--json", str(out)], env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = run_cli("score", "cli-squares", squares["test"], "--json", out, home=home, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "velocity fired" in r.stdout  # the report says why
     frames = json.loads(out.read_text())["frames"]

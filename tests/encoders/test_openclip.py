@@ -75,7 +75,8 @@ def test_prompt_embeddings_computed_once_and_cached_on_disk(clip_encoder, clip_c
 
 
 def test_pipeline_records_prompts_from_expected_objects(tmp_path, clip_encoder, clip_embedded):
-    settings = load_settings(overrides={"home": tmp_path, "encoder": "openclip", "clip_pretrained": "none",
+    settings = load_settings(overrides={"detector": "ocsvm",
+                                        "home": tmp_path, "encoder": "openclip", "clip_pretrained": "none",
                                         "expected_objects": "person, printer,desk", "top_k": 2})
     pipe = Pipeline(settings, encoder=clip_encoder)
     model = pipe.fit([], embedded=[clip_embedded])

@@ -58,7 +58,7 @@ def test_train_save_and_score_with_patches(tmp_path, enc):
     model = pipe.train("patchy", [str(normal)])
     assert model.detector.groups == enc.groups
     # a fresh pipeline with default settings rebuilds the patch encoder from the saved model
-    fresh = Pipeline(load_settings(overrides={"home": tmp_path / "home", "interval_ms": 0}))
+    fresh = Pipeline(load_settings(overrides={"detector": "ocsvm", "home": tmp_path / "home", "interval_ms": 0}))
     result = fresh.score("patchy", str(test), describe=True)
     assert fresh.encoder.identity == enc.identity
     raw = result.raw_scores

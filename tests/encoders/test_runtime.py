@@ -97,6 +97,14 @@ def test_efficientnet_onnx_matches_torch_on_real_weights(clips, cache_dir):
     cos8 = _cosines(enc8.encode(frames), emb_torch)
     assert cos8.mean() >= 0.99
 
+    # the dashboard builds its encoders through the same function: the runtime reaches it too
+    from vlm_anomaly.ui import state
+
+    onnx_settings = settings.model_copy(update={"runtime": "onnx"})
+    assert state.pipeline(onnx_settings).encoder.runtime == "onnx"
+    assert state.pipeline_for(model, onnx_settings).encoder.runtime == "onnx"
+    assert exported.stat().st_mtime_ns == mtime
+
 
 def test_vit_b32_onnx_fp32_and_int8_match_torch(clips, cache_dir):
     normal, test = clips
@@ -161,8 +169,8 @@ def test_vit_b32_onnx_fp32_and_int8_match_torch(clips, cache_dir):
 
 def test_runtime_is_validated_and_threads_chosen():
     with pytest.raises(ConfigError):
-        load_settings(overrides={"runtime": "tensorrt"})
-    pipe = Pipeline(load_settings(overrides={"threads": 0, "encoder": "efficientnet"}))
+        load_settings(overrides={"detector": "ocsvm", "runtime": "tensorrt"})
+    pipe = Pipeline(load_settings(overrides={"detector": "ocsvm", "threads": 0, "encoder": "efficientnet"}))
     from vlm_anomaly.threads import cpu_count
 
     assert pipe.threads == cpu_count()

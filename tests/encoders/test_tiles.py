@@ -53,7 +53,7 @@ def test_tiled_model_round_trip_and_patch_knn_finds_the_intruder(tmp_path, norma
     worst = float(r.timestamps[int(np.argmin(r.smoothed_scores))])
     assert anomaly_span[0] <= worst <= anomaly_span[1] + 1.0
     # another process (default settings: whole-frame features) rebuilds the tiled encoder from the model
-    fresh = Pipeline(load_settings(overrides={"home": tmp_path, "encoder": "efficientnet"}))
+    fresh = Pipeline(load_settings(overrides={"detector": "ocsvm", "home": tmp_path, "encoder": "efficientnet"}))
     again = fresh.score("tiled", anomaly_video)
     np.testing.assert_allclose(again.raw_scores, r.raw_scores, atol=1e-4)
     assert isinstance(encoder_for_identity(model.encoder), TiledEncoder)
@@ -65,7 +65,7 @@ def test_bad_tile_settings_are_refused(efficientnet_encoder, tmp_path, normal_vi
     with pytest.raises(ConfigError):
         TiledEncoder(TiledEncoder(efficientnet_encoder), rows=2, cols=2)
     with pytest.raises(ConfigError):
-        load_settings(overrides={"tile_rows": 0})
+        load_settings(overrides={"detector": "ocsvm", "tile_rows": 0})
     s = load_settings(overrides={"home": tmp_path, "encoder": "efficientnet", "features": "tiles",
                                  "detector": "attributes"})
     with pytest.raises(ConfigError, match="features 'frame'"):

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from vlm_anomaly import Pipeline, load_settings
+from tests.helpers import free_port
 from vlm_anomaly.synthetic import write_video
 
 ANOMALY_SPAN = (4.0, 8.0)
@@ -36,14 +35,9 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained_home(tmp_path_factory, clips):
-    """A home folder holding model "street" trained on the normal clips (EfficientNet-Lite0)."""
-    home = tmp_path_factory.mktemp("home")
-    pipe = Pipeline(
-        load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": 250})
-    )
-    pipe.train("street", clips[0])
-    return home
+def trained_home(tmp_path_factory, street_model):
+    """A home folder holding model "street" (the shared one: the same scene, EfficientNet-Lite0)."""
+    return street_model.install(tmp_path_factory.mktemp("home"))
 
 
 class _Receiver(BaseHTTPRequestHandler):

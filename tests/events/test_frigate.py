@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from tests.conftest import free_port
 from tests.events.streams import MjpegCameras, MqttReader
+from tests.helpers import free_port
 from vlm_anomaly.errors import ConfigError
 from vlm_anomaly.video.frigate import FrigateError, list_cameras
 

@@ -21,7 +21,8 @@ INTRUDER = (2.5, 4.5)  # the dash clips' intruder span
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, dash_clips):
     home = tmp_path_factory.mktemp("engine")
-    s = load_settings(overrides={"home": home, "cache_dir": tmp_path_factory.getbasetemp() / "dash-cache",
+    s = load_settings(overrides={"detector": "ocsvm", "home": home,
+                                 "cache_dir": tmp_path_factory.getbasetemp() / "dash-cache",
                                  "encoder": "efficientnet", "interval_ms": 500})
     pipe = Pipeline(s, encoder=create_encoder("efficientnet"))
     model = pipe.train("live", [dash_clips["normal_a"], dash_clips["normal_b"]])
@@ -152,10 +153,11 @@ def test_retention_is_a_periodic_job_apart_from_scoring(setup, tmp_path):
     finally:
         job.stop()
     assert not job.running and stale
-    # a monitor with a store runs the job while it watches, and stops it with the sources
+    # a monitor with a store runs the job (also while it watches nothing), and stops it with the sources
     mon = Monitor(pipe, store=store)
-    mon.start(model, str(clips["normal_a"]), realtime=False)
     assert mon.retention is not None and mon.retention.running
+    mon.start(model, str(clips["normal_a"]), realtime=False)
+    assert mon.retention.running
     mon.wait(60)
     mon.stop_all()
     assert not mon.retention.running

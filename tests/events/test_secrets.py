@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import free_port
+from tests.helpers import free_port
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.api import create_app
 from vlm_anomaly.errors import VlmAnomalyError

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.events.streams import MjpegCameras, MqttReader
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
 

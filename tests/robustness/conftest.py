@@ -21,19 +21,12 @@ for _k in [k for k in os.environ if k.startswith("VLM_ANOMALY_") and not k.start
 
 import pytest  # noqa: E402
 
+from tests.helpers import cli_env  # noqa: E402
 from vlm_anomaly.synthetic import write_video  # noqa: E402
 
 from .corpus import build_corpus  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SRC = HERE.parents[1] / "src"
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **extra})
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -66,25 +59,10 @@ def trained_home(tmp_path_factory, clips, efficientnet) -> Path:
     from vlm_anomaly.pipeline import Pipeline
 
     home = tmp_path_factory.mktemp("home")
-    s = load_settings(overrides={"home": home, "encoder": "efficientnet", "embedding_cache": False})
+    s = load_settings(overrides={"detector": "ocsvm",
+                                 "home": home, "encoder": "efficientnet", "embedding_cache": False})
     Pipeline(s, encoder=efficientnet).train("m", [clips["normal1"], clips["normal2"]])
     return home
-
-
-def run_cli(*args: str, timeout: float = 180, **env: str) -> subprocess.Popen:
-    """Start ``vlm-anomaly ARGS`` as a real process (collect with :func:`finish`)."""
-    return subprocess.Popen([sys.executable, "-m", "vlm_anomaly.cli", *args], env=child_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"CLI hung: {proc.args}\n{err[-2000:]}")
-    return proc.returncode, out, err
 
 
 def assert_one_line_error(rc: int, err: str, *needles: str) -> str:
@@ -102,7 +80,7 @@ class Zygote:
     """Client of ``workers.py zygote``: fork workers, read their JSON events, SIGKILL them."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "workers.py")], env=child_env(),
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "workers.py")], env=cli_env(OMP_NUM_THREADS="1"),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.events: queue.Queue = queue.Queue()
         self.pending: list[dict] = []

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import finish, start_cli
 from vlm_anomaly.errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
 from vlm_anomaly.synthetic import write_frames, write_video
 from vlm_anomaly.video import probe, sample_frames
 
-from .conftest import assert_one_line_error, finish, run_cli
+from .conftest import assert_one_line_error
 from .corpus import encode
 
 PER_INPUT_TIMEOUT_S = 60
@@ -180,15 +181,16 @@ def test_max_frames_per_job_is_enforced(tmp_path):
     assert len(_frames(clip, interval_ms=0, max_frames=7)) == 7
 
 
+@pytest.mark.slow
 def test_cli_bad_media_one_line_errors(corpus, trained_home):
     """train, score and describe on bad media: one 'error:' line, non-zero exit, no traceback."""
     by_name = {c.name: c.path for c in corpus}
     home = {"VLM_ANOMALY_HOME": str(trained_home)}
     procs = [
-        (run_cli("train", "x", str(by_name["text file .mp4"]), "--encoder", "efficientnet", **home),
+        (start_cli("train", "x", str(by_name["text file .mp4"]), "--encoder", "efficientnet", **home),
          ["text.mp4", "not a readable video"]),
-        (run_cli("score", "m", str(by_name["zeroed frame data"]), **home), ["zeroed_payload.mp4"]),
-        (run_cli("describe", str(by_name["unsupported codec tag"]), "--encoder", "efficientnet", **home),
+        (start_cli("score", "m", str(by_name["zeroed frame data"]), **home), ["zeroed_payload.mp4"]),
+        (start_cli("describe", str(by_name["unsupported codec tag"]), "--encoder", "efficientnet", **home),
          ["unknown_codec.mp4", "codec"]),
     ]
     for proc, needles in procs:

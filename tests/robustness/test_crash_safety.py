@@ -10,10 +10,14 @@ import random
 import time
 
 import numpy as np
+import pytest
 
 from vlm_anomaly.store import ModelStore
 
 from .workers import big_model
+
+#: real processes, servers or a browser: tens of seconds (deselect with -m "not slow")
+pytestmark = pytest.mark.slow
 
 
 def kill_mid_write(zygote, pid: int, folder, timeout: float = 60) -> list[dict]:

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from tests.helpers import finish, start_cli
 from vlm_anomaly.config import load_settings
 from vlm_anomaly.detectors import OneClassSVMDetector
 from vlm_anomaly.encoders.base import EncoderIdentity
@@ -16,7 +17,7 @@ from vlm_anomaly.model import AnomalyModel
 from vlm_anomaly.pipeline import Pipeline
 from vlm_anomaly.store import ModelStore
 
-from .conftest import assert_one_line_error, finish, run_cli
+from .conftest import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,8 @@ def test_library_explains_encoder_kind_mismatch(trained, efficientnet, tmp_path)
     """A model of another encoder family, scored by a pipeline pinned to EfficientNet."""
     clip_model = model_of_dim(EncoderIdentity("openclip", "ViT-B-32", "openai", 512,
                                               preprocessing={"size": 224}), 512)
-    pipe = Pipeline(load_settings(overrides={"home": tmp_path, "encoder": "efficientnet"}), encoder=efficientnet)
+    pipe = Pipeline(load_settings(overrides={"detector": "ocsvm",
+                                             "home": tmp_path, "encoder": "efficientnet"}), encoder=efficientnet)
     with pytest.raises(EncoderMismatchError) as exc:
         pipe.encoder_for(clip_model)
     msg = str(exc.value)
@@ -63,6 +65,7 @@ def test_library_explains_preprocessing_mismatch(trained, efficientnet):
     assert "different preprocessing" in msg and "size 256 != 224" in msg and "mode 'center-crop' != 'letterbox'" in msg
 
 
+@pytest.mark.slow
 def test_cli_explains_all_three_kinds(trained, trained_home, tmp_path, clips):
     """``score`` with models whose encoder identity no longer matches: one explained line each."""
     store = ModelStore(tmp_path / "models")
@@ -75,7 +78,7 @@ def test_cli_explains_all_three_kinds(trained, trained_home, tmp_path, clips):
         "dim": ["dim 1280 != 512"],
         "prep": ["different preprocessing", "size 224 != 256"],
     }
-    procs = {name: run_cli("score", name, str(clips["test"]), **env) for name in expected}
+    procs = {name: start_cli("score", name, str(clips["test"]), **env) for name in expected}
     for name, proc in procs.items():
         rc, out, err = finish(proc)
         assert_one_line_error(rc, err, *expected[name])

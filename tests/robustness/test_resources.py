@@ -20,7 +20,8 @@ from .workers import big_model
 
 
 def test_limits_are_settings_with_validation(monkeypatch):
-    s = load_settings(overrides={"max_upload_mb": 10, "max_duration_s": 90, "max_frames": 500, "max_side": 1280})
+    s = load_settings(overrides={"detector": "ocsvm",
+                                 "max_upload_mb": 10, "max_duration_s": 90, "max_frames": 500, "max_side": 1280})
     assert (s.max_upload_mb, s.max_duration_s, s.max_frames, s.max_side) == (10, 90, 500, 1280)
     monkeypatch.setenv("VLM_ANOMALY_MAX_DURATION_S", "30")
     assert load_settings().max_duration_s == 30
@@ -31,7 +32,7 @@ def test_limits_are_settings_with_validation(monkeypatch):
 
 def test_too_long_video_is_refused_before_any_encoder_is_built(tmp_path, clips):
     """The limit is checked first: the (here unavailable) CLIP encoder is never even built."""
-    s = load_settings(overrides={"home": tmp_path, "max_duration_s": 1, "encoder": "openclip",
+    s = load_settings(overrides={"detector": "ocsvm", "home": tmp_path, "max_duration_s": 1, "encoder": "openclip",
                                  "clip_pretrained": "openai"})
     with pytest.raises(VideoTooLongError, match="over the limit of 1 s"):
         Pipeline(s).fit([clips["normal1"]])
@@ -44,6 +45,7 @@ def long_videos(tmp_path_factory) -> dict[int, Path]:
             for sec in (20, 80)}
 
 
+@pytest.mark.slow
 def test_long_video_is_scored_in_constant_memory(zygote, trained_home, long_videos, corpus):
     """Peak RSS of scoring an 80 s video (2000 frames decoded) is within a fixed bound of a 20 s one;
     an 8K video downscaled at decode time (max_side) stays within a sane bound too."""
@@ -65,6 +67,7 @@ def test_long_video_is_scored_in_constant_memory(zygote, trained_home, long_vide
     assert e8["peak_mb"] - peaks[20] < 600
 
 
+@pytest.mark.slow
 def test_read_only_cache_degrades_to_no_cache(zygote, trained_home, clips, tmp_path):
     """A cache folder the process may not write to: scoring works, with one warning.
 
@@ -87,7 +90,8 @@ def test_read_only_cache_degrades_to_no_cache(zygote, trained_home, clips, tmp_p
 def test_cache_path_that_is_a_file_degrades_to_no_cache(tmp_path, trained_home, clips, efficientnet, caplog):
     blocker = tmp_path / "cache"
     blocker.write_text("a file where the cache folder should be")
-    s = load_settings(overrides={"home": trained_home, "cache_dir": blocker, "encoder": "efficientnet"})
+    s = load_settings(overrides={"detector": "ocsvm",
+                                 "home": trained_home, "cache_dir": blocker, "encoder": "efficientnet"})
     pipe = Pipeline(s, encoder=efficientnet)
     with caplog.at_level(logging.WARNING):
         r = pipe.score("m", clips["test"], describe=False)
@@ -96,6 +100,7 @@ def test_cache_path_that_is_a_file_degrades_to_no_cache(tmp_path, trained_home, 
     assert sum("embedding cache disabled" in m.getMessage() for m in caplog.records) == 1
 
 
+@pytest.mark.slow
 def test_disk_full_degrades_cache_and_fails_saves_cleanly(zygote, trained_home, clips, tmp_path):
     """RLIMIT_FSIZE in a worker simulates a full disk: scoring still works without the cache;
     saving a model fails with StorageError and leaves the previous model intact."""

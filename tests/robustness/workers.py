@@ -104,7 +104,7 @@ def task_save_loop(models_dir: str, name: str, start: int = 0, count: int = 10**
 
 
 def _pipeline(home: str, **over) -> Pipeline:
-    s = load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": 500,
+    s = load_settings(overrides={"detector": "ocsvm", "home": home, "encoder": "efficientnet", "interval_ms": 500,
                                  "embedding_cache": False, "batch_size": 8, "threads": 1, **over})
     return Pipeline(s)
 

@@ -247,7 +247,8 @@ def test_same_dimension_but_other_weights_or_preprocessing_is_a_mismatch(efficie
 def test_pipeline_with_another_encoder_refuses_to_score(tmp_path, normal_video, clip_encoder,
                                                         efficientnet_encoder, both_embeddings):
     """A model trained with EfficientNet, loaded by a pipeline pinned to OpenCLIP: clear error, no work."""
-    settings = load_settings(overrides={"home": tmp_path, "encoder": "openclip", "clip_pretrained": "none"})
+    settings = load_settings(overrides={"detector": "ocsvm",
+                                        "home": tmp_path, "encoder": "openclip", "clip_pretrained": "none"})
     pipe = Pipeline(settings, encoder=clip_encoder)
     pipe.store.save(_model(efficientnet_encoder.identity, both_embeddings[0]), "eff")
     with pytest.raises(EncoderMismatchError, match="trained with encoder efficientnet:efficientnet-lite0"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vlm_anomaly import InvalidVideoError, Pipeline, VlmAnomalyError, create_encoder, load_settings
-from vlm_anomaly.store import TrainingSet
+from vlm_anomaly.training_set import TrainingSet
 from vlm_anomaly.video import sample_frames
 
 
@@ -26,7 +26,7 @@ def encoder():
 @pytest.fixture()
 def pipe(tmp_path, tmp_path_factory, encoder) -> Pipeline:
     cache = tmp_path_factory.getbasetemp() / "dash-cache"
-    return Pipeline(load_settings(overrides={"home": tmp_path / "home", "cache_dir": cache,
+    return Pipeline(load_settings(overrides={"detector": "ocsvm", "home": tmp_path / "home", "cache_dir": cache,
                                              "encoder": "efficientnet", "interval_ms": 500}), encoder=encoder)
 
 

@@ -10,6 +10,7 @@ def dash_env(tmp_path_factory):
     """Point the app at a fresh home (models, training set) with the offline encoder, 500 ms sampling."""
     home = tmp_path_factory.mktemp("dash-home")
     env = {"VLM_ANOMALY_HOME": str(home), "VLM_ANOMALY_ENCODER": "efficientnet", "VLM_ANOMALY_INTERVAL_MS": "500",
+           "VLM_ANOMALY_DETECTOR": "ocsvm",
            "VLM_ANOMALY_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "dash-cache"), "HF_HUB_OFFLINE": "1"}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -22,7 +23,7 @@ def dash_env(tmp_path_factory):
 def trained(dash_env, dash_clips):
     """A model named 'office' trained (through the library) on a training set of the two normal clips."""
     from vlm_anomaly import load_settings
-    from vlm_anomaly.store import TrainingSet
+    from vlm_anomaly.training_set import TrainingSet
     from vlm_anomaly.ui import state
 
     s = load_settings()

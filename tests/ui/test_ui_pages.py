@@ -12,7 +12,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from streamlit.testing.v1 import AppTest
 
-from vlm_anomaly.store import ModelStore, TrainingSet
+from vlm_anomaly.store import ModelStore
+from vlm_anomaly.training_set import TrainingSet
 from vlm_anomaly.video import probe
 from vlm_anomaly.video.thumbnails import encode_jpeg, grab_frames
 
@@ -299,6 +300,7 @@ def test_models_page_rename_compare_delete(trained, dash_clips):
 def test_pages_say_when_there_is_no_model(name, tmp_path, monkeypatch):
     monkeypatch.setenv("VLM_ANOMALY_HOME", str(tmp_path))
     monkeypatch.setenv("VLM_ANOMALY_ENCODER", "efficientnet")
+    monkeypatch.setenv("VLM_ANOMALY_DETECTOR", "ocsvm")
     at = page(name)
     assert_no_traceback(at)
     assert "No model yet" in at.info[0].value

@@ -77,6 +77,7 @@ def collect(src, seconds):
     return items
 
 
+@pytest.mark.slow
 def test_dropped_stream_reconnects_with_backoff_and_reports_gap(mjpeg):
     mjpeg.drop_after = 15  # ~0.75 s of video, then 1.5 s of HTTP 503
     drops = []  # told at the moment of the drop, before any reconnection
@@ -101,6 +102,7 @@ def test_dropped_stream_reconnects_with_backoff_and_reports_gap(mjpeg):
     assert ts == sorted(ts)  # source time keeps running across the reconnection
 
 
+@pytest.mark.slow
 def test_stalled_stream_is_detected_by_the_watchdog(mjpeg):
     mjpeg.stall_after, mjpeg.down_s = 10, 3.0  # connection stays open but silent for 3 s
     src = LiveSource(mjpeg.url, interval_ms=100, stall_timeout_s=0.8, backoff_initial_s=0.1)
@@ -112,6 +114,7 @@ def test_stalled_stream_is_detected_by_the_watchdog(mjpeg):
     assert not isinstance(items[-1], Gap)
 
 
+@pytest.mark.slow
 def test_unreachable_stream_gives_up_after_max_reconnects():
     src = LiveSource(
         "http://127.0.0.1:9/none.mjpg", interval_ms=100, backoff_initial_s=0.05, max_reconnects=3
@@ -124,6 +127,7 @@ def test_unreachable_stream_gives_up_after_max_reconnects():
     assert [src.backoff(i) for i in (1, 2, 3)] == [0.05, 0.1, 0.2]
 
 
+@pytest.mark.slow
 def test_file_fast_equals_offline_sampler_and_realtime_paces(tmp_path):
     video = write_video(tmp_path / "v.mp4", seconds=2, fps=10, size=(96, 64))
     offline = [(f.index, f.timestamp) for f in sample_frames(video, interval_ms=200)]

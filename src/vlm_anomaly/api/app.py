@@ -249,7 +249,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
             paths = _save_uploads(files, folder, per_video)
 
         def work(progress):
-            job_pipe = Pipeline(job_settings, encoder=pipe._encoder)
+            job_pipe = Pipeline(job_settings, encoder=pipe.encoder)
             model = job_pipe.train(name, paths, progress=progress)
             return {
                 "model": name,
@@ -270,13 +270,12 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     ) -> dict:
         """Score an uploaded video with a model; the job's result holds the per-frame scores."""
         model = pipe.store.load(name)
-        iv = interval_ms if interval_ms is not None else model.interval_ms
-        _job_settings(settings, interval_ms=iv)
+        _job_settings(settings, interval_ms=interval_ms)  # checks an override before the upload
         with _upload_folder(jobs) as (jid, folder):
             [path] = _save_uploads([file], folder, per_video)
 
         def work(progress):
-            r = pipe.score(model, path, progress=progress, threshold=threshold, interval_ms=iv)
+            r = pipe.score(model, path, progress=progress, threshold=threshold, interval_ms=interval_ms)
             summary = r.summary()
             summary["source"] = file.filename
             return {"summary": summary, "frames": r.rows()}

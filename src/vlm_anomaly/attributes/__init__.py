@@ -2,8 +2,8 @@
 
 Modules: ``flow`` (optical flow vs the source's previous frame), ``regions`` (moving blobs -> boxes),
 ``features`` (velocity, geometry, crop and frame embeddings), ``density`` (k-NN + calibration),
-``scorer`` (fit/score/explain), ``detector`` (ModelStore-compatible wrapper), ``integration``
-(Pipeline hooks).
+``scorer`` (fit/score/explain), ``detector`` (the registered video detector: the pipeline, live
+loops and evaluation reach the scorer through it).
 """
 
 from .detector import AttributeDetector

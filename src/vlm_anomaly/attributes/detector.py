@@ -1,10 +1,10 @@
-"""The attribute scorer as a registered detector, so models save and load through the ModelStore.
+"""The attribute scorer as a registered video detector, so models save and load through the ModelStore.
 
 Why a detector: a model file is encoder identity + detector state (JSON + arrays, no pickle); the
 attribute banks, projections and calibrations are just more arrays. Given only frame embeddings
 (``fit(X)`` / ``decision_function(X)``, e.g. from a caller that knows nothing of motion) it is the
-whole-frame k-NN attribute alone; trained from videos (``Pipeline.train`` with
-``detector="attributes"``) it holds every attribute.
+whole-frame k-NN attribute alone; trained from videos (through :meth:`video_scorer`, which is
+how the pipeline, the live loops and the evaluation use it) it holds every attribute.
 """
 
 from __future__ import annotations
@@ -13,14 +13,20 @@ from typing import Any
 
 import numpy as np
 
-from ..detectors import register_detector
-from ..detectors.base import BaseDetector
+from ..detectors.video import VideoContext, VideoDetector
+from ..errors import ConfigError
 from .density import knn
-from .features import VELOCITY_DIM, SourceFeatures
+from .features import VELOCITY_DIM, MotionConfig, SourceFeatures
 from .scorer import AttributeConfig, AttributeScorer, AttributeState
 
 
-class AttributeDetector(BaseDetector):
+def attribute_config(settings) -> AttributeConfig:
+    """The attribute hyper-parameters from the settings (``attr_*`` fields)."""
+    motion = MotionConfig(flow_method=settings.attr_flow_method, crop_size=settings.attr_crop_size)
+    return AttributeConfig(motion=motion, fused=tuple(settings.attr_fused), k=settings.attr_k)
+
+
+class AttributeDetector(VideoDetector):
     """k-NN attribute densities (velocity, appearance, geometry, whole frame), calibrated."""
 
     name = "attributes"
@@ -32,10 +38,24 @@ class AttributeDetector(BaseDetector):
         return {"config": self.config}
 
     @classmethod
-    def from_scorer(cls, scorer: AttributeScorer, dim: int) -> AttributeDetector:
+    def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> AttributeScorer:
+        """A fresh scorer configured by ``ctx.settings``, or one holding ``fitted``'s state."""
+        state = None
+        if fitted is not None:
+            fitted._check_fitted()
+            state = fitted.state_
+        elif ctx.encoder.groups != 1:
+            raise ConfigError("the attributes detector embeds whole frames and object crops: use features "
+                              f"'frame' (not {ctx.settings.features!r})")
+        return AttributeScorer(ctx.encoder, None if state else attribute_config(ctx.settings), state=state,
+                               interval_ms=ctx.interval_ms, max_side=ctx.max_side, max_frames=ctx.max_frames,
+                               cache_dir=ctx.cache_dir)
+
+    @classmethod
+    def from_scorer(cls, scorer: AttributeScorer, dim: int | None = None) -> AttributeDetector:
         det = cls(scorer.config.as_dict())
         det.state_ = scorer._check()
-        det.n_features_in_ = int(dim)
+        det.n_features_in_ = int(scorer.encoder.dim if dim is None else dim)
         det.threshold_ = 0.0
         return det
 
@@ -87,5 +107,3 @@ class AttributeDetector(BaseDetector):
             raise ValueError("attribute model holds no whole-frame bank")
         return det
 
-
-register_detector(AttributeDetector)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..encoders.preprocess import Preprocessing
 from ..video import Frame, batched, prefetch, sample_frames
 from .flow import MotionField, motion_field
@@ -126,8 +127,6 @@ class SourceFeatures:
 
     def save(self, path: str | Path) -> None:
         import io
-
-        from ..store.atomic import atomic_write_bytes
 
         buf = io.BytesIO()
         arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..encoders.factory import create_encoder
 from ..errors import InvalidVideoError, NotFittedError
+from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .density import Projection, RobustZ, calibration_groups, knn, subsample
 from .features import VELOCITY_DIM, FeatureExtractor, MotionConfig, SourceFeatures
@@ -191,13 +193,12 @@ class AttributeScorer:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.state = state
         self._extractor: FeatureExtractor | None = None
+        self._train: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
 
     # -- features ---------------------------------------------------------------------------
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            from ..encoders import create_encoder
-
             self._encoder = create_encoder("efficientnet")
         return self._encoder
 
@@ -236,8 +237,12 @@ class AttributeScorer:
 
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, train_sources: Sequence[str | Path],
-            progress: Callable[[int, int, str], None] | None = None) -> AttributeScorer:
-        """Learn the normal attributes of videos/frame folders of normal activity; returns self."""
+            progress: Callable[[int, int, str], None] | None = None, *,
+            names: Sequence[str] | None = None) -> AttributeScorer:
+        """Learn the normal attributes of videos/frame folders of normal activity; returns self.
+
+        ``names``: what explanations call the training videos (default: their file names).
+        """
         if not train_sources:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         feats = []
@@ -251,15 +256,22 @@ class AttributeScorer:
 
             feats.append(self.extract(src, cb))
             done += feats[-1].n_frames
-        return self.fit_features(feats)
+        return self.fit_features(feats, names=names)
 
-    def fit_features(self, feats: Sequence[SourceFeatures]) -> AttributeScorer:
+    @property
+    def train_videos(self) -> list[EmbeddedVideo]:
+        """The sampled frames of each training source and their whole-frame embeddings."""
+        return [EmbeddedVideo(src, content_hash(src), idx, ts, emb) for src, idx, ts, emb in self._train]
+
+    def fit_features(self, feats: Sequence[SourceFeatures], *,
+                     names: Sequence[str] | None = None) -> AttributeScorer:
         """Fit from already extracted features (the evaluation caches them)."""
         cfg = self.config
         n_frames = sum(f.n_frames for f in feats)
         if n_frames < 2:
             raise InvalidVideoError(f"training needs at least 2 sampled frames, got {n_frames}")
-        sources = [Path(f.source).name or f.source for f in feats]
+        sources = ([str(n) for n in names] if names is not None and len(names) == len(feats)
+                   else [Path(f.source).name or f.source for f in feats])
         # frame rows, object rows, with their source number and global frame row
         f_src = np.concatenate([np.full(f.n_frames, i) for i, f in enumerate(feats)])
         f_row = np.arange(n_frames)
@@ -314,6 +326,7 @@ class AttributeScorer:
         speeds = raw["velocity"][:, -1] if n_obj else np.zeros(0)
         cells, glob = _speed_grid(raw["geometry"][:, :2] if n_obj else np.zeros((0, 2)), speeds, cfg.speed_grid)
         self.state = AttributeState(cfg, sources, banks, refs, calib, RobustZ.fit(fused), projections, cells, glob)
+        self._train = [(f.source, f.frame_indices, f.timestamps, f.frame_emb) for f in feats]
         return self
 
     # -- score ----------------------------------------------------------------------------------

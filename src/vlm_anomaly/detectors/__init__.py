@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from importlib import import_module
-
-from ..errors import ConfigError
+from ..smoothing import CausalSmoother, moving_average
 from .base import BaseDetector
 from .ensemble import EnsembleDetector
 from .gaussian import GaussianDetector
@@ -15,48 +12,13 @@ from .ocsvm import OneClassSVMDetector
 from .padim import PaDiMDetector
 from .patch_knn import PatchKNNDetector
 from .patchcore import PatchCoreDetector
-from .smoothing import CausalSmoother, moving_average
+from .registry import DETECTORS, PLUGINS, create_detector, detector_names, get_detector_class, register_detector
+from .video import VideoContext, VideoDetector, VideoScorer, VideoScores
 
-DETECTORS: dict[str, type[BaseDetector]] = {
-    OneClassSVMDetector.name: OneClassSVMDetector,
-    # issue 4: more detectors behind the same interface
-    KNNDetector.name: KNNDetector,
-    GaussianDetector.name: GaussianDetector,
-    IsolationForestDetector.name: IsolationForestDetector,
-    EnsembleDetector.name: EnsembleDetector,
-    PatchKNNDetector.name: PatchKNNDetector,
-    PatchCoreDetector.name: PatchCoreDetector,
-    PaDiMDetector.name: PaDiMDetector,
-}
-
-
-def register_detector(cls: type[BaseDetector]) -> type[BaseDetector]:
-    """Class decorator adding a detector to the registry under ``cls.name``."""
-    DETECTORS[cls.name] = cls
-    return cls
-
-
-# attribute-based scorer (issue 8): velocity + appearance + whole frame, k-NN density. It lives in
-# its own sub-package and registers itself; importing it here makes the registry complete whichever
-# of the two packages is imported first (when it is the one importing us, it is skipped here).
-if "vlm_anomaly.attributes.detector" not in sys.modules:
-    import_module("vlm_anomaly.attributes.detector")
-
-
-def get_detector_class(name: str) -> type[BaseDetector]:
-    try:
-        return DETECTORS[name]
-    except KeyError:
-        raise ConfigError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}") from None
-
-
-def create_detector(name: str = "ocsvm", **params) -> BaseDetector:
-    """Build a detector by short name; parameters it does not take are ignored."""
-    import inspect
-
-    cls = get_detector_class(name)
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
+# built-in detectors over frame embeddings, in the order the dashboard lists them
+for _cls in (OneClassSVMDetector, KNNDetector, GaussianDetector, IsolationForestDetector, EnsembleDetector,
+             PatchKNNDetector, PatchCoreDetector, PaDiMDetector):
+    register_detector(_cls)
 
 
 __all__ = [
@@ -71,7 +33,13 @@ __all__ = [
     "PaDiMDetector",
     "PatchCoreDetector",
     "PatchKNNDetector",
+    "PLUGINS",
+    "VideoContext",
+    "VideoDetector",
+    "VideoScorer",
+    "VideoScores",
     "create_detector",
+    "detector_names",
     "get_detector_class",
     "moving_average",
     "register_detector",

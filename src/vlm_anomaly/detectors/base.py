@@ -23,6 +23,11 @@ class BaseDetector(ABC):
 
     #: short name in the registry and in saved models
     name: ClassVar[str] = ""
+    #: False: the pipeline samples and encodes, the detector sees one embedding per frame;
+    #: True: a :class:`~vlm_anomaly.detectors.video.VideoDetector` that reads the video itself
+    reads_video: ClassVar[bool] = False
+    #: live sources hand each frame its predecessor (``Frame.previous``), for motion
+    needs_previous: ClassVar[bool] = False
 
     threshold_: float = 0.0
 

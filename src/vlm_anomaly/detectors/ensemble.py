@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .base import BaseDetector, require
+from .registry import create_detector, get_detector_class
 
 
 class EnsembleDetector(BaseDetector):
@@ -36,8 +37,6 @@ class EnsembleDetector(BaseDetector):
         return {"members": list(self.members), "nu": self.nu, "k": self.k}
 
     def fit(self, X: np.ndarray) -> EnsembleDetector:
-        from . import create_detector
-
         X = self._check_fit_X(X)
         self.detectors_: list[BaseDetector] = []
         stats, train = [], []
@@ -87,8 +86,6 @@ class EnsembleDetector(BaseDetector):
         return det
 
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        from . import get_detector_class
-
         metas = getattr(self, "_member_metas", [])
         if len(metas) != len(self.members):
             raise ValueError("ensemble member states do not match its members")

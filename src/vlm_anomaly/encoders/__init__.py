@@ -9,7 +9,8 @@ from .prompts import build_prompts
 
 _LAZY = {
     "BACKENDS": ".factory", "create_encoder": ".factory", "encoder_for_identity": ".factory",
-    "resolve_backend": ".factory", "Encoder": ".base", "Preprocessing": ".preprocess",
+    "resolve_backend": ".factory", "encoder_from_settings": ".factory", "encoder_from_options": ".factory",
+    "encoder_options": ".factory", "Encoder": ".base", "Preprocessing": ".preprocess",
 }
 
 
@@ -32,5 +33,8 @@ __all__ = [
     "build_prompts",
     "create_encoder",
     "encoder_for_identity",
+    "encoder_from_options",
+    "encoder_from_settings",
+    "encoder_options",
     "resolve_backend",
 ]

@@ -14,6 +14,7 @@ import torch
 from ..errors import ConfigError, EncoderMismatchError
 from .identity import Description, EncoderIdentity
 from .preprocess import Preprocessing
+from .runtime import RUNTIMES, build_onnx_tower
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,6 @@ class Encoder(ABC):
         The ONNX export is cached per encoder identity under ``<cache_dir>/onnx/``. On CUDA the
         PyTorch fp16 path is kept (it is the faster one there).
         """
-        from .runtime import RUNTIMES, build_onnx_tower
-
         if runtime not in RUNTIMES:
             raise ConfigError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
         if runtime != "torch" and self.device.type != "cpu":

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import EncoderUnavailableError
-from .base import Description, Encoder, EncoderIdentity, file_sha256, pick_device, topk_descriptions
+from .base import Description, Encoder, EncoderIdentity, file_sha256, pick_device, softmax, topk_descriptions
 from .preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,6 @@ class EfficientNetEncoder(Encoder):
         if len(embeddings) == 0:
             return []
         logits = (embeddings * FEATURE_NORM) @ self._fc_w.T + self._fc_b
-        from .base import softmax
-
         return topk_descriptions(softmax(logits), imagenet_labels(), top_k)
 
 

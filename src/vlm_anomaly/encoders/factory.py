@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EncoderUnavailableError
-from .base import Encoder, EncoderIdentity
+from .identity import EncoderIdentity
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .base import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,10 @@ def encoder_for_identity(identity: EncoderIdentity, **kwargs) -> Encoder:
     kwargs["features"] = features
     if features == "tiles":
         kwargs["tiles"] = _tile_grid(identity)
+    if identity.backend == "motion":  # motion models embed nothing
+        from .null import NullEncoder
+
+        return NullEncoder()  # type: ignore[return-value]
     if identity.backend == "efficientnet":
         enc = create_encoder("efficientnet", **kwargs)
     elif identity.backend == "openclip":
@@ -126,3 +135,37 @@ def encoder_for_identity(identity: EncoderIdentity, **kwargs) -> Encoder:
         raise EncoderUnavailableError(f"unknown encoder backend {identity.backend!r} in model")
     identity.check_compatible(enc.identity)
     return enc
+
+
+def encoder_options(settings: Settings) -> dict[str, Any]:
+    """Every encoder option the settings hold, backend included (JSON-safe, so it is a cache key too)."""
+    s = settings
+    return {
+        "backend": s.encoder,
+        "clip_model": s.clip_model,
+        "clip_pretrained": s.clip_pretrained,
+        "clip_weights": str(s.clip_weights) if s.clip_weights else None,
+        "device": s.device,
+        "batch_size": s.batch_size,
+        "cache_dir": str(s.cache_path),
+        "features": s.features,
+        "runtime": s.runtime,
+        "threads": s.threads,
+        "tiles": [s.tile_rows, s.tile_cols, s.tile_overlap],
+    }
+
+
+def encoder_from_options(options: dict[str, Any], identity: EncoderIdentity | None = None) -> Encoder:
+    """The configured encoder (``identity`` None) or the one a model was trained with, from
+    :func:`encoder_options` output."""
+    kwargs = dict(options)
+    backend = kwargs.pop("backend")
+    kwargs["tiles"] = tuple(kwargs["tiles"])
+    return create_encoder(backend, **kwargs) if identity is None else encoder_for_identity(identity, **kwargs)
+
+
+def encoder_from_settings(settings: Settings, identity: EncoderIdentity | None = None) -> Encoder:
+    """The one way every shell builds an encoder from settings: the configured one, or (given a
+    model's ``identity``) the encoder that model was trained with, with the settings' device,
+    runtime, threads, weights file and cache."""
+    return encoder_from_options(encoder_options(settings), identity)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_save_npy
 from ..errors import EncoderUnavailableError
-from .base import Description, Encoder, EncoderIdentity, file_sha256, softmax, topk_descriptions
+from .base import Description, Encoder, EncoderIdentity, file_sha256, pick_device, softmax, topk_descriptions
 from .preprocess import Preprocessing
 from .prompts import build_prompts, prompt_texts, prompts_key
 
@@ -97,8 +98,6 @@ class OpenClipEncoder(Encoder):
         cache_dir: str | Path | None = None,
     ):
         import open_clip
-
-        from .base import pick_device
 
         self.device = pick_device(device)
         self.batch_size = batch_size
@@ -195,8 +194,6 @@ class OpenClipEncoder(Encoder):
         if emb is None:
             emb = self.encode_text(prompt_texts(labels))
             if path is not None:
-                from ..store.atomic import atomic_save_npy
-
                 try:
                     atomic_save_npy(path, emb)
                 except OSError as exc:  # read-only or full cache: work on without it

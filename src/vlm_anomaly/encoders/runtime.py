@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import file_lock
+from ..config import default_home
 from ..errors import EncoderUnavailableError
 from ..threads import default_threads, small_machine
 
@@ -39,8 +41,6 @@ OPSET = 17
 def onnx_dir(cache_dir: str | Path | None, identity_key: str) -> Path:
     """Folder of one encoder's exports: ``<cache>/onnx/<identity key>-v<export version>``."""
     if cache_dir is None:
-        from ..config import default_home
-
         cache_dir = default_home() / "cache"
     return Path(cache_dir).expanduser() / "onnx" / f"{identity_key}-v{EXPORT_VERSION}"
 
@@ -149,8 +149,6 @@ def build_onnx_tower(
     folder = onnx_dir(cache_dir, identity_key)
     fp32 = folder / "image_fp32.onnx"
     path = folder / "image_int8.onnx" if quantized else fp32
-    from ..store.atomic import file_lock
-
     with file_lock(folder.parent / f".{folder.name}.lock"):
         for attempt in (1, 2):
             if not fp32.is_file():

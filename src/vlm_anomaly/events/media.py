@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from ..store.atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 CLIP_MAX_SIDE = 640
 

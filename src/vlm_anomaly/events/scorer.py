@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from ..attributes.scorer import explanation_text
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..video import Frame
@@ -46,16 +45,17 @@ class StreamScorer:
         self.describe = describe
         self.encoder = pipeline.encoder_for(model)
         self.encode_lock = encode_lock or threading.Lock()  # one encoder shared by several sources
-        # attribute models score motion and objects: they need the frames (and the one before each)
-        self.attributes = (model.detector.scorer(encoder=self.encoder)
-                           if model.detector.name == "attributes" else None)
+        # detectors that read the video (motion, objects) score the frames themselves, through the
+        # detector contract (and want the frame before each sample when they say so)
+        self.attributes = (pipeline.video_scorer(model, encoder=self.encoder)
+                           if model.detector.reads_video else None)
         self.prompts = PromptAlarm.create(self.encoder, s.alert_prompts, normal=model.prompts or None,
                                           threshold=s.alert_prompt_threshold, weight=s.alert_prompt_weight)
 
     @property
     def needs_previous(self) -> bool:
         """True when the source must hand over the frame before each sample (motion)."""
-        return self.attributes is not None
+        return self.model.detector.needs_previous
 
     def score(self, frames: list[Frame]) -> list[Scored]:
         if not frames:
@@ -63,7 +63,7 @@ class StreamScorer:
         if self.attributes is not None:
             with self.encode_lock:
                 scored = list(self.attributes.score_stream(frames))
-            return [Scored(f, float(score), explanation_text(why) if why else "", 0.0, why or None)
+            return [Scored(f, float(score), why.get("text", "") if why else "", 0.0, why or None)
                     for f, score, why in scored]
         with self.encode_lock:
             emb = self.encoder.encode([f.image for f in frames])

@@ -1,17 +1,17 @@
-"""Persistence: named models, embedding cache, results - all written atomically, nothing pickled."""
+"""Persistence: named models, embedding cache, results - all written atomically, nothing pickled.
 
-from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, file_lock
+(The dashboard's training set, a workflow over the pipeline, is :mod:`vlm_anomaly.training_set`.)
+"""
+
+from ..atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, file_lock
 from .embeddings import CachedEmbeddings, EmbeddingCache
 from .models import ModelInfo, ModelStore, validate_name
-from .training_set import TrainingItem, TrainingSet
 
 __all__ = [
     "CachedEmbeddings",
     "EmbeddingCache",
     "ModelInfo",
     "ModelStore",
-    "TrainingItem",
-    "TrainingSet",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",

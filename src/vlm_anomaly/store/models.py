@@ -39,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes, file_lock
 from ..errors import CorruptModelError, InvalidModelNameError, ModelNotFoundError, StorageError
 from ..model import AnomalyModel
-from .atomic import atomic_write_bytes, file_lock
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ def _compare(names: list[str]) -> None:
             for name in (a, b):
                 model = state.model_store(s).load(name)
                 results[name] = state.pipeline_for(model, s).score(
-                    model, path, progress=state.progress_bar(f"{name} on {f.name}"), interval_ms=model.interval_ms)
+                    model, path, progress=state.progress_bar(f"{name} on {f.name}"))
             st.session_state["cmp"] = {"video": f.name, "results": results}
     cmp = st.session_state.get("cmp")
     if not cmp:

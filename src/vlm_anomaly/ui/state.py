@@ -19,20 +19,20 @@ from pathlib import Path
 import streamlit as st
 
 from ..config import Settings, load_settings
-from ..encoders import Encoder, EncoderIdentity, create_encoder
-from ..encoders.factory import encoder_for_identity
+from ..encoders import Encoder, EncoderIdentity, encoder_from_options, encoder_options
 from ..errors import InvalidVideoError, VlmAnomalyError
 from ..events import AlertDispatcher, EventStore, RetentionJob
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
-from ..store import ModelStore, TrainingSet
+from ..store import ModelStore
+from ..training_set import TrainingSet
 from ..video import VIDEO_EXTENSIONS
 
 #: upload types the file pickers accept (without dots, as Streamlit wants them)
 VIDEO_TYPES = ["mp4", "avi", "mov", "mkv", "webm"]
 #: the training parameters chosen on the Train page (persisted with the training set)
 TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects",
-                "detector", "features")
+                "detector", "features", "target_false_alarm")
 
 
 @contextlib.contextmanager
@@ -60,38 +60,26 @@ def model_store(s: Settings | None = None) -> ModelStore:
 
 
 @st.cache_resource(show_spinner="Loading the encoder (once per process)…")
-def _encoder(backend: str, clip_model: str, clip_pretrained: str, clip_weights: str | None,
-             device: str, batch_size: int, features: str = "frame",
-             tiles: tuple[int, int, float] = (2, 3, 0.25)) -> Encoder:
-    return create_encoder(backend, clip_model=clip_model, clip_pretrained=clip_pretrained,
-                          clip_weights=clip_weights, device=device, batch_size=batch_size, features=features,
-                          tiles=tiles)
+def _encoder(options_json: str, identity_json: str | None = None) -> Encoder:
+    """Built once per process and per encoder option set (the library's one encoder factory)."""
+    ident = EncoderIdentity.from_dict(json.loads(identity_json)) if identity_json else None
+    return encoder_from_options(json.loads(options_json), ident)
 
 
-@st.cache_resource(show_spinner="Loading the model's encoder (once per process)…")
-def _encoder_for(identity_json: str, clip_weights: str | None, device: str, batch_size: int) -> Encoder:
-    ident = EncoderIdentity.from_dict(json.loads(identity_json))
-    return encoder_for_identity(ident, clip_weights=clip_weights, device=device, batch_size=batch_size)
-
-
-def _weights(s: Settings) -> str | None:
-    return str(s.clip_weights) if s.clip_weights else None
+def _options(s: Settings) -> str:
+    return json.dumps(encoder_options(s), sort_keys=True)
 
 
 def pipeline(s: Settings | None = None) -> Pipeline:
     """A pipeline over the cached encoder of the configured backend."""
     s = s or settings()
-    enc = _encoder(s.encoder, s.clip_model, s.clip_pretrained, _weights(s), s.device, s.batch_size, s.features,
-                   (s.tile_rows, s.tile_cols, s.tile_overlap))
-    return Pipeline(s, encoder=enc)
+    return Pipeline(s, encoder=_encoder(_options(s)))
 
 
 def pipeline_for(model: AnomalyModel, s: Settings | None = None) -> Pipeline:
     """A pipeline whose (cached) encoder is the one ``model`` was trained with."""
     s = s or settings()
-    enc = _encoder_for(json.dumps(model.encoder.as_dict(), sort_keys=True), _weights(s), s.device,
-                       s.batch_size)
-    return Pipeline(s, encoder=enc)
+    return Pipeline(s, encoder=_encoder(_options(s), json.dumps(model.encoder.as_dict(), sort_keys=True)))
 
 
 def upload_dir() -> Path:

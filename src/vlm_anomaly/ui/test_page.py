@@ -29,8 +29,7 @@ def _analyse(s, name: str, files) -> None:
         path = state.save_upload(files, s.max_upload_mb)
         model = state.model_store(s).load(name)
         pipe = state.pipeline_for(model, s)
-        result = pipe.score(model, path, progress=state.progress_bar(f"Analysing {files.name}"),
-                            interval_ms=model.interval_ms)
+        result = pipe.score(model, path, progress=state.progress_bar(f"Analysing {files.name}"))
         st.session_state["test"] = {"result": result, "path": str(path), "video": files.name, "model": name}
         st.session_state["test_thr"] = float(result.threshold)
         st.session_state["test_pos"] = int(np.argmin(result.smoothed_scores))

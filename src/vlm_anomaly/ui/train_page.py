@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ..detectors import DETECTORS
-from ..store import TrainingSet
+from ..detectors import detector_names
+from ..training_set import TrainingSet
 from . import state
 
 INTERVALS = [0, 100, 200, 250, 500, 750, 1000, 1500, 2000]
@@ -41,12 +41,18 @@ def _params_form(ts: TrainingSet) -> None:
                                         format_func=lambda v: "every frame" if v == 0 else f"{v} ms")
             nu = c5.slider("nu (expected share of outliers)", 0.01, 0.5, float(s.nu), 0.01)
             gamma = c6.text_input("gamma", str(s.gamma), help="'scale', 'auto' or a number")
-            c7, c8 = st.columns(2)
-            names = list(DETECTORS)
+            c7, c8, c9 = st.columns(3)
+            names = detector_names()
             detector = c7.selectbox("Detector", names, index=names.index(s.detector) if s.detector in names else 0,
-                                    help="ocsvm = One-Class SVM (default); attributes = motion and objects "
-                                         "(optical flow, moving regions, their appearance), with explanations; "
+                                    help="motion (default) = how things move and what moving things look like, "
+                                         "per place, from optical flow; threshold calibrated to the false-alarm "
+                                         "target; no network needed. ocsvm = the One-Class SVM on frame "
+                                         "embeddings; attributes = motion and objects with crop embeddings; "
                                          "patch-knn = worst tile/patch (use with tiles or patches features)")
+            target_fa = c9.number_input("Target false-alarm share (motion)", 0.001, 0.2,
+                                        float(s.target_false_alarm), 0.005, format="%.3f",
+                                        help="share of normal frames the calibrated threshold may flag, "
+                                             "measured on held-out normal clips")
             feats = ["frame", "tiles", "patches"]
             features = c8.selectbox("Features", feats, index=feats.index(s.features),
                                     help="frame = one embedding per frame; tiles = the frame plus a grid of "
@@ -56,7 +62,8 @@ def _params_form(ts: TrainingSet) -> None:
                     params = {"expected_objects": [o.strip() for o in objects.split(",") if o.strip()],
                               "encoder": encoder, "clip_model": clip_model, "clip_pretrained": pre,
                               "interval_ms": interval, "nu": nu, "gamma": gamma.strip() or "scale",
-                              "detector": detector, "features": features}
+                              "detector": detector, "features": features,
+                              "target_false_alarm": float(target_fa)}
                     state.settings(**params)  # validate before saving
                     ts.save_params(params)
                     st.success("Parameters saved. Videos encoded otherwise are re-encoded when you train.")
@@ -172,6 +179,8 @@ def _train_section(ts: TrainingSet) -> None:
                 "videos": len(model.videos), "frames": model.n_frames, "encoder": model.encoder.label,
                 "detector": model.detector.name, "params": model.detector.get_params(),
                 "interval_ms": model.interval_ms, "threshold": model.threshold,
+                "target_false_alarm": model.extra.get("target_false_alarm"),
+                "heldout_flagged": model.extra.get("heldout_flagged"),
             }
     last = st.session_state.get("train_last")
     if last:
@@ -182,6 +191,10 @@ def _train_section(ts: TrainingSet) -> None:
         c2.metric("Videos", last["videos"])
         c3.metric("Interval", f"{last['interval_ms']} ms")
         c4.metric("Threshold", f"{last['threshold']:+.2f}")
+        if last.get("target_false_alarm") is not None:
+            st.caption(f"Threshold calibrated on held-out normal clips to flag "
+                       f"{100 * last['target_false_alarm']:.1f} % of normal frames "
+                       f"(measured there: {100 * (last.get('heldout_flagged') or 0):.1f} %).")
         st.caption(f"Encoder {last['encoder']} · detector {last['detector']} {last['params']}")
         st.caption("Next: score a video with it on the **Test** page.")
 

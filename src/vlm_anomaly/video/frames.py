@@ -38,6 +38,8 @@ class Frame:
     source: str = ""
     #: the source frame just before this one (RGB), when asked for with ``with_previous`` (motion features)
     previous: np.ndarray | None = field(default=None, repr=False)
+    #: when ``previous`` was taken (seconds), so motion can be measured per second, not per frame
+    previous_timestamp: float | None = None
 
     @property
     def name(self) -> str:

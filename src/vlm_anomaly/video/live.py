@@ -339,6 +339,7 @@ class LiveSource:
         media0 = 0.0
         try:
             prev_convert: Callable[[], np.ndarray | None] | None = None
+            prev_t: float | None = None
             for t_media, convert in reader.frames():
                 if halt.is_set() or self._stop.is_set():
                     return
@@ -357,13 +358,16 @@ class LiveSource:
                         if delay > 0 and halt.wait(delay):
                             return
                 before, prev_convert = prev_convert, (convert if self.with_previous else None)
+                before_t, prev_t = prev_t, t
                 if not grid.take(t):
                     continue
                 img = convert()
                 if img is None:
                     continue
                 previous = before() if before is not None else None
-                self._put(q, Frame(counter[0] - 1, round(t, 6), img, self.label, previous), halt)
+                self._put(q, Frame(counter[0] - 1, round(t, 6), img, self.label, previous,
+                                   round(before_t, 6) if previous is not None and before_t is not None else None),
+                          halt)
             self._put(q, _END, halt, drop=False)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer as a drop
             self._put(q, _Failed(exc), halt, drop=False)

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
+from ..redact import redact_text, redact_url
 from ..threads import decoder_threads
 from .frames import Frame, VideoInfo
 
@@ -267,13 +268,13 @@ def sample_frames(
     n = 0
     for frame in it:
         if limit and frame.timestamp > limit + _EPS:
-            log.warning("%s: truncated at max_duration_s=%g s", src, limit)
+            log.warning("%s: truncated at max_duration_s=%g s", redact_url(src), limit)
             it.close()
             return
         yield frame
         n += 1
         if max_frames and n >= max_frames:
-            log.info("%s: stopped at max_frames=%d", src, max_frames)
+            log.info("%s: stopped at max_frames=%d", redact_url(src), max_frames)
             return
     if n == 0:
         raise InvalidVideoError(f"{src}: no decodable frame")
@@ -314,7 +315,7 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
                 raw = _read_image(files[i - 1])
                 prev = _resize_to(raw, max_side) if raw is not None else None
         last = (i, img)
-        yield Frame(i, t, img, str(folder), prev)
+        yield Frame(i, t, img, str(folder), prev, (i - 1) / fps if prev is not None else None)
     if skipped:
         log.warning("%s: %d unreadable image(s) skipped", folder, skipped)
 
@@ -353,20 +354,22 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
                     t = index / fps
                 if t <= last_t:  # broken/duplicate timestamps: keep time monotonic
                     t = last_t + 1.0 / fps
-                last_t = t
+                before_t, last_t = last_t, t
                 before, prev_frame = prev_frame, (frame if with_previous else None)
                 if not grid.take(t):
                     continue
                 w, h = _scaled_size(frame.width, frame.height, max_side)
                 img = _to_rgb(frame, w, h)
                 prev = _to_rgb(before, w, h) if before is not None else None
-                yield Frame(index, round(t, 6), img, src, prev)
+                yield Frame(index, round(t, 6), img, src, prev,
+                            round(before_t, 6) if prev is not None else None)
         except VlmAnomalyError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged stream: keep what decoded, say why
             if not decoded_any:
                 raise InvalidVideoError(f"{src}: cannot decode ({_short(exc)})") from None
-            log.warning("%s: decoding stopped after frame %d (%s); partial result", src, index, _short(exc))
+            log.warning("%s: decoding stopped after frame %d (%s); partial result", redact_url(src), index,
+                        redact_text(_short(exc)))
 
 
 def _to_rgb(frame, w: int, h: int) -> np.ndarray:

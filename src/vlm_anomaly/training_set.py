@@ -28,14 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InvalidVideoError, VlmAnomalyError
-from ..video import VIDEO_EXTENSIONS, content_hash, source_kind
-from ..video.thumbnails import encode_jpeg, iter_frames_at
 from .atomic import atomic_write_bytes, atomic_write_json, file_lock
+from .encoders import build_prompts
+from .errors import InvalidVideoError, VlmAnomalyError
+from .values import EmbeddedVideo
+from .video import VIDEO_EXTENSIONS, content_hash, source_kind
+from .video.thumbnails import encode_jpeg, iter_frames_at
 
 if TYPE_CHECKING:
-    from ..model import AnomalyModel
-    from ..pipeline import EmbeddedVideo, Pipeline
+    from .model import AnomalyModel
+    from .pipeline import Pipeline
 
 Progress = Callable[[int, int, str], None]
 THUMB_SIDE = 320
@@ -226,8 +228,6 @@ class TrainingSet:
                 or item.interval_ms != pipeline.settings.interval_ms)
 
     def _load_embedded(self, item: TrainingItem) -> EmbeddedVideo:
-        from ..pipeline import EmbeddedVideo
-
         path = self.root / "embeddings" / f"{item.id}.npz"
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -247,8 +247,6 @@ class TrainingSet:
         return out
 
     def _descriptions_key(self, pipeline: Pipeline) -> str:
-        from ..encoders import build_prompts
-
         enc = pipeline.encoder
         prompts = build_prompts(pipeline.settings.expected_objects) if enc.supports_text else []
         raw = json.dumps([enc.identity.key, prompts, pipeline.settings.top_k])
@@ -296,16 +294,12 @@ class TrainingSet:
     # -- training --------------------------------------------------------------------------
     def fit(self, pipeline: Pipeline, *, progress: Progress | None = None) -> AnomalyModel:
         """An unsaved model fitted on the whole training set (nothing encoded twice)."""
-        if pipeline.settings.detector == "attributes":  # motion + objects: from the kept video copies
-            items = self.items()
-            if not items:
-                raise InvalidVideoError("the training set is empty: add at least one normal video first")
-            return pipeline.fit([self.video_path(it) for it in items], progress=progress,
-                                names=[it.name for it in items])
-        vids = self.embedded(pipeline, progress=progress)
-        if not vids:
+        items = self.items()
+        if not items:
             raise InvalidVideoError("the training set is empty: add at least one normal video first")
-        return pipeline.fit([], embedded=vids)
+        # detectors that read the video use the kept copies; the others the stored embeddings
+        return pipeline.fit([self.video_path(it) for it in items], names=[it.name for it in items],
+                            progress=progress, embedded=lambda: self.embedded(pipeline, progress=progress))
 
     def train(self, pipeline: Pipeline, name: str, *, progress: Progress | None = None,
               overwrite: bool = True) -> AnomalyModel:

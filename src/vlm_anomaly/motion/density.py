@@ -1,0 +1,77 @@
+"""Per-cell k-NN density of cell features, with position jitter and leave-one-clip-out calibration.
+
+Why per cell: what is normal depends on where (the path vs the lawn, near vs far). Why each cell
+also accepts its neighbours' normal examples: a person one cell off the usual track is still
+normal. Why KD-trees: the features are low-dimensional (4-8), so exact k-NN costs microseconds per
+cell, live or offline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+
+def neighbours(rows: int, cols: int, radius: int) -> list[np.ndarray]:
+    """Flat indices of the cells within ``radius`` (Chebyshev) of each cell."""
+    out = []
+    for r in range(rows):
+        for c in range(cols):
+            rr, cc = np.meshgrid(np.arange(max(0, r - radius), min(rows, r + radius + 1)),
+                                 np.arange(max(0, c - radius), min(cols, c + radius + 1)), indexing="ij")
+            out.append((rr * cols + cc).ravel())
+    return out
+
+
+def select_bank_rows(X: np.ndarray, max_rows: int, seed: int = 0) -> np.ndarray:
+    """Rows of one cell's (n, d) examples to keep: every distinct moving one up to ``max_rows``
+    (evenly spaced), plus one all-zero row when there are still ones."""
+    n = len(X)
+    active = np.flatnonzero(np.abs(X).sum(1) > 0)
+    if len(active) > max_rows:
+        active = active[np.unique(np.linspace(0, len(active) - 1, max_rows).astype(np.int64))]
+    idle = np.flatnonzero(np.abs(X).sum(1) == 0)[:1]
+    keep = np.concatenate([active, idle]) if n else active
+    return np.sort(keep).astype(np.int64)
+
+
+class CellBanks:
+    """For each cell, a KD-tree over the normal examples of that cell and its neighbours."""
+
+    def __init__(self, rows: np.ndarray, cell: np.ndarray, n_cells: int, nbrs: list[np.ndarray], k: int):
+        self.rows = np.asarray(rows, np.float32)  # (M, d) examples
+        self.cell = np.asarray(cell, np.int64)  # (M,) cell of each example
+        self.k = int(k)
+        by_cell = [np.flatnonzero(self.cell == c) for c in range(n_cells)]
+        self.members = [np.concatenate([by_cell[j] for j in nb]) for nb in nbrs]
+        self.trees = [cKDTree(self.rows[m]) if len(m) else None for m in self.members]
+
+    def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """X (n, cells, d) -> mean distance to the k nearest (n, cells) and the nearest example row (n, cells)."""
+        n, n_cells, _ = X.shape
+        dist = np.zeros((n, n_cells))
+        near = np.full((n, n_cells), -1, np.int64)
+        for c in range(n_cells):
+            tree = self.trees[c]
+            if tree is None:
+                dist[:, c] = np.linalg.norm(X[:, c], axis=1)
+                continue
+            k = min(self.k, tree.n)
+            d, i = tree.query(X[:, c], k=k)
+            d = d.reshape(n, -1)
+            i = np.asarray(i).reshape(n, -1)
+            dist[:, c] = d.mean(1)
+            near[:, c] = self.members[c][i[:, 0]]
+        return dist, near
+
+
+def build_banks(X: np.ndarray, groups: np.ndarray, max_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From training examples X (n, cells, d): the kept rows, their cell, their frame number."""
+    n, n_cells, d = X.shape
+    rows, cells, frames = [], [], []
+    for c in range(n_cells):
+        keep = select_bank_rows(X[:, c], max_rows)
+        rows.append(X[keep, c])
+        cells.append(np.full(len(keep), c))
+        frames.append(keep)
+    return np.concatenate(rows), np.concatenate(cells), np.concatenate(frames)

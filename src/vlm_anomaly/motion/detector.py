@@ -1,0 +1,86 @@
+"""The motion scorer as a registered video detector (the default): saved through the ModelStore as
+arrays + JSON (no pickle), trained and scored from the videos (it needs motion, not embeddings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..detectors.video import VideoContext, VideoDetector
+from ..errors import InvalidVideoError
+from .scorer import MotionConfig, MotionScorer, MotionState
+
+
+def motion_config(settings) -> MotionConfig:
+    """The motion detector's hyper-parameters from the settings (the rest are fixed, see docs/motion.md)."""
+    return MotionConfig(smoothing_window=settings.smoothing_window, target_false_alarm=settings.target_false_alarm)
+
+
+class MotionDetector(VideoDetector):
+    """Moving objects' speed and size (position-free) + per-place moving shape, k-NN, calibrated."""
+
+    name = "motion"
+    uses_encoder = False
+
+    def __init__(self, config: dict | None = None):
+        self.config = dict(config or {})
+
+    def get_params(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    @classmethod
+    def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> MotionScorer:
+        """A fresh scorer configured by ``ctx.settings``, or one holding ``fitted``'s state."""
+        state = None
+        if fitted is not None:
+            fitted._check_fitted()
+            state = fitted.state_
+        s = ctx.settings
+        return MotionScorer(None if state else motion_config(s), state=state, interval_ms=ctx.interval_ms,
+                            max_side=ctx.max_side, max_frames=ctx.max_frames,
+                            max_duration_s=getattr(s, "max_duration_s", 0) or 0)
+
+    @classmethod
+    def from_scorer(cls, scorer: MotionScorer) -> MotionDetector:
+        det = cls(scorer.config.as_dict())
+        det.state_ = scorer._check()
+        det.n_features_in_ = 1
+        det.threshold_ = 0.0
+        return det
+
+    def model_extra(self) -> dict[str, Any]:
+        st = self.state_
+        return {"target_false_alarm": st.config.target_false_alarm, "heldout_flagged": round(st.heldout_flagged, 4)}
+
+    def scorer(self, **kwargs) -> MotionScorer:
+        """A :class:`MotionScorer` holding this detector's fitted state (live and offline scoring)."""
+        self._check_fitted()
+        kwargs.pop("encoder", None)
+        return MotionScorer(state=self.state_, **kwargs)
+
+    def fit(self, X: np.ndarray) -> MotionDetector:
+        raise InvalidVideoError("the motion detector learns from videos, not embeddings: train it with "
+                                "Pipeline.fit / vlm-anomaly train")
+
+    def _decision(self, X: np.ndarray) -> np.ndarray:
+        raise InvalidVideoError("the motion detector scores videos, not embeddings: use Pipeline.score")
+
+    def _get_arrays(self) -> dict[str, np.ndarray]:
+        return self.state_.to_state()[1]
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:  # pragma: no cover - from_state does it
+        raise NotImplementedError
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta, arrays = super().get_state()
+        meta["motion"] = self.state_.to_state()[0]
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MotionDetector:
+        det = cls._from_meta(meta)
+        if "motion" not in meta:
+            raise ValueError("motion model holds no motion state")
+        det.state_ = MotionState.from_state(meta["motion"], arrays)
+        return det

@@ -1,0 +1,69 @@
+"""Helpers every test package shares: the CLI in a real process, its environment, a free port.
+
+One copy here instead of one per test package; fixtures in ``tests/conftest.py`` wrap them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+
+
+def free_port() -> int:
+    """A free TCP port on localhost, for the real servers the tests start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_env(home: Path | None = None, **extra: str) -> dict[str, str]:
+    """Environment of a CLI subprocess: this checkout's code, offline and (given ``home``) an
+    isolated settings home; a developer's own ``VLM_ANOMALY_*`` settings are dropped."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("VLM_ANOMALY_") or k.startswith("VLM_ANOMALY_TEST_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["HF_HUB_OFFLINE"] = "1"
+    env["COLUMNS"] = "200"  # keep Rich from wrapping summary lines
+    if home is not None:
+        env["VLM_ANOMALY_HOME"] = str(home)
+    # most CLI tests were written for the embedding pipeline (the seed's default); tests of the
+    # motion detector (the default now) pass VLM_ANOMALY_DETECTOR="" (= unset) or --detector themselves
+    env["VLM_ANOMALY_DETECTOR"] = "ocsvm"
+    env.update(extra)
+    if not env["VLM_ANOMALY_DETECTOR"]:
+        del env["VLM_ANOMALY_DETECTOR"]
+    return env
+
+
+def run_cli(*args, home: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m vlm_anomaly.cli ARGS`` to completion (stdout, stderr captured as text)."""
+    return subprocess.run([sys.executable, "-m", "vlm_anomaly.cli", *map(str, args)], cwd=cwd,
+                          env=cli_env(home, **(env or {})), capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(*args, home: Path | None = None, **env: str) -> subprocess.Popen:
+    """Start ``vlm-anomaly ARGS`` as a real process, to run alongside others (collect with :func:`finish`);
+    one OpenMP thread each, as several share the machine."""
+    return subprocess.Popen([sys.executable, "-m", "vlm_anomaly.cli", *map(str, args)],
+                            env=cli_env(home, **{"OMP_NUM_THREADS": "1", **env}),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of a started process; a hung one is killed and fails the test."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"CLI hung: {proc.args}\n{err[-2000:]}")
+    return proc.returncode, out, err

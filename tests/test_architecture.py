@@ -1,0 +1,73 @@
+"""The import graph: no module cycle, imports inside functions included.
+
+``lint-imports`` (run by ``make test``) checks the layers declared in pyproject.toml; import-linter's
+cycle contract only compares siblings, so a cycle through a package's ``__init__`` or a function-level
+import would slip through. grimp (import-linter's graph builder) sees every import statement,
+including those inside functions, so the whole module graph is checked here.
+"""
+
+from __future__ import annotations
+
+import grimp
+
+
+def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph.modules):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.find_modules_directly_imported_by(root))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.find_modules_directly_imported_by(child)))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    m = stack.pop()
+                    on_stack.discard(m)
+                    comp.append(m)
+                    if m == node:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def test_no_module_imports_itself_back_even_from_inside_a_function():
+    # imports under ``if TYPE_CHECKING:`` never run; every other import statement counts
+    graph = grimp.build_graph("vlm_anomaly", exclude_type_checking_imports=True, cache_dir=None)
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_sees_function_level_imports():
+    graph = grimp.ImportGraph()
+    for m in ("pkg", "pkg.a", "pkg.b", "pkg.c"):
+        graph.add_module(m)
+    graph.add_import(importer="pkg.a", imported="pkg.b", line_number=1, line_contents="from . import b")
+    graph.add_import(importer="pkg.b", imported="pkg.a", line_number=9, line_contents="    from . import a")
+    graph.add_import(importer="pkg.b", imported="pkg.c", line_number=2, line_contents="from . import c")
+    assert _cycles(graph) == [["pkg.a", "pkg.b"]]
+
