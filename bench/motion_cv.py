@@ -18,11 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 from sklearn.metrics import roc_auc_score
-from vlm_anomaly.smoothing import moving_average
 
 from vlm_anomaly.motion.extract import extract_cells
 from vlm_anomaly.motion.features import GridConfig, grid_cols
 from vlm_anomaly.motion.scorer import MotionConfig, MotionScorer
+from vlm_anomaly.smoothing import moving_average
 from vlm_anomaly.video import Frame, sample_frames
 
 
