@@ -380,11 +380,14 @@ def _print_notice(n) -> None:
     elif n.kind == "end":
         r = n.record
         extra = f", prompt {r.prompt!r} ({r.prompt_score:.2f})" if r.prompt else ""
-        out.print(f"[bold]EVENT END[/] #{r.id} {n.source} {r.start_time:.2f}-{r.end_time:.2f}s "
+        why = f" ({r.end_reason})" if r.end_reason and r.end_reason != "recovered" else ""
+        out.print(f"[bold]EVENT END[/] #{r.id} {n.source} {r.start_time:.2f}-{r.end_time:.2f}s{why} "
                   f"worst {r.worst_score:.3f} at {r.worst_time:.2f}s mean {r.mean_score:.3f}{extra}"
                   f" snapshot {r.snapshot or '-'} clip {r.clip or '-'}", highlight=False, soft_wrap=True)
     elif n.kind == "gap":
         out.print(f"[yellow]GAP[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
+    elif n.kind == "offline":
+        out.print(f"[yellow]OFFLINE[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
     else:
         err.print(f"error: {n.source}: {n.message}", highlight=False, markup=False)
 

@@ -153,10 +153,11 @@ def test_retention_is_a_periodic_job_apart_from_scoring(setup, tmp_path):
     finally:
         job.stop()
     assert not job.running and stale
-    # a monitor with a store runs the job while it watches, and stops it with the sources
+    # a monitor with a store runs the job (also while it watches nothing), and stops it with the sources
     mon = Monitor(pipe, store=store)
-    mon.start(model, str(clips["normal_a"]), realtime=False)
     assert mon.retention is not None and mon.retention.running
+    mon.start(model, str(clips["normal_a"]), realtime=False)
+    assert mon.retention.running
     mon.wait(60)
     mon.stop_all()
     assert not mon.retention.running

@@ -188,7 +188,10 @@ def metric(driver, label: str) -> str | None:
 
 def history_rows(driver) -> list[dict[str, str]]:
     """The Live page's alert history table as rows of header -> cell text (newest first)."""
-    table = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stTable'] table")[-1]
+    tables = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stTable'] table")
+    if not tables:
+        return []
+    table = tables[-1]
     heads = [h.text.strip() for h in table.find_elements(By.CSS_SELECTOR, "thead th")]
     return [dict(zip(heads, [c.text.strip() for c in tr.find_elements(By.CSS_SELECTOR, "th, td")]))
             for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
@@ -236,12 +239,12 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     click(d, "Process and add to training set", "process")
     wait(d, lambda d: text_shown(d, "Added 2 video(s) to the training set."), what="added")
     wait(d, idle, what="idle-after-add")
-    assert metric(d, "Videos") == "2" and metric(d, "Frames") == "24"
+    wait(d, lambda d: metric(d, "Videos") == "2" and metric(d, "Frames") == "24", 60, "set-metrics")
     wait(d, lambda d: text_shown(d, "Review the descriptions"), what="review")
     shot(d, "02-train-set-and-review")
 
     # 2. train a named model
-    name = d.find_element(By.CSS_SELECTOR, "input[aria-label='Model name']")
+    name = wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Model name']"), what="name")
     name.send_keys(Keys.CONTROL, "a")
     name.send_keys("browser-model", Keys.ENTER)
     wait(d, idle, what="idle-after-name")
@@ -292,12 +295,14 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     wait(d, idle, what="idle-after-source")
     click(d, "Start monitoring", "start-live")
     wait(d, lambda d: text_shown(d, "ALERT #1 since"), what="alert")
-    wait(d, lambda d: text_shown(d, "Alert history (1)"), what="history")
+    wait(d, lambda d: text_shown(d, "Alert history (1)") and history_rows(d), what="history")
     assert d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
+    assert history_rows(d)[0]["to (s)"] == "ongoing"
     shot(d, "07-live-monitoring")
     # STOP while the alert is open: the alert is closed ("stopped") and the source shown stopped
     click(d, "Stop", "stop-live")
-    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #"), 60, "stopped")
+    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #")
+         and history_rows(d) and history_rows(d)[0]["to (s)"] != "ongoing", 60, "stopped")
     banner = d.find_element(By.XPATH, "//*[contains(text(), 'Source stopped at')]").text
     assert "Alert #1 closed at" in banner and "(stopped)" in banner, banner
     worst = banner.split("worst smoothed score ")[1].rstrip(".")
@@ -310,10 +315,12 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     d.find_element(By.XPATH, "//label[.//*[normalize-space(.)='Browser camera (WebRTC)']]").click()
     webrtc_button(d, "START").click()
     wait(d, lambda d: text_shown(d, "Source browser camera: running"), 120, "camera-running")
-    wait(d, lambda d: text_shown(d, "ALERT #") and text_shown(d, "Alert history (1)"), 120, "camera-alert")
+    wait(d, lambda d: text_shown(d, "ALERT #") and text_shown(d, "Alert history (1)") and history_rows(d), 120,
+         "camera-alert")
     shot(d, "07c-live-camera")
     webrtc_button(d, "STOP").click()
-    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #"), 60, "camera-stopped")
+    wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #")
+         and history_rows(d) and history_rows(d)[0]["to (s)"] != "ongoing", 60, "camera-stopped")
     banner = d.find_element(By.XPATH, "//*[contains(text(), 'Source stopped at')]").text
     assert "closed at" in banner and "(stopped)" in banner, banner
     assert history_rows(d)[0]["ended because"] == "stopped"

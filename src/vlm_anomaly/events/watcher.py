@@ -554,8 +554,8 @@ class Monitor:
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._ids = itertools.count(1)
-        # clean-up runs on its own timer, apart from scoring
-        self.retention = (RetentionJob.from_settings(store, pipeline.settings)
+        # clean-up runs on its own timer, apart from scoring, and while no source is watched too
+        self.retention = (RetentionJob.from_settings(store, pipeline.settings).start()
                           if store is not None and retention else None)
 
     def watcher(self, model: str | AnomalyModel, source: str, *, realtime: bool = True, **kwargs) -> SourceWatcher:
@@ -579,8 +579,6 @@ class Monitor:
             w = self.watcher(model, source, realtime=realtime, **kwargs)
             wid = f"w{next(self._ids)}"
             self._watchers[wid] = (w, LiveSession(w, f"watch-{wid}").start(), w.model.name)
-            if self.retention is not None:
-                self.retention.start()
         return wid
 
     def get(self, wid: str) -> SourceWatcher:

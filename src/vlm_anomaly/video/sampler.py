@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
+from ..redact import redact_text, redact_url
 from ..threads import decoder_threads
 from .frames import Frame, VideoInfo
 
@@ -267,13 +268,13 @@ def sample_frames(
     n = 0
     for frame in it:
         if limit and frame.timestamp > limit + _EPS:
-            log.warning("%s: truncated at max_duration_s=%g s", src, limit)
+            log.warning("%s: truncated at max_duration_s=%g s", redact_url(src), limit)
             it.close()
             return
         yield frame
         n += 1
         if max_frames and n >= max_frames:
-            log.info("%s: stopped at max_frames=%d", src, max_frames)
+            log.info("%s: stopped at max_frames=%d", redact_url(src), max_frames)
             return
     if n == 0:
         raise InvalidVideoError(f"{src}: no decodable frame")
@@ -367,7 +368,8 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
         except Exception as exc:  # noqa: BLE001 - a damaged stream: keep what decoded, say why
             if not decoded_any:
                 raise InvalidVideoError(f"{src}: cannot decode ({_short(exc)})") from None
-            log.warning("%s: decoding stopped after frame %d (%s); partial result", src, index, _short(exc))
+            log.warning("%s: decoding stopped after frame %d (%s); partial result", redact_url(src), index,
+                        redact_text(_short(exc)))
 
 
 def _to_rgb(frame, w: int, h: int) -> np.ndarray:
