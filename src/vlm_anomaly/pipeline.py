@@ -187,7 +187,7 @@ class Pipeline:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
         cls = get_detector_class(s.detector)
-        enc = self.encoder if getattr(cls, "uses_encoder", True) else encoder_for_identity(NULL_IDENTITY)
+        enc = self.encoder if cls.uses_encoder else encoder_for_identity(NULL_IDENTITY)
         if cls.reads_video and sources:
             scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
             total = sum(expected_samples(src, scorer.interval_ms, s.max_frames) for src in sources)
@@ -238,7 +238,7 @@ class Pipeline:
             threshold=s.threshold,
             train_embeddings=X.astype(np.float16),
             train_refs=refs,
-            extra={"runtime": enc.runtime, **(det.model_extra() if hasattr(det, "model_extra") else {})},
+            extra={"runtime": enc.runtime, **det.model_extra()},
         )
 
     def video_scorer(self, model: AnomalyModel | None = None, *, encoder: Encoder | None = None,

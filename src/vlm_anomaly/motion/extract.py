@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..video import Frame, sample_frames
-from ..video.sampler import _Grid
+from ..video.decode import SampleGrid
 from .features import (
     BLOB_DIM,
     MOTION_DIM,
@@ -98,7 +98,7 @@ def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_fra
         for f in sample_frames(source, interval_ms=interval_ms, with_previous=True, **kw):
             yield f, True
         return
-    grid = _Grid(interval_ms)
+    grid = SampleGrid(interval_ms)
     n = 0
     for f in sample_frames(source, interval_ms=0, max_side=max_side, max_duration_s=max_duration_s):
         take = grid.take(f.timestamp)
