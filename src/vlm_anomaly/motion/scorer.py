@@ -56,6 +56,8 @@ class MotionConfig:
             raise ValueError(f"unknown attributes {bad}; choose from {', '.join(ATTRIBUTES)}")
         if not 0 < self.target_false_alarm < 0.5:
             raise ValueError("target_false_alarm must be between 0 and 0.5")
+        if self.threshold_rule not in ("pooled", "clip"):
+            raise ValueError("threshold_rule must be 'pooled' or 'clip'")
 
     def as_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -325,12 +327,12 @@ class MotionScorer:
                 sc = _scales(X, a)
                 scales[a] = sc
                 X = X / sc
-                r, c, fr = build_banks(X, None, cfg.max_bank)
+                r, c, fr = build_banks(X, cfg.max_bank)
                 rows[a], cells[a] = r.astype(np.float32), c
                 refs[a] = np.stack([src_no[fr], frame_no[fr]], 1)
                 per_frame = np.zeros(n)
                 for g in np.unique(groups):
-                    r2, c2, _ = build_banks(X[groups != g], None, cfg.max_bank)
+                    r2, c2, _ = build_banks(X[groups != g], cfg.max_bank)
                     d, _ = CellBanks(r2, c2, n_cells, nb, cfg.k).query(X[groups == g])
                     per_frame[groups == g] = d.max(1)
             calib[a] = RobustZ.fit(per_frame[has_motion] if has_motion.any() else per_frame)
