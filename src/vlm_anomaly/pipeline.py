@@ -192,7 +192,7 @@ class Pipeline:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
         cls = get_detector_class(s.detector)
-        self.check_sources(sources)
+        self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
         enc = self.encoder if cls.uses_encoder else encoder_for_identity(NULL_IDENTITY)
         if cls.reads_video and sources:
             scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
@@ -212,6 +212,7 @@ class Pipeline:
             embedded = embedded()
         interval = s.interval_ms if interval_ms is None else interval_ms
         vids = embedded if embedded is not None else self.embed(sources, progress=progress, interval_ms=interval)
+        enc = self.encoder  # after embed: it checks every source before building the encoder
         X = np.concatenate([v.embeddings for v in vids])
         if len(X) < 2:
             raise InvalidVideoError(
