@@ -75,3 +75,63 @@ def test_config_example_lists_every_setting_with_its_default():
     example, default = load_settings(path), Settings()
     differ = {k for k in yaml.safe_load(text) if getattr(example, k) != getattr(default, k)}
     assert differ == EXAMPLE_VALUES
+
+
+def test_nested_sections_equal_flat_keys(tmp_path):
+    """A YAML file may group keys in their sections; it means the same as the flat keys."""
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("interval_ms: 250\nmax_side: 640\nencoder: efficientnet\nbatch_size: 4\n"
+                    "detector: knn\nknn_k: 7\nevent_cooldown_s: 3.5\nwebhook_retries: 1\n"
+                    "api_port: 9000\nray: true\nlog_level: INFO\n")
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("sampling: {interval_ms: 250, max_side: 640}\n"
+                      "encoder: {encoder: efficientnet, batch_size: 4}\n"
+                      "detector:\n  detector: knn\n  knn_k: 7\n"
+                      "events: {event_cooldown_s: 3.5}\nalerts: {webhook_retries: 1}\n"
+                      "api: {api_port: 9000}\nray: {ray: true}\nservice:\nlog_level: INFO\n")
+    a, b = load_settings(flat), load_settings(nested)
+    assert a == b
+    assert (b.interval_ms, b.encoder, b.detector, b.knn_k, b.ray, b.api_port) == (250, "efficientnet", "knn", 7,
+                                                                                 True, 9000)
+    assert a != load_settings(overrides={})  # the files did change something
+    # overrides may nest too (and None still means "not given")
+    assert load_settings(nested, overrides={"sampling": {"interval_ms": 1000, "max_side": None}}).sampling.max_side \
+        == 640
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("sampling: {interval: 250}\n", "unknown key 'interval' in section sampling"),
+    ("alerts: {api_port: 9000}\n", "unknown key 'api_port' in section alerts"),
+    ("sampling: 250\n", "section sampling must be a mapping"),
+    ("interval_ms: 250\nsampling: {interval_ms: 500}\n", "interval_ms is set both"),
+])
+def test_bad_section_is_one_clear_error(tmp_path, text, message):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(cfg)
+
+
+def test_each_setting_is_in_one_section_and_views_have_exactly_their_keys():
+    from dataclasses import FrozenInstanceError, fields
+
+    from vlm_anomaly.config import GENERAL_KEYS, SECTIONS, Settings, section_keys
+
+    placed = [k for name in SECTIONS for k in section_keys(name)] + list(GENERAL_KEYS)
+    assert sorted(placed) == sorted(Settings.model_fields)  # every key once, none invented
+    s = load_settings(overrides={"interval_ms": 250, "webhook_urls": "http://a/hook", "api_port": 9001,
+                                 "ray_address": "auto", "nu": 0.3, "event_hysteresis": 0.2, "top_k": 4,
+                                 "frigate_role": "record"})
+    views = {"sampling": s.sampling, "encoder": s.encoding, "detector": s.detection, "events": s.events,
+             "alerts": s.alerts, "api": s.api, "ray": s.scaling, "service": s.service}
+    assert set(views) == set(SECTIONS)
+    for name, view in views.items():
+        assert isinstance(view, SECTIONS[name])
+        assert [f.name for f in fields(view)] == list(section_keys(name))
+        assert {f.name: getattr(view, f.name) for f in fields(view)} == {k: getattr(s, k) for k in section_keys(name)}
+    assert (s.sampling.interval_ms, s.alerts.webhook_urls, s.api.api_port, s.scaling.ray_address) == (
+        250, ["http://a/hook"], 9001, "auto")
+    with pytest.raises(FrozenInstanceError):
+        s.sampling.interval_ms = 100  # a view is read-only: settings change through the loader
+    s.alerts.webhook_urls.append("http://b/hook")
+    assert s.webhook_urls == ["http://a/hook"]  # and never aliases the settings' lists

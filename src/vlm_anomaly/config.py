@@ -2,11 +2,18 @@
 
 Why one object: the CLI, the dashboard and the REST API must agree on every default, so they all
 call :func:`load_settings` and only override what their user set.
+
+Why sections on top of flat keys: a component should see the few settings it uses, not all of
+them. The flat keys stay the storage and the names users write (YAML, ``VLM_ANOMALY_<KEY>``, CLI
+flags); :data:`SECTIONS` groups them (sampling, encoder, detector, events, alerts, api, ray,
+service), a YAML file may nest them under their section, and each section has a typed, frozen
+view (``settings.sampling``, ``settings.alerts``, ...) that components take instead of everything.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +41,160 @@ class CameraSpec(BaseModel):
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
     source: str | None = None  # None: a Frigate camera of that name (frigate_url) with its own model
     model: str | None = None  # None: watch_model
+
+
+# -- section views --------------------------------------------------------------------------
+# Each is a frozen copy of its section's flat keys (same names, same types), built by
+# ``Settings.<view>``; its fields ARE the section's keys (SECTIONS is derived from them).
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Which frames are read and how: interval, size and length limits, stream reconnects."""
+
+    interval_ms: int
+    train_interval_ms: int | None
+    max_frames: int
+    max_side: int
+    max_duration_s: float
+    stream_stall_timeout_s: float
+    stream_backoff_initial_s: float
+    stream_backoff_max_s: float
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The image/text encoder, where it runs, and the zero-shot descriptions it makes."""
+
+    encoder: str
+    clip_model: str
+    clip_pretrained: str
+    clip_weights: Path | None
+    device: str
+    batch_size: int
+    threads: int
+    runtime: str
+    embedding_cache: bool
+    expected_objects: list[str]
+    top_k: int
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """The detector, its parameters and the features it is fitted on."""
+
+    detector: str
+    nu: float
+    gamma: str | float
+    smoothing_window: int
+    threshold: float
+    target_false_alarm: float
+    features: str
+    tile_rows: int
+    tile_cols: int
+    tile_overlap: float
+    knn_k: int
+    ensemble: list[str]
+    attr_k: int
+    attr_crop_size: int
+    attr_flow_method: str
+    attr_fused: list[str]
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """How scores become events, where events are kept, and for how long."""
+
+    events_db_url: str | None
+    events_dir: Path | None
+    event_enter_threshold: float | None
+    event_exit_threshold: float | None
+    event_hysteresis: float
+    event_min_duration_s: float
+    event_cooldown_s: float
+    event_smoothing_window: int
+    clip_seconds: float
+    retention_days: float
+    retention_max_mb: float
+    retention_interval_s: float
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where events are announced (webhooks, MQTT, Home Assistant) and the known-bad prompts."""
+
+    webhook_urls: list[str]
+    webhook_retries: int
+    webhook_timeout_s: float
+    mqtt_url: str | None
+    mqtt_topic_prefix: str
+    ha_discovery: bool
+    ha_discovery_prefix: str
+    alert_prompts: list[str]
+    alert_prompt_threshold: float
+    alert_prompt_weight: float
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The REST API: where it listens, who may call it, what it may open and how much."""
+
+    api_host: str
+    api_port: int
+    api_tokens: list[str]
+    allowed_media_dirs: list[Path]
+    allowed_url_schemes: list[str]
+    allowed_url_hosts: list[str]
+    allowed_cameras: list[int]
+    max_watchers: int
+    max_upload_mb: int
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Whether batches and sources run on Ray, and which cluster."""
+
+    ray: bool
+    ray_address: str | None
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What `service`/`watch` watch by name (cameras, Frigate) and where the dashboard listens."""
+
+    cameras: list[CameraSpec]
+    watch_model: str | None
+    frigate_url: str | None
+    frigate_role: str
+    frigate_rtsp_url: str
+    ui_port: int
+    ui_address: str
+
+
+#: YAML section name -> its view's class; a section's keys are its view's fields
+SECTIONS: dict[str, type] = {
+    "sampling": SamplingSettings,
+    "encoder": EncoderSettings,
+    "detector": DetectorSettings,
+    "events": EventSettings,
+    "alerts": AlertSettings,
+    "api": ApiSettings,
+    "ray": RaySettings,
+    "service": ServiceSettings,
+}
+#: keys that belong to no section (paths and logging): top level only
+GENERAL_KEYS = ("home", "models_dir", "cache_dir", "log_level")
+
+
+def section_keys(section: str) -> tuple[str, ...]:
+    """The flat keys of one section, in their documented order."""
+    return tuple(f.name for f in fields(SECTIONS[section]))
+
+
+def _view(settings: Settings, cls: type):
+    # copies of lists, so a view never aliases (and cannot change) the settings it came from
+    return cls(**{f.name: (list(v) if isinstance(v := getattr(settings, f.name), list) else v)
+                  for f in fields(cls)})
 
 
 class Settings(BaseModel):
@@ -252,6 +413,40 @@ class Settings(BaseModel):
             return [s.strip() for s in v.split(",") if s.strip()]
         return v
 
+    # -- section views (see SECTIONS); ``encoding``/``detection``/``scaling`` because ``encoder``,
+    # ``detector`` and ``ray`` are keys of their sections
+    @property
+    def sampling(self) -> SamplingSettings:
+        return _view(self, SamplingSettings)
+
+    @property
+    def encoding(self) -> EncoderSettings:
+        return _view(self, EncoderSettings)
+
+    @property
+    def detection(self) -> DetectorSettings:
+        return _view(self, DetectorSettings)
+
+    @property
+    def events(self) -> EventSettings:
+        return _view(self, EventSettings)
+
+    @property
+    def alerts(self) -> AlertSettings:
+        return _view(self, AlertSettings)
+
+    @property
+    def api(self) -> ApiSettings:
+        return _view(self, ApiSettings)
+
+    @property
+    def scaling(self) -> RaySettings:
+        return _view(self, RaySettings)
+
+    @property
+    def service(self) -> ServiceSettings:
+        return _view(self, ServiceSettings)
+
     @property
     def models_path(self) -> Path:
         return Path(self.models_dir) if self.models_dir else Path(self.home) / "models"
@@ -285,10 +480,41 @@ def find_config_file() -> Path | None:
     return None
 
 
+def flatten_sections(data: dict[str, Any], where: str = "settings") -> dict[str, Any]:
+    """Nested sections (``sampling: {interval_ms: 250}``) to flat keys; flat keys pass through.
+
+    ``encoder``, ``detector`` and ``ray`` are both a key and a section: a mapping there is the
+    section. A key unknown to its section, or a key set both flat and in its section, is an error.
+    """
+    out: dict[str, Any] = {}
+    nested: dict[str, str] = {}
+    for key, value in data.items():
+        if key in SECTIONS and (isinstance(value, dict) or key not in Settings.model_fields):
+            value = {} if value is None else value  # a section whose keys are all commented out
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: section {key} must be a mapping of its keys")
+            allowed = section_keys(key)
+            for sub, v in value.items():
+                if sub not in allowed:
+                    raise ConfigError(f"{where}: unknown key {sub!r} in section {key} "
+                                      f"(its keys: {', '.join(allowed)})")
+                nested[sub] = key
+                out[sub] = v
+    for key, value in data.items():
+        if key in nested and not (key in SECTIONS and isinstance(value, dict)):
+            raise ConfigError(f"{where}: {key} is set both at the top level and in section {nested[key]}")
+        if not (key in SECTIONS and (isinstance(value, dict) or key not in Settings.model_fields)):
+            out[key] = value
+    return out
+
+
 def load_settings(
     config_file: str | Path | None = None, *, overrides: dict[str, Any] | None = None
 ) -> Settings:
-    """Merge defaults, a YAML file, the environment and explicit overrides (``None`` values ignored)."""
+    """Merge defaults, a YAML file, the environment and explicit overrides (``None`` values ignored).
+
+    The file and ``overrides`` may use flat keys or nest them in their sections (:data:`SECTIONS`).
+    """
     values: dict[str, Any] = {}
     path = Path(config_file) if config_file else find_config_file()
     if path is not None:
@@ -298,9 +524,9 @@ def load_settings(
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of settings")
-        values.update(data)
+        values.update(flatten_sections(data, f"config file {path}"))
     values.update(_env_values())
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values.update({k: v for k, v in flatten_sections(overrides or {}, "overrides").items() if v is not None})
     try:
         return Settings(**values)
     except ValidationError as exc:
