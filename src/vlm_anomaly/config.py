@@ -509,11 +509,17 @@ def flatten_sections(data: dict[str, Any], where: str = "settings") -> dict[str,
 
 
 def load_settings(
-    config_file: str | Path | None = None, *, overrides: dict[str, Any] | None = None
+    config_file: str | Path | None = None,
+    *,
+    saved: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Settings:
-    """Merge defaults, a YAML file, the environment and explicit overrides (``None`` values ignored).
+    """Merge defaults, a YAML file, the environment, ``saved`` and explicit overrides (``None`` values ignored).
 
-    The file and ``overrides`` may use flat keys or nest them in their sections (:data:`SECTIONS`).
+    ``saved`` holds parameters a user chose and saved in the application (the training set's
+    parameters, chosen on the dashboard's Train page): above the file and environment, below what
+    this call's caller sets. The file, ``saved`` and ``overrides`` may use flat keys or nest them in
+    their sections (:data:`SECTIONS`).
     """
     values: dict[str, Any] = {}
     path = Path(config_file) if config_file else find_config_file()
@@ -526,6 +532,7 @@ def load_settings(
             raise ConfigError(f"config file {path} must hold a mapping of settings")
         values.update(flatten_sections(data, f"config file {path}"))
     values.update(_env_values())
+    values.update({k: v for k, v in flatten_sections(saved or {}, "saved parameters").items() if v is not None})
     values.update({k: v for k, v in flatten_sections(overrides or {}, "overrides").items() if v is not None})
     try:
         return Settings(**values)

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_json, file_lock
+from .config import Settings, load_settings
 from .encoders import build_prompts
-from .errors import InvalidVideoError, VlmAnomalyError
+from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .values import EmbeddedVideo
 from .video import VIDEO_EXTENSIONS, content_hash, source_kind
 from .video.thumbnails import encode_jpeg, iter_frames_at
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
 
 Progress = Callable[[int, int, str], None]
+#: the training parameters chosen on the dashboard's Train page, kept in settings.json
+TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects",
+                "detector", "features", "target_false_alarm")
 THUMB_SIDE = 320
 
 
@@ -132,16 +136,28 @@ class TrainingSet:
 
     # -- parameters ------------------------------------------------------------------------
     def load_params(self) -> dict[str, Any]:
-        """Training parameters last saved (empty if none)."""
+        """Training parameters last saved (empty if none): the ``saved`` layer of :func:`load_settings`.
+
+        Keys that are no longer training parameters are dropped, so an old file never sets more.
+        """
         p = self.root / "settings.json"
         try:
             data = json.loads(p.read_text()) if p.is_file() else {}
         except ValueError:
             return {}
-        return data if isinstance(data, dict) else {}
+        return {k: v for k, v in data.items() if k in TRAIN_PARAMS} if isinstance(data, dict) else {}
 
     def save_params(self, params: dict[str, Any]) -> None:
+        """Keep the parameters chosen for training, after the settings loader accepted them."""
+        unknown = sorted(set(params) - set(TRAIN_PARAMS))
+        if unknown:
+            raise ConfigError(f"not a training parameter: {', '.join(unknown)} (they are: {', '.join(TRAIN_PARAMS)})")
+        load_settings(saved=params)  # the same validation as every other layer: ConfigError if bad
         atomic_write_json(self.root / "settings.json", params)
+
+    def settings(self, config_file: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> Settings:
+        """The settings with these saved training parameters as their ``saved`` layer."""
+        return load_settings(config_file, saved=self.load_params(), overrides=overrides)
 
     # -- adding and removing ---------------------------------------------------------------
     def add(self, pipeline: Pipeline, source: str | Path, *, name: str | None = None,

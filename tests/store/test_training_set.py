@@ -122,6 +122,33 @@ def test_params_round_trip(tmp_path):
     assert json.loads((tmp_path / "ts" / "settings.json").read_text())["interval_ms"] == 250
 
 
+def test_saved_params_are_a_layer_of_the_settings_loader(tmp_path, monkeypatch):
+    """The Train page's saved parameters reach the settings through load_settings: above the
+    file and the environment, below explicit overrides, validated like every other layer."""
+    from vlm_anomaly.config import load_settings
+    from vlm_anomaly.errors import ConfigError
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("interval_ms: 1000\nnu: 0.2\nbatch_size: 4\n")
+    monkeypatch.setenv("VLM_ANOMALY_DETECTOR", "knn")
+    ts = TrainingSet(tmp_path / "ts")
+    ts.save_params({"interval_ms": 250, "detector": "ocsvm", "expected_objects": ["person", "cart"]})
+    s = ts.settings(cfg, overrides={"interval_ms": 500, "nu": None})
+    assert (s.interval_ms, s.detector, s.expected_objects, s.nu, s.batch_size) == (
+        500, "ocsvm", ["person", "cart"], 0.2, 4)
+    assert s == load_settings(cfg, saved=ts.load_params(), overrides={"interval_ms": 500})
+    assert ts.settings(cfg).interval_ms == 250
+
+    with pytest.raises(ConfigError, match="invalid setting interval_ms"):
+        ts.save_params({"interval_ms": 50})
+    with pytest.raises(ConfigError, match="not a training parameter: home"):
+        ts.save_params({"home": str(tmp_path)})
+    assert ts.load_params()["interval_ms"] == 250  # nothing bad was written
+    # a key that is not (or no longer) a training parameter in an old file sets nothing
+    (tmp_path / "ts" / "settings.json").write_text(json.dumps({"interval_ms": 250, "max_watchers": 2}))
+    assert ts.settings(cfg).max_watchers == load_settings(cfg).max_watchers == 8
+
+
 def test_bad_input_is_refused(pipe, tmp_path):
     ts = TrainingSet.for_settings(pipe.settings)
     txt = tmp_path / "notes.txt"

@@ -30,9 +30,6 @@ from ..video import VIDEO_EXTENSIONS
 
 #: upload types the file pickers accept (without dots, as Streamlit wants them)
 VIDEO_TYPES = ["mp4", "avi", "mov", "mkv", "webm"]
-#: the training parameters chosen on the Train page (persisted with the training set)
-TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects",
-                "detector", "features", "target_false_alarm")
 
 
 @contextlib.contextmanager
@@ -46,9 +43,7 @@ def user_errors(prefix: str = "") -> Iterator[None]:
 
 def settings(**overrides) -> Settings:
     """Settings from file/env, with the saved training parameters and ``overrides`` on top."""
-    base = load_settings()
-    params = {k: v for k, v in TrainingSet.for_settings(base).load_params().items() if k in TRAIN_PARAMS}
-    return load_settings(overrides={**params, **overrides})
+    return TrainingSet.for_settings(load_settings()).settings(overrides=overrides)
 
 
 def training_set(s: Settings | None = None) -> TrainingSet:

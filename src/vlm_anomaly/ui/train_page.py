@@ -64,8 +64,7 @@ def _params_form(ts: TrainingSet) -> None:
                               "interval_ms": interval, "nu": nu, "gamma": gamma.strip() or "scale",
                               "detector": detector, "features": features,
                               "target_false_alarm": float(target_fa)}
-                    state.settings(**params)  # validate before saving
-                    ts.save_params(params)
+                    ts.save_params(params)  # validated by the settings loader first
                     st.success("Parameters saved. Videos encoded otherwise are re-encoded when you train.")
 
 
