@@ -78,7 +78,7 @@ def _actor_class():
 
             s = self.pipe.settings
             store = EventStore.from_settings(s)
-            alerts = AlertDispatcher.from_settings(s)
+            alerts = AlertDispatcher.from_settings(s.alerts)
             mon = Monitor(self.pipe, store=store, alerts=alerts)
             watchers = [mon.get(mon.start(model, src, realtime=realtime)) for src in sources]
             mon.wait(max_seconds)

@@ -44,8 +44,8 @@ def watch_cameras(
     from .pipeline import Pipeline
 
     store = EventStore.from_settings(settings)
-    alerts = AlertDispatcher.from_settings(settings)
-    bridge = (HomeAssistantBridge.from_settings(settings, store=store)
+    alerts = AlertDispatcher.from_settings(settings.alerts)
+    bridge = (HomeAssistantBridge.from_settings(settings.alerts, store=store)
               if settings.mqtt_url and settings.ha_discovery else None)
     mon = Monitor(Pipeline(settings), store=store, alerts=alerts,
                   listener=fan_out(listener, bridge.on_notice if bridge else None))

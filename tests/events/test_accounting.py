@@ -32,7 +32,7 @@ def test_crashed_watcher_closes_its_event_with_the_time_and_cause(
     trained_home, clips, webhook, tmp_path, monkeypatch
 ):
     s = _settings(trained_home, tmp_path, webhook_urls=[webhook.url])
-    store, alerts = EventStore.from_settings(s), AlertDispatcher.from_settings(s)
+    store, alerts = EventStore.from_settings(s), AlertDispatcher.from_settings(s.alerts)
     armed = []
     w = SourceWatcher(Pipeline(s), "street", str(clips[1]), store=store, alerts=alerts,
                       realtime=False, listener=lambda n: n.kind == "start" and armed.append(1))

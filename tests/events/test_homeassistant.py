@@ -33,7 +33,7 @@ def test_two_cameras_discovery_states_drop_and_removal(trained_home, clips, mqtt
     cams = MjpegCameras(clips[0][0])  # a live camera showing the normal street
     reader = MqttReader(host, port)
     store = EventStore.from_settings(s)
-    bridge = HomeAssistantBridge.from_settings(s, store=store)
+    bridge = HomeAssistantBridge.from_settings(s.alerts, store=store)
     bridge.poll_s = 0.2
     mon = Monitor(Pipeline(s), store=store, listener=bridge.on_notice)
     gate_url = f"{cams.base}/gate.mjpg".replace("http://", "http://viewer:hunter2@")  # a camera password
@@ -107,7 +107,7 @@ def test_two_cameras_discovery_states_drop_and_removal(trained_home, clips, mqtt
     assert reader.retained(f"{P}/availability") == {f"{P}/availability": b"offline"}
 
     # -- restart with the yard removed from the cameras: its entities are cleared, the gate's kept
-    again = HomeAssistantBridge.from_settings(s)
+    again = HomeAssistantBridge.from_settings(s.alerts)
     again.add_camera("gate", gate_url)
     assert again.clear_stale() == ["yard"]
     assert again.flush(10)

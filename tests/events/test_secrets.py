@@ -70,7 +70,7 @@ def test_camera_credentials_stay_out_of_alerts_topics_folders_db_and_logs(
         "mqtt_topic_prefix": "site1",
     })
     sub, got = _subscribe(host, port, "site1/#")
-    store, alerts = EventStore.from_settings(s), AlertDispatcher.from_settings(s)
+    store, alerts = EventStore.from_settings(s), AlertDispatcher.from_settings(s.alerts)
     notices = []
     # the camera's frames come from the intruder clip, read the way a live source reads them
     live = LiveSource(str(clips[1]), interval_ms=500, realtime=False)

@@ -52,7 +52,7 @@ def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(
     )
     sub, got = _subscribe(host, port, "site1/+/events")
     store = EventStore.from_settings(s)
-    alerts = AlertDispatcher.from_settings(s)
+    alerts = AlertDispatcher.from_settings(s.alerts)
     notices = []
     mon = Monitor(Pipeline(s), store=store, alerts=alerts, listener=notices.append)
     video = str(clips[1])

@@ -126,7 +126,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     """
     pipe = pipeline or Pipeline(settings)
     store = EventStore.from_settings(settings)
-    alerts = AlertDispatcher.from_settings(settings)
+    alerts = AlertDispatcher.from_settings(settings.alerts)
     metrics = ServiceMetrics()
     monitor = Monitor(pipe, store=store, alerts=alerts, listener=metrics.on_notice)
     jobs = JobManager(

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from ..config import AlertSettings
 from ..redact import redact_text, redact_url, source_slug
 from .store import EventRecord
 
@@ -141,7 +142,7 @@ class AlertDispatcher:
     """Fan alerts out to every configured sink from one background thread.
 
     Example:
-        >>> alerts = AlertDispatcher.from_settings(settings)  # doctest: +SKIP
+        >>> alerts = AlertDispatcher.from_settings(settings.alerts)  # doctest: +SKIP
         >>> alerts.publish(event_payload("new", record))  # doctest: +SKIP
     """
 
@@ -156,17 +157,18 @@ class AlertDispatcher:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings) -> AlertDispatcher:
+    def from_settings(cls, alerts: AlertSettings) -> AlertDispatcher:
+        """The sinks of the ``alerts`` section (``settings.alerts``): each webhook URL, MQTT if set."""
         sinks: list = [
-            WebhookSink(u, retries=settings.webhook_retries, timeout_s=settings.webhook_timeout_s)
-            for u in settings.webhook_urls
+            WebhookSink(u, retries=alerts.webhook_retries, timeout_s=alerts.webhook_timeout_s)
+            for u in alerts.webhook_urls
         ]
-        if settings.mqtt_url:
+        if alerts.mqtt_url:
             sinks.append(
                 MqttSink(
-                    settings.mqtt_url,
-                    prefix=settings.mqtt_topic_prefix,
-                    timeout_s=settings.webhook_timeout_s,
+                    alerts.mqtt_url,
+                    prefix=alerts.mqtt_topic_prefix,
+                    timeout_s=alerts.webhook_timeout_s,
                 )
             )
         return cls(sinks)

@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 
 from .. import __version__
 from ..cameras import camera_id
+from ..config import AlertSettings
 from ..redact import redact_url
 from .store import EventRecord
 
@@ -114,7 +115,7 @@ class HomeAssistantBridge:
     """Publish discovery configs and states of watched cameras to Home Assistant over MQTT.
 
     Example:
-        >>> bridge = HomeAssistantBridge.from_settings(settings, store=store)  # doctest: +SKIP
+        >>> bridge = HomeAssistantBridge.from_settings(settings.alerts, store=store)  # doctest: +SKIP
         >>> bridge.add_camera("front_door", "rtsp://frigate:8554/front_door")  # doctest: +SKIP
         >>> bridge.clear_stale()  # doctest: +SKIP
         >>> bridge.attach(monitor)  # doctest: +SKIP
@@ -152,13 +153,14 @@ class HomeAssistantBridge:
         self.client.loop_start()  # paho reconnects by itself; _on_connect republishes
 
     @classmethod
-    def from_settings(cls, settings, *, store=None) -> HomeAssistantBridge:
+    def from_settings(cls, alerts: AlertSettings, *, store=None) -> HomeAssistantBridge:
+        """The bridge of the ``alerts`` section (``settings.alerts``): its broker and prefixes."""
         return cls(
-            settings.mqtt_url,
-            discovery_prefix=settings.ha_discovery_prefix,
-            state_prefix=settings.mqtt_topic_prefix,
+            alerts.mqtt_url,
+            discovery_prefix=alerts.ha_discovery_prefix,
+            state_prefix=alerts.mqtt_topic_prefix,
             store=store,
-            timeout_s=settings.webhook_timeout_s,
+            timeout_s=alerts.webhook_timeout_s,
         )
 
     # -- topics and payloads ---------------------------------------------------------------
