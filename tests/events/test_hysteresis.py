@@ -84,9 +84,9 @@ def test_smoothed_noisy_incident_one_event():
 def test_thresholds_from_settings_and_validation():
     from vlm_anomaly import load_settings
 
-    cfg = HysteresisConfig.from_settings(load_settings(overrides={"detector": "ocsvm", "home": "/tmp"}), 0.0)
+    cfg = HysteresisConfig.from_settings(load_settings(overrides={"detector": "ocsvm", "home": "/tmp"}).events, 0.0)
     assert cfg.enter < cfg.exit <= 0.0  # a dead band below the model's threshold
     s = load_settings(overrides={"detector": "ocsvm", "event_enter_threshold": -0.3, "event_exit_threshold": -0.1})
-    assert HysteresisConfig.from_settings(s, 0.0) == HysteresisConfig(-0.3, -0.1, 1.0, 2.0)
+    assert HysteresisConfig.from_settings(s.events, 0.0) == HysteresisConfig(-0.3, -0.1, 1.0, 2.0)
     with pytest.raises(ConfigError):
         HysteresisConfig(enter=0.0, exit=-0.5)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ..config import EventSettings
 from ..errors import ConfigError
 
 
@@ -34,19 +35,20 @@ class HysteresisConfig:
             raise ConfigError("event min duration and cool-down must not be negative")
 
     @classmethod
-    def from_settings(cls, settings, model_threshold: float = 0.0) -> HysteresisConfig:
-        h = settings.event_hysteresis
-        enter = settings.event_enter_threshold
+    def from_settings(cls, events: EventSettings, model_threshold: float = 0.0) -> HysteresisConfig:
+        """The thresholds of the ``events`` section (``settings.events``), around ``model_threshold``."""
+        h = events.event_hysteresis
+        enter = events.event_enter_threshold
         if enter is None:
             enter = model_threshold - h
-        exit_ = settings.event_exit_threshold
+        exit_ = events.event_exit_threshold
         if exit_ is None:
             exit_ = (
                 max(enter, model_threshold - h / 2)
-                if settings.event_enter_threshold is None
+                if events.event_enter_threshold is None
                 else enter + h / 2
             )
-        return cls(enter, exit_, settings.event_min_duration_s, settings.event_cooldown_s)
+        return cls(enter, exit_, events.event_min_duration_s, events.event_cooldown_s)
 
 
 class Phase(str, Enum):  # noqa: UP042 (str mix-in keeps str() output plain)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from ..config import EventSettings
 from .store import EventStore
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ class RetentionJob:
     """Apply the store's retention now and then every ``every_s`` seconds, in a daemon thread.
 
     Example:
-        >>> job = RetentionJob.from_settings(store, settings).start()  # doctest: +SKIP
+        >>> job = RetentionJob.from_settings(store, settings.events).start()  # doctest: +SKIP
         >>> job.stop()  # doctest: +SKIP
     """
 
@@ -34,10 +35,11 @@ class RetentionJob:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, store: EventStore, settings) -> RetentionJob:
-        return cls(store, max_age_days=settings.retention_days,
-                   max_bytes=int(settings.retention_max_mb * 1024 * 1024),
-                   every_s=settings.retention_interval_s)
+    def from_settings(cls, store: EventStore, events: EventSettings) -> RetentionJob:
+        """The job of the ``events`` section (``settings.events``): its age, size and timer."""
+        return cls(store, max_age_days=events.retention_days,
+                   max_bytes=int(events.retention_max_mb * 1024 * 1024),
+                   every_s=events.retention_interval_s)
 
     @property
     def enabled(self) -> bool:

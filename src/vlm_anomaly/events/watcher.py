@@ -146,7 +146,7 @@ class SourceWatcher:
             on_drop=self._on_drop,
         )
         self.threshold = self.model.threshold if threshold is None else float(threshold)
-        self.hysteresis = HysteresisConfig.from_settings(s, self.threshold)
+        self.hysteresis = HysteresisConfig.from_settings(s.events, self.threshold)
         self.tracker = EventTracker(self.hysteresis)
         self.smoother = CausalSmoother(s.event_smoothing_window or self.model.smoothing_window)
         self.half_clip = max(0.0, s.clip_seconds / 2)
@@ -160,7 +160,7 @@ class SourceWatcher:
     def set_threshold(self, threshold: float) -> None:
         """Move the event thresholds (a dashboard slider); the running event keeps its history."""
         self.threshold = float(threshold)
-        self.hysteresis = HysteresisConfig.from_settings(self.settings, self.threshold)
+        self.hysteresis = HysteresisConfig.from_settings(self.settings.events, self.threshold)
         self.tracker.config = self.hysteresis
 
     # -- control ---------------------------------------------------------------------------
@@ -558,7 +558,7 @@ class Monitor:
         self._encode_lock = threading.Lock()
         self._ids = itertools.count(1)
         # clean-up runs on its own timer, apart from scoring, and while no source is watched too
-        self.retention = (RetentionJob.from_settings(store, pipeline.settings).start()
+        self.retention = (RetentionJob.from_settings(store, pipeline.settings.events).start()
                           if store is not None and retention else None)
 
     def watcher(self, model: str | AnomalyModel, source: str, *, realtime: bool = True, **kwargs) -> SourceWatcher:

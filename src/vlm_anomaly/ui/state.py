@@ -153,7 +153,7 @@ def model_names(s: Settings | None = None) -> list[str]:
 @st.cache_resource(show_spinner=False)
 def _live_sinks(key: str, _s: Settings) -> tuple[EventStore, AlertDispatcher, RetentionJob]:
     store = EventStore.from_settings(_s)
-    return store, AlertDispatcher.from_settings(_s.alerts), RetentionJob.from_settings(store, _s).start()
+    return store, AlertDispatcher.from_settings(_s.alerts), RetentionJob.from_settings(store, _s.events).start()
 
 
 def live_sinks(s: Settings | None = None) -> tuple[EventStore, AlertDispatcher]:
