@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .config import ApiSettings
 from .errors import InvalidVideoError, SourceNotAllowedError
 from .redact import redact_url
 
@@ -42,12 +43,13 @@ class SourcePolicy:
     cameras: Sequence[int] = ()
 
     @classmethod
-    def from_settings(cls, settings) -> SourcePolicy:
+    def from_settings(cls, api: ApiSettings) -> SourcePolicy:
+        """The allow-lists of the ``api`` section (``settings.api``)."""
         return cls(
-            media_dirs=tuple(settings.allowed_media_dirs),
-            url_schemes=tuple(settings.allowed_url_schemes),
-            url_hosts=tuple(settings.allowed_url_hosts),
-            cameras=tuple(settings.allowed_cameras),
+            media_dirs=tuple(api.allowed_media_dirs),
+            url_schemes=tuple(api.allowed_url_schemes),
+            url_hosts=tuple(api.allowed_url_hosts),
+            cameras=tuple(api.allowed_cameras),
         )
 
     def check(self, source: str) -> str:

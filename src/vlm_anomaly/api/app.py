@@ -133,8 +133,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         Path(settings.home) / "uploads",
         on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc(),
     )
-    auth = bearer_auth(settings.api_tokens)
-    policy = SourcePolicy.from_settings(settings)
+    section = settings.api  # tokens, allow-lists and limits: the api section
+    auth = bearer_auth(section.api_tokens)
+    policy = SourcePolicy.from_settings(section)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -154,7 +155,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     )
     app.state.pipeline, app.state.store, app.state.monitor = pipe, store, monitor
     app.state.jobs, app.state.metrics, app.state.alerts = jobs, metrics, alerts
-    per_video = int(settings.max_upload_mb * 1024 * 1024)
+    per_video = int(section.max_upload_mb * 1024 * 1024)
 
     def body_limit(scope) -> int:
         """The limit is per video (max_upload_mb); a whole body is capped at what its route may
