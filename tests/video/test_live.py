@@ -141,6 +141,23 @@ def test_file_fast_equals_offline_sampler_and_realtime_paces(tmp_path):
         list(LiveSource(str(tmp_path / "missing.mp4")))
 
 
+def test_live_source_reads_as_the_sampling_section_says(tmp_path):
+    from vlm_anomaly.config import load_settings
+
+    video = write_video(tmp_path / "v.mp4", seconds=1, fps=10, size=(160, 120))
+    sampling = load_settings(overrides={"sampling": {"interval_ms": 200, "max_side": 80,
+                                                     "stream_stall_timeout_s": 1.5,
+                                                     "stream_backoff_initial_s": 0.2,
+                                                     "stream_backoff_max_s": 3.0}}).sampling
+    src = LiveSource.from_settings(str(video), sampling, realtime=False)
+    assert (src.interval_ms, src.stall_timeout_s, src.backoff_initial_s, src.backoff_max_s) == (200, 1.5, 0.2, 3.0)
+    frames = list(src)
+    assert [f.index for f in frames] == [0, 2, 4, 6, 8]
+    assert max(frames[0].image.shape[:2]) == 80  # downscaled to max_side
+    # the caller's interval (the model's own) wins over the section's
+    assert [f.index for f in LiveSource.from_settings(str(video), sampling, interval_ms=500, realtime=False)] == [0, 5]
+
+
 def test_frame_folder_source(tmp_path):
     from vlm_anomaly.synthetic import write_frames
 

@@ -134,14 +134,11 @@ class SourceWatcher:
         if interval_ms is None:
             interval_ms = s.interval_ms if "interval_ms" in s.model_fields_set else self.model.interval_ms
         self.interval_ms = int(interval_ms)
-        self.live = live or LiveSource(
+        self.live = live or LiveSource.from_settings(
             self.source,
+            s.sampling,
             interval_ms=self.interval_ms,
             realtime=realtime,
-            stall_timeout_s=s.stream_stall_timeout_s,
-            backoff_initial_s=s.stream_backoff_initial_s,
-            backoff_max_s=s.stream_backoff_max_s,
-            max_side=s.max_side,
             with_previous=self.scorer.needs_previous,
             on_drop=self._on_drop,
         )

@@ -23,6 +23,7 @@ import av
 import cv2
 import numpy as np
 
+from ..config import SamplingSettings
 from ..errors import InvalidVideoError, VideoTooLongError
 from ..redact import redact_text, redact_url
 from .decode import (
@@ -311,6 +312,21 @@ class LiveSource:
         self.frames_seen = 0
         # the watchdog's verdict, for availability reports (Home Assistant): frames are flowing now
         self.online = False
+
+    @classmethod
+    def from_settings(cls, source: str | int, sampling: SamplingSettings, *, interval_ms: int | None = None,
+                      **kwargs) -> LiveSource:
+        """A source read as the ``sampling`` section (``settings.sampling``) says: its interval
+        (unless ``interval_ms`` is given, e.g. the model's own), frame size and stall/reconnect timings."""
+        return cls(
+            source,
+            interval_ms=sampling.interval_ms if interval_ms is None else interval_ms,
+            stall_timeout_s=sampling.stream_stall_timeout_s,
+            backoff_initial_s=sampling.stream_backoff_initial_s,
+            backoff_max_s=sampling.stream_backoff_max_s,
+            max_side=sampling.max_side,
+            **kwargs,
+        )
 
     def stop(self) -> None:
         """Ask the iteration to end (from any thread); it returns within ~0.1 s."""
