@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from .config import Settings
+from .config import RaySettings, Settings
 from .errors import ConfigError
 from .events.store import EventRecord
 from .results import ScoreResult
@@ -33,8 +33,8 @@ def _ray():
     return ray
 
 
-def init_ray(settings: Settings, *, num_cpus: int | None = None) -> None:
-    """Connect to ``settings.ray_address`` or start a local Ray (``num_cpus`` slots)."""
+def init_ray(cluster: RaySettings, *, num_cpus: int | None = None) -> None:
+    """Connect to the ray section's ``ray_address`` (``settings.scaling``) or start a local Ray (``num_cpus`` slots)."""
     ray = _ray()
     if ray.is_initialized():
         return
@@ -44,8 +44,8 @@ def init_ray(settings: Settings, *, num_cpus: int | None = None) -> None:
         "ignore_reinit_error": True,
         "logging_level": logging.WARNING,
     }
-    if settings.ray_address:
-        ray.init(address=settings.ray_address, **kwargs)
+    if cluster.ray_address:
+        ray.init(address=cluster.ray_address, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, **kwargs)
 
@@ -95,7 +95,7 @@ _POOLS: dict[str, list] = {}
 def _actors(settings: Settings, n_items: int, num_actors: int | None):
     """Encoder actors for these settings: created once per Ray session, then reused."""
     ray = _ray()
-    init_ray(settings)
+    init_ray(settings.scaling)
     slots = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(n_items, num_actors or slots))
     state = settings.model_dump(mode="json")
