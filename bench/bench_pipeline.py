@@ -268,6 +268,7 @@ def settings_for(name: str, home: Path, runtime: str, **extra):
     return load_settings(
         overrides={
             **ENCODERS[name],
+            "detector": "ocsvm",  # an encoder benchmark: the embedding pipeline, not the motion default
             "home": home,
             "runtime": runtime,
             "embedding_cache": False,

@@ -1,4 +1,4 @@
-"""The import graph: no module cycle, imports inside functions included.
+"""The import graph: no module cycle, imports inside functions included; no private imports.
 
 ``lint-imports`` (run by ``make test``) checks the layers declared in pyproject.toml; import-linter's
 cycle contract only compares siblings, so a cycle through a package's ``__init__`` or a function-level
@@ -8,7 +8,12 @@ including those inside functions, so the whole module graph is checked here.
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import grimp
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "vlm_anomaly"
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -71,3 +76,16 @@ def test_the_cycle_finder_sees_function_level_imports():
     graph.add_import(importer="pkg.b", imported="pkg.c", line_number=2, line_contents="from . import c")
     assert _cycles(graph) == [["pkg.a", "pkg.b"]]
 
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A helper two modules need is public (``video/decode.py``), not imported as ``_name``."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            internal = isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith(
+                "vlm_anomaly"))
+            if internal:
+                found += [f"{path.relative_to(SRC)}:{node.lineno} {a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert found == []

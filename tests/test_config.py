@@ -51,3 +51,27 @@ def test_unreadable_config_file(tmp_path):
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_settings(listy)
+
+
+#: keys whose value in config.example.yaml is an example rather than the default
+EXAMPLE_VALUES = {"expected_objects"}
+
+
+def test_config_example_lists_every_setting_with_its_default():
+    """config.example.yaml is where users look up keys: each setting is there (set, or commented
+    out when it has no useful default), and what it sets is the built-in default."""
+    import re
+
+    import yaml
+
+    from tests.helpers import REPO
+    from vlm_anomaly.config import Settings
+
+    path = REPO / "config.example.yaml"
+    text = path.read_text()
+    listed = set(re.findall(r"^#?\s*([a-z_][a-z0-9_]*):", text, re.M))
+    assert set(Settings.model_fields) - listed == set()
+    assert listed - set(Settings.model_fields) == set()
+    example, default = load_settings(path), Settings()
+    differ = {k for k in yaml.safe_load(text) if getattr(example, k) != getattr(default, k)}
+    assert differ == EXAMPLE_VALUES

@@ -112,10 +112,7 @@ class Pipeline:
         so a bad path fails in a second, not after loading a model.
         """
         s = self.settings
-        for src in sources:
-            if source_kind(str(src)) not in ("file", "folder"):
-                raise InvalidVideoError(f"{src}: only video files and frame folders can be embedded offline")
-            probe(src, max_duration_s=s.max_duration_s)
+        self.check_sources(sources)
         enc = encoder or self.encoder
         interval = s.interval_ms if interval_ms is None else interval_ms
         progress = progress or _noop
@@ -165,6 +162,14 @@ class Pipeline:
         progress(max(total, done), max(total, done), "done")
         return [r for r in results if r is not None]
 
+    def check_sources(self, sources: Sequence[str | Path]) -> None:
+        """Each source is a file or frame folder that opens within the limits: checked before any
+        encoder is built, so a bad or too long video fails in a second, not after loading a model."""
+        for src in sources:
+            if source_kind(str(src)) not in ("file", "folder"):
+                raise InvalidVideoError(f"{src}: only video files and frame folders can be read offline")
+            probe(src, max_duration_s=self.settings.max_duration_s)
+
     # -- train ------------------------------------------------------------------------------
     def fit(
         self,
@@ -187,7 +192,8 @@ class Pipeline:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
         cls = get_detector_class(s.detector)
-        enc = self.encoder if getattr(cls, "uses_encoder", True) else encoder_for_identity(NULL_IDENTITY)
+        self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
+        enc = self.encoder if cls.uses_encoder else encoder_for_identity(NULL_IDENTITY)
         if cls.reads_video and sources:
             scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
             total = sum(expected_samples(src, scorer.interval_ms, s.max_frames) for src in sources)
@@ -206,6 +212,7 @@ class Pipeline:
             embedded = embedded()
         interval = s.interval_ms if interval_ms is None else interval_ms
         vids = embedded if embedded is not None else self.embed(sources, progress=progress, interval_ms=interval)
+        enc = self.encoder  # after embed: it checks every source before building the encoder
         X = np.concatenate([v.embeddings for v in vids])
         if len(X) < 2:
             raise InvalidVideoError(
@@ -238,7 +245,7 @@ class Pipeline:
             threshold=s.threshold,
             train_embeddings=X.astype(np.float16),
             train_refs=refs,
-            extra={"runtime": enc.runtime, **(det.model_extra() if hasattr(det, "model_extra") else {})},
+            extra={"runtime": enc.runtime, **det.model_extra()},
         )
 
     def video_scorer(self, model: AnomalyModel | None = None, *, encoder: Encoder | None = None,

@@ -60,6 +60,7 @@ def test_efficientnet_onnx_matches_torch_on_real_weights(clips, cache_dir):
     normal, test = clips
     settings = load_settings(
         overrides={
+            "detector": "ocsvm",  # runtimes of the encoder: an embedding detector
             "encoder": "efficientnet",
             "home": cache_dir / "home",
             "cache_dir": cache_dir,
@@ -110,6 +111,7 @@ def test_vit_b32_onnx_fp32_and_int8_match_torch(clips, cache_dir):
     normal, test = clips
     settings = load_settings(
         overrides={
+            "detector": "ocsvm",  # runtimes of the encoder: an embedding detector
             "encoder": "openclip",
             "clip_pretrained": "none",
             "home": cache_dir / "home-vit",

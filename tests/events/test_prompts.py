@@ -48,6 +48,7 @@ def test_event_reports_the_prompt_that_fired(tmp_path, clip_encoder):
     s = load_settings(
         overrides={
             "home": tmp_path,
+            "detector": "ocsvm",  # prompts fuse with frame embeddings; motion models embed nothing
             "encoder": "openclip",
             "clip_pretrained": "none",
             "interval_ms": 400,

@@ -91,3 +91,19 @@ def test_write_annotated_video_draws_each_scored_frame(clip, tmp_path):
     reds = [f.image[-2, f.image.shape[1] // 2].astype(int) for f in frames]
     is_red = [int(p[0]) > 150 and int(p[1]) < 100 for p in reds]
     assert is_red == [False, False, True, True, False, False]
+
+
+def test_event_clip_goes_through_the_video_writer_downscaled_and_atomic(tmp_path):
+    """Event evidence clips are written by the same writer as annotated results: at most 640 px,
+    every frame, an MP4 that decodes, and no temp file left beside it."""
+    from vlm_anomaly.events.media import write_clip
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in range(5)]
+    frames.append(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))  # another size: resized
+    path = tmp_path / "events" / "clip.mp4"
+    size = write_clip(path, frames, fps=5)
+    assert size == path.stat().st_size > 0
+    info = probe(path)
+    assert (info.width, info.height) == (640, 360) and info.frame_count == 6
+    assert [p.name for p in path.parent.iterdir()] == ["clip.mp4"]

@@ -28,6 +28,9 @@ class BaseDetector(ABC):
     reads_video: ClassVar[bool] = False
     #: live sources hand each frame its predecessor (``Frame.previous``), for motion
     needs_previous: ClassVar[bool] = False
+    #: False: the detector embeds nothing (e.g. motion alone); the pipeline then neither loads the
+    #: configured encoder nor describes frames with it, and the model records a null encoder
+    uses_encoder: ClassVar[bool] = True
 
     threshold_: float = 0.0
 
@@ -52,6 +55,10 @@ class BaseDetector(ABC):
         """Restore fitted state from :meth:`_get_arrays`' output (validate shapes)."""
 
     # -- shared behaviour -------------------------------------------------------------------
+
+    def model_extra(self) -> dict[str, Any]:
+        """What the model file should show about this detector (e.g. its calibration), in ``extra``."""
+        return {}
 
     @property
     def is_fitted(self) -> bool:

@@ -107,13 +107,6 @@ class VideoDetector(BaseDetector):
     reads_video: ClassVar[bool] = True
     #: live sources hand each frame its predecessor (``Frame.previous``) for motion
     needs_previous: ClassVar[bool] = True
-    #: False: the detector embeds nothing (e.g. motion alone); the pipeline then neither loads the
-    #: configured encoder nor describes frames with it, and the model records a null encoder
-    uses_encoder: ClassVar[bool] = True
-
-    def model_extra(self) -> dict[str, Any]:
-        """What the model file should show about this detector (e.g. its calibration), in ``extra``."""
-        return {}
 
     @classmethod
     @abstractmethod

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .base import Description, EncoderIdentity
 from .efficientnet import EfficientNetEncoder
-from .preprocess import _as_rgb
+from .preprocess import as_rgb
 
 #: blocks whose outputs are used (0-based indices into EfficientNet-Lite0's 16 MBConv blocks)
 LAYERS = (4, 10)
@@ -74,7 +74,7 @@ class EfficientNetPatchEncoder(EfficientNetEncoder):
         w, h = self.width, self.height
         batch = np.full((len(images), h, w, 3), 128, np.uint8)
         for i, img in enumerate(images):
-            img = _as_rgb(img)
+            img = as_rgb(img)
             ih, iw = img.shape[:2]
             scale = min(w / iw, h / ih)
             nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))

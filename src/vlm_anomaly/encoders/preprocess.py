@@ -39,7 +39,7 @@ class Preprocessing:
         out = np.empty((n, 3, s, s), np.float32)
         out[:] = pad[None, :, None, None]
         for i, img in enumerate(images):
-            img = _as_rgb(img)
+            img = as_rgb(img)
             h, w = img.shape[:2]
             scale = s / max(h, w)
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
@@ -61,7 +61,7 @@ class Preprocessing:
         return lut.astype(np.float32), pad.astype(np.float32)
 
 
-def _as_rgb(img: np.ndarray) -> np.ndarray:
+def as_rgb(img: np.ndarray) -> np.ndarray:
     if img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
     if img.ndim == 2:

@@ -10,14 +10,13 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
 from ..atomic import atomic_write_bytes
+from ..video.sink import AnnotatedVideoWriter
 
 CLIP_MAX_SIDE = 640
 
@@ -34,35 +33,21 @@ def write_snapshot(path: str | Path, image: np.ndarray, *, quality: int = 90) ->
     return len(data)
 
 
-def _even_size(img: np.ndarray, max_side: int) -> tuple[int, int]:
-    h, w = img.shape[:2]
-    s = min(1.0, max_side / max(h, w))
-    return max(2, int(w * s) // 2 * 2), max(2, int(h * s) // 2 * 2)
-
-
 def write_clip(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> int:
-    """Encode RGB frames (any sizes; resized to the first one's) as H.264 MP4; returns the size."""
+    """Encode RGB frames (any sizes; resized to the first one's) as H.264 MP4; returns the size.
+
+    The video writer of annotated results does the encoding; here it is written to a temp file
+    in the target folder and renamed once complete."""
     if not frames:
         raise ValueError("a clip needs at least one frame")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    w, h = _even_size(frames[0], CLIP_MAX_SIDE)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
     os.close(fd)
     try:
-        with av.open(tmp, "w", format="mp4") as out:
-            st = out.add_stream("libx264", rate=Fraction(max(fps, 0.5)).limit_denominator(1000))
-            st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-            st.options = {"preset": "ultrafast", "crf": "28"}
+        with AnnotatedVideoWriter(tmp, fps=fps, max_side=CLIP_MAX_SIDE, preset="ultrafast", crf=28) as out:
             for img in frames:
-                if img.shape[1] != w or img.shape[0] != h:
-                    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-                for pkt in st.encode(
-                    av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                ):
-                    out.mux(pkt)
-            for pkt in st.encode():
-                out.mux(pkt)
+                out.write_raw(img)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -129,8 +129,11 @@ class SourceWatcher:
         self.listener = listener
         self.feed = feed
         self.realtime = realtime
-        # the sampling interval (0 = every frame): the configured one unless the caller chooses
-        self.interval_ms = s.interval_ms if interval_ms is None else int(interval_ms)
+        # the sampling interval (0 = every frame): the caller's, else one set explicitly in the
+        # settings (--interval-ms, YAML, environment), else the model's own, as offline scoring does
+        if interval_ms is None:
+            interval_ms = s.interval_ms if "interval_ms" in s.model_fields_set else self.model.interval_ms
+        self.interval_ms = int(interval_ms)
         self.live = live or LiveSource(
             self.source,
             interval_ms=self.interval_ms,

@@ -1,10 +1,12 @@
-"""Motion detector (the default): per-location densities of how things move and what moving things
-look like, at a fixed working resolution in resolution- and frame-rate-free units, calibrated on
-held-out normal clips to a target false-alarm rate.
+"""Motion detector (the default): how fast and how big moving things are (position-free, in units
+of a normal object's height at that place) and what moving things look like per place, at a fixed
+working resolution in resolution- and frame-rate-free units, calibrated on held-out normal clips to
+a target false-alarm rate.
 
-Modules: ``features`` (working frames, DIS flow, cell features, reference frames), ``extract``
-(sources -> cell features), ``density`` (per-cell KD-tree k-NN), ``scorer`` (fit/score/explain),
-``detector`` (ModelStore-compatible video detector).
+Modules: ``features`` (working frames, DIS flow, cell features, moving regions, reference frames),
+``objects`` (position-free object features, perspective), ``extract`` (sources -> features, chunk
+by chunk), ``density`` (per-cell KD-tree k-NN), ``scorer`` (fit/score/explain), ``detector`` (the
+video detector the ModelStore saves).
 """
 
 from .detector import MotionDetector

@@ -23,7 +23,7 @@ def neighbours(rows: int, cols: int, radius: int) -> list[np.ndarray]:
     return out
 
 
-def select_bank_rows(X: np.ndarray, max_rows: int, seed: int = 0) -> np.ndarray:
+def select_bank_rows(X: np.ndarray, max_rows: int) -> np.ndarray:
     """Rows of one cell's (n, d) examples to keep: every distinct moving one up to ``max_rows``
     (evenly spaced), plus one all-zero row when there are still ones."""
     n = len(X)
@@ -65,7 +65,7 @@ class CellBanks:
         return dist, near
 
 
-def build_banks(X: np.ndarray, groups: np.ndarray, max_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def build_banks(X: np.ndarray, max_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From training examples X (n, cells, d): the kept rows, their cell, their frame number."""
     n, n_cells, d = X.shape
     rows, cells, frames = [], [], []

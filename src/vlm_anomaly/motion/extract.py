@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..video import Frame, sample_frames
-from ..video.sampler import _Grid
+from ..video.decode import SampleGrid
 from .features import (
     BLOB_DIM,
     MOTION_DIM,
@@ -98,7 +98,7 @@ def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_fra
         for f in sample_frames(source, interval_ms=interval_ms, with_previous=True, **kw):
             yield f, True
         return
-    grid = _Grid(interval_ms)
+    grid = SampleGrid(interval_ms)
     n = 0
     for f in sample_frames(source, interval_ms=0, max_side=max_side, max_duration_s=max_duration_s):
         take = grid.take(f.timestamp)
@@ -109,23 +109,38 @@ def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_fra
                 return
 
 
-def extract_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int = 0, max_side: int = 0,
-                  max_frames: int = 0, max_duration_s: float = 0,
-                  frames: Iterable[tuple[Frame, bool]] | None = None,
-                  progress: Callable[[int], None] | None = None, stream: CellStream | None = None) -> SourceCells:
-    """Cell features of every sampled frame of ``source``."""
+def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int = 0, max_side: int = 0,
+               max_frames: int = 0, max_duration_s: float = 0,
+               frames: Iterable[tuple[Frame, bool]] | None = None,
+               progress: Callable[[int], None] | None = None, stream: CellStream | None = None,
+               chunk: int = 256) -> Iterator[SourceCells]:
+    """Cell features of the sampled frames of ``source``, ``chunk`` frames at a time (memory stays
+    flat in video length: neither frames nor features of earlier chunks are kept)."""
     cs = stream or CellStream(config, cols)
-    idx, ts, hm, mo, sh, bf, bl = [], [], [], [], [], [], []
-    size = (0, 0)
+    R = config.rows
     it = frames if frames is not None else iter_source(source, interval_ms=interval_ms, max_side=max_side,
                                                        max_frames=max_frames, max_duration_s=max_duration_s,
                                                        config=config)
+    done = 0
+    size = (0, 0)
+
+    def pack(idx, ts, hm, mo, sh, bf, bl) -> SourceCells:
+        return SourceCells(
+            source=str(source), size=size, frame_indices=np.asarray(idx, np.int64),
+            timestamps=np.asarray(ts, np.float64), has_motion=np.asarray(hm, bool),
+            motion=np.stack(mo) if mo else np.zeros((0, R, cols, MOTION_DIM), np.float32),
+            shape=np.stack(sh) if sh else np.zeros((0, R, cols, SHAPE_BINS), np.float32),
+            blob_frame=np.asarray(bf, np.int64),
+            blobs=np.concatenate(bl).astype(np.float32) if bl else np.zeros((0, BLOB_DIM), np.float32))
+
+    parts: tuple[list, ...] = ([], [], [], [], [], [], [])
     for f, take in it:
         size = (f.image.shape[1], f.image.shape[0])
         if not take:
             cs.observe(f.timestamp, f.image)
             continue
         c = cs.features(f)
+        idx, ts, hm, mo, sh, bf, bl = parts
         idx.append(f.index)
         ts.append(f.timestamp)
         hm.append(c.has_motion)
@@ -133,14 +148,31 @@ def extract_cells(source: str, config: GridConfig, cols: int, *, interval_ms: in
         sh.append(c.shape)
         bf.extend([len(idx) - 1] * len(c.blobs))
         bl.append(c.blobs)
+        done += 1
         if progress:
-            progress(len(idx))
-    R = config.rows
+            progress(done)
+        if len(idx) >= chunk:
+            yield pack(*parts)
+            parts = ([], [], [], [], [], [], [])
+    if parts[0] or done == 0:
+        yield pack(*parts)
+
+
+def concat_cells(chunks: Iterable[SourceCells]) -> SourceCells:
+    """One :class:`SourceCells` from consecutive chunks of the same source."""
+    chunks = list(chunks)
+    first = chunks[0]
+    offsets = np.cumsum([0] + [c.n_frames for c in chunks])
     return SourceCells(
-        source=str(source), size=size, frame_indices=np.asarray(idx, np.int64), timestamps=np.asarray(ts, np.float64),
-        has_motion=np.asarray(hm, bool),
-        motion=np.stack(mo) if mo else np.zeros((0, R, cols, MOTION_DIM), np.float32),
-        shape=np.stack(sh) if sh else np.zeros((0, R, cols, SHAPE_BINS), np.float32),
-        blob_frame=np.asarray(bf, np.int64),
-        blobs=np.concatenate(bl).astype(np.float32) if bl else np.zeros((0, BLOB_DIM), np.float32),
-    )
+        source=first.source, size=chunks[-1].size,
+        frame_indices=np.concatenate([c.frame_indices for c in chunks]),
+        timestamps=np.concatenate([c.timestamps for c in chunks]),
+        has_motion=np.concatenate([c.has_motion for c in chunks]),
+        motion=np.concatenate([c.motion for c in chunks]), shape=np.concatenate([c.shape for c in chunks]),
+        blob_frame=np.concatenate([c.blob_frame + o for c, o in zip(chunks, offsets)]),
+        blobs=np.concatenate([c.blobs for c in chunks]))
+
+
+def extract_cells(source: str, config: GridConfig, cols: int, **kwargs) -> SourceCells:
+    """Cell features of every sampled frame of ``source`` (training needs them all at once)."""
+    return concat_cells(iter_cells(source, config, cols, **kwargs))

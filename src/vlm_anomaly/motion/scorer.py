@@ -22,7 +22,7 @@ from ..smoothing import moving_average
 from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .density import CellBanks, build_banks, neighbours
-from .extract import CellStream, SourceCells, extract_cells
+from .extract import CellStream, SourceCells, extract_cells, iter_cells
 from .features import MOTION_DIM, SHAPE_BINS, GridConfig, grid_cols
 from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max, robust_scale
 
@@ -56,6 +56,8 @@ class MotionConfig:
             raise ValueError(f"unknown attributes {bad}; choose from {', '.join(ATTRIBUTES)}")
         if not 0 < self.target_false_alarm < 0.5:
             raise ValueError("target_false_alarm must be between 0 and 0.5")
+        if self.threshold_rule not in ("pooled", "clip"):
+            raise ValueError("threshold_rule must be 'pooled' or 'clip'")
 
     def as_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -325,12 +327,12 @@ class MotionScorer:
                 sc = _scales(X, a)
                 scales[a] = sc
                 X = X / sc
-                r, c, fr = build_banks(X, None, cfg.max_bank)
+                r, c, fr = build_banks(X, cfg.max_bank)
                 rows[a], cells[a] = r.astype(np.float32), c
                 refs[a] = np.stack([src_no[fr], frame_no[fr]], 1)
                 per_frame = np.zeros(n)
                 for g in np.unique(groups):
-                    r2, c2, _ = build_banks(X[groups != g], None, cfg.max_bank)
+                    r2, c2, _ = build_banks(X[groups != g], cfg.max_bank)
                     d, _ = CellBanks(r2, c2, n_cells, nb, cfg.k).query(X[groups == g])
                     per_frame[groups == g] = d.max(1)
             calib[a] = RobustZ.fit(per_frame[has_motion] if has_motion.any() else per_frame)
@@ -370,8 +372,18 @@ class MotionScorer:
         return d.frame_indices, d.scores
 
     def score_detailed(self, source: str | Path, progress: Callable[[int], None] | None = None) -> MotionScores:
-        self._check()
-        return self.score_cells(self.extract(source, progress))
+        """Scores and explanations of every sampled frame, extracted and scored chunk by chunk."""
+        st = self._check()
+        src = str(source)
+        stream = CellStream(st.config.grid, st.cols)
+        parts = [self.score_cells(c) for c in iter_cells(
+            src, st.config.grid, st.cols, interval_ms=self.interval_ms, max_side=self.max_side,
+            max_frames=self.max_frames, max_duration_s=self.max_duration_s, progress=progress, stream=stream)]
+        self.timing = dict(stream.timing)
+        attrs = {a: np.concatenate([p.attribute_scores[a] for p in parts]) for a in parts[0].attribute_scores}
+        return MotionScores(src, np.concatenate([p.frame_indices for p in parts]),
+                            np.concatenate([p.timestamps for p in parts]), np.concatenate([p.scores for p in parts]),
+                            attrs, [e for p in parts for e in p.explanations])
 
     def score_cells(self, feats: SourceCells) -> MotionScores:
         st = self._check()

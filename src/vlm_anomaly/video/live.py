@@ -25,20 +25,19 @@ import numpy as np
 
 from ..errors import InvalidVideoError, VideoTooLongError
 from ..redact import redact_text, redact_url
-from .frames import Frame
-from .sampler import (
+from .decode import (
     DEFAULT_FOLDER_FPS,
     MAX_PIXELS,
-    _check_pixels,
-    _Grid,
-    _read_image,
-    _scaled_size,
-    _short,
-    _stream_fps,
+    SampleGrid,
+    check_pixels,
     list_frame_files,
-    probe,
-    source_kind,
+    read_image,
+    scaled_size,
+    short_error,
+    stream_fps,
 )
+from .frames import Frame
+from .sampler import probe, source_kind
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +119,13 @@ class AvReader(Reader):
                 source, timeout=(read_timeout_s, read_timeout_s), options=options
             )
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InvalidVideoError(f"{shown}: cannot open ({_short(exc)})") from None
+            raise InvalidVideoError(f"{shown}: cannot open ({short_error(exc)})") from None
         if not self.container.streams.video:
             self.container.close()
             raise InvalidVideoError(f"{shown}: no video stream")
         cc = self.container.streams.video[0].codec_context
         try:  # the same limit as files, from the stream's header: never decode such a frame
-            _check_pixels(shown, cc.width if cc else 0, cc.height if cc else 0)
+            check_pixels(shown, cc.width if cc else 0, cc.height if cc else 0)
         except VideoTooLongError:
             self.container.close()
             raise
@@ -134,7 +133,7 @@ class AvReader(Reader):
     def frames(self) -> Iterator[RawFrame]:
         st = self.container.streams.video[0]
         st.thread_type = "AUTO"
-        fps = _stream_fps(st) or 30.0
+        fps = stream_fps(st) or 30.0
         tb = float(st.time_base) if st.time_base else 0.0
         first_pts = None
         n = -1
@@ -142,7 +141,7 @@ class AvReader(Reader):
             n += 1
             # a stream may change its size mid-way (a new header): the limit holds there too
             if frame.width * frame.height > MAX_PIXELS:
-                _check_pixels(redact_url(self.source), frame.width, frame.height)
+                check_pixels(redact_url(self.source), frame.width, frame.height)
             if frame.pts is not None and tb > 0:
                 first_pts = frame.pts if first_pts is None else first_pts
                 t = (frame.pts - first_pts) * tb
@@ -150,7 +149,7 @@ class AvReader(Reader):
                 t = n / fps
 
             def convert(frame=frame) -> np.ndarray:
-                w, h = _scaled_size(frame.width, frame.height, self.max_side)
+                w, h = scaled_size(frame.width, frame.height, self.max_side)
                 return frame.to_ndarray(width=w, height=h, format="rgb24")
 
             yield (float(t) if self.media_time else None), convert
@@ -176,7 +175,7 @@ class CvReader(Reader):
         w, h = (int(self.cap.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
         if w * h > MAX_PIXELS:
             self.cap.release()
-            _check_pixels(self.source, w, h)
+            check_pixels(self.source, w, h)
 
     def frames(self) -> Iterator[RawFrame]:
         while self.cap.grab():  # grab without decoding/converting; retrieve only sampled frames
@@ -186,7 +185,7 @@ class CvReader(Reader):
                 if not ok or bgr is None:
                     return None
                 h, w = bgr.shape[:2]
-                sw, sh = _scaled_size(w, h, self.max_side)
+                sw, sh = scaled_size(w, h, self.max_side)
                 if (sw, sh) != (w, h):
                     bgr = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
                 return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -211,9 +210,9 @@ class FolderReader(Reader):
         for i, f in enumerate(self.files):
 
             def convert(f=f) -> np.ndarray | None:
-                img = _read_image(f)
+                img = read_image(f)
                 if img is not None and self.max_side:
-                    w, h = _scaled_size(img.shape[1], img.shape[0], self.max_side)
+                    w, h = scaled_size(img.shape[1], img.shape[0], self.max_side)
                     if (w, h) != (img.shape[1], img.shape[0]):
                         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
                 return img
@@ -331,7 +330,7 @@ class LiveSource:
         reader: Reader,
         q: queue.Queue,
         halt: threading.Event,
-        grid: _Grid,
+        grid: SampleGrid,
         t0: float,
         counter: list[int],
     ) -> None:
@@ -394,7 +393,7 @@ class LiveSource:
     # -- consumer ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Frame | Gap]:
         t0 = time.monotonic()
-        grid = _Grid(self.interval_ms)
+        grid = SampleGrid(self.interval_ms)
         counter = [0]
         attempt = 0
         last_t: float | None = None
@@ -408,11 +407,11 @@ class LiveSource:
                 if self.finite:
                     raise
                 attempt += 1
-                pending = pending or f"cannot connect ({redact_text(_short(exc))})"
+                pending = pending or f"cannot connect ({redact_text(short_error(exc))})"
                 log.warning(
                     "%s: connection failed (%s); retry %d in %.1f s",
                     self.label,
-                    redact_text(_short(exc)),
+                    redact_text(short_error(exc)),
                     attempt,
                     self.backoff(attempt),
                 )
@@ -422,7 +421,7 @@ class LiveSource:
             q: queue.Queue = queue.Queue(maxsize=self.queue_size)
             halt = threading.Event()
             if self.finite:
-                grid, counter = _Grid(self.interval_ms), [0]
+                grid, counter = SampleGrid(self.interval_ms), [0]
             th = threading.Thread(
                 target=self._pump,
                 args=(reader, q, halt, grid, t0, counter),
@@ -446,7 +445,7 @@ class LiveSource:
                 if isinstance(item, _Failed):
                     if isinstance(item.error, VideoTooLongError):
                         raise item.error  # a frame over the size limit: refused, not retried
-                    reason = f"dropped ({redact_text(_short(item.error))})"
+                    reason = f"dropped ({redact_text(short_error(item.error))})"
                     break
                 if pending is not None:
                     start = last_t if last_t is not None else 0.0

@@ -85,16 +85,21 @@ def explanation_box(result: ScoreResult, k: int) -> dict:
 class AnnotatedVideoWriter:
     """Context manager writing RGB frames to an H.264 MP4 (or by extension: webm, avi).
 
-    Frames are resized to the first frame's size (even width/height, as yuv420p needs).
+    Frames are resized to the first frame's size (even width/height, as yuv420p needs), or to at
+    most ``max_side`` pixels on the longer side. ``preset``: the H.264 speed/size trade-off
+    (``ultrafast`` with a higher ``crf`` for many small clips, e.g. event evidence).
 
     Example:
         >>> with AnnotatedVideoWriter("out.mp4", fps=2) as sink:  # doctest: +SKIP
         ...     sink.write(frame, score=-0.4, anomaly=True, time_s=1.5)
     """
 
-    def __init__(self, path: str | Path, *, fps: float = 2.0):
+    def __init__(self, path: str | Path, *, fps: float = 2.0, max_side: int = 0, preset: str = "veryfast",
+                 crf: int = 23):
         self.path = Path(path)
         self.fps = min(60.0, max(0.5, float(fps)))
+        self.max_side = max_side
+        self.options = {"preset": preset, "crf": str(crf)}
         self.frames_written = 0
         self._container = None
         self._stream = None
@@ -112,7 +117,7 @@ class AnnotatedVideoWriter:
         st.width, st.height = w, h
         st.pix_fmt = "yuv420p"
         if codec == "libx264":
-            st.options = {"preset": "veryfast", "crf": "23"}
+            st.options = dict(self.options)
         self._stream, self._size = st, (w, h)
 
     def write_raw(self, image: np.ndarray) -> None:
@@ -121,7 +126,8 @@ class AnnotatedVideoWriter:
             raise RuntimeError("use AnnotatedVideoWriter as a context manager")
         if self._stream is None:
             h, w = image.shape[:2]
-            self._open_stream(max(2, w // 2 * 2), max(2, h // 2 * 2))
+            s = min(1.0, self.max_side / max(h, w)) if self.max_side > 0 else 1.0
+            self._open_stream(max(2, int(w * s) // 2 * 2), max(2, int(h * s) // 2 * 2))
         w, h = self._size
         if image.shape[1] != w or image.shape[0] != h:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)

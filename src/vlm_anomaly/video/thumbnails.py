@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError
-from .sampler import _check_file, _read_image, _short, list_frame_files
+from .decode import check_file, list_frame_files, read_image, short_error
 
 
 def thumbnail(image: np.ndarray, max_side: int = 320) -> np.ndarray:
@@ -57,10 +57,10 @@ def iter_frames_at(source: str | Path, indices: Iterable[int], *, max_side: int 
     if path.is_dir():
         files = list_frame_files(path)
         for i in wanted:
-            if i < len(files) and (img := _read_image(files[i])) is not None:
+            if i < len(files) and (img := read_image(files[i])) is not None:
                 yield i, thumbnail(img, max_side)
         return
-    _check_file(path)
+    check_file(path)
     todo = set(wanted)
     last = wanted[-1]
     try:
@@ -75,7 +75,7 @@ def iter_frames_at(source: str | Path, indices: Iterable[int], *, max_side: int 
                 if index >= last:
                     return
     except (av.FFmpegError, ValueError) as exc:
-        raise InvalidVideoError(f"{path}: cannot decode ({_short(exc)})") from None
+        raise InvalidVideoError(f"{path}: cannot decode ({short_error(exc)})") from None
 
 
 def grab_frames(source: str | Path, indices: Iterable[int], *, max_side: int = 0) -> dict[int, np.ndarray]:

@@ -1,0 +1,172 @@
+"""What every reader of files, frame folders and streams shares: the checks made before decoding
+(file, frame size, declared length), reading one image, the sampling grid, short error reasons.
+
+Why a module of its own: the offline sampler, the live reader, thumbnails and the motion
+detector's extractor all decode; they use these by their public names instead of reaching into
+each other's private helpers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from ..errors import InvalidVideoError, VideoTooLongError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+DEFAULT_FOLDER_FPS = 25.0
+FALLBACK_FPS = 30.0
+#: Frames larger than this are refused before decoding (8192 x 8192: covers 8K UHD and DCI 8K).
+#: Why: one decoded frame of a forged 30000 x 30000 video or image would need gigabytes.
+MAX_PIXELS = 8192 * 8192
+#: Sampling tolerance: a frame a hair before the grid point still counts (timestamps are rounded).
+TIME_EPS = 1e-3
+
+# No Python log callback: with PANIC (or any level) PyAV routes FFmpeg *error* logs through a
+# callback that takes the GIL from FFmpeg's decoder threads, which deadlocks when a damaged file
+# makes a worker thread log while the main thread closes the decoder (found by the bad-media
+# corpus: a zeroed H.264 payload hung the process). ``None`` is PyAV's safe, silent default.
+av.logging.set_level(None)
+
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def list_frame_files(folder: Path) -> list[Path]:
+    """Image files of a frame folder, sorted numerically (``2.png`` before ``10.png``)."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def is_stream_url(source: str) -> bool:
+    return bool(re.match(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", str(source), re.I))
+
+
+class SampleGrid:
+    """Decides which timestamps are sampled: the first frame, then one per interval grid cell."""
+
+    def __init__(self, interval_ms: int):
+        self.interval = interval_ms / 1000.0
+        self.next_t: float | None = None
+
+    def take(self, t: float) -> bool:
+        if self.interval <= 0:
+            return True
+        if self.next_t is None:  # first frame, always
+            self.next_t = self.interval
+            return True
+        if t + TIME_EPS >= self.next_t:
+            self.next_t = (math.floor((t + TIME_EPS) / self.interval) + 1) * self.interval
+            return True
+        return False
+
+
+def scaled_size(w: int, h: int, max_side: int) -> tuple[int, int]:
+    if max_side <= 0 or max(w, h) <= max_side:
+        return w, h
+    s = max_side / max(w, h)
+    return max(2, int(round(w * s)) // 2 * 2), max(2, int(round(h * s)) // 2 * 2)
+
+
+def short_error(exc: BaseException) -> str:
+    """One short line saying why: FFmpeg's reason without its errno and the repeated path."""
+    if isinstance(exc, av.FFmpegError) and getattr(exc, "strerror", None):
+        return str(exc.strerror)[:200]
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return msg[:200]
+
+
+def first_video_stream(container, src: str):
+    """The first video stream, if FFmpeg has a decoder for it."""
+    if not container.streams.video:
+        raise InvalidVideoError(f"{src}: no video stream")
+    st = container.streams.video[0]
+    if st.codec_context is None:  # PyAV gives no codec context when no decoder exists
+        raise InvalidVideoError(f"{src}: unsupported or unrecognised video codec")
+    return st
+
+
+def check_pixels(src: str, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise VideoTooLongError(
+            f"{src}: frame size {width}x{height} is over the limit of {MAX_PIXELS // 1_000_000} "
+            "megapixels"
+        )
+
+
+def check_duration(src: str, duration_s: float, limit_s: float) -> None:
+    """Refuse up front a source whose declared length is over ``limit_s`` (0 = no limit)."""
+    if limit_s > 0 and duration_s > limit_s + TIME_EPS:
+        raise VideoTooLongError(
+            f"{src}: {duration_s:.1f} s long, over the limit of {limit_s:g} s (max_duration_s)"
+        )
+
+
+def declared_duration(container, st) -> float:
+    if st.duration and st.time_base:
+        return float(st.duration * st.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def check_file(path: Path) -> None:
+    if not path.exists():
+        raise InvalidVideoError(f"{path}: no such file or folder")
+    if not path.is_file():
+        raise InvalidVideoError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise InvalidVideoError(f"{path}: empty file")
+
+
+def stream_fps(st) -> float:
+    for rate in (st.average_rate, st.guessed_rate, st.base_rate):
+        try:
+            if rate and float(rate) > 0 and math.isfinite(float(rate)) and float(rate) < 1000:
+                return float(rate)
+        except (ZeroDivisionError, TypeError):
+            continue
+    return 0.0
+
+
+def _image_pixels(path: Path) -> int:
+    """Pixel count from the image header alone (0 if unreadable), so bombs are never decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.width * im.height
+    except Image.DecompressionBombError:
+        return MAX_PIXELS + 1
+    except (OSError, UnidentifiedImageError, ValueError):
+        return 0
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """RGB array of an image file, or None when it is unreadable or over :data:`MAX_PIXELS`."""
+    if _image_pixels(path) > MAX_PIXELS:
+        log.warning("%s: image over %d pixels refused", path, MAX_PIXELS)
+        return None
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # grayscale and 16-bit are converted to 8-bit BGR
+    if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
+        return None
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
