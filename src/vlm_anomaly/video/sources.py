@@ -8,7 +8,6 @@ means; adding a source kind starts here.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,8 +33,6 @@ from .decode import (
     stream_fps,
 )
 from .frames import VideoInfo
-
-log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 
