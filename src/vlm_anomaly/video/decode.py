@@ -110,7 +110,7 @@ def decode_frames(container, st, *, fps: float, monotonic: bool = True) -> Itera
 
     Times come from the frames' timestamps (``index / fps`` when a frame has none). With
     ``monotonic``, a broken or duplicate timestamp is moved just after the previous frame's time so
-    time never runs backwards. Frames are left undecoded to RGB: the caller converts only those it keeps.
+    time never runs backwards. Frames are not converted to RGB: the caller converts only those it keeps.
     """
     tb = float(st.time_base) if st.time_base else 0.0
     first_pts: int | None = None
