@@ -89,3 +89,16 @@ def test_no_module_imports_another_modules_private_names():
                 found += [f"{path.relative_to(SRC)}:{node.lineno} {a.name}" for a in node.names
                           if a.name.startswith("_") and not a.name.startswith("__")]
     assert found == []
+
+
+def test_only_video_decode_runs_a_decode_loop():
+    """The sampler, the live reader and thumbnails share ``video.decode.decode_frames``: one place
+    turns a container into timed frames, so a fix to timestamps or damaged streams reaches them all."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "decode":
+                target = node.func.value
+                if isinstance(target, ast.Attribute | ast.Name) and "container" in ast.unparse(target):
+                    found.append(str(path.relative_to(SRC)))
+    assert found == ["video/decode.py"]

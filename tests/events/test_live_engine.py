@@ -12,7 +12,8 @@ import pytest
 
 from vlm_anomaly import InvalidVideoError, Pipeline, create_encoder, load_settings
 from vlm_anomaly.events import EventStore, LiveFeed, LiveSession, Monitor, RetentionJob, SourceWatcher
-from vlm_anomaly.video.live import LiveSource, PushSource, check_source
+from vlm_anomaly.video.live import LiveSource, PushSource
+from vlm_anomaly.video.sources import check_source
 from vlm_anomaly.video.thumbnails import grab_frames
 
 INTRUDER = (2.5, 4.5)  # the dash clips' intruder span

@@ -117,7 +117,7 @@ def test_stream_failures_mask_credentials_in_gaps_errors_and_logs(caplog):
     assert gap.source.startswith("http://***@127.0.0.1:")
     assert caplog.records
     _clean("\n".join(r.getMessage() for r in caplog.records))
-    from vlm_anomaly.video.live import AvReader
+    from vlm_anomaly.video.sources import AvReader
 
     with pytest.raises(VlmAnomalyError) as err:
         AvReader(url)

@@ -147,7 +147,7 @@ def test_watch_cli_prints_and_stores_the_event(trained_home, clips, webhook, tmp
 
 def test_missing_model_or_source_fails_clearly(trained_home, tmp_path):
     from vlm_anomaly.errors import InvalidVideoError, ModelNotFoundError
-    from vlm_anomaly.video.live import open_reader
+    from vlm_anomaly.video.sources import open_reader
 
     mon = Monitor(Pipeline(_settings(trained_home)))
     with pytest.raises(ModelNotFoundError):

@@ -168,7 +168,7 @@ def test_frame_folder_source(tmp_path):
 
 def test_opencv_reader_reads_the_same_stream(mjpeg):
     """The webcam path (cv2.VideoCapture) also opens URLs; here it reads the local MJPEG stream."""
-    from vlm_anomaly.video.live import CvReader
+    from vlm_anomaly.video.sources import CvReader
 
     src = LiveSource(mjpeg.url, interval_ms=100, reader_factory=lambda: CvReader(mjpeg.url))
     frames = [f for f in collect(src, 1.5) if not isinstance(f, Gap)]

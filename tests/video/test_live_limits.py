@@ -13,7 +13,8 @@ import pytest
 from vlm_anomaly.errors import VideoTooLongError
 from vlm_anomaly.video import sample_frames
 from vlm_anomaly.video.decode import MAX_PIXELS
-from vlm_anomaly.video.live import CvReader, LiveSource
+from vlm_anomaly.video.live import LiveSource
+from vlm_anomaly.video.sources import CvReader
 
 SIDE = 8200  # 8200 x 8200 = 67.2 MP, just over the 8192 x 8192 limit
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..atomic import atomic_write_bytes
-from ..video.sink import AnnotatedVideoWriter
+from ..video.render import AnnotatedVideoWriter
 
 CLIP_MAX_SIDE = 640
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..video import Frame, sample_frames
-from ..video.decode import SampleGrid
+from ..video.sampling import SampleGrid
 from .features import (
     BLOB_DIM,
     MOTION_DIM,

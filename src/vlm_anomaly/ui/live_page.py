@@ -19,8 +19,9 @@ from ..errors import VlmAnomalyError
 from ..events import FeedView, LiveFeed, LiveSession, SourceWatcher, StreamScorer
 from ..events.store import EventRecord
 from ..video import Frame
-from ..video.live import PushSource, check_source
-from ..video.sink import annotate_frame, box_kwargs
+from ..video.live import PushSource
+from ..video.render import annotate_frame, box_kwargs
+from ..video.sources import check_source
 from ..video.thumbnails import decode_image
 from . import charts, state
 

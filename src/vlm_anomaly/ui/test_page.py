@@ -12,7 +12,7 @@ import streamlit as st
 from ..metrics import parse_frame_labels
 from ..results import ScoreResult, band
 from ..video import analysed_size
-from ..video.sink import annotate_frame, explanation_box, scale_box, write_annotated_video
+from ..video.render import annotate_frame, explanation_box, scale_box, write_annotated_video
 from ..video.thumbnails import grab_frames
 from . import charts, state
 

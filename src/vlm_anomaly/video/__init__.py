@@ -1,14 +1,15 @@
-"""Decoding and sampling of video files, frame folders and streams."""
+"""Video: sources (sources.py), decoding (decode.py), sampling (sampling.py), live reading (live.py),
+thumbnails and rendering (thumbnails.py, render.py)."""
 
-from .decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_frame_files
 from .frames import Frame, VideoInfo
-from .sampler import (
+from .sampling import batched, prefetch, sample_frames
+from .sources import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
     analysed_size,
-    batched,
     content_hash,
-    prefetch,
+    list_frame_files,
     probe,
-    sample_frames,
     source_kind,
 )
 

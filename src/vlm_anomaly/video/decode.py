@@ -1,17 +1,18 @@
-"""What every reader of files, frame folders and streams shares: the checks made before decoding
-(file, frame size, declared length), reading one image, the sampling grid, short error reasons.
+"""Decoding, shared by every reader: the checks made before decoding (frame size, declared length),
+the one loop that decodes a container's frames with their times, reading one image, error reasons.
 
 Why a module of its own: the offline sampler, the live reader, thumbnails and the motion
-detector's extractor all decode; they use these by their public names instead of reaching into
-each other's private helpers.
+detector's extractor all decode; they share this loop and these checks by their public names
+instead of each keeping its own copy.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
+import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -22,13 +23,14 @@ from ..errors import InvalidVideoError, VideoTooLongError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-DEFAULT_FOLDER_FPS = 25.0
 FALLBACK_FPS = 30.0
+
+
 #: Frames larger than this are refused before decoding (8192 x 8192: covers 8K UHD and DCI 8K).
 #: Why: one decoded frame of a forged 30000 x 30000 video or image would need gigabytes.
 MAX_PIXELS = 8192 * 8192
+
+
 #: Sampling tolerance: a frame a hair before the grid point still counts (timestamps are rounded).
 TIME_EPS = 1e-3
 
@@ -38,38 +40,10 @@ TIME_EPS = 1e-3
 # corpus: a zeroed H.264 payload hung the process). ``None`` is PyAV's safe, silent default.
 av.logging.set_level(None)
 
-
-def _natural_key(name: str) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
-def list_frame_files(folder: Path) -> list[Path]:
-    """Image files of a frame folder, sorted numerically (``2.png`` before ``10.png``)."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-    return sorted(files, key=lambda p: _natural_key(p.name))
-
-
-def is_stream_url(source: str) -> bool:
-    return bool(re.match(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", str(source), re.I))
-
-
-class SampleGrid:
-    """Decides which timestamps are sampled: the first frame, then one per interval grid cell."""
-
-    def __init__(self, interval_ms: int):
-        self.interval = interval_ms / 1000.0
-        self.next_t: float | None = None
-
-    def take(self, t: float) -> bool:
-        if self.interval <= 0:
-            return True
-        if self.next_t is None:  # first frame, always
-            self.next_t = self.interval
-            return True
-        if t + TIME_EPS >= self.next_t:
-            self.next_t = (math.floor((t + TIME_EPS) / self.interval) + 1) * self.interval
-            return True
-        return False
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# cv2 read the variable at import; set the level directly so damaged images do not print
+# "[ WARN:...] libpng ..." lines on stderr (the sampler logs its own one-line warning).
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def scaled_size(w: int, h: int, max_side: int) -> tuple[int, int]:
@@ -121,15 +95,6 @@ def declared_duration(container, st) -> float:
     return 0.0
 
 
-def check_file(path: Path) -> None:
-    if not path.exists():
-        raise InvalidVideoError(f"{path}: no such file or folder")
-    if not path.is_file():
-        raise InvalidVideoError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
-        raise InvalidVideoError(f"{path}: empty file")
-
-
 def stream_fps(st) -> float:
     for rate in (st.average_rate, st.guessed_rate, st.base_rate):
         try:
@@ -138,6 +103,45 @@ def stream_fps(st) -> float:
         except (ZeroDivisionError, TypeError):
             continue
     return 0.0
+
+
+def decode_frames(container, st, *, fps: float, monotonic: bool = True) -> Iterator[tuple[int, float, av.VideoFrame]]:
+    """``(index, seconds since the first frame, frame)`` for every decoded frame of stream ``st``.
+
+    Times come from the frames' timestamps (``index / fps`` when a frame has none). With
+    ``monotonic``, a broken or duplicate timestamp is moved just after the previous frame's time so
+    time never runs backwards. Frames are not converted to RGB: the caller converts only those it keeps.
+    """
+    tb = float(st.time_base) if st.time_base else 0.0
+    first_pts: int | None = None
+    last_t = -1.0
+    for index, frame in enumerate(container.decode(st)):
+        if frame.pts is not None and tb > 0:
+            if first_pts is None:
+                first_pts = frame.pts
+            t = (frame.pts - first_pts) * tb
+        else:
+            t = index / fps
+        if monotonic and t <= last_t:  # broken/duplicate timestamps: keep time monotonic
+            t = last_t + 1.0 / fps
+        last_t = t
+        yield index, t, frame
+
+
+def to_rgb(frame: av.VideoFrame, w: int, h: int) -> np.ndarray:
+    """A decoded frame as an RGB array of size ``w`` x ``h`` (rescaled only when that differs)."""
+    if (w, h) != (frame.width, frame.height):
+        return frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+    return frame.to_ndarray(format="rgb24")
+
+
+def resize_to(img: np.ndarray, max_side: int) -> np.ndarray:
+    """An RGB array downscaled so its longer side is at most ``max_side`` (0 = unchanged)."""
+    if max_side:
+        w, h = scaled_size(img.shape[1], img.shape[0], max_side)
+        if (w, h) != (img.shape[1], img.shape[0]):
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return img
 
 
 def _image_pixels(path: Path) -> int:

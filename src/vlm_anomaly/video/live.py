@@ -1,4 +1,5 @@
-"""Live sources: webcams, RTSP/HTTP streams, video files (real time or fast) and frame folders.
+"""Live reading: sampled frames from a source that may stall, drop or end, reconnecting with
+back-off (:class:`LiveSource`), or frames pushed by a callback such as a browser camera (:class:`PushSource`).
 
 Why a watchdog: a camera that stalls, drops or ends must not silently freeze monitoring. Each
 connection is read by its own thread into a small queue; when no frame arrives for
@@ -7,6 +8,7 @@ and yields a :class:`Gap` saying how much time was missed, instead of silently s
 
 Time: files and folders use their media time; streams and webcams use seconds since the source
 was started (wall clock), so time keeps running across reconnections and gaps are measurable.
+Opening a connection (the readers) lives in :mod:`.sources`.
 """
 
 from __future__ import annotations
@@ -17,38 +19,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import av
-import cv2
 import numpy as np
 
 from ..config import SamplingSettings
-from ..errors import InvalidVideoError, VideoTooLongError
+from ..errors import VideoTooLongError
 from ..redact import redact_text, redact_url
-from .decode import (
-    DEFAULT_FOLDER_FPS,
-    MAX_PIXELS,
-    SampleGrid,
-    check_pixels,
-    list_frame_files,
-    read_image,
-    scaled_size,
-    short_error,
-    stream_fps,
-)
+from .decode import short_error
 from .frames import Frame
-from .sampler import probe, source_kind
+from .sampling import SampleGrid
+from .sources import DEFAULT_FOLDER_FPS, Reader, open_reader, source_kind
 
 log = logging.getLogger(__name__)
-
-#: FFmpeg protocols a network source may use, itself or nested (an HLS playlist's segments, an
-#: RTSP session's RTP): never local ones (file, pipe, fd, concat, subfile, data...), so a remote
-#: playlist cannot make the server read its own files.
-NETWORK_PROTOCOLS = "http,https,tls,tcp,udp,rtp,srtp,rtsp,rtsps,rtmp,rtmps,rtmpt,rtmpts,crypto,httpproxy"
-
-#: (source time in seconds or None = "use the wall clock", lazy RGB conversion)
-RawFrame = tuple[float | None, Callable[[], np.ndarray | None]]
 
 
 @dataclass(frozen=True)
@@ -80,165 +62,6 @@ class Gap:
             "reason": self.reason,
             "reconnects": self.reconnects,
         }
-
-
-class Reader:
-    """One connection to a source; :meth:`frames` yields raw frames until it ends or fails."""
-
-    #: True when frame times are media times (files, folders); False = wall clock
-    media_time = True
-    #: True when a frame's lazy converter still works after later frames were read
-    stable_convert = True
-
-    def frames(self) -> Iterator[RawFrame]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-
-class AvReader(Reader):
-    """Video files and network streams (RTSP, HTTP/MJPEG, HLS...) through PyAV/FFmpeg."""
-
-    def __init__(
-        self,
-        source: str,
-        *,
-        max_side: int = 0,
-        read_timeout_s: float = 10.0,
-        media_time: bool = True,
-    ):
-        self.source = source
-        self.max_side = max_side
-        self.media_time = media_time
-        shown = redact_url(source)
-        options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp") else {}
-        if "://" in source:
-            options["protocol_whitelist"] = NETWORK_PROTOCOLS
-        try:
-            self.container = av.open(
-                source, timeout=(read_timeout_s, read_timeout_s), options=options
-            )
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InvalidVideoError(f"{shown}: cannot open ({short_error(exc)})") from None
-        if not self.container.streams.video:
-            self.container.close()
-            raise InvalidVideoError(f"{shown}: no video stream")
-        cc = self.container.streams.video[0].codec_context
-        try:  # the same limit as files, from the stream's header: never decode such a frame
-            check_pixels(shown, cc.width if cc else 0, cc.height if cc else 0)
-        except VideoTooLongError:
-            self.container.close()
-            raise
-
-    def frames(self) -> Iterator[RawFrame]:
-        st = self.container.streams.video[0]
-        st.thread_type = "AUTO"
-        fps = stream_fps(st) or 30.0
-        tb = float(st.time_base) if st.time_base else 0.0
-        first_pts = None
-        n = -1
-        for frame in self.container.decode(st):
-            n += 1
-            # a stream may change its size mid-way (a new header): the limit holds there too
-            if frame.width * frame.height > MAX_PIXELS:
-                check_pixels(redact_url(self.source), frame.width, frame.height)
-            if frame.pts is not None and tb > 0:
-                first_pts = frame.pts if first_pts is None else first_pts
-                t = (frame.pts - first_pts) * tb
-            else:
-                t = n / fps
-
-            def convert(frame=frame) -> np.ndarray:
-                w, h = scaled_size(frame.width, frame.height, self.max_side)
-                return frame.to_ndarray(width=w, height=h, format="rgb24")
-
-            yield (float(t) if self.media_time else None), convert
-
-    def close(self) -> None:
-        self.container.close()
-
-
-class CvReader(Reader):
-    """Webcams by index (and any URL OpenCV's backends open), via ``cv2.VideoCapture``."""
-
-    media_time = False
-    stable_convert = False  # retrieve() returns the last grabbed frame only
-
-    def __init__(self, source: str, *, max_side: int = 0):
-        target: int | str = int(source) if source.isdigit() else source
-        self.cap = cv2.VideoCapture(target)
-        self.max_side = max_side
-        self.source = redact_url(source)
-        if not self.cap.isOpened():
-            raise InvalidVideoError(f"{self.source}: cannot open camera or stream")
-        self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        w, h = (int(self.cap.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
-        if w * h > MAX_PIXELS:
-            self.cap.release()
-            check_pixels(self.source, w, h)
-
-    def frames(self) -> Iterator[RawFrame]:
-        while self.cap.grab():  # grab without decoding/converting; retrieve only sampled frames
-
-            def convert() -> np.ndarray | None:
-                ok, bgr = self.cap.retrieve()
-                if not ok or bgr is None:
-                    return None
-                h, w = bgr.shape[:2]
-                sw, sh = scaled_size(w, h, self.max_side)
-                if (sw, sh) != (w, h):
-                    bgr = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
-                return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-            yield None, convert
-
-    def close(self) -> None:
-        self.cap.release()
-
-
-class FolderReader(Reader):
-    """A folder of image frames played at ``fps``."""
-
-    def __init__(self, folder: str, *, fps: float = DEFAULT_FOLDER_FPS, max_side: int = 0):
-        self.files = list_frame_files(Path(folder))
-        if not self.files:
-            raise InvalidVideoError(f"{folder}: folder holds no image frames")
-        self.fps = fps
-        self.max_side = max_side
-
-    def frames(self) -> Iterator[RawFrame]:
-        for i, f in enumerate(self.files):
-
-            def convert(f=f) -> np.ndarray | None:
-                img = read_image(f)
-                if img is not None and self.max_side:
-                    w, h = scaled_size(img.shape[1], img.shape[0], self.max_side)
-                    if (w, h) != (img.shape[1], img.shape[0]):
-                        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-                return img
-
-            yield i / self.fps, convert
-
-
-def open_reader(
-    source: str,
-    *,
-    max_side: int = 0,
-    folder_fps: float = DEFAULT_FOLDER_FPS,
-    read_timeout_s: float = 10.0,
-) -> Reader:
-    """The right reader for a source string: webcam index, URL, file or folder."""
-    kind = source_kind(source)
-    if kind == "webcam":
-        return CvReader(source, max_side=max_side)
-    if kind == "folder":
-        return FolderReader(source, fps=folder_fps, max_side=max_side)
-    if kind == "file" and not Path(source).is_file():
-        raise InvalidVideoError(f"{source}: no such file or folder")
-    return AvReader(
-        source, max_side=max_side, read_timeout_s=read_timeout_s, media_time=kind == "file"
-    )
 
 
 _END = object()
@@ -508,28 +331,6 @@ class LiveSource:
 
     def _give_up(self, attempt: int) -> bool:
         return self.max_reconnects is not None and attempt > self.max_reconnects
-
-
-def check_source(spec: str) -> str:
-    """The source spec, stripped, after the checks a person wants answered at once.
-
-    An empty spec, a missing or corrupt file and a camera that is not there fail here with a clear
-    message, in the caller; a stream that drops later is reconnected by :class:`LiveSource`.
-    """
-    spec = str(spec).strip()
-    if not spec:
-        raise InvalidVideoError("no source given: a camera index, a stream URL or a video file")
-    kind = source_kind(spec)
-    if kind == "webcam":
-        try:
-            open_reader(spec).close()
-        except InvalidVideoError:
-            raise InvalidVideoError(f"camera {spec} is not available on this machine") from None
-    elif kind in ("file", "folder"):
-        if not Path(spec).exists():
-            raise InvalidVideoError(f"{spec}: no such file, and not a camera index or stream URL")
-        probe(spec)  # a corrupt file fails here
-    return spec
 
 
 class PushSource:

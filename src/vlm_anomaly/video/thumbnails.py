@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError
-from .decode import check_file, list_frame_files, read_image, short_error
+from .decode import FALLBACK_FPS, decode_frames, read_image, short_error
+from .sources import check_file, list_frame_files
 
 
 def thumbnail(image: np.ndarray, max_side: int = 320) -> np.ndarray:
@@ -69,7 +70,7 @@ def iter_frames_at(source: str | Path, indices: Iterable[int], *, max_side: int 
                 raise InvalidVideoError(f"{path}: no video stream")
             st = container.streams.video[0]
             st.thread_type = "AUTO"
-            for index, frame in enumerate(container.decode(st)):
+            for index, _t, frame in decode_frames(container, st, fps=FALLBACK_FPS):
                 if index in todo:
                     yield index, thumbnail(frame.to_ndarray(format="rgb24"), max_side)
                 if index >= last:

@@ -1,4 +1,5 @@
-"""Decode videos and frame folders, keeping one frame every ``interval_ms`` (0 = every frame).
+"""Sampling: one frame every ``interval_ms`` (0 = every frame) from a file, folder or stream,
+and the helpers that feed sampled frames onward (background prefetch, batching).
 
 Why a generator: memory stays flat in video length, and frames that are not sampled are decoded
 but never converted to RGB (the colour conversion costs more than skipping).
@@ -7,7 +8,7 @@ but never converted to RGB (the colour conversion costs more than skipping).
 from __future__ import annotations
 
 import logging
-import os
+import math
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -15,82 +16,48 @@ from pathlib import Path
 from typing import TypeVar
 
 import av
-import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError, VlmAnomalyError
 from ..redact import redact_text, redact_url
 from ..threads import decoder_threads
 from .decode import (
-    DEFAULT_FOLDER_FPS,
     FALLBACK_FPS,
-    IMAGE_EXTENSIONS,
     TIME_EPS,
-    VIDEO_EXTENSIONS,
-    SampleGrid,
     check_duration,
-    check_file,
     check_pixels,
     declared_duration,
+    decode_frames,
     first_video_stream,
-    is_stream_url,
-    list_frame_files,
     read_image,
+    resize_to,
     scaled_size,
     short_error,
     stream_fps,
+    to_rgb,
 )
-from .frames import Frame, VideoInfo
+from .frames import Frame
+from .sources import DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, check_file, is_stream_url, list_frame_files
 
 log = logging.getLogger(__name__)
 
+class SampleGrid:
+    """Decides which timestamps are sampled: the first frame, then one per interval grid cell."""
 
+    def __init__(self, interval_ms: int):
+        self.interval = interval_ms / 1000.0
+        self.next_t: float | None = None
 
-def analysed_size(source: str | Path, max_side: int) -> tuple[int, int]:
-    """(w, h) of the frames the library analyses from ``source`` (after the ``max_side`` downscale),
-    the coordinates that boxes in explanations are given in."""
-    info = probe(source)
-    return scaled_size(info.width, info.height, max_side)
-
-
-def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_duration_s: float = 0
-          ) -> VideoInfo:
-    """Read a source's metadata without decoding it; raises :class:`InvalidVideoError`.
-
-    With ``max_duration_s``, a file or folder that declares a longer length raises
-    :class:`VideoTooLongError` (the same check :func:`sample_frames` makes), so callers can refuse
-    it before loading an encoder.
-    """
-    src = str(source)
-    path = Path(src)
-    if path.is_dir():
-        files = list_frame_files(path)
-        if not files:
-            raise InvalidVideoError(f"{path}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
-        first = next((img for img in map(read_image, files) if img is not None), None)
-        if first is None:
-            raise InvalidVideoError(f"{path}: unreadable image frames ({files[0].name}, ...)")
-        check_duration(src, (len(files) - 1) / folder_fps, max_duration_s)
-        return VideoInfo(src, "folder", first.shape[1], first.shape[0], folder_fps, len(files))
-    if not is_stream_url(src):
-        check_file(path)
-    try:
-        with av.open(src, timeout=10.0) as container:
-            st = first_video_stream(container, src)
-            fps = stream_fps(st)
-            count = st.frames or 0
-            if not count and container.duration and fps:
-                count = int(container.duration / av.time_base * fps)
-            cc = st.codec_context
-            check_pixels(src, cc.width, cc.height)
-            if not is_stream_url(src):
-                check_duration(src, declared_duration(container, st), max_duration_s)
-            return VideoInfo(src, "stream" if is_stream_url(src) else "file", cc.width, cc.height,
-                             fps, count, cc.name or "")
-    except VlmAnomalyError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - hostile files make FFmpeg/PyAV raise many kinds
-        raise InvalidVideoError(f"{src}: not a readable video ({short_error(exc)})") from None
+    def take(self, t: float) -> bool:
+        if self.interval <= 0:
+            return True
+        if self.next_t is None:  # first frame, always
+            self.next_t = self.interval
+            return True
+        if t + TIME_EPS >= self.next_t:
+            self.next_t = (math.floor((t + TIME_EPS) / self.interval) + 1) * self.interval
+            return True
+        return False
 
 
 def sample_frames(
@@ -148,14 +115,6 @@ def sample_frames(
         raise InvalidVideoError(f"{src}: no decodable frame")
 
 
-def _resize_to(img: np.ndarray, max_side: int) -> np.ndarray:
-    if max_side:
-        w, h = scaled_size(img.shape[1], img.shape[0], max_side)
-        if (w, h) != (img.shape[1], img.shape[0]):
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-    return img
-
-
 def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
                    limit_s: float = 0, with_previous: bool = False) -> Iterator[Frame]:
     files = list_frame_files(folder)
@@ -174,14 +133,14 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
             skipped += 1
             log.warning("%s: unreadable image skipped", f)
             continue
-        img = _resize_to(img, max_side)
+        img = resize_to(img, max_side)
         prev = None
         if with_previous and i > 0:
             if last is not None and last[0] == i - 1:
                 prev = last[1]
             else:
                 raw = read_image(files[i - 1])
-                prev = _resize_to(raw, max_side) if raw is not None else None
+                prev = resize_to(raw, max_side) if raw is not None else None
         last = (i, img)
         yield Frame(i, t, img, str(folder), prev, (i - 1) / fps if prev is not None else None)
     if skipped:
@@ -203,50 +162,33 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
         st.thread_type = "AUTO"
         st.thread_count = decoder_threads()  # 1 on small machines: the cores are the encoder's
         fps = stream_fps(st) or FALLBACK_FPS
-        tb = float(st.time_base) if st.time_base else 0.0
         grid = SampleGrid(interval_ms)
-        first_pts: int | None = None
         last_t = -1.0
         index = -1
-        decoded_any = False
         prev_frame = None  # the decoded frame before the current one (converted only if needed)
         try:
-            for frame in container.decode(st):
-                index += 1
-                decoded_any = True
-                if frame.pts is not None and tb > 0:
-                    if first_pts is None:
-                        first_pts = frame.pts
-                    t = (frame.pts - first_pts) * tb
-                else:
-                    t = index / fps
-                if t <= last_t:  # broken/duplicate timestamps: keep time monotonic
-                    t = last_t + 1.0 / fps
+            for index, t, frame in decode_frames(container, st, fps=fps):
                 before_t, last_t = last_t, t
                 before, prev_frame = prev_frame, (frame if with_previous else None)
                 if not grid.take(t):
                     continue
                 w, h = scaled_size(frame.width, frame.height, max_side)
-                img = _to_rgb(frame, w, h)
-                prev = _to_rgb(before, w, h) if before is not None else None
+                img = to_rgb(frame, w, h)
+                prev = to_rgb(before, w, h) if before is not None else None
                 yield Frame(index, round(t, 6), img, src, prev,
                             round(before_t, 6) if prev is not None else None)
         except VlmAnomalyError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged stream: keep what decoded, say why
-            if not decoded_any:
+            if index < 0:  # not one frame decoded
                 raise InvalidVideoError(f"{src}: cannot decode ({short_error(exc)})") from None
             log.warning("%s: decoding stopped after frame %d (%s); partial result", redact_url(src), index,
                         redact_text(short_error(exc)))
 
 
-def _to_rgb(frame, w: int, h: int) -> np.ndarray:
-    if (w, h) != (frame.width, frame.height):
-        return frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
-    return frame.to_ndarray(format="rgb24")
-
-
 T = TypeVar("T")
+
+
 _END = object()
 
 
@@ -304,54 +246,3 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
-
-
-def content_hash(source: str | Path) -> str:
-    """SHA-256 of a video file's bytes, or of a frame folder's names and bytes.
-
-    Why content, not path: the embedding cache and the training summary must notice a changed file
-    and recognise the same video uploaded under another name.
-    """
-    import hashlib
-
-    p = Path(source)
-    h = hashlib.sha256()
-    if p.is_dir():
-        for f in list_frame_files(p):
-            h.update(f.name.encode() + b"\0")
-            with open(f, "rb") as fh:
-                h.update(hashlib.file_digest(fh, "sha256").digest())
-    elif p.is_file():
-        with open(p, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    else:
-        h.update(str(source).encode())  # a stream has no stable content
-    return h.hexdigest()
-
-
-def source_kind(source: str | Path) -> str:
-    s = str(source)
-    if is_stream_url(s):
-        return "stream"
-    if s.isdigit():
-        return "webcam"
-    return "folder" if Path(s).is_dir() else "file"
-
-
-__all__ = [
-    "VIDEO_EXTENSIONS",
-    "IMAGE_EXTENSIONS",
-    "sample_frames",
-    "probe",
-    "prefetch",
-    "batched",
-    "content_hash",
-    "list_frame_files",
-    "source_kind",
-    "is_stream_url",
-]
-
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-# cv2 read the variable at import; set the level directly so damaged images do not print
-# "[ WARN:...] libpng ..." lines on stderr (the sampler logs its own one-line warning).
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

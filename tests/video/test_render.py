@@ -8,7 +8,7 @@ import pytest
 from vlm_anomaly import InvalidVideoError, ScoreResult
 from vlm_anomaly.synthetic import write_frames, write_video
 from vlm_anomaly.video import probe, sample_frames
-from vlm_anomaly.video.sink import AnnotatedVideoWriter, annotate_frame, playback_fps, write_annotated_video
+from vlm_anomaly.video.render import AnnotatedVideoWriter, annotate_frame, playback_fps, write_annotated_video
 from vlm_anomaly.video.thumbnails import decode_image, encode_jpeg, grab_frames, thumbnail
 
 

@@ -1,0 +1,322 @@
+"""Source kinds (video files, frame folders, stream URLs, cameras): telling them apart, probing,
+opening a connection to read, checking a spec, and a source's content hash.
+
+Why one place: the offline sampler, the live reader and every shell agree on what a source string
+means; adding a source kind starts here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from ..errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
+from ..redact import redact_url
+from .decode import (
+    FALLBACK_FPS,
+    MAX_PIXELS,
+    check_duration,
+    check_pixels,
+    declared_duration,
+    decode_frames,
+    first_video_stream,
+    read_image,
+    resize_to,
+    scaled_size,
+    short_error,
+    stream_fps,
+)
+from .frames import VideoInfo
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+DEFAULT_FOLDER_FPS = 25.0
+
+
+#: FFmpeg protocols a network source may use, itself or nested (an HLS playlist's segments, an
+#: RTSP session's RTP): never local ones (file, pipe, fd, concat, subfile, data...), so a remote
+#: playlist cannot make the server read its own files.
+NETWORK_PROTOCOLS = "http,https,tls,tcp,udp,rtp,srtp,rtsp,rtsps,rtmp,rtmps,rtmpt,rtmpts,crypto,httpproxy"
+
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def list_frame_files(folder: Path) -> list[Path]:
+    """Image files of a frame folder, sorted numerically (``2.png`` before ``10.png``)."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def is_stream_url(source: str) -> bool:
+    return bool(re.match(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", str(source), re.I))
+
+
+def source_kind(source: str | Path) -> str:
+    s = str(source)
+    if is_stream_url(s):
+        return "stream"
+    if s.isdigit():
+        return "webcam"
+    return "folder" if Path(s).is_dir() else "file"
+
+
+def check_file(path: Path) -> None:
+    if not path.exists():
+        raise InvalidVideoError(f"{path}: no such file or folder")
+    if not path.is_file():
+        raise InvalidVideoError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise InvalidVideoError(f"{path}: empty file")
+
+
+def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_duration_s: float = 0
+          ) -> VideoInfo:
+    """Read a source's metadata without decoding it; raises :class:`InvalidVideoError`.
+
+    With ``max_duration_s``, a file or folder that declares a longer length raises
+    :class:`VideoTooLongError` (the same check :func:`sample_frames` makes), so callers can refuse
+    it before loading an encoder.
+    """
+    src = str(source)
+    path = Path(src)
+    if path.is_dir():
+        files = list_frame_files(path)
+        if not files:
+            raise InvalidVideoError(f"{path}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
+        first = next((img for img in map(read_image, files) if img is not None), None)
+        if first is None:
+            raise InvalidVideoError(f"{path}: unreadable image frames ({files[0].name}, ...)")
+        check_duration(src, (len(files) - 1) / folder_fps, max_duration_s)
+        return VideoInfo(src, "folder", first.shape[1], first.shape[0], folder_fps, len(files))
+    if not is_stream_url(src):
+        check_file(path)
+    try:
+        with av.open(src, timeout=10.0) as container:
+            st = first_video_stream(container, src)
+            fps = stream_fps(st)
+            count = st.frames or 0
+            if not count and container.duration and fps:
+                count = int(container.duration / av.time_base * fps)
+            cc = st.codec_context
+            check_pixels(src, cc.width, cc.height)
+            if not is_stream_url(src):
+                check_duration(src, declared_duration(container, st), max_duration_s)
+            return VideoInfo(src, "stream" if is_stream_url(src) else "file", cc.width, cc.height,
+                             fps, count, cc.name or "")
+    except VlmAnomalyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hostile files make FFmpeg/PyAV raise many kinds
+        raise InvalidVideoError(f"{src}: not a readable video ({short_error(exc)})") from None
+
+
+def analysed_size(source: str | Path, max_side: int) -> tuple[int, int]:
+    """(w, h) of the frames the library analyses from ``source`` (after the ``max_side`` downscale),
+    the coordinates that boxes in explanations are given in."""
+    info = probe(source)
+    return scaled_size(info.width, info.height, max_side)
+
+
+def content_hash(source: str | Path) -> str:
+    """SHA-256 of a video file's bytes, or of a frame folder's names and bytes.
+
+    Why content, not path: the embedding cache and the training summary must notice a changed file
+    and recognise the same video uploaded under another name.
+    """
+    p = Path(source)
+    h = hashlib.sha256()
+    if p.is_dir():
+        for f in list_frame_files(p):
+            h.update(f.name.encode() + b"\0")
+            with open(f, "rb") as fh:
+                h.update(hashlib.file_digest(fh, "sha256").digest())
+    elif p.is_file():
+        with open(p, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    else:
+        h.update(str(source).encode())  # a stream has no stable content
+    return h.hexdigest()
+
+
+#: (source time in seconds or None = "use the wall clock", lazy RGB conversion)
+RawFrame = tuple[float | None, Callable[[], np.ndarray | None]]
+
+
+class Reader:
+    """One connection to a source; :meth:`frames` yields raw frames until it ends or fails."""
+
+    #: True when frame times are media times (files, folders); False = wall clock
+    media_time = True
+    #: True when a frame's lazy converter still works after later frames were read
+    stable_convert = True
+
+    def frames(self) -> Iterator[RawFrame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class AvReader(Reader):
+    """Video files and network streams (RTSP, HTTP/MJPEG, HLS...) through PyAV/FFmpeg."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        max_side: int = 0,
+        read_timeout_s: float = 10.0,
+        media_time: bool = True,
+    ):
+        self.source = source
+        self.max_side = max_side
+        self.media_time = media_time
+        shown = redact_url(source)
+        options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp") else {}
+        if "://" in source:
+            options["protocol_whitelist"] = NETWORK_PROTOCOLS
+        try:
+            self.container = av.open(
+                source, timeout=(read_timeout_s, read_timeout_s), options=options
+            )
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise InvalidVideoError(f"{shown}: cannot open ({short_error(exc)})") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise InvalidVideoError(f"{shown}: no video stream")
+        cc = self.container.streams.video[0].codec_context
+        try:  # the same limit as files, from the stream's header: never decode such a frame
+            check_pixels(shown, cc.width if cc else 0, cc.height if cc else 0)
+        except VideoTooLongError:
+            self.container.close()
+            raise
+
+    def frames(self) -> Iterator[RawFrame]:
+        st = self.container.streams.video[0]
+        st.thread_type = "AUTO"
+        fps = stream_fps(st) or FALLBACK_FPS
+        # times as the stream gives them (not made monotonic): the live reader paces and samples by them
+        for _, t, frame in decode_frames(self.container, st, fps=fps, monotonic=False):
+            # a stream may change its size mid-way (a new header): the limit holds there too
+            if frame.width * frame.height > MAX_PIXELS:
+                check_pixels(redact_url(self.source), frame.width, frame.height)
+
+            def convert(frame=frame) -> np.ndarray:
+                w, h = scaled_size(frame.width, frame.height, self.max_side)
+                return frame.to_ndarray(width=w, height=h, format="rgb24")
+
+            yield (float(t) if self.media_time else None), convert
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class CvReader(Reader):
+    """Webcams by index (and any URL OpenCV's backends open), via ``cv2.VideoCapture``."""
+
+    media_time = False
+    stable_convert = False  # retrieve() returns the last grabbed frame only
+
+    def __init__(self, source: str, *, max_side: int = 0):
+        target: int | str = int(source) if source.isdigit() else source
+        self.cap = cv2.VideoCapture(target)
+        self.max_side = max_side
+        self.source = redact_url(source)
+        if not self.cap.isOpened():
+            raise InvalidVideoError(f"{self.source}: cannot open camera or stream")
+        self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        w, h = (int(self.cap.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+        if w * h > MAX_PIXELS:
+            self.cap.release()
+            check_pixels(self.source, w, h)
+
+    def frames(self) -> Iterator[RawFrame]:
+        while self.cap.grab():  # grab without decoding/converting; retrieve only sampled frames
+
+            def convert() -> np.ndarray | None:
+                ok, bgr = self.cap.retrieve()
+                if not ok or bgr is None:
+                    return None
+                h, w = bgr.shape[:2]
+                sw, sh = scaled_size(w, h, self.max_side)
+                if (sw, sh) != (w, h):
+                    bgr = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+                return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+            yield None, convert
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class FolderReader(Reader):
+    """A folder of image frames played at ``fps``."""
+
+    def __init__(self, folder: str, *, fps: float = DEFAULT_FOLDER_FPS, max_side: int = 0):
+        self.files = list_frame_files(Path(folder))
+        if not self.files:
+            raise InvalidVideoError(f"{folder}: folder holds no image frames")
+        self.fps = fps
+        self.max_side = max_side
+
+    def frames(self) -> Iterator[RawFrame]:
+        for i, f in enumerate(self.files):
+
+            def convert(f=f) -> np.ndarray | None:
+                img = read_image(f)
+                return resize_to(img, self.max_side) if img is not None else None
+
+            yield i / self.fps, convert
+
+
+def open_reader(
+    source: str,
+    *,
+    max_side: int = 0,
+    folder_fps: float = DEFAULT_FOLDER_FPS,
+    read_timeout_s: float = 10.0,
+) -> Reader:
+    """The right reader for a source string: webcam index, URL, file or folder."""
+    kind = source_kind(source)
+    if kind == "webcam":
+        return CvReader(source, max_side=max_side)
+    if kind == "folder":
+        return FolderReader(source, fps=folder_fps, max_side=max_side)
+    if kind == "file" and not Path(source).is_file():
+        raise InvalidVideoError(f"{source}: no such file or folder")
+    return AvReader(
+        source, max_side=max_side, read_timeout_s=read_timeout_s, media_time=kind == "file"
+    )
+
+
+def check_source(spec: str) -> str:
+    """The source spec, stripped, after the checks a person wants answered at once.
+
+    An empty spec, a missing or corrupt file and a camera that is not there fail here with a clear
+    message, in the caller; a stream that drops later is reconnected by :class:`LiveSource`.
+    """
+    spec = str(spec).strip()
+    if not spec:
+        raise InvalidVideoError("no source given: a camera index, a stream URL or a video file")
+    kind = source_kind(spec)
+    if kind == "webcam":
+        try:
+            open_reader(spec).close()
+        except InvalidVideoError:
+            raise InvalidVideoError(f"camera {spec} is not available on this machine") from None
+    elif kind in ("file", "folder"):
+        if not Path(spec).exists():
+            raise InvalidVideoError(f"{spec}: no such file, and not a camera index or stream URL")
+        probe(spec)  # a corrupt file fails here
+    return spec
