@@ -135,3 +135,18 @@ def test_each_setting_is_in_one_section_and_views_have_exactly_their_keys():
         s.sampling.interval_ms = 100  # a view is read-only: settings change through the loader
     s.alerts.webhook_urls.append("http://b/hook")
     assert s.webhook_urls == ["http://a/hook"]  # and never aliases the settings' lists
+
+
+def test_updated_puts_one_requests_options_on_top_and_validates_like_the_loader(tmp_path):
+    from vlm_anomaly.config import updated
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("sampling: {interval_ms: 250}\nnu: 0.2\n")
+    base = load_settings(cfg)
+    job = updated(base, {"interval_ms": 1000, "detector": {"nu": 0.3}, "encoder": None})
+    assert (job.interval_ms, job.nu, job.encoder) == (1000, 0.3, base.encoder)
+    assert base.interval_ms == 250  # the base is not changed
+    with pytest.raises(ConfigError, match="invalid setting interval_ms"):
+        updated(base, {"interval_ms": 50})
+    with pytest.raises(ConfigError, match="unknown key 'interval' in section sampling"):
+        updated(base, {"sampling": {"interval": 1000}})

@@ -534,6 +534,17 @@ def load_settings(
     values.update(_env_values())
     values.update({k: v for k, v in flatten_sections(saved or {}, "saved parameters").items() if v is not None})
     values.update({k: v for k, v in flatten_sections(overrides or {}, "overrides").items() if v is not None})
+    return _validated(values)
+
+
+def updated(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """``settings`` with ``overrides`` on top (flat or in sections, ``None`` ignored), validated as
+    :func:`load_settings` validates: for one request's options (the REST API's jobs)."""
+    extra = {k: v for k, v in flatten_sections(overrides, "overrides").items() if v is not None}
+    return _validated({**settings.model_dump(), **extra})
+
+
+def _validated(values: dict[str, Any]) -> Settings:
     try:
         return Settings(**values)
     except ValidationError as exc:

@@ -19,12 +19,12 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, Upl
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..config import Settings
-from ..errors import ConfigError, InvalidVideoError, VlmAnomalyError
+from ..config import Settings, updated
+from ..errors import InvalidVideoError, VlmAnomalyError
 from ..events import AlertDispatcher, EventNotFoundError, EventStore, Monitor
 from ..pipeline import Pipeline
 from ..redact import redact_text, redact_url
@@ -107,14 +107,7 @@ def _upload_folder(jobs: JobManager):
 
 
 def _job_settings(settings: Settings, **overrides) -> Settings:
-    values = {**settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    try:
-        return Settings(**values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(
-            f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}"
-        ) from None
+    return updated(settings, overrides)
 
 
 def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastAPI:
