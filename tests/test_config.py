@@ -150,3 +150,21 @@ def test_updated_puts_one_requests_options_on_top_and_validates_like_the_loader(
         updated(base, {"interval_ms": 50})
     with pytest.raises(ConfigError, match="unknown key 'interval' in section sampling"):
         updated(base, {"sampling": {"interval": 1000}})
+
+
+def test_config_example_groups_keys_by_their_section():
+    """Under each ``# -- NAME:`` header of config.example.yaml stand exactly that section's keys,
+    so the example teaches the sections a nested file may use."""
+    import re
+
+    from tests.helpers import REPO
+    from vlm_anomaly.config import GENERAL_KEYS, SECTIONS, section_keys
+
+    groups: dict[str, set[str]] = {}
+    current = None
+    for line in (REPO / "config.example.yaml").read_text().splitlines():
+        if m := re.match(r"^# -- ([a-z]+):", line):
+            current = groups.setdefault(m.group(1), set())
+        elif (m := re.match(r"^#?\s*([a-z_][a-z0-9_]*):", line)) and current is not None:
+            current.add(m.group(1))
+    assert groups == {"general": set(GENERAL_KEYS), **{name: set(section_keys(name)) for name in SECTIONS}}
