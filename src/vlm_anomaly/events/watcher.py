@@ -208,25 +208,14 @@ class SourceWatcher:
     def _close_on_crash(self) -> None:
         """An event open when the watcher fails is closed now, at the time of the crash, and says
         why (else it stays open for ever and retention, which skips open events, never frees it)."""
-        ev, self._open, self._post_until = self._open, None, None
+        ev = self._open
         self.tracker = EventTracker(self.hysteresis)
         if ev is None or ev.event_id is None:
+            self._open, self._post_until = None, None
             return
         try:
-            end_time = max(self.stats.last_time, ev.start_time)
-            values = {**self._values(ev), "end_time": end_time, "status": "closed",
-                      "ended_at": utcnow(), "end_reason": f"watcher failed: {self.stats.error}"}
-            if self.store is not None:
-                values.update(self._write_media(ev))
-                self.store.update(ev.event_id, **values)
-                rec = self.store.get(ev.event_id)
-            else:
-                rec = self._record(ev, **values)
-            self.records.append(rec)
-            self._alert("end", rec)
-            self._notify(WatchNotice("end", self.label, record=rec))
-            if self.feed is not None:
-                self.feed.event(rec)
+            self._end_event(max(self.stats.last_time, ev.start_time), f"watcher failed: {self.stats.error}",
+                            ended_at=utcnow())
         except Exception as exc:  # noqa: BLE001 - the store itself may be what failed
             log.error("watcher %s: cannot close event %s after the failure: %s",
                       self.label, ev.event_id, redact_text(exc))
@@ -365,7 +354,9 @@ class SourceWatcher:
         if self.feed is not None:
             self.feed.event(rec)
 
-    def _end_event(self, end_time: float, reason: str) -> None:
+    def _end_event(self, end_time: float, reason: str, *, ended_at: _dt.datetime | None = None) -> None:
+        """Close the open event: store (with its media), records, log, alert, notices and feed.
+        ``ended_at``: the wall-clock end (default: its start plus the event's length in the source)."""
         ev, self._open, self._post_until = self._open, None, None
         if ev is None or ev.event_id is None:
             return
@@ -373,7 +364,7 @@ class SourceWatcher:
             **self._values(ev),
             "end_time": end_time,
             "status": "closed",
-            "ended_at": ev.wall_start + _dt.timedelta(seconds=max(0.0, end_time - ev.start_time)),
+            "ended_at": ended_at or ev.wall_start + _dt.timedelta(seconds=max(0.0, end_time - ev.start_time)),
             "end_reason": reason[:500],
         }
         if self.store is not None:
