@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..detectors.video import VideoContext, VideoDetector
+from ..detectors.video import StateVideoDetector, VideoContext, VideoDetector
 from ..errors import ConfigError
 from .density import knn
 from .features import VELOCITY_DIM, MotionConfig, SourceFeatures
@@ -26,16 +26,11 @@ def attribute_config(settings) -> AttributeConfig:
     return AttributeConfig(motion=motion, fused=tuple(settings.attr_fused), k=settings.attr_k)
 
 
-class AttributeDetector(VideoDetector):
+class AttributeDetector(StateVideoDetector):
     """k-NN attribute densities (velocity, appearance, geometry, whole frame), calibrated."""
 
     name = "attributes"
-
-    def __init__(self, config: dict | None = None):
-        self.config = dict(config or {})
-
-    def get_params(self) -> dict[str, Any]:
-        return {"config": self.config}
+    state_key = "attributes"
 
     @classmethod
     def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> AttributeScorer:
@@ -88,22 +83,9 @@ class AttributeDetector(VideoDetector):
         c = st.calib["frame"]
         return c.high - c(d.mean(1))
 
-    def _get_arrays(self) -> dict[str, np.ndarray]:
-        return self.state_.to_state()[1]
-
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:  # pragma: no cover - from_state does it
-        raise NotImplementedError
-
-    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta, arrays = super().get_state()
-        meta["attributes"] = self.state_.to_state()[0]
-        return meta, arrays
-
-    @classmethod
-    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> AttributeDetector:
-        det = cls._from_meta(meta)
-        det.state_ = AttributeState.from_state(meta["attributes"], arrays, det.n_features_in_)
-        if "frame" not in det.state_.banks:
+    def _restore_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> AttributeState:
+        state = AttributeState.from_state(meta, arrays, self.n_features_in_)
+        if "frame" not in state.banks:
             raise ValueError("attribute model holds no whole-frame bank")
-        return det
+        return state
 

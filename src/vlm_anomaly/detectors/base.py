@@ -104,16 +104,19 @@ class BaseDetector(ABC):
         t = self.threshold_ if threshold is None else threshold
         return np.where(self.decision_function(X) >= t, 1, -1)
 
-    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(JSON-safe metadata, arrays) describing the fitted detector."""
-        self._check_fitted()
-        meta = {
+    def _meta(self) -> dict[str, Any]:
+        """The JSON part every saved detector has: name, parameters, fitted scalars."""
+        return {
             "name": self.name,
             "params": self.get_params(),
             "n_features_in": int(self.n_features_in_),
             "threshold": float(self.threshold_),
         }
-        return meta, {k: np.asarray(v) for k, v in self._get_arrays().items()}
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON-safe metadata, arrays) describing the fitted detector."""
+        self._check_fitted()
+        return self._meta(), {k: np.asarray(v) for k, v in self._get_arrays().items()}
 
     @classmethod
     def _from_meta(cls, meta: dict[str, Any]) -> BaseDetector:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..detectors.video import VideoContext, VideoDetector
+from ..detectors.video import StateVideoDetector, VideoContext, VideoDetector
 from ..errors import InvalidVideoError
 from .scorer import MotionConfig, MotionScorer, MotionState
 
@@ -17,17 +17,12 @@ def motion_config(settings) -> MotionConfig:
     return MotionConfig(smoothing_window=settings.smoothing_window, target_false_alarm=settings.target_false_alarm)
 
 
-class MotionDetector(VideoDetector):
+class MotionDetector(StateVideoDetector):
     """Moving objects' speed and size (position-free) + per-place moving shape, k-NN, calibrated."""
 
     name = "motion"
+    state_key = "motion"
     uses_encoder = False
-
-    def __init__(self, config: dict | None = None):
-        self.config = dict(config or {})
-
-    def get_params(self) -> dict[str, Any]:
-        return {"config": self.config}
 
     @classmethod
     def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> MotionScorer:
@@ -66,21 +61,5 @@ class MotionDetector(VideoDetector):
     def _decision(self, X: np.ndarray) -> np.ndarray:
         raise InvalidVideoError("the motion detector scores videos, not embeddings: use Pipeline.score")
 
-    def _get_arrays(self) -> dict[str, np.ndarray]:
-        return self.state_.to_state()[1]
-
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:  # pragma: no cover - from_state does it
-        raise NotImplementedError
-
-    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta, arrays = super().get_state()
-        meta["motion"] = self.state_.to_state()[0]
-        return meta, arrays
-
-    @classmethod
-    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MotionDetector:
-        det = cls._from_meta(meta)
-        if "motion" not in meta:
-            raise ValueError("motion model holds no motion state")
-        det.state_ = MotionState.from_state(meta["motion"], arrays)
-        return det
+    def _restore_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MotionState:
+        return MotionState.from_state(meta, arrays)

@@ -367,10 +367,6 @@ class MotionScorer:
     def score(self, source: str | Path) -> np.ndarray:
         return self.score_detailed(source).scores
 
-    def score_frames(self, source: str | Path) -> tuple[np.ndarray, np.ndarray]:
-        d = self.score_detailed(source)
-        return d.frame_indices, d.scores
-
     def score_detailed(self, source: str | Path, progress: Callable[[int], None] | None = None) -> MotionScores:
         """Scores and explanations of every sampled frame, extracted and scored chunk by chunk."""
         st = self._check()
