@@ -192,9 +192,9 @@ class Pipeline:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
         cls = get_detector_class(s.detector)
-        self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
-        enc = self.encoder if cls.uses_encoder else encoder_for_identity(NULL_IDENTITY)
         if cls.reads_video and sources:
+            self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
+            enc = self.encoder if cls.uses_encoder else encoder_for_identity(NULL_IDENTITY)
             scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
             total = sum(expected_samples(src, scorer.interval_ms, s.max_frames) for src in sources)
             progress = progress or _noop
