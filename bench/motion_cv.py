@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from vlm_anomaly.motion.extract import extract_cells
+from vlm_anomaly.motion.appearance import CropEmbedder
+from vlm_anomaly.motion.extract import CellStream, extract_cells
 from vlm_anomaly.motion.features import GridConfig, grid_cols
 from vlm_anomaly.motion.scorer import MotionConfig, MotionScorer
 from vlm_anomaly.smoothing import moving_average
@@ -60,7 +61,9 @@ def paste_anomaly(frames: list[Frame], kind: str, rng: np.random.Generator, fps:
         img = f.image
         if labels[i]:
             t = (i - start) / fps
-            cx = (x_start + direction * speed * H / W * t) % 1.0
+            # speeds were set for frames played at 25 fps; the same displacement per frame at any
+            # other rate (walkers move as many pixels per frame whatever rate the folder is played at)
+            cx = (x_start + direction * speed * fps / 25.0 * H / W * t) % 1.0
             x0 = int(cx * W) - pw // 2
             y0 = int(y * H) - ph // 2
             img = img.copy()
@@ -78,22 +81,36 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*", default=[f"{i:02d}" for i in range(1, 17)])
     ap.add_argument("--json", default="")
     ap.add_argument("--only", nargs="*", default=[])
+    ap.add_argument("--fps", type=float, default=25.0,
+                    help="rate the frame folders are played at (10: how the issue renders Ped2 as MP4)")
+    ap.add_argument("--encoder", default="efficientnet",
+                    help="encoder for the appearance attribute's crops ('' = no appearance candidates)")
     args = ap.parse_args()
     grid = GridConfig()
     srcs = [str(Path(args.data) / "train" / c) for c in args.clips]
-    frames = {s: list(sample_frames(s, interval_ms=0)) for s in srcs}
-    fps = 25.0
+    fps = args.fps
+    frames = {s: list(sample_frames(s, interval_ms=0, folder_fps=fps)) for s in srcs}
     img0 = frames[srcs[0]][0].image
     cols = grid_cols(img0.shape[1] / img0.shape[0], grid.rows)
     t0 = time.time()
-    clean = {s: extract_cells(s, grid, cols, frames=((f, True) for f in frames[s])) for s in srcs}
+    embedder = None
+    if args.encoder:
+        from vlm_anomaly.encoders.factory import create_encoder
+
+        embedder = CropEmbedder(create_encoder(args.encoder))
+
+    def cells(s: str, fr: list[Frame]):
+        return extract_cells(s, grid, cols, frames=((f, True) for f in fr),
+                             stream=CellStream(grid, cols, embedder=embedder))
+
+    clean = {s: cells(s, frames[s]) for s in srcs}
     busy = np.mean(np.concatenate([c.motion[..., 3] > 0.05 for c in clean.values()]), 0)
     rng = np.random.default_rng(0)
     anomalous = {}
     for s in srcs:
         for kind in ("fast", "nowhere", "big"):
             fr, lab = paste_anomaly(frames[s], kind, rng, fps, busy)
-            anomalous[(s, kind)] = (extract_cells(s, grid, cols, frames=((f, True) for f in fr)), lab)
+            anomalous[(s, kind)] = (cells(s, fr), lab)
     print(f"features in {time.time() - t0:.0f} s", flush=True)
     candidates = [
         ("object k3", MotionConfig(grid=grid, fused=("object",), k_object=3)),
@@ -103,7 +120,15 @@ def main() -> None:
         ("motion+shape (v1)", MotionConfig(grid=grid, fused=("motion", "shape"))),
         ("object+shape r1", MotionConfig(grid=grid, fused=("object", "shape"), radius=1)),
         ("object+shape r2", MotionConfig(grid=grid, fused=("object", "shape"), radius=2)),
+        # round 4: the moving regions' appearance through the encoder (crop embeddings, k-NN)
+        ("object+appearance+shape", MotionConfig(grid=grid, fused=("object", "appearance", "shape"))),
+        ("object+appearance+shape ka3", MotionConfig(grid=grid, fused=("object", "appearance", "shape"),
+                                                     k_appearance=3)),
+        ("object+appearance", MotionConfig(grid=grid, fused=("object", "appearance"))),
+        ("appearance", MotionConfig(grid=grid, fused=("appearance",))),
     ]
+    if embedder is None:
+        candidates = [c for c in candidates if "appearance" not in c[1].fused]
     report = {}
     if args.only:
         candidates = [c for c in candidates if c[0] in args.only]

@@ -89,6 +89,7 @@ class DetectorSettings:
     smoothing_window: int
     threshold: float
     target_false_alarm: float
+    motion_appearance: bool
     features: str
     tile_rows: int
     tile_cols: int
@@ -240,6 +241,8 @@ class Settings(BaseModel):
     threshold: float = 0.0
     # motion detector: share of held-out normal frames its calibrated threshold may flag
     target_false_alarm: float = Field(0.01, gt=0.0, lt=0.5)
+    # motion detector: also model what moving regions look like (crops through the encoder)
+    motion_appearance: bool = True
 
     # evaluation and detection quality (issue 4)
     train_interval_ms: int | None = None  # sampling of training clips; None = interval_ms

@@ -194,7 +194,7 @@ class PipelineScorer:
         return s.interval_ms if s.train_interval_ms is None else s.train_interval_ms
 
     def describe_config(self) -> dict[str, Any]:
-        uses_encoder = get_detector_class(self.settings.detector).uses_encoder
+        uses_encoder = get_detector_class(self.settings.detector).encoder_needed(self.settings)
         label = self.pipeline.encoder.identity.label if uses_encoder else "none (motion only)"
         out = {"encoder": label, "features": self.settings.features,
                "detector": self.settings.detector}

@@ -194,7 +194,7 @@ class Pipeline:
         cls = get_detector_class(s.detector)
         if cls.reads_video and sources:
             self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
-            enc = self.encoder if cls.uses_encoder else encoder_for_identity(NULL_IDENTITY)
+            enc = self.encoder if cls.encoder_needed(s) else encoder_for_identity(NULL_IDENTITY)
             scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
             total = sum(expected_samples(src, scorer.interval_ms, s.max_frames) for src in sources)
             progress = progress or _noop

@@ -35,8 +35,9 @@ def test_speed_is_in_heights_per_second_whatever_the_rate_and_size(tmp_path):
 @pytest.fixture(scope="module")
 def street(tmp_path_factory):
     d = tmp_path_factory.mktemp("motion-street")
-    normal = [write_video(d / f"n{i}.mp4", seconds=8, seed=0, start_s=8 * i) for i in range(3)]
-    test = write_video(d / "intruder.mp4", seconds=8, seed=0, start_s=30, anomaly_span=(3.0, 5.0))
+    # about a minute of normal video in three clips (the few-clip case users have)
+    normal = [write_video(d / f"n{i}.mp4", seconds=20, seed=0, start_s=20 * i) for i in range(3)]
+    test = write_video(d / "intruder.mp4", seconds=8, seed=0, start_s=70, anomaly_span=(3.0, 5.0))
     pipe = Pipeline(load_settings(overrides={"home": d / "home", "interval_ms": 100}))
     model = pipe.train("street", normal)
     return {"dir": d, "pipe": pipe, "model": model, "test": test}
@@ -62,7 +63,7 @@ def test_model_file_round_trip_and_live_equals_offline(street):
     offline = pipe.score(loaded, street["test"], describe=False)
     np.testing.assert_allclose(offline.raw_scores, pipe.score(model, street["test"], describe=False).raw_scores,
                                atol=1e-9)
-    live = loaded.detector.scorer()
+    live = loaded.detector.scorer(encoder=pipe.encoder_for(loaded))  # its crops go through the same encoder
     frames = sample_frames(str(street["test"]), interval_ms=100, with_previous=True)
     scores = np.array([s for _, s, _ in live.score_stream(frames)])
     # the first frame has no earlier one to measure motion against: offline borrows its neighbour's
@@ -72,7 +73,8 @@ def test_model_file_round_trip_and_live_equals_offline(street):
 
 def test_embeddings_only_use_is_refused_clearly(street):
     with pytest.raises(Exception, match="videos"):
-        street["model"].decision_function(np.zeros((2, 1), np.float32))
+        model = street["model"]
+        model.decision_function(np.zeros((2, model.encoder.dim), np.float32))
 
 
 def test_scorer_refuses_to_score_before_fit(street):
@@ -112,3 +114,41 @@ def test_watch_events_end_soon_after_the_scene_returns_to_normal(street, tmp_pat
     assert 19.5 <= ev.start_time <= 22.0, ev
     assert ev.end_time <= 28.5, ev
     assert ev.descriptions and "moving object" in ev.descriptions[0]["text"]
+
+
+def test_region_boxes_cover_the_region_with_some_context():
+    from vlm_anomaly.motion.appearance import region_boxes
+
+    # centre of a 320x240 frame, 0.2 x 0.4 frame heights (48 x 96 px), 15 % context each side
+    blob = np.array([[0.5, 0.5, 0.2, 0.4, 0.5, 0.1, 0.0, 0.0]], np.float32)
+    [[x0, y0, x1, y1]] = region_boxes(blob, 320, 240)
+    assert (x0, y0, x1, y1) == (160 - 31, 120 - 62, 160 + 31, 120 + 62)
+    # a region at the edge is clipped to the frame, never empty
+    edge = np.array([[0.0, 1.0, 0.01, 0.01, 1.0, 0.1, 0.0, 0.0]], np.float32)
+    [[x0, y0, x1, y1]] = region_boxes(edge, 320, 240)
+    assert 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 240
+
+
+def test_appearance_state_refuses_a_malformed_projection(street):
+    from vlm_anomaly.motion.scorer import MotionState
+
+    state = street["model"].detector.state_
+    meta, arrays = state.to_state()
+    MotionState.from_state(meta, dict(arrays))  # intact: loads
+    broken = dict(arrays, appearance_components=arrays["appearance_components"][:, :-1])
+    with pytest.raises(ValueError, match="projection"):
+        MotionState.from_state(meta, broken)
+    with pytest.raises(ValueError, match="projection"):
+        MotionState.from_state(meta, {k: v for k, v in arrays.items() if k != "appearance_mean"})
+
+
+def test_motion_without_appearance_loads_no_encoder(street, tmp_path):
+    """``motion_appearance: false``: motion alone, the model records the null encoder (no weights)."""
+    normal = sorted(street["dir"].glob("n*.mp4"))
+    pipe = Pipeline(load_settings(overrides={"home": tmp_path, "interval_ms": 100, "motion_appearance": False}))
+    model = pipe.train("plain", normal)
+    assert model.encoder.backend == "motion"
+    assert "appearance" not in model.detector.state_.config.fused
+    r = pipe.score("plain", street["test"])
+    inside = (r.timestamps >= 3.2) & (r.timestamps < 5.0)
+    assert r.smoothed_scores[inside].max() < r.smoothed_scores[~inside].max()

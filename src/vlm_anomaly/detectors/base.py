@@ -32,6 +32,11 @@ class BaseDetector(ABC):
     #: configured encoder nor describes frames with it, and the model records a null encoder
     uses_encoder: ClassVar[bool] = True
 
+    @classmethod
+    def encoder_needed(cls, settings: Any) -> bool:
+        """Whether fitting with ``settings`` embeds anything (a detector may make it optional)."""
+        return cls.uses_encoder
+
     threshold_: float = 0.0
 
     @abstractmethod

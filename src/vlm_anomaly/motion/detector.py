@@ -3,26 +3,47 @@ arrays + JSON (no pickle), trained and scored from the videos (it needs motion, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..detectors.video import StateVideoDetector, VideoContext, VideoDetector
+from ..encoders.null import NULL_IDENTITY
 from ..errors import InvalidVideoError
+from .appearance import CropEmbedder
 from .scorer import MotionConfig, MotionScorer, MotionState
+
+if TYPE_CHECKING:
+    from ..encoders.base import Encoder
 
 
 def motion_config(settings) -> MotionConfig:
     """The motion detector's hyper-parameters from the settings (the rest are fixed, see docs/motion.md)."""
-    return MotionConfig(smoothing_window=settings.smoothing_window, target_false_alarm=settings.target_false_alarm)
+    fused = MotionConfig().fused
+    if not settings.motion_appearance:
+        fused = tuple(a for a in fused if a != "appearance")
+    return MotionConfig(smoothing_window=settings.smoothing_window, target_false_alarm=settings.target_false_alarm,
+                        fused=fused)
+
+
+def crop_embedder(config: MotionConfig, encoder: Encoder | None) -> CropEmbedder | None:
+    """The embedder of moving regions' crops when the model looks at appearance, else None."""
+    if "appearance" not in config.fused:
+        return None
+    if encoder is None or encoder.identity == NULL_IDENTITY:
+        raise InvalidVideoError("this motion model looks at appearance and needs its encoder")
+    return CropEmbedder(encoder)
 
 
 class MotionDetector(StateVideoDetector):
-    """Moving objects' speed and size (position-free) + per-place moving shape, k-NN, calibrated."""
+    """Moving objects' speed, size and look (position-free) + per-place moving shape, k-NN, calibrated."""
 
     name = "motion"
     state_key = "motion"
-    uses_encoder = False
+
+    @classmethod
+    def encoder_needed(cls, settings: Any) -> bool:
+        return "appearance" in motion_config(settings).fused
 
     @classmethod
     def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> MotionScorer:
@@ -32,15 +53,18 @@ class MotionDetector(StateVideoDetector):
             fitted._check_fitted()
             state = fitted.state_
         s = ctx.settings
-        return MotionScorer(None if state else motion_config(s), state=state, interval_ms=ctx.interval_ms,
+        config = state.config if state else motion_config(s)
+        return MotionScorer(config, state=state, interval_ms=ctx.interval_ms,
                             max_side=ctx.max_side, max_frames=ctx.max_frames,
-                            max_duration_s=getattr(s, "max_duration_s", 0) or 0)
+                            max_duration_s=getattr(s, "max_duration_s", 0) or 0,
+                            embedder=crop_embedder(config, ctx.encoder))
 
     @classmethod
     def from_scorer(cls, scorer: MotionScorer) -> MotionDetector:
         det = cls(scorer.config.as_dict())
         det.state_ = scorer._check()
-        det.n_features_in_ = 1
+        # the model records the encoder it was fitted with: the crops' encoder, or the null one (dim 1)
+        det.n_features_in_ = scorer.embedder.dim if scorer.embedder is not None else 1
         det.threshold_ = 0.0
         return det
 
@@ -51,8 +75,8 @@ class MotionDetector(StateVideoDetector):
     def scorer(self, **kwargs) -> MotionScorer:
         """A :class:`MotionScorer` holding this detector's fitted state (live and offline scoring)."""
         self._check_fitted()
-        kwargs.pop("encoder", None)
-        return MotionScorer(state=self.state_, **kwargs)
+        embedder = crop_embedder(self.state_.config, kwargs.pop("encoder", None))
+        return MotionScorer(state=self.state_, embedder=embedder, **kwargs)
 
     def fit(self, X: np.ndarray) -> MotionDetector:
         raise InvalidVideoError("the motion detector learns from videos, not embeddings: train it with "

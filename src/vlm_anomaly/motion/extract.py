@@ -10,6 +10,7 @@ import numpy as np
 
 from ..video import Frame, sample_frames
 from ..video.sampling import SampleGrid
+from .appearance import CropEmbedder
 from .features import (
     BLOB_DIM,
     MOTION_DIM,
@@ -36,6 +37,8 @@ class SourceCells:
     shape: np.ndarray  # (N, R, C, SHAPE_BINS)
     blob_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (M,) frame row of each blob
     blobs: np.ndarray = field(default_factory=lambda: np.zeros((0, BLOB_DIM), np.float32))  # (M, BLOB_DIM)
+    #: (M, D) encoder embeddings of the blobs' crops; (0, 0) when no crop embedder was used
+    crops: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     @property
     def n_frames(self) -> int:
@@ -47,11 +50,13 @@ class CellStream:
     """Turns a stream of frames into cell features; keeps its reference frames between calls.
 
     Frames may carry ``previous`` (the source frame before them) and ``previous_timestamp``; the
-    stream's own earlier frames serve as references too.
+    stream's own earlier frames serve as references too. With an ``embedder``, the moving regions'
+    crops are embedded too (in batches of a chunk offline, per frame live).
     """
 
     config: GridConfig
     cols: int
+    embedder: CropEmbedder | None = None
     timing: dict = field(default_factory=lambda: {"prepare_s": 0.0, "features_s": 0.0, "frames": 0})
 
     def __post_init__(self) -> None:
@@ -124,23 +129,27 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
     done = 0
     size = (0, 0)
 
-    def pack(idx, ts, hm, mo, sh, bf, bl) -> SourceCells:
+    emb = cs.embedder
+
+    def pack(idx, ts, hm, mo, sh, bf, bl, cr) -> SourceCells:
+        crops = emb.embed(cr) if emb is not None else np.zeros((0, 0), np.float32)
         return SourceCells(
             source=str(source), size=size, frame_indices=np.asarray(idx, np.int64),
             timestamps=np.asarray(ts, np.float64), has_motion=np.asarray(hm, bool),
             motion=np.stack(mo) if mo else np.zeros((0, R, cols, MOTION_DIM), np.float32),
             shape=np.stack(sh) if sh else np.zeros((0, R, cols, SHAPE_BINS), np.float32),
             blob_frame=np.asarray(bf, np.int64),
-            blobs=np.concatenate(bl).astype(np.float32) if bl else np.zeros((0, BLOB_DIM), np.float32))
+            blobs=np.concatenate(bl).astype(np.float32) if bl else np.zeros((0, BLOB_DIM), np.float32),
+            crops=crops)
 
-    parts: tuple[list, ...] = ([], [], [], [], [], [], [])
+    parts: tuple[list, ...] = ([], [], [], [], [], [], [], [])
     for f, take in it:
         size = (f.image.shape[1], f.image.shape[0])
         if not take:
             cs.observe(f.timestamp, f.image)
             continue
         c = cs.features(f)
-        idx, ts, hm, mo, sh, bf, bl = parts
+        idx, ts, hm, mo, sh, bf, bl, cr = parts
         idx.append(f.index)
         ts.append(f.timestamp)
         hm.append(c.has_motion)
@@ -148,12 +157,14 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
         sh.append(c.shape)
         bf.extend([len(idx) - 1] * len(c.blobs))
         bl.append(c.blobs)
+        if emb is not None:
+            cr.extend(emb.crops(f.image, c.blobs))
         done += 1
         if progress:
             progress(done)
         if len(idx) >= chunk:
             yield pack(*parts)
-            parts = ([], [], [], [], [], [], [])
+            parts = ([], [], [], [], [], [], [], [])
     if parts[0] or done == 0:
         yield pack(*parts)
 
@@ -170,7 +181,9 @@ def concat_cells(chunks: Iterable[SourceCells]) -> SourceCells:
         has_motion=np.concatenate([c.has_motion for c in chunks]),
         motion=np.concatenate([c.motion for c in chunks]), shape=np.concatenate([c.shape for c in chunks]),
         blob_frame=np.concatenate([c.blob_frame + o for c, o in zip(chunks, offsets)]),
-        blobs=np.concatenate([c.blobs for c in chunks]))
+        blobs=np.concatenate([c.blobs for c in chunks]),
+        crops=np.concatenate([c.crops for c in chunks]) if all(c.crops.shape[1] for c in chunks)
+        else np.zeros((0, 0), np.float32))
 
 
 def extract_cells(source: str, config: GridConfig, cols: int, **kwargs) -> SourceCells:

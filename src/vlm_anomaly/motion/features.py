@@ -36,7 +36,11 @@ class GridConfig:
     rows: int = 8  # grid rows; columns follow the training aspect ratio
     min_gap_s: float = 0.09  # flow against the newest earlier frame at least this old (rate-free)
     max_gap_s: float = 0.5  # older references are not used (scene changed too much)
-    moving_speed: float = 0.04  # heights/s: a pixel moves above this
+    #: a pixel moves when its displacement against the reference exceeds this many working pixels
+    #: (the flow's own noise is a displacement, whatever the frame rate: an absolute speed would hide
+    #: slow or far walkers in a 10 fps video and show noise in a 30 fps one)
+    min_shift_px: float = 0.3
+    moving_speed: float = 0.0  # heights/s: an extra speed floor (0: none; models before min_shift_px used 0.04)
     diff_threshold: float = 6.0  # grey levels: ... and the frames differ near it
     min_blob_frac: float = 0.002  # moving regions smaller than this share of height^2 are noise
 
@@ -104,11 +108,12 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
         return CellFeatures(np.zeros((rows, cols, MOTION_DIM), np.float32),
                             np.zeros((rows, cols, SHAPE_BINS), np.float32), False)
     H = cur.shape[0]
-    flow = flow_engine(prev, cur) * np.float32(1.0 / (dt * H))  # heights per second
+    to_speed = np.float32(1.0 / (dt * H))
+    flow = flow_engine(prev, cur) * to_speed  # heights per second
     speed = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
     diff = cv2.absdiff(prev, cur)
     changed = cv2.dilate((diff > cfg.diff_threshold).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    moving = (speed > cfg.moving_speed) & changed
+    moving = (speed > max(cfg.moving_speed, cfg.min_shift_px * float(to_speed))) & changed
     mv = moving.astype(np.float32)
     ys = np.linspace(0, H, rows + 1).astype(int)
     xs = np.linspace(0, cur.shape[1], cols + 1).astype(int)

@@ -16,11 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..attributes.density import RobustZ
+from ..attributes.density import Projection, RobustZ, knn
 from ..errors import InvalidVideoError, NotFittedError
 from ..smoothing import moving_average
 from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
+from .appearance import CropEmbedder
 from .density import CellBanks, build_banks, neighbours
 from .extract import CellStream, SourceCells, extract_cells, iter_cells
 from .features import MOTION_DIM, SHAPE_BINS, GridConfig, grid_cols
@@ -28,9 +29,11 @@ from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, p
 
 log = logging.getLogger(__name__)
 
-#: "object": position-free speed/size of moving regions; "motion"/"shape": per grid cell
-ATTRIBUTES = ("object", "motion", "shape")
+#: "object": position-free speed/size of moving regions; "appearance": what moving regions look
+#: like (encoder embeddings of their crops, position-free); "motion"/"shape": per grid cell
+ATTRIBUTES = ("object", "appearance", "motion", "shape")
 CELL_ATTRIBUTES = ("motion", "shape")
+REGION_ATTRIBUTES = ("object", "appearance")
 DIMS = {"motion": MOTION_DIM, "shape": SHAPE_BINS, "object": OBJECT_DIM}
 
 
@@ -39,9 +42,11 @@ class MotionConfig:
     """Hyper-parameters (fixed before any test run; see docs/motion.md)."""
 
     grid: GridConfig = field(default_factory=GridConfig)
-    fused: tuple[str, ...] = ("object", "shape")  # chosen by bench/motion_cv.py (training clips only)
+    fused: tuple[str, ...] = ("object", "appearance", "shape")  # chosen by bench/motion_cv.py (training clips only)
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
+    k_appearance: int = 1  # neighbours in the bank of normal regions' crop embeddings
+    pca_dim: int = 64  # crop embeddings are projected to this many dimensions (PCA on training crops)
     radius: int = 2  # a cell also accepts the normal examples of cells this close
     max_bank: int = 1000  # normal examples kept per cell and attribute
     smoothing_window: int = 5  # samples; the threshold is calibrated on scores smoothed like this
@@ -95,6 +100,10 @@ class MotionState:
     object_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     object_speed_p99: float = 0.0
     score_unit: float = 1.0  # threshold - median held-out fused value: output scores are in this unit
+    #: appearance: PCA of the training crops' embeddings (mean (D,), components (p, D)), and the
+    #: encoder whose embeddings they are
+    projection: Projection | None = None
+    encoder_key: str = ""
     _banks: dict | None = field(default=None, repr=False)
 
     @property
@@ -104,8 +113,10 @@ class MotionState:
     def banks(self) -> dict[str, CellBanks]:
         if self._banks is None:
             nb = neighbours(self.config.grid.rows, self.cols, self.config.radius)
-            self._banks = {a: (ObjectBank(self.rows[a], self.config.k_object) if a == "object" else
-                               CellBanks(self.rows[a], self.cells[a], self.n_cells, nb, self.config.k))
+            cfg = self.config
+            self._banks = {a: (ObjectBank(self.rows[a], cfg.k_object) if a == "object" else
+                               DenseBank(self.rows[a], cfg.k_appearance) if a == "appearance" else
+                               CellBanks(self.rows[a], self.cells[a], self.n_cells, nb, cfg.k))
                            for a in self.rows}
         return self._banks
 
@@ -113,8 +124,12 @@ class MotionState:
         meta = {"config": self.config.as_dict(), "cols": self.cols, "sources": list(self.sources),
                 "calibration": {a: c.as_list() for a, c in self.calib.items()}, "threshold": self.threshold,
                 "heldout_flagged": self.heldout_flagged, "speed_p99_global": self.speed_p99_global,
-                "object_speed_p99": self.object_speed_p99, "score_unit": self.score_unit}
+                "object_speed_p99": self.object_speed_p99, "score_unit": self.score_unit,
+                "encoder_key": self.encoder_key}
         arrays = {"speed_p99": self.speed_p99, "perspective": self.perspective, "object_boxes": self.object_boxes}
+        if self.projection is not None:
+            arrays["appearance_mean"] = self.projection.mean.astype(np.float32)
+            arrays["appearance_components"] = self.projection.components.astype(np.float32)
         for a in self.rows:
             arrays[f"rows_{a}"] = self.rows[a].astype(np.float32)
             arrays[f"cells_{a}"] = self.cells[a].astype(np.int64)
@@ -132,6 +147,14 @@ class MotionState:
         cols = int(meta["cols"])
         n_cells = config.grid.rows * cols
         rows, cells, refs, scales = {}, {}, {}, {}
+        projection = None
+        if "appearance" in config.fused:
+            mean = np.asarray(arrays.get("appearance_mean", np.zeros(0)), np.float32)
+            comp = np.asarray(arrays.get("appearance_components", np.zeros((0, 0))), np.float32)
+            if (mean.ndim != 1 or comp.ndim != 2 or comp.shape[1] != len(mean) or not len(comp)
+                    or not np.all(np.isfinite(comp)) or not np.all(np.isfinite(mean))):
+                raise ValueError("appearance projection is malformed")
+            projection = Projection(mean, comp)
         for a in config.fused:
             need = [f"{p}_{a}" for p in ("rows", "cells", "refs", "scale")]
             if any(k not in arrays for k in need):
@@ -140,9 +163,10 @@ class MotionState:
             c = np.asarray(arrays[f"cells_{a}"], np.int64)
             f = np.asarray(arrays[f"refs_{a}"], np.int64)
             s = np.asarray(arrays[f"scale_{a}"], np.float64)
-            if (r.ndim != 2 or r.shape[1] != DIMS[a] or c.shape != (len(r),) or f.shape != (len(r), 2)
-                    or (a == "object" and len(r) == 0)
-                    or s.shape != (DIMS[a],) or not np.all(np.isfinite(r)) or not np.all(s > 0)):
+            dim = projection.components.shape[0] if a == "appearance" else DIMS[a]
+            if (r.ndim != 2 or r.shape[1] != dim or c.shape != (len(r),) or f.shape != (len(r), 2)
+                    or (a in REGION_ATTRIBUTES and len(r) == 0)
+                    or s.shape != (dim,) or not np.all(np.isfinite(r)) or not np.all(s > 0)):
                 raise ValueError(f"bank {a!r} is malformed")
             if len(c) and (c.min() < 0 or c.max() >= n_cells):
                 raise ValueError(f"bank {a!r} points outside the grid")
@@ -158,11 +182,13 @@ class MotionState:
         oboxes = np.asarray(arrays.get("object_boxes", np.zeros((0, 4))), np.float64)
         if persp.shape != (2,) or not np.all(np.isfinite(persp)):
             raise ValueError("perspective is malformed")
-        if "object" in rows and oboxes.shape != (len(rows["object"]), 4):
-            raise ValueError("object boxes do not match the object bank")
+        for a in REGION_ATTRIBUTES:
+            if a in rows and oboxes.shape != (len(rows[a]), 4):
+                raise ValueError(f"object boxes do not match the {a} bank")
         return cls(config, cols, [str(s) for s in meta["sources"]], scales, rows, cells, refs, calib, thr,
                    float(meta.get("heldout_flagged", 0.0)), sp, float(meta.get("speed_p99_global", 0.0)),
-                   persp, oboxes, float(meta.get("object_speed_p99", 0.0)), float(meta.get("score_unit", 1.0)))
+                   persp, oboxes, float(meta.get("object_speed_p99", 0.0)), float(meta.get("score_unit", 1.0)),
+                   projection, str(meta.get("encoder_key", "")))
 
 
 @dataclass
@@ -175,11 +201,26 @@ class MotionScores:
     scores: np.ndarray  # higher = more normal, < 0 anomalous
     attribute_scores: dict[str, np.ndarray]  # per attribute: robust z of its worst cell
     explanations: list[dict]
+    #: (N, D) per frame, the mean crop embedding of its moving regions (None: no crops embedded)
+    embeddings: np.ndarray | None = None
 
     @property
     def frame_embeddings(self) -> np.ndarray:
-        """No embeddings (the video-scorer contract asks for them): one zero per frame."""
+        """What the frame's moving regions look like (descriptions, nearest normal frame); without
+        crop embeddings one zero per frame (the video-scorer contract asks for an array)."""
+        if self.embeddings is not None:
+            return self.embeddings
         return np.zeros((len(self.frame_indices), 1), np.float32)
+
+
+def frame_crop_means(feats: SourceCells) -> np.ndarray | None:
+    """(N, D) unit mean of each frame's crop embeddings (zero rows without regions); None without crops."""
+    if not feats.crops.shape[1]:
+        return None
+    out = np.zeros((feats.n_frames, feats.crops.shape[1]), np.float32)
+    np.add.at(out, feats.blob_frame, feats.crops)
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norm > 0, norm, 1.0)
 
 
 def _raw(cells: SourceCells, attr: str) -> np.ndarray:
@@ -221,8 +262,11 @@ class MotionScorer:
     name = "motion"
 
     def __init__(self, config: MotionConfig | None = None, *, interval_ms: int = 0, max_side: int = 0,
-                 max_frames: int = 0, max_duration_s: float = 0, state: MotionState | None = None):
+                 max_frames: int = 0, max_duration_s: float = 0, state: MotionState | None = None,
+                 embedder: CropEmbedder | None = None):
         self.config = state.config if state is not None else (config or MotionConfig())
+        #: embeds the moving regions' crops (needed when the ``appearance`` attribute is fused)
+        self.embedder = embedder
         self.interval_ms = interval_ms
         self.max_side = max_side
         self.max_frames = max_frames
@@ -242,12 +286,25 @@ class MotionScorer:
     def extract(self, source: str | Path, progress: Callable[[int], None] | None = None,
                 cols: int | None = None) -> SourceCells:
         src = str(source)
-        stream = CellStream(self.config.grid, cols or self._cols_for(src))
+        stream = self._stream(cols or self._cols_for(src))
         out = extract_cells(src, self.config.grid, stream.cols, interval_ms=self.interval_ms, max_side=self.max_side,
                             max_frames=self.max_frames, max_duration_s=self.max_duration_s, progress=progress,
                             stream=stream)
         self.timing = dict(stream.timing)
         return out
+
+    def _stream(self, cols: int) -> CellStream:
+        emb = None
+        if "appearance" in self.config.fused:
+            if self.embedder is None:
+                raise InvalidVideoError("the motion model's appearance attribute needs the encoder: "
+                                        "give the scorer a CropEmbedder")
+            key = self.state.encoder_key if self.state is not None else ""
+            if key and key != self.embedder.identity_key:
+                raise InvalidVideoError(f"the model's appearance was learnt with encoder {key}, "
+                                        f"not {self.embedder.identity_key}")
+            emb = self.embedder
+        return CellStream(self.config.grid, cols, embedder=emb)
 
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, train_sources: Sequence[str | Path],
@@ -270,14 +327,16 @@ class MotionScorer:
         self.fit_cells(feats)
         if names is not None and len(names) == len(feats):
             self.state.sources = [str(n) for n in names]
-        self._train = [(str(f.source), f.frame_indices, f.timestamps) for f in feats]
+        self._train = [(str(f.source), f.frame_indices, f.timestamps, frame_crop_means(f)) for f in feats]
         return self
 
     @property
     def train_videos(self) -> list[EmbeddedVideo]:
-        """The sampled frames of each training source (a motion model embeds nothing: one zero)."""
-        return [EmbeddedVideo(src, content_hash(src), idx, ts, np.zeros((len(idx), 1), np.float32))
-                for src, idx, ts in getattr(self, "_train", [])]
+        """The sampled frames of each training source with the mean embedding of their moving
+        regions (without appearance, one zero per frame)."""
+        return [EmbeddedVideo(src, content_hash(src), idx, ts,
+                              emb if emb is not None else np.zeros((len(idx), 1), np.float32))
+                for src, idx, ts, emb in getattr(self, "_train", [])]
 
     def fit_cells(self, feats: Sequence[SourceCells]) -> MotionScorer:
         """Fit from extracted features (one :class:`SourceCells` per normal clip)."""
@@ -306,12 +365,27 @@ class MotionScorer:
         obj_p99 = float(np.percentile(OF[:, 0], 99)) if len(OF) else 0.0
         if "object" in cfg.fused and len(OF) < 2:
             raise InvalidVideoError("the training videos show too little motion: use videos with moving people")
+        keep = _evenly(len(blobs), cfg.max_bank * 20)  # the region banks' rows (object and appearance)
+        projection = None
         for a in cfg.fused:
-            if a == "object":
-                sc = robust_scale(OF)
-                X = OF / sc
+            if a in REGION_ATTRIBUTES:
+                if a == "object":
+                    sc = robust_scale(OF)
+                    X = OF / sc
+                    bank = lambda rows_: ObjectBank(rows_, cfg.k_object)  # noqa: E731
+                else:
+                    E = np.concatenate([f.crops for f in feats]) if all(f.crops.shape[1] for f in feats) else None
+                    if E is None or len(E) != len(blobs):
+                        raise InvalidVideoError("the appearance attribute needs the moving regions' crop "
+                                                "embeddings: fit with a CropEmbedder")
+                    if len(E) < 2:
+                        raise InvalidVideoError("the training videos show too little motion: use videos "
+                                                "with moving people")
+                    projection = Projection.fit(E, cfg.pca_dim)
+                    X = projection(E).astype(np.float64)
+                    sc = np.ones(X.shape[1])
+                    bank = lambda rows_: DenseBank(rows_, cfg.k_appearance)  # noqa: E731
                 scales[a] = sc
-                keep = _evenly(len(X), cfg.max_bank * 20)
                 rows[a], cells[a] = X[keep].astype(np.float32), np.zeros(len(keep), np.int64)
                 refs[a] = np.stack([src_no[b_row[keep]], frame_no[b_row[keep]]], 1)
                 per_frame = np.zeros(n)
@@ -319,7 +393,7 @@ class MotionScorer:
                 for g in np.unique(groups):
                     other = keep[b_group[keep] != g]
                     sel = b_group == g
-                    d, _ = ObjectBank(X[other], cfg.k_object).query(X[sel])
+                    d, _ = bank(X[other]).query(X[sel])
                     v, _ = per_frame_max(d, b_row[sel], n)
                     per_frame = np.maximum(per_frame, v)
             else:
@@ -350,12 +424,13 @@ class MotionScorer:
         unit = max(thr - float(np.median(smooth)), 1e-6)
         sp99, sp_glob = _speed_p99(np.concatenate([f.motion for f in feats]))
         oboxes = np.zeros((0, 4))
-        if "object" in rows:
-            kb = blobs[_evenly(len(blobs), cfg.max_bank * 20)]
+        if any(a in rows for a in REGION_ATTRIBUTES):
+            kb = blobs[keep]
             oboxes = np.stack([kb[:, 0] - kb[:, 2] * 0.5 * _aspect_inv(feats), kb[:, 1] - kb[:, 3] / 2,
                                kb[:, 0] + kb[:, 2] * 0.5 * _aspect_inv(feats), kb[:, 1] + kb[:, 3] / 2], 1)
         self.state = MotionState(cfg, cols, names, scales, rows, cells, refs, calib, thr, flagged, sp99, sp_glob,
-                                 persp, np.clip(oboxes, 0, 1), obj_p99, unit)
+                                 persp, np.clip(oboxes, 0, 1), obj_p99, unit, projection,
+                                 self.embedder.identity_key if projection is not None and self.embedder else "")
         return self
 
     # -- score ----------------------------------------------------------------------------------
@@ -371,15 +446,17 @@ class MotionScorer:
         """Scores and explanations of every sampled frame, extracted and scored chunk by chunk."""
         st = self._check()
         src = str(source)
-        stream = CellStream(st.config.grid, st.cols)
+        stream = self._stream(st.cols)
         parts = [self.score_cells(c) for c in iter_cells(
             src, st.config.grid, st.cols, interval_ms=self.interval_ms, max_side=self.max_side,
             max_frames=self.max_frames, max_duration_s=self.max_duration_s, progress=progress, stream=stream)]
         self.timing = dict(stream.timing)
         attrs = {a: np.concatenate([p.attribute_scores[a] for p in parts]) for a in parts[0].attribute_scores}
+        emb = (np.concatenate([p.embeddings for p in parts]) if all(p.embeddings is not None for p in parts)
+               else None)
         return MotionScores(src, np.concatenate([p.frame_indices for p in parts]),
                             np.concatenate([p.timestamps for p in parts]), np.concatenate([p.scores for p in parts]),
-                            attrs, [e for p in parts for e in p.explanations])
+                            attrs, [e for p in parts for e in p.explanations], emb)
 
     def score_cells(self, feats: SourceCells) -> MotionScores:
         st = self._check()
@@ -389,8 +466,14 @@ class MotionScorer:
         n = feats.n_frames
         z, dist, near = {}, {}, {}
         for a in st.config.fused:
-            if a == "object":
-                X = object_features(feats.blobs, st.perspective) / st.scales[a]
+            if a in REGION_ATTRIBUTES:
+                if a == "object":
+                    X = object_features(feats.blobs, st.perspective) / st.scales[a]
+                else:
+                    if feats.crops.shape != (len(feats.blobs), st.projection.components.shape[1]):
+                        raise InvalidVideoError("the appearance attribute needs the moving regions' crop "
+                                                "embeddings from the model's encoder")
+                    X = st.projection(feats.crops)
                 d, i = banks[a].query(X)
                 per_frame, arg = per_frame_max(d, feats.blob_frame, n)
                 dist[a], near[a] = (d, arg), i
@@ -406,17 +489,20 @@ class MotionScorer:
             fused = fused[fill]
         scores = (st.threshold - fused) / st.score_unit
         expl = [self._explain(feats, j, z, dist, near) for j in range(n)]
-        return MotionScores(feats.source, feats.frame_indices, feats.timestamps, scores, z, expl)
+        return MotionScores(feats.source, feats.frame_indices, feats.timestamps, scores, z, expl,
+                            frame_crop_means(feats))
 
     def score_stream(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, float, dict]]:
         """Live: (frame, score, explanation) per frame, in order; reference frames carry over."""
         st = self._check()
-        stream = CellStream(st.config.grid, st.cols)
+        stream = self._stream(st.cols)
         for f in frames:
             c = stream.features(f)
+            crops = (stream.embedder.embed(stream.embedder.crops(f.image, c.blobs)) if stream.embedder is not None
+                     else np.zeros((0, 0), np.float32))
             sc = SourceCells(f.source, (f.image.shape[1], f.image.shape[0]), np.array([f.index]),
                              np.array([f.timestamp]), np.array([c.has_motion]), c.motion[None], c.shape[None],
-                             np.zeros(len(c.blobs), np.int64), c.blobs)
+                             np.zeros(len(c.blobs), np.int64), c.blobs, crops)
             res = self.score_cells(sc)
             self.timing = dict(stream.timing)
             yield f, float(res.scores[0]), res.explanations[0]
@@ -436,10 +522,10 @@ class MotionScorer:
             "objects": n_obj,
             "frame_size": [w, h],
         }
-        o = int(dist["object"][1][j]) if "object" in dist else -1
+        o = int(dist[top][1][j]) if top in REGION_ATTRIBUTES else -1
         cell_attr = top if top in CELL_ATTRIBUTES else next((a for a in st.config.fused if a in CELL_ATTRIBUTES),
                                                             None)
-        if top == "object" and o >= 0:
+        if o >= 0:
             b = feats.blobs[o]
             rel = object_features(b[None], st.perspective)[0]
             box = [int((b[0] - b[2] / 2 * h / max(1, w)) * w), int((b[1] - b[3] / 2) * h),
@@ -450,11 +536,11 @@ class MotionScorer:
             out["speed"] = round(float(rel[0]), 3)
             out["normal_speed"] = {"p99": round(st.object_speed_p99, 3), "unit": "normal heights/s"}
             out["size"] = round(float(np.exp(rel[2])), 2)
-            i = int(near["object"][o])
+            i = int(near[top][o])
             if i >= 0:
-                src, fr = st.refs["object"][i]
+                src, fr = st.refs[top][i]
                 nb = st.object_boxes[i] if i < len(st.object_boxes) else np.zeros(4)
-                out["nearest_normal"] = {"attribute": "object", "source": _name(st, src), "frame": int(fr),
+                out["nearest_normal"] = {"attribute": top, "source": _name(st, src), "frame": int(fr),
                                          "box": [int(nb[0] * w), int(nb[1] * h), int(nb[2] * w), int(nb[3] * h)]}
         elif cell_attr is not None:
             top = cell_attr
@@ -475,6 +561,23 @@ class MotionScorer:
                                          "box": [x0, y0, x1, y1]}
         out["text"] = motion_text(out)
         return out
+
+
+@dataclass
+class DenseBank:
+    """Normal regions' projected crop embeddings; exact k-NN by matrix products (64-d rows)."""
+
+    rows: np.ndarray
+    k: int
+
+    def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean distance to the k nearest normal regions (m,) and the nearest one's row (m,)."""
+        if len(X) == 0:
+            return np.zeros(0), np.zeros(0, np.int64)
+        if len(self.rows) == 0:
+            return np.linalg.norm(X, axis=1), np.full(len(X), -1, np.int64)
+        d, i = knn(self.rows, X, self.k)
+        return d.mean(1).astype(np.float64), i[:, 0]
 
 
 def _name(st: MotionState, src) -> str:
@@ -549,6 +652,9 @@ def motion_text(e: dict) -> str:
             parts.append(f"large object in the {where}, {size:.1f}x the height of a normal one there")
         else:
             parts.append(f"unusual moving object in the {where} (z {e['z'].get('object', 0):.1f})")
+    if "appearance" in fired:
+        parts.append(f"unusual-looking object in the {where}, unlike the normal moving objects "
+                     f"(z {e['z'].get('appearance', 0):.1f})")
     if "motion" in fired:
         if ns > 0 and sp > ns:
             parts.append(f"fast object in the {where}, {sp / ns:.1f}x faster than any normal object there")
