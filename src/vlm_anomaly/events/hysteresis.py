@@ -4,6 +4,12 @@ States: idle → pending (score fell below ``enter``) → active (stayed below `
 ``min_duration_s``) → closing (score rose above ``exit``) → idle once ``cooldown_s`` has passed
 without a new dip below ``enter``. A dip during the cool-down continues the same event.
 
+Two signals: events open on a steadily smoothed score (few false alarms) and, when the caller has
+one, end on a faster one (a shorter smoothing window), so an event does not outlast the incident by
+the slow window's lag. A dip opens only when both are below ``enter`` (then the slow one decides,
+as without a fast signal), so the fast signal never adds false alarms - and the slow one's lag after
+an incident cannot open a second event once the fast one is back to normal.
+
 Scores follow the detectors' convention: higher = more normal, so "worse" means lower.
 """
 
@@ -90,11 +96,14 @@ class EventTracker:
         """True while an event is confirmed and not yet over (active or cooling down)."""
         return self.phase in (Phase.ACTIVE, Phase.CLOSING)
 
-    def update(self, t: float, score: float) -> list[Transition]:
+    def update(self, t: float, score: float, fast: float | None = None) -> list[Transition]:
+        """One sample at source time ``t``: ``score`` opens events; ``fast`` (default: ``score``),
+        a faster-reacting score of the same sample, keeps them open and ends them."""
         c = self.config
+        hold = score if fast is None else fast
         out: list[Transition] = []
         if self.phase == Phase.IDLE:
-            if score < c.enter:
+            if max(score, hold) < c.enter:  # higher = more normal: both say "anomalous"
                 self.phase, self.start_time, self.last_below = Phase.PENDING, t, t
         elif self.phase == Phase.PENDING:
             if score >= c.exit:
@@ -102,12 +111,12 @@ class EventTracker:
             else:
                 self.last_below = t
         elif self.phase == Phase.ACTIVE:
-            if score >= c.exit:
+            if hold >= c.exit:
                 self.phase, self.exit_time = Phase.CLOSING, t
             else:
                 self.last_below = t
         elif self.phase == Phase.CLOSING:
-            if score < c.enter:
+            if hold < c.enter:
                 self.phase, self.exit_time, self.last_below = Phase.ACTIVE, None, t
             elif self.exit_time is not None and t - self.exit_time >= c.cooldown_s:
                 out.append(self._end())
