@@ -114,6 +114,13 @@ def test_both_signals_must_be_anomalous_to_open_an_event():
     assert run(low, CFG, fast=low) == [(0.0, 4.5)]
 
 
+def test_event_closes_when_either_signal_is_back_to_normal():
+    # a fast signal still low does not keep open an event the steady one has left (never longer)
+    slow = [0.0] * 2 + [-0.5] * 6 + [0.0] * 8
+    fast = [0.0] * 2 + [-0.5] * 10 + [0.0] * 4
+    assert run(slow, CFG, fast=fast) == run(slow, CFG) == [(1.0, 4.0)]
+
+
 def test_slow_signal_lag_after_an_event_does_not_open_a_second_one():
     # one sample a second (the fast signal is the raw score), a short cool-down: the 5-sample mean
     # is still far below the threshold for seconds after the event ended on the raw score

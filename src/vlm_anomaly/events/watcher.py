@@ -296,7 +296,7 @@ class SourceWatcher:
             elif tr.kind == "end":
                 self._end_event(tr.end_time if tr.end_time is not None else t, "recovered")
         if self.feed is not None:
-            self.feed.reading(Reading(t, sc.score, smooth, smooth < self.hysteresis.enter, sc.text,
+            self.feed.reading(Reading(t, sc.score, smooth, max(smooth, fast) < self.hysteresis.enter, sc.text,
                                       sc.confidence, sc.explanation), f.image)
             if self._open is not None and self._open.event_id is not None:
                 self.feed.event(self._draft(self._open))
