@@ -36,6 +36,7 @@ def test_config_file_found_by_env_and_paths_follow_home(tmp_path, monkeypatch):
 @pytest.mark.parametrize(("values", "field"), [
     ({"interval_ms": 50}, "interval_ms"), ({"interval_ms": 2500}, "interval_ms"), ({"nu": 0}, "nu"),
     ({"batch_size": 0}, "batch_size"), ({"encoder": "resnet"}, "encoder"), ({"colour": "red"}, "colour"),
+    ({"event_end_smoothing_s": -1}, "event_end_smoothing_s"),
 ])
 def test_invalid_values_are_one_clear_error(values, field):
     with pytest.raises(ConfigError, match=f"invalid setting {field}"):

@@ -114,6 +114,7 @@ class EventSettings:
     event_min_duration_s: float
     event_cooldown_s: float
     event_smoothing_window: int
+    event_end_smoothing_s: float
     clip_seconds: float
     retention_days: float
     retention_max_mb: float
@@ -289,6 +290,9 @@ class Settings(BaseModel):
     event_min_duration_s: float = 1.0  # shorter dips are not events
     event_cooldown_s: float = 2.0  # a new dip this soon after an end continues the same event
     event_smoothing_window: int = 0  # causal window in samples; 0 = the model's smoothing window
+    # events end on a shorter causal window: about this many seconds of samples (never more than the
+    # window above), so they end soon after the scene returns to normal at any sampling interval
+    event_end_smoothing_s: float = Field(default=1.0, ge=0)
     clip_seconds: float = 4.0  # MP4 clip length around the worst frame
     retention_days: float = 30.0  # events older than this are deleted (0 = keep)
     retention_max_mb: float = 1024.0  # snapshots + clips above this: oldest events deleted (0 = no limit)

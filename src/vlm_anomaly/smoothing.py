@@ -1,11 +1,15 @@
 """Temporal smoothing of per-frame scores.
 
 Why two variants: offline scoring can look both ways (centred window, no lag); live monitoring
-cannot see the future, so it uses a causal (trailing) window.
+cannot see the future, so it uses a causal (trailing) window - counted in samples (the window the
+model's threshold was calibrated with) or spanning a bounded time (what ends live events, so they
+end soon after the scene returns to normal at any sampling interval).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import deque
 
 import numpy as np
@@ -45,4 +49,63 @@ class CausalSmoother:
         return sum(self._buf) / len(self._buf)
 
     def reset(self) -> None:
+        self._buf.clear()
+
+
+def span_window(span_s: float, interval_s: float, max_window: int) -> int:
+    """Samples in a causal window of about ``span_s`` seconds at one sample per ``interval_s``
+    (1 to ``max_window``; an unknown interval, 0, gives ``max_window``).
+
+    Why in seconds: a window counted in samples lasts longer the coarser the sampling (5 samples
+    are 0.5 s at 100 ms but 5 s at 1000 ms), and so does everything that waits for it to clear.
+
+    Example:
+        >>> [span_window(1.0, iv, 5) for iv in (0.1, 0.25, 0.5, 1.0, 2.0)]
+        [5, 4, 2, 1, 1]
+    """
+    max_window = max(1, int(max_window))
+    if interval_s <= 0:
+        return max_window
+    return max(1, min(max_window, int(math.floor(span_s / interval_s + 0.5))))
+
+
+class SpanSmoother:
+    """Causal moving average over about ``span_s`` seconds of samples (at most ``max_window``).
+
+    ``interval_s``: the sampling interval; when unknown (every frame of a source whose rate is not
+    known up front) it is the median spacing of the samples seen since the last :meth:`reset`.
+
+    Example:
+        >>> sm = SpanSmoother(1.0, 5, interval_s=0.5)
+        >>> [sm.update(i * 0.5, s) for i, s in enumerate([4.0, 0.0, 2.0])], sm.window
+        ([4.0, 2.0, 1.0], 2)
+    """
+
+    def __init__(self, span_s: float, max_window: int, *, interval_s: float | None = None):
+        if span_s < 0:
+            raise ValueError(f"smoothing span must not be negative, got {span_s}")
+        self.span_s = float(span_s)
+        self.max_window = max(1, int(max_window))
+        self.interval_s = interval_s if interval_s and interval_s > 0 else None
+        self._times: deque[float] = deque(maxlen=self.max_window)
+        self._buf: deque[float] = deque(maxlen=self.max_window)
+
+    @property
+    def window(self) -> int:
+        """Samples averaged now."""
+        interval = self.interval_s
+        if interval is None:
+            if len(self._times) < 2:
+                return 1
+            interval = float(np.median(np.diff(np.asarray(self._times))))
+        return span_window(self.span_s, interval, self.max_window)
+
+    def update(self, t: float, score: float) -> float:
+        self._times.append(float(t))
+        self._buf.append(float(score))
+        n = min(self.window, len(self._buf))
+        return sum(itertools.islice(reversed(self._buf), n)) / n
+
+    def reset(self) -> None:
+        self._times.clear()
         self._buf.clear()

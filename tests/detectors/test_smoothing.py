@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vlm_anomaly.detectors import CausalSmoother, moving_average
+from vlm_anomaly.smoothing import SpanSmoother, span_window
 
 
 def _naive(x, window, causal):
@@ -54,3 +55,32 @@ def test_causal_smoother_equals_causal_moving_average():
     np.testing.assert_allclose(streamed, moving_average(x, 5, causal=True), atol=1e-12)
     sm.reset()
     assert sm.update(7.0) == 7.0
+
+
+@pytest.mark.parametrize(("interval_s", "expected"), [(0.1, 5), (0.25, 4), (0.5, 2), (1.0, 1), (2.0, 1), (0.0, 5)])
+def test_span_window_is_about_the_span_in_samples_never_more_than_the_cap(interval_s, expected):
+    assert span_window(1.0, interval_s, 5) == expected
+
+
+@pytest.mark.parametrize("interval_s", [0.1, 0.25, 0.5, 1.0])
+def test_span_smoother_is_the_causal_average_over_its_window(interval_s):
+    x = np.random.default_rng(2).normal(size=30)
+    sm = SpanSmoother(1.0, 5, interval_s=interval_s)
+    got = [sm.update(i * interval_s, v) for i, v in enumerate(x)]
+    np.testing.assert_allclose(got, moving_average(x, span_window(1.0, interval_s, 5), causal=True), atol=1e-12)
+
+
+def test_span_smoother_learns_the_interval_from_timestamps_when_not_told():
+    # every frame of a 4 fps source: 1 s is 4 samples, whatever the first sample's time
+    sm = SpanSmoother(1.0, 5)
+    x = np.arange(12, dtype=float)
+    got = [sm.update(100.0 + i * 0.25, v) for i, v in enumerate(x)]
+    assert sm.window == 4
+    np.testing.assert_allclose(got[4:], moving_average(x, 4, causal=True)[4:])
+    sm.reset()
+    assert sm.update(200.0, 9.0) == 9.0 and sm.window == 1
+
+
+def test_span_smoother_refuses_a_negative_span():
+    with pytest.raises(ValueError, match="negative"):
+        SpanSmoother(-1.0, 5)

@@ -6,17 +6,19 @@ import pytest
 from vlm_anomaly.detectors import CausalSmoother
 from vlm_anomaly.errors import ConfigError
 from vlm_anomaly.events import EventTracker, HysteresisConfig
+from vlm_anomaly.smoothing import SpanSmoother
 
 DT = 0.5  # seconds between samples
 
 
-def run(scores, cfg, *, finish=True):
+def run(scores, cfg, *, finish=True, fast=None, dt=DT):
+    """(start, end) of the events; ``fast``: the faster score that ends events, sample by sample."""
     tr = EventTracker(cfg)
     events, open_start = [], None
     t = 0.0
     for i, s in enumerate(scores):
-        t = i * DT
-        for x in tr.update(t, s):
+        t = i * dt
+        for x in tr.update(t, s, None if fast is None else fast[i]):
             if x.kind == "start":
                 open_start = x.start_time
             else:
@@ -90,3 +92,59 @@ def test_thresholds_from_settings_and_validation():
     assert HysteresisConfig.from_settings(s.events, 0.0) == HysteresisConfig(-0.3, -0.1, 1.0, 2.0)
     with pytest.raises(ConfigError):
         HysteresisConfig(enter=0.0, exit=-0.5)
+
+
+def _smoothed(raw, dt, *, window=5, span_s=1.0):
+    """The watcher's two signals: the model's window (opens events), about ``span_s`` (ends them)."""
+    slow, fast = CausalSmoother(window), SpanSmoother(span_s, window, interval_s=dt)
+    return [slow.update(x) for x in raw], [fast.update(i * dt, x) for i, x in enumerate(raw)]
+
+
+def test_event_ends_on_the_fast_signal_not_after_the_slow_windows_lag():
+    raw = [1.0] * 10 + [-3.0] * 12 + [1.0] * 15  # the incident: samples 10-21 (5.0-10.5 s)
+    slow, fast = _smoothed(raw, DT)
+    assert run(slow, CFG) == [(5.5, 12.5)]  # the 5-sample mean needs 4 normal samples to clear
+    assert run(slow, CFG, fast=fast) == [(5.5, 11.5)]  # 1 s of normal samples: over
+
+
+def test_both_signals_must_be_anomalous_to_open_an_event():
+    low, normal = [-0.5] * 10, [0.0] * 10
+    assert run(low, CFG, fast=normal) == []  # the slow window's lag alone opens nothing
+    assert run(normal, CFG, fast=low) == []  # nor does the noisier fast signal alone
+    assert run(low, CFG, fast=low) == [(0.0, 4.5)]
+
+
+def test_event_closes_when_either_signal_is_back_to_normal():
+    # a fast signal still low does not keep open an event the steady one has left (never longer)
+    slow = [0.0] * 2 + [-0.5] * 6 + [0.0] * 8
+    fast = [0.0] * 2 + [-0.5] * 10 + [0.0] * 4
+    assert run(slow, CFG, fast=fast) == run(slow, CFG) == [(1.0, 4.0)]
+
+
+def test_slow_signal_lag_after_an_event_does_not_open_a_second_one():
+    # one sample a second (the fast signal is the raw score), a short cool-down: the 5-sample mean
+    # is still far below the threshold for seconds after the event ended on the raw score
+    cfg = HysteresisConfig(enter=-0.2, exit=-0.1, min_duration_s=1.0, cooldown_s=0.5)
+    raw = [1.0] * 5 + [-10.0] * 5 + [1.0] * 10
+    slow, fast = _smoothed(raw, 1.0)
+    assert run(slow, cfg, dt=1.0) == [(5.0, 14.0)]
+    assert run(slow, cfg, fast=fast, dt=1.0) == [(5.0, 10.0)]  # ended at 10 s, and nothing after
+
+
+def test_fast_dip_during_cooldown_continues_the_event():
+    raw = [1.0] * 4 + [-2.0] * 4 + [1.0] * 2 + [-2.0] * 4 + [1.0] * 10  # 1 s apart: one incident
+    slow, fast = _smoothed(raw, DT)
+    assert run(slow, CFG, fast=fast) == [(3.0, 7.5)]
+
+
+def test_smoothed_noisy_incident_one_event_ending_soon():
+    rng = np.random.default_rng(0)
+    raw = np.concatenate(
+        [rng.normal(0.2, 0.15, 40), rng.normal(-0.6, 0.3, 20), rng.normal(0.2, 0.15, 40)]
+    )
+    slow, fast = _smoothed(raw, DT)
+    events = run(slow, CFG, fast=fast)
+    assert len(events) == 1
+    start, end = events[0]
+    assert 40 * DT <= start <= 40 * DT + 3 * DT
+    assert 60 * DT <= end <= 60 * DT + 2 * DT  # the 1 s window: two samples after the incident

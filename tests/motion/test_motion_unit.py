@@ -95,25 +95,47 @@ def test_cli_train_and_score_use_the_motion_detector_by_default(street, run_cli,
     assert "moving object" in r.stdout
 
 
-def test_watch_events_end_soon_after_the_scene_returns_to_normal(street, tmp_path):
-    """The issue's case: a 40 s clip whose intruder is visible 20-26 s gives one event that ends
-    within about two seconds of the intruder leaving (default settings, live scoring)."""
+def _watch(street, clip, tmp_path, interval_ms):
+    """Live events of ``clip`` with default settings but the sampling interval (``--interval-ms``)."""
     from vlm_anomaly.events import EventStore, Monitor
 
-    clip = write_video(tmp_path / "forty.mp4", seconds=40, seed=0, start_s=100, anomaly_span=(20.0, 26.0))
-    s = load_settings(overrides={"home": street["dir"] / "home"})
+    s = load_settings(overrides={"home": street["dir"] / "home", "events_db_url": f"sqlite:///{tmp_path}/events.db",
+                                 "events_dir": tmp_path / "events"})
     store = EventStore.from_settings(s)
-    mon = Monitor(Pipeline(s), store=store)
-    wid = mon.start("street", str(clip), realtime=False)
+    mon = Monitor(Pipeline(s), store=store, retention=False)
+    wid = mon.start("street", str(clip), realtime=False, interval_ms=interval_ms)
     assert mon.wait(300)
     status = mon.status(wid)
     assert status["status"] == "ended", status
-    events = store.list()
+    return store.list()
+
+
+@pytest.fixture(scope="module")
+def forty(street):
+    """40 s of the street: the intruder visible 20-26 s, and a normal stretch never trained on."""
+    d = street["dir"]
+    return {"intruder": write_video(d / "forty.mp4", seconds=40, seed=0, start_s=100, anomaly_span=(20.0, 26.0)),
+            "normal": write_video(d / "forty-normal.mp4", seconds=40, seed=0, start_s=200)}
+
+
+@pytest.mark.parametrize("interval_ms", [500, 250, 1000])
+def test_watch_events_end_soon_after_the_scene_returns_to_normal(street, forty, tmp_path, interval_ms):
+    """The issue's case: a 40 s clip whose intruder is visible 20-26 s gives one event that starts
+    within 1.5 s of the intruder appearing and ends within two seconds of it leaving - at the
+    default sampling (500 ms) and at finer and coarser ones."""
+    events = _watch(street, forty["intruder"], tmp_path, interval_ms)
     assert len(events) == 1, [(e.start_time, e.end_time) for e in events]
     [ev] = events
-    assert 19.5 <= ev.start_time <= 22.0, ev
-    assert ev.end_time <= 28.5, ev
+    assert 19.5 <= ev.start_time <= 21.5, ev
+    assert ev.end_time <= 28.0, ev
     assert ev.descriptions and "moving object" in ev.descriptions[0]["text"]
+
+
+@pytest.mark.parametrize("interval_ms", [500, 250, 1000])
+def test_watch_gives_no_event_on_normal_footage_of_the_scene(street, forty, tmp_path, interval_ms):
+    """Events that end sooner must not come more often: 40 s of the same scene, never trained on."""
+    events = _watch(street, forty["normal"], tmp_path, interval_ms)
+    assert events == [], [(e.start_time, e.end_time, e.worst_score) for e in events]
 
 
 def test_region_boxes_cover_the_region_with_some_context():

@@ -24,7 +24,7 @@ class Reading:
     t: float  # seconds: source time for files/streams, time since start for cameras
     raw: float  # the detector's score (fused with known-bad prompts)
     smoothed: float  # causal moving average: what events are built from
-    alert: bool  # smoothed score below the event's enter threshold
+    alert: bool  # below the event enter threshold: the smoothed score and the one events end on
     description: str = ""
     confidence: float = 0.0
     explanation: dict | None = None  # attribute models: which attribute fired, where, nearest normal

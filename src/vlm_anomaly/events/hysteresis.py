@@ -4,6 +4,14 @@ States: idle → pending (score fell below ``enter``) → active (stayed below `
 ``min_duration_s``) → closing (score rose above ``exit``) → idle once ``cooldown_s`` has passed
 without a new dip below ``enter``. A dip during the cool-down continues the same event.
 
+Two signals: events are confirmed on a steadily smoothed score (few false alarms) and, when the
+caller has one, also follow a faster one (a shorter smoothing window), so an event does not outlast
+the incident by the slow window's lag. A dip (opening an event, or continuing one during its
+cool-down) needs both below ``enter``; an event closes when either is back above ``exit`` (after an
+incident: the fast one); a pending event is confirmed on the slow one alone, as without a fast
+signal. So the fast signal never opens, reopens or lengthens an event - no new false alarms - and
+the slow one's lag after an incident cannot open a second event once the fast one is normal.
+
 Scores follow the detectors' convention: higher = more normal, so "worse" means lower.
 """
 
@@ -90,11 +98,16 @@ class EventTracker:
         """True while an event is confirmed and not yet over (active or cooling down)."""
         return self.phase in (Phase.ACTIVE, Phase.CLOSING)
 
-    def update(self, t: float, score: float) -> list[Transition]:
+    def update(self, t: float, score: float, fast: float | None = None) -> list[Transition]:
+        """One sample at source time ``t``: ``score``, smoothed as the threshold was calibrated, and
+        optionally ``fast``, a faster-reacting score of the same sample that lets events end sooner."""
         c = self.config
+        # higher = more normal: the less anomalous of the two opens (both low) and closes (either high)
+        either = score if fast is None else max(score, fast)
+        dip = either < c.enter
         out: list[Transition] = []
         if self.phase == Phase.IDLE:
-            if score < c.enter:
+            if dip:
                 self.phase, self.start_time, self.last_below = Phase.PENDING, t, t
         elif self.phase == Phase.PENDING:
             if score >= c.exit:
@@ -102,12 +115,12 @@ class EventTracker:
             else:
                 self.last_below = t
         elif self.phase == Phase.ACTIVE:
-            if score >= c.exit:
+            if either >= c.exit:
                 self.phase, self.exit_time = Phase.CLOSING, t
             else:
                 self.last_below = t
         elif self.phase == Phase.CLOSING:
-            if score < c.enter:
+            if dip:
                 self.phase, self.exit_time, self.last_below = Phase.ACTIVE, None, t
             elif self.exit_time is not None and t - self.exit_time >= c.cooldown_s:
                 out.append(self._end())

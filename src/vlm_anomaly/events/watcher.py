@@ -1,7 +1,8 @@
 """The live engine: source → stream scorer → causal smoothing → event builder → sinks.
 
 A :class:`SourceWatcher` runs one source (blocking): its :class:`~.scorer.StreamScorer` turns frames
-into scores, the hysteresis :class:`~.hysteresis.EventTracker` turns smoothed scores into events, and
+into scores, the hysteresis :class:`~.hysteresis.EventTracker` turns smoothed scores into events
+(opened on the model's smoothing window, ended on a shorter one spanning about a second), and
 the sinks get them - the event store with snapshot and clip, the alert dispatcher (MQTT, webhooks), a
 listener and an in-memory :class:`~.feed.LiveFeed`. A :class:`LiveSession` runs one watcher in a
 thread; a :class:`Monitor` runs several sharing one pipeline and encoder, plus the retention job. The
@@ -28,6 +29,7 @@ from ..errors import TooManyWatchersError, VlmAnomalyError
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..redact import redact_text, redact_url
+from ..smoothing import SpanSmoother
 from ..video import Frame
 from ..video.live import Gap, LiveSource, PushSource
 from .alerts import AlertDispatcher, event_payload, source_slug
@@ -145,7 +147,12 @@ class SourceWatcher:
         self.threshold = self.model.threshold if threshold is None else float(threshold)
         self.hysteresis = HysteresisConfig.from_settings(s.events, self.threshold)
         self.tracker = EventTracker(self.hysteresis)
-        self.smoother = CausalSmoother(s.event_smoothing_window or self.model.smoothing_window)
+        # events open on the score smoothed as the threshold was calibrated, and end on one smoothed
+        # over a bounded time (shorter at coarse sampling), so they end soon after the incident does
+        window = s.event_smoothing_window or self.model.smoothing_window
+        self.smoother = CausalSmoother(window)
+        self.end_smoother = SpanSmoother(s.event_end_smoothing_s, window,
+                                         interval_s=self.interval_ms / 1000 if self.interval_ms > 0 else None)
         self.half_clip = max(0.0, s.clip_seconds / 2)
         self._ring: deque[tuple[float, np.ndarray]] = deque()
         self._open: _Open | None = None
@@ -252,6 +259,7 @@ class SourceWatcher:
         f = sc.frame
         t = f.timestamp
         smooth = self.smoother.update(sc.score)
+        fast = self.end_smoother.update(t, sc.score)
         self.stats.frames += 1
         self.stats.last_time, self.stats.last_score = t, smooth
         if self.stats.status == "offline":  # frames again after a drop
@@ -261,7 +269,7 @@ class SourceWatcher:
             self._ring.popleft()
         if self._open is not None and self._post_until is not None and t <= self._post_until:
             self._open.clip_post.append(f.image)
-        transitions = self.tracker.update(t, smooth)
+        transitions = self.tracker.update(t, smooth, fast)
         phase = self.tracker.phase
         if phase == Phase.IDLE and self._open is not None and self._open.event_id is None:
             self._open = None  # a dip too short to be an event
@@ -288,7 +296,7 @@ class SourceWatcher:
             elif tr.kind == "end":
                 self._end_event(tr.end_time if tr.end_time is not None else t, "recovered")
         if self.feed is not None:
-            self.feed.reading(Reading(t, sc.score, smooth, smooth < self.hysteresis.enter, sc.text,
+            self.feed.reading(Reading(t, sc.score, smooth, max(smooth, fast) < self.hysteresis.enter, sc.text,
                                       sc.confidence, sc.explanation), f.image)
             if self._open is not None and self._open.event_id is not None:
                 self.feed.event(self._draft(self._open))
@@ -411,14 +419,18 @@ class SourceWatcher:
     def _on_drop(self, t: float, reason: str) -> None:
         """The connection was lost (the source reconnects): close the open event, say "offline"."""
         self._finish(f"source dropped: {reason}")
-        self.smoother.reset()
+        self._reset_smoothing()
         self._set_status("offline", reason)
         self._notify(WatchNotice("offline", self.label, message=f"offline at {t:.1f} s: {reason}"))
+
+    def _reset_smoothing(self) -> None:
+        self.smoother.reset()
+        self.end_smoother.reset()
 
     def _on_gap(self, gap: Gap) -> None:
         self.stats.gaps += 1
         self.stats.missed_s += gap.missed_s
-        self.smoother.reset()  # scores before and after a gap are not neighbours
+        self._reset_smoothing()  # scores before and after a gap are not neighbours
         if self.store is not None:
             self.store.add_gap(gap)
         if self.feed is not None:
