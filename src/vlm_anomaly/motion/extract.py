@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from ..video import Frame, sample_frames
@@ -75,7 +76,7 @@ class CellStream:
             self._refs.add(float(prev_t), work_gray(frame.previous, self.config))
         ref, gap = self._refs.reference(frame.timestamp, gray.shape)
         t1 = time.perf_counter()
-        out = cell_features(ref, gray, gap, self.config, self.cols, self._flow)
+        out = cell_features(ref, gray, gap, self.config, self.cols, self._flow, frame.image.shape[0])
         self._refs.add(frame.timestamp, gray)
         tm = self.timing
         tm["prepare_s"] += t1 - t0
@@ -112,6 +113,28 @@ def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_fra
             n += 1
             if max_frames and n >= max_frames:
                 return
+
+
+def degrade(image: np.ndarray, scale: float = 0.5, quality: int = 30) -> np.ndarray:
+    """The frame as a camera's sub-stream might deliver it: half size, strong JPEG compression.
+
+    Why: a model fitted only on clean exports finds the blockier, smaller live stream abnormal;
+    fitting on both (training-time augmentation) teaches it that compression is normal."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+    bgr = small[..., ::-1] if small.ndim == 3 else small
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        return small
+    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return np.ascontiguousarray(out[..., ::-1]) if out.ndim == 3 else out
+
+
+def degraded(frames: Iterable[tuple[Frame, bool]]) -> Iterator[tuple[Frame, bool]]:
+    """``frames`` with every image (and its ``previous``) passed through :func:`degrade`."""
+    for f, take in frames:
+        prev = degrade(f.previous) if f.previous is not None else None
+        yield replace(f, image=degrade(f.image), previous=prev), take
 
 
 def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int = 0, max_side: int = 0,

@@ -40,7 +40,7 @@ class GridConfig:
     #: (the flow's own noise is a displacement, whatever the frame rate: an absolute speed would hide
     #: slow or far walkers in a 10 fps video and show noise in a 30 fps one)
     min_shift_px: float = 0.3
-    moving_speed: float = 0.0  # heights/s: an extra speed floor (0: none; models before min_shift_px used 0.04)
+    moving_speed: float = 0.04  # heights/s: and faster than this (a walker far away or at a low frame rate may not be)
     diff_threshold: float = 6.0  # grey levels: ... and the frames differ near it
     min_blob_frac: float = 0.002  # moving regions smaller than this share of height^2 are noise
 
@@ -101,19 +101,24 @@ def _cell_sums(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: GridConfig, cols: int,
-                  flow_engine: FlowEngine) -> CellFeatures:
-    """Motion and shape features of each cell of ``cur`` (working-size gray) against ``prev``."""
+                  flow_engine: FlowEngine, source_height: int = 0) -> CellFeatures:
+    """Motion and shape features of each cell of ``cur`` (working-size gray) against ``prev``.
+
+    ``source_height``: the frame's height before resizing; a smaller source is upscaled to the
+    working height, and its compression noise with it, so the displacement floor is then at
+    least ``min_shift_px`` *source* pixels."""
     rows = cfg.rows
     if prev is None or prev.shape != cur.shape or not dt > 0:
         return CellFeatures(np.zeros((rows, cols, MOTION_DIM), np.float32),
                             np.zeros((rows, cols, SHAPE_BINS), np.float32), False)
     H = cur.shape[0]
     to_speed = np.float32(1.0 / (dt * H))
+    min_shift = cfg.min_shift_px * max(1.0, H / source_height if source_height > 0 else 1.0)
     flow = flow_engine(prev, cur) * to_speed  # heights per second
     speed = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
     diff = cv2.absdiff(prev, cur)
     changed = cv2.dilate((diff > cfg.diff_threshold).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    moving = (speed > max(cfg.moving_speed, cfg.min_shift_px * float(to_speed))) & changed
+    moving = (speed > max(cfg.moving_speed, min_shift * float(to_speed))) & changed
     mv = moving.astype(np.float32)
     ys = np.linspace(0, H, rows + 1).astype(int)
     xs = np.linspace(0, cur.shape[1], cols + 1).astype(int)

@@ -23,7 +23,7 @@ from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .appearance import CropEmbedder
 from .density import CellBanks, build_banks, neighbours
-from .extract import CellStream, SourceCells, extract_cells, iter_cells
+from .extract import CellStream, SourceCells, degraded, extract_cells, iter_cells, iter_source
 from .features import MOTION_DIM, SHAPE_BINS, GridConfig, grid_cols
 from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max, robust_scale
 
@@ -45,7 +45,7 @@ class MotionConfig:
     fused: tuple[str, ...] = ("object", "appearance", "shape")  # chosen by bench/motion_cv.py (training clips only)
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
-    k_appearance: int = 1  # neighbours in the bank of normal regions' crop embeddings
+    k_appearance: int = 3  # neighbours in the bank of normal regions' crop embeddings (CV round 5)
     pca_dim: int = 64  # crop embeddings are projected to this many dimensions (PCA on training crops)
     radius: int = 2  # a cell also accepts the normal examples of cells this close
     max_bank: int = 1000  # normal examples kept per cell and attribute
@@ -54,6 +54,8 @@ class MotionConfig:
     #: "pooled": quantile of all held-out normal frames; "clip": the highest per-clip quantile
     #: (a new clip differs from the training clips as much as they differ from each other)
     threshold_rule: str = "clip"
+    #: also fit on each training clip at half size under strong JPEG compression (a sub-stream)
+    augment: bool = True
 
     def __post_init__(self):
         bad = [a for a in self.fused if a not in ATTRIBUTES]
@@ -243,12 +245,12 @@ def _scales(X: np.ndarray, attr: str) -> np.ndarray:
     return np.full(flat.shape[1], max(float(np.percentile(act.sum(1), 95)), 1e-3))
 
 
-def _groups(feats: Sequence[SourceCells]) -> np.ndarray:
-    """Held-out groups: one per clip, or 4 time chunks of a single clip."""
-    if len(feats) >= 2:
-        return np.concatenate([np.full(f.n_frames, i) for i, f in enumerate(feats)])
-    n = feats[0].n_frames
-    return np.minimum(np.arange(n) * 4 // max(1, n), 3)
+def _groups(feats: Sequence[SourceCells], copy_of: Sequence[int]) -> np.ndarray:
+    """Held-out groups: one per clip (a degraded copy goes with its clip), or 4 time chunks of a
+    single clip (and of its copy)."""
+    if len(set(copy_of)) >= 2:
+        return np.concatenate([np.full(f.n_frames, copy_of[i]) for i, f in enumerate(feats)])
+    return np.concatenate([np.minimum(np.arange(f.n_frames) * 4 // max(1, f.n_frames), 3) for f in feats])
 
 
 class MotionScorer:
@@ -284,12 +286,15 @@ class MotionScorer:
         return grid_cols(info.width / max(1, info.height), self.config.grid.rows)
 
     def extract(self, source: str | Path, progress: Callable[[int], None] | None = None,
-                cols: int | None = None) -> SourceCells:
+                cols: int | None = None, *, degrade: bool = False) -> SourceCells:
+        """Features of every sampled frame of ``source``; ``degrade``: of its half-size, strongly
+        compressed version (training-time augmentation)."""
         src = str(source)
         stream = self._stream(cols or self._cols_for(src))
-        out = extract_cells(src, self.config.grid, stream.cols, interval_ms=self.interval_ms, max_side=self.max_side,
-                            max_frames=self.max_frames, max_duration_s=self.max_duration_s, progress=progress,
-                            stream=stream)
+        frames = iter_source(src, interval_ms=self.interval_ms, max_side=self.max_side, max_frames=self.max_frames,
+                             max_duration_s=self.max_duration_s, config=self.config.grid)
+        out = extract_cells(src, self.config.grid, stream.cols, progress=progress, stream=stream,
+                            frames=degraded(frames) if degrade else frames)
         self.timing = dict(stream.timing)
         return out
 
@@ -317,14 +322,20 @@ class MotionScorer:
         if not train_sources:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         cols = self._cols_for(str(train_sources[0]))
-        feats, done = [], 0
+        feats, copies, done = [], [], 0
         for src in train_sources:
             def cb(n: int, base: int = done) -> None:
                 if progress:
                     progress(base + n, 0, "measuring motion")
             feats.append(self.extract(src, cb, cols))
             done += feats[-1].n_frames
-        self.fit_cells(feats)
+            if self.config.augment:
+                def cb2(n: int, base: int = done) -> None:
+                    if progress:
+                        progress(base + n, 0, "measuring motion (compressed copy)")
+                copies.append(self.extract(src, cb2, cols, degrade=True))
+                done += copies[-1].n_frames
+        self.fit_cells(feats, copies=copies)
         if names is not None and len(names) == len(feats):
             self.state.sources = [str(n) for n in names]
         self._train = [(str(f.source), f.frame_indices, f.timestamps, frame_crop_means(f)) for f in feats]
@@ -338,21 +349,28 @@ class MotionScorer:
                               emb if emb is not None else np.zeros((len(idx), 1), np.float32))
                 for src, idx, ts, emb in getattr(self, "_train", [])]
 
-    def fit_cells(self, feats: Sequence[SourceCells]) -> MotionScorer:
-        """Fit from extracted features (one :class:`SourceCells` per normal clip)."""
+    def fit_cells(self, feats: Sequence[SourceCells], *, copies: Sequence[SourceCells] = ()) -> MotionScorer:
+        """Fit from extracted features (one :class:`SourceCells` per normal clip), and of the clips'
+        degraded copies (``copies[i]`` of ``feats[i]``): normal examples too, held out with their clip."""
         cfg = self.config
-        feats = [f for f in feats if f.n_frames]
+        if copies and len(copies) != len(feats):
+            raise ValueError("one degraded copy per training clip")
+        keep_clip = [i for i, f in enumerate(feats) if f.n_frames]
+        copy_of = keep_clip + [i for i in keep_clip if copies and copies[i].n_frames]
+        feats = [feats[i] for i in keep_clip] + [copies[i] for i in keep_clip if copies and copies[i].n_frames]
+        n_orig = len(keep_clip)
         n = sum(f.n_frames for f in feats)
         if n < 2:
             raise InvalidVideoError(f"training needs at least 2 sampled frames, got {n}")
         cols = feats[0].motion.shape[2]
         if any(f.motion.shape[2] != cols for f in feats):
             raise InvalidVideoError("training videos must share one aspect ratio (same camera)")
-        names = [Path(f.source).name or f.source for f in feats]
-        groups = _groups(feats)
+        names = [Path(f.source).name or f.source for f in feats[:n_orig]]
+        rank = {c: r for r, c in enumerate(keep_clip)}
+        groups = _groups(feats, copy_of)
         offsets = np.cumsum([0] + [f.n_frames for f in feats])
         frame_no = np.concatenate([f.frame_indices for f in feats])
-        src_no = np.concatenate([np.full(f.n_frames, i) for i, f in enumerate(feats)])
+        src_no = np.concatenate([np.full(f.n_frames, rank[copy_of[i]]) for i, f in enumerate(feats)])
         has_motion = np.concatenate([f.has_motion for f in feats])
         nb = neighbours(cfg.grid.rows, cols, cfg.radius)
         n_cells = cfg.grid.rows * cols
