@@ -83,19 +83,23 @@ def main() -> None:
                 t0 = time.perf_counter()
                 n = sum(1 for _ in iter_source(str(p), interval_ms=100))
                 decode = time.perf_counter() - t0
-                sc = model.detector.scorer(interval_ms=100)
+                sc = model.detector.scorer(interval_ms=100, encoder=pipe.encoder_for(model))
                 t0 = time.perf_counter()
                 res = sc.score_detailed(str(p))
                 total = time.perf_counter() - t0
                 tm = sc.timing
                 k = len(res.scores)
+                crops = sc.embedder.timing if sc.embedder is not None else {"crop_embed_s": 0.0, "crops": 0}
                 rows[f"stages ms/frame {name}"] = {
                     "decode+convert": round(1000 * decode / k, 2), "resize+blur": round(1000 * tm["prepare_s"] / k, 2),
                     "flow+features": round(1000 * tm["features_s"] / k, 2),
-                    "k-NN+explanations": round(1000 * (total - decode - tm["prepare_s"] - tm["features_s"]) / k, 2),
+                    "crop embedding": round(1000 * crops["crop_embed_s"] / k, 2),
+                    "crops per frame": round(crops["crops"] / k, 2),
+                    "k-NN+explanations": round(1000 * (total - decode - tm["prepare_s"] - tm["features_s"]
+                                                       - crops["crop_embed_s"]) / k, 2),
                     "total": round(1000 * total / k, 2), "decoded frames per sample": round(n / k, 2)}
                 print(det, "stages", name, rows[f"stages ms/frame {name}"], flush=True)
-            scorer = model.detector.scorer()
+            scorer = model.detector.scorer(encoder=pipe.encoder_for(model))
             frames = list(sample_frames(str(clip), interval_ms=0, with_previous=True, max_frames=300))
             t0 = time.perf_counter()
             n = sum(1 for _ in scorer.score_stream(frames))
