@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from vlm_anomaly.motion.appearance import CropEmbedder
-from vlm_anomaly.motion.extract import CellStream, extract_cells
+from vlm_anomaly.motion.extract import CellStream, extract_cells, learn_speed_floor
 from vlm_anomaly.motion.features import GridConfig, grid_cols
 from vlm_anomaly.motion.scorer import MotionConfig, MotionScorer
 from vlm_anomaly.smoothing import moving_average
@@ -81,17 +81,22 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*", default=[f"{i:02d}" for i in range(1, 17)])
     ap.add_argument("--json", default="")
     ap.add_argument("--only", nargs="*", default=[])
+    ap.add_argument("--grid", default="{}", help='GridConfig fields as JSON, e.g. {"split_aspect": 0.75}')
     ap.add_argument("--fps", type=float, default=25.0,
                     help="rate the frame folders are played at (10: how the issue renders Ped2 as MP4)")
     ap.add_argument("--encoder", default="efficientnet",
                     help="encoder for the appearance attribute's crops ('' = no appearance candidates)")
     args = ap.parse_args()
-    grid = GridConfig()
+    grid = GridConfig(**json.loads(args.grid))
     srcs = [str(Path(args.data) / "train" / c) for c in args.clips]
     fps = args.fps
     frames = {s: list(sample_frames(s, interval_ms=0, folder_fps=fps)) for s in srcs}
     img0 = frames[srcs[0]][0].image
     cols = grid_cols(img0.shape[1] / img0.shape[0], grid.rows)
+    # the moving-speed floor relative to the normal objects' speed (as MotionScorer.fit learns it;
+    # from all clips here: one clip more or less barely moves a median)
+    grid = learn_speed_floor(((s, ((f, True) for f in frames[s])) for s in srcs), grid, cols)
+    print(f"moving-speed floor {grid.moving_speed:.4f} heights/s", flush=True)
     t0 = time.time()
     embedder = None
     if args.encoder:

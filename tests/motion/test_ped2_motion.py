@@ -106,3 +106,26 @@ def test_known_anomaly_in_a_real_ped2_folder_ranks_above_its_normal_frames(ped2_
     assert y[np.argsort(s)[:20]].all()
     assert roc_auc_score(y, -s) >= 0.9
 
+
+
+def test_what_counts_as_moving_follows_the_scene_not_the_frame_rate(ped2_dir, tmp_path):
+    """The same Ped2 frames as frame folders (played at 25 fps) and as 10 fps MP4s: in the MP4s the
+    walkers cover 2.5x fewer frame heights per second. The speed floor learnt at fit follows them,
+    so both models see about as many moving regions per frame (a fixed floor lost most walkers)."""
+    from vlm_anomaly.motion import MotionScorer
+    from vlm_anomaly.motion.scorer import MotionConfig
+
+    clips = ("01", "02")
+    folders = [str(ped2_dir / "train" / c) for c in clips]
+    mp4s = [str(reencode(ped2_dir / "train" / c, tmp_path / f"train{c}.mp4", bit_rate=2_000_000)) for c in clips]
+    config = MotionConfig(fused=("object", "shape"), augment=False)
+    a = MotionScorer(config).fit(folders)
+    b = MotionScorer(config).fit(mp4s)
+    ratio = b.config.grid.moving_speed / a.config.grid.moving_speed
+    assert 0.3 < ratio < 0.55, (a.config.grid.moving_speed, b.config.grid.moving_speed)
+
+    def regions_per_frame(scorer) -> float:
+        return len(scorer.state.rows["object"]) / sum(len(v.frame_indices) for v in scorer.train_videos)
+
+    assert regions_per_frame(a) >= 3  # Ped2 shows several walkers in every frame
+    assert regions_per_frame(b) == pytest.approx(regions_per_frame(a), rel=0.3)

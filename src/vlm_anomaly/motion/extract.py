@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from itertools import islice
 
 import cv2
 import numpy as np
@@ -207,6 +208,26 @@ def concat_cells(chunks: Iterable[SourceCells]) -> SourceCells:
         blobs=np.concatenate([c.blobs for c in chunks]),
         crops=np.concatenate([c.crops for c in chunks]) if all(c.crops.shape[1] for c in chunks)
         else np.zeros((0, 0), np.float32))
+
+
+#: sampled frames per training clip that the speed floor is learnt from
+FLOOR_FRAMES = 300
+
+
+def learn_speed_floor(clips: Iterable[tuple[str, Iterable[tuple[Frame, bool]]]], config: GridConfig,
+                      cols: int) -> GridConfig:
+    """``config`` with ``moving_speed`` = ``relative_floor`` x the median speed of the moving regions
+    of the training clips (found with the displacement floor alone), so that what counts as
+    moving is relative to how fast this camera's normal objects move (far or near, 10 or 30 fps).
+    Unchanged when ``relative_floor`` is 0 or the clips show fewer than 20 moving regions."""
+    if config.relative_floor <= 0:
+        return config
+    probe = replace(config, moving_speed=0.0)
+    speeds = [extract_cells(src, probe, cols, frames=islice(frames, FLOOR_FRAMES)).blobs[:, 5] for src, frames in clips]
+    sp = np.concatenate(speeds) if speeds else np.zeros(0)
+    if len(sp) < 20:
+        return config
+    return replace(config, moving_speed=float(np.clip(config.relative_floor * np.median(sp), 0.002, 0.5)))
 
 
 def extract_cells(source: str, config: GridConfig, cols: int, **kwargs) -> SourceCells:

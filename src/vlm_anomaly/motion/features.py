@@ -40,9 +40,17 @@ class GridConfig:
     #: (the flow's own noise is a displacement, whatever the frame rate: an absolute speed would hide
     #: slow or far walkers in a 10 fps video and show noise in a 30 fps one)
     min_shift_px: float = 0.3
-    moving_speed: float = 0.04  # heights/s: and faster than this (a walker far away or at a low frame rate may not be)
+    #: heights/s: and faster than this. Fitting replaces it by ``relative_floor`` x the median speed
+    #: of the training clips' moving regions (a far camera or a low frame rate moves people fewer
+    #: heights per second; a fixed floor would hide them), so the saved model holds the learnt floor
+    moving_speed: float = 0.04
+    #: 0.73: on Ped2's training clips (25 fps) this gives the 0.04 heights/s that v1-v4 used
+    relative_floor: float = 0.73
     diff_threshold: float = 6.0  # grey levels: ... and the frames differ near it
     min_blob_frac: float = 0.002  # moving regions smaller than this share of height^2 are noise
+    #: a moving region wider than this share of its height is also measured in windows of half its
+    #: height (people side by side, a cyclist inside a crowd), besides as a whole; 0: never
+    split_aspect: float = 0.0
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -50,7 +58,12 @@ class GridConfig:
     @classmethod
     def from_dict(cls, d: dict) -> GridConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: type(getattr(cls(), k))(v) for k, v in d.items() if k in names})
+        kw = {k: type(getattr(cls(), k))(v) for k, v in d.items() if k in names}
+        # models saved before a field existed were measured without it
+        kw.setdefault("split_aspect", 0.0)
+        kw.setdefault("min_shift_px", 0.0)
+        kw.setdefault("relative_floor", 0.0)
+        return cls(**kw)
 
 
 def work_gray(image: np.ndarray, cfg: GridConfig) -> np.ndarray:
@@ -151,15 +164,30 @@ def moving_blobs(moving: np.ndarray, speed: np.ndarray, flow: np.ndarray, cfg: G
     n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     min_px = cfg.min_blob_frac * H * H
     out = []
+
+    def add(x: int, y: int, sel: np.ndarray) -> None:
+        ys, xs = np.nonzero(sel)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        sel = sel[y0:y1, x0:x1]
+        bw, bh = x1 - x0, y1 - y0
+        sp = speed[y + y0:y + y1, x + x0:x + x1][sel]
+        fl = flow[y + y0:y + y1, x + x0:x + x1][sel]
+        out.append([(x + x0 + bw / 2) / W, (y + y0 + bh / 2) / H, bw / H, bh / H, float(sel.sum()) / (bw * bh),
+                    float(np.percentile(sp, 90)), float(fl[:, 0].mean()), float(fl[:, 1].mean())])
+
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < min_px:
             continue
         sel = lab[y:y + bh, x:x + bw] == i
-        sp = speed[y:y + bh, x:x + bw][sel]
-        fl = flow[y:y + bh, x:x + bw][sel]
-        out.append([(x + bw / 2) / W, (y + bh / 2) / H, bw / H, bh / H, area / (bw * bh),
-                    float(np.percentile(sp, 90)), float(fl[:, 0].mean()), float(fl[:, 1].mean())])
+        add(x, y, sel)
+        if cfg.split_aspect > 0 and bw > cfg.split_aspect * bh:
+            k = max(2, int(round(bw / (0.5 * bh))))
+            edges = np.linspace(0, bw, k + 1).astype(int)
+            for a, b in zip(edges[:-1], edges[1:]):
+                part = sel[:, a:b]
+                if part.sum() >= min_px / 2:
+                    add(x + a, y, part)
     return np.asarray(out, np.float32).reshape(-1, BLOB_DIM)
 
 

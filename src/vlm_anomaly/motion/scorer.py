@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import cv2
@@ -23,7 +23,15 @@ from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .appearance import CropEmbedder
 from .density import CellBanks, build_banks, neighbours
-from .extract import CellStream, SourceCells, degraded, extract_cells, iter_cells, iter_source
+from .extract import (
+    CellStream,
+    SourceCells,
+    degraded,
+    extract_cells,
+    iter_cells,
+    iter_source,
+    learn_speed_floor,
+)
 from .features import MOTION_DIM, SHAPE_BINS, GridConfig, grid_cols
 from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max, robust_scale
 
@@ -291,12 +299,15 @@ class MotionScorer:
         compressed version (training-time augmentation)."""
         src = str(source)
         stream = self._stream(cols or self._cols_for(src))
-        frames = iter_source(src, interval_ms=self.interval_ms, max_side=self.max_side, max_frames=self.max_frames,
-                             max_duration_s=self.max_duration_s, config=self.config.grid)
+        frames = self._frames(src)
         out = extract_cells(src, self.config.grid, stream.cols, progress=progress, stream=stream,
                             frames=degraded(frames) if degrade else frames)
         self.timing = dict(stream.timing)
         return out
+
+    def _frames(self, src: str):
+        return iter_source(src, interval_ms=self.interval_ms, max_side=self.max_side, max_frames=self.max_frames,
+                           max_duration_s=self.max_duration_s, config=self.config.grid)
 
     def _stream(self, cols: int) -> CellStream:
         emb = None
@@ -322,6 +333,10 @@ class MotionScorer:
         if not train_sources:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         cols = self._cols_for(str(train_sources[0]))
+        if progress:
+            progress(0, 0, "measuring how fast normal objects move")
+        grid = learn_speed_floor(((str(s), self._frames(str(s))) for s in train_sources), self.config.grid, cols)
+        self.config = replace(self.config, grid=grid)
         feats, copies, done = [], [], 0
         for src in train_sources:
             def cb(n: int, base: int = done) -> None:
