@@ -90,6 +90,7 @@ class DetectorSettings:
     threshold: float
     target_false_alarm: float
     motion_appearance: bool
+    motion_crop_encoder: str
     features: str
     tile_rows: int
     tile_cols: int
@@ -244,6 +245,10 @@ class Settings(BaseModel):
     target_false_alarm: float = Field(0.01, gt=0.0, lt=0.5)
     # motion detector: also model what moving regions look like (crops through the encoder)
     motion_appearance: bool = True
+    # motion detector: which encoder embeds the regions' crops. "efficientnet": the offline backbone
+    # at 64 px (about 2 ms a crop on 2 cores); "configured": the configured encoder (OpenCLIP at
+    # 224 px costs 50-140 ms a crop there, but its embeddings align with text prompts)
+    motion_crop_encoder: Literal["efficientnet", "configured"] = "efficientnet"
 
     # evaluation and detection quality (issue 4)
     train_interval_ms: int | None = None  # sampling of training clips; None = interval_ms

@@ -194,8 +194,9 @@ class PipelineScorer:
         return s.interval_ms if s.train_interval_ms is None else s.train_interval_ms
 
     def describe_config(self) -> dict[str, Any]:
-        uses_encoder = get_detector_class(self.settings.detector).encoder_needed(self.settings)
-        label = self.pipeline.encoder.identity.label if uses_encoder else "none (motion only)"
+        cls = get_detector_class(self.settings.detector)
+        label = (self.pipeline.detector_encoder(cls).identity.label if cls.encoder_needed(self.settings)
+                 else "none (motion only)")
         out = {"encoder": label, "features": self.settings.features,
                "detector": self.settings.detector}
         if self.model is not None:

@@ -15,7 +15,14 @@ import numpy as np
 
 from .config import Settings, load_settings
 from .detectors import BaseDetector, VideoContext, VideoScorer, create_detector, get_detector_class, moving_average
-from .encoders import Encoder, build_prompts, encoder_for_identity, encoder_from_settings
+from .encoders import (
+    Encoder,
+    EncoderIdentity,
+    build_prompts,
+    encoder_for_identity,
+    encoder_from_settings,
+    encoder_options,
+)
 from .encoders.base import Description
 from .encoders.null import NULL_IDENTITY
 from .errors import InvalidModelNameError, InvalidVideoError, VlmAnomalyError
@@ -66,6 +73,7 @@ class Pipeline:
     def __init__(self, settings: Settings | None = None, *, encoder: Encoder | None = None):
         self.settings = settings or load_settings()
         self._encoder = encoder
+        self._own_encoders: dict[str, Encoder] = {}  # encoders detectors pick for themselves
         self.store = ModelStore(self.settings.models_path)
         self.cache = EmbeddingCache(self.settings.cache_path, enabled=self.settings.embedding_cache)
         self._configure_threads()
@@ -81,10 +89,23 @@ class Pipeline:
             self._encoder = encoder_from_settings(self.settings)
         return self._encoder
 
+    def detector_encoder(self, cls: type, identity: EncoderIdentity | None = None) -> Encoder:
+        """The encoder a detector class fits with (or, given ``identity``, scores with): the
+        configured one unless the detector picks its own; those are built once per pipeline."""
+        es = cls.encoder_settings(self.settings)
+        if es is self.settings:
+            return self.encoder
+        key = repr((sorted(encoder_options(es).items()), identity))
+        if key not in self._own_encoders:
+            self._own_encoders[key] = encoder_from_settings(es, identity)
+        return self._own_encoders[key]
+
     def encoder_for(self, model: AnomalyModel) -> Encoder:
         """The encoder a model was trained with: the current one if it matches, else rebuilt."""
         if model.encoder == NULL_IDENTITY:  # the model embeds nothing
             return encoder_for_identity(NULL_IDENTITY)
+        if type(model.detector).encoder_settings(self.settings) is not self.settings:
+            return self.detector_encoder(type(model.detector), model.encoder)  # the detector's own
         if self._encoder is not None:
             try:
                 model.check_encoder(self._encoder.identity)
@@ -194,7 +215,7 @@ class Pipeline:
         cls = get_detector_class(s.detector)
         if cls.reads_video and sources:
             self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
-            enc = self.encoder if cls.encoder_needed(s) else encoder_for_identity(NULL_IDENTITY)
+            enc = self.detector_encoder(cls) if cls.encoder_needed(s) else encoder_for_identity(NULL_IDENTITY)
             scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
             total = sum(expected_samples(src, scorer.interval_ms, s.max_frames) for src in sources)
             progress = progress or _noop

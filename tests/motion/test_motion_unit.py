@@ -174,3 +174,21 @@ def test_motion_without_appearance_loads_no_encoder(street, tmp_path):
     r = pipe.score("plain", street["test"])
     inside = (r.timestamps >= 3.2) & (r.timestamps < 5.0)
     assert r.smoothed_scores[inside].max() < r.smoothed_scores[~inside].max()
+
+
+def test_crops_use_the_fast_backbone_even_when_openclip_is_configured(street, tmp_path):
+    """With OpenCLIP configured (random weights here: no hub), the regions' crops still go through
+    the fast offline backbone by default; ``motion_crop_encoder: configured`` uses OpenCLIP itself."""
+    normal = sorted(street["dir"].glob("n*.mp4"))
+    over = {"home": tmp_path, "interval_ms": 500, "encoder": "openclip", "clip_pretrained": "none"}
+    pipe = Pipeline(load_settings(overrides=over))
+    model = pipe.train("fast-crops", normal)
+    assert model.encoder.backend == "efficientnet"
+    r = Pipeline(load_settings(overrides=over)).score("fast-crops", street["test"])  # a fresh process's view
+    assert len(r.raw_scores) and r.explanations[0]["text"]
+
+    clip = write_video(tmp_path / "short.mp4", seconds=4, seed=0, start_s=0)
+    pipe = Pipeline(load_settings(overrides={**over, "motion_crop_encoder": "configured"}))
+    model = pipe.train("clip-crops", [clip])
+    assert model.encoder.backend == "openclip"
+    assert model.train_embeddings.shape[1] == model.encoder.dim == 512

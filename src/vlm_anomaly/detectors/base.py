@@ -37,6 +37,12 @@ class BaseDetector(ABC):
         """Whether fitting with ``settings`` embeds anything (a detector may make it optional)."""
         return cls.uses_encoder
 
+    @classmethod
+    def encoder_settings(cls, settings: Any) -> Any:
+        """The settings this detector's encoder is built from: the configured one by default; a
+        detector may pick its own (e.g. a fast backbone for many small crops a frame)."""
+        return settings
+
     threshold_: float = 0.0
 
     @abstractmethod
