@@ -35,11 +35,8 @@ class AttributeDetector(StateVideoDetector):
     @classmethod
     def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> AttributeScorer:
         """A fresh scorer configured by ``ctx.settings``, or one holding ``fitted``'s state."""
-        state = None
-        if fitted is not None:
-            fitted._check_fitted()
-            state = fitted.state_
-        elif ctx.encoder.groups != 1:
+        state = cls.fitted_state(fitted)
+        if state is None and ctx.encoder.groups != 1:
             raise ConfigError("the attributes detector embeds whole frames and object crops: use features "
                               f"'frame' (not {ctx.settings.features!r})")
         return AttributeScorer(ctx.encoder, None if state else attribute_config(ctx.settings), state=state,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..atomic import atomic_write_bytes
-from ..encoders.preprocess import Preprocessing
+from ..encoders.crops import CropEncoder
 from ..video import Frame, batched, prefetch, sample_frames
 from .flow import MotionField, motion_field
 from .regions import Box, find_regions
@@ -87,11 +87,6 @@ def crop(image: np.ndarray, box: Box, pad: float = 0.15) -> np.ndarray:
     return image[max(0, box.y0 - py) : min(h, box.y1 + py), max(0, box.x0 - px) : min(w, box.x1 + px)]
 
 
-def crop_size_for(encoder: Encoder, requested: int) -> int:
-    """Crops go in at ``requested`` px for convolutional encoders; ViTs need their own input size."""
-    return requested if encoder.identity.backend == "efficientnet" else encoder.preprocess.size
-
-
 @dataclass
 class SourceFeatures:
     """Everything the attribute scorer needs from one source; cacheable as a plain ``.npz``.
@@ -158,9 +153,7 @@ class FeatureExtractor:
         self.encoder = encoder
         self.config = config or MotionConfig()
         self.chunk_frames = max(1, chunk_frames)
-        p = encoder.preprocess
-        self.crop_preprocess = Preprocessing(size=crop_size_for(encoder, self.config.crop_size),
-                                             mean=p.mean, std=p.std, mode=p.mode)
+        self.crop_encoder = CropEncoder(encoder, self.config.crop_size)
         #: seconds spent per stage (flow+regions, frame embedding, crop embedding), for benchmarks
         self.timing = {"motion_s": 0.0, "frame_embed_s": 0.0, "crop_embed_s": 0.0, "frames": 0, "crops": 0}
 
@@ -185,7 +178,7 @@ class FeatureExtractor:
             femb = self.encoder.encode([p.frame.image for p in pend])
             t2 = time.perf_counter()
             crops = [crop(p.frame.image, b, self.config.crop_pad) for p in pend for b in p.boxes]
-            cemb = self._encode_crops(crops)
+            cemb = self.crop_encoder(crops)
             t3 = time.perf_counter()
             tm = self.timing
             tm["motion_s"] += t1 - t0
@@ -199,13 +192,6 @@ class FeatureExtractor:
                 vel = np.stack(p.velocity) if m else np.zeros((0, VELOCITY_DIM), np.float32)
                 yield p.frame, p.boxes, vel, e, cemb[j : j + m]
                 j += m
-
-    def _encode_crops(self, crops: list[np.ndarray]) -> np.ndarray:
-        if not crops:
-            return np.zeros((0, self.encoder.dim), np.float32)
-        bs = max(self.encoder.batch_size, 64 if self.crop_preprocess.size <= 96 else 16)
-        return np.concatenate([self.encoder.encode_array(self.crop_preprocess(crops[i : i + bs]))
-                               for i in range(0, len(crops), bs)])
 
     def extract(
         self,

@@ -131,6 +131,14 @@ class StateVideoDetector(VideoDetector):
     def __init__(self, config: dict | None = None):
         self.config = dict(config or {})
 
+    @staticmethod
+    def fitted_state(fitted: VideoDetector | None) -> Any:
+        """The state a scorer should hold: ``fitted``'s (checked), or None for a fresh scorer."""
+        if fitted is None:
+            return None
+        fitted._check_fitted()
+        return fitted.state_
+
     def get_params(self) -> dict[str, Any]:
         return {"config": self.config}
 

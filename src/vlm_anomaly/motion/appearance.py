@@ -11,12 +11,13 @@ stays small.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..encoders.preprocess import Preprocessing
+from ..encoders.crops import CropEncoder
 from .features import BLOB_DIM
 
 if TYPE_CHECKING:
@@ -58,11 +59,8 @@ class CropEmbedder:
 
     def __init__(self, encoder: Encoder, *, size: int = CROP_SIZE, pad: float = CROP_PAD, batch: int = 64):
         self.encoder = encoder
-        p = encoder.preprocess
-        size = size if encoder.identity.backend == "efficientnet" else p.size
-        self.preprocess = Preprocessing(size=size, mean=p.mean, std=p.std, mode=p.mode)
+        self._encode = CropEncoder(encoder, size, batch=max(1, batch))
         self.pad = pad
-        self.batch = max(1, batch)
         self.timing = {"crop_embed_s": 0.0, "crops": 0}
 
     @property
@@ -80,13 +78,8 @@ class CropEmbedder:
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(m, dim) float32 unit rows."""
-        import time
-
-        if not len(crops):
-            return np.zeros((0, self.dim), np.float32)
         t0 = time.perf_counter()
-        out = np.concatenate([self.encoder.encode_array(self.preprocess(crops[i:i + self.batch]))
-                              for i in range(0, len(crops), self.batch)]).astype(np.float32)
+        out = self._encode(crops)
         self.timing["crop_embed_s"] += time.perf_counter() - t0
         self.timing["crops"] += len(crops)
         return out

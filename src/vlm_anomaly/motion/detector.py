@@ -57,10 +57,7 @@ class MotionDetector(StateVideoDetector):
     @classmethod
     def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> MotionScorer:
         """A fresh scorer configured by ``ctx.settings``, or one holding ``fitted``'s state."""
-        state = None
-        if fitted is not None:
-            fitted._check_fitted()
-            state = fitted.state_
+        state = cls.fitted_state(fitted)
         s = ctx.settings
         config = state.config if state else motion_config(s)
         return MotionScorer(config, state=state, interval_ms=ctx.interval_ms,

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..attributes.density import Projection, RobustZ, knn
+from ..attributes.density import Projection, RobustZ, knn_score
 from ..errors import InvalidVideoError, NotFittedError
 from ..smoothing import moving_average
 from ..values import EmbeddedVideo
@@ -338,17 +338,15 @@ class MotionScorer:
         grid = learn_speed_floor(((str(s), self._frames(str(s))) for s in train_sources), self.config.grid, cols)
         self.config = replace(self.config, grid=grid)
         feats, copies, done = [], [], 0
+
+        def step(stage: str, base: int) -> Callable[[int], None]:
+            return lambda n: progress(base + n, 0, stage) if progress else None
+
         for src in train_sources:
-            def cb(n: int, base: int = done) -> None:
-                if progress:
-                    progress(base + n, 0, "measuring motion")
-            feats.append(self.extract(src, cb, cols))
+            feats.append(self.extract(src, step("measuring motion", done), cols))
             done += feats[-1].n_frames
             if self.config.augment:
-                def cb2(n: int, base: int = done) -> None:
-                    if progress:
-                        progress(base + n, 0, "measuring motion (compressed copy)")
-                copies.append(self.extract(src, cb2, cols, degrade=True))
+                copies.append(self.extract(src, step("measuring motion (compressed copy)", done), cols, degrade=True))
                 done += copies[-1].n_frames
         self.fit_cells(feats, copies=copies)
         if names is not None and len(names) == len(feats):
@@ -609,8 +607,8 @@ class DenseBank:
             return np.zeros(0), np.zeros(0, np.int64)
         if len(self.rows) == 0:
             return np.linalg.norm(X, axis=1), np.full(len(X), -1, np.int64)
-        d, i = knn(self.rows, X, self.k)
-        return d.mean(1).astype(np.float64), i[:, 0]
+        d, i = knn_score(self.rows, X, self.k)
+        return d.astype(np.float64), i
 
 
 def _name(st: MotionState, src) -> str:
