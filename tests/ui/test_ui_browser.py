@@ -125,10 +125,25 @@ def requests_seen(driver) -> list[str]:
 
 
 def third_party(driver) -> list[str]:
-    """Requests that left this machine (data:, blob: and about: URLs never leave the browser)."""
-    return [u for u in requests_seen(driver)
-            if urlparse(u).scheme not in ("data", "blob", "about", "chrome")
-            and urlparse(u).hostname not in LOCAL_HOSTS]
+    """Requests that left this machine: http(s) and ws(s) to a host that is not this one. The browser's
+    own pages (``chrome://``, ``chrome-untrusted://new-tab-page/...``, ``data:``, ``blob:``) never leave it,
+    whatever a Chromium release calls them."""
+    return [u for u in requests_seen(driver) if leaves_machine(u)]
+
+
+def leaves_machine(url: str) -> bool:
+    parts = urlparse(url)
+    return parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in LOCAL_HOSTS
+
+
+def test_network_check_counts_only_requests_that_leave_the_machine():
+    """The check must not fail on the browser's start page, and must still catch a real third party."""
+    assert not leaves_machine("chrome-untrusted://new-tab-page/one-google-bar?paramsencoded=")
+    assert not leaves_machine("chrome://new-tab-page/")
+    assert not leaves_machine("http://localhost:8501/_stcore/stream")
+    assert not leaves_machine("ws://127.0.0.1:8501/_stcore/stream")
+    assert leaves_machine("https://fonts.googleapis.com/css2?family=Source+Sans")
+    assert leaves_machine("wss://example.com/socket")
 
 
 def wait(driver, cond, timeout: float = SLOW, what: str = ""):
