@@ -1,0 +1,15 @@
+"""The motion attributes, by name: adding one is its class and one line here."""
+
+from __future__ import annotations
+
+from .attribute import Attribute
+from .cells import MotionCellAttribute, ShapeAttribute
+from .regions import AppearanceAttribute, ObjectAttribute
+
+#: in the order their phrases appear in explanations
+ATTRIBUTES: dict[str, Attribute] = {a.name: a for a in (
+    ObjectAttribute(),
+    AppearanceAttribute(),
+    MotionCellAttribute(),
+    ShapeAttribute(),
+)}
