@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import cv2
 import numpy as np
 
+from .calibration import RobustZ
 from .features import BLOB_DIM
 
 if TYPE_CHECKING:
@@ -74,10 +75,21 @@ class Attribute:
     needs_motion: ClassVar[bool] = True
     #: needs the moving regions' crop embeddings (an encoder)
     needs_crops: ClassVar[bool] = False
+    #: what kind of event its firing makes: "activity" (something in the scene) or "camera"
+    kind: ClassVar[str] = "activity"
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         """Learn from normal features into ``st``; return (n,) held-out per-frame values."""
         raise NotImplementedError
+
+    def calibrate(self, values: np.ndarray, data: FitData) -> RobustZ:
+        """Robust z of the held-out values (of frames measured against a reference, when it needs one)."""
+        use = data.has_motion if self.needs_motion and data.has_motion.any() else slice(None)
+        return RobustZ.fit(values[use])
+
+    def notice(self, st: MotionState, feats: SourceCells, j: int, detail: Any) -> str | None:
+        """Something the user should know about frame ``j`` that is not an anomaly."""
+        return None
 
     def bank(self, st: MotionState, rows: np.ndarray) -> Any:
         """A k-NN bank over ``rows`` (``query(X) -> (distances, nearest)``), for k-NN attributes."""

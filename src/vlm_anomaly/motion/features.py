@@ -22,6 +22,15 @@ MOTION_DIM = 4
 #: per cell, shape attribute: gradient-orientation histogram of the moving pixels (8 bins, weighted
 #: by moving share), a cheap stand-in for "what the moving thing looks like"
 SHAPE_BINS = 8
+#: per cell, scene attribute: the cell's pixels at SCENE_PATCH x SCENE_PATCH (after an area resize
+#: of the working frame: averages away block noise), minus the frame's mean, over its contrast
+#: (a change of the whole scene's gain and offset leaves it unchanged)
+SCENE_PATCH = 4
+SCENE_DIM = SCENE_PATCH * SCENE_PATCH
+#: per frame, camera statistics: mean grey level, contrast (grey-level std), sharpness (mean
+#: |Laplacian| over the contrast: gain-free), change against the reference frame (mean |diff|, NaN
+#: without one)
+CAMERA_DIM = 4
 #: per moving blob (object): centre x, centre y (frame fractions), width, height (frame heights),
 #: filled share of its box, 90th-percentile speed, mean vx, mean vy (frame heights/s)
 BLOB_DIM = 8
@@ -102,6 +111,9 @@ class CellFeatures:
     shape: np.ndarray
     has_motion: bool
     blobs: np.ndarray = field(default_factory=lambda: np.zeros((0, BLOB_DIM), np.float32))
+    scene: np.ndarray | None = None  # (rows, cols, SCENE_DIM)
+    camera: np.ndarray | None = None  # (CAMERA_DIM,)
+    scene_change: np.ndarray | None = None  # (rows, cols)
 
 
 def _cell_sums(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -111,6 +123,25 @@ def _cell_sums(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
     xs = np.linspace(0, W, cols + 1).astype(int)
     integ = np.add.reduceat(np.add.reduceat(values, ys[:-1], axis=0), xs[:-1], axis=1)
     return integ
+
+
+#: the reference frame is brought to the current frame's light when their mean grey levels differ
+#: by more than this, or their contrasts by more than LIGHT_RATIO
+LIGHT_SHIFT = 1.0
+LIGHT_RATIO = 0.02
+
+
+def match_light(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """``prev`` with the mean and contrast of ``cur``: a change of the whole scene's light between
+    the two frames (a cloud, dusk, a lamp, the camera's gain) is then not motion. Frames whose light
+    barely differs are returned unchanged (no rounding noise)."""
+    mp, sp = cv2.meanStdDev(prev)
+    mc, sc = cv2.meanStdDev(cur)
+    mp, sp, mc, sc = float(mp[0, 0]), float(sp[0, 0]), float(mc[0, 0]), float(sc[0, 0])
+    ratio = sc / sp if sp > 1e-3 else 1.0
+    if abs(mc - mp) <= LIGHT_SHIFT and abs(ratio - 1.0) <= LIGHT_RATIO:
+        return prev
+    return np.clip(prev.astype(np.float32) * ratio + (mc - mp * ratio), 0, 255).astype(np.uint8)
 
 
 def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: GridConfig, cols: int,
@@ -124,6 +155,7 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     if prev is None or prev.shape != cur.shape or not dt > 0:
         return CellFeatures(np.zeros((rows, cols, MOTION_DIM), np.float32),
                             np.zeros((rows, cols, SHAPE_BINS), np.float32), False)
+    prev = match_light(prev, cur)
     H = cur.shape[0]
     to_speed = np.float32(1.0 / (dt * H))
     min_shift = cfg.min_shift_px * max(1.0, H / source_height if source_height > 0 else 1.0)
@@ -155,6 +187,36 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     hsum = _cell_sums(hist, rows, cols)
     hsum = hsum / np.maximum(hsum.sum(-1, keepdims=True), 1e-6) * share[..., None]
     return CellFeatures(motion, hsum.astype(np.float32), True, moving_blobs(moving, speed, flow, cfg))
+
+
+def scene_image(gray: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The working frame at SCENE_PATCH pixels a cell (area resize), gain- and offset-free:
+    (value - frame mean) / max(frame contrast, 2 grey levels)."""
+    small = cv2.resize(gray, (cols * SCENE_PATCH, rows * SCENE_PATCH), interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float32)
+    return (small - small.mean()) / max(float(small.std()), 2.0)
+
+
+def scene_cells(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols, SCENE_DIM) per-cell patches of a :func:`scene_image`."""
+    p = SCENE_PATCH
+    return image.reshape(rows, p, cols, p).transpose(0, 2, 1, 3).reshape(rows, cols, p * p)
+
+
+def cells_image(cells: np.ndarray) -> np.ndarray:
+    """The :func:`scene_image` back from its (rows, cols, SCENE_DIM) patches."""
+    rows, cols, _ = cells.shape
+    p = SCENE_PATCH
+    return cells.reshape(rows, cols, p, p).transpose(0, 2, 1, 3).reshape(rows * p, cols * p)
+
+
+def camera_stats(gray: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
+    """(CAMERA_DIM,) brightness, contrast, gain-free sharpness and change against ``ref``."""
+    g = gray.astype(np.float32)
+    mean, std = float(g.mean()), float(g.std())
+    lap = float(np.abs(cv2.Laplacian(g, cv2.CV_32F)).mean()) / max(std, 1.0)
+    diff = float(cv2.absdiff(gray, ref).mean()) if ref is not None and ref.shape == gray.shape else np.nan
+    return np.array([mean, std, lap, diff], np.float32)
 
 
 def moving_blobs(moving: np.ndarray, speed: np.ndarray, flow: np.ndarray, cfg: GridConfig) -> np.ndarray:

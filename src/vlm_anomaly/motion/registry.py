@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from .attribute import Attribute
+from .camera import CameraAttribute
 from .cells import MotionCellAttribute, ShapeAttribute
 from .regions import AppearanceAttribute, ObjectAttribute
+from .scene import SceneAttribute
 
 #: in the order their phrases appear in explanations
 ATTRIBUTES: dict[str, Attribute] = {a.name: a for a in (
+    CameraAttribute(),
     ObjectAttribute(),
     AppearanceAttribute(),
     MotionCellAttribute(),
     ShapeAttribute(),
+    SceneAttribute(),
 )}

@@ -9,6 +9,7 @@ threshold that flags ``target_false_alarm`` of held-out normal frames (after smo
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidVideoError, NotFittedError
+from ..smoothing import moving_average
 from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .appearance import CropEmbedder
@@ -47,7 +49,8 @@ class MotionConfig:
     """Hyper-parameters (fixed before any test run; see docs/motion.md)."""
 
     grid: GridConfig = field(default_factory=GridConfig)
-    fused: tuple[str, ...] = ("object", "appearance", "shape")  # chosen by bench/motion_cv.py (training clips only)
+    #: chosen by bench/motion_cv.py (training clips only); scene and camera: see docs/motion.md
+    fused: tuple[str, ...] = ("object", "appearance", "shape", "scene", "camera")
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
     k_appearance: int = 3  # neighbours in the bank of normal regions' crop embeddings (CV round 5)
@@ -315,8 +318,7 @@ class MotionScorer:
         st = MotionState(cfg, cols, names)
         heldout = {a: REGISTRY[a].fit(data, st) for a in cfg.fused}
         for a, v in heldout.items():
-            calibrate_on = data.has_motion if REGISTRY[a].needs_motion and data.has_motion.any() else slice(None)
-            st.calib[a] = RobustZ.fit(v[calibrate_on])
+            st.calib[a] = REGISTRY[a].calibrate(v, data)
         # held-out frames without a reference keep their own (empty) value, as scored up to v5
         fused = self._fuse(st, {a: st.calib[a](v) for a, v in heldout.items()}, np.ones(n, bool))
         st.threshold, st.heldout_flagged, st.score_unit = fit_threshold(
@@ -362,9 +364,10 @@ class MotionScorer:
         attrs = {a: np.concatenate([p.attribute_scores[a] for p in parts]) for a in parts[0].attribute_scores}
         emb = (np.concatenate([p.embeddings for p in parts]) if all(p.embeddings is not None for p in parts)
                else None)
-        return MotionScores(src, np.concatenate([p.frame_indices for p in parts]),
-                            np.concatenate([p.timestamps for p in parts]), np.concatenate([p.scores for p in parts]),
-                            attrs, [e for p in parts for e in p.explanations], emb)
+        scores = np.concatenate([p.scores for p in parts])
+        ts = np.concatenate([p.timestamps for p in parts])
+        expl = agreeing(scores, ts, [e for p in parts for e in p.explanations], st.config.smoothing_window)
+        return MotionScores(src, np.concatenate([p.frame_indices for p in parts]), ts, scores, attrs, expl, emb)
 
     def score_cells(self, feats: SourceCells) -> MotionScores:
         st = self._check()
@@ -384,16 +387,20 @@ class MotionScorer:
         """Live: (frame, score, explanation) per frame, in order; reference frames carry over."""
         st = self._check()
         stream = self._stream(st.cols)
+        recent: deque[tuple[float, float, dict]] = deque(maxlen=max(1, st.config.smoothing_window))
         for f in frames:
             c = stream.features(f)
             crops = (stream.embedder.embed(stream.embedder.crops(f.image, c.blobs)) if stream.embedder is not None
                      else np.zeros((0, 0), np.float32))
             sc = SourceCells(f.source, (f.image.shape[1], f.image.shape[0]), np.array([f.index]),
                              np.array([f.timestamp]), np.array([c.has_motion]), c.motion[None], c.shape[None],
-                             np.zeros(len(c.blobs), np.int64), c.blobs, crops)
+                             np.zeros(len(c.blobs), np.int64), c.blobs, crops, scene=c.scene[None], camera=c.camera[None],
+                             scene_change=c.scene_change[None])
             res = self.score_cells(sc)
             self.timing = dict(stream.timing)
-            yield f, float(res.scores[0]), res.explanations[0]
+            # the watcher smooths over the trailing window: explain by its worst frame when it is low
+            recent.append((float(res.scores[0]), f.timestamp, res.explanations[0]))
+            yield f, float(res.scores[0]), _worst_of(list(recent), res.explanations[0])
 
     # -- explanations ---------------------------------------------------------------------------
     def _explain(self, feats: SourceCells, j: int, z: dict, detail: dict) -> dict:
@@ -410,11 +417,45 @@ class MotionScorer:
             "objects": int(np.sum(feats.blob_frame == j)),
             "frame_size": [w, h],
         }
+        fired = sorted(out["fired"], key=zj.get, reverse=True)
+        out["kind"] = REGISTRY[fired[0]].kind if fired else "activity"
         for a in [top] + [a for a in st.config.fused if a != top]:
             if REGISTRY[a].locate(st, feats, j, detail[a], out):
                 break
+        notices = [m for a in st.config.fused if (m := REGISTRY[a].notice(st, feats, j, detail[a]))]
+        if notices:
+            out["notice"] = "; ".join(notices)
         out["text"] = motion_text(out)
         return out
+
+
+def _worst_of(window: list[tuple[float, float, dict]], own: dict) -> dict:
+    """``own`` when the window's mean score is normal (>= 0), else the explanation of the window's
+    lowest-scoring frame, marked with that frame's time (``from_time``)."""
+    if not window or np.mean([w[0] for w in window]) >= 0:
+        return own
+    score, t, e = min(window, key=lambda w: w[0])
+    return e if e is own else {**e, "from_time": round(float(t), 3)}
+
+
+def agreeing(scores: np.ndarray, timestamps: np.ndarray, explanations: list[dict], window: int) -> list[dict]:
+    """Explanations that agree with the label: a frame whose smoothed score (centred window, as
+    offline scoring smooths) is anomalous is explained by the lowest-scoring frame of its window -
+    what made the smoothed score low - not by itself, which may look normal."""
+    n = len(scores)
+    if n == 0 or window <= 1:
+        return list(explanations)
+    smooth = moving_average(scores, window)
+    half = window // 2
+    out = []
+    for j in range(n):
+        lo, hi = max(0, j - half), min(n, j + window - half)
+        if smooth[j] >= 0:
+            out.append(explanations[j])
+            continue
+        w = [(float(scores[i]), float(timestamps[i]), explanations[i]) for i in range(lo, hi)]
+        out.append(_worst_of(w, explanations[j]))
+    return out
 
 
 def _groups(feats: Sequence[SourceCells], copy_of: Sequence[int]) -> np.ndarray:
@@ -436,9 +477,14 @@ def _clip_slices(feats: Sequence[SourceCells]) -> list[slice]:
 def motion_text(e: dict) -> str:
     """What the motion analysis saw, in words (no text tower needed)."""
     n = e.get("objects", 0)
-    parts = [f"{n} moving object{'s' if n != 1 else ''}" if n else "no motion"]
     fired = e.get("fired") or []
-    parts += [attr.phrase(e) for name, attr in REGISTRY.items() if name in fired]
-    if not fired and n:
-        parts.append("motion as in the normal videos")
+    phrases = [attr.phrase(e) for name, attr in REGISTRY.items() if name in fired]
+    if e.get("kind") == "camera":  # the camera's fault alone: what the scene does is moot then
+        parts = [REGISTRY["camera"].phrase(e)] if "camera" in REGISTRY else phrases
+    else:
+        parts = [f"{n} moving object{'s' if n != 1 else ''}" if n else "no motion", *phrases]
+        if not fired and n:
+            parts.append("motion as in the normal videos")
+    if e.get("notice"):
+        parts.append(f"note: {e['notice']}")
     return ", ".join(parts)

@@ -1,0 +1,142 @@
+"""The ``scene`` attribute: what each place of a fixed camera's view normally contains.
+
+Why: motion sees only what moves; a bag set down and left, a car parked where none park, a person
+lying still are invisible to it after they stop. The camera is fixed, so the training clips show
+what every place normally looks like. Each cell of the grid is judged against what was seen *at
+that cell* in training, on its still frames (cells where something moves now, or next to it, are
+left to the motion attributes): something present that never was there stays anomalous as long as
+it stays and ends when it leaves.
+
+Why these features (``features.scene_image``): the working frame area-resized to 4 x 4 pixels a
+cell averages away block noise and grain (codec shift); subtracting the frame's mean and dividing
+by its contrast removes a change of the whole scene's light (clouds, dusk, a camera's gain).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .attribute import Attribute, FitData, cell_box, load_bank, source_name, where_words
+from .calibration import leave_one_group_out
+from .features import SCENE_DIM
+
+if TYPE_CHECKING:
+    from .extract import SourceCells
+    from .scorer import MotionState
+
+#: a cell's content stands when its patch changed less than this over the last second (units of
+#: the frame's contrast over a 16-pixel patch; a walker passing changes it by several)
+STILL_CHANGE = 1.0
+#: ... and this share of it does not move now
+BUSY_SHARE = 0.02
+
+
+def still_cells(feats: SourceCells) -> np.ndarray:
+    """(n, cells) True where the cell's content stands: unchanged for a second, nothing moving."""
+    still = (feats.scene_change < STILL_CHANGE) & (feats.motion[..., 3] <= BUSY_SHARE)
+    return still.reshape(len(still), -1)
+
+
+class SceneBank:
+    """Per cell, a KD-tree over that cell's normal still patches (no neighbour tolerance: the
+    view is fixed, and the 4 x 4 area resize already tolerates a pixel or two)."""
+
+    def __init__(self, rows: np.ndarray, cell: np.ndarray, n_cells: int):
+        self.rows = np.asarray(rows, np.float32)
+        self.members = [np.flatnonzero(np.asarray(cell) == c) for c in range(n_cells)]
+        self.trees = [cKDTree(self.rows[m]) if len(m) else None for m in self.members]
+
+    def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """X (n, cells, d) -> distance to the nearest normal patch of that cell (n, cells), its row."""
+        n, n_cells, _ = X.shape
+        dist = np.zeros((n, n_cells))
+        near = np.full((n, n_cells), -1, np.int64)
+        for c in range(n_cells):
+            tree = self.trees[c]
+            if tree is None or n == 0:
+                dist[:, c] = np.linalg.norm(X[:, c], axis=1) if n else 0.0
+                continue
+            d, i = tree.query(X[:, c], k=1)
+            dist[:, c] = d
+            near[:, c] = self.members[c][np.asarray(i).reshape(n)]
+        return dist, near
+
+
+def _bank_rows(X: np.ndarray, still: np.ndarray, max_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell, up to ``max_rows`` evenly spaced still patches: rows, their cell, their frame."""
+    rows, cells, frames = [], [], []
+    for c in range(X.shape[1]):
+        f = np.flatnonzero(still[:, c])
+        if len(f) > max_rows:
+            f = f[np.unique(np.linspace(0, len(f) - 1, max_rows).astype(np.int64))]
+        rows.append(X[f, c])
+        cells.append(np.full(len(f), c))
+        frames.append(f)
+    return np.concatenate(rows), np.concatenate(cells).astype(np.int64), np.concatenate(frames).astype(np.int64)
+
+
+class SceneAttribute(Attribute):
+    """What stands at each place of the view, against what training saw there."""
+
+    name = "scene"
+    needs_motion = False
+
+    def raw(self, feats: SourceCells) -> np.ndarray:
+        X = feats.scene
+        return X.reshape(len(X), -1, SCENE_DIM).astype(np.float32)
+
+    def bank(self, st: MotionState, rows: np.ndarray) -> SceneBank:
+        return SceneBank(rows, st.cells[self.name], st.n_cells)
+
+    def fit(self, data: FitData, st: MotionState) -> np.ndarray:
+        X = np.concatenate([self.raw(f) for f in data.feats])
+        still = np.concatenate([still_cells(f) for f in data.feats])
+        r, c, fr = _bank_rows(X, still, data.config.max_bank)
+        st.rows[self.name], st.cells[self.name] = r, c
+        st.refs[self.name] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
+        st.scales[self.name] = np.ones(SCENE_DIM)
+
+        def heldout(sel: np.ndarray) -> np.ndarray:
+            r2, c2, _ = _bank_rows(X[~sel], still[~sel], data.config.max_bank)
+            d, _ = SceneBank(r2, c2, data.n_cells).query(X[sel])
+            return np.where(still[sel], d, 0.0).max(1)
+
+        return leave_one_group_out(data.groups, heldout, data.n)
+
+    def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        load_bank(st, self.name, arrays, SCENE_DIM, nonempty=True)
+
+    def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
+        d, i = st.bank(self.name).query(self.raw(feats))
+        d = np.where(still_cells(feats), d, 0.0)
+        return (d.max(1) if len(d) else np.zeros(0)), (d, i)
+
+    def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
+        dist, near = detail
+        R, C = st.config.grid.rows, st.cols
+        w, h = (int(v) for v in feats.size)
+        cell = int(np.argmax(dist[j]))
+        r, c = divmod(cell, C)
+        # the box: the connected cells around the worst one that are as unusual as a normal frame's worst
+        limit = st.calib[self.name].median + 3 * st.calib[self.name].scale
+        grid = (dist[j] > limit).reshape(R, C)
+        grid[r, c] = True
+        _, lab = cv2.connectedComponents(grid.astype(np.uint8), connectivity=8)
+        ys, xs = np.nonzero(lab == lab[r, c])
+        out["box"] = [int(xs.min() * w / C), int(ys.min() * h / R), int((xs.max() + 1) * w / C),
+                      int((ys.max() + 1) * h / R)]
+        out["where"] = where_words(r, c, R, C)
+        out["cells"] = int(len(ys))
+        i = int(near[j, cell])
+        if i >= 0:
+            src, fr = st.refs[self.name][i]
+            out["nearest_normal"] = {"attribute": self.name, "source": source_name(st, src), "frame": int(fr),
+                                     "box": cell_box(r, c, w, h, R, C)}
+        return True
+
+    def phrase(self, e: dict) -> str:
+        return f"something in the {e.get('where', '')} that was never there in the normal videos"
