@@ -73,6 +73,7 @@ def test_watch_reports_one_event_lasting_as_long_as_the_incident(street, name, r
     assert SPAN[0] - 0.5 <= ev.start_time <= SPAN[0] + 2.0, ev
     assert SPAN[1] - 0.5 <= ev.end_time <= SPAN[1] + 3.0, ev
     assert any(reason in d["text"] for d in ev.descriptions), ev.descriptions
+    assert ev.descriptions[0]["kind"] == ("activity" if name == "standing" else "camera")
 
 
 def test_dimming_light_is_not_an_incident_but_a_notice(street, tmp_path):
@@ -84,3 +85,16 @@ def test_dimming_light_is_not_an_incident_but_a_notice(street, tmp_path):
     notes = [r.explanations[j].get("notice", "") for j in np.flatnonzero(dimmed)]
     assert all("lighting unlike any training clip" in n for n in notes), notes
     assert _watch(street, "dim", tmp_path) == []
+
+
+def test_flagged_frames_are_explained_by_what_made_their_window_low(street):
+    """The label comes from the smoothed score; so must the text, the fired attributes and the box:
+    every flagged frame of an intruder's clip names a fired attribute and has a box, none says
+    'as in the normal videos'."""
+    clip = write_video(street["dir"] / "intruder.mp4", seconds=20, seed=0, start_s=300, anomaly_span=(8.0, 12.0))
+    r = street["pipe"].score("street", clip)
+    flagged = np.flatnonzero(np.asarray(r.smoothed_scores) < r.threshold)
+    assert len(flagged) >= 4
+    for j in flagged:
+        e = r.explanations[j]
+        assert e["fired"] and "box" in e and "as in the normal videos" not in e["text"], (r.timestamps[j], e)

@@ -280,7 +280,8 @@ class SourceWatcher:
             ev.scores.append(smooth)
             if len(ev.descriptions) < MAX_DESCRIPTIONS:
                 ev.descriptions.append(
-                    {"time": round(t, 3), "text": sc.text, "confidence": round(sc.confidence, 4)}
+                    {"time": round(t, 3), "text": sc.text, "confidence": round(sc.confidence, 4),
+                     **({"kind": sc.explanation["kind"]} if sc.explanation and "kind" in sc.explanation else {})}
                 )
             # the event's one worst score: the lowest *smoothed* score, the value events are built on
             if smooth < ev.worst_score:
