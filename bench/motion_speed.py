@@ -14,10 +14,12 @@ import argparse
 import json
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+import vlm_anomaly.motion.detector as md
 from vlm_anomaly.config import load_settings
 from vlm_anomaly.pipeline import Pipeline
 from vlm_anomaly.synthetic import reencode
@@ -37,6 +39,15 @@ def concat_folder(data: Path, clips: list[str], out: Path) -> Path:
     return out
 
 
+_default_config = md.motion_config
+
+
+def _v5_config(settings):
+    """The v5 default's attributes: the same code without the scene and camera attributes."""
+    c = _default_config(settings)
+    return replace(c, fused=tuple(a for a in c.fused if a not in ("scene", "camera")))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/ped2")
@@ -44,6 +55,8 @@ def main() -> None:
     ap.add_argument("--ocsvm", action="store_true")
     ap.add_argument("--json", default="")
     ap.add_argument("--only-ocsvm", action="store_true")
+    ap.add_argument("--v5", action="store_true",
+                    help="also the v5 default (object + appearance + shape, without scene and camera) in the same run")
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,9 +70,12 @@ def main() -> None:
                  scale=3.0)
     train = [str(data / "train" / c) for c in ("01", "02", "03", "04")]
     report: dict = {}
-    for det in (["motion"] if not args.only_ocsvm else []) + (["ocsvm"] if args.ocsvm else []):
+    dets = (["motion-v5"] if args.v5 else []) + (["motion"] if not args.only_ocsvm else []) + (
+        ["ocsvm"] if args.ocsvm else [])
+    for det in dets:
         extra = {"encoder": "efficientnet"} if det == "ocsvm" else {}  # the old default, as it shipped
-        s = load_settings(overrides={"detector": det, "interval_ms": 100, "home": str(out / "home"),
+        md.motion_config = _v5_config if det == "motion-v5" else _default_config
+        s = load_settings(overrides={"detector": det.split("-")[0], "interval_ms": 100, "home": str(out / "home"),
                                      "embedding_cache": False, **extra})
         pipe = Pipeline(s)
         t0 = time.perf_counter()
@@ -75,7 +91,7 @@ def main() -> None:
                                                       "timing": r.timing}
             print(det, name, rows[f"score {name}, interval 100 ms"], flush=True)
         # live: every frame of the 30 fps clip, one at a time, through the stream scorer
-        if det == "motion":
+        if det.startswith("motion"):
             # where the time goes, offline at interval 100 ms: decoding alone, then the scorer's stages
             from vlm_anomaly.motion.extract import iter_source
 

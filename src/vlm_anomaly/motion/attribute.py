@@ -87,6 +87,14 @@ class Attribute:
         use = data.has_motion if self.needs_motion and data.has_motion.any() else slice(None)
         return RobustZ.fit(values[use])
 
+    def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
+        """Its contribution to the fused score: the calibrated z of its values."""
+        return st.calib[self.name](values)
+
+    def fires(self, st: MotionState, z: float) -> bool:
+        """Whether a frame's z counts as this attribute having fired (explanations)."""
+        return z > st.calib[self.name].high
+
     def notice(self, st: MotionState, feats: SourceCells, j: int, detail: Any) -> str | None:
         """Something the user should know about frame ``j`` that is not an anomaly."""
         return None

@@ -107,6 +107,15 @@ class SceneAttribute(Attribute):
 
         return leave_one_group_out(data.groups, heldout, data.n)
 
+    def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
+        """Only beyond what normal frames reach (its 99th percentile, ``high``): most frames hold
+        nothing standing, and its noise would otherwise add to every frame's fused score."""
+        c = st.calib[self.name]
+        return np.maximum(c(values) - c.high, 0.0)
+
+    def fires(self, st: MotionState, z: float) -> bool:
+        return z > 0
+
     def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         load_bank(st, self.name, arrays, SCENE_DIM, nonempty=True)
 

@@ -320,7 +320,7 @@ class MotionScorer:
         for a, v in heldout.items():
             st.calib[a] = REGISTRY[a].calibrate(v, data)
         # held-out frames without a reference keep their own (empty) value, as scored up to v5
-        fused = self._fuse(st, {a: st.calib[a](v) for a, v in heldout.items()}, np.ones(n, bool))
+        fused = self._fuse(st, {a: REGISTRY[a].zscore(st, v) for a, v in heldout.items()}, np.ones(n, bool))
         st.threshold, st.heldout_flagged, st.score_unit = fit_threshold(
             fused, data.groups, data.slices, cfg.smoothing_window, cfg.target_false_alarm, cfg.threshold_rule)
         if "appearance" not in cfg.fused:
@@ -376,7 +376,7 @@ class MotionScorer:
         z, detail = {}, {}
         for a in st.config.fused:
             v, detail[a] = REGISTRY[a].values(st, feats)
-            z[a] = st.calib[a](v)
+            z[a] = REGISTRY[a].zscore(st, v)
         fused = self._fuse(st, z, feats.has_motion)
         scores = (st.threshold - fused) / st.score_unit
         expl = [self._explain(feats, j, z, detail) for j in range(feats.n_frames)]
@@ -412,7 +412,7 @@ class MotionScorer:
         w, h = (int(v) for v in feats.size)
         out: dict = {
             "attribute": top,
-            "fired": [a for a in st.config.fused if zj[a] > st.calib[a].high],
+            "fired": [a for a in st.config.fused if REGISTRY[a].fires(st, zj[a])],
             "z": {a: round(v, 3) for a, v in zj.items()},
             "objects": int(np.sum(feats.blob_frame == j)),
             "frame_size": [w, h],
