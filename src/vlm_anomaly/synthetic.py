@@ -191,13 +191,17 @@ def _light(t: float, dim: tuple[float, float, float] | None) -> float:
 
 def incident_frame(t: float, w: int, h: int, *, seed: int = 0, bg: np.ndarray | None = None,
                    standing: tuple[float, float] | None = None, covered: tuple[float, float] | None = None,
-                   shifted: tuple[float, float] | None = None,
+                   shifted: tuple[float, float] | None = None, frozen: tuple[float, float] | None = None,
+                   blurred: tuple[float, float] | None = None,
                    dim: tuple[float, float, float] | None = None) -> np.ndarray:
     """The street at ``t`` with what a fixed camera must notice (each a ``(start, end)`` span):
     ``standing``: a box set down on the path that stays; ``covered``: the lens covered (almost
     black, flat); ``shifted``: the camera knocked aside (view moved by 12 % of the width, 6 % of
-    the height). ``dim`` = (start, end, low): the whole scene's light down to ``low`` and back
+    the height); ``frozen``: the image stuck at the span's first frame; ``blurred``: defocused
+    or sprayed (Gaussian blur of 3 % of the height). ``dim`` = (start, end, low): the whole scene's light down to ``low`` and back
     (a cloud, dusk) - normal, not an incident."""
+    if frozen is not None and frozen[0] <= t < frozen[1]:
+        t = frozen[0]
     base = (bg if bg is not None else _background(w, h, seed)).copy()
     if standing is not None and standing[0] <= t < standing[1]:
         x0, y0 = int(w * 0.42), int(h * 0.52)
@@ -207,6 +211,8 @@ def incident_frame(t: float, w: int, h: int, *, seed: int = 0, bg: np.ndarray | 
     if shifted is not None and shifted[0] <= t < shifted[1]:
         m = np.float32([[1, 0, 0.12 * w], [0, 1, 0.06 * h]])
         img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    if blurred is not None and blurred[0] <= t < blurred[1]:
+        img = cv2.GaussianBlur(img, (0, 0), 0.03 * h)
     gain = _light(t, dim)
     if gain != 1.0:
         img = np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)

@@ -1,5 +1,6 @@
 """What a fixed camera must notice beyond motion, with the shipped default (no flags): something
-that stands in the view and stays, the lens covered, the view moved - each one event for as long
+that stands in the view and stays, the lens covered, the view moved, the image frozen or blurred -
+each one event for as long
 as it lasts, the camera's own faults reported as such - and a dimming scene that is not an
 incident. Real H.264 files from ``vlm_anomaly.synthetic``; trained and scored through the Pipeline,
 watched through the live Monitor, at the default sampling (500 ms)."""
@@ -22,7 +23,7 @@ def street(tmp_path_factory):
     pipe = Pipeline(load_settings(overrides={"home": d / "home"}))  # the default detector and sampling
     pipe.train("street", normal)
     clips = {name: write_incident_video(d / f"{name}.mp4", seconds=40, start_s=100, **{name: SPAN})
-             for name in ("standing", "covered", "shifted")}
+             for name in ("standing", "covered", "shifted", "frozen", "blurred")}
     clips["dim"] = write_incident_video(d / "dim.mp4", seconds=40, start_s=100, dim=(10.0, 30.0, 0.5))
     return {"dir": d, "pipe": pipe, "clips": clips}
 
@@ -46,7 +47,8 @@ def _watch(street, name, tmp_path):
 
 
 @pytest.mark.parametrize("name,reason", [("standing", "never there"), ("covered", "image dark"),
-                                         ("shifted", "camera view moved")])
+                                         ("shifted", "camera view moved"), ("frozen", "image frozen"),
+                                         ("blurred", "image blurred")])
 def test_incident_is_flagged_for_as_long_as_it_lasts(street, name, reason):
     """At least 80 % of the incident's frames after its first second are flagged, at most 10 % of
     the rest; a flagged frame is explained by what is wrong (camera faults as the camera's kind)."""

@@ -27,8 +27,8 @@ SHAPE_BINS = 8
 #: (a change of the whole scene's gain and offset leaves it unchanged)
 SCENE_PATCH = 4
 SCENE_DIM = SCENE_PATCH * SCENE_PATCH
-#: per frame, camera statistics: mean grey level, contrast (grey-level std), sharpness (mean
-#: |Laplacian| over the contrast: gain-free), change against the reference frame (mean |diff|, NaN
+#: per frame, camera statistics: mean grey level, contrast (grey-level std), sharpness (99th
+#: percentile of |Laplacian| over the contrast: gain-free), change against the reference frame (mean |diff|, NaN
 #: without one)
 CAMERA_DIM = 4
 #: per moving blob (object): centre x, centre y (frame fractions), width, height (frame heights),
@@ -214,7 +214,11 @@ def camera_stats(gray: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
     """(CAMERA_DIM,) brightness, contrast, gain-free sharpness and change against ``ref``."""
     g = gray.astype(np.float32)
     mean, std = float(g.mean()), float(g.std())
-    lap = float(np.abs(cv2.Laplacian(g, cv2.CV_32F)).mean()) / max(std, 1.0)
+    # the edges' Laplacian (its 99th percentile), not its mean: a smooth image's mean is the
+    # quantisation and codec noise, as large blurred as sharp
+    lap = np.abs(cv2.Laplacian(g, cv2.CV_32F)).ravel()
+    k = int(0.99 * (len(lap) - 1))
+    lap = float(np.partition(lap, k)[k]) / max(std, 1.0)
     diff = float(cv2.absdiff(gray, ref).mean()) if ref is not None and ref.shape == gray.shape else np.nan
     return np.array([mean, std, lap, diff], np.float32)
 
