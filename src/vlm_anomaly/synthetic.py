@@ -198,8 +198,8 @@ def incident_frame(t: float, w: int, h: int, *, seed: int = 0, bg: np.ndarray | 
     ``standing``: a box set down on the path that stays; ``covered``: the lens covered (almost
     black, flat); ``shifted``: the camera knocked aside (view moved by 12 % of the width, 6 % of
     the height); ``frozen``: the image stuck at the span's first frame; ``blurred``: defocused
-    or sprayed (Gaussian blur of 3 % of the height). ``dim`` = (start, end, low): the whole scene's light down to ``low`` and back
-    (a cloud, dusk) - normal, not an incident."""
+    or sprayed (Gaussian blur of 3 % of the height). ``dim`` = (start, end, low): the whole
+    scene's light down to ``low`` and back (a cloud, dusk) - normal, not an incident."""
     if frozen is not None and frozen[0] <= t < frozen[1]:
         t = frozen[0]
     base = (bg if bg is not None else _background(w, h, seed)).copy()

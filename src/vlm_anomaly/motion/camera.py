@@ -41,9 +41,9 @@ REASONS = {"dark": "image dark", "frozen": "image frozen", "blurred": "image blu
 NOTICE = "lighting unlike any training clip: add footage of it"
 
 
-def _cells(feats: SourceCells) -> tuple[np.ndarray, np.ndarray]:
+def _cells(feats: SourceCells, still_change: float) -> tuple[np.ndarray, np.ndarray]:
     """(n, cells, SCENE_DIM) scene patches and (n, cells) which of them stand still."""
-    return feats.scene.reshape(feats.n_frames, -1, SCENE_DIM), still_cells(feats)
+    return feats.scene.reshape(feats.n_frames, -1, SCENE_DIM), still_cells(feats, still_change)
 
 
 def _background(X: np.ndarray, still: np.ndarray) -> dict[str, np.ndarray]:
@@ -109,7 +109,7 @@ class CameraAttribute(Attribute):
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         cam = np.concatenate([f.camera for f in data.feats]).astype(np.float64)
-        X, still = (np.concatenate(v) for v in zip(*(_cells(f) for f in data.feats)))
+        X, still = (np.concatenate(v) for v in zip(*(_cells(f, data.config.scene_still) for f in data.feats)))
         lim, bg = _limits(cam, X, still)
         st.arrays["camera_limits"] = lim
         st.arrays.update({f"camera_{k}": np.asarray(v, np.float32) for k, v in bg.items()})
@@ -139,7 +139,7 @@ class CameraAttribute(Attribute):
         bg = {k: st.arrays[f"camera_{k}"] for k in ("bg", "dev")}
         bg["structured"] = st.arrays["camera_structured"] > 0.5
         cam = feats.camera.astype(np.float64)
-        checks = _checks(cam, *_cells(feats), lim, bg)
+        checks = _checks(cam, *_cells(feats, st.config.scene_still), lim, bg)
         light = (cam[:, 0] < lim[4]) | (cam[:, 0] > lim[5]) if len(cam) else np.zeros(0, bool)
         return (checks.max(1) if len(checks) else np.zeros(0)), (checks, light)
 

@@ -28,16 +28,15 @@ if TYPE_CHECKING:
     from .extract import SourceCells
     from .scorer import MotionState
 
-#: a cell's content stands when its patch changed less than this over the last second (units of
-#: the frame's contrast over a 16-pixel patch; a walker passing changes it by several)
-STILL_CHANGE = 1.0
-#: ... and this share of it does not move now
+#: a cell's content stands when its patch changed less than ``MotionConfig.scene_still`` over the
+#: last second (units of the frame's contrast over a 16-pixel patch; a walker passing changes it
+#: by several) and this share of it does not move now
 BUSY_SHARE = 0.02
 
 
-def still_cells(feats: SourceCells) -> np.ndarray:
+def still_cells(feats: SourceCells, still_change: float) -> np.ndarray:
     """(n, cells) True where the cell's content stands: unchanged for a second, nothing moving."""
-    still = (feats.scene_change < STILL_CHANGE) & (feats.motion[..., 3] <= BUSY_SHARE)
+    still = (feats.scene_change < still_change) & (feats.motion[..., 3] <= BUSY_SHARE)
     return still.reshape(len(still), -1)
 
 
@@ -79,6 +78,23 @@ def _bank_rows(X: np.ndarray, still: np.ndarray, max_rows: int) -> tuple[np.ndar
     return np.concatenate(rows), np.concatenate(cells).astype(np.int64), np.concatenate(frames).astype(np.int64)
 
 
+def cell_calibration(dist: np.ndarray, still: np.ndarray, min_count: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the median and robust spread (IQR / 1.349) of its held-out distances on still
+    frames; no cell is judged more strictly than the typical cell (the spread is at least the
+    cells' median spread), cells with too few still frames get the overall values."""
+    vals = dist[still]
+    q1, q2, q3 = np.percentile(vals, [25, 50, 75]) if len(vals) else (0.0, 0.0, 1.0)
+    med = np.full(dist.shape[1], float(q2))
+    scale = np.full(dist.shape[1], max(float(q3 - q1) / 1.349, 1e-3))
+    for c in range(dist.shape[1]):
+        v = dist[still[:, c], c]
+        if len(v) >= min_count:
+            a, b, e = np.percentile(v, [25, 50, 75])
+            med[c], scale[c] = b, (e - a) / 1.349
+    scale = np.maximum(scale, max(float(np.median(scale)), 1e-3))
+    return med, scale
+
+
 class SceneAttribute(Attribute):
     """What stands at each place of the view, against what training saw there."""
 
@@ -94,18 +110,32 @@ class SceneAttribute(Attribute):
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         X = np.concatenate([self.raw(f) for f in data.feats])
-        still = np.concatenate([still_cells(f) for f in data.feats])
+        still = np.concatenate([still_cells(f, data.config.scene_still) for f in data.feats])
         r, c, fr = _bank_rows(X, still, data.config.max_bank)
         st.rows[self.name], st.cells[self.name] = r, c
         st.refs[self.name] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
         st.scales[self.name] = np.ones(SCENE_DIM)
 
+        dist = np.zeros((data.n, data.n_cells))
+
         def heldout(sel: np.ndarray) -> np.ndarray:
             r2, c2, _ = _bank_rows(X[~sel], still[~sel], data.config.max_bank)
-            d, _ = SceneBank(r2, c2, data.n_cells).query(X[sel])
-            return np.where(still[sel], d, 0.0).max(1)
+            dist[sel] = SceneBank(r2, c2, data.n_cells).query(X[sel])[0]
+            return np.zeros(int(sel.sum()))
 
-        return leave_one_group_out(data.groups, heldout, data.n)
+        leave_one_group_out(data.groups, heldout, data.n)
+        st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = cell_calibration(dist, still)
+        return self._frame_values(st, dist, still)
+
+    @staticmethod
+    def _frame_values(st: MotionState, dist: np.ndarray, still: np.ndarray) -> np.ndarray:
+        """Per frame, its most unusual still cell, each cell in units of how much its own held-out
+        normal patches vary (a place whose look changes between training clips - a moving shadow,
+        a car parked in one clip - tolerates more than one that never changes)."""
+        if not len(dist):
+            return np.zeros(0)
+        z = (dist - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"]
+        return np.where(still, z, 0.0).max(1).clip(min=0.0)
 
     def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
         """Only beyond what normal frames reach (its 99th percentile, ``high``): most frames hold
@@ -118,11 +148,18 @@ class SceneAttribute(Attribute):
 
     def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         load_bank(st, self.name, arrays, SCENE_DIM, nonempty=True)
+        med = np.asarray(arrays.get("scene_cell_median", np.zeros(0)), np.float64)
+        scale = np.asarray(arrays.get("scene_cell_scale", np.zeros(0)), np.float64)
+        if (med.shape != (st.n_cells,) or scale.shape != (st.n_cells,) or not np.all(np.isfinite(med))
+                or not np.all(scale > 0)):
+            raise ValueError("scene calibration is malformed")
+        st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = med, scale
 
     def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
         d, i = st.bank(self.name).query(self.raw(feats))
-        d = np.where(still_cells(feats), d, 0.0)
-        return (d.max(1) if len(d) else np.zeros(0)), (d, i)
+        still = still_cells(feats, st.config.scene_still)
+        cz = np.where(still, (d - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"], 0.0)
+        return self._frame_values(st, d, still), (cz, i)
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
         dist, near = detail
@@ -130,9 +167,8 @@ class SceneAttribute(Attribute):
         w, h = (int(v) for v in feats.size)
         cell = int(np.argmax(dist[j]))
         r, c = divmod(cell, C)
-        # the box: the connected cells around the worst one that are as unusual as a normal frame's worst
-        limit = st.calib[self.name].median + 3 * st.calib[self.name].scale
-        grid = (dist[j] > limit).reshape(R, C)
+        # the box: the connected cells around the worst one that are unusual for their place too
+        grid = (dist[j] > max(3.0, 0.3 * float(dist[j].max()))).reshape(R, C)
         grid[r, c] = True
         _, lab = cv2.connectedComponents(grid.astype(np.uint8), connectivity=8)
         ys, xs = np.nonzero(lab == lab[r, c])

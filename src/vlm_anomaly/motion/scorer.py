@@ -64,6 +64,9 @@ class MotionConfig:
     threshold_rule: str = "clip"
     #: also fit on each training clip at half size under strong JPEG compression (a sub-stream)
     augment: bool = True
+    #: scene: a cell's content stands when its patch changed less than this over the last second
+    #: (frame-contrast units over its 16 pixels; chosen by bench/motion_cv.py --fixed-camera)
+    scene_still: float = 0.5
 
     def __post_init__(self):
         bad = [a for a in self.fused if a not in ATTRIBUTES]
@@ -394,8 +397,8 @@ class MotionScorer:
                      else np.zeros((0, 0), np.float32))
             sc = SourceCells(f.source, (f.image.shape[1], f.image.shape[0]), np.array([f.index]),
                              np.array([f.timestamp]), np.array([c.has_motion]), c.motion[None], c.shape[None],
-                             np.zeros(len(c.blobs), np.int64), c.blobs, crops, scene=c.scene[None], camera=c.camera[None],
-                             scene_change=c.scene_change[None])
+                             np.zeros(len(c.blobs), np.int64), c.blobs, crops, scene=c.scene[None],
+                             camera=c.camera[None], scene_change=c.scene_change[None])
             res = self.score_cells(sc)
             self.timing = dict(stream.timing)
             # the watcher smooths over the trailing window: explain by its worst frame when it is low
