@@ -125,23 +125,22 @@ def _cell_sums(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return integ
 
 
-#: the reference frame is brought to the current frame's light when their mean grey levels differ
-#: by more than this, or their contrasts by more than LIGHT_RATIO
-LIGHT_SHIFT = 1.0
+#: the reference frame is brought to the current frame's light when the typical ratio of their
+#: brightness, place by place, differs from 1 by more than this
 LIGHT_RATIO = 0.02
 
 
 def match_light(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """``prev`` with the mean and contrast of ``cur``: a change of the whole scene's light between
-    the two frames (a cloud, dusk, a lamp, the camera's gain) is then not motion. Frames whose light
-    barely differs are returned unchanged (no rounding noise)."""
-    mp, sp = cv2.meanStdDev(prev)
-    mc, sc = cv2.meanStdDev(cur)
-    mp, sp, mc, sc = float(mp[0, 0]), float(sp[0, 0]), float(mc[0, 0]), float(sc[0, 0])
-    ratio = sc / sp if sp > 1e-3 else 1.0
-    if abs(mc - mp) <= LIGHT_SHIFT and abs(ratio - 1.0) <= LIGHT_RATIO:
+    """``prev`` scaled to the light of ``cur``: a change of the whole scene's light between the two
+    frames (a cloud, dusk, a lamp, the camera's gain) is then not motion. The gain is the median
+    over an 8 x 8 grid of the places' brightness ratio, so an object entering (a few places) does
+    not count as a light change; frames whose light barely differs are returned unchanged."""
+    a = cv2.resize(prev, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32)
+    b = cv2.resize(cur, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32)
+    gain = float(np.median(b / np.maximum(a, 1.0)))
+    if abs(gain - 1.0) <= LIGHT_RATIO:
         return prev
-    return np.clip(prev.astype(np.float32) * ratio + (mc - mp * ratio), 0, 255).astype(np.uint8)
+    return np.clip(prev.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
 def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: GridConfig, cols: int,
