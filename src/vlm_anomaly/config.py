@@ -170,6 +170,7 @@ class ServiceSettings:
     frigate_url: str | None
     frigate_role: str
     frigate_rtsp_url: str
+    frigate_events: bool
     ui_port: int
     ui_address: str
 
@@ -316,6 +317,7 @@ class Settings(BaseModel):
     frigate_url: str | None = None  # http://frigate:5000: watch Frigate's cameras through its restreams
     frigate_role: str = "detect"  # which input of each Frigate camera (its role) is watched
     frigate_rtsp_url: str = "rtsp://{host}:8554/{stream}"  # Frigate's restream URL ({host}, {stream}, {camera})
+    frigate_events: bool = True  # each anomaly of a Frigate camera also becomes a Frigate event (its review UI)
     cameras: list[CameraSpec] = Field(default_factory=list)  # what `watch`/`service` watch by name
     watch_model: str | None = None  # model of cameras that name none (service, watch without --model)
     api_host: str = "127.0.0.1"  # where `service` serves the REST API

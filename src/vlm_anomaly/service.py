@@ -35,16 +35,22 @@ def watch_cameras(
 ) -> tuple[list[dict], bool]:
     """Watch the cameras until they end, ``max_seconds`` pass, or SIGINT/SIGTERM.
 
-    Events go to the store and the alert sinks; with ``mqtt_url`` and ``ha_discovery`` every
-    camera is also announced to Home Assistant. Returns the status rows (with ``camera``) and
+    Events go to the store and the alert sinks (topics named by camera); with ``mqtt_url`` and
+    ``ha_discovery`` every camera is also announced to Home Assistant, and Frigate's cameras get a
+    Frigate event per anomaly (``frigate_events``). Returns the status rows (with ``camera``) and
     whether watching stopped before the sources ended.
     """
     from .events import AlertDispatcher, EventStore, Monitor
+    from .events.alerts import FrigateEventSink
     from .events.homeassistant import HomeAssistantBridge, fan_out
     from .pipeline import Pipeline
 
     store = EventStore.from_settings(settings)
     alerts = AlertDispatcher.from_settings(settings.alerts)
+    if settings.frigate_events:
+        for url in sorted({c.frigate for c in cameras if c.frigate}):
+            alerts.sinks.append(FrigateEventSink(url, {c.name: c.name for c in cameras if c.frigate == url},
+                                                 timeout_s=settings.webhook_timeout_s))
     bridge = (HomeAssistantBridge.from_settings(settings.alerts, store=store)
               if settings.mqtt_url and settings.ha_discovery else None)
     mon = Monitor(Pipeline(settings), store=store, alerts=alerts,
@@ -56,7 +62,7 @@ def watch_cameras(
         for cam in cameras:
             if bridge is not None:
                 bridge.add_camera(cam.name, cam.source)
-            names[mon.start(cam.model, cam.source, realtime=realtime)] = cam.name
+            names[mon.start(cam.model, cam.source, realtime=realtime, camera=cam.name)] = cam.name
         if bridge is not None:
             bridge.clear_stale()
             bridge.attach(mon)

@@ -23,9 +23,11 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..cameras import camera_id
 from ..config import Settings, updated
 from ..errors import InvalidVideoError, VlmAnomalyError
 from ..events import AlertDispatcher, EventNotFoundError, EventStore, Monitor
+from ..events.homeassistant import HomeAssistantBridge, fan_out
 from ..pipeline import Pipeline
 from ..redact import redact_text, redact_url
 from ..source_policy import SourcePolicy
@@ -59,6 +61,11 @@ class WatchRequest(BaseModel):
     )
     realtime: bool = Field(
         True, description="play files at their own rate (else as fast as possible)"
+    )
+    camera: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="the camera's name: its alert topic and Home Assistant device (default: made "
+        "from the source without its credentials)",
     )
 
 
@@ -121,7 +128,13 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     store = EventStore.from_settings(settings)
     alerts = AlertDispatcher.from_settings(settings.alerts)
     metrics = ServiceMetrics()
-    monitor = Monitor(pipe, store=store, alerts=alerts, listener=metrics.on_notice)
+    # sources started here are announced to Home Assistant like the cameras `watch` watches
+    bridge = (HomeAssistantBridge.from_settings(settings.alerts, store=store, instance="api")
+              if settings.mqtt_url and settings.ha_discovery else None)
+    monitor = Monitor(pipe, store=store, alerts=alerts,
+                      listener=fan_out(metrics.on_notice, bridge.on_notice if bridge else None))
+    if bridge is not None:
+        bridge.attach(monitor)
     jobs = JobManager(
         Path(settings.home) / "uploads",
         on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc(),
@@ -135,6 +148,8 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         yield
         monitor.stop_all()
         alerts.close()
+        if bridge is not None:
+            bridge.close()
         jobs.shutdown()
         store.close()
 
@@ -362,8 +377,17 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
         Only sources the settings allow: 403 for anything else, 429 over ``max_watchers``."""
         model = pipe.load(req.model)  # 404 first: no model, nothing to check
-        wid = monitor.start(model, policy.check(req.source), realtime=req.realtime)
-        return monitor.status(wid)
+        source = policy.check(req.source)
+        camera = req.camera or camera_id(source)
+        if bridge is not None:
+            bridge.add_camera(camera, source)
+        try:
+            wid = monitor.start(model, source, realtime=req.realtime, camera=camera)
+        except BaseException:
+            if bridge is not None:
+                bridge.remove_camera(camera)
+            raise
+        return {**monitor.status(wid), "camera": camera}
 
     @api.get("/sources/{watch_id}", tags=["sources"])
     def get_source(watch_id: Annotated[str, PathParam(max_length=32)]) -> dict:
@@ -372,7 +396,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
     @api.delete("/sources/{watch_id}", tags=["sources"])
     def stop_source(watch_id: Annotated[str, PathParam(max_length=32)]) -> dict:
-        return monitor.stop(watch_id)
+        """Stop watching; its Home Assistant device is removed (no longer watched)."""
+        status = monitor.stop(watch_id)
+        if bridge is not None and status.get("camera"):
+            bridge.remove_camera(status["camera"])
+        return status
 
     app.include_router(api)
     return app

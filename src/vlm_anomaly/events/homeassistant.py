@@ -1,12 +1,15 @@
 """Home Assistant MQTT discovery: every watched camera shows up in Home Assistant without YAML.
 
-Per camera, one device with four entities (Home Assistant's documented discovery schema,
+Per camera, one device with five entities (Home Assistant's documented discovery schema,
 ``<discovery_prefix>/<component>/<node_id>/<object_id>/config``, retained):
 
 * ``binary_sensor`` (device class ``problem``): ``ON`` while an anomaly event is open;
 * ``sensor``: the causally smoothed anomaly score (higher = more normal);
 * ``sensor``: the last event's description, its details as attributes;
-* ``image``: the last event's snapshot (JPEG bytes).
+* ``image``: the last event's snapshot (JPEG bytes);
+* ``event``: fires ``anomaly_start``, ``anomaly_end`` or ``camera_tamper`` as things happen (Home
+  Assistant's convention for things that happen, what automations trigger on; not retained, so a
+  restart of Home Assistant never replays an old event).
 
 Why two availability topics (``availability_mode: all``): the service's own topic carries the
 MQTT Last Will, so a crash or a lost connection turns every entity unavailable; the camera's topic
@@ -42,7 +45,12 @@ from .store import EventRecord
 log = logging.getLogger(__name__)
 
 #: entity key -> Home Assistant component
-ENTITIES = {"anomaly": "binary_sensor", "score": "sensor", "last_event": "sensor", "snapshot": "image"}
+ENTITIES = {"anomaly": "binary_sensor", "score": "sensor", "last_event": "sensor", "snapshot": "image",
+            "activity": "event"}
+#: what the ``event`` entity fires
+EVENT_TYPES = ("anomaly_start", "anomaly_end", "camera_tamper")
+#: event kinds (``EventRecord.kind``) that are about the camera itself, not the scene
+CAMERA_KINDS = ("camera", "tamper")
 #: state topics under ``<prefix>/<camera>/`` (retained)
 STATES = ("anomaly", "score", "event", "snapshot", "availability")
 ONLINE, OFFLINE = "online", "offline"
@@ -57,6 +65,14 @@ def event_description(rec: EventRecord) -> str:
         what = "unusual activity"
     span = f"{rec.start_time:.1f}-{rec.end_time:.1f} s" if rec.end_time is not None else f"from {rec.start_time:.1f} s"
     return f"{what} - event #{rec.id}, {span}, worst score {rec.worst_score:.3f}"[:255]
+
+
+def event_type(kind: str, rec: EventRecord) -> str:
+    """The ``event`` entity's type: a camera problem starting is ``camera_tamper``; every end is
+    ``anomaly_end`` (its ``kind`` attribute says which)."""
+    if kind == "start":
+        return "camera_tamper" if getattr(rec, "kind", None) in CAMERA_KINDS else "anomaly_start"
+    return "anomaly_end"
 
 
 def _iso(t: _dt.datetime | None) -> str | None:
@@ -83,6 +99,8 @@ def event_state(camera: str, rec: EventRecord) -> dict[str, Any]:
         "frames": rec.frames,
         "prompt": rec.prompt,
         "has_snapshot": bool(rec.snapshot),
+        "kind": getattr(rec, "kind", None) or "anomaly",
+        "end_reason": rec.end_reason,
     }
 
 
@@ -130,11 +148,14 @@ class HomeAssistantBridge:
         store=None,
         poll_s: float = 1.0,
         timeout_s: float = 5.0,
+        instance: str = "",
     ):
         self.discovery_prefix = discovery_prefix.strip("/")
         self.state_prefix = state_prefix.strip("/")
-        self.node_id = camera_id(self.state_prefix).replace("-", "_")  # one node per service instance
-        self.availability_topic = f"{self.state_prefix}/availability"
+        # one node (and one Last Will) per process that announces cameras: `watch`'s, and the REST
+        # API's (instance "api"), so that neither's crash or stale-camera clean-up touches the other's
+        self.node_id = camera_id(self.state_prefix).replace("-", "_") + (f"_{instance}" if instance else "")
+        self.availability_topic = f"{self.state_prefix}/{instance + '/' if instance else ''}availability"
         self.store = store
         self.poll_s, self.timeout_s = poll_s, timeout_s
         self.cameras: dict[str, _Camera] = {}
@@ -153,7 +174,7 @@ class HomeAssistantBridge:
         self.client.loop_start()  # paho reconnects by itself; _on_connect republishes
 
     @classmethod
-    def from_settings(cls, alerts: AlertSettings, *, store=None) -> HomeAssistantBridge:
+    def from_settings(cls, alerts: AlertSettings, *, store=None, instance: str = "") -> HomeAssistantBridge:
         """The bridge of the ``alerts`` section (``settings.alerts``): its broker and prefixes."""
         return cls(
             alerts.mqtt_url,
@@ -161,6 +182,7 @@ class HomeAssistantBridge:
             state_prefix=alerts.mqtt_topic_prefix,
             store=store,
             timeout_s=alerts.webhook_timeout_s,
+            instance=instance,
         )
 
     # -- topics and payloads ---------------------------------------------------------------
@@ -203,6 +225,8 @@ class HomeAssistantBridge:
                            "icon": "mdi:cctv"},
             "snapshot": {"name": "Last anomaly snapshot", "image_topic": self.state_topic(cam.id, "snapshot"),
                          "content_type": "image/jpeg"},
+            "activity": {"name": "Anomaly event", "state_topic": self.state_topic(cam.id, "activity"),
+                         "event_types": list(EVENT_TYPES), "icon": "mdi:cctv"},
         }
         return {
             self.config_topic(cam.id, key): {**spec, "unique_id": f"{self.node_id}_{cam.id}_{key}", **base}
@@ -292,8 +316,11 @@ class HomeAssistantBridge:
         with self._lock:
             if cid not in self.cameras:
                 return
+        state = event_state(self.cameras[cid].name, rec)
         self._publish(self.state_topic(cid, "anomaly"), "ON" if kind == "start" else "OFF")
-        self._publish(self.state_topic(cid, "event"), json.dumps(event_state(self.cameras[cid].name, rec)))
+        self._publish(self.state_topic(cid, "event"), json.dumps(state))
+        self._publish(self.state_topic(cid, "activity"),
+                      json.dumps({"event_type": event_type(kind, rec), **state}), retain=False)
         if kind == "end" and rec.snapshot and self.store is not None:
             path = self.store.media_path(rec.snapshot)
             try:
@@ -439,4 +466,4 @@ def fan_out(*listeners) -> Any:
     return listener
 
 
-__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "fan_out"]
+__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "event_type", "fan_out"]

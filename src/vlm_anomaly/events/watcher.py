@@ -28,11 +28,11 @@ from ..detectors import CausalSmoother
 from ..errors import TooManyWatchersError, VlmAnomalyError
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
-from ..redact import redact_text, redact_url
+from ..redact import redact_text, redact_url, source_slug
 from ..smoothing import SpanSmoother
 from ..video import Frame
 from ..video.live import Gap, LiveSource, PushSource
-from .alerts import AlertDispatcher, event_payload, source_slug
+from .alerts import AlertDispatcher, event_payload
 from .feed import LiveFeed, Reading
 from .hysteresis import EventTracker, HysteresisConfig, Phase
 from .media import write_clip, write_snapshot
@@ -118,6 +118,7 @@ class SourceWatcher:
         feed: LiveFeed | None = None,
         interval_ms: int | None = None,
         threshold: float | None = None,
+        camera: str | None = None,
     ):
         self.pipeline = pipeline
         s = self.settings = pipeline.settings
@@ -126,6 +127,7 @@ class SourceWatcher:
         self.encoder = self.scorer.encoder
         self.source = str(source)
         self.label = redact_url(self.source)  # what events, alerts, logs and notices show
+        self.camera = camera  # the camera's name (alert topics, Frigate); None: named by its source
         self.store = store
         self.alerts = alerts
         self.listener = listener
@@ -460,7 +462,7 @@ class SourceWatcher:
         before = self._alerted if kind != "new" else None
         self._alerted = None if kind == "end" else rec
         if self.alerts is not None:
-            self.alerts.publish(event_payload(kind, rec, before))
+            self.alerts.publish(event_payload(kind, rec, before, camera=self.camera))
 
     def _notify(self, notice: WatchNotice) -> None:
         if self.listener is not None:
@@ -605,6 +607,7 @@ class Monitor:
         return {
             "id": wid,
             "source": w.label,
+            "camera": w.camera,
             "model": model,
             "realtime": w.realtime,
             "status": st.status if sess.running or st.status != "running" else "ended",
