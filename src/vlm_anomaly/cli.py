@@ -95,12 +95,13 @@ def train(
     pretrained: PretrainedOpt = None,
     clip_weights: WeightsOpt = None,
     detector: Annotated[Optional[str], typer.Option(
-        "--detector", help="motion (default: how things move, no network) | ocsvm | attributes | knn | ...")] = None,
+        "--detector", help="motion (default: how things move, no network) | ocsvm | patch-knn (--features tiles)",
+    )] = None,
     nu: Annotated[Optional[float], typer.Option("--nu")] = None,
     gamma: Annotated[Optional[str], typer.Option("--gamma", help="'scale', 'auto' or a number")] = None,
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
-    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches | tiles")] = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="frame | tiles")] = None,
     runtime: RuntimeOpt = None,
     target_false_alarm: Annotated[Optional[float], typer.Option(
         "--target-false-alarm", help="motion detector: share of normal frames the threshold may flag")] = None,
@@ -296,7 +297,7 @@ def _num(v: float) -> str:
 def evaluate(
     dataset: Annotated[Path, typer.Argument(help="dataset folder: train/<clip>, test/<clip>, test_labels.json")],
     encoder: EncoderOpt = None,
-    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches | tiles")] = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="frame | tiles")] = None,
     detector: Annotated[Optional[str], typer.Option("--detector", help="detector or scorer name")] = None,
     interval_ms: Annotated[int, typer.Option("--interval-ms", help="test sampling; 0 = every frame")] = 0,
     train_interval_ms: Annotated[Optional[int], typer.Option(
@@ -304,8 +305,6 @@ def evaluate(
     smooth: Annotated[Optional[int], typer.Option("--smooth", help="moving-average window (frames)")] = None,
     normalize: Annotated[str, typer.Option("--normalize", help="per-clip scores: none | zscore | minmax")] = "none",
     nu: Annotated[Optional[float], typer.Option("--nu")] = None,
-    k: Annotated[Optional[int], typer.Option("--k", help="neighbours of the knn detector")] = None,
-    ensemble: Annotated[Optional[str], typer.Option("--ensemble", help="members, e.g. knn,gaussian")] = None,
     train_clips: Annotated[Optional[str], typer.Option("--train-clips", help="comma-separated subset")] = None,
     test_clips: Annotated[Optional[str], typer.Option("--test-clips", help="comma-separated subset")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="frames per clip (0 = all)")] = None,
@@ -321,7 +320,7 @@ def evaluate(
     from .evaluation import evaluate as run_evaluation
 
     settings = _settings(encoder=encoder, features=features, detector=detector, interval_ms=interval_ms,
-                         train_interval_ms=train_interval_ms, nu=nu, knn_k=k, ensemble=ensemble,
+                         train_interval_ms=train_interval_ms, nu=nu,
                          max_frames=max_frames, clip_model=clip_model, clip_pretrained=pretrained,
                          clip_weights=clip_weights, batch_size=batch_size)
     data = load_dataset(dataset, train_clips=_csv(train_clips), test_clips=_csv(test_clips))

@@ -12,6 +12,7 @@ view (``settings.sampling``, ``settings.alerts``, ...) that components take inst
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,6 +22,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "VLM_ANOMALY_"
 #: URL schemes a watched source may have (network streams; never local-file protocols)
@@ -95,12 +98,6 @@ class DetectorSettings:
     tile_rows: int
     tile_cols: int
     tile_overlap: float
-    knn_k: int
-    ensemble: list[str]
-    attr_k: int
-    attr_crop_size: int
-    attr_flow_method: str
-    attr_fused: list[str]
 
 
 @dataclass(frozen=True)
@@ -189,6 +186,22 @@ SECTIONS: dict[str, type] = {
 #: keys that belong to no section (paths and logging): top level only
 GENERAL_KEYS = ("home", "models_dir", "cache_dir", "log_level")
 
+#: the last commit holding the detectors, feature mode and keys removed because they lost on the
+#: project's own UCSD Ped2 table (docs/results.md keeps their rows and reports)
+REMOVED_IN = "793ab22"
+#: detectors no longer offered (a config or model naming one gets a clear error, not a stack trace)
+REMOVED_DETECTORS = ("attributes", "ensemble", "gaussian", "iforest", "knn", "padim", "patchcore")
+#: what to use instead, in words (the registry lists the exact names, plugins included)
+ALTERNATIVES = "motion (the default), ocsvm, or patch-knn with features: tiles"
+#: keys of removed detectors: still accepted in files and saved parameters (ignored, with a warning)
+REMOVED_KEYS = ("knn_k", "ensemble", "attr_k", "attr_crop_size", "attr_flow_method", "attr_fused")
+
+
+def removed_detector_message(name: str, alternatives: str) -> str:
+    """Why ``name`` is refused and what to use instead."""
+    return (f"detector {name!r} was removed (it lost to others on UCSD Ped2, see docs/results.md; "
+            f"last in commit {REMOVED_IN}); choose from {alternatives}")
+
 
 def section_keys(section: str) -> tuple[str, ...]:
     """The flat keys of one section, in their documented order."""
@@ -253,20 +266,12 @@ class Settings(BaseModel):
 
     # evaluation and detection quality (issue 4)
     train_interval_ms: int | None = None  # sampling of training clips; None = interval_ms
-    # frame: one embedding per frame; patches: grid of EfficientNet cells, PatchCore-style;
-    # tiles: the whole frame + tile_rows x tile_cols overlapping tiles, each embedded (small objects)
-    features: Literal["frame", "patches", "tiles"] = "frame"
+    # frame: one embedding per frame; tiles: the whole frame + tile_rows x tile_cols overlapping
+    # tiles, each embedded (small objects), for the patch-knn detector
+    features: Literal["frame", "tiles"] = "frame"
     tile_rows: int = Field(2, ge=1, le=8)
     tile_cols: int = Field(3, ge=1, le=8)
     tile_overlap: float = Field(0.25, ge=0.0, lt=0.9)
-    knn_k: int = 5  # neighbours averaged by the knn detector
-    ensemble: list[str] = Field(default_factory=lambda: ["knn", "gaussian"])  # members of "ensemble"
-
-    # attribute-based detector (detector "attributes", issue 8)
-    attr_k: int = 3  # neighbours in each attribute's k-NN density
-    attr_crop_size: int = 64  # object crops' input size for convolutional encoders
-    attr_flow_method: Literal["farneback", "dis"] = "farneback"
-    attr_fused: list[str] = Field(default_factory=lambda: ["velocity", "appearance", "frame"])
 
     # caches
     embedding_cache: bool = True
@@ -389,7 +394,7 @@ class Settings(BaseModel):
             raise ValueError("interval_ms must be 0 (every frame) or between 100 and 2000")
         return v
 
-    @field_validator("batch_size", "smoothing_window", "top_k", "knn_k", "attr_k", "attr_crop_size")
+    @field_validator("batch_size", "smoothing_window", "top_k")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v < 1:
@@ -410,17 +415,22 @@ class Settings(BaseModel):
             raise ValueError("nu must be in (0, 1]")
         return v
 
-    @field_validator("attr_fused", mode="before")
+    @field_validator("detector")
     @classmethod
-    def _attr_fused(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [s.strip() for s in v.split(",") if s.strip()]
-        allowed = ("velocity", "appearance", "geometry", "frame")
-        if not v or any(a not in allowed for a in v):
-            raise ValueError(f"attr_fused must list some of {', '.join(allowed)}")
+    def _detector(cls, v: str) -> str:
+        if v in REMOVED_DETECTORS:
+            raise ValueError(removed_detector_message(v, ALTERNATIVES))
         return v
 
-    @field_validator("expected_objects", "ensemble", mode="before")
+    @field_validator("features", mode="before")
+    @classmethod
+    def _features(cls, v: Any) -> Any:
+        if v == "patches":
+            raise ValueError("features 'patches' was removed (it lost to tiles on UCSD Ped2, see "
+                             f"docs/results.md; last in commit {REMOVED_IN}); choose from frame, tiles")
+        return v
+
+    @field_validator("expected_objects", mode="before")
     @classmethod
     def _objects(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -494,6 +504,18 @@ def find_config_file() -> Path | None:
     return None
 
 
+def _without_removed(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``data`` without the keys of removed detectors (top level or in the detector section)."""
+    gone = [k for k in REMOVED_KEYS if k in data]
+    section = data.get("detector")
+    if isinstance(section, dict) and any(k in section for k in REMOVED_KEYS):
+        gone += [k for k in REMOVED_KEYS if k in section]
+        data = {**data, "detector": {k: v for k, v in section.items() if k not in REMOVED_KEYS}}
+    if gone:
+        log.warning("%s: ignoring %s (settings of removed detectors)", where, ", ".join(sorted(set(gone))))
+    return {k: v for k, v in data.items() if k not in REMOVED_KEYS}
+
+
 def flatten_sections(data: dict[str, Any], where: str = "settings") -> dict[str, Any]:
     """Nested sections (``sampling: {interval_ms: 250}``) to flat keys; flat keys pass through.
 
@@ -502,6 +524,7 @@ def flatten_sections(data: dict[str, Any], where: str = "settings") -> dict[str,
     """
     out: dict[str, Any] = {}
     nested: dict[str, str] = {}
+    data = _without_removed(data, where)
     for key, value in data.items():
         if key in SECTIONS and (isinstance(value, dict) or key not in Settings.model_fields):
             value = {} if value is None else value  # a section whose keys are all commented out

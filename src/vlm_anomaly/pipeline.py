@@ -240,8 +240,7 @@ class Pipeline:
                 f"training needs at least 2 sampled frames, got {len(X)}: use longer videos or a "
                 "shorter interval"
             )
-        det = create_detector(s.detector, nu=s.nu, gamma=_gamma(s.gamma), k=s.knn_k, groups=enc.groups,
-                              members=tuple(s.ensemble)).fit(X)
+        det = create_detector(s.detector, nu=s.nu, gamma=_gamma(s.gamma), groups=enc.groups).fit(X)
         return self._model(det, enc, vids, names, interval)
 
     def _model(self, det: BaseDetector, enc: Encoder, vids: list[EmbeddedVideo], names: Sequence[str] | None,
@@ -282,8 +281,7 @@ class Pipeline:
             cls = type(model.detector)
             enc = encoder or self.encoder_for(model)
             interval = model.interval_ms if interval_ms is None else interval_ms
-        ctx = VideoContext(enc, s, interval, s.max_side, s.max_frames,
-                           Path(s.cache_path) / cls.name if s.embedding_cache else None)
+        ctx = VideoContext(enc, s, interval, s.max_side, s.max_frames)
         return cls.video_scorer(ctx, None if model is None else model.detector)
 
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,

@@ -20,6 +20,7 @@ import datetime as _dt
 import hashlib
 import io
 import json
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_json, file_lock
-from .config import Settings, load_settings
+from .config import REMOVED_DETECTORS, Settings, load_settings
 from .encoders import build_prompts
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .values import EmbeddedVideo
@@ -45,6 +46,8 @@ Progress = Callable[[int, int, str], None]
 TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects",
                 "detector", "features", "target_false_alarm")
 THUMB_SIDE = 320
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,14 +141,22 @@ class TrainingSet:
     def load_params(self) -> dict[str, Any]:
         """Training parameters last saved (empty if none): the ``saved`` layer of :func:`load_settings`.
 
-        Keys that are no longer training parameters are dropped, so an old file never sets more.
+        Keys that are no longer training parameters are dropped, so an old file never sets more; so
+        are a removed detector or feature mode (the defaults apply again), so the dashboard still opens.
         """
         p = self.root / "settings.json"
         try:
             data = json.loads(p.read_text()) if p.is_file() else {}
         except ValueError:
             return {}
-        return {k: v for k, v in data.items() if k in TRAIN_PARAMS} if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        removed = {"detector": REMOVED_DETECTORS, "features": ("patches",)}
+        gone = [k for k, names in removed.items() if data.get(k) in names]
+        if gone:
+            log.warning("saved training parameters name removed %s; using the defaults instead",
+                        ", ".join(f"{k} {data[k]!r}" for k in gone))
+        return {k: v for k, v in data.items() if k in TRAIN_PARAMS and k not in gone}
 
     def save_params(self, params: dict[str, Any]) -> None:
         """Keep the parameters chosen for training, after the settings loader accepted them."""

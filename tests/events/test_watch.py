@@ -13,7 +13,6 @@ import pytest
 
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.events import AlertDispatcher, EventStore, Monitor
-from vlm_anomaly.synthetic import write_video
 from vlm_anomaly.video import probe
 
 INTERVAL_S = 0.5
@@ -161,26 +160,3 @@ def test_missing_model_or_source_fails_clearly(trained_home, tmp_path):
     with pytest.raises(InvalidVideoError) as direct:
         open_reader(missing)
     assert st["status"] == "failed" and st["error"] == str(direct.value) == f"{missing}: no such file or folder"
-
-
-def test_watch_with_attribute_model_uses_motion_and_explains(clips, anomaly_span, tmp_path):
-    """An attribute model (issue 8) watches with motion: the live source hands over previous frames."""
-    home = tmp_path / "home"
-    # two normal clips showing different moments of the scene (the calibration holds one out)
-    normal = [clips[0][0], write_video(tmp_path / "later.mp4", seconds=12, seed=0, start_s=3)]
-    Pipeline(load_settings(overrides={"home": home, "encoder": "efficientnet", "interval_ms": 250,
-                                      "detector": "attributes"})).train("attr", normal)
-    s = _settings(home)
-    store = EventStore.from_settings(s)
-    mon = Monitor(Pipeline(s), store=store)
-    wid = mon.start("attr", str(clips[1]), realtime=False)
-    assert mon.wait(180)
-    status = mon.status(wid)
-    assert status["status"] == "ended", status
-    assert status["events"] == 1, status
-    [ev] = store.list()
-    lo, hi = anomaly_span
-    assert lo - INTERVAL_S <= ev.start_time <= lo + TOL, ev
-    assert lo <= ev.worst_time <= hi + TOL, ev
-    # each frame of the event says which attribute fired and where
-    assert ev.descriptions and all(("fired" in d["text"] or "highest" in d["text"]) for d in ev.descriptions)

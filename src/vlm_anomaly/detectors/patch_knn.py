@@ -1,7 +1,7 @@
 """PatchCore-style detector: per-cell nearest-neighbour distance to normal cells, worst cell wins.
 
-Input rows are frames encoded as ``groups`` cell descriptors concatenated (the ``patches``
-features, see :mod:`vlm_anomaly.encoders.patches`). For a fixed camera, each cell is compared
+Input rows are frames encoded as ``groups`` cell descriptors concatenated (the ``tiles``
+features, see :mod:`vlm_anomaly.encoders.tiles`). For a fixed camera, each cell is compared
 with the memory bank of the *same* cell in the training frames: a cart on the walkway is far from
 every normal walkway cell even when it would resemble some other part of the scene.
 

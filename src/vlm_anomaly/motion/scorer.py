@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..attributes.density import Projection, RobustZ, knn_score
+from ..detectors.calibration import RobustZ, robust_scale
+from ..detectors.neighbours import Projection, knn_score, subsample
 from ..errors import InvalidVideoError, NotFittedError
 from ..smoothing import moving_average
 from ..values import EmbeddedVideo
@@ -33,7 +34,7 @@ from .extract import (
     learn_speed_floor,
 )
 from .features import MOTION_DIM, SHAPE_BINS, GridConfig, grid_cols
-from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max, robust_scale
+from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +397,7 @@ class MotionScorer:
         obj_p99 = float(np.percentile(OF[:, 0], 99)) if len(OF) else 0.0
         if "object" in cfg.fused and len(OF) < 2:
             raise InvalidVideoError("the training videos show too little motion: use videos with moving people")
-        keep = _evenly(len(blobs), cfg.max_bank * 20)  # the region banks' rows (object and appearance)
+        keep = subsample(len(blobs), cfg.max_bank * 20)  # the region banks' rows (object and appearance)
         projection = None
         for a in cfg.fused:
             if a in REGION_ATTRIBUTES:
@@ -613,12 +614,6 @@ class DenseBank:
 
 def _name(st: MotionState, src) -> str:
     return st.sources[int(src)] if 0 <= int(src) < len(st.sources) else ""
-
-
-def _evenly(n: int, max_rows: int) -> np.ndarray:
-    if n <= max_rows:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, max_rows).astype(np.int64))
 
 
 def _aspect_inv(feats: Sequence[SourceCells]) -> float:
