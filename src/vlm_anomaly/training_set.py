@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import io
 import json
 import logging
 import shutil
@@ -33,6 +32,7 @@ from .atomic import atomic_write_bytes, atomic_write_json, file_lock
 from .config import REMOVED_DETECTORS, Settings, load_settings
 from .encoders import build_prompts
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
+from .store.embeddings import CachedEmbeddings, read_embeddings, write_embeddings
 from .values import EmbeddedVideo
 from .video import VIDEO_EXTENSIONS, content_hash, source_kind
 from .video.thumbnails import encode_jpeg, iter_frames_at
@@ -217,9 +217,8 @@ class TrainingSet:
         for done, (index, img) in enumerate(iter_frames_at(path, ev.frame_indices, max_side=THUMB_SIDE), 1):
             atomic_write_bytes(tdir / f"{index}.jpg", encode_jpeg(img, 80))
             progress(done, n, "thumbnails")
-        buf = io.BytesIO()
-        np.savez(buf, indices=ev.frame_indices, timestamps=ev.timestamps, embeddings=ev.embeddings)
-        atomic_write_bytes(self.root / "embeddings" / f"{item_id}.npz", buf.getvalue())
+        write_embeddings(self.root / "embeddings" / f"{item_id}.npz",
+                         CachedEmbeddings(ev.frame_indices, ev.timestamps, ev.embeddings))
         self._write_descriptions(pipeline, item_id, ev.embeddings)
         enc = pipeline.encoder.identity
         return TrainingItem(
@@ -257,9 +256,8 @@ class TrainingSet:
     def _load_embedded(self, item: TrainingItem) -> EmbeddedVideo:
         path = self.root / "embeddings" / f"{item.id}.npz"
         try:
-            with np.load(path, allow_pickle=False) as z:
-                return EmbeddedVideo(item.name, item.sha256, z["indices"], z["timestamps"],
-                                     z["embeddings"].astype(np.float32), True)
+            z = read_embeddings(path)
+            return EmbeddedVideo(item.name, item.sha256, z.indices, z.timestamps, z.embeddings, True)
         except (OSError, ValueError, KeyError) as exc:
             raise VlmAnomalyError(f"embeddings of {item.name} are unreadable ({exc}); remove and re-add it") \
                 from None
