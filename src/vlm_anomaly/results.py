@@ -124,7 +124,7 @@ class ScoreResult:
     confidences: list[float] = field(default_factory=list)
     embeddings: np.ndarray | None = field(default=None, repr=False)
     timing: dict = field(default_factory=dict)
-    #: per-frame explanations (attribute detector): which attribute fired, where, nearest normal
+    #: per-frame explanations (motion detector): which attribute fired, where, nearest normal
     explanations: list[dict] = field(default_factory=list)
 
     @property

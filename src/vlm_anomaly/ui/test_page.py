@@ -132,7 +132,7 @@ def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
 
 
 def _explanation(why: dict) -> None:
-    """What an attribute model blamed: the attribute, the region and its speed, the nearest normal crop."""
+    """What a motion model blamed: the attribute, the region and its speed, the nearest normal example."""
     st.markdown(f"**Why:** {why.get('text', '')}")
     z = why.get("z", {})
     if z:
