@@ -333,3 +333,21 @@ def test_docs_state_one_rule_for_how_parameters_were_chosen():
     assert "made on test labels" in motion or "choice made on test labels" in motion
     for needle in ("test clip 02", "augmentation", "displacement", "learnt", "motion.md"):
         assert needle in statement, needle
+
+
+def test_a_reports_protocol_note_says_what_the_run_knows():
+    """The note ``evaluate`` writes into report.json: for the default, that its defaults were chosen
+    partly after Ped2 test results; for others, that the run cannot know; never the fixed claim that
+    nothing was tuned on test labels. It points to the docs' statement, which exists."""
+    from vlm_anomaly.config import Settings
+    from vlm_anomaly.evaluation import protocol_note
+
+    default = Settings.model_fields["detector"].default
+    note = protocol_note({"detector": default, "smoothing_window": 5, "normalize": "none"})
+    assert "the shipped default" in note and "not a blind held-out figure" in note and "UCSD Ped2" in note
+    other = protocol_note({"detector": "knn", "smoothing_window": 9, "normalize": "minmax"})
+    assert "not the default" in other and "not known to this run" in other and "smoothing 9" in other
+    for n in (note, other, protocol_note({})):
+        assert "fixed in advance" not in n and "test labels are used only to compute these metrics" in n
+        assert "docs/results.md, 'How parameters were chosen'" in n
+    assert "## How parameters were chosen" in DOC.read_text()
