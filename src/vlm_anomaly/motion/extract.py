@@ -73,9 +73,14 @@ class CellStream:
         t0 = time.perf_counter()
         gray = work_gray(frame.image, self.config)
         prev_t = getattr(frame, "previous_timestamp", None)
-        if frame.previous is not None and prev_t is not None and prev_t < frame.timestamp:
-            self._refs.add(float(prev_t), work_gray(frame.previous, self.config))
         ref, gap = self._refs.reference(frame.timestamp, gray.shape)
+        # the frame before is a reference only when the stream's own earlier frames give no usable gap,
+        # as offline (``iter_source``): else a live source handing it over would measure motion over
+        # another time gap than training and offline scoring did, and score differently
+        if (frame.previous is not None and prev_t is not None and prev_t < frame.timestamp
+                and (ref is None or gap < self.config.min_gap_s)):
+            self._refs.add(float(prev_t), work_gray(frame.previous, self.config))
+            ref, gap = self._refs.reference(frame.timestamp, gray.shape)
         t1 = time.perf_counter()
         out = cell_features(ref, gray, gap, self.config, self.cols, self._flow, frame.image.shape[0])
         self._refs.add(frame.timestamp, gray)
