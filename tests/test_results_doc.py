@@ -22,7 +22,7 @@ DOCS = REPO / "docs"
 DOC = DOCS / "results.md"
 LINK = re.compile(r"\]\((results/[^)]+/report\.json)\)")
 ANY_LINK = re.compile(r"\]\(([^)]+\.json)\)")
-METRIC_HEADER = re.compile(r"\b(AUC|AP|EER)\b|flagged")
+METRIC_HEADER = re.compile(r"\b(AUC|AP|EER)\b|flagged|frames/s")
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 NO_REPORT = ("no report", "not re-run")
 
@@ -99,7 +99,7 @@ def _same(shown: tuple[float, int], stored: float) -> bool:
 
 
 # -- what a column means in each kind of report --------------------------------------------------
-def _evaluation_figures(header: str, cell: str, d: dict, row: str) -> list[tuple[str, float, tuple]]:
+def _evaluation_figures(header: str, cell: str, d: dict, row: str, before: list[str]) -> list[tuple[str, float, tuple]]:
     """(what, stored, shown) for a cell of a column of an ``evaluate`` report."""
     m = d["metrics"]
     h = header.lower()
@@ -122,7 +122,7 @@ def _evaluation_figures(header: str, cell: str, d: dict, row: str) -> list[tuple
     return out
 
 
-def _codec_figures(header: str, cell: str, d: dict, row: str) -> list[tuple[str, float, tuple]]:
+def _codec_figures(header: str, cell: str, d: dict, row: str, before: list[str]) -> list[tuple[str, float, tuple]]:
     """``bench/motion_codecs.py --json``: {detector: {rendering: {auc, normal_flagged, ...}}}."""
     section = d["ocsvm" if "ocsvm" in header.lower() else "motion"]
     r = section[row.replace("*", "").strip()]
@@ -135,7 +135,7 @@ def _codec_figures(header: str, cell: str, d: dict, row: str) -> list[tuple[str,
     return []
 
 
-def _attribute_figures(header: str, cell: str, d: dict, row: str) -> list[tuple[str, float, tuple]]:
+def _attribute_figures(header: str, cell: str, d: dict, row: str, before: list[str]) -> list[tuple[str, float, tuple]]:
     """``bench/eval_attributes.py`` report: metrics by attribute, with and without smoothing 5."""
     label = row.replace("*", "").lower()
     key = (next(k for k in ("velocity", "appearance", "geometry", "frame") if k in label) if "alone" in label
@@ -149,6 +149,46 @@ def _attribute_figures(header: str, cell: str, d: dict, row: str) -> list[tuple[
     return []
 
 
+def _numbers(cell: str) -> list[tuple[float, int]]:
+    """Every figure of a cell (``5.58 / 12.36`` -> two; ``4,810`` is 4810)."""
+    return [_shown(x) for x in NUMBER.findall(cell.replace("*", "").replace(",", ""))]
+
+
+def _bench_figures(header: str, cell: str, d: dict, row: str, before: list[str]) -> list[tuple[str, float, tuple]]:
+    """``bench/bench_pipeline.py`` results: per runtime, frames/s at 500 ms and every frame, the
+    speed-up over the naive baseline, CPU ms per frame, encoder-only frames/s by batch size."""
+    [enc] = d["encoders"].values()
+    label = row.replace("*", "").lower()
+    phase = "0" if any("every frame" in h for h in before) else "500"
+    if label.startswith("naive"):
+        return [("naive frames/s", enc["naive"][phase]["fps"], _shown(cell))] if "frames/s" in header else []
+    runtime = "onnx-int8" if "int8" in label else label.split()[0]
+    lib = enc["library"][runtime]
+    if header.startswith("encoder only"):
+        sizes = re.search(r"batch ([\d/]+)", header).group(1).split("/")
+        return [(f"encoder-only frames/s, batch {b}", lib["encoder_only_fps"][b], v)
+                for b, v in zip(sizes, _numbers(cell), strict=True)]
+    if header == "x naive":
+        return [(f"x naive ({phase} ms)", enc["speedup"][runtime][phase], _shown(cell))]
+    if "CPU ms/frame" in header:
+        return [("CPU ms/frame", lib[phase]["cpu_util"] * 1000 / lib[phase]["fps"], _shown(cell))]
+    if "frames/s" in header:
+        return [(f"frames/s ({phase} ms)", lib[phase]["fps"], _shown(cell))]
+    return []
+
+
+def _gpu_figures(header: str, cell: str, d: dict, row: str, before: list[str]) -> list[tuple[str, float, tuple]]:
+    """``bench/gpu_encoders.py`` results, one entry per encoder."""
+    r = next(x for x in d["results"] if x["encoder"] == row.replace("*", "").lower())
+    if header.startswith("GPU-only"):
+        sizes = re.search(r"batch ([\d /]+)", header).group(1).replace(" ", "").split("/")
+        return [(f"GPU-only frames/s, batch {b}", r["gpu_only"][b], v)
+                for b, v in zip(sizes, _numbers(cell), strict=True)]
+    if "encode()" in header:
+        return [("encode() frames/s", r["encode_frames_per_s"], _shown(cell))]
+    return []
+
+
 def _figures_of(d: dict):
     if d.get("format") == "vlm-anomaly-evaluation":
         return _evaluation_figures
@@ -156,6 +196,10 @@ def _figures_of(d: dict):
         return _codec_figures
     if "per_clip_auc_fused" in d:
         return _attribute_figures
+    if "encoders" in d and "machine" in d:
+        return _bench_figures
+    if "results" in d and "device" in d:
+        return _gpu_figures
     raise AssertionError(f"a results table links a report of unknown kind: {sorted(d)[:8]}")
 
 
@@ -173,11 +217,11 @@ def _checks(t: Table) -> list[tuple[str, str, float, tuple | None]]:
             continue
         for i, (h, cell) in enumerate(zip(t.header, row, strict=True)):
             link = row_link.group(1) if row_link else cols[i]
-            if i == 0 or i == report_col or not METRIC_HEADER.search(h) or not cell or cell == "-":
+            if i == 0 or i == report_col or not cell or cell == "-" or (link is None and not METRIC_HEADER.search(h)):
                 continue
             assert link is not None, f"{where}: column {h!r} has figures but no report"
             d = json.loads(_report_file(t.path, link).read_text())
-            for what, stored, shown in _figures_of(d)(h, cell, d, row[0]):
+            for what, stored, shown in _figures_of(d)(h, cell, d, row[0], t.header[:i + 1]):
                 out.append((f"{where} column {h!r} ({link})", what, stored, shown))
     return out
 
@@ -185,7 +229,7 @@ def _checks(t: Table) -> list[tuple[str, str, float, tuple | None]]:
 def test_the_docs_have_results_tables_and_each_names_its_reports():
     tables = results_tables()
     names = {t.path.name for t in tables}
-    assert {"results.md", "motion.md"} <= names, names
+    assert {"results.md", "motion.md", "performance.md"} <= names, names
     for t in tables:
         cols = _column_reports(t)
         has_report_col = any(h.lower() == "report" for h in t.header)
