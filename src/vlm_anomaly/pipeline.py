@@ -221,12 +221,17 @@ class Pipeline:
             progress = progress or _noop
             progress(0, total, "extracting")
 
+            reported = [0]
+
             def cb(done: int, _total: int, stage: str) -> None:
+                reported[0] = max(reported[0], done)
                 progress(done, max(total, done), stage)
 
             scorer.fit([str(x) for x in sources], cb, names=names)
             vids = scorer.train_videos
-            n = sum(v.n_frames for v in vids)
+            # a scorer may read a source more than once (motion: also a degraded copy); the count a
+            # progress bar shows never goes back
+            n = max(sum(v.n_frames for v in vids), reported[0])
             progress(n, n, "done")
             return self._model(cls.from_scorer(scorer), enc, vids, names, scorer.interval_ms)
         if callable(embedded):

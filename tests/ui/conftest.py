@@ -10,6 +10,8 @@ def dash_env(tmp_path_factory):
     """Point the app at a fresh home (models, training set) with the offline encoder, 500 ms sampling."""
     home = tmp_path_factory.mktemp("dash-home")
     env = {"VLM_ANOMALY_HOME": str(home), "VLM_ANOMALY_ENCODER": "efficientnet", "VLM_ANOMALY_INTERVAL_MS": "500",
+           # the page tests check the embedding pipeline's review (descriptions, filters by word, prompts);
+           # the browser test (test_ui_browser.py) drives the shipped default, motion
            "VLM_ANOMALY_DETECTOR": "ocsvm",
            "VLM_ANOMALY_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "dash-cache"), "HF_HUB_OFFLINE": "1"}
     with pytest.MonkeyPatch.context() as mp:

@@ -91,17 +91,15 @@ def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_fra
     """The frames of a file/folder that scoring needs, with whether each is a sampled one.
 
     Why not always every frame: converting frames nobody measures costs more than the flow. When
-    the sampling interval is itself a usable time gap, each sample is the next one's reference;
-    when it is longer, each sample comes with the source frame before it; only shorter intervals
-    (or every frame) need the frames in between.
+    the sampling interval is a usable time gap or longer, each sample comes with the source frame
+    before it (the reference is the newest earlier frame at least ``min_gap_s`` older, that frame or
+    the previous sample: the rule a live source handing over the frame before each sample follows,
+    so a model scores the same offline and live); only shorter intervals (or every frame) need the
+    frames in between.
     """
     cfg = config or GridConfig()
     kw = dict(max_side=max_side, max_frames=max_frames, max_duration_s=max_duration_s)
-    if cfg.min_gap_s * 1000 <= interval_ms <= cfg.max_gap_s * 1000:
-        for f in sample_frames(source, interval_ms=interval_ms, **kw):
-            yield f, True
-        return
-    if interval_ms > cfg.max_gap_s * 1000:
+    if interval_ms >= cfg.min_gap_s * 1000:
         for f in sample_frames(source, interval_ms=interval_ms, with_previous=True, **kw):
             yield f, True
         return
