@@ -255,12 +255,13 @@ def _redact_record(record: logging.LogRecord) -> None:
     """Rewrite a log record in place so that nothing it prints holds a credential."""
     try:
         if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            # uvicorn's access formatter unpacks these five arguments itself: keep their shape,
+            # mask the request line's query (a ``?source=`` may carry a camera URL, %-encoded)
             args = list(record.args)
-            path = str(args[2])
-            if "?" in path:
-                base, _, q = path.partition("?")
-                args[2] = f"{base}?{redact_query(q)}"
+            base, sep, q = str(args[2]).partition("?")
+            args[2] = redact_text(unquote(base)) + (f"?{redact_query(q)}" if sep else "")
             record.args = tuple(args)
+            return
         msg = record.getMessage()
     except Exception:  # noqa: BLE001 - a bad format string is logging's to report, not ours
         return

@@ -103,12 +103,11 @@ def open_input(source: str, *, timeout: float | tuple[float, float] | None = 10.
 
 
 def open_failure(source: str, exc: BaseException) -> str:
-    """Why opening ``source`` failed, in words: FFmpeg's reason and what the restrictions refuse."""
-    why = short_error(exc)
+    """Why opening ``source`` failed, in a few words: FFmpeg's reason and what is refused on purpose."""
+    why = short_error(exc)[:80]
     src = str(source)
     if re.match(r"^https?://", src, re.I):
-        return (f"{why}; HTTP redirects are not followed and playlists (HLS, DASH) are not "
-                "opened: give the final URL of one video stream")
+        return f"{why}; redirects and playlists are not followed"
     if "://" not in src:
         try:
             with open(src, "rb") as fh:
@@ -116,8 +115,7 @@ def open_failure(source: str, exc: BaseException) -> str:
         except OSError:
             head = b""
         if head.startswith((b"#extm3u", b"ffconcat", b"<?xml", b"<mpd", b"v=0", b"file ")):
-            return (f"{why}: a playlist or session file (HLS, DASH, concat, SDP) is not opened, "
-                    "since it can point at other files or URLs")
+            return f"{why}: playlists (HLS, DASH, concat, SDP) are not opened"
     return why
 
 
