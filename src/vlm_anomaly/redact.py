@@ -18,6 +18,7 @@ passes every log record of the process (uvicorn's access log included) through t
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -49,7 +50,9 @@ _known_lock = threading.Lock()
 
 
 def _remember(secret: str) -> None:
-    forms = {secret, unquote(secret), unquote(secret.replace("+", " "))}
+    plain = {secret, unquote(secret), unquote(secret.replace("+", " "))}
+    # as repr() and JSON quote it too (an error message's {pw!r}, a JSON body): \' and \" escapes
+    forms = plain | {repr(p)[1:-1] for p in plain} | {json.dumps(p)[1:-1] for p in plain}
     with _known_lock:
         for s in forms:
             if len(s) >= MIN_REMEMBERED and s != MASK:
@@ -72,12 +75,18 @@ def _userinfo_end(s: str, start: int, stop: int) -> int:
     has_userinfo = "@" in authority or (":" in authority and not tail.isdigit())
     if not has_userinfo:
         return -1
-    best = -1
+    # the last '@' followed by a host and then a port or a path wins (a password may hold '@' and
+    # '/'); failing that the last one followed by a host at all
+    strong = weak = -1
     at = s.find("@", start, stop)
     while at != -1:
-        if _HOST_AFTER_AT.match(s, at + 1, stop if stop < len(s) else len(s)):
-            best = at
+        m = _HOST_AFTER_AT.match(s, at + 1, stop)
+        if m:
+            weak = at
+            if ":" in m.group(0) or (m.end() < stop and s[m.end()] in "/?#"):
+                strong = at
         at = s.find("@", at + 1, stop)
+    best = strong if strong != -1 else weak
     if best == -1 and "@" in authority:
         best = start + authority.rindex("@")
     return best
@@ -158,8 +167,10 @@ def _scan_url(s: str, start: int, stop: int, *, in_text: bool, keep_masks: bool)
 
 
 def _clean(url: str, *, keep_masks: bool) -> str:
-    if not _URL_START.match(url):
-        return url
+    if not _URL_START.match(url):  # not a URL; text that holds one is masked as free text
+        return redact_text(url) if "://" in url else url
+    _scan_url(url, 0, len(url), in_text=False, keep_masks=True)  # learn its secrets first
+    url = _mask_known(url)  # a password repeated where the parser ends early (a query's '#')
     text, end = _scan_url(url, 0, len(url), in_text=False, keep_masks=keep_masks)
     return text + url[end:]
 
@@ -188,26 +199,33 @@ def redact_text(text: str | object) -> str:
     :func:`redact_url`, and every password seen in a URL before masked where it stands bare."""
     s = str(text)
     if "://" in s:
-        out: list[str] = []
-        pos = 0
-        for m in _URL_START.finditer(s):
-            if m.start() < pos:
-                continue  # inside the URL just redacted (a password holding "://")
-            line_end = s.find("\n", m.start())
-            stop = len(s) if line_end == -1 else line_end
-            nxt = _next_url_start(s, m.end(), stop)
-            red, end = _scan_url(s, m.start(), nxt, in_text=True, keep_masks=True)
-            out.append(s[pos : m.start()])
-            out.append(red)
-            pos = end
-        out.append(s[pos:])
-        s = "".join(out)
-    secrets = _known_secrets()
-    if secrets:
-        for secret in secrets:
-            if secret in s:
-                s = s.replace(secret, MASK)
+        _scan_text(s)  # first learn the passwords this text holds, so none is masked only in part
+        s = _scan_text(_mask_known(s))
+    return _mask_known(s)
+
+
+def _mask_known(s: str) -> str:
+    for secret in _known_secrets():
+        if secret in s:
+            s = s.replace(secret, MASK)
     return s
+
+
+def _scan_text(s: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in _URL_START.finditer(s):
+        if m.start() < pos:
+            continue  # inside the URL just redacted (a password holding "://")
+        line_end = s.find("\n", m.start())
+        stop = len(s) if line_end == -1 else line_end
+        nxt = _next_url_start(s, m.end(), stop)
+        red, end = _scan_url(s, m.start(), nxt, in_text=True, keep_masks=True)
+        out.append(s[pos : m.start()])
+        out.append(red)
+        pos = end
+    out.append(s[pos:])
+    return "".join(out)
 
 
 def _next_url_start(s: str, start: int, stop: int) -> int:
