@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 
 EventId = Annotated[int, PathParam(ge=1, le=2**53, description="event id")]
 ModelName = Annotated[str, PathParam(max_length=64, description="model name")]
+SourceQuery = Annotated[str | None, Query(
+    max_length=2048,
+    description="the source as the API shows it (credentials masked, e.g. rtsp://***@cam/live) or "
+    "its camera name (cam_live); a client never needs to send a password",
+)]
 CHUNK = 1 << 20
 #: videos one training request may upload (each up to ``max_upload_mb``)
 MAX_VIDEOS_PER_REQUEST = 32
@@ -315,12 +320,9 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         by_slug = [s for s in known if source_slug(s) == source]
         return by_slug[0] if by_slug else shown
 
-    source_doc = ("the source as the API shows it (credentials masked, e.g. rtsp://***@cam/live), "
-                  "or its camera name (cam_live); clients never need to send a password")
-
     @api.get("/events", tags=["events"])
     def list_events(
-        source: Annotated[str | None, Query(max_length=2048, description=source_doc)] = None,
+        source: SourceQuery = None,
         acknowledged: bool | None = None,
         status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -369,7 +371,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
     @api.get("/gaps", tags=["events"])
     def list_gaps(
-        source: Annotated[str | None, Query(max_length=2048, description=source_doc)] = None,
+        source: SourceQuery = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict]:
         """Stream stalls/drops and the time they cost."""
