@@ -29,7 +29,7 @@ from tests.helpers import cli_env, free_port
 from vlm_anomaly import load_settings
 from vlm_anomaly.api import create_app
 from vlm_anomaly.errors import InvalidVideoError, VlmAnomalyError
-from vlm_anomaly.redact import redact_query, redact_text, redact_url, source_slug
+from vlm_anomaly.redact import redact_text, redact_url, source_slug
 from vlm_anomaly.video import probe, sample_frames
 from vlm_anomaly.video.live import LiveSource
 from vlm_anomaly.video.sources import AvReader
@@ -59,6 +59,8 @@ def _clean(*texts: object) -> None:
 
 
 def test_the_redactor_parses_urls_in_free_text():
+    from vlm_anomaly.redact import redact_query
+
     for user, pw in CREDENTIALS:
         url = _url("rtsp", user, pw, "cam.lan:554")
         for text in (url, f"failed: '{url}' (x)", f'open("{url}") -> 401', f"<{url}>",
@@ -228,16 +230,18 @@ def test_serve_access_log_and_cli_output(trained_home, tmp_path, run_cli, clip_s
     _clean(*(r.stdout + r.stderr for r in results))
 
 
-def test_cli_unexpected_errors_are_masked(trained_home, run_cli, tmp_path):
-    """A failure the CLI did not expect (here a broken config value quoting a camera URL) is
-    printed through the same redactor, with and without --debug."""
+def test_cli_config_errors_are_masked(trained_home, run_cli, tmp_path):
+    """A config file holds passwords: its errors (a YAML slip on a camera's line, a wrong value)
+    never quote them, with and without --debug."""
     user, pw = CREDENTIALS[1]
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"max_watchers: \"rtsp://{user}:{pw}@cam.lan/live\"\n")
-    for extra in ([], ["--debug"]):
-        r = run_cli("--config", cfg, *extra, "models", "list", home=trained_home)
-        assert r.returncode != 0 and "error" in r.stderr.lower(), r.stderr
-        _clean(r.stdout + r.stderr)
+    for text in (f'mqtt_url: "mqtt://{user}:{pw}@broker.lan:1883" : - ]\n',
+                 f'max_watchers: "rtsp://{user}:{pw}@cam.lan/live"\n'):
+        cfg.write_text(text)
+        for extra in ([], ["--debug"]):
+            r = run_cli("--config", cfg, *extra, "models", "list", home=trained_home)
+            assert r.returncode != 0 and "error" in r.stderr.lower(), r.stderr
+            _clean(r.stdout + r.stderr)
     r = run_cli("models", "list", home=trained_home,
                 env={"VLM_ANOMALY_MAX_WATCHERS": f"http://{user}:{pw}@cam/x"})
     assert r.returncode != 0
