@@ -108,7 +108,7 @@ def open_failure(source: str, exc: BaseException) -> str:
     src = str(source)
     if re.match(r"^https?://", src, re.I):
         return f"{why}; redirects and playlists are not followed"
-    if "://" not in src:
+    if "://" not in src and os.path.isfile(src):  # a regular file only: never block on a FIFO
         try:
             with open(src, "rb") as fh:
                 head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
