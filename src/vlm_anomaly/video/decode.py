@@ -52,8 +52,8 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 #: patterns...): an uploaded ``.m3u8`` or a redirecting camera could make those fetch any URL or
 #: read any local file. (mov's external references stay off: FFmpeg's ``enable_drefs`` is 0.)
 INPUT_FORMATS = (
-    "mov,matroska,avi,mpegts,mpeg,flv,live_flv,asf,ogg,nut,ivf,mjpeg,mpjpeg,h264,hevc,m4v,"
-    "mpegvideo,obu,yuv4mpegpipe,png_pipe,jpeg_pipe,gif,rtsp"
+    "mov,matroska,avi,mpegts,mpeg,flv,live_flv,asf,ogg,nut,ivf,dv,mjpeg,mpjpeg,h264,hevc,m4v,vc1,"
+    "mpegvideo,obu,yuv4mpegpipe,png_pipe,jpeg_pipe,bmp_pipe,tiff_pipe,webp_pipe,gif,rtsp"
 )
 
 #: FFmpeg protocols each URL scheme may use, itself and underneath: never local ones (file, pipe,
