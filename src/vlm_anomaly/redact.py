@@ -43,13 +43,14 @@ _TEXT_END = set(" \t\r\n'\"<>`")
 _VALUE_END = set("&;#")
 
 #: secrets shorter than this are not searched for bare in free text (too many false matches)
-MIN_REMEMBERED = 4
+MIN_REMEMBERED = 6
 _REMEMBER_MAX = 512
 _known: OrderedDict[str, None] = OrderedDict()
 _known_lock = threading.Lock()
 
 
 def _remember(secret: str) -> None:
+    global _sorted_known
     plain = {secret, unquote(secret), unquote(secret.replace("+", " "))}
     # as repr() and JSON quote it too (an error message's {pw!r}, a JSON body): \' and \" escapes
     forms = plain | {repr(p)[1:-1] for p in plain} | {json.dumps(p)[1:-1] for p in plain}
@@ -60,6 +61,7 @@ def _remember(secret: str) -> None:
                 _known.move_to_end(s)
         while len(_known) > _REMEMBER_MAX:
             _known.popitem(last=False)
+        _sorted_known = None  # re-sorted on next use
 
 
 def _userinfo_end(s: str, start: int, stop: int) -> int:
@@ -189,9 +191,16 @@ def redact_url(url: str | object) -> str:
     return _clean(str(url), keep_masks=True)
 
 
-def _known_secrets() -> list[str]:
+_sorted_known: tuple[str, ...] | None = None
+
+
+def _known_secrets() -> tuple[str, ...]:
+    """The remembered secrets, longest first (sorted again only after one was added)."""
+    global _sorted_known
     with _known_lock:
-        return sorted(_known, key=len, reverse=True)
+        if _sorted_known is None:
+            _sorted_known = tuple(sorted(_known, key=len, reverse=True))
+        return _sorted_known
 
 
 def redact_text(text: str | object) -> str:
