@@ -21,7 +21,7 @@ from rich.table import Table
 
 from .config import Settings, load_settings
 from .errors import VlmAnomalyError
-from .redact import redact_url
+from .redact import redact_text, redact_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Video anomaly detection with vision-language models.")
@@ -536,7 +536,7 @@ def score_batch(
     names = output_names(sources) if out_dir else [None] * len(sources)
     for src, r, name in zip(sources, results, names, strict=True):
         s = r.summary()
-        out.print(f"{src}: {s['frames']} frames, {s['anomalies']} anomalous "
+        out.print(f"{redact_url(src)}: {s['frames']} frames, {s['anomalies']} anomalous "
                   f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}",
                   highlight=False, soft_wrap=True)
         if out_dir:
@@ -557,14 +557,21 @@ def _print_explanations(result, top: int) -> None:
                   f"{result.explanations[i].get('text', '')}", highlight=False, markup=False, soft_wrap=True)
 
 
+def _print_traceback() -> None:
+    """--debug: the traceback, with credentials masked as everywhere else."""
+    import traceback
+
+    err.print(redact_text(traceback.format_exc()).rstrip(), highlight=False, markup=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console-script entry: run the app, turning expected errors into one line + exit code."""
     try:
         app(standalone_mode=False)
     except VlmAnomalyError as exc:
         if _state["debug"]:
-            raise
-        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+            _print_traceback()
+        err.print(f"error: {redact_text(exc)}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -577,11 +584,13 @@ def main() -> None:
         import click
 
         if isinstance(exc, click.ClickException):
+            exc.message = redact_text(exc.message)
             exc.show()
             sys.exit(exc.exit_code)
         if _state["debug"]:
-            raise
-        err.print(f"error: {type(exc).__name__}: {exc}", highlight=False, markup=False, soft_wrap=True)
+            _print_traceback()
+        err.print(f"error: {type(exc).__name__}: {redact_text(exc)}", highlight=False, markup=False,
+                  soft_wrap=True)
         sys.exit(1)
 
 

@@ -563,6 +563,10 @@ def load_settings(
     if path is not None:
         try:
             data = yaml.safe_load(path.read_text()) or {}
+        except yaml.MarkedYAMLError as exc:  # its text quotes the file's line: it may hold a password
+            mark = exc.problem_mark
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise ConfigError(f"cannot read config file {path}: {exc.problem or 'not YAML'}{where}") from None
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
         if not isinstance(data, dict):

@@ -233,6 +233,12 @@ class EventStore:
         with self.engine.connect() as conn:
             return [EventRecord(**r._asdict()) for r in conn.execute(q)]
 
+    def sources(self) -> list[str]:
+        """Every source that has events or gaps (as stored: credentials masked)."""
+        q = sa.union(sa.select(events_table.c.source), sa.select(gaps_table.c.source))
+        with self.engine.connect() as conn:
+            return sorted({r[0] for r in conn.execute(q) if r[0]})
+
     def gaps(self, source: str | None = None, limit: int = 100) -> list[dict]:
         q = gaps_table.select().order_by(gaps_table.c.id.desc()).limit(limit)
         if source is not None:
