@@ -303,7 +303,8 @@ def test_browser_login_then_live_page_refuses_server_files_and_other_hosts(publi
     nav = d.find_element(By.CSS_SELECTOR, "[data-testid='stSidebarNav']").text
     assert all(p in nav for p in ("Train", "Test", "Live", "Models"))
 
-    d.find_element(By.XPATH, "//label[.//*[normalize-space(.)='Continuous (server-side source)']]").click()
+    _wait(d, lambda d: d.find_element(By.XPATH, "//label[.//*[normalize-space(.)='Continuous (server-side source)']]"),
+          120, "mode").click()
     for source, setting in (("/etc/passwd", "allowed_media_dirs"), ("http://example.com/cam.mp4",
                                                                     "allowed_url_hosts")):
         box = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Source']"), what="source")
