@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import dockerfile
+import pytest
 import yaml
 
 from tests.helpers import REPO
@@ -165,6 +166,7 @@ def run_container(tmp_path, extra_env: dict[str, str]) -> str:
     return r.stdout
 
 
+@pytest.mark.slow
 def test_container_starts_its_dashboard_only_with_a_login(tmp_path):
     """`vlm-anomaly service` as the image runs it - its user (uid 1000), its ENV, /data and /config, its
     network (ports 8000 and 8501 of its own) - with compose's environment; no image builder runs here."""

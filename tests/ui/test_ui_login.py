@@ -117,6 +117,14 @@ def test_served_publicly_without_credentials_the_app_shows_nothing(dash_env):
         "network."]
 
 
+def test_a_broken_password_setting_closes_the_dashboard(dash_env, monkeypatch):
+    monkeypatch.setenv("VLM_ANOMALY_DASHBOARD_PASSWORD_HASH", "hunter22")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception and not titles(at) and not at.file_uploader
+    [err] = [e.value for e in at.error]
+    assert err.startswith("This dashboard is closed: invalid setting dashboard_password_hash") and "hunter22" not in err
+
+
 def test_which_addresses_need_a_login():
     assert all(map(is_loopback, ["localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "", None, "192.168.1.5", "myhost", "localhost.evil"]))
@@ -209,6 +217,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+@pytest.mark.slow
 def test_insecure_no_auth_serves_a_public_address_when_asked(tmp_path):
     proc, url, log = _serve(["--address", "0.0.0.0", "--insecure-no-auth"], tmp_path, cli_env(tmp_path))
     _stop(proc)

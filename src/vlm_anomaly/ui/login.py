@@ -18,6 +18,7 @@ import streamlit as st
 
 from ..config import load_settings
 from ..credentials import DashboardCredentials, LoginThrottle, dashboard_exposure
+from ..errors import VlmAnomalyError
 
 _SESSION_KEY = "_dashboard_login"
 #: every failure is answered this late (a cheap brake, on top of the lock-outs)
@@ -40,8 +41,12 @@ def _fingerprint(creds: DashboardCredentials) -> str:
 def gate() -> bool:
     """True when this browser session may see the dashboard; otherwise draws the login form (or why
     the dashboard is closed) and returns False, and the caller draws nothing else."""
-    settings = load_settings()  # file and environment only: never parameters saved from the dashboard
-    creds = DashboardCredentials.from_settings(settings)
+    try:  # file and environment only: never parameters saved from the dashboard
+        settings = load_settings()
+        creds = DashboardCredentials.from_settings(settings)
+    except VlmAnomalyError as exc:  # a broken settings file closes the door, it does not open it
+        st.error(f"This dashboard is closed: {exc}")
+        return False
     if not creds.configured:
         why = dashboard_exposure(settings, st.get_option("server.address"))
         if why:
