@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .config import Settings, load_settings
-from .errors import VlmAnomalyError
+from .errors import ConfigError, VlmAnomalyError
 from .redact import redact_text, redact_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -358,17 +358,56 @@ def evaluate(
 def ui(
     port: Annotated[Optional[int], typer.Option("--port", help="HTTP port (setting ui_port, default 8501)")] = None,
     address: Annotated[str, typer.Option("--address", help="interface to listen on")] = "localhost",
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth", help="serve a non-loopback address with no login (a trusted network only)")] = False,
+    hash_password: Annotated[bool, typer.Option(
+        "--hash-password", help="read a password from stdin, print its hash (dashboard_password_hash)")] = False,
 ) -> None:
-    """Start the Streamlit dashboard (train, test, live, models) on http://localhost:8501."""
+    """Start the Streamlit dashboard (train, test, live, models) on http://localhost:8501.
+
+    On an address other than localhost it starts only with a login configured (setting
+    dashboard_password_hash, or api_tokens) or with --insecure-no-auth.
+    """
+    from .credentials import DashboardCredentials, dashboard_exposure
+
+    if hash_password:
+        out.print(_password_hash_from_stdin(), highlight=False, markup=False, soft_wrap=True)
+        return
     s = _settings()
+    why = dashboard_exposure(s, address, insecure_no_auth=insecure_no_auth)
+    if why:
+        raise ConfigError(why)
+    # the app loads its settings itself: the same file, and the owner's --insecure-no-auth
+    if _state["config"]:
+        os.environ["VLM_ANOMALY_CONFIG"] = str(Path(_state["config"]).resolve())
+    if insecure_no_auth:
+        os.environ["VLM_ANOMALY_DASHBOARD_INSECURE_NO_AUTH"] = "true"
     app_py = Path(__file__).parent / "ui" / "app.py"
     args = [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port or s.ui_port),
             "--server.address", address, "--server.headless", "true",
             "--server.maxUploadSize", str(s.max_upload_mb), "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--client.showErrorDetails", "type",
             "--client.toolbarMode", "minimal"]
-    err.print(f"dashboard on http://{address}:{port or s.ui_port}", highlight=False)
+    login = "login required" if DashboardCredentials.from_settings(s).configured else "no login"
+    err.print(f"dashboard on http://{address}:{port or s.ui_port} ({login})", highlight=False)
     os.execv(sys.executable, args)
+
+
+def _password_hash_from_stdin() -> str:
+    """A hash of the password typed twice at a terminal, or of stdin's first line when piped."""
+    from .credentials import hash_password
+
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("dashboard password: ")
+        if getpass.getpass("again: ") != first:
+            raise ConfigError("the two passwords differ")
+        return hash_password(first)
+    line = sys.stdin.readline()
+    return hash_password(line.removesuffix("\n").removesuffix("\r"))
+
+
 # -- live monitoring service (issue 7): watch and serve --------------------------------------
 def _print_notice(n) -> None:
     """One line per event/gap, as they happen."""
@@ -468,6 +507,12 @@ def service(
     from .video.frigate import FrigateError
 
     settings = _settings()
+    if ui:  # once here, not in the dashboard's restart loop
+        from .credentials import dashboard_exposure
+
+        why = dashboard_exposure(settings, settings.ui_address)
+        if why:
+            raise ConfigError(why)
     if watch is None:
         watch = bool(settings.cameras or settings.frigate_url)
     what = "no cameras"

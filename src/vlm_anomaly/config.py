@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .credentials import PasswordHash
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,8 @@ class ServiceSettings:
     frigate_events: bool
     ui_port: int
     ui_address: str
+    dashboard_password_hash: str | None
+    dashboard_insecure_no_auth: bool
 
 
 #: YAML section name -> its view's class; a section's keys are its view's fields
@@ -328,6 +331,10 @@ class Settings(BaseModel):
     api_host: str = "127.0.0.1"  # where `service` serves the REST API
     api_port: int = Field(default=8000, ge=1, le=65535)
     ui_address: str = "localhost"  # where `service` serves the dashboard (0.0.0.0 in a container)
+    # the dashboard's login: a scrypt hash from `vlm-anomaly ui --hash-password` (the api_tokens open
+    # it too); off loopback the dashboard refuses to start without one unless insecure_no_auth is set
+    dashboard_password_hash: str | None = None
+    dashboard_insecure_no_auth: bool = False  # serve a non-loopback address with no login (trusted LAN)
     alert_prompts: list[str] = Field(default_factory=list)  # known-bad situations, CLIP encoders only
     alert_prompt_threshold: float = 0.5  # probability of a bad prompt that "fires"
     alert_prompt_weight: float = 1.0  # fused score = one-class score - weight * bad-prompt probability
@@ -368,6 +375,17 @@ class Settings(BaseModel):
             raise ValueError(f"not a stream URL scheme: {', '.join(bad)} "
                              f"(allowed: {', '.join(STREAM_SCHEMES)})")
         return v
+
+    @field_validator("dashboard_password_hash", mode="after")
+    @classmethod
+    def _password_hash(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            PasswordHash.parse(v)
+        except ConfigError as exc:  # a ValueError's message is what the settings loader shows
+            raise ValueError(str(exc)) from None
+        return v.strip()
 
     @field_validator("allowed_media_dirs", mode="after")
     @classmethod

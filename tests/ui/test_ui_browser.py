@@ -50,6 +50,7 @@ def server(tmp_path_factory):
            # the shipped default detector (motion); only the encoder is pinned (offline) and the interval
            "VLM_ANOMALY_ENCODER": "efficientnet", "VLM_ANOMALY_INTERVAL_MS": "500",
            "VLM_ANOMALY_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "dash-cache"), "HF_HUB_OFFLINE": "1",
+           "VLM_ANOMALY_ALLOWED_MEDIA_DIRS": str(tmp_path_factory.getbasetemp()),  # the Live page's clip
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
     env.pop("VLM_ANOMALY_CONFIG", None)
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed in teardown

@@ -24,6 +24,7 @@ from ..errors import InvalidVideoError, VlmAnomalyError
 from ..events import AlertDispatcher, EventStore, RetentionJob
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
+from ..source_policy import SourcePolicy
 from ..store import ModelStore
 from ..training_set import TrainingSet
 from ..video import VIDEO_EXTENSIONS
@@ -44,6 +45,12 @@ def user_errors(prefix: str = "") -> Iterator[None]:
 def settings(**overrides) -> Settings:
     """Settings from file/env, with the saved training parameters and ``overrides`` on top."""
     return TrainingSet.for_settings(load_settings()).settings(overrides=overrides)
+
+
+def source_policy() -> SourcePolicy:
+    """What a dashboard user may open on the server: the REST API's allow-lists, from the settings file and
+    environment only (never from parameters saved on the dashboard). The owner's CLI is not limited."""
+    return SourcePolicy.from_settings(load_settings().api)
 
 
 def training_set(s: Settings | None = None) -> TrainingSet:
