@@ -256,6 +256,12 @@ def test_watch_killed_mid_event_then_started_again(trained_home, clips, mqtt_bro
     assert mine and mine[0]["status"] == "closed" and mine[0]["end_reason"] == "service restarted"
     assert "(service restarted)" in mine[0]["description"] and mine[0]["source_end_s"] is not None
     assert reader.retained(f"vlm-anomaly/{cam}/anomaly")[f"vlm-anomaly/{cam}/anomaly"] == b"OFF"
+    fired = [json.loads(p) for t, p, _ in reader.messages[seen:] if t == f"vlm-anomaly/{cam}/activity"]
+    assert [f["event_type"] for f in fired if f["event_id"] == eid] == ["anomaly_end"]
+    # and the alert sinks get the "end" the killed process never sent
+    ends = [json.loads(p) for t, p, _ in reader.messages[seen:] if t.endswith("/events")]
+    assert [m["after"]["end_reason"] for m in ends if m["type"] == "end" and m["after"]["id"] == str(eid)] \
+        == ["service restarted"]
 
     # -- the API answers the event with its end reason
     settings = load_settings(overrides={"home": trained_home, "encoder": "efficientnet",
