@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 #: the clip stops growing after this many frames (an hour-long event must not fill the disk);
 #: the snapshot goes on following the worst frame
 MAX_CLIP_FRAMES = 3000
+#: frames held in memory before the event has its id (the pre-roll and the pending start: seconds)
+MAX_PENDING_FRAMES = 300
 _ERRORS = (OSError, ValueError, av.error.FFmpegError)
 
 
@@ -50,7 +52,7 @@ class EventEvidence:
         self.fps = fps
         self.snapshot_every_s = snapshot_every_s
         self.max_frames = max_frames
-        self._pending: list[np.ndarray] = list(pre_roll)[-max_frames:]
+        self._pending: list[np.ndarray] = list(pre_roll)[-MAX_PENDING_FRAMES:]
         self._worst: np.ndarray | None = None
         self._worst_saved = True
         self._snap_at = 0.0
@@ -67,8 +69,9 @@ class EventEvidence:
     def add(self, image: np.ndarray) -> None:
         """A frame of the event (or of its pending start): into the clip, or buffered until it opens."""
         if not self.is_open:
-            if len(self._pending) < self.max_frames:
-                self._pending.append(image)
+            self._pending.append(image)
+            if len(self._pending) > MAX_PENDING_FRAMES:  # keep the latest (a long pending start)
+                del self._pending[0]
             return
         if self._clip is None or self._clip.frames >= self.max_frames:
             return
