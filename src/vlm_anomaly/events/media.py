@@ -43,7 +43,7 @@ def write_snapshot(path: str | Path, image: np.ndarray, *, quality: int = 90) ->
 
 
 class _GrowingVideoWriter(AnnotatedVideoWriter):
-    """The annotated-video writer in fragmented-MP4 mode: no encoder delay, a keyframe every 2 s."""
+    """The annotated-video writer in fragmented-MP4 mode: no encoder delay, a keyframe every 10 s."""
 
     def __enter__(self) -> _GrowingVideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,9 +52,11 @@ class _GrowingVideoWriter(AnnotatedVideoWriter):
 
     def _open_stream(self, w: int, h: int) -> None:
         super()._open_stream(w, h)
-        # zerolatency: each frame's packet comes out of x264 at once, not frames later
+        # zerolatency: each frame's packet comes out of x264 at once, not frames later; a keyframe
+        # every 10 s (seeking; what survives a kill does not depend on it: every frame is a fragment)
+        # keeps clips about the size of ones written at the end (bench/event_evidence.py)
         self._stream.options = {**self._stream.options, "tune": "zerolatency",
-                                "g": str(max(1, round(self.fps * 2)))}
+                                "g": str(max(1, round(self.fps * 10)))}
 
 
 class ClipWriter:
