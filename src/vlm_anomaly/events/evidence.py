@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 MAX_CLIP_FRAMES = 3000
 #: frames held in memory before the event has its id (the pre-roll and the pending start: seconds)
 MAX_PENDING_FRAMES = 300
-_ERRORS = (OSError, ValueError, av.error.FFmpegError)
+_ERRORS = (OSError, ValueError, RuntimeError, av.error.FFmpegError)
 
 
 def evidence_base(label: str, wall_start, event_id: int) -> str:
