@@ -307,7 +307,7 @@ class Settings(BaseModel):
     # events end on a shorter causal window: about this many seconds of samples (never more than the
     # window above), so they end soon after the scene returns to normal at any sampling interval
     event_end_smoothing_s: float = Field(default=1.0, ge=0)
-    clip_seconds: float = 4.0  # MP4 clip length around the worst frame
+    clip_seconds: float = 4.0  # an event's MP4 clip starts clip_seconds/2 before it, runs to its end
     retention_days: float = 30.0  # events older than this are deleted (0 = keep)
     retention_max_mb: float = 1024.0  # snapshots + clips above this: oldest events deleted (0 = no limit)
     retention_interval_s: float = Field(default=300.0, gt=0)  # how often the retention job runs

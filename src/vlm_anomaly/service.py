@@ -54,14 +54,16 @@ def watch_cameras(
     bridge = (HomeAssistantBridge.from_settings(settings.alerts, store=store)
               if settings.mqtt_url and settings.ha_discovery else None)
     mon = Monitor(Pipeline(settings), store=store, alerts=alerts,
-                  listener=fan_out(listener, bridge.on_notice if bridge else None))
+                  listener=fan_out(listener, bridge.on_notice if bridge else None), recover=False)
     names: dict[str, str] = {}
     early = False
     restore = _sigterm_as_interrupt()
     try:
-        for cam in cameras:
-            if bridge is not None:
+        if bridge is not None:
+            for cam in cameras:
                 bridge.add_camera(cam.name, cam.source)
+        mon.start_recovery()  # events a crash left open end now, and Home Assistant hears of it
+        for cam in cameras:
             names[mon.start(cam.model, cam.source, realtime=realtime, camera=cam.name)] = cam.name
         if bridge is not None:
             bridge.clear_stale()

@@ -86,7 +86,10 @@ def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(
     assert [b["type"] for b in webhook.bodies] == ["new", "end"]
     end = webhook.bodies[1]["after"]
     assert webhook.bodies[1]["before"] == webhook.bodies[0]["after"]  # the state announced at "new"
-    assert not webhook.bodies[0]["after"]["has_snapshot"] and end["end_time"] is not None
+    # the evidence is on disk from the start: "new" already points at a snapshot and a clip
+    new = webhook.bodies[0]["after"]
+    assert new["has_snapshot"] and new["has_clip"] and new["end_time"] is None and end["end_time"] is not None
+    assert new["snapshot"] == end["snapshot"] == ev.snapshot and new["clip"] == end["clip"] == ev.clip
     assert end["id"] == str(ev.id) and end["label"] == "anomaly" and end["has_snapshot"]
     assert end["source_start_s"] == round(ev.start_time, 3) and end["top_score"] == round(
         ev.worst_score, 6

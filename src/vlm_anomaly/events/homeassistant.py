@@ -19,6 +19,10 @@ state at once. Ids derive from the camera name only, so they are stable across r
 camera that is no longer watched has its retained configs and states cleared (Home Assistant
 removes entities whose config becomes empty).
 
+After a crash: the service's availability goes offline by the Last Will; on the next start each
+camera's last stored event is published again, so an event the crash left open (closed by the
+start as "service restarted", see :mod:`.recovery`) stops showing as open.
+
 Nothing secret leaves: camera ids are made from the name or, for a bare URL, from the URL without
 its user, password and secret-looking query values; no payload carries the source URL.
 """
@@ -64,7 +68,8 @@ def event_description(rec: EventRecord) -> str:
     else:
         what = "unusual activity"
     span = f"{rec.start_time:.1f}-{rec.end_time:.1f} s" if rec.end_time is not None else f"from {rec.start_time:.1f} s"
-    return f"{what} - event #{rec.id}, {span}, worst score {rec.worst_score:.3f}"[:255]
+    why = f" ({rec.end_reason})" if rec.end_reason and rec.end_reason != "recovered" else ""
+    return f"{what} - event #{rec.id}, {span}{why}, worst score {rec.worst_score:.3f}"[:255]
 
 
 def event_type(kind: str, rec: EventRecord) -> str:
@@ -245,7 +250,21 @@ class HomeAssistantBridge:
             self._announce(cam)
             self._set_available(cam, False)
             self._publish(self.state_topic(cam.id, "anomaly"), "OFF")  # no event is open in this run yet
+        self._publish_last_event(cam)
         return cam.id
+
+    def _publish_last_event(self, cam: _Camera) -> None:
+        """The camera's last stored event, if closed: after a crash the retained state may still
+        show it open (the start closed it, "service restarted"), and its snapshot may be newer."""
+        if self.store is None or cam.source is None:
+            return
+        try:
+            last = self.store.list(source=redact_url(cam.source), limit=1)
+        except Exception as exc:  # noqa: BLE001 - announcing must not fail on a busy database
+            log.warning("Home Assistant: cannot read the last event of %s: %s", cam.id, exc)
+            return
+        if last and last[0].status == "closed":  # states only: nothing new happened, no activity fires
+            self._publish_event_state(cam.id, last[0])
 
     def remove_camera(self, name: str) -> None:
         """Forget a camera: empty retained configs (Home Assistant deletes the entities) and states."""
@@ -311,22 +330,28 @@ class HomeAssistantBridge:
                 self._publish(self.state_topic(cam.id, "score"), text)
 
     def on_event(self, name: str, kind: str, rec: EventRecord) -> None:
-        """``start``: problem ON and the open event; ``end``: problem OFF, event and snapshot."""
+        """``start``: problem ON, the open event and its first snapshot; ``end``: problem OFF, the
+        event and its final snapshot."""
         cid = camera_id(name)
         with self._lock:
             if cid not in self.cameras:
                 return
-        state = event_state(self.cameras[cid].name, rec)
-        self._publish(self.state_topic(cid, "anomaly"), "ON" if kind == "start" else "OFF")
-        self._publish(self.state_topic(cid, "event"), json.dumps(state))
+        state = self._publish_event_state(cid, rec, anomaly=kind == "start")
         self._publish(self.state_topic(cid, "activity"),
                       json.dumps({"event_type": event_type(kind, rec), **state}), retain=False)
-        if kind == "end" and rec.snapshot and self.store is not None:
+
+    def _publish_event_state(self, cid: str, rec: EventRecord, anomaly: bool = False) -> dict[str, Any]:
+        """The retained states of an event: problem on/off, the last-event sensor, the snapshot."""
+        state = event_state(self.cameras[cid].name, rec)
+        self._publish(self.state_topic(cid, "anomaly"), "ON" if anomaly else "OFF")
+        self._publish(self.state_topic(cid, "event"), json.dumps(state))
+        if rec.snapshot and self.store is not None:  # written as the event opens, updated at its end
             path = self.store.media_path(rec.snapshot)
             try:
                 self._publish(self.state_topic(cid, "snapshot"), path.read_bytes())
             except OSError as exc:
                 log.warning("Home Assistant: cannot read snapshot of event %s: %s", rec.id, exc)
+        return state
 
     def on_notice(self, notice) -> None:
         """A :class:`~vlm_anomaly.events.WatchNotice` listener (events, gaps, errors)."""
