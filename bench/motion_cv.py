@@ -229,6 +229,10 @@ def main() -> None:
         ("v5+direction p200", MotionConfig(grid=grid, fused=v5 + ("direction",), place_examples=200)),
         ("v5+direction p0", MotionConfig(grid=grid, fused=v5 + ("direction",), place_examples=0)),
         ("object+appearance+direction p50", MotionConfig(grid=grid, fused=("object", "appearance", "direction"))),
+        # round 8b, added after round 8's few-clip run: distances divided per cell
+        ("v5+direction p0 norm", MotionConfig(grid=grid, fused=v5 + ("direction",), place_examples=0,
+                                              place_norm=True)),
+        ("v5+direction p50 norm", MotionConfig(grid=grid, fused=v5 + ("direction",), place_norm=True)),
     ]
     candidates = round8 if args.round == "8" else [
         ("object k3", MotionConfig(grid=grid, fused=("object",), k_object=3)),

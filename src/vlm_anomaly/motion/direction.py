@@ -123,23 +123,38 @@ def radius_neighbours(radius: np.ndarray, rows: int, cols: int) -> list[np.ndarr
 
 
 def fit_direction(X: np.ndarray, active: np.ndarray, groups: np.ndarray, rows: int, cols: int, *,
-                  max_bank: int, k: int, min_examples: int, max_radius: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  max_bank: int, k: int, min_examples: int, max_radius: int, per_cell: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Bank and held-out values of scaled examples ``X`` (n, cells, DIRECTION_DIM).
 
-    Returns the bank's rows, their cells, their frame numbers, the per-cell radius, and each
-    training frame's worst-cell distance to a bank (and radius) fitted without its group."""
+    Returns the bank's rows, their cells, their frame numbers, the per-cell radius, each training
+    frame's worst-cell distance to a bank fitted without its group, and with ``per_cell`` the
+    per-cell divisors of distances (see :func:`cell_divisors`; None without)."""
     n_cells = rows * cols
-    per_frame = np.zeros(len(X))
+    # the tolerance of the model that will score is the one calibrated: every held-out fold uses
+    # the radius learnt from all clips (a fold's own, from fewer clips, would be wider and its
+    # threshold too low for the deployed bank)
+    rad = place_radius(active, rows, cols, min_examples, max_radius)
+    nb = radius_neighbours(rad, rows, cols)
+    D = np.zeros(X.shape[:2])
     for g in np.unique(groups):
         out = groups != g
-        rad = place_radius(active[out], rows, cols, min_examples, max_radius)
         r2, c2, _ = build_banks(X[out], max_bank)
-        d, _ = CellBanks(r2, c2, n_cells, radius_neighbours(rad, rows, cols), k).query(X[groups == g])
-        per_frame[groups == g] = d.max(1)
-    rad = place_radius(active, rows, cols, min_examples, max_radius)
+        D[groups == g], _ = CellBanks(r2, c2, n_cells, nb, k).query(X[groups == g])
+    div = cell_divisors(D) if per_cell else None
+    per_frame = (D / div if div is not None else D).max(1)
     r, c, fr = build_banks(X, max_bank)
-    return r, c, fr, rad, per_frame
+    return r, c, fr, rad, per_frame, div
+
+
+def cell_divisors(D: np.ndarray) -> np.ndarray:
+    """(cells,) what a held-out normal distance reaches in each cell (its 99th percentile), at
+    least the median of those over the cells that moved: dividing by it puts a busy, varied cell
+    and a quiet one on one scale, so the worst cell of a frame is the most unusual one rather
+    than the noisiest."""
+    q = np.percentile(D, 99, axis=0)
+    floor = float(np.median(q[q > 0])) if np.any(q > 0) else 1.0
+    return np.maximum(q, max(floor, 1e-6))
 
 
 def direction_words(h: np.ndarray) -> str:

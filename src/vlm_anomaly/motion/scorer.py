@@ -78,6 +78,8 @@ class MotionConfig:
     #: this many frames, else by the smallest ring of cells around it (up to ``place_max_radius``) that did
     place_examples: int = 50
     place_max_radius: int = 3
+    #: direction: divide each cell's distance by what held-out normal frames reach in that cell
+    place_norm: bool = False
 
     def __post_init__(self):
         bad = [a for a in self.fused if a not in ATTRIBUTES]
@@ -130,6 +132,7 @@ class MotionState:
     encoder_key: str = ""
     #: direction: per cell, the radius of cells whose normal examples it is judged by
     place_radius: np.ndarray | None = None
+    place_scale: np.ndarray | None = None  # direction: per-cell divisor of distances (place_norm)
     _banks: dict | None = field(default=None, repr=False)
 
     @property
@@ -159,6 +162,8 @@ class MotionState:
         arrays = {"speed_p99": self.speed_p99, "perspective": self.perspective, "object_boxes": self.object_boxes}
         if self.place_radius is not None:
             arrays["place_radius"] = self.place_radius.astype(np.int64)
+        if self.place_scale is not None:
+            arrays["place_scale"] = self.place_scale.astype(np.float64)
         if self.projection is not None:
             arrays["appearance_mean"] = self.projection.mean.astype(np.float32)
             arrays["appearance_components"] = self.projection.components.astype(np.float32)
@@ -217,15 +222,19 @@ class MotionState:
         for a in REGION_ATTRIBUTES:
             if a in rows and oboxes.shape != (len(rows[a]), 4):
                 raise ValueError(f"object boxes do not match the {a} bank")
-        place = None
+        place, pscale = None, None
         if "direction" in config.fused:
             place = np.asarray(arrays.get("place_radius", np.zeros(0)), np.int64)
             if place.shape != (n_cells,) or place.min() < 0 or place.max() > max(config.grid.rows, cols):
                 raise ValueError("the direction attribute's place tolerance is malformed")
+            if config.place_norm:
+                pscale = np.asarray(arrays.get("place_scale", np.zeros(0)), np.float64)
+                if pscale.shape != (n_cells,) or not np.all(pscale > 0) or not np.all(np.isfinite(pscale)):
+                    raise ValueError("the direction attribute's per-cell scale is malformed")
         return cls(config, cols, [str(s) for s in meta["sources"]], scales, rows, cells, refs, calib, thr,
                    float(meta.get("heldout_flagged", 0.0)), sp, float(meta.get("speed_p99_global", 0.0)),
                    persp, oboxes, float(meta.get("object_speed_p99", 0.0)), float(meta.get("score_unit", 1.0)),
-                   projection, str(meta.get("encoder_key", "")), place)
+                   projection, str(meta.get("encoder_key", "")), place, pscale)
 
 
 @dataclass
@@ -417,7 +426,7 @@ class MotionScorer:
         nb = neighbours(cfg.grid.rows, cols, cfg.radius)
         n_cells = cfg.grid.rows * cols
         rows, cells, refs, scales, calib, heldout = {}, {}, {}, {}, {}, {}
-        place = None
+        place, pscale = None, None
         # objects: all clips' moving regions, position-free
         blobs = np.concatenate([f.blobs for f in feats]).reshape(-1, 8)
         b_row = np.concatenate([f.blob_frame + offsets[i] for i, f in enumerate(feats)]).astype(np.int64)
@@ -462,9 +471,9 @@ class MotionScorer:
                 sc = direction_scale(X)
                 scales[a] = sc
                 active = np.concatenate([f.motion[..., 3] for f in feats]) > ACTIVE_SHARE
-                r, c, fr, place, per_frame = fit_direction(
+                r, c, fr, place, per_frame, pscale = fit_direction(
                     X / sc, active, groups, cfg.grid.rows, cols, max_bank=cfg.max_bank, k=cfg.k,
-                    min_examples=cfg.place_examples, max_radius=cfg.place_max_radius)
+                    min_examples=cfg.place_examples, max_radius=cfg.place_max_radius, per_cell=cfg.place_norm)
                 rows[a], cells[a] = r.astype(np.float32), c
                 refs[a] = np.stack([src_no[fr], frame_no[fr]], 1)
             else:
@@ -502,7 +511,7 @@ class MotionScorer:
         self.state = MotionState(cfg, cols, names, scales, rows, cells, refs, calib, thr, flagged, sp99, sp_glob,
                                  persp, np.clip(oboxes, 0, 1), obj_p99, unit, projection,
                                  self.embedder.identity_key if projection is not None and self.embedder else "",
-                                 place)
+                                 place, pscale)
         return self
 
     # -- score ----------------------------------------------------------------------------------
@@ -551,6 +560,8 @@ class MotionScorer:
                 dist[a], near[a] = (d, arg), i
             else:
                 d, i = banks[a].query(_raw(feats, a) / st.scales[a])
+                if a == "direction" and st.place_scale is not None:
+                    d = d / st.place_scale
                 per_frame = d.max(1) if len(d) else np.zeros(0)
                 dist[a], near[a] = d, i
             z[a] = st.calib[a](per_frame)

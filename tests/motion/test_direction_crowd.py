@@ -1,0 +1,118 @@
+"""What moves the wrong way, and what moves too fast inside a group: the shipped default on real
+video files of a walkway where everyone walks to the right, some of them in one tight group.
+
+Neither anomaly changes what the position-free object attribute measures: a walker going left at
+a walker's speed has a walker's speed and size, and a runner inside the group is part of one
+connected moving region that moves at the group's speed. Both need direction and place, judged at
+a granularity finer than a connected region.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from vlm_anomaly import Pipeline, load_settings
+from vlm_anomaly.synthetic import render_frame
+
+W, H, FPS = 320, 240, 10
+#: the group: 5 x 3 walkers, 0.05 frame widths/s to the right, on the lower half of the path
+GROUP_SPEED = 0.05
+GROUP_ROWS, GROUP_COLS = 3, 5
+ANOMALY = (4.0, 8.0)  # seconds of the test clips
+
+
+def _person(img: np.ndarray, x: float, y: float, colour=(40, 60, 140)) -> None:
+    r = max(3, H // 40)
+    xi, yi = int(x * W), int(y * H)
+    cv2.circle(img, (xi, yi - 3 * r), r, (60, 40, 30), -1)
+    cv2.rectangle(img, (xi - r, yi - 2 * r), (xi + r, yi + 2 * r), colour, -1)
+
+
+def _group_x(t: float) -> float:
+    return (0.1 + GROUP_SPEED * t) % 1.3 - 0.15  # enters on the left, leaves on the right, comes back
+
+
+def _group(img: np.ndarray, t: float) -> None:
+    x0 = _group_x(t)
+    for i in range(GROUP_ROWS):
+        for j in range(GROUP_COLS):
+            _person(img, x0 + j * 0.045 + 0.01 * (i % 2), 0.64 + i * 0.05, (40 + 20 * i, 60, 140 - 10 * j))
+
+
+def scene(t: float, kind: str = "", clip_t: float = 0.0) -> np.ndarray:
+    """The walkway at scene time ``t`` (``clip_t`` seconds into the clip): the synthetic street's walkers and the group, all going right;
+    ``kind`` "wrong_way": a walker going left at a walker's speed; "runner": someone running
+    through the group at twice its speed (about twice the fastest walker's)."""
+    img = render_frame(t, W, H, seed=0)
+    _group(img, t)
+    if kind and ANOMALY[0] <= clip_t < ANOMALY[1]:
+        s = clip_t - ANOMALY[0]
+        if kind == "wrong_way":
+            _person(img, 0.75 - 0.05 * s, 0.53)
+        elif kind == "runner":
+            # starts at the group's rear and moves through it at twice its speed
+            _person(img, _group_x(t) - 0.02 + GROUP_SPEED * s, 0.69, (40, 60, 140))
+    return img
+
+
+def write_scene(path: Path, start_s: float, seconds: float, kind: str = "") -> Path:
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=Fraction(FPS))
+        st.width, st.height, st.pix_fmt = W, H, "yuv420p"
+        st.options = {"preset": "ultrafast", "crf": "23"}
+        for i in range(int(seconds * FPS)):
+            frame = av.VideoFrame.from_ndarray(scene(start_s + i / FPS, kind, i / FPS), format="rgb24")
+            for pkt in st.encode(frame):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    return path
+
+
+@pytest.fixture(scope="module")
+def walkway(tmp_path_factory):
+    """The shipped default trained on a minute of the walkway (three 20 s clips)."""
+    d = tmp_path_factory.mktemp("walkway")
+    normal = [write_scene(d / f"n{i}.mp4", 20 * i, 20) for i in range(3)]
+    pipe = Pipeline(load_settings(overrides={"home": d / "home", "interval_ms": 100}))
+    pipe.train("walkway", normal)
+    # at 107 s the group is in the middle of the view while the anomalies happen (4-8 s into the clip)
+    clips = {k: write_scene(d / f"{k or 'normal'}.mp4", 107, 12, k) for k in ("", "wrong_way", "runner")}
+    return {"pipe": pipe, "clips": clips}
+
+
+def _flagged(pipe: Pipeline, clip: Path) -> tuple[float, float, dict]:
+    """Share of the anomaly's frames (after its first second) and of the other frames flagged,
+    and the explanation of the lowest smoothed frame."""
+    r = pipe.score("walkway", clip)
+    t = r.timestamps
+    inside = (t >= ANOMALY[0] + 1.0) & (t < ANOMALY[1])
+    outside = (t < ANOMALY[0] - 0.5) | (t >= ANOMALY[1] + 1.5)
+    low = r.smoothed_scores < r.threshold
+    return float(low[inside].mean()), float(low[outside].mean()), r.explanations[int(np.argmin(r.smoothed_scores))]
+
+
+def test_normal_walkway_is_not_flagged(walkway):
+    inside, outside, _ = _flagged(walkway["pipe"], walkway["clips"][""])
+    assert inside <= 0.1 and outside <= 0.1
+
+
+def test_walker_going_against_the_flow_is_flagged(walkway):
+    inside, outside, worst = _flagged(walkway["pipe"], walkway["clips"]["wrong_way"])
+    assert inside >= 0.8, inside
+    assert outside <= 0.1, outside
+    assert "direction" in worst["fired"]
+    assert "left" in worst["text"], worst["text"]
+
+
+def test_runner_inside_a_group_is_flagged(walkway):
+    inside, outside, worst = _flagged(walkway["pipe"], walkway["clips"]["runner"])
+    assert inside >= 0.8, inside
+    assert outside <= 0.1, outside
+    assert worst["box"][1] >= 0.5 * H  # on the group's side of the path
