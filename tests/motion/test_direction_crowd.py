@@ -18,13 +18,19 @@ import numpy as np
 import pytest
 
 from vlm_anomaly import Pipeline, load_settings
-from vlm_anomaly.synthetic import render_frame
+from vlm_anomaly.synthetic import _background
 
 W, H, FPS = 320, 240, 10
-#: the group: 5 x 3 walkers, 0.05 frame widths/s to the right, on the lower half of the path
+BACKGROUND = _background(W, H, 0)
+#: single walkers: lane (frame heights), speed (frame widths/s, all to the right), start
+WALKERS = [(0.50, 0.030, 0.1), (0.53, 0.045, 0.7), (0.56, 0.060, 0.4), (0.60, 0.040, 0.9), (0.63, 0.055, 0.2),
+           (0.76, 0.035, 0.5)]
+#: the group: 8 x 3 walkers, 0.05 frame widths/s to the right, on the lower half of the path
 GROUP_SPEED = 0.05
-GROUP_ROWS, GROUP_COLS = 3, 5
+GROUP_ROWS, GROUP_COLS = 3, 8
 ANOMALY = (4.0, 8.0)  # seconds of the test clips
+#: scene time of the test clips' start: the group is in the middle of the view during the anomalies
+TEST_START = 102.0
 
 
 def _person(img: np.ndarray, x: float, y: float, colour=(40, 60, 140)) -> None:
@@ -35,7 +41,8 @@ def _person(img: np.ndarray, x: float, y: float, colour=(40, 60, 140)) -> None:
 
 
 def _group_x(t: float) -> float:
-    return (0.1 + GROUP_SPEED * t) % 1.3 - 0.15  # enters on the left, leaves on the right, comes back
+    # enters on the left, leaves on the right, comes back (out of view while it jumps back)
+    return (0.1 + GROUP_SPEED * t) % 1.6 - 0.3
 
 
 def _group(img: np.ndarray, t: float) -> None:
@@ -46,18 +53,22 @@ def _group(img: np.ndarray, t: float) -> None:
 
 
 def scene(t: float, kind: str = "", clip_t: float = 0.0) -> np.ndarray:
-    """The walkway at scene time ``t`` (``clip_t`` seconds into the clip): the synthetic street's walkers and the group, all going right;
-    ``kind`` "wrong_way": a walker going left at a walker's speed; "runner": someone running
-    through the group at twice its speed (about twice the fastest walker's)."""
-    img = render_frame(t, W, H, seed=0)
+    """The walkway at scene time ``t`` (``clip_t`` seconds into the clip): single walkers and the
+    group, all going right (each walks out of view before it comes back on the left); ``kind``
+    "wrong_way": a walker going left at a walker's speed; "runner": someone running through the
+    group at 3x its speed (2.5x the fastest walker's)."""
+    img = BACKGROUND.copy()
+    for y, v, x0 in WALKERS:
+        _person(img, (x0 + v * t) % 1.4 - 0.2, y)
     _group(img, t)
     if kind and ANOMALY[0] <= clip_t < ANOMALY[1]:
         s = clip_t - ANOMALY[0]
         if kind == "wrong_way":
-            _person(img, 0.75 - 0.05 * s, 0.53)
+            _person(img, 0.27 - 0.05 * s, 0.53)  # behind the group, never in it
         elif kind == "runner":
-            # starts at the group's rear and moves through it at twice its speed
-            _person(img, _group_x(t) - 0.02 + GROUP_SPEED * s, 0.69, (40, 60, 140))
+            # starts at the group's rear and moves through it at 3x its speed
+            # (darker clothes than the group's: grey levels are what the flow sees)
+            _person(img, _group_x(t) - 0.02 + 2 * GROUP_SPEED * s, 0.69, (20, 25, 45))
     return img
 
 
@@ -82,8 +93,7 @@ def walkway(tmp_path_factory):
     normal = [write_scene(d / f"n{i}.mp4", 20 * i, 20) for i in range(3)]
     pipe = Pipeline(load_settings(overrides={"home": d / "home", "interval_ms": 100}))
     pipe.train("walkway", normal)
-    # at 107 s the group is in the middle of the view while the anomalies happen (4-8 s into the clip)
-    clips = {k: write_scene(d / f"{k or 'normal'}.mp4", 107, 12, k) for k in ("", "wrong_way", "runner")}
+    clips = {k: write_scene(d / f"{k or 'normal'}.mp4", TEST_START, 12, k) for k in ("", "wrong_way", "runner")}
     return {"pipe": pipe, "clips": clips}
 
 
@@ -116,3 +126,44 @@ def test_runner_inside_a_group_is_flagged(walkway):
     assert inside >= 0.8, inside
     assert outside <= 0.1, outside
     assert worst["box"][1] >= 0.5 * H  # on the group's side of the path
+
+
+def test_direction_histogram_says_which_way_and_how_fast():
+    """A cell whose pixels all move left at 0.2 heights/s holds 0.2 in the 'left' bin; half its
+    pixels moving up and half down split the speed between 'up' and 'down'."""
+    from vlm_anomaly.motion.direction import DIRECTION_BINS, direction_cells, direction_words
+
+    flow = np.zeros((16, 32, 2), np.float32)
+    flow[:, :16, 0] = -0.2  # left cell: leftwards
+    flow[:8, 16:, 1] = -0.1  # right cell: top half up, bottom half down
+    flow[8:, 16:, 1] = 0.1
+    speed = np.hypot(flow[..., 0], flow[..., 1])
+    h = direction_cells(flow, speed, speed > 0, 1, 2)
+    assert h[0, 0, 0] == pytest.approx(0.2) and h[0, 0, 1:DIRECTION_BINS].sum() == pytest.approx(0)
+    assert direction_words(h[0, 0]) == "left"
+    assert h[0, 1, 2] == pytest.approx(0.05) and h[0, 1, 6] == pytest.approx(0.05)
+    # a few moving pixels say little: the values shrink with the moving share below 5 %
+    few = np.zeros((16, 32), bool)
+    few[0, 0] = True
+    assert direction_cells(flow, speed, few, 1, 2)[0, 0, 0] == pytest.approx(0.2 / (0.05 * 256))
+
+
+def test_place_tolerance_grows_only_where_training_saw_little_motion():
+    from vlm_anomaly.motion.direction import place_radius
+
+    active = np.zeros((100, 4, 6), bool)
+    active[:, 1, 1:5] = True  # a busy path in row 1
+    active[:5, 3, 5] = True  # a corner that moved in 5 frames
+    rad = place_radius(active, 4, 6, min_examples=50, max_radius=3).reshape(4, 6)
+    assert (rad[1, 1:5] == 0).all()  # the path: judged by itself
+    assert rad[3, 5] == 2 and rad[0, 0] == 1  # the corner and the edge: by the nearest busy ring
+
+
+def test_direction_state_refuses_a_malformed_place_tolerance(walkway):
+    from vlm_anomaly.motion.scorer import MotionState
+
+    state = walkway["pipe"].store.load("walkway").detector.state_
+    meta, arrays = state.to_state()
+    MotionState.from_state(meta, dict(arrays))
+    with pytest.raises(ValueError, match="place"):
+        MotionState.from_state(meta, dict(arrays, place_radius=arrays["place_radius"][:-1]))

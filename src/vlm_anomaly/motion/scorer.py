@@ -60,7 +60,8 @@ class MotionConfig:
     """Hyper-parameters (fixed before any test run; see docs/motion.md)."""
 
     grid: GridConfig = field(default_factory=GridConfig)
-    fused: tuple[str, ...] = ("object", "appearance", "shape")  # chosen by bench/motion_cv.py (training clips only)
+    #: chosen by bench/motion_cv.py on training clips only (v6: CV round 8, docs/motion.md)
+    fused: tuple[str, ...] = ("object", "appearance", "shape", "direction")
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
     k_appearance: int = 3  # neighbours in the bank of normal regions' crop embeddings (CV round 5)
@@ -76,7 +77,7 @@ class MotionConfig:
     augment: bool = True
     #: direction: a cell is judged by its own normal examples when training saw it move in at least
     #: this many frames, else by the smallest ring of cells around it (up to ``place_max_radius``) that did
-    place_examples: int = 50
+    place_examples: int = 0  # CV round 8: 0 (every cell by its own examples) beat 50 and 200
     place_max_radius: int = 3
     #: direction: divide each cell's distance by what held-out normal frames reach in that cell
     place_norm: bool = False
