@@ -23,6 +23,7 @@ where training saw little, by the examples of the nearest ring of cells that tog
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .density import CellBanks, build_banks
@@ -48,6 +49,17 @@ def _cell_index(H: int, W: int, rows: int, cols: int) -> np.ndarray:
 _INDEX_CACHE: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
+def inside_view(moving: np.ndarray) -> np.ndarray:
+    """``moving`` without the moving regions that touch the frame's edge: something coming into
+    or leaving the view has nothing to match on one side, and its flow points anywhere (strongly
+    so in a compressed, upscaled stream); its direction is measured once it is inside."""
+    n, lab = cv2.connectedComponents(moving.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return moving
+    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    return moving & ~np.isin(lab, edge[edge > 0])
+
+
 def direction_cells(flow: np.ndarray, speed: np.ndarray, moving: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """(rows, cols, DIRECTION_DIM) direction histogram of one frame's moving pixels.
 
@@ -60,7 +72,7 @@ def direction_cells(flow: np.ndarray, speed: np.ndarray, moving: np.ndarray, row
     cell_of, area = _INDEX_CACHE[key]
     n_cells = rows * cols
     out = np.zeros((n_cells, DIRECTION_DIM))
-    px = np.flatnonzero(moving.ravel())
+    px = np.flatnonzero(inside_view(moving).ravel())
     if len(px):
         c = cell_of[px]
         v = speed.ravel()[px].astype(np.float64)

@@ -60,8 +60,9 @@ class MotionConfig:
     """Hyper-parameters (fixed before any test run; see docs/motion.md)."""
 
     grid: GridConfig = field(default_factory=GridConfig)
-    #: chosen by bench/motion_cv.py on training clips only (v6: CV round 8, docs/motion.md)
-    fused: tuple[str, ...] = ("object", "appearance", "shape", "direction")
+    #: chosen by bench/motion_cv.py on training clips only; "direction" (CV round 8's pick) is not
+    #: fused by default after its Ped2 result and calibration limits (docs/motion.md, item 13)
+    fused: tuple[str, ...] = ("object", "appearance", "shape")
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
     k_appearance: int = 3  # neighbours in the bank of normal regions' crop embeddings (CV round 5)
