@@ -13,6 +13,7 @@ import numpy as np
 from ..video import Frame, sample_frames
 from ..video.sampling import SampleGrid
 from .appearance import CropEmbedder
+from .direction import DIRECTION_DIM
 from .features import (
     BLOB_DIM,
     MOTION_DIM,
@@ -41,6 +42,8 @@ class SourceCells:
     blobs: np.ndarray = field(default_factory=lambda: np.zeros((0, BLOB_DIM), np.float32))  # (M, BLOB_DIM)
     #: (M, D) encoder embeddings of the blobs' crops; (0, 0) when no crop embedder was used
     crops: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    #: (N, R, C, DIRECTION_DIM) direction histograms per cell (see ``direction.py``)
+    direction: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -153,7 +156,7 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
 
     emb = cs.embedder
 
-    def pack(idx, ts, hm, mo, sh, bf, bl, cr) -> SourceCells:
+    def pack(idx, ts, hm, mo, sh, bf, bl, cr, dr) -> SourceCells:
         crops = emb.embed(cr) if emb is not None else np.zeros((0, 0), np.float32)
         return SourceCells(
             source=str(source), size=size, frame_indices=np.asarray(idx, np.int64),
@@ -162,21 +165,23 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
             shape=np.stack(sh) if sh else np.zeros((0, R, cols, SHAPE_BINS), np.float32),
             blob_frame=np.asarray(bf, np.int64),
             blobs=np.concatenate(bl).astype(np.float32) if bl else np.zeros((0, BLOB_DIM), np.float32),
-            crops=crops)
+            crops=crops,
+            direction=np.stack(dr) if dr else np.zeros((0, R, cols, DIRECTION_DIM), np.float32))
 
-    parts: tuple[list, ...] = ([], [], [], [], [], [], [], [])
+    parts: tuple[list, ...] = ([], [], [], [], [], [], [], [], [])
     for f, take in it:
         size = (f.image.shape[1], f.image.shape[0])
         if not take:
             cs.observe(f.timestamp, f.image)
             continue
         c = cs.features(f)
-        idx, ts, hm, mo, sh, bf, bl, cr = parts
+        idx, ts, hm, mo, sh, bf, bl, cr, dr = parts
         idx.append(f.index)
         ts.append(f.timestamp)
         hm.append(c.has_motion)
         mo.append(c.motion)
         sh.append(c.shape)
+        dr.append(c.direction)
         bf.extend([len(idx) - 1] * len(c.blobs))
         bl.append(c.blobs)
         if emb is not None:
@@ -186,7 +191,7 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
             progress(done)
         if len(idx) >= chunk:
             yield pack(*parts)
-            parts = ([], [], [], [], [], [], [], [])
+            parts = ([], [], [], [], [], [], [], [], [])
     if parts[0] or done == 0:
         yield pack(*parts)
 
@@ -205,7 +210,9 @@ def concat_cells(chunks: Iterable[SourceCells]) -> SourceCells:
         blob_frame=np.concatenate([c.blob_frame + o for c, o in zip(chunks, offsets)]),
         blobs=np.concatenate([c.blobs for c in chunks]),
         crops=np.concatenate([c.crops for c in chunks]) if all(c.crops.shape[1] for c in chunks)
-        else np.zeros((0, 0), np.float32))
+        else np.zeros((0, 0), np.float32),
+        direction=np.concatenate([c.direction for c in chunks]) if all(c.direction is not None for c in chunks)
+        else None)
 
 
 #: sampled frames per training clip that the speed floor is learnt from

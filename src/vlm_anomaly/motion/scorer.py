@@ -24,6 +24,15 @@ from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .appearance import CropEmbedder
 from .density import CellBanks, build_banks, neighbours
+from .direction import (
+    ACTIVE_SHARE,
+    DIRECTION_DIM,
+    direction_scale,
+    direction_words,
+    fit_direction,
+    radius_neighbours,
+    turned,
+)
 from .extract import (
     CellStream,
     SourceCells,
@@ -39,11 +48,12 @@ from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, p
 log = logging.getLogger(__name__)
 
 #: "object": position-free speed/size of moving regions; "appearance": what moving regions look
-#: like (encoder embeddings of their crops, position-free); "motion"/"shape": per grid cell
-ATTRIBUTES = ("object", "appearance", "motion", "shape")
-CELL_ATTRIBUTES = ("motion", "shape")
+#: like (encoder embeddings of their crops, position-free); "motion"/"shape": per grid cell;
+#: "direction": per grid cell, which way and how fast, with a place tolerance learnt from training
+ATTRIBUTES = ("object", "appearance", "motion", "shape", "direction")
+CELL_ATTRIBUTES = ("motion", "shape", "direction")
 REGION_ATTRIBUTES = ("object", "appearance")
-DIMS = {"motion": MOTION_DIM, "shape": SHAPE_BINS, "object": OBJECT_DIM}
+DIMS = {"motion": MOTION_DIM, "shape": SHAPE_BINS, "object": OBJECT_DIM, "direction": DIRECTION_DIM}
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,9 @@ class MotionConfig:
     """Hyper-parameters (fixed before any test run; see docs/motion.md)."""
 
     grid: GridConfig = field(default_factory=GridConfig)
-    fused: tuple[str, ...] = ("object", "appearance", "shape")  # chosen by bench/motion_cv.py (training clips only)
+    #: chosen by bench/motion_cv.py on training clips only; "direction" (CV round 8's pick) is not
+    #: fused by default after its Ped2 result and calibration limits (docs/motion.md, item 13)
+    fused: tuple[str, ...] = ("object", "appearance", "shape")
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
     k_appearance: int = 3  # neighbours in the bank of normal regions' crop embeddings (CV round 5)
@@ -65,6 +77,12 @@ class MotionConfig:
     threshold_rule: str = "clip"
     #: also fit on each training clip at half size under strong JPEG compression (a sub-stream)
     augment: bool = True
+    #: direction: a cell is judged by its own normal examples when training saw it move in at least
+    #: this many frames, else by the smallest ring of cells around it (up to ``place_max_radius``) that did
+    place_examples: int = 0  # CV round 8: 0 (every cell by its own examples) beat 50 and 200
+    place_max_radius: int = 3
+    #: direction: divide each cell's distance by what held-out normal frames reach in that cell
+    place_norm: bool = False
 
     def __post_init__(self):
         bad = [a for a in self.fused if a not in ATTRIBUTES]
@@ -115,6 +133,9 @@ class MotionState:
     #: encoder whose embeddings they are
     projection: Projection | None = None
     encoder_key: str = ""
+    #: direction: per cell, the radius of cells whose normal examples it is judged by
+    place_radius: np.ndarray | None = None
+    place_scale: np.ndarray | None = None  # direction: per-cell divisor of distances (place_norm)
     _banks: dict | None = field(default=None, repr=False)
 
     @property
@@ -125,8 +146,12 @@ class MotionState:
         if self._banks is None:
             nb = neighbours(self.config.grid.rows, self.cols, self.config.radius)
             cfg = self.config
+            R = self.config.grid.rows
             self._banks = {a: (ObjectBank(self.rows[a], cfg.k_object) if a == "object" else
                                DenseBank(self.rows[a], cfg.k_appearance) if a == "appearance" else
+                               CellBanks(self.rows[a], self.cells[a], self.n_cells,
+                                         radius_neighbours(self.place_radius, R, self.cols), cfg.k)
+                               if a == "direction" else
                                CellBanks(self.rows[a], self.cells[a], self.n_cells, nb, cfg.k))
                            for a in self.rows}
         return self._banks
@@ -138,6 +163,10 @@ class MotionState:
                 "object_speed_p99": self.object_speed_p99, "score_unit": self.score_unit,
                 "encoder_key": self.encoder_key}
         arrays = {"speed_p99": self.speed_p99, "perspective": self.perspective, "object_boxes": self.object_boxes}
+        if self.place_radius is not None:
+            arrays["place_radius"] = self.place_radius.astype(np.int64)
+        if self.place_scale is not None:
+            arrays["place_scale"] = self.place_scale.astype(np.float64)
         if self.projection is not None:
             arrays["appearance_mean"] = self.projection.mean.astype(np.float32)
             arrays["appearance_components"] = self.projection.components.astype(np.float32)
@@ -196,10 +225,19 @@ class MotionState:
         for a in REGION_ATTRIBUTES:
             if a in rows and oboxes.shape != (len(rows[a]), 4):
                 raise ValueError(f"object boxes do not match the {a} bank")
+        place, pscale = None, None
+        if "direction" in config.fused:
+            place = np.asarray(arrays.get("place_radius", np.zeros(0)), np.int64)
+            if place.shape != (n_cells,) or place.min() < 0 or place.max() > max(config.grid.rows, cols):
+                raise ValueError("the direction attribute's place tolerance is malformed")
+            if config.place_norm:
+                pscale = np.asarray(arrays.get("place_scale", np.zeros(0)), np.float64)
+                if pscale.shape != (n_cells,) or not np.all(pscale > 0) or not np.all(np.isfinite(pscale)):
+                    raise ValueError("the direction attribute's per-cell scale is malformed")
         return cls(config, cols, [str(s) for s in meta["sources"]], scales, rows, cells, refs, calib, thr,
                    float(meta.get("heldout_flagged", 0.0)), sp, float(meta.get("speed_p99_global", 0.0)),
                    persp, oboxes, float(meta.get("object_speed_p99", 0.0)), float(meta.get("score_unit", 1.0)),
-                   projection, str(meta.get("encoder_key", "")))
+                   projection, str(meta.get("encoder_key", "")), place, pscale)
 
 
 @dataclass
@@ -235,7 +273,9 @@ def frame_crop_means(feats: SourceCells) -> np.ndarray | None:
 
 
 def _raw(cells: SourceCells, attr: str) -> np.ndarray:
-    X = cells.motion if attr == "motion" else cells.shape
+    if attr == "direction" and cells.direction is None:
+        raise InvalidVideoError("the direction attribute needs the cells' direction histograms")
+    X = cells.motion if attr == "motion" else cells.direction if attr == "direction" else cells.shape
     n = len(X)
     return X.reshape(n, -1, X.shape[-1]).astype(np.float64)
 
@@ -389,6 +429,7 @@ class MotionScorer:
         nb = neighbours(cfg.grid.rows, cols, cfg.radius)
         n_cells = cfg.grid.rows * cols
         rows, cells, refs, scales, calib, heldout = {}, {}, {}, {}, {}, {}
+        place, pscale = None, None
         # objects: all clips' moving regions, position-free
         blobs = np.concatenate([f.blobs for f in feats]).reshape(-1, 8)
         b_row = np.concatenate([f.blob_frame + offsets[i] for i, f in enumerate(feats)]).astype(np.int64)
@@ -428,6 +469,16 @@ class MotionScorer:
                     d, _ = bank(X[other]).query(X[sel])
                     v, _ = per_frame_max(d, b_row[sel], n)
                     per_frame = np.maximum(per_frame, v)
+            elif a == "direction":
+                X = np.concatenate([_raw(f, a) for f in feats])
+                sc = direction_scale(X)
+                scales[a] = sc
+                active = np.concatenate([f.motion[..., 3] for f in feats]) > ACTIVE_SHARE
+                r, c, fr, place, per_frame, pscale = fit_direction(
+                    X / sc, active, groups, cfg.grid.rows, cols, max_bank=cfg.max_bank, k=cfg.k,
+                    min_examples=cfg.place_examples, max_radius=cfg.place_max_radius, per_cell=cfg.place_norm)
+                rows[a], cells[a] = r.astype(np.float32), c
+                refs[a] = np.stack([src_no[fr], frame_no[fr]], 1)
             else:
                 X = np.concatenate([_raw(f, a) for f in feats])
                 sc = _scales(X, a)
@@ -462,7 +513,8 @@ class MotionScorer:
                                kb[:, 0] + kb[:, 2] * 0.5 * _aspect_inv(feats), kb[:, 1] + kb[:, 3] / 2], 1)
         self.state = MotionState(cfg, cols, names, scales, rows, cells, refs, calib, thr, flagged, sp99, sp_glob,
                                  persp, np.clip(oboxes, 0, 1), obj_p99, unit, projection,
-                                 self.embedder.identity_key if projection is not None and self.embedder else "")
+                                 self.embedder.identity_key if projection is not None and self.embedder else "",
+                                 place, pscale)
         return self
 
     # -- score ----------------------------------------------------------------------------------
@@ -511,6 +563,8 @@ class MotionScorer:
                 dist[a], near[a] = (d, arg), i
             else:
                 d, i = banks[a].query(_raw(feats, a) / st.scales[a])
+                if a == "direction" and st.place_scale is not None:
+                    d = d / st.place_scale
                 per_frame = d.max(1) if len(d) else np.zeros(0)
                 dist[a], near[a] = d, i
             z[a] = st.calib[a](per_frame)
@@ -534,7 +588,8 @@ class MotionScorer:
                      else np.zeros((0, 0), np.float32))
             sc = SourceCells(f.source, (f.image.shape[1], f.image.shape[0]), np.array([f.index]),
                              np.array([f.timestamp]), np.array([c.has_motion]), c.motion[None], c.shape[None],
-                             np.zeros(len(c.blobs), np.int64), c.blobs, crops)
+                             np.zeros(len(c.blobs), np.int64), c.blobs, crops,
+                             c.direction[None] if c.direction is not None else None)
             res = self.score_cells(sc)
             self.timing = dict(stream.timing)
             yield f, float(res.scores[0]), res.explanations[0]
@@ -587,6 +642,8 @@ class MotionScorer:
             out["speed"] = round(float(feats.motion[j][r, c, 0]), 3)
             out["normal_speed"] = {"p99": round(normal, 3), "unit": "frame heights/s"}
             i = int(near[top][j, cell]) if len(near[top]) else -1
+            if top == "direction":
+                out.update(_direction_explanation(feats.direction[j][r, c], st, i))
             if i >= 0:
                 src, fr = st.refs[top][i]
                 out["nearest_normal"] = {"attribute": top, "source": _name(st, src), "frame": int(fr),
@@ -610,6 +667,16 @@ class DenseBank:
             return np.linalg.norm(X, axis=1), np.full(len(X), -1, np.int64)
         d, i = knn_score(self.rows, X, self.k)
         return d.astype(np.float64), i
+
+
+def _direction_explanation(hist: np.ndarray, st: MotionState, nearest: int) -> dict:
+    """Which way the cell moves, which way its nearest normal example moved, how fast (heights/s)."""
+    normal = (st.rows["direction"][nearest] * st.scales["direction"] if nearest >= 0
+              else np.zeros(DIRECTION_DIM))
+    return {"speed": round(float(np.sum(hist[:-1])), 3),
+            "normal_speed": {"p99": round(float(np.sum(normal[:-1])), 3), "unit": "frame heights/s"},
+            "direction": {"moving": direction_words(hist), "normal": direction_words(normal),
+                          "turned_deg": 45 * turned(hist, normal)}}
 
 
 def _name(st: MotionState, src) -> str:
@@ -688,6 +755,17 @@ def motion_text(e: dict) -> str:
             parts.append(f"motion in the {where}, where nothing moved in the normal videos")
         else:
             parts.append(f"unusual motion in the {where} (z {e['z'].get('motion', 0):.1f})")
+    if "direction" in fired:
+        d = e.get("direction") or {}
+        if d.get("turned_deg", 0) >= 90 and d.get("normal"):
+            parts.append(f"moving {d['moving']} in the {where}, where normal motion there goes {d['normal']}")
+        elif d and not d.get("normal") and sp > 0:
+            parts.append(f"motion in the {where}, where nothing moved in the normal videos")
+        elif ns > 0 and sp > 1.5 * ns:
+            parts.append(f"fast motion in the {where}, {sp / ns:.1f}x faster than normal motion there")
+        else:
+            parts.append(f"motion in the {where} unlike the normal motion there in direction or speed "
+                         f"(z {e['z'].get('direction', 0):.1f})")
     if "shape" in fired:
         parts.append(f"unusual moving shape in the {where} (z {e['z'].get('shape', 0):.1f})")
     if not fired and n:
