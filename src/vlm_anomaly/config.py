@@ -165,6 +165,7 @@ class ServiceSettings:
 
     cameras: list[CameraSpec]
     watch_model: str | None
+    watch_processes: int
     frigate_url: str | None
     frigate_role: str
     frigate_rtsp_url: str
@@ -346,6 +347,9 @@ class Settings(BaseModel):
     allowed_url_hosts: list[str] = Field(default_factory=list)  # cam*.lan, 192.168.1.0/24, *
     allowed_cameras: list[int] = Field(default_factory=list)  # webcam indexes
     max_watchers: int = Field(default=8, ge=1, le=1000)  # sources watched at once (API and watch)
+    # `watch`/`service`: worker processes the cameras are spread over (0 = one per core, 1 = all in
+    # one process); one Python process cannot keep two cores busy
+    watch_processes: int = Field(default=0, ge=0, le=64)
     ray: bool = False  # score batches / watch sources on Ray
     ray_address: str | None = None  # None = start a local Ray; "auto" or ray://host:port = a cluster
 

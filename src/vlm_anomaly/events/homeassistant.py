@@ -365,7 +365,8 @@ class HomeAssistantBridge:
 
     # -- following a Monitor ---------------------------------------------------------------
     def attach(self, monitor) -> None:
-        """Follow a :class:`~vlm_anomaly.events.Monitor`: scores and stream availability every ``poll_s``."""
+        """Follow a :class:`~vlm_anomaly.events.Monitor` (or anything whose ``list()`` gives its status
+        rows): scores and stream availability every ``poll_s``."""
         self._monitor = monitor
         if self._poller is None:
             self._poller = threading.Thread(target=self._poll_loop, name="ha-bridge", daemon=True)
@@ -380,9 +381,8 @@ class HomeAssistantBridge:
             cid = self._by_source.get(redact_url(st["source"]))
             if cid is None:
                 continue
-            w = mon.get(st["id"])
             running = st["status"] in ("running", "starting")
-            self.set_available(cid, running and bool(getattr(w.live, "online", False)))
+            self.set_available(cid, running and bool(st.get("online")))
             self.set_score(cid, st["last_score"])
 
     def _poll_loop(self) -> None:

@@ -648,6 +648,7 @@ class Monitor:
             "status": st.status if sess.running or st.status != "running" else "ended",
             "frames": st.frames,  # scored
             "dropped": w.live.dropped,  # sampled but dropped: the encoder was slower than real time
+            "online": bool(getattr(w.live, "online", False)),  # frames flowing (the stream watchdog)
             "alerts_sent": alerts.sent_by[w.label] if alerts is not None else 0,
             "alerts_failed": alerts.failed_by[w.label] if alerts is not None else 0,
             "events": st.events,
