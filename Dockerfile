@@ -3,8 +3,14 @@
 # + dashboard (:8501) under one supervisor, configured by one YAML file (`vlm-anomaly service`).
 #
 #   docker build -t vlm-anomaly .
+#   docker run --rm -i vlm-anomaly ui --hash-password <<< 'a long dashboard password'   # prints scrypt:...
 #   docker run --init -p 8000:8000 -p 8501:8501 -v ./service.yaml:/config/vlm-anomaly.yaml:ro \
-#     -v vlm-data:/data -e VLM_ANOMALY_API_TOKENS=change-me vlm-anomaly
+#     -v vlm-data:/data -e VLM_ANOMALY_API_TOKENS=<a long random token> \
+#     -e VLM_ANOMALY_DASHBOARD_PASSWORD_HASH=scrypt:... vlm-anomaly
+#
+# No credential is baked in: the dashboard listens on every interface of the container, so it starts
+# only when the run gives it a login - the password hash, or the API tokens (they open it too) - and
+# `service` stops at once with one line saying so otherwise.
 #
 # Built from the same pyproject.toml as a local install; compose.yaml does the same with a volume.
 
@@ -33,7 +39,8 @@ RUN apt-get update \
  && chown vlm /data /config
 COPY --from=build /opt/venv /opt/venv
 # models, events, caches and downloaded weights live on the /data volume; the API and the
-# dashboard listen on every interface of the container (publish the ports you want)
+# dashboard listen on every interface of the container (publish the ports you want), each behind
+# its login (VLM_ANOMALY_API_TOKENS; VLM_ANOMALY_DASHBOARD_PASSWORD_HASH or the API tokens)
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HOME=/data/huggingface \

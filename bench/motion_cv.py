@@ -2,8 +2,10 @@
 
 Leave-one-clip-out over the normal training clips; into each held-out clip synthetic anomalies are
 pasted (a fast object, an object where nothing normally moves, an object that does not belong: a
-large box moving at walking speed). The AUC of held-out normal frames vs pasted frames ranks the
-candidate configurations. No test clip or test label is read.
+large box moving at walking speed; and, see ``paste_flow_anomaly``: an object walking across or
+against the usual direction, a fast object next to and inside a group of walkers, a cart at walking
+speed). The AUC of held-out normal frames vs pasted frames ranks the candidate configurations. No
+test clip or test label is read.
 
     PYTHONPATH=src python bench/motion_cv.py --data ../shared/data/ped2 --clips 01 02 ... --json out.json
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -74,6 +77,98 @@ def paste_anomaly(frames: list[Frame], kind: str, rng: np.random.Generator, fps:
                 img[ya:yb, xa:xb] = patch[ya - y0:yb - y0, xa - x0:xb - x0]
         out.append(Frame(f.index, f.timestamp, img, f.source))
     return out, labels
+
+
+#: the kinds of ``paste_flow_anomaly`` (direction, crowds, a slow object that does not belong)
+FLOW_KINDS = ("wrong_way", "crowd_fast", "cart")
+
+
+@dataclass
+class SceneStats:
+    """What the pasted objects are made to contradict, measured on the training clips' features."""
+
+    busy: np.ndarray  # (R, C) share of frames in which each cell moved
+    direction: np.ndarray  # (8,) direction histogram of the busiest cells (all frames)
+    walker_speed: float  # heights/s: median speed of the moving regions (at the bench's rate)
+
+
+def scene_stats(feats: list) -> SceneStats:
+    busy = np.mean(np.concatenate([c.motion[..., 3] > 0.05 for c in feats]), 0)
+    top = busy >= np.quantile(busy, 0.75)
+    hist = sum(c.direction[:, top, :8].sum((0, 1)) for c in feats)
+    speed = float(np.median(np.concatenate([c.blobs[:, 5] for c in feats])))
+    return SceneStats(busy, np.asarray(hist, np.float64), speed)
+
+
+def _paste_path(frames: list[Frame], labels: np.ndarray, patch: np.ndarray,
+                centre: Callable[[float], tuple[float, float]], fps: float) -> list[Frame]:
+    """``frames`` with ``patch`` drawn centred at ``centre(t)`` (frame fractions) while labelled."""
+    H, W = frames[0].image.shape[:2]
+    ph, pw = patch.shape[:2]
+    start = int(np.argmax(labels)) if labels.any() else 0
+    out = []
+    for i, f in enumerate(frames):
+        img = f.image
+        if labels[i]:
+            cx, cy = centre((i - start) / fps)
+            x0, y0 = int(cx * W) - pw // 2, int(cy * H) - ph // 2
+            xa, xb, ya, yb = max(0, x0), min(W, x0 + pw), max(0, y0), min(H, y0 + ph)
+            if xb > xa and yb > ya:
+                img = img.copy()
+                img[ya:yb, xa:xb] = patch[ya - y0:yb - y0, xa - x0:xb - x0]
+        out.append(Frame(f.index, f.timestamp, img, f.source))
+    return out
+
+
+def paste_flow_anomaly(frames: list[Frame], kind: str, rng: np.random.Generator, fps: float,
+                       stats: SceneStats, clean) -> tuple[list[Frame], np.ndarray]:
+    """Frames with a synthetic object that moves wrongly for *this* scene, and 0/1 labels.
+
+    ``wrong_way``: person-sized, at the walkers' speed, through the busiest row, in the direction
+    the busiest cells moved least (across or against the usual flow). ``crowd_fast``: person-sized,
+    3x the walkers' speed, through (half the clips) or just beside (the others) the largest moving
+    group at the start of the span (``clean``: the clip's own features). ``cart``: lower and wider
+    than a person, at the walkers' speed, along the busiest row."""
+    n = len(frames)
+    H, W = frames[0].image.shape[:2]
+    span = min(n // 2, int(2.5 * fps))
+    start = n // 2 - span // 2
+    labels = np.zeros(n, np.int8)
+    labels[start:start + span] = 1
+    R, C = stats.busy.shape
+    row = int(np.argmax(stats.busy.mean(1)))
+    y = (row + 0.5) / R
+    v = stats.walker_speed
+    oh, ow = 0.15, 0.06 * H / W * 1.5  # frame heights tall, frame widths wide
+    if kind == "wrong_way":
+        b = int(np.argmin(stats.direction))
+        ang = b * np.pi / 4  # bin 0 = left, clockwise: image velocity (-cos, -sin)
+        dx, dy = -np.cos(ang) * v * H / W, -np.sin(ang) * v
+        x_start, y_start = rng.uniform(0.3, 0.7), float(np.clip(y - dy * span / fps / 2, 0.1, 0.9))
+    elif kind == "crowd_fast":
+        sel = clean.blob_frame == start
+        bl = clean.blobs[sel] if sel.any() else clean.blobs[clean.blob_frame >= start][:1]
+        if len(bl):
+            g = bl[int(np.argmax(bl[:, 2] * bl[:, 3]))]
+            gx, gy, gw, gh = float(g[0]), float(g[1]), float(g[2]) * H / W, float(g[3])
+        else:
+            gx, gy, gw, gh = 0.5, y, 0.1, oh
+        beside = rng.random() < 0.5
+        y_start = float(np.clip(gy + (0.5 * (gh + oh) if beside else 0.0) * (1 if gy < 0.5 else -1), 0.1, 0.9))
+        direction = 1 if rng.random() < 0.5 else -1
+        x_start = gx - direction * (gw / 2 + 0.05)
+        dx, dy = direction * 3 * v * H / W, 0.0
+    else:  # cart
+        oh, ow = 0.12, 0.22 * H / W
+        direction = 1 if rng.random() < 0.5 else -1
+        x_start, y_start = (rng.uniform(0.1, 0.3) if direction > 0 else rng.uniform(0.7, 0.9)), y
+        dx, dy = direction * v * H / W, 0.0
+    tex_src = frames[int(rng.integers(0, n))].image
+    ph, pw = max(4, int(oh * H)), max(4, int(ow * W))
+    ty, tx = int(rng.integers(0, H - ph)), int(rng.integers(0, W - pw))
+    patch = np.clip(tex_src[ty:ty + ph, tx:tx + pw].astype(np.int16) - 70, 0, 255).astype(np.uint8)
+    patch = cv2.GaussianBlur(patch, (3, 3), 0)
+    return _paste_path(frames, labels, patch, lambda t: ((x_start + dx * t) % 1.0, y_start + dy * t), fps), labels
 
 
 FIXED_CAMERA_KINDS = ("standing", "dark", "shifted", "dim")
@@ -163,6 +258,9 @@ def main() -> None:
     ap.add_argument("--grid", default="{}", help='GridConfig fields as JSON, e.g. {"split_aspect": 0.75}')
     ap.add_argument("--fps", type=float, default=25.0,
                     help="rate the frame folders are played at (10: how the issue renders Ped2 as MP4)")
+    ap.add_argument("--holdout", nargs="*", default=[],
+                    help="hold out (and paste into) only these clips; all others still train (default: every clip)")
+    ap.add_argument("--round", default="8", help="'8': the direction/crowd candidates; 'old': rounds 1-7")
     ap.add_argument("--fixed-camera", action="store_true",
                     help="score the fixed-camera incidents (standing object, dark lens, moved view, dimming)")
     ap.add_argument("--encoder", default="efficientnet",
@@ -205,14 +303,32 @@ def main() -> None:
         return
     clean = {s: cells(s, frames[s]) for s in srcs}
     busy = np.mean(np.concatenate([c.motion[..., 3] > 0.05 for c in clean.values()]), 0)
+    stats = scene_stats(list(clean.values()))
+    held = [s for s in srcs if not args.holdout or Path(s).name in args.holdout]
+    kinds = ("fast", "nowhere", "big") + FLOW_KINDS
     rng = np.random.default_rng(0)
     anomalous = {}
-    for s in srcs:
-        for kind in ("fast", "nowhere", "big"):
-            fr, lab = paste_anomaly(frames[s], kind, rng, fps, busy)
+    for s in held:
+        for kind in kinds:
+            if kind in FLOW_KINDS:
+                fr, lab = paste_flow_anomaly(frames[s], kind, rng, fps, stats, clean[s])
+            else:
+                fr, lab = paste_anomaly(frames[s], kind, rng, fps, busy)
             anomalous[(s, kind)] = (cells(s, fr), lab)
     print(f"features in {time.time() - t0:.0f} s", flush=True)
-    candidates = [
+    v5 = ("object", "appearance", "shape")
+    round8 = [  # fixed before any run of this round (docs/motion.md, "CV round 8")
+        ("v5 object+appearance+shape", MotionConfig(grid=grid, fused=v5)),
+        ("v5+direction p50", MotionConfig(grid=grid, fused=v5 + ("direction",))),
+        ("v5+direction p200", MotionConfig(grid=grid, fused=v5 + ("direction",), place_examples=200)),
+        ("v5+direction p0", MotionConfig(grid=grid, fused=v5 + ("direction",), place_examples=0)),
+        ("object+appearance+direction p50", MotionConfig(grid=grid, fused=("object", "appearance", "direction"))),
+        # round 8b, added after round 8's few-clip run: distances divided per cell
+        ("v5+direction p0 norm", MotionConfig(grid=grid, fused=v5 + ("direction",), place_examples=0,
+                                              place_norm=True)),
+        ("v5+direction p50 norm", MotionConfig(grid=grid, fused=v5 + ("direction",), place_norm=True)),
+    ]
+    candidates = round8 if args.round == "8" else [
         ("object k3", MotionConfig(grid=grid, fused=("object",), k_object=3)),
         ("object k1", MotionConfig(grid=grid, fused=("object",), k_object=1)),
         ("object+shape", MotionConfig(grid=grid, fused=("object", "shape"))),
@@ -233,8 +349,9 @@ def main() -> None:
     if args.only:
         candidates = [c for c in candidates if c[0] in args.only]
     for name, cfg in candidates:
-        ys, ss, per_kind = [], [], {k: ([], []) for k in ("fast", "nowhere", "big")}
-        for s in srcs:
+        ys, ss, per_kind = [], [], {k: ([], []) for k in kinds}
+        t1 = time.time()
+        for s in held:
             sc = MotionScorer(cfg).fit_cells([clean[o] for o in srcs if o != s])
             for kind in per_kind:
                 feats, lab = anomalous[(s, kind)]
@@ -252,6 +369,7 @@ def main() -> None:
             res[f"detected_margin{m}"] = round(float(np.mean(v[y == 1] < -m)), 4)
         for kind, (yy, vv) in per_kind.items():
             res[f"auc_{kind}"] = round(float(roc_auc_score(np.concatenate(yy), -np.concatenate(vv))), 4)
+        res["seconds"] = round(time.time() - t1, 1)
         report[name] = res
         print(name, res, flush=True)
     if args.json:

@@ -186,10 +186,28 @@ class TrainedModel:
 
 
 @pytest.fixture(scope="session")
+def default_street_model(tmp_path_factory, make_video) -> TrainedModel:
+    """Model "street" as a user gets it: the shipped defaults (the ``motion`` detector), trained on 12 s
+    of the normal scene every 250 ms, once as mp4 and once as avi - shared by the end-to-end live and
+    Ray tests (copy it with ``install``)."""
+    from vlm_anomaly.pipeline import Pipeline
+
+    normal = [make_video("street-normal.mp4", seconds=12, seed=0), make_video("street-normal.avi", seconds=12, seed=0)]
+    home = tmp_path_factory.mktemp("street-default-home")
+    settings = load_settings(overrides={"home": home, "interval_ms": 250})
+    calls: list[tuple[int, int, str]] = []
+    model = Pipeline(settings).train("street", normal, progress=lambda *a: calls.append(a))
+    assert model.detector.name == settings.detector == "motion"
+    return TrainedModel("street", home, settings, model, calls)
+
+
+@pytest.fixture(scope="session")
 def street_model(tmp_path_factory, make_video, efficientnet_encoder) -> TrainedModel:
     """Model "street": EfficientNet-Lite0 features every 250 ms of 12 s of the normal scene, once as
-    mp4 and once as avi, One-Class SVM - trained once, shared by the watch and Ray tests (copy it
-    with ``install``)."""
+    mp4 and once as avi, One-Class SVM - trained once, shared by the tests of the watcher's mechanics
+    (accounting, alerts, Home Assistant, Frigate, secrets, crash safety), which were written against an
+    embedding model's scores and descriptions; the end-to-end live and Ray tests use
+    :func:`default_street_model` (copy either with ``install``)."""
     from vlm_anomaly.pipeline import Pipeline
 
     normal = [make_video("street-normal.mp4", seconds=12, seed=0), make_video("street-normal.avi", seconds=12, seed=0)]
@@ -204,7 +222,9 @@ def street_model(tmp_path_factory, make_video, efficientnet_encoder) -> TrainedM
 
 @pytest.fixture
 def settings_home(tmp_path) -> Settings:
-    """Settings with a fresh ``home`` (models, caches) under tmp_path and the offline encoder."""
+    """Settings with a fresh ``home`` (models, caches) under tmp_path, the offline encoder and the
+    embedding detector ``ocsvm``: its user checks that the encoder runs on nothing before every source
+    has been checked, which a detector that embeds nothing would pass vacuously."""
     return load_settings(overrides={"detector": "ocsvm", "home": tmp_path / "home", "encoder": "efficientnet"})
 
 

@@ -34,12 +34,9 @@ def cli_env(home: Path | None = None, **extra: str) -> dict[str, str]:
     env["COLUMNS"] = "200"  # keep Rich from wrapping summary lines
     if home is not None:
         env["VLM_ANOMALY_HOME"] = str(home)
-    # most CLI tests were written for the embedding pipeline (the seed's default); tests of the
-    # motion detector (the default now) pass VLM_ANOMALY_DETECTOR="" (= unset) or --detector themselves
-    env["VLM_ANOMALY_DETECTOR"] = "ocsvm"
+    # the shipped defaults (the `motion` detector): a test about another detector says so itself,
+    # with --detector or VLM_ANOMALY_DETECTOR in ``extra``
     env.update(extra)
-    if not env["VLM_ANOMALY_DETECTOR"]:
-        del env["VLM_ANOMALY_DETECTOR"]
     return env
 
 

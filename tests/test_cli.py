@@ -33,9 +33,14 @@ def cli_home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(run_cli, cli_home, normal_video, normal_video_avi, frame_folder):
-    """``vlm-anomaly train street normal.mp4 normal.avi frames/`` with the offline encoder."""
+    """``vlm-anomaly train street normal.mp4 normal.avi frames/ --detector ocsvm`` with the offline encoder.
+
+    Not the shipped default on purpose: these tests check what the embedding pipeline adds to the
+    CLI's output (expected objects, ImageNet descriptions with confidences, the One-Class SVM's
+    parameters). The default (``motion``) goes through the CLI in :func:`test_demo_finds_the_intruder_and_nothing_else`,
+    :func:`test_ped2_frame_folders_end_to_end` and ``tests/motion``."""
     r = run_cli("train", "street", normal_video, normal_video_avi, frame_folder, "--encoder", "efficientnet",
-                "--interval-ms", "500", "--expected-objects", "person,bicycle", home=cli_home)
+                "--detector", "ocsvm", "--interval-ms", "500", "--expected-objects", "person,bicycle", home=cli_home)
     assert r.returncode == 0, r.stderr
     return r
 
@@ -203,9 +208,7 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     through the CLI; the detection must be useful, not just run."""
     train = sorted((ped2_dir / "train").iterdir())
     assert len(train) == 16
-    shipped = {"VLM_ANOMALY_DETECTOR": ""}  # the default detector, not the one the other CLI tests pin
-    r = run_cli("train", "ped2", *train, "--encoder", "efficientnet", "--interval-ms", "400", home=tmp_path,
-                env=shipped)
+    r = run_cli("train", "ped2", *train, "--encoder", "efficientnet", "--interval-ms", "400", home=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "saved model ped2: 255 frames from 16 video(s)" in r.stdout
 
@@ -213,7 +216,7 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     out_csv, out_json = tmp_path / "ped2.csv", tmp_path / "ped2.json"
     # the whole clip, every 3rd frame (120 ms at the folder's 25 fps) to keep the test short
     r = run_cli("score", "ped2", ped2_dir / "test" / "02", "--interval-ms", "120", "--csv", out_csv,
-                "--json", out_json, "--labels", ped2_dir / "test_labels.json", home=tmp_path, env=shipped)
+                "--json", out_json, "--labels", ped2_dir / "test_labels.json", home=tmp_path)
     assert r.returncode == 0, r.stderr
 
     fields, rows = _read_csv(out_csv)
@@ -258,3 +261,14 @@ def test_demo_finds_the_intruder_and_nothing_else(run_cli, tmp_path):
     line = " ".join(r.stdout.split())
     assert f"the intruder is on screen {lo:.1f}-{hi:.1f} s" in line, r.stdout
     assert line.split("anomalous segments found: ")[1].startswith(f"{start:.1f}-{end:.1f} s per-frame"), r.stdout
+
+
+def test_cli_helpers_run_the_shipped_defaults(tmp_path):
+    """The test helpers' CLI environment sets no setting but the home: a CLI test drives what a user
+    gets unless it says otherwise (as ``trained`` above does, with its reason)."""
+    from tests.helpers import cli_env
+
+    env = cli_env(tmp_path, OMP_NUM_THREADS="1")
+    assert sorted(k for k in env if k.startswith("VLM_ANOMALY_") and not k.startswith("VLM_ANOMALY_TEST_")) == [
+        "VLM_ANOMALY_HOME"]
+    assert cli_env(tmp_path, VLM_ANOMALY_DETECTOR="knn")["VLM_ANOMALY_DETECTOR"] == "knn"

@@ -82,18 +82,18 @@ def test_nested_sections_equal_flat_keys(tmp_path):
     """A YAML file may group keys in their sections; it means the same as the flat keys."""
     flat = tmp_path / "flat.yaml"
     flat.write_text("interval_ms: 250\nmax_side: 640\nencoder: efficientnet\nbatch_size: 4\n"
-                    "detector: knn\nknn_k: 7\nevent_cooldown_s: 3.5\nwebhook_retries: 1\n"
+                    "detector: patch-knn\nnu: 0.2\nevent_cooldown_s: 3.5\nwebhook_retries: 1\n"
                     "api_port: 9000\nray: true\nlog_level: INFO\n")
     nested = tmp_path / "nested.yaml"
     nested.write_text("sampling: {interval_ms: 250, max_side: 640}\n"
                       "encoder: {encoder: efficientnet, batch_size: 4}\n"
-                      "detector:\n  detector: knn\n  knn_k: 7\n"
+                      "detector:\n  detector: patch-knn\n  nu: 0.2\n"
                       "events: {event_cooldown_s: 3.5}\nalerts: {webhook_retries: 1}\n"
                       "api: {api_port: 9000}\nray: {ray: true}\nservice:\nlog_level: INFO\n")
     a, b = load_settings(flat), load_settings(nested)
     assert a == b
-    assert (b.interval_ms, b.encoder, b.detector, b.knn_k, b.ray, b.api_port) == (250, "efficientnet", "knn", 7,
-                                                                                 True, 9000)
+    assert (b.interval_ms, b.encoder, b.detector, b.nu, b.ray, b.api_port) == (250, "efficientnet", "patch-knn",
+                                                                              0.2, True, 9000)
     assert a != load_settings(overrides={})  # the files did change something
     # overrides may nest too (and None still means "not given")
     assert load_settings(nested, overrides={"sampling": {"interval_ms": 1000, "max_side": None}}).sampling.max_side \

@@ -46,7 +46,7 @@ def test_pipeline_scorer_on_video_files_finds_the_intruder(tmp_path):
     assert [c.name for c in data.train] == ["day1", "day2"] and [c.name for c in data.test] == ["intruder", "quiet"]
     settings = load_settings(overrides={"detector": "ocsvm",
                                         "encoder": "efficientnet", "interval_ms": 0, "home": tmp_path / "home"})
-    scorer = create_scorer("knn", settings)
+    scorer = create_scorer("patch-knn", settings)
     assert isinstance(scorer, PipelineScorer) and isinstance(scorer, FrameScorer)
     report = evaluate(data, scorer, smoothing_window=1)
     assert report.pooled.frames == 40 and report.pooled.anomalous == 10
@@ -114,7 +114,7 @@ def test_timelines_title_is_clear_of_the_first_row(tmp_path, extra_clips):
         report = evaluate(load_dataset(root), create_scorer("brightness", load_settings(overrides={"home": tmp_path})))
     finally:
         SCORERS.pop("brightness")
-    report.config.update(features="tiles", detector="attributes")  # a long title
+    report.config.update(features="tiles", detector="patch-knn")  # a long title
     fig = timelines_figure(report)
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
@@ -169,7 +169,7 @@ def _ped2_subset(ped2: Path, dst: Path, n: int = 24) -> Path:
 @pytest.mark.slow
 def test_cli_evaluate_on_a_ped2_subset_matches_scikit_learn(run_cli, tmp_path, ped2_dir):
     ds = _ped2_subset(ped2_dir, tmp_path / "ped2-subset")
-    r = run_cli("evaluate", ds, "--encoder", "efficientnet", "--detector", "gaussian", "--interval-ms", "0",
+    r = run_cli("evaluate", ds, "--encoder", "efficientnet", "--detector", "ocsvm", "--interval-ms", "0",
                 "--report-dir", tmp_path / "report", home=tmp_path / "home")
     assert r.returncode == 0, r.stderr
     assert "pooled frame AUC" in r.stdout
@@ -182,7 +182,7 @@ def test_cli_evaluate_on_a_ped2_subset_matches_scikit_learn(run_cli, tmp_path, p
         m = np.array(f["clip"]) == clip
         row = next(c for c in d["clips"] if c["clip"] == clip)
         assert row["auc"] == pytest.approx(roc_auc_score(y[m], -s[m]), abs=1e-12)
-    assert d["dataset"]["train_frames"] == 48 and d["config"]["detector"] == "gaussian"
+    assert d["dataset"]["train_frames"] == 48 and d["config"]["detector"] == "ocsvm"
     assert (tmp_path / "report" / "roc.png").stat().st_size > 1000
     # the printed AUC is the report's
     assert f"pooled frame AUC {d['metrics']['pooled']['auc']:.4f}" in r.stdout

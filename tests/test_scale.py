@@ -1,4 +1,5 @@
-"""Ray scale-out (local Ray, 2 CPUs): the same results as the single-process run."""
+"""Ray scale-out (local Ray, 2 CPUs): the same results as the single-process run, with a model of the
+shipped default detector (``motion``)."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from vlm_anomaly.synthetic import write_video
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, street_model):
+def setup(tmp_path_factory, default_street_model):
     d = tmp_path_factory.mktemp("ray")
     tests = [
         write_video(d / "a.mp4", seconds=10, seed=0, anomaly_span=(3.0, 6.0)),
@@ -27,7 +28,7 @@ def setup(tmp_path_factory, street_model):
         }
     )
     pipe = Pipeline(settings)
-    street_model.install(d / "home")  # trained every 250 ms: scoring must use the model's interval
+    default_street_model.install(d / "home")  # shipped defaults (motion), trained every 250 ms
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield settings, pipe, [str(t) for t in tests]
     ray.shutdown()

@@ -18,6 +18,11 @@ from .errors import (
     ModelNotFoundError,
     VlmAnomalyError,
 )
+from .redact import install_log_redaction as _install_log_redaction
+
+# every log record of the process (the library's, uvicorn's access log, a caller's) is made
+# without credentials: passwords in URLs are masked when the record is created
+_install_log_redaction()
 
 # The rest loads on first use (PEP 562): `vlm-anomaly models list` must not wait for PyTorch.
 _LAZY = {

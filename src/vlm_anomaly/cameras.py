@@ -29,6 +29,7 @@ class Camera:
     name: str
     source: str
     model: str
+    frigate: str | None = None  # the Frigate (its URL) that has this camera, by the same name
 
 
 def resolve_cameras(
@@ -51,12 +52,12 @@ def resolve_cameras(
     cams: list[Camera] = []
     skipped: dict[str, str] = {}
 
-    def add(name: str, source: str, chosen: str | None) -> None:
+    def add(name: str, source: str, chosen: str | None, frigate: str | None = None) -> None:
         if not chosen:
             raise ConfigError(f"camera {name}: no model (--model, watch_model, or the camera's model)")
         if any(c.name == name for c in cams):
             raise ConfigError(f"camera {name} is listed twice")
-        cams.append(Camera(name, source, chosen))
+        cams.append(Camera(name, source, chosen, frigate))
 
     for src in sources or []:
         add(camera_id(src), src, default)
@@ -70,7 +71,7 @@ def resolve_cameras(
         found, skipped = list_cameras(frigate, role=settings.frigate_role, rtsp_url=settings.frigate_rtsp_url)
         for fc in found:
             spec = overrides.pop(fc.name, None)
-            add(fc.name, fc.url, (spec.model if spec else None) or default)
+            add(fc.name, fc.url, (spec.model if spec else None) or default, frigate=frigate)
         if overrides:
             raise ConfigError(f"camera {', '.join(overrides)}: no source, and Frigate watches no such camera")
     else:

@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .config import Settings, load_settings
-from .errors import VlmAnomalyError
-from .redact import redact_url
+from .errors import ConfigError, VlmAnomalyError
+from .redact import redact_text, redact_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Video anomaly detection with vision-language models.")
@@ -95,12 +95,13 @@ def train(
     pretrained: PretrainedOpt = None,
     clip_weights: WeightsOpt = None,
     detector: Annotated[Optional[str], typer.Option(
-        "--detector", help="motion (default: how things move, no network) | ocsvm | attributes | knn | ...")] = None,
+        "--detector", help="motion (default: how things move, no network) | ocsvm | patch-knn (--features tiles)",
+    )] = None,
     nu: Annotated[Optional[float], typer.Option("--nu")] = None,
     gamma: Annotated[Optional[str], typer.Option("--gamma", help="'scale', 'auto' or a number")] = None,
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
-    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches | tiles")] = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="frame | tiles")] = None,
     runtime: RuntimeOpt = None,
     target_false_alarm: Annotated[Optional[float], typer.Option(
         "--target-false-alarm", help="motion detector: share of normal frames the threshold may flag")] = None,
@@ -296,7 +297,7 @@ def _num(v: float) -> str:
 def evaluate(
     dataset: Annotated[Path, typer.Argument(help="dataset folder: train/<clip>, test/<clip>, test_labels.json")],
     encoder: EncoderOpt = None,
-    features: Annotated[Optional[str], typer.Option("--features", help="frame | patches | tiles")] = None,
+    features: Annotated[Optional[str], typer.Option("--features", help="frame | tiles")] = None,
     detector: Annotated[Optional[str], typer.Option("--detector", help="detector or scorer name")] = None,
     interval_ms: Annotated[int, typer.Option("--interval-ms", help="test sampling; 0 = every frame")] = 0,
     train_interval_ms: Annotated[Optional[int], typer.Option(
@@ -304,8 +305,6 @@ def evaluate(
     smooth: Annotated[Optional[int], typer.Option("--smooth", help="moving-average window (frames)")] = None,
     normalize: Annotated[str, typer.Option("--normalize", help="per-clip scores: none | zscore | minmax")] = "none",
     nu: Annotated[Optional[float], typer.Option("--nu")] = None,
-    k: Annotated[Optional[int], typer.Option("--k", help="neighbours of the knn detector")] = None,
-    ensemble: Annotated[Optional[str], typer.Option("--ensemble", help="members, e.g. knn,gaussian")] = None,
     train_clips: Annotated[Optional[str], typer.Option("--train-clips", help="comma-separated subset")] = None,
     test_clips: Annotated[Optional[str], typer.Option("--test-clips", help="comma-separated subset")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="frames per clip (0 = all)")] = None,
@@ -321,7 +320,7 @@ def evaluate(
     from .evaluation import evaluate as run_evaluation
 
     settings = _settings(encoder=encoder, features=features, detector=detector, interval_ms=interval_ms,
-                         train_interval_ms=train_interval_ms, nu=nu, knn_k=k, ensemble=ensemble,
+                         train_interval_ms=train_interval_ms, nu=nu,
                          max_frames=max_frames, clip_model=clip_model, clip_pretrained=pretrained,
                          clip_weights=clip_weights, batch_size=batch_size)
     data = load_dataset(dataset, train_clips=_csv(train_clips), test_clips=_csv(test_clips))
@@ -359,17 +358,56 @@ def evaluate(
 def ui(
     port: Annotated[Optional[int], typer.Option("--port", help="HTTP port (setting ui_port, default 8501)")] = None,
     address: Annotated[str, typer.Option("--address", help="interface to listen on")] = "localhost",
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth", help="serve a non-loopback address with no login (a trusted network only)")] = False,
+    hash_password: Annotated[bool, typer.Option(
+        "--hash-password", help="read a password from stdin, print its hash (dashboard_password_hash)")] = False,
 ) -> None:
-    """Start the Streamlit dashboard (train, test, live, models) on http://localhost:8501."""
+    """Start the Streamlit dashboard (train, test, live, models) on http://localhost:8501.
+
+    On an address other than localhost it starts only with a login configured (setting
+    dashboard_password_hash, or api_tokens) or with --insecure-no-auth.
+    """
+    from .credentials import DashboardCredentials, dashboard_exposure
+
+    if hash_password:
+        out.print(_password_hash_from_stdin(), highlight=False, markup=False, soft_wrap=True)
+        return
     s = _settings()
+    why = dashboard_exposure(s, address, insecure_no_auth=insecure_no_auth)
+    if why:
+        raise ConfigError(why)
+    # the app loads its settings itself: the same file, and the owner's --insecure-no-auth
+    if _state["config"]:
+        os.environ["VLM_ANOMALY_CONFIG"] = str(Path(_state["config"]).resolve())
+    if insecure_no_auth:
+        os.environ["VLM_ANOMALY_DASHBOARD_INSECURE_NO_AUTH"] = "true"
     app_py = Path(__file__).parent / "ui" / "app.py"
     args = [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port or s.ui_port),
             "--server.address", address, "--server.headless", "true",
             "--server.maxUploadSize", str(s.max_upload_mb), "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--client.showErrorDetails", "type",
             "--client.toolbarMode", "minimal"]
-    err.print(f"dashboard on http://{address}:{port or s.ui_port}", highlight=False)
+    login = "login required" if DashboardCredentials.from_settings(s).configured else "no login"
+    err.print(f"dashboard on http://{address}:{port or s.ui_port} ({login})", highlight=False)
     os.execv(sys.executable, args)
+
+
+def _password_hash_from_stdin() -> str:
+    """A hash of the password typed twice at a terminal, or of stdin's first line when piped."""
+    from .credentials import hash_password
+
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("dashboard password: ")
+        if getpass.getpass("again: ") != first:
+            raise ConfigError("the two passwords differ")
+        return hash_password(first)
+    line = sys.stdin.readline()
+    return hash_password(line.removesuffix("\n").removesuffix("\r"))
+
+
 # -- live monitoring service (issue 7): watch and serve --------------------------------------
 def _print_notice(n) -> None:
     """One line per event/gap, as they happen."""
@@ -469,6 +507,12 @@ def service(
     from .video.frigate import FrigateError
 
     settings = _settings()
+    if ui:  # once here, not in the dashboard's restart loop
+        from .credentials import dashboard_exposure
+
+        why = dashboard_exposure(settings, settings.ui_address)
+        if why:
+            raise ConfigError(why)
     if watch is None:
         watch = bool(settings.cameras or settings.frigate_url)
     what = "no cameras"
@@ -537,7 +581,7 @@ def score_batch(
     names = output_names(sources) if out_dir else [None] * len(sources)
     for src, r, name in zip(sources, results, names, strict=True):
         s = r.summary()
-        out.print(f"{src}: {s['frames']} frames, {s['anomalies']} anomalous "
+        out.print(f"{redact_url(src)}: {s['frames']} frames, {s['anomalies']} anomalous "
                   f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}",
                   highlight=False, soft_wrap=True)
         if out_dir:
@@ -558,14 +602,21 @@ def _print_explanations(result, top: int) -> None:
                   f"{result.explanations[i].get('text', '')}", highlight=False, markup=False, soft_wrap=True)
 
 
+def _print_traceback() -> None:
+    """--debug: the traceback, with credentials masked as everywhere else."""
+    import traceback
+
+    err.print(redact_text(traceback.format_exc()).rstrip(), highlight=False, markup=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console-script entry: run the app, turning expected errors into one line + exit code."""
     try:
         app(standalone_mode=False)
     except VlmAnomalyError as exc:
         if _state["debug"]:
-            raise
-        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+            _print_traceback()
+        err.print(f"error: {redact_text(exc)}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -578,11 +629,13 @@ def main() -> None:
         import click
 
         if isinstance(exc, click.ClickException):
+            exc.message = redact_text(exc.message)
             exc.show()
             sys.exit(exc.exit_code)
         if _state["debug"]:
-            raise
-        err.print(f"error: {type(exc).__name__}: {exc}", highlight=False, markup=False, soft_wrap=True)
+            _print_traceback()
+        err.print(f"error: {type(exc).__name__}: {redact_text(exc)}", highlight=False, markup=False,
+                  soft_wrap=True)
         sys.exit(1)
 
 

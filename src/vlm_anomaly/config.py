@@ -12,6 +12,7 @@ view (``settings.sampling``, ``settings.alerts``, ...) that components take inst
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,7 +21,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .credentials import PasswordHash
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "VLM_ANOMALY_"
 #: URL schemes a watched source may have (network streams; never local-file protocols)
@@ -95,12 +99,6 @@ class DetectorSettings:
     tile_rows: int
     tile_cols: int
     tile_overlap: float
-    knn_k: int
-    ensemble: list[str]
-    attr_k: int
-    attr_crop_size: int
-    attr_flow_method: str
-    attr_fused: list[str]
 
 
 @dataclass(frozen=True)
@@ -167,11 +165,15 @@ class ServiceSettings:
 
     cameras: list[CameraSpec]
     watch_model: str | None
+    watch_processes: int
     frigate_url: str | None
     frigate_role: str
     frigate_rtsp_url: str
+    frigate_events: bool
     ui_port: int
     ui_address: str
+    dashboard_password_hash: str | None
+    dashboard_insecure_no_auth: bool
 
 
 #: YAML section name -> its view's class; a section's keys are its view's fields
@@ -187,6 +189,22 @@ SECTIONS: dict[str, type] = {
 }
 #: keys that belong to no section (paths and logging): top level only
 GENERAL_KEYS = ("home", "models_dir", "cache_dir", "log_level")
+
+#: the last commit holding the detectors, feature mode and keys removed because they lost on the
+#: project's own UCSD Ped2 table (docs/results.md keeps their rows and reports)
+REMOVED_IN = "793ab22"
+#: detectors no longer offered (a config or model naming one gets a clear error, not a stack trace)
+REMOVED_DETECTORS = ("attributes", "ensemble", "gaussian", "iforest", "knn", "padim", "patchcore")
+#: what to use instead, in words (the registry lists the exact names, plugins included)
+ALTERNATIVES = "motion (the default), ocsvm, or patch-knn with features: tiles"
+#: keys of removed detectors: still accepted in files and saved parameters (ignored, with a warning)
+REMOVED_KEYS = ("knn_k", "ensemble", "attr_k", "attr_crop_size", "attr_flow_method", "attr_fused")
+
+
+def removed_detector_message(name: str, alternatives: str) -> str:
+    """Why ``name`` is refused and what to use instead."""
+    return (f"detector {name!r} was removed (it lost to others on UCSD Ped2, see docs/results.md; "
+            f"last in commit {REMOVED_IN}); choose from {alternatives}")
 
 
 def section_keys(section: str) -> tuple[str, ...]:
@@ -252,20 +270,12 @@ class Settings(BaseModel):
 
     # evaluation and detection quality (issue 4)
     train_interval_ms: int | None = None  # sampling of training clips; None = interval_ms
-    # frame: one embedding per frame; patches: grid of EfficientNet cells, PatchCore-style;
-    # tiles: the whole frame + tile_rows x tile_cols overlapping tiles, each embedded (small objects)
-    features: Literal["frame", "patches", "tiles"] = "frame"
+    # frame: one embedding per frame; tiles: the whole frame + tile_rows x tile_cols overlapping
+    # tiles, each embedded (small objects), for the patch-knn detector
+    features: Literal["frame", "tiles"] = "frame"
     tile_rows: int = Field(2, ge=1, le=8)
     tile_cols: int = Field(3, ge=1, le=8)
     tile_overlap: float = Field(0.25, ge=0.0, lt=0.9)
-    knn_k: int = 5  # neighbours averaged by the knn detector
-    ensemble: list[str] = Field(default_factory=lambda: ["knn", "gaussian"])  # members of "ensemble"
-
-    # attribute-based detector (detector "attributes", issue 8)
-    attr_k: int = 3  # neighbours in each attribute's k-NN density
-    attr_crop_size: int = 64  # object crops' input size for convolutional encoders
-    attr_flow_method: Literal["farneback", "dis"] = "farneback"
-    attr_fused: list[str] = Field(default_factory=lambda: ["velocity", "appearance", "frame"])
 
     # caches
     embedding_cache: bool = True
@@ -298,7 +308,7 @@ class Settings(BaseModel):
     # events end on a shorter causal window: about this many seconds of samples (never more than the
     # window above), so they end soon after the scene returns to normal at any sampling interval
     event_end_smoothing_s: float = Field(default=1.0, ge=0)
-    clip_seconds: float = 4.0  # MP4 clip length around the worst frame
+    clip_seconds: float = 4.0  # an event's MP4 clip starts clip_seconds/2 before it, runs to its end
     retention_days: float = 30.0  # events older than this are deleted (0 = keep)
     retention_max_mb: float = 1024.0  # snapshots + clips above this: oldest events deleted (0 = no limit)
     retention_interval_s: float = Field(default=300.0, gt=0)  # how often the retention job runs
@@ -316,11 +326,16 @@ class Settings(BaseModel):
     frigate_url: str | None = None  # http://frigate:5000: watch Frigate's cameras through its restreams
     frigate_role: str = "detect"  # which input of each Frigate camera (its role) is watched
     frigate_rtsp_url: str = "rtsp://{host}:8554/{stream}"  # Frigate's restream URL ({host}, {stream}, {camera})
+    frigate_events: bool = True  # each anomaly of a Frigate camera also becomes a Frigate event (its review UI)
     cameras: list[CameraSpec] = Field(default_factory=list)  # what `watch`/`service` watch by name
     watch_model: str | None = None  # model of cameras that name none (service, watch without --model)
     api_host: str = "127.0.0.1"  # where `service` serves the REST API
     api_port: int = Field(default=8000, ge=1, le=65535)
     ui_address: str = "localhost"  # where `service` serves the dashboard (0.0.0.0 in a container)
+    # the dashboard's login: a scrypt hash from `vlm-anomaly ui --hash-password` (the api_tokens open
+    # it too); off loopback the dashboard refuses to start without one unless insecure_no_auth is set
+    dashboard_password_hash: str | None = None
+    dashboard_insecure_no_auth: bool = False  # serve a non-loopback address with no login (trusted LAN)
     alert_prompts: list[str] = Field(default_factory=list)  # known-bad situations, CLIP encoders only
     alert_prompt_threshold: float = 0.5  # probability of a bad prompt that "fires"
     alert_prompt_weight: float = 1.0  # fused score = one-class score - weight * bad-prompt probability
@@ -332,6 +347,9 @@ class Settings(BaseModel):
     allowed_url_hosts: list[str] = Field(default_factory=list)  # cam*.lan, 192.168.1.0/24, *
     allowed_cameras: list[int] = Field(default_factory=list)  # webcam indexes
     max_watchers: int = Field(default=8, ge=1, le=1000)  # sources watched at once (API and watch)
+    # `watch`/`service`: worker processes the cameras are spread over (0 = one per core, 1 = all in
+    # one process); one Python process cannot keep two cores busy
+    watch_processes: int = Field(default=0, ge=0, le=64)
     ray: bool = False  # score batches / watch sources on Ray
     ray_address: str | None = None  # None = start a local Ray; "auto" or ray://host:port = a cluster
 
@@ -362,6 +380,17 @@ class Settings(BaseModel):
                              f"(allowed: {', '.join(STREAM_SCHEMES)})")
         return v
 
+    @field_validator("dashboard_password_hash", mode="after")
+    @classmethod
+    def _password_hash(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            PasswordHash.parse(v)
+        except ConfigError as exc:  # a ValueError's message is what the settings loader shows
+            raise ValueError(str(exc)) from None
+        return v.strip()
+
     @field_validator("allowed_media_dirs", mode="after")
     @classmethod
     def _expand_dirs(cls, v: list[Path]) -> list[Path]:
@@ -387,7 +416,7 @@ class Settings(BaseModel):
             raise ValueError("interval_ms must be 0 (every frame) or between 100 and 2000")
         return v
 
-    @field_validator("batch_size", "smoothing_window", "top_k", "knn_k", "attr_k", "attr_crop_size")
+    @field_validator("batch_size", "smoothing_window", "top_k")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v < 1:
@@ -408,17 +437,22 @@ class Settings(BaseModel):
             raise ValueError("nu must be in (0, 1]")
         return v
 
-    @field_validator("attr_fused", mode="before")
+    @field_validator("detector")
     @classmethod
-    def _attr_fused(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [s.strip() for s in v.split(",") if s.strip()]
-        allowed = ("velocity", "appearance", "geometry", "frame")
-        if not v or any(a not in allowed for a in v):
-            raise ValueError(f"attr_fused must list some of {', '.join(allowed)}")
+    def _detector(cls, v: str) -> str:
+        if v in REMOVED_DETECTORS:
+            raise ValueError(removed_detector_message(v, ALTERNATIVES))
         return v
 
-    @field_validator("expected_objects", "ensemble", mode="before")
+    @field_validator("features", mode="before")
+    @classmethod
+    def _features(cls, v: Any) -> Any:
+        if v == "patches":
+            raise ValueError("features 'patches' was removed (it lost to tiles on UCSD Ped2, see "
+                             f"docs/results.md; last in commit {REMOVED_IN}); choose from frame, tiles")
+        return v
+
+    @field_validator("expected_objects", mode="before")
     @classmethod
     def _objects(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -492,6 +526,18 @@ def find_config_file() -> Path | None:
     return None
 
 
+def _without_removed(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``data`` without the keys of removed detectors (top level or in the detector section)."""
+    gone = [k for k in REMOVED_KEYS if k in data]
+    section = data.get("detector")
+    if isinstance(section, dict) and any(k in section for k in REMOVED_KEYS):
+        gone += [k for k in REMOVED_KEYS if k in section]
+        data = {**data, "detector": {k: v for k, v in section.items() if k not in REMOVED_KEYS}}
+    if gone:
+        log.warning("%s: ignoring %s (settings of removed detectors)", where, ", ".join(sorted(set(gone))))
+    return {k: v for k, v in data.items() if k not in REMOVED_KEYS}
+
+
 def flatten_sections(data: dict[str, Any], where: str = "settings") -> dict[str, Any]:
     """Nested sections (``sampling: {interval_ms: 250}``) to flat keys; flat keys pass through.
 
@@ -500,6 +546,7 @@ def flatten_sections(data: dict[str, Any], where: str = "settings") -> dict[str,
     """
     out: dict[str, Any] = {}
     nested: dict[str, str] = {}
+    data = _without_removed(data, where)
     for key, value in data.items():
         if key in SECTIONS and (isinstance(value, dict) or key not in Settings.model_fields):
             value = {} if value is None else value  # a section whose keys are all commented out
@@ -538,6 +585,10 @@ def load_settings(
     if path is not None:
         try:
             data = yaml.safe_load(path.read_text()) or {}
+        except yaml.MarkedYAMLError as exc:  # its text quotes the file's line: it may hold a password
+            mark = exc.problem_mark
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise ConfigError(f"cannot read config file {path}: {exc.problem or 'not YAML'}{where}") from None
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
         if not isinstance(data, dict):

@@ -221,12 +221,17 @@ class Pipeline:
             progress = progress or _noop
             progress(0, total, "extracting")
 
+            reported = [0]
+
             def cb(done: int, _total: int, stage: str) -> None:
+                reported[0] = max(reported[0], done)
                 progress(done, max(total, done), stage)
 
             scorer.fit([str(x) for x in sources], cb, names=names)
             vids = scorer.train_videos
-            n = sum(v.n_frames for v in vids)
+            # a scorer may read a source more than once (motion: also a degraded copy); the count a
+            # progress bar shows never goes back
+            n = max(sum(v.n_frames for v in vids), reported[0])
             progress(n, n, "done")
             return self._model(cls.from_scorer(scorer), enc, vids, names, scorer.interval_ms)
         if callable(embedded):
@@ -240,8 +245,7 @@ class Pipeline:
                 f"training needs at least 2 sampled frames, got {len(X)}: use longer videos or a "
                 "shorter interval"
             )
-        det = create_detector(s.detector, nu=s.nu, gamma=_gamma(s.gamma), k=s.knn_k, groups=enc.groups,
-                              members=tuple(s.ensemble)).fit(X)
+        det = create_detector(s.detector, nu=s.nu, gamma=_gamma(s.gamma), groups=enc.groups).fit(X)
         return self._model(det, enc, vids, names, interval)
 
     def _model(self, det: BaseDetector, enc: Encoder, vids: list[EmbeddedVideo], names: Sequence[str] | None,
@@ -282,8 +286,7 @@ class Pipeline:
             cls = type(model.detector)
             enc = encoder or self.encoder_for(model)
             interval = model.interval_ms if interval_ms is None else interval_ms
-        ctx = VideoContext(enc, s, interval, s.max_side, s.max_frames,
-                           Path(s.cache_path) / cls.name if s.embedding_cache else None)
+        ctx = VideoContext(enc, s, interval, s.max_side, s.max_frames)
         return cls.video_scorer(ctx, None if model is None else model.detector)
 
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,

@@ -17,6 +17,7 @@ import numpy as np
 from .atomic import atomic_write_text
 from .errors import VlmAnomalyError
 from .metrics import FrameMetrics, frame_metrics
+from .redact import source_slug
 from .smoothing import moving_average
 
 #: score bands shown in timelines and reports (decision score, higher = more normal)
@@ -40,11 +41,14 @@ def output_names(sources: Sequence[str | Path]) -> list[str]:
         >>> output_names(["x/a/clip.mp4", "x/b/clip.mp4", "x/c/other.mp4"])
         ['a__clip.mp4', 'b__clip.mp4', 'other.mp4']
     """
+    # a stream URL is named by its slug: never by its user info or secret query values
+    urls = {i for i, s in enumerate(sources) if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", str(s))}
     paths = [Path(os.path.abspath(s)) for s in sources]  # lexical: a symlink keeps its own name
-    names = [p.name for p in paths]
+    names = [source_slug(s) if i in urls else p.name for i, (s, p) in enumerate(zip(sources, paths))]
     groups: dict[str, list[int]] = defaultdict(list)
     for i, name in enumerate(names):
-        groups[name].append(i)
+        if i not in urls:
+            groups[name].append(i)
     for members in groups.values():
         if len(members) > 1:
             common = Path(os.path.commonpath([paths[i].parent for i in members]))
@@ -124,7 +128,7 @@ class ScoreResult:
     confidences: list[float] = field(default_factory=list)
     embeddings: np.ndarray | None = field(default=None, repr=False)
     timing: dict = field(default_factory=dict)
-    #: per-frame explanations (attribute detector): which attribute fired, where, nearest normal
+    #: per-frame explanations (motion detector): which attribute fired, where, nearest normal
     explanations: list[dict] = field(default_factory=list)
 
     @property

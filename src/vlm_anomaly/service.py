@@ -9,7 +9,9 @@ then SIGKILL after ``grace_s``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -35,44 +37,216 @@ def watch_cameras(
 ) -> tuple[list[dict], bool]:
     """Watch the cameras until they end, ``max_seconds`` pass, or SIGINT/SIGTERM.
 
-    Events go to the store and the alert sinks; with ``mqtt_url`` and ``ha_discovery`` every
-    camera is also announced to Home Assistant. Returns the status rows (with ``camera``) and
-    whether watching stopped before the sources ended.
+    Events go to the store and the alert sinks (topics named by camera); with ``mqtt_url`` and
+    ``ha_discovery`` every camera is also announced to Home Assistant, and Frigate's cameras get a
+    Frigate event per anomaly (``frigate_events``). Several cameras are spread over worker
+    processes (``watch_processes``; one per core by default), each holding one copy of a model for
+    its cameras: one Python process cannot keep two cores busy. Returns the status rows (with
+    ``camera``) and whether watching stopped before the sources ended.
     """
-    from .events import AlertDispatcher, EventStore, Monitor
+    from .events import EventStore
     from .events.homeassistant import HomeAssistantBridge, fan_out
-    from .pipeline import Pipeline
 
     store = EventStore.from_settings(settings)
-    alerts = AlertDispatcher.from_settings(settings.alerts)
     bridge = (HomeAssistantBridge.from_settings(settings.alerts, store=store)
               if settings.mqtt_url and settings.ha_discovery else None)
-    mon = Monitor(Pipeline(settings), store=store, alerts=alerts,
-                  listener=fan_out(listener, bridge.on_notice if bridge else None))
-    names: dict[str, str] = {}
-    early = False
+    notify = fan_out(listener, bridge.on_notice if bridge else None)
+    groups = camera_groups(cameras, settings.watch_processes)
     restore = _sigterm_as_interrupt()
     try:
-        for cam in cameras:
-            if bridge is not None:
+        if bridge is not None:
+            for cam in cameras:
                 bridge.add_camera(cam.name, cam.source)
-            names[mon.start(cam.model, cam.source, realtime=realtime)] = cam.name
         if bridge is not None:
             bridge.clear_stale()
-            bridge.attach(mon)
-        early = not mon.wait(max_seconds)
-    except KeyboardInterrupt:
-        early = True
+        if len(groups) <= 1:
+            return _watch_here(settings, cameras, realtime=realtime, max_seconds=max_seconds, listener=notify,
+                               store=store, on_start=bridge.attach if bridge else None)
+        return _watch_in_processes(settings, groups, realtime=realtime, max_seconds=max_seconds,
+                                   listener=notify, store=store, bridge=bridge)
     finally:
         try:
-            mon.stop_all()
-            alerts.close()
             if bridge is not None:
                 bridge.close()
             store.close()
         finally:
             restore()
+
+
+def camera_groups(cameras: list[Camera], processes: int) -> list[list[Camera]]:
+    """Cameras dealt round-robin to ``processes`` groups (0: one per core), never more groups than
+    cameras; cameras of one model land together where the count allows (one model copy a group)."""
+    n = processes or (os.cpu_count() or 1)
+    n = max(1, min(n, len(cameras)))
+    ordered = sorted(cameras, key=lambda c: c.model)
+    return [g for g in (ordered[i::n] for i in range(n)) if g]
+
+
+def _watch_here(settings, cameras: list[Camera], *, realtime: bool, max_seconds: float | None,
+                listener: Callable | None, store, on_start: Callable | None = None) -> tuple[list[dict], bool]:
+    """Watch ``cameras`` in this process (a thread each): the store, alert sinks and the Monitor."""
+    from .events import AlertDispatcher, Monitor
+    from .events.alerts import FrigateEventSink
+    from .pipeline import Pipeline
+
+    alerts = AlertDispatcher.from_settings(settings.alerts)
+    if settings.frigate_events:
+        for url in sorted({c.frigate for c in cameras if c.frigate}):
+            alerts.sinks.append(FrigateEventSink(url, {c.name: c.name for c in cameras if c.frigate == url},
+                                                 timeout_s=settings.webhook_timeout_s))
+    # recovery after the caller announced the cameras to Home Assistant, so it hears of the events a
+    # crash left open as they are closed; every worker runs it (an event closes once, by its owner lock)
+    mon = Monitor(Pipeline(settings), store=store, alerts=alerts, listener=listener, recover=False)
+    names: dict[str, str] = {}
+    early = False
+    try:
+        mon.start_recovery()
+        for cam in cameras:
+            names[mon.start(cam.model, cam.source, realtime=realtime, camera=cam.name)] = cam.name
+        if on_start is not None:
+            on_start(mon)
+        early = not mon.wait(max_seconds)
+    except KeyboardInterrupt:
+        early = True
+    finally:
+        mon.stop_all()
+        alerts.close()
     return [{**st, "camera": names.get(st["id"], st["source"])} for st in mon.list()], early
+
+
+class _GroupRows:
+    """The latest status rows of every worker process: what the Home Assistant bridge polls."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, list[dict]] = {}
+
+    def list(self) -> list[dict]:
+        return [r for g in sorted(self.rows) for r in self.rows[g]]
+
+
+def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool, max_seconds: float | None,
+                        listener: Callable | None, store, bridge) -> tuple[list[dict], bool]:
+    """One worker process a group; their notices and status rows come back as JSON over pipes (no
+    pickles), events are read back from the shared store. A worker that dies is reported as failed."""
+    import json
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    from .events import WatchNotice
+
+    ctx = mp.get_context("spawn")  # no fork of a process that may hold threads and an encoder
+    level = logging.getLogger().getEffectiveLevel()
+    conf = settings.model_dump_json(exclude_unset=True)
+    procs, conns = [], {}
+    for i, group in enumerate(groups):
+        recv, send = ctx.Pipe(duplex=False)
+        cams = [{"name": c.name, "source": c.source, "model": c.model, "frigate": c.frigate} for c in group]
+        p = ctx.Process(target=_group_main, args=(conf, cams, realtime, max_seconds, send, level),
+                        name=f"watch-group-{i + 1}", daemon=True)
+        p.start()
+        send.close()
+        procs.append(p)
+        conns[recv] = i
+    seen = _GroupRows()
+    done: dict[int, list[dict]] = {}
+    early = False
+    if bridge is not None:
+        bridge.attach(seen)
+
+    def handle(i: int, msg: dict) -> None:
+        nonlocal early
+        if "notice" in msg:
+            n = msg["notice"]
+            rec = store.get(n["event_id"]) if n.get("event_id") else None
+            if listener is not None:
+                listener(WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", "")))
+        elif "status" in msg:
+            seen.rows[i] = [{**r, "id": f"g{i + 1}-{r['id']}"} for r in msg["status"]]
+        elif "done" in msg:
+            done[i] = [{**r, "id": f"g{i + 1}-{r['id']}"} for r in msg["done"]]
+            early = early or bool(msg.get("early"))
+
+    while conns:
+        try:
+            for c in wait(list(conns), timeout=1.0):
+                try:
+                    handle(conns[c], json.loads(c.recv_bytes()))
+                except (EOFError, OSError):
+                    conns.pop(c)
+        except KeyboardInterrupt:  # Ctrl-C / SIGTERM: each worker stops its cameras cleanly
+            early = True
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+    rows: list[dict] = []
+    for i, p in enumerate(procs):
+        p.join(30)
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+        if i in done:
+            rows += done[i]
+        else:  # died without a word: its cameras are failed, with what was last known of them
+            why = f"watch worker process exited with code {p.exitcode}"
+            log.error("%s; cameras %s", why, ", ".join(c.name for c in groups[i]))
+            last = {r["camera"]: r for r in seen.rows.get(i, []) if r.get("camera")}
+            for c in groups[i]:
+                r = last.get(c.name) or {"id": f"g{i + 1}-?", "source": c.source, "model": c.model, "frames": 0,
+                                         "dropped": 0, "alerts_sent": 0, "alerts_failed": 0, "events": 0,
+                                         "gaps": 0, "missed_s": 0.0, "last_time": 0.0, "last_score": None}
+                rows.append({**r, "camera": c.name, "status": "failed", "error": why})
+    return rows, early
+
+
+def _group_main(conf: str, cams: list[dict], realtime: bool, max_seconds: float | None, conn, level: int) -> None:
+    """A worker process: watch its cameras here, report notices and status rows to the parent."""
+    import json
+
+    from .config import Settings
+    from .events import EventStore
+
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    restore = _sigterm_as_interrupt()
+    settings = Settings.model_validate_json(conf)
+    lock = threading.Lock()
+
+    def send(obj: dict) -> None:
+        with lock:
+            conn.send_bytes(json.dumps(obj, default=str).encode())
+
+    def notice(n) -> None:
+        rec = n.record
+        send({"notice": {"kind": n.kind, "source": n.source, "message": n.message,
+                         "event_id": getattr(rec, "id", None)}})
+
+    stop = threading.Event()
+
+    parent = os.getppid()
+
+    def report(mon) -> None:
+        def loop() -> None:
+            while not stop.wait(1.0):
+                try:
+                    if os.getppid() != parent:
+                        raise BrokenPipeError("parent gone")
+                    send({"status": mon.list()})
+                except OSError:  # the parent died (kill -9): stop cleanly, never run orphaned
+                    log.warning("watch worker: parent process gone, stopping")
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+        threading.Thread(target=loop, name="status", daemon=True).start()
+
+    store = EventStore.from_settings(settings)
+    try:
+        rows, early = _watch_here(settings, [Camera(**c) for c in cams], realtime=realtime, max_seconds=max_seconds,
+                                  listener=notice, store=store, on_start=report)
+        stop.set()
+        with contextlib.suppress(OSError):
+            send({"done": rows, "early": early})
+    finally:
+        store.close()
+        conn.close()
+        restore()
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:

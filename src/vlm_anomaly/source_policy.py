@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .config import ApiSettings
 from .errors import InvalidVideoError, SourceNotAllowedError
@@ -23,10 +23,27 @@ from .redact import redact_url
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _HOST = re.compile(r"^[A-Za-z0-9._\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 
+#: schemes whose sockets receive on a local port (FFmpeg binds it): never opened for a client
+LISTENING_SCHEMES = frozenset({"udp", "rtp", "srtp", "udplite", "sctp", "zmq", "srt"})
+#: schemes whose query string is nothing but FFmpeg socket options (``tcp://h:p?listen=1``)
+RAW_SOCKET_SCHEMES = frozenset({"tcp", "tls", "unix", "udp", "rtp", "srtp", "sctp", "srt"})
+# URL options (FFmpeg's tcp, tls, udp, rtp, rtmp, rtsp, http) that make a client listen or bind
+_LISTENER_KEYS = frozenset({
+    "listen", "listen_timeout", "rtmp_listen", "rtsp_flags", "localport", "local_port",
+    "localaddr", "local_addr", "localrtcpport", "reuse", "reuse_socket", "sources",
+})
+
 
 @dataclass(frozen=True)
 class SourcePolicy:
     """Allow-lists for watched sources; empty lists allow nothing of that kind.
+
+    A URL is admitted when its scheme is listed, its host matches a pattern label by label
+    (:func:`_host_matches`), and it asks for nothing that makes the server accept connections
+    (``?listen``, ``udp://``...). The check covers the first hop only by itself: what is opened
+    goes through :func:`vlm_anomaly.video.decode.input_options`, which keeps every later hop (an
+    HTTP redirect, a playlist's entries) from leaving it. Frame folders count only the images that
+    resolve inside them (:func:`vlm_anomaly.video.sources.list_frame_files`).
 
     Example:
         >>> p = SourcePolicy(media_dirs=["/srv/videos"], url_schemes=["rtsp"], url_hosts=["cam*.lan"])
@@ -81,6 +98,11 @@ class SourcePolicy:
                 f"source not allowed: URL scheme {scheme!r} of {shown} is not in "
                 f"allowed_url_schemes ({', '.join(schemes) or 'none: no URLs may be opened'})"
             )
+        if scheme in LISTENING_SCHEMES:
+            raise SourceNotAllowedError(
+                f"source not allowed: {scheme}:// sources make the server receive on a local port "
+                "(a listener), which the service never opens for a remote client"
+            )
         try:
             parts = urlsplit(source)
             host = parts.hostname or ""
@@ -94,10 +116,26 @@ class SourcePolicy:
         bare = netloc_host.rsplit(":", 1)[0] if not netloc_host.endswith("]") else netloc_host
         if not _HOST.match(bare) or "\\" in parts.netloc or "%" in parts.netloc:
             raise SourceNotAllowedError(f"source not allowed: unusual host in {shown}")
+        listen = _listener_option(source)
+        if listen:
+            raise SourceNotAllowedError(
+                f"source not allowed: {shown} asks for {listen!r}, an option that makes the "
+                "server accept connections"
+            )
+        if scheme in RAW_SOCKET_SCHEMES and (parts.query or parts.fragment or "?" in source):
+            raise SourceNotAllowedError(
+                f"source not allowed: {scheme}:// URLs take no options (query) from a remote "
+                f"client: {shown}"
+            )
         if not any(_host_matches(host, pat) for pat in self.url_hosts):
             raise SourceNotAllowedError(
                 f"source not allowed: host {host!r} of {shown} matches no allowed_url_hosts "
                 f"pattern ({', '.join(self.url_hosts) or 'none configured'})"
+            )
+        if _ambiguous_number(host):
+            raise SourceNotAllowedError(
+                f"source not allowed: unusual host in {shown} (an IP address must be written "
+                "as four decimal numbers, e.g. 192.168.1.20)"
             )
         return source
 
@@ -129,15 +167,90 @@ class SourcePolicy:
         return str(found)
 
 
+def _ambiguous_number(host: str) -> bool:
+    """True for a host that resolvers may read as an IPv4 address but is not written as one
+    (``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``): no DNS name ends in a number."""
+    host = host.strip("[]")
+    if ":" in host:  # IPv6, parsed strictly below
+        return False
+    last = host.rsplit(".", 1)[-1].lower()
+    if not (last.isdigit() or re.fullmatch(r"0x[0-9a-f]*", last)):
+        return False
+    try:
+        return str(ipaddress.IPv4Address(host)) != host
+    except ValueError:
+        return True
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
 def _host_matches(host: str, pattern: str) -> bool:
-    """A host name against a glob (``cam*.lan``, ``*``) or an IP network (``10.0.0.0/24``)."""
-    host, pattern = host.lower().strip("[]"), pattern.lower().strip()
+    """A host against one ``allowed_url_hosts`` entry.
+
+    Why label by label: with a plain glob ``cam*`` matches ``cam.attacker.example`` and
+    ``192.168.1.*`` matches ``192.168.1.5.attacker.invalid``. Here ``*`` never crosses a dot:
+    ``cam*.lan`` admits ``cam7.lan`` only, ``*.lan`` one label before ``.lan``. IP addresses are
+    admitted only by an address, a network (``10.0.0.0/24``) or a dotted-quad glob whose
+    wildcards are whole trailing numbers (``192.168.1.*`` = ``192.168.1.0/24``); a name pattern
+    never admits an address. ``*`` alone admits every host.
+    """
+    host, pattern = host.lower().strip("[]"), pattern.lower().strip().strip("[]")
+    if not pattern:
+        return False
+    if pattern == "*":
+        return True
+    addr = _ip(host)
+    if addr is not None:
+        net = _pattern_network(pattern)
+        return net is not None and addr.version == net.version and addr in net
+    if "/" in pattern or _ip(pattern) is not None or _pattern_network(pattern) is not None:
+        return False  # an address pattern never admits a name
+    labels, pats = host.split("."), pattern.split(".")
+    if len(labels) != len(pats) or "" in labels:
+        return False
+    return all(fnmatch.fnmatchcase(lab, pat) for lab, pat in zip(labels, pats, strict=True))
+
+
+def _pattern_network(pattern: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The network an address pattern stands for (``10.0.0.0/24``, ``10.0.0.7``, ``10.0.*.*``)."""
     if "/" in pattern:
         try:
-            return ipaddress.ip_address(host) in ipaddress.ip_network(pattern, strict=False)
+            return ipaddress.ip_network(pattern, strict=False)
         except ValueError:
-            return False
-    return fnmatch.fnmatchcase(host, pattern.strip("[]"))
+            return None
+    if (addr := _ip(pattern)) is not None:
+        return ipaddress.ip_network(addr)
+    parts = pattern.split(".")
+    if len(parts) == 4 and "*" in parts:
+        fixed = parts[: parts.index("*")]
+        if all(p == "*" for p in parts[len(fixed):]) and all(p.isdigit() for p in fixed):
+            try:
+                base = ".".join(fixed + ["0"] * (4 - len(fixed)))
+                return ipaddress.ip_network(f"{base}/{8 * len(fixed)}")
+            except ValueError:
+                return None
+    return None
+
+
+def _listener_option(source: str) -> str | None:
+    """The name of an FFmpeg URL option in ``source`` that turns a client into a server, if any.
+
+    FFmpeg's socket protocols read their options from everything after the first ``?`` (even
+    past a ``#``), keys with or without a value (``?listen`` alone listens), so that is what is read.
+    """
+    if "?" not in source:
+        return None
+    tail = unquote(source.split("?", 1)[1])
+    for item in re.split(r"[?&;#]", tail):
+        key = item.split("=", 1)[0].strip().lower()
+        if key in _LISTENER_KEYS:
+            return key
+    return "listen" if "listen" in tail.lower() else None
 
 
 __all__ = ["SourcePolicy"]

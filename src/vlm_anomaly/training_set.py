@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import io
 import json
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_json, file_lock
-from .config import Settings, load_settings
+from .config import REMOVED_DETECTORS, Settings, load_settings
 from .encoders import build_prompts
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
+from .store.embeddings import CachedEmbeddings, read_embeddings, write_embeddings
 from .values import EmbeddedVideo
 from .video import VIDEO_EXTENSIONS, content_hash, source_kind
 from .video.thumbnails import encode_jpeg, iter_frames_at
@@ -45,6 +46,8 @@ Progress = Callable[[int, int, str], None]
 TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects",
                 "detector", "features", "target_false_alarm")
 THUMB_SIDE = 320
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,14 +141,22 @@ class TrainingSet:
     def load_params(self) -> dict[str, Any]:
         """Training parameters last saved (empty if none): the ``saved`` layer of :func:`load_settings`.
 
-        Keys that are no longer training parameters are dropped, so an old file never sets more.
+        Keys that are no longer training parameters are dropped, so an old file never sets more; so
+        are a removed detector or feature mode (the defaults apply again), so the dashboard still opens.
         """
         p = self.root / "settings.json"
         try:
             data = json.loads(p.read_text()) if p.is_file() else {}
         except ValueError:
             return {}
-        return {k: v for k, v in data.items() if k in TRAIN_PARAMS} if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        removed = {"detector": REMOVED_DETECTORS, "features": ("patches",)}
+        gone = [k for k, names in removed.items() if data.get(k) in names]
+        if gone:
+            log.warning("saved training parameters name removed %s; using the defaults instead",
+                        ", ".join(f"{k} {data[k]!r}" for k in gone))
+        return {k: v for k, v in data.items() if k in TRAIN_PARAMS and k not in gone}
 
     def save_params(self, params: dict[str, Any]) -> None:
         """Keep the parameters chosen for training, after the settings loader accepted them."""
@@ -206,9 +217,8 @@ class TrainingSet:
         for done, (index, img) in enumerate(iter_frames_at(path, ev.frame_indices, max_side=THUMB_SIDE), 1):
             atomic_write_bytes(tdir / f"{index}.jpg", encode_jpeg(img, 80))
             progress(done, n, "thumbnails")
-        buf = io.BytesIO()
-        np.savez(buf, indices=ev.frame_indices, timestamps=ev.timestamps, embeddings=ev.embeddings)
-        atomic_write_bytes(self.root / "embeddings" / f"{item_id}.npz", buf.getvalue())
+        write_embeddings(self.root / "embeddings" / f"{item_id}.npz",
+                         CachedEmbeddings(ev.frame_indices, ev.timestamps, ev.embeddings))
         self._write_descriptions(pipeline, item_id, ev.embeddings)
         enc = pipeline.encoder.identity
         return TrainingItem(
@@ -246,9 +256,8 @@ class TrainingSet:
     def _load_embedded(self, item: TrainingItem) -> EmbeddedVideo:
         path = self.root / "embeddings" / f"{item.id}.npz"
         try:
-            with np.load(path, allow_pickle=False) as z:
-                return EmbeddedVideo(item.name, item.sha256, z["indices"], z["timestamps"],
-                                     z["embeddings"].astype(np.float32), True)
+            z = read_embeddings(path)
+            return EmbeddedVideo(item.name, item.sha256, z.indices, z.timestamps, z.embeddings, True)
         except (OSError, ValueError, KeyError) as exc:
             raise VlmAnomalyError(f"embeddings of {item.name} are unreadable ({exc}); remove and re-add it") \
                 from None

@@ -27,8 +27,7 @@ def server(api_home, tmp_path_factory):
     settings = load_settings(
         overrides={
             "home": home,
-            "encoder": "efficientnet",
-            "detector": "ocsvm",  # these tests were written for the embedding pipeline
+            "encoder": "efficientnet",  # offline; the detector is the shipped default (motion)
             "interval_ms": 250,
             "api_tokens": [TOKEN, "second-token"],
             "max_upload_mb": 2,

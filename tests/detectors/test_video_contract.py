@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.attributes.scenes import write_clip
+from tests.scenes import write_clip
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.detectors import detector_names
 from vlm_anomaly.evaluation import PipelineScorer, create_scorer, evaluate, load_dataset

@@ -66,10 +66,6 @@ def test_bad_tile_settings_are_refused(efficientnet_encoder, tmp_path, normal_vi
         TiledEncoder(TiledEncoder(efficientnet_encoder), rows=2, cols=2)
     with pytest.raises(ConfigError):
         load_settings(overrides={"detector": "ocsvm", "tile_rows": 0})
-    s = load_settings(overrides={"home": tmp_path, "encoder": "efficientnet", "features": "tiles",
-                                 "detector": "attributes"})
-    with pytest.raises(ConfigError, match="features 'frame'"):
-        Pipeline(s).fit([normal_video])
 
 
 def test_tiles_over_openclip_keep_text_and_descriptions(clip_encoder):
@@ -97,12 +93,12 @@ def test_a_model_with_a_bad_tile_grid_is_refused_clearly(efficientnet_encoder, g
 
 
 def test_rebuilding_follows_the_model_not_the_current_settings(clip_encoder):
-    """The model's features decide: current settings (features=patches) do not leak into a CLIP rebuild,
+    """The model's features decide: current settings (features=tiles) do not leak into a CLIP rebuild,
     and a tiled model trained on a local CLIP weights file asks for that file like any CLIP model."""
     from vlm_anomaly.encoders.identity import EncoderIdentity
     from vlm_anomaly.errors import EncoderUnavailableError
 
-    enc = encoder_for_identity(clip_encoder.identity, clip_pretrained="none", device="cpu", features="patches")
+    enc = encoder_for_identity(clip_encoder.identity, clip_pretrained="none", device="cpu", features="tiles")
     assert enc.groups == 1 and enc.identity == clip_encoder.identity
     tiled = TiledEncoder(clip_encoder, rows=1, cols=2, overlap=0.5).identity.as_dict()
     assert encoder_for_identity(EncoderIdentity.from_dict(tiled), device="cpu").groups == 3

@@ -40,6 +40,12 @@ def trained_home(tmp_path_factory, street_model):
     return street_model.install(tmp_path_factory.mktemp("home"))
 
 
+@pytest.fixture(scope="module")
+def default_home(tmp_path_factory, default_street_model):
+    """A home folder holding model "street" trained with the shipped defaults (``motion``)."""
+    return default_street_model.install(tmp_path_factory.mktemp("default-home"))
+
+
 class _Receiver(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from tests.helpers import free_port
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.api import create_app
+from vlm_anomaly.cameras import camera_id
 from vlm_anomaly.errors import VlmAnomalyError
 from vlm_anomaly.events import AlertDispatcher, EventStore, Monitor, SourceWatcher
 from vlm_anomaly.redact import redact_text, redact_url, source_slug
@@ -87,11 +88,12 @@ def test_camera_credentials_stay_out_of_alerts_topics_folders_db_and_logs(
     alerts.close()
 
     # MQTT: topics and payloads read back from mosquitto
-    assert [t for t, _ in got] == ["site1/cam1.lan_554_live_channel_1/events"] * 2
+    # a bare source is named by its credential-free id, the same as its Home Assistant device
+    assert [t for t, _ in got] == ["site1/cam1_lan_554_live_channel_1/events"] * 2
     for topic, payload in got:
         _clean(topic + payload)
     after = json.loads(got[1][1])["after"]
-    assert after["source"] == redact_url(CAMERA) and after["camera"] == source_slug(CAMERA)
+    assert after["source"] == redact_url(CAMERA) and after["camera"] == camera_id(CAMERA)
     # webhook bodies as the receiver got them
     assert [b["type"] for b in webhook.bodies] == ["new", "end"]
     _clean(json.dumps(webhook.bodies))

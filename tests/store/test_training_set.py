@@ -130,7 +130,7 @@ def test_saved_params_are_a_layer_of_the_settings_loader(tmp_path, monkeypatch):
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text("interval_ms: 1000\nnu: 0.2\nbatch_size: 4\n")
-    monkeypatch.setenv("VLM_ANOMALY_DETECTOR", "knn")
+    monkeypatch.setenv("VLM_ANOMALY_DETECTOR", "patch-knn")
     ts = TrainingSet(tmp_path / "ts")
     ts.save_params({"interval_ms": 250, "detector": "ocsvm", "expected_objects": ["person", "cart"]})
     s = ts.settings(cfg, overrides={"interval_ms": 500, "nu": None})

@@ -47,8 +47,10 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser-home")
     port = free_port()
     env = {**os.environ, "HOME": str(home), "VLM_ANOMALY_HOME": str(home / ".vlm-anomaly"),
-           "VLM_ANOMALY_ENCODER": "efficientnet", "VLM_ANOMALY_DETECTOR": "ocsvm", "VLM_ANOMALY_INTERVAL_MS": "500",
+           # the shipped default detector (motion); only the encoder is pinned (offline) and the interval
+           "VLM_ANOMALY_ENCODER": "efficientnet", "VLM_ANOMALY_INTERVAL_MS": "500",
            "VLM_ANOMALY_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "dash-cache"), "HF_HUB_OFFLINE": "1",
+           "VLM_ANOMALY_ALLOWED_MEDIA_DIRS": str(tmp_path_factory.getbasetemp()),  # the Live page's clip
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
     env.pop("VLM_ANOMALY_CONFIG", None)
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed in teardown
@@ -326,19 +328,23 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     assert table[0]["worst score"] == worst  # one worst score, in the banner and in the history
     shot(d, "07b-live-after-stop")
 
-    # the browser camera (Chromium's fake camera) over WebRTC: START, an alert, STOP closes it
+    # the browser camera (Chromium's fake camera: a turning wedge on a plain background, nothing like the
+    # street) over WebRTC: its frames are scored for motion, an alert is raised, STOP ends the source and
+    # leaves no alert open (one still open is closed as "stopped"; STOP during an alert is the file's case above)
     d.find_element(By.XPATH, "//label[.//*[normalize-space(.)='Browser camera (WebRTC)']]").click()
     webrtc_button(d, "START").click()
     wait(d, lambda d: text_shown(d, "Source browser camera: running"), 120, "camera-running")
-    wait(d, lambda d: text_shown(d, "ALERT #") and text_shown(d, "Alert history (1)") and history_rows(d), 120,
-         "camera-alert")
+    wait(d, lambda d: history_rows(d) and not text_shown(d, "Alert history (0)"), 120, "camera-alert")
+    assert "faster than any normal object" in history_rows(d)[0]["description"] or \
+        "unusual" in history_rows(d)[0]["description"], history_rows(d)  # the motion detector's words
     shot(d, "07c-live-camera")
     webrtc_button(d, "STOP").click()
     wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #")
-         and history_rows(d) and history_rows(d)[0]["to (s)"] != "ongoing", 60, "camera-stopped")
+         and history_rows(d) and all(r["to (s)"] != "ongoing" for r in history_rows(d)), 60, "camera-stopped")
     banner = d.find_element(By.XPATH, "//*[contains(text(), 'Source stopped at')]").text
-    assert "closed at" in banner and "(stopped)" in banner, banner
-    assert history_rows(d)[0]["ended because"] == "stopped"
+    if "closed at" in banner:  # an alert was open when STOP was pressed
+        assert "(stopped)" in banner and history_rows(d)[0]["ended because"] == "stopped", banner
+    assert {r["ended because"] for r in history_rows(d)} <= {"stopped", "recovered"}, history_rows(d)
     shot(d, "07d-live-camera-after-stop")
     nav(d, "Models")
     wait(d, lambda d: text_shown(d, "Compare two models on the same video") and idle(d), what="models")

@@ -300,7 +300,6 @@ def test_models_page_rename_compare_delete(trained, dash_clips):
 def test_pages_say_when_there_is_no_model(name, tmp_path, monkeypatch):
     monkeypatch.setenv("VLM_ANOMALY_HOME", str(tmp_path))
     monkeypatch.setenv("VLM_ANOMALY_ENCODER", "efficientnet")
-    monkeypatch.setenv("VLM_ANOMALY_DETECTOR", "ocsvm")
     at = page(name)
     assert_no_traceback(at)
     assert "No model yet" in at.info[0].value

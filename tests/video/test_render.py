@@ -95,14 +95,17 @@ def test_write_annotated_video_draws_each_scored_frame(clip, tmp_path):
 
 def test_event_clip_goes_through_the_video_writer_downscaled_and_atomic(tmp_path):
     """Event evidence clips are written by the same writer as annotated results: at most 640 px,
-    every frame, an MP4 that decodes, and no temp file left beside it."""
-    from vlm_anomaly.events.media import write_clip
+    every frame, an MP4 that decodes, and no temp file left beside it once finished."""
+    from vlm_anomaly.events.media import ClipWriter
 
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in range(5)]
     frames.append(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))  # another size: resized
     path = tmp_path / "events" / "clip.mp4"
-    size = write_clip(path, frames, fps=5)
+    clip = ClipWriter(path, fps=5)
+    for img in frames:
+        clip.write(img)
+    size = clip.close()
     assert size == path.stat().st_size > 0
     info = probe(path)
     assert (info.width, info.height) == (640, 360) and info.frame_count == 6

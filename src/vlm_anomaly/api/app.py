@@ -23,11 +23,13 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..cameras import camera_id
 from ..config import Settings, updated
 from ..errors import InvalidVideoError, VlmAnomalyError
 from ..events import AlertDispatcher, EventNotFoundError, EventStore, Monitor
+from ..events.homeassistant import HomeAssistantBridge, fan_out
 from ..pipeline import Pipeline
-from ..redact import redact_text, redact_url
+from ..redact import redact_text, redact_url, source_slug
 from ..source_policy import SourcePolicy
 from .auth import bearer_auth
 from .jobs import JobManager
@@ -38,6 +40,11 @@ log = logging.getLogger(__name__)
 
 EventId = Annotated[int, PathParam(ge=1, le=2**53, description="event id")]
 ModelName = Annotated[str, PathParam(max_length=64, description="model name")]
+SourceQuery = Annotated[str | None, Query(
+    max_length=2048,
+    description="the source as the API shows it (credentials masked, e.g. rtsp://***@cam/live) or "
+    "its camera name (cam_live); a client never needs to send a password",
+)]
 CHUNK = 1 << 20
 #: videos one training request may upload (each up to ``max_upload_mb``)
 MAX_VIDEOS_PER_REQUEST = 32
@@ -59,6 +66,11 @@ class WatchRequest(BaseModel):
     )
     realtime: bool = Field(
         True, description="play files at their own rate (else as fast as possible)"
+    )
+    camera: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="the camera's name: its alert topic and Home Assistant device (default: made "
+        "from the source without its credentials)",
     )
 
 
@@ -121,7 +133,13 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     store = EventStore.from_settings(settings)
     alerts = AlertDispatcher.from_settings(settings.alerts)
     metrics = ServiceMetrics()
-    monitor = Monitor(pipe, store=store, alerts=alerts, listener=metrics.on_notice)
+    # sources started here are announced to Home Assistant like the cameras `watch` watches
+    bridge = (HomeAssistantBridge.from_settings(settings.alerts, store=store, instance="api")
+              if settings.mqtt_url and settings.ha_discovery else None)
+    monitor = Monitor(pipe, store=store, alerts=alerts,
+                      listener=fan_out(metrics.on_notice, bridge.on_notice if bridge else None))
+    if bridge is not None:
+        bridge.attach(monitor)
     jobs = JobManager(
         Path(settings.home) / "uploads",
         on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc(),
@@ -135,6 +153,8 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         yield
         monitor.stop_all()
         alerts.close()
+        if bridge is not None:
+            bridge.close()
         jobs.shutdown()
         store.close()
 
@@ -166,7 +186,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         return JSONResponse(
-            {"error": str(exc.detail)},
+            {"error": redact_text(exc.detail)},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
@@ -178,9 +198,10 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse(
             {
-                "error": f"invalid request: {where}: {first.get('msg', '')}",
+                "error": redact_text(f"invalid request: {where}: {first.get('msg', '')}"),
                 "detail": [
-                    {"loc": list(map(str, e.get("loc", ()))), "msg": e.get("msg")} for e in errs
+                    {"loc": list(map(str, e.get("loc", ()))), "msg": redact_text(e.get("msg"))}
+                    for e in errs
                 ],
             },
             status_code=422,
@@ -287,9 +308,21 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         return jobs.get(job_id).view()
 
     # -- events ----------------------------------------------------------------------------------
+    def source_filter(source: str | None) -> str | None:
+        """The stored source a ``?source=`` names: the masked URL the API shows, a camera name
+        (``cam1.lan_live``), a path, or (still accepted) the URL with its credentials."""
+        if source is None:
+            return None
+        shown = redact_url(source)
+        known = store.sources()
+        if shown in known:
+            return shown
+        by_slug = [s for s in known if source_slug(s) == source]
+        return by_slug[0] if by_slug else shown
+
     @api.get("/events", tags=["events"])
     def list_events(
-        source: Annotated[str | None, Query(max_length=2048)] = None,
+        source: SourceQuery = None,
         acknowledged: bool | None = None,
         status: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -298,7 +331,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         return [
             e.as_dict()
             for e in store.list(
-                source=None if source is None else redact_url(source),  # stored masked
+                source=source_filter(source),  # stored masked
                 acknowledged=acknowledged,
                 status=status,
                 limit=limit,
@@ -338,7 +371,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
     @api.get("/gaps", tags=["events"])
     def list_gaps(
-        source: Annotated[str | None, Query(max_length=2048)] = None,
+        source: SourceQuery = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict]:
         """Stream stalls/drops and the time they cost."""
@@ -348,7 +381,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
                     "source", "reason") else v)
                 for k, v in g.items()
             }
-            for g in store.gaps(None if source is None else redact_url(source), limit)
+            for g in store.gaps(source_filter(source), limit)
         ]
 
     # -- watched sources -------------------------------------------------------------------------
@@ -362,8 +395,17 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
         Only sources the settings allow: 403 for anything else, 429 over ``max_watchers``."""
         model = pipe.load(req.model)  # 404 first: no model, nothing to check
-        wid = monitor.start(model, policy.check(req.source), realtime=req.realtime)
-        return monitor.status(wid)
+        source = policy.check(req.source)
+        camera = req.camera or camera_id(source)
+        if bridge is not None:
+            bridge.add_camera(camera, source)
+        try:
+            wid = monitor.start(model, source, realtime=req.realtime, camera=camera)
+        except BaseException:
+            if bridge is not None:
+                bridge.remove_camera(camera)
+            raise
+        return {**monitor.status(wid), "camera": camera}
 
     @api.get("/sources/{watch_id}", tags=["sources"])
     def get_source(watch_id: Annotated[str, PathParam(max_length=32)]) -> dict:
@@ -372,7 +414,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
     @api.delete("/sources/{watch_id}", tags=["sources"])
     def stop_source(watch_id: Annotated[str, PathParam(max_length=32)]) -> dict:
-        return monitor.stop(watch_id)
+        """Stop watching; its Home Assistant device is removed (no longer watched)."""
+        status = monitor.stop(watch_id)
+        if bridge is not None and status.get("camera"):
+            bridge.remove_camera(status["camera"])
+        return status
 
     app.include_router(api)
     return app

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..credentials import token_matches  # one constant-time compare, shared with the dashboard
 
 _bearer = HTTPBearer(auto_error=False, description="a token from the api_tokens setting")
 
 
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(status_code=401, detail=message, headers={"WWW-Authenticate": "Bearer"})
-
-
-def token_matches(given: str, tokens: list[str]) -> bool:
-    """True when ``given`` equals one of ``tokens``; every token is compared (no early exit)."""
-    g = given.encode("utf-8", "surrogatepass")
-    ok = False
-    for t in tokens:
-        ok |= hmac.compare_digest(g, t.encode("utf-8", "surrogatepass"))
-    return ok and bool(tokens)
 
 
 def bearer_auth(tokens: list[str]):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VlmAnomalyError
+from ..redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class JobManager:
             job.status, job.error, job.error_status = "failed", str(exc), exc.status_code
         except Exception as exc:  # noqa: BLE001 - reported through the job, logged in full
             log.exception("job %s failed", job.id)
-            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            job.status, job.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")
         finally:
             job.finished = _now()
             shutil.rmtree(self.workdir / job.id, ignore_errors=True)

@@ -1,7 +1,7 @@
 """PatchCore-style detector: per-cell nearest-neighbour distance to normal cells, worst cell wins.
 
-Input rows are frames encoded as ``groups`` cell descriptors concatenated (the ``patches``
-features, see :mod:`vlm_anomaly.encoders.patches`). For a fixed camera, each cell is compared
+Input rows are frames encoded as ``groups`` cell descriptors concatenated (the ``tiles``
+features, see :mod:`vlm_anomaly.encoders.tiles`). For a fixed camera, each cell is compared
 with the memory bank of the *same* cell in the training frames: a cart on the walkway is far from
 every normal walkway cell even when it would resemble some other part of the scene.
 
@@ -76,10 +76,7 @@ class PatchKNNDetector(BaseDetector):
             held[:, j] = np.sqrt(d2.min(1))
         keep = held_out_rows(n, self.max_bank, self.seed + 1)
         self.bank_ = np.ascontiguousarray(cells[keep].transpose(1, 0, 2))  # (groups, bank, channels)
-        return self._calibrate(held, rows, X.shape[1])
-
-    def _calibrate(self, held: np.ndarray, rows: np.ndarray, n_features: int) -> PatchKNNDetector:
-        """Per-cell scales and the frame threshold from held-out (rows, groups) cell distances."""
+        # per-cell scales and the frame threshold from the held-out (rows, groups) cell distances
         mu, sd = held.mean(0), held.std(0)
         # floor: a cell that never changes in training must not turn noise into alarms
         self.mu_, self.sd_ = mu, np.maximum(sd, max(float(np.median(sd)), 1e-6))
@@ -87,7 +84,7 @@ class PatchKNNDetector(BaseDetector):
         self.radius_ = float(np.quantile(worst, 1.0 - self.nu))
         self.train_rows_ = rows
         self.train_scores_ = self.radius_ - worst
-        self.n_features_in_ = n_features
+        self.n_features_in_ = X.shape[1]
         self.threshold_ = 0.0
         return self
 
@@ -107,17 +104,13 @@ class PatchKNNDetector(BaseDetector):
     def _get_arrays(self) -> dict[str, np.ndarray]:
         return {"bank": self.bank_, "mu": self.mu_, "sd": self.sd_, "radius": np.array([self.radius_])}
 
-    def _load_bank(self, arrays: dict[str, np.ndarray], channels: int) -> np.ndarray:
-        bank = require(arrays, "bank", (self.groups, -1, channels)).astype(np.float32)
-        if bank.shape[1] == 0:
-            raise ValueError("empty memory bank")
-        return bank
-
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         g = self.groups
         if self.n_features_in_ % g:
             raise ValueError("feature count is not a multiple of the cell count")
-        self.bank_ = self._load_bank(arrays, self.n_features_in_ // g)
+        self.bank_ = require(arrays, "bank", (g, -1, self.n_features_in_ // g)).astype(np.float32)
+        if self.bank_.shape[1] == 0:
+            raise ValueError("empty memory bank")
         self.mu_ = require(arrays, "mu", (g,))
         self.sd_ = require(arrays, "sd", (g,))
         if np.any(self.sd_ <= 0):

@@ -1,7 +1,7 @@
-"""The short-name registry of detectors, used by configs, saved models and the ensemble.
+"""The short-name registry of detectors, used by configs and saved models.
 
-A module of its own (importing no detector) so that a detector may look others up - the ensemble
-builds its members by name - without importing the package that imports it.
+A module of its own (importing no detector) so that a detector may look others up without
+importing the package that imports it.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from importlib import import_module
 
+from ..config import REMOVED_DETECTORS, removed_detector_message
 from ..errors import ConfigError
 from .base import BaseDetector
 
@@ -18,7 +19,6 @@ DETECTORS: dict[str, type[BaseDetector]] = {}
 #: detectors in packages of their own, imported on first use ("module:Class"): they pull in
 #: heavy libraries (OpenCV) that the embedding detectors do not need. A new one = one line here.
 PLUGINS: dict[str, str] = {
-    "attributes": "vlm_anomaly.attributes.detector:AttributeDetector",
     "motion": "vlm_anomaly.motion.detector:MotionDetector",
 }
 
@@ -45,6 +45,8 @@ def detector_names() -> list[str]:
 
 def get_detector_class(name: str) -> type[BaseDetector]:
     cls = DETECTORS.get(name) or _load(name)
+    if cls is None and name in REMOVED_DETECTORS:
+        raise ConfigError(removed_detector_message(name, ", ".join(detector_names())))
     if cls is None:
         raise ConfigError(f"unknown detector {name!r}; choose from {', '.join(detector_names())}")
     return cls

@@ -2,8 +2,8 @@
 
 Two kinds of detector share the registry and the model file:
 
-* **frame-embedding detectors** (:class:`~vlm_anomaly.detectors.base.BaseDetector`: OCSVM, kNN,
-  Gaussian, patch/tile detectors) see one embedding per sampled frame; the pipeline samples and
+* **frame-embedding detectors** (:class:`~vlm_anomaly.detectors.base.BaseDetector`: OCSVM, the
+  tile detector ``patch-knn``) see one embedding per sampled frame; the pipeline samples and
   encodes for them (with the embedding cache), so they only implement ``fit(X)`` and
   ``decision_function(X)``;
 * **video detectors** (:class:`VideoDetector`) need more than one embedding per frame - optical
@@ -41,7 +41,7 @@ FrameProgress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class VideoContext:
-    """What a video detector gets from the run: encoder, sampling, limits, a cache folder, settings.
+    """What a video detector gets from the run: encoder, sampling, limits, settings.
 
     ``settings`` carries the detector's hyper-parameters (a new scorer reads its own fields there).
     """
@@ -51,7 +51,6 @@ class VideoContext:
     interval_ms: int = 0
     max_side: int = 0
     max_frames: int = 0
-    cache_dir: Path | None = None
 
 
 @runtime_checkable

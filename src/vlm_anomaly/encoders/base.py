@@ -97,7 +97,7 @@ class Encoder(ABC):
 
     @property
     def groups(self) -> int:
-        """Feature groups per embedding (1 = one whole-frame vector; >1 = tiles or patches)."""
+        """Feature groups per embedding (1 = one whole-frame vector; >1 = the whole frame and its tiles)."""
         return 1
 
     def encode(self, images: Sequence[np.ndarray]) -> np.ndarray:

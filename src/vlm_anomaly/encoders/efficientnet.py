@@ -42,7 +42,7 @@ def imagenet_labels() -> tuple[str, ...]:
 
 
 class EfficientNetEncoder(Encoder):
-    """EfficientNet-Lite0 pooled features (1280-d); ``feature_map`` exposes patch features."""
+    """EfficientNet-Lite0 pooled features (1280-d)."""
 
     def __init__(self, *, device: str = "auto", batch_size: int = 16, image_size: int = 224):
         from efficientnet_lite_pytorch import EfficientNet
@@ -72,12 +72,6 @@ class EfficientNetEncoder(Encoder):
             weights_sha256=_cached_hash(path),
             preprocessing=self.preprocess.as_dict(),
         )
-
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Last convolutional feature map (N, 1280, H/32, W/32) of a preprocessed batch."""
-        dtype = next(self.net.parameters()).dtype
-        x = x.to(self.device, dtype).contiguous(memory_format=torch.channels_last)
-        return self.net.extract_features(x).float().contiguous()
 
     def _forward_image(self, x: torch.Tensor) -> torch.Tensor:
         dtype = next(self.net.parameters()).dtype

@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "openclip", "efficientnet")
-#: what one embedding describes: the whole frame, a grid of patch descriptors (see patches.py), or
-#: the whole frame plus overlapping tiles each embedded on its own (see tiles.py)
-FEATURES = ("frame", "patches", "tiles")
+#: what one embedding describes: the whole frame, or the whole frame plus overlapping tiles each
+#: embedded on its own (see tiles.py)
+FEATURES = ("frame", "tiles")
 
 
 def resolve_backend(backend: str, clip_model: str, clip_pretrained: str, clip_weights=None) -> str:
@@ -63,12 +63,6 @@ def create_encoder(
     """
     if features not in FEATURES:
         raise EncoderUnavailableError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
-    if features == "patches":
-        if backend not in ("auto", "efficientnet"):
-            raise EncoderUnavailableError("patch features need the offline backbone (--encoder efficientnet)")
-        from .patches import EfficientNetPatchEncoder
-
-        return EfficientNetPatchEncoder(device=device, batch_size=batch_size)
     if features == "tiles":
         from .tiles import TiledEncoder
 

@@ -50,7 +50,7 @@ class TiledEncoder(Encoder):
 
     def __init__(self, base: Encoder, *, rows: int = 2, cols: int = 3, overlap: float = 0.25):
         if isinstance(base, TiledEncoder) or base.groups != 1:
-            raise ConfigError("tiles need a whole-frame encoder (not patches, not tiles again)")
+            raise ConfigError("tiles need a whole-frame encoder (not tiles again)")
         if not (1 <= rows <= 8 and 1 <= cols <= 8) or rows * cols < 2:
             raise ConfigError(f"tile grid {rows}x{cols}: use 1-8 rows and columns, at least 2 tiles")
         if not 0.0 <= overlap < 0.9:

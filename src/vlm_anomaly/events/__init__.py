@@ -5,6 +5,7 @@ from .alerts import AlertDispatcher, MqttSink, WebhookSink, event_payload
 from .feed import FeedView, LiveFeed, Reading
 from .hysteresis import EventTracker, HysteresisConfig, Transition
 from .prompts import PromptAlarm
+from .recovery import RecoveryJob, recover_stale_events
 from .retention import RetentionJob
 from .scorer import Scored, StreamScorer
 from .store import EventNotFoundError, EventRecord, EventStore
@@ -24,6 +25,7 @@ __all__ = [
     "MqttSink",
     "PromptAlarm",
     "Reading",
+    "RecoveryJob",
     "RetentionJob",
     "Scored",
     "SourceWatcher",
@@ -32,4 +34,5 @@ __all__ = [
     "WatchNotice",
     "WebhookSink",
     "event_payload",
+    "recover_stale_events",
 ]

@@ -1,25 +1,29 @@
 """Alerts for events: webhooks (HTTP POST JSON, retried with back-off) and MQTT.
 
 Payloads follow Frigate's ``frigate/events`` shape (``type`` new/end, ``before``/``after``) so
-existing home-automation rules can consume them; MQTT publishes to ``<prefix>/<source>/events``.
-Sending runs in a background thread: a slow receiver never holds up monitoring.
+existing home-automation rules can consume them; MQTT publishes to ``<prefix>/<camera>/events``.
+Cameras watched through Frigate also get a Frigate event of their own (:class:`FrigateEventSink`), so
+an anomaly shows in Frigate's review UI with its recording. Sending runs in a background thread: a
+slow receiver never holds up monitoring.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import threading
 import time
 from collections import Counter
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import httpx
 
+from ..cameras import camera_id
 from ..config import AlertSettings
-from ..redact import redact_text, redact_url, source_slug
+from ..redact import redact_text, redact_url
 from .store import EventRecord
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,7 @@ def event_payload(
         d = r.as_dict()
         return {
             "id": str(r.id),
-            "camera": camera or source_slug(r.source),
+            "camera": camera or camera_id(r.source),  # also its MQTT topic and Home Assistant id
             "source": redact_url(r.source),
             "model": r.model,
             "label": "anomaly",
@@ -119,12 +123,15 @@ class MqttSink:
         )
         self.client.loop_start()  # paho reconnects by itself
 
-    def topic(self, source: str) -> str:
-        return f"{self.prefix}/{source_slug(source)}/events"
+    def topic(self, camera: str) -> str:
+        """``<prefix>/<camera id>/events``: the camera's name (a bare source's credential-free slug),
+        the same id its Home Assistant entities use."""
+        return f"{self.prefix}/{camera_id(camera)}/events"
 
     def send(self, payload: dict) -> bool:
+        after = payload["after"]
         info = self.client.publish(
-            self.topic(payload["after"]["source"]), json.dumps(payload), qos=1
+            self.topic(after.get("camera") or after["source"]), json.dumps(payload), qos=1
         )
         try:
             info.wait_for_publish(self.timeout_s)
@@ -136,6 +143,77 @@ class MqttSink:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def event_reason(view: dict[str, Any]) -> str:
+    """What an event is about, in a few words: the fired prompt, else its most frequent description."""
+    if view.get("sub_label"):
+        return str(view["sub_label"])
+    texts = [d.get("text") for d in view.get("descriptions") or [] if isinstance(d, dict) and d.get("text")]
+    return Counter(texts).most_common(1)[0][0] if texts else "unusual activity"
+
+
+def frigate_score(top_score: float | None) -> float:
+    """Frigate wants a confidence in [0, 1]; ours is "higher = more normal" with 0 the threshold:
+    a logistic of the worst score (0.5 at the threshold, 0.99 at -4.6)."""
+    if top_score is None:
+        return 0.5
+    return round(1.0 / (1.0 + math.exp(max(-50.0, min(50.0, float(top_score))))), 4)
+
+
+class FrigateEventSink:
+    """Create a Frigate event per anomaly of a camera Frigate knows, and end it with ours.
+
+    Why: Frigate users review their cameras in Frigate's UI; a manual event
+    (``POST /api/events/<camera>/<label>/create``, ended by ``PUT /api/events/<id>/end``) puts our
+    anomaly there with Frigate's own recording, our label and the reason as its sub-label.
+    Payloads of other cameras are not this sink's (``None``: not counted as sent or failed).
+    """
+
+    def __init__(self, url: str, cameras: dict[str, str], *, label: str = "anomaly", timeout_s: float = 5.0):
+        self.base = url.rstrip("/")
+        self.shown = redact_url(self.base)
+        self.cameras = dict(cameras)  # our camera name -> Frigate's camera name
+        self.label = label
+        self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
+        self.ids: dict[str, str] = {}  # our event id -> Frigate's event id
+
+    def send(self, payload: dict) -> bool | None:
+        after = payload["after"]
+        cam = self.cameras.get(str(after.get("camera")))
+        if cam is None:
+            return None
+        ours = str(after["id"])
+        try:
+            if payload["type"] == "new":
+                r = self.client.post(
+                    f"{self.base}/api/events/{quote(cam, safe='')}/{quote(self.label, safe='')}/create",
+                    json={"sub_label": event_reason(after)[:100], "score": frigate_score(after.get("top_score")),
+                          "duration": None, "include_recording": True, "draw": {}},
+                )
+                fid = r.json().get("event_id") if r.status_code < 400 else None
+                if not fid:
+                    log.warning("Frigate %s refused the event of camera %s: HTTP %d", self.shown, cam, r.status_code)
+                    return False
+                self.ids[ours] = str(fid)
+                return True
+            if payload["type"] == "end":
+                fid = self.ids.pop(ours, None)
+                if fid is None:  # its creation failed (counted then): nothing to end
+                    return False
+                r = self.client.put(f"{self.base}/api/events/{quote(fid, safe='')}/end",
+                                    json={"end_time": after.get("end_time")})
+                if r.status_code >= 400:
+                    log.warning("Frigate %s did not end event %s: HTTP %d", self.shown, fid, r.status_code)
+                return r.status_code < 400
+            return None  # updates: Frigate's manual event has nothing to update
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            log.warning("Frigate %s: event of camera %s not sent: %s", self.shown, cam,
+                        redact_text(f"{type(exc).__name__}: {exc}"))
+            return False
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class AlertDispatcher:
@@ -196,6 +274,8 @@ class AlertDispatcher:
                             "alert sink %s failed: %s", type(sink).__name__, redact_text(exc)
                         )
                         ok = False
+                    if ok is None:  # not this sink's payload
+                        continue
                     src = str(payload.get("after", {}).get("source", ""))
                     if ok:
                         self.sent += 1

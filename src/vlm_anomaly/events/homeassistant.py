@@ -1,12 +1,15 @@
 """Home Assistant MQTT discovery: every watched camera shows up in Home Assistant without YAML.
 
-Per camera, one device with four entities (Home Assistant's documented discovery schema,
+Per camera, one device with five entities (Home Assistant's documented discovery schema,
 ``<discovery_prefix>/<component>/<node_id>/<object_id>/config``, retained):
 
 * ``binary_sensor`` (device class ``problem``): ``ON`` while an anomaly event is open;
 * ``sensor``: the causally smoothed anomaly score (higher = more normal);
 * ``sensor``: the last event's description, its details as attributes;
-* ``image``: the last event's snapshot (JPEG bytes).
+* ``image``: the last event's snapshot (JPEG bytes);
+* ``event``: fires ``anomaly_start``, ``anomaly_end`` or ``camera_tamper`` as things happen (Home
+  Assistant's convention for things that happen, what automations trigger on; not retained, so a
+  restart of Home Assistant never replays an old event).
 
 Why two availability topics (``availability_mode: all``): the service's own topic carries the
 MQTT Last Will, so a crash or a lost connection turns every entity unavailable; the camera's topic
@@ -15,6 +18,10 @@ Why retained: Home Assistant (re)starts whenever it likes and must see every cam
 state at once. Ids derive from the camera name only, so they are stable across restarts, and a
 camera that is no longer watched has its retained configs and states cleared (Home Assistant
 removes entities whose config becomes empty).
+
+After a crash: the service's availability goes offline by the Last Will; on the next start each
+camera's last stored event is published again, so an event the crash left open (closed by the
+start as "service restarted", see :mod:`.recovery`) stops showing as open.
 
 Nothing secret leaves: camera ids are made from the name or, for a bare URL, from the URL without
 its user, password and secret-looking query values; no payload carries the source URL.
@@ -42,7 +49,12 @@ from .store import EventRecord
 log = logging.getLogger(__name__)
 
 #: entity key -> Home Assistant component
-ENTITIES = {"anomaly": "binary_sensor", "score": "sensor", "last_event": "sensor", "snapshot": "image"}
+ENTITIES = {"anomaly": "binary_sensor", "score": "sensor", "last_event": "sensor", "snapshot": "image",
+            "activity": "event"}
+#: what the ``event`` entity fires
+EVENT_TYPES = ("anomaly_start", "anomaly_end", "camera_tamper")
+#: event kinds (``EventRecord.kind``) that are about the camera itself, not the scene
+CAMERA_KINDS = ("camera", "tamper")
 #: state topics under ``<prefix>/<camera>/`` (retained)
 STATES = ("anomaly", "score", "event", "snapshot", "availability")
 ONLINE, OFFLINE = "online", "offline"
@@ -56,7 +68,16 @@ def event_description(rec: EventRecord) -> str:
     else:
         what = "unusual activity"
     span = f"{rec.start_time:.1f}-{rec.end_time:.1f} s" if rec.end_time is not None else f"from {rec.start_time:.1f} s"
-    return f"{what} - event #{rec.id}, {span}, worst score {rec.worst_score:.3f}"[:255]
+    why = f" ({rec.end_reason})" if rec.end_reason and rec.end_reason != "recovered" else ""
+    return f"{what} - event #{rec.id}, {span}{why}, worst score {rec.worst_score:.3f}"[:255]
+
+
+def event_type(kind: str, rec: EventRecord) -> str:
+    """The ``event`` entity's type: a camera problem starting is ``camera_tamper``; every end is
+    ``anomaly_end`` (its ``kind`` attribute says which)."""
+    if kind == "start":
+        return "camera_tamper" if getattr(rec, "kind", None) in CAMERA_KINDS else "anomaly_start"
+    return "anomaly_end"
 
 
 def _iso(t: _dt.datetime | None) -> str | None:
@@ -83,6 +104,8 @@ def event_state(camera: str, rec: EventRecord) -> dict[str, Any]:
         "frames": rec.frames,
         "prompt": rec.prompt,
         "has_snapshot": bool(rec.snapshot),
+        "kind": getattr(rec, "kind", None) or "anomaly",
+        "end_reason": rec.end_reason,
     }
 
 
@@ -130,11 +153,14 @@ class HomeAssistantBridge:
         store=None,
         poll_s: float = 1.0,
         timeout_s: float = 5.0,
+        instance: str = "",
     ):
         self.discovery_prefix = discovery_prefix.strip("/")
         self.state_prefix = state_prefix.strip("/")
-        self.node_id = camera_id(self.state_prefix).replace("-", "_")  # one node per service instance
-        self.availability_topic = f"{self.state_prefix}/availability"
+        # one node (and one Last Will) per process that announces cameras: `watch`'s, and the REST
+        # API's (instance "api"), so that neither's crash or stale-camera clean-up touches the other's
+        self.node_id = camera_id(self.state_prefix).replace("-", "_") + (f"_{instance}" if instance else "")
+        self.availability_topic = f"{self.state_prefix}/{instance + '/' if instance else ''}availability"
         self.store = store
         self.poll_s, self.timeout_s = poll_s, timeout_s
         self.cameras: dict[str, _Camera] = {}
@@ -153,7 +179,7 @@ class HomeAssistantBridge:
         self.client.loop_start()  # paho reconnects by itself; _on_connect republishes
 
     @classmethod
-    def from_settings(cls, alerts: AlertSettings, *, store=None) -> HomeAssistantBridge:
+    def from_settings(cls, alerts: AlertSettings, *, store=None, instance: str = "") -> HomeAssistantBridge:
         """The bridge of the ``alerts`` section (``settings.alerts``): its broker and prefixes."""
         return cls(
             alerts.mqtt_url,
@@ -161,6 +187,7 @@ class HomeAssistantBridge:
             state_prefix=alerts.mqtt_topic_prefix,
             store=store,
             timeout_s=alerts.webhook_timeout_s,
+            instance=instance,
         )
 
     # -- topics and payloads ---------------------------------------------------------------
@@ -203,6 +230,8 @@ class HomeAssistantBridge:
                            "icon": "mdi:cctv"},
             "snapshot": {"name": "Last anomaly snapshot", "image_topic": self.state_topic(cam.id, "snapshot"),
                          "content_type": "image/jpeg"},
+            "activity": {"name": "Anomaly event", "state_topic": self.state_topic(cam.id, "activity"),
+                         "event_types": list(EVENT_TYPES), "icon": "mdi:cctv"},
         }
         return {
             self.config_topic(cam.id, key): {**spec, "unique_id": f"{self.node_id}_{cam.id}_{key}", **base}
@@ -221,7 +250,21 @@ class HomeAssistantBridge:
             self._announce(cam)
             self._set_available(cam, False)
             self._publish(self.state_topic(cam.id, "anomaly"), "OFF")  # no event is open in this run yet
+        self._publish_last_event(cam)
         return cam.id
+
+    def _publish_last_event(self, cam: _Camera) -> None:
+        """The camera's last stored event, if closed: after a crash the retained state may still
+        show it open (the start closed it, "service restarted"), and its snapshot may be newer."""
+        if self.store is None or cam.source is None:
+            return
+        try:
+            last = self.store.list(source=redact_url(cam.source), limit=1)
+        except Exception as exc:  # noqa: BLE001 - announcing must not fail on a busy database
+            log.warning("Home Assistant: cannot read the last event of %s: %s", cam.id, exc)
+            return
+        if last and last[0].status == "closed":  # states only: nothing new happened, no activity fires
+            self._publish_event_state(cam.id, last[0])
 
     def remove_camera(self, name: str) -> None:
         """Forget a camera: empty retained configs (Home Assistant deletes the entities) and states."""
@@ -287,19 +330,28 @@ class HomeAssistantBridge:
                 self._publish(self.state_topic(cam.id, "score"), text)
 
     def on_event(self, name: str, kind: str, rec: EventRecord) -> None:
-        """``start``: problem ON and the open event; ``end``: problem OFF, event and snapshot."""
+        """``start``: problem ON, the open event and its first snapshot; ``end``: problem OFF, the
+        event and its final snapshot."""
         cid = camera_id(name)
         with self._lock:
             if cid not in self.cameras:
                 return
-        self._publish(self.state_topic(cid, "anomaly"), "ON" if kind == "start" else "OFF")
-        self._publish(self.state_topic(cid, "event"), json.dumps(event_state(self.cameras[cid].name, rec)))
-        if kind == "end" and rec.snapshot and self.store is not None:
+        state = self._publish_event_state(cid, rec, anomaly=kind == "start")
+        self._publish(self.state_topic(cid, "activity"),
+                      json.dumps({"event_type": event_type(kind, rec), **state}), retain=False)
+
+    def _publish_event_state(self, cid: str, rec: EventRecord, anomaly: bool = False) -> dict[str, Any]:
+        """The retained states of an event: problem on/off, the last-event sensor, the snapshot."""
+        state = event_state(self.cameras[cid].name, rec)
+        self._publish(self.state_topic(cid, "anomaly"), "ON" if anomaly else "OFF")
+        self._publish(self.state_topic(cid, "event"), json.dumps(state))
+        if rec.snapshot and self.store is not None:  # written as the event opens, updated at its end
             path = self.store.media_path(rec.snapshot)
             try:
                 self._publish(self.state_topic(cid, "snapshot"), path.read_bytes())
             except OSError as exc:
                 log.warning("Home Assistant: cannot read snapshot of event %s: %s", rec.id, exc)
+        return state
 
     def on_notice(self, notice) -> None:
         """A :class:`~vlm_anomaly.events.WatchNotice` listener (events, gaps, errors)."""
@@ -313,7 +365,8 @@ class HomeAssistantBridge:
 
     # -- following a Monitor ---------------------------------------------------------------
     def attach(self, monitor) -> None:
-        """Follow a :class:`~vlm_anomaly.events.Monitor`: scores and stream availability every ``poll_s``."""
+        """Follow a :class:`~vlm_anomaly.events.Monitor` (or anything whose ``list()`` gives its status
+        rows): scores and stream availability every ``poll_s``."""
         self._monitor = monitor
         if self._poller is None:
             self._poller = threading.Thread(target=self._poll_loop, name="ha-bridge", daemon=True)
@@ -328,9 +381,8 @@ class HomeAssistantBridge:
             cid = self._by_source.get(redact_url(st["source"]))
             if cid is None:
                 continue
-            w = mon.get(st["id"])
             running = st["status"] in ("running", "starting")
-            self.set_available(cid, running and bool(getattr(w.live, "online", False)))
+            self.set_available(cid, running and bool(st.get("online")))
             self.set_score(cid, st["last_score"])
 
     def _poll_loop(self) -> None:
@@ -439,4 +491,4 @@ def fan_out(*listeners) -> Any:
     return listener
 
 
-__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "fan_out"]
+__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "event_type", "fan_out"]

@@ -61,8 +61,10 @@ class StreamScorer:
         if not frames:
             return []
         if self.attributes is not None:
-            with self.encode_lock:
-                scored = list(self.attributes.score_stream(frames))
+            # no lock: each stream has its own scorer state, and the shared encoder's inference
+            # (torch / ONNX Runtime, no grad) is safe from several threads; flow, decoding and
+            # inference release the GIL, so several cameras use every core
+            scored = list(self.attributes.score_stream(frames))
             return [Scored(f, float(score), why.get("text", "") if why else "", 0.0, why or None)
                     for f, score, why in scored]
         with self.encode_lock:

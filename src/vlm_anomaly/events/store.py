@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from ..errors import VlmAnomalyError
 from ..redact import redact_text, redact_url
+from .lease import OwnerLease
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,11 @@ events_table = sa.Table(
     sa.Column("acknowledged_by", sa.String(128)),
     # why an event closed other than by the score recovering (e.g. "watcher failed: ...")
     sa.Column("end_reason", sa.String(512)),
+    # while open: who builds the event (see lease.py), when it last said so, and the source time
+    # it had reached - what a later start needs to close it if that process died
+    sa.Column("owner", sa.String(256), index=True),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
+    sa.Column("last_time", sa.Float),
 )
 
 gaps_table = sa.Table(
@@ -105,14 +111,18 @@ class EventRecord:
     acknowledged_at: _dt.datetime | None = None
     acknowledged_by: str | None = None
     end_reason: str | None = None
+    owner: str | None = None
+    heartbeat_at: _dt.datetime | None = None
+    last_time: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
+        d.pop("owner")  # a lease id, host name and pid: the store's business, not the API's
         d["source"] = redact_url(d["source"])  # rows written before masking existed
-        for k in ("started_at", "ended_at", "acknowledged_at"):
+        for k in ("started_at", "ended_at", "acknowledged_at", "heartbeat_at"):
             v = d[k]
             d[k] = _aware(v).isoformat() if v is not None else None
-        for k in ("start_time", "end_time", "worst_time"):
+        for k in ("start_time", "end_time", "worst_time", "last_time"):
             d[k] = round(d[k], 3) if d[k] is not None else None
         for k in ("worst_score", "mean_score", "prompt_score"):
             d[k] = round(d[k], 6) if d[k] is not None else None
@@ -152,18 +162,25 @@ class EventStore:
                 f"cannot open events database {redact_url(url)}: {redact_text(exc)}"
             ) from None
         self._lock = threading.Lock()  # SQLite allows one writer; serialise this process' writers
+        # this store's claim on the events it opens (lock file + heartbeat), taken on the first one
+        self.lease = OwnerLease(self.media_root, self.heartbeat)
 
     @classmethod
     def from_settings(cls, settings) -> EventStore:
         return cls(settings.events_url, settings.events_path)
 
     def close(self) -> None:
+        self.lease.release()
         self.engine.dispose()
 
     # -- writing -------------------------------------------------------------------------
     def create(self, **values: Any) -> int:
+        """Insert an event; an open one is stamped with this store's owner and a first heartbeat."""
         values.setdefault("started_at", utcnow())
         values.setdefault("status", "open")
+        if values["status"] == "open" and "owner" not in values:
+            values["owner"] = self.lease.claim()
+            values.setdefault("heartbeat_at", utcnow())
         with self._lock, self.engine.begin() as conn:
             res = conn.execute(events_table.insert().values(**values))
             return int(res.inserted_primary_key[0])
@@ -177,6 +194,30 @@ class EventStore:
             )
             if res.rowcount == 0:
                 raise EventNotFoundError(f"no event with id {event_id}")
+
+    def heartbeat(self, owner: str) -> int:
+        """Stamp ``heartbeat_at`` on the owner's open events: it still runs. Returns how many."""
+        with self._lock, self.engine.begin() as conn:
+            res = conn.execute(
+                events_table.update()
+                .where(events_table.c.owner == owner, events_table.c.status == "open")
+                .values(heartbeat_at=utcnow())
+            )
+            return int(res.rowcount)
+
+    def close_if_open(self, event_id: int, owner: str | None, **values: Any) -> bool:
+        """Close an event only if it is still open and still ``owner``'s: True if this call closed it.
+
+        Why conditional: two processes starting at once may both find the same stale event; one
+        closes it, the other sees it closed and stays quiet."""
+        owner_match = events_table.c.owner.is_(None) if owner is None else events_table.c.owner == owner
+        with self._lock, self.engine.begin() as conn:
+            res = conn.execute(
+                events_table.update()
+                .where(events_table.c.id == event_id, events_table.c.status == "open", owner_match)
+                .values(status="closed", **values)
+            )
+            return res.rowcount == 1
 
     def acknowledge(self, event_id: int, by: str | None = None) -> EventRecord:
         self.update(event_id, acknowledged=True, acknowledged_at=utcnow(), acknowledged_by=by)
@@ -232,6 +273,12 @@ class EventStore:
         q = q.limit(max(1, min(int(limit), 10_000))).offset(max(0, int(offset)))
         with self.engine.connect() as conn:
             return [EventRecord(**r._asdict()) for r in conn.execute(q)]
+
+    def sources(self) -> list[str]:
+        """Every source that has events or gaps (as stored: credentials masked)."""
+        q = sa.union(sa.select(events_table.c.source), sa.select(gaps_table.c.source))
+        with self.engine.connect() as conn:
+            return sorted({r[0] for r in conn.execute(q) if r[0]})
 
     def gaps(self, source: str | None = None, limit: int = 100) -> list[dict]:
         q = gaps_table.select().order_by(gaps_table.c.id.desc()).limit(limit)

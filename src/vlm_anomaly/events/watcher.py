@@ -3,7 +3,8 @@
 A :class:`SourceWatcher` runs one source (blocking): its :class:`~.scorer.StreamScorer` turns frames
 into scores, the hysteresis :class:`~.hysteresis.EventTracker` turns smoothed scores into events
 (opened on the model's smoothing window, ended on a shorter one spanning about a second), and
-the sinks get them - the event store with snapshot and clip, the alert dispatcher (MQTT, webhooks), a
+the sinks get them - the event store with snapshot and clip (on disk from the moment an event
+opens, see :mod:`.evidence`), the alert dispatcher (MQTT, webhooks), a
 listener and an in-memory :class:`~.feed.LiveFeed`. A :class:`LiveSession` runs one watcher in a
 thread; a :class:`Monitor` runs several sharing one pipeline and encoder, plus the retention job. The
 dashboard's Live page, the CLI ``watch``, the REST API and the Ray actors all run this one engine.
@@ -17,7 +18,6 @@ import logging
 import threading
 import time
 import traceback
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,10 +32,11 @@ from ..redact import redact_text, redact_url
 from ..smoothing import SpanSmoother
 from ..video import Frame
 from ..video.live import Gap, LiveSource, PushSource
-from .alerts import AlertDispatcher, event_payload, source_slug
+from .alerts import AlertDispatcher, event_payload
+from .evidence import EventEvidence, evidence_base
 from .feed import LiveFeed, Reading
 from .hysteresis import EventTracker, HysteresisConfig, Phase
-from .media import write_clip, write_snapshot
+from .recovery import RecoveryJob
 from .retention import RetentionJob
 from .scorer import Scored, StreamScorer
 from .store import EventRecord, EventStore, utcnow
@@ -43,6 +44,9 @@ from .store import EventRecord, EventStore, utcnow
 log = logging.getLogger(__name__)
 
 MAX_DESCRIPTIONS = 200
+#: an open event's row is brought up to date this often (seconds of wall time): what a later
+#: start closes it with if this process dies
+PROGRESS_EVERY_S = 2.0
 
 
 class WatchNotFoundError(VlmAnomalyError):
@@ -67,7 +71,7 @@ Listener = Callable[[WatchNotice], None]
 
 @dataclass
 class _Open:
-    """The event being built: scores, descriptions, the worst frame and the clip frames."""
+    """The event being built: scores, descriptions, the worst score and its evidence files."""
 
     start_time: float
     wall_start: _dt.datetime
@@ -75,12 +79,11 @@ class _Open:
     descriptions: list[dict] = field(default_factory=list)
     worst_score: float = float("inf")
     worst_time: float = 0.0
-    worst_image: np.ndarray | None = None
-    clip_pre: list[np.ndarray] = field(default_factory=list)
-    clip_post: list[np.ndarray] = field(default_factory=list)
     prompt: str | None = None
     prompt_score: float | None = None
     event_id: int | None = None
+    evidence: EventEvidence | None = None  # None without a store
+    saved_at: float = 0.0  # monotonic time the row was last brought up to date
 
 
 @dataclass
@@ -118,6 +121,7 @@ class SourceWatcher:
         feed: LiveFeed | None = None,
         interval_ms: int | None = None,
         threshold: float | None = None,
+        camera: str | None = None,
     ):
         self.pipeline = pipeline
         s = self.settings = pipeline.settings
@@ -126,6 +130,7 @@ class SourceWatcher:
         self.encoder = self.scorer.encoder
         self.source = str(source)
         self.label = redact_url(self.source)  # what events, alerts, logs and notices show
+        self.camera = camera  # the camera's name (alert topics, Frigate); None: named by its source
         self.store = store
         self.alerts = alerts
         self.listener = listener
@@ -156,7 +161,6 @@ class SourceWatcher:
         self.half_clip = max(0.0, s.clip_seconds / 2)
         self._ring: deque[tuple[float, np.ndarray]] = deque()
         self._open: _Open | None = None
-        self._post_until: float | None = None
         self._alerted: EventRecord | None = None
         self.stats = WatchStats()
         self.records: list[EventRecord] = []  # closed events of this run (newest last)
@@ -218,7 +222,7 @@ class SourceWatcher:
         ev = self._open
         self.tracker = EventTracker(self.hysteresis)
         if ev is None or ev.event_id is None:
-            self._open, self._post_until = None, None
+            self._open = None
             return
         try:
             self._end_event(max(self.stats.last_time, ev.start_time), f"watcher failed: {self.stats.error}",
@@ -267,15 +271,15 @@ class SourceWatcher:
         self._ring.append((t, f.image))
         while self._ring and self._ring[0][0] < t - self.half_clip:
             self._ring.popleft()
-        if self._open is not None and self._post_until is not None and t <= self._post_until:
-            self._open.clip_post.append(f.image)
+        if self._open is not None and self._open.evidence is not None:
+            self._open.evidence.add(f.image)  # every frame while pending, open or cooling down
         transitions = self.tracker.update(t, smooth, fast)
         phase = self.tracker.phase
         if phase == Phase.IDLE and self._open is not None and self._open.event_id is None:
             self._open = None  # a dip too short to be an event
         if phase in (Phase.PENDING, Phase.ACTIVE):
             if self._open is None:
-                self._open = _Open(t, self._wall(t))
+                self._open = self._new_open(t)
             ev = self._open
             ev.scores.append(smooth)
             if len(ev.descriptions) < MAX_DESCRIPTIONS:
@@ -285,10 +289,9 @@ class SourceWatcher:
                 )
             # the event's one worst score: the lowest *smoothed* score, the value events are built on
             if smooth < ev.worst_score:
-                ev.worst_score, ev.worst_time, ev.worst_image = smooth, t, f.image
-                ev.clip_pre = [img for _, img in self._ring]
-                ev.clip_post = []
-                self._post_until = t + self.half_clip
+                ev.worst_score, ev.worst_time = smooth, t
+                if ev.evidence is not None:
+                    ev.evidence.worst(f.image)
             if sc.prompt and (ev.prompt_score is None or sc.prompt[1] > ev.prompt_score):
                 ev.prompt, ev.prompt_score = sc.prompt
         for tr in transitions:
@@ -296,11 +299,35 @@ class SourceWatcher:
                 self._start_event()
             elif tr.kind == "end":
                 self._end_event(tr.end_time if tr.end_time is not None else t, "recovered")
+        self._save_progress(t)
         if self.feed is not None:
             self.feed.reading(Reading(t, sc.score, smooth, max(smooth, fast) < self.hysteresis.enter, sc.text,
                                       sc.confidence, sc.explanation), f.image)
             if self._open is not None and self._open.event_id is not None:
                 self.feed.event(self._draft(self._open))
+
+    def _new_open(self, t: float) -> _Open:
+        """A pending event; its clip starts with the frames of the last ``clip_seconds / 2``."""
+        ev = _Open(t, self._wall(t))
+        if self.store is not None:
+            fps = 1000.0 / self.interval_ms if self.interval_ms else 10.0
+            ev.evidence = EventEvidence(self.store.media_root, fps=fps, pre_roll=[img for _, img in self._ring])
+        return ev
+
+    def _save_progress(self, t: float) -> None:
+        """Bring the open event's row up to date now and then (scores, descriptions, the source
+        time reached): if this process dies, that is what the next start closes it with."""
+        ev = self._open
+        if self.store is None or ev is None or ev.event_id is None:
+            return
+        now = time.monotonic()
+        if now - ev.saved_at < PROGRESS_EVERY_S:
+            return
+        ev.saved_at = now
+        try:
+            self.store.update(ev.event_id, **self._values(ev), last_time=t)
+        except Exception as exc:  # noqa: BLE001 - a busy database must not stop monitoring
+            log.warning("event %s: cannot save its progress: %s", ev.event_id, redact_text(exc))
 
     def _wall(self, t: float) -> _dt.datetime:
         """Wall-clock time of source time ``t`` (real time) or now (fast replay)."""
@@ -353,7 +380,11 @@ class SourceWatcher:
             return
         self.stats.events += 1
         if self.store is not None:
-            ev.event_id = self.store.create(**self._values(ev), status="open")
+            ev.event_id = self.store.create(**self._values(ev), status="open", last_time=self.stats.last_time)
+            ev.saved_at = time.monotonic()
+            if ev.evidence is not None:  # the snapshot now, the clip from now on
+                self.store.update(ev.event_id, **ev.evidence.open(evidence_base(self.label, ev.wall_start,
+                                                                                ev.event_id)))
         else:
             ev.event_id = self.stats.events
         rec = self._record(ev)
@@ -366,7 +397,7 @@ class SourceWatcher:
     def _end_event(self, end_time: float, reason: str, *, ended_at: _dt.datetime | None = None) -> None:
         """Close the open event: store (with its media), records, log, alert, notices and feed.
         ``ended_at``: the wall-clock end (default: its start plus the event's length in the source)."""
-        ev, self._open, self._post_until = self._open, None, None
+        ev, self._open = self._open, None
         if ev is None or ev.event_id is None:
             return
         values = {
@@ -375,9 +406,11 @@ class SourceWatcher:
             "status": "closed",
             "ended_at": ended_at or ev.wall_start + _dt.timedelta(seconds=max(0.0, end_time - ev.start_time)),
             "end_reason": reason[:500],
+            "last_time": end_time,
         }
         if self.store is not None:
-            values.update(self._write_media(ev))
+            if ev.evidence is not None:
+                values.update(ev.evidence.close())
             self.store.update(ev.event_id, **values)
             rec = self.store.get(ev.event_id)
         else:
@@ -396,26 +429,6 @@ class SourceWatcher:
         self._notify(WatchNotice("end", self.label, record=rec))
         if self.feed is not None:
             self.feed.event(rec)
-
-    def _write_media(self, ev: _Open) -> dict:
-        if ev.worst_image is None or self.store is None:
-            return {}
-        day = ev.wall_start.strftime("%Y%m%d")
-        base = f"{source_slug(self.label)}/{day}/event-{ev.event_id}-{uuid.uuid4().hex[:6]}"
-        out: dict = {"media_bytes": 0}
-        try:
-            out["media_bytes"] += write_snapshot(
-                self.store.media_root / f"{base}.jpg", ev.worst_image
-            )
-            out["snapshot"] = f"{base}.jpg"
-            frames = ev.clip_pre + ev.clip_post
-            if frames:
-                fps = 1000.0 / self.interval_ms if self.interval_ms else 10.0
-                out["media_bytes"] += write_clip(self.store.media_root / f"{base}.mp4", frames, fps)
-                out["clip"] = f"{base}.mp4"
-        except (OSError, ValueError) as exc:
-            log.warning("event %s: cannot write snapshot/clip: %s", ev.event_id, exc)
-        return out
 
     def _on_drop(self, t: float, reason: str) -> None:
         """The connection was lost (the source reconnects): close the open event, say "offline"."""
@@ -454,14 +467,14 @@ class SourceWatcher:
         for tr in self.tracker.finish(self.stats.last_time):
             if tr.kind == "end":
                 self._end_event(tr.end_time if tr.end_time is not None else self.stats.last_time, why)
-        self._open, self._post_until = None, None
+        self._open = None
 
     def _alert(self, kind: str, rec: EventRecord) -> None:
         """Publish new/end; ``before`` is the state last published for this event (Frigate's way)."""
         before = self._alerted if kind != "new" else None
         self._alerted = None if kind == "end" else rec
         if self.alerts is not None:
-            self.alerts.publish(event_payload(kind, rec, before))
+            self.alerts.publish(event_payload(kind, rec, before, camera=self.camera))
 
     def _notify(self, notice: WatchNotice) -> None:
         if self.listener is not None:
@@ -548,6 +561,7 @@ class Monitor:
         alerts: AlertDispatcher | None = None,
         listener: Listener | None = None,
         retention: bool = True,
+        recover: bool = True,
     ):
         self.pipeline = pipeline
         self.store = store
@@ -561,6 +575,29 @@ class Monitor:
         # clean-up runs on its own timer, apart from scoring, and while no source is watched too
         self.retention = (RetentionJob.from_settings(store, pipeline.settings.events).start()
                           if store is not None and retention else None)
+        # events a dead process left open are closed before anything is watched (and later, for
+        # owners only a heartbeat speaks for); each is told like any event's end
+        self.recovery: RecoveryJob | None = None
+        if recover:
+            self.start_recovery()
+
+    def start_recovery(self) -> None:
+        """Close the events dead processes left open (now, then on a timer); each is reported to
+        the alert sinks and the listener. Once per monitor; nothing without a store. A caller that
+        must hear of them (Home Assistant's cameras announced first) passes ``recover=False`` and
+        calls this itself before starting sources."""
+        if self.store is not None and self.recovery is None:
+            self.recovery = RecoveryJob(self.store, on_closed=self._report_recovered).start()
+
+    def _report_recovered(self, rec: EventRecord) -> None:
+        """An event closed as "service restarted": its end goes to the alert sinks and listeners."""
+        if self.alerts is not None:
+            self.alerts.publish(event_payload("end", rec))  # (named by its source: the camera name died with it)
+        if self.listener is not None:
+            try:
+                self.listener(WatchNotice("end", rec.source, record=rec, message=rec.end_reason or ""))
+            except Exception:  # noqa: BLE001 - a listener bug must not stop monitoring
+                log.exception("watch listener failed")
 
     def watcher(self, model: str | AnomalyModel, source: str, *, realtime: bool = True, **kwargs) -> SourceWatcher:
         """A watcher wired to this monitor's sinks and shared encoder lock (not started)."""
@@ -606,11 +643,13 @@ class Monitor:
         return {
             "id": wid,
             "source": w.label,
+            "camera": w.camera,
             "model": model,
             "realtime": w.realtime,
             "status": st.status if sess.running or st.status != "running" else "ended",
             "frames": st.frames,  # scored
             "dropped": w.live.dropped,  # sampled but dropped: the encoder was slower than real time
+            "online": bool(getattr(w.live, "online", False)),  # frames flowing (the stream watchdog)
             "alerts_sent": alerts.sent_by[w.label] if alerts is not None else 0,
             "alerts_failed": alerts.failed_by[w.label] if alerts is not None else 0,
             "events": st.events,
@@ -645,3 +684,5 @@ class Monitor:
             sess.join(max(0.0, deadline - time.monotonic()))
         if self.retention is not None:
             self.retention.stop()
+        if self.recovery is not None:
+            self.recovery.stop()

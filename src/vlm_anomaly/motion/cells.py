@@ -9,9 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InvalidVideoError
 from .attribute import Attribute, FitData, cell_box, grow_box, load_bank, source_name, where_words
 from .calibration import leave_one_group_out
 from .density import CellBanks, build_banks
+from .direction import (
+    ACTIVE_SHARE,
+    DIRECTION_DIM,
+    direction_scale,
+    direction_words,
+    fit_direction,
+    radius_neighbours,
+    turned,
+)
 from .features import MOTION_DIM, SHAPE_BINS
 
 if TYPE_CHECKING:
@@ -152,3 +162,89 @@ class ShapeAttribute(CellAttribute):
 
     def phrase(self, e: dict) -> str:
         return f"unusual moving shape in the {e.get('where', '')} (z {e['z'].get('shape', 0):.1f})"
+
+
+class DirectionAttribute(CellAttribute):
+    """Which way and how fast each cell moves (``direction.py``), judged against its own cell's
+    normal examples or, where training saw little motion, a ring of cells around it (radius learnt
+    at fit: the place tolerance); optional per-cell divisors (``place_norm``)."""
+
+    name = "direction"
+    dim = DIRECTION_DIM
+
+    def raw(self, feats: SourceCells) -> np.ndarray:
+        if feats.direction is None:
+            raise InvalidVideoError("the direction attribute needs the cells' direction histograms")
+        X = feats.direction
+        return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
+
+    def scale(self, X: np.ndarray) -> np.ndarray:
+        return direction_scale(X)
+
+    def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
+        R = st.config.grid.rows
+        return CellBanks(rows, st.cells[self.name], st.n_cells,
+                         radius_neighbours(st.arrays["place_radius"], R, st.cols), st.config.k)
+
+    def fit(self, data: FitData, st: MotionState) -> np.ndarray:
+        cfg, a = data.config, self.name
+        if "speed_p99" not in st.arrays:
+            st.arrays["speed_p99"], st.values["speed_p99_global"] = speed_p99(
+                np.concatenate([f.motion for f in data.feats]))
+        X = np.concatenate([self.raw(f) for f in data.feats])
+        st.scales[a] = self.scale(X)
+        active = np.concatenate([f.motion[..., 3] for f in data.feats]) > ACTIVE_SHARE
+        r, c, fr, place, per_frame, pscale = fit_direction(
+            X / st.scales[a], active, data.groups, cfg.grid.rows, data.cols, max_bank=cfg.max_bank, k=cfg.k,
+            min_examples=cfg.place_examples, max_radius=cfg.place_max_radius, per_cell=cfg.place_norm)
+        st.rows[a], st.cells[a] = r.astype(np.float32), c
+        st.refs[a] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
+        st.arrays["place_radius"] = place.astype(np.int64)
+        if pscale is not None:
+            st.arrays["place_scale"] = pscale.astype(np.float64)
+        return per_frame
+
+    def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        super().load(st, meta, arrays)
+        place = np.asarray(arrays.get("place_radius", np.zeros(0)), np.int64)
+        if place.shape != (st.n_cells,) or place.min() < 0 or place.max() > max(st.config.grid.rows, st.cols):
+            raise ValueError("the direction attribute's place tolerance is malformed")
+        st.arrays["place_radius"] = place
+        if st.config.place_norm:
+            pscale = np.asarray(arrays.get("place_scale", np.zeros(0)), np.float64)
+            if pscale.shape != (st.n_cells,) or not np.all(pscale > 0) or not np.all(np.isfinite(pscale)):
+                raise ValueError("the direction attribute's per-cell scale is malformed")
+            st.arrays["place_scale"] = pscale
+
+    def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
+        d, i = st.bank(self.name).query(self.raw(feats) / st.scales[self.name])
+        if "place_scale" in st.arrays:
+            d = d / st.arrays["place_scale"]
+        return (d.max(1) if len(d) else np.zeros(0)), (d, i)
+
+    def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
+        super().locate(st, feats, j, detail, out)
+        dist, near = detail
+        cell = int(np.argmax(dist[j]))
+        r, c = divmod(cell, st.cols)
+        i = int(near[j, cell]) if len(near) else -1
+        hist = feats.direction[j][r, c]
+        normal = (st.rows[self.name][i] * st.scales[self.name] if i >= 0 else np.zeros(DIRECTION_DIM))
+        out.update({"speed": round(float(np.sum(hist[:-1])), 3),
+                    "normal_speed": {"p99": round(float(np.sum(normal[:-1])), 3), "unit": "frame heights/s"},
+                    "direction": {"moving": direction_words(hist), "normal": direction_words(normal),
+                                  "turned_deg": 45 * turned(hist, normal)}})
+        return True
+
+    def phrase(self, e: dict) -> str:
+        d = e.get("direction") or {}
+        where, sp = e.get("where", ""), e.get("speed", 0.0)
+        ns = e.get("normal_speed", {}).get("p99", 0.0)
+        if d.get("turned_deg", 0) >= 90 and d.get("normal"):
+            return f"moving {d['moving']} in the {where}, where normal motion there goes {d['normal']}"
+        if d and not d.get("normal") and sp > 0:
+            return f"motion in the {where}, where nothing moved in the normal videos"
+        if ns > 0 and sp > 1.5 * ns:
+            return f"fast motion in the {where}, {sp / ns:.1f}x faster than normal motion there"
+        return (f"motion in the {where} unlike the normal motion there in direction or speed "
+                f"(z {e['z'].get('direction', 0):.1f})")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ..detectors.neighbours import subsample, tree_query
+
 
 def neighbours(rows: int, cols: int, radius: int) -> list[np.ndarray]:
     """Flat indices of the cells within ``radius`` (Chebyshev) of each cell."""
@@ -29,7 +31,7 @@ def select_bank_rows(X: np.ndarray, max_rows: int) -> np.ndarray:
     n = len(X)
     active = np.flatnonzero(np.abs(X).sum(1) > 0)
     if len(active) > max_rows:
-        active = active[np.unique(np.linspace(0, len(active) - 1, max_rows).astype(np.int64))]
+        active = active[subsample(len(active), max_rows)]
     idle = np.flatnonzero(np.abs(X).sum(1) == 0)[:1]
     keep = np.concatenate([active, idle]) if n else active
     return np.sort(keep).astype(np.int64)
@@ -56,12 +58,8 @@ class CellBanks:
             if tree is None:
                 dist[:, c] = np.linalg.norm(X[:, c], axis=1)
                 continue
-            k = min(self.k, tree.n)
-            d, i = tree.query(X[:, c], k=k)
-            d = d.reshape(n, -1)
-            i = np.asarray(i).reshape(n, -1)
-            dist[:, c] = d.mean(1)
-            near[:, c] = self.members[c][i[:, 0]]
+            dist[:, c], i = tree_query(tree, X[:, c], self.k)
+            near[:, c] = self.members[c][i]
         return dist, near
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from ..video import Frame, sample_frames
 from ..video.sampling import SampleGrid
 from .appearance import CropEmbedder
+from .direction import DIRECTION_DIM
 from .features import (
     BLOB_DIM,
     CAMERA_DIM,
@@ -60,6 +61,8 @@ class SourceCells:
             self.scene_change = np.full((n, R, C), np.inf, np.float32)
         if self.camera is None:
             self.camera = np.full((n, CAMERA_DIM), np.nan, np.float32)
+    #: (N, R, C, DIRECTION_DIM) direction histograms per cell (see ``direction.py``)
+    direction: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -141,17 +144,15 @@ def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_fra
     """The frames of a file/folder that scoring needs, with whether each is a sampled one.
 
     Why not always every frame: converting frames nobody measures costs more than the flow. When
-    the sampling interval is itself a usable time gap, each sample is the next one's reference;
-    when it is longer, each sample comes with the source frame before it; only shorter intervals
-    (or every frame) need the frames in between.
+    the sampling interval is a usable time gap or longer, each sample comes with the source frame
+    before it (the reference is the newest earlier frame at least ``min_gap_s`` older, that frame or
+    the previous sample: the rule a live source handing over the frame before each sample follows,
+    so a model scores the same offline and live); only shorter intervals (or every frame) need the
+    frames in between.
     """
     cfg = config or GridConfig()
     kw = dict(max_side=max_side, max_frames=max_frames, max_duration_s=max_duration_s)
-    if cfg.min_gap_s * 1000 <= interval_ms <= cfg.max_gap_s * 1000:
-        for f in sample_frames(source, interval_ms=interval_ms, **kw):
-            yield f, True
-        return
-    if interval_ms > cfg.max_gap_s * 1000:
+    if interval_ms >= cfg.min_gap_s * 1000:
         for f in sample_frames(source, interval_ms=interval_ms, with_previous=True, **kw):
             yield f, True
         return
@@ -205,7 +206,7 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
 
     emb = cs.embedder
 
-    def pack(idx, ts, hm, mo, sh, bf, bl, cr, sc, ca, sv) -> SourceCells:
+    def pack(idx, ts, hm, mo, sh, bf, bl, cr, sc, ca, sv, dr) -> SourceCells:
         crops = emb.embed(cr) if emb is not None else np.zeros((0, 0), np.float32)
         return SourceCells(
             source=str(source), size=size, frame_indices=np.asarray(idx, np.int64),
@@ -217,21 +218,23 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
             crops=crops,
             scene=np.stack(sc) if sc else np.zeros((0, R, cols, SCENE_DIM), np.float32),
             camera=np.stack(ca) if ca else np.zeros((0, CAMERA_DIM), np.float32),
-            scene_change=np.stack(sv) if sv else np.zeros((0, R, cols), np.float32))
+            scene_change=np.stack(sv) if sv else np.zeros((0, R, cols), np.float32),
+            direction=np.stack(dr) if dr else np.zeros((0, R, cols, DIRECTION_DIM), np.float32))
 
-    parts: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [])
+    parts: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [], [])
     for f, take in it:
         size = (f.image.shape[1], f.image.shape[0])
         if not take:
             cs.observe(f.timestamp, f.image)
             continue
         c = cs.features(f)
-        idx, ts, hm, mo, sh, bf, bl, cr, sc, ca, sv = parts
+        idx, ts, hm, mo, sh, bf, bl, cr, sc, ca, sv, dr = parts
         idx.append(f.index)
         ts.append(f.timestamp)
         hm.append(c.has_motion)
         mo.append(c.motion)
         sh.append(c.shape)
+        dr.append(c.direction)
         bf.extend([len(idx) - 1] * len(c.blobs))
         bl.append(c.blobs)
         sc.append(c.scene)
@@ -244,7 +247,7 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
             progress(done)
         if len(idx) >= chunk:
             yield pack(*parts)
-            parts = ([], [], [], [], [], [], [], [], [], [], [])
+            parts = ([], [], [], [], [], [], [], [], [], [], [], [])
     if parts[0] or done == 0:
         yield pack(*parts)
 
@@ -265,7 +268,9 @@ def concat_cells(chunks: Iterable[SourceCells]) -> SourceCells:
         crops=np.concatenate([c.crops for c in chunks]) if all(c.crops.shape[1] for c in chunks)
         else np.zeros((0, 0), np.float32),
         scene=np.concatenate([c.scene for c in chunks]), camera=np.concatenate([c.camera for c in chunks]),
-        scene_change=np.concatenate([c.scene_change for c in chunks]))
+        scene_change=np.concatenate([c.scene_change for c in chunks]),
+        direction=np.concatenate([c.direction for c in chunks]) if all(c.direction is not None for c in chunks)
+        else None)
 
 
 #: sampled frames per training clip that the speed floor is learnt from

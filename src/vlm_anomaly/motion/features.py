@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 import cv2
 import numpy as np
 
+from .direction import DIRECTION_DIM, direction_cells
+
 #: per cell, motion attribute: p90 speed, mean vx, mean vy (heights/s, of moving pixels), moving share
 MOTION_DIM = 4
 #: per cell, shape attribute: gradient-orientation histogram of the moving pixels (8 bins, weighted
@@ -114,6 +116,8 @@ class CellFeatures:
     scene: np.ndarray | None = None  # (rows, cols, SCENE_DIM)
     camera: np.ndarray | None = None  # (CAMERA_DIM,)
     scene_change: np.ndarray | None = None  # (rows, cols)
+    #: (rows, cols, DIRECTION_DIM) which way and how fast each cell moves (see ``direction.py``)
+    direction: np.ndarray | None = None
 
 
 def _cell_sums(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -153,7 +157,8 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     rows = cfg.rows
     if prev is None or prev.shape != cur.shape or not dt > 0:
         return CellFeatures(np.zeros((rows, cols, MOTION_DIM), np.float32),
-                            np.zeros((rows, cols, SHAPE_BINS), np.float32), False)
+                            np.zeros((rows, cols, SHAPE_BINS), np.float32), False,
+                            direction=np.zeros((rows, cols, DIRECTION_DIM), np.float32))
     prev = match_light(prev, cur)
     H = cur.shape[0]
     to_speed = np.float32(1.0 / (dt * H))
@@ -185,7 +190,8 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     np.put_along_axis(hist, b[..., None], w[..., None], axis=2)
     hsum = _cell_sums(hist, rows, cols)
     hsum = hsum / np.maximum(hsum.sum(-1, keepdims=True), 1e-6) * share[..., None]
-    return CellFeatures(motion, hsum.astype(np.float32), True, moving_blobs(moving, speed, flow, cfg))
+    return CellFeatures(motion, hsum.astype(np.float32), True, moving_blobs(moving, speed, flow, cfg),
+                        direction_cells(flow, speed, moving, rows, cols))
 
 
 def scene_image(gray: np.ndarray, rows: int, cols: int) -> np.ndarray:

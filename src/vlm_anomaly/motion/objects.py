@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ..detectors.neighbours import tree_query
+
 #: object feature: speed (p90, mean-flow) and size (height, width) in normal heights here, fill share
 OBJECT_DIM = 5
 
@@ -51,15 +53,6 @@ def object_features(blobs: np.ndarray, persp: np.ndarray) -> np.ndarray:
                      np.log(np.maximum(b[:, 2], 1e-3) / hn), b[:, 4]], 1)
 
 
-def robust_scale(X: np.ndarray) -> np.ndarray:
-    if len(X) == 0:
-        return np.ones(X.shape[1])
-    q1, q3 = np.percentile(X, [25, 75], axis=0)
-    s = (q3 - q1) / 1.349
-    s = np.where(s > 1e-6, s, X.std(0))
-    return np.where(s > 1e-6, s, 1.0)
-
-
 @dataclass
 class ObjectBank:
     """Normal objects (scaled features) in one KD-tree."""
@@ -76,11 +69,7 @@ class ObjectBank:
             return np.zeros(0), np.zeros(0, np.int64)
         if self.tree is None:
             return np.linalg.norm(X, axis=1), np.full(len(X), -1, np.int64)
-        k = min(self.k, self.tree.n)
-        d, i = self.tree.query(X, k=k)
-        d = np.asarray(d).reshape(len(X), -1)
-        i = np.asarray(i).reshape(len(X), -1)
-        return d.mean(1), i[:, 0]
+        return tree_query(self.tree, X, self.k)
 
 
 def per_frame_max(values: np.ndarray, frame: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,8 +12,8 @@ import numpy as np
 
 from ..errors import InvalidVideoError
 from .attribute import Attribute, FitData, load_bank, source_name, where_words
-from .calibration import Projection, knn_score, leave_one_group_out
-from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max, robust_scale
+from .calibration import Projection, knn_score, leave_one_group_out, robust_scale, subsample
+from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max
 
 if TYPE_CHECKING:
     from .extract import SourceCells
@@ -37,12 +37,6 @@ class DenseBank:
         return d.astype(np.float64), i
 
 
-def _evenly(n: int, max_rows: int) -> np.ndarray:
-    if n <= max_rows:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, max_rows).astype(np.int64))
-
-
 def fit_regions(data: FitData, st: MotionState) -> np.ndarray:
     """What every region attribute shares, learnt once: the perspective line, the normal objects'
     99th-percentile relative speed and boxes; returns the rows kept in the region banks."""
@@ -52,14 +46,14 @@ def fit_regions(data: FitData, st: MotionState) -> np.ndarray:
         OF = object_features(blobs, persp)
         st.arrays["perspective"] = persp
         st.values["object_speed_p99"] = float(np.percentile(OF[:, 0], 99)) if len(OF) else 0.0
-        keep = _evenly(len(blobs), data.config.max_bank * 20)
+        keep = subsample(len(blobs), data.config.max_bank * 20)
         kb = blobs[keep]
         w, h = data.feats[0].size
         a = float(h) / max(1.0, float(w))  # blob widths are in frame heights, boxes in width fractions
         boxes = np.stack([kb[:, 0] - kb[:, 2] * 0.5 * a, kb[:, 1] - kb[:, 3] / 2,
                           kb[:, 0] + kb[:, 2] * 0.5 * a, kb[:, 1] + kb[:, 3] / 2], 1)
         st.arrays["object_boxes"] = np.clip(boxes, 0, 1)
-    return _evenly(len(data.blobs), data.config.max_bank * 20)
+    return subsample(len(data.blobs), data.config.max_bank * 20)
 
 
 class RegionAttribute(Attribute):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .attribute import Attribute
 from .camera import CameraAttribute
-from .cells import MotionCellAttribute, ShapeAttribute
+from .cells import DirectionAttribute, MotionCellAttribute, ShapeAttribute
 from .regions import AppearanceAttribute, ObjectAttribute
 from .scene import SceneAttribute
 
@@ -15,5 +15,6 @@ ATTRIBUTES: dict[str, Attribute] = {a.name: a for a in (
     AppearanceAttribute(),
     MotionCellAttribute(),
     ShapeAttribute(),
+    DirectionAttribute(),
     SceneAttribute(),
 )}

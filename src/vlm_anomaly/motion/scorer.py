@@ -49,7 +49,8 @@ class MotionConfig:
     """Hyper-parameters (fixed before any test run; see docs/motion.md)."""
 
     grid: GridConfig = field(default_factory=GridConfig)
-    #: chosen by bench/motion_cv.py (training clips only); scene and camera: see docs/motion.md
+    #: chosen by bench/motion_cv.py (training clips only); scene and camera: see docs/motion.md;
+    #: "direction" (CV round 8's pick) is not fused by default after its Ped2 result (docs/motion.md)
     fused: tuple[str, ...] = ("object", "appearance", "shape", "scene", "camera")
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
@@ -64,6 +65,12 @@ class MotionConfig:
     threshold_rule: str = "clip"
     #: also fit on each training clip at half size under strong JPEG compression (a sub-stream)
     augment: bool = True
+    #: direction: a cell is judged by its own normal examples when training saw it move in at least
+    #: this many frames, else by the smallest ring of cells around it (up to ``place_max_radius``) that did
+    place_examples: int = 0  # CV round 8: 0 (every cell by its own examples) beat 50 and 200
+    place_max_radius: int = 3
+    #: direction: divide each cell's distance by what held-out normal frames reach in that cell
+    place_norm: bool = False
     #: scene: a cell's content stands when its patch changed less than this over the last second
     #: (frame-contrast units over its 16 pixels; chosen by bench/motion_cv.py --fixed-camera)
     scene_still: float = 0.5
@@ -398,7 +405,8 @@ class MotionScorer:
             sc = SourceCells(f.source, (f.image.shape[1], f.image.shape[0]), np.array([f.index]),
                              np.array([f.timestamp]), np.array([c.has_motion]), c.motion[None], c.shape[None],
                              np.zeros(len(c.blobs), np.int64), c.blobs, crops, scene=c.scene[None],
-                             camera=c.camera[None], scene_change=c.scene_change[None])
+                             camera=c.camera[None], scene_change=c.scene_change[None],
+                             direction=c.direction[None] if c.direction is not None else None)
             res = self.score_cells(sc)
             self.timing = dict(stream.timing)
             # the watcher smooths over the trailing window: explain by its worst frame when it is low

@@ -1,7 +1,9 @@
-"""Embedding cache: embeddings (never frames) of a video, keyed by content + sampling + encoder.
+"""The one per-video feature store: embeddings (never frames) of a video in one ``.npz`` file.
 
-Why: re-training or re-scoring the same video must not decode or encode it again. An unwritable
-or full cache folder degrades to "no cache" with a warning, never a failure.
+:class:`EmbeddingCache` keys them by content + sampling + encoder, so re-training or re-scoring
+the same video never decodes or encodes it again (an unwritable or full cache folder degrades to
+"no cache" with a warning, never a failure); the dashboard's training set keeps its videos'
+embeddings in the same file format (:func:`write_embeddings` / :func:`read_embeddings`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,25 @@ class CachedEmbeddings:
     indices: np.ndarray
     timestamps: np.ndarray
     embeddings: np.ndarray
+
+
+def write_embeddings(path: Path, item: CachedEmbeddings) -> None:
+    """Write one video's embeddings atomically (no pickle). Raises OSError."""
+    buf = io.BytesIO()
+    np.savez(buf, indices=item.indices, timestamps=item.timestamps, embeddings=item.embeddings)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_embeddings(path: Path, dim: int | None = None) -> CachedEmbeddings:
+    """One video's embeddings, checked (one index and timestamp per 2-D row, ``dim`` columns when
+    given). Raises OSError, KeyError or ValueError on a missing or inconsistent file."""
+    with np.load(path, allow_pickle=False) as z:
+        item = CachedEmbeddings(z["indices"], z["timestamps"], z["embeddings"].astype(np.float32))
+    if item.embeddings.ndim != 2 or (dim is not None and item.embeddings.shape[1] != dim):
+        raise ValueError(f"embeddings of shape {item.embeddings.shape}, expected (n, {dim or 'd'})")
+    if not (len(item.indices) == len(item.timestamps) == len(item.embeddings)):
+        raise ValueError("frame indices, timestamps and embeddings differ in length")
+    return item
 
 
 class EmbeddingCache:
@@ -49,13 +70,7 @@ class EmbeddingCache:
         try:
             if not path.is_file():
                 return None
-            with np.load(path, allow_pickle=False) as z:
-                item = CachedEmbeddings(z["indices"], z["timestamps"], z["embeddings"].astype(np.float32))
-            if item.embeddings.ndim != 2 or item.embeddings.shape[1] != dim:
-                return None
-            if not (len(item.indices) == len(item.timestamps) == len(item.embeddings)):
-                return None
-            return item
+            return read_embeddings(path, dim)
         except Exception as exc:  # noqa: BLE001 - a damaged cache entry only costs re-encoding
             log.warning("ignoring unreadable cache entry %s: %s", path.name, exc)
             return None
@@ -63,10 +78,8 @@ class EmbeddingCache:
     def put(self, key: str, item: CachedEmbeddings) -> None:
         if not self.enabled:
             return
-        buf = io.BytesIO()
-        np.savez(buf, indices=item.indices, timestamps=item.timestamps, embeddings=item.embeddings)
         try:
-            atomic_write_bytes(self.root / f"{key}.npz", buf.getvalue())
+            write_embeddings(self.root / f"{key}.npz", item)
         except OSError as exc:
             if not self._warned:
                 log.warning("embedding cache disabled: cannot write to %s (%s)", self.root, exc)

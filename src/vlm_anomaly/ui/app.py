@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from vlm_anomaly.ui import live_page, models_page, test_page, train_page
+from vlm_anomaly.ui import live_page, login, models_page, test_page, train_page
 
 #: shipped with the package: a ``:material/...:`` page icon makes the browser fetch the favicon from a
 #: font host on the internet, and the dashboard must work offline without any third-party request
@@ -22,7 +22,12 @@ PAGES = [
 
 def main() -> None:
     st.set_page_config(page_title="vlm-anomaly", page_icon=str(ICON), layout="wide")
-    page = st.navigation(PAGES)
+    allowed = login.gate()
+    # every page is registered either way (a deep link such as /live stays where it is through the
+    # login), but without a login no page runs and no navigation is shown
+    page = st.navigation(PAGES, position="sidebar" if allowed else "hidden")
+    if not allowed:
+        return
     st.sidebar.caption("vlm-anomaly · video anomaly detection with vision-language models")
     page.run()
 

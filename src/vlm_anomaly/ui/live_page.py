@@ -140,7 +140,8 @@ def _status_line(sess: LiveSession, view: FeedView) -> None:
 def _continuous(name: str, threshold: float) -> None:
     s = state.settings()
     st.caption("A camera on this server (index, e.g. 0), an RTSP/HTTP stream URL, or a video file played "
-               "as a stream.")
+               "as a stream: what the REST API may open (settings allowed_cameras, allowed_url_schemes with "
+               "allowed_url_hosts, allowed_media_dirs). An uploaded video is always allowed.")
     c1, c2 = st.columns([2, 1])
     src = c1.text_input("Source", key="live_source", placeholder="0  ·  rtsp://camera/stream  ·  /path/video.mp4")
     up = c2.file_uploader("…or upload a video to play as a stream", type=state.VIDEO_TYPES,
@@ -154,9 +155,12 @@ def _continuous(name: str, threshold: float) -> None:
     b1, b2 = st.columns(2)
     if b1.button("Start monitoring", type="primary", disabled=bool(sess and sess.running)):
         with state.user_errors():
-            source = str(state.save_upload(up, s.max_upload_mb)) if up is not None else src.strip()
-            if not source:
+            if up is not None:
+                source = str(state.save_upload(up, s.max_upload_mb))
+            elif not src.strip():
                 raise VlmAnomalyError("give a source: a camera index, a stream URL or a video file")
+            else:  # a source on the server side: only what the REST API's allow-lists let anyone open
+                source = state.source_policy().check(src)
             source = check_source(source)  # a bad source fails here, with a clear message
             if sess:
                 sess.stop()

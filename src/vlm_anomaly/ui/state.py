@@ -21,9 +21,10 @@ import streamlit as st
 from ..config import Settings, load_settings
 from ..encoders import Encoder, EncoderIdentity, encoder_from_options, encoder_options
 from ..errors import InvalidVideoError, VlmAnomalyError
-from ..events import AlertDispatcher, EventStore, RetentionJob
+from ..events import AlertDispatcher, EventStore, RecoveryJob, RetentionJob, event_payload
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
+from ..source_policy import SourcePolicy
 from ..store import ModelStore
 from ..training_set import TrainingSet
 from ..video import VIDEO_EXTENSIONS
@@ -44,6 +45,12 @@ def user_errors(prefix: str = "") -> Iterator[None]:
 def settings(**overrides) -> Settings:
     """Settings from file/env, with the saved training parameters and ``overrides`` on top."""
     return TrainingSet.for_settings(load_settings()).settings(overrides=overrides)
+
+
+def source_policy() -> SourcePolicy:
+    """What a dashboard user may open on the server: the REST API's allow-lists, from the settings file and
+    environment only (never from parameters saved on the dashboard). The owner's CLI is not limited."""
+    return SourcePolicy.from_settings(load_settings().api)
 
 
 def training_set(s: Settings | None = None) -> TrainingSet:
@@ -153,7 +160,10 @@ def model_names(s: Settings | None = None) -> list[str]:
 @st.cache_resource(show_spinner=False)
 def _live_sinks(key: str, _s: Settings) -> tuple[EventStore, AlertDispatcher, RetentionJob]:
     store = EventStore.from_settings(_s)
-    return store, AlertDispatcher.from_settings(_s.alerts), RetentionJob.from_settings(store, _s.events).start()
+    alerts = AlertDispatcher.from_settings(_s.alerts)
+    # events a killed process left open are closed ("service restarted") before this page opens any
+    RecoveryJob(store, on_closed=lambda rec: alerts.publish(event_payload("end", rec))).start()
+    return store, alerts, RetentionJob.from_settings(store, _s.events).start()
 
 
 def live_sinks(s: Settings | None = None) -> tuple[EventStore, AlertDispatcher]:

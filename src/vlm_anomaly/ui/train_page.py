@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import inspect
 import time
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from ..detectors import detector_names
+from ..detectors import detector_names, get_detector_class
+from ..errors import VlmAnomalyError
 from ..training_set import TrainingSet
 from . import state
 
@@ -20,9 +22,26 @@ CLIP_PRETRAINED = ["openai", "laion400m_e32", "laion2b_s34b_b79k", "none"]
 REVIEW_ROWS = 200
 
 
+def detector_params(name: str) -> set[str]:
+    """The constructor parameters of detector ``name`` (none when it cannot be loaded)."""
+    try:
+        return set(inspect.signature(get_detector_class(name).__init__).parameters)
+    except VlmAnomalyError:
+        return set()
+
+
 def _params_form(ts: TrainingSet) -> None:
     s = state.settings()
     with st.expander("Training parameters", expanded=not ts.items()):
+        # outside the form: the fields below depend on the detector chosen
+        names = detector_names()
+        detector = st.selectbox("Detector", names, index=names.index(s.detector) if s.detector in names else 0,
+                                key="train_detector",
+                                help="motion (default) = how things move and what moving things look like, "
+                                     "per place, from optical flow; threshold calibrated to the false-alarm "
+                                     "target; no network needed. ocsvm = the One-Class SVM on frame "
+                                     "embeddings; patch-knn = worst tile (use with tiles features)")
+        takes = detector_params(detector)
         with st.form("train_params"):
             objects = st.text_input("Expected objects (comma-separated)", ", ".join(s.expected_objects),
                                     help="Objects that belong in the scene; used for the zero-shot descriptions.")
@@ -39,21 +58,17 @@ def _params_form(ts: TrainingSet) -> None:
             interval = c4.select_slider("Frame interval (ms)", INTERVALS,
                                         value=s.interval_ms if s.interval_ms in INTERVALS else 500,
                                         format_func=lambda v: "every frame" if v == 0 else f"{v} ms")
-            nu = c5.slider("nu (expected share of outliers)", 0.01, 0.5, float(s.nu), 0.01)
-            gamma = c6.text_input("gamma", str(s.gamma), help="'scale', 'auto' or a number")
-            c7, c8, c9 = st.columns(3)
-            names = detector_names()
-            detector = c7.selectbox("Detector", names, index=names.index(s.detector) if s.detector in names else 0,
-                                    help="motion (default) = how things move and what moving things look like, "
-                                         "per place, from optical flow; threshold calibrated to the false-alarm "
-                                         "target; no network needed. ocsvm = the One-Class SVM on frame "
-                                         "embeddings; attributes = motion and objects with crop embeddings; "
-                                         "patch-knn = worst tile/patch (use with tiles or patches features)")
+            # only the detectors that take them (the default motion detector takes neither)
+            nu = (c5.slider("nu (expected share of outliers)", 0.01, 0.5, float(s.nu), 0.01) if "nu" in takes
+                  else s.nu)
+            gamma = (c6.text_input("gamma", str(s.gamma), help="'scale', 'auto' or a number") if "gamma" in takes
+                     else str(s.gamma))
+            c8, c9 = st.columns(2)
             target_fa = c9.number_input("Target false-alarm share (motion)", 0.001, 0.2,
                                         float(s.target_false_alarm), 0.005, format="%.3f",
                                         help="share of normal frames the calibrated threshold may flag, "
                                              "measured on held-out normal clips")
-            feats = ["frame", "tiles", "patches"]
+            feats = ["frame", "tiles"]
             features = c8.selectbox("Features", feats, index=feats.index(s.features),
                                     help="frame = one embedding per frame; tiles = the frame plus a grid of "
                                          "overlapping tiles, each embedded (small objects in wide views)")

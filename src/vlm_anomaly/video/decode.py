@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,78 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 # cv2 read the variable at import; set the level directly so damaged images do not print
 # "[ WARN:...] libpng ..." lines on stderr (the sampler logs its own one-line warning).
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+#: Demuxers the library reads: each reads only the bytes of the one input it was given. Never a
+#: playlist or session file that names other inputs (hls, dash, concat, sdp, image2's file
+#: patterns...): an uploaded ``.m3u8`` or a redirecting camera could make those fetch any URL or
+#: read any local file. (mov's external references stay off: FFmpeg's ``enable_drefs`` is 0.)
+INPUT_FORMATS = (
+    "mov,matroska,avi,mpegts,mpeg,flv,live_flv,asf,ogg,nut,ivf,dv,mjpeg,mpjpeg,h264,hevc,m4v,vc1,"
+    "mpegvideo,obu,yuv4mpegpipe,png_pipe,jpeg_pipe,bmp_pipe,tiff_pipe,webp_pipe,gif,rtsp"
+)
+
+#: FFmpeg protocols each URL scheme may use, itself and underneath: never local ones (file, pipe,
+#: fd, concat, subfile, data...), never another scheme's.
+SCHEME_PROTOCOLS = {
+    "http": "http,tcp,httpproxy",
+    "https": "https,tls,tcp,httpproxy",
+    "rtsp": "rtsp,tcp",
+    "rtsps": "rtsps,tls,tcp",
+    "rtmp": "rtmp,tcp",
+    "rtmps": "rtmps,tls,tcp",
+    "rtmpt": "rtmpt,rtmphttp,http,tcp",
+    "rtmpts": "rtmpts,rtmphttp,https,tls,tcp",
+    "tcp": "tcp",
+    "tls": "tls,tcp",
+    "udp": "udp",
+    "rtp": "rtp,udp",
+}
+
+
+def input_options(source: str) -> dict[str, str]:
+    """FFmpeg options that keep opening ``source`` to that one input, on every hop.
+
+    A URL may use only its own scheme's protocols and never follows an HTTP redirect (the allow-list
+    checked the host the client named; a ``Location`` could name any other), and RTSP runs over TCP.
+    A local path is read with the file protocol only. Either way only :data:`INPUT_FORMATS` are
+    demuxed, so no playlist can lead elsewhere.
+    """
+    src = str(source)
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*)://", src)
+    if m:
+        scheme = m.group(1).lower()
+        options = {"protocol_whitelist": SCHEME_PROTOCOLS.get(scheme, scheme)}
+        if scheme in ("http", "https", "rtmpt", "rtmpts"):
+            options["max_redirects"] = "0"
+        if scheme in ("rtsp", "rtsps"):
+            options["rtsp_transport"] = "tcp"
+    else:
+        options = {"protocol_whitelist": "file"}
+    options["format_whitelist"] = INPUT_FORMATS
+    return options
+
+
+def open_input(source: str, *, timeout: float | tuple[float, float] | None = 10.0):
+    """``av.open`` for reading, restricted by :func:`input_options`. Raises what PyAV raises."""
+    return av.open(str(source), timeout=timeout, options=input_options(str(source)))
+
+
+def open_failure(source: str, exc: BaseException) -> str:
+    """Why opening ``source`` failed, in a few words: FFmpeg's reason and what is refused on purpose."""
+    why = short_error(exc)[:80]
+    src = str(source)
+    if re.match(r"^https?://", src, re.I):
+        return f"{why}; redirects and playlists are not followed"
+    if "://" not in src and os.path.isfile(src):  # a regular file only: never block on a FIFO
+        try:
+            with open(src, "rb") as fh:
+                head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        except OSError:
+            head = b""
+        if head.startswith((b"#extm3u", b"ffconcat", b"<?xml", b"<mpd", b"v=0", b"file ")):
+            return f"{why}: playlists (HLS, DASH, concat, SDP) are not opened"
+    return why
 
 
 def scaled_size(w: int, h: int, max_side: int) -> tuple[int, int]:

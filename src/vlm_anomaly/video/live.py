@@ -363,6 +363,7 @@ class PushSource:
         self._stop = threading.Event()
         self._last_t: float | None = None
         self._prev: np.ndarray | None = None
+        self._prev_t: float | None = None
         self._n = 0
         self._last_push = time.monotonic()
 
@@ -373,10 +374,13 @@ class PushSource:
         self._last_push = time.monotonic()
         self.frames_seen += 1
         prev, self._prev = self._prev, (image if self.with_previous else None)
+        prev_t, self._prev_t = self._prev_t, t
         if self._last_t is not None and t - self._last_t < self.interval_ms / 1000.0:
             return False
         self._last_t = t
-        frame = Frame(self._n, round(float(t), 6), image, self.source, prev)
+        # the frame before, with its time: motion is measured against it (without the time it is not)
+        frame = Frame(self._n, round(float(t), 6), image, self.source, prev,
+                      round(float(prev_t), 6) if prev is not None and prev_t is not None and prev_t < t else None)
         self._n += 1
         try:
             self._q.put_nowait(frame)

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-import av
 import numpy as np
 
 from ..errors import InvalidVideoError, VlmAnomalyError
@@ -29,6 +28,8 @@ from .decode import (
     declared_duration,
     decode_frames,
     first_video_stream,
+    open_failure,
+    open_input,
     read_image,
     resize_to,
     scaled_size,
@@ -152,13 +153,16 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
     if not is_stream_url(src):
         check_file(Path(src))
     try:
-        container = av.open(src, timeout=10.0)
+        container = open_input(src)
     except Exception as exc:  # noqa: BLE001 - hostile files make FFmpeg/PyAV raise many kinds
-        raise InvalidVideoError(f"{src}: not a readable video ({short_error(exc)})") from None
+        raise InvalidVideoError(
+            f"{redact_url(src)}: not a readable video ({open_failure(src, exc)})"
+        ) from None
+    shown = redact_url(src)
     with container:
-        st = first_video_stream(container, src)
-        check_pixels(src, st.codec_context.width, st.codec_context.height)
-        check_duration(src, declared_duration(container, st), limit_s)
+        st = first_video_stream(container, shown)
+        check_pixels(shown, st.codec_context.width, st.codec_context.height)
+        check_duration(shown, declared_duration(container, st), limit_s)
         st.thread_type = "AUTO"
         st.thread_count = decoder_threads()  # 1 on small machines: the cores are the encoder's
         fps = stream_fps(st) or FALLBACK_FPS
@@ -181,8 +185,8 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged stream: keep what decoded, say why
             if index < 0:  # not one frame decoded
-                raise InvalidVideoError(f"{src}: cannot decode ({short_error(exc)})") from None
-            log.warning("%s: decoding stopped after frame %d (%s); partial result", redact_url(src), index,
+                raise InvalidVideoError(f"{shown}: cannot decode ({short_error(exc)})") from None
+            log.warning("%s: decoding stopped after frame %d (%s); partial result", shown, index,
                         redact_text(short_error(exc)))
 
 

@@ -8,6 +8,7 @@ means; adding a source kind starts here.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,13 +27,16 @@ from .decode import (
     declared_duration,
     decode_frames,
     first_video_stream,
+    open_failure,
+    open_input,
     read_image,
     resize_to,
     scaled_size,
-    short_error,
     stream_fps,
 )
 from .frames import VideoInfo
+
+log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 
@@ -43,19 +47,29 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 DEFAULT_FOLDER_FPS = 25.0
 
 
-#: FFmpeg protocols a network source may use, itself or nested (an HLS playlist's segments, an
-#: RTSP session's RTP): never local ones (file, pipe, fd, concat, subfile, data...), so a remote
-#: playlist cannot make the server read its own files.
-NETWORK_PROTOCOLS = "http,https,tls,tcp,udp,rtp,srtp,rtsp,rtsps,rtmp,rtmps,rtmpt,rtmpts,crypto,httpproxy"
-
-
 def _natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def list_frame_files(folder: Path) -> list[Path]:
-    """Image files of a frame folder, sorted numerically (``2.png`` before ``10.png``)."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    """Image files of a frame folder, sorted numerically (``2.png`` before ``10.png``).
+
+    Only images that resolve inside the folder count: a symlink to a file elsewhere is left out
+    (with a warning), so that a folder a client may name never reads files outside it.
+    """
+    root = Path(folder).resolve()
+    files, outside = [], []
+    for p in Path(folder).iterdir():
+        if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
+            continue
+        try:
+            real = p.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        (files if real.parent == root or root in real.parents else outside).append(p)
+    if outside:
+        log.warning("%s: %d image(s) left out: they link outside the folder (%s)", folder,
+                    len(outside), ", ".join(sorted(p.name for p in outside)[:3]))
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
@@ -90,6 +104,7 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
     it before loading an encoder.
     """
     src = str(source)
+    shown = redact_url(src)
     path = Path(src)
     if path.is_dir():
         files = list_frame_files(path)
@@ -103,14 +118,14 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
     if not is_stream_url(src):
         check_file(path)
     try:
-        with av.open(src, timeout=10.0) as container:
-            st = first_video_stream(container, src)
+        with open_input(src) as container:
+            st = first_video_stream(container, shown)
             fps = stream_fps(st)
             count = st.frames or 0
             if not count and container.duration and fps:
                 count = int(container.duration / av.time_base * fps)
             cc = st.codec_context
-            check_pixels(src, cc.width, cc.height)
+            check_pixels(shown, cc.width, cc.height)
             if not is_stream_url(src):
                 check_duration(src, declared_duration(container, st), max_duration_s)
             return VideoInfo(src, "stream" if is_stream_url(src) else "file", cc.width, cc.height,
@@ -118,7 +133,7 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
     except VlmAnomalyError:
         raise
     except Exception as exc:  # noqa: BLE001 - hostile files make FFmpeg/PyAV raise many kinds
-        raise InvalidVideoError(f"{src}: not a readable video ({short_error(exc)})") from None
+        raise InvalidVideoError(f"{shown}: not a readable video ({open_failure(src, exc)})") from None
 
 
 def analysed_size(source: str | Path, max_side: int) -> tuple[int, int]:
@@ -183,15 +198,10 @@ class AvReader(Reader):
         self.max_side = max_side
         self.media_time = media_time
         shown = redact_url(source)
-        options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp") else {}
-        if "://" in source:
-            options["protocol_whitelist"] = NETWORK_PROTOCOLS
         try:
-            self.container = av.open(
-                source, timeout=(read_timeout_s, read_timeout_s), options=options
-            )
+            self.container = open_input(source, timeout=(read_timeout_s, read_timeout_s))
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InvalidVideoError(f"{shown}: cannot open ({short_error(exc)})") from None
+            raise InvalidVideoError(f"{shown}: cannot open ({open_failure(source, exc)})") from None
         if not self.container.streams.video:
             self.container.close()
             raise InvalidVideoError(f"{shown}: no video stream")

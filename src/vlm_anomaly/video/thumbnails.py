@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError
-from .decode import FALLBACK_FPS, decode_frames, read_image, short_error
+from .decode import FALLBACK_FPS, decode_frames, open_input, read_image, short_error
 from .sources import check_file, list_frame_files
 
 
@@ -65,7 +65,7 @@ def iter_frames_at(source: str | Path, indices: Iterable[int], *, max_side: int 
     todo = set(wanted)
     last = wanted[-1]
     try:
-        with av.open(str(path)) as container:
+        with open_input(str(path)) as container:
             if not container.streams.video:
                 raise InvalidVideoError(f"{path}: no video stream")
             st = container.streams.video[0]
