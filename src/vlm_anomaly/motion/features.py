@@ -191,7 +191,7 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     hsum = _cell_sums(hist, rows, cols)
     hsum = hsum / np.maximum(hsum.sum(-1, keepdims=True), 1e-6) * share[..., None]
     return CellFeatures(motion, hsum.astype(np.float32), True, moving_blobs(moving, speed, flow, cfg),
-                        direction_cells(flow, speed, moving, rows, cols))
+                        direction=direction_cells(flow, speed, moving, rows, cols))
 
 
 def scene_image(gray: np.ndarray, rows: int, cols: int) -> np.ndarray:
