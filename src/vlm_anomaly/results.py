@@ -8,9 +8,10 @@ import json
 import os
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,13 +21,32 @@ from .metrics import FrameMetrics, frame_metrics
 from .redact import source_slug
 from .smoothing import moving_average
 
-#: score bands shown in timelines and reports (decision score, higher = more normal)
+#: score bands of a model without its own calibration (the One-Class SVM's decision scale:
+#: higher = more normal, around 0 at the boundary it learnt)
 SCORE_BANDS = (
     ("very normal", 1.0, float("inf")),
     ("normal", 0.0, 1.0),
     ("borderline", -1.0, 0.0),
     ("strong anomaly", float("-inf"), -1.0),
 )
+
+#: score bands of a model calibrated on held-out normal clips (the motion detector). Its scores are
+#: built so that the threshold, the (1 - target false-alarm) quantile of the held-out normal frames'
+#: smoothed scores, is 0 and their median is +1: above +1 scores the better half of normal frames,
+#: between 0 and +1 the rest of them but the target share, below 0 what the model flags.
+CALIBRATED_BANDS = (
+    ("typical normal", 1.0, float("inf")),
+    ("normal", 0.0, 1.0),
+    ("anomalous", float("-inf"), 0.0),
+)
+
+Bands = tuple[tuple[str, float, float], ...]
+
+
+def score_bands(extra: Mapping[str, Any] | None) -> Bands:
+    """The bands of a model's score scale, from what the model recorded about its calibration
+    (``AnomalyModel.extra``): calibrated models get the bands of their held-out normal frames."""
+    return CALIBRATED_BANDS if extra and extra.get("target_false_alarm") is not None else SCORE_BANDS
 
 
 def output_names(sources: Sequence[str | Path]) -> list[str]:
@@ -67,11 +87,12 @@ def output_names(sources: Sequence[str | Path]) -> list[str]:
     return unique
 
 
-def band(score: float) -> str:
-    for name, lo, hi in SCORE_BANDS:
+def band(score: float, bands: Bands = SCORE_BANDS) -> str:
+    """The name of the band ``score`` falls in (the lowest band's for anything below them all)."""
+    for name, lo, hi in bands:
         if lo <= score < hi:
             return name
-    return "strong anomaly"
+    return min(bands, key=lambda b: b[1])[0]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from ..results import score_bands
 from ..store.models import read_model_meta
 from . import charts, state
 
@@ -72,17 +73,21 @@ def _compare(names: list[str]) -> None:
     if st.button("Compare", disabled=f is None or a == b):
         with state.user_errors():
             path = state.save_upload(f, s.max_upload_mb)
-            results = {}
+            results, bands = {}, set()
             for name in (a, b):
                 model = state.model_store(s).load(name)
+                bands.add(score_bands(model.extra))
                 results[name] = state.pipeline_for(model, s).score(
                     model, path, progress=state.progress_bar(f"{name} on {f.name}"))
-            st.session_state["cmp"] = {"video": f.name, "results": results}
+            # bands only when both models share a score scale
+            st.session_state["cmp"] = {"video": f.name, "results": results,
+                                       "bands": bands.pop() if len(bands) == 1 else ()}
     cmp = st.session_state.get("cmp")
     if not cmp:
         return
     res = cmp["results"]
-    st.plotly_chart(charts.compare(res, title=f"{' vs '.join(res)} on {cmp['video']}"), key="cmp_chart")
+    st.plotly_chart(charts.compare(res, title=f"{' vs '.join(res)} on {cmp['video']}", bands=cmp.get("bands", ())),
+                    key="cmp_chart")
     cols = st.columns(len(res))
     for col, (name, r) in zip(cols, res.items()):
         col.markdown(f"**{name}**")

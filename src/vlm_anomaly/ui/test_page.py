@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from ..metrics import parse_frame_labels
-from ..results import ScoreResult, band
+from ..results import SCORE_BANDS, Bands, ScoreResult, band, score_bands
 from ..video import analysed_size
 from ..video.render import annotate_frame, explanation_box, scale_box, write_annotated_video
 from ..video.thumbnails import grab_frames
@@ -30,10 +30,27 @@ def _analyse(s, name: str, files) -> None:
         model = state.model_store(s).load(name)
         pipe = state.pipeline_for(model, s)
         result = pipe.score(model, path, progress=state.progress_bar(f"Analysing {files.name}"))
-        st.session_state["test"] = {"result": result, "path": str(path), "video": files.name, "model": name}
+        st.session_state["test"] = {"result": result, "path": str(path), "video": files.name, "model": name,
+                                    "bands": score_bands(model.extra), "calibration": _calibration(model.extra)}
         st.session_state["test_thr"] = float(result.threshold)
         st.session_state["test_pos"] = int(np.argmin(result.smoothed_scores))
         st.session_state.pop("test_mp4", None)
+
+
+def _bands() -> Bands:
+    """The score bands of the model of the result shown (from its calibration)."""
+    return st.session_state.get("test", {}).get("bands", SCORE_BANDS)
+
+
+def _calibration(extra: dict) -> str:
+    """What the bands of a calibrated model mean, in its own figures ('' for the others)."""
+    target = extra.get("target_false_alarm")
+    if target is None:
+        return ""
+    flagged = extra.get("heldout_flagged")
+    measured = f" (measured there: {100 * flagged:.1f} %)" if flagged is not None else ""
+    return (f"Score bands from the model's calibration on held-out normal clips: their median frame scores +1, "
+            f"the threshold 0 flags {100 * target:.1f} % of them{measured}.")
 
 
 def _headline(r: ScoreResult) -> None:
@@ -42,7 +59,7 @@ def _headline(r: ScoreResult) -> None:
     c2.metric("Anomalies", r.n_anomalies)
     c3.metric("Anomaly rate", f"{100 * r.anomaly_rate:.1f}%")
     low = float(r.smoothed_scores.min()) if r.n_frames else 0.0
-    c4.metric("Lowest score", f"{low:+.3f}", help=f"band: {band(low)}")
+    c4.metric("Lowest score", f"{low:+.3f}", help=f"band: {band(low, _bands())}")
 
 
 def _ground_truth(r: ScoreResult, video: str) -> np.ndarray | None:
@@ -110,7 +127,7 @@ def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
                                     time_s=float(r.timestamps[pos]), description=desc, threshold=r.threshold,
                                     **explanation_box(r, pos)),
                      caption=f"this frame: {'ANOMALY' if lab else 'normal'}, raw {r.raw_scores[pos]:+.3f}, "
-                             f"smoothed {r.smoothed_scores[pos]:+.3f} ({band(float(r.smoothed_scores[pos]))})",
+                             f"smoothed {r.smoothed_scores[pos]:+.3f} ({band(r.smoothed_scores[pos], _bands())})",
                      width="stretch")
     why = r.explanations[pos] if pos < len(r.explanations) else None
     with c2:
@@ -211,7 +228,9 @@ def _results(t: dict) -> None:
     r = r0.relabel(float(thr))
     _headline(r)
     truth = _ground_truth(r, t["video"])
-    st.plotly_chart(charts.timeline(r, truth=truth), key="test_timeline")
+    st.plotly_chart(charts.timeline(r, truth=truth, bands=t.get("bands", SCORE_BANDS)), key="test_timeline")
+    if t.get("calibration"):
+        st.caption(t["calibration"])
     _segments(r)
     if "test_video_t" in st.session_state:
         st.video(t["path"], start_time=float(st.session_state["test_video_t"]))
