@@ -114,6 +114,14 @@ def test_test_page_bands_and_axis_follow_the_model(motion_env, dash_clips):
     assert "flags 2.0 % of them" in cap
 
 
+def test_models_page_lists_what_a_motion_model_has(motion_env):
+    at = page("models_page")
+    assert_no_traceback(at)
+    table = at.dataframe[0].value.set_index("name")
+    assert table.loc["street", "false-alarm target"] == 0.02
+    assert not {"nu", "gamma"} & set(table.columns)  # the One-Class SVM's, not this model's
+
+
 def test_models_without_calibration_keep_the_svm_bands():
     assert score_bands({"runtime": "torch"}) == SCORE_BANDS
     assert score_bands({"target_false_alarm": 0.01, "heldout_flagged": 0.008}) == CALIBRATED_BANDS

@@ -18,7 +18,8 @@ def _rows(store) -> list[dict]:
         rows.append({"name": info.name, "encoder": info.encoder, "detector": info.detector,
                      "videos": info.videos, "frames": info.frames,
                      "interval (ms)": meta.get("training", {}).get("interval_ms"),
-                     "nu": params.get("nu"), "gamma": str(params.get("gamma", "")),
+                     "false-alarm target": meta.get("extra", {}).get("target_false_alarm"),
+                     "nu": params.get("nu"), "gamma": None if params.get("gamma") is None else str(params["gamma"]),
                      "threshold": meta.get("threshold"), "created": info.created,
                      "size (kB)": round(info.size_bytes / 1024, 1)})
     return rows
@@ -110,7 +111,8 @@ def render() -> None:
         if not rows:
             st.info("No model yet: train one on the **Train** page.")
             return
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="models_table")
+        # columns no model listed has (nu and gamma of motion models, the false-alarm target of the others)
+        st.dataframe(pd.DataFrame(rows).dropna(axis=1, how="all"), hide_index=True, key="models_table")
         names = [r["name"] for r in rows]
         if st.session_state.get("models_pick") not in names:
             st.session_state["models_pick"] = names[0]
