@@ -1,4 +1,4 @@
-"""Test page: score a video with a model, explore the timeline, frames and segments, download results."""
+"""Test page: score a video with a model, explore the timeline, frames and incidents, download results."""
 
 from __future__ import annotations
 
@@ -86,14 +86,16 @@ def _ground_truth(r: ScoreResult, video: str) -> np.ndarray | None:
     return None
 
 
-def _segments(r: ScoreResult) -> None:
-    segs = r.segments()
-    st.subheader("Anomalous segments")
+def _incidents(r: ScoreResult) -> None:
+    segs = r.incidents()
+    st.subheader("Incidents")
+    st.caption("The events live monitoring reports for these scores (same smoothing, hysteresis and minimum "
+               "duration as the Live page).")
     if not segs:
-        st.info("No anomalous segment at this threshold.")
+        st.info("No incident at this threshold.")
         return
     st.dataframe(pd.DataFrame([{"#": k + 1, "start (s)": g.start_time, "end (s)": g.end_time,
-                                "frames": g.end_index - g.start_index + 1, "worst score": round(g.worst_score, 3),
+                                "frames": g.frames, "worst score": round(g.worst_score, 3),
                                 "worst at (s)": g.worst_time} for k, g in enumerate(segs)]), hide_index=True)
     labels = [f"#{k + 1}: {g.start_time:.1f}-{g.end_time:.1f} s (worst {g.worst_score:+.3f})"
               for k, g in enumerate(segs)]
@@ -104,8 +106,8 @@ def _segments(r: ScoreResult) -> None:
             st.session_state["test_pos"] = segs[k].worst_position
             st.session_state["test_video_t"] = segs[k].start_time
 
-    st.selectbox("Jump to segment", range(len(segs)), format_func=labels.__getitem__, index=None,
-                 key="test_seg", on_change=jump, placeholder="pick a segment to see its frames")
+    st.selectbox("Jump to incident", range(len(segs)), format_func=labels.__getitem__, index=None,
+                 key="test_seg", on_change=jump, placeholder="pick an incident to see its frames")
 
 
 def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
@@ -231,7 +233,7 @@ def _results(t: dict) -> None:
     st.plotly_chart(charts.timeline(r, truth=truth, bands=t.get("bands", SCORE_BANDS)), key="test_timeline")
     if t.get("calibration"):
         st.caption(t["calibration"])
-    _segments(r)
+    _incidents(r)
     if "test_video_t" in st.session_state:
         st.video(t["path"], start_time=float(st.session_state["test_video_t"]))
     _inspector(r, t["path"], t["model"])
