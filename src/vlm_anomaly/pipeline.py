@@ -239,7 +239,6 @@ class Pipeline:
         scorer = cls.scorer_for(self.context(enc, interval, detector=cls.name, embedded=embedded))
         total = 0 if embedded is not None else sum(expected_samples(x, interval, s.max_frames) for x in sources)
         progress = progress or _noop
-        progress(0, total, "training")
         reported = [0]
 
         def cb(done: int, _total: int, stage: str) -> None:
