@@ -62,6 +62,9 @@ class Scorer(Protocol):
 
     #: the sampling it scores at (ms between samples, 0 = every frame)
     interval_ms: int
+    #: live frames must carry the source frame before each sample (``Frame.previous``) to score
+    #: as a file does at this sampling
+    needs_previous: bool
 
     def fit(self, sources: Sequence[str | Path], progress: Progress | None = None, *,
             names: Sequence[str] | None = None) -> Scorer:
@@ -96,8 +99,6 @@ class Detector(ABC):
 
     #: short name in the registry and in saved models
     name: ClassVar[str] = ""
-    #: live sources hand each frame its predecessor (``Frame.previous``), for motion
-    needs_previous: ClassVar[bool] = False
 
     threshold_: float = 0.0
     #: dimension of the encoder's embeddings it was fitted with (0: it embeds nothing)

@@ -19,9 +19,6 @@ from .contract import Detector, DetectorContext, Scorer
 class VideoDetector(Detector):
     """A detector whose scorer reads the video; the model file holds it like any other detector."""
 
-    #: live sources hand each frame its predecessor (``Frame.previous``) for motion
-    needs_previous: ClassVar[bool] = True
-
     @classmethod
     @abstractmethod
     def scorer_for(cls, ctx: DetectorContext, fitted: Detector | None = None) -> Scorer:

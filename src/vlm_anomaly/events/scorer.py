@@ -38,22 +38,23 @@ class StreamScorer:
     """
 
     def __init__(self, pipeline: Pipeline, model: AnomalyModel, *, encode_lock: threading.Lock | None = None,
-                 describe: bool = True):
+                 describe: bool = True, interval_ms: int | None = None):
         s = pipeline.settings
         self.pipeline = pipeline
         self.model = model
         self.describe = describe
         self.encoder = pipeline.encoder_for(model)
         self.encode_lock = encode_lock or threading.Lock()  # one encoder shared by several sources
-        self.detector = pipeline.scorer(model)  # the same scorer, and state, as offline scoring
+        # the scorer offline scoring uses, at the stream's sampling (default: the model's)
+        self.detector = pipeline.scorer(model, interval_ms=interval_ms)
         self.prompts = (PromptAlarm.create(self.encoder, s.alert_prompts, normal=model.prompts or None,
                                            threshold=s.alert_prompt_threshold, weight=s.alert_prompt_weight)
                         if self.encoder is not None else None)
 
     @property
     def needs_previous(self) -> bool:
-        """True when the source must hand over the frame before each sample (motion)."""
-        return self.model.detector.needs_previous
+        """True when the source must hand over the frame before each sample (motion, at some samplings)."""
+        return self.detector.needs_previous
 
     def score(self, frames: list[Frame]) -> list[Scored]:
         if not frames:

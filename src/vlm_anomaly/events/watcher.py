@@ -124,7 +124,12 @@ class SourceWatcher:
         self.pipeline = pipeline
         s = self.settings = pipeline.settings
         self.model = pipeline.load(model)
-        self.scorer = StreamScorer(pipeline, self.model, encode_lock=encode_lock)
+        # the sampling interval (0 = every frame): the caller's, else one set explicitly in the
+        # settings (--interval-ms, YAML, environment), else the model's own, as offline scoring does
+        if interval_ms is None:
+            interval_ms = s.interval_ms if "interval_ms" in s.model_fields_set else self.model.interval_ms
+        self.interval_ms = int(interval_ms)
+        self.scorer = StreamScorer(pipeline, self.model, encode_lock=encode_lock, interval_ms=self.interval_ms)
         self.encoder = self.scorer.encoder
         self.source = str(source)
         self.label = redact_url(self.source)  # what events, alerts, logs and notices show
@@ -134,11 +139,6 @@ class SourceWatcher:
         self.listener = listener
         self.feed = feed
         self.realtime = realtime
-        # the sampling interval (0 = every frame): the caller's, else one set explicitly in the
-        # settings (--interval-ms, YAML, environment), else the model's own, as offline scoring does
-        if interval_ms is None:
-            interval_ms = s.interval_ms if "interval_ms" in s.model_fields_set else self.model.interval_ms
-        self.interval_ms = int(interval_ms)
         self.live = live or LiveSource.from_settings(
             self.source,
             s.sampling,

@@ -3,7 +3,8 @@ arrays + JSON (no pickle), trained and scored from the videos (it needs motion, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,12 @@ class MotionDetectorScorer:
     def __init__(self, inner: MotionScorer):
         self.inner = inner
         self.interval_ms = inner.interval_ms
+        # a file is read sample by sample when the sampling interval is itself a usable time gap
+        # (each sample the next one's reference), else with the frame before each sample
+        grid = inner.config.grid
+        self.needs_previous = not grid.min_gap_s * 1000 <= self.interval_ms <= grid.max_gap_s * 1000
+        self._queue: deque[Frame] = deque()
+        self._live: Iterator[tuple[Frame, float, dict]] | None = None
 
     def fit(self, sources: Sequence[str | Path], progress: Progress | None = None, *,
             names: Sequence[str] | None = None) -> MotionDetectorScorer:
@@ -73,8 +80,17 @@ class MotionDetectorScorer:
         return FrameScores(r.source, r.frame_indices, r.timestamps, np.asarray(r.scores, np.float64),
                            r.explanations, r.embeddings)
 
+    def _pending(self) -> Iterator[Frame]:
+        while True:  # the stream asks for one frame per result, and gets one
+            yield self._queue.popleft()
+
     def score_frames(self, frames: Sequence[Frame]) -> FrameScores:
-        out = list(self.inner.score_stream(frames))
+        if self._live is None:  # one stream for the whole source: reference frames carry over between batches
+            self._live = self.inner.score_stream(self._pending())
+        out = []
+        for f in frames:
+            self._queue.append(f)
+            out.append(next(self._live))
         return FrameScores(frames[0].source if frames else "", np.array([f.index for f, _, _ in out], np.int64),
                            np.array([f.timestamp for f, _, _ in out], np.float64),
                            np.array([s for _, s, _ in out], np.float64), [w or {} for _, _, w in out])
