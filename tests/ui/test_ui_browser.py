@@ -299,7 +299,7 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     assert not {"strong anomaly", "borderline", "very normal"} & set(notes), notes
     assert text_shown(d, "Score bands from the model's calibration on held-out normal clips")
     shot(d, "04-test-timeline")
-    seg = d.find_element(By.XPATH, "//*[normalize-space(.)='Anomalous segments']")
+    seg = d.find_element(By.XPATH, "//*[normalize-space(.)='Incidents']")
     d.execute_script("arguments[0].scrollIntoView({block: 'start'});", seg)
     wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")) >= 3, what="gallery")
     shot(d, "05-test-frames")
