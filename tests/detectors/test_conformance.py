@@ -75,3 +75,39 @@ def test_every_detector_fits_scores_saves_loads_and_streams_alike(name, clips, e
     # a fresh scorer has nothing to save yet
     with pytest.raises(NotFittedError):
         cls.scorer_for(pipe.context(pipe.detector_encoder(cls), INTERVAL_MS, detector=name)).fitted()
+
+
+def test_motion_alone_embeds_nothing_and_older_model_files_still_load(clips, tmp_path):
+    """Motion without appearance records no encoder (none is built); a file saved before models could
+    say so (a one-dimensional "motion" stand-in encoder and zero embeddings) loads and scores the same."""
+    import dataclasses
+
+    from vlm_anomaly.encoders import EncoderIdentity
+    from vlm_anomaly.model import AnomalyModel
+
+    train, test = clips
+    s = load_settings(overrides={"home": tmp_path, "detector": "motion", "motion_appearance": False,
+                                 "interval_ms": INTERVAL_MS, "threads": 2})
+    pipe = Pipeline(s)
+    model = pipe.train("new", [str(p) for p in train])
+    assert model.encoder is None and model.train_embeddings is None and model.encoder_label == "none"
+    res = pipe.score("new", str(test))
+    assert res.embeddings is None and all(d for d in res.descriptions)  # words from the explanations
+    assert pipe._encoders == {}  # no encoder was built
+
+    @dataclasses.dataclass
+    class Legacy(AnomalyModel):
+        def to_state(self):
+            meta, arrays = super().to_state()
+            meta["encoder"] = EncoderIdentity(backend="motion", model="dis-cells", pretrained="", dim=1).as_dict()
+            meta["detector"]["n_features_in"] = 1
+            n = self.n_frames
+            arrays["train_embeddings"] = np.zeros((n, 1), np.float16)
+            arrays["train_refs"] = np.zeros((n, 3), np.int64)
+            return meta, arrays
+
+    pipe.store.save(Legacy(**{f.name: getattr(model, f.name) for f in dataclasses.fields(AnomalyModel)}), "old")
+    old = pipe.store.load("old")
+    assert old.encoder is None and old.train_embeddings is None
+    assert [m.encoder for m in pipe.store.list() if m.name == "old"] == ["none"]
+    np.testing.assert_allclose(pipe.score(old, str(test)).raw_scores, res.raw_scores, atol=1e-9)
