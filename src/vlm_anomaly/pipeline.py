@@ -314,7 +314,6 @@ class Pipeline:
         otherwise: scores are only comparable with the training frames at the same sampling.
         """
         m = self.load(model)
-        self.check_sources([source])  # a bad path fails before any encoder is built
         scorer = self.scorer(m, interval_ms=interval_ms)
         total = expected_samples(source, scorer.interval_ms, self.settings.max_frames)
         progress = progress or _noop
