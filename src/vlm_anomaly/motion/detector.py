@@ -48,10 +48,10 @@ class MotionDetectorScorer:
     def __init__(self, inner: MotionScorer):
         self.inner = inner
         self.interval_ms = inner.interval_ms
-        # a file is read sample by sample when the sampling interval is itself a usable time gap
-        # (each sample the next one's reference), else with the frame before each sample
-        grid = inner.config.grid
-        self.needs_previous = not grid.min_gap_s * 1000 <= self.interval_ms <= grid.max_gap_s * 1000
+        # live frames come with the source frame before them: motion is measured over about the same
+        # short gap whatever the sampling (offline, a sampling interval that is itself a usable gap
+        # measures between samples instead: the same scores where the two gaps agree)
+        self.needs_previous = True
         self._queue: deque[Frame] = deque()
         self._live: Iterator[tuple[Frame, float, dict]] | None = None
 
