@@ -42,7 +42,7 @@ PretrainedOpt = Annotated[
 WeightsOpt = Annotated[Optional[Path], typer.Option("--clip-weights", help="local OpenCLIP weights file")]
 ModelsDirOpt = Annotated[Optional[Path], typer.Option("--models-dir", help="model store folder")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size")]
-# speed (issue 5): where the image tower runs
+# speed: where the image tower runs
 RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="torch | onnx | onnx-int8")]
 
 
@@ -274,7 +274,7 @@ def demo(
               + (", ".join(f"{g['start_time']:.1f}-{g['end_time']:.1f} s" for g in segs) or "none"))
     out.print(f"per-frame scores: {workdir / 'scores.csv'}")
 
-# -- evaluate (issue 4) -----------------------------------------------------------------------
+# -- evaluate --------------------------------------------------------------------------------
 def _read_small(path: Path, limit: int = 16 * 2**20) -> bytes:
     """A small user file (labels, lists), with a clear error instead of a traceback."""
     try:
@@ -408,7 +408,7 @@ def _password_hash_from_stdin() -> str:
     return hash_password(line.removesuffix("\n").removesuffix("\r"))
 
 
-# -- live monitoring service (issue 7): watch and serve --------------------------------------
+# -- live monitoring service: watch and serve -----------------------------------------------
 def _print_notice(n) -> None:
     """One line per event/gap, as they happen."""
     if n.kind == "start":
