@@ -190,10 +190,10 @@ class Pipeline:
             probe(src, max_duration_s=self.settings.max_duration_s)
 
     # -- the detector's context ----------------------------------------------------------------
-    def context(self, encoder: Encoder | None, interval_ms: int, *, detector: str,
+    def context(self, encoder: Encoder | None, interval_ms: int, *,
                 embedded: list[EmbeddedVideo] | Callable[[], list[EmbeddedVideo]] | None = None) -> DetectorContext:
-        """What a detector runs with: its encoder, sampling, limits, a cache folder, and frame
-        embeddings (``embedded`` when already at hand, else :meth:`embed` through the cache)."""
+        """What a detector runs with: its encoder, sampling, limits, and frame embeddings
+        (``embedded`` when already at hand, else :meth:`embed` through the cache)."""
         s = self.settings
 
         def embed(sources: Sequence[str], progress: Progress | None) -> list[EmbeddedVideo]:
@@ -201,14 +201,13 @@ class Pipeline:
                 return embedded() if callable(embedded) else embedded
             return self.embed(sources, encoder=encoder, progress=progress, interval_ms=interval_ms)
 
-        return DetectorContext(encoder, s, interval_ms, s.max_side, s.max_frames,
-                               Path(s.cache_path) / detector if s.embedding_cache else None, embed)
+        return DetectorContext(encoder, s, interval_ms, s.max_side, s.max_frames, embed)
 
     def scorer(self, model: AnomalyModel, *, interval_ms: int | None = None) -> Scorer:
         """The scorer holding ``model``'s state (its encoder; its sampling unless ``interval_ms`` says)."""
         interval = model.interval_ms if interval_ms is None else interval_ms
         cls = type(model.detector)
-        return cls.scorer_for(self.context(self.encoder_for(model), interval, detector=cls.name), model.detector)
+        return cls.scorer_for(self.context(self.encoder_for(model), interval), model.detector)
 
     # -- train ------------------------------------------------------------------------------
     def fit(
@@ -236,7 +235,7 @@ class Pipeline:
         if sources:
             self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
         enc = self.detector_encoder(cls)
-        scorer = cls.scorer_for(self.context(enc, interval, detector=cls.name, embedded=embedded))
+        scorer = cls.scorer_for(self.context(enc, interval, embedded=embedded))
         total = 0 if embedded is not None else sum(expected_samples(x, interval, s.max_frames) for x in sources)
         progress = progress or _noop
         reported = [0]

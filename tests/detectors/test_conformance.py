@@ -76,7 +76,7 @@ def test_every_detector_fits_scores_saves_loads_and_streams_alike(name, clips, e
 
     # a fresh scorer has nothing to save yet
     with pytest.raises(NotFittedError):
-        cls.scorer_for(pipe.context(pipe.detector_encoder(cls), INTERVAL_MS, detector=name)).fitted()
+        cls.scorer_for(pipe.context(pipe.detector_encoder(cls), INTERVAL_MS)).fitted()
 
 
 def test_motion_alone_embeds_nothing_and_older_model_files_still_load(clips, tmp_path):

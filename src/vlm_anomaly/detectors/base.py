@@ -45,8 +45,7 @@ class BaseDetector(Detector):
     def from_settings(cls, settings: Settings, encoder: Encoder) -> BaseDetector:
         """A fresh detector with the settings' hyper-parameters (those its constructor takes)."""
         s = settings
-        params = {"nu": s.nu, "gamma": parse_gamma(s.gamma), "k": s.knn_k, "groups": encoder.groups,
-                  "members": tuple(s.ensemble)}
+        params = {"nu": s.nu, "gamma": parse_gamma(s.gamma), "groups": encoder.groups}
         accepted = inspect.signature(cls.__init__).parameters
         return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
 

@@ -45,14 +45,13 @@ Embed = Callable[[Sequence[str], "Progress | None"], list[EmbeddedVideo]]
 @dataclass(frozen=True)
 class DetectorContext:
     """What a detector gets from the run: its encoder (None: it embeds nothing), the settings (its
-    hyper-parameters), sampling and limits, a cache folder, and the pipeline's frame embeddings."""
+    hyper-parameters), sampling and limits, and the pipeline's frame embeddings (cached)."""
 
     encoder: Encoder | None
     settings: Settings
     interval_ms: int = 0
     max_side: int = 0
     max_frames: int = 0
-    cache_dir: Path | None = None
     embed: Embed | None = None
 
 
