@@ -112,4 +112,4 @@ def test_runs_of_anomalous_frames(mask, runs):
     idx = np.arange(len(mask))
     smooth = np.where(np.array(mask, bool), -1.0, 1.0)
     r = ScoreResult("v.mp4", "m", idx, idx / 2, smooth, smooth, 0.0, 1)
-    assert [(g.start_index, g.end_index) for g in r.segments()] == runs
+    assert true_runs(r.labels) == runs

@@ -80,11 +80,12 @@ def test_intruder_frames_rank_below_normal_frames(scored, anomaly_span):
 
     worst = int(np.argmin(result.raw_scores))
     assert anomaly_span[0] <= t[worst] < anomaly_span[1]
-    # the smoothed scores, labels and segments agree
+    # the smoothed scores and labels agree; the worst incident (as watch builds it) covers the intruder
     np.testing.assert_allclose(result.smoothed_scores, vlm_anomaly.moving_average(result.raw_scores, 5))
     assert np.array_equal(result.labels, result.smoothed_scores < result.threshold)
-    top = result.summary()["segments"][0]
-    assert top["start_time"] <= result.timestamps[int(np.argmin(result.smoothed_scores))] <= top["end_time"]
+    top = result.summary()["incidents"][0]
+    assert top["start_time"] <= top["worst_time"] <= top["end_time"]
+    assert top["start_time"] < anomaly_span[1] and top["end_time"] > anomaly_span[0]
 
 
 def test_rescoring_reads_the_embedding_cache(street, scored, anomaly_video, normal_video):

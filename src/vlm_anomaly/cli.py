@@ -42,7 +42,7 @@ PretrainedOpt = Annotated[
 WeightsOpt = Annotated[Optional[Path], typer.Option("--clip-weights", help="local OpenCLIP weights file")]
 ModelsDirOpt = Annotated[Optional[Path], typer.Option("--models-dir", help="model store folder")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size")]
-# speed (issue 5): where the image tower runs
+# speed: where the image tower runs
 RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="torch | onnx | onnx-int8")]
 
 
@@ -114,7 +114,7 @@ def train(
     with _progress("train") as cb:
         model = pipe.train(name, sources, progress=cb)
     out.print(f"saved model [bold]{name}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
-              f"encoder {model.encoder.label}, detector {model.detector.name}")
+              f"encoder {model.encoder_label}, detector {model.detector.name}")
     if "target_false_alarm" in model.extra:
         out.print(f"threshold calibrated to flag {100 * model.extra['target_false_alarm']:.1f} % of normal frames "
                   f"(held-out normal clips: {100 * model.extra.get('heldout_flagged', 0):.1f} %)")
@@ -131,7 +131,7 @@ def score(
     clip_weights: WeightsOpt = None,
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
-    top: Annotated[int, typer.Option("--top", help="segments to list")] = 5,
+    top: Annotated[int, typer.Option("--top", help="incidents to list")] = 5,
     runtime: RuntimeOpt = None,
     labels: Annotated[Optional[Path], typer.Option(
         "--labels", help="ground truth: JSON list / 0-1 per line / test_labels.json; prints AUC, AP, EER")] = None,
@@ -158,15 +158,15 @@ def score(
                       f"({m.anomalous} of {m.frames} scored frames labelled anomalous)", highlight=False)
         else:
             out.print(f"against {labels.name}: only one class among the {m.frames} scored frames, no AUC")
-    if s["segments"]:
-        t = Table(title="lowest-scoring segments")
+    if s["incidents"]:
+        t = Table(title="incidents, worst first (as watch reports them)")
         for col in ("start", "end", "frames", "worst score", "at"):
             t.add_column(col)
-        for seg in s["segments"][:top]:
+        for seg in s["incidents"][:top]:
             t.add_row(f"{seg['start_time']:.2f}s", f"{seg['end_time']:.2f}s", str(seg["frames"]),
                       f"{seg['worst_score']:.3f}", f"{seg['worst_time']:.2f}s")
         out.print(t)
-    if result.explanations:  # attribute detector: say why (issue 8)
+    if result.explanations:  # the detector explains: say why
         _print_explanations(result, top)
 
 
@@ -267,14 +267,14 @@ def demo(
         r = pipe.score("demo", test, progress=cb)
     r.write_csv(workdir / "scores.csv")
     s = r.summary()
-    segs = sorted(s["segments"], key=lambda g: g["start_time"])
+    segs = sorted(s["incidents"], key=lambda g: g["start_time"])
     out.print(f"demo: trained on {len(clips)} normal clips; {s['frames']} frames of {test.name} scored, "
               f"{s['anomalies']} anomalous; the intruder is on screen {DEMO_SPAN[0]:.1f}-{DEMO_SPAN[1]:.1f} s; "
-              "anomalous segments found: "
+              "incidents found: "
               + (", ".join(f"{g['start_time']:.1f}-{g['end_time']:.1f} s" for g in segs) or "none"))
     out.print(f"per-frame scores: {workdir / 'scores.csv'}")
 
-# -- evaluate (issue 4) -----------------------------------------------------------------------
+# -- evaluate --------------------------------------------------------------------------------
 def _read_small(path: Path, limit: int = 16 * 2**20) -> bytes:
     """A small user file (labels, lists), with a clear error instead of a traceback."""
     try:
@@ -408,7 +408,7 @@ def _password_hash_from_stdin() -> str:
     return hash_password(line.removesuffix("\n").removesuffix("\r"))
 
 
-# -- live monitoring service (issue 7): watch and serve --------------------------------------
+# -- live monitoring service: watch and serve -----------------------------------------------
 def _print_notice(n) -> None:
     """One line per event/gap, as they happen."""
     if n.kind == "start":
@@ -591,10 +591,10 @@ def score_batch(
 
 
 def _print_explanations(result, top: int) -> None:
-    """Why the worst frame of each listed segment (or the lowest frame) scored low."""
+    """Why the worst frame of each listed incident (or the lowest frame) scored low."""
     import numpy as np
 
-    segs = sorted(result.segments(), key=lambda g: g.worst_score)[:top]
+    segs = sorted(result.incidents(), key=lambda g: g.worst_score)[:top]
     positions = [g.worst_position for g in segs] or [int(np.argmin(result.raw_scores))]
     out.print("why:" if segs else "lowest-scoring frame:")
     for i in positions:

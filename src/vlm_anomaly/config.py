@@ -268,7 +268,7 @@ class Settings(BaseModel):
     # 224 px costs 50-140 ms a crop there, but its embeddings align with text prompts)
     motion_crop_encoder: Literal["efficientnet", "configured"] = "efficientnet"
 
-    # evaluation and detection quality (issue 4)
+    # evaluation and detection quality
     train_interval_ms: int | None = None  # sampling of training clips; None = interval_ms
     # frame: one embedding per frame; tiles: the whole frame + tile_rows x tile_cols overlapping
     # tiles, each embedded (small objects), for the patch-knn detector
@@ -285,7 +285,7 @@ class Settings(BaseModel):
     # files/folders declaring a longer length are refused before decoding; when the length only
     # shows while decoding, they are truncated at the limit with a warning (0 = no limit)
     max_duration_s: float = 0
-    # speed (issue 5): where the image tower runs; ONNX exports are cached under cache_path/onnx/
+    # speed: where the image tower runs; ONNX exports are cached under cache_path/onnx/
     runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
 
     log_level: str = "WARNING"
@@ -293,7 +293,7 @@ class Settings(BaseModel):
     # dashboard (streamlit UI)
     ui_port: int = Field(default=8501, ge=1, le=65535)
 
-    # -- live monitoring service (issue 7): watch, events, alerts, REST API, Ray ----------------
+    # -- live monitoring service: watch, events, alerts, REST API, Ray -------------------------
     events_db_url: str | None = None  # any SQLAlchemy URL; default sqlite:///<home>/events.db
     events_dir: Path | None = None  # snapshots and clips; default <home>/events
     # smoothed score below enter opens an event, above exit closes it; by default enter is
@@ -320,7 +320,7 @@ class Settings(BaseModel):
     webhook_timeout_s: float = 5.0
     mqtt_url: str | None = None  # mqtt://[user:password@]host[:port]
     mqtt_topic_prefix: str = "vlm-anomaly"
-    # Home Assistant / Frigate / service (issue 13)
+    # Home Assistant / Frigate / service
     ha_discovery: bool = True  # with mqtt_url: announce each watched camera to Home Assistant
     ha_discovery_prefix: str = "homeassistant"  # Home Assistant's MQTT discovery prefix
     frigate_url: str | None = None  # http://frigate:5000: watch Frigate's cameras through its restreams

@@ -224,44 +224,28 @@ class PipelineScorer:
         return s.interval_ms if s.train_interval_ms is None else s.train_interval_ms
 
     def describe_config(self) -> dict[str, Any]:
-        cls = get_detector_class(self.settings.detector)
-        label = (self.pipeline.detector_encoder(cls).identity.label if cls.encoder_needed(self.settings)
-                 else "none (motion only)")
-        out = {"encoder": label, "features": self.settings.features,
-               "detector": self.settings.detector}
+        enc = self.pipeline.detector_encoder(get_detector_class(self.settings.detector))
+        out = {"encoder": enc.identity.label if enc is not None else "none",
+               "features": self.settings.features, "detector": self.settings.detector}
         if self.model is not None:
             out["detector_params"] = self.model.detector.get_params()
         return out
 
     def fit(self, train_sources: list[str]) -> PipelineScorer:
         t0 = time.perf_counter()
-        if get_detector_class(self.settings.detector).reads_video:  # it samples and encodes itself
-            self.model = self.pipeline.fit(train_sources, progress=self.progress,
-                                           interval_ms=self.train_interval_ms)
-            self.timing["fit_s"] += time.perf_counter() - t0
-            return self
-        vids = self.pipeline.embed(train_sources, progress=self.progress, interval_ms=self.train_interval_ms)
-        t1 = time.perf_counter()
-        self.model = self.pipeline.fit(train_sources, embedded=vids)
-        self.timing["encode_s"] += t1 - t0
-        self.timing["fit_s"] += time.perf_counter() - t1
+        self.model = self.pipeline.fit(train_sources, progress=self.progress, interval_ms=self.train_interval_ms)
+        self.timing["fit_s"] += time.perf_counter() - t0
         return self
 
     def score_frames(self, source: str) -> tuple[np.ndarray, np.ndarray]:
         if self.model is None:
             raise VlmAnomalyError("scorer is not fitted: call fit() first")
         t0 = time.perf_counter()
-        if self.model.detector.reads_video:
-            res = self.pipeline.score(self.model, source, progress=self.progress, describe=False,
-                                      interval_ms=self.settings.interval_ms)
-            self.timing["score_s"] += time.perf_counter() - t0
-            return res.frame_indices, res.raw_scores
-        [ev] = self.pipeline.embed([source], progress=self.progress, interval_ms=self.settings.interval_ms)
-        t1 = time.perf_counter()
-        scores = self.model.decision_function(ev.embeddings)
-        self.timing["encode_s"] += t1 - t0
-        self.timing["score_s"] += time.perf_counter() - t1
-        return ev.frame_indices, scores
+        res = self.pipeline.score(self.model, source, progress=self.progress, describe=False,
+                                  interval_ms=self.settings.interval_ms)
+        self.timing["encode_s"] += res.timing.get("embed_s", 0.0)
+        self.timing["score_s"] += time.perf_counter() - t0 - res.timing.get("embed_s", 0.0)
+        return res.frame_indices, res.raw_scores
 
     def score(self, source: str) -> np.ndarray:
         return self.score_frames(source)[1]

@@ -1,7 +1,7 @@
 """A trained anomaly model: encoder identity + fitted detector + what it was trained on.
 
-This is the unit the store saves and every interface loads. It scores embeddings; turning videos
-into embeddings is the pipeline's job.
+This is the unit the store saves and every interface loads; the pipeline scores sources with it
+through the detector contract.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from .detectors import BaseDetector, get_detector_class, moving_average
+from .detectors import BaseDetector, Detector, get_detector_class, moving_average
 from .encoders.identity import EncoderIdentity
-from .errors import EncoderMismatchError
+from .errors import EncoderMismatchError, VlmAnomalyError
 
 FORMAT_VERSION = 1
+#: the encoder backend that models of motion alone recorded before they could record none
+_LEGACY_NO_ENCODER = "motion"
 
 
 @dataclass
@@ -35,15 +37,16 @@ class TrainingVideo:
 
 @dataclass
 class AnomalyModel:
-    """Scores frame embeddings: higher = more normal, below ``threshold`` = anomalous.
+    """A fitted detector and what it was trained on; higher scores = more normal, below
+    ``threshold`` = anomalous. ``encoder`` is None for detectors that embed nothing.
 
     Example:
         >>> model = store.load("office-day")  # doctest: +SKIP
         >>> raw, smooth, is_anomaly = model.score(embeddings)  # doctest: +SKIP
     """
 
-    encoder: EncoderIdentity
-    detector: BaseDetector
+    encoder: EncoderIdentity | None
+    detector: Detector
     prompts: list[str] = field(default_factory=list)
     expected_objects: list[str] = field(default_factory=list)
     videos: list[TrainingVideo] = field(default_factory=list)
@@ -62,10 +65,21 @@ class AnomalyModel:
     def n_frames(self) -> int:
         return sum(v.frames for v in self.videos)
 
+    @property
+    def encoder_label(self) -> str:
+        """What people read about its encoder."""
+        return self.encoder.label if self.encoder is not None else "none"
+
     def check_encoder(self, identity: EncoderIdentity) -> None:
+        if self.encoder is None:
+            raise EncoderMismatchError(f"model {self.name or ''} embeds nothing: it has no encoder")
         self.encoder.check_compatible(identity)
 
     def decision_function(self, embeddings: np.ndarray) -> np.ndarray:
+        """Scores of frame embeddings (embedding detectors only; other detectors score sources)."""
+        if not isinstance(self.detector, BaseDetector) or self.encoder is None:
+            raise VlmAnomalyError(f"detector {self.detector.name!r} scores videos, not embeddings: "
+                                  "use Pipeline.score")
         if embeddings.ndim == 2 and embeddings.shape[1] != self.encoder.dim:
             raise EncoderMismatchError(
                 f"embeddings have dimension {embeddings.shape[1]} but model {self.name or ''} expects "
@@ -104,7 +118,7 @@ class AnomalyModel:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "created": self.created,
-            "encoder": self.encoder.as_dict(),
+            "encoder": self.encoder.as_dict() if self.encoder is not None else None,
             "detector": det_meta,
             "prompts": list(self.prompts),
             "expected_objects": list(self.expected_objects),
@@ -131,11 +145,14 @@ class AnomalyModel:
             raise ValueError("not a vlm-anomaly model")
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported format version {meta.get('format_version')!r}")
-        enc = EncoderIdentity.from_dict(meta["encoder"])
-        if not 0 < enc.dim <= 65536:
+        enc = None if meta["encoder"] is None else EncoderIdentity.from_dict(meta["encoder"])
+        det_meta = dict(meta["detector"])
+        te, refs = arrays.get("train_embeddings"), arrays.get("train_refs")
+        if enc is not None and enc.backend == _LEGACY_NO_ENCODER:  # motion alone, saved with a 1-d stand-in
+            enc, te, refs, det_meta["n_features_in"] = None, None, None, 0
+        if enc is not None and not 0 < enc.dim <= 65536:
             raise ValueError("encoder dim out of range")
-        det_meta = meta["detector"]
-        if int(det_meta["n_features_in"]) != enc.dim:
+        if int(det_meta["n_features_in"]) != (enc.dim if enc is not None else 0):
             raise ValueError("detector dimension does not match the encoder's")
         det_cls = get_detector_class(str(det_meta["name"]))
         det_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("detector.")}
@@ -145,10 +162,8 @@ class AnomalyModel:
             TrainingVideo(str(v["name"]), str(v["sha256"]), int(v["frames"]), float(v["duration_s"]))
             for v in tr.get("videos", [])
         ]
-        te = arrays.get("train_embeddings")
-        if te is not None and (te.ndim != 2 or te.shape[1] != enc.dim or not np.all(np.isfinite(te))):
+        if te is not None and (enc is None or te.ndim != 2 or te.shape[1] != enc.dim or not np.all(np.isfinite(te))):
             raise ValueError("train_embeddings have the wrong shape or invalid values")
-        refs = arrays.get("train_refs")
         if refs is not None and (te is None or refs.shape != (len(te), 3)):
             raise ValueError("train_refs do not match train_embeddings")
         threshold = float(meta.get("threshold", 0.0))

@@ -1,6 +1,9 @@
-"""source → frame sampler → encoder → detector → results: the one path every interface calls.
+"""source → detector (features + density) → results: the one path every interface calls.
 
-The CLI, the dashboard and the REST API only collect options and show what comes back.
+Every detector is called the same way (:mod:`~vlm_anomaly.detectors.contract`): the pipeline builds
+its context (encoder, sampling, limits, the cached frame embeddings), fits a scorer on normal
+sources, and scores sources into :class:`~vlm_anomaly.values.FrameScores`, then describes and labels
+them. The CLI, the dashboard and the REST API only collect options and show what comes back.
 """
 
 from __future__ import annotations
@@ -14,23 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from .config import Settings, load_settings
-from .detectors import BaseDetector, VideoContext, VideoScorer, create_detector, get_detector_class, moving_average
-from .encoders import (
-    Encoder,
-    EncoderIdentity,
-    build_prompts,
-    encoder_for_identity,
-    encoder_from_settings,
-    encoder_options,
-)
+from .detectors import Detector, DetectorContext, Scorer, get_detector_class
+from .encoders import Encoder, build_prompts, encoder_from_settings, encoder_options
 from .encoders.base import Description
-from .encoders.null import NULL_IDENTITY
 from .errors import InvalidModelNameError, InvalidVideoError, VlmAnomalyError
 from .model import AnomalyModel, TrainingVideo
 from .results import ScoreResult
 from .store import CachedEmbeddings, EmbeddingCache, ModelStore
 from .threads import configure_threads
-from .values import EmbeddedVideo
+from .values import EmbeddedVideo, FrameScores
 from .video import Frame, batched, content_hash, prefetch, probe, sample_frames, source_kind
 
 log = logging.getLogger(__name__)
@@ -72,8 +67,10 @@ class Pipeline:
 
     def __init__(self, settings: Settings | None = None, *, encoder: Encoder | None = None):
         self.settings = settings or load_settings()
-        self._encoder = encoder
-        self._own_encoders: dict[str, Encoder] = {}  # encoders detectors pick for themselves
+        #: encoders built so far, by their options (a detector may choose other settings than the configured)
+        self._encoders: dict[str, Encoder] = {}
+        if encoder is not None:
+            self._encoders[_options_key(self.settings)] = encoder
         self.store = ModelStore(self.settings.models_path)
         self.cache = EmbeddingCache(self.settings.cache_path, enabled=self.settings.embedding_cache)
         self._configure_threads()
@@ -82,39 +79,40 @@ class Pipeline:
         self.threads = configure_threads(self.settings.threads)
 
     # -- encoders ---------------------------------------------------------------------------
+    def _encoder_of(self, settings: Settings) -> Encoder:
+        key = _options_key(settings)
+        if key not in self._encoders:
+            self._encoders[key] = encoder_from_settings(settings)
+        return self._encoders[key]
+
     @property
     def encoder(self) -> Encoder:
         """The configured encoder, built on first use."""
-        if self._encoder is None:
-            self._encoder = encoder_from_settings(self.settings)
-        return self._encoder
+        return self._encoder_of(self.settings)
 
-    def detector_encoder(self, cls: type, identity: EncoderIdentity | None = None) -> Encoder:
-        """The encoder a detector class fits with (or, given ``identity``, scores with): the
-        configured one unless the detector picks its own; those are built once per pipeline."""
+    def detector_encoder(self, cls: type[Detector]) -> Encoder | None:
+        """The encoder a detector class fits with: the one its settings choose, None if it embeds nothing."""
         es = cls.encoder_settings(self.settings)
-        if es is self.settings:
-            return self.encoder
-        key = repr((sorted(encoder_options(es).items()), identity))
-        if key not in self._own_encoders:
-            self._own_encoders[key] = encoder_from_settings(es, identity)
-        return self._own_encoders[key]
+        return None if es is None else self._encoder_of(es)
 
-    def encoder_for(self, model: AnomalyModel) -> Encoder:
-        """The encoder a model was trained with: the current one if it matches, else rebuilt."""
-        if model.encoder == NULL_IDENTITY:  # the model embeds nothing
-            return encoder_for_identity(NULL_IDENTITY)
-        if type(model.detector).encoder_settings(self.settings) is not self.settings:
-            return self.detector_encoder(type(model.detector), model.encoder)  # the detector's own
-        if self._encoder is not None:
+    def encoder_for(self, model: AnomalyModel) -> Encoder | None:
+        """The encoder a model was trained with: one already built if it matches, else rebuilt from
+        the model's identity. A model that embeds nothing has none. An encoder the settings pin
+        (not ``auto``) that does not match the model is an error that says why."""
+        if model.encoder is None:
+            return None
+        es = type(model.detector).encoder_settings(self.settings) or self.settings
+        key = _options_key(es)
+        enc = self._encoders.get(key)
+        if enc is not None:
             try:
-                model.check_encoder(self._encoder.identity)
-                return self._encoder
+                model.check_encoder(enc.identity)
+                return enc
             except VlmAnomalyError:
-                if self.settings.encoder != "auto":
+                if es.encoder != "auto" and key == _options_key(self.settings):
                     raise
-        enc = encoder_from_settings(self.settings, model.encoder)
-        self._encoder = enc
+        enc = encoder_from_settings(es, model.encoder)
+        self._encoders[key] = enc
         return enc
 
     # -- embedding --------------------------------------------------------------------------
@@ -191,6 +189,26 @@ class Pipeline:
                 raise InvalidVideoError(f"{src}: only video files and frame folders can be read offline")
             probe(src, max_duration_s=self.settings.max_duration_s)
 
+    # -- the detector's context ----------------------------------------------------------------
+    def context(self, encoder: Encoder | None, interval_ms: int, *,
+                embedded: list[EmbeddedVideo] | Callable[[], list[EmbeddedVideo]] | None = None) -> DetectorContext:
+        """What a detector runs with: its encoder, sampling, limits, and frame embeddings
+        (``embedded`` when already at hand, else :meth:`embed` through the cache)."""
+        s = self.settings
+
+        def embed(sources: Sequence[str], progress: Progress | None) -> list[EmbeddedVideo]:
+            if embedded is not None:
+                return embedded() if callable(embedded) else embedded
+            return self.embed(sources, encoder=encoder, progress=progress, interval_ms=interval_ms)
+
+        return DetectorContext(encoder, s, interval_ms, s.max_side, s.max_frames, embed)
+
+    def scorer(self, model: AnomalyModel, *, interval_ms: int | None = None) -> Scorer:
+        """The scorer holding ``model``'s state (its encoder; its sampling unless ``interval_ms`` says)."""
+        interval = model.interval_ms if interval_ms is None else interval_ms
+        cls = type(model.detector)
+        return cls.scorer_for(self.context(self.encoder_for(model), interval), model.detector)
+
     # -- train ------------------------------------------------------------------------------
     def fit(
         self,
@@ -203,91 +221,63 @@ class Pipeline:
     ) -> AnomalyModel:
         """Learn normality from normal videos; returns an unsaved :class:`AnomalyModel`.
 
-        ``embedded``: embeddings of the sources already at hand (or a function making them), used
-        by frame-embedding detectors instead of encoding again; detectors that read the video
-        itself use ``sources``. ``names``: what the model calls the videos (e.g. the names users
-        uploaded them under). ``interval_ms``: sampling of the training videos (default: the
-        settings'), recorded in the model as the sampling it scores with.
+        ``embedded``: frame embeddings of the sources already at hand (or a function making them),
+        which detectors over frame embeddings use instead of encoding again. ``names``: what the
+        model calls the videos (e.g. the names users uploaded them under). ``interval_ms``:
+        sampling of the training videos (default: the settings'), recorded in the model as the
+        sampling it scores with.
         """
         if not sources and not embedded:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         s = self.settings
         cls = get_detector_class(s.detector)
-        if cls.reads_video and sources:
-            self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
-            enc = self.detector_encoder(cls) if cls.encoder_needed(s) else encoder_for_identity(NULL_IDENTITY)
-            scorer = self.video_scorer(encoder=enc, interval_ms=interval_ms)
-            total = sum(expected_samples(src, scorer.interval_ms, s.max_frames) for src in sources)
-            progress = progress or _noop
-            progress(0, total, "extracting")
-
-            reported = [0]
-
-            def cb(done: int, _total: int, stage: str) -> None:
-                reported[0] = max(reported[0], done)
-                progress(done, max(total, done), stage)
-
-            scorer.fit([str(x) for x in sources], cb, names=names)
-            vids = scorer.train_videos
-            # a scorer may read a source more than once (motion: also a degraded copy); the count a
-            # progress bar shows never goes back
-            n = max(sum(v.n_frames for v in vids), reported[0])
-            progress(n, n, "done")
-            return self._model(cls.from_scorer(scorer), enc, vids, names, scorer.interval_ms)
-        if callable(embedded):
-            embedded = embedded()
         interval = s.interval_ms if interval_ms is None else interval_ms
-        vids = embedded if embedded is not None else self.embed(sources, progress=progress, interval_ms=interval)
-        enc = self.encoder  # after embed: it checks every source before building the encoder
-        X = np.concatenate([v.embeddings for v in vids])
-        if len(X) < 2:
-            raise InvalidVideoError(
-                f"training needs at least 2 sampled frames, got {len(X)}: use longer videos or a "
-                "shorter interval"
-            )
-        det = create_detector(s.detector, nu=s.nu, gamma=_gamma(s.gamma), groups=enc.groups).fit(X)
-        return self._model(det, enc, vids, names, interval)
+        if sources:
+            self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
+        enc = self.detector_encoder(cls)
+        scorer = cls.scorer_for(self.context(enc, interval, embedded=embedded))
+        total = 0 if embedded is not None else sum(expected_samples(x, interval, s.max_frames) for x in sources)
+        progress = progress or _noop
+        reported = [0]
 
-    def _model(self, det: BaseDetector, enc: Encoder, vids: list[EmbeddedVideo], names: Sequence[str] | None,
+        def cb(done: int, _total: int, stage: str) -> None:
+            reported[0] = max(reported[0], done)
+            progress(done, max(total, done), stage)
+
+        scorer.fit([str(x) for x in sources], cb, names=names)
+        vids = scorer.train_videos
+        # a scorer may read a source more than once (motion: also a degraded copy); the count a
+        # progress bar shows never goes back
+        n = max(sum(v.n_frames for v in vids), reported[0])
+        progress(n, n, "done")
+        return self._model(scorer.fitted(), enc, vids, names, interval)
+
+    def _model(self, det: Detector, enc: Encoder | None, vids: list[EmbeddedVideo], names: Sequence[str] | None,
                interval_ms: int) -> AnomalyModel:
         """The model of a fitted detector: encoder identity, prompts, training videos and frames."""
         s = self.settings
         if names is None or len(names) != len(vids):
             names = [Path(v.source).name for v in vids]
-        X = np.concatenate([v.embeddings for v in vids])
-        refs = np.concatenate([
-            np.stack([np.full(v.n_frames, k), v.frame_indices, np.round(v.timestamps * 1000)], 1)
-            for k, v in enumerate(vids)
-        ]).astype(np.int64)
+        X = refs = None
+        if enc is not None and vids and all(v.embeddings is not None for v in vids):
+            X = np.concatenate([v.embeddings for v in vids]).astype(np.float16)
+            refs = np.concatenate([
+                np.stack([np.full(v.n_frames, k), v.frame_indices, np.round(v.timestamps * 1000)], 1)
+                for k, v in enumerate(vids)
+            ]).astype(np.int64)
         return AnomalyModel(
-            encoder=enc.identity,
+            encoder=enc.identity if enc is not None else None,
             detector=det,
-            prompts=build_prompts(s.expected_objects) if enc.supports_text else [],
+            prompts=build_prompts(s.expected_objects) if enc is not None and enc.supports_text else [],
             expected_objects=list(s.expected_objects),
             videos=[TrainingVideo(str(n), v.sha256, v.n_frames, v.duration_s) for n, v in zip(names, vids)],
             interval_ms=interval_ms,
             smoothing_window=s.smoothing_window,
             threshold=s.threshold,
-            train_embeddings=X.astype(np.float16),
+            train_embeddings=X,
             train_refs=refs,
-            extra={"runtime": enc.runtime, **det.model_extra()},
+            extra={"runtime": enc.runtime if enc is not None else "none", **det.model_extra()},
         )
-
-    def video_scorer(self, model: AnomalyModel | None = None, *, encoder: Encoder | None = None,
-                     interval_ms: int | None = None) -> VideoScorer:
-        """The scorer of a detector that reads the video itself: holding ``model``'s state, or fresh
-        (the settings' detector) to fit. Sampling: the model's own unless ``interval_ms`` says."""
-        s = self.settings
-        if model is None:
-            cls = get_detector_class(s.detector)
-            enc = encoder or self.encoder
-            interval = s.interval_ms if interval_ms is None else interval_ms
-        else:
-            cls = type(model.detector)
-            enc = encoder or self.encoder_for(model)
-            interval = model.interval_ms if interval_ms is None else interval_ms
-        ctx = VideoContext(enc, s, interval, s.max_side, s.max_frames)
-        return cls.video_scorer(ctx, None if model is None else model.detector)
 
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,
               overwrite: bool = True) -> AnomalyModel:
@@ -314,7 +304,6 @@ class Pipeline:
         *,
         progress: Progress | None = None,
         describe: bool = True,
-        keep_frames: bool = False,
         threshold: float | None = None,
         interval_ms: int | None = None,
     ) -> ScoreResult:
@@ -324,85 +313,50 @@ class Pipeline:
         otherwise: scores are only comparable with the training frames at the same sampling.
         """
         m = self.load(model)
-        if m.detector.reads_video:
-            return self._score_video(m, source, progress=progress, describe=describe, threshold=threshold,
-                                     interval_ms=interval_ms)
-        enc = self.encoder_for(m)
-        t0 = time.perf_counter()
-        [ev] = self.embed([source], encoder=enc, progress=progress, keep_frames=keep_frames,
-                          interval_ms=m.interval_ms if interval_ms is None else interval_ms)
-        t1 = time.perf_counter()
-        return self.score_embedded(m, ev, describe=describe, threshold=threshold, encoder=enc,
-                                   timing={"embed_s": round(t1 - t0, 4), "runtime": enc.runtime,
-                                           "threads": self.threads})
-
-    def _score_video(self, m: AnomalyModel, source: str | Path, *, progress: Progress | None,
-                     describe: bool, threshold: float | None, interval_ms: int | None) -> ScoreResult:
-        """A detector that reads the video: its scorer samples, scores and explains every frame."""
-        enc = self.encoder_for(m)
-        scorer = self.video_scorer(m, encoder=enc, interval_ms=interval_ms)
+        scorer = self.scorer(m, interval_ms=interval_ms)
         total = expected_samples(source, scorer.interval_ms, self.settings.max_frames)
         progress = progress or _noop
         progress(0, total, "scoring")
         t0 = time.perf_counter()
-        res = scorer.score_detailed(source, lambda done: progress(done, max(total, done), "scoring"))
-        t1 = time.perf_counter()
-        if describe and not enc.supports_text and any(e.get("text") for e in res.explanations):
-            # no text tower: say what the detector saw (motion, regions) instead of ImageNet labels
-            descs = [Description((e.get("text", ""),), (1.0,)) for e in res.explanations]
-        else:
-            descs = self.describe_embeddings(m, res.frame_embeddings, encoder=enc) if describe else []
-        raw = np.asarray(res.scores, np.float64)
-        return ScoreResult(
-            source=str(source),
-            model=m.name,
-            frame_indices=res.frame_indices,
-            timestamps=res.timestamps,
-            raw_scores=raw,
-            smoothed_scores=moving_average(raw, m.smoothing_window),
-            threshold=m.threshold if threshold is None else threshold,
-            smoothing_window=m.smoothing_window,
-            descriptions=[d.text for d in descs],
-            confidences=[d.confidence for d in descs],
-            embeddings=res.frame_embeddings,
-            timing={"extract_and_score_s": round(t1 - t0, 4), "frames": len(raw),
-                    "seconds_per_frame": round((t1 - t0) / max(1, len(raw)), 4)},
-            explanations=res.explanations,
-        )
+        res = scorer.score(source, lambda done: progress(done, max(total, done), "scoring"))
+        wall = time.perf_counter() - t0
+        progress(res.n_frames, max(total, res.n_frames), "done")
+        enc = self.encoder_for(m)
+        timing = {**res.timing, "total_s": round(wall, 4), "frames": res.n_frames,
+                  "seconds_per_frame": round(wall / max(1, res.n_frames), 4), "from_cache": res.from_cache,
+                  "runtime": enc.runtime if enc is not None else "none", "threads": self.threads}
+        return self.result(m, res, describe=describe, threshold=threshold, interval_ms=scorer.interval_ms,
+                           timing=timing)
 
-    def score_embedded(
-        self,
-        model: AnomalyModel,
-        ev: EmbeddedVideo,
-        *,
-        describe: bool = True,
-        threshold: float | None = None,
-        encoder: Encoder | None = None,
-        timing: dict | None = None,
-    ) -> ScoreResult:
-        t1 = time.perf_counter()
-        raw, smooth, _ = model.score(ev.embeddings)
-        descs: list[Description] = []
-        if describe:
-            descs = self.describe_embeddings(model, ev.embeddings, encoder=encoder)
-        timing = dict(timing or {})
-        timing["score_s"] = round(time.perf_counter() - t1, 4)
-        timing["frames"] = ev.n_frames
-        timing["from_cache"] = ev.from_cache
-        return ScoreResult(
-            source=ev.source,
-            model=model.name,
-            frame_indices=ev.frame_indices,
-            timestamps=ev.timestamps,
-            raw_scores=raw,
-            smoothed_scores=smooth,
-            threshold=model.threshold if threshold is None else threshold,
-            smoothing_window=model.smoothing_window,
-            descriptions=[d.text for d in descs],
-            confidences=[d.confidence for d in descs],
-            embeddings=ev.embeddings,
-            timing=timing,
-        )
+    def score_embedded(self, model: AnomalyModel, ev: EmbeddedVideo, *, describe: bool = True,
+                       threshold: float | None = None) -> ScoreResult:
+        """Score frame embeddings already at hand (detectors over frame embeddings)."""
+        res = FrameScores(ev.source, ev.frame_indices, ev.timestamps, model.decision_function(ev.embeddings),
+                          [], ev.embeddings, ev.from_cache)
+        return self.result(model, res, describe=describe, threshold=threshold, interval_ms=model.interval_ms,
+                           timing={"frames": ev.n_frames, "from_cache": ev.from_cache})
+
+    def result(self, model: AnomalyModel, res: FrameScores, *, describe: bool = True,
+               threshold: float | None = None, interval_ms: int | None = None,
+               timing: dict | None = None) -> ScoreResult:
+        """The result people read: scores, labels, descriptions, and incidents as live monitoring builds them."""
+        descs = self.describe_scores(model, res) if describe else []
+        return ScoreResult.of(
+            res, model=model.name, threshold=model.threshold if threshold is None else threshold,
+            smoothing_window=model.smoothing_window, descriptions=[d.text for d in descs],
+            confidences=[d.confidence for d in descs], timing=timing or dict(res.timing),
+            interval_ms=model.interval_ms if interval_ms is None else interval_ms, events=self.settings.events)
+
+    def describe_scores(self, model: AnomalyModel, res: FrameScores) -> list[Description]:
+        """Words for each scored frame: zero-shot over the model's prompts when the frames have
+        embeddings an encoder with a text tower made, else what the detector saw (its explanations)."""
+        enc = self.encoder_for(model)
+        if enc is None or res.embeddings is None or (not enc.supports_text and any(
+                e.get("text") for e in res.explanations)):
+            if not any(e.get("text") for e in res.explanations):
+                return []
+            return [Description((e.get("text", ""),), (1.0,)) for e in res.explanations]
+        return self.describe_embeddings(model, res.embeddings, encoder=enc)
 
     # -- describe ---------------------------------------------------------------------------
     def describe_embeddings(
@@ -423,13 +377,9 @@ class Pipeline:
         return ev, self.describe_embeddings(None, ev.embeddings)
 
 
-def _gamma(g: str | float) -> str | float:
-    if isinstance(g, str) and g not in ("scale", "auto"):
-        try:
-            return float(g)
-        except ValueError:
-            raise VlmAnomalyError(f"gamma must be 'scale', 'auto' or a number, not {g!r}") from None
-    return g
+def _options_key(settings: Settings) -> str:
+    """Encoders built from equal options are one encoder."""
+    return repr(sorted(encoder_options(settings).items()))
 
 
 def iter_embeddings(encoder: Encoder, frames: Iterable[Frame], batch_size: int

@@ -1,4 +1,4 @@
-"""Per-frame scoring results, anomalous segments, and their CSV/JSON exports."""
+"""Per-frame scoring results, their incidents (as live monitoring builds them), and CSV/JSON exports."""
 
 from __future__ import annotations
 
@@ -8,25 +8,48 @@ import json
 import os
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .atomic import atomic_write_text
+from .config import EventSettings, Settings
 from .errors import VlmAnomalyError
+from .incidents import EventBuilder, Incident, replay
 from .metrics import FrameMetrics, frame_metrics
 from .redact import source_slug
 from .smoothing import moving_average
+from .values import FrameScores
 
-#: score bands shown in timelines and reports (decision score, higher = more normal)
+#: score bands of a model without its own calibration (the One-Class SVM's decision scale:
+#: higher = more normal, around 0 at the boundary it learnt)
 SCORE_BANDS = (
     ("very normal", 1.0, float("inf")),
     ("normal", 0.0, 1.0),
     ("borderline", -1.0, 0.0),
     ("strong anomaly", float("-inf"), -1.0),
 )
+
+#: score bands of a model calibrated on held-out normal clips (the motion detector). Its scores are
+#: built so that the threshold, the (1 - target false-alarm) quantile of the held-out normal frames'
+#: smoothed scores, is 0 and their median is +1: above +1 scores the better half of normal frames,
+#: between 0 and +1 the rest of them but the target share, below 0 what the model flags.
+CALIBRATED_BANDS = (
+    ("typical normal", 1.0, float("inf")),
+    ("normal", 0.0, 1.0),
+    ("anomalous", float("-inf"), 0.0),
+)
+
+Bands = tuple[tuple[str, float, float], ...]
+
+
+def score_bands(extra: Mapping[str, Any] | None) -> Bands:
+    """The bands of a model's score scale, from what the model recorded about its calibration
+    (``AnomalyModel.extra``): calibrated models get the bands of their held-out normal frames."""
+    return CALIBRATED_BANDS if extra and extra.get("target_false_alarm") is not None else SCORE_BANDS
 
 
 def output_names(sources: Sequence[str | Path]) -> list[str]:
@@ -67,33 +90,12 @@ def output_names(sources: Sequence[str | Path]) -> list[str]:
     return unique
 
 
-def band(score: float) -> str:
-    for name, lo, hi in SCORE_BANDS:
+def band(score: float, bands: Bands = SCORE_BANDS) -> str:
+    """The name of the band ``score`` falls in (the lowest band's for anything below them all)."""
+    for name, lo, hi in bands:
         if lo <= score < hi:
             return name
-    return "strong anomaly"
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A run of consecutive anomalous frames."""
-
-    start_index: int  # position in the result arrays
-    end_index: int  # inclusive
-    start_time: float
-    end_time: float
-    worst_score: float
-    worst_position: int
-    worst_time: float
-
-    def as_dict(self) -> dict:
-        return {
-            "start_time": round(self.start_time, 3),
-            "end_time": round(self.end_time, 3),
-            "frames": self.end_index - self.start_index + 1,
-            "worst_score": round(self.worst_score, 6),
-            "worst_time": round(self.worst_time, 3),
-        }
+    return min(bands, key=lambda b: b[1])[0]
 
 
 def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -112,8 +114,10 @@ def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
 class ScoreResult:
     """Everything a user checks after scoring one video.
 
-    ``labels`` are True for anomalous frames (smoothed score below the threshold); change the
-    threshold with :meth:`relabel` without re-encoding anything.
+    ``labels`` are True for anomalous frames (centred smoothed score below the threshold); change
+    the threshold with :meth:`relabel` without re-encoding anything. :meth:`incidents` are the
+    events live monitoring reports for the same scores (the ``events`` settings, sampled every
+    ``interval_ms``).
     """
 
     source: str
@@ -128,8 +132,22 @@ class ScoreResult:
     confidences: list[float] = field(default_factory=list)
     embeddings: np.ndarray | None = field(default=None, repr=False)
     timing: dict = field(default_factory=dict)
-    #: per-frame explanations (motion detector): which attribute fired, where, nearest normal
+    #: per-frame explanations (detectors that explain): what fired, where, nearest normal
     explanations: list[dict] = field(default_factory=list)
+    #: sampling of the scored frames (ms between samples, 0 = every frame)
+    interval_ms: int = 0
+    #: how scores become events (default: the default event settings)
+    events: EventSettings | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, res: FrameScores, *, model: str, threshold: float, smoothing_window: int,
+           descriptions: list[str] | None = None, confidences: list[float] | None = None,
+           timing: dict | None = None, interval_ms: int = 0, events: EventSettings | None = None) -> ScoreResult:
+        """The result of a detector's :class:`~vlm_anomaly.values.FrameScores` under a model's labelling."""
+        raw = np.asarray(res.scores, np.float64)
+        return cls(res.source, model, res.frame_indices, res.timestamps, raw, moving_average(raw, smoothing_window),
+                   threshold, smoothing_window, list(descriptions or []), list(confidences or []), res.embeddings,
+                   dict(timing or {}), list(res.explanations), interval_ms, events)
 
     @property
     def labels(self) -> np.ndarray:
@@ -153,7 +171,7 @@ class ScoreResult:
         smooth = self.smoothed_scores if w == self.smoothing_window else moving_average(self.raw_scores, w)
         return ScoreResult(self.source, self.model, self.frame_indices, self.timestamps, self.raw_scores,
                            smooth, threshold, w, self.descriptions, self.confidences, self.embeddings,
-                           self.timing, self.explanations)
+                           self.timing, self.explanations, self.interval_ms, self.events)
 
     def frame_labels(self, labels: np.ndarray) -> np.ndarray:
         """The ground truth of the scored frames, from per-*source*-frame labels (sampling skips frames)."""
@@ -174,16 +192,15 @@ class ScoreResult:
         """
         return frame_metrics(self.smoothed_scores, self.frame_labels(labels))
 
-    def segments(self) -> list[Segment]:
-        out: list[Segment] = []
-        for i, j in true_runs(self.labels):
-            k = i + int(np.argmin(self.smoothed_scores[i : j + 1]))
-            out.append(Segment(i, j, float(self.timestamps[i]), float(self.timestamps[j]),
-                               float(self.smoothed_scores[k]), k, float(self.timestamps[k])))
-        return out
+    def incidents(self) -> list[Incident]:
+        """The incidents of these scores, replayed through the live event builder: the same ones
+        ``watch`` and the Live page report for the same source."""
+        events = self.events or Settings().events
+        builder = EventBuilder.from_settings(events, threshold=self.threshold, model_window=self.smoothing_window,
+                                             interval_ms=self.interval_ms)
+        return replay(builder, self.timestamps, self.raw_scores)
 
     def summary(self) -> dict:
-        segs = sorted(self.segments(), key=lambda s: s.worst_score)
         return {
             "source": self.source,
             "model": self.model,
@@ -194,7 +211,7 @@ class ScoreResult:
             "smoothing_window": self.smoothing_window,
             "lowest_score": round(float(self.smoothed_scores.min()), 6) if self.n_frames else None,
             "mean_score": round(float(self.raw_scores.mean()), 6) if self.n_frames else None,
-            "segments": [s.as_dict() for s in segs],
+            "incidents": [i.as_dict() for i in sorted(self.incidents(), key=lambda i: i.worst_score)],
             "timing": self.timing,
         }
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int, str], None]
 #: the training parameters chosen on the dashboard's Train page, kept in settings.json
 TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects",
-                "detector", "features", "target_false_alarm")
+                "detector", "features", "target_false_alarm", "motion_appearance")
 THUMB_SIDE = 320
 
 log = logging.getLogger(__name__)
@@ -285,35 +285,41 @@ class TrainingSet:
         atomic_write_json(self.root / "descriptions" / f"{item_id}.json", data)
         return data
 
-    def review_rows(self, pipeline: Pipeline) -> list[dict]:
-        """One row per sampled training frame: video, time, thumbnail file, description, confidence.
+    def review_rows(self, pipeline: Pipeline, *, describe: bool = True) -> list[dict]:
+        """One row per sampled training frame: video, time, thumbnail file, and with ``describe``
+        its zero-shot description, confidence and next best descriptions.
 
         Descriptions made with other prompts (expected objects changed) are recomputed from the
-        stored embeddings - no decoding or image encoding.
+        stored embeddings - no decoding or image encoding. Without ``describe`` (detectors that
+        explain frames in their own words when they score) nothing is described.
         """
         rows: list[dict] = []
-        key = self._descriptions_key(pipeline)
+        key = self._descriptions_key(pipeline) if describe else ""
         for item in self.items():
             ev = self._load_embedded(item)
-            p = self.root / "descriptions" / f"{item.id}.json"
-            try:
-                data = json.loads(p.read_text())
-            except (OSError, ValueError):
-                data = {}
-            if (data.get("key") != key or len(data.get("texts", [])) != ev.n_frames) and not self.is_stale(
-                    item, pipeline):
-                data = self._write_descriptions(pipeline, item.id, ev.embeddings)
+            data: dict = {}
+            if describe:
+                p = self.root / "descriptions" / f"{item.id}.json"
+                try:
+                    data = json.loads(p.read_text())
+                except (OSError, ValueError):
+                    data = {}
+                if (data.get("key") != key or len(data.get("texts", [])) != ev.n_frames) and not self.is_stale(
+                        item, pipeline):
+                    data = self._write_descriptions(pipeline, item.id, ev.embeddings)
             texts = data.get("texts", [""] * ev.n_frames)
             confs = data.get("confidences", [0.0] * ev.n_frames)
             alts = data.get("alternatives", [""] * ev.n_frames)
             for k in range(ev.n_frames):
                 ix = int(ev.frame_indices[k])
-                rows.append({"video": item.name, "item_id": item.id, "frame": ix,
-                             "time": round(float(ev.timestamps[k]), 2),
-                             "thumbnail": str(self.thumbnail_path(item, ix)),
-                             "description": texts[k] if k < len(texts) else "",
-                             "confidence": float(confs[k]) if k < len(confs) else 0.0,
-                             "alternatives": alts[k] if k < len(alts) else ""})
+                row = {"video": item.name, "item_id": item.id, "frame": ix,
+                       "time": round(float(ev.timestamps[k]), 2),
+                       "thumbnail": str(self.thumbnail_path(item, ix))}
+                if describe:
+                    row.update({"description": texts[k] if k < len(texts) else "",
+                                "confidence": float(confs[k]) if k < len(confs) else 0.0,
+                                "alternatives": alts[k] if k < len(alts) else ""})
+                rows.append(row)
         return rows
 
     # -- training --------------------------------------------------------------------------

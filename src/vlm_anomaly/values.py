@@ -17,20 +17,47 @@ if TYPE_CHECKING:
 
 @dataclass
 class EmbeddedVideo:
-    """Embeddings of the sampled frames of one source."""
+    """The sampled frames of one source with their whole-frame embeddings (None: a detector that
+    embeds nothing, e.g. motion alone)."""
 
     source: str
     sha256: str
     frame_indices: np.ndarray
     timestamps: np.ndarray
-    embeddings: np.ndarray
+    embeddings: np.ndarray | None
     from_cache: bool = False
     frames: list[Frame] | None = field(default=None, repr=False)
 
     @property
     def n_frames(self) -> int:
-        return len(self.embeddings)
+        return len(self.frame_indices)
 
     @property
     def duration_s(self) -> float:
         return float(self.timestamps[-1]) if len(self.timestamps) else 0.0
+
+
+@dataclass
+class FrameScores:
+    """Scores of frames: what every detector returns, for a whole source offline or a batch of live
+    frames (higher = more normal, below the model's threshold anomalous).
+
+    ``explanations``: one dict per frame (``"text"`` is what a person reads), or empty when the
+    detector explains nothing. ``embeddings``: one whole-frame embedding per frame for zero-shot
+    descriptions and the nearest normal frame, or None when the detector embeds nothing.
+    """
+
+    source: str
+    frame_indices: np.ndarray
+    timestamps: np.ndarray
+    scores: np.ndarray
+    explanations: list[dict] = field(default_factory=list)
+    embeddings: np.ndarray | None = field(default=None, repr=False)
+    #: the features came from a cache, not from decoding the source again
+    from_cache: bool = False
+    #: seconds per stage, as the detector measured them
+    timing: dict = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.scores)

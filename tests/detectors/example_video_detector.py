@@ -1,8 +1,9 @@
 """A small detector that needs neighbouring frames, written against the public contract only.
 
-It shows what adding a detector takes: this one module (a :class:`VideoDetector` and its scorer)
-and one registry line at the bottom. Nothing in the pipeline, the live loops, the store or the
-evaluation is touched, yet it trains, saves, loads, scores files and scores live streams.
+It shows what adding a detector takes: this one module (a :class:`VideoDetector` and its
+:class:`~vlm_anomaly.detectors.Scorer`) and one registry line at the bottom. Nothing in the
+pipeline, the live loops, the store or the evaluation is touched, yet it trains, saves, loads,
+scores files and scores live streams.
 
 Motion energy = mean absolute difference between a sampled frame and the source frame just
 before it; normality = median and spread of that energy on the normal videos.
@@ -10,8 +11,7 @@ before it; normality = median and spread of that energy on the normal videos.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,10 @@ import numpy as np
 
 from vlm_anomaly.detectors import register_detector
 from vlm_anomaly.detectors.base import require
-from vlm_anomaly.detectors.video import VideoContext, VideoDetector
+from vlm_anomaly.detectors.contract import Detector, DetectorContext
+from vlm_anomaly.detectors.video import VideoDetector
 from vlm_anomaly.errors import InvalidVideoError, NotFittedError
-from vlm_anomaly.values import EmbeddedVideo
+from vlm_anomaly.values import EmbeddedVideo, FrameScores
 from vlm_anomaly.video import Frame, content_hash, sample_frames
 
 #: robust z above which a frame is anomalous (score 0)
@@ -35,22 +36,13 @@ def motion_energy(f: Frame) -> float:
     return float(np.abs(f.image.astype(np.int16) - f.previous.astype(np.int16)).mean())
 
 
-@dataclass
-class DiffScores:
-    source: str
-    frame_indices: np.ndarray
-    timestamps: np.ndarray
-    scores: np.ndarray
-    explanations: list[dict]
-    frame_embeddings: np.ndarray
-
-
 class FrameDiffScorer:
     """Fit / score a video / score a stream, with one state: (median, spread) of normal motion energy."""
 
-    def __init__(self, ctx: VideoContext, state: np.ndarray | None = None):
+    def __init__(self, ctx: DetectorContext, state: np.ndarray | None = None):
         self.ctx = ctx
         self.interval_ms = ctx.interval_ms
+        self.needs_previous = True  # motion energy is measured against the source frame before
         self.state = state
         self._train: list[EmbeddedVideo] = []
 
@@ -68,7 +60,7 @@ class FrameDiffScorer:
         for src in sources:
             frames = self._frames(src)
             energies += [motion_energy(f) for f in frames if f.previous is not None]
-            emb = self.ctx.encoder.encode([f.image for f in frames])
+            emb = self._embed(frames)
             self._train.append(EmbeddedVideo(str(src), content_hash(src), np.array([f.index for f in frames]),
                                              np.array([f.timestamp for f in frames]), emb))
             done += len(frames)
@@ -82,9 +74,21 @@ class FrameDiffScorer:
         self.state = np.array([med, spread])
         return self
 
+    def _embed(self, frames: list[Frame]) -> np.ndarray | None:
+        """Whole-frame embeddings (descriptions, nearest normal frame), when there is an encoder."""
+        return self.ctx.encoder.encode([f.image for f in frames]) if self.ctx.encoder is not None else None
+
     @property
     def train_videos(self) -> list[EmbeddedVideo]:
         return self._train
+
+    def fitted(self) -> FrameDiffDetector:
+        if self.state is None:
+            raise NotFittedError("FrameDiffScorer is not fitted")
+        det = FrameDiffDetector()
+        det.state_ = self.state
+        det.n_features_in_ = self.ctx.encoder.dim if self.ctx.encoder is not None else 0
+        return det
 
     def _score(self, frames: list[Frame]) -> list[tuple[float, dict]]:
         if self.state is None:
@@ -97,19 +101,17 @@ class FrameDiffScorer:
             out.append((Z_HIGH - z, {"text": f"motion energy {e:.2f} vs normal {med:.2f}", "energy": e}))
         return out
 
-    def score_detailed(self, source: str | Path, progress: Callable[[int], None] | None = None) -> DiffScores:
+    def score(self, source: str | Path, progress: Callable[[int], None] | None = None) -> FrameScores:
         frames = self._frames(source)
-        scored = self._score(frames)
         if progress:
             progress(len(frames))
-        return DiffScores(str(source), np.array([f.index for f in frames]), np.array([f.timestamp for f in frames]),
-                          np.array([s for s, _ in scored]), [w for _, w in scored],
-                          self.ctx.encoder.encode([f.image for f in frames]))
+        return self.score_frames(frames)
 
-    def score_stream(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, float, dict | None]]:
-        for f in frames:
-            [(score, why)] = self._score([f])
-            yield f, score, why
+    def score_frames(self, frames: Sequence[Frame]) -> FrameScores:
+        scored = self._score(list(frames))
+        return FrameScores(frames[0].source if frames else "", np.array([f.index for f in frames]),
+                           np.array([f.timestamp for f in frames]), np.array([s for s, _ in scored]),
+                           [w for _, w in scored], self._embed(list(frames)))
 
 
 class FrameDiffDetector(VideoDetector):
@@ -121,21 +123,8 @@ class FrameDiffDetector(VideoDetector):
         return {}
 
     @classmethod
-    def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> FrameDiffScorer:
+    def scorer_for(cls, ctx: DetectorContext, fitted: Detector | None = None) -> FrameDiffScorer:
         return FrameDiffScorer(ctx, None if fitted is None else fitted.state_)
-
-    @classmethod
-    def from_scorer(cls, scorer: FrameDiffScorer) -> FrameDiffDetector:
-        det = cls()
-        det.state_ = scorer.state
-        det.n_features_in_ = scorer.ctx.encoder.dim
-        return det
-
-    def fit(self, X: np.ndarray) -> FrameDiffDetector:
-        raise NotImplementedError("frame-diff reads the video: train it on videos, not embeddings")
-
-    def _decision(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("frame-diff reads the video: score videos, not embeddings")
 
     def _get_arrays(self) -> dict[str, np.ndarray]:
         return {"energy": self.state_}

@@ -89,7 +89,7 @@ def test_pipeline_records_prompts_from_expected_objects(tmp_path, clip_encoder, 
     assert all(len(d.labels) == 2 and set(d.labels) <= set(model.prompts) for d in descs)
 
     pipe.store.save(model, "office")
-    result = pipe.score_embedded(pipe.store.load("office"), clip_embedded, encoder=clip_encoder)
+    result = pipe.score_embedded(pipe.store.load("office"), clip_embedded)
     assert len(result.descriptions) == clip_embedded.n_frames
     assert set(result.descriptions) <= set(model.prompts)
     assert all(0 < c <= 1 for c in result.confidences)

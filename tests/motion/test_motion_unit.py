@@ -180,11 +180,11 @@ def test_appearance_state_refuses_a_malformed_projection(street):
 
 
 def test_motion_without_appearance_loads_no_encoder(street, tmp_path):
-    """``motion_appearance: false``: motion alone, the model records the null encoder (no weights)."""
+    """``motion_appearance: false``: motion alone, the model records no encoder (no weights)."""
     normal = sorted(street["dir"].glob("n*.mp4"))
     pipe = Pipeline(load_settings(overrides={"home": tmp_path, "interval_ms": 100, "motion_appearance": False}))
     model = pipe.train("plain", normal)
-    assert model.encoder.backend == "motion"
+    assert model.encoder is None
     assert "appearance" not in model.detector.state_.config.fused
     r = pipe.score("plain", street["test"])
     inside = (r.timestamps >= 3.2) & (r.timestamps < 5.0)

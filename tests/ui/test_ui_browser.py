@@ -257,7 +257,12 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     wait(d, lambda d: text_shown(d, "Added 2 video(s) to the training set."), what="added")
     wait(d, idle, what="idle-after-add")
     wait(d, lambda d: metric(d, "Videos") == "2" and metric(d, "Frames") == "24", 60, "set-metrics")
-    wait(d, lambda d: text_shown(d, "Review the descriptions"), what="review")
+    # the default detector's page: its own settings, the sampled frames without ImageNet labels
+    wait(d, lambda d: text_shown(d, "Review the frames"), what="review")
+    assert not text_shown(d, "Review the descriptions") and not text_shown(d, "Filter descriptions")
+    assert d.find_elements(By.CSS_SELECTOR, "input[aria-label='False-alarm target (share of normal frames)']")
+    assert text_shown(d, "Appearance of moving objects")
+    assert not d.find_elements(By.CSS_SELECTOR, "input[aria-label='Encoder']")
     shot(d, "02-train-set-and-review")
 
     # 2. train a named model
@@ -267,6 +272,10 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     wait(d, idle, what="idle-after-name")
     click(d, "Train model", "train")
     wait(d, lambda d: text_shown(d, "browser-model saved: 24 frames from 2 video(s)"), what="trained")
+    # a readable summary of the model, not its parameter dict
+    wait(d, lambda d: text_shown(d, "1.0 % of normal frames") and text_shown(d, "False-alarm target"), 60, "summary")
+    assert text_shown(d, "2 clip(s), 24 frames (a frame every 500 ms)") and text_shown(d, "on held-out normal clips")
+    assert not text_shown(d, "{'config'") and not text_shown(d, "'fused'")
     d.execute_script("window.scrollTo(0, document.body.scrollHeight);")
     shot(d, "03-train-done")
 
@@ -284,9 +293,13 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     assert anomalies > 0
     legend = [t.text for t in d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .legendtext")]
     assert "raw score" in legend and "anomaly" in legend and any(t.startswith("smoothed") for t in legend)
-    assert text_shown(d, "threshold +0.00") and text_shown(d, "strong anomaly")  # threshold line, bands
+    # threshold line, and the bands of the model's calibration (not the One-Class SVM's)
+    notes = [t.text.strip() for t in d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .annotation-text")]
+    assert "threshold +0.00" in notes and "anomalous" in notes, notes
+    assert not {"strong anomaly", "borderline", "very normal"} & set(notes), notes
+    assert text_shown(d, "Score bands from the model's calibration on held-out normal clips")
     shot(d, "04-test-timeline")
-    seg = d.find_element(By.XPATH, "//*[normalize-space(.)='Anomalous segments']")
+    seg = d.find_element(By.XPATH, "//*[normalize-space(.)='Incidents']")
     d.execute_script("arguments[0].scrollIntoView({block: 'start'});", seg)
     wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")) >= 3, what="gallery")
     shot(d, "05-test-frames")

@@ -127,10 +127,10 @@ def test_test_page_scores_relabels_and_downloads(trained, dash_clips):
     at.slider(key="test_thr").set_value(0.0).run()
     assert int(metrics(at)["Anomalies"]) == result.n_anomalies
 
-    # jumping to a segment selects its worst frame and plays the video from its start
+    # jumping to an incident selects its worst frame and plays the video from its start
     at.selectbox(key="test_seg").set_value(0).run()
     assert_no_traceback(at)
-    seg = result.relabel(0.0).segments()[0]
+    seg = result.relabel(0.0).incidents()[0]
     assert at.session_state["test_pos"] == seg.worst_position
     assert len(at.get("video")) == 1
     captions = [img.proto.imgs[0].caption for img in at.get("image")]

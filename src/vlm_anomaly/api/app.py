@@ -270,7 +270,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
                 "model": name,
                 "frames": model.n_frames,
                 "videos": len(model.videos),
-                "encoder": model.encoder.label,
+                "encoder": model.encoder_label,
             }
 
         job = jobs.submit(jid, "train", work, {"model": name, "files": len(paths)})

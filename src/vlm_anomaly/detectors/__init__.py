@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..smoothing import CausalSmoother, moving_average
-from .base import BaseDetector
+from .base import BaseDetector, EmbeddingScorer
+from .contract import Detector, DetectorContext, Scorer
 from .ocsvm import OneClassSVMDetector
 from .patch_knn import PatchKNNDetector
 from .registry import DETECTORS, PLUGINS, create_detector, detector_names, get_detector_class, register_detector
-from .video import VideoContext, VideoDetector, VideoScorer, VideoScores
+from .video import VideoDetector
 
 # built-in detectors over frame embeddings, in the order the dashboard lists them
 for _cls in (OneClassSVMDetector, PatchKNNDetector):
@@ -18,16 +19,17 @@ __all__ = [
     "BaseDetector",
     "CausalSmoother",
     "DETECTORS",
+    "Detector",
+    "DetectorContext",
+    "EmbeddingScorer",
     "OneClassSVMDetector",
     "PatchKNNDetector",
     "PLUGINS",
-    "VideoContext",
     "VideoDetector",
-    "VideoScorer",
-    "VideoScores",
     "create_detector",
     "detector_names",
     "get_detector_class",
     "moving_average",
     "register_detector",
+    "Scorer",
 ]

@@ -1,49 +1,57 @@
-"""Detector interface in the scikit-learn / PyOD style.
+"""Detectors over frame embeddings, in the scikit-learn / PyOD style, and their scorer.
 
-The constructor only stores parameters; ``fit`` learns from normal embeddings and returns ``self``;
-fitted state ends in ``_``. Scores follow One-Class SVM's convention everywhere: higher = more
-normal, ``> threshold_`` normal, ``< threshold_`` anomalous, with ``threshold_ = 0`` by default.
-
-A detector saves itself as JSON parameters plus named float arrays (:meth:`get_state` /
+*Features*: one embedding per sampled frame, made by the pipeline's encoder through its embedding
+cache (:attr:`~.contract.DetectorContext.embed`); *density*: the detector. The constructor only
+stores parameters; ``fit`` learns from normal embeddings and returns ``self``; fitted state ends in
+``_``. A detector saves itself as JSON parameters plus named float arrays (:meth:`get_state` /
 :meth:`from_state`), so a model file never needs pickle.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+import inspect
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import EncoderMismatchError, NotFittedError
+from ..errors import ConfigError, EncoderMismatchError, InvalidVideoError, NotFittedError
+from ..values import EmbeddedVideo, FrameScores
+from .contract import Detector, DetectorContext, FrameProgress, Progress
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..encoders.base import Encoder
+    from ..video.frames import Frame
 
 
-class BaseDetector(ABC):
+def parse_gamma(g: str | float) -> str | float:
+    """The rbf width setting: "scale", "auto" or a number."""
+    if isinstance(g, str) and g not in ("scale", "auto"):
+        try:
+            return float(g)
+        except ValueError:
+            raise ConfigError(f"gamma must be 'scale', 'auto' or a number, not {g!r}") from None
+    return g
+
+
+class BaseDetector(Detector):
     """One-class detector over (N, D) float embeddings."""
 
-    #: short name in the registry and in saved models
-    name: ClassVar[str] = ""
-    #: False: the pipeline samples and encodes, the detector sees one embedding per frame;
-    #: True: a :class:`~vlm_anomaly.detectors.video.VideoDetector` that reads the video itself
-    reads_video: ClassVar[bool] = False
-    #: live sources hand each frame its predecessor (``Frame.previous``), for motion
-    needs_previous: ClassVar[bool] = False
-    #: False: the detector embeds nothing (e.g. motion alone); the pipeline then neither loads the
-    #: configured encoder nor describes frames with it, and the model records a null encoder
-    uses_encoder: ClassVar[bool] = True
+    @classmethod
+    def from_settings(cls, settings: Settings, encoder: Encoder) -> BaseDetector:
+        """A fresh detector with the settings' hyper-parameters (those its constructor takes)."""
+        s = settings
+        params = {"nu": s.nu, "gamma": parse_gamma(s.gamma), "groups": encoder.groups}
+        accepted = inspect.signature(cls.__init__).parameters
+        return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
 
     @classmethod
-    def encoder_needed(cls, settings: Any) -> bool:
-        """Whether fitting with ``settings`` embeds anything (a detector may make it optional)."""
-        return cls.uses_encoder
-
-    @classmethod
-    def encoder_settings(cls, settings: Any) -> Any:
-        """The settings this detector's encoder is built from: the configured one by default; a
-        detector may pick its own (e.g. a fast backbone for many small crops a frame)."""
-        return settings
-
-    threshold_: float = 0.0
+    def scorer_for(cls, ctx: DetectorContext, fitted: Detector | None = None) -> EmbeddingScorer:
+        return EmbeddingScorer(cls, ctx, fitted)
 
     @abstractmethod
     def fit(self, X: np.ndarray) -> BaseDetector:
@@ -52,32 +60,6 @@ class BaseDetector(ABC):
     @abstractmethod
     def _decision(self, X: np.ndarray) -> np.ndarray:
         """Raw decision scores of validated input (higher = more normal)."""
-
-    @abstractmethod
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-serialisable)."""
-
-    @abstractmethod
-    def _get_arrays(self) -> dict[str, np.ndarray]:
-        """Fitted state as named numeric arrays."""
-
-    @abstractmethod
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore fitted state from :meth:`_get_arrays`' output (validate shapes)."""
-
-    # -- shared behaviour -------------------------------------------------------------------
-
-    def model_extra(self) -> dict[str, Any]:
-        """What the model file should show about this detector (e.g. its calibration), in ``extra``."""
-        return {}
-
-    @property
-    def is_fitted(self) -> bool:
-        return getattr(self, "n_features_in_", None) is not None
-
-    def _check_fitted(self) -> None:
-        if not self.is_fitted:
-            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
 
     def _check_X(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -115,33 +97,60 @@ class BaseDetector(ABC):
         t = self.threshold_ if threshold is None else threshold
         return np.where(self.decision_function(X) >= t, 1, -1)
 
-    def _meta(self) -> dict[str, Any]:
-        """The JSON part every saved detector has: name, parameters, fitted scalars."""
-        return {
-            "name": self.name,
-            "params": self.get_params(),
-            "n_features_in": int(self.n_features_in_),
-            "threshold": float(self.threshold_),
-        }
 
-    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(JSON-safe metadata, arrays) describing the fitted detector."""
-        self._check_fitted()
-        return self._meta(), {k: np.asarray(v) for k, v in self._get_arrays().items()}
+class EmbeddingScorer:
+    """The scorer of an embedding detector: the pipeline samples and encodes (cache-aware), the
+    detector fits and scores the embeddings; live frames are encoded with the same encoder."""
 
-    @classmethod
-    def _from_meta(cls, meta: dict[str, Any]) -> BaseDetector:
-        """A detector with the saved parameters and fitted scalars; subclasses then restore arrays."""
-        det = cls(**meta.get("params", {}))
-        det.n_features_in_ = int(meta["n_features_in"])
-        det.threshold_ = float(meta.get("threshold", 0.0))
-        return det
+    def __init__(self, cls: type[BaseDetector], ctx: DetectorContext, fitted: Detector | None = None):
+        self.cls, self.ctx = cls, ctx
+        self.interval_ms = ctx.interval_ms
+        self.needs_previous = False
+        self.detector = fitted
+        self._train: list[EmbeddedVideo] = []
 
-    @classmethod
-    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> BaseDetector:
-        det = cls._from_meta(meta)
-        det._set_arrays(arrays)
-        return det
+    def _embed(self, sources: Sequence[str | Path], progress: Progress | None) -> list[EmbeddedVideo]:
+        if self.ctx.embed is None or self.ctx.encoder is None:
+            raise ConfigError(f"detector {self.cls.name!r} needs frame embeddings: give it an encoder")
+        return self.ctx.embed([str(s) for s in sources], progress)
+
+    def fit(self, sources: Sequence[str | Path], progress: Progress | None = None, *,
+            names: Sequence[str] | None = None) -> EmbeddingScorer:
+        vids = self._embed(sources, progress)
+        X = np.concatenate([v.embeddings for v in vids])
+        if len(X) < 2:
+            raise InvalidVideoError(f"training needs at least 2 sampled frames, got {len(X)}: use longer videos "
+                                    "or a shorter interval")
+        assert self.ctx.encoder is not None
+        self.detector = self.cls.from_settings(self.ctx.settings, self.ctx.encoder).fit(X)
+        self._train = vids
+        return self
+
+    @property
+    def train_videos(self) -> list[EmbeddedVideo]:
+        return self._train
+
+    def fitted(self) -> BaseDetector:
+        if not isinstance(self.detector, BaseDetector):
+            raise NotFittedError(f"{self.cls.__name__} is not fitted: call fit() first")
+        return self.detector
+
+    def score(self, source: str | Path, progress: FrameProgress | None = None) -> FrameScores:
+        det = self.fitted()
+        t0 = time.perf_counter()
+        [ev] = self._embed([source], (lambda done, _total, _stage: progress(done)) if progress else None)
+        t1 = time.perf_counter()
+        scores = det.decision_function(ev.embeddings)
+        return FrameScores(ev.source, ev.frame_indices, ev.timestamps, scores, [], ev.embeddings, ev.from_cache,
+                           {"embed_s": round(t1 - t0, 4), "score_s": round(time.perf_counter() - t1, 4)})
+
+    def score_frames(self, frames: Sequence[Frame]) -> FrameScores:
+        det = self.fitted()
+        assert self.ctx.encoder is not None
+        emb = self.ctx.encoder.encode([f.image for f in frames])
+        return FrameScores(frames[0].source if frames else "", np.array([f.index for f in frames], np.int64),
+                           np.array([f.timestamp for f in frames], np.float64), det.decision_function(emb),
+                           [], emb)
 
 
 def require(arrays: dict[str, np.ndarray], name: str, shape: tuple, *, finite: bool = True) -> np.ndarray:

@@ -11,10 +11,10 @@ from importlib import import_module
 
 from ..config import REMOVED_DETECTORS, removed_detector_message
 from ..errors import ConfigError
-from .base import BaseDetector
+from .contract import Detector
 
 #: detectors by short name, filled by the package (built-ins) and :func:`register_detector`
-DETECTORS: dict[str, type[BaseDetector]] = {}
+DETECTORS: dict[str, type[Detector]] = {}
 
 #: detectors in packages of their own, imported on first use ("module:Class"): they pull in
 #: heavy libraries (OpenCV) that the embedding detectors do not need. A new one = one line here.
@@ -23,13 +23,13 @@ PLUGINS: dict[str, str] = {
 }
 
 
-def register_detector(cls: type[BaseDetector]) -> type[BaseDetector]:
+def register_detector(cls: type[Detector]) -> type[Detector]:
     """Class decorator adding a detector to the registry under ``cls.name``."""
     DETECTORS[cls.name] = cls
     return cls
 
 
-def _load(name: str) -> type[BaseDetector] | None:
+def _load(name: str) -> type[Detector] | None:
     spec = PLUGINS.get(name)
     if spec is None:
         return None
@@ -43,7 +43,7 @@ def detector_names() -> list[str]:
     return [*DETECTORS, *(n for n in PLUGINS if n not in DETECTORS)]
 
 
-def get_detector_class(name: str) -> type[BaseDetector]:
+def get_detector_class(name: str) -> type[Detector]:
     cls = DETECTORS.get(name) or _load(name)
     if cls is None and name in REMOVED_DETECTORS:
         raise ConfigError(removed_detector_message(name, ", ".join(detector_names())))
@@ -52,7 +52,7 @@ def get_detector_class(name: str) -> type[BaseDetector]:
     return cls
 
 
-def create_detector(name: str = "ocsvm", **params) -> BaseDetector:
+def create_detector(name: str = "ocsvm", **params) -> Detector:
     """Build a detector by short name; parameters it does not take are ignored."""
     cls = get_detector_class(name)
     accepted = inspect.signature(cls.__init__).parameters

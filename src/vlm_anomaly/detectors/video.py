@@ -1,122 +1,28 @@
-"""The contract of detectors that read the video itself (motion, objects, neighbouring frames).
+"""Detectors that read the video itself (motion, neighbouring frames): they make their own features.
 
-Two kinds of detector share the registry and the model file:
-
-* **frame-embedding detectors** (:class:`~vlm_anomaly.detectors.base.BaseDetector`: OCSVM, the
-  tile detector ``patch-knn``) see one embedding per sampled frame; the pipeline samples and
-  encodes for them (with the embedding cache), so they only implement ``fit(X)`` and
-  ``decision_function(X)``;
-* **video detectors** (:class:`VideoDetector`) need more than one embedding per frame - optical
-  flow against the previous frame, object crops, a window of neighbouring frames. The saved
-  detector (arrays + JSON, no pickle) hands out a :class:`VideoScorer` that does the whole job:
-  fit on normal videos, score a video into per-frame scores with explanations, and score a live
-  stream frame by frame with the same state.
-
-The pipeline, the live loops and the evaluation ask a detector ``reads_video`` and go through
-these methods; none of them names a detector. Adding one = one module (a ``VideoDetector`` and
-its scorer) + one line in the registry (``PLUGINS`` in ``detectors/registry.py``).
+Frame-embedding detectors get one embedding per sampled frame from the pipeline; a video detector
+needs more - optical flow against the previous frame, object crops, a window of neighbouring frames
+- so its scorer decodes the source itself. Both go through the same contract
+(:mod:`~vlm_anomaly.detectors.contract`); nothing outside this package tells them apart.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import BaseDetector
-
-if TYPE_CHECKING:
-    from ..config import Settings
-    from ..encoders.base import Encoder
-    from ..values import EmbeddedVideo
-    from ..video.frames import Frame
-
-#: progress of a video scorer: frames done so far in the current job
-FrameProgress = Callable[[int], None]
+from .contract import Detector, DetectorContext, Scorer
 
 
-@dataclass(frozen=True)
-class VideoContext:
-    """What a video detector gets from the run: encoder, sampling, limits, settings.
-
-    ``settings`` carries the detector's hyper-parameters (a new scorer reads its own fields there).
-    """
-
-    encoder: Encoder
-    settings: Settings
-    interval_ms: int = 0
-    max_side: int = 0
-    max_frames: int = 0
-
-
-@runtime_checkable
-class VideoScores(Protocol):
-    """Per-frame results of one source (higher score = more normal, below 0 anomalous)."""
-
-    source: str
-    frame_indices: np.ndarray
-    timestamps: np.ndarray
-    scores: np.ndarray
-    #: one dict per frame (``"text"`` is what a person reads); empty when the detector explains nothing
-    explanations: list[dict]
-    #: one whole-frame embedding per frame (descriptions, nearest normal frame)
-    frame_embeddings: np.ndarray
-
-
-@runtime_checkable
-class VideoScorer(Protocol):
-    """Fit on normal videos, score a video, score a live stream - one state for all three."""
-
-    interval_ms: int
-
-    def fit(self, sources: Sequence[str | Path], progress: Callable[[int, int, str], None] | None = None,
-            *, names: Sequence[str] | None = None) -> VideoScorer:
-        """Learn normality from videos/frame folders of normal activity; returns self.
-
-        ``names`` are what explanations call the training videos (default: their file names).
-        Afterwards :attr:`train_videos` lists what was seen, one entry per source.
-        """
-        ...
-
-    @property
-    def train_videos(self) -> list[EmbeddedVideo]:
-        """Sampled frames of each training source with their whole-frame embeddings (after fit)."""
-        ...
-
-    def score_detailed(self, source: str | Path, progress: FrameProgress | None = None) -> VideoScores:
-        """Scores and explanations of every sampled frame of one source."""
-        ...
-
-    def score_stream(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, float, dict | None]]:
-        """Live use: (frame, score, explanation) per frame, in order, with the state of :meth:`fit`."""
-        ...
-
-
-class VideoDetector(BaseDetector):
-    """A detector that reads the video itself; the model file holds it like any other detector.
-
-    Given only embeddings (``fit(X)`` / ``decision_function(X)``) it should still do something
-    sensible (e.g. its whole-frame part), so generic tools keep working.
-    """
-
-    reads_video: ClassVar[bool] = True
-    #: live sources hand each frame its predecessor (``Frame.previous``) for motion
-    needs_previous: ClassVar[bool] = True
+class VideoDetector(Detector):
+    """A detector whose scorer reads the video; the model file holds it like any other detector."""
 
     @classmethod
     @abstractmethod
-    def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> VideoScorer:
+    def scorer_for(cls, ctx: DetectorContext, fitted: Detector | None = None) -> Scorer:
         """A scorer for ``ctx``: fresh (hyper-parameters from ``ctx.settings``) or holding ``fitted``'s state."""
-
-    @classmethod
-    @abstractmethod
-    def from_scorer(cls, scorer: Any) -> VideoDetector:
-        """The saveable detector of a fitted scorer."""
-
 
 
 class StateVideoDetector(VideoDetector):
@@ -131,7 +37,7 @@ class StateVideoDetector(VideoDetector):
         self.config = dict(config or {})
 
     @staticmethod
-    def fitted_state(fitted: VideoDetector | None) -> Any:
+    def fitted_state(fitted: Detector | None) -> Any:
         """The state a scorer should hold: ``fitted``'s (checked), or None for a fresh scorer."""
         if fitted is None:
             return None

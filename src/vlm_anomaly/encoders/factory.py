@@ -109,10 +109,6 @@ def encoder_for_identity(identity: EncoderIdentity, **kwargs) -> Encoder:
     kwargs["features"] = features
     if features == "tiles":
         kwargs["tiles"] = _tile_grid(identity)
-    if identity.backend == "motion":  # motion models embed nothing
-        from .null import NullEncoder
-
-        return NullEncoder()  # type: ignore[return-value]
     if identity.backend == "efficientnet":
         enc = create_encoder("efficientnet", **kwargs)
     elif identity.backend == "openclip":

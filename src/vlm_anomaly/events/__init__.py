@@ -1,9 +1,9 @@
 """The live engine: stream scorer, events with hysteresis, sinks (SQL store + evidence files, alerts,
 an in-memory feed for pages), watchers and the retention job."""
 
+from ..incidents import EventBuilder, EventTracker, HysteresisConfig, Transition
 from .alerts import AlertDispatcher, MqttSink, WebhookSink, event_payload
 from .feed import FeedView, LiveFeed, Reading
-from .hysteresis import EventTracker, HysteresisConfig, Transition
 from .prompts import PromptAlarm
 from .recovery import RecoveryJob, recover_stale_events
 from .retention import RetentionJob
@@ -14,6 +14,7 @@ from .watcher import LiveSession, Monitor, SourceWatcher, WatchNotice
 __all__ = [
     "AlertDispatcher",
     "EventNotFoundError",
+    "EventBuilder",
     "EventRecord",
     "EventStore",
     "EventTracker",

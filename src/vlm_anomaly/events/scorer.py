@@ -1,8 +1,8 @@
 """The live engine's first stage: frames in, one score per frame (with words and why) out.
 
 Why its own piece: every live shell (dashboard, ``watch``, the REST API, Ray) must score a stream the
-same way - the model's encoder, its detector (attribute models score motion, frame by frame, with the
-frame before each sample), the zero-shot description and the known-bad prompts fused into the score.
+same way - the model's scorer (the detector contract offline scoring uses too, so a file scores the
+same live), the zero-shot description and the known-bad prompts fused into the score.
 The event builder and the sinks come after it and never look at frames' pixels to score them.
 """
 
@@ -25,7 +25,7 @@ class Scored:
     score: float
     text: str = ""
     confidence: float = 0.0
-    explanation: dict | None = None  # attribute models: which attribute fired, where, nearest normal
+    explanation: dict | None = None  # detectors that explain: what fired, where, nearest normal
     prompt: tuple[str, float] | None = None  # the known-bad prompt that fired and its probability
 
 
@@ -38,47 +38,42 @@ class StreamScorer:
     """
 
     def __init__(self, pipeline: Pipeline, model: AnomalyModel, *, encode_lock: threading.Lock | None = None,
-                 describe: bool = True):
+                 describe: bool = True, interval_ms: int | None = None):
         s = pipeline.settings
         self.pipeline = pipeline
         self.model = model
         self.describe = describe
         self.encoder = pipeline.encoder_for(model)
         self.encode_lock = encode_lock or threading.Lock()  # one encoder shared by several sources
-        # detectors that read the video (motion, objects) score the frames themselves, through the
-        # detector contract (and want the frame before each sample when they say so)
-        self.attributes = (pipeline.video_scorer(model, encoder=self.encoder)
-                           if model.detector.reads_video else None)
-        self.prompts = PromptAlarm.create(self.encoder, s.alert_prompts, normal=model.prompts or None,
-                                          threshold=s.alert_prompt_threshold, weight=s.alert_prompt_weight)
+        # the scorer offline scoring uses, at the stream's sampling (default: the model's)
+        self.detector = pipeline.scorer(model, interval_ms=interval_ms)
+        self.prompts = (PromptAlarm.create(self.encoder, s.alert_prompts, normal=model.prompts or None,
+                                           threshold=s.alert_prompt_threshold, weight=s.alert_prompt_weight)
+                        if self.encoder is not None else None)
 
     @property
     def needs_previous(self) -> bool:
-        """True when the source must hand over the frame before each sample (motion)."""
-        return self.model.detector.needs_previous
+        """True when the source must hand over the frame before each sample (motion, at some samplings)."""
+        return self.detector.needs_previous
 
     def score(self, frames: list[Frame]) -> list[Scored]:
         if not frames:
             return []
-        if self.attributes is not None:
-            # no lock: each stream has its own scorer state, and the shared encoder's inference
-            # (torch / ONNX Runtime, no grad) is safe from several threads; flow, decoding and
-            # inference release the GIL, so several cameras use every core
-            scored = list(self.attributes.score_stream(frames))
-            return [Scored(f, float(score), why.get("text", "") if why else "", 0.0, why or None)
-                    for f, score, why in scored]
+        # no lock around scoring: each stream has its own scorer state, and the shared encoder's
+        # inference (torch / ONNX Runtime, no grad) is safe from several threads; flow, decoding and
+        # inference release the GIL, so several cameras use every core
+        res = self.detector.score_frames(frames)
         with self.encode_lock:
-            emb = self.encoder.encode([f.image for f in frames])
-            raw = self.model.decision_function(emb)
-            descs = (self.pipeline.describe_embeddings(self.model, emb, encoder=self.encoder)
-                     if self.describe else [])
-            hits = self.prompts.score(emb) if self.prompts else None
-        scores = self.prompts.fuse(raw, hits) if self.prompts and hits else raw
+            descs = self.pipeline.describe_scores(self.model, res) if self.describe else []
+            hits = self.prompts.score(res.embeddings) if self.prompts and res.embeddings is not None else None
+        scores = self.prompts.fuse(res.scores, hits) if self.prompts and hits else res.scores
         out = []
         for i, f in enumerate(frames):
             prompt = None
             if hits is not None and hits.probs[i] >= self.prompts.threshold:
                 prompt = (hits.labels[i], float(hits.probs[i]))
             d = descs[i] if i < len(descs) else None
-            out.append(Scored(f, float(scores[i]), d.text if d else "", d.confidence if d else 0.0, None, prompt))
+            why = res.explanations[i] if i < len(res.explanations) else None
+            out.append(Scored(f, float(scores[i]), d.text if d else "", d.confidence if d else 0.0, why or None,
+                              prompt))
         return out

@@ -1,8 +1,8 @@
 """The live engine: source → stream scorer → causal smoothing → event builder → sinks.
 
 A :class:`SourceWatcher` runs one source (blocking): its :class:`~.scorer.StreamScorer` turns frames
-into scores, the hysteresis :class:`~.hysteresis.EventTracker` turns smoothed scores into events
-(opened on the model's smoothing window, ended on a shorter one spanning about a second), and
+into scores, the :class:`~vlm_anomaly.incidents.EventBuilder` turns them into events (the one
+definition of an incident, which offline results are replayed through too), and
 the sinks get them - the event store with snapshot and clip (on disk from the moment an event
 opens, see :mod:`.evidence`), the alert dispatcher (MQTT, webhooks), a
 listener and an in-memory :class:`~.feed.LiveFeed`. A :class:`LiveSession` runs one watcher in a
@@ -24,18 +24,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..detectors import CausalSmoother
 from ..errors import TooManyWatchersError, VlmAnomalyError
+from ..incidents import EventBuilder, HysteresisConfig, Phase
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..redact import redact_text, redact_url
-from ..smoothing import SpanSmoother
 from ..video import Frame
 from ..video.live import Gap, LiveSource, PushSource
 from .alerts import AlertDispatcher, event_payload
 from .evidence import EventEvidence, evidence_base
 from .feed import LiveFeed, Reading
-from .hysteresis import EventTracker, HysteresisConfig, Phase
 from .recovery import RecoveryJob
 from .retention import RetentionJob
 from .scorer import Scored, StreamScorer
@@ -126,7 +124,12 @@ class SourceWatcher:
         self.pipeline = pipeline
         s = self.settings = pipeline.settings
         self.model = pipeline.load(model)
-        self.scorer = StreamScorer(pipeline, self.model, encode_lock=encode_lock)
+        # the sampling interval (0 = every frame): the caller's, else one set explicitly in the
+        # settings (--interval-ms, YAML, environment), else the model's own, as offline scoring does
+        if interval_ms is None:
+            interval_ms = s.interval_ms if "interval_ms" in s.model_fields_set else self.model.interval_ms
+        self.interval_ms = int(interval_ms)
+        self.scorer = StreamScorer(pipeline, self.model, encode_lock=encode_lock, interval_ms=self.interval_ms)
         self.encoder = self.scorer.encoder
         self.source = str(source)
         self.label = redact_url(self.source)  # what events, alerts, logs and notices show
@@ -136,11 +139,6 @@ class SourceWatcher:
         self.listener = listener
         self.feed = feed
         self.realtime = realtime
-        # the sampling interval (0 = every frame): the caller's, else one set explicitly in the
-        # settings (--interval-ms, YAML, environment), else the model's own, as offline scoring does
-        if interval_ms is None:
-            interval_ms = s.interval_ms if "interval_ms" in s.model_fields_set else self.model.interval_ms
-        self.interval_ms = int(interval_ms)
         self.live = live or LiveSource.from_settings(
             self.source,
             s.sampling,
@@ -150,14 +148,9 @@ class SourceWatcher:
             on_drop=self._on_drop,
         )
         self.threshold = self.model.threshold if threshold is None else float(threshold)
-        self.hysteresis = HysteresisConfig.from_settings(s.events, self.threshold)
-        self.tracker = EventTracker(self.hysteresis)
-        # events open on the score smoothed as the threshold was calibrated, and end on one smoothed
-        # over a bounded time (shorter at coarse sampling), so they end soon after the incident does
-        window = s.event_smoothing_window or self.model.smoothing_window
-        self.smoother = CausalSmoother(window)
-        self.end_smoother = SpanSmoother(s.event_end_smoothing_s, window,
-                                         interval_s=self.interval_ms / 1000 if self.interval_ms > 0 else None)
+        self.builder = EventBuilder.from_settings(s.events, threshold=self.threshold,
+                                                  model_window=self.model.smoothing_window,
+                                                  interval_ms=self.interval_ms)
         self.half_clip = max(0.0, s.clip_seconds / 2)
         self._ring: deque[tuple[float, np.ndarray]] = deque()
         self._open: _Open | None = None
@@ -168,8 +161,12 @@ class SourceWatcher:
     def set_threshold(self, threshold: float) -> None:
         """Move the event thresholds (a dashboard slider); the running event keeps its history."""
         self.threshold = float(threshold)
-        self.hysteresis = HysteresisConfig.from_settings(self.settings.events, self.threshold)
-        self.tracker.config = self.hysteresis
+        self.builder.set_config(HysteresisConfig.from_settings(self.settings.events, self.threshold))
+
+    @property
+    def hysteresis(self) -> HysteresisConfig:
+        """The event thresholds in force."""
+        return self.builder.config
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -220,7 +217,7 @@ class SourceWatcher:
         """An event open when the watcher fails is closed now, at the time of the crash, and says
         why (else it stays open for ever and retention, which skips open events, never frees it)."""
         ev = self._open
-        self.tracker = EventTracker(self.hysteresis)
+        self.builder.restart()
         if ev is None or ev.event_id is None:
             self._open = None
             return
@@ -262,8 +259,8 @@ class SourceWatcher:
     def _step(self, sc: Scored) -> None:
         f = sc.frame
         t = f.timestamp
-        smooth = self.smoother.update(sc.score)
-        fast = self.end_smoother.update(t, sc.score)
+        step = self.builder.update(t, sc.score)
+        smooth, fast = step.smooth, step.fast
         self.stats.frames += 1
         self.stats.last_time, self.stats.last_score = t, smooth
         if self.stats.status == "offline":  # frames again after a drop
@@ -273,11 +270,10 @@ class SourceWatcher:
             self._ring.popleft()
         if self._open is not None and self._open.evidence is not None:
             self._open.evidence.add(f.image)  # every frame while pending, open or cooling down
-        transitions = self.tracker.update(t, smooth, fast)
-        phase = self.tracker.phase
+        transitions, phase = step.transitions, step.phase
         if phase == Phase.IDLE and self._open is not None and self._open.event_id is None:
             self._open = None  # a dip too short to be an event
-        if phase in (Phase.PENDING, Phase.ACTIVE):
+        if step.in_incident:
             if self._open is None:
                 self._open = self._new_open(t)
             ev = self._open
@@ -438,8 +434,7 @@ class SourceWatcher:
         self._notify(WatchNotice("offline", self.label, message=f"offline at {t:.1f} s: {reason}"))
 
     def _reset_smoothing(self) -> None:
-        self.smoother.reset()
-        self.end_smoother.reset()
+        self.builder.reset_smoothing()
 
     def _on_gap(self, gap: Gap) -> None:
         self.stats.gaps += 1
@@ -463,8 +458,8 @@ class SourceWatcher:
     def _finish(self, reason: str) -> None:
         """Close the event in progress (at the last frame's time), saying why the source went away."""
         # cooling down = the scores were already back to normal: it recovered before the source went
-        why = "recovered" if self.tracker.phase == Phase.CLOSING else reason
-        for tr in self.tracker.finish(self.stats.last_time):
+        why = "recovered" if self.builder.phase == Phase.CLOSING else reason
+        for tr in self.builder.finish(self.stats.last_time):
             if tr.kind == "end":
                 self._end_event(tr.end_time if tr.end_time is not None else self.stats.last_time, why)
         self._open = None

@@ -3,19 +3,24 @@ arrays + JSON (no pickle), trained and scored from the videos (it needs motion, 
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import updated
-from ..detectors.video import StateVideoDetector, VideoContext, VideoDetector
-from ..encoders.null import NULL_IDENTITY
+from ..config import Settings, updated
+from ..detectors.contract import Detector, DetectorContext, FrameProgress, Progress
+from ..detectors.video import StateVideoDetector
 from ..errors import InvalidVideoError
+from ..values import EmbeddedVideo, FrameScores
 from .appearance import CropEmbedder
 from .scorer import MotionConfig, MotionScorer, MotionState
 
 if TYPE_CHECKING:
     from ..encoders.base import Encoder
+    from ..video.frames import Frame
 
 
 def motion_config(settings) -> MotionConfig:
@@ -31,9 +36,64 @@ def crop_embedder(config: MotionConfig, encoder: Encoder | None) -> CropEmbedder
     """The embedder of moving regions' crops when the model looks at appearance, else None."""
     if "appearance" not in config.fused:
         return None
-    if encoder is None or encoder.identity == NULL_IDENTITY:
+    if encoder is None:
         raise InvalidVideoError("this motion model looks at appearance and needs its encoder")
     return CropEmbedder(encoder)
+
+
+class MotionDetectorScorer:
+    """The detector contract over a :class:`MotionScorer`: its scores, explanations and the mean
+    embedding of each frame's moving regions (None without appearance)."""
+
+    def __init__(self, inner: MotionScorer):
+        self.inner = inner
+        self.interval_ms = inner.interval_ms
+        # live frames come with the source frame before them: motion is measured over about the same
+        # short gap whatever the sampling (offline, a sampling interval that is itself a usable gap
+        # measures between samples instead: the same scores where the two gaps agree)
+        self.needs_previous = True
+        self._queue: deque[Frame] = deque()
+        self._live: Iterator[tuple[Frame, float, dict]] | None = None
+
+    def fit(self, sources: Sequence[str | Path], progress: Progress | None = None, *,
+            names: Sequence[str] | None = None) -> MotionDetectorScorer:
+        self.inner.fit([str(s) for s in sources], progress, names=names)
+        return self
+
+    @property
+    def train_videos(self) -> list[EmbeddedVideo]:
+        vids = self.inner.train_videos
+        if self.inner.embedder is None:  # motion alone embeds nothing
+            for v in vids:
+                v.embeddings = None
+        return vids
+
+    def fitted(self) -> MotionDetector:
+        det = MotionDetector(self.inner.config.as_dict())
+        det.state_ = self.inner._check()
+        det.n_features_in_ = self.inner.embedder.dim if self.inner.embedder is not None else 0
+        det.threshold_ = 0.0
+        return det
+
+    def score(self, source: str | Path, progress: FrameProgress | None = None) -> FrameScores:
+        r = self.inner.score_detailed(source, progress)
+        return FrameScores(r.source, r.frame_indices, r.timestamps, np.asarray(r.scores, np.float64),
+                           r.explanations, r.embeddings)
+
+    def _pending(self) -> Iterator[Frame]:
+        while True:  # the stream asks for one frame per result, and gets one
+            yield self._queue.popleft()
+
+    def score_frames(self, frames: Sequence[Frame]) -> FrameScores:
+        if self._live is None:  # one stream for the whole source: reference frames carry over between batches
+            self._live = self.inner.score_stream(self._pending())
+        out = []
+        for f in frames:
+            self._queue.append(f)
+            out.append(next(self._live))
+        return FrameScores(frames[0].source if frames else "", np.array([f.index for f, _, _ in out], np.int64),
+                           np.array([f.timestamp for f, _, _ in out], np.float64),
+                           np.array([s for _, s, _ in out], np.float64), [w or {} for _, _, w in out])
 
 
 class MotionDetector(StateVideoDetector):
@@ -43,36 +103,26 @@ class MotionDetector(StateVideoDetector):
     state_key = "motion"
 
     @classmethod
-    def encoder_needed(cls, settings: Any) -> bool:
-        return "appearance" in motion_config(settings).fused
-
-    @classmethod
-    def encoder_settings(cls, settings: Any) -> Any:
-        """Crops go through the fast offline backbone unless ``motion_crop_encoder`` says
-        "configured": a frame has several regions, and OpenCLIP costs 50-140 ms a crop on 2 cores."""
+    def encoder_settings(cls, settings: Settings) -> Settings | None:
+        """None without appearance (motion alone embeds nothing). Crops go through the fast offline
+        backbone unless ``motion_crop_encoder`` says "configured": a frame has several regions, and
+        OpenCLIP costs 50-140 ms a crop on 2 cores."""
+        if "appearance" not in motion_config(settings).fused:
+            return None
         if settings.motion_crop_encoder == "configured" or settings.encoder == "efficientnet":
             return settings
         return updated(settings, {"encoder": "efficientnet", "features": "frame"})
 
     @classmethod
-    def video_scorer(cls, ctx: VideoContext, fitted: VideoDetector | None = None) -> MotionScorer:
+    def scorer_for(cls, ctx: DetectorContext, fitted: Detector | None = None) -> MotionDetectorScorer:
         """A fresh scorer configured by ``ctx.settings``, or one holding ``fitted``'s state."""
         state = cls.fitted_state(fitted)
         s = ctx.settings
         config = state.config if state else motion_config(s)
-        return MotionScorer(config, state=state, interval_ms=ctx.interval_ms,
-                            max_side=ctx.max_side, max_frames=ctx.max_frames,
-                            max_duration_s=getattr(s, "max_duration_s", 0) or 0,
-                            embedder=crop_embedder(config, ctx.encoder))
-
-    @classmethod
-    def from_scorer(cls, scorer: MotionScorer) -> MotionDetector:
-        det = cls(scorer.config.as_dict())
-        det.state_ = scorer._check()
-        # the model records the encoder it was fitted with: the crops' encoder, or the null one (dim 1)
-        det.n_features_in_ = scorer.embedder.dim if scorer.embedder is not None else 1
-        det.threshold_ = 0.0
-        return det
+        return MotionDetectorScorer(MotionScorer(config, state=state, interval_ms=ctx.interval_ms,
+                                                 max_side=ctx.max_side, max_frames=ctx.max_frames,
+                                                 max_duration_s=getattr(s, "max_duration_s", 0) or 0,
+                                                 embedder=crop_embedder(config, ctx.encoder)))
 
     def model_extra(self) -> dict[str, Any]:
         st = self.state_
@@ -83,13 +133,6 @@ class MotionDetector(StateVideoDetector):
         self._check_fitted()
         embedder = crop_embedder(self.state_.config, kwargs.pop("encoder", None))
         return MotionScorer(state=self.state_, embedder=embedder, **kwargs)
-
-    def fit(self, X: np.ndarray) -> MotionDetector:
-        raise InvalidVideoError("the motion detector learns from videos, not embeddings: train it with "
-                                "Pipeline.fit / vlm-anomaly train")
-
-    def _decision(self, X: np.ndarray) -> np.ndarray:
-        raise InvalidVideoError("the motion detector scores videos, not embeddings: use Pipeline.score")
 
     def _restore_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MotionState:
         return MotionState.from_state(meta, arrays)

@@ -78,6 +78,13 @@ class ModelInfo:
     size_bytes: int
 
 
+
+def _encoder_label(enc: dict | None) -> str:
+    """How a listing names a model's encoder ("none" for detectors that embed nothing)."""
+    if enc is None or enc.get("backend") == "motion":  # (older motion-only models named a stand-in)
+        return "none"
+    return f"{enc['backend']}:{enc['model']}/{enc.get('pretrained', '')}"
+
 class ModelStore:
     """Save, load, list, show, rename and delete named models under one folder.
 
@@ -177,8 +184,7 @@ class ModelStore:
                 out.append(
                     ModelInfo(
                         name=name,
-                        encoder=f"{meta['encoder']['backend']}:{meta['encoder']['model']}"
-                        f"/{meta['encoder'].get('pretrained', '')}",
+                        encoder=_encoder_label(meta["encoder"]),
                         detector=str(meta["detector"]["name"]),
                         frames=int(meta.get("training", {}).get("frames", 0)),
                         videos=len(meta.get("training", {}).get("videos", [])),

@@ -18,6 +18,7 @@ import streamlit as st
 from ..errors import VlmAnomalyError
 from ..events import FeedView, LiveFeed, LiveSession, SourceWatcher, StreamScorer
 from ..events.store import EventRecord
+from ..results import score_bands
 from ..video import Frame
 from ..video.live import PushSource
 from ..video.render import annotate_frame, box_kwargs
@@ -108,7 +109,8 @@ def _banner(sess: LiveSession, view: FeedView) -> None:
 
 
 def _history(sess: LiveSession, view: FeedView) -> None:
-    st.plotly_chart(charts.live(view.readings[-CHART_POINTS:], sess.watcher.threshold), key="live_chart")
+    st.plotly_chart(charts.live(view.readings[-CHART_POINTS:], sess.watcher.threshold,
+                                bands=score_bands(sess.watcher.model.extra)), key="live_chart")
     st.markdown(f"**Alert history** ({len(view.events)})")
     if view.events:
         latest = list(reversed(view.events))[:HISTORY_ROWS]

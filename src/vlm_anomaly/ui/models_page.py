@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from ..results import score_bands
 from ..store.models import read_model_meta
 from . import charts, state
 
@@ -17,7 +18,8 @@ def _rows(store) -> list[dict]:
         rows.append({"name": info.name, "encoder": info.encoder, "detector": info.detector,
                      "videos": info.videos, "frames": info.frames,
                      "interval (ms)": meta.get("training", {}).get("interval_ms"),
-                     "nu": params.get("nu"), "gamma": str(params.get("gamma", "")),
+                     "false-alarm target": meta.get("extra", {}).get("target_false_alarm"),
+                     "nu": params.get("nu"), "gamma": None if params.get("gamma") is None else str(params["gamma"]),
                      "threshold": meta.get("threshold"), "created": info.created,
                      "size (kB)": round(info.size_bytes / 1024, 1)})
     return rows
@@ -72,17 +74,21 @@ def _compare(names: list[str]) -> None:
     if st.button("Compare", disabled=f is None or a == b):
         with state.user_errors():
             path = state.save_upload(f, s.max_upload_mb)
-            results = {}
+            results, bands = {}, set()
             for name in (a, b):
                 model = state.model_store(s).load(name)
+                bands.add(score_bands(model.extra))
                 results[name] = state.pipeline_for(model, s).score(
                     model, path, progress=state.progress_bar(f"{name} on {f.name}"))
-            st.session_state["cmp"] = {"video": f.name, "results": results}
+            # bands only when both models share a score scale
+            st.session_state["cmp"] = {"video": f.name, "results": results,
+                                       "bands": bands.pop() if len(bands) == 1 else ()}
     cmp = st.session_state.get("cmp")
     if not cmp:
         return
     res = cmp["results"]
-    st.plotly_chart(charts.compare(res, title=f"{' vs '.join(res)} on {cmp['video']}"), key="cmp_chart")
+    st.plotly_chart(charts.compare(res, title=f"{' vs '.join(res)} on {cmp['video']}", bands=cmp.get("bands", ())),
+                    key="cmp_chart")
     cols = st.columns(len(res))
     for col, (name, r) in zip(cols, res.items()):
         col.markdown(f"**{name}**")
@@ -105,7 +111,8 @@ def render() -> None:
         if not rows:
             st.info("No model yet: train one on the **Train** page.")
             return
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="models_table")
+        # columns no model listed has (nu and gamma of motion models, the false-alarm target of the others)
+        st.dataframe(pd.DataFrame(rows).dropna(axis=1, how="all"), hide_index=True, key="models_table")
         names = [r["name"] for r in rows]
         if st.session_state.get("models_pick") not in names:
             st.session_state["models_pick"] = names[0]

@@ -81,6 +81,8 @@ def pipeline(s: Settings | None = None) -> Pipeline:
 def pipeline_for(model: AnomalyModel, s: Settings | None = None) -> Pipeline:
     """A pipeline whose (cached) encoder is the one ``model`` was trained with."""
     s = s or settings()
+    if model.encoder is None:  # it embeds nothing
+        return Pipeline(s)
     return Pipeline(s, encoder=_encoder(_options(s), json.dumps(model.encoder.as_dict(), sort_keys=True)))
 
 

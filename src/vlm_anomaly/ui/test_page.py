@@ -1,4 +1,4 @@
-"""Test page: score a video with a model, explore the timeline, frames and segments, download results."""
+"""Test page: score a video with a model, explore the timeline, frames and incidents, download results."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from ..metrics import parse_frame_labels
-from ..results import ScoreResult, band
+from ..results import SCORE_BANDS, Bands, ScoreResult, band, score_bands
 from ..video import analysed_size
 from ..video.render import annotate_frame, explanation_box, scale_box, write_annotated_video
 from ..video.thumbnails import grab_frames
@@ -30,10 +30,27 @@ def _analyse(s, name: str, files) -> None:
         model = state.model_store(s).load(name)
         pipe = state.pipeline_for(model, s)
         result = pipe.score(model, path, progress=state.progress_bar(f"Analysing {files.name}"))
-        st.session_state["test"] = {"result": result, "path": str(path), "video": files.name, "model": name}
+        st.session_state["test"] = {"result": result, "path": str(path), "video": files.name, "model": name,
+                                    "bands": score_bands(model.extra), "calibration": _calibration(model.extra)}
         st.session_state["test_thr"] = float(result.threshold)
         st.session_state["test_pos"] = int(np.argmin(result.smoothed_scores))
         st.session_state.pop("test_mp4", None)
+
+
+def _bands() -> Bands:
+    """The score bands of the model of the result shown (from its calibration)."""
+    return st.session_state.get("test", {}).get("bands", SCORE_BANDS)
+
+
+def _calibration(extra: dict) -> str:
+    """What the bands of a calibrated model mean, in its own figures ('' for the others)."""
+    target = extra.get("target_false_alarm")
+    if target is None:
+        return ""
+    flagged = extra.get("heldout_flagged")
+    measured = f" (measured there: {100 * flagged:.1f} %)" if flagged is not None else ""
+    return (f"Score bands from the model's calibration on held-out normal clips: their median frame scores +1, "
+            f"the threshold 0 flags {100 * target:.1f} % of them{measured}.")
 
 
 def _headline(r: ScoreResult) -> None:
@@ -42,7 +59,7 @@ def _headline(r: ScoreResult) -> None:
     c2.metric("Anomalies", r.n_anomalies)
     c3.metric("Anomaly rate", f"{100 * r.anomaly_rate:.1f}%")
     low = float(r.smoothed_scores.min()) if r.n_frames else 0.0
-    c4.metric("Lowest score", f"{low:+.3f}", help=f"band: {band(low)}")
+    c4.metric("Lowest score", f"{low:+.3f}", help=f"band: {band(low, _bands())}")
 
 
 def _ground_truth(r: ScoreResult, video: str) -> np.ndarray | None:
@@ -69,14 +86,16 @@ def _ground_truth(r: ScoreResult, video: str) -> np.ndarray | None:
     return None
 
 
-def _segments(r: ScoreResult) -> None:
-    segs = r.segments()
-    st.subheader("Anomalous segments")
+def _incidents(r: ScoreResult) -> None:
+    segs = r.incidents()
+    st.subheader("Incidents")
+    st.caption("The events live monitoring reports for these scores (same smoothing, hysteresis and minimum "
+               "duration as the Live page).")
     if not segs:
-        st.info("No anomalous segment at this threshold.")
+        st.info("No incident at this threshold.")
         return
     st.dataframe(pd.DataFrame([{"#": k + 1, "start (s)": g.start_time, "end (s)": g.end_time,
-                                "frames": g.end_index - g.start_index + 1, "worst score": round(g.worst_score, 3),
+                                "frames": g.frames, "worst score": round(g.worst_score, 3),
                                 "worst at (s)": g.worst_time} for k, g in enumerate(segs)]), hide_index=True)
     labels = [f"#{k + 1}: {g.start_time:.1f}-{g.end_time:.1f} s (worst {g.worst_score:+.3f})"
               for k, g in enumerate(segs)]
@@ -87,8 +106,8 @@ def _segments(r: ScoreResult) -> None:
             st.session_state["test_pos"] = segs[k].worst_position
             st.session_state["test_video_t"] = segs[k].start_time
 
-    st.selectbox("Jump to segment", range(len(segs)), format_func=labels.__getitem__, index=None,
-                 key="test_seg", on_change=jump, placeholder="pick a segment to see its frames")
+    st.selectbox("Jump to incident", range(len(segs)), format_func=labels.__getitem__, index=None,
+                 key="test_seg", on_change=jump, placeholder="pick an incident to see its frames")
 
 
 def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
@@ -110,7 +129,7 @@ def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
                                     time_s=float(r.timestamps[pos]), description=desc, threshold=r.threshold,
                                     **explanation_box(r, pos)),
                      caption=f"this frame: {'ANOMALY' if lab else 'normal'}, raw {r.raw_scores[pos]:+.3f}, "
-                             f"smoothed {r.smoothed_scores[pos]:+.3f} ({band(float(r.smoothed_scores[pos]))})",
+                             f"smoothed {r.smoothed_scores[pos]:+.3f} ({band(r.smoothed_scores[pos], _bands())})",
                      width="stretch")
     why = r.explanations[pos] if pos < len(r.explanations) else None
     with c2:
@@ -213,8 +232,10 @@ def _results(t: dict) -> None:
     r = r0.relabel(float(thr))
     _headline(r)
     truth = _ground_truth(r, t["video"])
-    st.plotly_chart(charts.timeline(r, truth=truth), key="test_timeline")
-    _segments(r)
+    st.plotly_chart(charts.timeline(r, truth=truth, bands=t.get("bands", SCORE_BANDS)), key="test_timeline")
+    if t.get("calibration"):
+        st.caption(t["calibration"])
+    _incidents(r)
     if "test_video_t" in st.session_state:
         st.video(t["path"], start_time=float(st.session_state["test_video_t"]))
     _inspector(r, t["path"], t["model"])
