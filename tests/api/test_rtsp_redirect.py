@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -70,8 +72,9 @@ def _read_request(f) -> tuple[str, dict[str, str]] | None:
 class FakeCamera:
     """An RTSP server on 127.0.0.1: ``answer(request_line, headers, conn)`` sends each reply."""
 
-    def __init__(self, answer):
+    def __init__(self, answer, tls: ssl.SSLContext | None = None):
         self.answer = answer
+        self.tls = tls
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.closed = threading.Event()
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -87,8 +90,10 @@ class FakeCamera:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn):
-        f = conn.makefile("rb")
         try:
+            if self.tls:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            f = conn.makefile("rb")
             while (req := _read_request(f)) is not None:
                 self.requests.append(req)
                 self.answer(req[0], req[1], conn)
@@ -116,7 +121,7 @@ def outside():
     srv.close()
 
 
-def _redirecting(outside, *, first_ok: bool, status: str):
+def _redirecting(outside, *, first_ok: bool, status: str, tls=None):
     """A camera that answers OPTIONS (or everything) with a redirect to 127.0.0.2; before the
     redirect it sends an interleaved packet that holds a fake status line (which is data)."""
     location = f"rtsp://127.0.0.2:{outside.port}/x"
@@ -130,7 +135,19 @@ def _redirecting(outside, *, first_ok: bool, status: str):
         conn.sendall(b"$\x00" + len(payload).to_bytes(2, "big") + payload)
         _reply(conn, status, {"Location": location}, cseq)
 
-    return FakeCamera(answer)
+    return FakeCamera(answer, tls)
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A server TLS context with a fresh self-signed certificate (cameras' usual kind)."""
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=cam.local", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+                   check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "cert.pem", d / "key.pem")
+    return ctx
 
 
 @pytest.fixture(scope="module")
@@ -228,10 +245,10 @@ class _StreamingCamera:
 
     REALM, NONCE, USER, PASSWORD = "cam", "abc123", "admin", "pa'ss!"
 
-    def __init__(self, ts_bytes: bytes, seconds: float = 0.0):
+    def __init__(self, ts_bytes: bytes, seconds: float = 0.0, tls=None):
         self.ts = ts_bytes
         self.seconds = seconds  # spread the packets over this long (a live camera's pace)
-        self.cam = FakeCamera(self.answer)
+        self.cam = FakeCamera(self.answer, tls)
         self.port = self.cam.port
 
     def _authorised(self, method: str, headers) -> bool:
@@ -308,3 +325,29 @@ def test_the_relay_connects_only_once_and_only_to_its_host(outside):
     relay.close()
     assert outside.connections == 1
     outside.connections = 0
+
+
+def test_rtsps_goes_through_the_relay_too(site, outside, tls):
+    """TLS to the camera is made by the relay, so its replies are read there too."""
+    cam = _redirecting(outside, first_ok=True, status="302 Found", tls=tls)
+    try:
+        with pytest.raises(InvalidVideoError, match="camera answered with a redirect: not followed"):
+            AvReader(f"rtsps://admin:pw@127.0.0.1:{cam.port}/live")
+        assert [line.split()[0] for line, _ in cam.requests] == ["OPTIONS", "DESCRIBE"]
+        assert outside.connections == 0
+    finally:
+        cam.close()
+    good = _StreamingCamera(site["ts"].read_bytes(), tls=tls)
+    try:
+        reader = AvReader(f"rtsps://admin:pa'ss!@127.0.0.1:{good.port}/live", media_time=False)
+        assert sum(1 for _ in reader.frames()) >= 30
+        reader.close()
+    finally:
+        good.cam.close()
+
+
+def test_an_unreachable_camera_says_why(outside):
+    port = Listener("127.0.0.1")
+    port.close()  # nothing listens there now
+    with pytest.raises(InvalidVideoError, match="cannot open \\(Connection refused\\)"):
+        AvReader(f"rtsp://u:p@127.0.0.1:{port.port}/live")

@@ -118,6 +118,8 @@ def open_input(source: str, *, timeout: float | tuple[float, float] | None = 10.
         relay.close()
         if relay.refused:
             raise RedirectRefusedError(REDIRECT_REASON) from None
+        if relay.failure:  # the camera's own reason, not FFmpeg's view of the closed relay
+            raise ConnectionError(relay.failure) from None
         raise
 
 

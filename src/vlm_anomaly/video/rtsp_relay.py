@@ -163,6 +163,7 @@ class RtspRelay:
         self.shown = redact_url(source)
         self.timeout = timeout
         self.refused = False
+        self.failure = ""  # why the camera could not be reached, if it could not
         self.connections = 0
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
@@ -196,7 +197,8 @@ class RtspRelay:
                 upstream = ctx.wrap_socket(upstream, server_hostname=self.host)
             upstream.settimeout(None)
         except OSError as exc:
-            log.warning("%s: cannot connect (%s)", self.shown, exc.strerror or type(exc).__name__)
+            self.failure = str(exc.strerror or exc or type(exc).__name__)
+            log.debug("%s: cannot connect (%s)", self.shown, self.failure)
             self.close()
             return
         self._keep(upstream)
