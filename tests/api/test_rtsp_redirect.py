@@ -235,8 +235,10 @@ def test_the_reply_scanner_reads_the_stream_as_ffmpeg_does():
     assert refused(b"RTSP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabcRTSP/1.0 302 x\r\n")
     # a redirect's line is never forwarded, not even in part
     s = ReplyScanner()
-    ok = b"RTSP/1.0 200 OK\r\n\r\n"
-    assert s.feed(ok + b"RTSP/1.0 30") == len(ok)
+    s.feed(b"RTSP/1.0 200 OK\r\n\r\nRTSP/1.0 3")
+    assert s.held == len(b"RTSP/1.0 3")
+    s.feed(b"0")
+    assert s.held == len(b"RTSP/1.0 30")
 
 
 class _StreamingCamera:
@@ -351,3 +353,27 @@ def test_an_unreachable_camera_says_why(outside):
     port.close()  # nothing listens there now
     with pytest.raises(InvalidVideoError, match="cannot open \\(Connection refused\\)"):
         AvReader(f"rtsp://u:p@127.0.0.1:{port.port}/live")
+
+
+def test_no_byte_of_a_redirect_reaches_the_client(outside):
+    """A redirect sent in pieces: the client gets the 200 before it and then only the close."""
+
+    def answer(line, headers, conn):
+        conn.sendall(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\nRTSP/1.0 30")
+        time.sleep(0.3)
+        conn.sendall(f"2 Found\r\nLocation: rtsp://127.0.0.2:{outside.port}/x\r\n\r\n".encode())
+
+    cam = FakeCamera(answer)
+    relay = RtspRelay(f"rtsp://127.0.0.1:{cam.port}/live", timeout=5)
+    try:
+        c = socket.create_connection(relay.address, timeout=5)
+        c.sendall(b"OPTIONS rtsp://127.0.0.1/live RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+        got = b""
+        while chunk := c.recv(4096):
+            got += chunk
+        assert got == b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"
+        assert relay.refused and outside.connections == 0
+        c.close()
+    finally:
+        relay.close()
+        cam.close()

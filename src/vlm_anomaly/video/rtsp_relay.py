@@ -85,9 +85,11 @@ def _word(line: bytes) -> tuple[bytes, bytes]:
 
 
 class ReplyScanner:
-    """Follows the camera's byte stream as FFmpeg's RTSP reader would, and says when it is about to
-    see a redirect. :meth:`feed` returns how many of the bytes given may be forwarded, or raises
-    :class:`RedirectRefusedError` (nothing of that reply's status line is ever forwarded)."""
+    """Follows the camera's byte stream as FFmpeg's RTSP reader does while it connects (the only
+    time FFmpeg follows a redirect) and raises :class:`RedirectRefusedError` at a ``3xx`` status
+    line. :attr:`held` is how many of the last bytes fed belong to a line not yet ended: those
+    are forwarded only once the line is checked, so no part of a redirect ever reaches FFmpeg.
+    Any line that reads as a ``3xx`` status line is refused, wherever it stands in a message."""
 
     def __init__(self) -> None:
         self._skip = 0  # bytes of an interleaved packet or a body still to pass through unread
@@ -96,37 +98,36 @@ class ReplyScanner:
         self._stored = False  # the current line holds a character (``$`` counts only before one)
         self._lines = 0  # lines of the current message
         self._length = 0  # its Content-Length
+        self.held = 0  # bytes of the line being read (not yet safe to forward)
         self.status = 0  # the refused status, once refused
 
-    def feed(self, data: bytes) -> int:
-        """Scan ``data``; the count of its bytes that are safe to forward (all unless refused)."""
+    def feed(self, data: bytes) -> None:
+        """Scan the next bytes of the camera's stream."""
         i, n = 0, len(data)
-        safe = 0  # bytes up to the end of the last complete line (or skipped span) forwarded
         while i < n:
             if self._skip:
                 take = min(self._skip, n - i)
                 self._skip -= take
                 i += take
-                safe = i if not self._line and not self._stored else safe
                 continue
             if self._hdr or (data[i] == 0x24 and not self._stored):  # "$": an interleaved packet
                 self._hdr += data[i : i + 1]
+                self.held = 0
                 i += 1
                 if len(self._hdr) == 4:
                     self._skip = int.from_bytes(self._hdr[2:4], "big")
                     self._hdr = b""
-                    safe = i if not self._line else safe
                 continue
             ch = data[i]
             i += 1
+            self.held += 1
             if ch == 0x0A:
+                self.held = 0
                 self._end_line()
-                safe = i
             elif ch != 0x0D:
                 self._stored = True
                 if len(self._line) < _LINE_MAX:
                     self._line.append(ch)
-        return safe if self._line or self._stored or self._hdr else n
 
     def _end_line(self) -> None:
         line = bytes(self._line).split(b"\0", 1)[0]
@@ -213,7 +214,7 @@ class RtspRelay:
             sock.close()
 
     def _pump(self, src: socket.socket, dst: socket.socket, scanner: ReplyScanner | None) -> None:
-        pending = b""
+        pending = b""  # the start of a camera's line not yet ended (not yet checked)
         try:
             while not self._closed.is_set():
                 data = src.recv(65536)
@@ -222,16 +223,16 @@ class RtspRelay:
                 if scanner is None:
                     dst.sendall(data)
                     continue
-                data = pending + data
                 try:
-                    safe = scanner.feed(data[len(pending) :]) + len(pending)
+                    scanner.feed(data)
                 except RedirectRefusedError:
                     self.refused = True
                     log.warning("%s: %s (status %d)", self.shown, REDIRECT_REASON, scanner.status)
                     break
-                # bytes of a line still being read wait until the line is complete and checked
-                dst.sendall(data[:safe])
-                pending = data[safe:]
+                data = pending + data
+                cut = len(data) - scanner.held
+                dst.sendall(data[:cut])
+                pending = data[cut:]
                 if len(pending) > 1 << 20:  # a line that never ends: not RTSP
                     break
         except OSError:
