@@ -348,11 +348,11 @@ def test_rtsps_goes_through_the_relay_too(site, outside, tls):
         good.cam.close()
 
 
-def test_an_unreachable_camera_says_why(outside):
-    port = Listener("127.0.0.1")
-    port.close()  # nothing listens there now
-    with pytest.raises(InvalidVideoError, match="cannot open \\(Connection refused\\)"):
-        AvReader(f"rtsp://u:p@127.0.0.1:{port.port}/live")
+def test_an_unreachable_camera_says_why():
+    with socket.socket() as bound:  # a port that is taken but does not listen: refused
+        bound.bind(("127.0.0.1", 0))
+        with pytest.raises(InvalidVideoError, match="cannot open \\(Connection refused\\)"):
+            AvReader(f"rtsp://u:p@127.0.0.1:{bound.getsockname()[1]}/live")
 
 
 def test_no_byte_of_a_redirect_reaches_the_client(outside):
@@ -377,3 +377,12 @@ def test_no_byte_of_a_redirect_reaches_the_client(outside):
     finally:
         relay.close()
         cam.close()
+
+
+def test_a_closed_relay_never_reaches_the_camera(outside):
+    relay = RtspRelay(f"rtsp://127.0.0.2:{outside.port}/x", timeout=5)
+    relay.close()  # as when FFmpeg fails before it connects
+    with pytest.raises(OSError):
+        socket.create_connection(relay.address, timeout=1)
+    time.sleep(0.2)
+    assert outside.connections == 0

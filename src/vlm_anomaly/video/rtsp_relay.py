@@ -187,6 +187,9 @@ class RtspRelay:
             return
         finally:
             self._listener.close()  # one connection only
+        if self._closed.is_set():  # closed while accepting: never reach the camera
+            client.close()
+            return
         self.connections += 1
         self._keep(client)
         try:
@@ -244,9 +247,10 @@ class RtspRelay:
         """Close both sides and the listener (idempotent)."""
         self._closed.set()
         try:
-            self._listener.close()
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept
         except OSError:
             pass
+        self._listener.close()
         with self._lock:
             socks, self._socks = self._socks, []
         for s in socks:
