@@ -42,8 +42,8 @@ class SourcePolicy:
     A URL is admitted when its scheme is listed, its host matches a pattern label by label
     (:func:`_host_matches`), and it asks for nothing that makes the server accept connections
     (``?listen``, ``udp://``...). The check covers the first hop only by itself: what is opened
-    goes through :func:`vlm_anomaly.video.decode.input_options`, which keeps every later hop (an
-    HTTP redirect, a playlist's entries) from leaving it. Frame folders count only the images that
+    goes through :func:`vlm_anomaly.video.decode.open_input`, which keeps every later hop (an
+    HTTP or RTSP redirect, a playlist's entries) from leaving it. Frame folders count only the images that
     resolve inside them (:func:`vlm_anomaly.video.sources.list_frame_files`).
 
     Example:
