@@ -24,6 +24,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_app(app):
+    """Run an ASGI ``app`` (a stand-in Frigate, the API) under a real uvicorn on a free localhost
+    port; returns ``(url, server, thread)`` - stop with ``server.should_exit = True; thread.join()``."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    return f"http://127.0.0.1:{port}", server, th
+
+
 def cli_env(home: Path | None = None, **extra: str) -> dict[str, str]:
     """Environment of a CLI subprocess: this checkout's code, offline and (given ``home``) an
     isolated settings home; a developer's own ``VLM_ANOMALY_*`` settings are dropped."""

@@ -79,6 +79,14 @@ for top in root home; do                              # where the interpreter ma
     mkdir "$R$e"; mount --rbind "$e" "$R$e"
   done
 done
+# a checkout (or venv) under a folder the image's user may not enter, e.g. a mode-700 clone: the image
+# keeps its code in folders of its own that it can read, so here the same folders are reached through
+# fresh, readable parents (a tmpfs over the first closed one, the folder itself bound back in)
+for pair in $EXPOSE; do
+  closed=${pair%%=*}; keep=${pair#*=}
+  if ! mountpoint -q "$R$closed"; then mount -t tmpfs -o mode=0755 tmpfs "$R$closed"; fi
+  mkdir -p "$R$keep"; mount --rbind "$keep" "$R$keep"
+done
 # the image's RUN step: `useradd --uid 1000 vlm && mkdir -p /data /config && chown vlm /data /config`
 mkdir -p "$R/data" "$R/config" "$R/home/vlm"
 if [ "$AS_UID" != 0 ]; then chown "$AS_UID" "$R/data" "$R/config" "$R/home/vlm"; fi
@@ -112,6 +120,22 @@ uid = next((int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line
     if os.path.exists(f"/proc/{pid}") else None
 print("CHECK " + json.dumps(seen, sort_keys=True), "uid", uid, flush=True)
 '''
+
+
+def _closed_parents() -> str:
+    """``closed=folder`` pairs: the checkout and the venv, each with its first parent that others may
+    not enter (mode 700), or nothing when they are reachable as they are."""
+    import stat
+    import sys
+
+    pairs = []
+    for folder in (REPO.resolve(), Path(sys.prefix).resolve()):
+        for parent in reversed(folder.parents[:-1]):  # from the top down, "/" left out
+            if not parent.stat().st_mode & stat.S_IXOTH:
+                pairs.append(f"{parent}={folder}")
+                break
+    assert all(" " not in p for p in pairs), pairs
+    return " ".join(dict.fromkeys(pairs))
 
 
 def container_command(extra_env: dict[str, str]) -> tuple[dict[str, str], str, str, int]:
@@ -153,7 +177,7 @@ def run_container(tmp_path, extra_env: dict[str, str]) -> str:
     service_file.write_text("log_level: INFO\n")  # compose mounts the owner's file; no cameras here
     (tmp_path / "t").mkdir()
     vars_ = {"T": str(tmp_path / "t"), "AS_UID": str(uid), "SERVICE_FILE": str(service_file), "WORKDIR": workdir,
-             "COMMAND": command, "PYTHON": sys.executable, "CHECK": CHECK,
+             "COMMAND": command, "PYTHON": sys.executable, "CHECK": CHECK, "EXPOSE": _closed_parents(),
              "CONTAINER_ENV": " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())}
     # root: namespaces of its own; anyone else: a user namespace where it is root (then the uid is its own)
     ns = ["unshare", "--mount", "--net", "--propagation", "private"]

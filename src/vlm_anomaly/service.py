@@ -74,12 +74,15 @@ def watch_cameras(
 
 
 def camera_groups(cameras: list[Camera], processes: int) -> list[list[Camera]]:
-    """Cameras dealt round-robin to ``processes`` groups (0: one per core), never more groups than
-    cameras; cameras of one model land together where the count allows (one model copy a group)."""
+    """Cameras split into ``processes`` groups of near-equal size (0: one per core), never more groups
+    than cameras; ordered by model, so cameras of one model land together where the sizes allow (each
+    group loads a model once)."""
     n = processes or (os.cpu_count() or 1)
     n = max(1, min(n, len(cameras)))
     ordered = sorted(cameras, key=lambda c: c.model)
-    return [g for g in (ordered[i::n] for i in range(n)) if g]
+    size, extra = divmod(len(ordered), n)
+    bounds = [g * size + min(g, extra) for g in range(n + 1)]
+    return [ordered[bounds[g]:bounds[g + 1]] for g in range(n)]
 
 
 def _watch_here(settings, cameras: list[Camera], *, realtime: bool, max_seconds: float | None,

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from .config import ApiSettings
 from .errors import InvalidVideoError, SourceNotAllowedError
 from .redact import redact_url
+from .video.sources import confine_frame_folder
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _HOST = re.compile(r"^[A-Za-z0-9._\-]+$|^\[[0-9A-Fa-f:.]+\]$")
@@ -41,8 +42,8 @@ class SourcePolicy:
     A URL is admitted when its scheme is listed, its host matches a pattern label by label
     (:func:`_host_matches`), and it asks for nothing that makes the server accept connections
     (``?listen``, ``udp://``...). The check covers the first hop only by itself: what is opened
-    goes through :func:`vlm_anomaly.video.decode.input_options`, which keeps every later hop (an
-    HTTP redirect, a playlist's entries) from leaving it. Frame folders count only the images that
+    goes through :func:`vlm_anomaly.video.decode.open_input`, which keeps every later hop (an
+    HTTP or RTSP redirect, a playlist's entries) from leaving it. Frame folders count only the images that
     resolve inside them (:func:`vlm_anomaly.video.sources.list_frame_files`).
 
     Example:
@@ -164,6 +165,8 @@ class SourcePolicy:
         found = next((p for p in inside if p.exists()), None)
         if found is None:  # said only inside the media folders: outside, existence stays unknown
             raise InvalidVideoError(f"{source}: no such file or folder in the media folders")
+        if found.is_dir():  # a frame folder: its images are read only where they resolve inside it
+            confine_frame_folder(found)
         return str(found)
 
 

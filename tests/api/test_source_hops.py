@@ -278,17 +278,22 @@ def test_frame_folders_read_only_images_inside_them(client, site):
     (folder / "1b.png").symlink_to(secret)  # would sort among the real frames
     (folder / "9999.png").symlink_to(secret)
     (folder / "inner.png").symlink_to(folder / "0.png")  # a link that stays inside: fine
+    only_out = site["media"] / "only-outside"
+    only_out.mkdir()
+    (only_out / "0.png").symlink_to(secret)
+    st = _watch(client, "frames", seconds=30)  # the API names the folder: from now on it is confined
+    assert st["status"] == "ended" and st["frames"] >= 1, st
     names = [p.name for p in list_frame_files(folder)]
     assert names == ["0.png", "1.png", "2.png", "3.png", "inner.png"]
     frames = list(sample_frames(folder, interval_ms=0))
     assert len(frames) == 5
     assert not any(np.all(f.image == 250) for f in frames)  # the outside image was never read
-    only_out = site["media"] / "only-outside"
-    only_out.mkdir()
-    (only_out / "0.png").symlink_to(secret)
-    with pytest.raises(InvalidVideoError, match="no image frames"):
-        list(sample_frames(only_out))
-    st = _watch(client, "frames", seconds=30)
-    assert st["status"] == "ended" and st["frames"] >= 1, st
     st = _watch(client, "only-outside", seconds=30)
     assert st["status"] == "failed" and st["frames"] == 0 and "no image frames" in st["error"], st
+    with pytest.raises(InvalidVideoError, match="no image frames"):
+        list(sample_frames(only_out))
+    # the owner's own library and CLI read a folder of links (a dataset subset) as it is
+    mine = site["private"] / "my-subset"
+    mine.mkdir()
+    (mine / "0.png").symlink_to(secret)
+    assert len(list(sample_frames(mine))) == 1

@@ -123,12 +123,3 @@ def test_efficientnet_describe_gives_imagenet_labels(scene_embeddings):
         assert d.text == d.labels[0] and d.confidence == d.probs[0]
 
 
-def test_efficientnet_feature_map_matches_pooled_embedding(scene_embeddings, scene_frames):
-    import torch
-
-    enc, emb = scene_embeddings("efficientnet_encoder")
-    with torch.inference_mode():
-        fmap = enc.feature_map(torch.from_numpy(enc.preprocess(scene_frames[:1])))
-    assert tuple(fmap.shape) == (1, 1280, 7, 7)
-    pooled = fmap.mean(dim=(2, 3)).numpy()[0]
-    np.testing.assert_allclose(pooled / np.linalg.norm(pooled), emb[0], atol=1e-5)

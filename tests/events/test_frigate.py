@@ -7,16 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from tests.events.streams import MjpegCameras, MqttReader
-from tests.helpers import free_port
+from tests.helpers import free_port, serve_app
 from vlm_anomaly.errors import ConfigError
 from vlm_anomaly.video.frigate import FrigateError, list_cameras
 
@@ -68,15 +65,8 @@ def frigate():
     def config():
         return FRIGATE_CONFIG
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
+    url, server, th = serve_app(app)
+    yield url
     server.should_exit = True
     th.join(10)
 

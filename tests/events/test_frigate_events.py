@@ -8,35 +8,20 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 
 from tests.events.streams import MqttReader
 from tests.events.test_frigate import FRIGATE_CONFIG
-from tests.helpers import free_port
+from tests.helpers import serve_app
 from vlm_anomaly import load_settings
 from vlm_anomaly.api import create_app
 
 pytestmark = pytest.mark.slow
-
-
-def serve(app: FastAPI):
-    """Run ``app`` under uvicorn on a free localhost port; returns (url, server, thread)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    return f"http://127.0.0.1:{port}", server, th
 
 
 @pytest.fixture
@@ -64,7 +49,7 @@ def frigate_with_events():
         app.state.ended.append({"id": event_id, **(await request.json())})
         return {"success": True, "message": "Event successfully ended."}
 
-    url, server, th = serve(app)
+    url, server, th = serve_app(app)
     app.state.url = url
     yield app.state
     server.should_exit = True
@@ -131,7 +116,7 @@ def test_api_sources_are_announced_to_home_assistant(trained_home, clips, mqtt_b
         "allowed_media_dirs": [clips[1].parent], "mqtt_url": f"mqtt://{host}:{port}",
         "events_db_url": f"sqlite:///{tmp_path}/ev.db", "events_dir": str(tmp_path / "ev"),
     })
-    url, server, th = serve(create_app(settings))
+    url, server, th = serve_app(create_app(settings))
     reader = MqttReader(host, port)
     try:
         with httpx.Client(base_url=url, headers={"Authorization": "Bearer tok-0123456789"}, timeout=60) as c:

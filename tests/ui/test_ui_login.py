@@ -319,10 +319,10 @@ def test_browser_login_then_live_page_refuses_server_files_and_other_hosts(publi
         box = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Source']"), what="source")
         box.send_keys(Keys.CONTROL, "a")
         box.send_keys(source, Keys.ENTER)
-        _wait(d, idle, 60, "idle-source")
-        start = _wait(d, lambda d: next(b for b in d.find_elements(By.XPATH, "//button[normalize-space(.)="
-                                                                          "'Start monitoring']") if b.is_enabled()),
-                      60, "start")
+        _wait(d, idle, 240, "idle-source")
+        buttons = "//button[normalize-space(.)='Start monitoring']"
+        start = _wait(d, lambda d, x=buttons: next((b for b in d.find_elements(By.XPATH, x) if b.is_enabled()), None),
+                      240, "start")
         start.click()
         _wait(d, lambda d, s=setting: "source not allowed: " in body() and s in body() and idle(d), 60, setting)
         assert "root:" not in body() and "Source " + source not in body()

@@ -98,8 +98,29 @@ def input_options(source: str) -> dict[str, str]:
 
 
 def open_input(source: str, *, timeout: float | tuple[float, float] | None = 10.0):
-    """``av.open`` for reading, restricted by :func:`input_options`. Raises what PyAV raises."""
-    return av.open(str(source), timeout=timeout, options=input_options(str(source)))
+    """``av.open`` for reading, restricted by :func:`input_options`. Raises what PyAV raises.
+
+    ``rtsp``/``rtsps`` go through a :class:`~.rtsp_relay.RtspRelay`, which connects only to the
+    URL's own host and port and refuses the camera's redirects (FFmpeg would follow them to any
+    host); opening then fails with :class:`~.rtsp_relay.RedirectRefusedError`. The relay ends when
+    the container is closed.
+    """
+    src = str(source)
+    if not re.match(r"^rtsps?://", src, re.I):
+        return av.open(src, timeout=timeout, options=input_options(src))
+    from .rtsp_relay import REDIRECT_REASON, RedirectRefusedError, RtspRelay
+
+    open_s = timeout[0] if isinstance(timeout, tuple) else timeout
+    relay = RtspRelay(src, timeout=float(open_s or 10.0))
+    try:
+        return av.open(relay.url, timeout=timeout, options=input_options(relay.url))
+    except Exception:
+        relay.close()
+        if relay.refused:
+            raise RedirectRefusedError(REDIRECT_REASON) from None
+        if relay.failure:  # the camera's own reason, not FFmpeg's view of the closed relay
+            raise ConnectionError(relay.failure) from None
+        raise
 
 
 def open_failure(source: str, exc: BaseException) -> str:

@@ -51,13 +51,30 @@ def _natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
+#: frame folders a client named (approved by the source policy of the API or dashboard): their
+#: images are read only where they resolve inside the folder. The owner's own CLI and library calls
+#: are not confined (a dataset subset made of symlinks is a normal thing to build).
+_CONFINED: set[Path] = set()
+
+
+def confine_frame_folder(folder: str | Path) -> None:
+    """Read ``folder``'s images (and its sub-folders') from now on only where they resolve inside it."""
+    _CONFINED.add(Path(folder).resolve())
+
+
+def _confined(root: Path) -> bool:
+    return any(base in _CONFINED for base in (root, *root.parents))
+
+
 def list_frame_files(folder: Path) -> list[Path]:
     """Image files of a frame folder, sorted numerically (``2.png`` before ``10.png``).
 
-    Only images that resolve inside the folder count: a symlink to a file elsewhere is left out
-    (with a warning), so that a folder a client may name never reads files outside it.
+    In a folder a client named (:func:`confine_frame_folder`), only images that resolve inside it
+    count: a symlink to a file elsewhere is left out (with a warning), so that a folder a client may
+    name never reads files outside it.
     """
     root = Path(folder).resolve()
+    confined = _confined(root)
     files, outside = [], []
     for p in Path(folder).iterdir():
         if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
@@ -66,7 +83,7 @@ def list_frame_files(folder: Path) -> list[Path]:
             real = p.resolve(strict=True)
         except (OSError, RuntimeError):
             continue
-        (files if real.parent == root or root in real.parents else outside).append(p)
+        (files if not confined or real.parent == root or root in real.parents else outside).append(p)
     if outside:
         log.warning("%s: %d image(s) left out: they link outside the folder (%s)", folder,
                     len(outside), ", ".join(sorted(p.name for p in outside)[:3]))
