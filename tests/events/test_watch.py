@@ -94,6 +94,7 @@ def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(
     assert new["has_snapshot"] and new["has_clip"] and new["end_time"] is None and end["end_time"] is not None
     assert new["snapshot"] == end["snapshot"] == ev.snapshot and new["clip"] == end["clip"] == ev.clip
     assert end["id"] == str(ev.id) and end["label"] == "anomaly" and end["has_snapshot"]
+    assert ev.kind == end["kind"] == "activity"  # an intruder, not a camera fault
     assert end["source_start_s"] == round(ev.start_time, 3) and end["top_score"] == round(
         ev.worst_score, 6
     )
