@@ -189,6 +189,21 @@ def _gpu_figures(header: str, cell: str, d: dict, row: str, before: list[str]) -
     return []
 
 
+def _fixed_camera_figures(header: str, cell: str, d: dict, row: str,
+                          before: list[str]) -> list[tuple[str, float, tuple]]:
+    """``bench/motion_cv.py --fixed-camera --json``: {candidate: {flagged_<kind>, auc_<kind>, dim_flagged}};
+    the row names its candidate in backticks, the header its kind."""
+    [key] = [k for k in d if f"`{k}`" in row]
+    r = d[key]
+    if "dimmed" in header:
+        return [("dimmed flagged %", 100 * r["dim_flagged"], _shown(cell))]
+    kind = next((k for k in ("standing", "dark", "shifted") if k in header), None)
+    if kind is None:
+        return []
+    flagged, auc = _numbers(cell)
+    return [(f"{kind} flagged %", 100 * r[f"flagged_{kind}"], flagged), (f"{kind} AUC", r[f"auc_{kind}"], auc)]
+
+
 def _figures_of(d: dict):
     if d.get("format") == "vlm-anomaly-evaluation":
         return _evaluation_figures
@@ -200,6 +215,8 @@ def _figures_of(d: dict):
         return _bench_figures
     if "results" in d and "device" in d:
         return _gpu_figures
+    if d and all(isinstance(v, dict) and "flagged_standing" in v for v in d.values()):
+        return _fixed_camera_figures
     raise AssertionError(f"a results table links a report of unknown kind: {sorted(d)[:8]}")
 
 
