@@ -346,7 +346,7 @@ def _codecs(name: str) -> dict:
 
 def test_readme_figures_come_from_the_current_reports():
     """README's results paragraph of the default detector: Ped2 figures from the default's
-    ``report.json``, the codec-shift range from ``codecs_v5.json``, the speed from
+    ``report.json``, the codec-shift range from ``codecs_v8.json``, the speed from
     ``speed_motion_v5.json`` - and no figure of an older version."""
     text = (REPO / "README.md").read_text()
     para = _para(text, "On UCSD Ped2 (`vlm-anomaly evaluate ../shared/data/ped2`")
@@ -358,7 +358,7 @@ def test_readme_figures_come_from_the_current_reports():
     assert _same(_shown(old_auc), old["metrics"]["pooled"]["auc"]), old_auc
     mean = re.search(r"mean\s+clip\s+AUC\s+([0-9.]+)", para)
     assert mean and _same(_shown(mean.group(1)), d["metrics"]["mean_clip_auc"]), para
-    renders = [v for v in _codecs("codecs_v5.json").values() if isinstance(v, dict)]
+    renders = [v for v in _codecs("codecs_v8.json").values() if isinstance(v, dict)]
     low = re.search(r"AUC\s+([0-9.]+)[–-]([0-9.]+)\s+with\s+([0-9]+)[–-]([0-9]+)\s+%\s+of\s+normal\s+frames", para)
     assert low, para
     assert _same(_shown(low.group(1)), min(r["auc"] for r in renders))
