@@ -110,7 +110,8 @@ def test_database_of_an_older_version_gains_the_event_kind(tmp_path):
     store = EventStore(f"sqlite:///{db}", tmp_path / "media")
     [old] = store.list()
     assert old.kind == "activity" and old.as_dict()["kind"] == "activity"
-    frames = [{"time": 1.0, "text": "image dark", "kind": "camera"}, {"time": 1.5, "text": "image dark", "kind": "camera"}]
+    frames = [{"time": 1.0, "text": "image dark", "kind": "camera"},
+              {"time": 1.5, "text": "image dark", "kind": "camera"}]
     assert event_kind(frames) == "camera"
     assert event_kind([{"time": 1.0, "text": "fast object in the left", "kind": "activity"}, frames[0],
                        {"time": 2.0, "text": "fast object", "kind": "activity"}]) == "activity"

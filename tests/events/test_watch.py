@@ -72,8 +72,8 @@ def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(
     assert ev.frames >= (hi - lo) / INTERVAL_S - 1 and len(ev.descriptions) == ev.frames
     # each frame says what is unusual and where (a moving object, or something standing where
     # training never saw anything), as an activity, not a camera fault
-    assert all(d["kind"] == "activity" and " in the " in d["text"] and ("object" in d["text"] or "something" in d["text"])
-               for d in ev.descriptions), ev.descriptions
+    assert all(d["kind"] == "activity" and " in the " in d["text"]
+               and ("object" in d["text"] or "something" in d["text"]) for d in ev.descriptions), ev.descriptions
     snap = store.media_path(ev.snapshot)
     img = cv2.imread(str(snap))
     assert snap.suffix == ".jpg" and img is not None and img.shape == (240, 320, 3)
