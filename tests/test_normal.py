@@ -118,3 +118,21 @@ def test_a_detector_that_cannot_learn_says_so(tmp_path, normal_video, efficientn
     pipe.train("svm", [normal_video])
     with pytest.raises(CannotLearnError, match="'ocsvm' cannot learn without retraining"):
         mark_normal(pipe.store, "svm", normal_video, settings=s)
+
+
+def test_cli_add_list_undo_and_event(home, run_cli, tmp_path):
+    root, s, intruder, _ = home
+    h = root / "home"
+    r = run_cli("normal", "add", "street", intruder, "--start", "3", "--end", "9", "--note", "the van", home=h,
+                env={"VLM_ANOMALY_PROGRESS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "model street learnt intruder.mp4 3-9 s as normal" in r.stdout and "frames" in r.stderr
+    r = run_cli("normal", "list", "street", "--json", home=h)
+    [a] = __import__("json").loads(r.stdout)
+    assert (a["source"], a["start_s"], a["end_s"], a["note"]) == ("intruder.mp4", 3.0, 9.0, "the van")
+    assert run_cli("normal", "undo", "street", a["id"], home=h).returncode == 0
+    assert "learnt nothing" in run_cli("normal", "list", "street", home=h).stdout
+    r = run_cli("normal", "undo", "street", a["id"], home=h)
+    assert r.returncode == 2 and r.stderr.startswith("error: model 'street' has no footage marked normal")
+    r = run_cli("normal", "event", "12345", home=h)
+    assert r.returncode == 2 and "no event with id 12345" in r.stderr
