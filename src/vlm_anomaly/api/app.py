@@ -35,6 +35,7 @@ from .auth import bearer_auth
 from .jobs import JobManager
 from .limits import BodySizeLimit
 from .metrics import ServiceMetrics
+from .normal import router as normal_router
 
 log = logging.getLogger(__name__)
 
@@ -421,4 +422,5 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         return status
 
     app.include_router(api)
+    app.include_router(normal_router, dependencies=[Depends(auth)])
     return app
