@@ -51,6 +51,10 @@ def watch_cameras(
     bridge = (HomeAssistantBridge.from_settings(settings.alerts, store=store)
               if settings.mqtt_url and settings.ha_discovery else None)
     notify = fan_out(listener, bridge.on_notice if bridge else None)
+    if bridge is not None:  # Home Assistant's "last anomaly was normal" button, handled here
+        from .events.normal_button import NormalButton
+
+        NormalButton(bridge, store, settings)
     groups = camera_groups(cameras, settings.watch_processes)
     restore = _sigterm_as_interrupt()
     try:

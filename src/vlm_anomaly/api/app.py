@@ -28,6 +28,7 @@ from ..config import Settings, updated
 from ..errors import InvalidVideoError, VlmAnomalyError
 from ..events import AlertDispatcher, EventNotFoundError, EventStore, Monitor
 from ..events.homeassistant import HomeAssistantBridge, fan_out
+from ..events.normal_button import NormalButton
 from ..pipeline import Pipeline
 from ..redact import redact_text, redact_url, source_slug
 from ..source_policy import SourcePolicy
@@ -141,6 +142,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
                       listener=fan_out(metrics.on_notice, bridge.on_notice if bridge else None))
     if bridge is not None:
         bridge.attach(monitor)
+        NormalButton(bridge, store, settings)  # Home Assistant's "last anomaly was normal"
     jobs = JobManager(
         Path(settings.home) / "uploads",
         on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc(),
