@@ -82,18 +82,20 @@ def _check_range(start_s: float | None, end_s: float | None) -> None:
 
 def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: float | None = None,
                 end_s: float | None = None, note: str = "", settings: Settings | None = None,
-                progress: Progress | None = None, name: str | None = None) -> NormalAddition:
+                progress: Progress | None = None, name: str | None = None,
+                pipeline: Pipeline | None = None) -> NormalAddition:
     """Teach ``model`` that ``source`` (a video file or frame folder) between ``start_s`` and
     ``end_s`` seconds is normal; saves the model (atomically) and returns the addition.
 
     ``name``: what the model records as the footage's source (default: :func:`source_name`).
+    ``pipeline``: a running shell's pipeline (its encoder is already loaded; default: a new one).
     Raises :class:`~vlm_anomaly.errors.CannotLearnError` when the model's detector cannot learn
     without retraining, :class:`~vlm_anomaly.errors.InvalidVideoError` for a bad source or range.
     """
-    settings = settings or load_settings()
+    settings = settings or (pipeline.settings if pipeline is not None else load_settings())
     _check_range(start_s, end_s)
     note = str(note or "")[:MAX_NOTE]
-    pipe = Pipeline(settings)
+    pipe = pipeline or Pipeline(settings)
     pipe.check_sources([source])
     key = uuid.uuid4().hex[:12]
     with file_lock(models.root / f".{models.path_for(model).stem}.normal.lock"):
@@ -117,7 +119,8 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
 
 
 def mark_event_normal(events: EventStore, models: ModelStore, event_id: int | str, *, note: str = "",
-                      settings: Settings | None = None, progress: Progress | None = None) -> NormalAddition:
+                      settings: Settings | None = None, progress: Progress | None = None,
+                      pipeline: Pipeline | None = None) -> NormalAddition:
     """Teach the event's model that the event was normal: its source file over the event's time
     (plus the smoothing window and :data:`EVENT_PAD_S` each side) when that file is still there,
     else the event's evidence clip (a live camera's event)."""
@@ -127,19 +130,20 @@ def mark_event_normal(events: EventStore, models: ModelStore, event_id: int | st
         raise VlmAnomalyError(f"event id {event_id!r} is not a number") from None
     if rec.end_time is None or rec.status != "closed":
         raise VlmAnomalyError(f"event {rec.id} is still open: mark it normal once it has ended")
-    settings = settings or load_settings()
+    settings = settings or (pipeline.settings if pipeline is not None else load_settings())
     note = note or f"event {rec.id}"
     src = Path(rec.source)
     if not is_stream_url(rec.source) and (src.is_file() or src.is_dir()):
         m = models.load(rec.model)
         pad = EVENT_PAD_S + m.smoothing_window * m.interval_ms / 1000
         return mark_normal(models, rec.model, src, start_s=max(0.0, rec.start_time - pad),
-                           end_s=rec.end_time + pad, note=note, settings=settings, progress=progress)
+                           end_s=rec.end_time + pad, note=note, settings=settings, progress=progress,
+                           pipeline=pipeline)
     clip = events.media_path(rec.clip)
     if clip is None or not clip.is_file():
         raise VlmAnomalyError(f"event {rec.id} has no clip and its source is not a file: nothing to learn from")
     return mark_normal(models, rec.model, clip, note=note, settings=settings, progress=progress,
-                       name=f"{source_name(rec.source)} event {rec.id}")
+                       name=f"{source_name(rec.source)} event {rec.id}", pipeline=pipeline)
 
 
 def normal_additions(models: ModelStore, model: str) -> list[NormalAddition]:
@@ -147,15 +151,16 @@ def normal_additions(models: ModelStore, model: str) -> list[NormalAddition]:
     return [NormalAddition.from_dict(a) for a in models.load(model).normal_additions]
 
 
-def undo_normal(models: ModelStore, model: str, addition_id: str, *, settings: Settings | None = None) -> None:
+def undo_normal(models: ModelStore, model: str, addition_id: str, *, settings: Settings | None = None,
+                pipeline: Pipeline | None = None) -> None:
     """Forget one addition: its observations leave the model's normal data and calibration and
     threshold are recomputed, so the model scores as it did before (the other additions stay)."""
-    settings = settings or load_settings()
+    settings = settings or (pipeline.settings if pipeline is not None else load_settings())
     with file_lock(models.root / f".{models.path_for(model).stem}.normal.lock"):
         m = models.load(model)
         if not any(a.get("id") == addition_id for a in m.normal_additions):
             raise AdditionNotFoundError(f"model {model!r} has no footage marked normal with id {addition_id!r}")
-        scorer = Pipeline(settings).scorer(m)
+        scorer = (pipeline or Pipeline(settings)).scorer(m)
         try:
             remove_normal(scorer, m.detector.name, addition_id)
         except KeyError:

@@ -64,8 +64,7 @@ def mark_video_normal(name: ModelName, req: MarkNormalRequest, request: Request)
     the same footage then raises no alert. 403 for a path the settings do not allow."""
     pipe = request.app.state.pipeline
     source = SourcePolicy.from_settings(pipe.settings.api).check(req.source)
-    a = mark_normal(pipe.store, name, source, start_s=req.start_s, end_s=req.end_s, note=req.note,
-                    settings=pipe.settings)
+    a = mark_normal(pipe.store, name, source, start_s=req.start_s, end_s=req.end_s, note=req.note, pipeline=pipe)
     return _out(name, a)
 
 
@@ -75,7 +74,7 @@ def mark_event_as_normal(event_id: EventId, request: Request,
     """Teach the model that raised this event that the event was normal (its source's footage over
     the event's time, or the event's clip for a camera)."""
     pipe, store = request.app.state.pipeline, request.app.state.store
-    a = mark_event_normal(store, pipe.store, event_id, note=req.note if req else "", settings=pipe.settings)
+    a = mark_event_normal(store, pipe.store, event_id, note=req.note if req else "", pipeline=pipe)
     return _out(store.get(event_id).model, a)
 
 
@@ -89,5 +88,5 @@ def list_normal(name: ModelName, request: Request) -> list[NormalAdditionOut]:
 def undo(name: ModelName, addition_id: AdditionId, request: Request) -> UndoneOut:
     """Forget footage learnt as normal: the model scores as it did before it was added."""
     pipe = request.app.state.pipeline
-    undo_normal(pipe.store, name, addition_id, settings=pipe.settings)
+    undo_normal(pipe.store, name, addition_id, pipeline=pipe)
     return UndoneOut(model=name, undone=addition_id)

@@ -55,10 +55,11 @@ class NormalButton:
     """
 
     def __init__(self, bridge, store: EventStore, settings: Settings):
-        from ..store.models import ModelStore
+        from ..pipeline import Pipeline
 
         self.bridge, self.store, self.settings = bridge, store, settings
-        self.models = ModelStore(settings.models_path)
+        self.pipeline = Pipeline(settings)  # its encoder, loaded at the first press, serves the next ones
+        self.models = self.pipeline.store
         self.topic = command_topic(bridge.state_prefix, "+")
         self._lock = threading.Lock()  # one press learnt at a time
         self.threads: list[threading.Thread] = []
@@ -94,7 +95,7 @@ class NormalButton:
                 last = self.store.list(source=redact_url(c.source), status="closed", limit=1)
                 if not last:
                     raise VlmAnomalyError(f"camera {cam} has no ended anomaly to learn from")
-                a = mark_event_normal(self.store, self.models, last[0].id, note=NOTE, settings=self.settings)
+                a = mark_event_normal(self.store, self.models, last[0].id, note=NOTE, pipeline=self.pipeline)
                 state.update(ok=True, event_id=last[0].id, model=last[0].model, **a.as_dict())
                 log.info("camera %s: event %s learnt as normal (%d frames)", cam, last[0].id, a.frames)
             except Exception as exc:  # noqa: BLE001 - a press must never stop the service; say why instead
