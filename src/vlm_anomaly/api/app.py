@@ -142,7 +142,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
                       listener=fan_out(metrics.on_notice, bridge.on_notice if bridge else None))
     if bridge is not None:
         bridge.attach(monitor)
-        NormalButton(bridge, store, settings)  # Home Assistant's "last anomaly was normal"
+        NormalButton(bridge, store, settings, pipeline=pipe)  # Home Assistant's "last anomaly was normal"
     jobs = JobManager(
         Path(settings.home) / "uploads",
         on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc(),

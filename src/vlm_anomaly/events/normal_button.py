@@ -26,6 +26,7 @@ from ..redact import redact_text, redact_url
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..pipeline import Pipeline
     from .store import EventStore
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,12 @@ class NormalButton:
         >>> NormalButton(bridge, store, settings)  # doctest: +SKIP
     """
 
-    def __init__(self, bridge, store: EventStore, settings: Settings):
+    def __init__(self, bridge, store: EventStore, settings: Settings, *, pipeline: Pipeline | None = None):
         from ..pipeline import Pipeline
 
         self.bridge, self.store, self.settings = bridge, store, settings
-        self.pipeline = Pipeline(settings)  # its encoder, loaded at the first press, serves the next ones
+        # the shell's own pipeline where it has one: its encoder, loaded once, serves every press
+        self.pipeline = pipeline or Pipeline(settings)
         self.models = self.pipeline.store
         self.topic = command_topic(bridge.state_prefix, "+")
         self._lock = threading.Lock()  # one press learnt at a time
