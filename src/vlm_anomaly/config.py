@@ -327,11 +327,16 @@ class Settings(BaseModel):
         else:
             super().__setattr__(name, value)
 
-    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Settings:
-        """A copy with sections of its own; ``update`` may name flat keys (validated, like assignments)."""
-        copy = super().model_copy(deep=deep)
+    def __copy__(self) -> Settings:
+        """A copy with sections of its own (``copy.copy`` and ``model_copy`` alike)."""
+        copy = super().__copy__()
         for attr in SECTION_ATTRS.values():
-            copy.__dict__[attr] = getattr(self, attr).model_copy(deep=deep)
+            copy.__dict__[attr] = copy.__dict__[attr].model_copy()
+        return copy
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Settings:
+        """A copy; ``update`` may name flat keys (validated, like assignments)."""
+        copy = super().model_copy(deep=deep)
         for key, value in (update or {}).items():
             setattr(copy, key, value)
         return copy
