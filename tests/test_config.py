@@ -132,6 +132,8 @@ def test_each_setting_is_defined_once_in_one_section():
 
 
 def test_flat_names_read_and_write_the_key_in_its_section():
+    from copy import copy as shallow_copy
+
     from vlm_anomaly.config import SECTIONS, Settings, section_keys
 
     s = load_settings(overrides={"interval_ms": 250, "webhook_urls": "http://a/hook", "api_port": 9001,
@@ -152,6 +154,9 @@ def test_flat_names_read_and_write_the_key_in_its_section():
     copy = s.model_copy(update={"interval_ms": 200, "detector": "ocsvm"})
     assert (copy.interval_ms, copy.sampling.interval_ms, copy.detector) == (200, 200, "ocsvm")
     assert (s.interval_ms, s.detector) == (1000, "motion")  # a copy has sections of its own
+    shallow = shallow_copy(s)
+    shallow.interval_ms = 250
+    assert s.interval_ms == 1000
     # what `watch` workers get: only the keys set travel (as JSON), and they arrive as set
     back = Settings.model_validate_json(copy.model_dump_json(exclude_unset=True))
     assert back == copy and {"interval_ms", "detector", "nu"} <= back.model_fields_set
