@@ -5,7 +5,7 @@ import time
 import httpx
 import pytest
 
-from vlm_anomaly.api.app import MAX_VIDEOS_PER_REQUEST
+from vlm_anomaly.api.limits import MAX_VIDEOS_PER_REQUEST
 from vlm_anomaly.synthetic import write_video
 
 

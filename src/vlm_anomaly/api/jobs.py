@@ -6,13 +6,14 @@ Uploaded files live in the job's folder and are removed when the job finishes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from ..errors import VlmAnomalyError
 from ..redact import redact_text
+from . import schemas
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +51,12 @@ class Job:
     error: str | None = None
     error_status: int | None = None
 
-    def view(self, *, with_result: bool = True) -> dict:
-        d = {
-            "id": self.id,
-            "kind": self.kind,
-            "status": self.status,
-            "params": self.params,
-            "created": self.created,
-            "finished": self.finished,
-            "progress": {
-                "done": self.done,
-                "total": self.total,
-                "stage": self.stage,
-                "fraction": round(self.done / self.total, 4) if self.total else None,
-            },
-            "error": self.error,
-        }
-        if with_result:
-            d["result"] = self.result
-        return d
+    def view(self, *, with_result: bool = True) -> schemas.Job | schemas.JobSummary:
+        progress = schemas.Progress(done=self.done, total=self.total, stage=self.stage,
+                                    fraction=round(self.done / self.total, 4) if self.total else None)
+        fields = dict(id=self.id, kind=self.kind, status=self.status, params=self.params, created=self.created,
+                      finished=self.finished, progress=progress, error=self.error)
+        return schemas.Job(**fields, result=self.result) if with_result else schemas.JobSummary(**fields)
 
 
 class JobManager:
@@ -78,11 +67,18 @@ class JobManager:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
 
-    def new_dir(self) -> tuple[str, Path]:
+    @contextlib.contextmanager
+    def folder(self) -> Iterator[tuple[str, Path]]:
+        """A new job's id and folder (for its uploads), removed again if anything before
+        :meth:`submit` fails (saving the uploads: empty, over the limit)."""
         jid = uuid.uuid4().hex[:12]
         d = self.workdir / jid
         d.mkdir(parents=True, exist_ok=True)
-        return jid, d
+        try:
+            yield jid, d
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
 
     def submit(
         self,
