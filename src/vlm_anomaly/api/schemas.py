@@ -1,16 +1,21 @@
 """What the API accepts and answers, as pydantic models: the OpenAPI schema documents each response.
 
-Why ``extra="allow"`` on the views of library records (events, watchers, models): the library owns
-their fields; a field it adds still reaches clients, and the fields listed here are the promise.
+Models the library already defines (a model listing, an event) come from its own types. Why
+``extra="allow"`` on the other views of library records (watchers, a model's metadata): the library
+owns their fields; a field it adds still reaches clients, and the fields listed here are the promise.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import datetime as _dt
+from dataclasses import fields
+from typing import Annotated, Any, get_type_hints
 
 from fastapi import Path as PathParam
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..events import EventRecord
 
 
 class _Open(BaseModel):
@@ -28,18 +33,6 @@ class Health(BaseModel):
     status: str = Field(description='"ok" while the service answers')
     version: str
     watched_sources: int = Field(description="sources being watched now")
-
-
-class ModelInfo(BaseModel):
-    """One saved model, as ``models list`` shows it."""
-
-    name: str
-    encoder: str = Field(description='"backend:model/pretrained", or "none" for the motion detector')
-    detector: str
-    frames: int = Field(description="frames it was trained on")
-    videos: int
-    created: str
-    size_bytes: int
 
 
 class ModelDetail(_Open):
@@ -125,33 +118,17 @@ class WatchStatus(_Open):
     error: str | None
 
 
-class Event(_Open):
-    """A stored anomaly event; times in seconds of source time, ``*_at`` wall-clock UTC (ISO 8601)."""
+def _event_model() -> type[BaseModel]:
+    """The fields of a stored event as ``EventRecord.as_dict`` shows them: one definition, the store's."""
+    hints = get_type_hints(EventRecord)
+    as_text = {_dt.datetime: str, _dt.datetime | None: str | None}  # as_dict writes times in ISO 8601
+    shown = {f.name: (as_text.get(hints[f.name], hints[f.name]), ...)
+             for f in fields(EventRecord) if f.name != "owner"}  # (the lease holder stays in the store)
+    return create_model("Event", __doc__="A stored anomaly event: times in seconds of source time, ``*_at`` "
+                        "wall-clock UTC (ISO 8601), the source as shown (credentials masked).", **shown)
 
-    id: int
-    source: str = Field(description="as shown: credentials masked")
-    model: str
-    status: str = Field(description="open | closed")
-    start_time: float
-    end_time: float | None
-    started_at: str
-    ended_at: str | None
-    worst_score: float
-    worst_time: float
-    mean_score: float
-    frames: int
-    descriptions: list[dict[str, Any]]
-    prompt: str | None
-    prompt_score: float | None
-    snapshot: str | None = Field(description="file under the media root; GET /events/{id}/snapshot serves it")
-    clip: str | None
-    media_bytes: int
-    acknowledged: bool
-    acknowledged_at: str | None
-    acknowledged_by: str | None = Field(description="a fingerprint of the token that acknowledged it")
-    end_reason: str | None
-    heartbeat_at: str | None
-    last_time: float | None
+
+Event = _event_model()
 
 
 class Gap(BaseModel):

@@ -12,9 +12,10 @@ from fastapi import Path as PathParam
 
 from ...config import updated
 from ...pipeline import Pipeline
+from ...store.models import ModelInfo
 from ..deps import Svc
 from ..limits import save_uploads
-from ..schemas import Deleted, Job, JobSummary, ModelDetail, ModelInfo, ModelName
+from ..schemas import Deleted, Job, JobSummary, ModelDetail, ModelName
 
 router = APIRouter()
 
