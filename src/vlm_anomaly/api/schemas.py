@@ -56,30 +56,6 @@ class DeletedEvent(BaseModel):
     deleted: int = Field(description="the id of the event deleted")
 
 
-class Progress(BaseModel):
-    done: int
-    total: int = Field(description="an estimate while the job runs")
-    stage: str
-    fraction: float | None
-
-
-class JobSummary(BaseModel):
-    """A train or score job, as ``GET /jobs`` lists it (without its result)."""
-
-    id: str
-    kind: str = Field(description="train | score")
-    status: str = Field(description="queued | running | done | failed")
-    params: dict[str, Any]
-    created: str
-    finished: str | None
-    progress: Progress
-    error: str | None
-
-
-class Job(JobSummary):
-    result: Any = Field(None, description="train: model, frames, videos, encoder; score: summary and per-frame rows")
-
-
 class WatchRequest(BaseModel):
     model: str = Field(max_length=64, description="model name")
     source: str = Field(

@@ -14,8 +14,9 @@ from ...config import updated
 from ...pipeline import Pipeline
 from ...store.models import ModelInfo
 from ..deps import Svc
+from ..jobs import Job, JobSummary
 from ..limits import save_uploads
-from ..schemas import Deleted, Job, JobSummary, ModelDetail, ModelName
+from ..schemas import Deleted, ModelDetail, ModelName
 
 router = APIRouter()
 
@@ -56,7 +57,7 @@ def train_model(
         return {"model": name, "frames": model.n_frames, "videos": len(model.videos),
                 "encoder": model.encoder_label}
 
-    return svc.jobs.submit(jid, "train", work, {"model": name, "files": len(paths)}).view()
+    return svc.jobs.submit(jid, "train", work, {"model": name, "files": len(paths)})
 
 
 @router.post("/models/{name}/score", tags=["models"], status_code=202)
@@ -77,14 +78,14 @@ def score_video(
         r = svc.pipeline.score(model, path, progress=progress, threshold=threshold, interval_ms=interval_ms)
         return {"summary": {**r.summary(), "source": file.filename}, "frames": r.rows()}
 
-    return svc.jobs.submit(jid, "score", work, {"model": name, "file": file.filename}).view()
+    return svc.jobs.submit(jid, "score", work, {"model": name, "file": file.filename})
 
 
-@router.get("/jobs", tags=["jobs"])
-def list_jobs(svc: Svc) -> list[JobSummary]:
-    return [j.view(with_result=False) for j in svc.jobs.list()]
+@router.get("/jobs", tags=["jobs"], response_model=list[JobSummary])
+def list_jobs(svc: Svc) -> list[dict]:
+    return [j.model_dump(exclude={"result"}) for j in svc.jobs.list()]
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
 def get_job(svc: Svc, job_id: Annotated[str, PathParam(max_length=64)]) -> Job:
-    return svc.jobs.get(job_id).view()
+    return svc.jobs.get(job_id)
