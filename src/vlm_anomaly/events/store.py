@@ -280,9 +280,11 @@ class EventStore:
         with self.engine.connect() as conn:
             return sorted({r[0] for r in conn.execute(q) if r[0]})
 
-    def find_source(self, name: str) -> str:
+    def find_source(self, name: str | None) -> str | None:
         """The stored source ``name`` stands for: the masked URL as shown, a camera name
         (``cam1.lan_live``), a path, or (still accepted) the URL with its credentials."""
+        if name is None:
+            return None
         shown = redact_url(name)
         known = self.sources()
         if shown in known:

@@ -24,7 +24,7 @@ def list_events(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[dict]:
     """Events, newest first; ``source`` as shown (masked) or its camera name."""
-    found = svc.store.list(source=None if source is None else svc.store.find_source(source),
+    found = svc.store.list(source=svc.store.find_source(source),
                            acknowledged=acknowledged, status=status, limit=limit, offset=offset)
     return [e.as_dict() for e in found]
 
@@ -70,4 +70,4 @@ def event_clip(svc: Svc, event_id: EventId) -> FileResponse:
 @router.get("/gaps", response_model=list[Gap])
 def list_gaps(svc: Svc, source: SourceQuery = None, limit: Limit = 100) -> list[dict]:
     """Stream stalls/drops and the time they cost, newest first."""
-    return svc.store.gaps(None if source is None else svc.store.find_source(source), limit)
+    return svc.store.gaps(svc.store.find_source(source), limit)

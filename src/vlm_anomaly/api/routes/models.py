@@ -76,7 +76,9 @@ def score_video(
 
     def work(progress) -> dict:
         r = svc.pipeline.score(model, path, progress=progress, threshold=threshold, interval_ms=interval_ms)
-        return {"summary": {**r.summary(), "source": file.filename}, "frames": r.rows()}
+        shown = r.as_dict()
+        shown["summary"]["source"] = file.filename  # the upload's name, not its place on the server
+        return shown
 
     return svc.jobs.submit(jid, "score", work, {"model": name, "file": file.filename})
 
