@@ -21,8 +21,8 @@ from ..schemas import Deleted, ModelDetail, ModelName
 router = APIRouter()
 
 
-@router.get("/models", tags=["models"], response_model=list[ModelInfo])
-def list_models(svc: Svc) -> list:
+@router.get("/models", tags=["models"])
+def list_models(svc: Svc) -> list[ModelInfo]:
     return svc.pipeline.store.list()
 
 
