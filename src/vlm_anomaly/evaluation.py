@@ -69,7 +69,7 @@ def protocol_note(config: dict[str, Any]) -> str:
     if detector is None:
         parts.append("The scorer does not name its detector; how its parameters were chosen is unknown to this run.")
     else:
-        shipped = Settings.model_fields["detector"].default
+        shipped = Settings().detector
         parts.append(f"Detector {detector!r} ({'the shipped default' if detector == shipped else 'not the default'}),"
                      f" smoothing {config.get('smoothing_window')}, normalisation {config.get('normalize')};"
                      " its parameters are in 'config'.")
