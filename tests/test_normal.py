@@ -136,3 +136,33 @@ def test_cli_add_list_undo_and_event(home, run_cli, tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error: model 'street' has no footage marked normal")
     r = run_cli("normal", "event", "12345", home=h)
     assert r.returncode == 2 and "no event with id 12345" in r.stderr
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda m: m.__setitem__("normal_additions", "not a list"),
+    lambda m: m.__setitem__("normal_additions", [{"source": "no id"}]),
+    lambda m: m["detector"]["motion"].__setitem__("normal", {"x": 999}),  # a source the model does not have
+])
+def test_a_tampered_record_of_additions_is_a_corrupt_model(home, tmp_path, tamper):
+    """Model files are untrusted input: what they say was learnt is checked like the rest."""
+    import json
+    import zipfile
+
+    from vlm_anomaly.errors import CorruptModelError
+    from vlm_anomaly.store import ModelStore
+
+    root, s, intruder, _ = home
+    src = Pipeline(s).store.path_for("street")
+    store = ModelStore(tmp_path)
+    dst = store.path_for("bad")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename == "model.json":
+                meta = json.loads(data)
+                tamper(meta)
+                data = json.dumps(meta).encode()
+            zout.writestr(item, data)
+    with pytest.raises(CorruptModelError):
+        store.load("bad")
