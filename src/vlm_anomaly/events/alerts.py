@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -235,20 +236,18 @@ class AlertDispatcher:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, alerts: AlertSettings) -> AlertDispatcher:
-        """The sinks of the ``alerts`` section (``settings.alerts``): each webhook URL, MQTT if set."""
+    def from_settings(cls, alerts: AlertSettings, *, cameras: Sequence = ()) -> AlertDispatcher:
+        """The sinks of the ``alerts`` section (``settings.alerts``): each webhook URL, MQTT if set, and
+        a :class:`FrigateEventSink` per Frigate that has some of ``cameras``."""
         sinks: list = [
             WebhookSink(u, retries=alerts.webhook_retries, timeout_s=alerts.webhook_timeout_s)
             for u in alerts.webhook_urls
         ]
         if alerts.mqtt_url:
-            sinks.append(
-                MqttSink(
-                    alerts.mqtt_url,
-                    prefix=alerts.mqtt_topic_prefix,
-                    timeout_s=alerts.webhook_timeout_s,
-                )
-            )
+            sinks.append(MqttSink(alerts.mqtt_url, prefix=alerts.mqtt_topic_prefix, timeout_s=alerts.webhook_timeout_s))
+        for url in sorted({c.frigate for c in cameras if c.frigate}):
+            sinks.append(FrigateEventSink(url, {c.name: c.name for c in cameras if c.frigate == url},
+                                          timeout_s=alerts.webhook_timeout_s))
         return cls(sinks)
 
     def publish(self, payload: dict) -> None:

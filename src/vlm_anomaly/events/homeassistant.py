@@ -44,6 +44,7 @@ from .. import __version__
 from ..cameras import camera_id
 from ..config import AlertSettings
 from ..redact import redact_url
+from .sinks import EventSink
 from .store import EventRecord
 
 log = logging.getLogger(__name__)
@@ -134,8 +135,9 @@ def mqtt_client(url: str, *, will: tuple[str, str] | None = None, client_id: str
     return client, (u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883))
 
 
-class HomeAssistantBridge:
-    """Publish discovery configs and states of watched cameras to Home Assistant over MQTT.
+class HomeAssistantBridge(EventSink):
+    """Publish discovery configs and states of watched cameras to Home Assistant over MQTT: a sink of
+    the watchers (events, failures) that also polls their status rows (scores, availability).
 
     Example:
         >>> bridge = HomeAssistantBridge.from_settings(settings.alerts, store=store)  # doctest: +SKIP
@@ -189,6 +191,20 @@ class HomeAssistantBridge:
             timeout_s=alerts.webhook_timeout_s,
             instance=instance,
         )
+
+    @classmethod
+    def for_cameras(cls, alerts: AlertSettings, cameras=(), *, store=None,
+                    instance: str = "") -> HomeAssistantBridge | None:
+        """The bridge if ``mqtt_url`` and ``ha_discovery`` are set (else None), ``cameras`` announced and
+        the cameras this node announced before but no longer has cleared."""
+        if not (alerts.mqtt_url and alerts.ha_discovery):
+            return None
+        bridge = cls.from_settings(alerts, store=store, instance=instance)
+        for cam in cameras:
+            bridge.add_camera(cam.name, cam.source)
+        if cameras:
+            bridge.clear_stale()
+        return bridge
 
     # -- topics and payloads ---------------------------------------------------------------
     def config_topic(self, cam: str, key: str) -> str:
@@ -353,14 +369,28 @@ class HomeAssistantBridge:
                 log.warning("Home Assistant: cannot read snapshot of event %s: %s", rec.id, exc)
         return state
 
+    # -- as a sink --------------------------------------------------------------------------
+    def _event(self, source: str, kind: str, rec: EventRecord) -> None:
+        cid = self._by_source.get(redact_url(source))
+        if cid is not None:
+            self.on_event(cid, kind, rec)
+
+    def opened(self, w, rec: EventRecord) -> None:
+        self._event(w.label, "start", rec)
+
+    def closed(self, w, rec: EventRecord) -> None:
+        self._event(w.label if w is not None else rec.source, "end", rec)
+
+    def status(self, w, state: str, reason: str = "") -> None:
+        cid = self._by_source.get(redact_url(w.label))
+        if state == "failed" and cid is not None:
+            self.set_available(cid, False)
+
     def on_notice(self, notice) -> None:
-        """A :class:`~vlm_anomaly.events.WatchNotice` listener (events, gaps, errors)."""
-        cid = self._by_source.get(redact_url(notice.source))
-        if cid is None:
-            return
+        """A :class:`~vlm_anomaly.events.WatchNotice` listener: what worker processes report."""
         if notice.kind in ("start", "end") and notice.record is not None:
-            self.on_event(cid, notice.kind, notice.record)
-        elif notice.kind == "error":
+            self._event(notice.source, notice.kind, notice.record)
+        elif notice.kind == "error" and (cid := self._by_source.get(redact_url(notice.source))):
             self.set_available(cid, False)
 
     # -- following a Monitor ---------------------------------------------------------------
