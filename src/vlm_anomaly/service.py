@@ -105,13 +105,13 @@ def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool,
     pickles), events are read back from the shared store. A worker that dies is reported as failed.
     Home Assistant is told here, in one place, of every worker's cameras."""
     from .events import EventStore
-    from .events.homeassistant import HomeAssistantBridge, fan_out
+    from .events.homeassistant import HomeAssistantBridge
 
     store = EventStore.from_settings(settings)
     bridge = HomeAssistantBridge.for_cameras(settings.alerts, [c for g in groups for c in g], store=store)
     try:
         return _run_workers(settings, groups, realtime=realtime, max_seconds=max_seconds, store=store, bridge=bridge,
-                            listener=fan_out(listener, bridge.on_notice if bridge else None))
+                            listener=listener)
     finally:
         if bridge is not None:
             bridge.close()
@@ -149,8 +149,10 @@ def _run_workers(settings, groups, *, realtime, max_seconds, store, bridge, list
         if "notice" in msg:
             n = msg["notice"]
             rec = store.get(n["event_id"]) if n.get("event_id") else None
-            if listener is not None:
-                listener(WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", "")))
+            notice = WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", ""))
+            for f in (listener, bridge.on_notice if bridge else None):
+                if f is not None:
+                    f(notice)
         elif "status" in msg:
             seen.rows[i] = [{**r, "id": f"g{i + 1}-{r['id']}"} for r in msg["status"]]
         elif "done" in msg:

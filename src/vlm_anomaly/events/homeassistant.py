@@ -510,15 +510,4 @@ def _done(info) -> bool:
         return True
 
 
-def fan_out(*listeners) -> Any:
-    """One listener calling several (``None`` entries skipped)."""
-    active = [f for f in listeners if f is not None]
-
-    def listener(notice) -> None:
-        for f in active:
-            f(notice)
-
-    return listener
-
-
-__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "event_type", "fan_out"]
+__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "event_type"]

@@ -369,7 +369,7 @@ class LiveSession:
 
     Example:
         >>> feed = LiveFeed()  # doctest: +SKIP
-        >>> sess = LiveSession(SourceWatcher(pipe, "office-day", "0", feed=feed)).start()  # doctest: +SKIP
+        >>> sess = LiveSession(SourceWatcher(pipe, "office-day", "0", sinks=[feed])).start()  # doctest: +SKIP
         >>> feed.view().state, sess.stop()  # doctest: +SKIP
     """
 
@@ -500,18 +500,13 @@ class Monitor:
         """An event closed as "service restarted": its end goes to the sinks (no watcher)."""
         tell(self.sinks, "closed", None, rec, errors=self.sink_errors)
 
-    def watcher(self, model: str | AnomalyModel, source: str, *, realtime: bool = True,
-                sinks: Sequence[EventSink] = (), pipeline: Pipeline | None = None, **kwargs) -> SourceWatcher:
-        """A watcher wired to this monitor's sinks (then ``sinks``) and shared encoder lock (not started)."""
-        return SourceWatcher(pipeline or self.pipeline, model, source, sinks=[*self.sinks, *sinks],
-                             realtime=realtime, encode_lock=self._encode_lock, **kwargs)
-
-    def start(self, model: str | AnomalyModel, source: str, *, realtime: bool = True, **kwargs) -> str:
+    def start(self, model: str | AnomalyModel, source: str, *, realtime: bool = True,
+              sinks: Sequence[EventSink] = (), pipeline: Pipeline | None = None, **kwargs) -> str:
         """Start watching ``source``; returns the watch id. Bad model or source raise at once.
 
-        One source more than ``max_watchers`` running raises too. ``kwargs`` go to :meth:`watcher`
-        (``camera``, ``sinks`` such as a page's :class:`~.feed.LiveFeed`, ``interval_ms``,
-        ``threshold``, ``live``, ``pipeline``).
+        One source more than ``max_watchers`` running raises too. Its sinks: this monitor's, then
+        ``sinks`` (a page's :class:`~.feed.LiveFeed`); ``kwargs`` go to :class:`SourceWatcher`
+        (``camera``, ``interval_ms``, ``threshold``, ``live``).
         """
         with self._lock:
             if self.running >= self.max_running:
@@ -519,7 +514,8 @@ class Monitor:
                     f"already watching {self.running} source(s), the limit (max_watchers); "
                     "stop one first"
                 )
-            w = self.watcher(model, source, realtime=realtime, **kwargs)
+            w = SourceWatcher(pipeline or self.pipeline, model, source, sinks=[*self.sinks, *sinks],
+                              realtime=realtime, encode_lock=self._encode_lock, **kwargs)
             finished = [wid for wid, (_, sess, _) in self._watchers.items() if not sess.running]
             for wid in finished[:max(0, len(finished) - KEEP_FINISHED)]:
                 del self._watchers[wid]
