@@ -59,7 +59,7 @@ class WatchNotice:
     message: str = ""
 
 
-class SourceWatcher(Protocol):
+class Watch(Protocol):
     """What a sink may read of the watcher calling it (a :class:`~.watcher.SourceWatcher`)."""
 
     label: str  # the source, credentials masked
@@ -89,19 +89,19 @@ class EventSink:
     def close(self) -> None:
         """Release what the sink holds (connections, threads)."""
 
-    def opened(self, w: SourceWatcher, rec: EventRecord) -> EventRecord | None:
+    def opened(self, w: Watch, rec: EventRecord) -> EventRecord | None:
         """An event started (long enough to count)."""
 
-    def closed(self, w: SourceWatcher | None, rec: EventRecord) -> EventRecord | None:
+    def closed(self, w: Watch | None, rec: EventRecord) -> EventRecord | None:
         """An event ended; ``w`` is None for one a dead process left open, closed at start-up."""
 
-    def frame(self, w: SourceWatcher, reading: Reading, image: np.ndarray) -> None:
+    def frame(self, w: Watch, reading: Reading, image: np.ndarray) -> None:
         """One scored frame (before the event transitions it causes)."""
 
-    def gap(self, w: SourceWatcher, gap: Gap) -> None:
+    def gap(self, w: Watch, gap: Gap) -> None:
         """Frames were missed (a stall or a reconnection)."""
 
-    def status(self, w: SourceWatcher, state: str, reason: str = "") -> None:
+    def status(self, w: Watch, state: str, reason: str = "") -> None:
         """The source's state changed: running, offline, stopped, ended, dropped, failed."""
 
 
@@ -127,10 +127,10 @@ class StoreSink(EventSink):
     def close(self) -> None:
         self.store.close()
 
-    def _of(self, w: SourceWatcher) -> _Media:
+    def _of(self, w: Watch) -> _Media:
         return self._media.setdefault(id(w), _Media(deque()))
 
-    def frame(self, w: SourceWatcher, reading: Reading, image: np.ndarray) -> None:
+    def frame(self, w: Watch, reading: Reading, image: np.ndarray) -> None:
         m, t, ev = self._of(w), reading.t, w.pending
         m.ring.append((t, image))
         while m.ring and m.ring[0][0] < t - w.half_clip:
@@ -150,7 +150,7 @@ class StoreSink(EventSink):
             m.saved_at = now
             self.store.update(m.event_id, **_row(rec), last_time=t)
 
-    def opened(self, w: SourceWatcher, rec: EventRecord) -> EventRecord:
+    def opened(self, w: Watch, rec: EventRecord) -> EventRecord:
         m = self._of(w)
         m.event_id = self.store.create(**_row(rec), status="open", last_time=w.stats.last_time)
         m.saved_at = time.monotonic()
@@ -158,7 +158,7 @@ class StoreSink(EventSink):
             self.store.update(m.event_id, **m.evidence.open(evidence_base(w.label, rec.started_at, m.event_id)))
         return self.store.get(m.event_id)
 
-    def closed(self, w: SourceWatcher | None, rec: EventRecord) -> EventRecord | None:
+    def closed(self, w: Watch | None, rec: EventRecord) -> EventRecord | None:
         m = self._media.get(id(w)) if w is not None else None
         if m is None or m.event_id is None:
             return None
@@ -169,10 +169,10 @@ class StoreSink(EventSink):
         self.store.update(event_id, **values)
         return self.store.get(event_id)
 
-    def gap(self, w: SourceWatcher, gap: Gap) -> None:
+    def gap(self, w: Watch, gap: Gap) -> None:
         self.store.add_gap(gap)
 
-    def status(self, w: SourceWatcher, state: str, reason: str = "") -> None:
+    def status(self, w: Watch, state: str, reason: str = "") -> None:
         if state in FINAL:  # a finished watcher stays listed; its frames need not stay in memory
             self._media.pop(id(w), None)
 
@@ -191,11 +191,11 @@ class AlertSink(EventSink):
     def close(self) -> None:
         self.alerts.close()
 
-    def opened(self, w: SourceWatcher, rec: EventRecord) -> None:
+    def opened(self, w: Watch, rec: EventRecord) -> None:
         self._last[id(w)] = rec
         self.alerts.publish(event_payload("new", rec, camera=w.camera))
 
-    def closed(self, w: SourceWatcher | None, rec: EventRecord) -> None:
+    def closed(self, w: Watch | None, rec: EventRecord) -> None:
         before = self._last.pop(id(w), None) if w is not None else None
         # (an event closed at start-up is named by its source: the camera name died with its process)
         self.alerts.publish(event_payload("end", rec, before, camera=w.camera if w is not None else None))
@@ -211,20 +211,20 @@ class ListenerSink(EventSink):
     def _tell(self, kind: str, source: str, **kw: Any) -> None:
         self.listener(WatchNotice(kind, source, **kw))
 
-    def opened(self, w: SourceWatcher, rec: EventRecord) -> None:
+    def opened(self, w: Watch, rec: EventRecord) -> None:
         self._tell("start", w.label, record=rec)
 
-    def closed(self, w: SourceWatcher | None, rec: EventRecord) -> None:
+    def closed(self, w: Watch | None, rec: EventRecord) -> None:
         if w is None:
             self._tell("end", rec.source, record=rec, message=rec.end_reason or "")
         else:
             self._tell("end", w.label, record=rec)
 
-    def gap(self, w: SourceWatcher, gap: Gap) -> None:
+    def gap(self, w: Watch, gap: Gap) -> None:
         self._tell("gap", w.label, gap=gap, message=f"missed {gap.missed_s:.1f} s "
                    f"(~{gap.missed_samples(w.interval_ms)} samples): {gap.reason}")
 
-    def status(self, w: SourceWatcher, state: str, reason: str = "") -> None:
+    def status(self, w: Watch, state: str, reason: str = "") -> None:
         if state == "offline":
             self._tell("offline", w.label, message=f"offline at {w.stats.last_time:.1f} s: {reason}")
         elif state == "failed":
