@@ -38,12 +38,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from .. import __version__
 from ..cameras import camera_id
 from ..config import AlertSettings
 from ..redact import redact_url
+from .alerts import mqtt_client
 from .sinks import EventSink
 from .store import EventRecord
 
@@ -117,22 +117,6 @@ class _Camera:
     source: str | None
     available: bool | None = None
     score: str | None = None
-
-
-def mqtt_client(url: str, *, will: tuple[str, str] | None = None, client_id: str = ""):
-    """A paho client for ``mqtt[s]://[user:password@]host[:port]`` (not yet connected)."""
-    import paho.mqtt.client as mqtt
-
-    u = urlparse(url if "://" in url else f"mqtt://{url}")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-    if u.username:
-        client.username_pw_set(u.username, u.password)
-    if u.scheme == "mqtts":
-        client.tls_set()
-    if will is not None:
-        client.will_set(will[0], will[1], qos=1, retain=True)
-    client.reconnect_delay_set(1, 30)
-    return client, (u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883))
 
 
 class HomeAssistantBridge(EventSink):
