@@ -60,8 +60,7 @@ class LiveFeed(EventSink):
     def opened(self, w, rec: EventRecord) -> None:
         self.event(rec)
 
-    def closed(self, w, rec: EventRecord) -> None:
-        self.event(rec)
+    closed = opened
 
     def event(self, rec: EventRecord) -> None:
         """A new event, or a newer state of one already shown (matched by id)."""

@@ -44,7 +44,7 @@ from ..cameras import camera_id
 from ..config import AlertSettings
 from ..redact import redact_url
 from .alerts import mqtt_client
-from .sinks import EventSink
+from .sinks import ListenerSink
 from .store import EventRecord
 
 log = logging.getLogger(__name__)
@@ -119,9 +119,9 @@ class _Camera:
     score: str | None = None
 
 
-class HomeAssistantBridge(EventSink):
+class HomeAssistantBridge(ListenerSink):
     """Publish discovery configs and states of watched cameras to Home Assistant over MQTT: a sink of
-    the watchers (events, failures) that also polls their status rows (scores, availability).
+    the watchers' notices (events, failures) that also polls their status rows (scores, availability).
 
     Example:
         >>> bridge = HomeAssistantBridge.from_settings(settings.alerts, store=store)  # doctest: +SKIP
@@ -141,6 +141,7 @@ class HomeAssistantBridge(EventSink):
         timeout_s: float = 5.0,
         instance: str = "",
     ):
+        super().__init__(self.on_notice)
         self.discovery_prefix = discovery_prefix.strip("/")
         self.state_prefix = state_prefix.strip("/")
         # one node (and one Last Will) per process that announces cameras: `watch`'s, and the REST
@@ -353,28 +354,14 @@ class HomeAssistantBridge(EventSink):
                 log.warning("Home Assistant: cannot read snapshot of event %s: %s", rec.id, exc)
         return state
 
-    # -- as a sink --------------------------------------------------------------------------
-    def _event(self, source: str, kind: str, rec: EventRecord) -> None:
-        cid = self._by_source.get(redact_url(source))
-        if cid is not None:
-            self.on_event(cid, kind, rec)
-
-    def opened(self, w, rec: EventRecord) -> None:
-        self._event(w.label, "start", rec)
-
-    def closed(self, w, rec: EventRecord) -> None:
-        self._event(w.label if w is not None else rec.source, "end", rec)
-
-    def status(self, w, state: str, reason: str = "") -> None:
-        cid = self._by_source.get(redact_url(w.label))
-        if state == "failed" and cid is not None:
-            self.set_available(cid, False)
-
     def on_notice(self, notice) -> None:
-        """A :class:`~vlm_anomaly.events.WatchNotice` listener: what worker processes report."""
+        """What the watchers tell (as a sink, or from worker processes): events, failures."""
+        cid = self._by_source.get(redact_url(notice.source))
+        if cid is None:
+            return
         if notice.kind in ("start", "end") and notice.record is not None:
-            self._event(notice.source, notice.kind, notice.record)
-        elif notice.kind == "error" and (cid := self._by_source.get(redact_url(notice.source))):
+            self.on_event(cid, notice.kind, notice.record)
+        elif notice.kind == "error":
             self.set_available(cid, False)
 
     # -- following a Monitor ---------------------------------------------------------------
