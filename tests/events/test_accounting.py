@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.api import create_app
-from vlm_anomaly.events import AlertDispatcher, EventStore, SourceWatcher
+from vlm_anomaly.events import AlertDispatcher, AlertSink, EventStore, ListenerSink, SourceWatcher, StoreSink
 
 TOKEN = "accounting-token-0123456789"
 
@@ -34,8 +34,8 @@ def test_crashed_watcher_closes_its_event_with_the_time_and_cause(
     s = _settings(trained_home, tmp_path, webhook_urls=[webhook.url])
     store, alerts = EventStore.from_settings(s), AlertDispatcher.from_settings(s.alerts)
     armed = []
-    w = SourceWatcher(Pipeline(s), "street", str(clips[1]), store=store, alerts=alerts,
-                      realtime=False, listener=lambda n: n.kind == "start" and armed.append(1))
+    w = SourceWatcher(Pipeline(s), "street", str(clips[1]), realtime=False, sinks=[
+        StoreSink(store), AlertSink(alerts), ListenerSink(lambda n: n.kind == "start" and armed.append(1))])
     encode = w.encoder.encode
 
     def encode_then_fail(images):  # the device goes away while the event is open

@@ -19,9 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import Settings
 from ..errors import VlmAnomalyError
-from ..events import AlertDispatcher, EventStore, Monitor
-from ..events.homeassistant import HomeAssistantBridge, fan_out
-from ..events.normal_button import NormalButton
+from ..events import Monitor
 from ..pipeline import Pipeline
 from ..redact import redact_text
 from ..source_policy import SourcePolicy
@@ -41,17 +39,10 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         >>> uvicorn.run(create_app(load_settings()), port=8000)  # doctest: +SKIP
     """
     pipe = pipeline or Pipeline(settings)
-    store = EventStore.from_settings(settings)
-    alerts = AlertDispatcher.from_settings(settings.alerts)
     metrics = ServiceMetrics()
     # sources started here are announced to Home Assistant like the cameras `watch` watches
-    bridge = (HomeAssistantBridge.from_settings(settings.alerts, store=store, instance="api")
-              if settings.mqtt_url and settings.ha_discovery else None)
-    monitor = Monitor(pipe, store=store, alerts=alerts,
-                      listener=fan_out(metrics.on_notice, bridge.on_notice if bridge else None))
-    if bridge is not None:
-        bridge.attach(monitor)
-        NormalButton(bridge, store, settings, pipeline=pipe)  # Home Assistant's "last anomaly was normal"
+    monitor = Monitor.from_settings(settings, pipeline=pipe, listener=metrics.on_notice, instance="api")
+    store, alerts, bridge = monitor.store, monitor.alerts, monitor.bridge
     jobs = JobManager(Path(settings.home) / "uploads", on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc())
     section = settings.api  # tokens, allow-lists and limits: the api section
     per_video = int(section.max_upload_mb * 1024 * 1024)

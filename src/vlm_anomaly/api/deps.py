@@ -40,12 +40,8 @@ class Services:
     max_video_bytes: int  # per uploaded video (max_upload_mb)
 
     def close(self) -> None:
-        self.monitor.stop_all()
-        self.alerts.close()
-        if self.bridge is not None:
-            self.bridge.close()
+        self.monitor.close()  # its sinks too: last alerts out, Home Assistant told, store closed
         self.jobs.shutdown()
-        self.store.close()
 
 
 def services(request: Request) -> Services:

@@ -86,6 +86,7 @@ class WatchStatus(_Open):
     online: bool = Field(description="frames are flowing")
     alerts_sent: int
     alerts_failed: int
+    sink_errors: int = Field(description="calls to the event sinks (store, alerts, Home Assistant) that raised")
     events: int
     gaps: int
     missed_s: float = Field(description="seconds lost in stream gaps")
