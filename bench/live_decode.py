@@ -17,7 +17,8 @@ thread counts for the decoder and the RGB conversion, in the same run):
 "same frames" says whether the sampled frames (200 ms grid, with the frame before each, as motion
 gets them) are pixel-identical to the baseline's.
 
-    PYTHONPATH=src python bench/live_decode.py --data ../shared/data/ped2 [--json docs/performance-results/live_decode.json]
+    PYTHONPATH=src python bench/live_decode.py --data ../shared/data/ped2 \
+        [--json docs/performance-results/live_decode.json]
 """
 
 from __future__ import annotations
