@@ -12,24 +12,28 @@ from vlm_anomaly.service import watch_cameras
 
 
 def test_camera_with_a_detect_source_is_watched_on_that_stream_only(default_home, clips, tmp_path):
+    """Two cameras in worker processes (the default), one with a sub-stream, one without."""
     main, sub = MjpegCameras(clips[0][0]), MjpegCameras(clips[0][0])
     try:
         settings = load_settings(overrides={
             "home": default_home, "interval_ms": 500, "events_db_url": f"sqlite:///{tmp_path}/ev.db",
-            "events_dir": str(tmp_path / "ev"),
-            "cameras": [{"name": "porch", "model": "street", "source": f"{main.base}/main.mjpg",
-                         "detect_source": f"{sub.base}/sub.mjpg"}]})
+            "events_dir": str(tmp_path / "ev"), "watch_processes": 2, "watch_model": "street",
+            "cameras": [{"name": "porch", "source": f"{main.base}/porch-main.mjpg",
+                         "detect_source": f"{sub.base}/porch-sub.mjpg"},
+                        {"name": "yard", "source": f"{main.base}/yard.mjpg"}]})
         cams, _ = resolve_cameras(settings)
         assert [(c.name, c.source, c.main_source) for c in cams] == [
-            ("porch", f"{sub.base}/sub.mjpg", f"{main.base}/main.mjpg")]
-        rows, _ = watch_cameras(settings, cams, max_seconds=4)
+            ("porch", f"{sub.base}/porch-sub.mjpg", f"{main.base}/porch-main.mjpg"),
+            ("yard", f"{main.base}/yard.mjpg", None)]
+        rows, _ = watch_cameras(settings, cams, max_seconds=6)
     finally:
         main.close()
         sub.close()
-    assert sub.paths and set(sub.paths) == {"/sub.mjpg"}
-    assert main.paths == []  # the main stream costs nothing: it is not even connected to
-    (row,) = rows
-    assert row["camera"] == "porch" and row["source"] == f"{sub.base}/sub.mjpg" and row["frames"] >= 4
+    assert set(sub.paths) == {"/porch-sub.mjpg"}
+    assert set(main.paths) == {"/yard.mjpg"}  # porch's main stream costs nothing: never connected to
+    got = {r["camera"]: r for r in rows}
+    assert got["porch"]["source"] == f"{sub.base}/porch-sub.mjpg" and got["porch"]["frames"] >= 2
+    assert got["yard"]["source"] == f"{main.base}/yard.mjpg" and got["yard"]["frames"] >= 2
 
 
 def test_detect_source_needs_the_camera_source():
