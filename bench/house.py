@@ -104,7 +104,8 @@ def run(settings, cams: list[Path], subs: list[Path], n: int, seconds: float, mo
         for i, spec in enumerate(specs):
             spec["detect_source"] = str(subs[i % len(subs)])
     s = settings.model_copy(update={"interval_ms": 200, "watch_processes": 1 if mode == "threads" else 0,
-                                    "cameras": [CameraSpec(**spec) for spec in specs]})
+                                    "cameras": [CameraSpec(**spec) for spec in specs],
+                                    "max_watchers": max(n, settings.max_watchers)})
     cameras, _ = resolve_cameras(s)
     peak = [0.0]
     done = threading.Event()
@@ -153,9 +154,9 @@ def main() -> None:
         Pipeline(settings).train("house", [str(p) for p in train])
         print(f"trained the default detector on 4 exports in {time.monotonic() - t0:.0f} s", flush=True)
         results = []
-        for mode in args.mode:
-            for streams in args.streams:
-                for n in args.cameras:
+        for mode in args.mode:  # the columns of one camera count back to back: under the same load
+            for n in args.cameras:
+                for streams in args.streams:
                     r = run(settings, cams, subs, n, args.seconds, mode, streams)
                     results.append(r)
                     print(f"{mode:9s} {streams:6s} {n:2d} cameras x 5 frames/s: {r['frames_scored']} scored, "

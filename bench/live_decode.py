@@ -12,6 +12,7 @@ thread counts for the decoder and the RGB conversion, in the same run):
 * ``skip NONREF``: FFmpeg skips frames no other frame refers to (B-frames); cameras rarely send any;
 * ``skip NONKEY``: keyframes only (a few a minute on a camera: far below 5 frames/s);
 * ``lowres 1`` (MJPEG): decode at half size in the DCT;
+* ``RGB at half size in the scaler``: downscale while converting (FFmpeg's default bilinear);
 * ``detect stream``: the same footage as a 320x240 sub-stream.
 
 "same frames" says whether the sampled frames (200 ms grid, with the frame before each, as motion
@@ -45,7 +46,8 @@ def thread_cpu() -> float:
 
 
 def decode(path: Path, *, threads: int | None = None, convert_threads: int = 0, skip: str | None = None,
-           options: dict | None = None, interval_ms: int = 200) -> tuple[float, float, list[np.ndarray]]:
+           options: dict | None = None, half: bool = False,
+           interval_ms: int = 200) -> tuple[float, float, list[np.ndarray]]:
     """(CPU seconds, media seconds, sampled images with the frame before each) of one pass."""
     grid = SampleGrid(interval_ms)
     kept: list[np.ndarray] = []
@@ -65,9 +67,10 @@ def decode(path: Path, *, threads: int | None = None, convert_threads: int = 0, 
         for f in c.decode(st):
             t = f.pts * tb
             if grid.take(t):
-                kept.append(f.to_ndarray(format="rgb24", threads=convert_threads))
+                size = {"width": f.width // 2, "height": f.height // 2} if half else {}
+                kept.append(f.to_ndarray(format="rgb24", threads=convert_threads, **size))
                 if prev is not None:
-                    kept.append(prev.to_ndarray(format="rgb24", threads=convert_threads))
+                    kept.append(prev.to_ndarray(format="rgb24", threads=convert_threads, **size))
             prev = f
         return thread_cpu() - c0, length, kept
 
@@ -106,7 +109,8 @@ def main() -> None:
             options: dict[str, dict] = {"before (FFmpeg's thread counts)": {}, "decoder 1 thread": {"threads": 1},
                                         "decoder + RGB conversion 1 thread": one,
                                         "skip NONREF": {**one, "skip": "NONREF"},
-                                        "skip NONKEY": {**one, "skip": "NONKEY"}}
+                                        "skip NONKEY": {**one, "skip": "NONKEY"},
+                                        "RGB at half size in the scaler": {**one, "half": True}}
             if name.startswith("mjpeg"):
                 options["lowres 1"] = {**one, "options": {"lowres": "1"}}
             base_cpu = None
