@@ -130,6 +130,8 @@ def run(settings, cams: list[Path], subs: list[Path], n: int, seconds: float, mo
             "cores_used": round(cores, 2), "cores_per_camera": round(cores / n, 3),
             # CPU seconds a camera costs per second of video (workers' start included), whatever the wall time
             "cpu_s_per_camera_s": round(cpu / (n * seconds), 3),
+            # what one scored sample cost (decoding the frames between samples and the start included)
+            "cpu_ms_per_scored_frame": round(1000 * cpu / max(1, frames), 1),
             "load_avg_1min_after": round(os.getloadavg()[0], 1),
             "pss_mb": round(peak[0]), "pss_mb_per_camera": round(peak[0] / n),
             "peak_rss_mb": round(peak_rss_mb(), 0),
@@ -161,7 +163,8 @@ def main() -> None:
                     results.append(r)
                     print(f"{mode:9s} {streams:6s} {n:2d} cameras x 5 frames/s: {r['frames_scored']} scored, "
                           f"{r['frames_dropped']} dropped ({r['dropped_pct']} %), {r['cores_used']} cores, "
-                          f"{r['cpu_s_per_camera_s']} CPU s a camera-second, PSS {r['pss_mb']} MiB "
+                          f"{r['cpu_s_per_camera_s']} CPU s a camera-second "
+                          f"({r['cpu_ms_per_scored_frame']} ms a scored frame), PSS {r['pss_mb']} MiB "
                           f"({r['pss_mb_per_camera']} a camera)", flush=True)
         if args.json:
             args.json.write_text(json.dumps({"command": "bench/house.py " + " ".join(sys.argv[1:]),
