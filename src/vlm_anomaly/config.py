@@ -334,6 +334,9 @@ class Settings(BaseModel):
     def __setattr__(self, name: str, value: Any) -> None:
         if name in FLAT_KEYS:
             setattr(getattr(self, FLAT_KEYS[name]), name, value)
+            # the section now holds a value set on purpose: a dump without unset fields (what watch
+            # workers get) must keep it
+            self.__pydantic_fields_set__.add(FLAT_KEYS[name])
         else:
             super().__setattr__(name, value)
 
