@@ -403,7 +403,7 @@ def test_a_reports_protocol_note_says_what_the_run_knows():
     from vlm_anomaly.config import Settings
     from vlm_anomaly.evaluation import protocol_note
 
-    default = Settings.model_fields["detector"].default
+    default = Settings().detector
     note = protocol_note({"detector": default, "smoothing_window": 5, "normalize": "none"})
     assert "the shipped default" in note and "not a blind held-out figure" in note and "UCSD Ped2" in note
     other = protocol_note({"detector": "knn", "smoothing_window": 9, "normalize": "minmax"})
