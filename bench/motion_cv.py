@@ -16,7 +16,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -171,6 +171,84 @@ def paste_flow_anomaly(frames: list[Frame], kind: str, rng: np.random.Generator,
     return _paste_path(frames, labels, patch, lambda t: ((x_start + dx * t) % 1.0, y_start + dy * t), fps), labels
 
 
+FIXED_CAMERA_KINDS = ("standing", "dark", "shifted", "dim")
+
+
+def paste_fixed_camera(frames: list[Frame], kind: str, rng: np.random.Generator,
+                       fps: float) -> tuple[list[Frame], np.ndarray]:
+    """Frames with what a fixed camera must notice in the middle third of the clip, and 0/1 labels.
+
+    "standing": a person-sized patch of another frame's texture, darkened, set down at a random
+    place of the lower two thirds and left there; "dark": the lens covered (near-black, flat);
+    "shifted": the view moved by 8 % of the width and 4 % of the height; "dim": the whole scene's
+    light down to half over 2 s and back - normal (all labels 0)."""
+    n = len(frames)
+    H, W = frames[0].image.shape[:2]
+    span = max(1, n // 3)
+    start = n // 2 - span // 2
+    labels = np.zeros(n, np.int8)
+    if kind != "dim":
+        labels[start:start + span] = 1
+    ph, pw = max(4, int(0.18 * H)), max(4, int(0.10 * W))
+    tex = frames[int(rng.integers(0, n))].image
+    ty, tx = int(rng.integers(0, H - ph)), int(rng.integers(0, W - pw))
+    patch = np.clip(tex[ty:ty + ph, tx:tx + pw].astype(np.int16) - 70, 0, 255).astype(np.uint8)
+    y0, x0 = int(rng.uniform(0.35, 0.95) * H) - ph // 2, int(rng.uniform(0.1, 0.9) * W) - pw // 2
+    y0, x0 = int(np.clip(y0, 0, H - ph)), int(np.clip(x0, 0, W - pw))
+    ramp = max(1, int(2.0 * fps))
+    out = []
+    for i, f in enumerate(frames):
+        img = f.image
+        inside = start <= i < start + span
+        if kind == "standing" and inside:
+            img = img.copy()
+            img[y0:y0 + ph, x0:x0 + pw] = patch
+        elif kind == "dark" and inside:
+            img = np.clip(8 + rng.normal(0, 1.5, img.shape), 0, 255).astype(np.uint8)
+        elif kind == "shifted" and inside:
+            m = np.float32([[1, 0, 0.08 * W], [0, 1, 0.04 * H]])
+            img = cv2.warpAffine(img, m, (W, H), borderMode=cv2.BORDER_REFLECT)
+        elif kind == "dim" and inside:
+            k = min(1.0, (i - start) / ramp, (start + span - 1 - i) / ramp)
+            img = np.clip(img.astype(np.float32) * (1.0 - 0.5 * k), 0, 255).astype(np.uint8)
+        out.append(Frame(f.index, f.timestamp, img, f.source))
+    return out, labels
+
+
+def fixed_camera_cv(srcs, frames, cells, configs, fps: float) -> dict:
+    """Leave-one-clip-out: per kind, the AUC of the incident frames against the clip's other frames
+    and the share of incident frames flagged after the incident's first second; for "dim", the share
+    of its frames flagged (normal: should be near 0)."""
+    rng = np.random.default_rng(1)
+    pasted = {(s, k): paste_fixed_camera(frames[s], k, rng, fps) for s in srcs for k in FIXED_CAMERA_KINDS}
+    feats = {key: (cells(key[0], fr), lab) for key, (fr, lab) in pasted.items()}
+    clean = {s: cells(s, frames[s]) for s in srcs}
+    report = {}
+    for name, cfg in configs:
+        res: dict = {}
+        per = {k: ([], [], []) for k in FIXED_CAMERA_KINDS}
+        for s in srcs:
+            sc = MotionScorer(cfg).fit_cells([clean[o] for o in srcs if o != s])
+            for k in FIXED_CAMERA_KINDS:
+                f, lab = feats[(s, k)]
+                v = moving_average(sc.score_cells(f).scores, cfg.smoothing_window)
+                late = lab.astype(bool) & (np.cumsum(lab) > int(fps))  # after the first second
+                per[k][0].append(lab)
+                per[k][1].append(v)
+                per[k][2].append(late)
+        for k, (ys, vs, lates) in per.items():
+            y, v, late = np.concatenate(ys), np.concatenate(vs), np.concatenate(lates)
+            if k == "dim":
+                res["dim_flagged"] = round(float(np.mean(v < 0)), 4)
+            else:
+                res[f"auc_{k}"] = round(float(roc_auc_score(y, -v)), 4)
+                res[f"flagged_{k}"] = round(float(np.mean(v[late] < 0)), 4)
+                res[f"normal_flagged_{k}"] = round(float(np.mean(v[y == 0] < 0)), 4)
+        report[name] = res
+        print(name, res, flush=True)
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/ped2")
@@ -183,6 +261,10 @@ def main() -> None:
     ap.add_argument("--holdout", nargs="*", default=[],
                     help="hold out (and paste into) only these clips; all others still train (default: every clip)")
     ap.add_argument("--round", default="8", help="'8': the direction/crowd candidates; 'old': rounds 1-7")
+    ap.add_argument("--fixed-camera", action="store_true",
+                    help="score the fixed-camera incidents (standing object, dark lens, moved view, dimming)")
+    ap.add_argument("--scene-margins", nargs="*", type=float, default=[],
+                    help="with --fixed-camera: compare these scene margins instead of the v7 candidates")
     ap.add_argument("--encoder", default="efficientnet",
                     help="encoder for the appearance attribute's crops ('' = no appearance candidates)")
     args = ap.parse_args()
@@ -207,6 +289,22 @@ def main() -> None:
         return extract_cells(s, grid, cols, frames=((f, True) for f in fr),
                              stream=CellStream(grid, cols, embedder=embedder))
 
+    if args.fixed_camera:
+        base = ("object", "appearance", "shape") if embedder is not None else ("object", "shape")
+        # rule, written before the run: the scene_still with the most standing-object frames flagged,
+        # among those that flag at most 10 % of dimmed frames and of every kind's normal frames
+        configs = [("default", MotionConfig(grid=grid)),
+                   ("scene_still 1.0", MotionConfig(grid=grid, scene_still=1.0)),
+                   ("without scene, camera", MotionConfig(grid=grid, fused=base)),
+                   ("without camera", MotionConfig(grid=grid, fused=(*base, "scene")))]
+        if args.scene_margins:  # rule: docs/motion.md, v8
+            configs = [(f"scene_margin {m:g}", MotionConfig(grid=grid, scene_margin=m)) for m in args.scene_margins]
+        if embedder is None:
+            configs = [(n, replace(c, fused=tuple(a for a in c.fused if a != "appearance"))) for n, c in configs]
+        report = fixed_camera_cv(srcs, frames, cells, [c for c in configs if not args.only or c[0] in args.only], fps)
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1))
+        return
     clean = {s: cells(s, frames[s]) for s in srcs}
     busy = np.mean(np.concatenate([c.motion[..., 3] > 0.05 for c in clean.values()]), 0)
     stats = scene_stats(list(clean.values()))

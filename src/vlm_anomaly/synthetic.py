@@ -33,10 +33,12 @@ def render_frame(
     n = 4
     speeds = rng.uniform(0.03, 0.06, n)
     offs = rng.uniform(0, 1, n)
+    r = max(3, h // 40)
     for k in range(n):
-        x = int(((offs[k] + speeds[k] * t) % 1.0) * w)
+        # walkers leave the view on one side before they come back on the other (walking in and
+        # out, as people do; not vanishing at one edge and popping up whole at the other)
+        x = int(((offs[k] + speeds[k] * t) % 1.0) * (w + 4 * r)) - 2 * r
         y = int(h * (0.5 + 0.25 * k / n))
-        r = max(3, h // 40)
         cv2.circle(img, (x, y - 3 * r), r, (60, 40, 30), -1)  # head
         cv2.rectangle(img, (x - r, y - 2 * r), (x + r, y + 2 * r), (40, 60, 140), -1)  # body
     if anomaly:
@@ -175,3 +177,72 @@ def demo_clips(folder: str | Path, *, normal: int = 6, seconds: float = 20.0) ->
     test = write_video(folder / "intruder.mp4", seconds=seconds, seed=0, start_s=normal * seconds + 10,
                        anomaly_span=DEMO_SPAN)
     return clips, test
+
+
+def _light(t: float, dim: tuple[float, float, float] | None) -> float:
+    """Gain at ``t`` of a light ramp ``(start, end, low)``: down to ``low`` over 2 s, back over 2 s."""
+    if dim is None:
+        return 1.0
+    t0, t1, low = dim
+    if t < t0 or t > t1:
+        return 1.0
+    ramp = min(2.0, (t1 - t0) / 2)
+    k = min(1.0, (t - t0) / ramp, (t1 - t) / ramp)
+    return 1.0 - (1.0 - low) * k
+
+
+def incident_frame(t: float, w: int, h: int, *, seed: int = 0, bg: np.ndarray | None = None,
+                   standing: tuple[float, float] | None = None, covered: tuple[float, float] | None = None,
+                   shifted: tuple[float, float] | None = None, frozen: tuple[float, float] | None = None,
+                   blurred: tuple[float, float] | None = None,
+                   dim: tuple[float, float, float] | None = None) -> np.ndarray:
+    """The street at ``t`` with what a fixed camera must notice (each a ``(start, end)`` span):
+    ``standing``: a box set down on the path that stays; ``covered``: the lens covered (almost
+    black, flat); ``shifted``: the camera knocked aside (view moved by 12 % of the width, 6 % of
+    the height); ``frozen``: the image stuck at the span's first frame; ``blurred``: defocused
+    or sprayed (Gaussian blur of 3 % of the height). ``dim`` = (start, end, low): the whole
+    scene's light down to ``low`` and back (a cloud, dusk) - normal, not an incident."""
+    if frozen is not None and frozen[0] <= t < frozen[1]:
+        t = frozen[0]
+    base = (bg if bg is not None else _background(w, h, seed)).copy()
+    if standing is not None and standing[0] <= t < standing[1]:
+        x0, y0 = int(w * 0.42), int(h * 0.52)
+        cv2.rectangle(base, (x0, y0), (x0 + w // 6, y0 + h // 6), (60, 70, 170), -1)
+        cv2.rectangle(base, (x0 + 3, y0 + 3), (x0 + w // 6 - 3, y0 + h // 12), (200, 190, 60), -1)
+    img = render_frame(t, w, h, seed=seed, bg=base)
+    if shifted is not None and shifted[0] <= t < shifted[1]:
+        m = np.float32([[1, 0, 0.12 * w], [0, 1, 0.06 * h]])
+        img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    if blurred is not None and blurred[0] <= t < blurred[1]:
+        img = cv2.GaussianBlur(img, (0, 0), 0.03 * h)
+    gain = _light(t, dim)
+    if gain != 1.0:
+        img = np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    if covered is not None and covered[0] <= t < covered[1]:
+        rng = np.random.default_rng(int(t * 1000))
+        img = np.clip(8 + rng.normal(0, 1.5, img.shape), 0, 255).astype(np.uint8)
+    return img
+
+
+def write_incident_video(path: str | Path, *, seconds: float = 20.0, fps: float = 10.0,
+                         size: tuple[int, int] = (320, 240), seed: int = 0, start_s: float = 0.0,
+                         **incidents) -> Path:
+    """Encode the street with the incidents of :func:`incident_frame` (spans in seconds of the file)."""
+    from fractions import Fraction
+
+    path = Path(path)
+    w, h = size
+    bg = _background(w, h, seed)
+    shift = {k: (v[0] + start_s, v[1] + start_s, *v[2:]) for k, v in incidents.items() if v is not None}
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        st.width, st.height = w, h
+        st.pix_fmt = "yuv420p"
+        st.options = {"preset": "ultrafast", "crf": "23"}
+        for i in range(int(round(seconds * fps))):
+            img = incident_frame(start_s + i / fps, w, h, seed=seed, bg=bg, **shift)
+            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    return path

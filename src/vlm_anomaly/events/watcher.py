@@ -37,7 +37,7 @@ from .live_scoring import Scored, StreamScorer
 from .recovery import RecoveryJob
 from .retention import RetentionJob
 from .sinks import AlertSink, EventSink, ListenerSink, StoreSink, WatchNotice
-from .store import EventRecord, EventStore, utcnow
+from .store import EventRecord, EventStore, event_kind, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,8 @@ class SourceWatcher:
             ev.scores.append(smooth)
             if len(ev.descriptions) < MAX_DESCRIPTIONS:
                 ev.descriptions.append(
-                    {"time": round(t, 3), "text": sc.text, "confidence": round(sc.confidence, 4)}
+                    {"time": round(t, 3), "text": sc.text, "confidence": round(sc.confidence, 4),
+                     **({"kind": sc.explanation["kind"]} if sc.explanation and "kind" in sc.explanation else {})}
                 )
             # the event's one worst score: the lowest *smoothed* score, the value events are built on
             if smooth < ev.worst_score:
@@ -315,6 +316,7 @@ class SourceWatcher:
             "mean_score": float(np.mean(ev.scores)) if ev.scores else ev.worst_score,
             "frames": len(ev.scores),
             "descriptions": ev.descriptions,
+            "kind": event_kind(ev.descriptions),
             "prompt": ev.prompt,
             "prompt_score": ev.prompt_score,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
@@ -16,13 +17,18 @@ from .appearance import CropEmbedder
 from .direction import DIRECTION_DIM
 from .features import (
     BLOB_DIM,
+    CAMERA_DIM,
     MOTION_DIM,
+    SCENE_DIM,
     SHAPE_BINS,
     CellFeatures,
     FlowEngine,
     GridConfig,
     ReferenceBuffer,
+    camera_stats,
     cell_features,
+    scene_cells,
+    scene_image,
     work_gray,
 )
 
@@ -42,6 +48,19 @@ class SourceCells:
     blobs: np.ndarray = field(default_factory=lambda: np.zeros((0, BLOB_DIM), np.float32))  # (M, BLOB_DIM)
     #: (M, D) encoder embeddings of the blobs' crops; (0, 0) when no crop embedder was used
     crops: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    scene: np.ndarray | None = None  # (N, R, C, SCENE_DIM) gain-free patches (features.scene_image)
+    #: (N, R, C) how much each cell's patch changed over the last SCENE_STILL_S (inf: too little history)
+    scene_change: np.ndarray | None = None
+    camera: np.ndarray | None = None  # (N, CAMERA_DIM) brightness, contrast, sharpness, change
+
+    def __post_init__(self) -> None:
+        n, R, C = self.motion.shape[:3]
+        if self.scene is None:
+            self.scene = np.zeros((n, R, C, SCENE_DIM), np.float32)
+        if self.scene_change is None:
+            self.scene_change = np.full((n, R, C), np.inf, np.float32)
+        if self.camera is None:
+            self.camera = np.full((n, CAMERA_DIM), np.nan, np.float32)
     #: (N, R, C, DIRECTION_DIM) direction histograms per cell (see ``direction.py``)
     direction: np.ndarray | None = None
 
@@ -67,6 +86,7 @@ class CellStream:
     def __post_init__(self) -> None:
         self._refs = ReferenceBuffer(self.config)
         self._flow = FlowEngine()
+        self._scenes = SceneHistory()
 
     def observe(self, t: float, image: np.ndarray) -> None:
         """A frame that is not scored but may serve as a reference later."""
@@ -81,11 +101,41 @@ class CellStream:
         ref, gap = self._refs.reference(frame.timestamp, gray.shape)
         t1 = time.perf_counter()
         out = cell_features(ref, gray, gap, self.config, self.cols, self._flow, frame.image.shape[0])
+        out.scene = scene_cells(scene_image(gray, self.config.rows, self.cols), self.config.rows, self.cols)
+        out.scene_change = self._scenes.change(frame.timestamp, out.scene)
+        out.camera = camera_stats(gray, ref)
         self._refs.add(frame.timestamp, gray)
         tm = self.timing
         tm["prepare_s"] += t1 - t0
         tm["features_s"] += time.perf_counter() - t1
         tm["frames"] += 1
+        return out
+
+
+#: a cell's content counts as standing when its patch barely changed over this many seconds
+SCENE_STILL_S = 1.0
+
+
+class SceneHistory:
+    """Recent scene patches of a stream, to tell what stands (unchanged for ``SCENE_STILL_S``) from
+    what passes: a walker changes its cells within a second, a bag set down does not."""
+
+    def __init__(self, window_s: float = SCENE_STILL_S):
+        self.window_s = window_s
+        self._buf: deque[tuple[float, np.ndarray]] = deque()
+
+    def change(self, t: float, patches: np.ndarray) -> np.ndarray:
+        """(R, C) the largest change of each cell's patch against the samples of the last window
+        (inf while the history spans less than half the window)."""
+        while self._buf and t - self._buf[0][0] > self.window_s + 1e-3:
+            self._buf.popleft()
+        if self._buf and t <= self._buf[-1][0]:  # a repeated or out-of-order timestamp
+            return np.full(patches.shape[:2], np.inf, np.float32)
+        if self._buf and t - self._buf[0][0] >= self.window_s / 2 - 1e-3:
+            out = np.max([np.linalg.norm(patches - p, axis=-1) for _, p in self._buf], axis=0).astype(np.float32)
+        else:
+            out = np.full(patches.shape[:2], np.inf, np.float32)
+        self._buf.append((t, patches))
         return out
 
 
@@ -156,7 +206,7 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
 
     emb = cs.embedder
 
-    def pack(idx, ts, hm, mo, sh, bf, bl, cr, dr) -> SourceCells:
+    def pack(idx, ts, hm, mo, sh, bf, bl, cr, sc, ca, sv, dr) -> SourceCells:
         crops = emb.embed(cr) if emb is not None else np.zeros((0, 0), np.float32)
         return SourceCells(
             source=str(source), size=size, frame_indices=np.asarray(idx, np.int64),
@@ -166,16 +216,19 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
             blob_frame=np.asarray(bf, np.int64),
             blobs=np.concatenate(bl).astype(np.float32) if bl else np.zeros((0, BLOB_DIM), np.float32),
             crops=crops,
+            scene=np.stack(sc) if sc else np.zeros((0, R, cols, SCENE_DIM), np.float32),
+            camera=np.stack(ca) if ca else np.zeros((0, CAMERA_DIM), np.float32),
+            scene_change=np.stack(sv) if sv else np.zeros((0, R, cols), np.float32),
             direction=np.stack(dr) if dr else np.zeros((0, R, cols, DIRECTION_DIM), np.float32))
 
-    parts: tuple[list, ...] = ([], [], [], [], [], [], [], [], [])
+    parts: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [], [])
     for f, take in it:
         size = (f.image.shape[1], f.image.shape[0])
         if not take:
             cs.observe(f.timestamp, f.image)
             continue
         c = cs.features(f)
-        idx, ts, hm, mo, sh, bf, bl, cr, dr = parts
+        idx, ts, hm, mo, sh, bf, bl, cr, sc, ca, sv, dr = parts
         idx.append(f.index)
         ts.append(f.timestamp)
         hm.append(c.has_motion)
@@ -184,6 +237,9 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
         dr.append(c.direction)
         bf.extend([len(idx) - 1] * len(c.blobs))
         bl.append(c.blobs)
+        sc.append(c.scene)
+        ca.append(c.camera)
+        sv.append(c.scene_change)
         if emb is not None:
             cr.extend(emb.crops(f.image, c.blobs))
         done += 1
@@ -191,7 +247,7 @@ def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int =
             progress(done)
         if len(idx) >= chunk:
             yield pack(*parts)
-            parts = ([], [], [], [], [], [], [], [], [])
+            parts = ([], [], [], [], [], [], [], [], [], [], [], [])
     if parts[0] or done == 0:
         yield pack(*parts)
 
@@ -211,6 +267,8 @@ def concat_cells(chunks: Iterable[SourceCells]) -> SourceCells:
         blobs=np.concatenate([c.blobs for c in chunks]),
         crops=np.concatenate([c.crops for c in chunks]) if all(c.crops.shape[1] for c in chunks)
         else np.zeros((0, 0), np.float32),
+        scene=np.concatenate([c.scene for c in chunks]), camera=np.concatenate([c.camera for c in chunks]),
+        scene_change=np.concatenate([c.scene_change for c in chunks]),
         direction=np.concatenate([c.direction for c in chunks]) if all(c.direction is not None for c in chunks)
         else None)
 

@@ -24,6 +24,15 @@ MOTION_DIM = 4
 #: per cell, shape attribute: gradient-orientation histogram of the moving pixels (8 bins, weighted
 #: by moving share), a cheap stand-in for "what the moving thing looks like"
 SHAPE_BINS = 8
+#: per cell, scene attribute: the cell's pixels at SCENE_PATCH x SCENE_PATCH (after an area resize
+#: of the working frame: averages away block noise), minus the frame's mean, over its contrast
+#: (a change of the whole scene's gain and offset leaves it unchanged)
+SCENE_PATCH = 4
+SCENE_DIM = SCENE_PATCH * SCENE_PATCH
+#: per frame, camera statistics: mean grey level, contrast (grey-level std), sharpness (99th
+#: percentile of |Laplacian| over the contrast: gain-free), change against the reference frame (mean |diff|, NaN
+#: without one)
+CAMERA_DIM = 4
 #: per moving blob (object): centre x, centre y (frame fractions), width, height (frame heights),
 #: filled share of its box, 90th-percentile speed, mean vx, mean vy (frame heights/s)
 BLOB_DIM = 8
@@ -104,6 +113,9 @@ class CellFeatures:
     shape: np.ndarray
     has_motion: bool
     blobs: np.ndarray = field(default_factory=lambda: np.zeros((0, BLOB_DIM), np.float32))
+    scene: np.ndarray | None = None  # (rows, cols, SCENE_DIM)
+    camera: np.ndarray | None = None  # (CAMERA_DIM,)
+    scene_change: np.ndarray | None = None  # (rows, cols)
     #: (rows, cols, DIRECTION_DIM) which way and how fast each cell moves (see ``direction.py``)
     direction: np.ndarray | None = None
 
@@ -115,6 +127,24 @@ def _cell_sums(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
     xs = np.linspace(0, W, cols + 1).astype(int)
     integ = np.add.reduceat(np.add.reduceat(values, ys[:-1], axis=0), xs[:-1], axis=1)
     return integ
+
+
+#: the reference frame is brought to the current frame's light when the typical ratio of their
+#: brightness, place by place, differs from 1 by more than this
+LIGHT_RATIO = 0.02
+
+
+def match_light(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """``prev`` scaled to the light of ``cur``: a change of the whole scene's light between the two
+    frames (a cloud, dusk, a lamp, the camera's gain) is then not motion. The gain is the median
+    over an 8 x 8 grid of the places' brightness ratio, so an object entering (a few places) does
+    not count as a light change; frames whose light barely differs are returned unchanged."""
+    a = cv2.resize(prev, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32)
+    b = cv2.resize(cur, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32)
+    gain = float(np.median(b / np.maximum(a, 1.0)))
+    if abs(gain - 1.0) <= LIGHT_RATIO:
+        return prev
+    return np.clip(prev.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
 def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: GridConfig, cols: int,
@@ -129,6 +159,7 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
         return CellFeatures(np.zeros((rows, cols, MOTION_DIM), np.float32),
                             np.zeros((rows, cols, SHAPE_BINS), np.float32), False,
                             direction=np.zeros((rows, cols, DIRECTION_DIM), np.float32))
+    prev = match_light(prev, cur)
     H = cur.shape[0]
     to_speed = np.float32(1.0 / (dt * H))
     min_shift = cfg.min_shift_px * max(1.0, H / source_height if source_height > 0 else 1.0)
@@ -160,7 +191,41 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     hsum = _cell_sums(hist, rows, cols)
     hsum = hsum / np.maximum(hsum.sum(-1, keepdims=True), 1e-6) * share[..., None]
     return CellFeatures(motion, hsum.astype(np.float32), True, moving_blobs(moving, speed, flow, cfg),
-                        direction_cells(flow, speed, moving, rows, cols))
+                        direction=direction_cells(flow, speed, moving, rows, cols))
+
+
+def scene_image(gray: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The working frame at SCENE_PATCH pixels a cell (area resize), gain- and offset-free:
+    (value - frame mean) / max(frame contrast, 2 grey levels)."""
+    small = cv2.resize(gray, (cols * SCENE_PATCH, rows * SCENE_PATCH), interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float32)
+    return (small - small.mean()) / max(float(small.std()), 2.0)
+
+
+def scene_cells(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols, SCENE_DIM) per-cell patches of a :func:`scene_image`."""
+    p = SCENE_PATCH
+    return image.reshape(rows, p, cols, p).transpose(0, 2, 1, 3).reshape(rows, cols, p * p)
+
+
+def cells_image(cells: np.ndarray) -> np.ndarray:
+    """The :func:`scene_image` back from its (rows, cols, SCENE_DIM) patches."""
+    rows, cols, _ = cells.shape
+    p = SCENE_PATCH
+    return cells.reshape(rows, cols, p, p).transpose(0, 2, 1, 3).reshape(rows * p, cols * p)
+
+
+def camera_stats(gray: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
+    """(CAMERA_DIM,) brightness, contrast, gain-free sharpness and change against ``ref``."""
+    g = gray.astype(np.float32)
+    mean, std = float(g.mean()), float(g.std())
+    # the edges' Laplacian (its 99th percentile), not its mean: a smooth image's mean is the
+    # quantisation and codec noise, as large blurred as sharp
+    lap = np.abs(cv2.Laplacian(g, cv2.CV_32F)).ravel()
+    k = int(0.99 * (len(lap) - 1))
+    lap = float(np.partition(lap, k)[k]) / max(std, 1.0)
+    diff = float(cv2.absdiff(gray, ref).mean()) if ref is not None and ref.shape == gray.shape else np.nan
+    return np.array([mean, std, lap, diff], np.float32)
 
 
 def moving_blobs(moving: np.ndarray, speed: np.ndarray, flow: np.ndarray, cfg: GridConfig) -> np.ndarray:

@@ -153,6 +153,8 @@ def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
 def _explanation(why: dict) -> None:
     """What a motion model blamed: the attribute, the region and its speed, the nearest normal example."""
     st.markdown(f"**Why:** {why.get('text', '')}")
+    if why.get("from_time") is not None:  # the label is the smoothed score's: so is the explanation
+        st.caption(f"from the frame at {why['from_time']:.2f} s, the lowest of this frame's smoothing window")
     z = why.get("z", {})
     if z:
         st.dataframe(pd.DataFrame([{"attribute": a, "z": v, "fired": a in why.get("fired", [])}

@@ -1,0 +1,250 @@
+"""Per-cell attributes of what moves: ``motion`` (rms speed, mean vx, vy, moving share) and
+``shape`` (gradient-orientation histogram of the moving pixels), each judged per cell of the grid
+against the normal examples of that cell and of the cells within ``radius`` (position tolerance);
+a frame's value is its worst cell's distance."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InvalidVideoError
+from .attribute import Attribute, FitData, cell_box, grow_box, load_bank, source_name, where_words
+from .calibration import leave_one_group_out
+from .density import CellBanks, build_banks
+from .direction import (
+    ACTIVE_SHARE,
+    DIRECTION_DIM,
+    direction_scale,
+    direction_words,
+    fit_direction,
+    radius_neighbours,
+    turned,
+)
+from .features import MOTION_DIM, SHAPE_BINS
+
+if TYPE_CHECKING:
+    from .extract import SourceCells
+    from .scorer import MotionState
+
+
+def speed_p99(motion: np.ndarray) -> tuple[np.ndarray, float]:
+    """(R, C) 99th percentile of the moving pixels' speed per cell (NaN: under 5 examples), and overall."""
+    sp, share = motion[..., 0], motion[..., 3]
+    R, C = sp.shape[1:3]
+    out = np.full((R, C), np.nan)
+    for r in range(R):
+        for c in range(C):
+            v = sp[:, r, c][share[:, r, c] > 0.05]
+            if len(v) >= 5:
+                out[r, c] = np.percentile(v, 99)
+    act = sp[share > 0.05]
+    return out, float(np.percentile(act, 99)) if len(act) else 0.0
+
+
+class CellAttribute(Attribute):
+    """Per-cell k-NN with neighbour tolerance; subclasses say which cell features and their scale."""
+
+    dim: int = 0
+
+    def raw(self, feats: SourceCells) -> np.ndarray:
+        """Extract: (n, cells, d) unscaled rows."""
+        raise NotImplementedError
+
+    def scale(self, X: np.ndarray) -> np.ndarray:
+        """Per-dimension divisors from the training rows."""
+        raise NotImplementedError
+
+    def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
+        return CellBanks(rows, st.cells[self.name], st.n_cells, st.neighbours(), st.config.k)
+
+    def fit(self, data: FitData, st: MotionState) -> np.ndarray:
+        cfg, a = data.config, self.name
+        if "speed_p99" not in st.arrays:
+            st.arrays["speed_p99"], st.values["speed_p99_global"] = speed_p99(
+                np.concatenate([f.motion for f in data.feats]))
+        X = np.concatenate([self.raw(f) for f in data.feats])
+        st.scales[a] = self.scale(X)
+        X = X / st.scales[a]
+        r, c, fr = build_banks(X, cfg.max_bank)
+        st.rows[a], st.cells[a] = r.astype(np.float32), c
+        st.refs[a] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
+        nb = st.neighbours()
+
+        def heldout(sel: np.ndarray) -> np.ndarray:
+            r2, c2, _ = build_banks(X[~sel], cfg.max_bank)
+            d, _ = CellBanks(r2, c2, data.n_cells, nb, cfg.k).query(X[sel])
+            return d.max(1)
+
+        return leave_one_group_out(data.groups, heldout, data.n)
+
+    def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        load_bank(st, self.name, arrays, self.dim)
+        sp = np.asarray(arrays.get("speed_p99", np.full((st.config.grid.rows, st.cols), np.nan)), np.float64)
+        if sp.shape != (st.config.grid.rows, st.cols):
+            raise ValueError("speed grid is malformed")
+        st.arrays["speed_p99"] = sp
+        st.values["speed_p99_global"] = float(meta.get("speed_p99_global", 0.0))
+
+    def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
+        d, i = st.bank(self.name).query(self.raw(feats) / st.scales[self.name])
+        return (d.max(1) if len(d) else np.zeros(0)), (d, i)
+
+    def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
+        dist, near = detail
+        R, C = st.config.grid.rows, st.cols
+        w, h = (int(v) for v in feats.size)
+        cell = int(np.argmax(dist[j]))
+        r, c = divmod(cell, C)
+        share = feats.motion[j][..., 3]
+        out["box"] = grow_box(share > 0.05, r, c, w, h, R, C) or cell_box(r, c, w, h, R, C)
+        out["where"] = where_words(r, c, R, C)
+        sp99 = st.arrays["speed_p99"]
+        normal = float(sp99[r, c]) if np.isfinite(sp99[r, c]) else 0.0
+        out["speed"] = round(float(feats.motion[j][r, c, 0]), 3)
+        out["normal_speed"] = {"p99": round(normal, 3), "unit": "frame heights/s"}
+        i = int(near[j, cell]) if len(near) else -1
+        if i >= 0:
+            src, fr = st.refs[self.name][i]
+            out["nearest_normal"] = {"attribute": self.name, "source": source_name(st, src), "frame": int(fr),
+                                     "box": cell_box(r, c, w, h, R, C)}
+        return True
+
+
+class MotionCellAttribute(CellAttribute):
+    """How fast and which way things move in each cell."""
+
+    name = "motion"
+    dim = MOTION_DIM
+
+    def raw(self, feats: SourceCells) -> np.ndarray:
+        X = feats.motion
+        return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
+
+    def scale(self, X: np.ndarray) -> np.ndarray:
+        """The 95th percentile of |value| over cells where something moved, so speeds and shares
+        weigh alike whatever the camera."""
+        flat = X.reshape(-1, X.shape[-1])
+        act = flat[np.abs(flat).sum(1) > 0]
+        if len(act) == 0:
+            return np.ones(flat.shape[1])
+        sp = max(float(np.percentile(np.abs(act[:, :3]), 95)), 1e-3)
+        sh = max(float(np.percentile(act[:, 3], 95)), 1e-3)
+        return np.array([sp, sp, sp, sh])
+
+    def phrase(self, e: dict) -> str:
+        sp, ns = e.get("speed", 0.0), e.get("normal_speed", {}).get("p99", 0.0)
+        where = e.get("where", "")
+        if ns > 0 and sp > ns:
+            return f"fast object in the {where}, {sp / ns:.1f}x faster than any normal object there"
+        if ns == 0 and sp > 0:
+            return f"motion in the {where}, where nothing moved in the normal videos"
+        return f"unusual motion in the {where} (z {e['z'].get('motion', 0):.1f})"
+
+
+class ShapeAttribute(CellAttribute):
+    """What the moving pixels of each cell look like (orientation histogram)."""
+
+    name = "shape"
+    dim = SHAPE_BINS
+
+    def raw(self, feats: SourceCells) -> np.ndarray:
+        X = feats.shape
+        return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
+
+    def scale(self, X: np.ndarray) -> np.ndarray:
+        flat = X.reshape(-1, X.shape[-1])
+        act = flat[np.abs(flat).sum(1) > 0]
+        if len(act) == 0:
+            return np.ones(flat.shape[1])
+        return np.full(flat.shape[1], max(float(np.percentile(act.sum(1), 95)), 1e-3))
+
+    def phrase(self, e: dict) -> str:
+        return f"unusual moving shape in the {e.get('where', '')} (z {e['z'].get('shape', 0):.1f})"
+
+
+class DirectionAttribute(CellAttribute):
+    """Which way and how fast each cell moves (``direction.py``), judged against its own cell's
+    normal examples or, where training saw little motion, a ring of cells around it (radius learnt
+    at fit: the place tolerance); optional per-cell divisors (``place_norm``)."""
+
+    name = "direction"
+    dim = DIRECTION_DIM
+
+    def raw(self, feats: SourceCells) -> np.ndarray:
+        if feats.direction is None:
+            raise InvalidVideoError("the direction attribute needs the cells' direction histograms")
+        X = feats.direction
+        return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
+
+    def scale(self, X: np.ndarray) -> np.ndarray:
+        return direction_scale(X)
+
+    def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
+        R = st.config.grid.rows
+        return CellBanks(rows, st.cells[self.name], st.n_cells,
+                         radius_neighbours(st.arrays["place_radius"], R, st.cols), st.config.k)
+
+    def fit(self, data: FitData, st: MotionState) -> np.ndarray:
+        cfg, a = data.config, self.name
+        if "speed_p99" not in st.arrays:
+            st.arrays["speed_p99"], st.values["speed_p99_global"] = speed_p99(
+                np.concatenate([f.motion for f in data.feats]))
+        X = np.concatenate([self.raw(f) for f in data.feats])
+        st.scales[a] = self.scale(X)
+        active = np.concatenate([f.motion[..., 3] for f in data.feats]) > ACTIVE_SHARE
+        r, c, fr, place, per_frame, pscale = fit_direction(
+            X / st.scales[a], active, data.groups, cfg.grid.rows, data.cols, max_bank=cfg.max_bank, k=cfg.k,
+            min_examples=cfg.place_examples, max_radius=cfg.place_max_radius, per_cell=cfg.place_norm)
+        st.rows[a], st.cells[a] = r.astype(np.float32), c
+        st.refs[a] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
+        st.arrays["place_radius"] = place.astype(np.int64)
+        if pscale is not None:
+            st.arrays["place_scale"] = pscale.astype(np.float64)
+        return per_frame
+
+    def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        super().load(st, meta, arrays)
+        place = np.asarray(arrays.get("place_radius", np.zeros(0)), np.int64)
+        if place.shape != (st.n_cells,) or place.min() < 0 or place.max() > max(st.config.grid.rows, st.cols):
+            raise ValueError("the direction attribute's place tolerance is malformed")
+        st.arrays["place_radius"] = place
+        if st.config.place_norm:
+            pscale = np.asarray(arrays.get("place_scale", np.zeros(0)), np.float64)
+            if pscale.shape != (st.n_cells,) or not np.all(pscale > 0) or not np.all(np.isfinite(pscale)):
+                raise ValueError("the direction attribute's per-cell scale is malformed")
+            st.arrays["place_scale"] = pscale
+
+    def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
+        d, i = st.bank(self.name).query(self.raw(feats) / st.scales[self.name])
+        if "place_scale" in st.arrays:
+            d = d / st.arrays["place_scale"]
+        return (d.max(1) if len(d) else np.zeros(0)), (d, i)
+
+    def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
+        super().locate(st, feats, j, detail, out)
+        dist, near = detail
+        cell = int(np.argmax(dist[j]))
+        r, c = divmod(cell, st.cols)
+        i = int(near[j, cell]) if len(near) else -1
+        hist = feats.direction[j][r, c]
+        normal = (st.rows[self.name][i] * st.scales[self.name] if i >= 0 else np.zeros(DIRECTION_DIM))
+        out.update({"speed": round(float(np.sum(hist[:-1])), 3),
+                    "normal_speed": {"p99": round(float(np.sum(normal[:-1])), 3), "unit": "frame heights/s"},
+                    "direction": {"moving": direction_words(hist), "normal": direction_words(normal),
+                                  "turned_deg": 45 * turned(hist, normal)}})
+        return True
+
+    def phrase(self, e: dict) -> str:
+        d = e.get("direction") or {}
+        where, sp = e.get("where", ""), e.get("speed", 0.0)
+        ns = e.get("normal_speed", {}).get("p99", 0.0)
+        if d.get("turned_deg", 0) >= 90 and d.get("normal"):
+            return f"moving {d['moving']} in the {where}, where normal motion there goes {d['normal']}"
+        if d and not d.get("normal") and sp > 0:
+            return f"motion in the {where}, where nothing moved in the normal videos"
+        if ns > 0 and sp > 1.5 * ns:
+            return f"fast motion in the {where}, {sp / ns:.1f}x faster than normal motion there"
+        return (f"motion in the {where} unlike the normal motion there in direction or speed "
+                f"(z {e['z'].get('direction', 0):.1f})")

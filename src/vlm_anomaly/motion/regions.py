@@ -1,0 +1,210 @@
+"""Attributes of the moving regions, position-free: ``object`` (speed and size in units of a normal
+object's height at that row) and ``appearance`` (what the region's crop looks like through the
+encoder). One bank of normal regions from all training clips serves the whole frame; a frame's
+value is its worst region's k-NN distance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InvalidVideoError
+from .attribute import Attribute, FitData, load_bank, source_name, where_words
+from .calibration import Projection, knn_score, leave_one_group_out, robust_scale, subsample
+from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max
+
+if TYPE_CHECKING:
+    from .extract import SourceCells
+    from .scorer import MotionState
+
+
+@dataclass
+class DenseBank:
+    """Normal regions' projected crop embeddings; exact k-NN by matrix products (64-d rows)."""
+
+    rows: np.ndarray
+    k: int
+
+    def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean distance to the k nearest normal regions (m,) and the nearest one's row (m,)."""
+        if len(X) == 0:
+            return np.zeros(0), np.zeros(0, np.int64)
+        if len(self.rows) == 0:
+            return np.linalg.norm(X, axis=1), np.full(len(X), -1, np.int64)
+        d, i = knn_score(self.rows, X, self.k)
+        return d.astype(np.float64), i
+
+
+def fit_regions(data: FitData, st: MotionState) -> np.ndarray:
+    """What every region attribute shares, learnt once: the perspective line, the normal objects'
+    99th-percentile relative speed and boxes; returns the rows kept in the region banks."""
+    if "perspective" not in st.arrays:
+        blobs = data.blobs
+        persp = fit_perspective(blobs[:, 1], blobs[:, 3])
+        OF = object_features(blobs, persp)
+        st.arrays["perspective"] = persp
+        st.values["object_speed_p99"] = float(np.percentile(OF[:, 0], 99)) if len(OF) else 0.0
+        keep = subsample(len(blobs), data.config.max_bank * 20)
+        kb = blobs[keep]
+        w, h = data.feats[0].size
+        a = float(h) / max(1.0, float(w))  # blob widths are in frame heights, boxes in width fractions
+        boxes = np.stack([kb[:, 0] - kb[:, 2] * 0.5 * a, kb[:, 1] - kb[:, 3] / 2,
+                          kb[:, 0] + kb[:, 2] * 0.5 * a, kb[:, 1] + kb[:, 3] / 2], 1)
+        st.arrays["object_boxes"] = np.clip(boxes, 0, 1)
+    return subsample(len(data.blobs), data.config.max_bank * 20)
+
+
+class RegionAttribute(Attribute):
+    """A k-NN bank over one row per moving region (all clips, position-free)."""
+
+    def rows(self, st: MotionState, feats: SourceCells) -> np.ndarray:
+        """Extract: (m, d) rows of the regions of ``feats``."""
+        raise NotImplementedError
+
+    def bank(self, st: MotionState, rows: np.ndarray):
+        raise NotImplementedError
+
+    def learn(self, data: FitData, st: MotionState) -> np.ndarray:
+        """Learn the scaling/projection into ``st``; return the rows of all training regions."""
+        raise NotImplementedError
+
+    def dim(self, st: MotionState) -> int:
+        raise NotImplementedError
+
+    def fit(self, data: FitData, st: MotionState) -> np.ndarray:
+        keep = fit_regions(data, st)
+        X = self.learn(data, st)
+        a, b_row, n = self.name, data.blob_row, data.n
+        st.rows[a], st.cells[a] = X[keep].astype(np.float32), np.zeros(len(keep), np.int64)
+        st.refs[a] = np.stack([data.src_no[b_row[keep]], data.frame_no[b_row[keep]]], 1)
+        b_group = data.groups[b_row]
+
+        def heldout(frames: np.ndarray) -> np.ndarray:
+            g = data.groups[frames][0]
+            other = keep[b_group[keep] != g]
+            sel = b_group == g
+            d, _ = self.bank(st, X[other]).query(X[sel])
+            return per_frame_max(d, b_row[sel], n)[0][frames]
+
+        return leave_one_group_out(data.groups, heldout, n)
+
+    def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        load_bank(st, self.name, arrays, self.dim(st), nonempty=True)
+        persp = np.asarray(arrays.get("perspective", np.array([0.15, 0.0])), np.float64)
+        oboxes = np.asarray(arrays.get("object_boxes", np.zeros((0, 4))), np.float64)
+        if persp.shape != (2,) or not np.all(np.isfinite(persp)):
+            raise ValueError("perspective is malformed")
+        if oboxes.shape != (len(st.rows[self.name]), 4):
+            raise ValueError(f"object boxes do not match the {self.name} bank")
+        st.arrays["perspective"], st.arrays["object_boxes"] = persp, oboxes
+        st.values["object_speed_p99"] = float(meta.get("object_speed_p99", 0.0))
+
+    def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
+        d, i = st.bank(self.name).query(self.rows(st, feats))
+        per_frame, arg = per_frame_max(d, feats.blob_frame, feats.n_frames)
+        return per_frame, (arg, i)
+
+    def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
+        arg, near = detail
+        o = int(arg[j])
+        if o < 0:
+            return False
+        R, C = st.config.grid.rows, st.cols
+        w, h = (int(v) for v in feats.size)
+        b = feats.blobs[o]
+        rel = object_features(b[None], st.arrays["perspective"])[0]
+        box = [int((b[0] - b[2] / 2 * h / max(1, w)) * w), int((b[1] - b[3] / 2) * h),
+               int((b[0] + b[2] / 2 * h / max(1, w)) * w), int((b[1] + b[3] / 2) * h)]
+        out["box"] = [max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])]
+        r, c = min(R - 1, int(b[1] * R)), min(C - 1, int(b[0] * C))
+        out["where"] = where_words(r, c, R, C)
+        out["speed"] = round(float(rel[0]), 3)
+        out["normal_speed"] = {"p99": round(st.values.get("object_speed_p99", 0.0), 3), "unit": "normal heights/s"}
+        out["size"] = round(float(np.exp(rel[2])), 2)
+        i = int(near[o])
+        if i >= 0:
+            src, fr = st.refs[self.name][i]
+            boxes = st.arrays["object_boxes"]
+            nb = boxes[i] if i < len(boxes) else np.zeros(4)
+            out["nearest_normal"] = {"attribute": self.name, "source": source_name(st, src), "frame": int(fr),
+                                     "box": [int(nb[0] * w), int(nb[1] * h), int(nb[2] * w), int(nb[3] * h)]}
+        return True
+
+
+class ObjectAttribute(RegionAttribute):
+    """How fast and how big each moving region is, for its place (perspective), k-NN (k_object)."""
+
+    name = "object"
+
+    def dim(self, st: MotionState) -> int:
+        return OBJECT_DIM
+
+    def rows(self, st: MotionState, feats: SourceCells) -> np.ndarray:
+        return object_features(feats.blobs, st.arrays["perspective"]) / st.scales[self.name]
+
+    def bank(self, st: MotionState, rows: np.ndarray):
+        return ObjectBank(rows, st.config.k_object)
+
+    def learn(self, data: FitData, st: MotionState) -> np.ndarray:
+        OF = object_features(data.blobs, st.arrays["perspective"])
+        if len(OF) < 2:
+            raise InvalidVideoError("the training videos show too little motion: use videos with moving people")
+        st.scales[self.name] = robust_scale(OF)
+        return OF / st.scales[self.name]
+
+    def phrase(self, e: dict) -> str:
+        sp, ns = e.get("speed", 0.0), e.get("normal_speed", {}).get("p99", 0.0)
+        where, size = e.get("where", ""), e.get("size", 1.0)
+        if ns > 0 and sp > ns:
+            return f"fast object in the {where}, {sp / ns:.1f}x faster than any normal object"
+        if size > 1.6:
+            return f"large object in the {where}, {size:.1f}x the height of a normal one there"
+        return f"unusual moving object in the {where} (z {e['z'].get('object', 0):.1f})"
+
+
+class AppearanceAttribute(RegionAttribute):
+    """What each moving region looks like: its crop's embedding, PCA-projected, k-NN (k_appearance)."""
+
+    name = "appearance"
+    needs_crops = True
+
+    def dim(self, st: MotionState) -> int:
+        return st.projection.components.shape[0]
+
+    def rows(self, st: MotionState, feats: SourceCells) -> np.ndarray:
+        if feats.crops.shape != (len(feats.blobs), st.projection.components.shape[1]):
+            raise InvalidVideoError("the appearance attribute needs the moving regions' crop "
+                                    "embeddings from the model's encoder")
+        return st.projection(feats.crops)
+
+    def bank(self, st: MotionState, rows: np.ndarray):
+        return DenseBank(rows, st.config.k_appearance)
+
+    def learn(self, data: FitData, st: MotionState) -> np.ndarray:
+        feats = data.feats
+        E = np.concatenate([f.crops for f in feats]) if all(f.crops.shape[1] for f in feats) else None
+        if E is None or len(E) != len(data.blobs):
+            raise InvalidVideoError("the appearance attribute needs the moving regions' crop "
+                                    "embeddings: fit with a CropEmbedder")
+        if len(E) < 2:
+            raise InvalidVideoError("the training videos show too little motion: use videos with moving people")
+        st.projection = Projection.fit(E, data.config.pca_dim)
+        st.encoder_key = data.embedder_key
+        X = st.projection(E).astype(np.float64)
+        st.scales[self.name] = np.ones(X.shape[1])
+        return X
+
+    def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        mean = np.asarray(arrays.get("appearance_mean", np.zeros(0)), np.float32)
+        comp = np.asarray(arrays.get("appearance_components", np.zeros((0, 0))), np.float32)
+        if (mean.ndim != 1 or comp.ndim != 2 or comp.shape[1] != len(mean) or not len(comp)
+                or not np.all(np.isfinite(comp)) or not np.all(np.isfinite(mean))):
+            raise ValueError("appearance projection is malformed")
+        st.projection = Projection(mean, comp)
+        super().load(st, meta, arrays)
+
+    def phrase(self, e: dict) -> str:
+        return (f"unusual-looking object in the {e.get('where', '')}, unlike the normal moving objects "
+                f"(z {e['z'].get('appearance', 0):.1f})")

@@ -1,0 +1,190 @@
+"""The ``scene`` attribute: what each place of a fixed camera's view normally contains.
+
+Why: motion sees only what moves; a bag set down and left, a car parked where none park, a person
+lying still are invisible to it after they stop. The camera is fixed, so the training clips show
+what every place normally looks like. Each cell of the grid is judged against what was seen *at
+that cell* in training, on its still frames (cells where something moves now, or next to it, are
+left to the motion attributes): something present that never was there stays anomalous as long as
+it stays and ends when it leaves.
+
+Why these features (``features.scene_image``): the working frame area-resized to 4 x 4 pixels a
+cell averages away block noise and grain (codec shift); subtracting the frame's mean and dividing
+by its contrast removes a change of the whole scene's light (clouds, dusk, a camera's gain).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .attribute import Attribute, FitData, cell_box, load_bank, source_name, where_words
+from .calibration import leave_one_group_out
+from .features import SCENE_DIM
+
+if TYPE_CHECKING:
+    from .extract import SourceCells
+    from .scorer import MotionState
+
+#: a cell's content stands when its patch changed less than ``MotionConfig.scene_still`` over the
+#: last second (units of the frame's contrast over a 16-pixel patch; a walker passing changes it
+#: by several) and this share of it does not move now
+BUSY_SHARE = 0.02
+
+
+def still_cells(feats: SourceCells, still_change: float) -> np.ndarray:
+    """(n, cells) True where the cell's content stands: unchanged for a second, nothing moving."""
+    still = (feats.scene_change < still_change) & (feats.motion[..., 3] <= BUSY_SHARE)
+    return still.reshape(len(still), -1)
+
+
+class SceneBank:
+    """Per cell, a KD-tree over that cell's normal still patches (no neighbour tolerance: the
+    view is fixed, and the 4 x 4 area resize already tolerates a pixel or two)."""
+
+    def __init__(self, rows: np.ndarray, cell: np.ndarray, n_cells: int):
+        self.rows = np.asarray(rows, np.float32)
+        self.members = [np.flatnonzero(np.asarray(cell) == c) for c in range(n_cells)]
+        self.trees = [cKDTree(self.rows[m]) if len(m) else None for m in self.members]
+
+    def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """X (n, cells, d) -> distance to the nearest normal patch of that cell (n, cells), its row."""
+        n, n_cells, _ = X.shape
+        dist = np.zeros((n, n_cells))
+        near = np.full((n, n_cells), -1, np.int64)
+        for c in range(n_cells):
+            tree = self.trees[c]
+            if tree is None or n == 0:
+                dist[:, c] = np.linalg.norm(X[:, c], axis=1) if n else 0.0
+                continue
+            d, i = tree.query(X[:, c], k=1)
+            dist[:, c] = d
+            near[:, c] = self.members[c][np.asarray(i).reshape(n)]
+        return dist, near
+
+
+def _bank_rows(X: np.ndarray, still: np.ndarray, max_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell, up to ``max_rows`` evenly spaced still patches: rows, their cell, their frame."""
+    rows, cells, frames = [], [], []
+    for c in range(X.shape[1]):
+        f = np.flatnonzero(still[:, c])
+        if len(f) > max_rows:
+            f = f[np.unique(np.linspace(0, len(f) - 1, max_rows).astype(np.int64))]
+        rows.append(X[f, c])
+        cells.append(np.full(len(f), c))
+        frames.append(f)
+    return np.concatenate(rows), np.concatenate(cells).astype(np.int64), np.concatenate(frames).astype(np.int64)
+
+
+def cell_calibration(dist: np.ndarray, still: np.ndarray, min_count: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the median and robust spread (IQR / 1.349) of its held-out distances on still
+    frames; no cell is judged more strictly than the typical cell (the spread is at least the
+    cells' median spread), cells with too few still frames get the overall values."""
+    vals = dist[still]
+    q1, q2, q3 = np.percentile(vals, [25, 50, 75]) if len(vals) else (0.0, 0.0, 1.0)
+    med = np.full(dist.shape[1], float(q2))
+    scale = np.full(dist.shape[1], max(float(q3 - q1) / 1.349, 1e-3))
+    for c in range(dist.shape[1]):
+        v = dist[still[:, c], c]
+        if len(v) >= min_count:
+            a, b, e = np.percentile(v, [25, 50, 75])
+            med[c], scale[c] = b, (e - a) / 1.349
+    scale = np.maximum(scale, max(float(np.median(scale)), 1e-3))
+    return med, scale
+
+
+class SceneAttribute(Attribute):
+    """What stands at each place of the view, against what training saw there."""
+
+    name = "scene"
+    needs_motion = False
+
+    def raw(self, feats: SourceCells) -> np.ndarray:
+        X = feats.scene
+        return X.reshape(len(X), -1, SCENE_DIM).astype(np.float32)
+
+    def bank(self, st: MotionState, rows: np.ndarray) -> SceneBank:
+        return SceneBank(rows, st.cells[self.name], st.n_cells)
+
+    def fit(self, data: FitData, st: MotionState) -> np.ndarray:
+        X = np.concatenate([self.raw(f) for f in data.feats])
+        still = np.concatenate([still_cells(f, data.config.scene_still) for f in data.feats])
+        r, c, fr = _bank_rows(X, still, data.config.max_bank)
+        st.rows[self.name], st.cells[self.name] = r, c
+        st.refs[self.name] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
+        st.scales[self.name] = np.ones(SCENE_DIM)
+
+        dist = np.zeros((data.n, data.n_cells))
+
+        def heldout(sel: np.ndarray) -> np.ndarray:
+            r2, c2, _ = _bank_rows(X[~sel], still[~sel], data.config.max_bank)
+            dist[sel] = SceneBank(r2, c2, data.n_cells).query(X[sel])[0]
+            return np.zeros(int(sel.sum()))
+
+        leave_one_group_out(data.groups, heldout, data.n)
+        st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = cell_calibration(dist, still)
+        return self._frame_values(st, dist, still)
+
+    @staticmethod
+    def _frame_values(st: MotionState, dist: np.ndarray, still: np.ndarray) -> np.ndarray:
+        """Per frame, its most unusual still cell, each cell in units of how much its own held-out
+        normal patches vary (a place whose look changes between training clips - a moving shadow,
+        a car parked in one clip - tolerates more than one that never changes)."""
+        if not len(dist):
+            return np.zeros(0)
+        z = (dist - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"]
+        return np.where(still, z, 0.0).max(1).clip(min=0.0)
+
+    def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
+        """Only beyond ``scene_margin`` times what normal frames reach (its 99th percentile ``high``,
+        at least 1): most frames hold nothing standing, and its noise would otherwise add to every
+        frame's fused score; a margin, because a re-encoded, smaller stream makes more still cells
+        look a little new, and places whose look differs between normal clips (a person who stops)
+        would otherwise move whole clips' normal frames (see docs/motion.md)."""
+        c = st.calib[self.name]
+        return np.maximum(c(values) - st.config.scene_margin * max(c.high, 1.0), 0.0)
+
+    def fires(self, st: MotionState, z: float) -> bool:
+        return z > 0
+
+    def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        load_bank(st, self.name, arrays, SCENE_DIM, nonempty=True)
+        med = np.asarray(arrays.get("scene_cell_median", np.zeros(0)), np.float64)
+        scale = np.asarray(arrays.get("scene_cell_scale", np.zeros(0)), np.float64)
+        if (med.shape != (st.n_cells,) or scale.shape != (st.n_cells,) or not np.all(np.isfinite(med))
+                or not np.all(scale > 0)):
+            raise ValueError("scene calibration is malformed")
+        st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = med, scale
+
+    def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
+        d, i = st.bank(self.name).query(self.raw(feats))
+        still = still_cells(feats, st.config.scene_still)
+        cz = np.where(still, (d - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"], 0.0)
+        return self._frame_values(st, d, still), (cz, i)
+
+    def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
+        dist, near = detail
+        R, C = st.config.grid.rows, st.cols
+        w, h = (int(v) for v in feats.size)
+        cell = int(np.argmax(dist[j]))
+        r, c = divmod(cell, C)
+        # the box: the connected cells around the worst one that are unusual for their place too
+        grid = (dist[j] > max(3.0, 0.3 * float(dist[j].max()))).reshape(R, C)
+        grid[r, c] = True
+        _, lab = cv2.connectedComponents(grid.astype(np.uint8), connectivity=8)
+        ys, xs = np.nonzero(lab == lab[r, c])
+        out["box"] = [int(xs.min() * w / C), int(ys.min() * h / R), int((xs.max() + 1) * w / C),
+                      int((ys.max() + 1) * h / R)]
+        out["where"] = where_words(r, c, R, C)
+        out["cells"] = int(len(ys))
+        i = int(near[j, cell])
+        if i >= 0:
+            src, fr = st.refs[self.name][i]
+            out["nearest_normal"] = {"attribute": self.name, "source": source_name(st, src), "frame": int(fr),
+                                     "box": cell_box(r, c, w, h, R, C)}
+        return True
+
+    def phrase(self, e: dict) -> str:
+        return f"something in the {e.get('where', '')} that was never there in the normal videos"
