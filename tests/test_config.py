@@ -131,7 +131,7 @@ def test_each_setting_is_defined_once_in_one_section():
         assert all(f.description for f in cls.model_fields.values()), cls  # each has its one-line doc
 
 
-def test_flat_names_read_and_write_the_key_in_its_section():
+def test_flat_names_read_and_write_the_key_in_its_section(tmp_path):
     from copy import copy as shallow_copy
 
     from vlm_anomaly.config import SECTIONS, Settings, section_keys
@@ -161,6 +161,11 @@ def test_flat_names_read_and_write_the_key_in_its_section():
     back = Settings.model_validate_json(copy.model_dump_json(exclude_unset=True))
     assert back == copy and {"interval_ms", "detector", "nu"} <= back.model_fields_set
     assert "max_side" not in back.model_fields_set
+    # a key written after loading, in a section the file never named, travels too
+    bare = load_settings(overrides={"home": str(tmp_path)})
+    moved = bare.model_copy(update={"interval_ms": 200})
+    assert Settings.model_validate_json(moved.model_dump_json(exclude_unset=True)).interval_ms == 200
+    assert "interval_ms" not in bare.model_fields_set
 
 
 def test_a_new_setting_is_one_line_in_its_section(tmp_path, monkeypatch):

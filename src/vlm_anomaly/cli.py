@@ -153,7 +153,7 @@ def score(
     out.print(f"[bold]{Path(source).name}[/] with model [bold]{name}[/]: {s['frames']} frames, "
               f"{s['anomalies']} anomalous ({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}")
     if labels is not None:
-        from .metrics import parse_frame_labels
+        from .detection_metrics import parse_frame_labels
 
         m = result.evaluate(parse_frame_labels(_read_small(labels), name=Path(source).name))
         if m.defined:

@@ -103,13 +103,23 @@ Csv = BeforeValidator(_csv)
 
 
 class CameraSpec(BaseModel):
-    """One camera of the service file: a name (Home Assistant device, MQTT topics), a source, a model."""
+    """One camera of the service file: a name (Home Assistant device, MQTT topics), a source, a model,
+    and optionally its low-resolution sub-stream, which is then what is read and scored."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
     source: str | None = None  # None: a Frigate camera of that name (frigate_url) with its own model
     model: str | None = None  # None: watch_model
+    # the camera's sub-stream (e.g. 640x360): read and scored instead of ``source``, evidence included
+    detect_source: str | None = None
+
+    @model_validator(mode="after")
+    def _detect_needs_source(self) -> CameraSpec:
+        if self.detect_source is not None and self.source is None:
+            raise ValueError("detect_source is a sub-stream of the camera's source: give source too "
+                             "(a Frigate camera's detect stream comes from Frigate)")
+        return self
 
 
 # -- the sections: each setting is defined here, once ----------------------------------------------
@@ -324,6 +334,9 @@ class Settings(BaseModel):
     def __setattr__(self, name: str, value: Any) -> None:
         if name in FLAT_KEYS:
             setattr(getattr(self, FLAT_KEYS[name]), name, value)
+            # the section now holds a value set on purpose: a dump without unset fields (what watch
+            # workers get) must keep it
+            self.__pydantic_fields_set__.add(FLAT_KEYS[name])
         else:
             super().__setattr__(name, value)
 

@@ -34,9 +34,9 @@ import numpy as np
 
 from .atomic import atomic_write_bytes
 from .config import Settings
+from .detection_metrics import FrameMetrics, frame_metrics
 from .detectors import detector_names, get_detector_class, moving_average
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
-from .metrics import FrameMetrics, frame_metrics
 from .pipeline import Pipeline
 from .report_plots import write_plots
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS

@@ -17,9 +17,9 @@ import numpy as np
 
 from .atomic import atomic_write_text
 from .config import EventSettings, Settings
+from .detection_metrics import FrameMetrics, frame_metrics
 from .errors import VlmAnomalyError
 from .incidents import EventBuilder, Incident, replay
-from .metrics import FrameMetrics, frame_metrics
 from .redact import source_slug
 from .smoothing import moving_average
 from .values import FrameScores

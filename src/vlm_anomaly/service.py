@@ -135,7 +135,8 @@ def _run_workers(settings, groups, *, realtime, max_seconds, store, bridge, list
     procs, conns = [], {}
     for i, group in enumerate(groups):
         recv, send = ctx.Pipe(duplex=False)
-        cams = [{"name": c.name, "source": c.source, "model": c.model, "frigate": c.frigate} for c in group]
+        cams = [{"name": c.name, "source": c.source, "model": c.model, "frigate": c.frigate,
+                 "main_source": c.main_source} for c in group]
         p = ctx.Process(target=_group_main, args=(conf, cams, realtime, max_seconds, send, level),
                         name=f"watch-group-{i + 1}", daemon=True)
         p.start()

@@ -16,7 +16,7 @@ from tests.scenes import write_clip
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.detectors import detector_names
 from vlm_anomaly.evaluation import PipelineScorer, create_scorer, evaluate, load_dataset
-from vlm_anomaly.events.scorer import StreamScorer
+from vlm_anomaly.events.live_scoring import StreamScorer
 from vlm_anomaly.events.sinks import StoreSink
 from vlm_anomaly.events.store import EventStore
 from vlm_anomaly.events.watcher import SourceWatcher

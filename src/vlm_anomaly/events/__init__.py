@@ -3,11 +3,11 @@
 
 from ..incidents import EventBuilder, EventTracker, HysteresisConfig, Transition
 from .alerts import AlertDispatcher, MqttSink, WebhookSink, event_payload
+from .bad_prompts import PromptAlarm
 from .feed import FeedView, LiveFeed, Reading
-from .prompts import PromptAlarm
+from .live_scoring import Scored, StreamScorer
 from .recovery import RecoveryJob, recover_stale_events
 from .retention import RetentionJob
-from .scorer import Scored, StreamScorer
 from .sinks import AlertSink, EventSink, ListenerSink, StoreSink
 from .store import EventNotFoundError, EventRecord, EventStore
 from .watcher import LiveSession, Monitor, SourceWatcher, WatchNotice

@@ -3,7 +3,7 @@ handled by the running service.
 
 A press teaches the camera's model that the camera's last closed event was normal, through the
 same library function as the CLI, the API and the dashboard (:func:`~vlm_anomaly.normal.mark_event_normal`);
-the model file changes, and the watchers pick the new model up (:class:`~.scorer.StreamScorer`
+the model file changes, and the watchers pick the new model up (:class:`~.live_scoring.StreamScorer`
 reloads a model whose file changed). The outcome is published, retained, on
 ``<state_prefix>/<camera>/normal`` (what was learnt, or why nothing was).
 

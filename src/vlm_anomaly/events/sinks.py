@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 2.0
 #: the event's values a row holds (the rest - id, media, acknowledgement - are the store's)
 ROW_FIELDS = ("source", "model", "start_time", "started_at", "worst_score", "worst_time", "mean_score",
-              "frames", "descriptions", "prompt", "prompt_score")
+              "frames", "descriptions", "kind", "prompt", "prompt_score")
 END_FIELDS = ("end_time", "status", "ended_at", "end_reason", "last_time")
 #: the states a watcher ends in
 FINAL = ("stopped", "ended", "dropped", "failed")

@@ -33,9 +33,9 @@ from ..video import Frame
 from ..video.live import Gap, LiveSource, PushSource
 from .alerts import AlertDispatcher
 from .feed import LiveFeed, Reading
+from .live_scoring import Scored, StreamScorer
 from .recovery import RecoveryJob
 from .retention import RetentionJob
-from .scorer import Scored, StreamScorer
 from .sinks import AlertSink, EventSink, ListenerSink, StoreSink, WatchNotice
 from .store import EventRecord, EventStore, event_kind, utcnow
 

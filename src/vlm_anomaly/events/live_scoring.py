@@ -17,7 +17,7 @@ from ..errors import VlmAnomalyError
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..video import Frame
-from .prompts import PromptAlarm
+from .bad_prompts import PromptAlarm
 
 log = logging.getLogger(__name__)
 
