@@ -27,6 +27,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Video anomaly detection with vision-language models.")
 models_app = typer.Typer(no_args_is_help=True, help="Manage saved models.")
 app.add_typer(models_app, name="models")
+normal_app = typer.Typer(no_args_is_help=True, help="Teach a model that footage was normal (no retraining), "
+                                                   "list what it learnt, undo.")
+app.add_typer(normal_app, name="normal")
 
 out = Console()
 err = Console(stderr=True)
@@ -249,6 +252,90 @@ def models_rename(old: str, new: str, models_dir: ModelsDirOpt = None) -> None:
 
     ModelStore(_settings(models_dir=models_dir).models_path).rename(old, new)
     out.print(f"renamed model {old} -> {new}")
+
+
+def _print_addition(model: str, a) -> None:
+    span = "" if a.start_s is None and a.end_s is None else \
+        f" {a.start_s if a.start_s is not None else 0:g}-{'end' if a.end_s is None else f'{a.end_s:g}'} s"
+    out.print(f"model {model} learnt {a.source}{span} as normal: {a.frames} frames (addition {a.id})",
+              highlight=False, markup=False, soft_wrap=True)
+
+
+@normal_app.command("add")
+def normal_add(
+    model: Annotated[str, typer.Argument(help="model name")],
+    source: Annotated[str, typer.Argument(help="video file or frame folder")],
+    start: Annotated[Optional[float], typer.Option("--start", help="seconds of the video (default: its start)")] = None,
+    end: Annotated[Optional[float], typer.Option("--end", help="seconds of the video (default: its end)")] = None,
+    note: Annotated[str, typer.Option("--note", help="why this footage is normal")] = "",
+    models_dir: ModelsDirOpt = None,
+) -> None:
+    """Learn a video (or a time range of it) as normal: no training video is read again."""
+    from .normal import mark_normal
+    from .store import ModelStore
+
+    s = _settings(models_dir=models_dir)
+    with _progress("normal") as cb:
+        a = mark_normal(ModelStore(s.models_path), model, source, start_s=start, end_s=end, note=note,
+                        settings=s, progress=cb)
+    _print_addition(model, a)
+
+
+@normal_app.command("event")
+def normal_event(
+    event_id: Annotated[int, typer.Argument(help="event id (see the dashboard or GET /events)")],
+    note: Annotated[str, typer.Option("--note", help="why it was normal")] = "",
+    models_dir: ModelsDirOpt = None,
+) -> None:
+    """Learn an event's footage as normal, in the model that raised it."""
+    from .events.store import EventStore
+    from .normal import mark_event_normal
+    from .store import ModelStore
+
+    s = _settings(models_dir=models_dir)
+    store = EventStore.from_settings(s)
+    try:
+        with _progress("normal") as cb:
+            a = mark_event_normal(store, ModelStore(s.models_path), event_id, note=note, settings=s, progress=cb)
+        _print_addition(store.get(event_id).model, a)
+    finally:
+        store.close()
+
+
+@normal_app.command("list")
+def normal_list(model: Annotated[str, typer.Argument(help="model name")], models_dir: ModelsDirOpt = None,
+                json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What a model learnt as normal since training."""
+    from .normal import normal_additions
+    from .store import ModelStore
+
+    rows = normal_additions(ModelStore(_settings(models_dir=models_dir).models_path), model)
+    if json_out:
+        out.print_json(json.dumps([a.as_dict() for a in rows]))
+        return
+    if not rows:
+        out.print(f"model {model} has learnt nothing as normal since training")
+        return
+    t = Table()
+    for col in ("id", "source", "from s", "to s", "frames", "added", "note"):
+        t.add_column(col)
+    for a in rows:
+        t.add_row(a.id, a.source, "" if a.start_s is None else f"{a.start_s:g}",
+                  "" if a.end_s is None else f"{a.end_s:g}", str(a.frames), a.added_at, a.note)
+    out.print(t)
+
+
+@normal_app.command("undo")
+def normal_undo(model: Annotated[str, typer.Argument(help="model name")],
+                addition_id: Annotated[str, typer.Argument(help="addition id (see 'normal list')")],
+                models_dir: ModelsDirOpt = None) -> None:
+    """Forget footage learnt as normal: the model scores as before it was added."""
+    from .normal import undo_normal
+    from .store import ModelStore
+
+    s = _settings(models_dir=models_dir)
+    undo_normal(ModelStore(s.models_path), model, addition_id, settings=s)
+    out.print(f"model {model} forgot addition {addition_id}")
 
 
 @app.command()

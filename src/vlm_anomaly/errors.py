@@ -86,3 +86,15 @@ class TooManyWatchersError(VlmAnomalyError):
     """Starting one more watcher would pass the ``max_watchers`` cap."""
 
     status_code = 429
+
+
+class CannotLearnError(VlmAnomalyError):
+    """A model whose detector cannot learn footage marked normal without being trained again."""
+
+    status_code = 409
+
+
+class AdditionNotFoundError(VlmAnomalyError):
+    """No footage marked normal under that id in the model."""
+
+    status_code = 404

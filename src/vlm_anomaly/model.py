@@ -60,6 +60,8 @@ class AnomalyModel:
     #: (video number, frame index, timestamp ms) of each training embedding
     train_refs: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: footage marked normal after training, oldest first (see ``vlm_anomaly.normal``)
+    normal_additions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
@@ -130,6 +132,7 @@ class AnomalyModel:
             "smoothing_window": self.smoothing_window,
             "threshold": self.threshold,
             "extra": self.extra,
+            "normal_additions": [dict(a) for a in self.normal_additions],
         }
         arrays = {f"detector.{k}": v for k, v in det_arrays.items()}
         if self.train_embeddings is not None:
@@ -175,7 +178,12 @@ class AnomalyModel:
         window = int(meta.get("smoothing_window", 5))
         if not 1 <= window <= 100_000:
             raise ValueError(f"smoothing_window {window} out of range")
+        additions = meta.get("normal_additions", [])
+        if not isinstance(additions, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str)
+                                                      for a in additions):
+            raise ValueError("normal_additions is malformed")
         return cls(
+            normal_additions=[dict(a) for a in additions],
             encoder=enc,
             detector=detector,
             prompts=[str(p) for p in meta.get("prompts", [])],

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from vlm_anomaly import Pipeline, load_settings
-from vlm_anomaly.detectors import Scorer, detector_names, get_detector_class
-from vlm_anomaly.errors import NotFittedError
+from vlm_anomaly.detectors import LearnsNormal, Scorer, add_normal, detector_names, get_detector_class, remove_normal
+from vlm_anomaly.errors import CannotLearnError, NotFittedError
 from vlm_anomaly.synthetic import write_video
 from vlm_anomaly.values import FrameScores
 from vlm_anomaly.video import sample_frames
@@ -113,3 +113,32 @@ def test_motion_alone_embeds_nothing_and_older_model_files_still_load(clips, tmp
     assert old.encoder is None and old.train_embeddings is None
     assert [m.encoder for m in pipe.store.list() if m.name == "old"] == ["none"]
     np.testing.assert_allclose(pipe.score(old, str(test)).raw_scores, res.raw_scores, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", detector_names())
+def test_every_detector_learns_footage_marked_normal_or_says_it_cannot(name, clips, efficientnet_encoder, tmp_path):
+    """Through the contract's ``add_normal``: a detector that keeps normal examples learns the
+    anomalous clip (it then scores it as more normal, also after save and load) and forgets it
+    exactly; any other says it cannot learn without retraining."""
+    train, test = clips
+    s = load_settings(overrides={"home": tmp_path, "encoder": "efficientnet", "detector": name,
+                                 "interval_ms": INTERVAL_MS, "threads": 2})
+    pipe = Pipeline(s, encoder=efficientnet_encoder)
+    model = pipe.train("m", [str(p) for p in train])
+    before = pipe.score(model, str(test), describe=False).raw_scores
+    scorer = pipe.scorer(model)
+    if not isinstance(scorer, LearnsNormal) or name in ("ocsvm", "frame-diff"):
+        with pytest.raises(CannotLearnError, match=f"detector '{name}' cannot learn without retraining"):
+            add_normal(scorer, name, str(test), key="k1", name="t.mp4")
+        assert name in ("ocsvm", "frame-diff")
+        return
+    assert add_normal(scorer, name, str(test), key="k1", name="t.mp4") == 40
+    model.detector = scorer.fitted()
+    pipe.store.save(model, "m")
+    learnt = Pipeline(s, encoder=efficientnet_encoder).score("m", str(test), describe=False).raw_scores
+    assert learnt.min() > before.min() and (learnt < 0).sum() < (before < 0).sum()
+    remove_normal(scorer, name, "k1")
+    model.detector = scorer.fitted()
+    pipe.store.save(model, "m")
+    np.testing.assert_array_equal(Pipeline(s, encoder=efficientnet_encoder).score("m", str(test), describe=False)
+                                  .raw_scores, before)

@@ -27,7 +27,7 @@ from .deps import Services, caller
 from .jobs import JobManager
 from .limits import BodySizeLimit, body_limit
 from .prometheus import ServiceMetrics
-from .routes import events, health, models, sources
+from .routes import events, health, models, normal, sources
 from .schemas import ErrorOut
 
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
 
     app.include_router(health.public)
     refusals = {"4XX": {"model": ErrorOut, "description": "refused: the error's message"}}
-    for module in (health, models, events, sources):
+    for module in (health, models, events, sources, normal):
         app.include_router(module.router, dependencies=[Depends(caller)], responses=refusals)
     return app
 

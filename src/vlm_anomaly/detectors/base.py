@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, EncoderMismatchError, InvalidVideoError, NotFittedError
+from ..errors import CannotLearnError, ConfigError, EncoderMismatchError, InvalidVideoError, NotFittedError
 from ..values import EmbeddedVideo, FrameScores
 from .contract import Detector, DetectorContext, FrameProgress, Progress
 
@@ -143,6 +143,32 @@ class EmbeddingScorer:
         scores = det.decision_function(ev.embeddings)
         return FrameScores(ev.source, ev.frame_indices, ev.timestamps, scores, [], ev.embeddings, ev.from_cache,
                            {"embed_s": round(t1 - t0, 4), "score_s": round(time.perf_counter() - t1, 4)})
+
+    def add_normal(self, source: str | Path, start_s: float | None = None, end_s: float | None = None, *,
+                   key: str, name: str, progress: FrameProgress | None = None) -> int:
+        """Learn footage marked normal, for detectors that keep normal examples (``add_rows``):
+        the source's frame embeddings (through the pipeline's cache) between ``start_s`` and ``end_s``."""
+        det = self.fitted()
+        if not hasattr(det, "add_rows"):
+            raise CannotLearnError(f"detector {self.cls.name!r} cannot learn without retraining: train the model "
+                                   "again with this footage among its normal videos")
+        [ev] = self._embed([source], (lambda done, _total, _stage: progress(done)) if progress else None)
+        t = ev.timestamps
+        sel = np.ones(len(t), bool)
+        if start_s is not None:
+            sel &= t >= start_s - 1e-6
+        if end_s is not None:
+            sel &= t <= end_s + 1e-6
+        if not sel.any():
+            raise InvalidVideoError("no sampled frame in the footage to mark normal")
+        det.add_rows(ev.embeddings[sel], key)
+        return int(sel.sum())
+
+    def remove_normal(self, key: str) -> None:
+        det = self.fitted()
+        if not hasattr(det, "remove_rows"):
+            raise CannotLearnError(f"detector {self.cls.name!r} cannot learn without retraining")
+        det.remove_rows(key)
 
     def score_frames(self, frames: Sequence[Frame]) -> FrameScores:
         det = self.fitted()

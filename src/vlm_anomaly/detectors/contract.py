@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import NotFittedError
+from ..errors import CannotLearnError, NotFittedError
 from ..values import EmbeddedVideo, FrameScores
 
 if TYPE_CHECKING:
@@ -87,6 +87,41 @@ class Scorer(Protocol):
     def score_frames(self, frames: Sequence[Frame]) -> FrameScores:
         """Live: scores of the next frames of a stream, in order, keeping the stream's state."""
         ...
+
+
+@runtime_checkable
+class LearnsNormal(Protocol):
+    """A scorer that learns footage marked normal after training - without its training videos:
+    it adds the footage's observations to its normal data and recalibrates its threshold, and can
+    forget them again (the model then scores exactly as before). Optional: callers go through
+    :func:`add_normal` / :func:`remove_normal`, which say clearly when a detector cannot."""
+
+    def add_normal(self, source: str | Path, start_s: float | None = None, end_s: float | None = None, *,
+                   key: str, name: str, progress: FrameProgress | None = None) -> int:
+        """Learn the sampled frames of ``source`` between ``start_s`` and ``end_s`` (seconds; None:
+        from the start / to the end) as normal, under ``key``; ``name``: what explanations call
+        the footage. Returns how many sampled frames it learnt."""
+        ...
+
+    def remove_normal(self, key: str) -> None:
+        """Forget the footage added under ``key`` (KeyError when there is none)."""
+        ...
+
+
+def add_normal(scorer: Scorer, detector: str, source: str | Path, start_s: float | None = None,
+               end_s: float | None = None, *, key: str, name: str, progress: FrameProgress | None = None) -> int:
+    """:meth:`LearnsNormal.add_normal` of ``scorer``, or a clear error when its detector cannot learn."""
+    if not isinstance(scorer, LearnsNormal):
+        raise CannotLearnError(f"detector {detector!r} cannot learn without retraining: train the model again "
+                               "with this footage among its normal videos")
+    return scorer.add_normal(source, start_s, end_s, key=key, name=name, progress=progress)
+
+
+def remove_normal(scorer: Scorer, detector: str, key: str) -> None:
+    """:meth:`LearnsNormal.remove_normal` of ``scorer`` (a clear error when its detector cannot learn)."""
+    if not isinstance(scorer, LearnsNormal):
+        raise CannotLearnError(f"detector {detector!r} cannot learn without retraining")
+    scorer.remove_normal(key)
 
 
 class Detector(ABC):

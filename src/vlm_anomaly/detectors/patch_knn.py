@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import CannotLearnError
 from .base import BaseDetector, require
 from .neighbours import held_out_rows, sq_dists
 
@@ -76,17 +77,77 @@ class PatchKNNDetector(BaseDetector):
             held[:, j] = np.sqrt(d2.min(1))
         keep = held_out_rows(n, self.max_bank, self.seed + 1)
         self.bank_ = np.ascontiguousarray(cells[keep].transpose(1, 0, 2))  # (groups, bank, channels)
-        # per-cell scales and the frame threshold from the held-out (rows, groups) cell distances
-        mu, sd = held.mean(0), held.std(0)
-        # floor: a cell that never changes in training must not turn noise into alarms
-        self.mu_, self.sd_ = mu, np.maximum(sd, max(float(np.median(sd)), 1e-6))
-        worst = ((held - self.mu_) / self.sd_).max(1)
-        self.radius_ = float(np.quantile(worst, 1.0 - self.nu))
+        # kept in the model: footage marked normal later is calibrated with these, without the videos
+        self.held_, self.held_tag_ = held, np.zeros(len(held), np.int64)
+        self.bank_tag_ = np.zeros(self.bank_.shape[1], np.int64)
+        self.normal_: dict[str, int] = {}
+        worst = self._calibrate()
         self.train_rows_ = rows
         self.train_scores_ = self.radius_ - worst
         self.n_features_in_ = X.shape[1]
         self.threshold_ = 0.0
         return self
+
+    def _calibrate(self) -> np.ndarray:
+        """Per-cell scales and the frame threshold from the held-out (rows, groups) cell distances;
+        returns each held-out row's worst standardised cell."""
+        held = self.held_
+        mu, sd = held.mean(0), held.std(0)
+        # floor: a cell that never changes in training must not turn noise into alarms
+        self.mu_, self.sd_ = mu, np.maximum(sd, max(float(np.median(sd)), 1e-6))
+        worst = ((held - self.mu_) / self.sd_).max(1)
+        self.radius_ = float(np.quantile(worst, 1.0 - self.nu))
+        return worst
+
+    def add_rows(self, X: np.ndarray, key: str) -> None:
+        """Learn frames marked normal after training: they join the memory bank, and their
+        distances - each measured against the bank and the footage's other time chunks (a frame is
+        never its own neighbour) - join the held-out distances the threshold comes from."""
+        self._check_fitted()
+        if getattr(self, "held_", None) is None:
+            raise CannotLearnError("this patch-knn model was saved before models kept their calibration "
+                                   "distances: train it again once to let it learn footage as normal")
+        if key in self.normal_:
+            raise ValueError(f"footage {key!r} was already added")
+        cells = self._cells(self._check_X(X))
+        n = len(cells)
+        chunk = np.minimum(np.arange(n) * 4 // max(1, n), 3)
+        held = np.empty((n, self.groups))
+        for j in range(self.groups):
+            d2 = sq_dists(cells[:, j], self.bank_[j]).min(1)
+            if n > 1:
+                own = sq_dists(cells[:, j], cells[:, j])
+                own[chunk[:, None] == chunk[None, :]] = np.inf
+                d2 = np.minimum(d2, own.min(1))
+            held[:, j] = np.sqrt(d2)
+        tag = int(max([0, *self.normal_.values()])) + 1
+        self.normal_[key] = tag
+        self.bank_ = np.ascontiguousarray(np.concatenate([self.bank_, cells.transpose(1, 0, 2)], 1))
+        self.bank_tag_ = np.concatenate([self.bank_tag_, np.full(n, tag)])
+        self.held_ = np.concatenate([self.held_, held])
+        self.held_tag_ = np.concatenate([self.held_tag_, np.full(n, tag)])
+        self._calibrate()
+
+    def remove_rows(self, key: str) -> None:
+        """Forget frames added by :meth:`add_rows`; the model scores as before they were added."""
+        tag = self.normal_.pop(key)
+        keep = self.bank_tag_ != tag
+        self.bank_, self.bank_tag_ = np.ascontiguousarray(self.bank_[:, keep]), self.bank_tag_[keep]
+        keep = self.held_tag_ != tag
+        self.held_, self.held_tag_ = self.held_[keep], self.held_tag_[keep]
+        self._calibrate()
+
+    def _meta(self) -> dict[str, Any]:
+        return {**super()._meta(), "normal": dict(getattr(self, "normal_", {}))}
+
+    @classmethod
+    def _from_meta(cls, meta: dict[str, Any]) -> PatchKNNDetector:
+        det = super()._from_meta(meta)
+        normal = meta.get("normal", {})
+        if not isinstance(normal, dict) or not all(isinstance(v, int) and v > 0 for v in normal.values()):
+            raise ValueError("the footage marked normal is malformed")
+        det.normal_ = {str(k): int(v) for k, v in normal.items()}
+        return det
 
     def cell_scores(self, X: np.ndarray) -> np.ndarray:
         """(N, groups) standardised distance of every cell (higher = more unusual), for heat maps."""
@@ -102,7 +163,10 @@ class PatchKNNDetector(BaseDetector):
         return self.radius_ - self.cell_scores(X).max(1)
 
     def _get_arrays(self) -> dict[str, np.ndarray]:
-        return {"bank": self.bank_, "mu": self.mu_, "sd": self.sd_, "radius": np.array([self.radius_])}
+        out = {"bank": self.bank_, "mu": self.mu_, "sd": self.sd_, "radius": np.array([self.radius_])}
+        if getattr(self, "held_", None) is not None:
+            out.update(held=self.held_, held_tag=self.held_tag_, bank_tag=self.bank_tag_)
+        return out
 
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         g = self.groups
@@ -116,3 +180,13 @@ class PatchKNNDetector(BaseDetector):
         if np.any(self.sd_ <= 0):
             raise ValueError("array 'sd' must be positive")
         (self.radius_,) = (float(v) for v in require(arrays, "radius", (1,)))
+        self.held_ = self.held_tag_ = None
+        self.bank_tag_ = np.zeros(self.bank_.shape[1], np.int64)
+        if "held" in arrays:  # models saved before they kept their calibration distances have none
+            self.held_ = require(arrays, "held", (-1, g)).astype(np.float64)
+            self.held_tag_ = require(arrays, "held_tag", (len(self.held_),)).astype(np.int64)
+            self.bank_tag_ = require(arrays, "bank_tag", (self.bank_.shape[1],)).astype(np.int64)
+            if len(self.held_) < 2:
+                raise ValueError("too few calibration distances")
+        if not hasattr(self, "normal_"):
+            self.normal_ = {}

@@ -1,6 +1,6 @@
 """Home Assistant MQTT discovery: every watched camera shows up in Home Assistant without YAML.
 
-Per camera, one device with five entities (Home Assistant's documented discovery schema,
+Per camera, one device with six entities (Home Assistant's documented discovery schema,
 ``<discovery_prefix>/<component>/<node_id>/<object_id>/config``, retained):
 
 * ``binary_sensor`` (device class ``problem``): ``ON`` while an anomaly event is open;
@@ -9,7 +9,9 @@ Per camera, one device with five entities (Home Assistant's documented discovery
 * ``image``: the last event's snapshot (JPEG bytes);
 * ``event``: fires ``anomaly_start``, ``anomaly_end`` or ``camera_tamper`` as things happen (Home
   Assistant's convention for things that happen, what automations trigger on; not retained, so a
-  restart of Home Assistant never replays an old event).
+  restart of Home Assistant never replays an old event);
+* ``button``: "Last anomaly was normal" - the running service teaches the camera's model that its
+  last ended event was normal (:mod:`.normal_button`).
 
 Why two availability topics (``availability_mode: all``): the service's own topic carries the
 MQTT Last Will, so a crash or a lost connection turns every entity unavailable; the camera's topic
@@ -44,6 +46,7 @@ from ..cameras import camera_id
 from ..config import AlertSettings
 from ..redact import redact_url
 from .alerts import mqtt_client
+from .normal_button import button_spec
 from .sinks import ListenerSink
 from .store import EventRecord
 
@@ -51,13 +54,13 @@ log = logging.getLogger(__name__)
 
 #: entity key -> Home Assistant component
 ENTITIES = {"anomaly": "binary_sensor", "score": "sensor", "last_event": "sensor", "snapshot": "image",
-            "activity": "event"}
+            "activity": "event", "normal": "button"}
 #: what the ``event`` entity fires
 EVENT_TYPES = ("anomaly_start", "anomaly_end", "camera_tamper")
 #: event kinds (``EventRecord.kind``) that are about the camera itself, not the scene
 CAMERA_KINDS = ("camera", "tamper")
 #: state topics under ``<prefix>/<camera>/`` (retained)
-STATES = ("anomaly", "score", "event", "snapshot", "availability")
+STATES = ("anomaly", "score", "event", "snapshot", "availability", "normal")
 ONLINE, OFFLINE = "online", "offline"
 def event_description(rec: EventRecord) -> str:
     """One line for the last-event sensor (Home Assistant states hold at most 255 characters)."""
@@ -233,6 +236,7 @@ class HomeAssistantBridge(ListenerSink):
                          "content_type": "image/jpeg"},
             "activity": {"name": "Anomaly event", "state_topic": self.state_topic(cam.id, "activity"),
                          "event_types": list(EVENT_TYPES), "icon": "mdi:cctv"},
+            "normal": button_spec(self.state_prefix, cam.id),
         }
         return {
             self.config_topic(cam.id, key): {**spec, "unique_id": f"{self.node_id}_{cam.id}_{key}", **base}

@@ -8,13 +8,18 @@ The event builder and the sinks come after it and never look at frames' pixels t
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass
 
+from ..errors import VlmAnomalyError
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..video import Frame
 from .bad_prompts import PromptAlarm
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,12 @@ class StreamScorer:
         self.pipeline = pipeline
         self.model = model
         self.describe = describe
+        self.interval_ms = interval_ms
+        #: how often (seconds) the model's file is checked for a newer version (footage marked
+        #: normal while the stream runs): the stream then scores with what the model learnt
+        self.reload_every_s = 5.0
+        self._checked = time.monotonic()
+        self._version = self._file_version()
         self.encoder = pipeline.encoder_for(model)
         self.encode_lock = encode_lock or threading.Lock()  # one encoder shared by several sources
         # the scorer offline scoring uses, at the stream's sampling (default: the model's)
@@ -56,9 +67,37 @@ class StreamScorer:
         """True when the source must hand over the frame before each sample (motion, at some samplings)."""
         return self.detector.needs_previous
 
+    def _file_version(self) -> tuple[int, int] | None:
+        """(mtime, size) of the saved model's file; None for a model that is not in the store."""
+        try:
+            st = self.pipeline.store.path_for(self.model.name).stat()
+        except (OSError, ValueError, VlmAnomalyError):
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def reload_if_changed(self) -> bool:
+        """Load the model again when its file changed (a saved model is replaced atomically);
+        True when it did. The stream's motion references start afresh with the new scorer."""
+        self._checked = time.monotonic()
+        version = self._file_version()
+        if version is None or version == self._version:
+            return False
+        try:
+            model = self.pipeline.store.load(self.model.name)
+            detector = self.pipeline.scorer(model, interval_ms=self.interval_ms)
+        except VlmAnomalyError as exc:  # a broken or retrained-elsewhere file: keep scoring as before
+            log.warning("model %s changed but cannot be loaded again: %s", self.model.name, exc)
+            self._version = version
+            return False
+        self.model, self.detector, self._version = model, detector, version
+        log.info("model %s changed on disk: scoring with the new version", self.model.name)
+        return True
+
     def score(self, frames: list[Frame]) -> list[Scored]:
         if not frames:
             return []
+        if self.model.name and time.monotonic() - self._checked >= self.reload_every_s:
+            self.reload_if_changed()
         # no lock around scoring: each stream has its own scorer state, and the shared encoder's
         # inference (torch / ONNX Runtime, no grad) is safe from several threads; flow, decoding and
         # inference release the GIL, so several cameras use every core

@@ -487,6 +487,7 @@ class Monitor:
         ``instance`` names the Home Assistant node of a second process announcing cameras (the API's).
         """
         from .homeassistant import HomeAssistantBridge
+        from .normal_button import NormalButton
 
         store = EventStore.from_settings(settings)
         alerts = AlertDispatcher.from_settings(settings.alerts, cameras=cameras if settings.frigate_events else ())
@@ -496,6 +497,7 @@ class Monitor:
                   sinks=sinks, retention=retention)
         if bridge is not None:
             bridge.attach(mon)  # scores and stream availability, polled from the status rows
+            NormalButton(bridge, store, settings, pipeline=mon.pipeline)  # "last anomaly was normal", handled here
         return mon
 
     def _report_recovered(self, rec: EventRecord) -> None:

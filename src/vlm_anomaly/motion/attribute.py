@@ -103,6 +103,33 @@ class Attribute:
         """A k-NN bank over ``rows`` (``query(X) -> (distances, nearest)``), for k-NN attributes."""
         raise NotImplementedError
 
+    def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Footage marked normal after training: the (rows, cells, frame rows) its k-NN bank gains
+        from ``feats``, chosen as :meth:`fit` chooses them; None: it learns nothing more from it
+        (limits around the training clips stay as they are)."""
+        return None
+
+    def add_normal(self, st: MotionState, feats: SourceCells, src_no: int) -> None:
+        """Append :meth:`normal_rows` to the bank, their examples tagged with source ``src_no``."""
+        new = self.normal_rows(st, feats)
+        if new is None:
+            return
+        rows, cells, frames = new
+        a = self.name
+        st.rows[a] = np.concatenate([st.rows[a], rows.astype(np.float32)])
+        st.cells[a] = np.concatenate([st.cells[a], cells.astype(np.int64)])
+        refs = np.stack([np.full(len(frames), src_no), feats.frame_indices[frames]], 1).astype(np.int64)
+        st.refs[a] = np.concatenate([st.refs[a].reshape(-1, 2), refs])
+
+    def remove_normal(self, st: MotionState, src_no: int) -> np.ndarray | None:
+        """Drop the examples of source ``src_no``; returns which rows were kept (None: no bank)."""
+        a = self.name
+        if a not in st.refs:
+            return None
+        keep = st.refs[a][:, 0] != src_no
+        st.rows[a], st.cells[a], st.refs[a] = st.rows[a][keep], st.cells[a][keep], st.refs[a][keep]
+        return keep
+
     def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         """Restore and validate what :meth:`fit` learnt (raise ValueError when malformed)."""
 

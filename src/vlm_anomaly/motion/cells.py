@@ -79,6 +79,9 @@ class CellAttribute(Attribute):
 
         return leave_one_group_out(data.groups, heldout, data.n)
 
+    def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return build_banks(self.raw(feats) / st.scales[self.name], st.config.max_bank)
+
     def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         load_bank(st, self.name, arrays, self.dim)
         sp = np.asarray(arrays.get("speed_p99", np.full((st.config.grid.rows, st.cols), np.nan)), np.float64)

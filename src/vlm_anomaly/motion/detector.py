@@ -80,6 +80,19 @@ class MotionDetectorScorer:
         return FrameScores(r.source, r.frame_indices, r.timestamps, np.asarray(r.scores, np.float64),
                            r.explanations, r.embeddings)
 
+    def add_normal(self, source: str | Path, start_s: float | None = None, end_s: float | None = None, *,
+                   key: str, name: str, progress: FrameProgress | None = None) -> int:
+        """Learn footage marked normal: its moving objects, cells and still places join the normal
+        examples, it joins the held-out clips, calibration and threshold are recomputed."""
+        feats = self.inner.extract_range(source, start_s, end_s, progress)
+        self.inner.add_normal(feats, key, name)
+        self._live = None
+        return feats.n_frames
+
+    def remove_normal(self, key: str) -> None:
+        self.inner.remove_normal(key)
+        self._live = None
+
     def _pending(self) -> Iterator[Frame]:
         while True:  # the stream asks for one frame per result, and gets one
             yield self._queue.popleft()

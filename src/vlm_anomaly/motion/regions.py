@@ -37,6 +37,15 @@ class DenseBank:
         return d.astype(np.float64), i
 
 
+def region_boxes(blobs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(m, 4) boxes of moving regions in fractions of the frame (blob widths are in frame heights)."""
+    w, h = size
+    a = float(h) / max(1.0, float(w))
+    boxes = np.stack([blobs[:, 0] - blobs[:, 2] * 0.5 * a, blobs[:, 1] - blobs[:, 3] / 2,
+                      blobs[:, 0] + blobs[:, 2] * 0.5 * a, blobs[:, 1] + blobs[:, 3] / 2], 1)
+    return np.clip(boxes, 0, 1)
+
+
 def fit_regions(data: FitData, st: MotionState) -> np.ndarray:
     """What every region attribute shares, learnt once: the perspective line, the normal objects'
     99th-percentile relative speed and boxes; returns the rows kept in the region banks."""
@@ -47,12 +56,7 @@ def fit_regions(data: FitData, st: MotionState) -> np.ndarray:
         st.arrays["perspective"] = persp
         st.values["object_speed_p99"] = float(np.percentile(OF[:, 0], 99)) if len(OF) else 0.0
         keep = subsample(len(blobs), data.config.max_bank * 20)
-        kb = blobs[keep]
-        w, h = data.feats[0].size
-        a = float(h) / max(1.0, float(w))  # blob widths are in frame heights, boxes in width fractions
-        boxes = np.stack([kb[:, 0] - kb[:, 2] * 0.5 * a, kb[:, 1] - kb[:, 3] / 2,
-                          kb[:, 0] + kb[:, 2] * 0.5 * a, kb[:, 1] + kb[:, 3] / 2], 1)
-        st.arrays["object_boxes"] = np.clip(boxes, 0, 1)
+        st.arrays["object_boxes"] = region_boxes(blobs[keep], data.feats[0].size)
     return subsample(len(data.blobs), data.config.max_bank * 20)
 
 
@@ -89,6 +93,24 @@ class RegionAttribute(Attribute):
             return per_frame_max(d, b_row[sel], n)[0][frames]
 
         return leave_one_group_out(data.groups, heldout, n)
+
+    def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        keep = subsample(len(feats.blobs), st.config.max_bank * 20)
+        return self.rows(st, feats)[keep], np.zeros(len(keep), np.int64), feats.blob_frame[keep]
+
+    def add_normal(self, st: MotionState, feats: SourceCells, src_no: int) -> None:
+        """Both region banks keep the same regions; their boxes are stored once, beside them."""
+        super().add_normal(st, feats, src_no)
+        boxes = st.arrays["object_boxes"]
+        if len(boxes) < len(st.rows[self.name]):
+            keep = subsample(len(feats.blobs), st.config.max_bank * 20)
+            st.arrays["object_boxes"] = np.concatenate([boxes, region_boxes(feats.blobs[keep], feats.size)])
+
+    def remove_normal(self, st: MotionState, src_no: int) -> np.ndarray | None:
+        keep = super().remove_normal(st, src_no)
+        if keep is not None and len(st.arrays["object_boxes"]) == len(keep):
+            st.arrays["object_boxes"] = st.arrays["object_boxes"][keep]
+        return keep
 
     def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         load_bank(st, self.name, arrays, self.dim(st), nonempty=True)

@@ -127,6 +127,9 @@ class SceneAttribute(Attribute):
         st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = cell_calibration(dist, still)
         return self._frame_values(st, dist, still)
 
+    def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _bank_rows(self.raw(feats), still_cells(feats, st.config.scene_still), st.config.max_bank)
+
     @staticmethod
     def _frame_values(st: MotionState, dist: np.ndarray, still: np.ndarray) -> np.ndarray:
         """Per frame, its most unusual still cell, each cell in units of how much its own held-out

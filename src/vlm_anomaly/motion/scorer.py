@@ -122,6 +122,8 @@ class MotionState:
     #: appearance: PCA of the training crops' embeddings, and the encoder whose embeddings they are
     projection: Projection | None = None
     encoder_key: str = ""
+    #: footage marked normal after training: its key -> the source number its examples carry
+    normal: dict[str, int] = field(default_factory=dict)
     _banks: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -141,7 +143,7 @@ class MotionState:
         meta = {"config": self.config.as_dict(), "cols": self.cols, "sources": list(self.sources),
                 "calibration": {a: c.as_list() for a, c in self.calib.items()}, "threshold": self.threshold,
                 "heldout_flagged": self.heldout_flagged, "score_unit": self.score_unit,
-                "encoder_key": self.encoder_key, **self.values}
+                "encoder_key": self.encoder_key, "normal": dict(self.normal), **self.values}
         arrays = dict(self.arrays)
         if self.projection is not None:
             arrays["appearance_mean"] = self.projection.mean.astype(np.float32)
@@ -169,6 +171,12 @@ class MotionState:
                  encoder_key=str(meta.get("encoder_key", "")))
         for a in config.fused:
             REGISTRY[a].load(st, meta, arrays)
+        load_heldout(st, arrays)
+        normal = meta.get("normal", {})
+        if not isinstance(normal, dict) or any(
+                not isinstance(v, int) or not 0 <= v < len(st.sources) for v in normal.values()):
+            raise ValueError("the footage marked normal is malformed")
+        st.normal = {str(k): int(v) for k, v in normal.items()}
         return st
 
 
@@ -330,16 +338,103 @@ class MotionScorer:
                        self.embedder.identity_key if self.embedder is not None else "", _clip_slices(feats))
         st = MotionState(cfg, cols, names)
         heldout = {a: REGISTRY[a].fit(data, st) for a in cfg.fused}
-        for a, v in heldout.items():
-            st.calib[a] = REGISTRY[a].calibrate(v, data)
-        # held-out frames without a reference keep their own (empty) value, as scored up to v5
-        fused = self._fuse(st, {a: REGISTRY[a].zscore(st, v) for a, v in heldout.items()}, np.ones(n, bool))
-        st.threshold, st.heldout_flagged, st.score_unit = fit_threshold(
-            fused, data.groups, data.slices, cfg.smoothing_window, cfg.target_false_alarm, cfg.threshold_rule)
+        clip = np.concatenate([np.full(f.n_frames, i) for i, f in enumerate(feats)])
+        # kept in the model: footage marked normal later is calibrated with these, without the videos
+        st.arrays["heldout_values"] = np.stack([np.asarray(heldout[a], np.float64) for a in cfg.fused], 1)
+        st.arrays["heldout_frames"] = np.stack([data.groups, data.has_motion, clip, data.src_no], 1).astype(np.int64)
+        calibrate(st)
         if "appearance" not in cfg.fused:
             st.encoder_key = ""
         self.state = st
         return self
+
+    # -- footage marked normal after training ------------------------------------------------
+    def extract_range(self, source: str | Path, start_s: float | None = None, end_s: float | None = None,
+                      progress: Callable[[int], None] | None = None) -> SourceCells:
+        """Features of the sampled frames of ``source`` between ``start_s`` and ``end_s`` (seconds
+        of the source; None: its start/end), measured as scoring the whole source measures them
+        (the frames before the range serve as references and scene history)."""
+        st = self._check()
+        src = str(source)
+        stream = self._stream(st.cols)
+
+        def until_end():
+            for f, take in self._frames(src):
+                if end_s is not None and f.timestamp > end_s + 1e-6:
+                    return
+                yield f, take
+
+        feats = extract_cells(src, self.config.grid, st.cols, progress=progress, stream=stream, frames=until_end())
+        self.timing = dict(stream.timing)
+        return cells_from(feats, start_s) if start_s is not None else feats
+
+    def add_normal(self, feats: SourceCells, key: str, name: str) -> None:
+        """Learn ``feats`` (footage marked normal) as one more normal clip: each attribute's normal
+        examples grow with its rows, the clip joins the held-out clips (measured against the model
+        as it was: it is held out, as every training clip is) and calibration and threshold are
+        recomputed from the held-out values the model keeps - no training video is read again."""
+        st = self._check()
+        if key in st.normal:
+            raise ValueError(f"footage {key!r} was already added")
+        if not feats.n_frames:
+            raise InvalidVideoError("no sampled frame in the footage to mark normal")
+        if feats.motion.shape[2] != st.cols:
+            raise InvalidVideoError("the footage's grid does not match the model's (another camera's aspect ratio?)")
+        held = self._heldout_values(feats)
+        src_no = len(st.sources)
+        st.sources.append(str(name))
+        st.normal[key] = src_no
+        for a in st.config.fused:
+            REGISTRY[a].add_normal(st, feats, src_no)
+        if "heldout_values" in st.arrays:
+            info = st.arrays["heldout_frames"]
+            n = feats.n_frames
+            new = np.stack([np.full(n, int(info[:, 0].max()) + 1), feats.has_motion.astype(np.int64),
+                            np.full(n, int(info[:, 2].max()) + 1), np.full(n, src_no)], 1)
+            st.arrays["heldout_values"] = np.concatenate([st.arrays["heldout_values"], held])
+            st.arrays["heldout_frames"] = np.concatenate([info, new]).astype(np.int64)
+            calibrate(st)
+        st._banks.clear()
+
+    def _heldout_values(self, feats: SourceCells) -> np.ndarray:
+        """(n, attributes) values of the footage's frames, each measured held out: against the
+        model's normal data plus the footage's other time chunks (as a single training clip is held
+        out, in 4 chunks). Why not against the model alone: what the footage shows is normal now -
+        measured only against the old data, every marked anomaly would raise the threshold to its
+        own level and the model would stop seeing anything as unusual."""
+        st = self._check()
+        n = feats.n_frames
+        chunk = np.minimum(np.arange(n) * 4 // max(1, n), 3)
+        out = np.zeros((n, len(st.config.fused)))
+        for c in np.unique(chunk):
+            sel = chunk == c
+            tmp = replace(st, rows=dict(st.rows), cells=dict(st.cells), refs=dict(st.refs), arrays=dict(st.arrays),
+                          sources=list(st.sources), _banks={})
+            if (~sel).any():
+                for a in st.config.fused:
+                    REGISTRY[a].add_normal(tmp, cells_where(feats, ~sel), len(st.sources))
+            part = cells_where(feats, sel)
+            out[sel] = np.stack([np.asarray(REGISTRY[a].values(tmp, part)[0], np.float64)
+                                 for a in st.config.fused], 1)
+        return out
+
+    def remove_normal(self, key: str) -> None:
+        """Forget footage added by :meth:`add_normal`: its examples and held-out values go, and the
+        calibration is recomputed - the model scores as it did before that footage was added."""
+        st = self._check()
+        if key not in st.normal:
+            raise KeyError(key)
+        src_no = st.normal.pop(key)
+        for a in st.config.fused:
+            REGISTRY[a].remove_normal(st, src_no)
+        if "heldout_values" in st.arrays:
+            keep = st.arrays["heldout_frames"][:, 3] != src_no
+            st.arrays["heldout_values"] = st.arrays["heldout_values"][keep]
+            st.arrays["heldout_frames"] = st.arrays["heldout_frames"][keep]
+            calibrate(st)
+        if src_no == len(st.sources) - 1:
+            st.sources.pop()
+        st._banks.clear()
 
     @staticmethod
     def _fuse(st: MotionState, z: dict[str, np.ndarray], has_motion: np.ndarray) -> np.ndarray:
@@ -441,6 +536,56 @@ class MotionScorer:
             out["notice"] = "; ".join(notices)
         out["text"] = motion_text(out)
         return out
+
+
+def calibrate(st: MotionState) -> None:
+    """Each attribute's robust z and the threshold, from the held-out values the state keeps (the
+    training clips', and those of footage marked normal since): one rule for fit and additions."""
+    cfg = st.config
+    V, info = st.arrays["heldout_values"], st.arrays["heldout_frames"]
+    groups, has_motion, clip = info[:, 0], info[:, 1].astype(bool), info[:, 2]
+    data = FitData(cfg, [], groups, info[:, 3], np.zeros(len(info), np.int64), has_motion, st.cols)
+    for i, a in enumerate(cfg.fused):
+        st.calib[a] = REGISTRY[a].calibrate(V[:, i], data)
+    # held-out frames without a reference keep their own (empty) value, as scored up to v5
+    fused = MotionScorer._fuse(st, {a: REGISTRY[a].zscore(st, V[:, i]) for i, a in enumerate(cfg.fused)},
+                               np.ones(len(V), bool))
+    starts = np.flatnonzero(np.r_[True, clip[1:] != clip[:-1]])
+    slices = [slice(int(a), int(b)) for a, b in zip(starts, np.r_[starts[1:], len(clip)])]
+    st.threshold, st.heldout_flagged, st.score_unit = fit_threshold(
+        fused, groups, slices, cfg.smoothing_window, cfg.target_false_alarm, cfg.threshold_rule)
+
+
+def load_heldout(st: MotionState, arrays: dict[str, np.ndarray]) -> None:
+    """Restore the held-out values (models saved before they were kept have none: they learn
+    footage marked normal into their examples but keep their calibration)."""
+    if "heldout_values" not in arrays and "heldout_frames" not in arrays:
+        return
+    V = np.asarray(arrays.get("heldout_values", np.zeros((0, 0))), np.float64)
+    info = np.asarray(arrays.get("heldout_frames", np.zeros((0, 0))), np.int64)
+    if (V.ndim != 2 or V.shape[1] != len(st.config.fused) or info.shape != (len(V), 4) or len(V) < 2
+            or not np.all(np.isfinite(V)) or info[:, 1].min() < 0 or info[:, 1].max() > 1):
+        raise ValueError("the held-out calibration values are malformed")
+    st.arrays["heldout_values"], st.arrays["heldout_frames"] = V, info
+
+
+def cells_from(feats: SourceCells, start_s: float) -> SourceCells:
+    """The frames of ``feats`` from ``start_s`` on."""
+    return cells_where(feats, feats.timestamps >= start_s - 1e-6)
+
+
+def cells_where(feats: SourceCells, keep: np.ndarray) -> SourceCells:
+    """The frames of ``feats`` where ``keep`` (n,) is True, their moving regions renumbered."""
+    keep = np.asarray(keep, bool)
+    new_no = np.cumsum(keep) - 1
+    bk = keep[feats.blob_frame] if len(feats.blob_frame) else np.zeros(0, bool)
+    return replace(
+        feats, frame_indices=feats.frame_indices[keep], timestamps=feats.timestamps[keep],
+        has_motion=feats.has_motion[keep], motion=feats.motion[keep], shape=feats.shape[keep],
+        blob_frame=new_no[feats.blob_frame[bk]].astype(np.int64), blobs=feats.blobs[bk],
+        crops=feats.crops[bk] if len(feats.crops) == len(feats.blobs) and feats.crops.shape[1] else feats.crops,
+        scene=feats.scene[keep], scene_change=feats.scene_change[keep], camera=feats.camera[keep],
+        direction=feats.direction[keep] if feats.direction is not None else None)
 
 
 def _worst_of(window: list[tuple[float, float, dict]], own: dict) -> dict:

@@ -1,0 +1,175 @@
+""""This was normal": a model learns footage as normal without being trained again, and can forget it.
+
+Why: when a camera's normal changes (a new bench, a van parked every morning) or an alert was
+wrong, rebuilding the training set and retraining is too much to ask. Marking the footage normal
+asks the model's detector (through the one detector contract, :func:`~vlm_anomaly.detectors.add_normal`)
+to add the footage's observations to its normal data and to recompute its calibration and
+threshold from what the model file keeps - the training videos are never read again (they may be
+gone). The model file records each addition (id, source name, time range, when, frames, note) with
+the rows it added, so :func:`undo_normal` restores exactly the previous behaviour.
+
+The CLI (``vlm-anomaly normal``), the API (``/models/{name}/normal``), the dashboard and the Home
+Assistant button are shells over these four functions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .atomic import file_lock
+from .config import Settings, load_settings
+from .detectors import add_normal, remove_normal
+from .detectors.contract import Progress
+from .errors import AdditionNotFoundError, InvalidVideoError, VlmAnomalyError
+from .pipeline import Pipeline, expected_samples
+from .redact import redact_url
+from .video.sources import is_stream_url
+
+if TYPE_CHECKING:
+    from .events.store import EventStore
+    from .store.models import ModelStore
+
+#: how much of the footage around an event is learnt with it (seconds each side, beyond the
+#: smoothing window): the frames that led into it and out of it
+EVENT_PAD_S = 1.0
+MAX_NOTE = 500
+
+
+@dataclass(frozen=True)
+class NormalAddition:
+    """One piece of footage a model learnt as normal after training."""
+
+    id: str
+    source: str  # what it is called: a file's name, a URL with credentials masked
+    start_s: float | None  # seconds of the source (None: from its start)
+    end_s: float | None  # (None: to its end)
+    added_at: str  # ISO 8601, UTC
+    frames: int  # sampled frames learnt
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "source": self.source, "start_s": self.start_s, "end_s": self.end_s,
+                "added_at": self.added_at, "frames": self.frames, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NormalAddition:
+        def opt(v: Any) -> float | None:
+            return None if v is None else float(v)
+
+        return cls(str(d["id"]), str(d.get("source", "")), opt(d.get("start_s")), opt(d.get("end_s")),
+                   str(d.get("added_at", "")), int(d.get("frames", 0)), str(d.get("note", "")))
+
+
+def source_name(source: str | Path) -> str:
+    """What the model calls a piece of footage: a file's name (never the folders above it), a
+    stream's URL with its credentials masked."""
+    s = str(source)
+    return redact_url(s) if is_stream_url(s) else (Path(s).name or s)
+
+
+def _check_range(start_s: float | None, end_s: float | None) -> None:
+    for v in (start_s, end_s):
+        if v is not None and (not math.isfinite(v) or v < 0):
+            raise InvalidVideoError(f"time {v} is not a time in the video (seconds from its start)")
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise InvalidVideoError(f"the range ends ({end_s} s) before it starts ({start_s} s)")
+
+
+def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: float | None = None,
+                end_s: float | None = None, note: str = "", settings: Settings | None = None,
+                progress: Progress | None = None, name: str | None = None,
+                pipeline: Pipeline | None = None) -> NormalAddition:
+    """Teach ``model`` that ``source`` (a video file or frame folder) between ``start_s`` and
+    ``end_s`` seconds is normal; saves the model (atomically) and returns the addition.
+
+    ``name``: what the model records as the footage's source (default: :func:`source_name`).
+    ``pipeline``: a running shell's pipeline (its encoder is already loaded; default: a new one).
+    Raises :class:`~vlm_anomaly.errors.CannotLearnError` when the model's detector cannot learn
+    without retraining, :class:`~vlm_anomaly.errors.InvalidVideoError` for a bad source or range.
+    """
+    settings = settings or (pipeline.settings if pipeline is not None else load_settings())
+    _check_range(start_s, end_s)
+    note = str(note or "")[:MAX_NOTE]
+    pipe = pipeline or Pipeline(settings)
+    pipe.check_sources([source])
+    key = uuid.uuid4().hex[:12]
+    with file_lock(models.root / f".{models.path_for(model).stem}.normal.lock"):
+        m = models.load(model)
+        scorer = pipe.scorer(m)
+        total = expected_samples(source, m.interval_ms, settings.max_frames)
+        if end_s is not None or start_s is not None:
+            span = (end_s if end_s is not None else total * m.interval_ms / 1000) - (start_s or 0)
+            total = min(total, max(1, int(span * 1000 / max(1, m.interval_ms)) + 1)) if m.interval_ms else total
+        report = (lambda n: progress(n, max(total, n), "learning the footage as normal")) if progress else None
+        if progress:
+            progress(0, total, "learning the footage as normal")
+        frames = add_normal(scorer, m.detector.name, source, start_s, end_s, key=key,
+                            name=name or source_name(source), progress=report)
+        addition = NormalAddition(key, name or source_name(source), start_s, end_s,
+                                  _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), int(frames), note)
+        _save(models, model, m, scorer.fitted(), [*m.normal_additions, addition.as_dict()])
+    if progress:
+        progress(frames, frames, "done")
+    return addition
+
+
+def mark_event_normal(events: EventStore, models: ModelStore, event_id: int | str, *, note: str = "",
+                      settings: Settings | None = None, progress: Progress | None = None,
+                      pipeline: Pipeline | None = None) -> NormalAddition:
+    """Teach the event's model that the event was normal: its source file over the event's time
+    (plus the smoothing window and :data:`EVENT_PAD_S` each side) when that file is still there,
+    else the event's evidence clip (a live camera's event)."""
+    try:
+        rec = events.get(int(event_id))
+    except (TypeError, ValueError):
+        raise VlmAnomalyError(f"event id {event_id!r} is not a number") from None
+    if rec.end_time is None or rec.status != "closed":
+        raise VlmAnomalyError(f"event {rec.id} is still open: mark it normal once it has ended")
+    settings = settings or (pipeline.settings if pipeline is not None else load_settings())
+    note = note or f"event {rec.id}"
+    src = Path(rec.source)
+    if not is_stream_url(rec.source) and (src.is_file() or src.is_dir()):
+        m = models.load(rec.model)
+        pad = EVENT_PAD_S + m.smoothing_window * m.interval_ms / 1000
+        return mark_normal(models, rec.model, src, start_s=max(0.0, rec.start_time - pad),
+                           end_s=rec.end_time + pad, note=note, settings=settings, progress=progress,
+                           pipeline=pipeline)
+    clip = events.media_path(rec.clip)
+    if clip is None or not clip.is_file():
+        raise VlmAnomalyError(f"event {rec.id} has no clip and its source is not a file: nothing to learn from")
+    return mark_normal(models, rec.model, clip, note=note, settings=settings, progress=progress,
+                       name=f"{source_name(rec.source)} event {rec.id}", pipeline=pipeline)
+
+
+def normal_additions(models: ModelStore, model: str) -> list[NormalAddition]:
+    """The footage ``model`` learnt as normal since training, oldest first."""
+    return [NormalAddition.from_dict(a) for a in models.load(model).normal_additions]
+
+
+def undo_normal(models: ModelStore, model: str, addition_id: str, *, settings: Settings | None = None,
+                pipeline: Pipeline | None = None) -> None:
+    """Forget one addition: its observations leave the model's normal data and calibration and
+    threshold are recomputed, so the model scores as it did before (the other additions stay)."""
+    settings = settings or (pipeline.settings if pipeline is not None else load_settings())
+    with file_lock(models.root / f".{models.path_for(model).stem}.normal.lock"):
+        m = models.load(model)
+        if not any(a.get("id") == addition_id for a in m.normal_additions):
+            raise AdditionNotFoundError(f"model {model!r} has no footage marked normal with id {addition_id!r}")
+        scorer = (pipeline or Pipeline(settings)).scorer(m)
+        try:
+            remove_normal(scorer, m.detector.name, addition_id)
+        except KeyError:
+            raise AdditionNotFoundError(f"model {model!r} holds no observations of addition {addition_id!r}") from None
+        _save(models, model, m, scorer.fitted(), [a for a in m.normal_additions if a.get("id") != addition_id])
+
+
+def _save(models: ModelStore, name: str, m, detector, additions: list[dict]) -> None:
+    m.detector = detector
+    m.normal_additions = additions
+    m.extra.update(detector.model_extra())
+    models.save(m, name)
