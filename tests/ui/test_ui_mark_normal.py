@@ -89,7 +89,7 @@ def test_mark_normal_from_test_models_and_live_pages(server, browser, dash_clips
     assert len(rows) == 1 and rows[0]["video"] == "intruder.mp4" and int(rows[0]["frames"]) > 0, rows
     assert rows[0]["range"].endswith(" s") and "Test page" in rows[0]["note"], rows
     shot(d, "normal-04-models")
-    click(d, "Undo", "normal-undo")
+    click(d, "Undo #1", "normal-undo")
     wait(d, lambda d: text_shown(d, "Undone: intruder.mp4") and idle(d), what="normal-undone")
     _tab(d, "Marked normal")
     wait(d, lambda d: text_shown(d, "Nothing was marked normal for model house"), what="normal-none-left")
@@ -120,7 +120,7 @@ def test_mark_normal_from_test_models_and_live_pages(server, browser, dash_clips
     _tab(d, "Marked normal")
     wait(d, lambda d: text_shown(d, "Footage marked normal after training (1)"), what="normal-alert-listed")
     assert "alert #1" in additions_rows(d)[0]["note"]
-    click(d, "Undo", "normal-undo-alert")
+    click(d, "Undo #1", "normal-undo-alert")
     wait(d, lambda d: text_shown(d, "Undone: ") and idle(d), what="normal-alert-undone")
 
 

@@ -16,20 +16,28 @@ import streamlit as st
 
 from ..config import Settings
 from ..normal import NormalAddition, mark_event_normal, mark_normal, normal_additions, undo_normal
+from ..video.sources import source_kind
 from . import state
 
 
 def mark(s: Settings, model: str, path: Path, *, start_s: float | None, end_s: float | None, note: str,
-         label: str) -> NormalAddition:
-    """Mark ``start_s``-``end_s`` of a video the dashboard may read normal for ``model``, with a progress bar."""
+         label: str, name: str | None = None) -> NormalAddition:
+    """Mark ``start_s``-``end_s`` of a video the dashboard may read normal for ``model`` (recorded under
+    ``name``, e.g. the name it was uploaded with), with a progress bar."""
     source = state.allowed_source(str(path))
     return mark_normal(state.model_store(s), model, source, start_s=start_s, end_s=end_s, note=note, settings=s,
-                       progress=state.progress_bar(label))
+                       progress=state.progress_bar(label), name=name)
 
 
 def mark_event(s: Settings, event_id: int, *, note: str, label: str) -> NormalAddition:
-    """Mark a stored event normal for the model that raised it, with a progress bar."""
+    """Mark a stored event normal for the model that raised it, with a progress bar.
+
+    The library reads the event's source file when it is still there (else the event's own clip, in the
+    event store): a file the dashboard may not open is refused here, as when monitoring was started."""
     store, _ = state.live_sinks(s)
+    rec = store.get(int(event_id))
+    if source_kind(rec.source) in ("file", "folder") and Path(rec.source).exists():
+        state.allowed_source(rec.source)
     return mark_event_normal(store, state.model_store(s), event_id, note=note, settings=s,
                              progress=state.progress_bar(label))
 
@@ -81,12 +89,13 @@ def additions_table(model: str) -> None:
         return
     st.caption(f"Footage marked normal after training ({len(adds)}): the model counts it as normal data and its "
                "threshold was recalibrated with it. Undo removes one and recalibrates again.")
-    st.table(pd.DataFrame([{"#": k + 1, "video": Path(str(a.source)).name, "range": span(a), "frames": a.frames,
-                            "added": a.added_at, "note": a.note} for k, a in enumerate(adds)]).set_index("#"))
-    for a in adds:
-        c1, c2 = st.columns([4, 1])
-        c1.markdown(f"{Path(str(a.source)).name}, {span(a)}, {a.frames} frames, added {a.added_at}")
-        if c2.button("Undo", key=f"models_undo_{a.id}"):
+    rows = [{"#": k + 1, "video": Path(str(a.source)).name, "range": span(a), "frames": a.frames,
+             "added": a.added_at.replace("T", " "), "note": a.note} for k, a in enumerate(adds)]
+    st.table(pd.DataFrame(rows).set_index("#"))
+    cols = st.columns(min(len(adds), 6))
+    for k, a in enumerate(adds):
+        if cols[k % len(cols)].button(f"Undo #{k + 1}", key=f"models_undo_{a.id}",
+                                      help=f"forget {Path(str(a.source)).name} {span(a)}"):
             with state.user_errors():
                 undo_normal(store, model, a.id)
                 st.session_state["models_flash"] = (f"Undone: {Path(str(a.source)).name} {span(a)} is no longer "

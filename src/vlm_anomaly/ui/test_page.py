@@ -149,7 +149,8 @@ def _mark(t: dict, start_s: float, end_s: float, what: str) -> None:
         s = state.settings()
         addition = marking.mark(
             s, t["model"], Path(t["path"]), start_s=start_s, end_s=end_s,
-            note=f"{what} of {t['video']} (Test page)", label=f"Learning {start_s:.1f}-{end_s:.1f} s as normal")
+            note=f"{what} of {t['video']} (Test page)", label=f"Learning {start_s:.1f}-{end_s:.1f} s as normal",
+            name=t["video"])
         st.session_state["test_normal_done"] = marking.said(t["model"], addition, t["video"])
         st.rerun()
 
