@@ -64,6 +64,9 @@ def said(model: str, a: NormalAddition, what: str) -> dict:
 
 def result(done: dict, *, key: str, rescore: Callable[[], None] | None = None, after: str = "") -> None:
     """The last marking's result with its undo (and, on the Test page, "Analyse again")."""
+    if not done.get("undone"):  # undone elsewhere (the Models page, another browser)?
+        with state.user_errors():
+            done["undone"] = done["id"] not in {a.id for a in normal_additions(state.model_store(), done["model"])}
     if done.get("undone"):
         st.info(f"Undone: model {done['model']} no longer counts that footage as normal.")
         return

@@ -20,7 +20,8 @@ def _rows(store) -> list[dict]:
                      "interval (ms)": meta.get("training", {}).get("interval_ms"),
                      "false-alarm target": meta.get("extra", {}).get("target_false_alarm"),
                      "nu": params.get("nu"), "gamma": None if params.get("gamma") is None else str(params["gamma"]),
-                     "threshold": meta.get("threshold"), "created": info.created,
+                     "threshold": meta.get("threshold"),
+                     "marked normal": len(meta.get("normal_additions") or []), "created": info.created,
                      "size (kB)": round(info.size_bytes / 1024, 1)})
     return rows
 

@@ -342,7 +342,7 @@ def render() -> None:
         if said:
             st.success(said)
         if st.button("Analyse", type="primary", disabled=f is None):
-            for k in ("test_seg", "test_video_t"):
+            for k in ("test_seg", "test_video_t", "test_normal_done", "test_ts_added"):
                 st.session_state.pop(k, None)
             _analyse(s, name, f)
         t = st.session_state.get("test")
