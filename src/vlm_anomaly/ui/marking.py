@@ -69,13 +69,13 @@ def result(done: dict, *, key: str, rescore: Callable[[], None] | None = None, a
             done["undone"] = done["id"] not in {a.id for a in normal_additions(state.model_store(), done["model"])}
     if done.get("undone"):
         st.info(f"Undone: model {done['model']} no longer counts that footage as normal.")
-        return
-    st.success(done["text"] + (f" {after}" if after else ""))
+    else:
+        st.success(done["text"] + (f" {after}" if after else ""))
     c1, c2, _ = st.columns([1, 1, 3])
     if rescore is not None and c1.button("Analyse again", key=f"{key}_rescore", type="primary"):
         rescore()
         st.rerun()
-    if c2.button("Undo", key=f"{key}_undo_{done['id']}"):
+    if not done.get("undone") and c2.button("Undo", key=f"{key}_undo_{done['id']}"):
         with state.user_errors():
             undo_normal(state.model_store(), done["model"], done["id"])
             done["undone"] = True
