@@ -148,7 +148,7 @@ def _normal_buttons(sess: LiveSession, events: list[EventRecord]) -> None:
                     done[e.id] = marking.said(e.model, a, f"alert #{e.id}")
                     mine = done[e.id]
         if mine is not None:
-            marking.result(mine, key=f"live_normal_{e.id}",
+            marking.result(mine, key=f"live_normal_{e.id}", recheck=not sess.running,
                            after="Monitoring that is running keeps the model it started with: press Start "
                                  "monitoring again to use the recalibrated one." if sess.running else "")
 

@@ -62,9 +62,13 @@ def said(model: str, a: NormalAddition, what: str) -> dict:
             "undone": False}
 
 
-def result(done: dict, *, key: str, rescore: Callable[[], None] | None = None, after: str = "") -> None:
-    """The last marking's result with its undo (and, on the Test page, "Analyse again")."""
-    if not done.get("undone"):  # undone elsewhere (the Models page, another browser)?
+def result(done: dict, *, key: str, rescore: Callable[[], None] | None = None, after: str = "",
+           recheck: bool = True) -> None:
+    """The last marking's result with its undo (and, on the Test page, "Analyse again").
+
+    ``recheck``: read the model to see whether the addition was undone elsewhere (the Models page, another
+    browser); off where the page refreshes every second."""
+    if recheck and not done.get("undone"):
         with state.user_errors():
             done["undone"] = done["id"] not in {a.id for a in normal_additions(state.model_store(), done["model"])}
     if done.get("undone"):
