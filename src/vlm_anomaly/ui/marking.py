@@ -16,6 +16,8 @@ import streamlit as st
 
 from ..config import Settings
 from ..normal import NormalAddition, mark_event_normal, mark_normal, normal_additions, undo_normal
+from ..pipeline import Pipeline
+from ..store import ModelStore
 from ..video.sources import source_kind
 from . import state
 
@@ -25,8 +27,9 @@ def mark(s: Settings, model: str, path: Path, *, start_s: float | None, end_s: f
     """Mark ``start_s``-``end_s`` of a video the dashboard may read normal for ``model`` (recorded under
     ``name``, e.g. the name it was uploaded with), with a progress bar."""
     source = state.allowed_source(str(path))
-    return mark_normal(state.model_store(s), model, source, start_s=start_s, end_s=end_s, note=note, settings=s,
-                       progress=state.progress_bar(label), name=name)
+    store = state.model_store(s)
+    return mark_normal(store, model, source, start_s=start_s, end_s=end_s, note=note, settings=s,
+                       progress=state.progress_bar(label), name=name, pipeline=_pipeline(store, model, s))
 
 
 def mark_event(s: Settings, event_id: int, *, note: str, label: str) -> NormalAddition:
@@ -38,8 +41,20 @@ def mark_event(s: Settings, event_id: int, *, note: str, label: str) -> NormalAd
     rec = store.get(int(event_id))
     if source_kind(rec.source) in ("file", "folder") and Path(rec.source).exists():
         state.allowed_source(rec.source)
-    return mark_event_normal(store, state.model_store(s), event_id, note=note, settings=s,
-                             progress=state.progress_bar(label))
+    models = state.model_store(s)
+    return mark_event_normal(store, models, event_id, note=note, settings=s, progress=state.progress_bar(label),
+                             pipeline=_pipeline(models, rec.model, s))
+
+
+def _pipeline(models: ModelStore, model: str, s: Settings | None = None) -> Pipeline:
+    """A pipeline over the dashboard's cached encoder of ``model`` (not one loaded again per click)."""
+    s = s or state.settings()
+    return state.pipeline_for(models.load(model), s)
+
+
+def undo(model: str, addition_id: str) -> None:
+    store = state.model_store()
+    undo_normal(store, model, addition_id, pipeline=_pipeline(store, model))
 
 
 def span(a: NormalAddition) -> str:
@@ -81,7 +96,7 @@ def result(done: dict, *, key: str, rescore: Callable[[], None] | None = None, a
         st.rerun()
     if not done.get("undone") and c2.button("Undo", key=f"{key}_undo_{done['id']}"):
         with state.user_errors():
-            undo_normal(state.model_store(), done["model"], done["id"])
+            undo(done["model"], done["id"])
             done["undone"] = True
             st.rerun()
 
@@ -104,7 +119,7 @@ def additions_table(model: str) -> None:
         if cols[k % len(cols)].button(f"Undo #{k + 1}", key=f"models_undo_{a.id}",
                                       help=f"forget {Path(str(a.source)).name} {span(a)}"):
             with state.user_errors():
-                undo_normal(store, model, a.id)
+                undo(model, a.id)
                 st.session_state["models_flash"] = (f"Undone: {Path(str(a.source)).name} {span(a)} is no longer "
                                                     f"normal data of model {model}.")
                 st.rerun()
