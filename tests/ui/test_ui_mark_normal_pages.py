@@ -90,3 +90,24 @@ def test_dashboard_reads_only_uploads_and_allowed_files(street, dash_clips, tmp_
         state.allowed_source(str(outside))
     with pytest.raises(SourceNotAllowedError):  # a way out of the upload folder
         state.allowed_source(str(state.upload_dir() / ".." / outside.name))
+
+
+def test_a_model_that_cannot_learn_says_so(street, dash_clips):
+    """A One-Class SVM keeps no normal examples to add to: marking says to retrain, nothing changes."""
+    from vlm_anomaly import load_settings
+    from vlm_anomaly.training_set import TrainingSet
+    from vlm_anomaly.ui import state
+
+    s = load_settings(overrides={"detector": "ocsvm"})
+    TrainingSet.for_settings(s).train(state.pipeline(s), "svm")
+    store = ModelStore(street / "models")
+    before = store.path_for("svm").read_bytes()
+    at = page("test_page")
+    at.selectbox(key="test_model").set_value("svm")
+    at.file_uploader(key="test_upload").set_value(mp4(dash_clips["intruder"])).run()
+    button(at, "Analyse").click().run()
+    button(at, "Mark this range normal").click().run()
+    assert_no_traceback(at)
+    assert any("cannot learn without retraining" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.success
+    assert store.path_for("svm").read_bytes() == before  # the model file is untouched
