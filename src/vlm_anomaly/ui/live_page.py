@@ -24,7 +24,7 @@ from ..video.live import PushSource
 from ..video.render import annotate_frame, box_kwargs
 from ..video.sources import check_source
 from ..video.thumbnails import decode_image
-from . import charts, state
+from . import charts, marking, state
 
 CHART_POINTS = 240
 HISTORY_ROWS = 20  # alerts listed on the page (newest first)
@@ -122,8 +122,35 @@ def _history(sess: LiveSession, view: FeedView) -> None:
         more = (f" The latest {HISTORY_ROWS} are shown; all are in the event store."
                 if len(view.events) > HISTORY_ROWS else "")
         st.caption("Worst score: the lowest smoothed score of the alert (the value alerts are raised on)." + more)
+        _normal_buttons(sess, latest)
     else:
         st.caption("No alert so far.")
+
+
+def _normal_buttons(sess: LiveSession, events: list[EventRecord]) -> None:
+    """A "This was normal" button per alert: its footage becomes normal data of the alert's model (with an
+    undo). An alert still open is marked once it has closed (its footage is complete then)."""
+    done: dict = st.session_state.setdefault("live_normal", {})
+    st.markdown("**Was an alert wrong?**")
+    st.caption("“This was normal” adds the alert's footage to its model's normal data and recalibrates the "
+               "threshold, so the same scene raises no alert again (no retraining).")
+    for e in events:
+        c1, c2 = st.columns([4, 1])
+        to = "ongoing" if e.status == "open" else f"{e.end_time or 0.0:.1f} s"
+        c1.markdown(f"Alert #{e.id}: {e.start_time:.1f} s to {to}, model {e.model}")
+        mine = done.get(e.id)
+        if mine is None:
+            if c2.button("This was normal", key=f"live_normal_{e.id}", disabled=e.status == "open",
+                         help="once the alert has closed" if e.status == "open" else None):
+                with state.user_errors():
+                    a = marking.mark_event(state.settings(), e.id, note=f"alert #{e.id} (Live page)",
+                                           label=f"Learning alert #{e.id} as normal")
+                    done[e.id] = marking.said(e.model, a, f"alert #{e.id}")
+                    mine = done[e.id]
+        if mine is not None:
+            marking.result(mine, key=f"live_normal_{e.id}", recheck=not sess.running,
+                           after="Monitoring that is running keeps the model it started with: press Start "
+                                 "monitoring again to use the recalibrated one." if sess.running else "")
 
 
 def _status_line(sess: LiveSession, view: FeedView) -> None:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from ..results import score_bands
 from ..store.models import read_model_meta
-from . import charts, state
+from . import charts, marking, state
 
 
 def _rows(store) -> list[dict]:
@@ -20,7 +20,8 @@ def _rows(store) -> list[dict]:
                      "interval (ms)": meta.get("training", {}).get("interval_ms"),
                      "false-alarm target": meta.get("extra", {}).get("target_false_alarm"),
                      "nu": params.get("nu"), "gamma": None if params.get("gamma") is None else str(params["gamma"]),
-                     "threshold": meta.get("threshold"), "created": info.created,
+                     "threshold": meta.get("threshold"),
+                     "marked normal": len(meta.get("normal_additions") or []), "created": info.created,
                      "size (kB)": round(info.size_bytes / 1024, 1)})
     return rows
 
@@ -117,9 +118,11 @@ def render() -> None:
         if st.session_state.get("models_pick") not in names:
             st.session_state["models_pick"] = names[0]
         name = st.selectbox("Model", names, key="models_pick")
-        tab1, tab2, tab3 = st.tabs(["Inspect", "Rename", "Delete"])
+        tab1, tab0, tab2, tab3 = st.tabs(["Inspect", "Marked normal", "Rename", "Delete"])
         with tab1:
             _inspect(store, name)
+        with tab0:
+            marking.additions_table(name)
         with tab2:
             _rename(store, name)
         with tab3:

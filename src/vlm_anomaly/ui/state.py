@@ -53,6 +53,17 @@ def source_policy() -> SourcePolicy:
     return SourcePolicy.from_settings(load_settings().api)
 
 
+def allowed_source(source: str) -> str:
+    """``source`` if a dashboard user may read it: a video uploaded here, or what the REST API's allow-lists
+    let anyone open (:func:`source_policy`); a clear error otherwise."""
+    try:
+        if Path(source).resolve().is_relative_to(upload_dir().resolve()):
+            return source
+    except (OSError, ValueError):
+        pass
+    return source_policy().check(source)
+
+
 def training_set(s: Settings | None = None) -> TrainingSet:
     return TrainingSet.for_settings(s or settings())
 

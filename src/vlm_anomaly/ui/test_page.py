@@ -14,9 +14,11 @@ from ..results import SCORE_BANDS, Bands, ScoreResult, band, score_bands
 from ..video import analysed_size
 from ..video.render import annotate_frame, explanation_box, scale_box, write_annotated_video
 from ..video.thumbnails import grab_frames
-from . import charts, state
+from . import charts, marking, state
 
 GALLERY = 12
+#: incidents offered one "This was normal" button each (the longest videos list the first ones)
+NORMAL_ROWS = 10
 
 
 @st.cache_data(max_entries=16, show_spinner="Fetching frames…")
@@ -26,15 +28,20 @@ def frames_of(path: str, indices: tuple[int, ...], max_side: int = 480) -> dict[
 
 def _analyse(s, name: str, files) -> None:
     with state.user_errors():
-        path = state.save_upload(files, s.max_upload_mb)
-        model = state.model_store(s).load(name)
-        pipe = state.pipeline_for(model, s)
-        result = pipe.score(model, path, progress=state.progress_bar(f"Analysing {files.name}"))
-        st.session_state["test"] = {"result": result, "path": str(path), "video": files.name, "model": name,
-                                    "bands": score_bands(model.extra), "calibration": _calibration(model.extra)}
-        st.session_state["test_thr"] = float(result.threshold)
-        st.session_state["test_pos"] = int(np.argmin(result.smoothed_scores))
-        st.session_state.pop("test_mp4", None)
+        _score(s, name, state.save_upload(files, s.max_upload_mb), files.name)
+
+
+def _score(s, name: str, path: Path, video: str) -> None:
+    """Score the (uploaded) file at ``path`` with model ``name``: the page's result from now on."""
+    model = state.model_store(s).load(name)
+    pipe = state.pipeline_for(model, s)
+    result = pipe.score(model, path, progress=state.progress_bar(f"Analysing {video}"))
+    st.session_state["test"] = {"result": result, "path": str(path), "video": video, "model": name,
+                                "bands": score_bands(model.extra), "calibration": _calibration(model.extra)}
+    st.session_state["test_thr"] = float(result.threshold)
+    st.session_state["test_pos"] = int(np.argmin(result.smoothed_scores))
+    for k in ("test_mp4", "test_seg", "test_video_t"):
+        st.session_state.pop(k, None)
 
 
 def _bands() -> Bands:
@@ -108,6 +115,80 @@ def _incidents(r: ScoreResult) -> None:
 
     st.selectbox("Jump to incident", range(len(segs)), format_func=labels.__getitem__, index=None,
                  key="test_seg", on_change=jump, placeholder="pick an incident to see its frames")
+
+
+def _normal_section(r: ScoreResult, t: dict) -> None:
+    """Mark an incident or a time range of this video normal for the model that scored it, re-score it,
+    or add the whole video to the training set."""
+    st.subheader("This was normal")
+    st.caption(f"Teach model **{t['model']}** that a flagged incident or a stretch of this video is normal: "
+               "its frames are added to the model's normal data and the threshold is recalibrated, without "
+               "retraining. Each addition can be undone (here or on the **Models** page).")
+    segs = r.incidents()
+    for k, g in enumerate(segs[:NORMAL_ROWS]):
+        c1, c2 = st.columns([3, 1])
+        c1.markdown(f"Incident #{k + 1}: {g.start_time:.1f}-{g.end_time:.1f} s (worst {g.worst_score:+.3f})")
+        if c2.button("This was normal", key=f"test_normal_{k}"):
+            _mark(t, g.start_time, g.end_time, f"incident #{k + 1}")
+    end = float(r.timestamps[-1]) if r.n_frames else 0.0
+    if end > 0:
+        c1, c2 = st.columns([3, 1])
+        lo, hi = c1.slider("Time range (s)", 0.0, end, (0.0, end), step=0.1, key="test_normal_range",
+                           format="%.1f")
+        c2.write("")
+        if c2.button("Mark this range normal", key="test_normal_range_btn"):
+            _mark(t, float(lo), float(hi), "time range")
+    done = st.session_state.get("test_normal_done")
+    if done and done["model"] == t["model"]:
+        marking.result(done, key="test", rescore=lambda: st.session_state.update(test_rescore=True))
+    _add_to_training_set(t)
+
+
+def _mark(t: dict, start_s: float, end_s: float, what: str) -> None:
+    with state.user_errors():
+        s = state.settings()
+        addition = marking.mark(
+            s, t["model"], Path(t["path"]), start_s=start_s, end_s=end_s,
+            note=f"{what} of {t['video']} (Test page)", label=f"Learning {start_s:.1f}-{end_s:.1f} s as normal",
+            name=t["video"])
+        st.session_state["test_normal_done"] = marking.said(t["model"], addition, t["video"])
+        st.rerun()
+
+
+def _add_to_training_set(t: dict) -> None:
+    """The whole video into the training set; the model is retrained only when the user asks."""
+    st.markdown("**Add this video to the training set**")
+    ts = state.training_set()
+    added = st.session_state.get("test_ts_added")
+    if st.button("Add this video to the training set", key="test_add_ts"):
+        with state.user_errors():
+            s = state.settings()
+            item = ts.add(state.pipeline(s), Path(t["path"]), name=t["video"],
+                          progress=state.progress_bar(f"Adding {t['video']}"))
+            added = st.session_state["test_ts_added"] = {"video": item.name, "frames": item.frames,
+                                                        "model": t["model"]}
+    if not added:
+        st.caption("Copies the video into the training set on the **Train** page, for the next model you train.")
+        return
+    summ = ts.summary()
+    st.success(f"Added {added['video']} ({added['frames']} frames) to the training set: now {summ['videos']} "
+               f"video(s), {summ['frames']} frames. Model {added['model']} has not changed: it learns this video "
+               "only when it is trained again.")
+    c1, c2 = st.columns([1, 3])
+    c2.caption(f"Retrain replaces model {added['model']} with one trained on the whole training set (the "
+               "videos listed on the **Train** page, with its saved parameters); its \"this was normal\" "
+               "additions are not carried over. Or train a model under a new name on the **Train** page.")
+    if c1.button(f"Retrain {added['model']} now", key="test_retrain"):
+        with state.user_errors():
+            s = state.settings()
+            model = ts.train(state.pipeline(s), added["model"], overwrite=True,
+                             progress=state.progress_bar(f"Training {added['model']}"))
+            st.session_state.pop("test_ts_added", None)
+            st.session_state["test_normal_done"] = None
+            st.session_state["test_retrained"] = (f"Model {model.name} retrained: {model.n_frames} frames from "
+                                                  f"{len(model.videos)} video(s). Analyse the video again to see "
+                                                  "its scores.")
+            st.rerun()
 
 
 def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
@@ -236,6 +317,7 @@ def _results(t: dict) -> None:
     if t.get("calibration"):
         st.caption(t["calibration"])
     _incidents(r)
+    _normal_section(r, t)
     if "test_video_t" in st.session_state:
         st.video(t["path"], start_time=float(st.session_state["test_video_t"]))
     _inspector(r, t["path"], t["model"])
@@ -256,10 +338,16 @@ def render() -> None:
         name = c1.selectbox("Model", names, key="test_model")
         f = c2.file_uploader(f"Video to analyse (up to {s.max_upload_mb} MB)", type=state.VIDEO_TYPES,
                              max_upload_size=s.max_upload_mb, key="test_upload")
+        said = st.session_state.pop("test_retrained", None)
+        if said:
+            st.success(said)
         if st.button("Analyse", type="primary", disabled=f is None):
-            for k in ("test_seg", "test_video_t"):
+            for k in ("test_seg", "test_video_t", "test_normal_done", "test_ts_added"):
                 st.session_state.pop(k, None)
             _analyse(s, name, f)
         t = st.session_state.get("test")
+        if t and st.session_state.pop("test_rescore", False):  # "Analyse again" after marking normal
+            _score(s, t["model"], Path(t["path"]), t["video"])
+            t = st.session_state["test"]
         if t:
             _results(t)
