@@ -62,6 +62,11 @@ class GridConfig:
     #: a moving region wider than this share of its height is also measured in windows of half its
     #: height (people side by side, a cyclist inside a crowd), besides as a whole; 0: never
     split_aspect: float = 0.0
+    #: a moving region also yields, as regions of their own, its parts whose flow differs from the
+    #: region's median flow by more than this many times the median's speed (a cyclist inside or
+    #: beside a group of walkers: the group is one connected region moving at a walker's speed,
+    #: the cyclist's pixels are not); 0: never
+    split_flow: float = 0.7
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -72,6 +77,7 @@ class GridConfig:
         kw = {k: type(getattr(cls(), k))(v) for k, v in d.items() if k in names}
         # models saved before a field existed were measured without it
         kw.setdefault("split_aspect", 0.0)
+        kw.setdefault("split_flow", 0.0)
         kw.setdefault("min_shift_px", 0.0)
         kw.setdefault("relative_floor", 0.0)
         return cls(**kw)
@@ -259,7 +265,26 @@ def moving_blobs(moving: np.ndarray, speed: np.ndarray, flow: np.ndarray, cfg: G
                 part = sel[:, a:b]
                 if part.sum() >= min_px / 2:
                     add(x + a, y, part)
+        if cfg.split_flow > 0 and area >= 2 * min_px:
+            for part in odd_parts(sel, flow[y:y + bh, x:x + bw], cfg.split_flow, cfg.moving_speed, min_px):
+                add(x, y, part)
     return np.asarray(out, np.float32).reshape(-1, BLOB_DIM)
+
+
+def odd_parts(sel: np.ndarray, flow: np.ndarray, ratio: float, min_speed: float, min_px: float) -> list[np.ndarray]:
+    """Masks (in ``sel``'s box) of the connected parts of a moving region whose flow differs from the
+    region's median flow by more than ``ratio`` x its speed (at least ``min_speed``), each at least
+    ``min_px`` pixels, when they are not most of the region: what moves unlike the group it is in."""
+    f = flow[sel]
+    med = np.median(f, axis=0)
+    dev = np.hypot(flow[..., 0] - med[0], flow[..., 1] - med[1])
+    odd = (sel & (dev > ratio * max(float(np.hypot(med[0], med[1])), min_speed))).astype(np.uint8)
+    odd = cv2.morphologyEx(odd, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    total = int(odd.sum())
+    if total < min_px or total > 0.6 * int(sel.sum()):
+        return []
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(odd, connectivity=8)
+    return [lab == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_px]
 
 
 class ReferenceBuffer:
