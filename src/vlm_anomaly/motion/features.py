@@ -33,6 +33,8 @@ SCENE_DIM = SCENE_PATCH * SCENE_PATCH
 #: percentile of |Laplacian| over the contrast: gain-free), change against the reference frame (mean |diff|, NaN
 #: without one)
 CAMERA_DIM = 4
+#: the direction histograms count pixels faster than this share of the moving-speed floor
+DIRECTION_FLOOR = 0.5
 #: per moving blob (object): centre x, centre y (frame fractions), width, height (frame heights),
 #: filled share of its box, 90th-percentile speed, mean vx, mean vy (frame heights/s)
 BLOB_DIM = 8
@@ -174,6 +176,9 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     diff = cv2.absdiff(prev, cur)
     changed = cv2.dilate((diff > cfg.diff_threshold).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     moving = (speed > max(cfg.moving_speed, min_shift * float(to_speed))) & changed
+    # direction counts slower pixels too (half the floor): a walker measured near the floor would
+    # otherwise flicker in and out of its cells' histograms from frame to frame
+    slow = (speed > max(DIRECTION_FLOOR * cfg.moving_speed, min_shift * float(to_speed))) & changed
     mv = moving.astype(np.float32)
     ys = np.linspace(0, H, rows + 1).astype(int)
     xs = np.linspace(0, cur.shape[1], cols + 1).astype(int)
@@ -197,7 +202,7 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     hsum = _cell_sums(hist, rows, cols)
     hsum = hsum / np.maximum(hsum.sum(-1, keepdims=True), 1e-6) * share[..., None]
     return CellFeatures(motion, hsum.astype(np.float32), True, moving_blobs(moving, speed, flow, cfg),
-                        direction=direction_cells(flow, speed, moving, rows, cols))
+                        direction=direction_cells(flow, speed, slow, rows, cols))
 
 
 def scene_image(gray: np.ndarray, rows: int, cols: int) -> np.ndarray:

@@ -50,8 +50,8 @@ class MotionConfig:
 
     grid: GridConfig = field(default_factory=GridConfig)
     #: chosen by bench/motion_cv.py (training clips only); scene and camera: see docs/motion.md;
-    #: "direction" (CV round 8's pick) is not fused by default after its Ped2 result (docs/motion.md)
-    fused: tuple[str, ...] = ("object", "appearance", "shape", "scene", "camera")
+    #: "direction" is fused gated (``direction_margin``), CV round 9's pick (docs/motion.md)
+    fused: tuple[str, ...] = ("object", "appearance", "shape", "direction", "scene", "camera")
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
     k_appearance: int = 3  # neighbours in the bank of normal regions' crop embeddings (CV round 5)
