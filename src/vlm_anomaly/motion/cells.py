@@ -243,6 +243,12 @@ class DirectionAttribute(CellAttribute):
         i = int(near[j, cell]) if len(near) else -1
         hist = feats.direction[j][r, c]
         normal = (st.rows[self.name][i] * st.scales[self.name] if i >= 0 else np.zeros(DIRECTION_DIM))
+        if np.sum(normal[:DIRECTION_BINS]) <= 0:
+            # the nearest normal example is an idle cell: the place's usual direction is what its
+            # moving examples went (someone going the wrong way where few walk is nearest to nobody)
+            mine = st.rows[self.name][st.cells[self.name] == cell] * st.scales[self.name]
+            if len(mine) and mine[:, :DIRECTION_BINS].sum() > 0:
+                normal = mine.mean(0)
         out.update({"speed": round(float(max(np.sum(hist[:DIRECTION_BINS]), hist[-1])), 3),
                     "normal_speed": {"p99": round(float(max(np.sum(normal[:DIRECTION_BINS]), normal[-1])), 3),
                                      "unit": "frame heights/s"},
