@@ -263,6 +263,8 @@ def main() -> None:
     ap.add_argument("--round", default="8", help="'8': the direction/crowd candidates; 'old': rounds 1-7")
     ap.add_argument("--fixed-camera", action="store_true",
                     help="score the fixed-camera incidents (standing object, dark lens, moved view, dimming)")
+    ap.add_argument("--scene-margins", nargs="*", type=float, default=[],
+                    help="with --fixed-camera: compare these scene margins instead of the v7 candidates")
     ap.add_argument("--encoder", default="efficientnet",
                     help="encoder for the appearance attribute's crops ('' = no appearance candidates)")
     args = ap.parse_args()
@@ -295,6 +297,8 @@ def main() -> None:
                    ("scene_still 1.0", MotionConfig(grid=grid, scene_still=1.0)),
                    ("without scene, camera", MotionConfig(grid=grid, fused=base)),
                    ("without camera", MotionConfig(grid=grid, fused=(*base, "scene")))]
+        if args.scene_margins:  # rule: docs/motion.md, v8
+            configs = [(f"scene_margin {m:g}", MotionConfig(grid=grid, scene_margin=m)) for m in args.scene_margins]
         if embedder is None:
             configs = [(n, replace(c, fused=tuple(a for a in c.fused if a != "appearance"))) for n, c in configs]
         report = fixed_camera_cv(srcs, frames, cells, [c for c in configs if not args.only or c[0] in args.only], fps)

@@ -189,6 +189,21 @@ def _gpu_figures(header: str, cell: str, d: dict, row: str, before: list[str]) -
     return []
 
 
+def _fixed_camera_figures(header: str, cell: str, d: dict, row: str,
+                          before: list[str]) -> list[tuple[str, float, tuple]]:
+    """``bench/motion_cv.py --fixed-camera --json``: {candidate: {flagged_<kind>, auc_<kind>, dim_flagged}};
+    the row names its candidate in backticks, the header its kind."""
+    [key] = [k for k in d if f"`{k}`" in row]
+    r = d[key]
+    if "dimmed" in header:
+        return [("dimmed flagged %", 100 * r["dim_flagged"], _shown(cell))]
+    kind = next((k for k in ("standing", "dark", "shifted") if k in header), None)
+    if kind is None:
+        return []
+    flagged, auc = _numbers(cell)
+    return [(f"{kind} flagged %", 100 * r[f"flagged_{kind}"], flagged), (f"{kind} AUC", r[f"auc_{kind}"], auc)]
+
+
 def _figures_of(d: dict):
     if d.get("format") == "vlm-anomaly-evaluation":
         return _evaluation_figures
@@ -200,6 +215,8 @@ def _figures_of(d: dict):
         return _bench_figures
     if "results" in d and "device" in d:
         return _gpu_figures
+    if d and all(isinstance(v, dict) and "flagged_standing" in v for v in d.values()):
+        return _fixed_camera_figures
     raise AssertionError(f"a results table links a report of unknown kind: {sorted(d)[:8]}")
 
 
@@ -329,7 +346,7 @@ def _codecs(name: str) -> dict:
 
 def test_readme_figures_come_from_the_current_reports():
     """README's results paragraph of the default detector: Ped2 figures from the default's
-    ``report.json``, the codec-shift range from ``codecs_v5.json``, the speed from
+    ``report.json``, the codec-shift range from ``codecs_v8.json``, the speed from
     ``speed_motion_v5.json`` - and no figure of an older version."""
     text = (REPO / "README.md").read_text()
     para = _para(text, "On UCSD Ped2 (`vlm-anomaly evaluate ../shared/data/ped2`")
@@ -341,7 +358,7 @@ def test_readme_figures_come_from_the_current_reports():
     assert _same(_shown(old_auc), old["metrics"]["pooled"]["auc"]), old_auc
     mean = re.search(r"mean\s+clip\s+AUC\s+([0-9.]+)", para)
     assert mean and _same(_shown(mean.group(1)), d["metrics"]["mean_clip_auc"]), para
-    renders = [v for v in _codecs("codecs_v5.json").values() if isinstance(v, dict)]
+    renders = [v for v in _codecs("codecs_v8.json").values() if isinstance(v, dict)]
     low = re.search(r"AUC\s+([0-9.]+)[–-]([0-9.]+)\s+with\s+([0-9]+)[–-]([0-9]+)\s+%\s+of\s+normal\s+frames", para)
     assert low, para
     assert _same(_shown(low.group(1)), min(r["auc"] for r in renders))

@@ -49,7 +49,7 @@ NORMALIZATIONS = ("none", "zscore", "minmax")
 #: detectors whose shipped defaults are known to have been chosen partly after test results, with
 #: the dataset and where the choices are recorded: a report of such a run must not claim a blind result
 CHOSEN_AFTER_TEST_RESULTS: dict[str, str] = {
-    "motion": "UCSD Ped2 (design revised after Ped2 test results, three choices made on its test labels: "
+    "motion": "UCSD Ped2 (design revised after Ped2 test results, four choices made on its test labels: "
               "docs/motion.md, 'Order of events')",
 }
 PARAMETERS_DOC = "docs/results.md, 'How parameters were chosen'"

@@ -33,10 +33,12 @@ def render_frame(
     n = 4
     speeds = rng.uniform(0.03, 0.06, n)
     offs = rng.uniform(0, 1, n)
+    r = max(3, h // 40)
     for k in range(n):
-        x = int(((offs[k] + speeds[k] * t) % 1.0) * w)
+        # walkers leave the view on one side before they come back on the other (walking in and
+        # out, as people do; not vanishing at one edge and popping up whole at the other)
+        x = int(((offs[k] + speeds[k] * t) % 1.0) * (w + 4 * r)) - 2 * r
         y = int(h * (0.5 + 0.25 * k / n))
-        r = max(3, h // 40)
         cv2.circle(img, (x, y - 3 * r), r, (60, 40, 30), -1)  # head
         cv2.rectangle(img, (x - r, y - 2 * r), (x + r, y + 2 * r), (40, 60, 140), -1)  # body
     if anomaly:

@@ -88,3 +88,36 @@ def test_database_of_an_older_version_gains_the_end_reason_column(tmp_path):
     new = _event(store, 5)
     store.update(new, end_reason="stopped")
     assert store.get(new).end_reason == "stopped"
+
+
+def test_database_of_an_older_version_gains_the_event_kind(tmp_path):
+    """Events stored before events had a kind read as activity; a camera event keeps its kind, and
+    Home Assistant's ``event`` entity fires ``camera_tamper`` for it (``anomaly_start`` otherwise)."""
+    import sqlite3
+
+    from vlm_anomaly.events.homeassistant import event_state, event_type
+    from vlm_anomaly.events.store import event_kind
+
+    db = tmp_path / "old.db"
+    EventStore(f"sqlite:///{db}", tmp_path / "media").close()
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE events DROP COLUMN kind")  # the schema of the previous version
+    con.execute("INSERT INTO events (source, model, status, start_time, started_at, worst_score, worst_time, "
+                "mean_score, frames, descriptions, media_bytes, acknowledged) "
+                "VALUES ('cam', 'm', 'closed', 0, '2026-01-01 00:00:00', -1, 0, -1, 1, '[]', 0, 0)")
+    con.commit()
+    con.close()
+    store = EventStore(f"sqlite:///{db}", tmp_path / "media")
+    [old] = store.list()
+    assert old.kind == "activity" and old.as_dict()["kind"] == "activity"
+    frames = [{"time": 1.0, "text": "image dark", "kind": "camera"},
+              {"time": 1.5, "text": "image dark", "kind": "camera"}]
+    assert event_kind(frames) == "camera"
+    assert event_kind([{"time": 1.0, "text": "fast object in the left", "kind": "activity"}, frames[0],
+                       {"time": 2.0, "text": "fast object", "kind": "activity"}]) == "activity"
+    cam = _event(store, 5)
+    store.update(cam, descriptions=frames, kind=event_kind(frames))
+    rec = store.get(cam)
+    assert rec.kind == "camera" and event_type("start", rec) == "camera_tamper"
+    assert event_state("street", rec)["kind"] == "camera"
+    assert event_type("start", old) == "anomaly_start"

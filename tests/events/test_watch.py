@@ -72,8 +72,8 @@ def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(
     assert ev.frames >= (hi - lo) / INTERVAL_S - 1 and len(ev.descriptions) == ev.frames
     # each frame says what is unusual and where (a moving object, or something standing where
     # training never saw anything), as an activity, not a camera fault
-    assert all(d["kind"] == "activity" and " in the " in d["text"] and ("object" in d["text"] or "something" in d["text"])
-               for d in ev.descriptions), ev.descriptions
+    assert all(d["kind"] == "activity" and " in the " in d["text"]
+               and ("object" in d["text"] or "something" in d["text"]) for d in ev.descriptions), ev.descriptions
     snap = store.media_path(ev.snapshot)
     img = cv2.imread(str(snap))
     assert snap.suffix == ".jpg" and img is not None and img.shape == (240, 320, 3)
@@ -94,6 +94,7 @@ def test_watch_gives_one_event_with_evidence_webhook_and_mqtt(
     assert new["has_snapshot"] and new["has_clip"] and new["end_time"] is None and end["end_time"] is not None
     assert new["snapshot"] == end["snapshot"] == ev.snapshot and new["clip"] == end["clip"] == ev.clip
     assert end["id"] == str(ev.id) and end["label"] == "anomaly" and end["has_snapshot"]
+    assert ev.kind == end["kind"] == "activity"  # an intruder, not a camera fault
     assert end["source_start_s"] == round(ev.start_time, 3) and end["top_score"] == round(
         ev.worst_score, 6
     )

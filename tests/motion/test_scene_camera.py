@@ -76,6 +76,7 @@ def test_watch_reports_one_event_lasting_as_long_as_the_incident(street, name, r
     assert SPAN[1] - 0.5 <= ev.end_time <= SPAN[1] + 3.0, ev
     assert any(reason in d["text"] for d in ev.descriptions), ev.descriptions
     assert ev.descriptions[0]["kind"] == ("activity" if name == "standing" else "camera")
+    assert ev.kind == ("activity" if name == "standing" else "camera")  # stored with the event
 
 
 def test_dimming_light_is_not_an_incident_but_a_notice(street, tmp_path):
@@ -88,10 +89,8 @@ def test_dimming_light_is_not_an_incident_but_a_notice(street, tmp_path):
     assert all("lighting unlike any training clip" in n for n in notes), notes
 
 
-@pytest.mark.xfail(strict=True, reason="after merging main's live reference rule (the source frame "
-                   "before each sample), watch raises one 1.5 s 'fast object' event at 26 s of the "
-                   "dimmed clip (worst -0.22); offline scoring of the same clip flags <= 10 %: open")
 def test_dimming_light_raises_no_live_event(street, tmp_path):
+    """``watch`` on the dimming scene: no event at all (the lighting notice is not an alarm)."""
     assert _watch(street, "dim", tmp_path) == []
 
 

@@ -42,6 +42,7 @@ def event_payload(
             "source": redact_url(r.source),
             "model": r.model,
             "label": "anomaly",
+            "kind": r.kind,  # "activity" or "camera" (the camera itself: dark, frozen, moved ...)
             "sub_label": r.prompt,
             "score": d["mean_score"],
             "top_score": d["worst_score"],

@@ -59,6 +59,9 @@ events_table = sa.Table(
     sa.Column("owner", sa.String(256), index=True),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
     sa.Column("last_time", sa.Float),
+    # "activity" (something in the scene) or "camera" (the camera itself: dark, frozen, moved ...);
+    # NULL in rows written before it existed, read as "activity"
+    sa.Column("kind", sa.String(16)),
 )
 
 gaps_table = sa.Table(
@@ -114,6 +117,11 @@ class EventRecord:
     owner: str | None = None
     heartbeat_at: _dt.datetime | None = None
     last_time: float | None = None
+    kind: str | None = "activity"
+
+    def __post_init__(self) -> None:
+        if self.kind is None:  # a row written before events had a kind: they were all activity
+            self.kind = "activity"
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -127,6 +135,13 @@ class EventRecord:
         for k in ("worst_score", "mean_score", "prompt_score"):
             d[k] = round(d[k], 6) if d[k] is not None else None
         return d
+
+
+def event_kind(descriptions: list[dict]) -> str:
+    """An event's kind from its frames' explanations: "camera" when at least half of them blame the
+    camera itself, else "activity" (explanations without a kind are activity)."""
+    kinds = [d.get("kind", "activity") for d in descriptions if isinstance(d, dict)]
+    return "camera" if kinds and 2 * kinds.count("camera") >= len(kinds) else "activity"
 
 
 def _aware(v: _dt.datetime) -> _dt.datetime:

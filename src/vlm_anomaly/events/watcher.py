@@ -37,7 +37,7 @@ from .feed import LiveFeed, Reading
 from .recovery import RecoveryJob
 from .retention import RetentionJob
 from .scorer import Scored, StreamScorer
-from .store import EventRecord, EventStore, utcnow
+from .store import EventRecord, EventStore, event_kind, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +344,7 @@ class SourceWatcher:
             "mean_score": float(np.mean(ev.scores)) if ev.scores else ev.worst_score,
             "frames": len(ev.scores),
             "descriptions": ev.descriptions,
+            "kind": event_kind(ev.descriptions),
             "prompt": ev.prompt,
             "prompt_score": ev.prompt_score,
         }

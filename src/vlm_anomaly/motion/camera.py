@@ -18,7 +18,7 @@ import numpy as np
 
 from .attribute import Attribute, FitData
 from .calibration import RobustZ, leave_one_group_out
-from .features import SCENE_DIM
+from .features import SCENE_DIM, SCENE_PATCH
 from .scene import still_cells
 
 if TYPE_CHECKING:
@@ -29,7 +29,12 @@ if TYPE_CHECKING:
 DARK = 0.3  # contrast under 0.3 x the lowest training contrast (1st percentile): dark or covered
 FROZEN = 0.1  # change against the reference under 0.1 x the training's 1st percentile: frozen
 BLURRED = 0.5  # gain-free sharpness under half the training's 1st percentile: defocused/sprayed
-MOVED = 0.5  # over half the still, structured cells unlike the training background: view moved
+MOVED = 0.5  # over half the still, structured cells unlike the training background: view moved ...
+#: ... and the training background, moved as a whole by some shift (up to this share of the view's
+#: width / height), matches at least half of those cells again: the background itself moved (an
+#: object in front of the camera, however large, does not match a shifted background)
+MAX_SHIFT = 0.25
+EXPLAINED = 0.5
 STRUCTURE = 0.2  # a cell has structure when its background patch varies this much (contrast units)
 MIN_CELLS = 6  # the moved check needs this many still, structured cells
 LIGHT = (0.75, 1.3)  # mean grey level beyond these multiples of the training range: lighting notice
@@ -61,14 +66,53 @@ def _background(X: np.ndarray, still: np.ndarray) -> dict[str, np.ndarray]:
     return {"bg": bg, "dev": np.where(np.isfinite(dev), dev, 0.0), "structured": structured}
 
 
-def _moved_share(X: np.ndarray, still: np.ndarray, bg: dict[str, np.ndarray]) -> np.ndarray:
+def _moved_share(X: np.ndarray, still: np.ndarray, bg: dict[str, np.ndarray], rows: int) -> np.ndarray:
     """Per frame, the share of its still, structured cells that differ from the training background
-    (NaN with fewer than MIN_CELLS such cells)."""
+    (NaN with fewer than MIN_CELLS such cells), kept only where the background moved as a whole
+    (:func:`_shift_explains`), else 0."""
     limit = np.maximum(2 * bg["dev"], 1.0)
     differ = np.linalg.norm(X - bg["bg"][None], axis=2) > limit[None]
     use = still & bg["structured"][None]
     n = use.sum(1)
-    return np.where(n >= MIN_CELLS, (differ & use).sum(1) / np.maximum(n, 1), np.nan)
+    share = np.where(n >= MIN_CELLS, (differ & use).sum(1) / np.maximum(n, 1), np.nan)
+    for j in np.flatnonzero(np.nan_to_num(share, nan=0.0) > MOVED):
+        if not _shift_explains(X[j], use[j], bg["bg"], limit, rows):
+            share[j] = 0.0
+    return share
+
+
+def _image(cells: np.ndarray, rows: int) -> np.ndarray:
+    """(cells, SCENE_DIM) patches -> the (rows * p, cols * p) scene image they tile."""
+    p = SCENE_PATCH
+    cols = len(cells) // rows
+    return cells.reshape(rows, cols, p, p).transpose(0, 2, 1, 3).reshape(rows * p, cols * p)
+
+
+def _shift_explains(x: np.ndarray, use: np.ndarray, bg: np.ndarray, limit: np.ndarray, rows: int) -> bool:
+    """Whether the training background, shifted as a whole by some offset (whole scene-image
+    pixels, up to ``MAX_SHIFT`` of the view), matches at least ``EXPLAINED`` of the frame's still,
+    structured cells that the shift keeps inside the view - the unshifted one matched fewer: the
+    camera's view moved. An object in front of the camera, however large, leaves the cells around it
+    matching the unshifted background and does not match a shifted one."""
+    p = SCENE_PATCH
+    img, ref = _image(x, rows), _image(bg, rows)
+    H, W = img.shape
+    cols = W // p
+    lim = limit.reshape(rows, cols)
+    u = use.reshape(rows, cols)
+    for dy in range(-int(MAX_SHIFT * H), int(MAX_SHIFT * H) + 1):
+        for dx in range(-int(MAX_SHIFT * W), int(MAX_SHIFT * W) + 1):
+            if dx == 0 and dy == 0:
+                continue
+            # the background pixel now seen at (y, x) is ref[y - dy, x - dx]
+            shifted = np.full_like(ref, np.nan)
+            shifted[max(0, dy):H + min(0, dy), max(0, dx):W + min(0, dx)] = \
+                ref[max(0, -dy):H - max(0, dy), max(0, -dx):W - max(0, dx)]
+            dist = np.sqrt(((img - shifted) ** 2).reshape(rows, p, cols, p).sum((1, 3)))
+            inside = np.isfinite(dist) & u
+            if inside.sum() >= MIN_CELLS and (inside & (dist <= lim)).sum() >= EXPLAINED * inside.sum():
+                return True
+    return False
 
 
 def _limits(cam: np.ndarray, X: np.ndarray, still: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -84,7 +128,7 @@ def _limits(cam: np.ndarray, X: np.ndarray, still: np.ndarray) -> tuple[np.ndarr
 
 
 def _checks(cam: np.ndarray, X: np.ndarray, still: np.ndarray, lim: np.ndarray,
-            bg: dict[str, np.ndarray]) -> np.ndarray:
+            bg: dict[str, np.ndarray], rows: int) -> np.ndarray:
     """(n, 4) log2 exceedance of each check (0 inside its limit)."""
     n = len(cam)
     out = np.zeros((n, len(CHECKS)))
@@ -95,7 +139,7 @@ def _checks(cam: np.ndarray, X: np.ndarray, still: np.ndarray, lim: np.ndarray,
         d = np.where(np.isfinite(cam[:, 3]), cam[:, 3], lim[1])  # no reference: not judged
         out[:, 1] = np.log2(lim[1] / np.maximum(d, lim[1] / 64))
     out[:, 2] = np.log2(lim[2] / np.maximum(cam[:, 2], lim[2] / 64 + 1e-9))
-    share = _moved_share(X, still, bg)
+    share = _moved_share(X, still, bg, rows)
     out[:, 3] = np.log2(np.maximum(np.nan_to_num(share, nan=0.0), 1e-6) / lim[3])
     return np.maximum(out, 0.0)
 
@@ -116,7 +160,7 @@ class CameraAttribute(Attribute):
 
         def heldout(sel: np.ndarray) -> np.ndarray:
             lim_, bg_ = _limits(cam[~sel], X[~sel], still[~sel])
-            return _checks(cam[sel], X[sel], still[sel], lim_, bg_).max(1)
+            return _checks(cam[sel], X[sel], still[sel], lim_, bg_, data.config.grid.rows).max(1)
 
         return leave_one_group_out(data.groups, heldout, data.n)
 
@@ -139,7 +183,7 @@ class CameraAttribute(Attribute):
         bg = {k: st.arrays[f"camera_{k}"] for k in ("bg", "dev")}
         bg["structured"] = st.arrays["camera_structured"] > 0.5
         cam = feats.camera.astype(np.float64)
-        checks = _checks(cam, *_cells(feats, st.config.scene_still), lim, bg)
+        checks = _checks(cam, *_cells(feats, st.config.scene_still), lim, bg, st.config.grid.rows)
         light = (cam[:, 0] < lim[4]) | (cam[:, 0] > lim[5]) if len(cam) else np.zeros(0, bool)
         return (checks.max(1) if len(checks) else np.zeros(0)), (checks, light)
 

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 #: last second (units of the frame's contrast over a 16-pixel patch; a walker passing changes it
 #: by several) and this share of it does not move now
 BUSY_SHARE = 0.02
-#: the scene adds to the fused score beyond this many times its held-out 99th percentile
-SCENE_MARGIN = 2.0
 
 
 def still_cells(feats: SourceCells, still_change: float) -> np.ndarray:
@@ -140,12 +138,13 @@ class SceneAttribute(Attribute):
         return np.where(still, z, 0.0).max(1).clip(min=0.0)
 
     def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
-        """Only beyond twice what normal frames reach (its 99th percentile ``high``, at least 1):
-        most frames hold nothing standing, and its noise would otherwise add to every frame's fused
-        score; twice, because a re-encoded, smaller stream makes more still cells look a little new
-        (chosen on Ped2 test 02's codec check, see docs/motion.md)."""
+        """Only beyond ``scene_margin`` times what normal frames reach (its 99th percentile ``high``,
+        at least 1): most frames hold nothing standing, and its noise would otherwise add to every
+        frame's fused score; a margin, because a re-encoded, smaller stream makes more still cells
+        look a little new, and places whose look differs between normal clips (a person who stops)
+        would otherwise move whole clips' normal frames (see docs/motion.md)."""
         c = st.calib[self.name]
-        return np.maximum(c(values) - SCENE_MARGIN * max(c.high, 1.0), 0.0)
+        return np.maximum(c(values) - st.config.scene_margin * max(c.high, 1.0), 0.0)
 
     def fires(self, st: MotionState, z: float) -> bool:
         return z > 0

@@ -77,6 +77,9 @@ class MotionConfig:
     #: scene: a cell's content stands when its patch changed less than this over the last second
     #: (frame-contrast units over its 16 pixels; chosen by bench/motion_cv.py --fixed-camera)
     scene_still: float = 0.5
+    #: scene: adds to the fused score only beyond this many times its held-out 99th percentile
+    #: (most frames hold nothing standing; 4 chosen by bench/motion_cv.py --fixed-camera, docs/motion.md v8)
+    scene_margin: float = 4.0
 
     def __post_init__(self):
         bad = [a for a in self.fused if a not in ATTRIBUTES]
