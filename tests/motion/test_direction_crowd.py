@@ -99,8 +99,9 @@ def walkway(tmp_path_factory):
     in each; what only one training clip shows is not normal to the others), with and without the
     direction attribute, and the test clips (normal, wrong way, runner).
 
-    Not the shipped default (``test_walkway_default.py`` drives that): without training-time augmentation, whose half-size JPEG copies of this small scene make the
-    cells' directions too noisy to calibrate (the same limit is stated in the docs)."""
+    Not the shipped default (``test_walkway_default.py`` drives that): without training-time
+    augmentation, whose half-size JPEG copies of this small scene make the cells' directions too
+    noisy to calibrate (the same limit is stated in the docs)."""
     d = tmp_path_factory.mktemp("walkway")
     normal = [str(write_scene(d / f"n{i}.mp4", 40 * i, 40)) for i in range(3)]
     models = {f: MotionScorer(MotionConfig(fused=f, augment=False), interval_ms=100).fit(normal)
