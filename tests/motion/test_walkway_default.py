@@ -85,7 +85,7 @@ def test_normal_walkway_sampled_every_100ms_is_not_flagged(one_way_100ms):
 
 @pytest.mark.xfail(strict=True, reason="open: DIS flow (fast preset, 1/4 resolution at its finest) smears a "
                    "cyclist's flow over the walkers around it, so the part split off by flow moves about 1.5x the "
-                   "fastest normal walker, not 4x (docs/motion.md, v8)")
+                   "fastest normal walker, not 4x (docs/motion.md, v9)")
 @pytest.mark.parametrize("kind", ["cyclist", "cyclist_beside"])
 def test_cyclist_through_or_beside_a_group_of_walkers_is_flagged(long_group, kind):
     """A cyclist twice a walker's width at 4x the group's speed, riding inside (or along the edge
