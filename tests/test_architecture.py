@@ -102,3 +102,23 @@ def test_only_video_decode_runs_a_decode_loop():
                 if isinstance(target, ast.Attribute | ast.Name) and "container" in ast.unparse(target):
                     found.append(str(path.relative_to(SRC)))
     assert found == ["video/decode.py"]
+
+
+def _package_map() -> list[str]:
+    """The paths of the README's package map (the code block that starts ``src/vlm_anomaly/``)."""
+    import re
+
+    text = (SRC.parents[1] / "README.md").read_text()
+    block = text.split("```\nsrc/vlm_anomaly/\n", 1)[1].split("```", 1)[0]
+    return [m.group(1) for line in block.splitlines() if (m := re.match(r"  (\S+)\s{2,}\S", line))]
+
+
+def test_the_readme_package_map_names_every_package_and_nothing_that_is_not_there():
+    """Each package and top-level module has its one line in the map; the map names nothing else."""
+    named = _package_map()
+    assert len(named) == len(set(named))
+    assert [p for p in named if not (SRC / p).exists()] == []  # nothing named that is not there
+    packages = {f"{p.name}/" for p in SRC.iterdir() if (p / "__init__.py").is_file()}
+    modules = {p.name for p in SRC.glob("*.py") if p.name != "__init__.py"}
+    assert (packages | modules) - set(named) == set()  # each has its line
+    assert {"motion/", "detectors/", "events/", "incidents.py"} <= set(named)  # the flow, default included

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from vlm_anomaly.config import load_settings
@@ -66,13 +68,13 @@ def test_config_example_lists_every_setting_with_its_default():
     import yaml
 
     from tests.helpers import REPO
-    from vlm_anomaly.config import Settings
+    from vlm_anomaly.config import KEYS, Settings
 
     path = REPO / "config.example.yaml"
     text = path.read_text()
     listed = set(re.findall(r"^#?\s*([a-z_][a-z0-9_]*):", text, re.M))
-    assert set(Settings.model_fields) - listed == set()
-    assert listed - set(Settings.model_fields) == set()
+    assert set(KEYS) - listed == set()
+    assert listed - set(KEYS) == set()
     example, default = load_settings(path), Settings()
     differ = {k for k in yaml.safe_load(text) if getattr(example, k) != getattr(default, k)}
     assert differ == EXAMPLE_VALUES
@@ -113,13 +115,27 @@ def test_bad_section_is_one_clear_error(tmp_path, text, message):
         load_settings(cfg)
 
 
-def test_each_setting_is_in_one_section_and_views_have_exactly_their_keys():
-    from dataclasses import FrozenInstanceError, fields
-
+def test_each_setting_is_defined_once_in_one_section():
+    """A setting is a field of exactly one section model (or a general key); the flat names users
+    write are exactly those fields, and the top-level model repeats none of them."""
     from vlm_anomaly.config import GENERAL_KEYS, SECTIONS, Settings, section_keys
 
+    for name in SECTIONS:
+        assert not set(section_keys(name)) & set(Settings.model_fields), name  # no second copy
+    from vlm_anomaly.config import KEYS
+
     placed = [k for name in SECTIONS for k in section_keys(name)] + list(GENERAL_KEYS)
-    assert sorted(placed) == sorted(Settings.model_fields)  # every key once, none invented
+    assert len(placed) == len(set(placed))  # sections are disjoint
+    assert sorted(placed) == sorted(KEYS)  # the flat keys are their union, none invented
+    for cls in SECTIONS.values():
+        assert all(f.description for f in cls.model_fields.values()), cls  # each has its one-line doc
+
+
+def test_flat_names_read_and_write_the_key_in_its_section(tmp_path):
+    from copy import copy as shallow_copy
+
+    from vlm_anomaly.config import SECTIONS, Settings, section_keys
+
     s = load_settings(overrides={"interval_ms": 250, "webhook_urls": "http://a/hook", "api_port": 9001,
                                  "ray_address": "auto", "nu": 0.3, "event_hysteresis": 0.2, "top_k": 4,
                                  "frigate_role": "record"})
@@ -128,14 +144,59 @@ def test_each_setting_is_in_one_section_and_views_have_exactly_their_keys():
     assert set(views) == set(SECTIONS)
     for name, view in views.items():
         assert isinstance(view, SECTIONS[name])
-        assert [f.name for f in fields(view)] == list(section_keys(name))
-        assert {f.name: getattr(view, f.name) for f in fields(view)} == {k: getattr(s, k) for k in section_keys(name)}
+        assert view.model_dump() == {k: getattr(s, k) for k in section_keys(name)}
     assert (s.sampling.interval_ms, s.alerts.webhook_urls, s.api.api_port, s.scaling.ray_address) == (
         250, ["http://a/hook"], 9001, "auto")
-    with pytest.raises(FrozenInstanceError):
-        s.sampling.interval_ms = 100  # a view is read-only: settings change through the loader
-    s.alerts.webhook_urls.append("http://b/hook")
-    assert s.webhook_urls == ["http://a/hook"]  # and never aliases the settings' lists
+    s.interval_ms = 1000  # a flat write is the section's, validated like a loaded value
+    assert s.sampling.interval_ms == 1000 and "interval_ms" in s.model_fields_set
+    with pytest.raises(ValueError, match="between 100 and 2000"):
+        s.interval_ms = 50
+    copy = s.model_copy(update={"interval_ms": 200, "detector": "ocsvm"})
+    assert (copy.interval_ms, copy.sampling.interval_ms, copy.detector) == (200, 200, "ocsvm")
+    assert (s.interval_ms, s.detector) == (1000, "motion")  # a copy has sections of its own
+    shallow = shallow_copy(s)
+    shallow.interval_ms = 250
+    assert s.interval_ms == 1000
+    # what `watch` workers get: only the keys set travel (as JSON), and they arrive as set
+    back = Settings.model_validate_json(copy.model_dump_json(exclude_unset=True))
+    assert back == copy and {"interval_ms", "detector", "nu"} <= back.model_fields_set
+    assert "max_side" not in back.model_fields_set
+    # a key written after loading, in a section the file never named, travels too
+    bare = load_settings(overrides={"home": str(tmp_path)})
+    moved = bare.model_copy(update={"interval_ms": 200})
+    assert Settings.model_validate_json(moved.model_dump_json(exclude_unset=True)).interval_ms == 200
+    assert "interval_ms" not in bare.model_fields_set
+
+
+def test_a_new_setting_is_one_line_in_its_section(tmp_path, monkeypatch):
+    """Adding a field to a section model is all it takes: it is read flat and nested from YAML, from
+    the environment, from overrides, as ``settings.<key>`` and in its section, and validated."""
+    import sys
+    import types
+
+    import vlm_anomaly.config as config
+
+    text = Path(config.__file__).read_text()
+    doc = '    """Which frames are read and how: interval, size and length limits, stream reconnects."""\n'
+    assert doc in text
+    text = text.replace(doc, doc + '\n    probe_ms: int = Field(7, ge=0, description="a setting added by a test")\n')
+    mod = types.ModuleType("vlm_anomaly._config_probe")
+    mod.__package__ = "vlm_anomaly"
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    exec(compile(text, config.__file__, "exec"), mod.__dict__)
+
+    assert mod.load_settings(overrides={}).probe_ms == 7
+    flat, nested = tmp_path / "flat.yaml", tmp_path / "nested.yaml"
+    flat.write_text("probe_ms: 9\n")
+    nested.write_text("sampling: {probe_ms: 10}\n")
+    assert mod.load_settings(flat).probe_ms == 9 and mod.load_settings(flat).sampling.probe_ms == 9
+    assert mod.load_settings(nested).probe_ms == 10
+    monkeypatch.setenv("VLM_ANOMALY_PROBE_MS", "11")
+    s = mod.load_settings(flat)
+    assert s.probe_ms == 11 and mod.updated(s, {"probe_ms": 12}).sampling.probe_ms == 12
+    monkeypatch.setenv("VLM_ANOMALY_PROBE_MS", "-1")
+    with pytest.raises(ConfigError, match="invalid setting probe_ms"):
+        mod.load_settings(flat)
 
 
 def test_updated_puts_one_requests_options_on_top_and_validates_like_the_loader(tmp_path):

@@ -36,7 +36,7 @@ _LAZY = {
     "Frame": ".video", "VideoInfo": ".video", "probe": ".video", "sample_frames": ".video",
     "FrameExtractor": ".video",
 }
-#: the seed's three roles under their plain names
+#: role names for two of the three parts (frame extraction, detection), alongside their class names
 _ALIASES = {"FrameExtractor": "sample_frames", "AnomalyDetector": "AnomalyModel"}
 
 

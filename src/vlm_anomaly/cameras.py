@@ -27,9 +27,10 @@ class Camera:
     """A camera to watch: its name, the source to open and the model that knows its normality."""
 
     name: str
-    source: str
+    source: str  # the stream read and scored: the camera's detect sub-stream when it has one
     model: str
     frigate: str | None = None  # the Frigate (its URL) that has this camera, by the same name
+    main_source: str | None = None  # the camera's main stream when ``source`` is its sub-stream (not opened)
 
 
 def resolve_cameras(
@@ -43,7 +44,9 @@ def resolve_cameras(
 
     ``sources`` (bare, named by their URL) and ``frigate_url`` come from the command line; with
     neither, the settings' ``cameras`` and ``frigate_url`` are watched. ``model`` (else the
-    setting ``watch_model``) is the model of every camera that names none.
+    setting ``watch_model``) is the model of every camera that names none. A camera of the settings
+    with a ``detect_source`` (its low-resolution sub-stream) is read from that stream; its ``source``
+    is kept as ``main_source`` and not opened.
     """
     default = model or settings.watch_model
     explicit = bool(sources) or bool(frigate_url)
@@ -52,18 +55,21 @@ def resolve_cameras(
     cams: list[Camera] = []
     skipped: dict[str, str] = {}
 
-    def add(name: str, source: str, chosen: str | None, frigate: str | None = None) -> None:
+    def add(name: str, source: str, chosen: str | None, frigate: str | None = None, main: str | None = None) -> None:
         if not chosen:
             raise ConfigError(f"camera {name}: no model (--model, watch_model, or the camera's model)")
         if any(c.name == name for c in cams):
             raise ConfigError(f"camera {name} is listed twice")
-        cams.append(Camera(name, source, chosen, frigate))
+        cams.append(Camera(name, source, chosen, frigate, main))
 
     for src in sources or []:
         add(camera_id(src), src, default)
     for spec in specs:
-        if spec.source is not None:
-            add(spec.name, spec.source, spec.model or default)
+        if spec.source is not None:  # a sub-stream, where named, is what is read (decoding is the cost)
+            if spec.detect_source:
+                add(spec.name, spec.detect_source, spec.model or default, main=spec.source)
+            else:
+                add(spec.name, spec.source, spec.model or default)
     if frigate:
         from .video.frigate import list_cameras
 

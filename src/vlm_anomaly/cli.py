@@ -150,7 +150,7 @@ def score(
     out.print(f"[bold]{Path(source).name}[/] with model [bold]{name}[/]: {s['frames']} frames, "
               f"{s['anomalies']} anomalous ({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}")
     if labels is not None:
-        from .metrics import parse_frame_labels
+        from .detection_metrics import parse_frame_labels
 
         m = result.evaluate(parse_frame_labels(_read_small(labels), name=Path(source).name))
         if m.defined:
@@ -479,10 +479,11 @@ def watch(
         shown = st["source"] if st["camera"] == camera_id(st["source"]) else st["camera"]
         line = (f"{shown}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
                 f"({st['missed_s']:.1f} s missed), {st['dropped']} frame(s) dropped, "
-                f"{st['alerts_sent']} alert(s) sent, {st['alerts_failed']} failed, {st['status']}"
+                f"{st['alerts_sent']} alert(s) sent, {st['alerts_failed']} failed, "
+                + (f"{st['sink_errors']} sink error(s), " if st.get("sink_errors") else "") + st["status"]
                 + (f": {st['error']}" if st["error"] else ""))
         out.print(line, highlight=False, soft_wrap=True, markup=False)
-        lost = st["dropped"] or st["alerts_failed"] or st["status"] == "failed"
+        lost = st["dropped"] or st["alerts_failed"] or st.get("sink_errors") or st["status"] == "failed"
         logging.getLogger(__name__).log(logging.WARNING if lost else logging.INFO, "watch summary: %s", line)
     out.print(f"events stored in {redact_url(settings.events_url)}", highlight=False, soft_wrap=True)
     if any(st["status"] == "failed" for st in rows):

@@ -34,9 +34,9 @@ import numpy as np
 
 from .atomic import atomic_write_bytes
 from .config import Settings
+from .detection_metrics import FrameMetrics, frame_metrics
 from .detectors import detector_names, get_detector_class, moving_average
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
-from .metrics import FrameMetrics, frame_metrics
 from .pipeline import Pipeline
 from .report_plots import write_plots
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
@@ -69,7 +69,7 @@ def protocol_note(config: dict[str, Any]) -> str:
     if detector is None:
         parts.append("The scorer does not name its detector; how its parameters were chosen is unknown to this run.")
     else:
-        shipped = Settings.model_fields["detector"].default
+        shipped = Settings().detector
         parts.append(f"Detector {detector!r} ({'the shipped default' if detector == shipped else 'not the default'}),"
                      f" smoothing {config.get('smoothing_window')}, normalisation {config.get('normalize')};"
                      " its parameters are in 'config'.")

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .metrics import FrameMetrics, roc_points
+from .detection_metrics import FrameMetrics, roc_points
 
 
 class EvaluationReport(Protocol):

@@ -17,9 +17,9 @@ import numpy as np
 
 from .atomic import atomic_write_text
 from .config import EventSettings, Settings
+from .detection_metrics import FrameMetrics, frame_metrics
 from .errors import VlmAnomalyError
 from .incidents import EventBuilder, Incident, replay
-from .metrics import FrameMetrics, frame_metrics
 from .redact import source_slug
 from .smoothing import moving_average
 from .values import FrameScores
@@ -246,8 +246,12 @@ class ScoreResult:
             w.writerow(r)
         return buf.getvalue()
 
+    def as_dict(self) -> dict:
+        """The summary and every frame's row: what ``score --json`` writes and an API score job returns."""
+        return {"summary": self.summary(), "frames": self.rows()}
+
     def to_json(self) -> str:
-        return json.dumps({"summary": self.summary(), "frames": self.rows()}, indent=2)
+        return json.dumps(self.as_dict(), indent=2)
 
     def write_csv(self, path: str | Path) -> None:
         atomic_write_text(path, self.to_csv())

@@ -74,16 +74,11 @@ def _actor_class():
         def watch(
             self, model: str, sources: list[str], realtime: bool, max_seconds: float | None
         ) -> list[dict]:
-            from .events import AlertDispatcher, EventStore, Monitor
+            from .events import Monitor
 
-            s = self.pipe.settings
-            store = EventStore.from_settings(s)
-            alerts = AlertDispatcher.from_settings(s.alerts)
-            mon = Monitor(self.pipe, store=store, alerts=alerts)
-            watchers = [mon.get(mon.start(model, src, realtime=realtime)) for src in sources]
-            mon.wait(max_seconds)
-            mon.stop_all()
-            alerts.close()
+            with Monitor.from_settings(self.pipe.settings, pipeline=self.pipe, home_assistant=False) as mon:
+                watchers = [mon.get(mon.start(model, src, realtime=realtime)) for src in sources]
+                mon.wait(max_seconds)
             return [r.__dict__ for w in watchers for r in w.records]
 
     return EncoderActor

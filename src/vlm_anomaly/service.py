@@ -44,33 +44,14 @@ def watch_cameras(
     its cameras: one Python process cannot keep two cores busy. Returns the status rows (with
     ``camera``) and whether watching stopped before the sources ended.
     """
-    from .events import EventStore
-    from .events.homeassistant import HomeAssistantBridge, fan_out
-
-    store = EventStore.from_settings(settings)
-    bridge = (HomeAssistantBridge.from_settings(settings.alerts, store=store)
-              if settings.mqtt_url and settings.ha_discovery else None)
-    notify = fan_out(listener, bridge.on_notice if bridge else None)
     groups = camera_groups(cameras, settings.watch_processes)
     restore = _sigterm_as_interrupt()
     try:
-        if bridge is not None:
-            for cam in cameras:
-                bridge.add_camera(cam.name, cam.source)
-        if bridge is not None:
-            bridge.clear_stale()
         if len(groups) <= 1:
-            return _watch_here(settings, cameras, realtime=realtime, max_seconds=max_seconds, listener=notify,
-                               store=store, on_start=bridge.attach if bridge else None)
-        return _watch_in_processes(settings, groups, realtime=realtime, max_seconds=max_seconds,
-                                   listener=notify, store=store, bridge=bridge)
+            return _watch_here(settings, cameras, realtime=realtime, max_seconds=max_seconds, listener=listener)
+        return _watch_in_processes(settings, groups, realtime=realtime, max_seconds=max_seconds, listener=listener)
     finally:
-        try:
-            if bridge is not None:
-                bridge.close()
-            store.close()
-        finally:
-            restore()
+        restore()
 
 
 def camera_groups(cameras: list[Camera], processes: int) -> list[list[Camera]]:
@@ -86,34 +67,25 @@ def camera_groups(cameras: list[Camera], processes: int) -> list[list[Camera]]:
 
 
 def _watch_here(settings, cameras: list[Camera], *, realtime: bool, max_seconds: float | None,
-                listener: Callable | None, store, on_start: Callable | None = None) -> tuple[list[dict], bool]:
-    """Watch ``cameras`` in this process (a thread each): the store, alert sinks and the Monitor."""
-    from .events import AlertDispatcher, Monitor
-    from .events.alerts import FrigateEventSink
-    from .pipeline import Pipeline
+                listener: Callable | None, on_start: Callable | None = None,
+                home_assistant: bool = True) -> tuple[list[dict], bool]:
+    """Watch ``cameras`` in this process (a thread each), with the engine the settings ask for."""
+    from .events import Monitor
 
-    alerts = AlertDispatcher.from_settings(settings.alerts)
-    if settings.frigate_events:
-        for url in sorted({c.frigate for c in cameras if c.frigate}):
-            alerts.sinks.append(FrigateEventSink(url, {c.name: c.name for c in cameras if c.frigate == url},
-                                                 timeout_s=settings.webhook_timeout_s))
-    # recovery after the caller announced the cameras to Home Assistant, so it hears of the events a
-    # crash left open as they are closed; every worker runs it (an event closes once, by its owner lock)
-    mon = Monitor(Pipeline(settings), store=store, alerts=alerts, listener=listener, recover=False)
     names: dict[str, str] = {}
     early = False
-    try:
-        mon.start_recovery()
-        for cam in cameras:
-            names[mon.start(cam.model, cam.source, realtime=realtime, camera=cam.name)] = cam.name
-        if on_start is not None:
-            on_start(mon)
-        early = not mon.wait(max_seconds)
-    except KeyboardInterrupt:
-        early = True
-    finally:
-        mon.stop_all()
-        alerts.close()
+    with Monitor.from_settings(settings, listener=listener, cameras=cameras, home_assistant=home_assistant) as mon:
+        try:
+            for cam in cameras:
+                names[mon.start(cam.model, cam.source, realtime=realtime, camera=cam.name)] = cam.name
+            if on_start is not None:
+                on_start(mon)
+            early = not mon.wait(max_seconds)
+        except KeyboardInterrupt:
+            early = True
+        finally:
+            mon.stop_all()
+    # after closing: the last alerts were sent (or failed) and are counted
     return [{**st, "camera": names.get(st["id"], st["source"])} for st in mon.list()], early
 
 
@@ -128,9 +100,25 @@ class _GroupRows:
 
 
 def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool, max_seconds: float | None,
-                        listener: Callable | None, store, bridge) -> tuple[list[dict], bool]:
+                        listener: Callable | None) -> tuple[list[dict], bool]:
     """One worker process a group; their notices and status rows come back as JSON over pipes (no
-    pickles), events are read back from the shared store. A worker that dies is reported as failed."""
+    pickles), events are read back from the shared store. A worker that dies is reported as failed.
+    Home Assistant is told here, in one place, of every worker's cameras."""
+    from .events import EventStore
+    from .events.homeassistant import HomeAssistantBridge
+
+    store = EventStore.from_settings(settings)
+    bridge = HomeAssistantBridge.for_cameras(settings.alerts, [c for g in groups for c in g], store=store)
+    try:
+        return _run_workers(settings, groups, realtime=realtime, max_seconds=max_seconds, store=store, bridge=bridge,
+                            listener=listener)
+    finally:
+        if bridge is not None:
+            bridge.close()
+        store.close()
+
+
+def _run_workers(settings, groups, *, realtime, max_seconds, store, bridge, listener) -> tuple[list[dict], bool]:
     import json
     import multiprocessing as mp
     from multiprocessing.connection import wait
@@ -143,7 +131,8 @@ def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool,
     procs, conns = [], {}
     for i, group in enumerate(groups):
         recv, send = ctx.Pipe(duplex=False)
-        cams = [{"name": c.name, "source": c.source, "model": c.model, "frigate": c.frigate} for c in group]
+        cams = [{"name": c.name, "source": c.source, "model": c.model, "frigate": c.frigate,
+                 "main_source": c.main_source} for c in group]
         p = ctx.Process(target=_group_main, args=(conf, cams, realtime, max_seconds, send, level),
                         name=f"watch-group-{i + 1}", daemon=True)
         p.start()
@@ -161,8 +150,10 @@ def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool,
         if "notice" in msg:
             n = msg["notice"]
             rec = store.get(n["event_id"]) if n.get("event_id") else None
-            if listener is not None:
-                listener(WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", "")))
+            notice = WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", ""))
+            for f in (listener, bridge.on_notice if bridge else None):
+                if f is not None:
+                    f(notice)
         elif "status" in msg:
             seen.rows[i] = [{**r, "id": f"g{i + 1}-{r['id']}"} for r in msg["status"]]
         elif "done" in msg:
@@ -206,7 +197,6 @@ def _group_main(conf: str, cams: list[dict], realtime: bool, max_seconds: float 
     import json
 
     from .config import Settings
-    from .events import EventStore
 
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     restore = _sigterm_as_interrupt()
@@ -239,15 +229,13 @@ def _group_main(conf: str, cams: list[dict], realtime: bool, max_seconds: float 
                     return
         threading.Thread(target=loop, name="status", daemon=True).start()
 
-    store = EventStore.from_settings(settings)
     try:
         rows, early = _watch_here(settings, [Camera(**c) for c in cams], realtime=realtime, max_seconds=max_seconds,
-                                  listener=notice, store=store, on_start=report)
+                                  listener=notice, on_start=report, home_assistant=False)  # the parent tells it
         stop.set()
         with contextlib.suppress(OSError):
             send({"done": rows, "early": early})
     finally:
-        store.close()
         conn.close()
         restore()
 

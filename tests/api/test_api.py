@@ -5,7 +5,7 @@ import time
 import httpx
 import pytest
 
-from vlm_anomaly.api.app import MAX_VIDEOS_PER_REQUEST
+from vlm_anomaly.api.limits import MAX_VIDEOS_PER_REQUEST
 from vlm_anomaly.synthetic import write_video
 
 
@@ -166,6 +166,9 @@ def test_train_score_watch_ack_lifecycle(client, videos):
     assert j["status"] == "done", j
     assert j["result"]["frames"] == 96
     assert j["progress"]["done"] == j["progress"]["total"] >= 96  # total: the sampler's estimate
+    assert j["progress"]["fraction"] == 1.0 and j["progress"]["stage"] == "done"
+    listed = next(x for x in client.get("/jobs").json() if x["id"] == job["id"])
+    assert "result" not in listed and listed["progress"] == j["progress"]  # the list leaves results out
     # a client polling the job sees it advance while it runs, never going back
     assert any(st == "running" and 0 < done < total for st, done, total in seen), seen
     done_seq = [done for _, done, _ in seen]

@@ -16,7 +16,8 @@ from tests.scenes import write_clip
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.detectors import detector_names
 from vlm_anomaly.evaluation import PipelineScorer, create_scorer, evaluate, load_dataset
-from vlm_anomaly.events.scorer import StreamScorer
+from vlm_anomaly.events.live_scoring import StreamScorer
+from vlm_anomaly.events.sinks import StoreSink
 from vlm_anomaly.events.store import EventStore
 from vlm_anomaly.events.watcher import SourceWatcher
 from vlm_anomaly.video import sample_frames
@@ -73,7 +74,7 @@ def test_live_engine_and_watch_give_the_file_scores(scene, pipe):
     np.testing.assert_allclose(live, offline.raw_scores)
 
     store = EventStore.from_settings(pipe.settings)
-    w = SourceWatcher(pipe, model, str(scene / "test" / "fast"), store=store, realtime=False)
+    w = SourceWatcher(pipe, model, str(scene / "test" / "fast"), sinks=[StoreSink(store)], realtime=False)
     stats = w.run()
     assert stats.status == "ended" and stats.frames == 28
     assert stats.events >= 1

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.api import create_app
-from vlm_anomaly.events import AlertDispatcher, EventStore, SourceWatcher
+from vlm_anomaly.events import AlertDispatcher, AlertSink, EventStore, ListenerSink, SourceWatcher, StoreSink
 
 TOKEN = "accounting-token-0123456789"
 
@@ -34,8 +34,8 @@ def test_crashed_watcher_closes_its_event_with_the_time_and_cause(
     s = _settings(trained_home, tmp_path, webhook_urls=[webhook.url])
     store, alerts = EventStore.from_settings(s), AlertDispatcher.from_settings(s.alerts)
     armed = []
-    w = SourceWatcher(Pipeline(s), "street", str(clips[1]), store=store, alerts=alerts,
-                      realtime=False, listener=lambda n: n.kind == "start" and armed.append(1))
+    w = SourceWatcher(Pipeline(s), "street", str(clips[1]), realtime=False, sinks=[
+        StoreSink(store), AlertSink(alerts), ListenerSink(lambda n: n.kind == "start" and armed.append(1))])
     encode = w.encoder.encode
 
     def encode_then_fail(images):  # the device goes away while the event is open
@@ -94,7 +94,7 @@ def test_scored_dropped_and_failed_alerts_in_status_api_and_metrics(
         # 1. as fast as possible: every sampled frame is scored, none dropped; alerts fail
         r = c.post("/sources", json={"model": "street", "source": video, "realtime": False})
         st = _wait(c, r.json()["id"])
-        assert app.state.alerts.flush(30)
+        assert app.state.services.alerts.flush(30)
         st = c.get(f"/sources/{st['id']}").json()
         assert st["status"] == "ended" and st["frames"] == 120 and st["dropped"] == 0, st
         assert st["events"] >= 1 and st["alerts_failed"] == 2 * st["events"], st
@@ -105,7 +105,7 @@ def test_scored_dropped_and_failed_alerts_in_status_api_and_metrics(
         assert _metric(metrics, "vlm_anomaly_alerts_total", result="failed") == st["alerts_failed"]
 
         # 2. in real time with an encoder slower than the 10 samples/s: frames are dropped
-        pipe = app.state.pipeline
+        pipe = app.state.services.pipeline
         enc = pipe.encoder_for(pipe.load("street"))
         encode = enc.encode
 

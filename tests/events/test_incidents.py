@@ -13,7 +13,7 @@ import json
 import pytest
 
 from vlm_anomaly import Pipeline, load_settings
-from vlm_anomaly.events import EventStore, SourceWatcher
+from vlm_anomaly.events import EventStore, SourceWatcher, StoreSink
 from vlm_anomaly.incidents import EventBuilder, HysteresisConfig, replay
 
 
@@ -36,7 +36,8 @@ def test_score_and_watch_report_the_same_incidents(scored, anomaly_span):
     offline = [_key(i["start_time"], i["end_time"], i["frames"], i["worst_score"])
                for i in sorted(result.summary()["incidents"], key=lambda i: i["start_time"])]
 
-    w = SourceWatcher(pipe, "street", str(test), store=EventStore.from_settings(pipe.settings), realtime=False)
+    w = SourceWatcher(pipe, "street", str(test), sinks=[StoreSink(EventStore.from_settings(pipe.settings))],
+                      realtime=False)
     assert w.run().status == "ended"
     live = [_key(r.start_time, r.end_time, r.frames, r.worst_score) for r in w.records]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vlm_anomaly import InvalidVideoError, Pipeline, create_encoder, load_settings
-from vlm_anomaly.events import EventStore, LiveFeed, LiveSession, Monitor, RetentionJob, SourceWatcher
+from vlm_anomaly.events import EventStore, LiveFeed, LiveSession, Monitor, RetentionJob, SourceWatcher, StoreSink
 from vlm_anomaly.video.live import LiveSource, PushSource
 from vlm_anomaly.video.sources import check_source
 from vlm_anomaly.video.thumbnails import grab_frames
@@ -31,7 +31,8 @@ def setup(tmp_path_factory, dash_clips):
 
 
 def _session(pipe, model, source, *, store=None, **kw) -> LiveSession:
-    return LiveSession(SourceWatcher(pipe, model, str(source), store=store, feed=LiveFeed(), **kw)).start()
+    sinks = [*([StoreSink(store)] if store else []), LiveFeed()]
+    return LiveSession(SourceWatcher(pipe, model, str(source), sinks=sinks, **kw)).start()
 
 
 def test_session_plays_a_file_as_a_stream(setup):
@@ -95,7 +96,7 @@ def test_a_camera_that_drops_closes_the_open_alert(setup):
 def test_a_stream_drop_closes_the_open_alert_and_shows_offline(setup):
     """A server-side stream that drops: the engine closes the alert at the drop, says offline."""
     pipe, model, clips = setup
-    w = SourceWatcher(pipe, model, str(clips["intruder"]), feed=LiveFeed(), realtime=False)
+    w = SourceWatcher(pipe, model, str(clips["intruder"]), sinks=[LiveFeed()], realtime=False)
     frames = list(LiveSource(str(clips["intruder"]), interval_ms=500, realtime=False))
     w._set_status("running")
     w._on_frames([f for f in frames if f.timestamp <= 4.5])

@@ -20,7 +20,15 @@ from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.api import create_app
 from vlm_anomaly.cameras import camera_id
 from vlm_anomaly.errors import VlmAnomalyError
-from vlm_anomaly.events import AlertDispatcher, EventStore, Monitor, SourceWatcher
+from vlm_anomaly.events import (
+    AlertDispatcher,
+    AlertSink,
+    EventStore,
+    ListenerSink,
+    Monitor,
+    SourceWatcher,
+    StoreSink,
+)
 from vlm_anomaly.redact import redact_text, redact_url, source_slug
 from vlm_anomaly.video.live import Gap, LiveSource
 
@@ -75,8 +83,8 @@ def test_camera_credentials_stay_out_of_alerts_topics_folders_db_and_logs(
     notices = []
     # the camera's frames come from the intruder clip, read the way a live source reads them
     live = LiveSource(str(clips[1]), interval_ms=500, realtime=False)
-    w = SourceWatcher(Pipeline(s), "street", CAMERA, store=store, alerts=alerts,
-                      realtime=False, listener=notices.append, live=live)
+    w = SourceWatcher(Pipeline(s), "street", CAMERA, realtime=False, live=live,
+                      sinks=[StoreSink(store), AlertSink(alerts), ListenerSink(notices.append)])
     with caplog.at_level(logging.DEBUG, logger="vlm_anomaly"):
         stats = w.run()
         assert alerts.flush(30)

@@ -186,7 +186,7 @@ def test_a_pushed_camera_watched_by_the_default_detector_measures_motion(default
     # jitter makes many samples of the Live page's 500 ms; each then needs the frame before it
     interval = 0.6
     cam = PushSource("browser camera", interval_ms=600, stall_timeout_s=1.0, queue_size=1000)
-    w = SourceWatcher(pipe, model, "browser camera", feed=LiveFeed(), interval_ms=600, live=cam)
+    w = SourceWatcher(pipe, model, "browser camera", sinks=[LiveFeed()], interval_ms=600, live=cam)
     cam.with_previous = w.scorer.needs_previous  # as the Live page does
     sess = LiveSession(w, "test").start()
     for f in sample_frames(str(clips[1]), interval_ms=0):  # every frame of the 12 s clip, as a camera sends

@@ -175,3 +175,38 @@ def test_opencv_reader_reads_the_same_stream(mjpeg):
     assert len(frames) >= 5 and frames[0].image.shape == (96, 128, 3)
     with pytest.raises(InvalidVideoError):
         CvReader("http://127.0.0.1:9/nothing.mjpg")
+
+
+def test_live_reader_decodes_each_camera_on_one_thread_on_a_small_machine(tmp_path):
+    """A box watches several cameras: on a small machine each camera's decoder and colour conversion
+    get one thread (FFmpeg's own choice starts one per core each, costing CPU for the same pixels);
+    the pixels (and so the scores) stay what FFmpeg's own thread counts give."""
+    import os
+
+    from vlm_anomaly.video.sources import open_reader
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    video = write_video(tmp_path / "v.mp4", seconds=1, fps=10, size=(320, 240), codec="libx264")
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(cpus)[:2])  # a 2-core box (FFmpeg and the library count usable cores)
+    try:
+        before = threads()
+        reader = open_reader(str(video))
+        try:
+            frames = reader.frames()
+            first = [next(frames)[1]() for _ in range(3)]
+            during = threads()
+        finally:
+            reader.close()
+    finally:
+        os.sched_setaffinity(0, cpus)
+    assert during == before  # no decoder or scaler threads beside the reading thread
+    import av
+
+    with av.open(str(video)) as c:  # FFmpeg's own thread counts, as the reader decoded before: the same pixels
+        st = c.streams.video[0]
+        st.thread_type = "AUTO"
+        before_change = [f.to_ndarray(format="rgb24") for _, f in zip(range(3), c.decode(st))]
+    assert all(np.array_equal(a, b) for a, b in zip(first, before_change, strict=True))

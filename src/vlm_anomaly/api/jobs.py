@@ -6,17 +6,19 @@ Uploaded files live in the job's folder and are removed when the job finishes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, Field, computed_field
 
 from ..errors import VlmAnomalyError
 from ..redact import redact_text
@@ -34,40 +36,34 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-@dataclass
-class Job:
-    id: str
-    kind: str
-    params: dict = field(default_factory=dict)
-    status: str = "queued"  # queued | running | done | failed
-    created: str = field(default_factory=_now)
-    finished: str | None = None
+class Progress(BaseModel):
     done: int = 0
-    total: int = 0
+    total: int = Field(0, description="an estimate while the job runs")
     stage: str = "queued"
-    result: Any = None
-    error: str | None = None
-    error_status: int | None = None
 
-    def view(self, *, with_result: bool = True) -> dict:
-        d = {
-            "id": self.id,
-            "kind": self.kind,
-            "status": self.status,
-            "params": self.params,
-            "created": self.created,
-            "finished": self.finished,
-            "progress": {
-                "done": self.done,
-                "total": self.total,
-                "stage": self.stage,
-                "fraction": round(self.done / self.total, 4) if self.total else None,
-            },
-            "error": self.error,
-        }
-        if with_result:
-            d["result"] = self.result
-        return d
+    @computed_field
+    @property
+    def fraction(self) -> float | None:
+        return round(self.done / self.total, 4) if self.total else None
+
+
+class JobSummary(BaseModel):
+    """A train or score job, as ``GET /jobs`` lists it (without its result)."""
+
+    id: str
+    kind: str = Field(description="train | score")
+    params: dict[str, Any] = Field(default_factory=dict)
+    status: str = Field("queued", description="queued | running | done | failed")
+    created: str = Field(default_factory=_now)
+    finished: str | None = None
+    progress: Progress = Field(default_factory=Progress)  # replaced whole, so a reader never sees half of it
+    error: str | None = None
+
+
+class Job(JobSummary):
+    """A job as the worker updates it and ``GET /jobs/{id}`` shows it."""
+
+    result: Any = Field(None, description="train: model, frames, videos, encoder; score: summary and per-frame rows")
 
 
 class JobManager:
@@ -78,11 +74,18 @@ class JobManager:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
 
-    def new_dir(self) -> tuple[str, Path]:
+    @contextlib.contextmanager
+    def folder(self) -> Iterator[tuple[str, Path]]:
+        """A new job's id and folder (for its uploads), removed again if anything before
+        :meth:`submit` fails (saving the uploads: empty, over the limit)."""
         jid = uuid.uuid4().hex[:12]
         d = self.workdir / jid
         d.mkdir(parents=True, exist_ok=True)
-        return jid, d
+        try:
+            yield jid, d
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
 
     def submit(
         self,
@@ -91,7 +94,7 @@ class JobManager:
         fn: Callable[[Callable[[int, int, str], None]], Any],
         params: dict | None = None,
     ) -> Job:
-        job = Job(jid, kind, params or {})
+        job = Job(id=jid, kind=kind, params=params or {})
         with self._lock:
             self._jobs[jid] = job
             while len(self._jobs) > MAX_JOBS_KEPT:
@@ -103,16 +106,16 @@ class JobManager:
         return job
 
     def _run(self, job: Job, fn) -> None:
-        job.status, job.stage = "running", "starting"
+        job.status, job.progress = "running", Progress(stage="starting")
 
         def progress(done: int, total: int, stage: str) -> None:
-            job.done, job.total, job.stage = done, total, stage
+            job.progress = Progress(done=done, total=total, stage=stage)
 
         try:
             job.result = fn(progress)
-            job.status, job.stage = "done", "done"
+            job.status, job.progress = "done", job.progress.model_copy(update={"stage": "done"})
         except VlmAnomalyError as exc:
-            job.status, job.error, job.error_status = "failed", str(exc), exc.status_code
+            job.status, job.error = "failed", str(exc)
         except Exception as exc:  # noqa: BLE001 - reported through the job, logged in full
             log.exception("job %s failed", job.id)
             job.status, job.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")

@@ -1,14 +1,66 @@
-"""Request body size limit: bodies larger than their route may carry get 413 with a JSON error.
+"""Upload limits: a request body larger than its route may carry gets 413 with a JSON error before it
+is read, and each uploaded video is saved only up to ``max_upload_mb``.
 
 Why an ASGI middleware: the check must happen before the multipart parser spools the body to
-disk, both for a declared Content-Length and for chunked bodies that grow past the limit. The
-per-video limit itself (``max_upload_mb``) is checked where each upload is saved.
+disk, both for a declared Content-Length and for chunked bodies that grow past the limit.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import UploadFile
+
+from ..errors import InvalidVideoError, VlmAnomalyError
+
+CHUNK = 1 << 20
+#: videos one training request may upload (each up to ``max_upload_mb``)
+MAX_VIDEOS_PER_REQUEST = 32
+#: room in a request body for the multipart headers and the form fields besides the videos
+FORM_OVERHEAD = 1 << 20
+
+
+class UploadTooLargeError(VlmAnomalyError):
+    status_code = 413
+
+
+def body_limit(per_video: int) -> Callable[[dict], int]:
+    """The limit is per video; a whole body is capped at what its route may carry (many videos for
+    ``/train``, one elsewhere), so that an oversized request is refused before it is spooled to disk."""
+    def limit(scope: dict) -> int:
+        videos = MAX_VIDEOS_PER_REQUEST if scope["path"].endswith("/train") else 1
+        return per_video * videos + FORM_OVERHEAD
+
+    return limit
+
+
+def save_uploads(files: list[UploadFile], folder: Path, max_bytes: int) -> list[str]:
+    """Copy the uploaded videos into a job's folder, each at most ``max_bytes``; their paths.
+
+    Blocking file I/O: called from the sync handlers, which FastAPI runs in its thread pool."""
+    if len(files) > MAX_VIDEOS_PER_REQUEST:
+        raise UploadTooLargeError(f"{len(files)} videos in one request; at most {MAX_VIDEOS_PER_REQUEST} are accepted")
+    paths = []
+    for i, f in enumerate(files):
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(f.filename or "").name)[-80:].lstrip(".") or "upload"
+        p = folder / f"{i:03d}-{name}"
+        size = 0
+        with open(p, "wb") as out:
+            while chunk := f.file.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UploadTooLargeError(
+                        f"uploaded file {f.filename!r} is larger than the upload limit of "
+                        f"{max_bytes / 2**20:g} MB per video (max_upload_mb)"
+                    )
+                out.write(chunk)
+        if size == 0:
+            raise InvalidVideoError(f"uploaded file {f.filename!r} is empty")
+        paths.append(str(p))
+    return paths
 
 
 class _TooLarge(Exception):

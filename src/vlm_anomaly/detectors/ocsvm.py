@@ -1,4 +1,4 @@
-"""StandardScaler + One-Class SVM (rbf): the default detector.
+"""StandardScaler + One-Class SVM (rbf) over frame embeddings: the ``ocsvm`` detector.
 
 scikit-learn fits it; scoring uses the saved support vectors with the same formula, so a model
 loaded from its JSON + arrays reproduces scikit-learn's decision function without pickle.

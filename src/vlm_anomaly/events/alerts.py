@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -103,25 +104,29 @@ class WebhookSink:
         self.client.close()
 
 
+def mqtt_client(url: str, *, will: tuple[str, str] | None = None, client_id: str = ""):
+    """A paho client for ``mqtt[s]://[user:password@]host[:port]`` (not yet connected)."""
+    import paho.mqtt.client as mqtt
+
+    u = urlparse(url if "://" in url else f"mqtt://{url}")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    if u.username:
+        client.username_pw_set(u.username, u.password)
+    if u.scheme == "mqtts":
+        client.tls_set()
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    client.reconnect_delay_set(1, 30)
+    return client, (u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883))
+
+
 class MqttSink:
     """Publish the payload (QoS 1) to ``<prefix>/<source slug>/events`` on an MQTT broker."""
 
     def __init__(self, url: str, *, prefix: str = "vlm-anomaly", timeout_s: float = 5.0):
-        import paho.mqtt.client as mqtt
-
-        u = urlparse(url if "://" in url else f"mqtt://{url}")
         self.prefix, self.timeout_s = prefix.strip("/"), timeout_s
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv311
-        )
-        if u.username:
-            self.client.username_pw_set(u.username, u.password)
-        if u.scheme == "mqtts":
-            self.client.tls_set()
-        self.client.reconnect_delay_set(1, 30)
-        self.client.connect_async(
-            u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883)
-        )
+        self.client, (host, port) = mqtt_client(url)
+        self.client.connect_async(host, port)
         self.client.loop_start()  # paho reconnects by itself
 
     def topic(self, camera: str) -> str:
@@ -236,20 +241,18 @@ class AlertDispatcher:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, alerts: AlertSettings) -> AlertDispatcher:
-        """The sinks of the ``alerts`` section (``settings.alerts``): each webhook URL, MQTT if set."""
+    def from_settings(cls, alerts: AlertSettings, *, cameras: Sequence = ()) -> AlertDispatcher:
+        """The sinks of the ``alerts`` section (``settings.alerts``): each webhook URL, MQTT if set, and
+        a :class:`FrigateEventSink` per Frigate that has some of ``cameras``."""
         sinks: list = [
             WebhookSink(u, retries=alerts.webhook_retries, timeout_s=alerts.webhook_timeout_s)
             for u in alerts.webhook_urls
         ]
         if alerts.mqtt_url:
-            sinks.append(
-                MqttSink(
-                    alerts.mqtt_url,
-                    prefix=alerts.mqtt_topic_prefix,
-                    timeout_s=alerts.webhook_timeout_s,
-                )
-            )
+            sinks.append(MqttSink(alerts.mqtt_url, prefix=alerts.mqtt_topic_prefix, timeout_s=alerts.webhook_timeout_s))
+        for url in sorted({c.frigate for c in cameras if c.frigate}):
+            sinks.append(FrigateEventSink(url, {c.name: c.name for c in cameras if c.frigate == url},
+                                          timeout_s=alerts.webhook_timeout_s))
         return cls(sinks)
 
     def publish(self, payload: dict) -> None:

@@ -14,20 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..video.live import Gap
+from .sinks import EventSink, Reading
 from .store import EventRecord
-
-
-@dataclass(frozen=True)
-class Reading:
-    """The verdict on one live frame."""
-
-    t: float  # seconds: source time for files/streams, time since start for cameras
-    raw: float  # the detector's score (fused with known-bad prompts)
-    smoothed: float  # causal moving average: what events are built from
-    alert: bool  # below the event enter threshold: the smoothed score and the one events end on
-    description: str = ""
-    confidence: float = 0.0
-    explanation: dict | None = None  # attribute models: which attribute fired, where, nearest normal
 
 
 @dataclass(frozen=True)
@@ -46,11 +34,11 @@ class FeedView:
         return self.events[-1] if self.events and self.events[-1].status == "open" else None
 
 
-class LiveFeed:
+class LiveFeed(EventSink):
     """Keeps the recent readings, this run's events, gaps and the source's state, for one source.
 
-    The engine calls :meth:`reading` per frame, :meth:`event` when an event starts, grows or ends and
-    :meth:`set_state` when the source goes offline, comes back or stops; a page calls :meth:`view`.
+    A sink of one watcher: readings per frame, events as they start, grow and end, the source's state
+    as it goes offline, comes back or stops; a page calls :meth:`view`.
     """
 
     def __init__(self, history: int = 600):
@@ -61,11 +49,18 @@ class LiveFeed:
         self._state, self._reason = "starting", ""
         self._image: np.ndarray | None = None
 
-    def reading(self, r: Reading, image: np.ndarray | None = None) -> None:
+    def frame(self, w, r: Reading, image: np.ndarray | None = None) -> None:
         with self._lock:
             self._readings.append(r)
             if image is not None:
                 self._image = image
+        if (rec := w.current()) is not None:
+            self.event(rec)
+
+    def opened(self, w, rec: EventRecord) -> None:
+        self.event(rec)
+
+    closed = opened
 
     def event(self, rec: EventRecord) -> None:
         """A new event, or a newer state of one already shown (matched by id)."""
@@ -76,11 +71,11 @@ class LiveFeed:
                     return
             self._events.append(rec)
 
-    def gap(self, gap: Gap) -> None:
+    def gap(self, w, gap: Gap) -> None:
         with self._lock:
             self._gaps.append(gap)
 
-    def set_state(self, state: str, reason: str = "") -> None:
+    def status(self, w, state: str, reason: str = "") -> None:
         with self._lock:
             self._state, self._reason = state, reason
 

@@ -38,12 +38,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from .. import __version__
 from ..cameras import camera_id
 from ..config import AlertSettings
 from ..redact import redact_url
+from .alerts import mqtt_client
+from .sinks import ListenerSink
 from .store import EventRecord
 
 log = logging.getLogger(__name__)
@@ -118,24 +119,9 @@ class _Camera:
     score: str | None = None
 
 
-def mqtt_client(url: str, *, will: tuple[str, str] | None = None, client_id: str = ""):
-    """A paho client for ``mqtt[s]://[user:password@]host[:port]`` (not yet connected)."""
-    import paho.mqtt.client as mqtt
-
-    u = urlparse(url if "://" in url else f"mqtt://{url}")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-    if u.username:
-        client.username_pw_set(u.username, u.password)
-    if u.scheme == "mqtts":
-        client.tls_set()
-    if will is not None:
-        client.will_set(will[0], will[1], qos=1, retain=True)
-    client.reconnect_delay_set(1, 30)
-    return client, (u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883))
-
-
-class HomeAssistantBridge:
-    """Publish discovery configs and states of watched cameras to Home Assistant over MQTT.
+class HomeAssistantBridge(ListenerSink):
+    """Publish discovery configs and states of watched cameras to Home Assistant over MQTT: a sink of
+    the watchers' notices (events, failures) that also polls their status rows (scores, availability).
 
     Example:
         >>> bridge = HomeAssistantBridge.from_settings(settings.alerts, store=store)  # doctest: +SKIP
@@ -155,6 +141,7 @@ class HomeAssistantBridge:
         timeout_s: float = 5.0,
         instance: str = "",
     ):
+        super().__init__(self.on_notice)
         self.discovery_prefix = discovery_prefix.strip("/")
         self.state_prefix = state_prefix.strip("/")
         # one node (and one Last Will) per process that announces cameras: `watch`'s, and the REST
@@ -189,6 +176,20 @@ class HomeAssistantBridge:
             timeout_s=alerts.webhook_timeout_s,
             instance=instance,
         )
+
+    @classmethod
+    def for_cameras(cls, alerts: AlertSettings, cameras=(), *, store=None,
+                    instance: str = "") -> HomeAssistantBridge | None:
+        """The bridge if ``mqtt_url`` and ``ha_discovery`` are set (else None), ``cameras`` announced and
+        the cameras this node announced before but no longer has cleared."""
+        if not (alerts.mqtt_url and alerts.ha_discovery):
+            return None
+        bridge = cls.from_settings(alerts, store=store, instance=instance)
+        for cam in cameras:
+            bridge.add_camera(cam.name, cam.source)
+        if cameras:
+            bridge.clear_stale()
+        return bridge
 
     # -- topics and payloads ---------------------------------------------------------------
     def config_topic(self, cam: str, key: str) -> str:
@@ -354,7 +355,7 @@ class HomeAssistantBridge:
         return state
 
     def on_notice(self, notice) -> None:
-        """A :class:`~vlm_anomaly.events.WatchNotice` listener (events, gaps, errors)."""
+        """What the watchers tell (as a sink, or from worker processes): events, failures."""
         cid = self._by_source.get(redact_url(notice.source))
         if cid is None:
             return
@@ -480,15 +481,4 @@ def _done(info) -> bool:
         return True
 
 
-def fan_out(*listeners) -> Any:
-    """One listener calling several (``None`` entries skipped)."""
-    active = [f for f in listeners if f is not None]
-
-    def listener(notice) -> None:
-        for f in active:
-            f(notice)
-
-    return listener
-
-
-__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "event_type", "fan_out"]
+__all__ = ["HomeAssistantBridge", "camera_id", "event_description", "event_state", "event_type"]

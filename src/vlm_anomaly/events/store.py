@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import VlmAnomalyError
-from ..redact import redact_text, redact_url
+from ..redact import redact_text, redact_url, source_slug
 from .lease import OwnerLease
 
 log = logging.getLogger(__name__)
@@ -295,12 +295,28 @@ class EventStore:
         with self.engine.connect() as conn:
             return sorted({r[0] for r in conn.execute(q) if r[0]})
 
+    def find_source(self, name: str | None) -> str | None:
+        """The stored source ``name`` stands for: the masked URL as shown, a camera name
+        (``cam1.lan_live``), a path, or (still accepted) the URL with its credentials."""
+        if name is None:
+            return None
+        shown = redact_url(name)
+        known = self.sources()
+        if shown in known:
+            return shown
+        return next((s for s in known if source_slug(s) == name), shown)
+
     def gaps(self, source: str | None = None, limit: int = 100) -> list[dict]:
+        """The latest stream gaps, newest first, as shown: masked, times in ISO 8601 (UTC)."""
         q = gaps_table.select().order_by(gaps_table.c.id.desc()).limit(limit)
         if source is not None:
             q = q.where(gaps_table.c.source == source)
         with self.engine.connect() as conn:
-            return [r._asdict() for r in conn.execute(q)]
+            rows = [r._asdict() for r in conn.execute(q)]
+        for g in rows:
+            g["source"], g["reason"] = redact_text(g["source"]), redact_text(g["reason"])
+            g["recorded_at"] = _aware(g["recorded_at"]).isoformat()
+        return rows
 
     def media_path(self, relative: str | None) -> Path | None:
         """Absolute path of a stored snapshot/clip, never outside ``media_root``."""

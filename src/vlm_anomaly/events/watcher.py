@@ -1,13 +1,13 @@
 """The live engine: source → stream scorer → causal smoothing → event builder → sinks.
 
-A :class:`SourceWatcher` runs one source (blocking): its :class:`~.scorer.StreamScorer` turns frames
+A :class:`SourceWatcher` is the loop alone (blocking): its :class:`~.scorer.StreamScorer` turns frames
 into scores, the :class:`~vlm_anomaly.incidents.EventBuilder` turns them into events (the one
-definition of an incident, which offline results are replayed through too), and
-the sinks get them - the event store with snapshot and clip (on disk from the moment an event
-opens, see :mod:`.evidence`), the alert dispatcher (MQTT, webhooks), a
-listener and an in-memory :class:`~.feed.LiveFeed`. A :class:`LiveSession` runs one watcher in a
-thread; a :class:`Monitor` runs several sharing one pipeline and encoder, plus the retention job. The
-dashboard's Live page, the CLI ``watch``, the REST API and the Ray actors all run this one engine.
+definition of an incident, which offline results are replayed through too), and what comes out goes
+to its sinks (:mod:`.sinks`: the event store with media, alerts, Home Assistant, a page's
+:class:`~.feed.LiveFeed`, anything of a caller's own). A :class:`LiveSession` runs one watcher in a
+thread; a :class:`Monitor` runs several sharing one pipeline, encoder lock and set of sinks, plus the
+retention and recovery jobs. :meth:`Monitor.from_settings` is how every shell (CLI ``watch``, the
+service and its worker processes, the REST API, the dashboard's Live page, Ray) builds it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import logging
 import threading
 import time
 import traceback
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,20 +31,19 @@ from ..pipeline import Pipeline
 from ..redact import redact_text, redact_url
 from ..video import Frame
 from ..video.live import Gap, LiveSource, PushSource
-from .alerts import AlertDispatcher, event_payload
-from .evidence import EventEvidence, evidence_base
+from .alerts import AlertDispatcher
 from .feed import LiveFeed, Reading
+from .live_scoring import Scored, StreamScorer
 from .recovery import RecoveryJob
 from .retention import RetentionJob
-from .scorer import Scored, StreamScorer
+from .sinks import AlertSink, EventSink, ListenerSink, StoreSink, WatchNotice
 from .store import EventRecord, EventStore, event_kind, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_DESCRIPTIONS = 200
-#: an open event's row is brought up to date this often (seconds of wall time): what a later
-#: start closes it with if this process dies
-PROGRESS_EVERY_S = 2.0
+#: finished watchers a monitor keeps listed (their status rows and feeds) before forgetting the oldest
+KEEP_FINISHED = 64
 
 
 class WatchNotFoundError(VlmAnomalyError):
@@ -53,23 +52,12 @@ class WatchNotFoundError(VlmAnomalyError):
     status_code = 404
 
 
-@dataclass
-class WatchNotice:
-    """What a watcher tells its listeners: an event started or ended, or a gap in the stream."""
-
-    kind: str  # "start" | "end" | "gap" | "offline" | "error"
-    source: str
-    record: EventRecord | None = None
-    gap: Gap | None = None
-    message: str = ""
-
-
 Listener = Callable[[WatchNotice], None]
 
 
 @dataclass
 class _Open:
-    """The event being built: scores, descriptions, the worst score and its evidence files."""
+    """The event being built: scores, descriptions, the worst score."""
 
     start_time: float
     wall_start: _dt.datetime
@@ -79,9 +67,7 @@ class _Open:
     worst_time: float = 0.0
     prompt: str | None = None
     prompt_score: float | None = None
-    event_id: int | None = None
-    evidence: EventEvidence | None = None  # None without a store
-    saved_at: float = 0.0  # monotonic time the row was last brought up to date
+    event_id: int | None = None  # set once it started (the store's id, else a count)
 
 
 @dataclass
@@ -94,13 +80,33 @@ class WatchStats:
     last_score: float | None = None
     status: str = "starting"  # starting | running | offline | stopped | ended | dropped | failed
     error: str | None = None
+    sink_errors: Counter[str] = field(default_factory=Counter)  # calls that raised, per sink class
+
+
+def tell(sinks: Iterable[EventSink], method: str, w: SourceWatcher | None, *args, errors: Counter | None = None):
+    """Call ``method`` on every sink; an event's newer record (the store's) goes on to the sinks after
+    it, and is returned. A sink that raises is logged and counted in ``errors``; the others still hear."""
+    for sink in sinks:
+        try:
+            out = getattr(sink, method)(w, *args)
+        except Exception as exc:  # noqa: BLE001 - one bad sink must not stop the others or the loop
+            name = type(sink).__name__
+            if errors is not None:
+                errors[name] += 1
+            log.warning("%s: sink %s failed (%s): %s", w.label if w is not None else "recovery", name, method,
+                        redact_text(f"{type(exc).__name__}: {exc}"))
+            continue
+        if isinstance(out, EventRecord):
+            args = (out, *args[1:])
+    return args[0] if args else None
 
 
 class SourceWatcher:
-    """Monitor one source with one model until it ends or :meth:`stop` is called.
+    """Monitor one source with one model until it ends or :meth:`stop` is called; what happens goes
+    to ``sinks`` (see :class:`~.sinks.EventSink`), in their order.
 
     Example:
-        >>> w = SourceWatcher(pipe, "office-day", "rtsp://cam/1", store=store)  # doctest: +SKIP
+        >>> w = SourceWatcher(pipe, "office-day", "rtsp://cam/1", sinks=[StoreSink(store)])  # doctest: +SKIP
         >>> w.run()  # doctest: +SKIP
     """
 
@@ -110,13 +116,10 @@ class SourceWatcher:
         model: AnomalyModel | str,
         source: str,
         *,
-        store: EventStore | None = None,
-        alerts: AlertDispatcher | None = None,
+        sinks: Sequence[EventSink] = (),
         realtime: bool = True,
-        listener: Listener | None = None,
         encode_lock: threading.Lock | None = None,
         live: LiveSource | PushSource | None = None,
-        feed: LiveFeed | None = None,
         interval_ms: int | None = None,
         threshold: float | None = None,
         camera: str | None = None,
@@ -134,11 +137,10 @@ class SourceWatcher:
         self.source = str(source)
         self.label = redact_url(self.source)  # what events, alerts, logs and notices show
         self.camera = camera  # the camera's name (alert topics, Frigate); None: named by its source
-        self.store = store
-        self.alerts = alerts
-        self.listener = listener
-        self.feed = feed
+        self.sinks = list(sinks)
         self.realtime = realtime
+        if isinstance(live, PushSource):
+            live.with_previous = self.scorer.needs_previous  # motion models want the frame before each sample
         self.live = live or LiveSource.from_settings(
             self.source,
             s.sampling,
@@ -151,12 +153,25 @@ class SourceWatcher:
         self.builder = EventBuilder.from_settings(s.events, threshold=self.threshold,
                                                   model_window=self.model.smoothing_window,
                                                   interval_ms=self.interval_ms)
-        self.half_clip = max(0.0, s.clip_seconds / 2)
-        self._ring: deque[tuple[float, np.ndarray]] = deque()
+        self.half_clip = max(0.0, s.clip_seconds / 2)  # seconds of frames a clip starts with
         self._open: _Open | None = None
-        self._alerted: EventRecord | None = None
         self.stats = WatchStats()
         self.records: list[EventRecord] = []  # closed events of this run (newest last)
+
+    @property
+    def feed(self) -> LiveFeed | None:
+        """The page feed among the sinks, if any."""
+        return next((s for s in self.sinks if isinstance(s, LiveFeed)), None)
+
+    @property
+    def pending(self) -> _Open | None:
+        """The event being built (pending, open or cooling down), or None."""
+        return self._open
+
+    def current(self) -> EventRecord | None:
+        """The open event as it stands (built in memory), or None while none has started."""
+        ev = self._open
+        return self._draft(ev, id=ev.event_id) if ev is not None and ev.event_id is not None else None
 
     def set_threshold(self, threshold: float) -> None:
         """Move the event thresholds (a dashboard slider); the running event keeps its history."""
@@ -194,7 +209,6 @@ class SourceWatcher:
             log.error("watcher %s failed: %s", self.label,
                       redact_text("".join(traceback.format_exception(exc))))
             self._fail(redact_text(f"{type(exc).__name__}: {exc}"))
-        self._ring.clear()  # a finished watcher stays listed; its frames need not stay in memory
         return self.stats
 
     def _ended_reason(self) -> str:
@@ -208,30 +222,21 @@ class SourceWatcher:
         return "source ended"
 
     def _fail(self, message: str) -> None:
-        self.stats.error = message
-        self._close_on_crash()
-        self._set_status("failed", message)
-        self._notify(WatchNotice("error", self.label, message=message))
-
-    def _close_on_crash(self) -> None:
         """An event open when the watcher fails is closed now, at the time of the crash, and says
         why (else it stays open for ever and retention, which skips open events, never frees it)."""
-        ev = self._open
+        self.stats.error = message
         self.builder.restart()
-        if ev is None or ev.event_id is None:
-            self._open = None
-            return
-        try:
-            self._end_event(max(self.stats.last_time, ev.start_time), f"watcher failed: {self.stats.error}",
+        if self._open is not None:
+            self._end_event(max(self.stats.last_time, self._open.start_time), f"watcher failed: {message}",
                             ended_at=utcnow())
-        except Exception as exc:  # noqa: BLE001 - the store itself may be what failed
-            log.error("watcher %s: cannot close event %s after the failure: %s",
-                      self.label, ev.event_id, redact_text(exc))
+        self._set_status("failed", message)
+
+    def _tell(self, method: str, *args):
+        return tell(self.sinks, method, self, *args, errors=self.stats.sink_errors)
 
     def _set_status(self, status: str, reason: str = "") -> None:
         self.stats.status = status
-        if self.feed is not None:
-            self.feed.set_state(status, reason)
+        self._tell("status", status, reason)
 
     def _batches(self) -> Iterator[list[Frame] | Gap]:
         """Frames one by one in real time (low latency), in batches when running fast."""
@@ -265,17 +270,11 @@ class SourceWatcher:
         self.stats.last_time, self.stats.last_score = t, smooth
         if self.stats.status == "offline":  # frames again after a drop
             self._set_status("running")
-        self._ring.append((t, f.image))
-        while self._ring and self._ring[0][0] < t - self.half_clip:
-            self._ring.popleft()
-        if self._open is not None and self._open.evidence is not None:
-            self._open.evidence.add(f.image)  # every frame while pending, open or cooling down
-        transitions, phase = step.transitions, step.phase
-        if phase == Phase.IDLE and self._open is not None and self._open.event_id is None:
+        if step.phase == Phase.IDLE and self._open is not None and self._open.event_id is None:
             self._open = None  # a dip too short to be an event
         if step.in_incident:
             if self._open is None:
-                self._open = self._new_open(t)
+                self._open = _Open(t, self._wall(t))
             ev = self._open
             ev.scores.append(smooth)
             if len(ev.descriptions) < MAX_DESCRIPTIONS:
@@ -286,44 +285,15 @@ class SourceWatcher:
             # the event's one worst score: the lowest *smoothed* score, the value events are built on
             if smooth < ev.worst_score:
                 ev.worst_score, ev.worst_time = smooth, t
-                if ev.evidence is not None:
-                    ev.evidence.worst(f.image)
             if sc.prompt and (ev.prompt_score is None or sc.prompt[1] > ev.prompt_score):
                 ev.prompt, ev.prompt_score = sc.prompt
-        for tr in transitions:
+        self._tell("frame", Reading(t, sc.score, smooth, max(smooth, fast) < self.hysteresis.enter, sc.text,
+                                    sc.confidence, sc.explanation), f.image)
+        for tr in step.transitions:
             if tr.kind == "start":
                 self._start_event()
             elif tr.kind == "end":
                 self._end_event(tr.end_time if tr.end_time is not None else t, "recovered")
-        self._save_progress(t)
-        if self.feed is not None:
-            self.feed.reading(Reading(t, sc.score, smooth, max(smooth, fast) < self.hysteresis.enter, sc.text,
-                                      sc.confidence, sc.explanation), f.image)
-            if self._open is not None and self._open.event_id is not None:
-                self.feed.event(self._draft(self._open))
-
-    def _new_open(self, t: float) -> _Open:
-        """A pending event; its clip starts with the frames of the last ``clip_seconds / 2``."""
-        ev = _Open(t, self._wall(t))
-        if self.store is not None:
-            fps = 1000.0 / self.interval_ms if self.interval_ms else 10.0
-            ev.evidence = EventEvidence(self.store.media_root, fps=fps, pre_roll=[img for _, img in self._ring])
-        return ev
-
-    def _save_progress(self, t: float) -> None:
-        """Bring the open event's row up to date now and then (scores, descriptions, the source
-        time reached): if this process dies, that is what the next start closes it with."""
-        ev = self._open
-        if self.store is None or ev is None or ev.event_id is None:
-            return
-        now = time.monotonic()
-        if now - ev.saved_at < PROGRESS_EVERY_S:
-            return
-        ev.saved_at = now
-        try:
-            self.store.update(ev.event_id, **self._values(ev), last_time=t)
-        except Exception as exc:  # noqa: BLE001 - a busy database must not stop monitoring
-            log.warning("event %s: cannot save its progress: %s", ev.event_id, redact_text(exc))
 
     def _wall(self, t: float) -> _dt.datetime:
         """Wall-clock time of source time ``t`` (real time) or now (fast replay)."""
@@ -333,8 +303,10 @@ class SourceWatcher:
         return now
 
     # -- events ------------------------------------------------------------------------------
-    def _values(self, ev: _Open) -> dict:
-        return {
+    def _draft(self, ev: _Open, **extra) -> EventRecord:
+        """The event as it stands, built in memory (no database read)."""
+        values = {
+            "id": 0, "status": "open", "end_time": None, "ended_at": None,
             "source": self.label,
             "model": self.model.name or "model",
             "start_time": ev.start_time,
@@ -348,113 +320,41 @@ class SourceWatcher:
             "prompt": ev.prompt,
             "prompt_score": ev.prompt_score,
         }
-
-    def _record(self, ev: _Open, **extra) -> EventRecord:
-        if self.store is not None and ev.event_id is not None:
-            return self.store.get(ev.event_id)
-        return self._draft(ev, **extra)
-
-    def _draft(self, ev: _Open, **extra) -> EventRecord:
-        """The event as it stands, built in memory (no database read): what the feed shows."""
-        values = {**self._values(ev), **extra}
-        defaults = {
-            "id": ev.event_id or 0,
-            "status": "open",
-            "end_time": None,
-            "ended_at": None,
-            "snapshot": None,
-            "clip": None,
-            "media_bytes": 0,
-            "acknowledged": False,
-            "acknowledged_at": None,
-            "acknowledged_by": None,
-        }
-        return EventRecord(**{**defaults, **values})
+        return EventRecord(**{**values, **extra})
 
     def _start_event(self) -> None:
         ev = self._open
         if ev is None:
             return
         self.stats.events += 1
-        if self.store is not None:
-            ev.event_id = self.store.create(**self._values(ev), status="open", last_time=self.stats.last_time)
-            ev.saved_at = time.monotonic()
-            if ev.evidence is not None:  # the snapshot now, the clip from now on
-                self.store.update(ev.event_id, **ev.evidence.open(evidence_base(self.label, ev.wall_start,
-                                                                                ev.event_id)))
-        else:
-            ev.event_id = self.stats.events
-        rec = self._record(ev)
+        rec = self._tell("opened", self._draft(ev, id=self.stats.events))  # the store gives its own id
+        ev.event_id = rec.id
         log.info("event %s started on %s at %.2f s", ev.event_id, self.label, ev.start_time)
-        self._alert("new", rec)
-        self._notify(WatchNotice("start", self.label, record=rec))
-        if self.feed is not None:
-            self.feed.event(rec)
 
     def _end_event(self, end_time: float, reason: str, *, ended_at: _dt.datetime | None = None) -> None:
-        """Close the open event: store (with its media), records, log, alert, notices and feed.
-        ``ended_at``: the wall-clock end (default: its start plus the event's length in the source)."""
+        """Close the open event: to the sinks, the records, the log. ``ended_at``: the wall-clock
+        end (default: its start plus the event's length in the source)."""
         ev, self._open = self._open, None
         if ev is None or ev.event_id is None:
             return
-        values = {
-            **self._values(ev),
-            "end_time": end_time,
-            "status": "closed",
-            "ended_at": ended_at or ev.wall_start + _dt.timedelta(seconds=max(0.0, end_time - ev.start_time)),
-            "end_reason": reason[:500],
-            "last_time": end_time,
-        }
-        if self.store is not None:
-            if ev.evidence is not None:
-                values.update(ev.evidence.close())
-            self.store.update(ev.event_id, **values)
-            rec = self.store.get(ev.event_id)
-        else:
-            rec = self._record(ev, **values)
+        rec = self._tell("closed", self._draft(
+            ev, id=ev.event_id, end_time=end_time, status="closed", end_reason=reason[:500], last_time=end_time,
+            ended_at=ended_at or ev.wall_start + _dt.timedelta(seconds=max(0.0, end_time - ev.start_time))))
         self.records.append(rec)
-        log.info(
-            "event %s ended on %s: %.2f-%.2f s, worst %.3f (%s)",
-            rec.id,
-            self.label,
-            rec.start_time,
-            end_time,
-            rec.worst_score,
-            reason,
-        )
-        self._alert("end", rec)
-        self._notify(WatchNotice("end", self.label, record=rec))
-        if self.feed is not None:
-            self.feed.event(rec)
+        log.info("event %s ended on %s: %.2f-%.2f s, worst %.3f (%s)",
+                 rec.id, self.label, rec.start_time, end_time, rec.worst_score, reason)
 
     def _on_drop(self, t: float, reason: str) -> None:
         """The connection was lost (the source reconnects): close the open event, say "offline"."""
         self._finish(f"source dropped: {reason}")
-        self._reset_smoothing()
-        self._set_status("offline", reason)
-        self._notify(WatchNotice("offline", self.label, message=f"offline at {t:.1f} s: {reason}"))
-
-    def _reset_smoothing(self) -> None:
         self.builder.reset_smoothing()
+        self._set_status("offline", reason)
 
     def _on_gap(self, gap: Gap) -> None:
         self.stats.gaps += 1
         self.stats.missed_s += gap.missed_s
-        self._reset_smoothing()  # scores before and after a gap are not neighbours
-        if self.store is not None:
-            self.store.add_gap(gap)
-        if self.feed is not None:
-            self.feed.gap(gap)
-        self._notify(
-            WatchNotice(
-                "gap",
-                self.label,
-                gap=gap,
-                message=f"missed {gap.missed_s:.1f} s "
-                f"(~{gap.missed_samples(self.interval_ms)} samples): "
-                f"{gap.reason}",
-            )
-        )
+        self.builder.reset_smoothing()  # scores before and after a gap are not neighbours
+        self._tell("gap", gap)
 
     def _finish(self, reason: str) -> None:
         """Close the event in progress (at the last frame's time), saying why the source went away."""
@@ -465,27 +365,13 @@ class SourceWatcher:
                 self._end_event(tr.end_time if tr.end_time is not None else self.stats.last_time, why)
         self._open = None
 
-    def _alert(self, kind: str, rec: EventRecord) -> None:
-        """Publish new/end; ``before`` is the state last published for this event (Frigate's way)."""
-        before = self._alerted if kind != "new" else None
-        self._alerted = None if kind == "end" else rec
-        if self.alerts is not None:
-            self.alerts.publish(event_payload(kind, rec, before, camera=self.camera))
-
-    def _notify(self, notice: WatchNotice) -> None:
-        if self.listener is not None:
-            try:
-                self.listener(notice)
-            except Exception:  # noqa: BLE001 - a listener bug must not stop monitoring
-                log.exception("watch listener failed")
-
 
 class LiveSession:
     """One :class:`SourceWatcher` run in a background thread: what a page or a service holds on to.
 
     Example:
         >>> feed = LiveFeed()  # doctest: +SKIP
-        >>> sess = LiveSession(SourceWatcher(pipe, "office-day", "0", feed=feed)).start()  # doctest: +SKIP
+        >>> sess = LiveSession(SourceWatcher(pipe, "office-day", "0", sinks=[feed])).start()  # doctest: +SKIP
         >>> feed.view().state, sess.stop()  # doctest: +SKIP
     """
 
@@ -541,12 +427,13 @@ class LiveSession:
 
 
 class Monitor:
-    """Several sources watched concurrently (one thread each), one shared encoder per model.
+    """Several sources watched concurrently (one thread each), one shared encoder lock and one set of
+    sinks; owns those sinks (``with``/:meth:`close`). Build it with :meth:`from_settings`.
 
     Example:
-        >>> mon = Monitor(pipe, store=EventStore.from_settings(settings))  # doctest: +SKIP
-        >>> wid = mon.start("office-day", "rtsp://cam/1")  # doctest: +SKIP
-        >>> mon.wait(60); mon.stop_all()  # doctest: +SKIP
+        >>> with Monitor.from_settings(settings) as mon:  # doctest: +SKIP
+        ...     wid = mon.start("office-day", "rtsp://cam/1", camera="office")
+        ...     mon.wait(60)
     """
 
     def __init__(
@@ -556,13 +443,22 @@ class Monitor:
         store: EventStore | None = None,
         alerts: AlertDispatcher | None = None,
         listener: Listener | None = None,
+        bridge: EventSink | None = None,
+        sinks: Sequence[EventSink] = (),
         retention: bool = True,
         recover: bool = True,
     ):
         self.pipeline = pipeline
-        self.store = store
-        self.alerts = alerts
-        self.listener = listener
+        self.store, self.alerts, self.bridge = store, alerts, bridge
+        # the store first: the others get its record (id, snapshot, clip)
+        self.sinks: list[EventSink] = [
+            *([StoreSink(store)] if store is not None else []),
+            *([AlertSink(alerts)] if alerts is not None else []),
+            *([bridge] if bridge is not None else []),
+            *([ListenerSink(listener)] if listener is not None else []),
+            *sinks,
+        ]
+        self.sink_errors: Counter[str] = Counter()  # of events recovery closed
         self._watchers: dict[str, tuple[SourceWatcher, LiveSession, str]] = {}
         self.max_running = pipeline.settings.max_watchers  # threads and connections are finite
         self._lock = threading.Lock()
@@ -572,40 +468,47 @@ class Monitor:
         self.retention = (RetentionJob.from_settings(store, pipeline.settings.events).start()
                           if store is not None and retention else None)
         # events a dead process left open are closed before anything is watched (and later, for
-        # owners only a heartbeat speaks for); each is told like any event's end
+        # owners only a heartbeat speaks for); each is told to the sinks like any event's end
         self.recovery: RecoveryJob | None = None
-        if recover:
-            self.start_recovery()
+        if recover and store is not None:
+            self.recovery = RecoveryJob(store, on_closed=self._report_recovered).start()
 
-    def start_recovery(self) -> None:
-        """Close the events dead processes left open (now, then on a timer); each is reported to
-        the alert sinks and the listener. Once per monitor; nothing without a store. A caller that
-        must hear of them (Home Assistant's cameras announced first) passes ``recover=False`` and
-        calls this itself before starting sources."""
-        if self.store is not None and self.recovery is None:
-            self.recovery = RecoveryJob(self.store, on_closed=self._report_recovered).start()
+    @classmethod
+    def from_settings(cls, settings, *, pipeline: Pipeline | None = None, listener: Listener | None = None,
+                      sinks: Sequence[EventSink] = (), cameras: Sequence = (), instance: str = "",
+                      home_assistant: bool = True, retention: bool = True) -> Monitor:
+        """The live engine of ``settings``, as every shell builds it: the event store (with media,
+        retention and crash recovery), the alert sinks (webhooks, MQTT, and a Frigate event per
+        anomaly of ``cameras`` Frigate has, with ``frigate_events``), Home Assistant discovery
+        (``mqtt_url`` + ``ha_discovery``, unless ``home_assistant=False``; ``cameras`` announced and
+        stale ones cleared before recovery runs, so it hears of the events a crash left open), a
+        ``listener`` of notices and ``sinks`` of the caller's own.
+
+        ``instance`` names the Home Assistant node of a second process announcing cameras (the API's).
+        """
+        from .homeassistant import HomeAssistantBridge
+
+        store = EventStore.from_settings(settings)
+        alerts = AlertDispatcher.from_settings(settings.alerts, cameras=cameras if settings.frigate_events else ())
+        bridge = (HomeAssistantBridge.for_cameras(settings.alerts, cameras, store=store, instance=instance)
+                  if home_assistant else None)
+        mon = cls(pipeline or Pipeline(settings), store=store, alerts=alerts, listener=listener, bridge=bridge,
+                  sinks=sinks, retention=retention)
+        if bridge is not None:
+            bridge.attach(mon)  # scores and stream availability, polled from the status rows
+        return mon
 
     def _report_recovered(self, rec: EventRecord) -> None:
-        """An event closed as "service restarted": its end goes to the alert sinks and listeners."""
-        if self.alerts is not None:
-            self.alerts.publish(event_payload("end", rec))  # (named by its source: the camera name died with it)
-        if self.listener is not None:
-            try:
-                self.listener(WatchNotice("end", rec.source, record=rec, message=rec.end_reason or ""))
-            except Exception:  # noqa: BLE001 - a listener bug must not stop monitoring
-                log.exception("watch listener failed")
+        """An event closed as "service restarted": its end goes to the sinks (no watcher)."""
+        tell(self.sinks, "closed", None, rec, errors=self.sink_errors)
 
-    def watcher(self, model: str | AnomalyModel, source: str, *, realtime: bool = True, **kwargs) -> SourceWatcher:
-        """A watcher wired to this monitor's sinks and shared encoder lock (not started)."""
-        return SourceWatcher(self.pipeline, model, source, store=self.store, alerts=self.alerts,
-                             realtime=realtime, listener=self.listener, encode_lock=self._encode_lock,
-                             **kwargs)
-
-    def start(self, model: str | AnomalyModel, source: str, *, realtime: bool = True, **kwargs) -> str:
+    def start(self, model: str | AnomalyModel, source: str, *, realtime: bool = True,
+              sinks: Sequence[EventSink] = (), pipeline: Pipeline | None = None, **kwargs) -> str:
         """Start watching ``source``; returns the watch id. Bad model or source raise at once.
 
-        One source more than ``max_watchers`` running raises too. ``kwargs`` go to
-        :class:`SourceWatcher` (``feed``, ``interval_ms``, ``threshold``, ``live``).
+        One source more than ``max_watchers`` running raises too. Its sinks: this monitor's, then
+        ``sinks`` (a page's :class:`~.feed.LiveFeed`); ``kwargs`` go to :class:`SourceWatcher`
+        (``camera``, ``interval_ms``, ``threshold``, ``live``).
         """
         with self._lock:
             if self.running >= self.max_running:
@@ -613,7 +516,11 @@ class Monitor:
                     f"already watching {self.running} source(s), the limit (max_watchers); "
                     "stop one first"
                 )
-            w = self.watcher(model, source, realtime=realtime, **kwargs)
+            w = SourceWatcher(pipeline or self.pipeline, model, source, sinks=[*self.sinks, *sinks],
+                              realtime=realtime, encode_lock=self._encode_lock, **kwargs)
+            finished = [wid for wid, (_, sess, _) in self._watchers.items() if not sess.running]
+            for wid in finished[:max(0, len(finished) - KEEP_FINISHED)]:
+                del self._watchers[wid]
             wid = f"w{next(self._ids)}"
             self._watchers[wid] = (w, LiveSession(w, f"watch-{wid}").start(), w.model.name)
         return wid
@@ -635,7 +542,7 @@ class Monitor:
     def status(self, wid: str) -> dict:
         w, sess, model = self._watchers[wid]
         st = w.stats
-        alerts = w.alerts
+        alerts = self.alerts
         return {
             "id": wid,
             "source": w.label,
@@ -648,6 +555,7 @@ class Monitor:
             "online": bool(getattr(w.live, "online", False)),  # frames flowing (the stream watchdog)
             "alerts_sent": alerts.sent_by[w.label] if alerts is not None else 0,
             "alerts_failed": alerts.failed_by[w.label] if alerts is not None else 0,
+            "sink_errors": sum(st.sink_errors.values()),  # sink calls that raised
             "events": st.events,
             "gaps": st.gaps,
             "missed_s": round(st.missed_s, 3),
@@ -682,3 +590,18 @@ class Monitor:
             self.retention.stop()
         if self.recovery is not None:
             self.recovery.stop()
+
+    def close(self) -> None:
+        """Stop every source, then close the sinks (last alerts flushed, Home Assistant told, store closed)."""
+        self.stop_all()
+        for sink in reversed(self.sinks):
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - the others still close
+                log.warning("closing sink %s failed: %s", type(sink).__name__, redact_text(exc))
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from ..errors import VlmAnomalyError
-from ..events import FeedView, LiveFeed, LiveSession, SourceWatcher, StreamScorer
+from ..events import FeedView, LiveFeed, LiveSession, StreamScorer
 from ..events.store import EventRecord
 from ..results import score_bands
 from ..video import Frame
@@ -44,13 +44,9 @@ def start_session(name: str, source: str, *, threshold: float, interval_ms: int,
     """The live engine on ``source`` for this page: the settings' event store and alerts, plus a feed."""
     s = state.settings()
     model = state.model_store(s).load(name)
-    store, alerts = state.live_sinks(s)
-    w = SourceWatcher(state.pipeline_for(model, s), model, source, store=store, alerts=alerts,
-                      realtime=realtime, feed=LiveFeed(), interval_ms=interval_ms, threshold=threshold,
-                      live=live)
-    if live is not None:
-        live.with_previous = w.scorer.needs_previous  # motion models want the frame before each sample
-    return LiveSession(w, "live").start()
+    mon = state.live_monitor(s)
+    return mon.session(mon.start(model, source, pipeline=state.pipeline_for(model, s), realtime=realtime,
+                                 sinks=[LiveFeed()], interval_ms=interval_ms, threshold=threshold, live=live))
 
 
 def _snapshot(name: str, threshold: float) -> None:

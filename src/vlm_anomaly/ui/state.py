@@ -21,7 +21,7 @@ import streamlit as st
 from ..config import Settings, load_settings
 from ..encoders import Encoder, EncoderIdentity, encoder_from_options, encoder_options
 from ..errors import InvalidVideoError, VlmAnomalyError
-from ..events import AlertDispatcher, EventStore, RecoveryJob, RetentionJob, event_payload
+from ..events import Monitor
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..source_policy import SourcePolicy
@@ -160,19 +160,15 @@ def model_names(s: Settings | None = None) -> list[str]:
 
 
 @st.cache_resource(show_spinner=False)
-def _live_sinks(key: str, _s: Settings) -> tuple[EventStore, AlertDispatcher, RetentionJob]:
-    store = EventStore.from_settings(_s)
-    alerts = AlertDispatcher.from_settings(_s.alerts)
-    # events a killed process left open are closed ("service restarted") before this page opens any
-    RecoveryJob(store, on_closed=lambda rec: alerts.publish(event_payload("end", rec))).start()
-    return store, alerts, RetentionJob.from_settings(store, _s.events).start()
+def _live_monitor(key: str, _s: Settings) -> Monitor:
+    # (no Home Assistant node: the page's sources are no cameras of the service)
+    return Monitor.from_settings(_s, home_assistant=False)
 
 
-def live_sinks(s: Settings | None = None) -> tuple[EventStore, AlertDispatcher]:
-    """The event store and alert dispatcher the Live page's engine writes to - the same as ``watch``'s
-    for the same settings - with its retention job, once per process."""
+def live_monitor(s: Settings | None = None) -> Monitor:
+    """The live engine the Live page starts its sources on - the same store, alerts, retention and
+    crash recovery as ``watch``'s for the same settings - once per process."""
     s = s or settings()
     keys = ("events_url", "events_path", "webhook_urls", "mqtt_url", "mqtt_topic_prefix", "retention_days",
-            "retention_max_mb", "retention_interval_s")
-    store, alerts, _ = _live_sinks(json.dumps({k: str(getattr(s, k)) for k in keys}), s)
-    return store, alerts
+            "retention_max_mb", "retention_interval_s", "max_watchers")
+    return _live_monitor(json.dumps({k: str(getattr(s, k)) for k in keys}), s)

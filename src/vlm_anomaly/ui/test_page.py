@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..metrics import parse_frame_labels
+from ..detection_metrics import parse_frame_labels
 from ..results import SCORE_BANDS, Bands, ScoreResult, band, score_bands
 from ..video import analysed_size
 from ..video.render import annotate_frame, explanation_box, scale_box, write_annotated_video

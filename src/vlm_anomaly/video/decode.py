@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError, VideoTooLongError
+from ..threads import decoder_threads
 
 log = logging.getLogger(__name__)
 
@@ -222,11 +223,16 @@ def decode_frames(container, st, *, fps: float, monotonic: bool = True) -> Itera
         yield index, t, frame
 
 
-def to_rgb(frame: av.VideoFrame, w: int, h: int) -> np.ndarray:
-    """A decoded frame as an RGB array of size ``w`` x ``h`` (rescaled only when that differs)."""
-    if (w, h) != (frame.width, frame.height):
-        return frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
-    return frame.to_ndarray(format="rgb24")
+def to_rgb(frame: av.VideoFrame, w: int | None = None, h: int | None = None) -> np.ndarray:
+    """A decoded frame as an RGB array of size ``w`` x ``h`` (default: its own; rescaled only when
+    that differs).
+
+    Why the thread count: FFmpeg's scaler starts a thread per core for each conversion by default,
+    which on a small machine costs about 6 times the CPU of one thread for the same pixels
+    (bench/live_decode.py), and every sampled frame of every camera is converted.
+    """
+    w, h = w or frame.width, h or frame.height
+    return frame.to_ndarray(width=w, height=h, format="rgb24", threads=decoder_threads())
 
 
 def resize_to(img: np.ndarray, max_side: int) -> np.ndarray:

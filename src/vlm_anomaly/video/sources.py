@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
 from ..redact import redact_url
+from ..threads import decoder_threads
 from .decode import (
     FALLBACK_FPS,
     MAX_PIXELS,
@@ -33,6 +34,7 @@ from .decode import (
     resize_to,
     scaled_size,
     stream_fps,
+    to_rgb,
 )
 from .frames import VideoInfo
 
@@ -231,7 +233,10 @@ class AvReader(Reader):
 
     def frames(self) -> Iterator[RawFrame]:
         st = self.container.streams.video[0]
+        # one decoder thread per camera on a small machine: FFmpeg's own count (one per core) costs
+        # 8-25 % more CPU for the same pixels (bench/live_decode.py), and a box watches several cameras
         st.thread_type = "AUTO"
+        st.thread_count = decoder_threads()
         fps = stream_fps(st) or FALLBACK_FPS
         # times as the stream gives them (not made monotonic): the live reader paces and samples by them
         for _, t, frame in decode_frames(self.container, st, fps=fps, monotonic=False):
@@ -240,8 +245,7 @@ class AvReader(Reader):
                 check_pixels(redact_url(self.source), frame.width, frame.height)
 
             def convert(frame=frame) -> np.ndarray:
-                w, h = scaled_size(frame.width, frame.height, self.max_side)
-                return frame.to_ndarray(width=w, height=h, format="rgb24")
+                return to_rgb(frame, *scaled_size(frame.width, frame.height, self.max_side))
 
             yield (float(t) if self.media_time else None), convert
 

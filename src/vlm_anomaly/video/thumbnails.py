@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError
-from .decode import FALLBACK_FPS, decode_frames, open_input, read_image, short_error
+from .decode import FALLBACK_FPS, decode_frames, open_input, read_image, short_error, to_rgb
 from .sources import check_file, list_frame_files
 
 
@@ -72,7 +72,7 @@ def iter_frames_at(source: str | Path, indices: Iterable[int], *, max_side: int 
             st.thread_type = "AUTO"
             for index, _t, frame in decode_frames(container, st, fps=FALLBACK_FPS):
                 if index in todo:
-                    yield index, thumbnail(frame.to_ndarray(format="rgb24"), max_side)
+                    yield index, thumbnail(to_rgb(frame), max_side)
                 if index >= last:
                     return
     except (av.FFmpegError, ValueError) as exc:

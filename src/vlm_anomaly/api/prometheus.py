@@ -75,5 +75,8 @@ class ServiceMetrics:
             self.gaps.labels(notice.source).inc()
             self.missed.labels(notice.source).inc(notice.gap.missed_s)
 
-    def render(self) -> bytes:
+    def scrape(self, monitor, alerts=None) -> bytes:
+        """The text exposition of every metric, brought up to date with the monitor's watchers."""
+        self.watched.set(monitor.running)
+        self.sync(monitor.list(), alerts)
         return generate_latest(self.registry)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from vlm_anomaly.detection_metrics import equal_error_rate, frame_metrics, parse_frame_labels
 from vlm_anomaly.errors import VlmAnomalyError
-from vlm_anomaly.metrics import equal_error_rate, frame_metrics, parse_frame_labels
 from vlm_anomaly.results import ScoreResult
 
 

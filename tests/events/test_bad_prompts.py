@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vlm_anomaly import Pipeline, create_encoder, load_settings
-from vlm_anomaly.events import EventStore, PromptAlarm, SourceWatcher
+from vlm_anomaly.events import EventStore, PromptAlarm, SourceWatcher, StoreSink
 from vlm_anomaly.synthetic import render_frame, write_video
 
 BAD = ["fire", "a person lying on the floor", "a fight"]
@@ -59,7 +59,7 @@ def test_event_reports_the_prompt_that_fired(tmp_path, clip_encoder):
     pipe = Pipeline(s, encoder=clip_encoder)
     pipe.train("clip-street", normal)
     store = EventStore.from_settings(s)
-    w = SourceWatcher(pipe, "clip-street", str(test), store=store, realtime=False)
+    w = SourceWatcher(pipe, "clip-street", str(test), sinks=[StoreSink(store)], realtime=False)
     assert w.scorer.prompts is not None
     w.run()
     [ev] = store.list()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..video import Frame
-from .prompts import PromptAlarm
+from .bad_prompts import PromptAlarm
 
 
 @dataclass(frozen=True)
