@@ -332,7 +332,14 @@ def main() -> None:
                                               place_norm=True)),
         ("v5+direction p50 norm", MotionConfig(grid=grid, fused=v5 + ("direction",), place_norm=True)),
     ]
-    candidates = round8 if args.round == "8" else [
+    v7 = MotionConfig(grid=grid).fused
+    v7d = v7[:3] + ("direction",) + v7[3:] if "direction" not in v7 else v7
+    round9 = [  # fixed before any run of this round (docs/motion.md, "round 9")
+        ("v7 without direction", MotionConfig(grid=grid, fused=tuple(a for a in v7 if a != "direction"))),
+        ("v7+direction gated p50", MotionConfig(grid=grid, fused=v7d, place_examples=50, direction_margin=1.0)),
+        ("v7+direction gated p0", MotionConfig(grid=grid, fused=v7d, place_examples=0, direction_margin=1.0)),
+    ]
+    candidates = round8 if args.round == "8" else round9 if args.round == "9" else [
         ("object k3", MotionConfig(grid=grid, fused=("object",), k_object=3)),
         ("object k1", MotionConfig(grid=grid, fused=("object",), k_object=1)),
         ("object+shape", MotionConfig(grid=grid, fused=("object", "shape"))),

@@ -15,6 +15,7 @@ from .calibration import leave_one_group_out
 from .density import CellBanks, build_banks
 from .direction import (
     ACTIVE_SHARE,
+    DIRECTION_BINS,
     DIRECTION_DIM,
     direction_scale,
     direction_words,
@@ -219,6 +220,18 @@ class DirectionAttribute(CellAttribute):
                 raise ValueError("the direction attribute's per-cell scale is malformed")
             st.arrays["place_scale"] = pscale
 
+    def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
+        """Only beyond ``direction_margin`` times what held-out normal frames reach (its 99th
+        percentile, at least 1): a cell's direction is noisy (a walker turning, a compressed
+        stream's flow), and that noise must not add to every frame's fused score; what goes
+        clearly against the place's flow or much faster than anything there does."""
+        c, m = st.calib[self.name], st.config.direction_margin
+        z = c(values)
+        return np.maximum(z - m * max(c.high, 1.0), 0.0) if m > 0 else z
+
+    def fires(self, st: MotionState, z: float) -> bool:
+        return z > 0 if st.config.direction_margin > 0 else z > st.calib[self.name].high
+
     def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
         d, i = st.bank(self.name).query(self.raw(feats) / st.scales[self.name])
         if "place_scale" in st.arrays:
@@ -233,8 +246,15 @@ class DirectionAttribute(CellAttribute):
         i = int(near[j, cell]) if len(near) else -1
         hist = feats.direction[j][r, c]
         normal = (st.rows[self.name][i] * st.scales[self.name] if i >= 0 else np.zeros(DIRECTION_DIM))
-        out.update({"speed": round(float(np.sum(hist[:-1])), 3),
-                    "normal_speed": {"p99": round(float(np.sum(normal[:-1])), 3), "unit": "frame heights/s"},
+        if np.sum(normal[:DIRECTION_BINS]) <= 0:
+            # the nearest normal example is an idle cell: the place's usual direction is what its
+            # moving examples went (someone going the wrong way where few walk is nearest to nobody)
+            mine = st.rows[self.name][st.cells[self.name] == cell] * st.scales[self.name]
+            if len(mine) and mine[:, :DIRECTION_BINS].sum() > 0:
+                normal = mine.mean(0)
+        out.update({"speed": round(float(max(np.sum(hist[:DIRECTION_BINS]), hist[-1])), 3),
+                    "normal_speed": {"p99": round(float(max(np.sum(normal[:DIRECTION_BINS]), normal[-1])), 3),
+                                     "unit": "frame heights/s"},
                     "direction": {"moving": direction_words(hist), "normal": direction_words(normal),
                                   "turned_deg": 45 * turned(hist, normal)}})
         return True

@@ -8,7 +8,9 @@ cell gets 8 orientation bins holding the speed of its moving pixels going that w
 which divides each bin by its own pixel count, a bin here is divided by the cell's moving pixels
 (at least ``MIN_SHARE`` of the cell): the bins then also say *how much* of the motion goes each
 way, and a few halo pixels going backwards weigh little. A ninth value, the rms speed, keeps the
-fastest pixels visible.
+fastest pixels visible, and a tenth the rms speed of the cell's fastest quarter (a 2 x 2 split):
+a fast object that fills a quarter of a cell among slower walkers is averaged with them in the
+cell's own values, not in its quarter's.
 
 Why cells and not moving regions: a cyclist inside or beside a group of walkers merges with them
 into one connected region whose speed is a walker's; a cell (1/8 of the frame height, about the
@@ -28,9 +30,13 @@ import numpy as np
 
 from .density import CellBanks, build_banks
 
-#: orientation bins (45 degrees each, soft-assigned) + the rms speed of the cell's moving pixels
+#: orientation bins (45 degrees each, soft-assigned) + the rms speed of the cell's moving pixels +
+#: the rms speed of its fastest quarter (see :func:`direction_cells`)
 DIRECTION_BINS = 8
-DIRECTION_DIM = DIRECTION_BINS + 1
+DIRECTION_DIM = DIRECTION_BINS + 2
+#: a quarter cell's rms speed counts in full once this share of it moves (less: it shrinks), so a
+#: few fast halo pixels do not make a quarter look fast
+QUARTER_SHARE = 0.1
 #: a cell's values are means over its moving pixels once they fill this share of it; below, they
 #: shrink in proportion (a few moving pixels say little about how a cell moves)
 MIN_SHARE = 0.05
@@ -70,6 +76,11 @@ def direction_cells(flow: np.ndarray, speed: np.ndarray, moving: np.ndarray, row
         idx = _cell_index(H, W, rows, cols)
         _INDEX_CACHE[key] = (idx, np.bincount(idx, minlength=rows * cols).astype(np.float64))
     cell_of, area = _INDEX_CACHE[key]
+    qkey = (H, W, 2 * rows, 2 * cols)
+    if qkey not in _INDEX_CACHE:
+        qidx = _cell_index(H, W, 2 * rows, 2 * cols)
+        _INDEX_CACHE[qkey] = (qidx, np.bincount(qidx, minlength=4 * rows * cols).astype(np.float64))
+    quarter_of, qarea = _INDEX_CACHE[qkey]
     n_cells = rows * cols
     out = np.zeros((n_cells, DIRECTION_DIM))
     px = np.flatnonzero(inside_view(moving).ravel())
@@ -91,6 +102,11 @@ def direction_cells(flow: np.ndarray, speed: np.ndarray, moving: np.ndarray, row
         out[:, :DIRECTION_BINS] = hist / denom[:, None]
         sq = np.bincount(c, v * v, minlength=n_cells)
         out[:, DIRECTION_BINS] = np.sqrt(sq / np.maximum(n_mv, 1.0)) * np.minimum(1.0, n_mv / denom)
+        q = quarter_of[px]
+        nq = np.bincount(q, minlength=4 * n_cells).astype(np.float64)
+        qrms = np.sqrt(np.bincount(q, v * v, minlength=4 * n_cells) / np.maximum(nq, 1.0))
+        qrms = (qrms * np.minimum(1.0, nq / (QUARTER_SHARE * qarea))).reshape(2 * rows, 2 * cols)
+        out[:, DIRECTION_BINS + 1] = qrms.reshape(rows, 2, cols, 2).max((1, 3)).ravel()
     return out.reshape(rows, cols, DIRECTION_DIM).astype(np.float32)
 
 

@@ -33,6 +33,8 @@ SCENE_DIM = SCENE_PATCH * SCENE_PATCH
 #: percentile of |Laplacian| over the contrast: gain-free), change against the reference frame (mean |diff|, NaN
 #: without one)
 CAMERA_DIM = 4
+#: the direction histograms count pixels faster than this share of the moving-speed floor
+DIRECTION_FLOOR = 0.5
 #: per moving blob (object): centre x, centre y (frame fractions), width, height (frame heights),
 #: filled share of its box, 90th-percentile speed, mean vx, mean vy (frame heights/s)
 BLOB_DIM = 8
@@ -62,6 +64,11 @@ class GridConfig:
     #: a moving region wider than this share of its height is also measured in windows of half its
     #: height (people side by side, a cyclist inside a crowd), besides as a whole; 0: never
     split_aspect: float = 0.0
+    #: a moving region also yields, as regions of their own, its parts whose flow differs from the
+    #: region's median flow by more than this many times the median's speed (a cyclist inside or
+    #: beside a group of walkers: the group is one connected region moving at a walker's speed,
+    #: the cyclist's pixels are not); 0: never
+    split_flow: float = 0.7
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -72,6 +79,7 @@ class GridConfig:
         kw = {k: type(getattr(cls(), k))(v) for k, v in d.items() if k in names}
         # models saved before a field existed were measured without it
         kw.setdefault("split_aspect", 0.0)
+        kw.setdefault("split_flow", 0.0)
         kw.setdefault("min_shift_px", 0.0)
         kw.setdefault("relative_floor", 0.0)
         return cls(**kw)
@@ -168,6 +176,9 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     diff = cv2.absdiff(prev, cur)
     changed = cv2.dilate((diff > cfg.diff_threshold).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     moving = (speed > max(cfg.moving_speed, min_shift * float(to_speed))) & changed
+    # direction counts slower pixels too (half the floor): a walker measured near the floor would
+    # otherwise flicker in and out of its cells' histograms from frame to frame
+    slow = (speed > max(DIRECTION_FLOOR * cfg.moving_speed, min_shift * float(to_speed))) & changed
     mv = moving.astype(np.float32)
     ys = np.linspace(0, H, rows + 1).astype(int)
     xs = np.linspace(0, cur.shape[1], cols + 1).astype(int)
@@ -191,7 +202,7 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     hsum = _cell_sums(hist, rows, cols)
     hsum = hsum / np.maximum(hsum.sum(-1, keepdims=True), 1e-6) * share[..., None]
     return CellFeatures(motion, hsum.astype(np.float32), True, moving_blobs(moving, speed, flow, cfg),
-                        direction=direction_cells(flow, speed, moving, rows, cols))
+                        direction=direction_cells(flow, speed, slow, rows, cols))
 
 
 def scene_image(gray: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -259,7 +270,26 @@ def moving_blobs(moving: np.ndarray, speed: np.ndarray, flow: np.ndarray, cfg: G
                 part = sel[:, a:b]
                 if part.sum() >= min_px / 2:
                     add(x + a, y, part)
+        if cfg.split_flow > 0 and area >= 2 * min_px:
+            for part in odd_parts(sel, flow[y:y + bh, x:x + bw], cfg.split_flow, cfg.moving_speed, min_px):
+                add(x, y, part)
     return np.asarray(out, np.float32).reshape(-1, BLOB_DIM)
+
+
+def odd_parts(sel: np.ndarray, flow: np.ndarray, ratio: float, min_speed: float, min_px: float) -> list[np.ndarray]:
+    """Masks (in ``sel``'s box) of the connected parts of a moving region whose flow differs from the
+    region's median flow by more than ``ratio`` x its speed (at least ``min_speed``), each at least
+    ``min_px`` pixels, when they are not most of the region: what moves unlike the group it is in."""
+    f = flow[sel]
+    med = np.median(f, axis=0)
+    dev = np.hypot(flow[..., 0] - med[0], flow[..., 1] - med[1])
+    odd = (sel & (dev > ratio * max(float(np.hypot(med[0], med[1])), min_speed))).astype(np.uint8)
+    odd = cv2.morphologyEx(odd, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    total = int(odd.sum())
+    if total < min_px or total > 0.6 * int(sel.sum()):
+        return []
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(odd, connectivity=8)
+    return [lab == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_px]
 
 
 class ReferenceBuffer:

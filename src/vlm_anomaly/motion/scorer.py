@@ -50,8 +50,8 @@ class MotionConfig:
 
     grid: GridConfig = field(default_factory=GridConfig)
     #: chosen by bench/motion_cv.py (training clips only); scene and camera: see docs/motion.md;
-    #: "direction" (CV round 8's pick) is not fused by default after its Ped2 result (docs/motion.md)
-    fused: tuple[str, ...] = ("object", "appearance", "shape", "scene", "camera")
+    #: "direction" is fused gated (``direction_margin``), CV round 9's pick (docs/motion.md)
+    fused: tuple[str, ...] = ("object", "appearance", "shape", "direction", "scene", "camera")
     k: int = 1
     k_object: int = 3  # neighbours in the (position-free, larger) bank of normal objects
     k_appearance: int = 3  # neighbours in the bank of normal regions' crop embeddings (CV round 5)
@@ -71,6 +71,9 @@ class MotionConfig:
     place_max_radius: int = 3
     #: direction: divide each cell's distance by what held-out normal frames reach in that cell
     place_norm: bool = False
+    #: direction adds to the fused score only beyond this many times its held-out 99th percentile
+    #: (0: its whole z, as models saved before this field did)
+    direction_margin: float = 1.0
     #: scene: a cell's content stands when its patch changed less than this over the last second
     #: (frame-contrast units over its 16 pixels; chosen by bench/motion_cv.py --fixed-camera)
     scene_still: float = 0.5
@@ -98,6 +101,7 @@ class MotionConfig:
         base = cls()
         kw = {f.name: d[f.name] for f in fields(cls) if f.name in d and f.name not in ("grid", "fused")}
         kw = {k: type(getattr(base, k))(v) for k, v in kw.items()}
+        kw.setdefault("direction_margin", 0.0)  # models saved before it existed added direction's whole z
         return cls(grid=GridConfig.from_dict(d.get("grid", {})), fused=tuple(d.get("fused", base.fused)), **kw)
 
 
