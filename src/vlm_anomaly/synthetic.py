@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 
-def _background(w: int, h: int, seed: int) -> np.ndarray:
+def textured_background(w: int, h: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     img = np.zeros((h, w, 3), np.uint8)
     img[:] = (90, 110, 95)  # grass
@@ -28,7 +28,7 @@ def render_frame(
     t: float, w: int, h: int, *, anomaly: bool = False, seed: int = 0, bg: np.ndarray | None = None
 ) -> np.ndarray:
     """One RGB frame at time ``t`` seconds: walkers on a path, plus an intruder when ``anomaly``."""
-    img = (bg if bg is not None else _background(w, h, seed)).copy()
+    img = (bg if bg is not None else textured_background(w, h, seed)).copy()
     rng = np.random.default_rng(seed)
     n = 4
     speeds = rng.uniform(0.03, 0.06, n)
@@ -76,7 +76,7 @@ def write_video(
     w, h = size
     ext = path.suffix.lower()
     codec = codec or {".avi": "mpeg4", ".webm": "libvpx", ".mkv": "libx264"}.get(ext, "libx264")
-    bg = _background(w, h, seed)
+    bg = textured_background(w, h, seed)
     n = int(round(seconds * fps))
     from fractions import Fraction
 
@@ -105,7 +105,7 @@ def write_frames(folder: str | Path, *, n: int = 20, size: tuple[int, int] = (16
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     w, h = size
-    bg = _background(w, h, seed)
+    bg = textured_background(w, h, seed)
     for i in range(n):
         anom = anomaly_frames is not None and i in anomaly_frames
         img = render_frame(i / fps, w, h, anomaly=anom, seed=seed, bg=bg)
@@ -204,7 +204,7 @@ def incident_frame(t: float, w: int, h: int, *, seed: int = 0, bg: np.ndarray | 
     scene's light down to ``low`` and back (a cloud, dusk) - normal, not an incident."""
     if frozen is not None and frozen[0] <= t < frozen[1]:
         t = frozen[0]
-    base = (bg if bg is not None else _background(w, h, seed)).copy()
+    base = (bg if bg is not None else textured_background(w, h, seed)).copy()
     if standing is not None and standing[0] <= t < standing[1]:
         x0, y0 = int(w * 0.42), int(h * 0.52)
         cv2.rectangle(base, (x0, y0), (x0 + w // 6, y0 + h // 6), (60, 70, 170), -1)
@@ -232,7 +232,7 @@ def write_incident_video(path: str | Path, *, seconds: float = 20.0, fps: float 
 
     path = Path(path)
     w, h = size
-    bg = _background(w, h, seed)
+    bg = textured_background(w, h, seed)
     shift = {k: (v[0] + start_s, v[1] + start_s, *v[2:]) for k, v in incidents.items() if v is not None}
     with av.open(str(path), "w") as out:
         st = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))

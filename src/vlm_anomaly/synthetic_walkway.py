@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-from .synthetic import _background
+from .synthetic import textured_background
 
 #: single walkers: lane (frame heights), speed (frame widths/s), start (frame widths)
 WALKERS = ((0.50, 0.030, 0.1), (0.53, 0.045, 0.7), (0.56, 0.060, 0.4), (0.60, 0.040, 0.9),
@@ -58,7 +58,7 @@ def walkway_frame(t: float, w: int = 320, h: int = 240, *, kind: str = "", clip_
     ``group_cols``: how many walkers long the group is."""
     if kind and kind not in KINDS:
         raise ValueError(f"unknown walkway event {kind!r}; choose from {', '.join(KINDS)}")
-    img = (bg if bg is not None else _background(w, h, 0)).copy()
+    img = (bg if bg is not None else textured_background(w, h, 0)).copy()
     for i, (y, v, x0) in enumerate(WALKERS):
         sign = -1 if both_ways and i % 2 else 1
         _person(img, (x0 + sign * v * t) % 1.4 - 0.2, y)
@@ -87,7 +87,7 @@ def write_walkway(path: str | Path, *, start_s: float = 0.0, seconds: float = 40
     """An H.264 clip of the walkway from scene time ``start_s``; ``kind`` happens during ``span``
     seconds of the clip (see :func:`walkway_frame`)."""
     w, h = size
-    bg = _background(w, h, 0)
+    bg = textured_background(w, h, 0)
     path = Path(path)
     with av.open(str(path), "w") as out:
         st = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
