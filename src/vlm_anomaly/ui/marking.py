@@ -37,7 +37,7 @@ def mark_event(s: Settings, event_id: int, *, note: str, label: str) -> NormalAd
 
     The library reads the event's source file when it is still there (else the event's own clip, in the
     event store): a file the dashboard may not open is refused here, as when monitoring was started."""
-    store, _ = state.live_sinks(s)
+    store = state.live_monitor(s).store
     rec = store.get(int(event_id))
     if source_kind(rec.source) in ("file", "folder") and Path(rec.source).exists():
         state.allowed_source(rec.source)
