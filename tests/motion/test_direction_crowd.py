@@ -20,10 +20,10 @@ import pytest
 from vlm_anomaly.motion import MotionScorer
 from vlm_anomaly.motion.scorer import MotionConfig
 from vlm_anomaly.smoothing import moving_average
-from vlm_anomaly.synthetic import _background
+from vlm_anomaly.synthetic import textured_background
 
 W, H, FPS = 320, 240, 10
-BACKGROUND = _background(W, H, 0)
+BACKGROUND = textured_background(W, H, 0)
 #: single walkers: lane (frame heights), speed (frame widths/s, all to the right), start
 WALKERS = [(0.50, 0.030, 0.1), (0.53, 0.045, 0.7), (0.56, 0.060, 0.4), (0.60, 0.040, 0.9), (0.63, 0.055, 0.2),
            (0.76, 0.035, 0.5)]
