@@ -148,8 +148,9 @@ def enabled_button_text(d, label: str) -> bool:
 
 def additions_rows(d) -> list[dict[str, str]]:
     """The Models page's table of additions (the visible one) as rows of header -> cell text."""
-    table = wait(d, lambda d: next(t for t in d.find_elements(By.CSS_SELECTOR, "[data-testid='stTable'] table")
-                                   if t.is_displayed()), what="normal-additions-table")
+    # None while the table is not rendered yet, so that wait() tries again
+    table = wait(d, lambda d: next((t for t in d.find_elements(By.CSS_SELECTOR, "[data-testid='stTable'] table")
+                                    if t.is_displayed()), None), what="normal-additions-table")
     heads = [h.text.strip() for h in table.find_elements(By.CSS_SELECTOR, "thead th")]
     return [dict(zip(heads, [c.text.strip() for c in tr.find_elements(By.CSS_SELECTOR, "th, td")]))
             for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
