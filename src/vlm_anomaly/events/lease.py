@@ -100,11 +100,6 @@ class OwnerLease:
     def key(self) -> str:
         return self.owner.key()
 
-    @property
-    def locked(self) -> bool:
-        """Whether the lock file is held (else only the heartbeat speaks for this owner)."""
-        return self._fd is not None
-
     def claim(self) -> str:
         """The owner key to stamp on a new open event; takes the lock and starts beating once."""
         with self._mutex:

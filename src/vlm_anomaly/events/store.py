@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from ..errors import VlmAnomalyError
 from ..redact import redact_text, redact_url, source_slug
-from .lease import OwnerLease
+from .lease import OwnerLease, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,6 @@ class EventNotFoundError(VlmAnomalyError):
     """No event with that id."""
 
     status_code = 404
-
-
-def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
 
 
 @dataclass

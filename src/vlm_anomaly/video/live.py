@@ -132,7 +132,6 @@ class LiveSource:
         self._stop = threading.Event()
         self.gaps: list[Gap] = []
         self.dropped = 0  # sampled frames dropped because the consumer was slower than real time
-        self.frames_seen = 0
         # the watchdog's verdict, for availability reports (Home Assistant): frames are flowing now
         self.online = False
 
@@ -247,13 +246,8 @@ class LiveSource:
                     raise
                 attempt += 1
                 pending = pending or f"cannot connect ({redact_text(short_error(exc))})"
-                log.warning(
-                    "%s: connection failed (%s); retry %d in %.1f s",
-                    self.label,
-                    redact_text(short_error(exc)),
-                    attempt,
-                    self.backoff(attempt),
-                )
+                log.warning("%s: connection failed (%s); retry %d in %.1f s", self.label,
+                            redact_text(short_error(exc)), attempt, self.backoff(attempt))
                 if self._give_up(attempt) or self._stop.wait(self.backoff(attempt)):
                     break
                 continue
@@ -261,13 +255,8 @@ class LiveSource:
             halt = threading.Event()
             if self.finite:
                 grid, counter = SampleGrid(self.interval_ms), [0]
-            th = threading.Thread(
-                target=self._pump,
-                args=(reader, q, halt, grid, t0, counter),
-                name=f"live-{self.label[:20]}",
-                daemon=True,
-            )
-            th.start()
+            threading.Thread(target=self._pump, args=(reader, q, halt, grid, t0, counter),
+                             name=f"live-{self.label[:20]}", daemon=True).start()
             reason = "stopped"
             last_wall = time.monotonic()  # connection start, then each frame
             while not self._stop.is_set():
@@ -287,18 +276,13 @@ class LiveSource:
                     reason = f"dropped ({redact_text(short_error(item.error))})"
                     break
                 if pending is not None:
-                    start = last_t if last_t is not None else 0.0
-                    gap = Gap(self.label, start, item.timestamp, pending, attempt)
-                    self.gaps.append(gap)
-                    log.warning(
-                        "%s: reconnected after %.1f s gap (%s)", self.label, gap.missed_s, pending
-                    )
+                    gap = self._gap(last_t, item.timestamp, pending, attempt)
+                    log.warning("%s: reconnected after %.1f s gap (%s)", self.label, gap.missed_s, pending)
                     yield gap
                 pending = None
                 attempt = 0
                 last_t = item.timestamp
                 last_wall = time.monotonic()
-                self.frames_seen += 1
                 self.online = True
                 yield item
             self.online = False
@@ -313,21 +297,19 @@ class LiveSource:
             if pending is None and self.on_drop is not None:
                 self.on_drop(last_t if last_t is not None else 0.0, reason)
             pending = pending or reason
-            log.warning(
-                "%s: %s; reconnecting in %.1f s (attempt %d)",
-                self.label,
-                reason,
-                self.backoff(attempt),
-                attempt,
-            )
+            log.warning("%s: %s; reconnecting in %.1f s (attempt %d)", self.label, reason,
+                        self.backoff(attempt), attempt)
             if self._give_up(attempt) or self._stop.wait(self.backoff(attempt)):
                 break
         if pending is not None:  # the source never came back
-            start = last_t if last_t is not None else 0.0
-            end = time.monotonic() - t0
-            gap = Gap(self.label, start, max(end, start), pending + "; gave up", attempt)
-            self.gaps.append(gap)
-            yield gap
+            yield self._gap(last_t, time.monotonic() - t0, pending + "; gave up", attempt)
+
+    def _gap(self, last_t: float | None, end: float, reason: str, attempt: int) -> Gap:
+        """A gap from the last frame's time (0 before any) to ``end``, recorded in :attr:`gaps`."""
+        start = last_t if last_t is not None else 0.0
+        gap = Gap(self.label, start, max(end, start), reason, attempt)
+        self.gaps.append(gap)
+        return gap
 
     def _give_up(self, attempt: int) -> bool:
         return self.max_reconnects is not None and attempt > self.max_reconnects
@@ -356,7 +338,6 @@ class PushSource:
         self.with_previous = with_previous
         self.realtime = True
         self.dropped = 0  # samples lost because scoring was slower than the camera
-        self.frames_seen = 0
         self.end_reason = ""
         self.gaps: list[Gap] = []
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -372,7 +353,6 @@ class PushSource:
         if self._stop.is_set():
             return False
         self._last_push = time.monotonic()
-        self.frames_seen += 1
         prev, self._prev = self._prev, (image if self.with_previous else None)
         prev_t, self._prev_t = self._prev_t, t
         if self._last_t is not None and t - self._last_t < self.interval_ms / 1000.0:
