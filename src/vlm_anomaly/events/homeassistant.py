@@ -46,6 +46,7 @@ from ..cameras import camera_id
 from ..config import AlertSettings
 from ..redact import redact_url
 from .alerts import mqtt_client
+from .lease import aware
 from .normal_button import button_spec
 from .sinks import ListenerSink
 from .store import EventRecord
@@ -85,10 +86,8 @@ def event_type(kind: str, rec: EventRecord) -> str:
 
 
 def _iso(t: _dt.datetime | None) -> str | None:
-    """ISO 8601 with the offset (the store keeps UTC, SQLite drops the zone)."""
-    if t is None:
-        return None
-    return (t if t.tzinfo else t.replace(tzinfo=_dt.UTC)).isoformat(timespec="seconds")
+    """ISO 8601 with the offset."""
+    return None if t is None else aware(t).isoformat(timespec="seconds")
 
 
 def event_state(camera: str, rec: EventRecord) -> dict[str, Any]:

@@ -42,6 +42,11 @@ def utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
+def aware(t: _dt.datetime | None) -> _dt.datetime | None:
+    """``t`` with its time zone: the store keeps UTC, and SQLite drops the zone."""
+    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=_dt.UTC))
+
+
 @dataclass(frozen=True)
 class Owner:
     """What an event row says about its owner (``owner`` column, JSON): the lease id, host and pid
@@ -180,9 +185,7 @@ def owner_alive(owner: Owner | None, heartbeat_at: _dt.datetime | None, media_ro
             return held
     if heartbeat_at is None:
         return False
-    now = now or utcnow()
-    beat = heartbeat_at if heartbeat_at.tzinfo else heartbeat_at.replace(tzinfo=_dt.UTC)
-    return (now - beat).total_seconds() < stale_after_s
+    return ((now or utcnow()) - aware(heartbeat_at)).total_seconds() < stale_after_s
 
 
 def sweep_dead_locks(media_root: str | Path) -> int:

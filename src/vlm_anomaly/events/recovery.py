@@ -16,17 +16,13 @@ import logging
 import threading
 from collections.abc import Callable
 
-from .lease import STALE_AFTER_S, Owner, owner_alive, sweep_dead_locks, utcnow
+from .lease import STALE_AFTER_S, Owner, aware, owner_alive, sweep_dead_locks, utcnow
 from .media import finalise_clip
 from .store import EventRecord, EventStore
 
 log = logging.getLogger(__name__)
 
 RESTARTED = "service restarted"
-
-
-def _aware(t: _dt.datetime | None) -> _dt.datetime | None:
-    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=_dt.UTC))
 
 
 def recover_stale_events(store: EventStore, *, stale_after_s: float = STALE_AFTER_S,
@@ -43,11 +39,11 @@ def recover_stale_events(store: EventStore, *, stale_after_s: float = STALE_AFTE
         if rec.owner == store.lease.key:
             continue  # this store's own
         owner = Owner.parse(rec.owner)
-        last_seen = _aware(rec.heartbeat_at) or (None if owner is not None else _aware(rec.started_at))
+        last_seen = aware(rec.heartbeat_at) or (None if owner is not None else aware(rec.started_at))
         if owner_alive(owner, last_seen, store.media_root, now=now, stale_after_s=stale_after_s):
             continue
         end_time = max(rec.start_time, rec.last_time if rec.last_time is not None else rec.start_time)
-        ended_at = _aware(rec.started_at) + _dt.timedelta(seconds=end_time - rec.start_time)
+        ended_at = aware(rec.started_at) + _dt.timedelta(seconds=end_time - rec.start_time)
         if not store.close_if_open(rec.id, rec.owner, end_time=end_time, ended_at=ended_at,
                                    end_reason=RESTARTED, last_time=end_time):
             continue  # another process closed it first

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from ..errors import VlmAnomalyError
 from ..redact import redact_text, redact_url, source_slug
-from .lease import OwnerLease, utcnow
+from .lease import OwnerLease, aware, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,7 @@ class EventRecord:
         d.pop("owner")  # a lease id, host name and pid: the store's business, not the API's
         d["source"] = redact_url(d["source"])  # rows written before masking existed
         for k in ("started_at", "ended_at", "acknowledged_at", "heartbeat_at"):
-            v = d[k]
-            d[k] = _aware(v).isoformat() if v is not None else None
+            d[k] = aware(d[k]).isoformat() if d[k] is not None else None
         for k in ("start_time", "end_time", "worst_time", "last_time"):
             d[k] = round(d[k], 3) if d[k] is not None else None
         for k in ("worst_score", "mean_score", "prompt_score"):
@@ -138,10 +137,6 @@ def event_kind(descriptions: list[dict]) -> str:
     camera itself, else "activity" (explanations without a kind are activity)."""
     kinds = [d.get("kind", "activity") for d in descriptions if isinstance(d, dict)]
     return "camera" if kinds and 2 * kinds.count("camera") >= len(kinds) else "activity"
-
-
-def _aware(v: _dt.datetime) -> _dt.datetime:
-    return v if v.tzinfo else v.replace(tzinfo=_dt.UTC)  # SQLite drops the zone
 
 
 class EventStore:
@@ -311,7 +306,7 @@ class EventStore:
             rows = [r._asdict() for r in conn.execute(q)]
         for g in rows:
             g["source"], g["reason"] = redact_text(g["source"]), redact_text(g["reason"])
-            g["recorded_at"] = _aware(g["recorded_at"]).isoformat()
+            g["recorded_at"] = aware(g["recorded_at"]).isoformat()
         return rows
 
     def media_path(self, relative: str | None) -> Path | None:
