@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import threading
 from collections.abc import Callable
 
-from .lease import STALE_AFTER_S, Owner, aware, owner_alive, sweep_dead_locks, utcnow
+from .lease import STALE_AFTER_S, Owner, PeriodicJob, aware, owner_alive, sweep_dead_locks, utcnow
 from .media import finalise_clip
 from .store import EventRecord, EventStore
 
@@ -68,7 +67,7 @@ def _finish_media(store: EventStore, rec: EventRecord) -> dict:
     return {"media_bytes": size}
 
 
-class RecoveryJob:
+class RecoveryJob(PeriodicJob):
     """Recover now, then every ``every_s`` seconds (an owner judged by its heartbeat - one on
     another machine - is dead only once that heartbeat is ``stale_after_s`` old, maybe after this
     start). ``on_closed`` gets each event closed (alerts, notices); its errors are logged.
@@ -78,15 +77,15 @@ class RecoveryJob:
         >>> job.stop()  # doctest: +SKIP
     """
 
+    thread_name = "vlm-recovery"
+
     def __init__(self, store: EventStore, *, on_closed: Callable[[EventRecord], None] | None = None,
                  every_s: float = STALE_AFTER_S / 2, stale_after_s: float = STALE_AFTER_S):
+        super().__init__(every_s)
         self.store = store
         self.on_closed = on_closed
-        self.every_s = max(0.05, float(every_s))
         self.stale_after_s = stale_after_s
         self.closed: list[EventRecord] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> list[EventRecord]:
         try:
@@ -106,17 +105,4 @@ class RecoveryJob:
     def start(self) -> RecoveryJob:
         """Run once now (before anything is watched), then on a timer in a daemon thread."""
         self.run_once()
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="vlm-recovery", daemon=True)
-            self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.run_once()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        return super().start()
