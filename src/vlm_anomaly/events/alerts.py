@@ -25,7 +25,7 @@ import httpx
 from ..cameras import camera_id
 from ..config import AlertSettings
 from ..redact import redact_text, redact_url
-from .store import EventRecord
+from .store import EventRecord, event_reason
 
 log = logging.getLogger(__name__)
 
@@ -151,14 +151,6 @@ class MqttSink:
         self.client.disconnect()
 
 
-def event_reason(view: dict[str, Any]) -> str:
-    """What an event is about, in a few words: the fired prompt, else its most frequent description."""
-    if view.get("sub_label"):
-        return str(view["sub_label"])
-    texts = [d.get("text") for d in view.get("descriptions") or [] if isinstance(d, dict) and d.get("text")]
-    return Counter(texts).most_common(1)[0][0] if texts else "unusual activity"
-
-
 def frigate_score(top_score: float | None) -> float:
     """Frigate wants a confidence in [0, 1]; ours is "higher = more normal" with 0 the threshold:
     a logistic of the worst score (0.5 at the threshold, 0.99 at -4.6)."""
@@ -194,8 +186,9 @@ class FrigateEventSink:
             if payload["type"] == "new":
                 r = self.client.post(
                     f"{self.base}/api/events/{quote(cam, safe='')}/{quote(self.label, safe='')}/create",
-                    json={"sub_label": event_reason(after)[:100], "score": frigate_score(after.get("top_score")),
-                          "duration": None, "include_recording": True, "draw": {}},
+                    json={"sub_label": event_reason(after.get("sub_label"), after.get("descriptions"))[:100],
+                          "score": frigate_score(after.get("top_score")), "duration": None,
+                          "include_recording": True, "draw": {}},
                 )
                 fid = r.json().get("event_id") if r.status_code < 400 else None
                 if not fid:

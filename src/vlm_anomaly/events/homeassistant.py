@@ -31,7 +31,6 @@ its user, password and secret-looking query values; no payload carries the sourc
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import json
 import logging
@@ -49,7 +48,7 @@ from .alerts import mqtt_client
 from .lease import aware
 from .normal_button import button_spec
 from .sinks import ListenerSink
-from .store import EventRecord
+from .store import EventRecord, event_reason
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +64,9 @@ STATES = ("anomaly", "score", "event", "snapshot", "availability", "normal")
 ONLINE, OFFLINE = "online", "offline"
 def event_description(rec: EventRecord) -> str:
     """One line for the last-event sensor (Home Assistant states hold at most 255 characters)."""
-    texts = [d.get("text") for d in rec.descriptions if d.get("text")]
-    if rec.prompt:
-        what = f"{rec.prompt} ({rec.prompt_score:.2f})" if rec.prompt_score is not None else rec.prompt
-    elif texts:
-        what = collections.Counter(texts).most_common(1)[0][0]
-    else:
-        what = "unusual activity"
+    what = event_reason(rec.prompt, rec.descriptions)
+    if rec.prompt and rec.prompt_score is not None:
+        what += f" ({rec.prompt_score:.2f})"
     span = f"{rec.start_time:.1f}-{rec.end_time:.1f} s" if rec.end_time is not None else f"from {rec.start_time:.1f} s"
     why = f" ({rec.end_reason})" if rec.end_reason and rec.end_reason != "recovered" else ""
     return f"{what} - event #{rec.id}, {span}{why}, worst score {rec.worst_score:.3f}"[:255]

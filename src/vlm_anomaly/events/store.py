@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +131,14 @@ class EventRecord:
         for k in ("worst_score", "mean_score", "prompt_score"):
             d[k] = round(d[k], 6) if d[k] is not None else None
         return d
+
+
+def event_reason(prompt: str | None, descriptions: list[dict] | None) -> str:
+    """What an event is about, in a few words: the fired prompt, else its most frequent description."""
+    if prompt:
+        return str(prompt)
+    texts = [d.get("text") for d in descriptions or [] if isinstance(d, dict) and d.get("text")]
+    return Counter(texts).most_common(1)[0][0] if texts else "unusual activity"
 
 
 def event_kind(descriptions: list[dict]) -> str:
