@@ -279,19 +279,13 @@ class Supervisor:
         >>> sys.exit(sup.run())  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        children: list[Child],
-        *,
-        grace_s: float = 15.0,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 60.0,
-        stable_s: float = 60.0,
-        on_event: Callable[[str], None] | None = None,
-    ):
+    #: restarts wait 1 s, doubling up to 60 s; a child that ran this long starts the back-off afresh
+    backoff_initial_s, backoff_max_s, stable_s = 1.0, 60.0, 60.0
+
+    def __init__(self, children: list[Child], *, grace_s: float = 15.0,
+                 on_event: Callable[[str], None] | None = None):
         self.children = children
         self.grace_s = grace_s
-        self.backoff_initial_s, self.backoff_max_s, self.stable_s = backoff_initial_s, backoff_max_s, stable_s
         self.on_event = on_event or (lambda msg: log.warning("%s", msg))
         self._stop = threading.Event()
 

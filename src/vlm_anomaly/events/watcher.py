@@ -446,7 +446,6 @@ class Monitor:
         bridge: EventSink | None = None,
         sinks: Sequence[EventSink] = (),
         retention: bool = True,
-        recover: bool = True,
     ):
         self.pipeline = pipeline
         self.store, self.alerts, self.bridge = store, alerts, bridge
@@ -469,9 +468,7 @@ class Monitor:
                           if store is not None and retention else None)
         # events a dead process left open are closed before anything is watched (and later, for
         # owners only a heartbeat speaks for); each is told to the sinks like any event's end
-        self.recovery: RecoveryJob | None = None
-        if recover and store is not None:
-            self.recovery = RecoveryJob(store, on_closed=self._report_recovered).start()
+        self.recovery = RecoveryJob(store, on_closed=self._report_recovered).start() if store is not None else None
 
     @classmethod
     def from_settings(cls, settings, *, pipeline: Pipeline | None = None, listener: Listener | None = None,
@@ -588,10 +585,9 @@ class Monitor:
         deadline = time.monotonic() + timeout_s
         for _, sess, _ in self._watchers.values():
             sess.join(max(0.0, deadline - time.monotonic()))
-        if self.retention is not None:
-            self.retention.stop()
-        if self.recovery is not None:
-            self.recovery.stop()
+        for job in (self.retention, self.recovery):
+            if job is not None:
+                job.stop()
 
     def close(self) -> None:
         """Stop every source, then close the sinks (last alerts flushed, Home Assistant told, store closed)."""
