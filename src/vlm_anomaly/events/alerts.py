@@ -70,9 +70,7 @@ def event_payload(
 class WebhookSink:
     """POST the payload as JSON to a URL; retry 5xx/connection errors with exponential back-off."""
 
-    def __init__(
-        self, url: str, *, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 0.5
-    ):
+    def __init__(self, url: str, *, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 0.5):
         self.url, self.retries, self.backoff_s = url, retries, backoff_s
         self.shown = redact_url(url)  # what logs say: a token in the URL stays out of them
         self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
@@ -84,9 +82,7 @@ class WebhookSink:
                 r = self.client.post(self.url, json=payload)
                 if r.status_code < 500:
                     if r.status_code >= 400:
-                        log.warning(
-                            "webhook %s refused the alert: HTTP %d", self.shown, r.status_code
-                        )
+                        log.warning("webhook %s refused the alert: HTTP %d", self.shown, r.status_code)
                     return r.status_code < 400
                 why = f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
@@ -95,9 +91,7 @@ class WebhookSink:
                 delay = self.backoff_s * 2**attempt
                 log.info("webhook %s failed (%s); retry in %.1f s", self.shown, why, delay)
                 time.sleep(delay)
-        log.warning(
-            "webhook %s: alert lost after %d attempts (%s)", self.shown, self.retries + 1, why
-        )
+        log.warning("webhook %s: alert lost after %d attempts (%s)", self.shown, self.retries + 1, why)
         return False
 
     def close(self) -> None:
@@ -136,9 +130,7 @@ class MqttSink:
 
     def send(self, payload: dict) -> bool:
         after = payload["after"]
-        info = self.client.publish(
-            self.topic(after.get("camera") or after["source"]), json.dumps(payload), qos=1
-        )
+        info = self.client.publish(self.topic(after.get("camera") or after["source"]), json.dumps(payload), qos=1)
         try:
             info.wait_for_publish(self.timeout_s)
         except (RuntimeError, ValueError) as exc:
@@ -267,9 +259,7 @@ class AlertDispatcher:
                     try:
                         ok = sink.send(payload)
                     except Exception as exc:  # noqa: BLE001 - one bad sink must not stop the others
-                        log.warning(
-                            "alert sink %s failed: %s", type(sink).__name__, redact_text(exc)
-                        )
+                        log.warning("alert sink %s failed: %s", type(sink).__name__, redact_text(exc))
                         ok = False
                     if ok is None:  # not this sink's payload
                         continue

@@ -65,9 +65,7 @@ class PromptAlarm:
                 encoder.identity.label,
             )
             return None
-        return cls(
-            encoder, prompts, normal or build_prompts(None), threshold=threshold, weight=weight
-        )
+        return cls(encoder, prompts, normal or build_prompts(None), threshold=threshold, weight=weight)
 
     def score(self, embeddings: np.ndarray) -> PromptHits:
         probs = self.encoder.text_similarity(embeddings, self.labels)[:, : len(self.bad)]

@@ -204,9 +204,7 @@ class EventStore:
         if values.get("end_reason"):
             values["end_reason"] = str(values["end_reason"])[:500]
         with self._lock, self.engine.begin() as conn:
-            res = conn.execute(
-                events_table.update().where(events_table.c.id == event_id).values(**values)
-            )
+            res = conn.execute(events_table.update().where(events_table.c.id == event_id).values(**values))
             if res.rowcount == 0:
                 raise EventNotFoundError(f"no event with id {event_id}")
 
@@ -276,9 +274,7 @@ class EventStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[EventRecord]:
-        q = events_table.select().order_by(
-            events_table.c.started_at.desc(), events_table.c.id.desc()
-        )
+        q = events_table.select().order_by(events_table.c.started_at.desc(), events_table.c.id.desc())
         if source is not None:
             q = q.where(events_table.c.source == source)
         if acknowledged is not None:
@@ -337,9 +333,7 @@ class EventStore:
         with self.engine.connect() as conn:
             if max_age_days > 0:
                 cutoff = utcnow() - _dt.timedelta(days=max_age_days)
-                rows = conn.execute(
-                    events_table.select().where(closed).where(events_table.c.started_at < cutoff)
-                )
+                rows = conn.execute(events_table.select().where(closed).where(events_table.c.started_at < cutoff))
                 doomed += [EventRecord(**r._asdict()) for r in rows]
             if max_bytes > 0:
                 total = conn.execute(
@@ -361,9 +355,7 @@ class EventStore:
                     total -= r.media_bytes
         if doomed:
             with self._lock, self.engine.begin() as conn:
-                conn.execute(
-                    events_table.delete().where(events_table.c.id.in_([e.id for e in doomed]))
-                )
+                conn.execute(events_table.delete().where(events_table.c.id.in_([e.id for e in doomed])))
             for e in doomed:
                 self._remove_media(e)
             log.info("retention: deleted %d event(s)", len(doomed))
@@ -402,9 +394,7 @@ def _add_missing_columns(engine: sa.Engine) -> None:
             kind = col.type.compile(dialect=engine.dialect)
             try:
                 with engine.begin() as conn:
-                    conn.execute(
-                        sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}')
-                    )
+                    conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))
             except sa.exc.SQLAlchemyError:  # another process added it at the same moment
                 if col.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
                     raise

@@ -205,14 +205,7 @@ class Reader:
 class AvReader(Reader):
     """Video files and network streams (RTSP, HTTP/MJPEG, HLS...) through PyAV/FFmpeg."""
 
-    def __init__(
-        self,
-        source: str,
-        *,
-        max_side: int = 0,
-        read_timeout_s: float = 10.0,
-        media_time: bool = True,
-    ):
+    def __init__(self, source: str, *, max_side: int = 0, read_timeout_s: float = 10.0, media_time: bool = True):
         self.source = source
         self.max_side = max_side
         self.media_time = media_time
@@ -326,9 +319,7 @@ def open_reader(
         return FolderReader(source, fps=folder_fps, max_side=max_side)
     if kind == "file" and not Path(source).is_file():
         raise InvalidVideoError(f"{source}: no such file or folder")
-    return AvReader(
-        source, max_side=max_side, read_timeout_s=read_timeout_s, media_time=kind == "file"
-    )
+    return AvReader(source, max_side=max_side, read_timeout_s=read_timeout_s, media_time=kind == "file")
 
 
 def check_source(spec: str) -> str:
