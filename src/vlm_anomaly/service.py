@@ -27,14 +27,8 @@ log = logging.getLogger(__name__)
 
 
 # -- watching cameras ------------------------------------------------------------------------------
-def watch_cameras(
-    settings,
-    cameras: list[Camera],
-    *,
-    realtime: bool = True,
-    max_seconds: float | None = None,
-    listener: Callable | None = None,
-) -> tuple[list[dict], bool]:
+def watch_cameras(settings, cameras: list[Camera], *, realtime: bool = True, max_seconds: float | None = None,
+                  listener: Callable | None = None) -> tuple[list[dict], bool]:
     """Watch the cameras until they end, ``max_seconds`` pass, or SIGINT/SIGTERM.
 
     Events go to the store and the alert sinks (topics named by camera); with ``mqtt_url`` and

@@ -127,17 +127,8 @@ class HomeAssistantBridge(ListenerSink):
         >>> bridge.attach(monitor)  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        discovery_prefix: str = "homeassistant",
-        state_prefix: str = "vlm-anomaly",
-        store=None,
-        poll_s: float = 1.0,
-        timeout_s: float = 5.0,
-        instance: str = "",
-    ):
+    def __init__(self, url: str, *, discovery_prefix: str = "homeassistant", state_prefix: str = "vlm-anomaly",
+                 store=None, poll_s: float = 1.0, timeout_s: float = 5.0, instance: str = ""):
         super().__init__(self.on_notice)
         self.discovery_prefix = discovery_prefix.strip("/")
         self.state_prefix = state_prefix.strip("/")
@@ -165,14 +156,8 @@ class HomeAssistantBridge(ListenerSink):
     @classmethod
     def from_settings(cls, alerts: AlertSettings, *, store=None, instance: str = "") -> HomeAssistantBridge:
         """The bridge of the ``alerts`` section (``settings.alerts``): its broker and prefixes."""
-        return cls(
-            alerts.mqtt_url,
-            discovery_prefix=alerts.ha_discovery_prefix,
-            state_prefix=alerts.mqtt_topic_prefix,
-            store=store,
-            timeout_s=alerts.webhook_timeout_s,
-            instance=instance,
-        )
+        return cls(alerts.mqtt_url, discovery_prefix=alerts.ha_discovery_prefix, state_prefix=alerts.mqtt_topic_prefix,
+                   store=store, timeout_s=alerts.webhook_timeout_s, instance=instance)
 
     @classmethod
     def for_cameras(cls, alerts: AlertSettings, cameras=(), *, store=None,

@@ -239,15 +239,9 @@ class EventStore:
     def add_gap(self, gap) -> int:
         with self._lock, self.engine.begin() as conn:
             res = conn.execute(
-                gaps_table.insert().values(
-                    source=gap.source,
-                    start_time=gap.start_time,
-                    end_time=gap.end_time,
-                    missed_s=gap.missed_s,
-                    reason=gap.reason[:500],
-                    reconnects=gap.reconnects,
-                    recorded_at=utcnow(),
-                )
+                gaps_table.insert().values(source=gap.source, start_time=gap.start_time, end_time=gap.end_time,
+                                           missed_s=gap.missed_s, reason=gap.reason[:500], reconnects=gap.reconnects,
+                                           recorded_at=utcnow())
             )
             return int(res.inserted_primary_key[0])
 
@@ -265,15 +259,8 @@ class EventStore:
             raise EventNotFoundError(f"no event with id {event_id}")
         return EventRecord(**row._asdict())
 
-    def list(
-        self,
-        *,
-        source: str | None = None,
-        acknowledged: bool | None = None,
-        status: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[EventRecord]:
+    def list(self, *, source: str | None = None, acknowledged: bool | None = None, status: str | None = None,
+             limit: int = 100, offset: int = 0) -> list[EventRecord]:
         q = events_table.select().order_by(events_table.c.started_at.desc(), events_table.c.id.desc())
         if source is not None:
             q = q.where(events_table.c.source == source)

@@ -110,20 +110,10 @@ class SourceWatcher:
         >>> w.run()  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        model: AnomalyModel | str,
-        source: str,
-        *,
-        sinks: Sequence[EventSink] = (),
-        realtime: bool = True,
-        encode_lock: threading.Lock | None = None,
-        live: LiveSource | PushSource | None = None,
-        interval_ms: int | None = None,
-        threshold: float | None = None,
-        camera: str | None = None,
-    ):
+    def __init__(self, pipeline: Pipeline, model: AnomalyModel | str, source: str, *, sinks: Sequence[EventSink] = (),
+                 realtime: bool = True, encode_lock: threading.Lock | None = None,
+                 live: LiveSource | PushSource | None = None, interval_ms: int | None = None,
+                 threshold: float | None = None, camera: str | None = None):
         self.pipeline = pipeline
         s = self.settings = pipeline.settings
         self.model = pipeline.load(model)
@@ -141,14 +131,9 @@ class SourceWatcher:
         self.realtime = realtime
         if isinstance(live, PushSource):
             live.with_previous = self.scorer.needs_previous  # motion models want the frame before each sample
-        self.live = live or LiveSource.from_settings(
-            self.source,
-            s.sampling,
-            interval_ms=self.interval_ms,
-            realtime=realtime,
-            with_previous=self.scorer.needs_previous,
-            on_drop=self._on_drop,
-        )
+        self.live = live or LiveSource.from_settings(self.source, s.sampling, interval_ms=self.interval_ms,
+                                                     realtime=realtime, with_previous=self.scorer.needs_previous,
+                                                     on_drop=self._on_drop)
         self.threshold = self.model.threshold if threshold is None else float(threshold)
         self.builder = EventBuilder.from_settings(s.events, threshold=self.threshold,
                                                   model_window=self.model.smoothing_window,
@@ -436,17 +421,9 @@ class Monitor:
         ...     mon.wait(60)
     """
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        *,
-        store: EventStore | None = None,
-        alerts: AlertDispatcher | None = None,
-        listener: Listener | None = None,
-        bridge: EventSink | None = None,
-        sinks: Sequence[EventSink] = (),
-        retention: bool = True,
-    ):
+    def __init__(self, pipeline: Pipeline, *, store: EventStore | None = None, alerts: AlertDispatcher | None = None,
+                 listener: Listener | None = None, bridge: EventSink | None = None, sinks: Sequence[EventSink] = (),
+                 retention: bool = True):
         self.pipeline = pipeline
         self.store, self.alerts, self.bridge = store, alerts, bridge
         # the store first: the others get its record (id, snapshot, clip)

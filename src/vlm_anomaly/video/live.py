@@ -88,23 +88,11 @@ class LiveSource:
         ...     print(item)
     """
 
-    def __init__(
-        self,
-        source: str | int,
-        *,
-        interval_ms: int = 500,
-        realtime: bool = True,
-        stall_timeout_s: float = 5.0,
-        backoff_initial_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        max_reconnects: int | None = None,
-        max_side: int = 0,
-        folder_fps: float = DEFAULT_FOLDER_FPS,
-        queue_size: int = 4,
-        reader_factory: Callable[[], Reader] | None = None,
-        with_previous: bool = False,
-        on_drop: Callable[[float, str], None] | None = None,
-    ):
+    def __init__(self, source: str | int, *, interval_ms: int = 500, realtime: bool = True,
+                 stall_timeout_s: float = 5.0, backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
+                 max_reconnects: int | None = None, max_side: int = 0, folder_fps: float = DEFAULT_FOLDER_FPS,
+                 queue_size: int = 4, reader_factory: Callable[[], Reader] | None = None, with_previous: bool = False,
+                 on_drop: Callable[[float, str], None] | None = None):
         self.source = str(source)
         # called (in the consuming thread) the moment a connection is lost, with the source time of the
         # last frame and the reason, so that a consumer can say "offline" before any reconnection
@@ -122,12 +110,8 @@ class LiveSource:
         self.max_reconnects = max_reconnects
         self.queue_size = queue_size
         self._factory = reader_factory or (
-            lambda: open_reader(
-                self.source,
-                max_side=max_side,
-                folder_fps=folder_fps,
-                read_timeout_s=max(stall_timeout_s * 2, 2.0),
-            )
+            lambda: open_reader(self.source, max_side=max_side, folder_fps=folder_fps,
+                                read_timeout_s=max(stall_timeout_s * 2, 2.0))
         )
         self._stop = threading.Event()
         self.gaps: list[Gap] = []
@@ -140,15 +124,9 @@ class LiveSource:
                       **kwargs) -> LiveSource:
         """A source read as the ``sampling`` section (``settings.sampling``) says: its interval
         (unless ``interval_ms`` is given, e.g. the model's own), frame size and stall/reconnect timings."""
-        return cls(
-            source,
-            interval_ms=sampling.interval_ms if interval_ms is None else interval_ms,
-            stall_timeout_s=sampling.stream_stall_timeout_s,
-            backoff_initial_s=sampling.stream_backoff_initial_s,
-            backoff_max_s=sampling.stream_backoff_max_s,
-            max_side=sampling.max_side,
-            **kwargs,
-        )
+        return cls(source, interval_ms=sampling.interval_ms if interval_ms is None else interval_ms,
+                   stall_timeout_s=sampling.stream_stall_timeout_s, backoff_initial_s=sampling.stream_backoff_initial_s,
+                   backoff_max_s=sampling.stream_backoff_max_s, max_side=sampling.max_side, **kwargs)
 
     def stop(self) -> None:
         """Ask the iteration to end (from any thread); it returns within ~0.1 s."""
@@ -163,15 +141,8 @@ class LiveSource:
         return min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(0, attempt - 1))
 
     # -- reader thread ---------------------------------------------------------------------
-    def _pump(
-        self,
-        reader: Reader,
-        q: queue.Queue,
-        halt: threading.Event,
-        grid: SampleGrid,
-        t0: float,
-        counter: list[int],
-    ) -> None:
+    def _pump(self, reader: Reader, q: queue.Queue, halt: threading.Event, grid: SampleGrid, t0: float,
+              counter: list[int]) -> None:
         wall0: float | None = None
         media0 = 0.0
         try:

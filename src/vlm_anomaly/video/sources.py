@@ -304,13 +304,8 @@ class FolderReader(Reader):
             yield i / self.fps, convert
 
 
-def open_reader(
-    source: str,
-    *,
-    max_side: int = 0,
-    folder_fps: float = DEFAULT_FOLDER_FPS,
-    read_timeout_s: float = 10.0,
-) -> Reader:
+def open_reader(source: str, *, max_side: int = 0, folder_fps: float = DEFAULT_FOLDER_FPS,
+                read_timeout_s: float = 10.0) -> Reader:
     """The right reader for a source string: webcam index, URL, file or folder."""
     kind = source_kind(source)
     if kind == "webcam":
