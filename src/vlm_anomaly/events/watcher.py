@@ -29,7 +29,7 @@ from ..incidents import EventBuilder, HysteresisConfig, Phase
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..redact import redact_text, redact_url
-from ..video import Frame
+from ..video import Frame, batched
 from ..video.live import Gap, LiveSource, PushSource
 from .alerts import AlertDispatcher
 from .feed import LiveFeed, Reading
@@ -226,20 +226,9 @@ class SourceWatcher:
     def _batches(self) -> Iterator[list[Frame] | Gap]:
         """Frames one by one in real time (low latency), in batches when running fast."""
         size = 1 if self.realtime else self.settings.batch_size
-        batch: list[Frame] = []
-        for item in self.live:
-            if isinstance(item, Gap):
-                if batch:
-                    yield batch
-                    batch = []
-                yield item
-                continue
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        # a gap ends the batch before it (each run is read once, by one branch)
+        for is_gap, run in itertools.groupby(self.live, key=lambda item: isinstance(item, Gap)):
+            yield from run if is_gap else batched(run, size)  # noqa: B031
 
     # -- scoring -----------------------------------------------------------------------------
     def _on_frames(self, frames: list[Frame]) -> None:
