@@ -72,7 +72,19 @@ class _Failed:
     error: BaseException
 
 
-class LiveSource:
+class _Stoppable:
+    _stop: threading.Event
+
+    def stop(self) -> None:
+        """Ask the iteration to end (from any thread); it returns within ~0.1 s."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+
+class LiveSource(_Stoppable):
     """Iterate sampled :class:`Frame` objects (and :class:`Gap` reports) from a live source.
 
     Args:
@@ -127,14 +139,6 @@ class LiveSource:
         return cls(source, interval_ms=sampling.interval_ms if interval_ms is None else interval_ms,
                    stall_timeout_s=sampling.stream_stall_timeout_s, backoff_initial_s=sampling.stream_backoff_initial_s,
                    backoff_max_s=sampling.stream_backoff_max_s, max_side=sampling.max_side, **kwargs)
-
-    def stop(self) -> None:
-        """Ask the iteration to end (from any thread); it returns within ~0.1 s."""
-        self._stop.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before reconnection number ``attempt`` (1, 2, ...)."""
@@ -286,7 +290,7 @@ class LiveSource:
         return self.max_reconnects is not None and attempt > self.max_reconnects
 
 
-class PushSource:
+class PushSource(_Stoppable):
     """A live source fed by a callback (e.g. a browser camera over WebRTC) instead of a reader thread.
 
     :meth:`push` is called with every frame the camera delivers; one frame per ``interval_ms`` is kept
@@ -343,13 +347,6 @@ class PushSource:
                 pass
             self._q.put_nowait(frame)
         return True
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
 
     @property
     def online(self) -> bool:
