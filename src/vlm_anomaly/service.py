@@ -102,11 +102,7 @@ def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool,
     from .events.homeassistant import HomeAssistantBridge
 
     store = EventStore.from_settings(settings)
-    bridge = HomeAssistantBridge.for_cameras(settings.alerts, [c for g in groups for c in g], store=store)
-    if bridge is not None:  # Home Assistant's "last anomaly was normal" button, handled here
-        from .events.normal_button import NormalButton
-
-        NormalButton(bridge, store, settings)
+    bridge = HomeAssistantBridge.for_cameras(settings, [c for g in groups for c in g], store=store)
     try:
         return _run_workers(settings, groups, realtime=realtime, max_seconds=max_seconds, store=store, bridge=bridge,
                             listener=listener)

@@ -46,7 +46,7 @@ from ..config import AlertSettings
 from ..redact import redact_url
 from .alerts import mqtt_client
 from .lease import aware
-from .normal_button import button_spec
+from .normal_button import NormalButton, button_spec
 from .sinks import ListenerSink
 from .store import EventRecord, event_reason
 
@@ -160,17 +160,19 @@ class HomeAssistantBridge(ListenerSink):
                    store=store, timeout_s=alerts.webhook_timeout_s, instance=instance)
 
     @classmethod
-    def for_cameras(cls, alerts: AlertSettings, cameras=(), *, store=None,
-                    instance: str = "") -> HomeAssistantBridge | None:
-        """The bridge if ``mqtt_url`` and ``ha_discovery`` are set (else None), ``cameras`` announced and
-        the cameras this node announced before but no longer has cleared."""
-        if not (alerts.mqtt_url and alerts.ha_discovery):
+    def for_cameras(cls, settings, cameras=(), *, store, instance: str = "",
+                    pipeline=None) -> HomeAssistantBridge | None:
+        """The bridge if ``mqtt_url`` and ``ha_discovery`` are set (else None): ``cameras`` announced, the
+        cameras this node announced before but no longer has cleared, and the "last anomaly was normal"
+        button handled here (by ``pipeline``, else one of ``settings``)."""
+        if not (settings.mqtt_url and settings.ha_discovery):
             return None
-        bridge = cls.from_settings(alerts, store=store, instance=instance)
+        bridge = cls.from_settings(settings.alerts, store=store, instance=instance)
         for cam in cameras:
             bridge.add_camera(cam.name, cam.source)
         if cameras:
             bridge.clear_stale()
+        NormalButton(bridge, store, settings, pipeline=pipeline)
         return bridge
 
     # -- topics and payloads ---------------------------------------------------------------

@@ -450,17 +450,16 @@ class Monitor:
         ``instance`` names the Home Assistant node of a second process announcing cameras (the API's).
         """
         from .homeassistant import HomeAssistantBridge
-        from .normal_button import NormalButton
 
+        pipeline = pipeline or Pipeline(settings)
         store = EventStore.from_settings(settings)
         alerts = AlertDispatcher.from_settings(settings.alerts, cameras=cameras if settings.frigate_events else ())
-        bridge = (HomeAssistantBridge.for_cameras(settings.alerts, cameras, store=store, instance=instance)
+        bridge = (HomeAssistantBridge.for_cameras(settings, cameras, store=store, instance=instance, pipeline=pipeline)
                   if home_assistant else None)
-        mon = cls(pipeline or Pipeline(settings), store=store, alerts=alerts, listener=listener, bridge=bridge,
-                  sinks=sinks, retention=retention)
+        mon = cls(pipeline, store=store, alerts=alerts, listener=listener, bridge=bridge, sinks=sinks,
+                  retention=retention)
         if bridge is not None:
             bridge.attach(mon)  # scores and stream availability, polled from the status rows
-            NormalButton(bridge, store, settings, pipeline=mon.pipeline)  # "last anomaly was normal", handled here
         return mon
 
     def _report_recovered(self, rec: EventRecord) -> None:
