@@ -352,9 +352,8 @@ class Supervisor:
         return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
-def service_children(
-    config_file: str | Path | None, settings, *, watch: bool = True, ui: bool = True, api: bool = True
-) -> list[Child]:
+def service_children(config_file: str | Path | None, settings, *, watch: bool = True, ui: bool = True,
+                     api: bool = True) -> list[Child]:
     """The service's processes, each one ``vlm-anomaly --config FILE <command>`` reading the same file."""
     base = [sys.executable, "-m", "vlm_anomaly.cli"] + (["--config", str(config_file)] if config_file else [])
     children = []

@@ -30,9 +30,8 @@ from .store import EventRecord, event_reason
 log = logging.getLogger(__name__)
 
 
-def event_payload(
-    kind: str, record: EventRecord, before: EventRecord | None = None, camera: str | None = None
-) -> dict[str, Any]:
+def event_payload(kind: str, record: EventRecord, before: EventRecord | None = None,
+                  camera: str | None = None) -> dict[str, Any]:
     """Frigate-like message: ``{"type": "new"|"update"|"end", "before": {...}, "after": {...}}``."""
 
     def view(r: EventRecord) -> dict[str, Any]:

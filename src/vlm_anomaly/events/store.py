@@ -173,9 +173,7 @@ class EventStore:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             _create_tables(self.engine)
         except (sa.exc.SQLAlchemyError, ImportError) as exc:
-            raise VlmAnomalyError(
-                f"cannot open events database {redact_url(url)}: {redact_text(exc)}"
-            ) from None
+            raise VlmAnomalyError(f"cannot open events database {redact_url(url)}: {redact_text(exc)}") from None
         self._lock = threading.Lock()  # SQLite allows one writer; serialise this process' writers
         # this store's claim on the events it opens (lock file + heartbeat), taken on the first one
         self.lease = OwnerLease(self.media_root, self.heartbeat)
