@@ -17,6 +17,7 @@ import av
 import cv2
 import numpy as np
 
+from ..config import STREAM_SCHEMES
 from ..errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
 from ..redact import redact_url
 from ..threads import decoder_threads
@@ -93,7 +94,8 @@ def list_frame_files(folder: Path) -> list[Path]:
 
 
 def is_stream_url(source: str) -> bool:
-    return bool(re.match(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", str(source), re.I))
+    scheme, sep, _ = str(source).partition("://")
+    return bool(sep) and scheme.lower() in STREAM_SCHEMES
 
 
 def source_kind(source: str | Path) -> str:
