@@ -72,6 +72,15 @@ class _Failed:
     error: BaseException
 
 
+def _drop_oldest(q: queue.Queue) -> int:
+    """Make room in a full queue by dropping its oldest item; 1 if one was dropped."""
+    try:
+        q.get_nowait()
+    except queue.Empty:
+        return 0
+    return 1
+
+
 class _Stoppable:
     _stop: threading.Event
 
@@ -197,11 +206,7 @@ class LiveSource(_Stoppable):
                 return
             except queue.Full:
                 if drop:  # live: keep the newest frames, count what is lost
-                    try:
-                        q.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
+                    self.dropped += _drop_oldest(q)
 
     # -- consumer ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Frame | Gap]:
@@ -340,11 +345,7 @@ class PushSource(_Stoppable):
         try:
             self._q.put_nowait(frame)
         except queue.Full:  # keep the newest, count the loss
-            try:
-                self._q.get_nowait()
-                self.dropped += 1
-            except queue.Empty:
-                pass
+            self.dropped += _drop_oldest(self._q)
             self._q.put_nowait(frame)
         return True
 
