@@ -33,13 +33,8 @@ class Camera:
     main_source: str | None = None  # the camera's main stream when ``source`` is its sub-stream (not opened)
 
 
-def resolve_cameras(
-    settings,
-    *,
-    model: str | None = None,
-    sources: list[str] | None = None,
-    frigate_url: str | None = None,
-) -> tuple[list[Camera], dict[str, str]]:
+def resolve_cameras(settings, *, model: str | None = None, sources: list[str] | None = None,
+                    frigate_url: str | None = None) -> tuple[list[Camera], dict[str, str]]:
     """The cameras to watch and the skipped Frigate cameras (name -> why).
 
     ``sources`` (bare, named by their URL) and ``frigate_url`` come from the command line; with

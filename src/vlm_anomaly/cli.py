@@ -66,6 +66,13 @@ def _settings(**overrides) -> Settings:
     return load_settings(_state["config"], overrides=overrides)
 
 
+def _model_store(models_dir: Path | None):
+    """The model store of the settings (``--models-dir`` wins)."""
+    from .store import ModelStore
+
+    return ModelStore(_settings(models_dir=models_dir).models_path)
+
+
 def _pipeline(**overrides):
     from .pipeline import Pipeline
 
@@ -150,8 +157,7 @@ def score(
     if json_out:
         result.write_json(json_out)
     s = result.summary()
-    out.print(f"[bold]{Path(source).name}[/] with model [bold]{name}[/]: {s['frames']} frames, "
-              f"{s['anomalies']} anomalous ({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}")
+    out.print(f"[bold]{Path(source).name}[/] with model [bold]{name}[/]: {_summary_text(s)}")
     if labels is not None:
         from .detection_metrics import parse_frame_labels
 
@@ -171,6 +177,12 @@ def score(
         out.print(t)
     if result.explanations:  # the detector explains: say why
         _print_explanations(result, top)
+
+
+def _summary_text(s: dict) -> str:
+    """A scored video's summary in one line: frames, anomalous share, lowest score."""
+    return (f"{s['frames']} frames, {s['anomalies']} anomalous ({100 * s['anomaly_rate']:.1f}%), "
+            f"lowest score {s['lowest_score']}")
 
 
 @app.command()
@@ -205,9 +217,7 @@ def describe(
 @models_app.command("list")
 def models_list(models_dir: ModelsDirOpt = None, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List saved models."""
-    from .store import ModelStore
-
-    store = ModelStore(_settings(models_dir=models_dir).models_path)
+    store = _model_store(models_dir)
     rows = store.list()
     if json_out:
         out.print_json(json.dumps([r.__dict__ for r in rows]))
@@ -226,18 +236,14 @@ def models_list(models_dir: ModelsDirOpt = None, json_out: Annotated[bool, typer
 @models_app.command("show")
 def models_show(name: str, models_dir: ModelsDirOpt = None) -> None:
     """Show a model's metadata as JSON."""
-    from .store import ModelStore
-
-    out.print_json(json.dumps(ModelStore(_settings(models_dir=models_dir).models_path).show(name)))
+    out.print_json(json.dumps(_model_store(models_dir).show(name)))
 
 
 @models_app.command("delete")
 def models_delete(name: str, models_dir: ModelsDirOpt = None,
                   yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False) -> None:
     """Delete a saved model."""
-    from .store import ModelStore
-
-    store = ModelStore(_settings(models_dir=models_dir).models_path)
+    store = _model_store(models_dir)
     store.path_for(name)
     if not yes and sys.stdin.isatty() and not typer.confirm(f"delete model {name}?"):
         raise typer.Exit(1)
@@ -248,9 +254,7 @@ def models_delete(name: str, models_dir: ModelsDirOpt = None,
 @models_app.command("rename")
 def models_rename(old: str, new: str, models_dir: ModelsDirOpt = None) -> None:
     """Rename a saved model."""
-    from .store import ModelStore
-
-    ModelStore(_settings(models_dir=models_dir).models_path).rename(old, new)
+    _model_store(models_dir).rename(old, new)
     out.print(f"renamed model {old} -> {new}")
 
 
@@ -307,9 +311,8 @@ def normal_list(model: Annotated[str, typer.Argument(help="model name")], models
                 json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """What a model learnt as normal since training."""
     from .normal import normal_additions
-    from .store import ModelStore
 
-    rows = normal_additions(ModelStore(_settings(models_dir=models_dir).models_path), model)
+    rows = normal_additions(_model_store(models_dir), model)
     if json_out:
         out.print_json(json.dumps([a.as_dict() for a in rows]))
         return
@@ -509,10 +512,8 @@ def _print_notice(n) -> None:
         out.print(f"[bold]EVENT END[/] #{r.id} {n.source} {r.start_time:.2f}-{r.end_time:.2f}s{why} "
                   f"worst {r.worst_score:.3f} at {r.worst_time:.2f}s mean {r.mean_score:.3f}{extra}"
                   f" snapshot {r.snapshot or '-'} clip {r.clip or '-'}", highlight=False, soft_wrap=True)
-    elif n.kind == "gap":
-        out.print(f"[yellow]GAP[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
-    elif n.kind == "offline":
-        out.print(f"[yellow]OFFLINE[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
+    elif n.kind in ("gap", "offline"):
+        out.print(f"[yellow]{n.kind.upper()}[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
     else:
         err.print(f"error: {n.source}: {n.message}", highlight=False, markup=False)
 
@@ -668,10 +669,7 @@ def score_batch(
 
     names = output_names(sources) if out_dir else [None] * len(sources)
     for src, r, name in zip(sources, results, names, strict=True):
-        s = r.summary()
-        out.print(f"{redact_url(src)}: {s['frames']} frames, {s['anomalies']} anomalous "
-                  f"({100 * s['anomaly_rate']:.1f}%), lowest score {s['lowest_score']}",
-                  highlight=False, soft_wrap=True)
+        out.print(f"{redact_url(src)}: {_summary_text(r.summary())}", highlight=False, soft_wrap=True)
         if out_dir:
             r.write_csv(out_dir / f"{name}.csv")
             r.write_json(out_dir / f"{name}.json")

@@ -458,12 +458,8 @@ def flatten_sections(data: dict[str, Any], where: str = "settings") -> dict[str,
     return out
 
 
-def load_settings(
-    config_file: str | Path | None = None,
-    *,
-    saved: dict[str, Any] | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> Settings:
+def load_settings(config_file: str | Path | None = None, *, saved: dict[str, Any] | None = None,
+                  overrides: dict[str, Any] | None = None) -> Settings:
     """Merge defaults, a YAML file, the environment, ``saved`` and explicit overrides (``None`` values ignored).
 
     ``saved`` holds parameters a user chose and saved in the application (the training set's

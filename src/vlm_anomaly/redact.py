@@ -29,9 +29,7 @@ from urllib.parse import parse_qsl, quote, unquote
 MASK = "***"
 
 # query parameters whose values are credentials (cameras often take ?user=..&password=..)
-_SECRET_KEY = re.compile(
-    r"pass|pwd|secret|token|key|auth|sig|credential|session|user|login", re.I
-)
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|sig|credential|session|user|login", re.I)
 # secret keys whose values are remembered and masked wherever they appear (not user names)
 _REMEMBERED_KEY = re.compile(r"pass|pwd|secret|token|key|auth|sig|credential|session", re.I)
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")

@@ -27,14 +27,8 @@ log = logging.getLogger(__name__)
 
 
 # -- watching cameras ------------------------------------------------------------------------------
-def watch_cameras(
-    settings,
-    cameras: list[Camera],
-    *,
-    realtime: bool = True,
-    max_seconds: float | None = None,
-    listener: Callable | None = None,
-) -> tuple[list[dict], bool]:
+def watch_cameras(settings, cameras: list[Camera], *, realtime: bool = True, max_seconds: float | None = None,
+                  listener: Callable | None = None) -> tuple[list[dict], bool]:
     """Watch the cameras until they end, ``max_seconds`` pass, or SIGINT/SIGTERM.
 
     Events go to the store and the alert sinks (topics named by camera); with ``mqtt_url`` and
@@ -108,11 +102,7 @@ def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool,
     from .events.homeassistant import HomeAssistantBridge
 
     store = EventStore.from_settings(settings)
-    bridge = HomeAssistantBridge.for_cameras(settings.alerts, [c for g in groups for c in g], store=store)
-    if bridge is not None:  # Home Assistant's "last anomaly was normal" button, handled here
-        from .events.normal_button import NormalButton
-
-        NormalButton(bridge, store, settings)
+    bridge = HomeAssistantBridge.for_cameras(settings, [c for g in groups for c in g], store=store)
     try:
         return _run_workers(settings, groups, realtime=realtime, max_seconds=max_seconds, store=store, bridge=bridge,
                             listener=listener)
@@ -279,19 +269,13 @@ class Supervisor:
         >>> sys.exit(sup.run())  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        children: list[Child],
-        *,
-        grace_s: float = 15.0,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 60.0,
-        stable_s: float = 60.0,
-        on_event: Callable[[str], None] | None = None,
-    ):
+    #: restarts wait 1 s, doubling up to 60 s; a child that ran this long starts the back-off afresh
+    backoff_initial_s, backoff_max_s, stable_s = 1.0, 60.0, 60.0
+
+    def __init__(self, children: list[Child], *, grace_s: float = 15.0,
+                 on_event: Callable[[str], None] | None = None):
         self.children = children
         self.grace_s = grace_s
-        self.backoff_initial_s, self.backoff_max_s, self.stable_s = backoff_initial_s, backoff_max_s, stable_s
         self.on_event = on_event or (lambda msg: log.warning("%s", msg))
         self._stop = threading.Event()
 
@@ -368,9 +352,8 @@ class Supervisor:
         return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
-def service_children(
-    config_file: str | Path | None, settings, *, watch: bool = True, ui: bool = True, api: bool = True
-) -> list[Child]:
+def service_children(config_file: str | Path | None, settings, *, watch: bool = True, ui: bool = True,
+                     api: bool = True) -> list[Child]:
     """The service's processes, each one ``vlm-anomaly --config FILE <command>`` reading the same file."""
     base = [sys.executable, "-m", "vlm_anomaly.cli"] + (["--config", str(config_file)] if config_file else [])
     children = []

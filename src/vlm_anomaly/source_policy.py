@@ -63,12 +63,8 @@ class SourcePolicy:
     @classmethod
     def from_settings(cls, api: ApiSettings) -> SourcePolicy:
         """The allow-lists of the ``api`` section (``settings.api``)."""
-        return cls(
-            media_dirs=tuple(api.allowed_media_dirs),
-            url_schemes=tuple(api.allowed_url_schemes),
-            url_hosts=tuple(api.allowed_url_hosts),
-            cameras=tuple(api.allowed_cameras),
-        )
+        return cls(media_dirs=tuple(api.allowed_media_dirs), url_schemes=tuple(api.allowed_url_schemes),
+                   url_hosts=tuple(api.allowed_url_hosts), cameras=tuple(api.allowed_cameras))
 
     def check(self, source: str) -> str:
         """The source to open if allowed (a path comes back resolved); raises otherwise."""

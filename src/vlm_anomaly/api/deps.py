@@ -51,9 +51,7 @@ def services(request: Request) -> Services:
 _bearer = HTTPBearer(auto_error=False, description="a token from the api_tokens setting")
 
 
-def caller(
-    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> str:
+def caller(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """Accept only ``Authorization: Bearer <one of api_tokens>``, compared in constant time.
 
     Returns a short fingerprint of the token (who acknowledged an event), never the token."""

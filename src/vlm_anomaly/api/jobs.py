@@ -87,13 +87,8 @@ class JobManager:
             shutil.rmtree(d, ignore_errors=True)
             raise
 
-    def submit(
-        self,
-        jid: str,
-        kind: str,
-        fn: Callable[[Callable[[int, int, str], None]], Any],
-        params: dict | None = None,
-    ) -> Job:
+    def submit(self, jid: str, kind: str, fn: Callable[[Callable[[int, int, str], None]], Any],
+               params: dict | None = None) -> Job:
         job = Job(id=jid, kind=kind, params=params or {})
         with self._lock:
             self._jobs[jid] = job

@@ -75,20 +75,11 @@ class BodySizeLimit:
         self.max_bytes = max_bytes if callable(max_bytes) else (lambda scope: max_bytes)
 
     async def _reject(self, send, limit: int) -> None:
-        body = json.dumps(
-            {"error": f"request body larger than the upload limit of {limit / 2**20:g} MB for this request"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
+        error = f"request body larger than the upload limit of {limit / 2**20:g} MB for this request"
+        body = json.dumps({"error": error}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):

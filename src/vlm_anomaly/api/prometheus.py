@@ -11,41 +11,22 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.frames = Counter(
-            "vlm_anomaly_frames_scored", "Frames scored by watchers", ["source"], registry=r
-        )
-        self.dropped = Counter(
-            "vlm_anomaly_frames_dropped",
-            "Sampled frames dropped because the encoder was slower than real time",
-            ["source"],
-            registry=r,
-        )
-        self.alerts = Counter(
-            "vlm_anomaly_alerts",
-            "Alert deliveries (webhook, MQTT): sent, or failed after retries",
-            ["result"],
-            registry=r,
-        )
-        self.events = Counter(
-            "vlm_anomaly_events", "Anomaly events", ["source", "phase"], registry=r
-        )
-        self.gaps = Counter(
-            "vlm_anomaly_stream_gaps", "Stream stalls/drops reconnected", ["source"], registry=r
-        )
-        self.missed = Counter(
-            "vlm_anomaly_stream_missed_seconds",
-            "Seconds missed in stream gaps",
-            ["source"],
-            registry=r,
-        )
+
+        def per_source(name: str, doc: str) -> Counter:
+            return Counter(f"vlm_anomaly_{name}", doc, ["source"], registry=r)
+
+        self.frames = per_source("frames_scored", "Frames scored by watchers")
+        self.dropped = per_source("frames_dropped",
+                                  "Sampled frames dropped because the encoder was slower than real time")
+        self.gaps = per_source("stream_gaps", "Stream stalls/drops reconnected")
+        self.missed = per_source("stream_missed_seconds", "Seconds missed in stream gaps")
+        self.alerts = Counter("vlm_anomaly_alerts", "Alert deliveries (webhook, MQTT): sent, or failed after retries",
+                              ["result"], registry=r)
+        self.events = Counter("vlm_anomaly_events", "Anomaly events", ["source", "phase"], registry=r)
         self.jobs = Counter("vlm_anomaly_jobs", "Jobs finished", ["kind", "status"], registry=r)
         self.watched = Gauge("vlm_anomaly_watched_sources", "Sources being watched", registry=r)
-        self.latency = Histogram(
-            "vlm_anomaly_http_request_seconds",
-            "HTTP request latency",
-            ["method", "route"],
-            registry=r,
-        )
+        self.latency = Histogram("vlm_anomaly_http_request_seconds", "HTTP request latency", ["method", "route"],
+                                 registry=r)
 
         self._seen: dict[tuple, float] = {}  # last value synced of each watcher/alert counter
         self._sync_lock = threading.Lock()

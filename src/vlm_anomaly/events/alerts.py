@@ -25,14 +25,13 @@ import httpx
 from ..cameras import camera_id
 from ..config import AlertSettings
 from ..redact import redact_text, redact_url
-from .store import EventRecord
+from .store import EventRecord, event_reason
 
 log = logging.getLogger(__name__)
 
 
-def event_payload(
-    kind: str, record: EventRecord, before: EventRecord | None = None, camera: str | None = None
-) -> dict[str, Any]:
+def event_payload(kind: str, record: EventRecord, before: EventRecord | None = None,
+                  camera: str | None = None) -> dict[str, Any]:
     """Frigate-like message: ``{"type": "new"|"update"|"end", "before": {...}, "after": {...}}``."""
 
     def view(r: EventRecord) -> dict[str, Any]:
@@ -70,9 +69,7 @@ def event_payload(
 class WebhookSink:
     """POST the payload as JSON to a URL; retry 5xx/connection errors with exponential back-off."""
 
-    def __init__(
-        self, url: str, *, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 0.5
-    ):
+    def __init__(self, url: str, *, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 0.5):
         self.url, self.retries, self.backoff_s = url, retries, backoff_s
         self.shown = redact_url(url)  # what logs say: a token in the URL stays out of them
         self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
@@ -84,9 +81,7 @@ class WebhookSink:
                 r = self.client.post(self.url, json=payload)
                 if r.status_code < 500:
                     if r.status_code >= 400:
-                        log.warning(
-                            "webhook %s refused the alert: HTTP %d", self.shown, r.status_code
-                        )
+                        log.warning("webhook %s refused the alert: HTTP %d", self.shown, r.status_code)
                     return r.status_code < 400
                 why = f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
@@ -95,9 +90,7 @@ class WebhookSink:
                 delay = self.backoff_s * 2**attempt
                 log.info("webhook %s failed (%s); retry in %.1f s", self.shown, why, delay)
                 time.sleep(delay)
-        log.warning(
-            "webhook %s: alert lost after %d attempts (%s)", self.shown, self.retries + 1, why
-        )
+        log.warning("webhook %s: alert lost after %d attempts (%s)", self.shown, self.retries + 1, why)
         return False
 
     def close(self) -> None:
@@ -136,9 +129,7 @@ class MqttSink:
 
     def send(self, payload: dict) -> bool:
         after = payload["after"]
-        info = self.client.publish(
-            self.topic(after.get("camera") or after["source"]), json.dumps(payload), qos=1
-        )
+        info = self.client.publish(self.topic(after.get("camera") or after["source"]), json.dumps(payload), qos=1)
         try:
             info.wait_for_publish(self.timeout_s)
         except (RuntimeError, ValueError) as exc:
@@ -149,14 +140,6 @@ class MqttSink:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
-
-
-def event_reason(view: dict[str, Any]) -> str:
-    """What an event is about, in a few words: the fired prompt, else its most frequent description."""
-    if view.get("sub_label"):
-        return str(view["sub_label"])
-    texts = [d.get("text") for d in view.get("descriptions") or [] if isinstance(d, dict) and d.get("text")]
-    return Counter(texts).most_common(1)[0][0] if texts else "unusual activity"
 
 
 def frigate_score(top_score: float | None) -> float:
@@ -194,8 +177,9 @@ class FrigateEventSink:
             if payload["type"] == "new":
                 r = self.client.post(
                     f"{self.base}/api/events/{quote(cam, safe='')}/{quote(self.label, safe='')}/create",
-                    json={"sub_label": event_reason(after)[:100], "score": frigate_score(after.get("top_score")),
-                          "duration": None, "include_recording": True, "draw": {}},
+                    json={"sub_label": event_reason(after.get("sub_label"), after.get("descriptions"))[:100],
+                          "score": frigate_score(after.get("top_score")), "duration": None,
+                          "include_recording": True, "draw": {}},
                 )
                 fid = r.json().get("event_id") if r.status_code < 400 else None
                 if not fid:
@@ -274,9 +258,7 @@ class AlertDispatcher:
                     try:
                         ok = sink.send(payload)
                     except Exception as exc:  # noqa: BLE001 - one bad sink must not stop the others
-                        log.warning(
-                            "alert sink %s failed: %s", type(sink).__name__, redact_text(exc)
-                        )
+                        log.warning("alert sink %s failed: %s", type(sink).__name__, redact_text(exc))
                         ok = False
                     if ok is None:  # not this sink's payload
                         continue

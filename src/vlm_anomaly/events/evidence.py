@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class EventEvidence:
         self.fps = fps
         self.snapshot_every_s = snapshot_every_s
         self.max_frames = max_frames
-        self._pending: list[np.ndarray] = list(pre_roll)[-MAX_PENDING_FRAMES:]
+        self._pending: deque[np.ndarray] = deque(pre_roll, maxlen=MAX_PENDING_FRAMES)  # the latest, when long
         self._worst: np.ndarray | None = None
         self._worst_saved = True
         self._snap_at = 0.0
@@ -70,8 +71,6 @@ class EventEvidence:
         """A frame of the event (or of its pending start): into the clip, or buffered until it opens."""
         if not self.is_open:
             self._pending.append(image)
-            if len(self._pending) > MAX_PENDING_FRAMES:  # keep the latest (a long pending start)
-                del self._pending[0]
             return
         if self._clip is None or self._clip.frames >= self.max_frames:
             return
@@ -92,7 +91,7 @@ class EventEvidence:
         if self._worst is None and self._pending:
             self._worst = self._pending[-1]
         self._save_snapshot()
-        frames, self._pending = self._pending, []
+        frames, self._pending = self._pending, deque(maxlen=MAX_PENDING_FRAMES)
         if frames:
             try:
                 self._clip = ClipWriter(self.media_root / f"{base}.mp4", self.fps)

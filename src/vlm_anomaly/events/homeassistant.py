@@ -31,7 +31,6 @@ its user, password and secret-looking query values; no payload carries the sourc
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import json
 import logging
@@ -46,9 +45,10 @@ from ..cameras import camera_id
 from ..config import AlertSettings
 from ..redact import redact_url
 from .alerts import mqtt_client
-from .normal_button import button_spec
+from .lease import aware
+from .normal_button import NormalButton, button_spec
 from .sinks import ListenerSink
-from .store import EventRecord
+from .store import EventRecord, event_reason
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,9 @@ STATES = ("anomaly", "score", "event", "snapshot", "availability", "normal")
 ONLINE, OFFLINE = "online", "offline"
 def event_description(rec: EventRecord) -> str:
     """One line for the last-event sensor (Home Assistant states hold at most 255 characters)."""
-    texts = [d.get("text") for d in rec.descriptions if d.get("text")]
-    if rec.prompt:
-        what = f"{rec.prompt} ({rec.prompt_score:.2f})" if rec.prompt_score is not None else rec.prompt
-    elif texts:
-        what = collections.Counter(texts).most_common(1)[0][0]
-    else:
-        what = "unusual activity"
+    what = event_reason(rec.prompt, rec.descriptions)
+    if rec.prompt and rec.prompt_score is not None:
+        what += f" ({rec.prompt_score:.2f})"
     span = f"{rec.start_time:.1f}-{rec.end_time:.1f} s" if rec.end_time is not None else f"from {rec.start_time:.1f} s"
     why = f" ({rec.end_reason})" if rec.end_reason and rec.end_reason != "recovered" else ""
     return f"{what} - event #{rec.id}, {span}{why}, worst score {rec.worst_score:.3f}"[:255]
@@ -85,10 +81,8 @@ def event_type(kind: str, rec: EventRecord) -> str:
 
 
 def _iso(t: _dt.datetime | None) -> str | None:
-    """ISO 8601 with the offset (the store keeps UTC, SQLite drops the zone)."""
-    if t is None:
-        return None
-    return (t if t.tzinfo else t.replace(tzinfo=_dt.UTC)).isoformat(timespec="seconds")
+    """ISO 8601 with the offset."""
+    return None if t is None else aware(t).isoformat(timespec="seconds")
 
 
 def event_state(camera: str, rec: EventRecord) -> dict[str, Any]:
@@ -133,17 +127,8 @@ class HomeAssistantBridge(ListenerSink):
         >>> bridge.attach(monitor)  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        discovery_prefix: str = "homeassistant",
-        state_prefix: str = "vlm-anomaly",
-        store=None,
-        poll_s: float = 1.0,
-        timeout_s: float = 5.0,
-        instance: str = "",
-    ):
+    def __init__(self, url: str, *, discovery_prefix: str = "homeassistant", state_prefix: str = "vlm-anomaly",
+                 store=None, poll_s: float = 1.0, timeout_s: float = 5.0, instance: str = ""):
         super().__init__(self.on_notice)
         self.discovery_prefix = discovery_prefix.strip("/")
         self.state_prefix = state_prefix.strip("/")
@@ -171,27 +156,23 @@ class HomeAssistantBridge(ListenerSink):
     @classmethod
     def from_settings(cls, alerts: AlertSettings, *, store=None, instance: str = "") -> HomeAssistantBridge:
         """The bridge of the ``alerts`` section (``settings.alerts``): its broker and prefixes."""
-        return cls(
-            alerts.mqtt_url,
-            discovery_prefix=alerts.ha_discovery_prefix,
-            state_prefix=alerts.mqtt_topic_prefix,
-            store=store,
-            timeout_s=alerts.webhook_timeout_s,
-            instance=instance,
-        )
+        return cls(alerts.mqtt_url, discovery_prefix=alerts.ha_discovery_prefix, state_prefix=alerts.mqtt_topic_prefix,
+                   store=store, timeout_s=alerts.webhook_timeout_s, instance=instance)
 
     @classmethod
-    def for_cameras(cls, alerts: AlertSettings, cameras=(), *, store=None,
-                    instance: str = "") -> HomeAssistantBridge | None:
-        """The bridge if ``mqtt_url`` and ``ha_discovery`` are set (else None), ``cameras`` announced and
-        the cameras this node announced before but no longer has cleared."""
-        if not (alerts.mqtt_url and alerts.ha_discovery):
+    def for_cameras(cls, settings, cameras=(), *, store, instance: str = "",
+                    pipeline=None) -> HomeAssistantBridge | None:
+        """The bridge if ``mqtt_url`` and ``ha_discovery`` are set (else None): ``cameras`` announced, the
+        cameras this node announced before but no longer has cleared, and the "last anomaly was normal"
+        button handled here (by ``pipeline``, else one of ``settings``)."""
+        if not (settings.mqtt_url and settings.ha_discovery):
             return None
-        bridge = cls.from_settings(alerts, store=store, instance=instance)
+        bridge = cls.from_settings(settings.alerts, store=store, instance=instance)
         for cam in cameras:
             bridge.add_camera(cam.name, cam.source)
         if cameras:
             bridge.clear_stale()
+        NormalButton(bridge, store, settings, pipeline=pipeline)
         return bridge
 
     # -- topics and payloads ---------------------------------------------------------------

@@ -42,6 +42,11 @@ def utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
+def aware(t: _dt.datetime | None) -> _dt.datetime | None:
+    """``t`` with its time zone: the store keeps UTC, and SQLite drops the zone."""
+    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=_dt.UTC))
+
+
 @dataclass(frozen=True)
 class Owner:
     """What an event row says about its owner (``owner`` column, JSON): the lease id, host and pid
@@ -73,7 +78,45 @@ def lock_path(media_root: str | Path, owner_id: str) -> Path:
     return Path(media_root) / OWNERS_DIR / f"{owner_id}.lock"
 
 
-class OwnerLease:
+class PeriodicJob:
+    """:meth:`run_once` every ``every_s`` seconds in a daemon thread until :meth:`stop` (the heartbeat,
+    retention, recovery); ``run_first``: also once as the thread starts. ``run_once`` logs its own errors."""
+
+    thread_name = "vlm-job"
+    run_first = False
+
+    def __init__(self, every_s: float):
+        self.every_s = max(0.05, float(every_s))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> object:
+        raise NotImplementedError
+
+    def start(self):
+        if not self.running:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        if self.run_first:
+            self.run_once()
+        while not self._stop.wait(self.every_s):
+            self.run_once()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+class OwnerLease(PeriodicJob):
     """This process' claim on the events it opens: a held lock file and a heartbeat thread.
 
     Started on the first :meth:`claim` (a process that only reads events holds nothing);
@@ -85,34 +128,27 @@ class OwnerLease:
         >>> store.create(..., owner=lease.claim())  # doctest: +SKIP
     """
 
+    thread_name = "vlm-event-heartbeat"
+
     def __init__(self, media_root: str | Path, beat: Callable[[str], None], *, every_s: float = HEARTBEAT_S):
+        super().__init__(every_s)
         self.media_root = Path(media_root)
         self.owner = Owner(uuid.uuid4().hex, socket.gethostname(), os.getpid())
         self._beat = beat
-        self.every_s = every_s
         self._fd: int | None = None
         self._path: Path | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._mutex = threading.Lock()
 
     @property
     def key(self) -> str:
         return self.owner.key()
 
-    @property
-    def locked(self) -> bool:
-        """Whether the lock file is held (else only the heartbeat speaks for this owner)."""
-        return self._fd is not None
-
     def claim(self) -> str:
         """The owner key to stamp on a new open event; takes the lock and starts beating once."""
         with self._mutex:
             if self._thread is None:
                 self._take_lock()
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._loop, name="vlm-event-heartbeat", daemon=True)
-                self._thread.start()
+                self.start()
         return self.key
 
     def _take_lock(self) -> None:
@@ -131,20 +167,17 @@ class OwnerLease:
             return
         self._fd, self._path = fd, path
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            try:
-                self._beat(self.key)
-            except Exception as exc:  # noqa: BLE001 - a busy database must not end the heartbeat
-                log.warning("events: heartbeat failed: %s", exc)
+    def run_once(self) -> None:
+        try:
+            self._beat(self.key)
+        except Exception as exc:  # noqa: BLE001 - a busy database must not end the heartbeat
+            log.warning("events: heartbeat failed: %s", exc)
 
     def release(self) -> None:
         """Stop beating and drop the lock (a clean stop: nothing of ours is left to recover)."""
         with self._mutex:
-            self._stop.set()
-            if self._thread is not None:
-                self._thread.join(self.every_s + 5)
-                self._thread = None
+            self.stop(self.every_s + 5)
+            self._thread = None
             if self._fd is not None:
                 with contextlib.suppress(OSError):
                     self._path.unlink()
@@ -185,9 +218,7 @@ def owner_alive(owner: Owner | None, heartbeat_at: _dt.datetime | None, media_ro
             return held
     if heartbeat_at is None:
         return False
-    now = now or utcnow()
-    beat = heartbeat_at if heartbeat_at.tzinfo else heartbeat_at.replace(tzinfo=_dt.UTC)
-    return (now - beat).total_seconds() < stale_after_s
+    return ((now or utcnow()) - aware(heartbeat_at)).total_seconds() < stale_after_s
 
 
 def sweep_dead_locks(media_root: str | Path) -> int:

@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..video.render import AnnotatedVideoWriter
+from ..video.thumbnails import encode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,7 @@ LIVE_MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof+frag
 
 def write_snapshot(path: str | Path, image: np.ndarray, *, quality: int = 90) -> int:
     """Save an RGB frame as JPEG; returns the file size."""
-    ok, buf = cv2.imencode(
-        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
-    if not ok:
-        raise OSError(f"cannot encode snapshot {path}")
-    data = buf.tobytes()
+    data = encode_jpeg(image, quality)
     atomic_write_bytes(path, data)
     return len(data)
 

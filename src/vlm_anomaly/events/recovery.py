@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import threading
 from collections.abc import Callable
 
-from .lease import STALE_AFTER_S, Owner, owner_alive, sweep_dead_locks, utcnow
+from .lease import STALE_AFTER_S, Owner, PeriodicJob, aware, owner_alive, sweep_dead_locks, utcnow
 from .media import finalise_clip
 from .store import EventRecord, EventStore
 
 log = logging.getLogger(__name__)
 
 RESTARTED = "service restarted"
-
-
-def _aware(t: _dt.datetime | None) -> _dt.datetime | None:
-    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=_dt.UTC))
 
 
 def recover_stale_events(store: EventStore, *, stale_after_s: float = STALE_AFTER_S,
@@ -43,11 +38,11 @@ def recover_stale_events(store: EventStore, *, stale_after_s: float = STALE_AFTE
         if rec.owner == store.lease.key:
             continue  # this store's own
         owner = Owner.parse(rec.owner)
-        last_seen = _aware(rec.heartbeat_at) or (None if owner is not None else _aware(rec.started_at))
+        last_seen = aware(rec.heartbeat_at) or (None if owner is not None else aware(rec.started_at))
         if owner_alive(owner, last_seen, store.media_root, now=now, stale_after_s=stale_after_s):
             continue
         end_time = max(rec.start_time, rec.last_time if rec.last_time is not None else rec.start_time)
-        ended_at = _aware(rec.started_at) + _dt.timedelta(seconds=end_time - rec.start_time)
+        ended_at = aware(rec.started_at) + _dt.timedelta(seconds=end_time - rec.start_time)
         if not store.close_if_open(rec.id, rec.owner, end_time=end_time, ended_at=ended_at,
                                    end_reason=RESTARTED, last_time=end_time):
             continue  # another process closed it first
@@ -72,7 +67,7 @@ def _finish_media(store: EventStore, rec: EventRecord) -> dict:
     return {"media_bytes": size}
 
 
-class RecoveryJob:
+class RecoveryJob(PeriodicJob):
     """Recover now, then every ``every_s`` seconds (an owner judged by its heartbeat - one on
     another machine - is dead only once that heartbeat is ``stale_after_s`` old, maybe after this
     start). ``on_closed`` gets each event closed (alerts, notices); its errors are logged.
@@ -82,15 +77,15 @@ class RecoveryJob:
         >>> job.stop()  # doctest: +SKIP
     """
 
+    thread_name = "vlm-recovery"
+
     def __init__(self, store: EventStore, *, on_closed: Callable[[EventRecord], None] | None = None,
                  every_s: float = STALE_AFTER_S / 2, stale_after_s: float = STALE_AFTER_S):
+        super().__init__(every_s)
         self.store = store
         self.on_closed = on_closed
-        self.every_s = max(0.05, float(every_s))
         self.stale_after_s = stale_after_s
         self.closed: list[EventRecord] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> list[EventRecord]:
         try:
@@ -110,17 +105,4 @@ class RecoveryJob:
     def start(self) -> RecoveryJob:
         """Run once now (before anything is watched), then on a timer in a daemon thread."""
         self.run_once()
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="vlm-recovery", daemon=True)
-            self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.run_once()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        return super().start()

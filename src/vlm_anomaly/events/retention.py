@@ -7,15 +7,15 @@ scoring a frame; mature recorders run it on a timer. One job per process that ow
 from __future__ import annotations
 
 import logging
-import threading
 
 from ..config import EventSettings
+from .lease import PeriodicJob
 from .store import EventStore
 
 log = logging.getLogger(__name__)
 
 
-class RetentionJob:
+class RetentionJob(PeriodicJob):
     """Apply the store's retention now and then every ``every_s`` seconds, in a daemon thread.
 
     Example:
@@ -23,16 +23,17 @@ class RetentionJob:
         >>> job.stop()  # doctest: +SKIP
     """
 
+    thread_name = "vlm-retention"
+    run_first = True
+
     def __init__(self, store: EventStore, *, max_age_days: float = 0, max_bytes: int = 0,
                  every_s: float = 300.0):
+        super().__init__(every_s)
         self.store = store
         self.max_age_days = max_age_days
         self.max_bytes = max_bytes
-        self.every_s = max(0.05, float(every_s))
         self.runs = 0
         self.deleted = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, store: EventStore, events: EventSettings) -> RetentionJob:
@@ -57,23 +58,4 @@ class RetentionJob:
         return n
 
     def start(self) -> RetentionJob:
-        if self.enabled and (self._thread is None or not self._thread.is_alive()):
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="vlm-retention", daemon=True)
-            self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while True:
-            self.run_once()
-            if self._stop.wait(self.every_s):
-                return
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return super().start() if self.enabled else self

@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 
 from ..errors import VlmAnomalyError
 from ..redact import redact_text, redact_url, source_slug
-from .lease import OwnerLease
+from .lease import OwnerLease, aware, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,6 @@ class EventNotFoundError(VlmAnomalyError):
     status_code = 404
 
 
-def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
-
-
 @dataclass
 class EventRecord:
     """One stored event (a row), as the CLI, the API and alerts show it."""
@@ -128,8 +125,7 @@ class EventRecord:
         d.pop("owner")  # a lease id, host name and pid: the store's business, not the API's
         d["source"] = redact_url(d["source"])  # rows written before masking existed
         for k in ("started_at", "ended_at", "acknowledged_at", "heartbeat_at"):
-            v = d[k]
-            d[k] = _aware(v).isoformat() if v is not None else None
+            d[k] = aware(d[k]).isoformat() if d[k] is not None else None
         for k in ("start_time", "end_time", "worst_time", "last_time"):
             d[k] = round(d[k], 3) if d[k] is not None else None
         for k in ("worst_score", "mean_score", "prompt_score"):
@@ -137,15 +133,19 @@ class EventRecord:
         return d
 
 
+def event_reason(prompt: str | None, descriptions: list[dict] | None) -> str:
+    """What an event is about, in a few words: the fired prompt, else its most frequent description."""
+    if prompt:
+        return str(prompt)
+    texts = [d.get("text") for d in descriptions or [] if isinstance(d, dict) and d.get("text")]
+    return Counter(texts).most_common(1)[0][0] if texts else "unusual activity"
+
+
 def event_kind(descriptions: list[dict]) -> str:
     """An event's kind from its frames' explanations: "camera" when at least half of them blame the
     camera itself, else "activity" (explanations without a kind are activity)."""
     kinds = [d.get("kind", "activity") for d in descriptions if isinstance(d, dict)]
     return "camera" if kinds and 2 * kinds.count("camera") >= len(kinds) else "activity"
-
-
-def _aware(v: _dt.datetime) -> _dt.datetime:
-    return v if v.tzinfo else v.replace(tzinfo=_dt.UTC)  # SQLite drops the zone
 
 
 class EventStore:
@@ -173,9 +173,7 @@ class EventStore:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             _create_tables(self.engine)
         except (sa.exc.SQLAlchemyError, ImportError) as exc:
-            raise VlmAnomalyError(
-                f"cannot open events database {redact_url(url)}: {redact_text(exc)}"
-            ) from None
+            raise VlmAnomalyError(f"cannot open events database {redact_url(url)}: {redact_text(exc)}") from None
         self._lock = threading.Lock()  # SQLite allows one writer; serialise this process' writers
         # this store's claim on the events it opens (lock file + heartbeat), taken on the first one
         self.lease = OwnerLease(self.media_root, self.heartbeat)
@@ -204,9 +202,7 @@ class EventStore:
         if values.get("end_reason"):
             values["end_reason"] = str(values["end_reason"])[:500]
         with self._lock, self.engine.begin() as conn:
-            res = conn.execute(
-                events_table.update().where(events_table.c.id == event_id).values(**values)
-            )
+            res = conn.execute(events_table.update().where(events_table.c.id == event_id).values(**values))
             if res.rowcount == 0:
                 raise EventNotFoundError(f"no event with id {event_id}")
 
@@ -241,15 +237,9 @@ class EventStore:
     def add_gap(self, gap) -> int:
         with self._lock, self.engine.begin() as conn:
             res = conn.execute(
-                gaps_table.insert().values(
-                    source=gap.source,
-                    start_time=gap.start_time,
-                    end_time=gap.end_time,
-                    missed_s=gap.missed_s,
-                    reason=gap.reason[:500],
-                    reconnects=gap.reconnects,
-                    recorded_at=utcnow(),
-                )
+                gaps_table.insert().values(source=gap.source, start_time=gap.start_time, end_time=gap.end_time,
+                                           missed_s=gap.missed_s, reason=gap.reason[:500], reconnects=gap.reconnects,
+                                           recorded_at=utcnow())
             )
             return int(res.inserted_primary_key[0])
 
@@ -267,18 +257,9 @@ class EventStore:
             raise EventNotFoundError(f"no event with id {event_id}")
         return EventRecord(**row._asdict())
 
-    def list(
-        self,
-        *,
-        source: str | None = None,
-        acknowledged: bool | None = None,
-        status: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[EventRecord]:
-        q = events_table.select().order_by(
-            events_table.c.started_at.desc(), events_table.c.id.desc()
-        )
+    def list(self, *, source: str | None = None, acknowledged: bool | None = None, status: str | None = None,
+             limit: int = 100, offset: int = 0) -> list[EventRecord]:
+        q = events_table.select().order_by(events_table.c.started_at.desc(), events_table.c.id.desc())
         if source is not None:
             q = q.where(events_table.c.source == source)
         if acknowledged is not None:
@@ -315,7 +296,7 @@ class EventStore:
             rows = [r._asdict() for r in conn.execute(q)]
         for g in rows:
             g["source"], g["reason"] = redact_text(g["source"]), redact_text(g["reason"])
-            g["recorded_at"] = _aware(g["recorded_at"]).isoformat()
+            g["recorded_at"] = aware(g["recorded_at"]).isoformat()
         return rows
 
     def media_path(self, relative: str | None) -> Path | None:
@@ -337,9 +318,7 @@ class EventStore:
         with self.engine.connect() as conn:
             if max_age_days > 0:
                 cutoff = utcnow() - _dt.timedelta(days=max_age_days)
-                rows = conn.execute(
-                    events_table.select().where(closed).where(events_table.c.started_at < cutoff)
-                )
+                rows = conn.execute(events_table.select().where(closed).where(events_table.c.started_at < cutoff))
                 doomed += [EventRecord(**r._asdict()) for r in rows]
             if max_bytes > 0:
                 total = conn.execute(
@@ -361,9 +340,7 @@ class EventStore:
                     total -= r.media_bytes
         if doomed:
             with self._lock, self.engine.begin() as conn:
-                conn.execute(
-                    events_table.delete().where(events_table.c.id.in_([e.id for e in doomed]))
-                )
+                conn.execute(events_table.delete().where(events_table.c.id.in_([e.id for e in doomed])))
             for e in doomed:
                 self._remove_media(e)
             log.info("retention: deleted %d event(s)", len(doomed))
@@ -402,9 +379,7 @@ def _add_missing_columns(engine: sa.Engine) -> None:
             kind = col.type.compile(dialect=engine.dialect)
             try:
                 with engine.begin() as conn:
-                    conn.execute(
-                        sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}')
-                    )
+                    conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))
             except sa.exc.SQLAlchemyError:  # another process added it at the same moment
                 if col.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
                     raise

@@ -29,7 +29,7 @@ from ..incidents import EventBuilder, HysteresisConfig, Phase
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..redact import redact_text, redact_url
-from ..video import Frame
+from ..video import Frame, batched
 from ..video.live import Gap, LiveSource, PushSource
 from .alerts import AlertDispatcher
 from .feed import LiveFeed, Reading
@@ -110,20 +110,10 @@ class SourceWatcher:
         >>> w.run()  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        model: AnomalyModel | str,
-        source: str,
-        *,
-        sinks: Sequence[EventSink] = (),
-        realtime: bool = True,
-        encode_lock: threading.Lock | None = None,
-        live: LiveSource | PushSource | None = None,
-        interval_ms: int | None = None,
-        threshold: float | None = None,
-        camera: str | None = None,
-    ):
+    def __init__(self, pipeline: Pipeline, model: AnomalyModel | str, source: str, *, sinks: Sequence[EventSink] = (),
+                 realtime: bool = True, encode_lock: threading.Lock | None = None,
+                 live: LiveSource | PushSource | None = None, interval_ms: int | None = None,
+                 threshold: float | None = None, camera: str | None = None):
         self.pipeline = pipeline
         s = self.settings = pipeline.settings
         self.model = pipeline.load(model)
@@ -141,14 +131,9 @@ class SourceWatcher:
         self.realtime = realtime
         if isinstance(live, PushSource):
             live.with_previous = self.scorer.needs_previous  # motion models want the frame before each sample
-        self.live = live or LiveSource.from_settings(
-            self.source,
-            s.sampling,
-            interval_ms=self.interval_ms,
-            realtime=realtime,
-            with_previous=self.scorer.needs_previous,
-            on_drop=self._on_drop,
-        )
+        self.live = live or LiveSource.from_settings(self.source, s.sampling, interval_ms=self.interval_ms,
+                                                     realtime=realtime, with_previous=self.scorer.needs_previous,
+                                                     on_drop=self._on_drop)
         self.threshold = self.model.threshold if threshold is None else float(threshold)
         self.builder = EventBuilder.from_settings(s.events, threshold=self.threshold,
                                                   model_window=self.model.smoothing_window,
@@ -241,20 +226,9 @@ class SourceWatcher:
     def _batches(self) -> Iterator[list[Frame] | Gap]:
         """Frames one by one in real time (low latency), in batches when running fast."""
         size = 1 if self.realtime else self.settings.batch_size
-        batch: list[Frame] = []
-        for item in self.live:
-            if isinstance(item, Gap):
-                if batch:
-                    yield batch
-                    batch = []
-                yield item
-                continue
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        # a gap ends the batch before it (each run is read once, by one branch)
+        for is_gap, run in itertools.groupby(self.live, key=lambda item: isinstance(item, Gap)):
+            yield from run if is_gap else batched(run, size)  # noqa: B031
 
     # -- scoring -----------------------------------------------------------------------------
     def _on_frames(self, frames: list[Frame]) -> None:
@@ -436,18 +410,9 @@ class Monitor:
         ...     mon.wait(60)
     """
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        *,
-        store: EventStore | None = None,
-        alerts: AlertDispatcher | None = None,
-        listener: Listener | None = None,
-        bridge: EventSink | None = None,
-        sinks: Sequence[EventSink] = (),
-        retention: bool = True,
-        recover: bool = True,
-    ):
+    def __init__(self, pipeline: Pipeline, *, store: EventStore | None = None, alerts: AlertDispatcher | None = None,
+                 listener: Listener | None = None, bridge: EventSink | None = None, sinks: Sequence[EventSink] = (),
+                 retention: bool = True):
         self.pipeline = pipeline
         self.store, self.alerts, self.bridge = store, alerts, bridge
         # the store first: the others get its record (id, snapshot, clip)
@@ -469,9 +434,7 @@ class Monitor:
                           if store is not None and retention else None)
         # events a dead process left open are closed before anything is watched (and later, for
         # owners only a heartbeat speaks for); each is told to the sinks like any event's end
-        self.recovery: RecoveryJob | None = None
-        if recover and store is not None:
-            self.recovery = RecoveryJob(store, on_closed=self._report_recovered).start()
+        self.recovery = RecoveryJob(store, on_closed=self._report_recovered).start() if store is not None else None
 
     @classmethod
     def from_settings(cls, settings, *, pipeline: Pipeline | None = None, listener: Listener | None = None,
@@ -487,17 +450,16 @@ class Monitor:
         ``instance`` names the Home Assistant node of a second process announcing cameras (the API's).
         """
         from .homeassistant import HomeAssistantBridge
-        from .normal_button import NormalButton
 
+        pipeline = pipeline or Pipeline(settings)
         store = EventStore.from_settings(settings)
         alerts = AlertDispatcher.from_settings(settings.alerts, cameras=cameras if settings.frigate_events else ())
-        bridge = (HomeAssistantBridge.for_cameras(settings.alerts, cameras, store=store, instance=instance)
+        bridge = (HomeAssistantBridge.for_cameras(settings, cameras, store=store, instance=instance, pipeline=pipeline)
                   if home_assistant else None)
-        mon = cls(pipeline or Pipeline(settings), store=store, alerts=alerts, listener=listener, bridge=bridge,
-                  sinks=sinks, retention=retention)
+        mon = cls(pipeline, store=store, alerts=alerts, listener=listener, bridge=bridge, sinks=sinks,
+                  retention=retention)
         if bridge is not None:
             bridge.attach(mon)  # scores and stream availability, polled from the status rows
-            NormalButton(bridge, store, settings, pipeline=mon.pipeline)  # "last anomaly was normal", handled here
         return mon
 
     def _report_recovered(self, rec: EventRecord) -> None:
@@ -588,10 +550,9 @@ class Monitor:
         deadline = time.monotonic() + timeout_s
         for _, sess, _ in self._watchers.values():
             sess.join(max(0.0, deadline - time.monotonic()))
-        if self.retention is not None:
-            self.retention.stop()
-        if self.recovery is not None:
-            self.recovery.stop()
+        for job in (self.retention, self.recovery):
+            if job is not None:
+                job.stop()
 
     def close(self) -> None:
         """Stop every source, then close the sinks (last alerts flushed, Home Assistant told, store closed)."""

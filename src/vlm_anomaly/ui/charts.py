@@ -63,6 +63,18 @@ def _truth(fig: go.Figure, t: np.ndarray, truth: np.ndarray) -> None:
                       annotation_position="top left")
 
 
+def _scores(fig: go.Figure, t: np.ndarray, raw: np.ndarray, smooth: np.ndarray, smooth_name: str, threshold: float,
+            bands: Bands, title: str, height: int = 380) -> go.Figure:
+    """Raw and smoothed scores over time, the score bands, the threshold line, the layout."""
+    fig.add_trace(go.Scatter(x=t, y=raw, name="raw score", mode="lines+markers",
+                             line={"width": 1, "color": "#9ab"}, marker={"size": 4}))
+    fig.add_trace(go.Scatter(x=t, y=smooth, name=smooth_name, mode="lines", line={"width": 3, "color": "#1f77b4"}))
+    y = _y_range([raw, smooth], threshold)
+    _bands(fig, *y, bands)
+    _threshold(fig, threshold)
+    return _layout(fig, y, title, height)
+
+
 def timeline(result: ScoreResult, *, title: str = "Decision score over time",
              truth: np.ndarray | None = None, bands: Bands = SCORE_BANDS) -> go.Figure:
     """Raw and smoothed scores, anomalous frames marked, threshold line, the model's score ``bands``
@@ -72,18 +84,13 @@ def timeline(result: ScoreResult, *, title: str = "Decision score over time",
     fig = go.Figure()
     if truth is not None:
         _truth(fig, t, np.asarray(truth).astype(bool))
-    fig.add_trace(go.Scatter(x=t, y=result.raw_scores, name="raw score", mode="lines+markers",
-                             line={"width": 1, "color": "#9ab"}, marker={"size": 4}))
-    fig.add_trace(go.Scatter(x=t, y=result.smoothed_scores, name=f"smoothed (window {result.smoothing_window})",
-                             mode="lines", line={"width": 3, "color": "#1f77b4"}))
+    _scores(fig, t, result.raw_scores, result.smoothed_scores, f"smoothed (window {result.smoothing_window})",
+            result.threshold, bands, title)
     lab = result.labels
     if lab.any():
         fig.add_trace(go.Scatter(x=t[lab], y=result.smoothed_scores[lab], name="anomaly", mode="markers",
                                  marker={"color": "crimson", "size": 8, "symbol": "x"}))
-    y = _y_range([result.raw_scores, result.smoothed_scores], result.threshold)
-    _bands(fig, *y, bands)
-    _threshold(fig, result.threshold)
-    return _layout(fig, y, title)
+    return fig
 
 
 def compare(results: Mapping[str, ScoreResult], *, title: str = "Models compared",
@@ -110,12 +117,4 @@ def live(readings: Sequence[Reading], threshold: float, *, title: str = "Live sc
     t = np.array([r.t for r in readings], float)
     raw = np.array([r.raw for r in readings], float)
     smooth = np.array([r.smoothed for r in readings], float)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=t, y=raw, name="raw score", mode="lines+markers",
-                             line={"width": 1, "color": "#9ab"}, marker={"size": 4}))
-    fig.add_trace(go.Scatter(x=t, y=smooth, name="smoothed (causal)", mode="lines",
-                             line={"width": 3, "color": "#1f77b4"}))
-    y = _y_range([raw, smooth], threshold)
-    _bands(fig, *y, bands)
-    _threshold(fig, threshold)
-    return _layout(fig, y, title, height=320)
+    return _scores(go.Figure(), t, raw, smooth, "smoothed (causal)", threshold, bands, title, height=320)

@@ -17,6 +17,7 @@ import streamlit as st
 
 from ..errors import VlmAnomalyError
 from ..events import FeedView, LiveFeed, LiveSession, StreamScorer
+from ..events.lease import aware
 from ..events.store import EventRecord
 from ..results import score_bands
 from ..video import Frame
@@ -67,7 +68,7 @@ def _snapshot(name: str, threshold: float) -> None:
 
 def _local(t: dt.datetime) -> str:
     """Wall-clock time on this machine (the store keeps UTC; SQLite drops the zone)."""
-    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone().strftime("%H:%M:%S")
+    return aware(t).astimezone().strftime("%H:%M:%S")
 
 
 def _worst_text(rec: EventRecord) -> str:

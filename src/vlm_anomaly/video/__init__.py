@@ -14,16 +14,6 @@ from .sources import (
 )
 
 __all__ = [
-    "Frame",
-    "VideoInfo",
-    "IMAGE_EXTENSIONS",
-    "VIDEO_EXTENSIONS",
-    "analysed_size",
-    "batched",
-    "content_hash",
-    "list_frame_files",
-    "prefetch",
-    "probe",
-    "sample_frames",
-    "source_kind",
+    "Frame", "VideoInfo", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "analysed_size", "batched", "content_hash",
+    "list_frame_files", "prefetch", "probe", "sample_frames", "source_kind"
 ]

@@ -177,9 +177,7 @@ def check_pixels(src: str, width: int, height: int) -> None:
 def check_duration(src: str, duration_s: float, limit_s: float) -> None:
     """Refuse up front a source whose declared length is over ``limit_s`` (0 = no limit)."""
     if limit_s > 0 and duration_s > limit_s + TIME_EPS:
-        raise VideoTooLongError(
-            f"{src}: {duration_s:.1f} s long, over the limit of {limit_s:g} s (max_duration_s)"
-        )
+        raise VideoTooLongError(f"{src}: {duration_s:.1f} s long, over the limit of {limit_s:g} s (max_duration_s)")
 
 
 def declared_duration(container, st) -> float:

@@ -74,13 +74,8 @@ def _restream_name(path: str, streams: dict) -> str | None:
     return None
 
 
-def cameras_from_config(
-    config: dict[str, Any],
-    frigate_url: str,
-    *,
-    role: str = "detect",
-    rtsp_url: str = DEFAULT_RTSP_URL,
-) -> tuple[list[FrigateCamera], dict[str, str]]:
+def cameras_from_config(config: dict[str, Any], frigate_url: str, *, role: str = "detect",
+                        rtsp_url: str = DEFAULT_RTSP_URL) -> tuple[list[FrigateCamera], dict[str, str]]:
     """The cameras to watch and, for each skipped one, why (disabled, not restreamed)."""
     host = urlparse(frigate_url if "://" in frigate_url else f"http://{frigate_url}").hostname or "localhost"
     streams = (config.get("go2rtc") or {}).get("streams") or {}
@@ -104,13 +99,8 @@ def cameras_from_config(
     return found, skipped
 
 
-def list_cameras(
-    frigate_url: str,
-    *,
-    role: str = "detect",
-    rtsp_url: str = DEFAULT_RTSP_URL,
-    timeout_s: float = 10.0,
-) -> tuple[list[FrigateCamera], dict[str, str]]:
+def list_cameras(frigate_url: str, *, role: str = "detect", rtsp_url: str = DEFAULT_RTSP_URL,
+                 timeout_s: float = 10.0) -> tuple[list[FrigateCamera], dict[str, str]]:
     """Ask Frigate for its cameras; see :func:`cameras_from_config`. No usable camera is an error."""
     found, skipped = cameras_from_config(
         fetch_config(frigate_url, timeout_s=timeout_s), frigate_url, role=role, rtsp_url=rtsp_url

@@ -72,7 +72,28 @@ class _Failed:
     error: BaseException
 
 
-class LiveSource:
+def _drop_oldest(q: queue.Queue) -> int:
+    """Make room in a full queue by dropping its oldest item; 1 if one was dropped."""
+    try:
+        q.get_nowait()
+    except queue.Empty:
+        return 0
+    return 1
+
+
+class _Stoppable:
+    _stop: threading.Event
+
+    def stop(self) -> None:
+        """Ask the iteration to end (from any thread); it returns within ~0.1 s."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+
+class LiveSource(_Stoppable):
     """Iterate sampled :class:`Frame` objects (and :class:`Gap` reports) from a live source.
 
     Args:
@@ -88,23 +109,11 @@ class LiveSource:
         ...     print(item)
     """
 
-    def __init__(
-        self,
-        source: str | int,
-        *,
-        interval_ms: int = 500,
-        realtime: bool = True,
-        stall_timeout_s: float = 5.0,
-        backoff_initial_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        max_reconnects: int | None = None,
-        max_side: int = 0,
-        folder_fps: float = DEFAULT_FOLDER_FPS,
-        queue_size: int = 4,
-        reader_factory: Callable[[], Reader] | None = None,
-        with_previous: bool = False,
-        on_drop: Callable[[float, str], None] | None = None,
-    ):
+    def __init__(self, source: str | int, *, interval_ms: int = 500, realtime: bool = True,
+                 stall_timeout_s: float = 5.0, backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
+                 max_reconnects: int | None = None, max_side: int = 0, folder_fps: float = DEFAULT_FOLDER_FPS,
+                 queue_size: int = 4, reader_factory: Callable[[], Reader] | None = None, with_previous: bool = False,
+                 on_drop: Callable[[float, str], None] | None = None):
         self.source = str(source)
         # called (in the consuming thread) the moment a connection is lost, with the source time of the
         # last frame and the reason, so that a consumer can say "offline" before any reconnection
@@ -122,17 +131,12 @@ class LiveSource:
         self.max_reconnects = max_reconnects
         self.queue_size = queue_size
         self._factory = reader_factory or (
-            lambda: open_reader(
-                self.source,
-                max_side=max_side,
-                folder_fps=folder_fps,
-                read_timeout_s=max(stall_timeout_s * 2, 2.0),
-            )
+            lambda: open_reader(self.source, max_side=max_side, folder_fps=folder_fps,
+                                read_timeout_s=max(stall_timeout_s * 2, 2.0))
         )
         self._stop = threading.Event()
         self.gaps: list[Gap] = []
         self.dropped = 0  # sampled frames dropped because the consumer was slower than real time
-        self.frames_seen = 0
         # the watchdog's verdict, for availability reports (Home Assistant): frames are flowing now
         self.online = False
 
@@ -141,38 +145,17 @@ class LiveSource:
                       **kwargs) -> LiveSource:
         """A source read as the ``sampling`` section (``settings.sampling``) says: its interval
         (unless ``interval_ms`` is given, e.g. the model's own), frame size and stall/reconnect timings."""
-        return cls(
-            source,
-            interval_ms=sampling.interval_ms if interval_ms is None else interval_ms,
-            stall_timeout_s=sampling.stream_stall_timeout_s,
-            backoff_initial_s=sampling.stream_backoff_initial_s,
-            backoff_max_s=sampling.stream_backoff_max_s,
-            max_side=sampling.max_side,
-            **kwargs,
-        )
-
-    def stop(self) -> None:
-        """Ask the iteration to end (from any thread); it returns within ~0.1 s."""
-        self._stop.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
+        return cls(source, interval_ms=sampling.interval_ms if interval_ms is None else interval_ms,
+                   stall_timeout_s=sampling.stream_stall_timeout_s, backoff_initial_s=sampling.stream_backoff_initial_s,
+                   backoff_max_s=sampling.stream_backoff_max_s, max_side=sampling.max_side, **kwargs)
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before reconnection number ``attempt`` (1, 2, ...)."""
         return min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(0, attempt - 1))
 
     # -- reader thread ---------------------------------------------------------------------
-    def _pump(
-        self,
-        reader: Reader,
-        q: queue.Queue,
-        halt: threading.Event,
-        grid: SampleGrid,
-        t0: float,
-        counter: list[int],
-    ) -> None:
+    def _pump(self, reader: Reader, q: queue.Queue, halt: threading.Event, grid: SampleGrid, t0: float,
+              counter: list[int]) -> None:
         wall0: float | None = None
         media0 = 0.0
         try:
@@ -223,11 +206,7 @@ class LiveSource:
                 return
             except queue.Full:
                 if drop:  # live: keep the newest frames, count what is lost
-                    try:
-                        q.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
+                    self.dropped += _drop_oldest(q)
 
     # -- consumer ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Frame | Gap]:
@@ -247,13 +226,8 @@ class LiveSource:
                     raise
                 attempt += 1
                 pending = pending or f"cannot connect ({redact_text(short_error(exc))})"
-                log.warning(
-                    "%s: connection failed (%s); retry %d in %.1f s",
-                    self.label,
-                    redact_text(short_error(exc)),
-                    attempt,
-                    self.backoff(attempt),
-                )
+                log.warning("%s: connection failed (%s); retry %d in %.1f s", self.label,
+                            redact_text(short_error(exc)), attempt, self.backoff(attempt))
                 if self._give_up(attempt) or self._stop.wait(self.backoff(attempt)):
                     break
                 continue
@@ -261,13 +235,8 @@ class LiveSource:
             halt = threading.Event()
             if self.finite:
                 grid, counter = SampleGrid(self.interval_ms), [0]
-            th = threading.Thread(
-                target=self._pump,
-                args=(reader, q, halt, grid, t0, counter),
-                name=f"live-{self.label[:20]}",
-                daemon=True,
-            )
-            th.start()
+            threading.Thread(target=self._pump, args=(reader, q, halt, grid, t0, counter),
+                             name=f"live-{self.label[:20]}", daemon=True).start()
             reason = "stopped"
             last_wall = time.monotonic()  # connection start, then each frame
             while not self._stop.is_set():
@@ -287,18 +256,13 @@ class LiveSource:
                     reason = f"dropped ({redact_text(short_error(item.error))})"
                     break
                 if pending is not None:
-                    start = last_t if last_t is not None else 0.0
-                    gap = Gap(self.label, start, item.timestamp, pending, attempt)
-                    self.gaps.append(gap)
-                    log.warning(
-                        "%s: reconnected after %.1f s gap (%s)", self.label, gap.missed_s, pending
-                    )
+                    gap = self._gap(last_t, item.timestamp, pending, attempt)
+                    log.warning("%s: reconnected after %.1f s gap (%s)", self.label, gap.missed_s, pending)
                     yield gap
                 pending = None
                 attempt = 0
                 last_t = item.timestamp
                 last_wall = time.monotonic()
-                self.frames_seen += 1
                 self.online = True
                 yield item
             self.online = False
@@ -313,27 +277,25 @@ class LiveSource:
             if pending is None and self.on_drop is not None:
                 self.on_drop(last_t if last_t is not None else 0.0, reason)
             pending = pending or reason
-            log.warning(
-                "%s: %s; reconnecting in %.1f s (attempt %d)",
-                self.label,
-                reason,
-                self.backoff(attempt),
-                attempt,
-            )
+            log.warning("%s: %s; reconnecting in %.1f s (attempt %d)", self.label, reason,
+                        self.backoff(attempt), attempt)
             if self._give_up(attempt) or self._stop.wait(self.backoff(attempt)):
                 break
         if pending is not None:  # the source never came back
-            start = last_t if last_t is not None else 0.0
-            end = time.monotonic() - t0
-            gap = Gap(self.label, start, max(end, start), pending + "; gave up", attempt)
-            self.gaps.append(gap)
-            yield gap
+            yield self._gap(last_t, time.monotonic() - t0, pending + "; gave up", attempt)
+
+    def _gap(self, last_t: float | None, end: float, reason: str, attempt: int) -> Gap:
+        """A gap from the last frame's time (0 before any) to ``end``, recorded in :attr:`gaps`."""
+        start = last_t if last_t is not None else 0.0
+        gap = Gap(self.label, start, max(end, start), reason, attempt)
+        self.gaps.append(gap)
+        return gap
 
     def _give_up(self, attempt: int) -> bool:
         return self.max_reconnects is not None and attempt > self.max_reconnects
 
 
-class PushSource:
+class PushSource(_Stoppable):
     """A live source fed by a callback (e.g. a browser camera over WebRTC) instead of a reader thread.
 
     :meth:`push` is called with every frame the camera delivers; one frame per ``interval_ms`` is kept
@@ -356,7 +318,6 @@ class PushSource:
         self.with_previous = with_previous
         self.realtime = True
         self.dropped = 0  # samples lost because scoring was slower than the camera
-        self.frames_seen = 0
         self.end_reason = ""
         self.gaps: list[Gap] = []
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -372,7 +333,6 @@ class PushSource:
         if self._stop.is_set():
             return False
         self._last_push = time.monotonic()
-        self.frames_seen += 1
         prev, self._prev = self._prev, (image if self.with_previous else None)
         prev_t, self._prev_t = self._prev_t, t
         if self._last_t is not None and t - self._last_t < self.interval_ms / 1000.0:
@@ -385,20 +345,9 @@ class PushSource:
         try:
             self._q.put_nowait(frame)
         except queue.Full:  # keep the newest, count the loss
-            try:
-                self._q.get_nowait()
-                self.dropped += 1
-            except queue.Empty:
-                pass
+            self.dropped += _drop_oldest(self._q)
             self._q.put_nowait(frame)
         return True
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
 
     @property
     def online(self) -> bool:

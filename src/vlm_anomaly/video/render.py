@@ -22,17 +22,9 @@ ANOMALY_RGB = (220, 40, 40)
 NORMAL_RGB = (40, 170, 70)
 
 
-def annotate_frame(
-    image: np.ndarray,
-    *,
-    score: float,
-    anomaly: bool,
-    time_s: float | None = None,
-    description: str = "",
-    threshold: float | None = None,
-    box: Sequence[float] | None = None,
-    box_frame_size: Sequence[int] | None = None,
-) -> np.ndarray:
+def annotate_frame(image: np.ndarray, *, score: float, anomaly: bool, time_s: float | None = None,
+                   description: str = "", threshold: float | None = None, box: Sequence[float] | None = None,
+                   box_frame_size: Sequence[int] | None = None) -> np.ndarray:
     """A copy of an RGB frame with a banner: label, score (and threshold), time, description.
 
     ``box`` (x0, y0, x1, y1) outlines where an attribute detector found the anomaly; it is given in a
@@ -161,14 +153,8 @@ def playback_fps(timestamps: np.ndarray) -> float:
     return 1.0 / dt if dt > 0 else 1.0
 
 
-def write_annotated_video(
-    result: ScoreResult,
-    source: str | Path,
-    path: str | Path,
-    *,
-    max_side: int = 640,
-    progress: Callable[[int, int, str], None] | None = None,
-) -> Path:
+def write_annotated_video(result: ScoreResult, source: str | Path, path: str | Path, *, max_side: int = 640,
+                          progress: Callable[[int, int, str], None] | None = None) -> Path:
     """Write every scored frame of ``source``, annotated with its row of ``result``, to ``path``.
 
     Decodes the source once more (results keep no frames); plays at the sampling pace.

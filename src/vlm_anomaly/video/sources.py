@@ -17,6 +17,7 @@ import av
 import cv2
 import numpy as np
 
+from ..config import STREAM_SCHEMES
 from ..errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
 from ..redact import redact_url
 from ..threads import decoder_threads
@@ -93,7 +94,8 @@ def list_frame_files(folder: Path) -> list[Path]:
 
 
 def is_stream_url(source: str) -> bool:
-    return bool(re.match(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", str(source), re.I))
+    scheme, sep, _ = str(source).partition("://")
+    return bool(sep) and scheme.lower() in STREAM_SCHEMES
 
 
 def source_kind(source: str | Path) -> str:
@@ -205,14 +207,7 @@ class Reader:
 class AvReader(Reader):
     """Video files and network streams (RTSP, HTTP/MJPEG, HLS...) through PyAV/FFmpeg."""
 
-    def __init__(
-        self,
-        source: str,
-        *,
-        max_side: int = 0,
-        read_timeout_s: float = 10.0,
-        media_time: bool = True,
-    ):
+    def __init__(self, source: str, *, max_side: int = 0, read_timeout_s: float = 10.0, media_time: bool = True):
         self.source = source
         self.max_side = max_side
         self.media_time = media_time
@@ -311,13 +306,8 @@ class FolderReader(Reader):
             yield i / self.fps, convert
 
 
-def open_reader(
-    source: str,
-    *,
-    max_side: int = 0,
-    folder_fps: float = DEFAULT_FOLDER_FPS,
-    read_timeout_s: float = 10.0,
-) -> Reader:
+def open_reader(source: str, *, max_side: int = 0, folder_fps: float = DEFAULT_FOLDER_FPS,
+                read_timeout_s: float = 10.0) -> Reader:
     """The right reader for a source string: webcam index, URL, file or folder."""
     kind = source_kind(source)
     if kind == "webcam":
@@ -326,9 +316,7 @@ def open_reader(
         return FolderReader(source, fps=folder_fps, max_side=max_side)
     if kind == "file" and not Path(source).is_file():
         raise InvalidVideoError(f"{source}: no such file or folder")
-    return AvReader(
-        source, max_side=max_side, read_timeout_s=read_timeout_s, media_time=kind == "file"
-    )
+    return AvReader(source, max_side=max_side, read_timeout_s=read_timeout_s, media_time=kind == "file")
 
 
 def check_source(spec: str) -> str:
