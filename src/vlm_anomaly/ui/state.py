@@ -30,7 +30,7 @@ from ..training_set import TrainingSet
 from ..video import VIDEO_EXTENSIONS
 
 #: upload types the file pickers accept (without dots, as Streamlit wants them)
-VIDEO_TYPES = ["mp4", "avi", "mov", "mkv", "webm"]
+VIDEO_TYPES = [e.lstrip(".") for e in VIDEO_EXTENSIONS]  # the picker offers what save_upload accepts
 
 
 @contextlib.contextmanager
