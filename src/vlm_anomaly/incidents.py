@@ -102,7 +102,6 @@ class EventTracker:
         self.config = config
         self.phase = Phase.IDLE
         self.start_time: float | None = None  # first sample below enter
-        self.last_below: float | None = None  # last sample below exit while in the event
         self.exit_time: float | None = None  # when the score rose above exit (closing)
 
     @property
@@ -120,20 +119,16 @@ class EventTracker:
         out: list[Transition] = []
         if self.phase == Phase.IDLE:
             if dip:
-                self.phase, self.start_time, self.last_below = Phase.PENDING, t, t
+                self.phase, self.start_time = Phase.PENDING, t
         elif self.phase == Phase.PENDING:
             if score >= c.exit:
                 self.phase, self.start_time = Phase.IDLE, None
-            else:
-                self.last_below = t
         elif self.phase == Phase.ACTIVE:
             if either >= c.exit:
                 self.phase, self.exit_time = Phase.CLOSING, t
-            else:
-                self.last_below = t
         elif self.phase == Phase.CLOSING:
             if dip:
-                self.phase, self.exit_time, self.last_below = Phase.ACTIVE, None, t
+                self.phase, self.exit_time = Phase.ACTIVE, None
             elif self.exit_time is not None and t - self.exit_time >= c.cooldown_s:
                 out.append(self._end())
         if (
@@ -147,7 +142,7 @@ class EventTracker:
 
     def _end(self) -> Transition:
         tr = Transition("end", float(self.start_time or 0.0), self.exit_time)
-        self.phase, self.start_time, self.exit_time, self.last_below = Phase.IDLE, None, None, None
+        self.phase, self.start_time, self.exit_time = Phase.IDLE, None, None
         return tr
 
     def finish(self, t: float) -> list[Transition]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -381,9 +381,3 @@ def _options_key(settings: Settings) -> str:
     """Encoders built from equal options are one encoder."""
     return repr(sorted(encoder_options(settings).items()))
 
-
-def iter_embeddings(encoder: Encoder, frames: Iterable[Frame], batch_size: int
-                    ) -> Iterator[tuple[list[Frame], np.ndarray]]:
-    """Batched embedding of a frame stream (live sources): yields (frames, embeddings)."""
-    for batch in batched(frames, batch_size):
-        yield batch, encoder.encode([f.image for f in batch])

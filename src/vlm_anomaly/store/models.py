@@ -358,9 +358,3 @@ def read_model_file(path: Path) -> AnomalyModel:
         raise
     except Exception as exc:  # noqa: BLE001 - any inconsistency means a bad file
         raise CorruptModelError(f"{path.name}: invalid model ({type(exc).__name__}: {exc})") from None
-
-
-def model_store_from_settings(settings) -> ModelStore:
-    return ModelStore(settings.models_path)
-
-
