@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import Settings, load_settings
 from .detectors import Detector, DetectorContext, Scorer, get_detector_class
+from .detectors.contract import Progress, no_progress
 from .encoders import Encoder, build_prompts, encoder_from_settings, encoder_options
 from .encoders.base import Description
 from .errors import InvalidModelNameError, InvalidVideoError, VlmAnomalyError
@@ -29,14 +30,6 @@ from .values import EmbeddedVideo, FrameScores
 from .video import Frame, batched, content_hash, prefetch, probe, sample_frames, source_kind
 
 log = logging.getLogger(__name__)
-
-#: progress callback: (frames done, frames expected or 0 if unknown, stage text)
-Progress = Callable[[int, int, str], None]
-
-
-def _noop(done: int, total: int, stage: str) -> None:
-    pass
-
 
 def expected_samples(source: str | Path, interval_ms: int, max_frames: int = 0) -> int:
     """Estimate of how many frames sampling will yield (for progress bars); 0 if unknown."""
@@ -73,9 +66,6 @@ class Pipeline:
             self._encoders[_options_key(self.settings)] = encoder
         self.store = ModelStore(self.settings.models_path)
         self.cache = EmbeddingCache(self.settings.cache_path, enabled=self.settings.embedding_cache)
-        self._configure_threads()
-
-    def _configure_threads(self) -> None:
         self.threads = configure_threads(self.settings.threads)
 
     # -- encoders ---------------------------------------------------------------------------
@@ -134,7 +124,7 @@ class Pipeline:
         self.check_sources(sources)
         enc = encoder or self.encoder
         interval = s.interval_ms if interval_ms is None else interval_ms
-        progress = progress or _noop
+        progress = progress or no_progress
         results: list[EmbeddedVideo | None] = [None] * len(sources)
         todo: list[tuple[int, str, str, str]] = []
         for i, src in enumerate(sources):
@@ -237,7 +227,7 @@ class Pipeline:
         enc = self.detector_encoder(cls)
         scorer = cls.scorer_for(self.context(enc, interval, embedded=embedded))
         total = 0 if embedded is not None else sum(expected_samples(x, interval, s.max_frames) for x in sources)
-        progress = progress or _noop
+        progress = progress or no_progress
         reported = [0]
 
         def cb(done: int, _total: int, stage: str) -> None:
@@ -315,7 +305,7 @@ class Pipeline:
         m = self.load(model)
         scorer = self.scorer(m, interval_ms=interval_ms)
         total = expected_samples(source, scorer.interval_ms, self.settings.max_frames)
-        progress = progress or _noop
+        progress = progress or no_progress
         progress(0, total, "scoring")
         t0 = time.perf_counter()
         res = scorer.score(source, lambda done: progress(done, max(total, done), "scoring"))

@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 #: progress of a fit: (frames done, frames expected or 0 if unknown, stage text)
 Progress = Callable[[int, int, str], None]
+
+
+def no_progress(done: int, total: int, stage: str) -> None:
+    """A :data:`Progress` that shows nothing."""
+
 #: progress of scoring one source: frames done so far
 FrameProgress = Callable[[int], None]
 #: frame embeddings of sources, sampled as the context says, through the pipeline's cache

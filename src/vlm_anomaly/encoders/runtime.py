@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import file_lock
+from ..atomic import atomic_path, file_lock
 from ..config import default_home
 from ..errors import EncoderUnavailableError
 from ..threads import default_threads, small_machine
@@ -58,29 +56,21 @@ def _require_onnxruntime():
 
 def export_onnx(module: torch.nn.Module, size: int, path: Path) -> Path:
     """Export ``module`` (pixels (N,3,S,S) -> features (N,D)), dynamic batch axis, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        # grad mode on: under no_grad, attention takes a fused fast path that ONNX cannot express
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
-            warnings.simplefilter("ignore")
-            # the TorchScript exporter: no extra dependency (the dynamo one needs onnxscript)
-            torch.onnx.export(
-                module.eval(),
-                (torch.zeros(1, 3, size, size),),
-                tmp,
-                dynamo=False,
-                input_names=["pixels"],
-                output_names=["features"],
-                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-                opset_version=OPSET,
-                do_constant_folding=True,
-            )
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    # grad mode on: under no_grad, attention takes a fused fast path that ONNX cannot express
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
+        warnings.simplefilter("ignore")
+        # the TorchScript exporter: no extra dependency (the dynamo one needs onnxscript)
+        torch.onnx.export(
+            module.eval(),
+            (torch.zeros(1, 3, size, size),),
+            tmp,
+            dynamo=False,
+            input_names=["pixels"],
+            output_names=["features"],
+            dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
     return path
 
 
@@ -93,24 +83,16 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     _require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(
-                str(src),
-                tmp,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                reduce_range=True,
-                op_types_to_quantize=["MatMul", "Gemm"],
-            )
-        os.replace(tmp, dst)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    with atomic_path(dst) as tmp, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(
+            str(src),
+            tmp,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+            op_types_to_quantize=["MatMul", "Gemm"],
+        )
     return dst
 
 
