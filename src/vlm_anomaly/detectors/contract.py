@@ -113,19 +113,24 @@ class LearnsNormal(Protocol):
         ...
 
 
+def cannot_learn(detector: str) -> CannotLearnError:
+    """The error of a detector asked to learn footage marked normal that cannot."""
+    return CannotLearnError(f"detector {detector!r} cannot learn without retraining: train the model again "
+                            "with this footage among its normal videos")
+
+
 def add_normal(scorer: Scorer, detector: str, source: str | Path, start_s: float | None = None,
                end_s: float | None = None, *, key: str, name: str, progress: FrameProgress | None = None) -> int:
     """:meth:`LearnsNormal.add_normal` of ``scorer``, or a clear error when its detector cannot learn."""
     if not isinstance(scorer, LearnsNormal):
-        raise CannotLearnError(f"detector {detector!r} cannot learn without retraining: train the model again "
-                               "with this footage among its normal videos")
+        raise cannot_learn(detector)
     return scorer.add_normal(source, start_s, end_s, key=key, name=name, progress=progress)
 
 
 def remove_normal(scorer: Scorer, detector: str, key: str) -> None:
     """:meth:`LearnsNormal.remove_normal` of ``scorer`` (a clear error when its detector cannot learn)."""
     if not isinstance(scorer, LearnsNormal):
-        raise CannotLearnError(f"detector {detector!r} cannot learn without retraining")
+        raise cannot_learn(detector)
     scorer.remove_normal(key)
 
 

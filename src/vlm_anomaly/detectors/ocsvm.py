@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .base import BaseDetector, require
+from .neighbours import sq_dists
 
 
 class OneClassSVMDetector(BaseDetector):
@@ -59,13 +60,10 @@ class OneClassSVMDetector(BaseDetector):
     def _decision(self, X: np.ndarray) -> np.ndarray:
         Z = (X - self.mean_) / self.scale_
         sv = self.support_vectors_
-        # ||z - s||^2 = |z|^2 + |s|^2 - 2 z.s, computed in blocks to bound memory
         out = np.empty(len(Z))
         sv_sq = (sv**2).sum(1)
-        for i in range(0, len(Z), 4096):
-            z = Z[i : i + 4096]
-            d2 = (z**2).sum(1)[:, None] + sv_sq[None, :] - 2.0 * z @ sv.T
-            np.maximum(d2, 0.0, out=d2)
+        for i in range(0, len(Z), 4096):  # in blocks to bound memory
+            d2 = sq_dists(Z[i : i + 4096], sv, sv_sq)
             out[i : i + 4096] = np.exp(-self.gamma_ * d2) @ self.dual_coef_ + self.intercept_
         return out
 
