@@ -18,7 +18,7 @@ from .errors import EncoderMismatchError, VlmAnomalyError
 
 FORMAT_VERSION = 1
 #: the encoder backend that models of motion alone recorded before they could record none
-_LEGACY_NO_ENCODER = "motion"
+LEGACY_NO_ENCODER = "motion"
 
 
 @dataclass
@@ -151,7 +151,7 @@ class AnomalyModel:
         enc = None if meta["encoder"] is None else EncoderIdentity.from_dict(meta["encoder"])
         det_meta = dict(meta["detector"])
         te, refs = arrays.get("train_embeddings"), arrays.get("train_refs")
-        if enc is not None and enc.backend == _LEGACY_NO_ENCODER:  # motion alone, saved with a 1-d stand-in
+        if enc is not None and enc.backend == LEGACY_NO_ENCODER:  # motion alone, saved with a 1-d stand-in
             enc, te, refs, det_meta["n_features_in"] = None, None, None, 0
         if enc is not None and not 0 < enc.dim <= 65536:
             raise ValueError("encoder dim out of range")

@@ -6,6 +6,7 @@ which frames are anomalous.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import av
@@ -72,27 +73,31 @@ def write_video(
     Example:
         >>> write_video("/tmp/normal.mp4", seconds=2)  # doctest: +SKIP
     """
-    path = Path(path)
     w, h = size
-    ext = path.suffix.lower()
-    codec = codec or {".avi": "mpeg4", ".webm": "libvpx", ".mkv": "libx264"}.get(ext, "libx264")
+    codec = codec or {".avi": "mpeg4", ".webm": "libvpx", ".mkv": "libx264"}.get(Path(path).suffix.lower(), "libx264")
     bg = textured_background(w, h, seed)
-    n = int(round(seconds * fps))
+
+    def frame(i: int) -> np.ndarray:
+        anom = anomaly_span is not None and anomaly_span[0] <= i / fps < anomaly_span[1]
+        return render_frame(start_s + i / fps, w, h, anomaly=anom, seed=seed, bg=bg)
+
+    return encode_rgb(path, (frame(i) for i in range(int(round(seconds * fps)))), fps=fps, size=size, codec=codec)
+
+
+def encode_rgb(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
+               codec: str = "libx264") -> Path:
+    """Encode RGB frames of ``size`` (w, h) to ``path`` at ``fps`` (yuv420p; libx264 fast, crf 23)."""
     from fractions import Fraction
 
-    rate = Fraction(fps).limit_denominator(1001)
+    path = Path(path)
     with av.open(str(path), "w") as out:
-        st = out.add_stream(codec, rate=rate)
-        st.width, st.height = w, h
+        st = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        st.width, st.height = size
         st.pix_fmt = "yuv420p"
         if codec == "libx264":
             st.options = {"preset": "ultrafast", "crf": "23"}
-        for i in range(n):
-            t = i / fps
-            anom = anomaly_span is not None and anomaly_span[0] <= t < anomaly_span[1]
-            img = render_frame(start_s + t, w, h, anomaly=anom, seed=seed, bg=bg)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            for pkt in st.encode(frame):
+        for img in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(pkt)
         for pkt in st.encode():
             out.mux(pkt)
@@ -228,21 +233,9 @@ def write_incident_video(path: str | Path, *, seconds: float = 20.0, fps: float 
                          size: tuple[int, int] = (320, 240), seed: int = 0, start_s: float = 0.0,
                          **incidents) -> Path:
     """Encode the street with the incidents of :func:`incident_frame` (spans in seconds of the file)."""
-    from fractions import Fraction
-
-    path = Path(path)
     w, h = size
     bg = textured_background(w, h, seed)
     shift = {k: (v[0] + start_s, v[1] + start_s, *v[2:]) for k, v in incidents.items() if v is not None}
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        st.width, st.height = w, h
-        st.pix_fmt = "yuv420p"
-        st.options = {"preset": "ultrafast", "crf": "23"}
-        for i in range(int(round(seconds * fps))):
-            img = incident_frame(start_s + i / fps, w, h, seed=seed, bg=bg, **shift)
-            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
-    return path
+    frames = (incident_frame(start_s + i / fps, w, h, seed=seed, bg=bg, **shift)
+              for i in range(int(round(seconds * fps))))
+    return encode_rgb(path, frames, fps=fps, size=size)

@@ -63,14 +63,6 @@ def create_encoder(
     """
     if features not in FEATURES:
         raise EncoderUnavailableError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
-    if features == "tiles":
-        from .tiles import TiledEncoder
-
-        base = create_encoder(backend, clip_model=clip_model, clip_pretrained=clip_pretrained,
-                              clip_weights=clip_weights, device=device, batch_size=batch_size, prompts=prompts,
-                              cache_dir=cache_dir, runtime=runtime, threads=threads)
-        rows, cols, overlap = tiles
-        return TiledEncoder(base, rows=int(rows), cols=int(cols), overlap=float(overlap))
     kind = resolve_backend(backend, clip_model, clip_pretrained, clip_weights)
     if kind == "openclip":
         from .openclip import OpenClipEncoder
@@ -88,7 +80,13 @@ def create_encoder(
         from .efficientnet import EfficientNetEncoder
 
         enc = EfficientNetEncoder(device=device, batch_size=batch_size)
-    return enc.use_runtime(runtime, cache_dir=cache_dir, threads=threads)
+    enc = enc.use_runtime(runtime, cache_dir=cache_dir, threads=threads)
+    if features == "tiles":
+        from .tiles import TiledEncoder
+
+        rows, cols, overlap = tiles
+        return TiledEncoder(enc, rows=int(rows), cols=int(cols), overlap=float(overlap))
+    return enc
 
 
 def _tile_grid(identity: EncoderIdentity) -> tuple[int, int, float]:

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes, file_lock
 from ..errors import CorruptModelError, InvalidModelNameError, ModelNotFoundError, StorageError
-from ..model import AnomalyModel
+from ..model import LEGACY_NO_ENCODER, AnomalyModel
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,12 @@ class ModelInfo:
     size_bytes: int
 
 
-
 def _encoder_label(enc: dict | None) -> str:
     """How a listing names a model's encoder ("none" for detectors that embed nothing)."""
-    if enc is None or enc.get("backend") == "motion":  # (older motion-only models named a stand-in)
+    if enc is None or enc.get("backend") == LEGACY_NO_ENCODER:
         return "none"
     return f"{enc['backend']}:{enc['model']}/{enc.get('pretrained', '')}"
+
 
 class ModelStore:
     """Save, load, list, show, rename and delete named models under one folder.
@@ -130,10 +130,8 @@ class ModelStore:
     def _remove_stale_temps(self) -> None:
         """Temp files of writers killed mid-save (callers hold the lock, so none is in use)."""
         for p in self.root.glob(f".*{SUFFIX}.*.tmp"):
-            try:
+            with contextlib.suppress(OSError):
                 p.unlink()
-            except OSError:
-                pass
 
     # -- API ------------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
