@@ -18,6 +18,7 @@ frame embeddings (:attr:`DetectorContext.embed`), detectors that read the video
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -159,9 +160,12 @@ class Detector(ABC):
     def scorer_for(cls, ctx: DetectorContext, fitted: Detector | None = None) -> Scorer:
         """A scorer for ``ctx``: fresh (hyper-parameters from ``ctx.settings``) or holding ``fitted``'s state."""
 
-    @abstractmethod
     def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-serialisable)."""
+        """Constructor parameters (JSON-serialisable): by the scikit-learn convention, the attributes
+        named like the constructor's parameters."""
+        params = inspect.signature(type(self).__init__).parameters.values()
+        return {p.name: getattr(self, p.name) for p in list(params)[1:]
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
     @abstractmethod
     def _get_arrays(self) -> dict[str, np.ndarray]:

@@ -6,8 +6,6 @@ loaded from its JSON + arrays reproduces scikit-learn's decision function withou
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .base import BaseDetector, require
@@ -34,9 +32,6 @@ class OneClassSVMDetector(BaseDetector):
     def __init__(self, nu: float = 0.1, gamma: str | float = "scale"):
         self.nu = nu
         self.gamma = gamma
-
-    def get_params(self) -> dict[str, Any]:
-        return {"nu": self.nu, "gamma": self.gamma}
 
     def fit(self, X: np.ndarray) -> OneClassSVMDetector:
         X = self._check_fit_X(X)

@@ -53,10 +53,6 @@ class PatchKNNDetector(BaseDetector):
         if self.groups < 1:
             raise ValueError("groups must be at least 1")
 
-    def get_params(self) -> dict[str, Any]:
-        return {"groups": self.groups, "nu": self.nu, "max_bank": self.max_bank, "exclude": self.exclude,
-                "max_calibration": self.max_calibration, "seed": self.seed}
-
     def _cells(self, X: np.ndarray) -> np.ndarray:
         if X.shape[1] % self.groups:
             raise ValueError(f"embedding dimension {X.shape[1]} is not a multiple of {self.groups} cells")

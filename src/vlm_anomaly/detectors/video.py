@@ -44,9 +44,6 @@ class StateVideoDetector(VideoDetector):
         fitted._check_fitted()
         return fitted.state_
 
-    def get_params(self) -> dict[str, Any]:
-        return {"config": self.config}
-
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
         state_meta, arrays = self.state_.to_state()  # once: building the arrays is the costly part
