@@ -112,7 +112,6 @@ class Pipeline:
         *,
         encoder: Encoder | None = None,
         progress: Progress | None = None,
-        keep_frames: bool = False,
         interval_ms: int | None = None,
     ) -> list[EmbeddedVideo]:
         """Embed several sources as one stream of batches (no per-video reloads), cache-aware.
@@ -132,7 +131,7 @@ class Pipeline:
             sha = content_hash(src)
             key = EmbeddingCache.key(sha, enc.cache_key, interval, s.max_side, s.max_frames,
                                      s.max_duration_s)
-            hit = None if keep_frames else self.cache.get(key, enc.dim)
+            hit = self.cache.get(key, enc.dim)
             if hit is not None:
                 results[i] = EmbeddedVideo(src, sha, hit.indices, hit.timestamps, hit.embeddings, True)
             else:
@@ -141,7 +140,7 @@ class Pipeline:
         done = 0
         progress(0, total, "encoding")
         if todo:
-            parts: dict[int, list] = {i: [[], [], [], []] for i, *_ in todo}
+            parts: dict[int, list] = {i: [] for i, *_ in todo}  # (index, timestamp, embedding) per frame
 
             def frames() -> Iterator[tuple[int, Frame]]:
                 for i, src, _, _ in todo:
@@ -152,20 +151,15 @@ class Pipeline:
             for batch in batched(prefetch(frames(), maxsize=max(2 * s.batch_size, 32)), s.batch_size):
                 emb = enc.encode([f.image for _, f in batch])
                 for (i, f), e in zip(batch, emb):
-                    p = parts[i]
-                    p[0].append(f.index)
-                    p[1].append(f.timestamp)
-                    p[2].append(e)
-                    if keep_frames:
-                        p[3].append(f)
+                    parts[i].append((f.index, f.timestamp, e))
                 done += len(batch)
                 progress(done, max(total, done), "encoding")
             for i, src, sha, key in todo:
-                idx, ts, embs, frs = parts[i]
-                if not embs:
+                if not parts[i]:
                     raise InvalidVideoError(f"{src}: no decodable frame")
+                idx, ts, embs = zip(*parts[i])
                 ev = EmbeddedVideo(src, sha, np.asarray(idx, np.int64), np.asarray(ts, np.float64),
-                                   np.stack(embs).astype(np.float32), False, frs if keep_frames else None)
+                                   np.stack(embs).astype(np.float32), False)
                 self.cache.put(key, CachedEmbeddings(ev.frame_indices, ev.timestamps, ev.embeddings))
                 results[i] = ev
         progress(max(total, done), max(total, done), "done")
