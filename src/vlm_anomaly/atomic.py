@@ -71,14 +71,14 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | Path, *, shared: bool = False) -> Iterator[None]:
+def file_lock(path: str | Path) -> Iterator[None]:
     """An advisory ``flock`` on ``path`` (created if missing): one writer at a time across processes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_NOFOLLOW: a lock file replaced by a symlink must not create or open a file elsewhere
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         try:

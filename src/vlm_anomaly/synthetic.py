@@ -105,16 +105,15 @@ def encode_rgb(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, si
 
 
 def write_frames(folder: str | Path, *, n: int = 20, size: tuple[int, int] = (160, 120), seed: int = 0,
-                 ext: str = ".png", anomaly_frames: range | None = None, fps: float = 10.0) -> Path:
+                 fps: float = 10.0) -> Path:
     """Write a frame folder ``0.png, 1.png, ...`` of the synthetic scene."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     w, h = size
     bg = textured_background(w, h, seed)
     for i in range(n):
-        anom = anomaly_frames is not None and i in anomaly_frames
-        img = render_frame(i / fps, w, h, anomaly=anom, seed=seed, bg=bg)
-        cv2.imwrite(str(folder / f"{i}{ext}"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        img = render_frame(i / fps, w, h, seed=seed, bg=bg)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     return folder
 
 
