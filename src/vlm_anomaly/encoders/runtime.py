@@ -25,7 +25,7 @@ import torch
 from ..atomic import atomic_path, file_lock
 from ..config import default_home
 from ..errors import EncoderUnavailableError
-from ..threads import default_threads, small_machine
+from ..threads import cpu_count, small_machine
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class OnnxImageTower:
     def __init__(self, path: str | Path, *, threads: int = 0):
         ort = _require_onnxruntime()
         so = ort.SessionOptions()
-        so.intra_op_num_threads = threads if threads > 0 else default_threads()
+        so.intra_op_num_threads = threads if threads > 0 else cpu_count()
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
