@@ -47,10 +47,7 @@ class HysteresisConfig:
 
     def __post_init__(self) -> None:
         if self.exit < self.enter:
-            raise ConfigError(
-                f"event exit threshold {self.exit} must not be below the enter "
-                f"threshold {self.enter}"
-            )
+            raise ConfigError(f"event exit threshold {self.exit} must not be below the enter threshold {self.enter}")
         if self.min_duration_s < 0 or self.cooldown_s < 0:
             raise ConfigError("event min duration and cool-down must not be negative")
 
@@ -63,11 +60,7 @@ class HysteresisConfig:
             enter = model_threshold - h
         exit_ = events.event_exit_threshold
         if exit_ is None:
-            exit_ = (
-                max(enter, model_threshold - h / 2)
-                if events.event_enter_threshold is None
-                else enter + h / 2
-            )
+            exit_ = max(enter, model_threshold - h / 2) if events.event_enter_threshold is None else enter + h / 2
         return cls(enter, exit_, events.event_min_duration_s, events.event_cooldown_s)
 
 

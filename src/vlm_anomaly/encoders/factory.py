@@ -31,11 +31,8 @@ def resolve_backend(backend: str, clip_model: str, clip_pretrained: str, clip_we
 
     if clip_weights_available(clip_model, clip_pretrained, clip_weights):
         return "openclip"
-    log.warning(
-        "OpenCLIP %s/%s weights unavailable offline: using the offline EfficientNet-Lite0 backbone",
-        clip_model,
-        clip_pretrained,
-    )
+    log.warning("OpenCLIP %s/%s weights unavailable offline: using the offline EfficientNet-Lite0 backbone",
+                clip_model, clip_pretrained)
     return "efficientnet"
 
 
@@ -67,15 +64,8 @@ def create_encoder(
     if kind == "openclip":
         from .openclip import OpenClipEncoder
 
-        enc: Encoder = OpenClipEncoder(
-            clip_model,
-            clip_pretrained,
-            weights=clip_weights,
-            device=device,
-            batch_size=batch_size,
-            prompts=prompts,
-            cache_dir=cache_dir,
-        )
+        enc: Encoder = OpenClipEncoder(clip_model, clip_pretrained, weights=clip_weights, device=device,
+                                       batch_size=batch_size, prompts=prompts, cache_dir=cache_dir)
     else:
         from .efficientnet import EfficientNetEncoder
 

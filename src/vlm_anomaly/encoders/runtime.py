@@ -47,10 +47,8 @@ def _require_onnxruntime():
     try:
         import onnxruntime
     except ImportError as exc:
-        raise EncoderUnavailableError(
-            "the onnx runtimes need onnxruntime: pip install 'vlm-anomaly[onnx]' "
-            "(or use runtime torch)"
-        ) from exc
+        raise EncoderUnavailableError("the onnx runtimes need onnxruntime: pip install 'vlm-anomaly[onnx]' "
+                                      "(or use runtime torch)") from exc
     return onnxruntime
 
 
@@ -60,17 +58,9 @@ def export_onnx(module: torch.nn.Module, size: int, path: Path) -> Path:
     with atomic_path(path) as tmp, warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
         warnings.simplefilter("ignore")
         # the TorchScript exporter: no extra dependency (the dynamo one needs onnxscript)
-        torch.onnx.export(
-            module.eval(),
-            (torch.zeros(1, 3, size, size),),
-            tmp,
-            dynamo=False,
-            input_names=["pixels"],
-            output_names=["features"],
-            dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-            opset_version=OPSET,
-            do_constant_folding=True,
-        )
+        torch.onnx.export(module.eval(), (torch.zeros(1, 3, size, size),), tmp, dynamo=False, input_names=["pixels"],
+                          output_names=["features"], dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+                          opset_version=OPSET, do_constant_folding=True)
     return path
 
 
@@ -85,14 +75,8 @@ def quantize_int8(src: Path, dst: Path) -> Path:
 
     with atomic_path(dst) as tmp, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantize_dynamic(
-            str(src),
-            tmp,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            reduce_range=True,
-            op_types_to_quantize=["MatMul", "Gemm"],
-        )
+        quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                         op_types_to_quantize=["MatMul", "Gemm"])
     return dst
 
 
@@ -118,15 +102,8 @@ class OnnxImageTower:
         return self.session.run(None, {self.input_name: x})[0]
 
 
-def build_onnx_tower(
-    module_factory: Callable[[], torch.nn.Module],
-    size: int,
-    identity_key: str,
-    *,
-    quantized: bool,
-    cache_dir: str | Path | None = None,
-    threads: int = 0,
-) -> OnnxImageTower:
+def build_onnx_tower(module_factory: Callable[[], torch.nn.Module], size: int, identity_key: str, *, quantized: bool,
+                     cache_dir: str | Path | None = None, threads: int = 0) -> OnnxImageTower:
     """The cached export of an encoder's image tower (exported/quantised on first use), loaded."""
     folder = onnx_dir(cache_dir, identity_key)
     fp32 = folder / "image_fp32.onnx"
@@ -143,9 +120,7 @@ def build_onnx_tower(
                 return OnnxImageTower(path, threads=threads)
             except Exception as exc:  # noqa: BLE001 - a damaged cached file: rebuild once
                 if attempt == 2:
-                    raise EncoderUnavailableError(
-                        f"cannot load ONNX export {path}: {exc}"
-                    ) from None
+                    raise EncoderUnavailableError(f"cannot load ONNX export {path}: {exc}") from None
                 log.warning("cached ONNX export %s unusable (%s): re-exporting", path, exc)
                 for p in {fp32, path}:
                     p.unlink(missing_ok=True)

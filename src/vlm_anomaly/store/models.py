@@ -179,17 +179,11 @@ class ModelStore:
                 continue  # a FIFO named like a model would block a reader: skip anything odd
             try:
                 meta = read_model_meta(p)
-                out.append(
-                    ModelInfo(
-                        name=name,
-                        encoder=_encoder_label(meta["encoder"]),
-                        detector=str(meta["detector"]["name"]),
-                        frames=int(meta.get("training", {}).get("frames", 0)),
-                        videos=len(meta.get("training", {}).get("videos", [])),
-                        created=str(meta.get("created", "")),
-                        size_bytes=p.stat().st_size,
-                    )
-                )
+                training = meta.get("training", {})
+                out.append(ModelInfo(name=name, encoder=_encoder_label(meta["encoder"]),
+                                     detector=str(meta["detector"]["name"]), frames=int(training.get("frames", 0)),
+                                     videos=len(training.get("videos", [])), created=str(meta.get("created", "")),
+                                     size_bytes=p.stat().st_size))
             except (CorruptModelError, KeyError, TypeError, ValueError) as exc:
                 log.warning("skipping unreadable model file %s: %s", p.name, exc)
         return out
