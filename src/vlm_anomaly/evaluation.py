@@ -361,15 +361,8 @@ def _labels_for(clip: Clip, idx: np.ndarray, n_scores: int) -> np.ndarray:
     return y[idx]
 
 
-def evaluate(
-    dataset: LabelledDataset,
-    scorer: FrameScorer,
-    *,
-    smoothing_window: int = 1,
-    normalize: str = "none",
-    progress: Progress | None = None,
-    config: dict[str, Any] | None = None,
-) -> EvaluationReport:
+def evaluate(dataset: LabelledDataset, scorer: FrameScorer, *, smoothing_window: int = 1, normalize: str = "none",
+             progress: Progress | None = None, config: dict[str, Any] | None = None) -> EvaluationReport:
     """Fit ``scorer`` on the training clips, score every test clip, compute the metrics.
 
     Post-processing per clip, in this order: ``normalize`` (see :func:`normalize_scores`), then

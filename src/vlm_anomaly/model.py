@@ -182,22 +182,12 @@ class AnomalyModel:
         if not isinstance(additions, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str)
                                                       for a in additions):
             raise ValueError("normal_additions is malformed")
-        return cls(
-            normal_additions=[dict(a) for a in additions],
-            encoder=enc,
-            detector=detector,
-            prompts=[str(p) for p in meta.get("prompts", [])],
-            expected_objects=[str(p) for p in meta.get("expected_objects", [])],
-            videos=videos,
-            interval_ms=interval_ms,
-            smoothing_window=window,
-            threshold=threshold,
-            created=str(meta.get("created", "")),
-            name=str(meta.get("name", "")),
-            train_embeddings=te,
-            train_refs=refs,
-            extra=dict(meta.get("extra", {})),
-        )
+        return cls(normal_additions=[dict(a) for a in additions], encoder=enc, detector=detector,
+                   prompts=[str(p) for p in meta.get("prompts", [])],
+                   expected_objects=[str(p) for p in meta.get("expected_objects", [])], videos=videos,
+                   interval_ms=interval_ms, smoothing_window=window, threshold=threshold,
+                   created=str(meta.get("created", "")), name=str(meta.get("name", "")), train_embeddings=te,
+                   train_refs=refs, extra=dict(meta.get("extra", {})))
 
     def summary(self) -> dict:
         """Metadata shown by ``models show`` and the dashboard (no arrays)."""

@@ -106,14 +106,8 @@ class Pipeline:
         return enc
 
     # -- embedding --------------------------------------------------------------------------
-    def embed(
-        self,
-        sources: Sequence[str | Path],
-        *,
-        encoder: Encoder | None = None,
-        progress: Progress | None = None,
-        interval_ms: int | None = None,
-    ) -> list[EmbeddedVideo]:
+    def embed(self, sources: Sequence[str | Path], *, encoder: Encoder | None = None, progress: Progress | None = None,
+              interval_ms: int | None = None) -> list[EmbeddedVideo]:
         """Embed several sources as one stream of batches (no per-video reloads), cache-aware.
 
         Every source is checked (exists, opens, within the limits) before the encoder is built,
@@ -194,15 +188,9 @@ class Pipeline:
         return cls.scorer_for(self.context(self.encoder_for(model), interval), model.detector)
 
     # -- train ------------------------------------------------------------------------------
-    def fit(
-        self,
-        sources: Sequence[str | Path],
-        *,
-        progress: Progress | None = None,
-        embedded: list[EmbeddedVideo] | Callable[[], list[EmbeddedVideo]] | None = None,
-        names: Sequence[str] | None = None,
-        interval_ms: int | None = None,
-    ) -> AnomalyModel:
+    def fit(self, sources: Sequence[str | Path], *, progress: Progress | None = None,
+            embedded: list[EmbeddedVideo] | Callable[[], list[EmbeddedVideo]] | None = None,
+            names: Sequence[str] | None = None, interval_ms: int | None = None) -> AnomalyModel:
         """Learn normality from normal videos; returns an unsaved :class:`AnomalyModel`.
 
         ``embedded``: frame embeddings of the sources already at hand (or a function making them),
@@ -250,18 +238,13 @@ class Pipeline:
                 for k, v in enumerate(vids)
             ]).astype(np.int64)
         return AnomalyModel(
-            encoder=enc.identity if enc is not None else None,
-            detector=det,
+            encoder=enc.identity if enc is not None else None, detector=det,
             prompts=build_prompts(s.expected_objects) if enc is not None and enc.supports_text else [],
             expected_objects=list(s.expected_objects),
             videos=[TrainingVideo(str(n), v.sha256, v.n_frames, v.duration_s) for n, v in zip(names, vids)],
-            interval_ms=interval_ms,
-            smoothing_window=s.smoothing_window,
-            threshold=s.threshold,
-            train_embeddings=X,
-            train_refs=refs,
-            extra={"runtime": enc.runtime if enc is not None else "none", **det.model_extra()},
-        )
+            interval_ms=interval_ms, smoothing_window=s.smoothing_window, threshold=s.threshold,
+            train_embeddings=X, train_refs=refs,
+            extra={"runtime": enc.runtime if enc is not None else "none", **det.model_extra()})
 
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,
               overwrite: bool = True) -> AnomalyModel:
@@ -281,16 +264,8 @@ class Pipeline:
     def load(self, model: str | AnomalyModel) -> AnomalyModel:
         return self.store.load(model) if isinstance(model, str) else model
 
-    def score(
-        self,
-        model: str | AnomalyModel,
-        source: str | Path,
-        *,
-        progress: Progress | None = None,
-        describe: bool = True,
-        threshold: float | None = None,
-        interval_ms: int | None = None,
-    ) -> ScoreResult:
+    def score(self, model: str | AnomalyModel, source: str | Path, *, progress: Progress | None = None,
+              describe: bool = True, threshold: float | None = None, interval_ms: int | None = None) -> ScoreResult:
         """Score every sampled frame of a video with a saved (or given) model.
 
         The model's own sampling interval, encoder and features apply unless ``interval_ms`` says

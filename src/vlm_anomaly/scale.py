@@ -98,15 +98,8 @@ def _actors(settings: Settings, n_items: int, num_actors: int | None):
     return pool[:n]
 
 
-def score_batch_on_ray(
-    settings: Settings,
-    model: str,
-    sources: Sequence[str | Path],
-    *,
-    threshold: float | None = None,
-    interval_ms: int | None = None,
-    num_actors: int | None = None,
-) -> list[ScoreResult]:
+def score_batch_on_ray(settings: Settings, model: str, sources: Sequence[str | Path], *, threshold: float | None = None,
+                       interval_ms: int | None = None, num_actors: int | None = None) -> list[ScoreResult]:
     """Score ``sources`` spread over encoder actors; results in the order of ``sources``.
 
     Example:
@@ -120,15 +113,8 @@ def score_batch_on_ray(
     return list(pool.map(lambda a, src: a.score.remote(model, str(src), threshold, interval_ms), list(sources)))
 
 
-def watch_on_ray(
-    settings: Settings,
-    model: str,
-    sources: Sequence[str],
-    *,
-    realtime: bool = True,
-    max_seconds: float | None = None,
-    num_actors: int | None = None,
-) -> list[EventRecord]:
+def watch_on_ray(settings: Settings, model: str, sources: Sequence[str], *, realtime: bool = True,
+                 max_seconds: float | None = None, num_actors: int | None = None) -> list[EventRecord]:
     """Watch ``sources`` spread over encoder actors; returns their closed events (stored too)."""
     if not sources:
         return []

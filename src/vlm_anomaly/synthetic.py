@@ -53,17 +53,9 @@ def render_frame(
     return img
 
 
-def write_video(
-    path: str | Path,
-    *,
-    seconds: float = 6.0,
-    fps: float = 10.0,
-    size: tuple[int, int] = (320, 240),
-    anomaly_span: tuple[float, float] | None = None,
-    seed: int = 0,
-    codec: str | None = None,
-    start_s: float = 0.0,
-) -> Path:
+def write_video(path: str | Path, *, seconds: float = 6.0, fps: float = 10.0, size: tuple[int, int] = (320, 240),
+                anomaly_span: tuple[float, float] | None = None, seed: int = 0, codec: str | None = None,
+                start_s: float = 0.0) -> Path:
     """Encode a synthetic scene to ``path`` (mp4/avi/mkv/mov/webm by extension).
 
     ``anomaly_span`` = (start s, end s) of the file during which an intruder crosses the scene.

@@ -36,21 +36,10 @@ def resolve_backend(backend: str, clip_model: str, clip_pretrained: str, clip_we
     return "efficientnet"
 
 
-def create_encoder(
-    backend: str = "auto",
-    *,
-    clip_model: str = "ViT-B-32",
-    clip_pretrained: str = "openai",
-    clip_weights: str | Path | None = None,
-    device: str = "auto",
-    batch_size: int = 16,
-    prompts: list[str] | None = None,
-    cache_dir: str | Path | None = None,
-    features: str = "frame",
-    runtime: str = "torch",
-    threads: int = 0,
-    tiles: tuple[int, int, float] = (2, 3, 0.25),
-) -> Encoder:
+def create_encoder(backend: str = "auto", *, clip_model: str = "ViT-B-32", clip_pretrained: str = "openai",
+                   clip_weights: str | Path | None = None, device: str = "auto", batch_size: int = 16,
+                   prompts: list[str] | None = None, cache_dir: str | Path | None = None, features: str = "frame",
+                   runtime: str = "torch", threads: int = 0, tiles: tuple[int, int, float] = (2, 3, 0.25)) -> Encoder:
     """Build an encoder by backend name; ``runtime`` picks where its image forward runs.
 
     Example:
