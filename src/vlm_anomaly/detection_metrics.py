@@ -48,22 +48,6 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return s, y.astype(np.int64)
 
 
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Frame ROC-AUC of anomaly detection (NaN if only one class is present)."""
-    s, y = _check(scores, labels)
-    if len(np.unique(y)) < 2:
-        return float("nan")
-    return float(roc_auc_score(y, -s))
-
-
-def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Average precision with anomalous frames as positives (NaN if one class only)."""
-    s, y = _check(scores, labels)
-    if len(np.unique(y)) < 2:
-        return float("nan")
-    return float(average_precision_score(y, -s))
-
-
 def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """(EER, score threshold at the EER): where false-positive and miss rates are equal.
 
@@ -97,9 +81,10 @@ def frame_metrics(scores: np.ndarray, labels: np.ndarray) -> FrameMetrics:
     """
     s, y = _check(scores, labels)
     eer, eer_t = equal_error_rate(s, y)
+    both = 0 < y.sum() < len(y)  # else AUC and AP are undefined
     return FrameMetrics(
-        auc=roc_auc(s, y),
-        ap=average_precision(s, y),
+        auc=float(roc_auc_score(y, -s)) if both else float("nan"),
+        ap=float(average_precision_score(y, -s)) if both else float("nan"),
         eer=eer,
         eer_threshold=eer_t,
         frames=int(len(y)),

@@ -36,6 +36,7 @@ from .atomic import atomic_write_bytes
 from .config import Settings
 from .detection_metrics import FrameMetrics, frame_metrics
 from .detectors import detector_names, get_detector_class, moving_average
+from .detectors.contract import Progress, no_progress
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .pipeline import Pipeline
 from .report_plots import write_plots
@@ -43,7 +44,6 @@ from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 LABELS_FILE = "test_labels.json"
 NORMALIZATIONS = ("none", "zscore", "minmax")
 #: detectors whose shipped defaults are known to have been chosen partly after test results, with
@@ -361,15 +361,8 @@ def _labels_for(clip: Clip, idx: np.ndarray, n_scores: int) -> np.ndarray:
     return y[idx]
 
 
-def evaluate(
-    dataset: LabelledDataset,
-    scorer: FrameScorer,
-    *,
-    smoothing_window: int = 1,
-    normalize: str = "none",
-    progress: Progress | None = None,
-    config: dict[str, Any] | None = None,
-) -> EvaluationReport:
+def evaluate(dataset: LabelledDataset, scorer: FrameScorer, *, smoothing_window: int = 1, normalize: str = "none",
+             progress: Progress | None = None, config: dict[str, Any] | None = None) -> EvaluationReport:
     """Fit ``scorer`` on the training clips, score every test clip, compute the metrics.
 
     Post-processing per clip, in this order: ``normalize`` (see :func:`normalize_scores`), then
@@ -379,7 +372,7 @@ def evaluate(
         raise ConfigError(f"unknown normalisation {normalize!r}; choose from {', '.join(NORMALIZATIONS)}")
     if smoothing_window < 1:
         raise ConfigError("smoothing window must be at least 1")
-    progress = progress or (lambda d, t, s: None)
+    progress = progress or no_progress
     n_test = len(dataset.test)
     t0 = time.perf_counter()
     progress(0, n_test, "fitting on training clips")

@@ -47,10 +47,7 @@ class HysteresisConfig:
 
     def __post_init__(self) -> None:
         if self.exit < self.enter:
-            raise ConfigError(
-                f"event exit threshold {self.exit} must not be below the enter "
-                f"threshold {self.enter}"
-            )
+            raise ConfigError(f"event exit threshold {self.exit} must not be below the enter threshold {self.enter}")
         if self.min_duration_s < 0 or self.cooldown_s < 0:
             raise ConfigError("event min duration and cool-down must not be negative")
 
@@ -63,11 +60,7 @@ class HysteresisConfig:
             enter = model_threshold - h
         exit_ = events.event_exit_threshold
         if exit_ is None:
-            exit_ = (
-                max(enter, model_threshold - h / 2)
-                if events.event_enter_threshold is None
-                else enter + h / 2
-            )
+            exit_ = max(enter, model_threshold - h / 2) if events.event_enter_threshold is None else enter + h / 2
         return cls(enter, exit_, events.event_min_duration_s, events.event_cooldown_s)
 
 
@@ -102,7 +95,6 @@ class EventTracker:
         self.config = config
         self.phase = Phase.IDLE
         self.start_time: float | None = None  # first sample below enter
-        self.last_below: float | None = None  # last sample below exit while in the event
         self.exit_time: float | None = None  # when the score rose above exit (closing)
 
     @property
@@ -120,20 +112,16 @@ class EventTracker:
         out: list[Transition] = []
         if self.phase == Phase.IDLE:
             if dip:
-                self.phase, self.start_time, self.last_below = Phase.PENDING, t, t
+                self.phase, self.start_time = Phase.PENDING, t
         elif self.phase == Phase.PENDING:
             if score >= c.exit:
                 self.phase, self.start_time = Phase.IDLE, None
-            else:
-                self.last_below = t
         elif self.phase == Phase.ACTIVE:
             if either >= c.exit:
                 self.phase, self.exit_time = Phase.CLOSING, t
-            else:
-                self.last_below = t
         elif self.phase == Phase.CLOSING:
             if dip:
-                self.phase, self.exit_time, self.last_below = Phase.ACTIVE, None, t
+                self.phase, self.exit_time = Phase.ACTIVE, None
             elif self.exit_time is not None and t - self.exit_time >= c.cooldown_s:
                 out.append(self._end())
         if (
@@ -147,7 +135,7 @@ class EventTracker:
 
     def _end(self) -> Transition:
         tr = Transition("end", float(self.start_time or 0.0), self.exit_time)
-        self.phase, self.start_time, self.exit_time, self.last_below = Phase.IDLE, None, None, None
+        self.phase, self.start_time, self.exit_time = Phase.IDLE, None, None
         return tr
 
     def finish(self, t: float) -> list[Transition]:

@@ -18,7 +18,7 @@ from .errors import EncoderMismatchError, VlmAnomalyError
 
 FORMAT_VERSION = 1
 #: the encoder backend that models of motion alone recorded before they could record none
-_LEGACY_NO_ENCODER = "motion"
+LEGACY_NO_ENCODER = "motion"
 
 
 @dataclass
@@ -151,7 +151,7 @@ class AnomalyModel:
         enc = None if meta["encoder"] is None else EncoderIdentity.from_dict(meta["encoder"])
         det_meta = dict(meta["detector"])
         te, refs = arrays.get("train_embeddings"), arrays.get("train_refs")
-        if enc is not None and enc.backend == _LEGACY_NO_ENCODER:  # motion alone, saved with a 1-d stand-in
+        if enc is not None and enc.backend == LEGACY_NO_ENCODER:  # motion alone, saved with a 1-d stand-in
             enc, te, refs, det_meta["n_features_in"] = None, None, None, 0
         if enc is not None and not 0 < enc.dim <= 65536:
             raise ValueError("encoder dim out of range")
@@ -182,22 +182,12 @@ class AnomalyModel:
         if not isinstance(additions, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str)
                                                       for a in additions):
             raise ValueError("normal_additions is malformed")
-        return cls(
-            normal_additions=[dict(a) for a in additions],
-            encoder=enc,
-            detector=detector,
-            prompts=[str(p) for p in meta.get("prompts", [])],
-            expected_objects=[str(p) for p in meta.get("expected_objects", [])],
-            videos=videos,
-            interval_ms=interval_ms,
-            smoothing_window=window,
-            threshold=threshold,
-            created=str(meta.get("created", "")),
-            name=str(meta.get("name", "")),
-            train_embeddings=te,
-            train_refs=refs,
-            extra=dict(meta.get("extra", {})),
-        )
+        return cls(normal_additions=[dict(a) for a in additions], encoder=enc, detector=detector,
+                   prompts=[str(p) for p in meta.get("prompts", [])],
+                   expected_objects=[str(p) for p in meta.get("expected_objects", [])], videos=videos,
+                   interval_ms=interval_ms, smoothing_window=window, threshold=threshold,
+                   created=str(meta.get("created", "")), name=str(meta.get("name", "")), train_embeddings=te,
+                   train_refs=refs, extra=dict(meta.get("extra", {})))
 
     def summary(self) -> dict:
         """Metadata shown by ``models show`` and the dashboard (no arrays)."""

@@ -80,6 +80,15 @@ def _check_range(start_s: float | None, end_s: float | None) -> None:
         raise InvalidVideoError(f"the range ends ({end_s} s) before it starts ({start_s} s)")
 
 
+def _pipeline(settings: Settings | None, pipeline: Pipeline | None) -> Pipeline:
+    return pipeline or Pipeline(settings or load_settings())
+
+
+def _model_lock(models: ModelStore, model: str):
+    """One change of a model's normal data at a time (read, learn, save)."""
+    return file_lock(models.root / f".{models.path_for(model).stem}.normal.lock")
+
+
 def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: float | None = None,
                 end_s: float | None = None, note: str = "", settings: Settings | None = None,
                 progress: Progress | None = None, name: str | None = None,
@@ -92,16 +101,15 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
     Raises :class:`~vlm_anomaly.errors.CannotLearnError` when the model's detector cannot learn
     without retraining, :class:`~vlm_anomaly.errors.InvalidVideoError` for a bad source or range.
     """
-    settings = settings or (pipeline.settings if pipeline is not None else load_settings())
     _check_range(start_s, end_s)
     note = str(note or "")[:MAX_NOTE]
-    pipe = pipeline or Pipeline(settings)
+    pipe = _pipeline(settings, pipeline)
     pipe.check_sources([source])
     key = uuid.uuid4().hex[:12]
-    with file_lock(models.root / f".{models.path_for(model).stem}.normal.lock"):
+    with _model_lock(models, model):
         m = models.load(model)
         scorer = pipe.scorer(m)
-        total = expected_samples(source, m.interval_ms, settings.max_frames)
+        total = expected_samples(source, m.interval_ms, (settings or pipe.settings).max_frames)
         if end_s is not None or start_s is not None:
             span = (end_s if end_s is not None else total * m.interval_ms / 1000) - (start_s or 0)
             total = min(total, max(1, int(span * 1000 / max(1, m.interval_ms)) + 1)) if m.interval_ms else total
@@ -130,7 +138,6 @@ def mark_event_normal(events: EventStore, models: ModelStore, event_id: int | st
         raise VlmAnomalyError(f"event id {event_id!r} is not a number") from None
     if rec.end_time is None or rec.status != "closed":
         raise VlmAnomalyError(f"event {rec.id} is still open: mark it normal once it has ended")
-    settings = settings or (pipeline.settings if pipeline is not None else load_settings())
     note = note or f"event {rec.id}"
     src = Path(rec.source)
     if not is_stream_url(rec.source) and (src.is_file() or src.is_dir()):
@@ -155,12 +162,11 @@ def undo_normal(models: ModelStore, model: str, addition_id: str, *, settings: S
                 pipeline: Pipeline | None = None) -> None:
     """Forget one addition: its observations leave the model's normal data and calibration and
     threshold are recomputed, so the model scores as it did before (the other additions stay)."""
-    settings = settings or (pipeline.settings if pipeline is not None else load_settings())
-    with file_lock(models.root / f".{models.path_for(model).stem}.normal.lock"):
+    with _model_lock(models, model):
         m = models.load(model)
         if not any(a.get("id") == addition_id for a in m.normal_additions):
             raise AdditionNotFoundError(f"model {model!r} has no footage marked normal with id {addition_id!r}")
-        scorer = (pipeline or Pipeline(settings)).scorer(m)
+        scorer = _pipeline(settings, pipeline).scorer(m)
         try:
             remove_normal(scorer, m.detector.name, addition_id)
         except KeyError:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .config import Settings, load_settings
 from .detectors import Detector, DetectorContext, Scorer, get_detector_class
+from .detectors.contract import Progress, no_progress
 from .encoders import Encoder, build_prompts, encoder_from_settings, encoder_options
 from .encoders.base import Description
 from .errors import InvalidModelNameError, InvalidVideoError, VlmAnomalyError
@@ -29,14 +30,6 @@ from .values import EmbeddedVideo, FrameScores
 from .video import Frame, batched, content_hash, prefetch, probe, sample_frames, source_kind
 
 log = logging.getLogger(__name__)
-
-#: progress callback: (frames done, frames expected or 0 if unknown, stage text)
-Progress = Callable[[int, int, str], None]
-
-
-def _noop(done: int, total: int, stage: str) -> None:
-    pass
-
 
 def expected_samples(source: str | Path, interval_ms: int, max_frames: int = 0) -> int:
     """Estimate of how many frames sampling will yield (for progress bars); 0 if unknown."""
@@ -73,9 +66,6 @@ class Pipeline:
             self._encoders[_options_key(self.settings)] = encoder
         self.store = ModelStore(self.settings.models_path)
         self.cache = EmbeddingCache(self.settings.cache_path, enabled=self.settings.embedding_cache)
-        self._configure_threads()
-
-    def _configure_threads(self) -> None:
         self.threads = configure_threads(self.settings.threads)
 
     # -- encoders ---------------------------------------------------------------------------
@@ -116,15 +106,8 @@ class Pipeline:
         return enc
 
     # -- embedding --------------------------------------------------------------------------
-    def embed(
-        self,
-        sources: Sequence[str | Path],
-        *,
-        encoder: Encoder | None = None,
-        progress: Progress | None = None,
-        keep_frames: bool = False,
-        interval_ms: int | None = None,
-    ) -> list[EmbeddedVideo]:
+    def embed(self, sources: Sequence[str | Path], *, encoder: Encoder | None = None, progress: Progress | None = None,
+              interval_ms: int | None = None) -> list[EmbeddedVideo]:
         """Embed several sources as one stream of batches (no per-video reloads), cache-aware.
 
         Every source is checked (exists, opens, within the limits) before the encoder is built,
@@ -134,7 +117,7 @@ class Pipeline:
         self.check_sources(sources)
         enc = encoder or self.encoder
         interval = s.interval_ms if interval_ms is None else interval_ms
-        progress = progress or _noop
+        progress = progress or no_progress
         results: list[EmbeddedVideo | None] = [None] * len(sources)
         todo: list[tuple[int, str, str, str]] = []
         for i, src in enumerate(sources):
@@ -142,7 +125,7 @@ class Pipeline:
             sha = content_hash(src)
             key = EmbeddingCache.key(sha, enc.cache_key, interval, s.max_side, s.max_frames,
                                      s.max_duration_s)
-            hit = None if keep_frames else self.cache.get(key, enc.dim)
+            hit = self.cache.get(key, enc.dim)
             if hit is not None:
                 results[i] = EmbeddedVideo(src, sha, hit.indices, hit.timestamps, hit.embeddings, True)
             else:
@@ -151,7 +134,7 @@ class Pipeline:
         done = 0
         progress(0, total, "encoding")
         if todo:
-            parts: dict[int, list] = {i: [[], [], [], []] for i, *_ in todo}
+            parts: dict[int, list] = {i: [] for i, *_ in todo}  # (index, timestamp, embedding) per frame
 
             def frames() -> Iterator[tuple[int, Frame]]:
                 for i, src, _, _ in todo:
@@ -162,20 +145,15 @@ class Pipeline:
             for batch in batched(prefetch(frames(), maxsize=max(2 * s.batch_size, 32)), s.batch_size):
                 emb = enc.encode([f.image for _, f in batch])
                 for (i, f), e in zip(batch, emb):
-                    p = parts[i]
-                    p[0].append(f.index)
-                    p[1].append(f.timestamp)
-                    p[2].append(e)
-                    if keep_frames:
-                        p[3].append(f)
+                    parts[i].append((f.index, f.timestamp, e))
                 done += len(batch)
                 progress(done, max(total, done), "encoding")
             for i, src, sha, key in todo:
-                idx, ts, embs, frs = parts[i]
-                if not embs:
+                if not parts[i]:
                     raise InvalidVideoError(f"{src}: no decodable frame")
+                idx, ts, embs = zip(*parts[i])
                 ev = EmbeddedVideo(src, sha, np.asarray(idx, np.int64), np.asarray(ts, np.float64),
-                                   np.stack(embs).astype(np.float32), False, frs if keep_frames else None)
+                                   np.stack(embs).astype(np.float32), False)
                 self.cache.put(key, CachedEmbeddings(ev.frame_indices, ev.timestamps, ev.embeddings))
                 results[i] = ev
         progress(max(total, done), max(total, done), "done")
@@ -210,15 +188,9 @@ class Pipeline:
         return cls.scorer_for(self.context(self.encoder_for(model), interval), model.detector)
 
     # -- train ------------------------------------------------------------------------------
-    def fit(
-        self,
-        sources: Sequence[str | Path],
-        *,
-        progress: Progress | None = None,
-        embedded: list[EmbeddedVideo] | Callable[[], list[EmbeddedVideo]] | None = None,
-        names: Sequence[str] | None = None,
-        interval_ms: int | None = None,
-    ) -> AnomalyModel:
+    def fit(self, sources: Sequence[str | Path], *, progress: Progress | None = None,
+            embedded: list[EmbeddedVideo] | Callable[[], list[EmbeddedVideo]] | None = None,
+            names: Sequence[str] | None = None, interval_ms: int | None = None) -> AnomalyModel:
         """Learn normality from normal videos; returns an unsaved :class:`AnomalyModel`.
 
         ``embedded``: frame embeddings of the sources already at hand (or a function making them),
@@ -237,7 +209,7 @@ class Pipeline:
         enc = self.detector_encoder(cls)
         scorer = cls.scorer_for(self.context(enc, interval, embedded=embedded))
         total = 0 if embedded is not None else sum(expected_samples(x, interval, s.max_frames) for x in sources)
-        progress = progress or _noop
+        progress = progress or no_progress
         reported = [0]
 
         def cb(done: int, _total: int, stage: str) -> None:
@@ -266,18 +238,13 @@ class Pipeline:
                 for k, v in enumerate(vids)
             ]).astype(np.int64)
         return AnomalyModel(
-            encoder=enc.identity if enc is not None else None,
-            detector=det,
+            encoder=enc.identity if enc is not None else None, detector=det,
             prompts=build_prompts(s.expected_objects) if enc is not None and enc.supports_text else [],
             expected_objects=list(s.expected_objects),
             videos=[TrainingVideo(str(n), v.sha256, v.n_frames, v.duration_s) for n, v in zip(names, vids)],
-            interval_ms=interval_ms,
-            smoothing_window=s.smoothing_window,
-            threshold=s.threshold,
-            train_embeddings=X,
-            train_refs=refs,
-            extra={"runtime": enc.runtime if enc is not None else "none", **det.model_extra()},
-        )
+            interval_ms=interval_ms, smoothing_window=s.smoothing_window, threshold=s.threshold,
+            train_embeddings=X, train_refs=refs,
+            extra={"runtime": enc.runtime if enc is not None else "none", **det.model_extra()})
 
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,
               overwrite: bool = True) -> AnomalyModel:
@@ -297,16 +264,8 @@ class Pipeline:
     def load(self, model: str | AnomalyModel) -> AnomalyModel:
         return self.store.load(model) if isinstance(model, str) else model
 
-    def score(
-        self,
-        model: str | AnomalyModel,
-        source: str | Path,
-        *,
-        progress: Progress | None = None,
-        describe: bool = True,
-        threshold: float | None = None,
-        interval_ms: int | None = None,
-    ) -> ScoreResult:
+    def score(self, model: str | AnomalyModel, source: str | Path, *, progress: Progress | None = None,
+              describe: bool = True, threshold: float | None = None, interval_ms: int | None = None) -> ScoreResult:
         """Score every sampled frame of a video with a saved (or given) model.
 
         The model's own sampling interval, encoder and features apply unless ``interval_ms`` says
@@ -315,7 +274,7 @@ class Pipeline:
         m = self.load(model)
         scorer = self.scorer(m, interval_ms=interval_ms)
         total = expected_samples(source, scorer.interval_ms, self.settings.max_frames)
-        progress = progress or _noop
+        progress = progress or no_progress
         progress(0, total, "scoring")
         t0 = time.perf_counter()
         res = scorer.score(source, lambda done: progress(done, max(total, done), "scoring"))
@@ -381,9 +340,3 @@ def _options_key(settings: Settings) -> str:
     """Encoders built from equal options are one encoder."""
     return repr(sorted(encoder_options(settings).items()))
 
-
-def iter_embeddings(encoder: Encoder, frames: Iterable[Frame], batch_size: int
-                    ) -> Iterator[tuple[list[Frame], np.ndarray]]:
-    """Batched embedding of a frame stream (live sources): yields (frames, embeddings)."""
-    for batch in batched(frames, batch_size):
-        yield batch, encoder.encode([f.image for f in batch])

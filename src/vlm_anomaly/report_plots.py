@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .detection_metrics import FrameMetrics, roc_points
+from .results import true_runs
 
 
 class EvaluationReport(Protocol):
@@ -33,18 +34,13 @@ def label_spans(labels: np.ndarray, frames: np.ndarray) -> list[tuple[int, int]]
         >>> label_spans(np.array([0, 1, 1, 0, 1]), np.arange(5))
         [(1, 2), (4, 4)]
     """
-    y = np.asarray(labels).astype(bool)
-    spans = []
-    start = None
-    for i, v in enumerate(y):
-        if v and start is None:
-            start = i
-        if not v and start is not None:
-            spans.append((int(frames[start]), int(frames[i - 1])))
-            start = None
-    if start is not None:
-        spans.append((int(frames[start]), int(frames[len(y) - 1])))
-    return spans
+    return [(int(frames[a]), int(frames[b])) for a, b in true_runs(labels)]
+
+
+def _pooled_roc(report: EvaluationReport) -> tuple[np.ndarray, np.ndarray]:
+    """(false-positive rate, true-positive rate) over all test frames."""
+    clips = report.clips
+    return roc_points(np.concatenate([c.scores for c in clips]), np.concatenate([c.labels for c in clips]))
 
 
 def _title(report: EvaluationReport) -> str:
@@ -60,10 +56,8 @@ def write_png(report: EvaluationReport, out: Path) -> dict[str, Path]:
     import matplotlib.pyplot as plt
 
     paths = {}
-    all_s = np.concatenate([c.scores for c in report.clips])
-    all_y = np.concatenate([c.labels for c in report.clips])
     fig, ax = plt.subplots(figsize=(5, 5))
-    fpr, tpr = roc_points(all_s, all_y)
+    fpr, tpr = _pooled_roc(report)
     ax.plot(fpr, tpr, label=f"pooled AUC {report.pooled.auc:.3f}")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC (all test frames)")
@@ -120,9 +114,7 @@ def write_html(report: EvaluationReport, out: Path) -> Path:
         for c in report.clips
     ]
     fig = make_subplots(rows=n + 1, cols=1, subplot_titles=titles, vertical_spacing=0.25 / (n + 1))
-    all_s = np.concatenate([c.scores for c in report.clips])
-    all_y = np.concatenate([c.labels for c in report.clips])
-    fpr, tpr = roc_points(all_s, all_y)
+    fpr, tpr = _pooled_roc(report)
     fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name="ROC", showlegend=False), row=1, col=1)
     for r, c in enumerate(report.clips, start=2):
         for a, b in label_spans(c.labels, c.frame_indices):

@@ -9,7 +9,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -169,9 +169,7 @@ class ScoreResult:
         """A copy with another threshold (and optionally smoothing window), no re-encoding."""
         w = window or self.smoothing_window
         smooth = self.smoothed_scores if w == self.smoothing_window else moving_average(self.raw_scores, w)
-        return ScoreResult(self.source, self.model, self.frame_indices, self.timestamps, self.raw_scores,
-                           smooth, threshold, w, self.descriptions, self.confidences, self.embeddings,
-                           self.timing, self.explanations, self.interval_ms, self.events)
+        return replace(self, smoothed_scores=smooth, threshold=threshold, smoothing_window=w)
 
     def frame_labels(self, labels: np.ndarray) -> np.ndarray:
         """The ground truth of the scored frames, from per-*source*-frame labels (sampling skips frames)."""

@@ -66,14 +66,10 @@ def _actor_class():
             torch.set_num_threads(1)  # one CPU slot per actor
             self.pipe = Pipeline(Settings(**settings))
 
-        def score(
-            self, model: str, source: str, threshold: float | None, interval_ms: int | None
-        ) -> ScoreResult:
+        def score(self, model: str, source: str, threshold: float | None, interval_ms: int | None) -> ScoreResult:
             return self.pipe.score(model, source, threshold=threshold, interval_ms=interval_ms)
 
-        def watch(
-            self, model: str, sources: list[str], realtime: bool, max_seconds: float | None
-        ) -> list[dict]:
+        def watch(self, model: str, sources: list[str], realtime: bool, max_seconds: float | None) -> list[dict]:
             from .events import Monitor
 
             with Monitor.from_settings(self.pipe.settings, pipeline=self.pipe, home_assistant=False) as mon:
@@ -102,15 +98,8 @@ def _actors(settings: Settings, n_items: int, num_actors: int | None):
     return pool[:n]
 
 
-def score_batch_on_ray(
-    settings: Settings,
-    model: str,
-    sources: Sequence[str | Path],
-    *,
-    threshold: float | None = None,
-    interval_ms: int | None = None,
-    num_actors: int | None = None,
-) -> list[ScoreResult]:
+def score_batch_on_ray(settings: Settings, model: str, sources: Sequence[str | Path], *, threshold: float | None = None,
+                       interval_ms: int | None = None, num_actors: int | None = None) -> list[ScoreResult]:
     """Score ``sources`` spread over encoder actors; results in the order of ``sources``.
 
     Example:
@@ -121,22 +110,11 @@ def score_batch_on_ray(
     from ray.util import ActorPool
 
     pool = ActorPool(_actors(settings, len(sources), num_actors))
-    return list(
-        pool.map(
-            lambda a, src: a.score.remote(model, str(src), threshold, interval_ms), list(sources)
-        )
-    )
+    return list(pool.map(lambda a, src: a.score.remote(model, str(src), threshold, interval_ms), list(sources)))
 
 
-def watch_on_ray(
-    settings: Settings,
-    model: str,
-    sources: Sequence[str],
-    *,
-    realtime: bool = True,
-    max_seconds: float | None = None,
-    num_actors: int | None = None,
-) -> list[EventRecord]:
+def watch_on_ray(settings: Settings, model: str, sources: Sequence[str], *, realtime: bool = True,
+                 max_seconds: float | None = None, num_actors: int | None = None) -> list[EventRecord]:
     """Watch ``sources`` spread over encoder actors; returns their closed events (stored too)."""
     if not sources:
         return []
@@ -144,8 +122,5 @@ def watch_on_ray(
     actors = _actors(settings, len(sources), num_actors)
     per = math.ceil(len(sources) / len(actors))
     chunks = [list(sources[i : i + per]) for i in range(0, len(sources), per)]
-    futures = [
-        a.watch.remote(model, chunk, realtime, max_seconds)
-        for a, chunk in zip(actors, chunks, strict=False)
-    ]
+    futures = [a.watch.remote(model, chunk, realtime, max_seconds) for a, chunk in zip(actors, chunks, strict=False)]
     return [EventRecord(**d) for part in ray.get(futures) for d in part]

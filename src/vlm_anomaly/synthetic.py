@@ -6,6 +6,7 @@ which frames are anomalous.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import av
@@ -52,17 +53,9 @@ def render_frame(
     return img
 
 
-def write_video(
-    path: str | Path,
-    *,
-    seconds: float = 6.0,
-    fps: float = 10.0,
-    size: tuple[int, int] = (320, 240),
-    anomaly_span: tuple[float, float] | None = None,
-    seed: int = 0,
-    codec: str | None = None,
-    start_s: float = 0.0,
-) -> Path:
+def write_video(path: str | Path, *, seconds: float = 6.0, fps: float = 10.0, size: tuple[int, int] = (320, 240),
+                anomaly_span: tuple[float, float] | None = None, seed: int = 0, codec: str | None = None,
+                start_s: float = 0.0) -> Path:
     """Encode a synthetic scene to ``path`` (mp4/avi/mkv/mov/webm by extension).
 
     ``anomaly_span`` = (start s, end s) of the file during which an intruder crosses the scene.
@@ -72,27 +65,31 @@ def write_video(
     Example:
         >>> write_video("/tmp/normal.mp4", seconds=2)  # doctest: +SKIP
     """
-    path = Path(path)
     w, h = size
-    ext = path.suffix.lower()
-    codec = codec or {".avi": "mpeg4", ".webm": "libvpx", ".mkv": "libx264"}.get(ext, "libx264")
+    codec = codec or {".avi": "mpeg4", ".webm": "libvpx", ".mkv": "libx264"}.get(Path(path).suffix.lower(), "libx264")
     bg = textured_background(w, h, seed)
-    n = int(round(seconds * fps))
+
+    def frame(i: int) -> np.ndarray:
+        anom = anomaly_span is not None and anomaly_span[0] <= i / fps < anomaly_span[1]
+        return render_frame(start_s + i / fps, w, h, anomaly=anom, seed=seed, bg=bg)
+
+    return encode_rgb(path, (frame(i) for i in range(int(round(seconds * fps)))), fps=fps, size=size, codec=codec)
+
+
+def encode_rgb(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
+               codec: str = "libx264") -> Path:
+    """Encode RGB frames of ``size`` (w, h) to ``path`` at ``fps`` (yuv420p; libx264 fast, crf 23)."""
     from fractions import Fraction
 
-    rate = Fraction(fps).limit_denominator(1001)
+    path = Path(path)
     with av.open(str(path), "w") as out:
-        st = out.add_stream(codec, rate=rate)
-        st.width, st.height = w, h
+        st = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        st.width, st.height = size
         st.pix_fmt = "yuv420p"
         if codec == "libx264":
             st.options = {"preset": "ultrafast", "crf": "23"}
-        for i in range(n):
-            t = i / fps
-            anom = anomaly_span is not None and anomaly_span[0] <= t < anomaly_span[1]
-            img = render_frame(start_s + t, w, h, anomaly=anom, seed=seed, bg=bg)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            for pkt in st.encode(frame):
+        for img in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(pkt)
         for pkt in st.encode():
             out.mux(pkt)
@@ -100,16 +97,15 @@ def write_video(
 
 
 def write_frames(folder: str | Path, *, n: int = 20, size: tuple[int, int] = (160, 120), seed: int = 0,
-                 ext: str = ".png", anomaly_frames: range | None = None, fps: float = 10.0) -> Path:
+                 fps: float = 10.0) -> Path:
     """Write a frame folder ``0.png, 1.png, ...`` of the synthetic scene."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     w, h = size
     bg = textured_background(w, h, seed)
     for i in range(n):
-        anom = anomaly_frames is not None and i in anomaly_frames
-        img = render_frame(i / fps, w, h, anomaly=anom, seed=seed, bg=bg)
-        cv2.imwrite(str(folder / f"{i}{ext}"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        img = render_frame(i / fps, w, h, seed=seed, bg=bg)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     return folder
 
 
@@ -228,21 +224,9 @@ def write_incident_video(path: str | Path, *, seconds: float = 20.0, fps: float 
                          size: tuple[int, int] = (320, 240), seed: int = 0, start_s: float = 0.0,
                          **incidents) -> Path:
     """Encode the street with the incidents of :func:`incident_frame` (spans in seconds of the file)."""
-    from fractions import Fraction
-
-    path = Path(path)
     w, h = size
     bg = textured_background(w, h, seed)
     shift = {k: (v[0] + start_s, v[1] + start_s, *v[2:]) for k, v in incidents.items() if v is not None}
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        st.width, st.height = w, h
-        st.pix_fmt = "yuv420p"
-        st.options = {"preset": "ultrafast", "crf": "23"}
-        for i in range(int(round(seconds * fps))):
-            img = incident_frame(start_s + i / fps, w, h, seed=seed, bg=bg, **shift)
-            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
-    return path
+    frames = (incident_frame(start_s + i / fps, w, h, seed=seed, bg=bg, **shift)
+              for i in range(int(round(seconds * fps))))
+    return encode_rgb(path, frames, fps=fps, size=size)

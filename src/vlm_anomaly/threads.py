@@ -26,11 +26,6 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_threads() -> int:
-    """Intra-op threads for the encoder: every usable core (the decoder only fills the gaps)."""
-    return cpu_count()
-
-
 def small_machine() -> bool:
     """Few cores: the decoder and the encoder share them, so nothing should spin-wait."""
     return cpu_count() <= 4
@@ -42,10 +37,11 @@ def decoder_threads() -> int:
 
 
 def configure_threads(threads: int = 0) -> int:
-    """Set PyTorch's intra-op threads (0 = :func:`default_threads`); returns the number used."""
+    """Set PyTorch's intra-op threads (0 = every usable core: the decoder only fills the gaps);
+    returns the number used."""
     import torch
 
-    n = threads if threads > 0 else default_threads()
+    n = threads if threads > 0 else cpu_count()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

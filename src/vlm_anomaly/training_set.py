@@ -21,15 +21,15 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import atomic_write_bytes, atomic_write_json, file_lock
+from .atomic import atomic_path, atomic_write_bytes, atomic_write_json, file_lock
 from .config import REMOVED_DETECTORS, Settings, load_settings
+from .detectors.contract import Progress, no_progress
 from .encoders import build_prompts
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .store.embeddings import CachedEmbeddings, read_embeddings, write_embeddings
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from .model import AnomalyModel
     from .pipeline import Pipeline
 
-Progress = Callable[[int, int, str], None]
 #: the training parameters chosen on the dashboard's Train page, kept in settings.json
 TRAIN_PARAMS = ("encoder", "clip_model", "clip_pretrained", "interval_ms", "nu", "gamma", "expected_objects",
                 "detector", "features", "target_false_alarm", "motion_appearance")
@@ -69,10 +68,6 @@ class TrainingItem:
         return {"id": self.id, "video": self.name, "frames": self.frames,
                 "duration_s": round(self.duration_s, 2), "interval_ms": self.interval_ms,
                 "encoder": self.encoder_label, "added": self.added}
-
-
-def _noop(done: int, total: int, stage: str) -> None:
-    pass
 
 
 class TrainingSet:
@@ -189,10 +184,8 @@ class TrainingSet:
         existing = self.find_sha(sha)
         dest = self.root / "videos" / f"{item_id}{src.suffix.lower()}"
         if not dest.is_file():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_suffix(dest.suffix + ".part")
-            shutil.copyfile(src, tmp)
-            tmp.replace(dest)
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(src, tmp)
         try:
             item = self._embed_item(pipeline, item_id, name or (existing.name if existing else src.name),
                                     sha, dest, existing.added if existing else None, progress)
@@ -208,7 +201,7 @@ class TrainingSet:
 
     def _embed_item(self, pipeline: Pipeline, item_id: str, name: str, sha: str, path: Path,
                     added: str | None, progress: Progress | None) -> TrainingItem:
-        progress = progress or _noop
+        progress = progress or no_progress
         [ev] = pipeline.embed([path], progress=progress)
         n = ev.n_frames
         tdir = self.root / "thumbs" / item_id

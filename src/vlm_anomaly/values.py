@@ -7,12 +7,8 @@ around; living low in the import graph, any of them may import them without pull
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .video.frames import Frame
 
 
 @dataclass
@@ -26,7 +22,6 @@ class EmbeddedVideo:
     timestamps: np.ndarray
     embeddings: np.ndarray | None
     from_cache: bool = False
-    frames: list[Frame] | None = field(default=None, repr=False)
 
     @property
     def n_frames(self) -> int:

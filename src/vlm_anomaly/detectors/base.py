@@ -9,7 +9,6 @@ stores parameters; ``fit`` learns from normal embeddings and returns ``self``; f
 
 from __future__ import annotations
 
-import inspect
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -18,9 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import CannotLearnError, ConfigError, EncoderMismatchError, InvalidVideoError, NotFittedError
+from ..errors import ConfigError, EncoderMismatchError, InvalidVideoError, NotFittedError
 from ..values import EmbeddedVideo, FrameScores
-from .contract import Detector, DetectorContext, FrameProgress, Progress
+from .contract import Detector, DetectorContext, FrameProgress, Progress, cannot_learn
+from .registry import construct
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -44,10 +44,7 @@ class BaseDetector(Detector):
     @classmethod
     def from_settings(cls, settings: Settings, encoder: Encoder) -> BaseDetector:
         """A fresh detector with the settings' hyper-parameters (those its constructor takes)."""
-        s = settings
-        params = {"nu": s.nu, "gamma": parse_gamma(s.gamma), "groups": encoder.groups}
-        accepted = inspect.signature(cls.__init__).parameters
-        return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
+        return construct(cls, nu=settings.nu, gamma=parse_gamma(settings.gamma), groups=encoder.groups)
 
     @classmethod
     def scorer_for(cls, ctx: DetectorContext, fitted: Detector | None = None) -> EmbeddingScorer:
@@ -114,6 +111,10 @@ class EmbeddingScorer:
             raise ConfigError(f"detector {self.cls.name!r} needs frame embeddings: give it an encoder")
         return self.ctx.embed([str(s) for s in sources], progress)
 
+    def _embed_one(self, source: str | Path, progress: FrameProgress | None) -> EmbeddedVideo:
+        [ev] = self._embed([source], (lambda done, _total, _stage: progress(done)) if progress else None)
+        return ev
+
     def fit(self, sources: Sequence[str | Path], progress: Progress | None = None, *,
             names: Sequence[str] | None = None) -> EmbeddingScorer:
         vids = self._embed(sources, progress)
@@ -138,7 +139,7 @@ class EmbeddingScorer:
     def score(self, source: str | Path, progress: FrameProgress | None = None) -> FrameScores:
         det = self.fitted()
         t0 = time.perf_counter()
-        [ev] = self._embed([source], (lambda done, _total, _stage: progress(done)) if progress else None)
+        ev = self._embed_one(source, progress)
         t1 = time.perf_counter()
         scores = det.decision_function(ev.embeddings)
         return FrameScores(ev.source, ev.frame_indices, ev.timestamps, scores, [], ev.embeddings, ev.from_cache,
@@ -150,9 +151,8 @@ class EmbeddingScorer:
         the source's frame embeddings (through the pipeline's cache) between ``start_s`` and ``end_s``."""
         det = self.fitted()
         if not hasattr(det, "add_rows"):
-            raise CannotLearnError(f"detector {self.cls.name!r} cannot learn without retraining: train the model "
-                                   "again with this footage among its normal videos")
-        [ev] = self._embed([source], (lambda done, _total, _stage: progress(done)) if progress else None)
+            raise cannot_learn(self.cls.name)
+        ev = self._embed_one(source, progress)
         t = ev.timestamps
         sel = np.ones(len(t), bool)
         if start_s is not None:
@@ -167,7 +167,7 @@ class EmbeddingScorer:
     def remove_normal(self, key: str) -> None:
         det = self.fitted()
         if not hasattr(det, "remove_rows"):
-            raise CannotLearnError(f"detector {self.cls.name!r} cannot learn without retraining")
+            raise cannot_learn(self.cls.name)
         det.remove_rows(key)
 
     def score_frames(self, frames: Sequence[Frame]) -> FrameScores:

@@ -18,6 +18,7 @@ frame embeddings (:attr:`DetectorContext.embed`), detectors that read the video
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ if TYPE_CHECKING:
 
 #: progress of a fit: (frames done, frames expected or 0 if unknown, stage text)
 Progress = Callable[[int, int, str], None]
+
+
+def no_progress(done: int, total: int, stage: str) -> None:
+    """A :data:`Progress` that shows nothing."""
+
 #: progress of scoring one source: frames done so far
 FrameProgress = Callable[[int], None]
 #: frame embeddings of sources, sampled as the context says, through the pipeline's cache
@@ -108,19 +114,24 @@ class LearnsNormal(Protocol):
         ...
 
 
+def cannot_learn(detector: str) -> CannotLearnError:
+    """The error of a detector asked to learn footage marked normal that cannot."""
+    return CannotLearnError(f"detector {detector!r} cannot learn without retraining: train the model again "
+                            "with this footage among its normal videos")
+
+
 def add_normal(scorer: Scorer, detector: str, source: str | Path, start_s: float | None = None,
                end_s: float | None = None, *, key: str, name: str, progress: FrameProgress | None = None) -> int:
     """:meth:`LearnsNormal.add_normal` of ``scorer``, or a clear error when its detector cannot learn."""
     if not isinstance(scorer, LearnsNormal):
-        raise CannotLearnError(f"detector {detector!r} cannot learn without retraining: train the model again "
-                               "with this footage among its normal videos")
+        raise cannot_learn(detector)
     return scorer.add_normal(source, start_s, end_s, key=key, name=name, progress=progress)
 
 
 def remove_normal(scorer: Scorer, detector: str, key: str) -> None:
     """:meth:`LearnsNormal.remove_normal` of ``scorer`` (a clear error when its detector cannot learn)."""
     if not isinstance(scorer, LearnsNormal):
-        raise CannotLearnError(f"detector {detector!r} cannot learn without retraining")
+        raise cannot_learn(detector)
     scorer.remove_normal(key)
 
 
@@ -149,9 +160,12 @@ class Detector(ABC):
     def scorer_for(cls, ctx: DetectorContext, fitted: Detector | None = None) -> Scorer:
         """A scorer for ``ctx``: fresh (hyper-parameters from ``ctx.settings``) or holding ``fitted``'s state."""
 
-    @abstractmethod
     def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-serialisable)."""
+        """Constructor parameters (JSON-serialisable): by the scikit-learn convention, the attributes
+        named like the constructor's parameters."""
+        params = inspect.signature(type(self).__init__).parameters.values()
+        return {p.name: getattr(self, p.name) for p in list(params)[1:]
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
     @abstractmethod
     def _get_arrays(self) -> dict[str, np.ndarray]:

@@ -6,11 +6,10 @@ loaded from its JSON + arrays reproduces scikit-learn's decision function withou
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .base import BaseDetector, require
+from .neighbours import sq_dists
 
 
 class OneClassSVMDetector(BaseDetector):
@@ -34,9 +33,6 @@ class OneClassSVMDetector(BaseDetector):
         self.nu = nu
         self.gamma = gamma
 
-    def get_params(self) -> dict[str, Any]:
-        return {"nu": self.nu, "gamma": self.gamma}
-
     def fit(self, X: np.ndarray) -> OneClassSVMDetector:
         X = self._check_fit_X(X)
         from sklearn.preprocessing import StandardScaler  # here: listing models must not load scikit-learn
@@ -59,13 +55,10 @@ class OneClassSVMDetector(BaseDetector):
     def _decision(self, X: np.ndarray) -> np.ndarray:
         Z = (X - self.mean_) / self.scale_
         sv = self.support_vectors_
-        # ||z - s||^2 = |z|^2 + |s|^2 - 2 z.s, computed in blocks to bound memory
         out = np.empty(len(Z))
         sv_sq = (sv**2).sum(1)
-        for i in range(0, len(Z), 4096):
-            z = Z[i : i + 4096]
-            d2 = (z**2).sum(1)[:, None] + sv_sq[None, :] - 2.0 * z @ sv.T
-            np.maximum(d2, 0.0, out=d2)
+        for i in range(0, len(Z), 4096):  # in blocks to bound memory
+            d2 = sq_dists(Z[i : i + 4096], sv, sv_sq)
             out[i : i + 4096] = np.exp(-self.gamma_ * d2) @ self.dual_coef_ + self.intercept_
         return out
 

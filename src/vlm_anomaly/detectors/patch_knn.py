@@ -53,10 +53,6 @@ class PatchKNNDetector(BaseDetector):
         if self.groups < 1:
             raise ValueError("groups must be at least 1")
 
-    def get_params(self) -> dict[str, Any]:
-        return {"groups": self.groups, "nu": self.nu, "max_bank": self.max_bank, "exclude": self.exclude,
-                "max_calibration": self.max_calibration, "seed": self.seed}
-
     def _cells(self, X: np.ndarray) -> np.ndarray:
         if X.shape[1] % self.groups:
             raise ValueError(f"embedding dimension {X.shape[1]} is not a multiple of {self.groups} cells")
@@ -81,23 +77,19 @@ class PatchKNNDetector(BaseDetector):
         self.held_, self.held_tag_ = held, np.zeros(len(held), np.int64)
         self.bank_tag_ = np.zeros(self.bank_.shape[1], np.int64)
         self.normal_: dict[str, int] = {}
-        worst = self._calibrate()
-        self.train_rows_ = rows
-        self.train_scores_ = self.radius_ - worst
+        self._calibrate()
         self.n_features_in_ = X.shape[1]
         self.threshold_ = 0.0
         return self
 
-    def _calibrate(self) -> np.ndarray:
-        """Per-cell scales and the frame threshold from the held-out (rows, groups) cell distances;
-        returns each held-out row's worst standardised cell."""
+    def _calibrate(self) -> None:
+        """Per-cell scales and the frame threshold from the held-out (rows, groups) cell distances."""
         held = self.held_
         mu, sd = held.mean(0), held.std(0)
         # floor: a cell that never changes in training must not turn noise into alarms
         self.mu_, self.sd_ = mu, np.maximum(sd, max(float(np.median(sd)), 1e-6))
         worst = ((held - self.mu_) / self.sd_).max(1)
         self.radius_ = float(np.quantile(worst, 1.0 - self.nu))
-        return worst
 
     def add_rows(self, X: np.ndarray, key: str) -> None:
         """Learn frames marked normal after training: they join the memory bank, and their

@@ -52,8 +52,12 @@ def get_detector_class(name: str) -> type[Detector]:
     return cls
 
 
-def create_detector(name: str = "ocsvm", **params) -> Detector:
-    """Build a detector by short name; parameters it does not take are ignored."""
-    cls = get_detector_class(name)
+def construct(cls: type[Detector], **params) -> Detector:
+    """``cls`` built with the ``params`` its constructor takes (the others, and None values, ignored)."""
     accepted = inspect.signature(cls.__init__).parameters
     return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
+
+
+def create_detector(name: str = "ocsvm", **params) -> Detector:
+    """Build a detector by short name; parameters it does not take are ignored."""
+    return construct(get_detector_class(name), **params)

@@ -13,16 +13,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .contract import Detector, DetectorContext, Scorer
+from .contract import Detector
 
 
 class VideoDetector(Detector):
-    """A detector whose scorer reads the video; the model file holds it like any other detector."""
-
-    @classmethod
-    @abstractmethod
-    def scorer_for(cls, ctx: DetectorContext, fitted: Detector | None = None) -> Scorer:
-        """A scorer for ``ctx``: fresh (hyper-parameters from ``ctx.settings``) or holding ``fitted``'s state."""
+    """A detector whose scorer (:meth:`~.contract.Detector.scorer_for`) reads the video; the model
+    file holds it like any other detector."""
 
 
 class StateVideoDetector(VideoDetector):
@@ -43,9 +39,6 @@ class StateVideoDetector(VideoDetector):
             return None
         fitted._check_fitted()
         return fitted.state_
-
-    def get_params(self) -> dict[str, Any]:
-        return {"config": self.config}
 
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()

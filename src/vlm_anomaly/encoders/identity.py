@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from ..errors import EncoderMismatchError
 
@@ -25,14 +25,7 @@ class EncoderIdentity:
     preprocessing: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {
-            "backend": self.backend,
-            "model": self.model,
-            "pretrained": self.pretrained,
-            "dim": self.dim,
-            "weights_sha256": self.weights_sha256,
-            "preprocessing": self.preprocessing,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> EncoderIdentity:

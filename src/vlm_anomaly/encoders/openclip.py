@@ -86,17 +86,9 @@ class OpenClipEncoder(Encoder):
 
     int8_supported = True
 
-    def __init__(
-        self,
-        model: str = "ViT-B-32",
-        pretrained: str = "openai",
-        *,
-        weights: str | Path | None = None,
-        device: str = "auto",
-        batch_size: int = 16,
-        prompts: list[str] | None = None,
-        cache_dir: str | Path | None = None,
-    ):
+    def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", *, weights: str | Path | None = None,
+                 device: str = "auto", batch_size: int = 16, prompts: list[str] | None = None,
+                 cache_dir: str | Path | None = None):
         import open_clip
 
         self.device = pick_device(device)
@@ -118,15 +110,13 @@ class OpenClipEncoder(Encoder):
             torch.manual_seed(0)  # every process builds the same random tower
         else:
             if not clip_weights_available(model, tag):
-                raise EncoderUnavailableError(
-                    f"OpenCLIP weights {model}/{tag} are not cached and the model hub is unreachable;"
-                    " set clip_weights to a local file or use --encoder efficientnet"
-                )
+                raise EncoderUnavailableError(f"OpenCLIP weights {model}/{tag} are not cached and the model hub is "
+                                              "unreachable; set clip_weights to a local file or use --encoder "
+                                              "efficientnet")
             source = tag
         try:
-            net, _, _ = open_clip.create_model_and_transforms(
-                model, pretrained=source, device=self.device, weights_only=True
-            )
+            net, _, _ = open_clip.create_model_and_transforms(model, pretrained=source, device=self.device,
+                                                              weights_only=True)
         except TypeError:
             net, _, _ = open_clip.create_model_and_transforms(model, pretrained=source, device=self.device)
         except Exception as exc:  # noqa: BLE001 - hub/file errors of many kinds
@@ -144,14 +134,8 @@ class OpenClipEncoder(Encoder):
         with torch.inference_mode():
             dim = int(net.encode_image(torch.zeros(1, 3, size, size, device=self.device,
                                                     dtype=next(net.parameters()).dtype)).shape[-1])
-        self.identity = EncoderIdentity(
-            backend="openclip",
-            model=model,
-            pretrained="file" if weights else tag,
-            dim=dim,
-            weights_sha256=weights_hash,
-            preprocessing=self.preprocess.as_dict(),
-        )
+        self.identity = EncoderIdentity(backend="openclip", model=model, pretrained="file" if weights else tag, dim=dim,
+                                        weights_sha256=weights_hash, preprocessing=self.preprocess.as_dict())
         self.logit_scale = float(net.logit_scale.exp().item()) if hasattr(net, "logit_scale") else 100.0
         self._text_cache: dict[str, np.ndarray] = {}
         self.prompts = list(prompts) if prompts else build_prompts(None)
@@ -206,9 +190,8 @@ class OpenClipEncoder(Encoder):
         text = self.prompt_embeddings(labels)
         return softmax(self.logit_scale * embeddings @ text.T)
 
-    def describe(
-        self, embeddings: np.ndarray, *, top_k: int = 3, prompts: list[str] | None = None
-    ) -> list[Description]:
+    def describe(self, embeddings: np.ndarray, *, top_k: int = 3, prompts: list[str] | None = None
+                 ) -> list[Description]:
         labels = list(prompts) if prompts else self.prompts
         if len(embeddings) == 0:
             return []

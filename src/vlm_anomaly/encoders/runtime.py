@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import file_lock
+from ..atomic import atomic_path, file_lock
 from ..config import default_home
 from ..errors import EncoderUnavailableError
-from ..threads import default_threads, small_machine
+from ..threads import cpu_count, small_machine
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +47,20 @@ def _require_onnxruntime():
     try:
         import onnxruntime
     except ImportError as exc:
-        raise EncoderUnavailableError(
-            "the onnx runtimes need onnxruntime: pip install 'vlm-anomaly[onnx]' "
-            "(or use runtime torch)"
-        ) from exc
+        raise EncoderUnavailableError("the onnx runtimes need onnxruntime: pip install 'vlm-anomaly[onnx]' "
+                                      "(or use runtime torch)") from exc
     return onnxruntime
 
 
 def export_onnx(module: torch.nn.Module, size: int, path: Path) -> Path:
     """Export ``module`` (pixels (N,3,S,S) -> features (N,D)), dynamic batch axis, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        # grad mode on: under no_grad, attention takes a fused fast path that ONNX cannot express
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
-            warnings.simplefilter("ignore")
-            # the TorchScript exporter: no extra dependency (the dynamo one needs onnxscript)
-            torch.onnx.export(
-                module.eval(),
-                (torch.zeros(1, 3, size, size),),
-                tmp,
-                dynamo=False,
-                input_names=["pixels"],
-                output_names=["features"],
-                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-                opset_version=OPSET,
-                do_constant_folding=True,
-            )
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    # grad mode on: under no_grad, attention takes a fused fast path that ONNX cannot express
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
+        warnings.simplefilter("ignore")
+        # the TorchScript exporter: no extra dependency (the dynamo one needs onnxscript)
+        torch.onnx.export(module.eval(), (torch.zeros(1, 3, size, size),), tmp, dynamo=False, input_names=["pixels"],
+                          output_names=["features"], dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+                          opset_version=OPSET, do_constant_folding=True)
     return path
 
 
@@ -93,24 +73,10 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     _require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(
-                str(src),
-                tmp,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                reduce_range=True,
-                op_types_to_quantize=["MatMul", "Gemm"],
-            )
-        os.replace(tmp, dst)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    with atomic_path(dst) as tmp, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                         op_types_to_quantize=["MatMul", "Gemm"])
     return dst
 
 
@@ -120,7 +86,7 @@ class OnnxImageTower:
     def __init__(self, path: str | Path, *, threads: int = 0):
         ort = _require_onnxruntime()
         so = ort.SessionOptions()
-        so.intra_op_num_threads = threads if threads > 0 else default_threads()
+        so.intra_op_num_threads = threads if threads > 0 else cpu_count()
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -136,15 +102,8 @@ class OnnxImageTower:
         return self.session.run(None, {self.input_name: x})[0]
 
 
-def build_onnx_tower(
-    module_factory: Callable[[], torch.nn.Module],
-    size: int,
-    identity_key: str,
-    *,
-    quantized: bool,
-    cache_dir: str | Path | None = None,
-    threads: int = 0,
-) -> OnnxImageTower:
+def build_onnx_tower(module_factory: Callable[[], torch.nn.Module], size: int, identity_key: str, *, quantized: bool,
+                     cache_dir: str | Path | None = None, threads: int = 0) -> OnnxImageTower:
     """The cached export of an encoder's image tower (exported/quantised on first use), loaded."""
     folder = onnx_dir(cache_dir, identity_key)
     fp32 = folder / "image_fp32.onnx"
@@ -161,9 +120,7 @@ def build_onnx_tower(
                 return OnnxImageTower(path, threads=threads)
             except Exception as exc:  # noqa: BLE001 - a damaged cached file: rebuild once
                 if attempt == 2:
-                    raise EncoderUnavailableError(
-                        f"cannot load ONNX export {path}: {exc}"
-                    ) from None
+                    raise EncoderUnavailableError(f"cannot load ONNX export {path}: {exc}") from None
                 log.warning("cached ONNX export %s unusable (%s): re-exporting", path, exc)
                 for p in {fp32, path}:
                     p.unlink(missing_ok=True)

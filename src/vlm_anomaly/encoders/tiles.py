@@ -74,10 +74,6 @@ class TiledEncoder(Encoder):
         return 1 + self.rows * self.cols
 
     @property
-    def cache_key(self) -> str:
-        return self.identity.key + ("-int8" if self.base.runtime == "onnx-int8" else "")
-
-    @property
     def supports_text(self) -> bool:
         return self.base.supports_text
 

@@ -170,6 +170,24 @@ def cell_box(r: int, c: int, w: int, h: int, R: int, C: int) -> list[int]:
     return [int(c * w / C), int(r * h / R), int((c + 1) * w / C), int((r + 1) * h / R)]
 
 
+def worst_cell(st: MotionState, a: str, feats: SourceCells, j: int, detail: Any, out: dict) -> tuple[int, int, int]:
+    """Frame ``j``'s most unusual cell (the largest of the per-cell values in ``detail``, which
+    also holds each cell's nearest bank row): names its place and the normal example of attribute
+    ``a`` nearest it in ``out``; returns (cell, row, column)."""
+    dist, near = detail
+    R, C = st.config.grid.rows, st.cols
+    cell = int(np.argmax(dist[j]))
+    r, c = divmod(cell, C)
+    out["where"] = where_words(r, c, R, C)
+    i = int(near[j, cell]) if len(near) else -1
+    if i >= 0:
+        w, h = (int(v) for v in feats.size)
+        src, fr = st.refs[a][i]
+        out["nearest_normal"] = {"attribute": a, "source": source_name(st, src), "frame": int(fr),
+                                 "box": cell_box(r, c, w, h, R, C)}
+    return cell, r, c
+
+
 def load_bank(st: MotionState, a: str, arrays: dict[str, np.ndarray], dim: int, *, nonempty: bool = False) -> None:
     """Restore attribute ``a``'s k-NN bank (rows, their cell, their training frame, the scale)."""
     need = [f"{p}_{a}" for p in ("rows", "cells", "refs", "scale")]

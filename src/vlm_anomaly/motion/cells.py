@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidVideoError
-from .attribute import Attribute, FitData, cell_box, grow_box, load_bank, source_name, where_words
+from .attribute import Attribute, FitData, cell_box, grow_box, load_bank, worst_cell
 from .calibration import leave_one_group_out
 from .density import CellBanks, build_banks
 from .direction import (
@@ -44,14 +44,23 @@ def speed_p99(motion: np.ndarray) -> tuple[np.ndarray, float]:
     return out, float(np.percentile(act, 99)) if len(act) else 0.0
 
 
+def active_rows(X: np.ndarray) -> np.ndarray:
+    """The (m, d) rows of (n, cells, d) cell features where something moved (not all zero)."""
+    flat = X.reshape(-1, X.shape[-1])
+    return flat[np.abs(flat).sum(1) > 0]
+
+
 class CellAttribute(Attribute):
     """Per-cell k-NN with neighbour tolerance; subclasses say which cell features and their scale."""
 
     dim: int = 0
+    #: the :class:`SourceCells` field of its (n, rows, cols, d) features
+    field: str = ""
 
     def raw(self, feats: SourceCells) -> np.ndarray:
         """Extract: (n, cells, d) unscaled rows."""
-        raise NotImplementedError
+        X = getattr(feats, self.field)
+        return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
 
     def scale(self, X: np.ndarray) -> np.ndarray:
         """Per-dimension divisors from the training rows."""
@@ -60,14 +69,19 @@ class CellAttribute(Attribute):
     def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
         return CellBanks(rows, st.cells[self.name], st.n_cells, st.neighbours(), st.config.k)
 
-    def fit(self, data: FitData, st: MotionState) -> np.ndarray:
-        cfg, a = data.config, self.name
+    def scaled_rows(self, data: FitData, st: MotionState) -> np.ndarray:
+        """The training clips' (n, cells, d) rows over the scale learnt from them (kept in ``st``,
+        with the normal speeds the explanations quote)."""
         if "speed_p99" not in st.arrays:
             st.arrays["speed_p99"], st.values["speed_p99_global"] = speed_p99(
                 np.concatenate([f.motion for f in data.feats]))
         X = np.concatenate([self.raw(f) for f in data.feats])
-        st.scales[a] = self.scale(X)
-        X = X / st.scales[a]
+        st.scales[self.name] = self.scale(X)
+        return X / st.scales[self.name]
+
+    def fit(self, data: FitData, st: MotionState) -> np.ndarray:
+        cfg, a = data.config, self.name
+        X = self.scaled_rows(data, st)
         r, c, fr = build_banks(X, cfg.max_bank)
         st.rows[a], st.cells[a] = r.astype(np.float32), c
         st.refs[a] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
@@ -96,24 +110,21 @@ class CellAttribute(Attribute):
         return (d.max(1) if len(d) else np.zeros(0)), (d, i)
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
-        dist, near = detail
+        self.locate_cell(st, feats, j, detail, out)
+        return True
+
+    def locate_cell(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> tuple[int, int, int]:
+        """:meth:`locate`, returning the worst cell (cell, row, column)."""
         R, C = st.config.grid.rows, st.cols
         w, h = (int(v) for v in feats.size)
-        cell = int(np.argmax(dist[j]))
-        r, c = divmod(cell, C)
+        cell, r, c = worst_cell(st, self.name, feats, j, detail, out)
         share = feats.motion[j][..., 3]
         out["box"] = grow_box(share > 0.05, r, c, w, h, R, C) or cell_box(r, c, w, h, R, C)
-        out["where"] = where_words(r, c, R, C)
         sp99 = st.arrays["speed_p99"]
         normal = float(sp99[r, c]) if np.isfinite(sp99[r, c]) else 0.0
         out["speed"] = round(float(feats.motion[j][r, c, 0]), 3)
         out["normal_speed"] = {"p99": round(normal, 3), "unit": "frame heights/s"}
-        i = int(near[j, cell]) if len(near) else -1
-        if i >= 0:
-            src, fr = st.refs[self.name][i]
-            out["nearest_normal"] = {"attribute": self.name, "source": source_name(st, src), "frame": int(fr),
-                                     "box": cell_box(r, c, w, h, R, C)}
-        return True
+        return cell, r, c
 
 
 class MotionCellAttribute(CellAttribute):
@@ -121,18 +132,14 @@ class MotionCellAttribute(CellAttribute):
 
     name = "motion"
     dim = MOTION_DIM
-
-    def raw(self, feats: SourceCells) -> np.ndarray:
-        X = feats.motion
-        return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
+    field = "motion"
 
     def scale(self, X: np.ndarray) -> np.ndarray:
         """The 95th percentile of |value| over cells where something moved, so speeds and shares
         weigh alike whatever the camera."""
-        flat = X.reshape(-1, X.shape[-1])
-        act = flat[np.abs(flat).sum(1) > 0]
+        act = active_rows(X)
         if len(act) == 0:
-            return np.ones(flat.shape[1])
+            return np.ones(X.shape[-1])
         sp = max(float(np.percentile(np.abs(act[:, :3]), 95)), 1e-3)
         sh = max(float(np.percentile(act[:, 3], 95)), 1e-3)
         return np.array([sp, sp, sp, sh])
@@ -152,17 +159,13 @@ class ShapeAttribute(CellAttribute):
 
     name = "shape"
     dim = SHAPE_BINS
-
-    def raw(self, feats: SourceCells) -> np.ndarray:
-        X = feats.shape
-        return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
+    field = "shape"
 
     def scale(self, X: np.ndarray) -> np.ndarray:
-        flat = X.reshape(-1, X.shape[-1])
-        act = flat[np.abs(flat).sum(1) > 0]
+        act = active_rows(X)
         if len(act) == 0:
-            return np.ones(flat.shape[1])
-        return np.full(flat.shape[1], max(float(np.percentile(act.sum(1), 95)), 1e-3))
+            return np.ones(X.shape[-1])
+        return np.full(X.shape[-1], max(float(np.percentile(act.sum(1), 95)), 1e-3))
 
     def phrase(self, e: dict) -> str:
         return f"unusual moving shape in the {e.get('where', '')} (z {e['z'].get('shape', 0):.1f})"
@@ -175,12 +178,12 @@ class DirectionAttribute(CellAttribute):
 
     name = "direction"
     dim = DIRECTION_DIM
+    field = "direction"
 
     def raw(self, feats: SourceCells) -> np.ndarray:
         if feats.direction is None:
             raise InvalidVideoError("the direction attribute needs the cells' direction histograms")
-        X = feats.direction
-        return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
+        return super().raw(feats)
 
     def scale(self, X: np.ndarray) -> np.ndarray:
         return direction_scale(X)
@@ -192,14 +195,10 @@ class DirectionAttribute(CellAttribute):
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         cfg, a = data.config, self.name
-        if "speed_p99" not in st.arrays:
-            st.arrays["speed_p99"], st.values["speed_p99_global"] = speed_p99(
-                np.concatenate([f.motion for f in data.feats]))
-        X = np.concatenate([self.raw(f) for f in data.feats])
-        st.scales[a] = self.scale(X)
+        X = self.scaled_rows(data, st)
         active = np.concatenate([f.motion[..., 3] for f in data.feats]) > ACTIVE_SHARE
         r, c, fr, place, per_frame, pscale = fit_direction(
-            X / st.scales[a], active, data.groups, cfg.grid.rows, data.cols, max_bank=cfg.max_bank, k=cfg.k,
+            X, active, data.groups, cfg.grid.rows, data.cols, max_bank=cfg.max_bank, k=cfg.k,
             min_examples=cfg.place_examples, max_radius=cfg.place_max_radius, per_cell=cfg.place_norm)
         st.rows[a], st.cells[a] = r.astype(np.float32), c
         st.refs[a] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
@@ -239,10 +238,8 @@ class DirectionAttribute(CellAttribute):
         return (d.max(1) if len(d) else np.zeros(0)), (d, i)
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
-        super().locate(st, feats, j, detail, out)
-        dist, near = detail
-        cell = int(np.argmax(dist[j]))
-        r, c = divmod(cell, st.cols)
+        cell, r, c = self.locate_cell(st, feats, j, detail, out)
+        near = detail[1]
         i = int(near[j, cell]) if len(near) else -1
         hist = feats.direction[j][r, c]
         normal = (st.rows[self.name][i] * st.scales[self.name] if i >= 0 else np.zeros(DIRECTION_DIM))

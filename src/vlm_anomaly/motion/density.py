@@ -38,14 +38,15 @@ def select_bank_rows(X: np.ndarray, max_rows: int) -> np.ndarray:
 
 
 class CellBanks:
-    """For each cell, a KD-tree over the normal examples of that cell and its neighbours."""
+    """For each cell, a KD-tree over the normal examples of that cell and of its neighbours
+    (``nbrs``: flat cell indices per cell; None: the cell's own examples only)."""
 
-    def __init__(self, rows: np.ndarray, cell: np.ndarray, n_cells: int, nbrs: list[np.ndarray], k: int):
+    def __init__(self, rows: np.ndarray, cell: np.ndarray, n_cells: int, nbrs: list[np.ndarray] | None, k: int):
         self.rows = np.asarray(rows, np.float32)  # (M, d) examples
         self.cell = np.asarray(cell, np.int64)  # (M,) cell of each example
         self.k = int(k)
         by_cell = [np.flatnonzero(self.cell == c) for c in range(n_cells)]
-        self.members = [np.concatenate([by_cell[j] for j in nb]) for nb in nbrs]
+        self.members = by_cell if nbrs is None else [np.concatenate([by_cell[j] for j in nb]) for nb in nbrs]
         self.trees = [cKDTree(self.rows[m]) if len(m) else None for m in self.members]
 
     def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +54,7 @@ class CellBanks:
         n, n_cells, _ = X.shape
         dist = np.zeros((n, n_cells))
         near = np.full((n, n_cells), -1, np.int64)
-        for c in range(n_cells):
+        for c in range(n_cells if n else 0):
             tree = self.trees[c]
             if tree is None:
                 dist[:, c] = np.linalg.norm(X[:, c], axis=1)
@@ -63,13 +64,18 @@ class CellBanks:
         return dist, near
 
 
-def build_banks(X: np.ndarray, max_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """From training examples X (n, cells, d): the kept rows, their cell, their frame number."""
-    n, n_cells, d = X.shape
+def build_banks(X: np.ndarray, max_rows: int, still: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From training examples X (n, cells, d): the kept rows, their cell, their frame number. Per
+    cell :func:`select_bank_rows`, or with ``still`` (n, cells) its still rows, evenly spaced."""
     rows, cells, frames = [], [], []
-    for c in range(n_cells):
-        keep = select_bank_rows(X[:, c], max_rows)
+    for c in range(X.shape[1]):
+        if still is None:
+            keep = select_bank_rows(X[:, c], max_rows)
+        else:
+            keep = np.flatnonzero(still[:, c])
+            keep = keep[subsample(len(keep), max_rows)]
         rows.append(X[keep, c])
-        cells.append(np.full(len(keep), c))
+        cells.append(np.full(len(keep), c, np.int64))
         frames.append(keep)
     return np.concatenate(rows), np.concatenate(cells), np.concatenate(frames)

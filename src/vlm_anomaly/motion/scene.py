@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
 
-from .attribute import Attribute, FitData, cell_box, load_bank, source_name, where_words
+from .attribute import Attribute, FitData, load_bank, worst_cell
 from .calibration import leave_one_group_out
+from .density import CellBanks, build_banks
 from .features import SCENE_DIM
 
 if TYPE_CHECKING:
@@ -38,44 +38,6 @@ def still_cells(feats: SourceCells, still_change: float) -> np.ndarray:
     """(n, cells) True where the cell's content stands: unchanged for a second, nothing moving."""
     still = (feats.scene_change < still_change) & (feats.motion[..., 3] <= BUSY_SHARE)
     return still.reshape(len(still), -1)
-
-
-class SceneBank:
-    """Per cell, a KD-tree over that cell's normal still patches (no neighbour tolerance: the
-    view is fixed, and the 4 x 4 area resize already tolerates a pixel or two)."""
-
-    def __init__(self, rows: np.ndarray, cell: np.ndarray, n_cells: int):
-        self.rows = np.asarray(rows, np.float32)
-        self.members = [np.flatnonzero(np.asarray(cell) == c) for c in range(n_cells)]
-        self.trees = [cKDTree(self.rows[m]) if len(m) else None for m in self.members]
-
-    def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """X (n, cells, d) -> distance to the nearest normal patch of that cell (n, cells), its row."""
-        n, n_cells, _ = X.shape
-        dist = np.zeros((n, n_cells))
-        near = np.full((n, n_cells), -1, np.int64)
-        for c in range(n_cells):
-            tree = self.trees[c]
-            if tree is None or n == 0:
-                dist[:, c] = np.linalg.norm(X[:, c], axis=1) if n else 0.0
-                continue
-            d, i = tree.query(X[:, c], k=1)
-            dist[:, c] = d
-            near[:, c] = self.members[c][np.asarray(i).reshape(n)]
-        return dist, near
-
-
-def _bank_rows(X: np.ndarray, still: np.ndarray, max_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per cell, up to ``max_rows`` evenly spaced still patches: rows, their cell, their frame."""
-    rows, cells, frames = [], [], []
-    for c in range(X.shape[1]):
-        f = np.flatnonzero(still[:, c])
-        if len(f) > max_rows:
-            f = f[np.unique(np.linspace(0, len(f) - 1, max_rows).astype(np.int64))]
-        rows.append(X[f, c])
-        cells.append(np.full(len(f), c))
-        frames.append(f)
-    return np.concatenate(rows), np.concatenate(cells).astype(np.int64), np.concatenate(frames).astype(np.int64)
 
 
 def cell_calibration(dist: np.ndarray, still: np.ndarray, min_count: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -105,13 +67,15 @@ class SceneAttribute(Attribute):
         X = feats.scene
         return X.reshape(len(X), -1, SCENE_DIM).astype(np.float32)
 
-    def bank(self, st: MotionState, rows: np.ndarray) -> SceneBank:
-        return SceneBank(rows, st.cells[self.name], st.n_cells)
+    def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
+        """Per cell, its own normal still patches, the nearest one (no neighbour tolerance: the
+        view is fixed, and the 4 x 4 area resize already tolerates a pixel or two)."""
+        return CellBanks(rows, st.cells[self.name], st.n_cells, None, 1)
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         X = np.concatenate([self.raw(f) for f in data.feats])
         still = np.concatenate([still_cells(f, data.config.scene_still) for f in data.feats])
-        r, c, fr = _bank_rows(X, still, data.config.max_bank)
+        r, c, fr = build_banks(X, data.config.max_bank, still)
         st.rows[self.name], st.cells[self.name] = r, c
         st.refs[self.name] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
         st.scales[self.name] = np.ones(SCENE_DIM)
@@ -119,8 +83,8 @@ class SceneAttribute(Attribute):
         dist = np.zeros((data.n, data.n_cells))
 
         def heldout(sel: np.ndarray) -> np.ndarray:
-            r2, c2, _ = _bank_rows(X[~sel], still[~sel], data.config.max_bank)
-            dist[sel] = SceneBank(r2, c2, data.n_cells).query(X[sel])[0]
+            r2, c2, _ = build_banks(X[~sel], data.config.max_bank, still[~sel])
+            dist[sel] = CellBanks(r2, c2, data.n_cells, None, 1).query(X[sel])[0]
             return np.zeros(int(sel.sum()))
 
         leave_one_group_out(data.groups, heldout, data.n)
@@ -128,7 +92,7 @@ class SceneAttribute(Attribute):
         return self._frame_values(st, dist, still)
 
     def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return _bank_rows(self.raw(feats), still_cells(feats, st.config.scene_still), st.config.max_bank)
+        return build_banks(self.raw(feats), st.config.max_bank, still_cells(feats, st.config.scene_still))
 
     @staticmethod
     def _frame_values(st: MotionState, dist: np.ndarray, still: np.ndarray) -> np.ndarray:
@@ -168,11 +132,10 @@ class SceneAttribute(Attribute):
         return self._frame_values(st, d, still), (cz, i)
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
-        dist, near = detail
+        dist = detail[0]
         R, C = st.config.grid.rows, st.cols
         w, h = (int(v) for v in feats.size)
-        cell = int(np.argmax(dist[j]))
-        r, c = divmod(cell, C)
+        _, r, c = worst_cell(st, self.name, feats, j, detail, out)
         # the box: the connected cells around the worst one that are unusual for their place too
         grid = (dist[j] > max(3.0, 0.3 * float(dist[j].max()))).reshape(R, C)
         grid[r, c] = True
@@ -180,13 +143,7 @@ class SceneAttribute(Attribute):
         ys, xs = np.nonzero(lab == lab[r, c])
         out["box"] = [int(xs.min() * w / C), int(ys.min() * h / R), int((xs.max() + 1) * w / C),
                       int((ys.max() + 1) * h / R)]
-        out["where"] = where_words(r, c, R, C)
         out["cells"] = int(len(ys))
-        i = int(near[j, cell])
-        if i >= 0:
-            src, fr = st.refs[self.name][i]
-            out["nearest_normal"] = {"attribute": self.name, "source": source_name(st, src), "frame": int(fr),
-                                     "box": cell_box(r, c, w, h, R, C)}
         return True
 
     def phrase(self, e: dict) -> str:

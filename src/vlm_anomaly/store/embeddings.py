@@ -53,7 +53,6 @@ class EmbeddingCache:
     def __init__(self, root: str | Path | None, *, enabled: bool = True):
         self.root = Path(root).expanduser() / "embeddings" if root else None
         self.enabled = enabled and root is not None
-        self._warned = False
 
     @staticmethod
     def key(content_sha256: str, encoder_key: str, interval_ms: int, max_side: int, max_frames: int,
@@ -80,10 +79,8 @@ class EmbeddingCache:
             return
         try:
             write_embeddings(self.root / f"{key}.npz", item)
-        except OSError as exc:
-            if not self._warned:
-                log.warning("embedding cache disabled: cannot write to %s (%s)", self.root, exc)
-                self._warned = True
+        except OSError as exc:  # once: the cache is off from here on
+            log.warning("embedding cache disabled: cannot write to %s (%s)", self.root, exc)
             self.enabled = False
 
     def clear(self) -> int:

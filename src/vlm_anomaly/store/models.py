@@ -41,7 +41,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes, file_lock
 from ..errors import CorruptModelError, InvalidModelNameError, ModelNotFoundError, StorageError
-from ..model import AnomalyModel
+from ..model import LEGACY_NO_ENCODER, AnomalyModel
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,12 @@ class ModelInfo:
     size_bytes: int
 
 
-
 def _encoder_label(enc: dict | None) -> str:
     """How a listing names a model's encoder ("none" for detectors that embed nothing)."""
-    if enc is None or enc.get("backend") == "motion":  # (older motion-only models named a stand-in)
+    if enc is None or enc.get("backend") == LEGACY_NO_ENCODER:
         return "none"
     return f"{enc['backend']}:{enc['model']}/{enc.get('pretrained', '')}"
+
 
 class ModelStore:
     """Save, load, list, show, rename and delete named models under one folder.
@@ -130,10 +130,8 @@ class ModelStore:
     def _remove_stale_temps(self) -> None:
         """Temp files of writers killed mid-save (callers hold the lock, so none is in use)."""
         for p in self.root.glob(f".*{SUFFIX}.*.tmp"):
-            try:
+            with contextlib.suppress(OSError):
                 p.unlink()
-            except OSError:
-                pass
 
     # -- API ------------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
@@ -181,17 +179,11 @@ class ModelStore:
                 continue  # a FIFO named like a model would block a reader: skip anything odd
             try:
                 meta = read_model_meta(p)
-                out.append(
-                    ModelInfo(
-                        name=name,
-                        encoder=_encoder_label(meta["encoder"]),
-                        detector=str(meta["detector"]["name"]),
-                        frames=int(meta.get("training", {}).get("frames", 0)),
-                        videos=len(meta.get("training", {}).get("videos", [])),
-                        created=str(meta.get("created", "")),
-                        size_bytes=p.stat().st_size,
-                    )
-                )
+                training = meta.get("training", {})
+                out.append(ModelInfo(name=name, encoder=_encoder_label(meta["encoder"]),
+                                     detector=str(meta["detector"]["name"]), frames=int(training.get("frames", 0)),
+                                     videos=len(training.get("videos", [])), created=str(meta.get("created", "")),
+                                     size_bytes=p.stat().st_size))
             except (CorruptModelError, KeyError, TypeError, ValueError) as exc:
                 log.warning("skipping unreadable model file %s: %s", p.name, exc)
         return out
@@ -358,9 +350,3 @@ def read_model_file(path: Path) -> AnomalyModel:
         raise
     except Exception as exc:  # noqa: BLE001 - any inconsistency means a bad file
         raise CorruptModelError(f"{path.name}: invalid model ({type(exc).__name__}: {exc})") from None
-
-
-def model_store_from_settings(settings) -> ModelStore:
-    return ModelStore(settings.models_path)
-
-
