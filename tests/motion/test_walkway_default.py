@@ -81,9 +81,10 @@ def test_walker_going_against_the_flow_sampled_every_100ms(one_way_100ms):
     """The same at 100 ms (as ``watch --interval-ms 100``): v9 flagged 74 % there."""
     d, pipe = one_way_100ms
     clip = write_walkway(d / "wrong_way.mp4", start_s=TEST_START, seconds=16, kind="wrong_way", span=SPAN)
-    inside, outside, _ = _flags(pipe, "oneway", clip)
+    inside, outside, expl = _flags(pipe, "oneway", clip)
     assert inside >= 0.8, inside
     assert outside <= 0.1, outside
+    assert any("moving left" in e["text"] for e in expl if "direction" in e["fired"])
 
 
 def test_normal_walkway_sampled_every_100ms_is_not_flagged(one_way_100ms):
