@@ -243,17 +243,24 @@ class DirectionAttribute(CellAttribute):
         i = int(near[j, cell]) if len(near) else -1
         hist = feats.direction[j][r, c]
         normal = (st.rows[self.name][i] * st.scales[self.name] if i >= 0 else np.zeros(DIRECTION_DIM))
+        near = False
         if np.sum(normal[:DIRECTION_BINS]) <= 0:
             # the nearest normal example is an idle cell: the place's usual direction is what its
-            # moving examples went (someone going the wrong way where few walk is nearest to nobody)
-            mine = st.rows[self.name][st.cells[self.name] == cell] * st.scales[self.name]
-            if len(mine) and mine[:, :DIRECTION_BINS].sum() > 0:
-                normal = mine.mean(0)
+            # moving examples went (someone going the wrong way where few walk is nearest to nobody);
+            # where the cell itself never moved (the edge of someone passing just beside the
+            # normal paths), what the cells around it went
+            for ring in (np.array([cell]), radius_neighbours(np.array([1] * st.n_cells), st.config.grid.rows,
+                                                             st.cols)[cell]):
+                mine = st.rows[self.name][np.isin(st.cells[self.name], ring)] * st.scales[self.name]
+                moved = mine[mine[:, :DIRECTION_BINS].sum(1) > 0] if len(mine) else mine
+                if len(moved):
+                    normal, near = moved.mean(0), len(ring) > 1
+                    break
         out.update({"speed": round(float(max(np.sum(hist[:DIRECTION_BINS]), hist[-1])), 3),
                     "normal_speed": {"p99": round(float(max(np.sum(normal[:DIRECTION_BINS]), normal[-1])), 3),
                                      "unit": "frame heights/s"},
                     "direction": {"moving": direction_words(hist), "normal": direction_words(normal),
-                                  "turned_deg": 45 * turned(hist, normal)}})
+                                  "turned_deg": 45 * turned(hist, normal), "nearby": near}})
         return True
 
     def phrase(self, e: dict) -> str:
@@ -261,7 +268,8 @@ class DirectionAttribute(CellAttribute):
         where, sp = e.get("where", ""), e.get("speed", 0.0)
         ns = e.get("normal_speed", {}).get("p99", 0.0)
         if d.get("turned_deg", 0) >= 90 and d.get("normal"):
-            return f"moving {d['moving']} in the {where}, where normal motion there goes {d['normal']}"
+            there = "nearby" if d.get("nearby") else "there"
+            return f"moving {d['moving']} in the {where}, where normal motion {there} goes {d['normal']}"
         if d and not d.get("normal") and sp > 0:
             return f"motion in the {where}, where nothing moved in the normal videos"
         if ns > 0 and sp > 1.5 * ns:

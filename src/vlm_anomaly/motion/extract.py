@@ -27,6 +27,7 @@ from .features import (
     ReferenceBuffer,
     camera_stats,
     cell_features,
+    direction_features,
     scene_cells,
     scene_image,
     work_gray,
@@ -101,6 +102,10 @@ class CellStream:
         ref, gap = self._refs.reference(frame.timestamp, gray.shape)
         t1 = time.perf_counter()
         out = cell_features(ref, gray, gap, self.config, self.cols, self._flow, frame.image.shape[0])
+        dref, dgap = self._refs.direction_reference(frame.timestamp, gray.shape)
+        if dref is not None and out.has_motion:
+            out.direction = direction_features(dref, gray, dgap, self.config, self.cols, self._flow,
+                                               frame.image.shape[0])
         out.scene = scene_cells(scene_image(gray, self.config.rows, self.cols), self.config.rows, self.cols)
         out.scene_change = self._scenes.change(frame.timestamp, out.scene)
         out.camera = camera_stats(gray, ref)

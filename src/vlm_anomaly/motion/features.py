@@ -35,6 +35,9 @@ SCENE_DIM = SCENE_PATCH * SCENE_PATCH
 CAMERA_DIM = 4
 #: the direction histograms count pixels faster than this share of the moving-speed floor
 DIRECTION_FLOOR = 0.5
+#: the direction reference (``GridConfig.direction_gap_s``) is not older than this; where the only
+#: earlier frames are older (sampling slower than once a second), the main reference serves
+DIRECTION_MAX_GAP_S = 1.0
 #: per moving blob (object): centre x, centre y (frame fractions), width, height (frame heights),
 #: filled share of its box, 90th-percentile speed, mean vx, mean vy (frame heights/s)
 BLOB_DIM = 8
@@ -49,6 +52,11 @@ class GridConfig:
     rows: int = 8  # grid rows; columns follow the training aspect ratio
     min_gap_s: float = 0.09  # flow against the newest earlier frame at least this old (rate-free)
     max_gap_s: float = 0.5  # older references are not used (scene changed too much)
+    #: direction histograms: flow against the newest earlier frame at least this old (rate-free;
+    #: 0: the reference above). A walker moves about one working pixel in 0.1 s, where the flow
+    #: under-measures it or loses it under the speed floor from sample to sample; over 0.4 s it
+    #: moves several pixels and its direction is measured in every sample (docs/motion.md, v10)
+    direction_gap_s: float = 0.4
     #: a pixel moves when its displacement against the reference exceeds this many working pixels
     #: (the flow's own noise is a displacement, whatever the frame rate: an absolute speed would hide
     #: slow or far walkers in a 10 fps video and show noise in a 30 fps one)
@@ -82,6 +90,7 @@ class GridConfig:
         kw.setdefault("split_flow", 0.0)
         kw.setdefault("min_shift_px", 0.0)
         kw.setdefault("relative_floor", 0.0)
+        kw.setdefault("direction_gap_s", 0.0)
         return cls(**kw)
 
 
@@ -176,9 +185,7 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     diff = cv2.absdiff(prev, cur)
     changed = cv2.dilate((diff > cfg.diff_threshold).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     moving = (speed > max(cfg.moving_speed, min_shift * float(to_speed))) & changed
-    # direction counts slower pixels too (half the floor): a walker measured near the floor would
-    # otherwise flicker in and out of its cells' histograms from frame to frame
-    slow = (speed > max(DIRECTION_FLOOR * cfg.moving_speed, min_shift * float(to_speed))) & changed
+    slow = _direction_mask(speed, changed, cfg, min_shift * float(to_speed))
     mv = moving.astype(np.float32)
     ys = np.linspace(0, H, rows + 1).astype(int)
     xs = np.linspace(0, cur.shape[1], cols + 1).astype(int)
@@ -203,6 +210,29 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
     hsum = hsum / np.maximum(hsum.sum(-1, keepdims=True), 1e-6) * share[..., None]
     return CellFeatures(motion, hsum.astype(np.float32), True, moving_blobs(moving, speed, flow, cfg),
                         direction=direction_cells(flow, speed, slow, rows, cols))
+
+
+def _direction_mask(speed: np.ndarray, changed: np.ndarray, cfg: GridConfig, min_speed: float) -> np.ndarray:
+    """The pixels the direction histograms count: changed, and faster than half the moving floor
+    (a walker measured near the floor would otherwise flicker in and out of its cells' histograms
+    from frame to frame) and than the displacement floor ``min_speed``."""
+    return (speed > max(DIRECTION_FLOOR * cfg.moving_speed, min_speed)) & changed
+
+
+def direction_features(prev: np.ndarray, cur: np.ndarray, dt: float, cfg: GridConfig, cols: int,
+                       flow_engine: FlowEngine, source_height: int = 0) -> np.ndarray:
+    """(rows, cols, DIRECTION_DIM) direction histograms of ``cur`` against an older ``prev`` (the
+    frame ``direction_gap_s`` before): the same pixels and units as :func:`cell_features`' own,
+    from a flow over a longer time, where a slow walker has moved several pixels."""
+    prev = match_light(prev, cur)
+    H = cur.shape[0]
+    to_speed = np.float32(1.0 / (dt * H))
+    min_shift = cfg.min_shift_px * max(1.0, H / source_height if source_height > 0 else 1.0)
+    flow = flow_engine(prev, cur) * to_speed
+    speed = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
+    changed = cv2.dilate((cv2.absdiff(prev, cur) > cfg.diff_threshold).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return direction_cells(flow, speed, _direction_mask(speed, changed, cfg, min_shift * float(to_speed)),
+                           cfg.rows, cols)
 
 
 def scene_image(gray: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -308,7 +338,8 @@ class ReferenceBuffer:
         if self._buf and t <= self._buf[-1][0]:
             return
         self._buf.append((t, gray))
-        while len(self._buf) > 1 and t - self._buf[0][0] > self.cfg.max_gap_s + 1.0:
+        keep = max(self.cfg.max_gap_s, DIRECTION_MAX_GAP_S if self.cfg.direction_gap_s > 0 else 0.0) + 1.0
+        while len(self._buf) > 1 and t - self._buf[0][0] > keep:
             self._buf.popleft()
 
     def reference(self, t: float, shape: tuple[int, ...]) -> tuple[np.ndarray | None, float]:
@@ -324,3 +355,18 @@ class ReferenceBuffer:
             if gap >= self.cfg.min_gap_s:
                 break
         return best if best is not None else (None, 0.0)
+
+    def direction_reference(self, t: float, shape: tuple[int, ...]) -> tuple[np.ndarray | None, float]:
+        """(frame, gap) for the direction histograms: the newest frame at least ``direction_gap_s``
+        before ``t`` and at most ``DIRECTION_MAX_GAP_S``; (None, 0) when there is none (then the
+        main reference's histograms serve)."""
+        if self.cfg.direction_gap_s <= 0:
+            return None, 0.0
+        for tr, g in reversed(self._buf):
+            gap = t - tr
+            if gap + 1e-3 < self.cfg.direction_gap_s or g.shape != shape:  # timestamps are rounded
+                continue
+            if gap > DIRECTION_MAX_GAP_S + 1e-3:
+                break
+            return g, gap
+        return None, 0.0

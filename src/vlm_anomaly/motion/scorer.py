@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 #: "motion"/"shape": per grid cell
 ATTRIBUTES = tuple(REGISTRY)
 
+#: training clips are sampled at least this often, whatever the scoring interval: the held-out
+#: calibration then rests on enough frames of each clip (at 500 ms a 40 s clip gave 80, so one
+#: odd frame, smoothed over the window, set the per-clip 99th percentile and the threshold - and
+#: a walker going the wrong way stayed under it), and the banks hold the motion between samples
+FIT_INTERVAL_MS = 100
+
 
 @dataclass(frozen=True)
 class MotionConfig:
@@ -249,19 +255,25 @@ class MotionScorer:
         return grid_cols(info.width / max(1, info.height), self.config.grid.rows)
 
     def extract(self, source: str | Path, progress: Callable[[int], None] | None = None,
-                cols: int | None = None, *, degrade: bool = False) -> SourceCells:
+                cols: int | None = None, *, degrade: bool = False, fit: bool = False) -> SourceCells:
         """Features of every sampled frame of ``source``; ``degrade``: of its half-size, strongly
-        compressed version (training-time augmentation)."""
+        compressed version (training-time augmentation); ``fit``: sampled as a training clip."""
         src = str(source)
         stream = self._stream(cols or self._cols_for(src))
-        frames = self._frames(src)
+        frames = self._frames(src, fit=fit)
         out = extract_cells(src, self.config.grid, stream.cols, progress=progress, stream=stream,
                             frames=degraded(frames) if degrade else frames)
         self.timing = dict(stream.timing)
         return out
 
-    def _frames(self, src: str):
-        return iter_source(src, interval_ms=self.interval_ms, max_side=self.max_side, max_frames=self.max_frames,
+    def _frames(self, src: str, *, fit: bool = False):
+        """The frames of ``src`` to measure; ``fit``: of a training clip, sampled at least every
+        ``FIT_INTERVAL_MS`` whatever the scoring interval (the features are rate-free, so a model
+        fitted so scores any interval; see :data:`FIT_INTERVAL_MS`)."""
+        iv, mf = self.interval_ms, self.max_frames
+        if fit and iv > FIT_INTERVAL_MS:
+            mf, iv = mf * -(-iv // FIT_INTERVAL_MS), FIT_INTERVAL_MS  # the same length of footage
+        return iter_source(src, interval_ms=iv, max_side=self.max_side, max_frames=mf,
                            max_duration_s=self.max_duration_s, config=self.config.grid)
 
     def _stream(self, cols: int) -> CellStream:
@@ -290,7 +302,8 @@ class MotionScorer:
         cols = self._cols_for(str(train_sources[0]))
         if progress:
             progress(0, 0, "measuring how fast normal objects move")
-        grid = learn_speed_floor(((str(s), self._frames(str(s))) for s in train_sources), self.config.grid, cols)
+        grid = learn_speed_floor(((str(s), self._frames(str(s), fit=True)) for s in train_sources),
+                                 self.config.grid, cols)
         self.config = replace(self.config, grid=grid)
         feats, copies, done = [], [], 0
 
@@ -298,10 +311,11 @@ class MotionScorer:
             return lambda n: progress(base + n, 0, stage) if progress else None
 
         for src in train_sources:
-            feats.append(self.extract(src, step("measuring motion", done), cols))
+            feats.append(self.extract(src, step("measuring motion", done), cols, fit=True))
             done += feats[-1].n_frames
             if self.config.augment:
-                copies.append(self.extract(src, step("measuring motion (compressed copy)", done), cols, degrade=True))
+                copies.append(self.extract(src, step("measuring motion (compressed copy)", done), cols, degrade=True,
+                                           fit=True))
                 done += copies[-1].n_frames
         self.fit_cells(feats, copies=copies)
         if names is not None and len(names) == len(feats):
