@@ -266,8 +266,7 @@ class DirectionAttribute(CellAttribute):
         if d.get("turned_deg", 0) >= 90 and d.get("normal"):
             return f"moving {d['moving']} in the {where}, where normal motion there goes {d['normal']}"
         if d and not d.get("normal") and sp > 0:
-            what = f"moving {d['moving']}" if d.get("moving") else "motion"
-            return f"{what} in the {where}, where nothing moved in the normal videos"
+            return f"motion in the {where}, where nothing moved in the normal videos"
         if ns > 0 and sp > 1.5 * ns:
             return f"fast motion in the {where}, {sp / ns:.1f}x faster than normal motion there"
         return (f"motion in the {where} unlike the normal motion there in direction or speed "

@@ -71,8 +71,9 @@ class GridConfig:
     split_flow: float = 0.7
     #: DIS optical flow's finest pyramid level (0: the working frame itself, 1: half of it, 2: a
     #: quarter, the fast preset's own; see ``FlowEngine``): at 1 a fast object among walkers keeps
-    #: its own speed
-    flow_finest_scale: int = 1
+    #: its own speed, but in the synthetic CV more held-out normal frames were flagged, so the
+    #: default stays 2 (docs/motion.md, v10)
+    flow_finest_scale: int = 2
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
