@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from vlm_anomaly.motion.features import FlowEngine, GridConfig, cell_features, work_gray
 from vlm_anomaly.synthetic import textured_background
@@ -45,3 +46,5 @@ def test_refinement_is_an_option_the_default_flow_is_the_presets():
     prev = work_gray(textured_background(320, 240, 0), GridConfig())
     cur = np.roll(prev, 2, axis=1)
     np.testing.assert_array_equal(FlowEngine(2)(prev, cur), FlowEngine()(prev, cur))
+    with pytest.raises(ValueError, match="flow_finest_scale"):  # a hostile model file
+        GridConfig.from_dict({"flow_finest_scale": 7})

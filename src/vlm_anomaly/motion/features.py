@@ -88,6 +88,8 @@ class GridConfig:
         kw.setdefault("min_shift_px", 0.0)
         kw.setdefault("relative_floor", 0.0)
         kw.setdefault("flow_finest_scale", 2)
+        if kw["flow_finest_scale"] not in (0, 1, 2):
+            raise ValueError("flow_finest_scale must be 0, 1 or 2")
         return cls(**kw)
 
 
@@ -110,8 +112,8 @@ def grid_cols(aspect: float, rows: int) -> int:
 
 
 class FlowEngine:
-    """OpenCV DIS optical flow (fast preset), refined at pyramid level ``finest_scale``: about a
-    millisecond per working-size frame on one core.
+    """OpenCV DIS optical flow (fast preset; about a millisecond per working-size frame on one
+    core), optionally refined at pyramid level ``finest_scale`` (several milliseconds more).
 
     Why two passes below the preset's own level (a quarter): at a quarter one 8-pixel patch spans
     32 working pixels, several walkers at once, so a fast object among walkers takes their speed;
@@ -125,6 +127,8 @@ class FlowEngine:
     COARSE = 2
 
     def __init__(self, finest_scale: int = COARSE) -> None:
+        if int(finest_scale) not in range(self.COARSE + 1):
+            raise ValueError(f"flow_finest_scale must be 0 to {self.COARSE}, got {finest_scale}")
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._fine = None
         if int(finest_scale) < self.COARSE:
