@@ -26,12 +26,7 @@ WALKERS = ((0.50, 0.030, 0.1), (0.53, 0.045, 0.7), (0.56, 0.060, 0.4), (0.60, 0.
 #: the group: rows x cols walkers at this speed (frame widths/s), on the lower half of the path
 GROUP_SPEED = 0.05
 GROUP_ROWS, GROUP_COLS = 3, 8
-GROUP_STEP = 0.045  # mean frame widths between the group's walkers
-#: each walker's offset from an even spacing (share of GROUP_STEP, by column): a group is not a
-#: lattice. An evenly spaced row of identical figures is a pattern that any optical flow can match
-#: one period away (DIS measured such a normal group entering the view at 0.44 heights/s to the
-#: left, nine times its speed and the wrong way)
-GROUP_JITTER = (0.0, 0.3, -0.2, 0.15, -0.35, 0.25, -0.1, 0.35, -0.25, 0.1, -0.3, 0.2, -0.15, 0.3, -0.05, 0.25)
+GROUP_STEP = 0.045  # frame widths between the group's walkers
 #: what may happen in a clip, between ``span`` seconds of it
 KINDS = ("wrong_way", "cyclist", "cyclist_beside", "cart")
 
@@ -70,9 +65,7 @@ def walkway_frame(t: float, w: int = 320, h: int = 240, *, kind: str = "", clip_
     x0 = group_x(t, group_cols)
     for i in range(GROUP_ROWS):
         for j in range(group_cols):
-            jit = GROUP_JITTER[(j + 5 * i) % len(GROUP_JITTER)] * GROUP_STEP
-            _person(img, x0 + j * GROUP_STEP + jit + 0.01 * (i % 2), 0.64 + i * 0.05,
-                    (40 + 20 * i, 60, 140 - 10 * j))
+            _person(img, x0 + j * GROUP_STEP + 0.01 * (i % 2), 0.64 + i * 0.05, (40 + 20 * i, 60, 140 - 10 * j))
     if kind and span[0] <= clip_t < span[1]:
         s = clip_t - span[0]
         if kind == "wrong_way":

@@ -28,16 +28,15 @@ def _fastest_part(finest: int, kind: str) -> float:
 
 
 def test_refined_flow_keeps_a_cyclist_among_walkers_at_its_own_speed():
-    """Refined: its fastest part moves near its true 4x the walkers' speed (measured 2.9x); the
-    preset's flow gives it about 1.3x, hardly faster than the normal group (measured 0.087 against
-    0.074 heights/s)."""
+    """Refined: its fastest part moves 3.1x the walkers' speed (truly 4x); the preset's flow gives
+    it 2.2x (measured 0.205 and 0.149 heights/s, the normal group's fastest region 0.081)."""
     walker = GROUP_SPEED * 320 / 240  # heights/s
     normal = _fastest_part(1, "")
     refined = _fastest_part(1, "cyclist")
     preset = _fastest_part(2, "cyclist")
     assert normal < 1.5 * walker, normal
-    assert refined > 2.5 * walker and refined > 2 * normal, (refined, normal, walker)
-    assert preset < 1.5 * walker, preset  # the limit of the default, stated in docs/motion.md
+    assert refined > 2.7 * walker and refined > 2 * normal, (refined, normal, walker)
+    assert refined > 1.2 * preset, (refined, preset)
 
 
 def test_refinement_is_an_option_the_default_flow_is_the_presets():
