@@ -41,15 +41,24 @@ def concat_folder(data: Path, clips: list[str], out: Path) -> Path:
 _DEFAULT_CONFIG = None
 
 
-def _set_fused(fused: tuple[str, ...] | None) -> None:
-    """Make the motion detector fuse ``fused`` (None: the shipped default) for the baseline row."""
+def _set_fused(fused: tuple[str, ...] | None, grid: dict | None = None) -> None:
+    """Make the motion detector fuse ``fused`` (None: the shipped default's attributes) and measure
+    with ``grid``'s GridConfig fields changed (None: the shipped grid), for the baseline row."""
     import vlm_anomaly.motion.detector as md
 
     global _DEFAULT_CONFIG
     if _DEFAULT_CONFIG is None:
         _DEFAULT_CONFIG = md.motion_config
-    md.motion_config = (_DEFAULT_CONFIG if fused is None else
-                        (lambda settings: replace(_DEFAULT_CONFIG(settings), fused=fused)))
+
+    def config(settings):
+        cfg = _DEFAULT_CONFIG(settings)
+        if fused is not None:
+            cfg = replace(cfg, fused=fused)
+        if grid:
+            cfg = replace(cfg, grid=replace(cfg.grid, **grid))
+        return cfg
+
+    md.motion_config = _DEFAULT_CONFIG if fused is None and not grid else config
 
 
 def main() -> None:
@@ -61,7 +70,9 @@ def main() -> None:
     ap.add_argument("--only-ocsvm", action="store_true")
     ap.add_argument("--baseline", default="object,appearance,shape",
                     help="also time the motion detector fusing these attributes (the v5 default), in the same "
-                         "run; '' = no baseline")
+                         "run; 'default' = the shipped default's attributes; '' = no baseline")
+    ap.add_argument("--baseline-grid", default="{}",
+                    help='GridConfig fields of the baseline, as JSON: {"flow_finest_scale": 2} is v9\'s flow')
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +99,11 @@ def main() -> None:
         s = load_settings(overrides={"detector": det, "interval_ms": 100, "home": str(out / "home"),
                                      "embedding_cache": False, **extra})
         pipe = Pipeline(s)
-        _set_fused(tuple(args.baseline.split(",")) if run == "baseline" else None)
+        if run == "baseline":
+            _set_fused(None if args.baseline == "default" else tuple(args.baseline.split(",")),
+                       json.loads(args.baseline_grid))
+        else:
+            _set_fused(None)
         t0 = time.perf_counter()
         model = pipe.fit(train)
         rows: dict = {"fit_s": round(time.perf_counter() - t0, 2)}
@@ -148,7 +163,8 @@ def main() -> None:
                 tracemalloc.stop()
             rows["peak MiB (1x, 4x length)"] = [round(peaks[1], 1), round(peaks[4], 1)]
             print(det, "memory", rows["peak MiB (1x, 4x length)"], flush=True)
-        report["motion (baseline: " + args.baseline + ")" if run == "baseline" else det] = rows
+        report["motion (baseline: " + args.baseline + " " + args.baseline_grid + ")" if run == "baseline"
+               else det] = rows
     _set_fused(None)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=lambda o: float(np.asarray(o))))

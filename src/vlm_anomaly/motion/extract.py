@@ -86,7 +86,7 @@ class CellStream:
 
     def __post_init__(self) -> None:
         self._refs = ReferenceBuffer(self.config)
-        self._flow = FlowEngine()
+        self._flow = FlowEngine(self.config.flow_finest_scale)
         self._scenes = SceneHistory()
 
     def observe(self, t: float, image: np.ndarray) -> None:
