@@ -208,7 +208,8 @@ class Pipeline:
             self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
         enc = self.detector_encoder(cls)
         scorer = cls.scorer_for(self.context(enc, interval, embedded=embedded))
-        total = 0 if embedded is not None else sum(expected_samples(x, interval, s.max_frames) for x in sources)
+        total = 0 if embedded is not None else sum(expected_samples(x, scorer.fit_interval_ms, s.max_frames)
+                                                   for x in sources)
         progress = progress or no_progress
         reported = [0]
 

@@ -41,7 +41,7 @@ class FrameDiffScorer:
 
     def __init__(self, ctx: DetectorContext, state: np.ndarray | None = None):
         self.ctx = ctx
-        self.interval_ms = ctx.interval_ms
+        self.interval_ms = self.fit_interval_ms = ctx.interval_ms
         self.needs_previous = True  # motion energy is measured against the source frame before
         self.state = state
         self._train: list[EmbeddedVideo] = []

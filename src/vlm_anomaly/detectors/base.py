@@ -101,7 +101,7 @@ class EmbeddingScorer:
 
     def __init__(self, cls: type[BaseDetector], ctx: DetectorContext, fitted: Detector | None = None):
         self.cls, self.ctx = cls, ctx
-        self.interval_ms = ctx.interval_ms
+        self.interval_ms = self.fit_interval_ms = ctx.interval_ms
         self.needs_previous = False
         self.detector = fitted
         self._train: list[EmbeddedVideo] = []

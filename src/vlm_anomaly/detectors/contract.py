@@ -67,6 +67,9 @@ class Scorer(Protocol):
 
     #: the sampling it scores at (ms between samples, 0 = every frame)
     interval_ms: int
+    #: the sampling it reads training sources at (a detector may train denser than it scores);
+    #: progress bars estimate training from it
+    fit_interval_ms: int
     #: live frames must carry the source frame before each sample (``Frame.previous``) to score
     #: as a file does at this sampling
     needs_previous: bool

@@ -266,12 +266,17 @@ class MotionScorer:
         self.timing = dict(stream.timing)
         return out
 
+    @property
+    def fit_interval_ms(self) -> int:
+        """The sampling of training clips: the scoring interval, or ``FIT_INTERVAL_MS`` when sparser."""
+        return min(self.interval_ms, FIT_INTERVAL_MS) if self.interval_ms > 0 else 0
+
     def _frames(self, src: str, *, fit: bool = False):
         """The frames of ``src`` to measure; ``fit``: of a training clip, sampled at least every
         ``FIT_INTERVAL_MS`` whatever the scoring interval (the features are rate-free, so a model
         fitted so scores any interval; see :data:`FIT_INTERVAL_MS`)."""
         iv, mf = self.interval_ms, self.max_frames
-        if fit and iv > FIT_INTERVAL_MS:
+        if fit and iv != self.fit_interval_ms:
             mf, iv = mf * -(-iv // FIT_INTERVAL_MS), FIT_INTERVAL_MS  # the same length of footage
         return iter_source(src, interval_ms=iv, max_side=self.max_side, max_frames=mf,
                            max_duration_s=self.max_duration_s, config=self.config.grid)
