@@ -6,7 +6,6 @@ through the detector contract.
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from .detectors import BaseDetector, Detector, get_detector_class, moving_average
 from .encoders.identity import EncoderIdentity
 from .errors import EncoderMismatchError, VlmAnomalyError
+from .values import utc_stamp
 
 FORMAT_VERSION = 1
 #: the encoder backend that models of motion alone recorded before they could record none
@@ -53,7 +53,7 @@ class AnomalyModel:
     interval_ms: int = 500
     smoothing_window: int = 5
     threshold: float = 0.0
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    created: str = field(default_factory=utc_stamp)
     name: str = ""
     #: embeddings of the training frames (for nearest-normal-frame lookups), float16 to save space
     train_embeddings: np.ndarray | None = None

@@ -14,7 +14,6 @@ Assistant button are shells over these four functions.
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import uuid
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from .detectors.contract import Progress
 from .errors import AdditionNotFoundError, InvalidVideoError, VlmAnomalyError
 from .pipeline import Pipeline, expected_samples
 from .redact import redact_url
+from .values import utc_stamp
 from .video.sources import is_stream_url
 
 if TYPE_CHECKING:
@@ -118,8 +118,7 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
             progress(0, total, "learning the footage as normal")
         frames = add_normal(scorer, m.detector.name, source, start_s, end_s, key=key,
                             name=name or source_name(source), progress=report)
-        addition = NormalAddition(key, name or source_name(source), start_s, end_s,
-                                  _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), int(frames), note)
+        addition = NormalAddition(key, name or source_name(source), start_s, end_s, utc_stamp(), int(frames), note)
         _save(models, model, m, scorer.fitted(), [*m.normal_additions, addition.as_dict()])
     if progress:
         progress(frames, frames, "done")

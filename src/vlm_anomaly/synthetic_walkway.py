@@ -11,14 +11,12 @@ where exactly that happens, written as real encoded video.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
-from .synthetic import textured_background
+from .synthetic import encode_rgb, textured_background
 
 #: single walkers: lane (frame heights), speed (frame widths/s), start (frame widths)
 WALKERS = ((0.50, 0.030, 0.1), (0.53, 0.045, 0.7), (0.56, 0.060, 0.4), (0.60, 0.040, 0.9),
@@ -88,16 +86,7 @@ def write_walkway(path: str | Path, *, start_s: float = 0.0, seconds: float = 40
     seconds of the clip (see :func:`walkway_frame`)."""
     w, h = size
     bg = textured_background(w, h, 0)
-    path = Path(path)
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-        st.options = {"preset": "ultrafast", "crf": "23"}
-        for i in range(int(seconds * fps)):
-            img = walkway_frame(start_s + i / fps, w, h, kind=kind, clip_t=i / fps, span=span,
-                                both_ways=both_ways, group_cols=group_cols, bg=bg)
-            for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
-    return path
+    frames = (walkway_frame(start_s + i / fps, w, h, kind=kind, clip_t=i / fps, span=span,
+                            both_ways=both_ways, group_cols=group_cols, bg=bg)
+              for i in range(int(seconds * fps)))
+    return encode_rgb(path, frames, fps=fps, size=size)

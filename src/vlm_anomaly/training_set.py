@@ -16,7 +16,6 @@ Every file is written atomically; a lock serialises writers across processes.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import logging
@@ -33,7 +32,7 @@ from .detectors.contract import Progress, no_progress
 from .encoders import build_prompts
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .store.embeddings import CachedEmbeddings, read_embeddings, write_embeddings
-from .values import EmbeddedVideo
+from .values import EmbeddedVideo, utc_stamp
 from .video import VIDEO_EXTENSIONS, content_hash, source_kind
 from .video.thumbnails import encode_jpeg, iter_frames_at
 
@@ -217,7 +216,7 @@ class TrainingSet:
         return TrainingItem(
             id=item_id, name=name, sha256=sha, file=path.name, frames=n, duration_s=ev.duration_s,
             interval_ms=pipeline.settings.interval_ms, encoder_key=enc.key, encoder_label=enc.label,
-            added=added or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            added=added or utc_stamp(),
         )
 
     def remove(self, item_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Value types that travel between layers (no behaviour beyond small derived properties).
+"""Value types that travel between layers (no behaviour beyond small derived properties), and
+the time stamp that models, jobs and stored records carry.
 
 Why a module of its own: the pipeline, the stores, the detectors and the shells all pass these
 around; living low in the import graph, any of them may import them without pulling a service in.
@@ -6,9 +7,15 @@ around; living low in the import graph, any of them may import them without pull
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+def utc_stamp() -> str:
+    """Now in UTC to the second, ISO 8601: how models, jobs and stored records say when."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass

@@ -9,10 +9,8 @@ a granularity finer than a connected region.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -20,7 +18,7 @@ import pytest
 from vlm_anomaly.motion import MotionScorer
 from vlm_anomaly.motion.scorer import MotionConfig
 from vlm_anomaly.smoothing import moving_average
-from vlm_anomaly.synthetic import textured_background
+from vlm_anomaly.synthetic import encode_rgb, textured_background
 
 W, H, FPS = 320, 240, 10
 BACKGROUND = textured_background(W, H, 0)
@@ -75,17 +73,8 @@ def scene(t: float, kind: str = "", clip_t: float = 0.0) -> np.ndarray:
 
 
 def write_scene(path: Path, start_s: float, seconds: float, kind: str = "") -> Path:
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=Fraction(FPS))
-        st.width, st.height, st.pix_fmt = W, H, "yuv420p"
-        st.options = {"preset": "ultrafast", "crf": "23"}
-        for i in range(int(seconds * FPS)):
-            frame = av.VideoFrame.from_ndarray(scene(start_s + i / FPS, kind, i / FPS), format="rgb24")
-            for pkt in st.encode(frame):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
-    return path
+    frames = (scene(start_s + i / FPS, kind, i / FPS) for i in range(int(seconds * FPS)))
+    return encode_rgb(path, frames, fps=FPS, size=(W, H))
 
 
 #: the attributes the direction attribute joins (without appearance: no encoder needed here)

@@ -7,7 +7,6 @@ Uploaded files live in the job's folder and are removed when the job finishes.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import logging
 import shutil
 import threading
@@ -22,6 +21,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from ..errors import VlmAnomalyError
 from ..redact import redact_text
+from ..values import utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,6 @@ MAX_JOBS_KEPT = 200
 
 class JobNotFoundError(VlmAnomalyError):
     status_code = 404
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 class Progress(BaseModel):
@@ -54,7 +50,7 @@ class JobSummary(BaseModel):
     kind: str = Field(description="train | score")
     params: dict[str, Any] = Field(default_factory=dict)
     status: str = Field("queued", description="queued | running | done | failed")
-    created: str = Field(default_factory=_now)
+    created: str = Field(default_factory=utc_stamp)
     finished: str | None = None
     progress: Progress = Field(default_factory=Progress)  # replaced whole, so a reader never sees half of it
     error: str | None = None
@@ -115,7 +111,7 @@ class JobManager:
             log.exception("job %s failed", job.id)
             job.status, job.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")
         finally:
-            job.finished = _now()
+            job.finished = utc_stamp()
             shutil.rmtree(self.workdir / job.id, ignore_errors=True)
             if self.on_finish:
                 self.on_finish(job)

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 #: how often a live owner stamps its open events (seconds)
@@ -153,17 +155,15 @@ class OwnerLease(PeriodicJob):
 
     def _take_lock(self) -> None:
         """Lock a temp file, then rename it into place: a sweeper never sees it unlocked."""
-        folder = self.media_root / OWNERS_DIR
+        path = lock_path(self.media_root, self.owner.id)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{self.owner.id}.tmp"
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            path = lock_path(self.media_root, self.owner.id)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW)
+                os.fchmod(fd, 0o644)  # other users' sweepers read it
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:  # a read-only or odd media folder: the heartbeat alone speaks for us
             log.warning("events: cannot hold an owner lock in %s (%s); open events rely on the heartbeat",
-                        folder, exc)
+                        path.parent, exc)
             return
         self._fd, self._path = fd, path
 

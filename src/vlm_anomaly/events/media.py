@@ -9,16 +9,14 @@ into a plain MP4 (index in front, for browsers and players), again through a tem
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import av
 import numpy as np
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_path, atomic_write_bytes
 from ..video.render import AnnotatedVideoWriter
 from ..video.thumbnails import encode_jpeg
 
@@ -94,29 +92,25 @@ def finalise_clip(path: str | Path) -> int:
     Packets are copied, not re-encoded; a clip cut off mid-fragment keeps every whole packet. A
     file with nothing to keep is left as it is (it is still what the event has)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
     copied = 0
     try:
-        with av.open(str(path)) as src, av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as dst:
-            ist = src.streams.video[0]
-            ost = dst.add_stream_from_template(ist)
-            try:
-                for pkt in src.demux(ist):
-                    if pkt.dts is None:  # the demuxer's end-of-stream marker
-                        continue
-                    pkt.stream = ost
-                    dst.mux(pkt)
-                    copied += 1
-            except av.error.FFmpegError as exc:  # cut off by a crash: keep what came before
-                log.info("clip %s ends in a cut-off fragment (%s); %d packet(s) kept", path.name, exc, copied)
-        if copied:
+        with atomic_path(path) as tmp:
+            with av.open(str(path)) as src, av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+                ist = src.streams.video[0]
+                ost = dst.add_stream_from_template(ist)
+                try:
+                    for pkt in src.demux(ist):
+                        if pkt.dts is None:  # the demuxer's end-of-stream marker
+                            continue
+                        pkt.stream = ost
+                        dst.mux(pkt)
+                        copied += 1
+                except av.error.FFmpegError as exc:  # cut off by a crash: keep what came before
+                    log.info("clip %s ends in a cut-off fragment (%s); %d packet(s) kept", path.name, exc, copied)
+            if not copied:
+                raise ValueError("no whole packet to keep")
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
     except (OSError, ValueError, IndexError, av.error.FFmpegError) as exc:
         log.warning("clip %s: cannot finalise (%s); the fragmented file stays", path.name, exc)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
     return path.stat().st_size if path.exists() else 0

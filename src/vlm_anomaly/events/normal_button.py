@@ -14,7 +14,6 @@ would otherwise teach the model again at every reconnection.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import threading
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import VlmAnomalyError
 from ..normal import NormalAddition, mark_event_normal
 from ..redact import redact_text, redact_url
+from ..values import utc_stamp
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -89,7 +89,7 @@ class NormalButton:
     def press(self, cam: str) -> NormalAddition | None:
         """Mark camera ``cam``'s last closed event normal; publish and return what was learnt."""
         with self._lock:
-            state: dict[str, Any] = {"at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+            state: dict[str, Any] = {"at": utc_stamp()}
             try:
                 c = self.bridge.cameras.get(cam)
                 if c is None or c.source is None:

@@ -157,13 +157,15 @@ def where_words(r: int, c: int, R: int, C: int) -> str:
     return "centre" if (v, hz) == ("middle", "centre") else f"{v} {hz}".replace("middle ", "")
 
 
-def grow_box(active: np.ndarray, r: int, c: int, w: int, h: int, R: int, C: int) -> list[int] | None:
-    """Source-pixel box of the connected active cells around (r, c)."""
+def grow_box(active: np.ndarray, r: int, c: int, w: int, h: int, R: int, C: int) -> tuple[list[int], int]:
+    """Source-pixel box of the connected active cells around (r, c), and how many cells they are
+    (cell (r, c)'s own box and 0 when it is not active)."""
     if not active[r, c]:
-        return None
+        return cell_box(r, c, w, h, R, C), 0
     _, lab = cv2.connectedComponents(active.astype(np.uint8), connectivity=8)
     ys, xs = np.nonzero(lab == lab[r, c])
-    return [int(xs.min() * w / C), int(ys.min() * h / R), int((xs.max() + 1) * w / C), int((ys.max() + 1) * h / R)]
+    box = [int(xs.min() * w / C), int(ys.min() * h / R), int((xs.max() + 1) * w / C), int((ys.max() + 1) * h / R)]
+    return box, int(len(ys))
 
 
 def cell_box(r: int, c: int, w: int, h: int, R: int, C: int) -> list[int]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidVideoError
-from .attribute import Attribute, FitData, cell_box, grow_box, load_bank, worst_cell
+from .attribute import Attribute, FitData, grow_box, load_bank, worst_cell
 from .calibration import leave_one_group_out
 from .density import CellBanks, build_banks
 from .direction import (
@@ -56,6 +56,8 @@ class CellAttribute(Attribute):
     dim: int = 0
     #: the :class:`SourceCells` field of its (n, rows, cols, d) features
     field: str = ""
+    #: the ``st.arrays`` entry of per-cell divisors of its distances, when there is one
+    cell_scale: str = ""
 
     def raw(self, feats: SourceCells) -> np.ndarray:
         """Extract: (n, cells, d) unscaled rows."""
@@ -107,6 +109,8 @@ class CellAttribute(Attribute):
 
     def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
         d, i = st.bank(self.name).query(self.raw(feats) / st.scales[self.name])
+        if self.cell_scale in st.arrays:
+            d = d / st.arrays[self.cell_scale]
         return (d.max(1) if len(d) else np.zeros(0)), (d, i)
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
@@ -119,7 +123,7 @@ class CellAttribute(Attribute):
         w, h = (int(v) for v in feats.size)
         cell, r, c = worst_cell(st, self.name, feats, j, detail, out)
         share = feats.motion[j][..., 3]
-        out["box"] = grow_box(share > 0.05, r, c, w, h, R, C) or cell_box(r, c, w, h, R, C)
+        out["box"], _ = grow_box(share > 0.05, r, c, w, h, R, C)
         sp99 = st.arrays["speed_p99"]
         normal = float(sp99[r, c]) if np.isfinite(sp99[r, c]) else 0.0
         out["speed"] = round(float(feats.motion[j][r, c, 0]), 3)
@@ -179,6 +183,7 @@ class DirectionAttribute(CellAttribute):
     name = "direction"
     dim = DIRECTION_DIM
     field = "direction"
+    cell_scale = "place_scale"
 
     def raw(self, feats: SourceCells) -> np.ndarray:
         if feats.direction is None:
@@ -230,12 +235,6 @@ class DirectionAttribute(CellAttribute):
 
     def fires(self, st: MotionState, z: float) -> bool:
         return z > 0 if st.config.direction_margin > 0 else z > st.calib[self.name].high
-
-    def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
-        d, i = st.bank(self.name).query(self.raw(feats) / st.scales[self.name])
-        if "place_scale" in st.arrays:
-            d = d / st.arrays["place_scale"]
-        return (d.max(1) if len(d) else np.zeros(0)), (d, i)
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
         cell, r, c = self.locate_cell(st, feats, j, detail, out)

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
-from .attribute import Attribute, FitData, load_bank, worst_cell
+from .attribute import Attribute, FitData, grow_box, load_bank, worst_cell
 from .calibration import leave_one_group_out
 from .density import CellBanks, build_banks
 from .features import SCENE_DIM
@@ -139,11 +138,7 @@ class SceneAttribute(Attribute):
         # the box: the connected cells around the worst one that are unusual for their place too
         grid = (dist[j] > max(3.0, 0.3 * float(dist[j].max()))).reshape(R, C)
         grid[r, c] = True
-        _, lab = cv2.connectedComponents(grid.astype(np.uint8), connectivity=8)
-        ys, xs = np.nonzero(lab == lab[r, c])
-        out["box"] = [int(xs.min() * w / C), int(ys.min() * h / R), int((xs.max() + 1) * w / C),
-                      int((ys.max() + 1) * h / R)]
-        out["cells"] = int(len(ys))
+        out["box"], out["cells"] = grow_box(grid, r, c, w, h, R, C)
         return True
 
     def phrase(self, e: dict) -> str:

@@ -19,17 +19,11 @@ import numpy as np
 
 from ..errors import InvalidVideoError, VlmAnomalyError
 from ..redact import redact_text, redact_url
-from ..threads import decoder_threads
 from .decode import (
     FALLBACK_FPS,
     TIME_EPS,
     check_duration,
-    check_pixels,
-    declared_duration,
     decode_frames,
-    first_video_stream,
-    open_failure,
-    open_input,
     read_image,
     resize_to,
     scaled_size,
@@ -38,7 +32,7 @@ from .decode import (
     to_rgb,
 )
 from .frames import Frame
-from .sources import DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, check_file, is_stream_url, list_frame_files
+from .sources import DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, is_stream_url, list_frame_files, open_video
 
 log = logging.getLogger(__name__)
 
@@ -150,21 +144,9 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
 
 def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float = 0,
                       with_previous: bool = False) -> Iterator[Frame]:
-    if not is_stream_url(src):
-        check_file(Path(src))
-    try:
-        container = open_input(src)
-    except Exception as exc:  # noqa: BLE001 - hostile files make FFmpeg/PyAV raise many kinds
-        raise InvalidVideoError(
-            f"{redact_url(src)}: not a readable video ({open_failure(src, exc)})"
-        ) from None
+    container, st = open_video(src, max_duration_s=limit_s)
     shown = redact_url(src)
     with container:
-        st = first_video_stream(container, shown)
-        check_pixels(shown, st.codec_context.width, st.codec_context.height)
-        check_duration(shown, declared_duration(container, st), limit_s)
-        st.thread_type = "AUTO"
-        st.thread_count = decoder_threads()  # 1 on small machines: the cores are the encoder's
         fps = stream_fps(st) or FALLBACK_FPS
         grid = SampleGrid(interval_ms)
         last_t = -1.0

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..config import STREAM_SCHEMES
-from ..errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
+from ..errors import InvalidVideoError
 from ..redact import redact_url
 from ..threads import decoder_threads
 from .decode import (
@@ -125,7 +125,6 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
     it before loading an encoder.
     """
     src = str(source)
-    shown = redact_url(src)
     path = Path(src)
     if path.is_dir():
         files = list_frame_files(path)
@@ -136,25 +135,45 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
             raise InvalidVideoError(f"{path}: unreadable image frames ({files[0].name}, ...)")
         check_duration(src, (len(files) - 1) / folder_fps, max_duration_s)
         return VideoInfo(src, "folder", first.shape[1], first.shape[0], folder_fps, len(files))
-    if not is_stream_url(src):
-        check_file(path)
+    container, st = open_video(src, max_duration_s=max_duration_s)
+    with container:
+        fps = stream_fps(st)
+        count = st.frames or 0
+        if not count and container.duration and fps:
+            count = int(container.duration / av.time_base * fps)
+        cc = st.codec_context
+        return VideoInfo(src, "stream" if is_stream_url(src) else "file", cc.width, cc.height,
+                         fps, count, cc.name or "")
+
+
+def open_video(source: str, *, max_duration_s: float = 0, timeout: float | tuple[float, float] = 10.0,
+               refusal: str = "not a readable video"):
+    """``(container, first video stream)`` of a video file or stream, checked and set to decode.
+
+    Why one place: the sampler, :func:`probe` and the live reader refuse the same sources with the
+    same errors (:class:`InvalidVideoError`; :class:`VideoTooLongError` for frame size, and for a
+    declared length over ``max_duration_s`` in files). The caller closes the container.
+    """
+    shown = redact_url(source)
+    if not is_stream_url(source):
+        check_file(Path(source))
     try:
-        with open_input(src) as container:
-            st = first_video_stream(container, shown)
-            fps = stream_fps(st)
-            count = st.frames or 0
-            if not count and container.duration and fps:
-                count = int(container.duration / av.time_base * fps)
-            cc = st.codec_context
-            check_pixels(shown, cc.width, cc.height)
-            if not is_stream_url(src):
-                check_duration(src, declared_duration(container, st), max_duration_s)
-            return VideoInfo(src, "stream" if is_stream_url(src) else "file", cc.width, cc.height,
-                             fps, count, cc.name or "")
-    except VlmAnomalyError:
-        raise
+        container = open_input(source, timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - hostile files make FFmpeg/PyAV raise many kinds
-        raise InvalidVideoError(f"{shown}: not a readable video ({open_failure(src, exc)})") from None
+        raise InvalidVideoError(f"{shown}: {refusal} ({open_failure(source, exc)})") from None
+    try:
+        st = first_video_stream(container, shown)
+        check_pixels(shown, st.codec_context.width, st.codec_context.height)
+        if not is_stream_url(source):
+            check_duration(shown, declared_duration(container, st), max_duration_s)
+        # one decoder thread per camera or file on a small machine: FFmpeg's own count (one per core)
+        # costs 8-25 % more CPU for the same pixels (bench/live_decode.py), and the cores are the encoder's
+        st.thread_type = "AUTO"
+        st.thread_count = decoder_threads()
+    except BaseException:
+        container.close()
+        raise
+    return container, st
 
 
 def analysed_size(source: str | Path, max_side: int) -> tuple[int, int]:
@@ -211,27 +230,11 @@ class AvReader(Reader):
         self.source = source
         self.max_side = max_side
         self.media_time = media_time
-        shown = redact_url(source)
-        try:
-            self.container = open_input(source, timeout=(read_timeout_s, read_timeout_s))
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InvalidVideoError(f"{shown}: cannot open ({open_failure(source, exc)})") from None
-        if not self.container.streams.video:
-            self.container.close()
-            raise InvalidVideoError(f"{shown}: no video stream")
-        cc = self.container.streams.video[0].codec_context
-        try:  # the same limit as files, from the stream's header: never decode such a frame
-            check_pixels(shown, cc.width if cc else 0, cc.height if cc else 0)
-        except VideoTooLongError:
-            self.container.close()
-            raise
+        self.container, self._stream = open_video(source, timeout=(read_timeout_s, read_timeout_s),
+                                                  refusal="cannot open")
 
     def frames(self) -> Iterator[RawFrame]:
-        st = self.container.streams.video[0]
-        # one decoder thread per camera on a small machine: FFmpeg's own count (one per core) costs
-        # 8-25 % more CPU for the same pixels (bench/live_decode.py), and a box watches several cameras
-        st.thread_type = "AUTO"
-        st.thread_count = decoder_threads()
+        st = self._stream
         fps = stream_fps(st) or FALLBACK_FPS
         # times as the stream gives them (not made monotonic): the live reader paces and samples by them
         for _, t, frame in decode_frames(self.container, st, fps=fps, monotonic=False):
@@ -314,8 +317,6 @@ def open_reader(source: str, *, max_side: int = 0, folder_fps: float = DEFAULT_F
         return CvReader(source, max_side=max_side)
     if kind == "folder":
         return FolderReader(source, fps=folder_fps, max_side=max_side)
-    if kind == "file" and not Path(source).is_file():
-        raise InvalidVideoError(f"{source}: no such file or folder")
     return AvReader(source, max_side=max_side, read_timeout_s=read_timeout_s, media_time=kind == "file")
 
 
