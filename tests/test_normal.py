@@ -73,10 +73,6 @@ def test_an_alert_marked_normal_raises_no_alert_again_and_undo_restores(home, tm
         undo_normal(pipe.store, "street", add.id, settings=s)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: the evidence clip holds only the sampled frames, so its motion is measured over the sampling gap, "
-    "not over the source frame before each sample as live; with the direction attribute in the default, "
-    "marking the event normal shrinks it (worst -25.6 -> -0.7) but one 1.3 s event remains"))
 def test_a_live_cameras_event_is_learnt_from_its_evidence_clip(home, tmp_path):
     """When the event's source is not a file (a camera), the event's own clip is what is learnt."""
     root, s, intruder, _ = home
