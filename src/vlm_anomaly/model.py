@@ -51,6 +51,8 @@ class AnomalyModel:
     expected_objects: list[str] = field(default_factory=list)
     videos: list[TrainingVideo] = field(default_factory=list)
     interval_ms: int = 500
+    #: the sampling the training clips were read at (a detector may train denser than it scores)
+    fit_interval_ms: int | None = None
     smoothing_window: int = 5
     threshold: float = 0.0
     created: str = field(default_factory=utc_stamp)
@@ -128,6 +130,7 @@ class AnomalyModel:
                 "videos": [v.as_dict() for v in self.videos],
                 "frames": self.n_frames,
                 "interval_ms": self.interval_ms,
+                "fit_interval_ms": self.training_interval_ms,
             },
             "smoothing_window": self.smoothing_window,
             "threshold": self.threshold,
@@ -175,6 +178,9 @@ class AnomalyModel:
         interval_ms = int(tr.get("interval_ms", 500))
         if not 0 <= interval_ms <= 3_600_000:
             raise ValueError(f"interval_ms {interval_ms} out of range")
+        fit_interval_ms = int(tr.get("fit_interval_ms", interval_ms))
+        if not 0 <= fit_interval_ms <= 3_600_000:
+            raise ValueError(f"fit_interval_ms {fit_interval_ms} out of range")
         window = int(meta.get("smoothing_window", 5))
         if not 1 <= window <= 100_000:
             raise ValueError(f"smoothing_window {window} out of range")
@@ -185,9 +191,15 @@ class AnomalyModel:
         return cls(normal_additions=[dict(a) for a in additions], encoder=enc, detector=detector,
                    prompts=[str(p) for p in meta.get("prompts", [])],
                    expected_objects=[str(p) for p in meta.get("expected_objects", [])], videos=videos,
-                   interval_ms=interval_ms, smoothing_window=window, threshold=threshold,
+                   interval_ms=interval_ms, fit_interval_ms=fit_interval_ms,
+                   smoothing_window=window, threshold=threshold,
                    created=str(meta.get("created", "")), name=str(meta.get("name", "")), train_embeddings=te,
                    train_refs=refs, extra=dict(meta.get("extra", {})))
+
+    @property
+    def training_interval_ms(self) -> int:
+        """The sampling of the training clips (models saved before it was recorded: the scoring one)."""
+        return self.interval_ms if self.fit_interval_ms is None else self.fit_interval_ms
 
     def summary(self) -> dict:
         """Metadata shown by ``models show`` and the dashboard (no arrays)."""

@@ -223,10 +223,10 @@ class Pipeline:
         # progress bar shows never goes back
         n = max(sum(v.n_frames for v in vids), reported[0])
         progress(n, n, "done")
-        return self._model(scorer.fitted(), enc, vids, names, interval)
+        return self._model(scorer.fitted(), enc, vids, names, interval, scorer.fit_interval_ms)
 
     def _model(self, det: Detector, enc: Encoder | None, vids: list[EmbeddedVideo], names: Sequence[str] | None,
-               interval_ms: int) -> AnomalyModel:
+               interval_ms: int, fit_interval_ms: int) -> AnomalyModel:
         """The model of a fitted detector: encoder identity, prompts, training videos and frames."""
         s = self.settings
         if names is None or len(names) != len(vids):
@@ -243,7 +243,8 @@ class Pipeline:
             prompts=build_prompts(s.expected_objects) if enc is not None and enc.supports_text else [],
             expected_objects=list(s.expected_objects),
             videos=[TrainingVideo(str(n), v.sha256, v.n_frames, v.duration_s) for n, v in zip(names, vids)],
-            interval_ms=interval_ms, smoothing_window=s.smoothing_window, threshold=s.threshold,
+            interval_ms=interval_ms, fit_interval_ms=fit_interval_ms,
+            smoothing_window=s.smoothing_window, threshold=s.threshold,
             train_embeddings=X, train_refs=refs,
             extra={"runtime": enc.runtime if enc is not None else "none", **det.model_extra()})
 

@@ -80,7 +80,9 @@ def test_train_page_speaks_the_motion_detector(motion_env, dash_clips):
     assert rows["False-alarm target"] == "2.0 % of normal frames"
     assert rows["Threshold"].startswith(f"{model.threshold:+.2f} (score scale: 0 = threshold")
     assert rows["Calibration"].endswith(f"{100 * model.extra['heldout_flagged']:.1f} % of their frames flagged")
-    assert rows["Training"] == "2 clip(s), 24 frames (a frame every 500 ms)"
+    # the motion default reads its training clips every 100 ms (denser than the 500 ms it scores at: 24 review frames)
+    assert model.n_frames > 4 * 24
+    assert rows["Training"] == f"2 clip(s), {model.n_frames} frames (a frame every 100 ms; scores a frame every 500 ms)"
     looks_at = rows["Detector"].removeprefix("motion (looks at: ").removesuffix(")").split(", ")
     assert {"object", "shape", "scene", "camera"} <= set(looks_at) and "appearance" not in looks_at  # appearance off
     assert "Encoder" in rows

@@ -245,7 +245,10 @@ def model_summary(model: AnomalyModel) -> list[tuple[str, str]]:
         flagged = model.extra.get("heldout_flagged")
         rows.append(("Calibration", "on held-out normal clips (each clip scored by a model of the others)"
                      + (f": {100 * flagged:.1f} % of their frames flagged" if flagged is not None else "")))
-    every = "every frame" if model.interval_ms == 0 else f"a frame every {model.interval_ms} ms"
+    fit_ms = model.training_interval_ms
+    every = "every frame" if fit_ms == 0 else f"a frame every {fit_ms} ms"
+    if fit_ms != model.interval_ms:
+        every += f"; scores a frame every {model.interval_ms} ms"
     rows.append(("Training", f"{len(model.videos)} clip(s), {model.n_frames} frames ({every})"))
     enc = getattr(model, "encoder", None)
     rows.append(("Encoder", enc.label if enc is not None else "none"))
