@@ -209,7 +209,8 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     assert len(train) == 16
     r = run_cli("train", "ped2", *train, "--encoder", "efficientnet", "--interval-ms", "400", home=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "saved model ped2: 255 frames from 16 video(s)" in r.stdout
+    # the motion default reads training clips every 100 ms whatever --interval-ms asks (2550 frames at 25 fps)
+    assert "saved model ped2: 1020 frames from 16 video(s)" in r.stdout
 
     labels = json.loads((ped2_dir / "test_labels.json").read_text())["02"]
     out_csv, out_json = tmp_path / "ped2.csv", tmp_path / "ped2.json"
