@@ -208,16 +208,10 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
         return CellFeatures(np.zeros((rows, cols, MOTION_DIM), np.float32),
                             np.zeros((rows, cols, SHAPE_BINS), np.float32), False,
                             direction=np.zeros((rows, cols, DIRECTION_DIM), np.float32))
-    prev = match_light(prev, cur)
+    flow, speed, changed, min_speed = _flow_field(prev, cur, dt, cfg, flow_engine, source_height)
     H = cur.shape[0]
-    to_speed = np.float32(1.0 / (dt * H))
-    min_shift = cfg.min_shift_px * max(1.0, H / source_height if source_height > 0 else 1.0)
-    flow = flow_engine(prev, cur) * to_speed  # heights per second
-    speed = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
-    diff = cv2.absdiff(prev, cur)
-    changed = cv2.dilate((diff > cfg.diff_threshold).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    moving = (speed > max(cfg.moving_speed, min_shift * float(to_speed))) & changed
-    slow = _direction_mask(speed, changed, cfg, min_shift * float(to_speed))
+    moving = (speed > max(cfg.moving_speed, min_speed)) & changed
+    slow = _direction_mask(speed, changed, cfg, min_speed)
     mv = moving.astype(np.float32)
     ys = np.linspace(0, H, rows + 1).astype(int)
     xs = np.linspace(0, cur.shape[1], cols + 1).astype(int)
@@ -244,6 +238,23 @@ def cell_features(prev: np.ndarray | None, cur: np.ndarray, dt: float, cfg: Grid
                         direction=direction_cells(flow, speed, slow, rows, cols))
 
 
+def _flow_field(prev: np.ndarray, cur: np.ndarray, dt: float, cfg: GridConfig, flow_engine: FlowEngine,
+                source_height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Flow of ``cur`` against ``prev`` (light matched) in frame heights per second, its speed, the
+    pixels whose grey level changed (dilated), and the displacement floor as a speed: a smaller
+    source is upscaled to the working height, and its compression noise with it, so the floor is
+    then at least ``min_shift_px`` *source* pixels."""
+    prev = match_light(prev, cur)
+    H = cur.shape[0]
+    to_speed = np.float32(1.0 / (dt * H))
+    min_shift = cfg.min_shift_px * max(1.0, H / source_height if source_height > 0 else 1.0)
+    flow = flow_engine(prev, cur) * to_speed  # heights per second
+    speed = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
+    diff = cv2.absdiff(prev, cur)
+    changed = cv2.dilate((diff > cfg.diff_threshold).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return flow, speed, changed, min_shift * float(to_speed)
+
+
 def _direction_mask(speed: np.ndarray, changed: np.ndarray, cfg: GridConfig, min_speed: float) -> np.ndarray:
     """The pixels the direction histograms count: changed, and faster than half the moving floor
     (a walker measured near the floor would otherwise flicker in and out of its cells' histograms
@@ -256,15 +267,8 @@ def direction_features(prev: np.ndarray, cur: np.ndarray, dt: float, cfg: GridCo
     """(rows, cols, DIRECTION_DIM) direction histograms of ``cur`` against an older ``prev`` (the
     frame ``direction_gap_s`` before): the same pixels and units as :func:`cell_features`' own,
     from a flow over a longer time, where a slow walker has moved several pixels."""
-    prev = match_light(prev, cur)
-    H = cur.shape[0]
-    to_speed = np.float32(1.0 / (dt * H))
-    min_shift = cfg.min_shift_px * max(1.0, H / source_height if source_height > 0 else 1.0)
-    flow = flow_engine(prev, cur) * to_speed
-    speed = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
-    changed = cv2.dilate((cv2.absdiff(prev, cur) > cfg.diff_threshold).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    return direction_cells(flow, speed, _direction_mask(speed, changed, cfg, min_shift * float(to_speed)),
-                           cfg.rows, cols)
+    flow, speed, changed, min_speed = _flow_field(prev, cur, dt, cfg, flow_engine, source_height)
+    return direction_cells(flow, speed, _direction_mask(speed, changed, cfg, min_speed), cfg.rows, cols)
 
 
 def scene_image(gray: np.ndarray, rows: int, cols: int) -> np.ndarray:
