@@ -344,6 +344,68 @@ def _codecs(name: str) -> dict:
     return json.loads((DOCS / "motion_cv" / name).read_text())["motion"]
 
 
+#: the codec-shift report of the shipped default, and where the docs quote it outside tables
+DEFAULT_CODECS = "codecs_v10.json"
+DEFAULT_CODEC_PASSAGES = {"results.md": [r"\*\*Codec shift, v10 \(the default\)\*\*"],
+                          "motion.md": [r"Codec check of v10 after it", r"v10 \(the default, item 22"]}
+#: the issue's target in every rendering: AUC at least this, with at most this share of normal frames flagged
+CODEC_TARGET_AUC, CODEC_TARGET_FLAGGED = 0.85, 0.10
+
+
+def _passage(text: str, start: re.Match) -> str:
+    """From a quoted passage's label to where older figures (v9's) or the next item begin."""
+    rest = text[start.start():]
+    end = re.search(r"\n\n|\n- |\n {4}\(|\n {4}Not measured|v9", rest)
+    return rest[:end.start() if end else None]
+
+
+def _percent_range(passage: str, what: str) -> tuple[int, int] | None:
+    m = re.search(r"\*{0,2}(\d+)(?:[–-](\d+))?\*{0,2} %\*{0,2} of (?:its |test 02's )?" + what + r" frames flagged", passage)
+    return (int(m.group(1)), int(m.group(2) or m.group(1))) if m else None
+
+
+@pytest.mark.parametrize("doc", sorted(DEFAULT_CODEC_PASSAGES))
+def test_codec_shift_figures_of_the_default_are_its_report(doc):
+    """Every codec-shift figure the docs give for the default (v10) outside the tables - the
+    AUC of each rendering in the bench's order or their range, the share of normal and anomalous
+    frames flagged, and whether the target is met - is what the committed ``codecs_v10.json``
+    says; every mention of that report is such a passage (the tables are checked above)."""
+    rows = [r for r in _codecs(DEFAULT_CODECS).values() if isinstance(r, dict)]
+    assert len(rows) == 6, "the bench's six renderings"
+    text = (DOCS / doc).read_text()
+    passages, spans = [], []
+    for label in DEFAULT_CODEC_PASSAGES[doc]:
+        found = list(re.finditer(label, text))
+        assert len(found) == 1, (doc, label, len(found))
+        passage = _passage(text, found[0])
+        spans.append((found[0].start(), found[0].start() + len(passage)))
+        passages.append(" ".join(passage.split()))  # one line: figures may wrap
+    table_lines = [m.span() for m in re.finditer(r"^\|.*$", text, re.M)]
+    for m in re.finditer(re.escape(DEFAULT_CODECS), text):
+        assert any(a <= m.start() < b for a, b in spans + table_lines), (doc, text[m.start() - 200:m.end()])
+    met = all(r["auc"] >= CODEC_TARGET_AUC and r["normal_flagged"] <= CODEC_TARGET_FLAGGED for r in rows)
+    for p in passages:
+        assert f"]({'motion_cv/' if doc != 'README.md' else 'docs/motion_cv/'}{DEFAULT_CODECS})" in p, p
+        each = re.search(r"AUC ((?:[0-9.]+ / ){5}[0-9.]+)", p)
+        span = re.search(r"AUC ([0-9.]+)[–-]([0-9.]+)", p)
+        assert each or span, p
+        if each:
+            shown = each.group(1).split(" / ")
+            assert all(_same(_shown(s), r["auc"]) for s, r in zip(shown, rows, strict=True)), (
+                shown, [r["auc"] for r in rows])
+        if span:
+            assert _same(_shown(span.group(1)), min(r["auc"] for r in rows)), (span.group(0), rows)
+            assert _same(_shown(span.group(2)), max(r["auc"] for r in rows)), (span.group(0), rows)
+        normal = _percent_range(p, "normal")
+        assert normal == (round(100 * min(r["normal_flagged"] for r in rows)),
+                          round(100 * max(r["normal_flagged"] for r in rows))), (p, normal)
+        anomalous = _percent_range(p, "anomalous")
+        assert anomalous is None or anomalous == (round(100 * min(r["anomalous_flagged"] for r in rows)),
+                                                  round(100 * max(r["anomalous_flagged"] for r in rows))), anomalous
+        if "met" in p or "missed" in p:
+            assert ("missed" not in p) == met, (p, "target met" if met else "target missed in a rendering")
+
+
 def test_readme_figures_come_from_the_current_reports():
     """README's results paragraph of the default detector: Ped2 figures from the default's
     ``report.json``, the codec-shift range from ``codecs_v8.json``, the speed from
