@@ -360,7 +360,8 @@ def _passage(text: str, start: re.Match) -> str:
 
 
 def _percent_range(passage: str, what: str) -> tuple[int, int] | None:
-    m = re.search(r"\*{0,2}(\d+)(?:[–-](\d+))?\*{0,2} %\*{0,2} of (?:its |test 02's )?" + what + r" frames flagged", passage)
+    m = re.search(r"\*{0,2}(\d+)(?:[–-](\d+))?\*{0,2} %\*{0,2} of (?:its |test 02's )?" + what + " frames flagged",
+                  passage)
     return (int(m.group(1)), int(m.group(2) or m.group(1))) if m else None
 
 
@@ -385,7 +386,7 @@ def test_codec_shift_figures_of_the_default_are_its_report(doc):
         assert any(a <= m.start() < b for a, b in spans + table_lines), (doc, text[m.start() - 200:m.end()])
     met = all(r["auc"] >= CODEC_TARGET_AUC and r["normal_flagged"] <= CODEC_TARGET_FLAGGED for r in rows)
     for p in passages:
-        assert f"]({'motion_cv/' if doc != 'README.md' else 'docs/motion_cv/'}{DEFAULT_CODECS})" in p, p
+        assert f"](motion_cv/{DEFAULT_CODECS})" in p, p
         each = re.search(r"AUC ((?:[0-9.]+ / ){5}[0-9.]+)", p)
         span = re.search(r"AUC ([0-9.]+)[–-]([0-9.]+)", p)
         assert each or span, p
@@ -402,13 +403,14 @@ def test_codec_shift_figures_of_the_default_are_its_report(doc):
         anomalous = _percent_range(p, "anomalous")
         assert anomalous is None or anomalous == (round(100 * min(r["anomalous_flagged"] for r in rows)),
                                                   round(100 * max(r["anomalous_flagged"] for r in rows))), anomalous
-        if "met" in p or "missed" in p:
-            assert ("missed" not in p) == met, (p, "target met" if met else "target missed in a rendering")
+        # a missed target is said plainly; "met" only where every rendering meets it
+        assert ("missed" in p) == (not met) and (met or not re.search(r"\bmet\b", p)), (
+            p, "target met" if met else "target missed in a rendering")
 
 
 def test_readme_figures_come_from_the_current_reports():
     """README's results paragraph of the default detector: Ped2 figures from the default's
-    ``report.json``, the codec-shift range from ``codecs_v8.json``, the speed from
+    ``report.json``, the codec-shift range from the default's (``DEFAULT_CODECS``), the speed from
     ``scene/speed_v8.json`` (lowest and highest) - and no figure of an older version."""
     text = (REPO / "README.md").read_text()
     para = _para(text, "On UCSD Ped2 (`vlm-anomaly evaluate ../shared/data/ped2`")
@@ -420,13 +422,14 @@ def test_readme_figures_come_from_the_current_reports():
     assert _same(_shown(old_auc), old["metrics"]["pooled"]["auc"]), old_auc
     mean = re.search(r"mean\s+clip\s+AUC\s+([0-9.]+)", para)
     assert mean and _same(_shown(mean.group(1)), d["metrics"]["mean_clip_auc"]), para
-    renders = [v for v in _codecs("codecs_v8.json").values() if isinstance(v, dict)]
-    low = re.search(r"AUC\s+([0-9.]+)[–-]([0-9.]+)\s+with\s+([0-9]+)[–-]([0-9]+)\s+%\s+of\s+normal\s+frames", para)
+    renders = [v for v in _codecs(DEFAULT_CODECS).values() if isinstance(v, dict)]
+    assert f"(docs/motion_cv/{DEFAULT_CODECS})" in para, para
+    low = re.search(r"AUC\s+([0-9.]+)[–-]([0-9.]+)\s+with\s+([0-9]+)(?:[–-]([0-9]+))?\s+%\s+of\s+normal\s+frames", para)
     assert low, para
     assert _same(_shown(low.group(1)), min(r["auc"] for r in renders))
     assert _same(_shown(low.group(2)), max(r["auc"] for r in renders))
     assert int(low.group(3)) == round(100 * min(r["normal_flagged"] for r in renders))
-    assert int(low.group(4)) == round(100 * max(r["normal_flagged"] for r in renders))
+    assert int(low.group(4) or low.group(3)) == round(100 * max(r["normal_flagged"] for r in renders))
     speed = json.loads((DOCS / "motion_cv" / "scene" / "speed_v8.json").read_text())["motion"]
     every = [round(v["frames_per_s"]) for k, v in speed.items() if k.startswith("score ")]
     fps = [min(every), max(every)]
