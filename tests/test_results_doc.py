@@ -408,6 +408,31 @@ def test_codec_shift_figures_of_the_default_are_its_report(doc):
             p, "target met" if met else "target missed in a rendering")
 
 
+def test_speed_figures_of_the_default_are_its_reports():
+    """docs/results.md's speed item of the default (v10): ``bench/motion_speed.py``'s figures (v10,
+    then the same-run baseline, at 720x480, 360x240, 1280x720) from ``speed_v10.json``, the A/B's
+    from ``speed_ab_v10.jsonl``, and "missed" exactly when v10 is under 40 frames/s at 720x480."""
+    text = " ".join(DOC.read_text().split())
+    item = text[text.index("- **Speed, v10 (the default)"):text.index("- **Speed, v9**")]
+    speed = json.loads((DOCS / "motion_cv" / "speed_v10.json").read_text())
+    [base] = [k for k in speed if k.startswith("motion (baseline")]
+    sizes = ("720x480", "360x240", "1280x720")
+    stored = [speed[run][f"score {s} H.264 30 fps, interval 100 ms"]["frames_per_s"]
+              for s in sizes for run in ("motion", base)]
+    run1 = item[item.index("[speed_v10.json]"):item.index("(2)")]
+    assert [float(x) for x in re.findall(r"\d+\.\d", run1)] == stored, (run1, stored)
+    ab = [json.loads(ln) for ln in (DOCS / "motion_cv" / "speed_ab_v10.jsonl").read_text().splitlines()]
+    fps = {tag: [r["frames_per_s"] for r in ab if r["src"] == tag] for tag in ("v9", "v10")}
+    run2 = item[item.index("[speed_ab_v10.jsonl]"):]
+    run2 = run2[:run2.index("×")]
+    *shown, ratio = re.findall(r"\d+\.\d+", run2)
+    assert [float(x) for x in shown] == fps["v9"] + fps["v10"], (run2, fps)
+    assert float(ratio) == round(sum(fps["v10"]) / sum(fps["v9"]), 2), (ratio, fps)
+    met = min([speed["motion"]["score 720x480 H.264 30 fps, interval 100 ms"]["frames_per_s"], *fps["v10"]]) >= 40
+    header = item[:item.index("(1)")]
+    assert ("missed" in header) == (not met), (header, met)
+
+
 def test_readme_figures_come_from_the_current_reports():
     """README's results paragraph of the default detector: Ped2 figures from the default's
     ``report.json``, the codec-shift range from the default's (``DEFAULT_CODECS``), the speed from
