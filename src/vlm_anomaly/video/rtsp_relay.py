@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-import select
+import selectors
 import socket
 import ssl
 import threading
@@ -158,7 +158,7 @@ class _TlsLink:
     that took in the camera's TLS 1.3 session tickets while FFmpeg's first request was written
     lost that request (FFmpeg gave up after its timeout with "Invalid data found") or crashed the
     process. The socket is non-blocking, so no call holds the lock while it waits; the waits
-    (``select``) happen outside it.
+    happen outside it.
     """
 
     def __init__(self, sock: ssl.SSLSocket):
@@ -180,13 +180,15 @@ class _TlsLink:
                 try:
                     return op(arg)
                 except ssl.SSLWantReadError:
-                    wait: tuple[list, list] = ([self._sock], [])
+                    event = selectors.EVENT_READ
                 except ssl.SSLWantWriteError:
-                    wait = ([], [self._sock])
-            try:  # the timeout only bounds a wait whose wake-up the other thread took
-                select.select(*wait, [], 1.0)
-            except ValueError:  # closed meanwhile (no descriptor left)
-                raise OSError("connection closed") from None
+                    event = selectors.EVENT_WRITE
+            with selectors.DefaultSelector() as sel:  # no FD_SETSIZE limit in a busy service
+                try:
+                    sel.register(self._sock, event)
+                except ValueError:  # closed meanwhile (no descriptor left)
+                    raise OSError("connection closed") from None
+                sel.select(1.0)  # the timeout only bounds a wait whose wake-up the other thread took
 
     def shutdown(self, how: int) -> None:
         with self._lock:
