@@ -386,3 +386,58 @@ def test_a_closed_relay_never_reaches_the_camera(outside):
         socket.create_connection(relay.address, timeout=1)
     time.sleep(0.2)
     assert outside.connections == 0
+
+
+class _TlsEntries:
+    """A profile hook for threads started while it is on: it records every call into an OpenSSL
+    connection (the ``_ssl._SSLSocket`` methods behind ``ssl``'s sockets) and whether one
+    connection was ever entered by a second thread while a first was still inside it, which
+    OpenSSL forbids. Only observes: the calls themselves run unchanged."""
+
+    def __init__(self):
+        self.calls = 0
+        self.overlaps: list[str] = []
+        self._inside: dict[int, dict[int, int]] = {}  # connection -> thread -> calls open
+
+    def __call__(self, frame, event, arg):
+        if event not in ("c_call", "c_return", "c_exception"):
+            return
+        conn = getattr(arg, "__self__", None)
+        if type(conn).__name__ != "_SSLSocket":
+            return
+        me, threads = threading.get_ident(), self._inside.setdefault(id(conn), {})
+        if event == "c_call":
+            self.calls += 1
+            if any(n for t, n in threads.items() if t != me):
+                self.overlaps.append(arg.__name__)
+            threads[me] = threads.get(me, 0) + 1
+        else:
+            threads[me] = threads.get(me, 1) - 1
+
+
+def test_the_relay_enters_the_cameras_tls_connection_from_one_thread_at_a_time(site, tls):
+    """The relay reads the camera in one thread and writes FFmpeg's requests in another. Both in
+    one TLS connection at once lost FFmpeg's first request (it gave up with "Invalid data found")
+    or crashed the process, now and then: when the camera's TLS 1.3 session tickets were read
+    while that request was written. Checked here on every call, so it fails every time it is done."""
+    entries = _TlsEntries()
+    threading.setprofile(entries)
+    try:
+        good = _StreamingCamera(site["ts"].read_bytes(), tls=tls)
+        reader = AvReader(f"rtsps://admin:pa'ss!@127.0.0.1:{good.port}/live", media_time=False)
+        frames = sum(1 for _ in reader.frames())
+        reader.close()
+    finally:
+        threading.setprofile(None)
+        good.cam.close()
+    assert frames >= 30, frames
+    assert entries.calls > 10 and entries.overlaps == []
+
+
+def test_a_camera_that_never_replies_says_so():
+    """A camera slower than the open timeout (here: one that accepts and never says a word) is
+    reported as such, over TLS too, never as FFmpeg's "Invalid data found"."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        for scheme in ("rtsp", "rtsps"):
+            with pytest.raises(InvalidVideoError, match=r"cannot open \(no reply from the camera\)$"):
+                AvReader(f"{scheme}://u:p@127.0.0.1:{silent.getsockname()[1]}/live", read_timeout_s=1)

@@ -121,6 +121,8 @@ def open_input(source: str, *, timeout: float | tuple[float, float] | None = 10.
             raise RedirectRefusedError(REDIRECT_REASON) from None
         if relay.failure:  # the camera's own reason, not FFmpeg's view of the closed relay
             raise ConnectionError(relay.failure) from None
+        if relay.connections and not relay.received:  # FFmpeg gave up (its timeout) or the camera
+            raise ConnectionError("no reply from the camera") from None  # hung up: not "Invalid data"
         raise
 
 

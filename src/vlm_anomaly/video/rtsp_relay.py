@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import selectors
 import socket
 import ssl
 import threading
@@ -149,6 +150,55 @@ class ReplyScanner:
         self._lines += 1
 
 
+class _TlsLink:
+    """The camera's TLS connection, entered by one thread at a time.
+
+    Why: OpenSSL forbids using one connection from two threads at once, and the relay reads the
+    camera in one thread while it writes FFmpeg's requests in the other. Unserialised, a read
+    that took in the camera's TLS 1.3 session tickets while FFmpeg's first request was written
+    lost that request (FFmpeg gave up after its timeout with "Invalid data found") or crashed the
+    process. The socket is non-blocking, so no call holds the lock while it waits; the waits
+    happen outside it.
+    """
+
+    def __init__(self, sock: ssl.SSLSocket):
+        sock.setblocking(False)
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def recv(self, size: int) -> bytes:
+        return self._call(self._sock.recv, size)
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # a write that wants to wait is retried with the same bytes, as OpenSSL asks
+            view = view[self._call(self._sock.send, view) :]
+
+    def _call(self, op, arg):
+        while True:
+            with self._lock:
+                try:
+                    return op(arg)
+                except ssl.SSLWantReadError:
+                    event = selectors.EVENT_READ
+                except ssl.SSLWantWriteError:
+                    event = selectors.EVENT_WRITE
+            with selectors.DefaultSelector() as sel:  # no FD_SETSIZE limit in a busy service
+                try:
+                    sel.register(self._sock, event)
+                except ValueError:  # closed meanwhile (no descriptor left)
+                    raise OSError("connection closed") from None
+                sel.select(1.0)  # the timeout only bounds a wait whose wake-up the other thread took
+
+    def shutdown(self, how: int) -> None:
+        with self._lock:
+            self._sock.shutdown(how)
+
+    def close(self) -> None:
+        with self._lock:
+            self._sock.close()
+
+
 class RtspRelay:
     """Listens on 127.0.0.1 for FFmpeg's one connection and relays it to ``host:port`` only.
 
@@ -166,8 +216,9 @@ class RtspRelay:
         self.refused = False
         self.failure = ""  # why the camera could not be reached, if it could not
         self.connections = 0
+        self.received = 0  # bytes the camera sent
         self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []
+        self._socks: list[socket.socket | _TlsLink] = []
         self._closed = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(timeout)
@@ -198,8 +249,9 @@ class RtspRelay:
                 ctx = ssl.create_default_context()
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-                upstream = ctx.wrap_socket(upstream, server_hostname=self.host)
-            upstream.settimeout(None)
+                upstream = _TlsLink(ctx.wrap_socket(upstream, server_hostname=self.host))
+            else:
+                upstream.settimeout(None)
         except OSError as exc:
             self.failure = str(exc.strerror or exc or type(exc).__name__)
             log.debug("%s: cannot connect (%s)", self.shown, self.failure)
@@ -210,13 +262,14 @@ class RtspRelay:
                          name="rtsp-relay-up").start()
         self._pump(upstream, client, ReplyScanner())
 
-    def _keep(self, sock: socket.socket) -> None:
+    def _keep(self, sock: socket.socket | _TlsLink) -> None:
         with self._lock:
             self._socks.append(sock)
         if self._closed.is_set():
             sock.close()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, scanner: ReplyScanner | None) -> None:
+    def _pump(self, src: socket.socket | _TlsLink, dst: socket.socket | _TlsLink,
+              scanner: ReplyScanner | None) -> None:
         pending = b""  # the start of a camera's line not yet ended (not yet checked)
         try:
             while not self._closed.is_set():
@@ -226,6 +279,7 @@ class RtspRelay:
                 if scanner is None:
                     dst.sendall(data)
                     continue
+                self.received += len(data)
                 try:
                     scanner.feed(data)
                 except RedirectRefusedError:
