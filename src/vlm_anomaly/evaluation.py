@@ -98,10 +98,6 @@ class LabelledDataset:
     train: list[Clip]
     test: list[Clip]
 
-    @property
-    def train_sources(self) -> list[str]:
-        return [c.source for c in self.train]
-
 
 def _clips(folder: Path) -> dict[str, str]:
     if not folder.is_dir():
@@ -218,11 +214,6 @@ class PipelineScorer:
         self.model = None
         self.timing: dict[str, float] = {"encode_s": 0.0, "fit_s": 0.0, "score_s": 0.0}
 
-    @property
-    def train_interval_ms(self) -> int:
-        s = self.settings
-        return s.interval_ms if s.train_interval_ms is None else s.train_interval_ms
-
     def describe_config(self) -> dict[str, Any]:
         enc = self.pipeline.detector_encoder(get_detector_class(self.settings.detector))
         out = {"encoder": enc.identity.label if enc is not None else "none",
@@ -233,7 +224,9 @@ class PipelineScorer:
 
     def fit(self, train_sources: list[str]) -> PipelineScorer:
         t0 = time.perf_counter()
-        self.model = self.pipeline.fit(train_sources, progress=self.progress, interval_ms=self.train_interval_ms)
+        # train_interval_ms None: the pipeline fits at the settings' interval_ms
+        self.model = self.pipeline.fit(train_sources, progress=self.progress,
+                                       interval_ms=self.settings.train_interval_ms)
         self.timing["fit_s"] += time.perf_counter() - t0
         return self
 
@@ -259,16 +252,17 @@ def normalize_scores(scores: np.ndarray, how: str = "none") -> np.ndarray:
     whole clip; the published Ped2 methods (FFP, MNAD) min-max normalise each test video. It
     uses the clip's unlabelled scores only - never labels.
     """
+    _check_normalization(how)
     s = np.asarray(scores, dtype=np.float64)
     if how == "none" or len(s) == 0:
         return s
-    if how == "zscore":
-        sd = s.std()
-        return (s - s.mean()) / (sd if sd > 0 else 1.0)
-    if how == "minmax":
-        span = s.max() - s.min()
-        return (s - s.min()) / (span if span > 0 else 1.0)
-    raise ConfigError(f"unknown normalisation {how!r}; choose from {', '.join(NORMALIZATIONS)}")
+    centre, spread = (s.mean(), s.std()) if how == "zscore" else (s.min(), s.max() - s.min())
+    return (s - centre) / (spread if spread > 0 else 1.0)
+
+
+def _check_normalization(how: str) -> None:
+    if how not in NORMALIZATIONS:
+        raise ConfigError(f"unknown normalisation {how!r}; choose from {', '.join(NORMALIZATIONS)}")
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -368,15 +362,14 @@ def evaluate(dataset: LabelledDataset, scorer: FrameScorer, *, smoothing_window:
     Post-processing per clip, in this order: ``normalize`` (see :func:`normalize_scores`), then
     a centred moving average of ``smoothing_window`` frames.
     """
-    if normalize not in NORMALIZATIONS:
-        raise ConfigError(f"unknown normalisation {normalize!r}; choose from {', '.join(NORMALIZATIONS)}")
+    _check_normalization(normalize)  # before minutes of fitting
     if smoothing_window < 1:
         raise ConfigError("smoothing window must be at least 1")
     progress = progress or no_progress
     n_test = len(dataset.test)
     t0 = time.perf_counter()
     progress(0, n_test, "fitting on training clips")
-    scorer.fit(dataset.train_sources)
+    scorer.fit([c.source for c in dataset.train])
     t1 = time.perf_counter()
     clips: list[ClipResult] = []
     for k, clip in enumerate(dataset.test):
