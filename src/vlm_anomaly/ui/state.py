@@ -97,6 +97,13 @@ def pipeline_for(model: AnomalyModel, s: Settings | None = None) -> Pipeline:
     return Pipeline(s, encoder=_encoder(_options(s), json.dumps(model.encoder.as_dict(), sort_keys=True)))
 
 
+def saved_model(name: str, s: Settings | None = None) -> tuple[AnomalyModel, Pipeline]:
+    """The saved model ``name`` and a pipeline over its (cached) encoder."""
+    s = s or settings()
+    model = model_store(s).load(name)
+    return model, pipeline_for(model, s)
+
+
 def upload_dir() -> Path:
     d = Path(tempfile.gettempdir()) / "vlm-anomaly-uploads"
     d.mkdir(parents=True, exist_ok=True)
