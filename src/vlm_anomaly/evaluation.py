@@ -36,7 +36,7 @@ from .atomic import atomic_write_bytes
 from .config import Settings
 from .detection_metrics import FrameMetrics, frame_metrics
 from .detectors import detector_names, get_detector_class, moving_average
-from .detectors.contract import Progress, no_progress
+from .detectors.contract import Progress
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .pipeline import Pipeline
 from .report_plots import write_plots
@@ -207,10 +207,11 @@ class PipelineScorer:
     another detector does not encode again.
     """
 
-    def __init__(self, settings: Settings, *, pipeline=None, progress: Progress | None = None):
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.pipeline = pipeline or Pipeline(settings)
-        self.progress = progress
+        self.pipeline = Pipeline(settings)
+        #: (done, total, stage) callback of the frames fitted and scored (the CLI's progress bar)
+        self.progress: Progress | None = None
         self.model = None
         self.timing: dict[str, float] = {"encode_s": 0.0, "fit_s": 0.0, "score_s": 0.0}
 
@@ -356,7 +357,7 @@ def _labels_for(clip: Clip, idx: np.ndarray, n_scores: int) -> np.ndarray:
 
 
 def evaluate(dataset: LabelledDataset, scorer: FrameScorer, *, smoothing_window: int = 1, normalize: str = "none",
-             progress: Progress | None = None, config: dict[str, Any] | None = None) -> EvaluationReport:
+             config: dict[str, Any] | None = None) -> EvaluationReport:
     """Fit ``scorer`` on the training clips, score every test clip, compute the metrics.
 
     Post-processing per clip, in this order: ``normalize`` (see :func:`normalize_scores`), then
@@ -365,21 +366,16 @@ def evaluate(dataset: LabelledDataset, scorer: FrameScorer, *, smoothing_window:
     _check_normalization(normalize)  # before minutes of fitting
     if smoothing_window < 1:
         raise ConfigError("smoothing window must be at least 1")
-    progress = progress or no_progress
-    n_test = len(dataset.test)
     t0 = time.perf_counter()
-    progress(0, n_test, "fitting on training clips")
     scorer.fit([c.source for c in dataset.train])
     t1 = time.perf_counter()
     clips: list[ClipResult] = []
-    for k, clip in enumerate(dataset.test):
-        progress(k, n_test, f"scoring test clip {clip.name}")
+    for clip in dataset.test:
         idx, raw = _frames_of(scorer, clip.source)
         y = _labels_for(clip, idx, len(raw))
         s = moving_average(normalize_scores(raw, normalize), smoothing_window)
         clips.append(ClipResult(clip.name, idx, raw, s, y, frame_metrics(s, y)))
     t2 = time.perf_counter()
-    progress(n_test, n_test, "done")
     all_s = np.concatenate([c.scores for c in clips])
     all_raw = np.concatenate([c.raw_scores for c in clips])
     all_y = np.concatenate([c.labels for c in clips])

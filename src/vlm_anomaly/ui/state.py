@@ -114,13 +114,13 @@ def upload_dir() -> Path:
 UPLOAD_MAX_AGE_S = 24 * 3600
 
 
-def prune_uploads(max_age_s: float = UPLOAD_MAX_AGE_S, *, now: float | None = None) -> int:
-    """Delete uploaded videos not used for ``max_age_s``, so the temp folder does not grow forever."""
-    now = time.time() if now is None else now
+def prune_uploads() -> int:
+    """Delete uploaded videos not used for :data:`UPLOAD_MAX_AGE_S`, so the temp folder does not grow forever."""
+    now = time.time()
     gone = 0
     for folder in upload_dir().iterdir():
         try:
-            if folder.is_dir() and now - folder.stat().st_mtime > max_age_s:
+            if folder.is_dir() and now - folder.stat().st_mtime > UPLOAD_MAX_AGE_S:
                 shutil.rmtree(folder, ignore_errors=True)
                 gone += 1
         except OSError:
