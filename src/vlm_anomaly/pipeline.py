@@ -312,11 +312,9 @@ class Pipeline:
         """Words for each scored frame: zero-shot over the model's prompts when the frames have
         embeddings an encoder with a text tower made, else what the detector saw (its explanations)."""
         enc = self.encoder_for(model)
-        if enc is None or res.embeddings is None or (not enc.supports_text and any(
-                e.get("text") for e in res.explanations)):
-            if not any(e.get("text") for e in res.explanations):
-                return []
-            return [Description((e.get("text", ""),), (1.0,)) for e in res.explanations]
+        explained = any(e.get("text") for e in res.explanations)
+        if enc is None or res.embeddings is None or (explained and not enc.supports_text):
+            return [Description((e.get("text", ""),), (1.0,)) for e in res.explanations] if explained else []
         return self.describe_embeddings(model, res.embeddings, encoder=enc)
 
     # -- describe ---------------------------------------------------------------------------
@@ -324,12 +322,10 @@ class Pipeline:
         self, model: AnomalyModel | None, embeddings: np.ndarray, *, encoder: Encoder | None = None
     ) -> list[Description]:
         enc = encoder or self.encoder
-        kwargs = {"top_k": self.settings.top_k}
-        if model is not None and model.prompts and enc.supports_text:
-            kwargs["prompts"] = model.prompts
-        elif enc.supports_text:
-            kwargs["prompts"] = build_prompts(self.settings.expected_objects)
-        return enc.describe(embeddings, **kwargs)
+        if not enc.supports_text:
+            return enc.describe(embeddings, top_k=self.settings.top_k)
+        prompts = (model.prompts if model is not None else None) or build_prompts(self.settings.expected_objects)
+        return enc.describe(embeddings, top_k=self.settings.top_k, prompts=prompts)
 
     def describe(self, source: str | Path, *, progress: Progress | None = None
                  ) -> tuple[EmbeddedVideo, list[Description]]:
