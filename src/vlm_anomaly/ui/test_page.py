@@ -140,9 +140,8 @@ def _normal_section(r: ScoreResult, t: dict) -> None:
 
 def _mark(t: dict, start_s: float, end_s: float, what: str) -> None:
     with state.user_errors():
-        s = state.settings()
         addition = marking.mark(
-            s, t["model"], Path(t["path"]), start_s=start_s, end_s=end_s,
+            state.settings(), t["model"], Path(t["path"]), start_s=start_s, end_s=end_s,
             note=f"{what} of {t['video']} (Test page)", label=f"Learning {start_s:.1f}-{end_s:.1f} s as normal",
             name=t["video"])
         st.session_state["test_normal_done"] = marking.said(t["model"], addition, t["video"])
@@ -156,8 +155,7 @@ def _add_to_training_set(t: dict) -> None:
     added = st.session_state.get("test_ts_added")
     if st.button("Add this video to the training set", key="test_add_ts"):
         with state.user_errors():
-            s = state.settings()
-            item = ts.add(state.pipeline(s), Path(t["path"]), name=t["video"],
+            item = ts.add(state.pipeline(), Path(t["path"]), name=t["video"],
                           progress=state.progress_bar(f"Adding {t['video']}"))
             added = st.session_state["test_ts_added"] = {"video": item.name, "frames": item.frames,
                                                         "model": t["model"]}
@@ -174,8 +172,7 @@ def _add_to_training_set(t: dict) -> None:
                "additions are not carried over. Or train a model under a new name on the **Train** page.")
     if c1.button(f"Retrain {added['model']} now", key="test_retrain"):
         with state.user_errors():
-            s = state.settings()
-            model = ts.train(state.pipeline(s), added["model"], overwrite=True,
+            model = ts.train(state.pipeline(), added["model"], overwrite=True,
                              progress=state.progress_bar(f"Training {added['model']}"))
             st.session_state.pop("test_ts_added", None)
             st.session_state["test_normal_done"] = None
