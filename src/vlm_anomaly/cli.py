@@ -79,6 +79,16 @@ def _pipeline(**overrides):
     return Pipeline(_settings(**overrides))
 
 
+def _table(columns: tuple[str, ...], rows, title: str | None = None) -> None:
+    """Print ``rows`` (tuples of cell texts) as a Rich table under ``columns``."""
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*row)
+    out.print(t)
+
+
 @contextlib.contextmanager
 def _progress(label: str) -> Iterator:
     """A Rich progress bar fed by the pipeline's (done, total, stage) callback."""
@@ -149,9 +159,8 @@ def score(
     """Score a video frame by frame with a saved model."""
     pipe = _pipeline(models_dir=models_dir, clip_weights=clip_weights, batch_size=batch_size,
                      runtime=runtime)
-    model = pipe.store.load(name)
     with _progress("score") as cb:
-        result = pipe.score(model, source, progress=cb, threshold=threshold, interval_ms=interval_ms)
+        result = pipe.score(name, source, progress=cb, threshold=threshold, interval_ms=interval_ms)
     if csv:
         result.write_csv(csv)
     if json_out:
@@ -168,13 +177,10 @@ def score(
         else:
             out.print(f"against {labels.name}: only one class among the {m.frames} scored frames, no AUC")
     if s["incidents"]:
-        t = Table(title="incidents, worst first (as watch reports them)")
-        for col in ("start", "end", "frames", "worst score", "at"):
-            t.add_column(col)
-        for seg in s["incidents"][:top]:
-            t.add_row(f"{seg['start_time']:.2f}s", f"{seg['end_time']:.2f}s", str(seg["frames"]),
-                      f"{seg['worst_score']:.3f}", f"{seg['worst_time']:.2f}s")
-        out.print(t)
+        _table(("start", "end", "frames", "worst score", "at"),
+               [(f"{g['start_time']:.2f}s", f"{g['end_time']:.2f}s", str(g["frames"]), f"{g['worst_score']:.3f}",
+                 f"{g['worst_time']:.2f}s") for g in s["incidents"][:top]],
+               title="incidents, worst first (as watch reports them)")
     if result.explanations:  # the detector explains: say why
         _print_explanations(result, top)
 
@@ -225,12 +231,8 @@ def models_list(models_dir: ModelsDirOpt = None, json_out: Annotated[bool, typer
     if not rows:
         out.print(f"no models in {store.root}")
         return
-    t = Table()
-    for col in ("name", "encoder", "detector", "videos", "frames", "created"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(r.name, r.encoder, r.detector, str(r.videos), str(r.frames), r.created)
-    out.print(t)
+    _table(("name", "encoder", "detector", "videos", "frames", "created"),
+           [(r.name, r.encoder, r.detector, str(r.videos), str(r.frames), r.created) for r in rows])
 
 
 @models_app.command("show")
@@ -276,12 +278,10 @@ def normal_add(
 ) -> None:
     """Learn a video (or a time range of it) as normal: no training video is read again."""
     from .normal import mark_normal
-    from .store import ModelStore
 
-    s = _settings(models_dir=models_dir)
+    pipe = _pipeline(models_dir=models_dir)
     with _progress("normal") as cb:
-        a = mark_normal(ModelStore(s.models_path), model, source, start_s=start, end_s=end, note=note,
-                        settings=s, progress=cb)
+        a = mark_normal(pipe.store, model, source, start_s=start, end_s=end, note=note, progress=cb, pipeline=pipe)
     _print_addition(model, a)
 
 
@@ -294,13 +294,12 @@ def normal_event(
     """Learn an event's footage as normal, in the model that raised it."""
     from .events.store import EventStore
     from .normal import mark_event_normal
-    from .store import ModelStore
 
-    s = _settings(models_dir=models_dir)
-    store = EventStore.from_settings(s)
+    pipe = _pipeline(models_dir=models_dir)
+    store = EventStore.from_settings(pipe.settings)
     try:
         with _progress("normal") as cb:
-            a = mark_event_normal(store, ModelStore(s.models_path), event_id, note=note, settings=s, progress=cb)
+            a = mark_event_normal(store, pipe.store, event_id, note=note, progress=cb, pipeline=pipe)
         _print_addition(store.get(event_id).model, a)
     finally:
         store.close()
@@ -319,13 +318,9 @@ def normal_list(model: Annotated[str, typer.Argument(help="model name")], models
     if not rows:
         out.print(f"model {model} has learnt nothing as normal since training")
         return
-    t = Table()
-    for col in ("id", "source", "from s", "to s", "frames", "added", "note"):
-        t.add_column(col)
-    for a in rows:
-        t.add_row(a.id, a.source, "" if a.start_s is None else f"{a.start_s:g}",
-                  "" if a.end_s is None else f"{a.end_s:g}", str(a.frames), a.added_at, a.note)
-    out.print(t)
+    _table(("id", "source", "from s", "to s", "frames", "added", "note"),
+           [(a.id, a.source, "" if a.start_s is None else f"{a.start_s:g}", "" if a.end_s is None else f"{a.end_s:g}",
+             str(a.frames), a.added_at, a.note) for a in rows])
 
 
 @normal_app.command("undo")
@@ -334,10 +329,9 @@ def normal_undo(model: Annotated[str, typer.Argument(help="model name")],
                 models_dir: ModelsDirOpt = None) -> None:
     """Forget footage learnt as normal: the model scores as before it was added."""
     from .normal import undo_normal
-    from .store import ModelStore
 
-    s = _settings(models_dir=models_dir)
-    undo_normal(ModelStore(s.models_path), model, addition_id, settings=s)
+    pipe = _pipeline(models_dir=models_dir)
+    undo_normal(pipe.store, model, addition_id, pipeline=pipe)
     out.print(f"model {model} forgot addition {addition_id}")
 
 
@@ -425,13 +419,9 @@ def evaluate(
                                         "max_frames": settings.max_frames, "nu": settings.nu})
     target = report_dir or Path(f"evaluation-{dataset.resolve().name}-{settings.detector}")
     paths = write_report(report, target, plots=plots)
-    t = Table(title=f"{dataset.name}: per-clip frame AUC")
-    for col in ("clip", "frames", "anomalous", "AUC", "AP", "EER"):
-        t.add_column(col)
-    for c in report.clips:
-        m = c.metrics
-        t.add_row(c.name, str(m.frames), str(m.anomalous), _num(m.auc), _num(m.ap), _num(m.eer))
-    out.print(t)
+    _table(("clip", "frames", "anomalous", "AUC", "AP", "EER"),
+           [(c.name, str(c.metrics.frames), str(c.metrics.anomalous), _num(c.metrics.auc), _num(c.metrics.ap),
+             _num(c.metrics.eer)) for c in report.clips], title=f"{dataset.name}: per-clip frame AUC")
     p, tm = report.pooled, report.timing
     skipped = report.skipped_clips
     out.print(f"[bold]pooled frame AUC {p.auc:.4f}[/]  AP {p.ap:.4f}  EER {p.eer:.4f}  "

@@ -406,11 +406,7 @@ def find_config_file() -> Path | None:
     explicit = os.environ.get(ENV_PREFIX + "CONFIG")
     if explicit:
         return Path(explicit)
-    for name in DEFAULT_CONFIG_FILES:
-        p = Path(name)
-        if p.is_file():
-            return p
-    return None
+    return next((p for p in map(Path, DEFAULT_CONFIG_FILES) if p.is_file()), None)
 
 
 def _without_removed(data: dict[str, Any], where: str) -> dict[str, Any]:

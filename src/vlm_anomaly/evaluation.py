@@ -36,7 +36,7 @@ from .atomic import atomic_write_bytes
 from .config import Settings
 from .detection_metrics import FrameMetrics, frame_metrics
 from .detectors import detector_names, get_detector_class, moving_average
-from .detectors.contract import Progress, no_progress
+from .detectors.contract import Progress
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .pipeline import Pipeline
 from .report_plots import write_plots
@@ -97,10 +97,6 @@ class LabelledDataset:
     root: Path
     train: list[Clip]
     test: list[Clip]
-
-    @property
-    def train_sources(self) -> list[str]:
-        return [c.source for c in self.train]
 
 
 def _clips(folder: Path) -> dict[str, str]:
@@ -211,17 +207,13 @@ class PipelineScorer:
     another detector does not encode again.
     """
 
-    def __init__(self, settings: Settings, *, pipeline=None, progress: Progress | None = None):
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.pipeline = pipeline or Pipeline(settings)
-        self.progress = progress
+        self.pipeline = Pipeline(settings)
+        #: (done, total, stage) callback of the frames fitted and scored (the CLI's progress bar)
+        self.progress: Progress | None = None
         self.model = None
         self.timing: dict[str, float] = {"encode_s": 0.0, "fit_s": 0.0, "score_s": 0.0}
-
-    @property
-    def train_interval_ms(self) -> int:
-        s = self.settings
-        return s.interval_ms if s.train_interval_ms is None else s.train_interval_ms
 
     def describe_config(self) -> dict[str, Any]:
         enc = self.pipeline.detector_encoder(get_detector_class(self.settings.detector))
@@ -233,7 +225,9 @@ class PipelineScorer:
 
     def fit(self, train_sources: list[str]) -> PipelineScorer:
         t0 = time.perf_counter()
-        self.model = self.pipeline.fit(train_sources, progress=self.progress, interval_ms=self.train_interval_ms)
+        # train_interval_ms None: the pipeline fits at the settings' interval_ms
+        self.model = self.pipeline.fit(train_sources, progress=self.progress,
+                                       interval_ms=self.settings.train_interval_ms)
         self.timing["fit_s"] += time.perf_counter() - t0
         return self
 
@@ -259,16 +253,17 @@ def normalize_scores(scores: np.ndarray, how: str = "none") -> np.ndarray:
     whole clip; the published Ped2 methods (FFP, MNAD) min-max normalise each test video. It
     uses the clip's unlabelled scores only - never labels.
     """
+    _check_normalization(how)
     s = np.asarray(scores, dtype=np.float64)
     if how == "none" or len(s) == 0:
         return s
-    if how == "zscore":
-        sd = s.std()
-        return (s - s.mean()) / (sd if sd > 0 else 1.0)
-    if how == "minmax":
-        span = s.max() - s.min()
-        return (s - s.min()) / (span if span > 0 else 1.0)
-    raise ConfigError(f"unknown normalisation {how!r}; choose from {', '.join(NORMALIZATIONS)}")
+    centre, spread = (s.mean(), s.std()) if how == "zscore" else (s.min(), s.max() - s.min())
+    return (s - centre) / (spread if spread > 0 else 1.0)
+
+
+def _check_normalization(how: str) -> None:
+    if how not in NORMALIZATIONS:
+        raise ConfigError(f"unknown normalisation {how!r}; choose from {', '.join(NORMALIZATIONS)}")
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -362,31 +357,25 @@ def _labels_for(clip: Clip, idx: np.ndarray, n_scores: int) -> np.ndarray:
 
 
 def evaluate(dataset: LabelledDataset, scorer: FrameScorer, *, smoothing_window: int = 1, normalize: str = "none",
-             progress: Progress | None = None, config: dict[str, Any] | None = None) -> EvaluationReport:
+             config: dict[str, Any] | None = None) -> EvaluationReport:
     """Fit ``scorer`` on the training clips, score every test clip, compute the metrics.
 
     Post-processing per clip, in this order: ``normalize`` (see :func:`normalize_scores`), then
     a centred moving average of ``smoothing_window`` frames.
     """
-    if normalize not in NORMALIZATIONS:
-        raise ConfigError(f"unknown normalisation {normalize!r}; choose from {', '.join(NORMALIZATIONS)}")
+    _check_normalization(normalize)  # before minutes of fitting
     if smoothing_window < 1:
         raise ConfigError("smoothing window must be at least 1")
-    progress = progress or no_progress
-    n_test = len(dataset.test)
     t0 = time.perf_counter()
-    progress(0, n_test, "fitting on training clips")
-    scorer.fit(dataset.train_sources)
+    scorer.fit([c.source for c in dataset.train])
     t1 = time.perf_counter()
     clips: list[ClipResult] = []
-    for k, clip in enumerate(dataset.test):
-        progress(k, n_test, f"scoring test clip {clip.name}")
+    for clip in dataset.test:
         idx, raw = _frames_of(scorer, clip.source)
         y = _labels_for(clip, idx, len(raw))
         s = moving_average(normalize_scores(raw, normalize), smoothing_window)
         clips.append(ClipResult(clip.name, idx, raw, s, y, frame_metrics(s, y)))
     t2 = time.perf_counter()
-    progress(n_test, n_test, "done")
     all_s = np.concatenate([c.scores for c in clips])
     all_raw = np.concatenate([c.raw_scores for c in clips])
     all_y = np.concatenate([c.labels for c in clips])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +53,7 @@ class NormalAddition:
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "source": self.source, "start_s": self.start_s, "end_s": self.end_s,
-                "added_at": self.added_at, "frames": self.frames, "note": self.note}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NormalAddition:

@@ -286,37 +286,21 @@ class Pipeline:
         timing = {**res.timing, "total_s": round(wall, 4), "frames": res.n_frames,
                   "seconds_per_frame": round(wall / max(1, res.n_frames), 4), "from_cache": res.from_cache,
                   "runtime": enc.runtime if enc is not None else "none", "threads": self.threads}
-        return self.result(m, res, describe=describe, threshold=threshold, interval_ms=scorer.interval_ms,
-                           timing=timing)
-
-    def score_embedded(self, model: AnomalyModel, ev: EmbeddedVideo, *, describe: bool = True,
-                       threshold: float | None = None) -> ScoreResult:
-        """Score frame embeddings already at hand (detectors over frame embeddings)."""
-        res = FrameScores(ev.source, ev.frame_indices, ev.timestamps, model.decision_function(ev.embeddings),
-                          [], ev.embeddings, ev.from_cache)
-        return self.result(model, res, describe=describe, threshold=threshold, interval_ms=model.interval_ms,
-                           timing={"frames": ev.n_frames, "from_cache": ev.from_cache})
-
-    def result(self, model: AnomalyModel, res: FrameScores, *, describe: bool = True,
-               threshold: float | None = None, interval_ms: int | None = None,
-               timing: dict | None = None) -> ScoreResult:
-        """The result people read: scores, labels, descriptions, and incidents as live monitoring builds them."""
-        descs = self.describe_scores(model, res) if describe else []
+        # the result people read: scores, labels, descriptions, and incidents as live monitoring builds them
+        descs = self.describe_scores(m, res) if describe else []
         return ScoreResult.of(
-            res, model=model.name, threshold=model.threshold if threshold is None else threshold,
-            smoothing_window=model.smoothing_window, descriptions=[d.text for d in descs],
-            confidences=[d.confidence for d in descs], timing=timing or dict(res.timing),
-            interval_ms=model.interval_ms if interval_ms is None else interval_ms, events=self.settings.events)
+            res, model=m.name, threshold=m.threshold if threshold is None else threshold,
+            smoothing_window=m.smoothing_window, descriptions=[d.text for d in descs],
+            confidences=[d.confidence for d in descs], timing=timing, interval_ms=scorer.interval_ms,
+            events=self.settings.events)
 
     def describe_scores(self, model: AnomalyModel, res: FrameScores) -> list[Description]:
         """Words for each scored frame: zero-shot over the model's prompts when the frames have
         embeddings an encoder with a text tower made, else what the detector saw (its explanations)."""
         enc = self.encoder_for(model)
-        if enc is None or res.embeddings is None or (not enc.supports_text and any(
-                e.get("text") for e in res.explanations)):
-            if not any(e.get("text") for e in res.explanations):
-                return []
-            return [Description((e.get("text", ""),), (1.0,)) for e in res.explanations]
+        explained = any(e.get("text") for e in res.explanations)
+        if enc is None or res.embeddings is None or (explained and not enc.supports_text):
+            return [Description((e.get("text", ""),), (1.0,)) for e in res.explanations] if explained else []
         return self.describe_embeddings(model, res.embeddings, encoder=enc)
 
     # -- describe ---------------------------------------------------------------------------
@@ -324,12 +308,10 @@ class Pipeline:
         self, model: AnomalyModel | None, embeddings: np.ndarray, *, encoder: Encoder | None = None
     ) -> list[Description]:
         enc = encoder or self.encoder
-        kwargs = {"top_k": self.settings.top_k}
-        if model is not None and model.prompts and enc.supports_text:
-            kwargs["prompts"] = model.prompts
-        elif enc.supports_text:
-            kwargs["prompts"] = build_prompts(self.settings.expected_objects)
-        return enc.describe(embeddings, **kwargs)
+        if not enc.supports_text:
+            return enc.describe(embeddings, top_k=self.settings.top_k)
+        prompts = (model.prompts if model is not None else None) or build_prompts(self.settings.expected_objects)
+        return enc.describe(embeddings, top_k=self.settings.top_k, prompts=prompts)
 
     def describe(self, source: str | Path, *, progress: Progress | None = None
                  ) -> tuple[EmbeddedVideo, list[Description]]:

@@ -9,22 +9,15 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .detection_metrics import FrameMetrics, roc_points
+from .detection_metrics import roc_points
 from .results import true_runs
 
-
-class EvaluationReport(Protocol):
-    """What the plots read of :class:`vlm_anomaly.evaluation.EvaluationReport` (which imports this
-    module, so it is described here rather than imported)."""
-
-    config: dict[str, Any]
-    dataset: Any  # .root
-    pooled: FrameMetrics
-    clips: list[Any]  # .name, .frame_indices, .scores, .labels, .metrics
+if TYPE_CHECKING:  # evaluation imports this module
+    from .evaluation import EvaluationReport
 
 
 def label_spans(labels: np.ndarray, frames: np.ndarray) -> list[tuple[int, int]]:

@@ -77,18 +77,25 @@ def write_video(path: str | Path, *, seconds: float = 6.0, fps: float = 10.0, si
 
 
 def encode_rgb(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
-               codec: str = "libx264") -> Path:
-    """Encode RGB frames of ``size`` (w, h) to ``path`` at ``fps`` (yuv420p; libx264 fast, crf 23)."""
+               codec: str = "libx264", options: dict | None = None, bit_rate: int = 0) -> Path:
+    """Encode RGB frames to ``path`` at ``fps``, resized to ``size`` (w, h) where they differ (yuv420p, MJPEG
+    yuvj420p). ``options`` are FFmpeg encoder options (default: libx264 ultrafast, crf 23); ``bit_rate`` in bit/s."""
     from fractions import Fraction
 
     path = Path(path)
     with av.open(str(path), "w") as out:
         st = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         st.width, st.height = size
-        st.pix_fmt = "yuv420p"
-        if codec == "libx264":
-            st.options = {"preset": "ultrafast", "crf": "23"}
+        st.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if bit_rate:
+            st.bit_rate = int(bit_rate)
+        if options is None and codec == "libx264":
+            options = {"preset": "ultrafast", "crf": "23"}
+        if options:
+            st.options = options
         for img in frames:
+            if (img.shape[1], img.shape[0]) != tuple(size):
+                img = cv2.resize(img, tuple(size), interpolation=cv2.INTER_AREA)
             for pkt in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(pkt)
         for pkt in st.encode():
@@ -120,38 +127,19 @@ def reencode(source: str | Path, out: str | Path, *, codec: str = "mpeg4", optio
     scene keeps its real speed); ``bit_rate`` (bit/s) or ``qscale`` (MJPEG/MPEG quality, 2-31)
     set the compression, ``options`` are FFmpeg encoder options (e.g. ``{"crf": "35"}``).
     """
-    from fractions import Fraction
+    from itertools import chain
 
     from .video import sample_frames
 
-    out = Path(out)
-    with av.open(str(out), "w") as container:
-        st = None
-        for f in sample_frames(str(source), interval_ms=0, max_frames=max_frames):
-            img = f.image
-            if st is None:
-                h, w = img.shape[:2]
-                W, H = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
-                st = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-                st.width, st.height = W, H
-                st.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-                if bit_rate:
-                    st.bit_rate = int(bit_rate)
-                opts = dict(options or {})
-                if qscale:  # a fixed quantiser, like FFmpeg's -q:v
-                    opts.update({"qmin": str(int(qscale)), "qmax": str(int(qscale))})
-                if opts:
-                    st.options = opts
-            if (img.shape[1], img.shape[0]) != (st.width, st.height):
-                img = cv2.resize(img, (st.width, st.height), interpolation=cv2.INTER_AREA)
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-            for _ in range(max(1, repeat)):
-                for pkt in st.encode(vf):
-                    container.mux(pkt)
-        if st is not None:
-            for pkt in st.encode():
-                container.mux(pkt)
-    return out
+    frames = (f.image for f in sample_frames(str(source), interval_ms=0, max_frames=max_frames))
+    first = next(frames)  # sample_frames raises on a source without a decodable frame
+    h, w = first.shape[:2]
+    size = (max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2))
+    opts = dict(options or {})
+    if qscale:  # a fixed quantiser, like FFmpeg's -q:v
+        opts.update({"qmin": str(int(qscale)), "qmax": str(int(qscale))})
+    repeated = (img for img in chain([first], frames) for _ in range(max(1, repeat)))
+    return encode_rgb(out, repeated, fps=fps, size=size, codec=codec, options=opts, bit_rate=bit_rate)
 
 
 #: when the demo's intruder is on screen, in seconds of its test clip

@@ -105,12 +105,6 @@ class TrainingSet:
     def _write_items(self, items: list[TrainingItem]) -> None:
         atomic_write_json(self._index_path(), [asdict(i) for i in items])
 
-    def get(self, item_id: str) -> TrainingItem:
-        for it in self.items():
-            if it.id == item_id:
-                return it
-        raise VlmAnomalyError(f"no video {item_id!r} in the training set")
-
     def find_sha(self, sha256: str) -> TrainingItem | None:
         return next((it for it in self.items() if it.sha256 == sha256), None)
 
@@ -160,9 +154,9 @@ class TrainingSet:
         load_settings(saved=params)  # the same validation as every other layer: ConfigError if bad
         atomic_write_json(self.root / "settings.json", params)
 
-    def settings(self, config_file: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> Settings:
+    def settings(self, *, overrides: dict[str, Any] | None = None) -> Settings:
         """The settings with these saved training parameters as their ``saved`` layer."""
-        return load_settings(config_file, saved=self.load_params(), overrides=overrides)
+        return load_settings(saved=self.load_params(), overrides=overrides)
 
     # -- adding and removing ---------------------------------------------------------------
     def add(self, pipeline: Pipeline, source: str | Path, *, name: str | None = None,
@@ -222,16 +216,11 @@ class TrainingSet:
     def remove(self, item_id: str) -> None:
         with self._lock():
             items = self.items()
-            keep = [i for i in items if i.id != item_id]
-            if len(keep) == len(items):
+            gone = next((i for i in items if i.id == item_id), None)
+            if gone is None:
                 raise VlmAnomalyError(f"no video {item_id!r} in the training set")
-            gone = next(i for i in items if i.id == item_id)
-            self._write_items(keep)
+            self._write_items([i for i in items if i is not gone])
         self._delete_files(item_id, gone.file)
-
-    def clear(self) -> None:
-        for it in self.items():
-            self.remove(it.id)
 
     def _delete_files(self, item_id: str, file: str) -> None:
         (self.root / "videos" / file).unlink(missing_ok=True)

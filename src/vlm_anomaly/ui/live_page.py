@@ -35,18 +35,17 @@ STATE_WORDS = {"stopped": "stopped", "ended": "ended", "failed": "failed", "offl
 
 
 def _scorer(name: str) -> StreamScorer:
-    s = state.settings()
-    model = state.model_store(s).load(name)
-    return StreamScorer(state.pipeline_for(model, s), model)
+    model, pipe = state.saved_model(name)
+    return StreamScorer(pipe, model)
 
 
 def start_session(name: str, source: str, *, threshold: float, interval_ms: int, realtime: bool = True,
                   live: PushSource | None = None) -> LiveSession:
     """The live engine on ``source`` for this page: the settings' event store and alerts, plus a feed."""
     s = state.settings()
-    model = state.model_store(s).load(name)
+    model, pipe = state.saved_model(name, s)
     mon = state.live_monitor(s)
-    return mon.session(mon.start(model, source, pipeline=state.pipeline_for(model, s), realtime=realtime,
+    return mon.session(mon.start(model, source, pipeline=pipe, realtime=realtime,
                                  sinks=[LiveFeed()], interval_ms=interval_ms, threshold=threshold, live=live))
 
 

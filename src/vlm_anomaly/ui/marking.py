@@ -16,8 +16,6 @@ import streamlit as st
 
 from ..config import Settings
 from ..normal import NormalAddition, mark_event_normal, mark_normal, normal_additions, undo_normal
-from ..pipeline import Pipeline
-from ..store import ModelStore
 from ..video.sources import source_kind
 from . import state
 
@@ -27,9 +25,9 @@ def mark(s: Settings, model: str, path: Path, *, start_s: float | None, end_s: f
     """Mark ``start_s``-``end_s`` of a video the dashboard may read normal for ``model`` (recorded under
     ``name``, e.g. the name it was uploaded with), with a progress bar."""
     source = state.allowed_source(str(path))
-    store = state.model_store(s)
-    return mark_normal(store, model, source, start_s=start_s, end_s=end_s, note=note, settings=s,
-                       progress=state.progress_bar(label), name=name, pipeline=_pipeline(store, model, s))
+    pipe = state.saved_model(model, s)[1]  # the dashboard's cached encoder, not one loaded again per click
+    return mark_normal(pipe.store, model, source, start_s=start_s, end_s=end_s, note=note,
+                       progress=state.progress_bar(label), name=name, pipeline=pipe)
 
 
 def mark_event(s: Settings, event_id: int, *, note: str, label: str) -> NormalAddition:
@@ -41,20 +39,14 @@ def mark_event(s: Settings, event_id: int, *, note: str, label: str) -> NormalAd
     rec = store.get(int(event_id))
     if source_kind(rec.source) in ("file", "folder") and Path(rec.source).exists():
         state.allowed_source(rec.source)
-    models = state.model_store(s)
-    return mark_event_normal(store, models, event_id, note=note, settings=s, progress=state.progress_bar(label),
-                             pipeline=_pipeline(models, rec.model, s))
-
-
-def _pipeline(models: ModelStore, model: str, s: Settings | None = None) -> Pipeline:
-    """A pipeline over the dashboard's cached encoder of ``model`` (not one loaded again per click)."""
-    s = s or state.settings()
-    return state.pipeline_for(models.load(model), s)
+    pipe = state.saved_model(rec.model, s)[1]
+    return mark_event_normal(store, pipe.store, event_id, note=note, progress=state.progress_bar(label),
+                             pipeline=pipe)
 
 
 def undo(model: str, addition_id: str) -> None:
-    store = state.model_store()
-    undo_normal(store, model, addition_id, pipeline=_pipeline(store, model))
+    pipe = state.saved_model(model)[1]
+    undo_normal(pipe.store, model, addition_id, pipeline=pipe)
 
 
 def span(a: NormalAddition) -> str:

@@ -77,10 +77,9 @@ def _compare(names: list[str]) -> None:
             path = state.save_upload(f, s.max_upload_mb)
             results, bands = {}, set()
             for name in (a, b):
-                model = state.model_store(s).load(name)
+                model, pipe = state.saved_model(name, s)
                 bands.add(score_bands(model.extra))
-                results[name] = state.pipeline_for(model, s).score(
-                    model, path, progress=state.progress_bar(f"{name} on {f.name}"))
+                results[name] = pipe.score(model, path, progress=state.progress_bar(f"{name} on {f.name}"))
             # bands only when both models share a score scale
             st.session_state["cmp"] = {"video": f.name, "results": results,
                                        "bands": bands.pop() if len(bands) == 1 else ()}

@@ -97,6 +97,13 @@ def pipeline_for(model: AnomalyModel, s: Settings | None = None) -> Pipeline:
     return Pipeline(s, encoder=_encoder(_options(s), json.dumps(model.encoder.as_dict(), sort_keys=True)))
 
 
+def saved_model(name: str, s: Settings | None = None) -> tuple[AnomalyModel, Pipeline]:
+    """The saved model ``name`` and a pipeline over its (cached) encoder."""
+    s = s or settings()
+    model = model_store(s).load(name)
+    return model, pipeline_for(model, s)
+
+
 def upload_dir() -> Path:
     d = Path(tempfile.gettempdir()) / "vlm-anomaly-uploads"
     d.mkdir(parents=True, exist_ok=True)
@@ -107,13 +114,13 @@ def upload_dir() -> Path:
 UPLOAD_MAX_AGE_S = 24 * 3600
 
 
-def prune_uploads(max_age_s: float = UPLOAD_MAX_AGE_S, *, now: float | None = None) -> int:
-    """Delete uploaded videos not used for ``max_age_s``, so the temp folder does not grow forever."""
-    now = time.time() if now is None else now
+def prune_uploads() -> int:
+    """Delete uploaded videos not used for :data:`UPLOAD_MAX_AGE_S`, so the temp folder does not grow forever."""
+    now = time.time()
     gone = 0
     for folder in upload_dir().iterdir():
         try:
-            if folder.is_dir() and now - folder.stat().st_mtime > max_age_s:
+            if folder.is_dir() and now - folder.stat().st_mtime > UPLOAD_MAX_AGE_S:
                 shutil.rmtree(folder, ignore_errors=True)
                 gone += 1
         except OSError:

@@ -26,15 +26,9 @@ def frames_of(path: str, indices: tuple[int, ...], max_side: int = 480) -> dict[
     return grab_frames(path, indices, max_side=max_side)
 
 
-def _analyse(s, name: str, files) -> None:
-    with state.user_errors():
-        _score(s, name, state.save_upload(files, s.max_upload_mb), files.name)
-
-
 def _score(s, name: str, path: Path, video: str) -> None:
     """Score the (uploaded) file at ``path`` with model ``name``: the page's result from now on."""
-    model = state.model_store(s).load(name)
-    pipe = state.pipeline_for(model, s)
+    model, pipe = state.saved_model(name, s)
     result = pipe.score(model, path, progress=state.progress_bar(f"Analysing {video}"))
     st.session_state["test"] = {"result": result, "path": str(path), "video": video, "model": name,
                                 "bands": score_bands(model.extra), "calibration": _calibration(model.extra)}
@@ -146,9 +140,8 @@ def _normal_section(r: ScoreResult, t: dict) -> None:
 
 def _mark(t: dict, start_s: float, end_s: float, what: str) -> None:
     with state.user_errors():
-        s = state.settings()
         addition = marking.mark(
-            s, t["model"], Path(t["path"]), start_s=start_s, end_s=end_s,
+            state.settings(), t["model"], Path(t["path"]), start_s=start_s, end_s=end_s,
             note=f"{what} of {t['video']} (Test page)", label=f"Learning {start_s:.1f}-{end_s:.1f} s as normal",
             name=t["video"])
         st.session_state["test_normal_done"] = marking.said(t["model"], addition, t["video"])
@@ -162,8 +155,7 @@ def _add_to_training_set(t: dict) -> None:
     added = st.session_state.get("test_ts_added")
     if st.button("Add this video to the training set", key="test_add_ts"):
         with state.user_errors():
-            s = state.settings()
-            item = ts.add(state.pipeline(s), Path(t["path"]), name=t["video"],
+            item = ts.add(state.pipeline(), Path(t["path"]), name=t["video"],
                           progress=state.progress_bar(f"Adding {t['video']}"))
             added = st.session_state["test_ts_added"] = {"video": item.name, "frames": item.frames,
                                                         "model": t["model"]}
@@ -180,8 +172,7 @@ def _add_to_training_set(t: dict) -> None:
                "additions are not carried over. Or train a model under a new name on the **Train** page.")
     if c1.button(f"Retrain {added['model']} now", key="test_retrain"):
         with state.user_errors():
-            s = state.settings()
-            model = ts.train(state.pipeline(s), added["model"], overwrite=True,
+            model = ts.train(state.pipeline(), added["model"], overwrite=True,
                              progress=state.progress_bar(f"Training {added['model']}"))
             st.session_state.pop("test_ts_added", None)
             st.session_state["test_normal_done"] = None
@@ -189,6 +180,17 @@ def _add_to_training_set(t: dict) -> None:
                                                   f"{len(model.videos)} video(s). Analyse the video again to see "
                                                   "its scores.")
             st.rerun()
+
+
+def _annotated(r: ScoreResult, k: int, img: np.ndarray, **kwargs) -> np.ndarray:
+    """Frame ``k`` of the result with its smoothed score, verdict, time, description and explanation box."""
+    return annotate_frame(img, score=float(r.smoothed_scores[k]), anomaly=bool(r.labels[k]),
+                          time_s=float(r.timestamps[k]), description=_description(r, k), **explanation_box(r, k),
+                          **kwargs)
+
+
+def _description(r: ScoreResult, k: int) -> str:
+    return r.descriptions[k] if k < len(r.descriptions) else ""
 
 
 def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
@@ -202,13 +204,10 @@ def _inspector(r: ScoreResult, path: str, model_name: str) -> None:
     ix = int(r.frame_indices[pos])
     imgs = frames_of(path, (ix,))
     lab = bool(r.labels[pos])
-    desc = r.descriptions[pos] if pos < len(r.descriptions) else ""
     c1, c2 = st.columns(2)
     with c1:
         if ix in imgs:
-            st.image(annotate_frame(imgs[ix], score=float(r.smoothed_scores[pos]), anomaly=lab,
-                                    time_s=float(r.timestamps[pos]), description=desc, threshold=r.threshold,
-                                    **explanation_box(r, pos)),
+            st.image(_annotated(r, pos, imgs[ix], threshold=r.threshold),
                      caption=f"this frame: {'ANOMALY' if lab else 'normal'}, raw {r.raw_scores[pos]:+.3f}, "
                              f"smoothed {r.smoothed_scores[pos]:+.3f} ({band(r.smoothed_scores[pos], _bands())})",
                      width="stretch")
@@ -275,11 +274,8 @@ def _gallery(r: ScoreResult, path: str) -> None:
         ix = int(r.frame_indices[k])
         if ix not in imgs:
             continue
-        desc = r.descriptions[k] if k < len(r.descriptions) else ""
-        cols[j % 4].image(annotate_frame(imgs[ix], score=float(r.smoothed_scores[k]), anomaly=bool(lab[k]),
-                                         time_s=float(r.timestamps[k]), description=desc,
-                                         **explanation_box(r, k)),
-                          caption=f"{r.timestamps[k]:.2f} s · {r.smoothed_scores[k]:+.3f} · {desc}")
+        cols[j % 4].image(_annotated(r, k, imgs[ix]),
+                          caption=f"{r.timestamps[k]:.2f} s · {r.smoothed_scores[k]:+.3f} · {_description(r, k)}")
 
 
 def _downloads(r: ScoreResult, path: str, video: str) -> None:
@@ -342,9 +338,10 @@ def render() -> None:
         if said:
             st.success(said)
         if st.button("Analyse", type="primary", disabled=f is None):
-            for k in ("test_seg", "test_video_t", "test_normal_done", "test_ts_added"):
+            for k in ("test_normal_done", "test_ts_added"):  # _score forgets the rest of the last result's
                 st.session_state.pop(k, None)
-            _analyse(s, name, f)
+            with state.user_errors():  # the last result stays on the page
+                _score(s, name, state.save_upload(f, s.max_upload_mb), f.name)
         t = st.session_state.get("test")
         if t and st.session_state.pop("test_rescore", False):  # "Analyse again" after marking normal
             _score(s, t["model"], Path(t["path"]), t["video"])

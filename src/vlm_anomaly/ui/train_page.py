@@ -147,11 +147,7 @@ def _training_set_section(ts: TrainingSet) -> None:
         st.info("The training set is empty: upload a few videos of normal activity above.")
         return
     pipe = state.pipeline()
-    rows = []
-    for it in items:
-        r = it.as_row()
-        r["status"] = "re-encode at training" if ts.is_stale(it, pipe) else "ready"
-        rows.append(r)
+    rows = [{**it.as_row(), "status": "re-encode at training" if ts.is_stale(it, pipe) else "ready"} for it in items]
     st.dataframe(pd.DataFrame(rows).drop(columns=["id"]).rename(
         columns={"duration_s": "duration (s)", "interval_ms": "interval (ms)"}), hide_index=True)
     names = {it.id: f"{it.name} ({it.frames} frames)" for it in items}
