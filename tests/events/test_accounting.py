@@ -94,7 +94,7 @@ def test_scored_dropped_and_failed_alerts_in_status_api_and_metrics(
         # 1. as fast as possible: every sampled frame is scored, none dropped; alerts fail
         r = c.post("/sources", json={"model": "street", "source": video, "realtime": False})
         st = _wait(c, r.json()["id"])
-        assert app.state.services.alerts.flush(30)
+        assert app.state.services.monitor.alerts.flush(30)
         st = c.get(f"/sources/{st['id']}").json()
         assert st["status"] == "ended" and st["frames"] == 120 and st["dropped"] == 0, st
         assert st["events"] >= 1 and st["alerts_failed"] == 2 * st["events"], st

@@ -42,12 +42,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     metrics = ServiceMetrics()
     # sources started here are announced to Home Assistant like the cameras `watch` watches
     monitor = Monitor.from_settings(settings, pipeline=pipe, listener=metrics.on_notice, instance="api")
-    store, alerts, bridge = monitor.store, monitor.alerts, monitor.bridge
     jobs = JobManager(Path(settings.home) / "uploads", on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc())
     section = settings.api  # tokens, allow-lists and limits: the api section
     per_video = int(section.max_upload_mb * 1024 * 1024)
-    services = Services(settings, pipe, store, alerts, monitor, metrics, jobs, SourcePolicy.from_settings(section),
-                        bridge, tokens=[t for t in section.api_tokens if t], max_video_bytes=per_video)
+    services = Services(settings, pipe, monitor, metrics, jobs, SourcePolicy.from_settings(section),
+                        tokens=[t for t in section.api_tokens if t], max_video_bytes=per_video)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
