@@ -36,14 +36,14 @@ def test_crashed_watcher_closes_its_event_with_the_time_and_cause(
     armed = []
     w = SourceWatcher(Pipeline(s), "street", str(clips[1]), realtime=False, sinks=[
         StoreSink(store), AlertSink(alerts), ListenerSink(lambda n: n.kind == "start" and armed.append(1))])
-    encode = w.encoder.encode
+    encode = w.scorer.encoder.encode
 
     def encode_then_fail(images):  # the device goes away while the event is open
         if armed:
             raise RuntimeError("encoder lost its device")
         return encode(images)
 
-    monkeypatch.setattr(w.encoder, "encode", encode_then_fail)
+    monkeypatch.setattr(w.scorer.encoder, "encode", encode_then_fail)
     before = dt.datetime.now(dt.UTC)
     stats = w.run()
     after = dt.datetime.now(dt.UTC)

@@ -8,11 +8,9 @@ relative to it, so the folder can move. Retention deletes rows and their files t
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -352,9 +350,6 @@ class EventStore:
             if p is not None:
                 p.unlink(missing_ok=True)
 
-    def __iter__(self) -> Iterator[EventRecord]:
-        return iter(self.list(limit=10_000))
-
 
 def _create_tables(engine: sa.Engine) -> None:
     """Create missing tables; another process creating them at the same moment is fine."""
@@ -392,7 +387,3 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")  # readers (API) do not block the watcher's writes
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, default=str)

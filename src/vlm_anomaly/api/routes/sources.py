@@ -38,8 +38,7 @@ def start_source(svc: Svc, req: WatchRequest) -> dict:
 
 @router.get("/sources/{watch_id}", response_model=WatchStatus)
 def get_source(svc: Svc, watch_id: WatchId) -> dict:
-    svc.monitor.get(watch_id)  # 404 for an unknown id
-    return svc.monitor.status(watch_id)
+    return svc.monitor.status(watch_id)  # 404 for an unknown id
 
 
 @router.delete("/sources/{watch_id}", response_model=WatchStatus)
