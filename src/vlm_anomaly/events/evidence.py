@@ -72,7 +72,7 @@ class EventEvidence:
         if not self.is_open:
             self._pending.append(image)
             return
-        if self._clip is None or self._clip.frames >= self.max_frames:
+        if self._clip is None or self._clip.frames_written >= self.max_frames:
             return
         try:
             self._clip.write(image)
