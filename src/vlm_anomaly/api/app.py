@@ -25,7 +25,7 @@ from ..redact import redact_text
 from ..source_policy import SourcePolicy
 from .deps import Services, caller
 from .jobs import JobManager
-from .limits import BodySizeLimit, body_limit
+from .limits import BodySizeLimit
 from .prometheus import ServiceMetrics
 from .routes import events, health, models, normal, sources
 from .schemas import ErrorOut
@@ -62,7 +62,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         "endpoint but /health.",
     )
     app.state.services = services
-    app.add_middleware(BodySizeLimit, max_bytes=body_limit(per_video))
+    app.add_middleware(BodySizeLimit, per_video=per_video)
     app.middleware("http")(_timing)
     app.add_exception_handler(VlmAnomalyError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
