@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .cameras import Camera
@@ -256,7 +256,6 @@ class Child:
     started_at: float = 0.0
     next_start: float = 0.0
     done: bool = False  # exited on purpose (code 0) or given up
-    exit_codes: list[int] = field(default_factory=list)
 
 
 class Supervisor:
@@ -303,7 +302,6 @@ class Supervisor:
                     code = c.proc.poll()
                     if code is None:
                         continue
-                    c.exit_codes.append(code)
                     c.proc = None
                     if code == 0:
                         c.done = True
@@ -338,7 +336,6 @@ class Supervisor:
                 c.proc.kill()
                 c.proc.wait()
                 killed = True
-            c.exit_codes.append(c.proc.returncode)
         return 1 if killed else 0
 
 
@@ -347,11 +344,7 @@ def service_children(config_file: str | Path | None, settings, *, watch: bool = 
                      api: bool = True) -> list[Child]:
     """The service's processes, each one ``vlm-anomaly --config FILE <command>`` reading the same file."""
     base = [sys.executable, "-m", "vlm_anomaly.cli"] + (["--config", str(config_file)] if config_file else [])
-    children = []
-    if watch:
-        children.append(Child("watch", base + ["watch"]))
-    if api:
-        children.append(Child("api", base + ["serve", "--host", settings.api_host, "--port", str(settings.api_port)]))
-    if ui:
-        children.append(Child("dashboard", base + ["ui", "--address", settings.ui_address]))
-    return children
+    commands = (("watch", watch, ["watch"]),
+                ("api", api, ["serve", "--host", settings.api_host, "--port", str(settings.api_port)]),
+                ("dashboard", ui, ["ui", "--address", settings.ui_address]))
+    return [Child(name, base + args) for name, wanted, args in commands if wanted]
