@@ -146,10 +146,11 @@ class HomeAssistantBridge(ListenerSink):
         self._monitor = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._topics: list[str] = []  # subscribed again on every connection
         self.client, (host, port) = mqtt_client(url, will=(self.availability_topic, OFFLINE))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self._connected.clear()
-        self.client.message_callback_add(f"{self.discovery_prefix}/status", self._on_ha_status)
+        self.subscribe(f"{self.discovery_prefix}/status", self._on_ha_status)
         self.client.connect_async(host, port)
         self.client.loop_start()  # paho reconnects by itself; _on_connect republishes
 
@@ -174,6 +175,13 @@ class HomeAssistantBridge(ListenerSink):
             bridge.clear_stale()
         NormalButton(bridge, store, settings, pipeline=pipeline)
         return bridge
+
+    def subscribe(self, topic: str, callback) -> None:
+        """Hand ``topic``'s messages to ``callback`` from now on, across reconnections."""
+        self.client.message_callback_add(topic, callback)
+        self._topics.append(topic)
+        if self._connected.is_set():
+            self.client.subscribe(topic, qos=1)
 
     # -- topics and payloads ---------------------------------------------------------------
     def config_topic(self, cam: str, key: str) -> str:
@@ -425,7 +433,7 @@ class HomeAssistantBridge(ListenerSink):
         if getattr(reason_code, "is_failure", False):
             log.warning("Home Assistant: MQTT connection refused: %s", reason_code)
             return
-        client.subscribe(f"{self.discovery_prefix}/status", qos=1)
+        client.subscribe([(t, 1) for t in self._topics])
         # after a reconnection the broker holds our Last Will's "offline": say online again
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
         self._republish()
