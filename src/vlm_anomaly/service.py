@@ -66,12 +66,11 @@ def _watch_here(settings, cameras: list[Camera], *, realtime: bool, max_seconds:
     """Watch ``cameras`` in this process (a thread each), with the engine the settings ask for."""
     from .events import Monitor
 
-    names: dict[str, str] = {}
     early = False
     with Monitor.from_settings(settings, listener=listener, cameras=cameras, home_assistant=home_assistant) as mon:
         try:
             for cam in cameras:
-                names[mon.start(cam.model, cam.source, realtime=realtime, camera=cam.name)] = cam.name
+                mon.start(cam.model, cam.source, realtime=realtime, camera=cam.name)
             if on_start is not None:
                 on_start(mon)
             early = not mon.wait(max_seconds)
@@ -79,8 +78,8 @@ def _watch_here(settings, cameras: list[Camera], *, realtime: bool, max_seconds:
             early = True
         finally:
             mon.stop_all()
-    # after closing: the last alerts were sent (or failed) and are counted
-    return [{**st, "camera": names.get(st["id"], st["source"])} for st in mon.list()], early
+    # after closing: the last alerts were sent (or failed) and are counted; each row names its camera
+    return mon.list(), early
 
 
 class _GroupRows(dict):

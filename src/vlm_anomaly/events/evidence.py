@@ -9,6 +9,7 @@ finished as a plain MP4 when the event closes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -136,7 +137,5 @@ class EventEvidence:
         log.warning("event evidence %s: clip stopped: %s", self.base, exc)
         if self._clip is not None:
             clip, self._clip = self._clip, None
-            try:
+            with contextlib.suppress(*_ERRORS):
                 clip.close()
-            except _ERRORS:
-                pass

@@ -76,7 +76,7 @@ def event_type(kind: str, rec: EventRecord) -> str:
     """The ``event`` entity's type: a camera problem starting is ``camera_tamper``; every end is
     ``anomaly_end`` (its ``kind`` attribute says which)."""
     if kind == "start":
-        return "camera_tamper" if getattr(rec, "kind", None) in CAMERA_KINDS else "anomaly_start"
+        return "camera_tamper" if rec.kind in CAMERA_KINDS else "anomaly_start"
     return "anomaly_end"
 
 
@@ -102,7 +102,7 @@ def event_state(camera: str, rec: EventRecord) -> dict[str, Any]:
         "frames": rec.frames,
         "prompt": rec.prompt,
         "has_snapshot": bool(rec.snapshot),
-        "kind": getattr(rec, "kind", None) or "anomaly",
+        "kind": rec.kind,
         "end_reason": rec.end_reason,
     }
 
