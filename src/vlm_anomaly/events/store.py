@@ -299,31 +299,18 @@ class EventStore:
     def apply_retention(self, *, max_age_days: float = 0, max_bytes: int = 0) -> int:
         """Delete closed events older than ``max_age_days`` and, oldest first, those beyond
         ``max_bytes`` of media; returns how many were deleted."""
+        cutoff = utcnow() - _dt.timedelta(days=max_age_days)
         doomed: list[EventRecord] = []
-        closed = events_table.c.status == "closed"
         with self.engine.connect() as conn:
-            if max_age_days > 0:
-                cutoff = utcnow() - _dt.timedelta(days=max_age_days)
-                rows = conn.execute(events_table.select().where(closed).where(events_table.c.started_at < cutoff))
-                doomed += [EventRecord(**r._asdict()) for r in rows]
-            if max_bytes > 0:
-                total = conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.sum(events_table.c.media_bytes), 0))
-                ).scalar_one()
-                total -= sum(e.media_bytes for e in doomed)
-                seen = {e.id for e in doomed}
-                rows = conn.execute(
-                    events_table.select()
-                    .where(closed)
-                    .order_by(events_table.c.started_at, events_table.c.id)
-                )
-                for r in rows:
-                    if total <= max_bytes:
-                        break
-                    if r.id in seen:
-                        continue
-                    doomed.append(EventRecord(**r._asdict()))
-                    total -= r.media_bytes
+            total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(events_table.c.media_bytes), 0))).scalar_one()
+            rows = conn.execute(events_table.select().where(events_table.c.status == "closed")
+                                .order_by(events_table.c.started_at, events_table.c.id))
+            for r in rows:  # oldest first: every one too old comes before the others
+                too_old = max_age_days > 0 and aware(r.started_at) < cutoff
+                if not too_old and not (max_bytes > 0 and total > max_bytes):
+                    break
+                doomed.append(EventRecord(**r._asdict()))
+                total -= r.media_bytes
         if doomed:
             self._write(events_table.delete().where(events_table.c.id.in_([e.id for e in doomed])))
             for e in doomed:
