@@ -133,8 +133,9 @@ def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool,
                     if "notice" in msg:
                         n = msg["notice"]
                         rec = store.get(n["event_id"]) if n.get("event_id") else None
+                        notice = WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", ""))
                         for f in hear:
-                            f(WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", "")))
+                            f(notice)
                     elif "done" in msg:  # its cameras' last rows, as it stopped
                         seen[i] = _tagged(i, msg["done"])
                         done.add(i)

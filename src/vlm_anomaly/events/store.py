@@ -11,6 +11,7 @@ import datetime as _dt
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,6 +324,9 @@ class EventStore:
             p = self.media_path(rel)
             if p is not None:
                 p.unlink(missing_ok=True)
+
+    def __iter__(self) -> Iterator[EventRecord]:
+        return iter(self.list(limit=10_000))
 
 
 def _create_tables(engine: sa.Engine) -> None:
