@@ -155,6 +155,11 @@ class SourceWatcher:
         self.threshold = float(threshold)
         self.builder.set_config(HysteresisConfig.from_settings(self.settings.events, self.threshold))
 
+    @property
+    def hysteresis(self) -> HysteresisConfig:
+        """The event thresholds in force (the dashboard shows them)."""
+        return self.builder.config
+
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
         self.live.stop()
@@ -248,7 +253,7 @@ class SourceWatcher:
                 ev.worst_score, ev.worst_time = smooth, t
             if sc.prompt and (ev.prompt_score is None or sc.prompt[1] > ev.prompt_score):
                 ev.prompt, ev.prompt_score = sc.prompt
-        self._tell("frame", Reading(t, sc.score, smooth, max(smooth, fast) < self.builder.config.enter, sc.text,
+        self._tell("frame", Reading(t, sc.score, smooth, max(smooth, fast) < self.hysteresis.enter, sc.text,
                                     sc.confidence, sc.explanation), f.image)
         for tr in step.transitions:
             if tr.kind == "start":
