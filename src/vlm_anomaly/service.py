@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .cameras import Camera
@@ -66,12 +66,11 @@ def _watch_here(settings, cameras: list[Camera], *, realtime: bool, max_seconds:
     """Watch ``cameras`` in this process (a thread each), with the engine the settings ask for."""
     from .events import Monitor
 
-    names: dict[str, str] = {}
     early = False
     with Monitor.from_settings(settings, listener=listener, cameras=cameras, home_assistant=home_assistant) as mon:
         try:
             for cam in cameras:
-                names[mon.start(cam.model, cam.source, realtime=realtime, camera=cam.name)] = cam.name
+                mon.start(cam.model, cam.source, realtime=realtime, camera=cam.name)
             if on_start is not None:
                 on_start(mon)
             early = not mon.wait(max_seconds)
@@ -79,18 +78,15 @@ def _watch_here(settings, cameras: list[Camera], *, realtime: bool, max_seconds:
             early = True
         finally:
             mon.stop_all()
-    # after closing: the last alerts were sent (or failed) and are counted
-    return [{**st, "camera": names.get(st["id"], st["source"])} for st in mon.list()], early
+    # after closing: the last alerts were sent (or failed) and are counted; each row names its camera
+    return mon.list(), early
 
 
-class _GroupRows:
-    """The latest status rows of every worker process: what the Home Assistant bridge polls."""
-
-    def __init__(self) -> None:
-        self.rows: dict[int, list[dict]] = {}
+class _GroupRows(dict):
+    """The latest status rows of every worker process (by group): what the Home Assistant bridge polls."""
 
     def list(self) -> list[dict]:
-        return [r for g in sorted(self.rows) for r in self.rows[g]]
+        return [r for g in sorted(self) for r in self[g]]
 
 
 def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool, max_seconds: float | None,
@@ -98,74 +94,69 @@ def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool,
     """One worker process a group; their notices and status rows come back as JSON over pipes (no
     pickles), events are read back from the shared store. A worker that dies is reported as failed.
     Home Assistant is told here, in one place, of every worker's cameras."""
-    from .events import EventStore
+    import json
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    from .events import EventStore, WatchNotice
     from .events.homeassistant import HomeAssistantBridge
 
     store = EventStore.from_settings(settings)
     bridge = HomeAssistantBridge.for_cameras(settings, [c for g in groups for c in g], store=store)
+    hear = [f for f in (listener, bridge.on_notice if bridge else None) if f is not None]
+    ctx = mp.get_context("spawn")  # no fork of a process that may hold threads and an encoder
+    common = (settings.model_dump_json(exclude_unset=True), realtime, max_seconds,
+              logging.getLogger().getEffectiveLevel())
+    procs, conns = [], {}
+    for i, group in enumerate(groups):
+        recv, send = ctx.Pipe(duplex=False)
+        procs.append(ctx.Process(target=_group_main, args=([asdict(c) for c in group], send, *common),
+                                 name=f"watch-group-{i + 1}", daemon=True))
+        procs[-1].start()
+        send.close()
+        conns[recv] = i
+    seen = _GroupRows()
+    done: set[int] = set()  # the groups that sent their last rows
+    early = False
+    if bridge is not None:
+        bridge.attach(seen)
     try:
-        return _run_workers(settings, groups, realtime=realtime, max_seconds=max_seconds, store=store, bridge=bridge,
-                            listener=listener)
+        while conns:
+            try:
+                for c in wait(list(conns), timeout=1.0):
+                    try:
+                        msg = json.loads(c.recv_bytes())
+                    except (EOFError, OSError):
+                        conns.pop(c)
+                        continue
+                    i = conns[c]
+                    if "notice" in msg:
+                        n = msg["notice"]
+                        rec = store.get(n["event_id"]) if n.get("event_id") else None
+                        notice = WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", ""))
+                        for f in hear:
+                            f(notice)
+                    elif "done" in msg:  # its cameras' last rows, as it stopped
+                        seen[i] = _tagged(i, msg["done"])
+                        done.add(i)
+                        early = early or bool(msg.get("early"))
+                    else:
+                        seen[i] = _tagged(i, msg["status"])
+            except KeyboardInterrupt:  # Ctrl-C / SIGTERM: each worker stops its cameras cleanly
+                early = True
+                for p in procs:
+                    if p.is_alive():
+                        p.terminate()
+        return _joined(groups, procs, seen, done), early
     finally:
         if bridge is not None:
             bridge.close()
         store.close()
 
 
-def _run_workers(settings, groups, *, realtime, max_seconds, store, bridge, listener) -> tuple[list[dict], bool]:
-    import json
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
-    from .events import WatchNotice
-
-    ctx = mp.get_context("spawn")  # no fork of a process that may hold threads and an encoder
-    level = logging.getLogger().getEffectiveLevel()
-    conf = settings.model_dump_json(exclude_unset=True)
-    procs, conns = [], {}
-    for i, group in enumerate(groups):
-        recv, send = ctx.Pipe(duplex=False)
-        cams = [{"name": c.name, "source": c.source, "model": c.model, "frigate": c.frigate,
-                 "main_source": c.main_source} for c in group]
-        p = ctx.Process(target=_group_main, args=(conf, cams, realtime, max_seconds, send, level),
-                        name=f"watch-group-{i + 1}", daemon=True)
-        p.start()
-        send.close()
-        procs.append(p)
-        conns[recv] = i
-    seen = _GroupRows()
-    done: dict[int, list[dict]] = {}
-    early = False
-    if bridge is not None:
-        bridge.attach(seen)
-
-    def handle(i: int, msg: dict) -> None:
-        nonlocal early
-        if "notice" in msg:
-            n = msg["notice"]
-            rec = store.get(n["event_id"]) if n.get("event_id") else None
-            notice = WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", ""))
-            for f in (listener, bridge.on_notice if bridge else None):
-                if f is not None:
-                    f(notice)
-        elif "status" in msg:
-            seen.rows[i] = [{**r, "id": f"g{i + 1}-{r['id']}"} for r in msg["status"]]
-        elif "done" in msg:
-            done[i] = [{**r, "id": f"g{i + 1}-{r['id']}"} for r in msg["done"]]
-            early = early or bool(msg.get("early"))
-
-    while conns:
-        try:
-            for c in wait(list(conns), timeout=1.0):
-                try:
-                    handle(conns[c], json.loads(c.recv_bytes()))
-                except (EOFError, OSError):
-                    conns.pop(c)
-        except KeyboardInterrupt:  # Ctrl-C / SIGTERM: each worker stops its cameras cleanly
-            early = True
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
+def _joined(groups: list[list[Camera]], procs: list, seen: _GroupRows, done: set[int]) -> list[dict]:
+    """Every worker ended (or killed after a grace period): their cameras' last rows; those of a worker
+    that died without a word are failed, with what was last known of them."""
     rows: list[dict] = []
     for i, p in enumerate(procs):
         p.join(30)
@@ -173,20 +164,25 @@ def _run_workers(settings, groups, *, realtime, max_seconds, store, bridge, list
             p.kill()
             p.join(5)
         if i in done:
-            rows += done[i]
-        else:  # died without a word: its cameras are failed, with what was last known of them
-            why = f"watch worker process exited with code {p.exitcode}"
-            log.error("%s; cameras %s", why, ", ".join(c.name for c in groups[i]))
-            last = {r["camera"]: r for r in seen.rows.get(i, []) if r.get("camera")}
-            for c in groups[i]:
-                r = last.get(c.name) or {"id": f"g{i + 1}-?", "source": c.source, "model": c.model, "frames": 0,
-                                         "dropped": 0, "alerts_sent": 0, "alerts_failed": 0, "events": 0,
-                                         "gaps": 0, "missed_s": 0.0, "last_time": 0.0, "last_score": None}
-                rows.append({**r, "camera": c.name, "status": "failed", "error": why})
-    return rows, early
+            rows += seen[i]
+            continue
+        why = f"watch worker process exited with code {p.exitcode}"
+        log.error("%s; cameras %s", why, ", ".join(c.name for c in groups[i]))
+        last = {r["camera"]: r for r in seen.get(i, []) if r.get("camera")}
+        for c in groups[i]:
+            r = last.get(c.name) or {"id": f"g{i + 1}-?", "source": c.source, "model": c.model, "frames": 0,
+                                     "dropped": 0, "alerts_sent": 0, "alerts_failed": 0, "events": 0,
+                                     "gaps": 0, "missed_s": 0.0, "last_time": 0.0, "last_score": None}
+            rows.append({**r, "camera": c.name, "status": "failed", "error": why})
+    return rows
 
 
-def _group_main(conf: str, cams: list[dict], realtime: bool, max_seconds: float | None, conn, level: int) -> None:
+def _tagged(group: int, rows: list[dict]) -> list[dict]:
+    """A worker's status rows with ids unique across workers (each counts its own from w1)."""
+    return [{**r, "id": f"g{group + 1}-{r['id']}"} for r in rows]
+
+
+def _group_main(cams: list[dict], conn, conf: str, realtime: bool, max_seconds: float | None, level: int) -> None:
     """A worker process: watch its cameras here, report notices and status rows to the parent."""
     import json
 
@@ -196,19 +192,16 @@ def _group_main(conf: str, cams: list[dict], realtime: bool, max_seconds: float 
     restore = _sigterm_as_interrupt()
     settings = Settings.model_validate_json(conf)
     lock = threading.Lock()
+    stop = threading.Event()
+    parent = os.getppid()
 
     def send(obj: dict) -> None:
         with lock:
             conn.send_bytes(json.dumps(obj, default=str).encode())
 
     def notice(n) -> None:
-        rec = n.record
         send({"notice": {"kind": n.kind, "source": n.source, "message": n.message,
-                         "event_id": getattr(rec, "id", None)}})
-
-    stop = threading.Event()
-
-    parent = os.getppid()
+                         "event_id": getattr(n.record, "id", None)}})
 
     def report(mon) -> None:
         def loop() -> None:
@@ -234,16 +227,21 @@ def _group_main(conf: str, cams: list[dict], realtime: bool, max_seconds: float 
         restore()
 
 
-def _sigterm_as_interrupt() -> Callable[[], None]:
-    """SIGTERM stops watching like Ctrl-C (flush alerts, say offline); returns the undo."""
+def _on_signals(signals: tuple[int, ...], handler: Callable) -> Callable[[], None]:
+    """``handler`` for ``signals`` (only the main thread may set one: elsewhere nothing); returns the undo."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
+    previous = {s: signal.signal(s, handler) for s in signals}
+    return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """SIGTERM stops watching like Ctrl-C (flush alerts, say offline); returns the undo."""
+    return _on_signals((signal.SIGTERM,), _interrupt)
 
 
 # -- the supervisor --------------------------------------------------------------------------------
@@ -258,7 +256,6 @@ class Child:
     started_at: float = 0.0
     next_start: float = 0.0
     done: bool = False  # exited on purpose (code 0) or given up
-    exit_codes: list[int] = field(default_factory=list)
 
 
 class Supervisor:
@@ -289,7 +286,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Block until a signal (or every child finished); 0 when everything stopped cleanly."""
-        restore = self._install_signals()
+        restore = _on_signals((signal.SIGTERM, signal.SIGINT), lambda signum, frame: self.stop())
         try:
             for c in self.children:
                 self._start(c)
@@ -305,7 +302,6 @@ class Supervisor:
                     code = c.proc.poll()
                     if code is None:
                         continue
-                    c.exit_codes.append(code)
                     c.proc = None
                     if code == 0:
                         c.done = True
@@ -340,27 +336,15 @@ class Supervisor:
                 c.proc.kill()
                 c.proc.wait()
                 killed = True
-            c.exit_codes.append(c.proc.returncode)
         return 1 if killed else 0
 
-    def _install_signals(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-        for s in previous:
-            signal.signal(s, lambda signum, frame: self.stop())
-        return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
 def service_children(config_file: str | Path | None, settings, *, watch: bool = True, ui: bool = True,
                      api: bool = True) -> list[Child]:
     """The service's processes, each one ``vlm-anomaly --config FILE <command>`` reading the same file."""
     base = [sys.executable, "-m", "vlm_anomaly.cli"] + (["--config", str(config_file)] if config_file else [])
-    children = []
-    if watch:
-        children.append(Child("watch", base + ["watch"]))
-    if api:
-        children.append(Child("api", base + ["serve", "--host", settings.api_host, "--port", str(settings.api_port)]))
-    if ui:
-        children.append(Child("dashboard", base + ["ui", "--address", settings.ui_address]))
-    return children
+    commands = (("watch", watch, ["watch"]),
+                ("api", api, ["serve", "--host", settings.api_host, "--port", str(settings.api_port)]),
+                ("dashboard", ui, ["ui", "--address", settings.ui_address]))
+    return [Child(name, base + args) for name, wanted, args in commands if wanted]

@@ -36,14 +36,14 @@ def test_crashed_watcher_closes_its_event_with_the_time_and_cause(
     armed = []
     w = SourceWatcher(Pipeline(s), "street", str(clips[1]), realtime=False, sinks=[
         StoreSink(store), AlertSink(alerts), ListenerSink(lambda n: n.kind == "start" and armed.append(1))])
-    encode = w.encoder.encode
+    encode = w.scorer.encoder.encode
 
     def encode_then_fail(images):  # the device goes away while the event is open
         if armed:
             raise RuntimeError("encoder lost its device")
         return encode(images)
 
-    monkeypatch.setattr(w.encoder, "encode", encode_then_fail)
+    monkeypatch.setattr(w.scorer.encoder, "encode", encode_then_fail)
     before = dt.datetime.now(dt.UTC)
     stats = w.run()
     after = dt.datetime.now(dt.UTC)
@@ -94,7 +94,7 @@ def test_scored_dropped_and_failed_alerts_in_status_api_and_metrics(
         # 1. as fast as possible: every sampled frame is scored, none dropped; alerts fail
         r = c.post("/sources", json={"model": "street", "source": video, "realtime": False})
         st = _wait(c, r.json()["id"])
-        assert app.state.services.alerts.flush(30)
+        assert app.state.services.monitor.alerts.flush(30)
         st = c.get(f"/sources/{st['id']}").json()
         assert st["status"] == "ended" and st["frames"] == 120 and st["dropped"] == 0, st
         assert st["events"] >= 1 and st["alerts_failed"] == 2 * st["events"], st

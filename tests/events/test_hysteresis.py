@@ -5,7 +5,7 @@ import pytest
 
 from vlm_anomaly.detectors import CausalSmoother
 from vlm_anomaly.errors import ConfigError
-from vlm_anomaly.events import EventTracker, HysteresisConfig
+from vlm_anomaly.incidents import EventTracker, HysteresisConfig
 from vlm_anomaly.smoothing import SpanSmoother
 
 DT = 0.5  # seconds between samples

@@ -25,7 +25,7 @@ from ..redact import redact_text
 from ..source_policy import SourcePolicy
 from .deps import Services, caller
 from .jobs import JobManager
-from .limits import BodySizeLimit, body_limit
+from .limits import BodySizeLimit
 from .prometheus import ServiceMetrics
 from .routes import events, health, models, normal, sources
 from .schemas import ErrorOut
@@ -42,12 +42,11 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     metrics = ServiceMetrics()
     # sources started here are announced to Home Assistant like the cameras `watch` watches
     monitor = Monitor.from_settings(settings, pipeline=pipe, listener=metrics.on_notice, instance="api")
-    store, alerts, bridge = monitor.store, monitor.alerts, monitor.bridge
     jobs = JobManager(Path(settings.home) / "uploads", on_finish=lambda j: metrics.jobs.labels(j.kind, j.status).inc())
     section = settings.api  # tokens, allow-lists and limits: the api section
     per_video = int(section.max_upload_mb * 1024 * 1024)
-    services = Services(settings, pipe, store, alerts, monitor, metrics, jobs, SourcePolicy.from_settings(section),
-                        bridge, tokens=[t for t in section.api_tokens if t], max_video_bytes=per_video)
+    services = Services(settings, pipe, monitor, metrics, jobs, SourcePolicy.from_settings(section),
+                        tokens=[t for t in section.api_tokens if t], max_video_bytes=per_video)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -63,7 +62,7 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
         "endpoint but /health.",
     )
     app.state.services = services
-    app.add_middleware(BodySizeLimit, max_bytes=body_limit(per_video))
+    app.add_middleware(BodySizeLimit, per_video=per_video)
     app.middleware("http")(_timing)
     app.add_exception_handler(VlmAnomalyError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

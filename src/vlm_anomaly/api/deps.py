@@ -15,8 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..config import Settings
 from ..credentials import token_matches  # one constant-time compare, shared with the dashboard
-from ..events import AlertDispatcher, EventStore, Monitor
-from ..events.homeassistant import HomeAssistantBridge
+from ..events import Monitor
 from ..pipeline import Pipeline
 from ..source_policy import SourcePolicy
 from .jobs import JobManager
@@ -29,13 +28,10 @@ class Services:
 
     settings: Settings
     pipeline: Pipeline
-    store: EventStore
-    alerts: AlertDispatcher
-    monitor: Monitor
+    monitor: Monitor  # the live engine, with the event store, alerts and Home Assistant bridge it owns
     metrics: ServiceMetrics
     jobs: JobManager
     policy: SourcePolicy  # which sources POST /sources may open
-    bridge: HomeAssistantBridge | None  # announces watched sources to Home Assistant
     tokens: list[str]
     max_video_bytes: int  # per uploaded video (max_upload_mb)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import UploadFile
@@ -25,16 +24,6 @@ FORM_OVERHEAD = 1 << 20
 
 class UploadTooLargeError(VlmAnomalyError):
     status_code = 413
-
-
-def body_limit(per_video: int) -> Callable[[dict], int]:
-    """The limit is per video; a whole body is capped at what its route may carry (many videos for
-    ``/train``, one elsewhere), so that an oversized request is refused before it is spooled to disk."""
-    def limit(scope: dict) -> int:
-        videos = MAX_VIDEOS_PER_REQUEST if scope["path"].endswith("/train") else 1
-        return per_video * videos + FORM_OVERHEAD
-
-    return limit
 
 
 def save_uploads(files: list[UploadFile], folder: Path, max_bytes: int) -> list[str]:
@@ -68,11 +57,17 @@ class _TooLarge(Exception):
 
 
 class BodySizeLimit:
-    """``max_bytes``: a fixed limit, or a function of the ASGI scope (a limit per route)."""
+    """The limit is ``per_video`` bytes a video; a whole body is capped at what its route may carry
+    (many videos for ``/train``, one elsewhere), so that an oversized request is refused before it is
+    spooled to disk."""
 
-    def __init__(self, app, max_bytes: int | Callable[[dict], int]):
+    def __init__(self, app, per_video: int):
         self.app = app
-        self.max_bytes = max_bytes if callable(max_bytes) else (lambda scope: max_bytes)
+        self.per_video = per_video
+
+    def limit(self, scope: dict) -> int:
+        videos = MAX_VIDEOS_PER_REQUEST if scope["path"].endswith("/train") else 1
+        return self.per_video * videos + FORM_OVERHEAD
 
     async def _reject(self, send, limit: int) -> None:
         error = f"request body larger than the upload limit of {limit / 2**20:g} MB for this request"
@@ -85,14 +80,10 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.max_bytes(scope)
-        for k, v in scope.get("headers", []):
-            if k == b"content-length":
-                try:
-                    if int(v) > limit:
-                        return await self._reject(send, limit)
-                except ValueError:
-                    pass
+        limit = self.limit(scope)
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            return await self._reject(send, limit)
         seen = 0
         state = {"started": False, "exceeded": False, "replaced": False}
 

@@ -31,17 +31,6 @@ class ServiceMetrics:
         self._seen: dict[tuple, float] = {}  # last value synced of each watcher/alert counter
         self._sync_lock = threading.Lock()
 
-    def sync(self, statuses: list[dict], alerts=None) -> None:
-        """Bring the counters up to the watchers' own counts (frames scored and dropped, per
-        watch id) and the alert dispatcher's totals; called before each scrape."""
-        with self._sync_lock:
-            for st in statuses:
-                for key, counter in (("frames", self.frames), ("dropped", self.dropped)):
-                    self._advance((st["id"], key), st.get(key, 0), counter.labels(st["source"]))
-            if alerts is not None:
-                self._advance(("alerts", "sent"), alerts.sent, self.alerts.labels("sent"))
-                self._advance(("alerts", "failed"), alerts.failed, self.alerts.labels("failed"))
-
     def _advance(self, key: tuple, value: float, child) -> None:
         delta = value - self._seen.get(key, 0)
         if delta > 0:
@@ -56,8 +45,15 @@ class ServiceMetrics:
             self.gaps.labels(notice.source).inc()
             self.missed.labels(notice.source).inc(notice.gap.missed_s)
 
-    def scrape(self, monitor, alerts=None) -> bytes:
-        """The text exposition of every metric, brought up to date with the monitor's watchers."""
+    def scrape(self, monitor) -> bytes:
+        """The text exposition of every metric, the counters first brought up to the watchers' own
+        counts (frames scored and dropped, per watch id) and the monitor's alert totals."""
         self.watched.set(monitor.running)
-        self.sync(monitor.list(), alerts)
+        with self._sync_lock:
+            for st in monitor.list():
+                for key, counter in (("frames", self.frames), ("dropped", self.dropped)):
+                    self._advance((st["id"], key), st.get(key, 0), counter.labels(st["source"]))
+            if monitor.alerts is not None:
+                for result in ("sent", "failed"):
+                    self._advance(("alerts", result), getattr(monitor.alerts, result), self.alerts.labels(result))
         return generate_latest(self.registry)

@@ -9,6 +9,7 @@ finished as a plain MP4 when the event closes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -72,7 +73,7 @@ class EventEvidence:
         if not self.is_open:
             self._pending.append(image)
             return
-        if self._clip is None or self._clip.frames >= self.max_frames:
+        if self._clip is None or self._clip.frames_written >= self.max_frames:
             return
         try:
             self._clip.write(image)
@@ -136,7 +137,5 @@ class EventEvidence:
         log.warning("event evidence %s: clip stopped: %s", self.base, exc)
         if self._clip is not None:
             clip, self._clip = self._clip, None
-            try:
+            with contextlib.suppress(*_ERRORS):
                 clip.close()
-            except _ERRORS:
-                pass

@@ -80,10 +80,6 @@ class LiveFeed(EventSink):
             self._state, self._reason = state, reason
 
     @property
-    def state(self) -> str:
-        return self._state
-
-    @property
     def latest(self) -> Reading | None:
         with self._lock:
             return self._readings[-1] if self._readings else None

@@ -76,7 +76,7 @@ def event_type(kind: str, rec: EventRecord) -> str:
     """The ``event`` entity's type: a camera problem starting is ``camera_tamper``; every end is
     ``anomaly_end`` (its ``kind`` attribute says which)."""
     if kind == "start":
-        return "camera_tamper" if getattr(rec, "kind", None) in CAMERA_KINDS else "anomaly_start"
+        return "camera_tamper" if rec.kind in CAMERA_KINDS else "anomaly_start"
     return "anomaly_end"
 
 
@@ -102,7 +102,7 @@ def event_state(camera: str, rec: EventRecord) -> dict[str, Any]:
         "frames": rec.frames,
         "prompt": rec.prompt,
         "has_snapshot": bool(rec.snapshot),
-        "kind": getattr(rec, "kind", None) or "anomaly",
+        "kind": rec.kind,
         "end_reason": rec.end_reason,
     }
 
@@ -139,17 +139,18 @@ class HomeAssistantBridge(ListenerSink):
         self.store = store
         self.poll_s, self.timeout_s = poll_s, timeout_s
         self.cameras: dict[str, _Camera] = {}
-        self._by_source: dict[str, str] = {}
+        self._by_source: dict[str, _Camera] = {}  # by the source as watchers report it (credentials masked)
         self._lock = threading.RLock()
         self._connected = threading.Event()
         self._pending: list = []
         self._monitor = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._topics: list[str] = []  # subscribed again on every connection
         self.client, (host, port) = mqtt_client(url, will=(self.availability_topic, OFFLINE))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self._connected.clear()
-        self.client.message_callback_add(f"{self.discovery_prefix}/status", self._on_ha_status)
+        self.subscribe(f"{self.discovery_prefix}/status", self._on_ha_status)
         self.client.connect_async(host, port)
         self.client.loop_start()  # paho reconnects by itself; _on_connect republishes
 
@@ -174,6 +175,13 @@ class HomeAssistantBridge(ListenerSink):
             bridge.clear_stale()
         NormalButton(bridge, store, settings, pipeline=pipeline)
         return bridge
+
+    def subscribe(self, topic: str, callback) -> None:
+        """Hand ``topic``'s messages to ``callback`` from now on, across reconnections."""
+        self.client.message_callback_add(topic, callback)
+        self._topics.append(topic)
+        if self._connected.is_set():
+            self.client.subscribe(topic, qos=1)
 
     # -- topics and payloads ---------------------------------------------------------------
     def config_topic(self, cam: str, key: str) -> str:
@@ -231,8 +239,8 @@ class HomeAssistantBridge(ListenerSink):
         cam = _Camera(camera_id(name), shown, source)
         with self._lock:
             self.cameras[cam.id] = cam
-            if source is not None:  # watchers report their source with credentials masked
-                self._by_source[redact_url(source)] = cam.id
+            if source is not None:
+                self._by_source[redact_url(source)] = cam
             self._announce(cam)
             self._set_available(cam, False)
             self._publish(self.state_topic(cam.id, "anomaly"), "OFF")  # no event is open in this run yet
@@ -299,32 +307,9 @@ class HomeAssistantBridge(ListenerSink):
         return stale
 
     # -- states ----------------------------------------------------------------------------
-    def set_available(self, name: str, available: bool) -> None:
+    def _watched(self, source: str) -> _Camera | None:
         with self._lock:
-            cam = self.cameras.get(camera_id(name))
-            if cam is not None:
-                self._set_available(cam, available)
-
-    def set_score(self, name: str, score: float | None) -> None:
-        with self._lock:
-            cam = self.cameras.get(camera_id(name))
-            if cam is None or score is None:
-                return
-            text = f"{score:.4f}"
-            if text != cam.score:
-                cam.score = text
-                self._publish(self.state_topic(cam.id, "score"), text)
-
-    def on_event(self, name: str, kind: str, rec: EventRecord) -> None:
-        """``start``: problem ON, the open event and its first snapshot; ``end``: problem OFF, the
-        event and its final snapshot."""
-        cid = camera_id(name)
-        with self._lock:
-            if cid not in self.cameras:
-                return
-        state = self._publish_event_state(cid, rec, anomaly=kind == "start")
-        self._publish(self.state_topic(cid, "activity"),
-                      json.dumps({"event_type": event_type(kind, rec), **state}), retain=False)
+            return self._by_source.get(redact_url(source))
 
     def _publish_event_state(self, cid: str, rec: EventRecord, anomaly: bool = False) -> dict[str, Any]:
         """The retained states of an event: problem on/off, the last-event sensor, the snapshot."""
@@ -340,14 +325,19 @@ class HomeAssistantBridge(ListenerSink):
         return state
 
     def on_notice(self, notice) -> None:
-        """What the watchers tell (as a sink, or from worker processes): events, failures."""
-        cid = self._by_source.get(redact_url(notice.source))
-        if cid is None:
+        """What the watchers tell (as a sink, or from worker processes). An event's ``start``: problem
+        ON, the open event and its first snapshot; its ``end``: problem OFF, the event and its final
+        snapshot; a watcher's ``error``: the camera unavailable."""
+        cam, rec = self._watched(notice.source), notice.record
+        if cam is None:
             return
-        if notice.kind in ("start", "end") and notice.record is not None:
-            self.on_event(cid, notice.kind, notice.record)
+        if notice.kind in ("start", "end") and rec is not None:
+            state = self._publish_event_state(cam.id, rec, anomaly=notice.kind == "start")
+            self._publish(self.state_topic(cam.id, "activity"),
+                          json.dumps({"event_type": event_type(notice.kind, rec), **state}), retain=False)
         elif notice.kind == "error":
-            self.set_available(cid, False)
+            with self._lock:
+                self._set_available(cam, False)
 
     # -- following a Monitor ---------------------------------------------------------------
     def attach(self, monitor) -> None:
@@ -364,12 +354,15 @@ class HomeAssistantBridge(ListenerSink):
         if mon is None:
             return
         for st in mon.list():
-            cid = self._by_source.get(redact_url(st["source"]))
-            if cid is None:
+            cam = self._watched(st["source"])
+            if cam is None:
                 continue
-            running = st["status"] in ("running", "starting")
-            self.set_available(cid, running and bool(st.get("online")))
-            self.set_score(cid, st["last_score"])
+            with self._lock:
+                self._set_available(cam, st["status"] in ("running", "starting") and bool(st.get("online")))
+                score = None if st["last_score"] is None else f"{st['last_score']:.4f}"
+                if score is not None and score != cam.score:
+                    cam.score = score
+                    self._publish(self.state_topic(cam.id, "score"), score)
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -440,7 +433,7 @@ class HomeAssistantBridge(ListenerSink):
         if getattr(reason_code, "is_failure", False):
             log.warning("Home Assistant: MQTT connection refused: %s", reason_code)
             return
-        client.subscribe(f"{self.discovery_prefix}/status", qos=1)
+        client.subscribe([(t, 1) for t in self._topics])
         # after a reconnection the broker holds our Last Will's "offline": say online again
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
         self._republish()

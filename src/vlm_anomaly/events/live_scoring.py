@@ -43,11 +43,10 @@ class StreamScorer:
     """
 
     def __init__(self, pipeline: Pipeline, model: AnomalyModel, *, encode_lock: threading.Lock | None = None,
-                 describe: bool = True, interval_ms: int | None = None):
+                 interval_ms: int | None = None):
         s = pipeline.settings
         self.pipeline = pipeline
         self.model = model
-        self.describe = describe
         self.interval_ms = interval_ms
         #: how often (seconds) the model's file is checked for a newer version (footage marked
         #: normal while the stream runs): the stream then scores with what the model learnt
@@ -103,7 +102,7 @@ class StreamScorer:
         # inference release the GIL, so several cameras use every core
         res = self.detector.score_frames(frames)
         with self.encode_lock:
-            descs = self.pipeline.describe_scores(self.model, res) if self.describe else []
+            descs = self.pipeline.describe_scores(self.model, res)
             hits = self.prompts.score(res.embeddings) if self.prompts and res.embeddings is not None else None
         scores = self.prompts.fuse(res.scores, hits) if self.prompts and hits else res.scores
         out = []

@@ -28,32 +28,16 @@ LIVE_MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof+frag
                     "flush_packets": "1"}
 
 
-def write_snapshot(path: str | Path, image: np.ndarray, *, quality: int = 90) -> int:
+def write_snapshot(path: str | Path, image: np.ndarray) -> int:
     """Save an RGB frame as JPEG; returns the file size."""
-    data = encode_jpeg(image, quality)
+    data = encode_jpeg(image, 90)
     atomic_write_bytes(path, data)
     return len(data)
 
 
-class _GrowingVideoWriter(AnnotatedVideoWriter):
-    """The annotated-video writer in fragmented-MP4 mode: no encoder delay, a keyframe every 10 s."""
-
-    def __enter__(self) -> _GrowingVideoWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self.path), "w", format="mp4", options=dict(LIVE_MP4_OPTIONS))
-        return self
-
-    def _open_stream(self, w: int, h: int) -> None:
-        super()._open_stream(w, h)
-        # zerolatency: each frame's packet comes out of x264 at once, not frames later; a keyframe
-        # every 10 s (seeking; what survives a kill does not depend on it: every frame is a fragment)
-        # keeps clips about the size of ones written at the end (bench/event_evidence.py)
-        self._stream.options = {**self._stream.options, "tune": "zerolatency",
-                                "g": str(max(1, round(self.fps * 10)))}
-
-
-class ClipWriter:
-    """An event's clip, written frame by frame while the event is open.
+class ClipWriter(AnnotatedVideoWriter):
+    """An event's clip, written frame by frame while the event is open: the annotated-video writer
+    in fragmented-MP4 mode, no encoder delay, a keyframe every 10 s.
 
     What is on disk at any moment decodes (up to about the last frame written) even if the process
     is killed; :meth:`close` finishes it as a plain MP4. Errors are the caller's to catch
@@ -65,23 +49,26 @@ class ClipWriter:
     """
 
     def __init__(self, path: str | Path, fps: float, *, max_side: int = CLIP_MAX_SIDE):
-        self.path = Path(path)
-        self._out = _GrowingVideoWriter(self.path, fps=fps, max_side=max_side, preset="ultrafast", crf=28)
-        self._out.__enter__()
+        super().__init__(path, fps=fps, max_side=max_side, preset="ultrafast", crf=28)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self.path), "w", format="mp4", options=dict(LIVE_MP4_OPTIONS))
         self.closed = False
 
-    @property
-    def frames(self) -> int:
-        return self._out.frames_written
+    def _open_stream(self, w: int, h: int) -> None:
+        super()._open_stream(w, h)
+        # zerolatency: each frame's packet comes out of x264 at once, not frames later; a keyframe
+        # every 10 s (seeking; what survives a kill does not depend on it: every frame is a fragment)
+        # keeps clips about the size of ones written at the end (bench/event_evidence.py)
+        self._stream.options = {**self._stream.options, "tune": "zerolatency",
+                                "g": str(max(1, round(self.fps * 10)))}
 
-    def write(self, image: np.ndarray) -> None:
-        self._out.write_raw(image)
+    write = AnnotatedVideoWriter.write_raw  # evidence frames are written as they came
 
     def close(self) -> int:
         """Flush the encoder, close the file, remux it into a plain MP4; returns its size."""
         if not self.closed:
             self.closed = True
-            self._out.__exit__(None, None, None)
+            self.__exit__(None, None, None)
             finalise_clip(self.path)
         return self.path.stat().st_size if self.path.exists() else 0
 

@@ -65,17 +65,7 @@ class NormalButton:
         self.topic = command_topic(bridge.state_prefix, "+")
         self._lock = threading.Lock()  # one press learnt at a time
         self.threads: list[threading.Thread] = []
-        client = bridge.client
-        client.message_callback_add(self.topic, self._on_message)
-        before = client.on_connect
-
-        def on_connect(c, *args, **kwargs) -> None:  # subscriptions do not survive a reconnection
-            before(c, *args, **kwargs)
-            c.subscribe(self.topic, qos=1)
-
-        client.on_connect = on_connect
-        if bridge.wait_connected(0):
-            client.subscribe(self.topic, qos=1)
+        bridge.subscribe(self.topic, self._on_message)
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.retain or msg.payload.decode("utf-8", "replace") != PRESS:

@@ -85,7 +85,6 @@ class RecoveryJob(PeriodicJob):
         self.store = store
         self.on_closed = on_closed
         self.stale_after_s = stale_after_s
-        self.closed: list[EventRecord] = []
 
     def run_once(self) -> list[EventRecord]:
         try:
@@ -93,7 +92,6 @@ class RecoveryJob(PeriodicJob):
         except Exception:  # noqa: BLE001 - a failed check must not stop monitoring; the next one retries
             log.exception("recovery of stale open events failed")
             return []
-        self.closed += found
         for rec in found:
             if self.on_closed is not None:
                 try:

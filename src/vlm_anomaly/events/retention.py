@@ -42,10 +42,6 @@ class RetentionJob(PeriodicJob):
                    max_bytes=int(events.retention_max_mb * 1024 * 1024),
                    every_s=events.retention_interval_s)
 
-    @property
-    def enabled(self) -> bool:
-        return self.max_age_days > 0 or self.max_bytes > 0
-
     def run_once(self) -> int:
         """One pass; returns how many events were deleted (errors are logged, the job goes on)."""
         try:
@@ -58,4 +54,5 @@ class RetentionJob(PeriodicJob):
         return n
 
     def start(self) -> RetentionJob:
-        return super().start() if self.enabled else self
+        """Start the timer, unless neither an age nor a size limit is set."""
+        return super().start() if self.max_age_days > 0 or self.max_bytes > 0 else self

@@ -8,7 +8,6 @@ relative to it, so the folder can move. Retention deletes rows and their files t
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import threading
 from collections import Counter
@@ -187,6 +186,11 @@ class EventStore:
         self.engine.dispose()
 
     # -- writing -------------------------------------------------------------------------
+    def _write(self, statement) -> sa.CursorResult:
+        """Run one writing statement in its own transaction (one writer at a time in this process)."""
+        with self._lock, self.engine.begin() as conn:
+            return conn.execute(statement)
+
     def create(self, **values: Any) -> int:
         """Insert an event; an open one is stamped with this store's owner and a first heartbeat."""
         values.setdefault("started_at", utcnow())
@@ -194,27 +198,20 @@ class EventStore:
         if values["status"] == "open" and "owner" not in values:
             values["owner"] = self.lease.claim()
             values.setdefault("heartbeat_at", utcnow())
-        with self._lock, self.engine.begin() as conn:
-            res = conn.execute(events_table.insert().values(**values))
-            return int(res.inserted_primary_key[0])
+        return int(self._write(events_table.insert().values(**values)).inserted_primary_key[0])
 
     def update(self, event_id: int, **values: Any) -> None:
         if values.get("end_reason"):
             values["end_reason"] = str(values["end_reason"])[:500]
-        with self._lock, self.engine.begin() as conn:
-            res = conn.execute(events_table.update().where(events_table.c.id == event_id).values(**values))
-            if res.rowcount == 0:
-                raise EventNotFoundError(f"no event with id {event_id}")
+        if self._write(events_table.update().where(events_table.c.id == event_id).values(**values)).rowcount == 0:
+            raise EventNotFoundError(f"no event with id {event_id}")
 
     def heartbeat(self, owner: str) -> int:
         """Stamp ``heartbeat_at`` on the owner's open events: it still runs. Returns how many."""
-        with self._lock, self.engine.begin() as conn:
-            res = conn.execute(
-                events_table.update()
-                .where(events_table.c.owner == owner, events_table.c.status == "open")
-                .values(heartbeat_at=utcnow())
-            )
-            return int(res.rowcount)
+        res = self._write(events_table.update()
+                          .where(events_table.c.owner == owner, events_table.c.status == "open")
+                          .values(heartbeat_at=utcnow()))
+        return int(res.rowcount)
 
     def close_if_open(self, event_id: int, owner: str | None, **values: Any) -> bool:
         """Close an event only if it is still open and still ``owner``'s: True if this call closed it.
@@ -222,31 +219,24 @@ class EventStore:
         Why conditional: two processes starting at once may both find the same stale event; one
         closes it, the other sees it closed and stays quiet."""
         owner_match = events_table.c.owner.is_(None) if owner is None else events_table.c.owner == owner
-        with self._lock, self.engine.begin() as conn:
-            res = conn.execute(
-                events_table.update()
-                .where(events_table.c.id == event_id, events_table.c.status == "open", owner_match)
-                .values(status="closed", **values)
-            )
-            return res.rowcount == 1
+        res = self._write(events_table.update()
+                          .where(events_table.c.id == event_id, events_table.c.status == "open", owner_match)
+                          .values(status="closed", **values))
+        return res.rowcount == 1
 
     def acknowledge(self, event_id: int, by: str | None = None) -> EventRecord:
         self.update(event_id, acknowledged=True, acknowledged_at=utcnow(), acknowledged_by=by)
         return self.get(event_id)
 
     def add_gap(self, gap) -> int:
-        with self._lock, self.engine.begin() as conn:
-            res = conn.execute(
-                gaps_table.insert().values(source=gap.source, start_time=gap.start_time, end_time=gap.end_time,
-                                           missed_s=gap.missed_s, reason=gap.reason[:500], reconnects=gap.reconnects,
-                                           recorded_at=utcnow())
-            )
-            return int(res.inserted_primary_key[0])
+        res = self._write(gaps_table.insert().values(
+            source=gap.source, start_time=gap.start_time, end_time=gap.end_time, missed_s=gap.missed_s,
+            reason=gap.reason[:500], reconnects=gap.reconnects, recorded_at=utcnow()))
+        return int(res.inserted_primary_key[0])
 
     def delete(self, event_id: int) -> None:
         rec = self.get(event_id)
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(events_table.delete().where(events_table.c.id == event_id))
+        self._write(events_table.delete().where(events_table.c.id == event_id))
         self._remove_media(rec)
 
     # -- reading -------------------------------------------------------------------------
@@ -260,12 +250,9 @@ class EventStore:
     def list(self, *, source: str | None = None, acknowledged: bool | None = None, status: str | None = None,
              limit: int = 100, offset: int = 0) -> list[EventRecord]:
         q = events_table.select().order_by(events_table.c.started_at.desc(), events_table.c.id.desc())
-        if source is not None:
-            q = q.where(events_table.c.source == source)
-        if acknowledged is not None:
-            q = q.where(events_table.c.acknowledged == acknowledged)
-        if status is not None:
-            q = q.where(events_table.c.status == status)
+        for column, value in (("source", source), ("acknowledged", acknowledged), ("status", status)):
+            if value is not None:
+                q = q.where(events_table.c[column] == value)
         q = q.limit(max(1, min(int(limit), 10_000))).offset(max(0, int(offset)))
         with self.engine.connect() as conn:
             return [EventRecord(**r._asdict()) for r in conn.execute(q)]
@@ -313,34 +300,20 @@ class EventStore:
     def apply_retention(self, *, max_age_days: float = 0, max_bytes: int = 0) -> int:
         """Delete closed events older than ``max_age_days`` and, oldest first, those beyond
         ``max_bytes`` of media; returns how many were deleted."""
+        cutoff = utcnow() - _dt.timedelta(days=max_age_days)
         doomed: list[EventRecord] = []
-        closed = events_table.c.status == "closed"
         with self.engine.connect() as conn:
-            if max_age_days > 0:
-                cutoff = utcnow() - _dt.timedelta(days=max_age_days)
-                rows = conn.execute(events_table.select().where(closed).where(events_table.c.started_at < cutoff))
-                doomed += [EventRecord(**r._asdict()) for r in rows]
-            if max_bytes > 0:
-                total = conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.sum(events_table.c.media_bytes), 0))
-                ).scalar_one()
-                total -= sum(e.media_bytes for e in doomed)
-                seen = {e.id for e in doomed}
-                rows = conn.execute(
-                    events_table.select()
-                    .where(closed)
-                    .order_by(events_table.c.started_at, events_table.c.id)
-                )
-                for r in rows:
-                    if total <= max_bytes:
-                        break
-                    if r.id in seen:
-                        continue
-                    doomed.append(EventRecord(**r._asdict()))
-                    total -= r.media_bytes
+            total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(events_table.c.media_bytes), 0))).scalar_one()
+            rows = conn.execute(events_table.select().where(events_table.c.status == "closed")
+                                .order_by(events_table.c.started_at, events_table.c.id))
+            for r in rows:  # oldest first: every one too old comes before the others
+                too_old = max_age_days > 0 and aware(r.started_at) < cutoff
+                if not too_old and not (max_bytes > 0 and total > max_bytes):
+                    break
+                doomed.append(EventRecord(**r._asdict()))
+                total -= r.media_bytes
         if doomed:
-            with self._lock, self.engine.begin() as conn:
-                conn.execute(events_table.delete().where(events_table.c.id.in_([e.id for e in doomed])))
+            self._write(events_table.delete().where(events_table.c.id.in_([e.id for e in doomed])))
             for e in doomed:
                 self._remove_media(e)
             log.info("retention: deleted %d event(s)", len(doomed))
@@ -392,7 +365,3 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")  # readers (API) do not block the watcher's writes
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, default=str)

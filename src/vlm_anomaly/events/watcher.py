@@ -83,7 +83,7 @@ class WatchStats:
     sink_errors: Counter[str] = field(default_factory=Counter)  # calls that raised, per sink class
 
 
-def tell(sinks: Iterable[EventSink], method: str, w: SourceWatcher | None, *args, errors: Counter | None = None):
+def tell(sinks: Iterable[EventSink], method: str, w: SourceWatcher | None, *args, errors: Counter):
     """Call ``method`` on every sink; an event's newer record (the store's) goes on to the sinks after
     it, and is returned. A sink that raises is logged and counted in ``errors``; the others still hear."""
     for sink in sinks:
@@ -91,8 +91,7 @@ def tell(sinks: Iterable[EventSink], method: str, w: SourceWatcher | None, *args
             out = getattr(sink, method)(w, *args)
         except Exception as exc:  # noqa: BLE001 - one bad sink must not stop the others or the loop
             name = type(sink).__name__
-            if errors is not None:
-                errors[name] += 1
+            errors[name] += 1
             log.warning("%s: sink %s failed (%s): %s", w.label if w is not None else "recovery", name, method,
                         redact_text(f"{type(exc).__name__}: {exc}"))
             continue
@@ -114,7 +113,6 @@ class SourceWatcher:
                  realtime: bool = True, encode_lock: threading.Lock | None = None,
                  live: LiveSource | PushSource | None = None, interval_ms: int | None = None,
                  threshold: float | None = None, camera: str | None = None):
-        self.pipeline = pipeline
         s = self.settings = pipeline.settings
         self.model = pipeline.load(model)
         # the sampling interval (0 = every frame): the caller's, else one set explicitly in the
@@ -123,7 +121,6 @@ class SourceWatcher:
             interval_ms = s.interval_ms if "interval_ms" in s.model_fields_set else self.model.interval_ms
         self.interval_ms = int(interval_ms)
         self.scorer = StreamScorer(pipeline, self.model, encode_lock=encode_lock, interval_ms=self.interval_ms)
-        self.encoder = self.scorer.encoder
         self.source = str(source)
         self.label = redact_url(self.source)  # what events, alerts, logs and notices show
         self.camera = camera  # the camera's name (alert topics, Frigate); None: named by its source
@@ -139,7 +136,7 @@ class SourceWatcher:
                                                   model_window=self.model.smoothing_window,
                                                   interval_ms=self.interval_ms)
         self.half_clip = max(0.0, s.clip_seconds / 2)  # seconds of frames a clip starts with
-        self._open: _Open | None = None
+        self.pending: _Open | None = None  # the event being built (pending, open or cooling down)
         self.stats = WatchStats()
         self.records: list[EventRecord] = []  # closed events of this run (newest last)
 
@@ -148,14 +145,9 @@ class SourceWatcher:
         """The page feed among the sinks, if any."""
         return next((s for s in self.sinks if isinstance(s, LiveFeed)), None)
 
-    @property
-    def pending(self) -> _Open | None:
-        """The event being built (pending, open or cooling down), or None."""
-        return self._open
-
     def current(self) -> EventRecord | None:
         """The open event as it stands (built in memory), or None while none has started."""
-        ev = self._open
+        ev = self.pending
         return self._draft(ev, id=ev.event_id) if ev is not None and ev.event_id is not None else None
 
     def set_threshold(self, threshold: float) -> None:
@@ -165,7 +157,7 @@ class SourceWatcher:
 
     @property
     def hysteresis(self) -> HysteresisConfig:
-        """The event thresholds in force."""
+        """The event thresholds in force (the dashboard shows them)."""
         return self.builder.config
 
     # -- control ---------------------------------------------------------------------------
@@ -211,8 +203,8 @@ class SourceWatcher:
         why (else it stays open for ever and retention, which skips open events, never frees it)."""
         self.stats.error = message
         self.builder.restart()
-        if self._open is not None:
-            self._end_event(max(self.stats.last_time, self._open.start_time), f"watcher failed: {message}",
+        if self.pending is not None:
+            self._end_event(max(self.stats.last_time, self.pending.start_time), f"watcher failed: {message}",
                             ended_at=utcnow())
         self._set_status("failed", message)
 
@@ -244,12 +236,12 @@ class SourceWatcher:
         self.stats.last_time, self.stats.last_score = t, smooth
         if self.stats.status == "offline":  # frames again after a drop
             self._set_status("running")
-        if step.phase == Phase.IDLE and self._open is not None and self._open.event_id is None:
-            self._open = None  # a dip too short to be an event
+        if step.phase == Phase.IDLE and self.pending is not None and self.pending.event_id is None:
+            self.pending = None  # a dip too short to be an event
         if step.in_incident:
-            if self._open is None:
-                self._open = _Open(t, self._wall(t))
-            ev = self._open
+            if self.pending is None:
+                self.pending = _Open(t, self._wall(t))
+            ev = self.pending
             ev.scores.append(smooth)
             if len(ev.descriptions) < MAX_DESCRIPTIONS:
                 ev.descriptions.append(
@@ -297,7 +289,7 @@ class SourceWatcher:
         return EventRecord(**{**values, **extra})
 
     def _start_event(self) -> None:
-        ev = self._open
+        ev = self.pending
         if ev is None:
             return
         self.stats.events += 1
@@ -308,7 +300,7 @@ class SourceWatcher:
     def _end_event(self, end_time: float, reason: str, *, ended_at: _dt.datetime | None = None) -> None:
         """Close the open event: to the sinks, the records, the log. ``ended_at``: the wall-clock
         end (default: its start plus the event's length in the source)."""
-        ev, self._open = self._open, None
+        ev, self.pending = self.pending, None
         if ev is None or ev.event_id is None:
             return
         rec = self._tell("closed", self._draft(
@@ -337,7 +329,7 @@ class SourceWatcher:
         for tr in self.builder.finish(self.stats.last_time):
             if tr.kind == "end":
                 self._end_event(tr.end_time if tr.end_time is not None else self.stats.last_time, why)
-        self._open = None
+        self.pending = None
 
 
 class LiveSession:
@@ -424,7 +416,7 @@ class Monitor:
             *sinks,
         ]
         self.sink_errors: Counter[str] = Counter()  # of events recovery closed
-        self._watchers: dict[str, tuple[SourceWatcher, LiveSession, str]] = {}
+        self._sessions: dict[str, LiveSession] = {}
         self.max_running = pipeline.settings.max_watchers  # threads and connections are finite
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
@@ -439,7 +431,7 @@ class Monitor:
     @classmethod
     def from_settings(cls, settings, *, pipeline: Pipeline | None = None, listener: Listener | None = None,
                       sinks: Sequence[EventSink] = (), cameras: Sequence = (), instance: str = "",
-                      home_assistant: bool = True, retention: bool = True) -> Monitor:
+                      home_assistant: bool = True) -> Monitor:
         """The live engine of ``settings``, as every shell builds it: the event store (with media,
         retention and crash recovery), the alert sinks (webhooks, MQTT, and a Frigate event per
         anomaly of ``cameras`` Frigate has, with ``frigate_events``), Home Assistant discovery
@@ -456,8 +448,7 @@ class Monitor:
         alerts = AlertDispatcher.from_settings(settings.alerts, cameras=cameras if settings.frigate_events else ())
         bridge = (HomeAssistantBridge.for_cameras(settings, cameras, store=store, instance=instance, pipeline=pipeline)
                   if home_assistant else None)
-        mon = cls(pipeline, store=store, alerts=alerts, listener=listener, bridge=bridge, sinks=sinks,
-                  retention=retention)
+        mon = cls(pipeline, store=store, alerts=alerts, listener=listener, bridge=bridge, sinks=sinks)
         if bridge is not None:
             bridge.attach(mon)  # scores and stream availability, polled from the status rows
         return mon
@@ -482,36 +473,34 @@ class Monitor:
                 )
             w = SourceWatcher(pipeline or self.pipeline, model, source, sinks=[*self.sinks, *sinks],
                               realtime=realtime, encode_lock=self._encode_lock, **kwargs)
-            finished = [wid for wid, (_, sess, _) in self._watchers.items() if not sess.running]
+            finished = [wid for wid, sess in self._sessions.items() if not sess.running]
             for wid in finished[:max(0, len(finished) - KEEP_FINISHED)]:
-                del self._watchers[wid]
+                del self._sessions[wid]
             wid = f"w{next(self._ids)}"
-            self._watchers[wid] = (w, LiveSession(w, f"watch-{wid}").start(), w.model.name)
+            self._sessions[wid] = LiveSession(w, f"watch-{wid}").start()
         return wid
 
-    def get(self, wid: str) -> SourceWatcher:
+    def session(self, wid: str) -> LiveSession:
         try:
-            return self._watchers[wid][0]
+            return self._sessions[wid]
         except KeyError:
             raise WatchNotFoundError(f"no watched source with id {wid!r}") from None
 
-    def session(self, wid: str) -> LiveSession:
-        self.get(wid)
-        return self._watchers[wid][1]
+    def get(self, wid: str) -> SourceWatcher:
+        return self.session(wid).watcher
 
     def stop(self, wid: str, timeout_s: float = 10.0) -> dict:
         self.session(wid).stop(timeout_s)
         return self.status(wid)
 
     def status(self, wid: str) -> dict:
-        w, sess, model = self._watchers[wid]
-        st = w.stats
-        alerts = self.alerts
+        sess = self.session(wid)
+        w, st, alerts = sess.watcher, sess.stats, self.alerts
         return {
             "id": wid,
             "source": w.label,
             "camera": w.camera,
-            "model": model,
+            "model": w.model.name,
             "realtime": w.realtime,
             "status": st.status if sess.running or st.status != "running" else "ended",
             "frames": st.frames,  # scored
@@ -529,26 +518,26 @@ class Monitor:
         }
 
     def list(self) -> list[dict]:
-        return [self.status(wid) for wid in list(self._watchers)]
+        return [self.status(wid) for wid in list(self._sessions)]
 
     @property
     def running(self) -> int:
-        return sum(sess.running for _, sess, _ in self._watchers.values())
+        return sum(sess.running for sess in self._sessions.values())
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until every source ended (True) or ``timeout_s`` passed (False)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        for _, sess, _ in list(self._watchers.values()):
+        for sess in list(self._sessions.values()):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not sess.join(left):
                 return False
         return True
 
     def stop_all(self, timeout_s: float = 10.0) -> None:
-        for w, _, _ in self._watchers.values():
-            w.stop()
+        for sess in self._sessions.values():
+            sess.watcher.stop()
         deadline = time.monotonic() + timeout_s
-        for _, sess, _ in self._watchers.values():
+        for sess in self._sessions.values():
             sess.join(max(0.0, deadline - time.monotonic()))
         for job in (self.retention, self.recovery):
             if job is not None:

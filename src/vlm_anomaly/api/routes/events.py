@@ -24,30 +24,32 @@ def list_events(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[dict]:
     """Events, newest first; ``source`` as shown (masked) or its camera name."""
-    found = svc.store.list(source=svc.store.find_source(source),
-                           acknowledged=acknowledged, status=status, limit=limit, offset=offset)
+    store = svc.monitor.store
+    found = store.list(source=store.find_source(source), acknowledged=acknowledged, status=status, limit=limit,
+                       offset=offset)
     return [e.as_dict() for e in found]
 
 
 @router.get("/events/{event_id}", response_model=Event)
 def get_event(svc: Svc, event_id: EventId) -> dict:
-    return svc.store.get(event_id).as_dict()
+    return svc.monitor.store.get(event_id).as_dict()
 
 
 @router.post("/events/{event_id}/ack", response_model=Event)
 def ack_event(svc: Svc, event_id: EventId, who: Caller) -> dict:
     """Acknowledge an event; ``acknowledged_by`` is a fingerprint of the caller's token."""
-    return svc.store.acknowledge(event_id, by=who).as_dict()
+    return svc.monitor.store.acknowledge(event_id, by=who).as_dict()
 
 
 @router.delete("/events/{event_id}")
 def delete_event(svc: Svc, event_id: EventId) -> DeletedEvent:
-    svc.store.delete(event_id)
+    svc.monitor.store.delete(event_id)
     return DeletedEvent(deleted=event_id)
 
 
 def _media(svc: Svc, event_id: int, kind: str, media_type: str) -> FileResponse:
-    p = svc.store.media_path(getattr(svc.store.get(event_id), kind))
+    store = svc.monitor.store
+    p = store.media_path(getattr(store.get(event_id), kind))
     if p is None or not p.is_file():
         raise EventNotFoundError(f"event {event_id} has no {kind}")
     return FileResponse(p, media_type=media_type)
@@ -70,4 +72,5 @@ def event_clip(svc: Svc, event_id: EventId) -> FileResponse:
 @router.get("/gaps", response_model=list[Gap])
 def list_gaps(svc: Svc, source: SourceQuery = None, limit: Limit = 100) -> list[dict]:
     """Stream stalls/drops and the time they cost, newest first."""
-    return svc.store.gaps(svc.store.find_source(source), limit)
+    store = svc.monitor.store
+    return store.gaps(store.find_source(source), limit)

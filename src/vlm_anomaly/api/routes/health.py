@@ -23,5 +23,5 @@ def health(svc: Svc) -> Health:
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "metrics"}})
 def prometheus_metrics(svc: Svc) -> Response:
     """Prometheus metrics (text exposition format)."""
-    body = svc.metrics.scrape(svc.monitor, svc.alerts)
+    body = svc.metrics.scrape(svc.monitor)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

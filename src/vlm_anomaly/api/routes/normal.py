@@ -71,7 +71,7 @@ def mark_video_normal(svc: Svc, name: ModelName, req: MarkNormalRequest) -> Norm
 def mark_event_as_normal(svc: Svc, event_id: EventId, req: MarkEventRequest | None = None) -> NormalAdditionOut:
     """Teach the model that raised this event that the event was normal (its source's footage over
     the event's time, or the event's clip for a camera)."""
-    pipe, store = svc.pipeline, svc.store
+    pipe, store = svc.pipeline, svc.monitor.store
     a = mark_event_normal(store, pipe.store, event_id, note=req.note if req else "", pipeline=pipe)
     return _out(store.get(event_id).model, a)
 

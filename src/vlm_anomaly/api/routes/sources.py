@@ -24,7 +24,7 @@ def start_source(svc: Svc, req: WatchRequest) -> dict:
     model = svc.pipeline.load(req.model)  # 404 first: no model, nothing to check
     source = svc.policy.check(req.source)
     camera = req.camera or camera_id(source)
-    bridge = svc.bridge  # sources started here are announced to Home Assistant like `watch`'s cameras
+    bridge = svc.monitor.bridge  # sources started here are announced to Home Assistant like `watch`'s cameras
     if bridge is not None:
         bridge.add_camera(camera, source)
     try:
@@ -38,14 +38,13 @@ def start_source(svc: Svc, req: WatchRequest) -> dict:
 
 @router.get("/sources/{watch_id}", response_model=WatchStatus)
 def get_source(svc: Svc, watch_id: WatchId) -> dict:
-    svc.monitor.get(watch_id)  # 404 for an unknown id
-    return svc.monitor.status(watch_id)
+    return svc.monitor.status(watch_id)  # 404 for an unknown id
 
 
 @router.delete("/sources/{watch_id}", response_model=WatchStatus)
 def stop_source(svc: Svc, watch_id: WatchId) -> dict:
     """Stop watching; its Home Assistant device is removed (no longer watched)."""
     status = svc.monitor.stop(watch_id)
-    if svc.bridge is not None and status.get("camera"):
-        svc.bridge.remove_camera(status["camera"])
+    if svc.monitor.bridge is not None and status.get("camera"):
+        svc.monitor.bridge.remove_camera(status["camera"])
     return status
