@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import InvalidVideoError
 from .attribute import Attribute, FitData, grow_box, load_bank, worst_cell
 from .calibration import leave_one_group_out
-from .density import CellBanks, build_banks
+from .density import CellBanks, build_banks, neighbours
 from .direction import (
     ACTIVE_SHARE,
     DIRECTION_BINS,
@@ -20,7 +20,6 @@ from .direction import (
     direction_scale,
     direction_words,
     fit_direction,
-    radius_neighbours,
     turned,
 )
 from .features import MOTION_DIM, SHAPE_BINS
@@ -196,7 +195,7 @@ class DirectionAttribute(CellAttribute):
     def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
         R = st.config.grid.rows
         return CellBanks(rows, st.cells[self.name], st.n_cells,
-                         radius_neighbours(st.arrays["place_radius"], R, st.cols), st.config.k)
+                         neighbours(R, st.cols, st.arrays["place_radius"]), st.config.k)
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         cfg, a = data.config, self.name
@@ -248,8 +247,7 @@ class DirectionAttribute(CellAttribute):
             # moving examples went (someone going the wrong way where few walk is nearest to nobody);
             # where the cell itself never moved (the edge of someone passing just beside the
             # normal paths), what the cells around it went
-            for ring in (np.array([cell]), radius_neighbours(np.array([1] * st.n_cells), st.config.grid.rows,
-                                                             st.cols)[cell]):
+            for ring in (np.array([cell]), neighbours(st.config.grid.rows, st.cols, 1)[cell]):
                 mine = st.rows[self.name][np.isin(st.cells[self.name], ring)] * st.scales[self.name]
                 moved = mine[mine[:, :DIRECTION_BINS].sum(1) > 0] if len(mine) else mine
                 if len(moved):

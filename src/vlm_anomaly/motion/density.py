@@ -14,14 +14,15 @@ from scipy.spatial import cKDTree
 from ..detectors.neighbours import subsample, tree_query
 
 
-def neighbours(rows: int, cols: int, radius: int) -> list[np.ndarray]:
-    """Flat indices of the cells within ``radius`` (Chebyshev) of each cell."""
+def neighbours(rows: int, cols: int, radius: int | np.ndarray) -> list[np.ndarray]:
+    """Flat indices of the cells within ``radius`` (Chebyshev) of each cell: one radius for all,
+    or (rows * cols,) each cell's own."""
     out = []
-    for r in range(rows):
-        for c in range(cols):
-            rr, cc = np.meshgrid(np.arange(max(0, r - radius), min(rows, r + radius + 1)),
-                                 np.arange(max(0, c - radius), min(cols, c + radius + 1)), indexing="ij")
-            out.append((rr * cols + cc).ravel())
+    for i, rad in enumerate(np.broadcast_to(np.asarray(radius, np.int64), (rows * cols,))):
+        r, c = divmod(i, cols)
+        rr, cc = np.meshgrid(np.arange(max(0, r - rad), min(rows, r + rad + 1)),
+                             np.arange(max(0, c - rad), min(cols, c + rad + 1)), indexing="ij")
+        out.append((rr * cols + cc).ravel())
     return out
 
 
