@@ -32,6 +32,7 @@ from .extract import (
     iter_cells,
     iter_source,
     learn_speed_floor,
+    pack_cells,
 )
 from .features import GridConfig, grid_cols
 from .registry import ATTRIBUTES as REGISTRY
@@ -435,8 +436,8 @@ class MotionScorer:
                           sources=list(st.sources), _banks={})
             if (~sel).any():
                 for a in st.config.fused:
-                    REGISTRY[a].add_normal(tmp, cells_where(feats, ~sel), len(st.sources))
-            part = cells_where(feats, sel)
+                    REGISTRY[a].add_normal(tmp, feats.where(~sel), len(st.sources))
+            part = feats.where(sel)
             out[sel] = np.stack([np.asarray(REGISTRY[a].values(tmp, part)[0], np.float64)
                                  for a in st.config.fused], 1)
         return out
@@ -521,14 +522,9 @@ class MotionScorer:
         recent: deque[tuple[float, float, dict]] = deque(maxlen=max(1, st.config.smoothing_window))
         for f in frames:
             c = stream.features(f)
-            crops = (stream.embedder.embed(stream.embedder.crops(f.image, c.blobs)) if stream.embedder is not None
-                     else np.zeros((0, 0), np.float32))
-            sc = SourceCells(f.source, (f.image.shape[1], f.image.shape[0]), np.array([f.index]),
-                             np.array([f.timestamp]), np.array([c.has_motion]), c.motion[None], c.shape[None],
-                             np.zeros(len(c.blobs), np.int64), c.blobs, crops, scene=c.scene[None],
-                             camera=c.camera[None], scene_change=c.scene_change[None],
-                             direction=c.direction[None] if c.direction is not None else None)
-            res = self.score_cells(sc)
+            crops = stream.embed(stream.embedder.crops(f.image, c.blobs) if stream.embedder is not None else [])
+            res = self.score_cells(pack_cells(f.source, (f.image.shape[1], f.image.shape[0]),
+                                              [(f.index, f.timestamp, c)], crops, st.config.grid.rows, st.cols))
             self.timing = dict(stream.timing)
             # the watcher smooths over the trailing window: explain by its worst frame when it is low
             recent.append((float(res.scores[0]), f.timestamp, res.explanations[0]))
@@ -594,21 +590,7 @@ def load_heldout(st: MotionState, arrays: dict[str, np.ndarray]) -> None:
 
 def cells_from(feats: SourceCells, start_s: float) -> SourceCells:
     """The frames of ``feats`` from ``start_s`` on."""
-    return cells_where(feats, feats.timestamps >= start_s - 1e-6)
-
-
-def cells_where(feats: SourceCells, keep: np.ndarray) -> SourceCells:
-    """The frames of ``feats`` where ``keep`` (n,) is True, their moving regions renumbered."""
-    keep = np.asarray(keep, bool)
-    new_no = np.cumsum(keep) - 1
-    bk = keep[feats.blob_frame] if len(feats.blob_frame) else np.zeros(0, bool)
-    return replace(
-        feats, frame_indices=feats.frame_indices[keep], timestamps=feats.timestamps[keep],
-        has_motion=feats.has_motion[keep], motion=feats.motion[keep], shape=feats.shape[keep],
-        blob_frame=new_no[feats.blob_frame[bk]].astype(np.int64), blobs=feats.blobs[bk],
-        crops=feats.crops[bk] if len(feats.crops) == len(feats.blobs) and feats.crops.shape[1] else feats.crops,
-        scene=feats.scene[keep], scene_change=feats.scene_change[keep], camera=feats.camera[keep],
-        direction=feats.direction[keep] if feats.direction is not None else None)
+    return feats.where(feats.timestamps >= start_s - 1e-6)
 
 
 def _worst_of(window: list[tuple[float, float, dict]], own: dict) -> dict:
