@@ -14,7 +14,7 @@ An attribute
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,7 +41,6 @@ class FitData:
     has_motion: np.ndarray  # (n,) frames measured against a reference frame
     cols: int
     embedder_key: str = ""
-    slices: list[slice] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -52,10 +51,6 @@ class FitData:
         return self.config.grid.rows * self.cols
 
     @cached_property
-    def offsets(self) -> np.ndarray:
-        return np.cumsum([0] + [f.n_frames for f in self.feats])
-
-    @cached_property
     def blobs(self) -> np.ndarray:
         """(M, BLOB_DIM) every clip's moving regions."""
         return np.concatenate([f.blobs for f in self.feats]).reshape(-1, BLOB_DIM)
@@ -63,7 +58,8 @@ class FitData:
     @cached_property
     def blob_row(self) -> np.ndarray:
         """(M,) frame row (over all clips) of each moving region."""
-        return np.concatenate([f.blob_frame + self.offsets[i] for i, f in enumerate(self.feats)]).astype(np.int64)
+        offsets = np.cumsum([0] + [f.n_frames for f in self.feats])
+        return np.concatenate([f.blob_frame + offsets[i] for i, f in enumerate(self.feats)]).astype(np.int64)
 
 
 class Attribute:
@@ -82,9 +78,9 @@ class Attribute:
         """Learn from normal features into ``st``; return (n,) held-out per-frame values."""
         raise NotImplementedError
 
-    def calibrate(self, values: np.ndarray, data: FitData) -> RobustZ:
+    def calibrate(self, values: np.ndarray, has_motion: np.ndarray) -> RobustZ:
         """Robust z of the held-out values (of frames measured against a reference, when it needs one)."""
-        use = data.has_motion if self.needs_motion and data.has_motion.any() else slice(None)
+        use = has_motion if self.needs_motion and has_motion.any() else slice(None)
         return RobustZ.fit(values[use])
 
     def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:

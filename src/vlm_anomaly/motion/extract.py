@@ -213,17 +213,14 @@ def degraded(frames: Iterable[tuple[Frame, bool]]) -> Iterator[tuple[Frame, bool
         yield replace(f, image=degrade(f.image), previous=prev), take
 
 
-def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int = 0, max_side: int = 0,
-               max_frames: int = 0, max_duration_s: float = 0,
-               frames: Iterable[tuple[Frame, bool]] | None = None,
+def iter_cells(source: str, config: GridConfig, cols: int, *, frames: Iterable[tuple[Frame, bool]] | None = None,
                progress: Callable[[int], None] | None = None, stream: CellStream | None = None,
                chunk: int = 256) -> Iterator[SourceCells]:
-    """Cell features of the sampled frames of ``source``, ``chunk`` frames at a time (memory stays
-    flat in video length: neither frames nor features of earlier chunks are kept)."""
+    """Cell features of the sampled ``frames`` of ``source`` (default: every frame, see
+    :func:`iter_source`), ``chunk`` frames at a time (memory stays flat in video length: neither
+    frames nor features of earlier chunks are kept)."""
     cs = stream or CellStream(config, cols)
-    it = frames if frames is not None else iter_source(source, interval_ms=interval_ms, max_side=max_side,
-                                                       max_frames=max_frames, max_duration_s=max_duration_s,
-                                                       config=config)
+    it = frames if frames is not None else iter_source(source, config=config)
     done = 0
     size = (0, 0)
     measured: list[tuple[int, float, CellFeatures]] = []
