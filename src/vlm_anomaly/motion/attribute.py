@@ -99,6 +99,12 @@ class Attribute:
         """A k-NN bank over ``rows`` (``query(X) -> (distances, nearest)``), for k-NN attributes."""
         raise NotImplementedError
 
+    def keep_bank(self, st: MotionState, data: FitData, rows: np.ndarray, cells: np.ndarray,
+                  frames: np.ndarray) -> None:
+        """Keep the k-NN bank learnt at fit: its rows, their cells and each row's training (source, frame)."""
+        st.rows[self.name], st.cells[self.name] = rows.astype(np.float32), cells
+        st.refs[self.name] = np.stack([data.src_no[frames], data.frame_no[frames]], 1)
+
     def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Footage marked normal after training: the (rows, cells, frame rows) its k-NN bank gains
         from ``feats``, chosen as :meth:`fit` chooses them; None: it learns nothing more from it

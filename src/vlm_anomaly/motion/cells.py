@@ -11,15 +11,15 @@ import numpy as np
 
 from ..errors import InvalidVideoError
 from .attribute import Attribute, FitData, grow_box, load_bank, worst_cell
-from .calibration import leave_one_group_out
-from .density import CellBanks, build_banks, neighbours
+from .density import CellBanks, build_banks, heldout_distances, neighbours
 from .direction import (
     ACTIVE_SHARE,
     DIRECTION_BINS,
     DIRECTION_DIM,
+    cell_divisors,
     direction_scale,
     direction_words,
-    fit_direction,
+    place_radius,
     turned,
 )
 from .features import MOTION_DIM, SHAPE_BINS
@@ -67,8 +67,12 @@ class CellAttribute(Attribute):
         """Per-dimension divisors from the training rows."""
         raise NotImplementedError
 
+    def neighbourhood(self, st: MotionState) -> list[np.ndarray]:
+        """Per cell, the cells whose normal examples it accepts (position tolerance)."""
+        return st.neighbours()
+
     def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
-        return CellBanks(rows, st.cells[self.name], st.n_cells, st.neighbours(), st.config.k)
+        return CellBanks(rows, st.cells[self.name], st.n_cells, self.neighbourhood(st), st.config.k)
 
     def scaled_rows(self, data: FitData, st: MotionState) -> np.ndarray:
         """The training clips' (n, cells, d) rows over the scale learnt from them (kept in ``st``,
@@ -81,19 +85,14 @@ class CellAttribute(Attribute):
         return X / st.scales[self.name]
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
-        cfg, a = data.config, self.name
+        cfg = data.config
         X = self.scaled_rows(data, st)
-        r, c, fr = build_banks(X, cfg.max_bank)
-        st.rows[a], st.cells[a] = r.astype(np.float32), c
-        st.refs[a] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
-        nb = st.neighbours()
+        self.keep_bank(st, data, *build_banks(X, cfg.max_bank))
+        return self.frame_values(st, heldout_distances(X, data.groups, cfg.max_bank, self.neighbourhood(st), cfg.k))
 
-        def heldout(sel: np.ndarray) -> np.ndarray:
-            r2, c2, _ = build_banks(X[~sel], cfg.max_bank)
-            d, _ = CellBanks(r2, c2, data.n_cells, nb, cfg.k).query(X[sel])
-            return d.max(1)
-
-        return leave_one_group_out(data.groups, heldout, data.n)
+    def frame_values(self, st: MotionState, D: np.ndarray) -> np.ndarray:
+        """Held-out (n, cells) distances -> each frame's value: its worst cell's."""
+        return D.max(1)
 
     def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return build_banks(self.raw(feats) / st.scales[self.name], st.config.max_bank)
@@ -192,24 +191,25 @@ class DirectionAttribute(CellAttribute):
     def scale(self, X: np.ndarray) -> np.ndarray:
         return direction_scale(X)
 
-    def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
-        R = st.config.grid.rows
-        return CellBanks(rows, st.cells[self.name], st.n_cells,
-                         neighbours(R, st.cols, st.arrays["place_radius"]), st.config.k)
+    def neighbourhood(self, st: MotionState) -> list[np.ndarray]:
+        return neighbours(st.config.grid.rows, st.cols, st.arrays["place_radius"])
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
-        cfg, a = data.config, self.name
-        X = self.scaled_rows(data, st)
+        cfg = data.config
         active = np.concatenate([f.motion[..., 3] for f in data.feats]) > ACTIVE_SHARE
-        r, c, fr, place, per_frame, pscale = fit_direction(
-            X, active, data.groups, cfg.grid.rows, data.cols, max_bank=cfg.max_bank, k=cfg.k,
-            min_examples=cfg.place_examples, max_radius=cfg.place_max_radius, per_cell=cfg.place_norm)
-        st.rows[a], st.cells[a] = r.astype(np.float32), c
-        st.refs[a] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
-        st.arrays["place_radius"] = place.astype(np.int64)
-        if pscale is not None:
-            st.arrays["place_scale"] = pscale.astype(np.float64)
-        return per_frame
+        # the tolerance of the model that will score is the one calibrated: every held-out fold uses
+        # the radius learnt from all clips (a fold's own, from fewer clips, would be wider and its
+        # threshold too low for the deployed bank)
+        st.arrays["place_radius"] = place_radius(active, cfg.grid.rows, data.cols, cfg.place_examples,
+                                                 cfg.place_max_radius)
+        return super().fit(data, st)
+
+    def frame_values(self, st: MotionState, D: np.ndarray) -> np.ndarray:
+        """With ``place_norm``, each cell's distances over what held-out normal frames reach there."""
+        if st.config.place_norm:
+            st.arrays["place_scale"] = cell_divisors(D)
+            D = D / st.arrays["place_scale"]
+        return D.max(1)
 
     def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         super().load(st, meta, arrays)

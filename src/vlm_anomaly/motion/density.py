@@ -65,6 +65,19 @@ class CellBanks:
         return dist, near
 
 
+def heldout_distances(X: np.ndarray, groups: np.ndarray, max_rows: int, nbrs: list[np.ndarray] | None, k: int,
+                      still: np.ndarray | None = None) -> np.ndarray:
+    """(n, cells) each training frame's per-cell distance to the banks built (:func:`build_banks`)
+    from the other groups' frames: leave-one-clip-out, so calibration sees how far new normal
+    data falls, not the zero distance of a memorised frame."""
+    D = np.zeros(X.shape[:2])
+    for g in np.unique(groups):
+        sel = groups == g
+        r, c, _ = build_banks(X[~sel], max_rows, None if still is None else still[~sel])
+        D[sel] = CellBanks(r, c, X.shape[1], nbrs, k).query(X[sel])[0]
+    return D
+
+
 def build_banks(X: np.ndarray, max_rows: int, still: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From training examples X (n, cells, d): the kept rows, their cell, their frame number. Per

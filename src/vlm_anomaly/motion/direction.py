@@ -30,8 +30,6 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .density import CellBanks, build_banks, neighbours
-
 #: orientation bins (45 degrees each, soft-assigned) + the rms speed of the cell's moving pixels +
 #: the rms speed of its fastest quarter (see :func:`direction_cells`)
 DIRECTION_BINS = 8
@@ -131,31 +129,6 @@ def place_radius(active: np.ndarray, rows: int, cols: int, min_examples: int, ma
                     out[r * cols + c] = rad
                     break
     return out
-
-
-def fit_direction(X: np.ndarray, active: np.ndarray, groups: np.ndarray, rows: int, cols: int, *,
-                  max_bank: int, k: int, min_examples: int, max_radius: int, per_cell: bool = False
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Bank and held-out values of scaled examples ``X`` (n, cells, DIRECTION_DIM).
-
-    Returns the bank's rows, their cells, their frame numbers, the per-cell radius, each training
-    frame's worst-cell distance to a bank fitted without its group, and with ``per_cell`` the
-    per-cell divisors of distances (see :func:`cell_divisors`; None without)."""
-    n_cells = rows * cols
-    # the tolerance of the model that will score is the one calibrated: every held-out fold uses
-    # the radius learnt from all clips (a fold's own, from fewer clips, would be wider and its
-    # threshold too low for the deployed bank)
-    rad = place_radius(active, rows, cols, min_examples, max_radius)
-    nb = neighbours(rows, cols, rad)
-    D = np.zeros(X.shape[:2])
-    for g in np.unique(groups):
-        out = groups != g
-        r2, c2, _ = build_banks(X[out], max_bank)
-        D[groups == g], _ = CellBanks(r2, c2, n_cells, nb, k).query(X[groups == g])
-    div = cell_divisors(D) if per_cell else None
-    per_frame = (D / div if div is not None else D).max(1)
-    r, c, fr = build_banks(X, max_bank)
-    return r, c, fr, rad, per_frame, div
 
 
 def cell_divisors(D: np.ndarray) -> np.ndarray:

@@ -80,9 +80,8 @@ class RegionAttribute(Attribute):
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         keep = fit_regions(data, st)
         X = self.learn(data, st)
-        a, b_row, n = self.name, data.blob_row, data.n
-        st.rows[a], st.cells[a] = X[keep].astype(np.float32), np.zeros(len(keep), np.int64)
-        st.refs[a] = np.stack([data.src_no[b_row[keep]], data.frame_no[b_row[keep]]], 1)
+        b_row, n = data.blob_row, data.n
+        self.keep_bank(st, data, X[keep], np.zeros(len(keep), np.int64), b_row[keep])
         b_group = data.groups[b_row]
 
         def heldout(frames: np.ndarray) -> np.ndarray:

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .attribute import Attribute, FitData, grow_box, load_bank, worst_cell
-from .calibration import leave_one_group_out
-from .density import CellBanks, build_banks
+from .density import CellBanks, build_banks, heldout_distances
 from .features import SCENE_DIM
 
 if TYPE_CHECKING:
@@ -74,19 +73,9 @@ class SceneAttribute(Attribute):
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         X = np.concatenate([self.raw(f) for f in data.feats])
         still = np.concatenate([still_cells(f, data.config.scene_still) for f in data.feats])
-        r, c, fr = build_banks(X, data.config.max_bank, still)
-        st.rows[self.name], st.cells[self.name] = r, c
-        st.refs[self.name] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
+        self.keep_bank(st, data, *build_banks(X, data.config.max_bank, still))
         st.scales[self.name] = np.ones(SCENE_DIM)
-
-        dist = np.zeros((data.n, data.n_cells))
-
-        def heldout(sel: np.ndarray) -> np.ndarray:
-            r2, c2, _ = build_banks(X[~sel], data.config.max_bank, still[~sel])
-            dist[sel] = CellBanks(r2, c2, data.n_cells, None, 1).query(X[sel])[0]
-            return np.zeros(int(sel.sum()))
-
-        leave_one_group_out(data.groups, heldout, data.n)
+        dist = heldout_distances(X, data.groups, data.config.max_bank, None, 1, still)
         st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = cell_calibration(dist, still)
         return self._frame_values(st, dist, still)
 
