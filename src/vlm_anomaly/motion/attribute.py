@@ -149,8 +149,10 @@ class Attribute:
         return f"unusual {self.name} in the {e.get('where', 'frame')} (z {e['z'].get(self.name, 0):.1f})"
 
 
-def source_name(st: MotionState, src) -> str:
-    return st.sources[int(src)] if 0 <= int(src) < len(st.sources) else ""
+def nearest_normal(st: MotionState, a: str, i: int, box: list[int]) -> dict:
+    """Row ``i`` of attribute ``a``'s bank as explanations show it: its training source, frame and ``box``."""
+    src, fr = (int(v) for v in st.refs[a][i])
+    return {"attribute": a, "source": st.sources[src] if 0 <= src < len(st.sources) else "", "frame": fr, "box": box}
 
 
 def where_words(r: int, c: int, R: int, C: int) -> str:
@@ -186,9 +188,7 @@ def worst_cell(st: MotionState, a: str, feats: SourceCells, j: int, detail: Any,
     i = int(near[j, cell]) if len(near) else -1
     if i >= 0:
         w, h = (int(v) for v in feats.size)
-        src, fr = st.refs[a][i]
-        out["nearest_normal"] = {"attribute": a, "source": source_name(st, src), "frame": int(fr),
-                                 "box": cell_box(r, c, w, h, R, C)}
+        out["nearest_normal"] = nearest_normal(st, a, i, cell_box(r, c, w, h, R, C))
     return cell, r, c
 
 
