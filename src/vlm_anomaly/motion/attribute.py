@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import cv2
 import numpy as np
 
-from .calibration import RobustZ
+from ..detectors.calibration import RobustZ
 from .features import BLOB_DIM
 
 if TYPE_CHECKING:

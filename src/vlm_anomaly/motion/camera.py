@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..detectors.calibration import RobustZ
 from .attribute import Attribute, FitData
-from .calibration import RobustZ, leave_one_group_out
+from .calibration import leave_one_group_out
 from .features import SCENE_DIM, SCENE_PATCH
 from .scene import still_cells
 

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..detectors.calibration import robust_scale
+from ..detectors.neighbours import Projection, subsample
 from ..errors import InvalidVideoError
 from .attribute import Attribute, FitData, load_bank, nearest_normal, where_words
-from .calibration import Projection, leave_one_group_out, robust_scale, subsample
+from .calibration import leave_one_group_out
 from .objects import OBJECT_DIM, RegionBank, fit_perspective, object_features, per_frame_max
 
 if TYPE_CHECKING:

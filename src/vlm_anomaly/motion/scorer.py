@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..detectors.calibration import RobustZ
+from ..detectors.neighbours import Projection
 from ..errors import InvalidVideoError, NotFittedError
 from ..smoothing import moving_average
 from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .appearance import CropEmbedder
 from .attribute import FitData
-from .calibration import Projection, RobustZ, fit_threshold
+from .calibration import fit_threshold
 from .density import neighbours
 from .extract import (
     CellStream,
