@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..detectors.calibration import RobustZ
-from ..detectors.neighbours import Projection
+from ..detectors.neighbours import Projection, time_chunks
 from ..errors import InvalidVideoError, NotFittedError
 from ..smoothing import moving_average
 from ..values import EmbeddedVideo
@@ -410,7 +410,7 @@ class MotionScorer:
         own level and the model would stop seeing anything as unusual."""
         st = self._check()
         n = feats.n_frames
-        chunk = _chunks(n)
+        chunk = time_chunks(n)
         out = np.zeros((n, len(st.config.fused)))
         for c in np.unique(chunk):
             sel = chunk == c
@@ -602,12 +602,7 @@ def _groups(feats: Sequence[SourceCells], copy_of: Sequence[int]) -> np.ndarray:
     single clip (and of its copy)."""
     if len(set(copy_of)) >= 2:
         return np.concatenate([np.full(f.n_frames, copy_of[i]) for i, f in enumerate(feats)])
-    return np.concatenate([_chunks(f.n_frames) for f in feats])
-
-
-def _chunks(n: int) -> np.ndarray:
-    """(n,) which of 4 consecutive time chunks each of ``n`` frames falls in."""
-    return np.minimum(np.arange(n) * 4 // max(1, n), 3)
+    return np.concatenate([time_chunks(f.n_frames) for f in feats])
 
 
 def motion_text(e: dict) -> str:
