@@ -69,7 +69,7 @@ class CellAttribute(Attribute):
 
     def neighbourhood(self, st: MotionState) -> list[np.ndarray]:
         """Per cell, the cells whose normal examples it accepts (position tolerance)."""
-        return st.neighbours()
+        return neighbours(st.config.grid.rows, st.cols, st.config.radius)
 
     def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
         return CellBanks(rows, st.cells[self.name], st.n_cells, self.neighbourhood(st), st.config.k)

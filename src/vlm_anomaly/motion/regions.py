@@ -50,9 +50,6 @@ class RegionAttribute(Attribute):
         """Extract: (m, d) rows of the regions of ``feats``."""
         raise NotImplementedError
 
-    def bank(self, st: MotionState, rows: np.ndarray):
-        raise NotImplementedError
-
     def learn(self, data: FitData, st: MotionState) -> np.ndarray:
         """Learn the scaling/projection into ``st``; return the rows of all training regions."""
         raise NotImplementedError

@@ -77,20 +77,22 @@ class SceneAttribute(Attribute):
         st.scales[self.name] = np.ones(SCENE_DIM)
         dist = heldout_distances(X, data.groups, data.config.max_bank, None, 1, still)
         st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = cell_calibration(dist, still)
-        return self._frame_values(st, dist, still)
+        return self._frame_values(self._cell_z(st, dist, still))
 
     def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return build_banks(self.raw(feats), st.config.max_bank, still_cells(feats, st.config.scene_still))
 
     @staticmethod
-    def _frame_values(st: MotionState, dist: np.ndarray, still: np.ndarray) -> np.ndarray:
-        """Per frame, its most unusual still cell, each cell in units of how much its own held-out
-        normal patches vary (a place whose look changes between training clips - a moving shadow,
-        a car parked in one clip - tolerates more than one that never changes)."""
-        if not len(dist):
-            return np.zeros(0)
-        z = (dist - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"]
-        return np.where(still, z, 0.0).max(1).clip(min=0.0)
+    def _cell_z(st: MotionState, dist: np.ndarray, still: np.ndarray) -> np.ndarray:
+        """(n, cells) each still cell's distance in units of how much its own held-out normal
+        patches vary (a place whose look changes between training clips - a moving shadow, a car
+        parked in one clip - tolerates more than one that never changes); 0 where not still."""
+        return np.where(still, (dist - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"], 0.0)
+
+    @staticmethod
+    def _frame_values(cz: np.ndarray) -> np.ndarray:
+        """Per frame, its most unusual still cell's :meth:`_cell_z`."""
+        return cz.max(1).clip(min=0.0) if len(cz) else np.zeros(0)
 
     def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
         """Only beyond ``scene_margin`` times what normal frames reach (its 99th percentile ``high``,
@@ -115,9 +117,8 @@ class SceneAttribute(Attribute):
 
     def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
         d, i = st.bank(self.name).query(self.raw(feats))
-        still = still_cells(feats, st.config.scene_still)
-        cz = np.where(still, (d - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"], 0.0)
-        return self._frame_values(st, d, still), (cz, i)
+        cz = self._cell_z(st, d, still_cells(feats, st.config.scene_still))
+        return self._frame_values(cz), (cz, i)
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
         dist = detail[0]

@@ -26,7 +26,6 @@ from ..video import Frame, content_hash
 from .appearance import CropEmbedder
 from .attribute import FitData
 from .calibration import fit_threshold
-from .density import neighbours
 from .extract import (
     CellStream,
     SourceCells,
@@ -143,9 +142,6 @@ class MotionState:
     @property
     def n_cells(self) -> int:
         return self.config.grid.rows * self.cols
-
-    def neighbours(self) -> list[np.ndarray]:
-        return neighbours(self.config.grid.rows, self.cols, self.config.radius)
 
     def bank(self, a: str):
         """Attribute ``a``'s k-NN bank over its stored rows (built once)."""
