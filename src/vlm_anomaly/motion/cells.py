@@ -64,7 +64,12 @@ class CellAttribute(Attribute):
         return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
 
     def scale(self, X: np.ndarray) -> np.ndarray:
-        """Per-dimension divisors from the training rows."""
+        """Per-dimension divisors from the training rows where something moved (1 when nothing did)."""
+        act = active_rows(X)
+        return self.active_scale(act) if len(act) else np.ones(X.shape[-1])
+
+    def active_scale(self, act: np.ndarray) -> np.ndarray:
+        """:meth:`scale` from the (m, d) rows where something moved."""
         raise NotImplementedError
 
     def neighbourhood(self, st: MotionState) -> list[np.ndarray]:
@@ -136,12 +141,9 @@ class MotionCellAttribute(CellAttribute):
     dim = MOTION_DIM
     field = "motion"
 
-    def scale(self, X: np.ndarray) -> np.ndarray:
+    def active_scale(self, act: np.ndarray) -> np.ndarray:
         """The 95th percentile of |value| over cells where something moved, so speeds and shares
         weigh alike whatever the camera."""
-        act = active_rows(X)
-        if len(act) == 0:
-            return np.ones(X.shape[-1])
         sp = max(float(np.percentile(np.abs(act[:, :3]), 95)), 1e-3)
         sh = max(float(np.percentile(act[:, 3], 95)), 1e-3)
         return np.array([sp, sp, sp, sh])
@@ -163,11 +165,8 @@ class ShapeAttribute(CellAttribute):
     dim = SHAPE_BINS
     field = "shape"
 
-    def scale(self, X: np.ndarray) -> np.ndarray:
-        act = active_rows(X)
-        if len(act) == 0:
-            return np.ones(X.shape[-1])
-        return np.full(X.shape[-1], max(float(np.percentile(act.sum(1), 95)), 1e-3))
+    def active_scale(self, act: np.ndarray) -> np.ndarray:
+        return np.full(act.shape[-1], max(float(np.percentile(act.sum(1), 95)), 1e-3))
 
     def phrase(self, e: dict) -> str:
         return f"unusual moving shape in the {e.get('where', '')} (z {e['z'].get('shape', 0):.1f})"
