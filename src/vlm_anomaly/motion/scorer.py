@@ -319,9 +319,8 @@ class MotionScorer:
     @property
     def train_videos(self) -> list[EmbeddedVideo]:
         """The sampled frames of each training source with the mean embedding of their moving
-        regions (without appearance, one zero per frame)."""
-        return [EmbeddedVideo(src, content_hash(src), idx, ts,
-                              emb if emb is not None else np.zeros((len(idx), 1), np.float32))
+        regions (None without appearance: motion alone embeds nothing)."""
+        return [EmbeddedVideo(src, content_hash(src), idx, ts, emb)
                 for src, idx, ts, emb in getattr(self, "_train", [])]
 
     def fit_cells(self, feats: Sequence[SourceCells], *, copies: Sequence[SourceCells] = ()) -> MotionScorer:
