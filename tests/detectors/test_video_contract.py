@@ -67,7 +67,7 @@ def test_live_engine_and_watch_give_the_file_scores(scene, pipe):
     model = pipe.store.load("diff")
     offline = pipe.score(model, str(scene / "test" / "fast"), describe=False)
 
-    scorer = StreamScorer(pipe, model, describe=False)  # what the dashboard, watch, API and Ray run
+    scorer = StreamScorer(pipe, model)  # what the dashboard, watch, API and Ray run
     assert scorer.needs_previous
     frames = list(sample_frames(str(scene / "test" / "fast"), interval_ms=0, with_previous=True))
     live = [s.score for k in range(0, len(frames), 5) for s in scorer.score(frames[k:k + 5])]

@@ -47,3 +47,13 @@ def test_refinement_is_an_option_the_default_flow_is_the_presets():
     np.testing.assert_array_equal(FlowEngine(2)(prev, cur), FlowEngine()(prev, cur))
     with pytest.raises(ValueError, match="flow_finest_scale"):  # a hostile model file
         GridConfig.from_dict({"flow_finest_scale": 7})
+
+
+@pytest.mark.parametrize("level", [-1, 3, 7])
+def test_a_flow_level_out_of_range_is_refused_however_the_config_is_made(level):
+    """One check, in ``GridConfig`` itself: a config built in code (a bench, a hand-made scorer) is
+    refused like a model file's, before any flow runs."""
+    with pytest.raises(ValueError, match="flow_finest_scale must be 0 to 2"):
+        GridConfig(flow_finest_scale=level)
+    with pytest.raises(ValueError, match="flow_finest_scale must be 0 to 2"):
+        replace(GridConfig(), flow_finest_scale=level)

@@ -74,6 +74,12 @@ def subsample(n: int, max_rows: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_rows).astype(np.int64))
 
 
+def time_chunks(n: int) -> np.ndarray:
+    """(n,) which of 4 consecutive time chunks each of ``n`` frames falls in: footage learnt as
+    normal after training is held out chunk against chunk, as a single training clip is."""
+    return np.minimum(np.arange(n) * 4 // max(1, n), 3)
+
+
 def held_out_rows(n: int, max_queries: int, seed: int = 0) -> np.ndarray:
     """Sorted row indices used as calibration queries (all rows when ``n <= max_queries``)."""
     if n <= max_queries:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import CannotLearnError
 from .base import BaseDetector, require
-from .neighbours import held_out_rows, sq_dists
+from .neighbours import held_out_rows, sq_dists, time_chunks
 
 
 class PatchKNNDetector(BaseDetector):
@@ -103,7 +103,7 @@ class PatchKNNDetector(BaseDetector):
             raise ValueError(f"footage {key!r} was already added")
         cells = self._cells(self._check_X(X))
         n = len(cells)
-        chunk = np.minimum(np.arange(n) * 4 // max(1, n), 3)
+        chunk = time_chunks(n)
         held = np.empty((n, self.groups))
         for j in range(self.groups):
             d2 = sq_dists(cells[:, j], self.bank_[j]).min(1)

@@ -140,9 +140,3 @@ def topk_descriptions(probs: np.ndarray, labels: Sequence[str], top_k: int) -> l
         Description(tuple(labels[j] for j in row), tuple(float(probs[i, j]) for j in row))
         for i, row in enumerate(idx)
     ]
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(axis=1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=1, keepdims=True)

@@ -12,9 +12,10 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from scipy.special import softmax
 
 from ..errors import EncoderUnavailableError
-from .base import Description, Encoder, EncoderIdentity, file_sha256, pick_device, softmax, topk_descriptions
+from .base import Description, Encoder, EncoderIdentity, file_sha256, pick_device, topk_descriptions
 from .preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class EfficientNetEncoder(Encoder):
         if len(embeddings) == 0:
             return []
         logits = (embeddings * FEATURE_NORM) @ self._fc_w.T + self._fc_b
-        return topk_descriptions(softmax(logits), imagenet_labels(), top_k)
+        return topk_descriptions(softmax(logits, axis=1), imagenet_labels(), top_k)
 
 
 class _PooledFeatures(torch.nn.Module):

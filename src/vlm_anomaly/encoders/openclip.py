@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import softmax
 
 from ..atomic import atomic_save_npy
 from ..errors import EncoderUnavailableError
-from .base import Description, Encoder, EncoderIdentity, file_sha256, pick_device, softmax, topk_descriptions
+from .base import Description, Encoder, EncoderIdentity, file_sha256, pick_device, topk_descriptions
 from .preprocess import Preprocessing
 from .prompts import build_prompts, prompt_texts, prompts_key
 
@@ -188,7 +189,7 @@ class OpenClipEncoder(Encoder):
     def text_similarity(self, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
         """Softmax over prompts of the scaled cosine similarity (N, len(labels))."""
         text = self.prompt_embeddings(labels)
-        return softmax(self.logit_scale * embeddings @ text.T)
+        return softmax(self.logit_scale * embeddings @ text.T, axis=1)
 
     def describe(self, embeddings: np.ndarray, *, top_k: int = 3, prompts: list[str] | None = None
                  ) -> list[Description]:

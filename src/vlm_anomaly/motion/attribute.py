@@ -14,14 +14,14 @@ An attribute
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
 
-from .calibration import RobustZ
+from ..detectors.calibration import RobustZ
 from .features import BLOB_DIM
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ class FitData:
     has_motion: np.ndarray  # (n,) frames measured against a reference frame
     cols: int
     embedder_key: str = ""
-    slices: list[slice] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -52,10 +51,6 @@ class FitData:
         return self.config.grid.rows * self.cols
 
     @cached_property
-    def offsets(self) -> np.ndarray:
-        return np.cumsum([0] + [f.n_frames for f in self.feats])
-
-    @cached_property
     def blobs(self) -> np.ndarray:
         """(M, BLOB_DIM) every clip's moving regions."""
         return np.concatenate([f.blobs for f in self.feats]).reshape(-1, BLOB_DIM)
@@ -63,7 +58,8 @@ class FitData:
     @cached_property
     def blob_row(self) -> np.ndarray:
         """(M,) frame row (over all clips) of each moving region."""
-        return np.concatenate([f.blob_frame + self.offsets[i] for i, f in enumerate(self.feats)]).astype(np.int64)
+        offsets = np.cumsum([0] + [f.n_frames for f in self.feats])
+        return np.concatenate([f.blob_frame + offsets[i] for i, f in enumerate(self.feats)]).astype(np.int64)
 
 
 class Attribute:
@@ -82,9 +78,9 @@ class Attribute:
         """Learn from normal features into ``st``; return (n,) held-out per-frame values."""
         raise NotImplementedError
 
-    def calibrate(self, values: np.ndarray, data: FitData) -> RobustZ:
+    def calibrate(self, values: np.ndarray, has_motion: np.ndarray) -> RobustZ:
         """Robust z of the held-out values (of frames measured against a reference, when it needs one)."""
-        use = data.has_motion if self.needs_motion and data.has_motion.any() else slice(None)
+        use = has_motion if self.needs_motion and has_motion.any() else slice(None)
         return RobustZ.fit(values[use])
 
     def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
@@ -102,6 +98,12 @@ class Attribute:
     def bank(self, st: MotionState, rows: np.ndarray) -> Any:
         """A k-NN bank over ``rows`` (``query(X) -> (distances, nearest)``), for k-NN attributes."""
         raise NotImplementedError
+
+    def keep_bank(self, st: MotionState, data: FitData, rows: np.ndarray, cells: np.ndarray,
+                  frames: np.ndarray) -> None:
+        """Keep the k-NN bank learnt at fit: its rows, their cells and each row's training (source, frame)."""
+        st.rows[self.name], st.cells[self.name] = rows.astype(np.float32), cells
+        st.refs[self.name] = np.stack([data.src_no[frames], data.frame_no[frames]], 1)
 
     def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Footage marked normal after training: the (rows, cells, frame rows) its k-NN bank gains
@@ -147,8 +149,10 @@ class Attribute:
         return f"unusual {self.name} in the {e.get('where', 'frame')} (z {e['z'].get(self.name, 0):.1f})"
 
 
-def source_name(st: MotionState, src) -> str:
-    return st.sources[int(src)] if 0 <= int(src) < len(st.sources) else ""
+def nearest_normal(st: MotionState, a: str, i: int, box: list[int]) -> dict:
+    """Row ``i`` of attribute ``a``'s bank as explanations show it: its training source, frame and ``box``."""
+    src, fr = (int(v) for v in st.refs[a][i])
+    return {"attribute": a, "source": st.sources[src] if 0 <= src < len(st.sources) else "", "frame": fr, "box": box}
 
 
 def where_words(r: int, c: int, R: int, C: int) -> str:
@@ -184,9 +188,7 @@ def worst_cell(st: MotionState, a: str, feats: SourceCells, j: int, detail: Any,
     i = int(near[j, cell]) if len(near) else -1
     if i >= 0:
         w, h = (int(v) for v in feats.size)
-        src, fr = st.refs[a][i]
-        out["nearest_normal"] = {"attribute": a, "source": source_name(st, src), "frame": int(fr),
-                                 "box": cell_box(r, c, w, h, R, C)}
+        out["nearest_normal"] = nearest_normal(st, a, i, cell_box(r, c, w, h, R, C))
     return cell, r, c
 
 

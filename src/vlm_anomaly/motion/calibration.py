@@ -6,7 +6,8 @@ distances of different attributes live on different scales; each is turned into 
 using distances of normal frames measured against a bank that does not contain their own clip,
 so the scale reflects how far *new* normal data falls, not the zero distance of a memorised frame.
 The k-NN, robust z and projection are the project's shared ones (``detectors.neighbours``,
-``detectors.calibration``); what is motion's own is the leave-one-clip-out loop and the threshold.
+``detectors.calibration``, imported from there); what is motion's own is the leave-one-clip-out
+loop and the threshold.
 """
 
 from __future__ import annotations
@@ -15,12 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..detectors.calibration import RobustZ, robust_scale
-from ..detectors.neighbours import Projection, knn_score, subsample
 from ..smoothing import moving_average
-
-__all__ = ["Projection", "RobustZ", "fit_threshold", "knn_score", "leave_one_group_out", "robust_scale",
-           "subsample"]
 
 
 def leave_one_group_out(groups: np.ndarray, value: Callable[[np.ndarray], np.ndarray], n: int) -> np.ndarray:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..detectors.calibration import RobustZ
 from .attribute import Attribute, FitData
-from .calibration import RobustZ, leave_one_group_out
+from .calibration import leave_one_group_out
 from .features import SCENE_DIM, SCENE_PATCH
 from .scene import still_cells
 
@@ -164,7 +165,7 @@ class CameraAttribute(Attribute):
 
         return leave_one_group_out(data.groups, heldout, data.n)
 
-    def calibrate(self, values: np.ndarray, data: FitData) -> RobustZ:
+    def calibrate(self, values: np.ndarray, has_motion: np.ndarray) -> RobustZ:
         """Fixed: 0 inside every limit, ``GAIN`` per log2 unit beyond one; fires beyond any."""
         return RobustZ(0.0, 1.0 / GAIN, 0.0)
 

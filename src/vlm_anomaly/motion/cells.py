@@ -11,16 +11,15 @@ import numpy as np
 
 from ..errors import InvalidVideoError
 from .attribute import Attribute, FitData, grow_box, load_bank, worst_cell
-from .calibration import leave_one_group_out
-from .density import CellBanks, build_banks
+from .density import CellBanks, build_banks, heldout_distances, neighbours
 from .direction import (
     ACTIVE_SHARE,
     DIRECTION_BINS,
     DIRECTION_DIM,
+    cell_divisors,
     direction_scale,
     direction_words,
-    fit_direction,
-    radius_neighbours,
+    place_radius,
     turned,
 )
 from .features import MOTION_DIM, SHAPE_BINS
@@ -65,11 +64,20 @@ class CellAttribute(Attribute):
         return X.reshape(len(X), -1, X.shape[-1]).astype(np.float64)
 
     def scale(self, X: np.ndarray) -> np.ndarray:
-        """Per-dimension divisors from the training rows."""
+        """Per-dimension divisors from the training rows where something moved (1 when nothing did)."""
+        act = active_rows(X)
+        return self.active_scale(act) if len(act) else np.ones(X.shape[-1])
+
+    def active_scale(self, act: np.ndarray) -> np.ndarray:
+        """:meth:`scale` from the (m, d) rows where something moved."""
         raise NotImplementedError
 
+    def neighbourhood(self, st: MotionState) -> list[np.ndarray]:
+        """Per cell, the cells whose normal examples it accepts (position tolerance)."""
+        return neighbours(st.config.grid.rows, st.cols, st.config.radius)
+
     def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
-        return CellBanks(rows, st.cells[self.name], st.n_cells, st.neighbours(), st.config.k)
+        return CellBanks(rows, st.cells[self.name], st.n_cells, self.neighbourhood(st), st.config.k)
 
     def scaled_rows(self, data: FitData, st: MotionState) -> np.ndarray:
         """The training clips' (n, cells, d) rows over the scale learnt from them (kept in ``st``,
@@ -82,19 +90,14 @@ class CellAttribute(Attribute):
         return X / st.scales[self.name]
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
-        cfg, a = data.config, self.name
+        cfg = data.config
         X = self.scaled_rows(data, st)
-        r, c, fr = build_banks(X, cfg.max_bank)
-        st.rows[a], st.cells[a] = r.astype(np.float32), c
-        st.refs[a] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
-        nb = st.neighbours()
+        self.keep_bank(st, data, *build_banks(X, cfg.max_bank))
+        return self.frame_values(st, heldout_distances(X, data.groups, cfg.max_bank, self.neighbourhood(st), cfg.k))
 
-        def heldout(sel: np.ndarray) -> np.ndarray:
-            r2, c2, _ = build_banks(X[~sel], cfg.max_bank)
-            d, _ = CellBanks(r2, c2, data.n_cells, nb, cfg.k).query(X[sel])
-            return d.max(1)
-
-        return leave_one_group_out(data.groups, heldout, data.n)
+    def frame_values(self, st: MotionState, D: np.ndarray) -> np.ndarray:
+        """Held-out (n, cells) distances -> each frame's value: its worst cell's."""
+        return D.max(1)
 
     def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return build_banks(self.raw(feats) / st.scales[self.name], st.config.max_bank)
@@ -138,12 +141,9 @@ class MotionCellAttribute(CellAttribute):
     dim = MOTION_DIM
     field = "motion"
 
-    def scale(self, X: np.ndarray) -> np.ndarray:
+    def active_scale(self, act: np.ndarray) -> np.ndarray:
         """The 95th percentile of |value| over cells where something moved, so speeds and shares
         weigh alike whatever the camera."""
-        act = active_rows(X)
-        if len(act) == 0:
-            return np.ones(X.shape[-1])
         sp = max(float(np.percentile(np.abs(act[:, :3]), 95)), 1e-3)
         sh = max(float(np.percentile(act[:, 3], 95)), 1e-3)
         return np.array([sp, sp, sp, sh])
@@ -165,11 +165,8 @@ class ShapeAttribute(CellAttribute):
     dim = SHAPE_BINS
     field = "shape"
 
-    def scale(self, X: np.ndarray) -> np.ndarray:
-        act = active_rows(X)
-        if len(act) == 0:
-            return np.ones(X.shape[-1])
-        return np.full(X.shape[-1], max(float(np.percentile(act.sum(1), 95)), 1e-3))
+    def active_scale(self, act: np.ndarray) -> np.ndarray:
+        return np.full(act.shape[-1], max(float(np.percentile(act.sum(1), 95)), 1e-3))
 
     def phrase(self, e: dict) -> str:
         return f"unusual moving shape in the {e.get('where', '')} (z {e['z'].get('shape', 0):.1f})"
@@ -193,24 +190,25 @@ class DirectionAttribute(CellAttribute):
     def scale(self, X: np.ndarray) -> np.ndarray:
         return direction_scale(X)
 
-    def bank(self, st: MotionState, rows: np.ndarray) -> CellBanks:
-        R = st.config.grid.rows
-        return CellBanks(rows, st.cells[self.name], st.n_cells,
-                         radius_neighbours(st.arrays["place_radius"], R, st.cols), st.config.k)
+    def neighbourhood(self, st: MotionState) -> list[np.ndarray]:
+        return neighbours(st.config.grid.rows, st.cols, st.arrays["place_radius"])
 
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
-        cfg, a = data.config, self.name
-        X = self.scaled_rows(data, st)
+        cfg = data.config
         active = np.concatenate([f.motion[..., 3] for f in data.feats]) > ACTIVE_SHARE
-        r, c, fr, place, per_frame, pscale = fit_direction(
-            X, active, data.groups, cfg.grid.rows, data.cols, max_bank=cfg.max_bank, k=cfg.k,
-            min_examples=cfg.place_examples, max_radius=cfg.place_max_radius, per_cell=cfg.place_norm)
-        st.rows[a], st.cells[a] = r.astype(np.float32), c
-        st.refs[a] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
-        st.arrays["place_radius"] = place.astype(np.int64)
-        if pscale is not None:
-            st.arrays["place_scale"] = pscale.astype(np.float64)
-        return per_frame
+        # the tolerance of the model that will score is the one calibrated: every held-out fold uses
+        # the radius learnt from all clips (a fold's own, from fewer clips, would be wider and its
+        # threshold too low for the deployed bank)
+        st.arrays["place_radius"] = place_radius(active, cfg.grid.rows, data.cols, cfg.place_examples,
+                                                 cfg.place_max_radius)
+        return super().fit(data, st)
+
+    def frame_values(self, st: MotionState, D: np.ndarray) -> np.ndarray:
+        """With ``place_norm``, each cell's distances over what held-out normal frames reach there."""
+        if st.config.place_norm:
+            st.arrays["place_scale"] = cell_divisors(D)
+            D = D / st.arrays["place_scale"]
+        return D.max(1)
 
     def load(self, st: MotionState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         super().load(st, meta, arrays)
@@ -248,8 +246,7 @@ class DirectionAttribute(CellAttribute):
             # moving examples went (someone going the wrong way where few walk is nearest to nobody);
             # where the cell itself never moved (the edge of someone passing just beside the
             # normal paths), what the cells around it went
-            for ring in (np.array([cell]), radius_neighbours(np.array([1] * st.n_cells), st.config.grid.rows,
-                                                             st.cols)[cell]):
+            for ring in (np.array([cell]), neighbours(st.config.grid.rows, st.cols, 1)[cell]):
                 mine = st.rows[self.name][np.isin(st.cells[self.name], ring)] * st.scales[self.name]
                 moved = mine[mine[:, :DIRECTION_BINS].sum(1) > 0] if len(mine) else mine
                 if len(moved):

@@ -14,14 +14,15 @@ from scipy.spatial import cKDTree
 from ..detectors.neighbours import subsample, tree_query
 
 
-def neighbours(rows: int, cols: int, radius: int) -> list[np.ndarray]:
-    """Flat indices of the cells within ``radius`` (Chebyshev) of each cell."""
+def neighbours(rows: int, cols: int, radius: int | np.ndarray) -> list[np.ndarray]:
+    """Flat indices of the cells within ``radius`` (Chebyshev) of each cell: one radius for all,
+    or (rows * cols,) each cell's own."""
     out = []
-    for r in range(rows):
-        for c in range(cols):
-            rr, cc = np.meshgrid(np.arange(max(0, r - radius), min(rows, r + radius + 1)),
-                                 np.arange(max(0, c - radius), min(cols, c + radius + 1)), indexing="ij")
-            out.append((rr * cols + cc).ravel())
+    for i, rad in enumerate(np.broadcast_to(np.asarray(radius, np.int64), (rows * cols,))):
+        r, c = divmod(i, cols)
+        rr, cc = np.meshgrid(np.arange(max(0, r - rad), min(rows, r + rad + 1)),
+                             np.arange(max(0, c - rad), min(cols, c + rad + 1)), indexing="ij")
+        out.append((rr * cols + cc).ravel())
     return out
 
 
@@ -62,6 +63,19 @@ class CellBanks:
             dist[:, c], i = tree_query(tree, X[:, c], self.k)
             near[:, c] = self.members[c][i]
         return dist, near
+
+
+def heldout_distances(X: np.ndarray, groups: np.ndarray, max_rows: int, nbrs: list[np.ndarray] | None, k: int,
+                      still: np.ndarray | None = None) -> np.ndarray:
+    """(n, cells) each training frame's per-cell distance to the banks built (:func:`build_banks`)
+    from the other groups' frames: leave-one-clip-out, so calibration sees how far new normal
+    data falls, not the zero distance of a memorised frame."""
+    D = np.zeros(X.shape[:2])
+    for g in np.unique(groups):
+        sel = groups == g
+        r, c, _ = build_banks(X[~sel], max_rows, None if still is None else still[~sel])
+        D[sel] = CellBanks(r, c, X.shape[1], nbrs, k).query(X[sel])[0]
+    return D
 
 
 def build_banks(X: np.ndarray, max_rows: int, still: np.ndarray | None = None

@@ -62,11 +62,7 @@ class MotionDetectorScorer:
 
     @property
     def train_videos(self) -> list[EmbeddedVideo]:
-        vids = self.inner.train_videos
-        if self.inner.embedder is None:  # motion alone embeds nothing
-            for v in vids:
-                v.embeddings = None
-        return vids
+        return self.inner.train_videos
 
     def fitted(self) -> MotionDetector:
         det = MotionDetector(self.inner.config.as_dict())

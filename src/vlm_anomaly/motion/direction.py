@@ -25,10 +25,10 @@ where training saw little, by the examples of the nearest ring of cells that tog
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
-
-from .density import CellBanks, build_banks
 
 #: orientation bins (45 degrees each, soft-assigned) + the rms speed of the cell's moving pixels +
 #: the rms speed of its fastest quarter (see :func:`direction_cells`)
@@ -46,13 +46,13 @@ ACTIVE_SHARE = 0.05
 _NAMES = ("left", "up-left", "up", "up-right", "right", "down-right", "down", "down-left")
 
 
-def _cell_index(H: int, W: int, rows: int, cols: int) -> np.ndarray:
+@lru_cache(maxsize=32)
+def _cell_index(H: int, W: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H * W,) the cell of each pixel of a rows x cols grid, and (rows * cols,) each cell's area."""
     ys = np.minimum((np.arange(H) * rows) // H, rows - 1)
     xs = np.minimum((np.arange(W) * cols) // W, cols - 1)
-    return (ys[:, None] * cols + xs[None, :]).ravel()
-
-
-_INDEX_CACHE: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+    idx = (ys[:, None] * cols + xs[None, :]).ravel()
+    return idx, np.bincount(idx, minlength=rows * cols).astype(np.float64)
 
 
 def inside_view(moving: np.ndarray) -> np.ndarray:
@@ -71,16 +71,8 @@ def direction_cells(flow: np.ndarray, speed: np.ndarray, moving: np.ndarray, row
 
     ``flow`` (H, W, 2) and ``speed`` (H, W) in frame heights/s, ``moving`` (H, W) bool."""
     H, W = moving.shape
-    key = (H, W, rows, cols)
-    if key not in _INDEX_CACHE:
-        idx = _cell_index(H, W, rows, cols)
-        _INDEX_CACHE[key] = (idx, np.bincount(idx, minlength=rows * cols).astype(np.float64))
-    cell_of, area = _INDEX_CACHE[key]
-    qkey = (H, W, 2 * rows, 2 * cols)
-    if qkey not in _INDEX_CACHE:
-        qidx = _cell_index(H, W, 2 * rows, 2 * cols)
-        _INDEX_CACHE[qkey] = (qidx, np.bincount(qidx, minlength=4 * rows * cols).astype(np.float64))
-    quarter_of, qarea = _INDEX_CACHE[qkey]
+    cell_of, area = _cell_index(H, W, rows, cols)
+    quarter_of, qarea = _cell_index(H, W, 2 * rows, 2 * cols)
     n_cells = rows * cols
     out = np.zeros((n_cells, DIRECTION_DIM))
     px = np.flatnonzero(inside_view(moving).ravel())
@@ -137,42 +129,6 @@ def place_radius(active: np.ndarray, rows: int, cols: int, min_examples: int, ma
                     out[r * cols + c] = rad
                     break
     return out
-
-
-def radius_neighbours(radius: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
-    """Flat indices of the cells within each cell's own (Chebyshev) radius."""
-    out = []
-    for i, rad in enumerate(np.asarray(radius, np.int64)):
-        r, c = divmod(i, cols)
-        rr, cc = np.meshgrid(np.arange(max(0, r - rad), min(rows, r + rad + 1)),
-                             np.arange(max(0, c - rad), min(cols, c + rad + 1)), indexing="ij")
-        out.append((rr * cols + cc).ravel())
-    return out
-
-
-def fit_direction(X: np.ndarray, active: np.ndarray, groups: np.ndarray, rows: int, cols: int, *,
-                  max_bank: int, k: int, min_examples: int, max_radius: int, per_cell: bool = False
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Bank and held-out values of scaled examples ``X`` (n, cells, DIRECTION_DIM).
-
-    Returns the bank's rows, their cells, their frame numbers, the per-cell radius, each training
-    frame's worst-cell distance to a bank fitted without its group, and with ``per_cell`` the
-    per-cell divisors of distances (see :func:`cell_divisors`; None without)."""
-    n_cells = rows * cols
-    # the tolerance of the model that will score is the one calibrated: every held-out fold uses
-    # the radius learnt from all clips (a fold's own, from fewer clips, would be wider and its
-    # threshold too low for the deployed bank)
-    rad = place_radius(active, rows, cols, min_examples, max_radius)
-    nb = radius_neighbours(rad, rows, cols)
-    D = np.zeros(X.shape[:2])
-    for g in np.unique(groups):
-        out = groups != g
-        r2, c2, _ = build_banks(X[out], max_bank)
-        D[groups == g], _ = CellBanks(r2, c2, n_cells, nb, k).query(X[groups == g])
-    div = cell_divisors(D) if per_cell else None
-    per_frame = (D / div if div is not None else D).max(1)
-    r, c, fr = build_banks(X, max_bank)
-    return r, c, fr, rad, per_frame, div
 
 
 def cell_divisors(D: np.ndarray) -> np.ndarray:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -65,9 +66,23 @@ class SourceCells:
     #: (N, R, C, DIRECTION_DIM) direction histograms per cell (see ``direction.py``)
     direction: np.ndarray | None = None
 
+    #: the fields with one entry per sampled frame (along their first axis)
+    PER_FRAME: ClassVar[tuple[str, ...]] = ("frame_indices", "timestamps", "has_motion", "motion", "shape",
+                                            "scene", "scene_change", "camera", "direction")
+
     @property
     def n_frames(self) -> int:
         return len(self.frame_indices)
+
+    def where(self, keep: np.ndarray) -> SourceCells:
+        """The frames where ``keep`` (n,) is True, their moving regions renumbered."""
+        keep = np.asarray(keep, bool)
+        new_no = np.cumsum(keep) - 1
+        bk = keep[self.blob_frame] if len(self.blob_frame) else np.zeros(0, bool)
+        return replace(
+            self, **{k: getattr(self, k)[keep] for k in self.PER_FRAME if getattr(self, k) is not None},
+            blob_frame=new_no[self.blob_frame[bk]].astype(np.int64), blobs=self.blobs[bk],
+            crops=self.crops[bk] if len(self.crops) == len(self.blobs) and self.crops.shape[1] else self.crops)
 
 
 @dataclass
@@ -88,6 +103,10 @@ class CellStream:
         self._refs = ReferenceBuffer(self.config)
         self._flow = FlowEngine(self.config.flow_finest_scale)
         self._scenes = SceneHistory()
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """The embeddings of moving regions' crops; (0, 0) without an embedder."""
+        return self.embedder.embed(crops) if self.embedder is not None else np.zeros((0, 0), np.float32)
 
     def observe(self, t: float, image: np.ndarray) -> None:
         """A frame that is not scored but may serve as a reference later."""
@@ -194,88 +213,70 @@ def degraded(frames: Iterable[tuple[Frame, bool]]) -> Iterator[tuple[Frame, bool
         yield replace(f, image=degrade(f.image), previous=prev), take
 
 
-def iter_cells(source: str, config: GridConfig, cols: int, *, interval_ms: int = 0, max_side: int = 0,
-               max_frames: int = 0, max_duration_s: float = 0,
-               frames: Iterable[tuple[Frame, bool]] | None = None,
+def iter_cells(source: str, config: GridConfig, cols: int, *, frames: Iterable[tuple[Frame, bool]] | None = None,
                progress: Callable[[int], None] | None = None, stream: CellStream | None = None,
                chunk: int = 256) -> Iterator[SourceCells]:
-    """Cell features of the sampled frames of ``source``, ``chunk`` frames at a time (memory stays
-    flat in video length: neither frames nor features of earlier chunks are kept)."""
+    """Cell features of the sampled ``frames`` of ``source`` (default: every frame, see
+    :func:`iter_source`), ``chunk`` frames at a time (memory stays flat in video length: neither
+    frames nor features of earlier chunks are kept)."""
     cs = stream or CellStream(config, cols)
-    R = config.rows
-    it = frames if frames is not None else iter_source(source, interval_ms=interval_ms, max_side=max_side,
-                                                       max_frames=max_frames, max_duration_s=max_duration_s,
-                                                       config=config)
+    it = frames if frames is not None else iter_source(source, config=config)
     done = 0
     size = (0, 0)
-
-    emb = cs.embedder
-
-    def pack(idx, ts, hm, mo, sh, bf, bl, cr, sc, ca, sv, dr) -> SourceCells:
-        crops = emb.embed(cr) if emb is not None else np.zeros((0, 0), np.float32)
-        return SourceCells(
-            source=str(source), size=size, frame_indices=np.asarray(idx, np.int64),
-            timestamps=np.asarray(ts, np.float64), has_motion=np.asarray(hm, bool),
-            motion=np.stack(mo) if mo else np.zeros((0, R, cols, MOTION_DIM), np.float32),
-            shape=np.stack(sh) if sh else np.zeros((0, R, cols, SHAPE_BINS), np.float32),
-            blob_frame=np.asarray(bf, np.int64),
-            blobs=np.concatenate(bl).astype(np.float32) if bl else np.zeros((0, BLOB_DIM), np.float32),
-            crops=crops,
-            scene=np.stack(sc) if sc else np.zeros((0, R, cols, SCENE_DIM), np.float32),
-            camera=np.stack(ca) if ca else np.zeros((0, CAMERA_DIM), np.float32),
-            scene_change=np.stack(sv) if sv else np.zeros((0, R, cols), np.float32),
-            direction=np.stack(dr) if dr else np.zeros((0, R, cols, DIRECTION_DIM), np.float32))
-
-    parts: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [], [])
+    measured: list[tuple[int, float, CellFeatures]] = []
+    crops: list[np.ndarray] = []
     for f, take in it:
         size = (f.image.shape[1], f.image.shape[0])
         if not take:
             cs.observe(f.timestamp, f.image)
             continue
         c = cs.features(f)
-        idx, ts, hm, mo, sh, bf, bl, cr, sc, ca, sv, dr = parts
-        idx.append(f.index)
-        ts.append(f.timestamp)
-        hm.append(c.has_motion)
-        mo.append(c.motion)
-        sh.append(c.shape)
-        dr.append(c.direction)
-        bf.extend([len(idx) - 1] * len(c.blobs))
-        bl.append(c.blobs)
-        sc.append(c.scene)
-        ca.append(c.camera)
-        sv.append(c.scene_change)
-        if emb is not None:
-            cr.extend(emb.crops(f.image, c.blobs))
+        measured.append((f.index, f.timestamp, c))
+        if cs.embedder is not None:
+            crops.extend(cs.embedder.crops(f.image, c.blobs))
         done += 1
         if progress:
             progress(done)
-        if len(idx) >= chunk:
-            yield pack(*parts)
-            parts = ([], [], [], [], [], [], [], [], [], [], [], [])
-    if parts[0] or done == 0:
-        yield pack(*parts)
+        if len(measured) >= chunk:
+            yield pack_cells(str(source), size, measured, cs.embed(crops), config.rows, cols)
+            measured, crops = [], []
+    if measured or done == 0:
+        yield pack_cells(str(source), size, measured, cs.embed(crops), config.rows, cols)
+
+
+def pack_cells(source: str, size: tuple[int, int], measured: Sequence[tuple[int, float, CellFeatures]],
+               crops: np.ndarray, rows: int, cols: int) -> SourceCells:
+    """One :class:`SourceCells` from (frame index, timestamp, features) of consecutive sampled
+    frames; ``crops``: the embeddings of their moving regions' crops, in order."""
+    feats = [c for _, _, c in measured]
+
+    def stack(name: str, *dim: int) -> np.ndarray:
+        return np.stack([getattr(c, name) for c in feats]) if feats else np.zeros((0, *dim), np.float32)
+
+    return SourceCells(
+        source=source, size=size, frame_indices=np.asarray([i for i, _, _ in measured], np.int64),
+        timestamps=np.asarray([t for _, t, _ in measured], np.float64),
+        has_motion=np.asarray([c.has_motion for c in feats], bool),
+        motion=stack("motion", rows, cols, MOTION_DIM), shape=stack("shape", rows, cols, SHAPE_BINS),
+        blob_frame=np.repeat(np.arange(len(feats), dtype=np.int64), [len(c.blobs) for c in feats]),
+        blobs=np.concatenate([c.blobs for c in feats]).astype(np.float32) if feats
+        else np.zeros((0, BLOB_DIM), np.float32),
+        crops=crops, scene=stack("scene", rows, cols, SCENE_DIM), camera=stack("camera", CAMERA_DIM),
+        scene_change=stack("scene_change", rows, cols), direction=stack("direction", rows, cols, DIRECTION_DIM))
 
 
 def concat_cells(chunks: Iterable[SourceCells]) -> SourceCells:
     """One :class:`SourceCells` from consecutive chunks of the same source."""
     chunks = list(chunks)
-    first = chunks[0]
     offsets = np.cumsum([0] + [c.n_frames for c in chunks])
+    per_frame = {k: np.concatenate([getattr(c, k) for c in chunks]) if all(getattr(c, k) is not None for c in chunks)
+                 else None for k in SourceCells.PER_FRAME}
     return SourceCells(
-        source=first.source, size=chunks[-1].size,
-        frame_indices=np.concatenate([c.frame_indices for c in chunks]),
-        timestamps=np.concatenate([c.timestamps for c in chunks]),
-        has_motion=np.concatenate([c.has_motion for c in chunks]),
-        motion=np.concatenate([c.motion for c in chunks]), shape=np.concatenate([c.shape for c in chunks]),
+        source=chunks[0].source, size=chunks[-1].size, **per_frame,
         blob_frame=np.concatenate([c.blob_frame + o for c, o in zip(chunks, offsets)]),
         blobs=np.concatenate([c.blobs for c in chunks]),
         crops=np.concatenate([c.crops for c in chunks]) if all(c.crops.shape[1] for c in chunks)
-        else np.zeros((0, 0), np.float32),
-        scene=np.concatenate([c.scene for c in chunks]), camera=np.concatenate([c.camera for c in chunks]),
-        scene_change=np.concatenate([c.scene_change for c in chunks]),
-        direction=np.concatenate([c.direction for c in chunks]) if all(c.direction is not None for c in chunks)
-        else None)
+        else np.zeros((0, 0), np.float32))
 
 
 #: sampled frames per training clip that the speed floor is learnt from

@@ -83,6 +83,11 @@ class GridConfig:
     #: default stays 2 (docs/motion.md, v10)
     flow_finest_scale: int = 2
 
+    def __post_init__(self) -> None:
+        # the one check of the flow level, whether the config is built or read from a model file
+        if self.flow_finest_scale not in range(FlowEngine.COARSE + 1):
+            raise ValueError(f"flow_finest_scale must be 0 to {FlowEngine.COARSE}, got {self.flow_finest_scale}")
+
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -91,15 +96,8 @@ class GridConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: type(getattr(cls(), k))(v) for k, v in d.items() if k in names}
         # models saved before a field existed were measured without it
-        kw.setdefault("split_aspect", 0.0)
-        kw.setdefault("split_flow", 0.0)
-        kw.setdefault("min_shift_px", 0.0)
-        kw.setdefault("relative_floor", 0.0)
-        kw.setdefault("direction_gap_s", 0.0)
-        kw.setdefault("flow_finest_scale", 2)
-        if kw["flow_finest_scale"] not in (0, 1, 2):
-            raise ValueError("flow_finest_scale must be 0, 1 or 2")
-        return cls(**kw)
+        return cls(**{"split_aspect": 0.0, "split_flow": 0.0, "min_shift_px": 0.0, "relative_floor": 0.0,
+                      "direction_gap_s": 0.0, **kw})
 
 
 def work_gray(image: np.ndarray, cfg: GridConfig) -> np.ndarray:
@@ -136,8 +134,7 @@ class FlowEngine:
     COARSE = 2
 
     def __init__(self, finest_scale: int = COARSE) -> None:
-        if int(finest_scale) not in range(self.COARSE + 1):
-            raise ValueError(f"flow_finest_scale must be 0 to {self.COARSE}, got {finest_scale}")
+        """``finest_scale``: 0 to ``COARSE``, checked where it is configured (:class:`GridConfig`)."""
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._fine = None
         if int(finest_scale) < self.COARSE:
@@ -283,13 +280,6 @@ def scene_cells(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """(rows, cols, SCENE_DIM) per-cell patches of a :func:`scene_image`."""
     p = SCENE_PATCH
     return image.reshape(rows, p, cols, p).transpose(0, 2, 1, 3).reshape(rows, cols, p * p)
-
-
-def cells_image(cells: np.ndarray) -> np.ndarray:
-    """The :func:`scene_image` back from its (rows, cols, SCENE_DIM) patches."""
-    rows, cols, _ = cells.shape
-    p = SCENE_PATCH
-    return cells.reshape(rows, cols, p, p).transpose(0, 2, 1, 3).reshape(rows * p, cols * p)
 
 
 def camera_stats(gray: np.ndarray, ref: np.ndarray | None) -> np.ndarray:

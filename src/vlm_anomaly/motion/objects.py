@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..detectors.neighbours import tree_query
+from ..detectors.neighbours import knn_score, tree_query
 
 #: object feature: speed (p90, mean-flow) and size (height, width) in normal heights here, fill share
 OBJECT_DIM = 5
@@ -54,22 +54,27 @@ def object_features(blobs: np.ndarray, persp: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class ObjectBank:
-    """Normal objects (scaled features) in one KD-tree."""
+class RegionBank:
+    """Normal regions' rows, one bank for the whole frame: a KD-tree for low-dimensional rows (object
+    features), exact k-NN by matrix products otherwise (projected crop embeddings, 64-d)."""
 
-    rows: np.ndarray  # (M, OBJECT_DIM) scaled
+    rows: np.ndarray  # (M, d) scaled
     k: int
+    kd_tree: bool = True
 
     def __post_init__(self) -> None:
-        self.tree = cKDTree(self.rows) if len(self.rows) else None
+        self.tree = cKDTree(self.rows) if self.kd_tree and len(self.rows) else None
 
     def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean distance to the k nearest normal objects (m,) and the nearest one's row (m,)."""
+        """Mean distance to the k nearest normal regions (m,) and the nearest one's row (m,)."""
         if len(X) == 0:
             return np.zeros(0), np.zeros(0, np.int64)
-        if self.tree is None:
+        if len(self.rows) == 0:
             return np.linalg.norm(X, axis=1), np.full(len(X), -1, np.int64)
-        return tree_query(self.tree, X, self.k)
+        if self.tree is not None:
+            return tree_query(self.tree, X, self.k)
+        d, i = knn_score(self.rows, X, self.k)
+        return d.astype(np.float64), i
 
 
 def per_frame_max(values: np.ndarray, frame: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

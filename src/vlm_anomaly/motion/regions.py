@@ -5,36 +5,20 @@ value is its worst region's k-NN distance."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..detectors.calibration import robust_scale
+from ..detectors.neighbours import Projection, subsample
 from ..errors import InvalidVideoError
-from .attribute import Attribute, FitData, load_bank, source_name, where_words
-from .calibration import Projection, knn_score, leave_one_group_out, robust_scale, subsample
-from .objects import OBJECT_DIM, ObjectBank, fit_perspective, object_features, per_frame_max
+from .attribute import Attribute, FitData, load_bank, nearest_normal, where_words
+from .calibration import leave_one_group_out
+from .objects import OBJECT_DIM, RegionBank, fit_perspective, object_features, per_frame_max
 
 if TYPE_CHECKING:
     from .extract import SourceCells
     from .scorer import MotionState
-
-
-@dataclass
-class DenseBank:
-    """Normal regions' projected crop embeddings; exact k-NN by matrix products (64-d rows)."""
-
-    rows: np.ndarray
-    k: int
-
-    def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean distance to the k nearest normal regions (m,) and the nearest one's row (m,)."""
-        if len(X) == 0:
-            return np.zeros(0), np.zeros(0, np.int64)
-        if len(self.rows) == 0:
-            return np.linalg.norm(X, axis=1), np.full(len(X), -1, np.int64)
-        d, i = knn_score(self.rows, X, self.k)
-        return d.astype(np.float64), i
 
 
 def region_boxes(blobs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -49,15 +33,14 @@ def region_boxes(blobs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def fit_regions(data: FitData, st: MotionState) -> np.ndarray:
     """What every region attribute shares, learnt once: the perspective line, the normal objects'
     99th-percentile relative speed and boxes; returns the rows kept in the region banks."""
+    blobs, keep = data.blobs, subsample(len(data.blobs), data.config.max_bank * 20)
     if "perspective" not in st.arrays:
-        blobs = data.blobs
         persp = fit_perspective(blobs[:, 1], blobs[:, 3])
         OF = object_features(blobs, persp)
         st.arrays["perspective"] = persp
         st.values["object_speed_p99"] = float(np.percentile(OF[:, 0], 99)) if len(OF) else 0.0
-        keep = subsample(len(blobs), data.config.max_bank * 20)
         st.arrays["object_boxes"] = region_boxes(blobs[keep], data.feats[0].size)
-    return subsample(len(data.blobs), data.config.max_bank * 20)
+    return keep
 
 
 class RegionAttribute(Attribute):
@@ -65,9 +48,6 @@ class RegionAttribute(Attribute):
 
     def rows(self, st: MotionState, feats: SourceCells) -> np.ndarray:
         """Extract: (m, d) rows of the regions of ``feats``."""
-        raise NotImplementedError
-
-    def bank(self, st: MotionState, rows: np.ndarray):
         raise NotImplementedError
 
     def learn(self, data: FitData, st: MotionState) -> np.ndarray:
@@ -80,9 +60,8 @@ class RegionAttribute(Attribute):
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         keep = fit_regions(data, st)
         X = self.learn(data, st)
-        a, b_row, n = self.name, data.blob_row, data.n
-        st.rows[a], st.cells[a] = X[keep].astype(np.float32), np.zeros(len(keep), np.int64)
-        st.refs[a] = np.stack([data.src_no[b_row[keep]], data.frame_no[b_row[keep]]], 1)
+        b_row, n = data.blob_row, data.n
+        self.keep_bank(st, data, X[keep], np.zeros(len(keep), np.int64), b_row[keep])
         b_group = data.groups[b_row]
 
         def heldout(frames: np.ndarray) -> np.ndarray:
@@ -147,11 +126,10 @@ class RegionAttribute(Attribute):
         out["size"] = round(float(np.exp(rel[2])), 2)
         i = int(near[o])
         if i >= 0:
-            src, fr = st.refs[self.name][i]
             boxes = st.arrays["object_boxes"]
             nb = boxes[i] if i < len(boxes) else np.zeros(4)
-            out["nearest_normal"] = {"attribute": self.name, "source": source_name(st, src), "frame": int(fr),
-                                     "box": [int(nb[0] * w), int(nb[1] * h), int(nb[2] * w), int(nb[3] * h)]}
+            out["nearest_normal"] = nearest_normal(st, self.name, i, [int(nb[0] * w), int(nb[1] * h),
+                                                                      int(nb[2] * w), int(nb[3] * h)])
         return True
 
 
@@ -167,7 +145,7 @@ class ObjectAttribute(RegionAttribute):
         return object_features(feats.blobs, st.arrays["perspective"]) / st.scales[self.name]
 
     def bank(self, st: MotionState, rows: np.ndarray):
-        return ObjectBank(rows, st.config.k_object)
+        return RegionBank(rows, st.config.k_object)
 
     def learn(self, data: FitData, st: MotionState) -> np.ndarray:
         OF = object_features(data.blobs, st.arrays["perspective"])
@@ -202,7 +180,7 @@ class AppearanceAttribute(RegionAttribute):
         return st.projection(feats.crops)
 
     def bank(self, st: MotionState, rows: np.ndarray):
-        return DenseBank(rows, st.config.k_appearance)
+        return RegionBank(rows, st.config.k_appearance, kd_tree=False)
 
     def learn(self, data: FitData, st: MotionState) -> np.ndarray:
         feats = data.feats

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .attribute import Attribute, FitData, grow_box, load_bank, worst_cell
-from .calibration import leave_one_group_out
-from .density import CellBanks, build_banks
+from .density import CellBanks, build_banks, heldout_distances
 from .features import SCENE_DIM
 
 if TYPE_CHECKING:
@@ -74,34 +73,26 @@ class SceneAttribute(Attribute):
     def fit(self, data: FitData, st: MotionState) -> np.ndarray:
         X = np.concatenate([self.raw(f) for f in data.feats])
         still = np.concatenate([still_cells(f, data.config.scene_still) for f in data.feats])
-        r, c, fr = build_banks(X, data.config.max_bank, still)
-        st.rows[self.name], st.cells[self.name] = r, c
-        st.refs[self.name] = np.stack([data.src_no[fr], data.frame_no[fr]], 1)
+        self.keep_bank(st, data, *build_banks(X, data.config.max_bank, still))
         st.scales[self.name] = np.ones(SCENE_DIM)
-
-        dist = np.zeros((data.n, data.n_cells))
-
-        def heldout(sel: np.ndarray) -> np.ndarray:
-            r2, c2, _ = build_banks(X[~sel], data.config.max_bank, still[~sel])
-            dist[sel] = CellBanks(r2, c2, data.n_cells, None, 1).query(X[sel])[0]
-            return np.zeros(int(sel.sum()))
-
-        leave_one_group_out(data.groups, heldout, data.n)
+        dist = heldout_distances(X, data.groups, data.config.max_bank, None, 1, still)
         st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = cell_calibration(dist, still)
-        return self._frame_values(st, dist, still)
+        return self._frame_values(self._cell_z(st, dist, still))
 
     def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return build_banks(self.raw(feats), st.config.max_bank, still_cells(feats, st.config.scene_still))
 
     @staticmethod
-    def _frame_values(st: MotionState, dist: np.ndarray, still: np.ndarray) -> np.ndarray:
-        """Per frame, its most unusual still cell, each cell in units of how much its own held-out
-        normal patches vary (a place whose look changes between training clips - a moving shadow,
-        a car parked in one clip - tolerates more than one that never changes)."""
-        if not len(dist):
-            return np.zeros(0)
-        z = (dist - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"]
-        return np.where(still, z, 0.0).max(1).clip(min=0.0)
+    def _cell_z(st: MotionState, dist: np.ndarray, still: np.ndarray) -> np.ndarray:
+        """(n, cells) each still cell's distance in units of how much its own held-out normal
+        patches vary (a place whose look changes between training clips - a moving shadow, a car
+        parked in one clip - tolerates more than one that never changes); 0 where not still."""
+        return np.where(still, (dist - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"], 0.0)
+
+    @staticmethod
+    def _frame_values(cz: np.ndarray) -> np.ndarray:
+        """Per frame, its most unusual still cell's :meth:`_cell_z`."""
+        return cz.max(1).clip(min=0.0) if len(cz) else np.zeros(0)
 
     def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
         """Only beyond ``scene_margin`` times what normal frames reach (its 99th percentile ``high``,
@@ -126,9 +117,8 @@ class SceneAttribute(Attribute):
 
     def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
         d, i = st.bank(self.name).query(self.raw(feats))
-        still = still_cells(feats, st.config.scene_still)
-        cz = np.where(still, (d - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"], 0.0)
-        return self._frame_values(st, d, still), (cz, i)
+        cz = self._cell_z(st, d, still_cells(feats, st.config.scene_still))
+        return self._frame_values(cz), (cz, i)
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
         dist = detail[0]

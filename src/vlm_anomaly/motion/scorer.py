@@ -12,18 +12,20 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
+from itertools import takewhile
 from pathlib import Path
 
 import numpy as np
 
+from ..detectors.calibration import RobustZ
+from ..detectors.neighbours import Projection, time_chunks
 from ..errors import InvalidVideoError, NotFittedError
 from ..smoothing import moving_average
 from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .appearance import CropEmbedder
 from .attribute import FitData
-from .calibration import Projection, RobustZ, fit_threshold
-from .density import neighbours
+from .calibration import fit_threshold
 from .extract import (
     CellStream,
     SourceCells,
@@ -32,6 +34,7 @@ from .extract import (
     iter_cells,
     iter_source,
     learn_speed_floor,
+    pack_cells,
 )
 from .features import GridConfig, grid_cols
 from .registry import ATTRIBUTES as REGISTRY
@@ -140,9 +143,6 @@ class MotionState:
     def n_cells(self) -> int:
         return self.config.grid.rows * self.cols
 
-    def neighbours(self) -> list[np.ndarray]:
-        return neighbours(self.config.grid.rows, self.cols, self.config.radius)
-
     def bank(self, a: str):
         """Attribute ``a``'s k-NN bank over its stored rows (built once)."""
         if a not in self._banks:
@@ -203,14 +203,6 @@ class MotionScores:
     #: (N, D) per frame, the mean crop embedding of its moving regions (None: no crops embedded)
     embeddings: np.ndarray | None = None
 
-    @property
-    def frame_embeddings(self) -> np.ndarray:
-        """What the frame's moving regions look like (descriptions, nearest normal frame); without
-        crop embeddings one zero per frame (the video-scorer contract asks for an array)."""
-        if self.embeddings is not None:
-            return self.embeddings
-        return np.zeros((len(self.frame_indices), 1), np.float32)
-
 
 def frame_crop_means(feats: SourceCells) -> np.ndarray | None:
     """(N, D) unit mean of each frame's crop embeddings (zero rows without regions); None without crops."""
@@ -254,15 +246,11 @@ class MotionScorer:
         info = probe(source)
         return grid_cols(info.width / max(1, info.height), self.config.grid.rows)
 
-    def extract(self, source: str | Path, progress: Callable[[int], None] | None = None,
-                cols: int | None = None, *, degrade: bool = False, fit: bool = False) -> SourceCells:
-        """Features of every sampled frame of ``source``; ``degrade``: of its half-size, strongly
-        compressed version (training-time augmentation); ``fit``: sampled as a training clip."""
-        src = str(source)
-        stream = self._stream(cols or self._cols_for(src))
-        frames = self._frames(src, fit=fit)
-        out = extract_cells(src, self.config.grid, stream.cols, progress=progress, stream=stream,
-                            frames=degraded(frames) if degrade else frames)
+    def _measure(self, src: str, cols: int, frames: Iterable[tuple[Frame, bool]],
+                 progress: Callable[[int], None] | None) -> SourceCells:
+        """Features of the sampled ``frames`` of ``src``, all at once (training, footage marked normal)."""
+        stream = self._stream(cols)
+        out = extract_cells(src, self.config.grid, cols, progress=progress, stream=stream, frames=frames)
         self.timing = dict(stream.timing)
         return out
 
@@ -315,12 +303,12 @@ class MotionScorer:
         def step(stage: str, base: int) -> Callable[[int], None]:
             return lambda n: progress(base + n, 0, stage) if progress else None
 
-        for src in train_sources:
-            feats.append(self.extract(src, step("measuring motion", done), cols, fit=True))
+        for src in map(str, train_sources):
+            feats.append(self._measure(src, cols, self._frames(src, fit=True), step("measuring motion", done)))
             done += feats[-1].n_frames
-            if self.config.augment:
-                copies.append(self.extract(src, step("measuring motion (compressed copy)", done), cols, degrade=True,
-                                           fit=True))
+            if self.config.augment:  # the clip at half size, strongly compressed (see extract.degrade)
+                copies.append(self._measure(src, cols, degraded(self._frames(src, fit=True)),
+                                            step("measuring motion (compressed copy)", done)))
                 done += copies[-1].n_frames
         self.fit_cells(feats, copies=copies)
         if names is not None and len(names) == len(feats):
@@ -331,9 +319,8 @@ class MotionScorer:
     @property
     def train_videos(self) -> list[EmbeddedVideo]:
         """The sampled frames of each training source with the mean embedding of their moving
-        regions (without appearance, one zero per frame)."""
-        return [EmbeddedVideo(src, content_hash(src), idx, ts,
-                              emb if emb is not None else np.zeros((len(idx), 1), np.float32))
+        regions (None without appearance: motion alone embeds nothing)."""
+        return [EmbeddedVideo(src, content_hash(src), idx, ts, emb)
                 for src, idx, ts, emb in getattr(self, "_train", [])]
 
     def fit_cells(self, feats: Sequence[SourceCells], *, copies: Sequence[SourceCells] = ()) -> MotionScorer:
@@ -358,7 +345,7 @@ class MotionScorer:
                        np.concatenate([np.full(f.n_frames, rank[copy_of[i]]) for i, f in enumerate(feats)]),
                        np.concatenate([f.frame_indices for f in feats]),
                        np.concatenate([f.has_motion for f in feats]), cols,
-                       self.embedder.identity_key if self.embedder is not None else "", _clip_slices(feats))
+                       self.embedder.identity_key if self.embedder is not None else "")
         st = MotionState(cfg, cols, names)
         heldout = {a: REGISTRY[a].fit(data, st) for a in cfg.fused}
         clip = np.concatenate([np.full(f.n_frames, i) for i, f in enumerate(feats)])
@@ -377,19 +364,10 @@ class MotionScorer:
         """Features of the sampled frames of ``source`` between ``start_s`` and ``end_s`` (seconds
         of the source; None: its start/end), measured as scoring the whole source measures them
         (the frames before the range serve as references and scene history)."""
-        st = self._check()
         src = str(source)
-        stream = self._stream(st.cols)
-
-        def until_end():
-            for f, take in self._frames(src):
-                if end_s is not None and f.timestamp > end_s + 1e-6:
-                    return
-                yield f, take
-
-        feats = extract_cells(src, self.config.grid, st.cols, progress=progress, stream=stream, frames=until_end())
-        self.timing = dict(stream.timing)
-        return cells_from(feats, start_s) if start_s is not None else feats
+        frames = takewhile(lambda ft: end_s is None or ft[0].timestamp <= end_s + 1e-6, self._frames(src))
+        feats = self._measure(src, self._check().cols, frames, progress)
+        return feats.where(feats.timestamps >= start_s - 1e-6) if start_s is not None else feats
 
     def add_normal(self, feats: SourceCells, key: str, name: str) -> None:
         """Learn ``feats`` (footage marked normal) as one more normal clip: each attribute's normal
@@ -427,7 +405,7 @@ class MotionScorer:
         own level and the model would stop seeing anything as unusual."""
         st = self._check()
         n = feats.n_frames
-        chunk = np.minimum(np.arange(n) * 4 // max(1, n), 3)
+        chunk = time_chunks(n)
         out = np.zeros((n, len(st.config.fused)))
         for c in np.unique(chunk):
             sel = chunk == c
@@ -435,8 +413,8 @@ class MotionScorer:
                           sources=list(st.sources), _banks={})
             if (~sel).any():
                 for a in st.config.fused:
-                    REGISTRY[a].add_normal(tmp, cells_where(feats, ~sel), len(st.sources))
-            part = cells_where(feats, sel)
+                    REGISTRY[a].add_normal(tmp, feats.where(~sel), len(st.sources))
+            part = feats.where(sel)
             out[sel] = np.stack([np.asarray(REGISTRY[a].values(tmp, part)[0], np.float64)
                                  for a in st.config.fused], 1)
         return out
@@ -488,9 +466,8 @@ class MotionScorer:
         st = self._check()
         src = str(source)
         stream = self._stream(st.cols)
-        parts = [self.score_cells(c) for c in iter_cells(
-            src, st.config.grid, st.cols, interval_ms=self.interval_ms, max_side=self.max_side,
-            max_frames=self.max_frames, max_duration_s=self.max_duration_s, progress=progress, stream=stream)]
+        parts = [self.score_cells(c) for c in iter_cells(src, st.config.grid, st.cols, frames=self._frames(src),
+                                                         progress=progress, stream=stream)]
         self.timing = dict(stream.timing)
         attrs = {a: np.concatenate([p.attribute_scores[a] for p in parts]) for a in parts[0].attribute_scores}
         emb = (np.concatenate([p.embeddings for p in parts]) if all(p.embeddings is not None for p in parts)
@@ -521,14 +498,9 @@ class MotionScorer:
         recent: deque[tuple[float, float, dict]] = deque(maxlen=max(1, st.config.smoothing_window))
         for f in frames:
             c = stream.features(f)
-            crops = (stream.embedder.embed(stream.embedder.crops(f.image, c.blobs)) if stream.embedder is not None
-                     else np.zeros((0, 0), np.float32))
-            sc = SourceCells(f.source, (f.image.shape[1], f.image.shape[0]), np.array([f.index]),
-                             np.array([f.timestamp]), np.array([c.has_motion]), c.motion[None], c.shape[None],
-                             np.zeros(len(c.blobs), np.int64), c.blobs, crops, scene=c.scene[None],
-                             camera=c.camera[None], scene_change=c.scene_change[None],
-                             direction=c.direction[None] if c.direction is not None else None)
-            res = self.score_cells(sc)
+            crops = stream.embed(stream.embedder.crops(f.image, c.blobs) if stream.embedder is not None else [])
+            res = self.score_cells(pack_cells(f.source, (f.image.shape[1], f.image.shape[0]),
+                                              [(f.index, f.timestamp, c)], crops, st.config.grid.rows, st.cols))
             self.timing = dict(stream.timing)
             # the watcher smooths over the trailing window: explain by its worst frame when it is low
             recent.append((float(res.scores[0]), f.timestamp, res.explanations[0]))
@@ -567,9 +539,8 @@ def calibrate(st: MotionState) -> None:
     cfg = st.config
     V, info = st.arrays["heldout_values"], st.arrays["heldout_frames"]
     groups, has_motion, clip = info[:, 0], info[:, 1].astype(bool), info[:, 2]
-    data = FitData(cfg, [], groups, info[:, 3], np.zeros(len(info), np.int64), has_motion, st.cols)
     for i, a in enumerate(cfg.fused):
-        st.calib[a] = REGISTRY[a].calibrate(V[:, i], data)
+        st.calib[a] = REGISTRY[a].calibrate(V[:, i], has_motion)
     # held-out frames without a reference keep their own (empty) value, as scored up to v5
     fused = MotionScorer._fuse(st, {a: REGISTRY[a].zscore(st, V[:, i]) for i, a in enumerate(cfg.fused)},
                                np.ones(len(V), bool))
@@ -590,25 +561,6 @@ def load_heldout(st: MotionState, arrays: dict[str, np.ndarray]) -> None:
             or not np.all(np.isfinite(V)) or info[:, 1].min() < 0 or info[:, 1].max() > 1):
         raise ValueError("the held-out calibration values are malformed")
     st.arrays["heldout_values"], st.arrays["heldout_frames"] = V, info
-
-
-def cells_from(feats: SourceCells, start_s: float) -> SourceCells:
-    """The frames of ``feats`` from ``start_s`` on."""
-    return cells_where(feats, feats.timestamps >= start_s - 1e-6)
-
-
-def cells_where(feats: SourceCells, keep: np.ndarray) -> SourceCells:
-    """The frames of ``feats`` where ``keep`` (n,) is True, their moving regions renumbered."""
-    keep = np.asarray(keep, bool)
-    new_no = np.cumsum(keep) - 1
-    bk = keep[feats.blob_frame] if len(feats.blob_frame) else np.zeros(0, bool)
-    return replace(
-        feats, frame_indices=feats.frame_indices[keep], timestamps=feats.timestamps[keep],
-        has_motion=feats.has_motion[keep], motion=feats.motion[keep], shape=feats.shape[keep],
-        blob_frame=new_no[feats.blob_frame[bk]].astype(np.int64), blobs=feats.blobs[bk],
-        crops=feats.crops[bk] if len(feats.crops) == len(feats.blobs) and feats.crops.shape[1] else feats.crops,
-        scene=feats.scene[keep], scene_change=feats.scene_change[keep], camera=feats.camera[keep],
-        direction=feats.direction[keep] if feats.direction is not None else None)
 
 
 def _worst_of(window: list[tuple[float, float, dict]], own: dict) -> dict:
@@ -645,15 +597,7 @@ def _groups(feats: Sequence[SourceCells], copy_of: Sequence[int]) -> np.ndarray:
     single clip (and of its copy)."""
     if len(set(copy_of)) >= 2:
         return np.concatenate([np.full(f.n_frames, copy_of[i]) for i, f in enumerate(feats)])
-    return np.concatenate([np.minimum(np.arange(f.n_frames) * 4 // max(1, f.n_frames), 3) for f in feats])
-
-
-def _clip_slices(feats: Sequence[SourceCells]) -> list[slice]:
-    out, lo = [], 0
-    for f in feats:
-        out.append(slice(lo, lo + f.n_frames))
-        lo += f.n_frames
-    return out
+    return np.concatenate([time_chunks(f.n_frames) for f in feats])
 
 
 def motion_text(e: dict) -> str:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..results import ScoreResult
-from .thumbnails import iter_frames_at, thumbnail
+from .thumbnails import iter_frames_at
 
 ANOMALY_RGB = (220, 40, 40)
 NORMAL_RGB = (40, 170, 70)
@@ -165,7 +165,7 @@ def write_annotated_video(result: ScoreResult, source: str | Path, path: str | P
     with AnnotatedVideoWriter(path, fps=playback_fps(result.timestamps)) as sink:
         for done, (index, img) in enumerate(iter_frames_at(source, pos, max_side=max_side), 1):
             k = pos[index]
-            sink.write(thumbnail(img, max_side), score=float(result.smoothed_scores[k]),
+            sink.write(img, score=float(result.smoothed_scores[k]),
                        anomaly=bool(labels[k]), time_s=float(result.timestamps[k]),
                        description=result.descriptions[k] if k < len(result.descriptions) else "",
                        threshold=result.threshold, **explanation_box(result, k))

@@ -277,11 +277,7 @@ class CvReader(Reader):
                 ok, bgr = self.cap.retrieve()
                 if not ok or bgr is None:
                     return None
-                h, w = bgr.shape[:2]
-                sw, sh = scaled_size(w, h, self.max_side)
-                if (sw, sh) != (w, h):
-                    bgr = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
-                return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                return cv2.cvtColor(resize_to(bgr, self.max_side), cv2.COLOR_BGR2RGB)
 
             yield None, convert
 

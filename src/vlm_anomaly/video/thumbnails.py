@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError
-from .decode import FALLBACK_FPS, decode_frames, open_input, read_image, short_error, to_rgb
-from .sources import check_file, list_frame_files
+from .decode import FALLBACK_FPS, decode_frames, read_image, short_error, to_rgb
+from .sources import list_frame_files, open_video
 
 
 def thumbnail(image: np.ndarray, max_side: int = 320) -> np.ndarray:
@@ -61,15 +61,11 @@ def iter_frames_at(source: str | Path, indices: Iterable[int], *, max_side: int 
             if i < len(files) and (img := read_image(files[i])) is not None:
                 yield i, thumbnail(img, max_side)
         return
-    check_file(path)
     todo = set(wanted)
     last = wanted[-1]
+    container, st = open_video(str(path))  # the checks and decoder set-up every reader shares
     try:
-        with open_input(str(path)) as container:
-            if not container.streams.video:
-                raise InvalidVideoError(f"{path}: no video stream")
-            st = container.streams.video[0]
-            st.thread_type = "AUTO"
+        with container:
             for index, _t, frame in decode_frames(container, st, fps=FALLBACK_FPS):
                 if index in todo:
                     yield index, thumbnail(to_rgb(frame), max_side)
