@@ -154,9 +154,9 @@ class TrainingSet:
         load_settings(saved=params)  # the same validation as every other layer: ConfigError if bad
         atomic_write_json(self.root / "settings.json", params)
 
-    def settings(self, *, overrides: dict[str, Any] | None = None) -> Settings:
+    def settings(self, config_file: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> Settings:
         """The settings with these saved training parameters as their ``saved`` layer."""
-        return load_settings(saved=self.load_params(), overrides=overrides)
+        return load_settings(config_file, saved=self.load_params(), overrides=overrides)
 
     # -- adding and removing ---------------------------------------------------------------
     def add(self, pipeline: Pipeline, source: str | Path, *, name: str | None = None,
