@@ -81,9 +81,9 @@ class BodySizeLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = self.limit(scope)
-        declared = dict(scope.get("headers", [])).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            return await self._reject(send, limit)
+        for key, value in scope.get("headers", []):  # every Content-Length a request declares, not the last
+            if key == b"content-length" and value.strip().isdigit() and int(value) > limit:
+                return await self._reject(send, limit)
         seen = 0
         state = {"started": False, "exceeded": False, "replaced": False}
 
