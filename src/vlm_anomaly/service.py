@@ -103,24 +103,24 @@ def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool,
 
     store = EventStore.from_settings(settings)
     bridge = HomeAssistantBridge.for_cameras(settings, [c for g in groups for c in g], store=store)
-    hear = [f for f in (listener, bridge.on_notice if bridge else None) if f is not None]
-    ctx = mp.get_context("spawn")  # no fork of a process that may hold threads and an encoder
-    common = (settings.model_dump_json(exclude_unset=True), realtime, max_seconds,
-              logging.getLogger().getEffectiveLevel())
-    procs, conns = [], {}
-    for i, group in enumerate(groups):
-        recv, send = ctx.Pipe(duplex=False)
-        procs.append(ctx.Process(target=_group_main, args=([asdict(c) for c in group], send, *common),
-                                 name=f"watch-group-{i + 1}", daemon=True))
-        procs[-1].start()
-        send.close()
-        conns[recv] = i
-    seen = _GroupRows()
-    done: set[int] = set()  # the groups that sent their last rows
-    early = False
-    if bridge is not None:
-        bridge.attach(seen)
-    try:
+    try:  # the store and the bridge are closed however starting or watching ends
+        hear = [f for f in (listener, bridge.on_notice if bridge else None) if f is not None]
+        ctx = mp.get_context("spawn")  # no fork of a process that may hold threads and an encoder
+        common = (settings.model_dump_json(exclude_unset=True), realtime, max_seconds,
+                  logging.getLogger().getEffectiveLevel())
+        procs, conns = [], {}
+        for i, group in enumerate(groups):
+            recv, send = ctx.Pipe(duplex=False)
+            procs.append(ctx.Process(target=_group_main, args=([asdict(c) for c in group], send, *common),
+                                     name=f"watch-group-{i + 1}", daemon=True))
+            procs[-1].start()
+            send.close()
+            conns[recv] = i
+        seen = _GroupRows()
+        done: set[int] = set()  # the groups that sent their last rows
+        early = False
+        if bridge is not None:
+            bridge.attach(seen)
         while conns:
             try:
                 for c in wait(list(conns), timeout=1.0):
@@ -337,7 +337,6 @@ class Supervisor:
                 c.proc.wait()
                 killed = True
         return 1 if killed else 0
-
 
 
 def service_children(config_file: str | Path | None, settings, *, watch: bool = True, ui: bool = True,
