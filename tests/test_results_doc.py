@@ -436,7 +436,7 @@ def test_speed_figures_of_the_default_are_its_reports():
 def test_readme_figures_come_from_the_current_reports():
     """README's results paragraph of the default detector: Ped2 figures from the default's
     ``report.json``, the codec-shift range from the default's (``DEFAULT_CODECS``), the speed from
-    ``scene/speed_v8.json`` (lowest and highest) - and no figure of an older version."""
+    ``speed_v10.json`` (lowest and highest) - and no figure of an older version."""
     text = (REPO / "README.md").read_text()
     para = _para(text, "On UCSD Ped2 (`vlm-anomaly evaluate ../shared/data/ped2`")
     d = _report("results/ped2-motion-default/report.json")
@@ -455,7 +455,7 @@ def test_readme_figures_come_from_the_current_reports():
     assert _same(_shown(low.group(2)), max(r["auc"] for r in renders))
     assert int(low.group(3)) == round(100 * min(r["normal_flagged"] for r in renders))
     assert int(low.group(4) or low.group(3)) == round(100 * max(r["normal_flagged"] for r in renders))
-    speed = json.loads((DOCS / "motion_cv" / "scene" / "speed_v8.json").read_text())["motion"]
+    speed = json.loads((DOCS / "motion_cv" / "speed_v10.json").read_text())["motion"]
     every = [round(v["frames_per_s"]) for k, v in speed.items() if k.startswith("score ")]
     fps = [min(every), max(every)]
     shown = re.search(r"(\d+)[–-](\d+)\s+sampled\s+frames/s", para)
