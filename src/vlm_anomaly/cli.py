@@ -688,7 +688,7 @@ def _print_traceback() -> None:
 def main() -> None:
     """Console-script entry: run the app, turning expected errors into one line + exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a command's typer.Exit code here, not raises it
     except VlmAnomalyError as exc:
         if _state["debug"]:
             _print_traceback()
@@ -697,8 +697,6 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - click usage errors and the unexpected
@@ -713,6 +711,8 @@ def main() -> None:
         err.print(f"error: {type(exc).__name__}: {redact_text(exc)}", highlight=False, markup=False,
                   soft_wrap=True)
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
