@@ -303,3 +303,42 @@ def test_pages_say_when_there_is_no_model(name, tmp_path, monkeypatch):
     at = page(name)
     assert_no_traceback(at)
     assert "No model yet" in at.info[0].value
+
+
+def test_live_banner_while_a_camera_runs_follows_its_scores_and_alert(trained, dash_clips):
+    """While a live camera runs, the banner says "Normal" or "ALERT #id" with the latest smoothed score
+    and the model's entry threshold; a looping MJPEG camera of the intruder clip shows both in turn."""
+    import re
+
+    from tests.events.streams import MjpegCameras
+
+    cam = MjpegCameras(dash_clips["intruder"])
+    at = page("live_page")
+    at.radio(key="live_mode").set_value("Continuous (server-side source)").run()
+    at.text_input(key="live_source").set_value(f"{cam.base}/door.mjpg")
+    button(at, "Start monitoring").click().run()
+    sess = at.session_state["live_session"]
+    seen: dict[str, list] = {"Normal": [], "ALERT": []}
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (seen["Normal"] and seen["ALERT"]) and sess.running:
+            at.run()
+            assert_no_traceback(at)
+            view = sess.feed.view()
+            for text in [s.value for s in at.success] + [e.value for e in at.error]:
+                if text.startswith(("Normal:", "ALERT #")):
+                    seen[text.split(" ")[0].rstrip(":")].append((text, view))
+            time.sleep(0.3)
+    finally:
+        sess.stop()
+        cam.close()
+    assert seen["Normal"] and seen["ALERT"], (seen, sess.stats)
+    enter = f"(events start below {sess.watcher.hysteresis.enter:+.2f})"
+    ids = {e.id for e in sess.feed.view().events}
+    for text, view in seen["Normal"] + seen["ALERT"]:
+        assert enter in text, text
+        shown = float(re.search(r"smoothed score ([-+]\d+\.\d+)", text).group(1))
+        # the banner was drawn from a reading at or before the view taken just after it
+        assert any(abs(r.smoothed - shown) < 5e-4 for r in view.readings), (text, view.readings[-3:])
+    for text, _ in seen["ALERT"]:
+        assert int(re.match(r"ALERT #(\d+) since", text).group(1)) in ids, (text, ids)
