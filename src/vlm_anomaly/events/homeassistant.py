@@ -57,8 +57,6 @@ ENTITIES = {"anomaly": "binary_sensor", "score": "sensor", "last_event": "sensor
             "activity": "event", "normal": "button"}
 #: what the ``event`` entity fires
 EVENT_TYPES = ("anomaly_start", "anomaly_end", "camera_tamper")
-#: event kinds (``EventRecord.kind``) that are about the camera itself, not the scene
-CAMERA_KINDS = ("camera", "tamper")
 #: state topics under ``<prefix>/<camera>/`` (retained)
 STATES = ("anomaly", "score", "event", "snapshot", "availability", "normal")
 ONLINE, OFFLINE = "online", "offline"
@@ -76,7 +74,7 @@ def event_type(kind: str, rec: EventRecord) -> str:
     """The ``event`` entity's type: a camera problem starting is ``camera_tamper``; every end is
     ``anomaly_end`` (its ``kind`` attribute says which)."""
     if kind == "start":
-        return "camera_tamper" if rec.kind in CAMERA_KINDS else "anomaly_start"
+        return "camera_tamper" if rec.kind == "camera" else "anomaly_start"
     return "anomaly_end"
 
 
