@@ -201,6 +201,17 @@ def test_errors_are_one_line_without_traceback(request, run_cli, trained, cli_ho
     assert ModelStore(cli_home / "models").names() == ["street"]  # nothing created or lost
 
 
+def test_usage_errors_say_how_to_call_the_command(run_cli, tmp_path):
+    """A mistyped option or a bad value: click's usage message and exit status 2, as every CLI, and
+    a secret in the bad value is masked."""
+    r = run_cli("score", "street", "x.mp4", "--modelx", "a", home=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("Usage: ") and " score [OPTIONS]" in r.stderr, r.stderr
+    assert "No such option: --modelx" in r.stderr and "NoSuchOption" not in r.stderr, r.stderr
+    r = run_cli("score", "street", "x.mp4", "--interval-ms", "rtsp://u:hunter2@cam/x", home=tmp_path)
+    assert r.returncode == 2 and "Invalid value for '--interval-ms'" in r.stderr, r.stderr
+    assert "hunter2" not in r.stderr + r.stdout
+
+
 @pytest.mark.slow
 def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     """Train on all 16 UCSD Ped2 training clips (frame folders, every 10th frame), score test clip 02

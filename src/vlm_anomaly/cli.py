@@ -699,10 +699,9 @@ def main() -> None:
         sys.exit(130)
     except typer.Abort:
         sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - click usage errors and the unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # noqa: BLE001 - usage errors and the unexpected
+        # a usage error: click's ClickException, or the copy of click that typer 0.29+ ships
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.message = redact_text(exc.message)
             exc.show()
             sys.exit(exc.exit_code)
