@@ -1,6 +1,8 @@
 """REST API against a real uvicorn server: auth, upload limits, jobs, models, events, sources."""
 
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -51,6 +53,33 @@ def test_health_is_open_everything_else_needs_the_token(server):
         "/docs" in httpx.get(server + "/openapi.json").text
         or httpx.get(server + "/docs").status_code == 200
     )
+
+
+def test_no_token_is_refused_before_the_body_is_read(server):
+    """Without a valid token an upload (or a JSON body) is answered 401 at once: the server neither
+    waits for nor spools the body (FastAPI reads a body before it runs the token's dependency)."""
+    u = urlsplit(server)
+    for path, ctype, declared, auth in [
+        ("/models/m/train", "multipart/form-data; boundary=x", 60 << 20, ""),
+        ("/models/m/score", "multipart/form-data; boundary=x", 2 << 20, "Authorization: Bearer wrong\r\n"),
+        ("/sources", "application/json", 1 << 20, ""),
+    ]:
+        with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: {ctype}\r\n"
+                      f"Content-Length: {declared}\r\n\r\n".encode())
+            s.sendall(b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.mp4"\r\n\r\n'
+                      + b"\0" * 100_000)  # the rest of the declared body never comes
+            answer = b""
+            try:
+                while chunk := s.recv(4096):
+                    answer += chunk
+            except TimeoutError:
+                pytest.fail(f"{path}: no answer while the body was still expected: {answer!r}")
+            except ConnectionResetError:  # it closed with the body's rest unread: what it said counts
+                pass
+        text = answer.decode()
+        assert text.startswith("HTTP/1.1 401"), text
+        assert "www-authenticate: bearer" in text.lower() and text.endswith('"}'), text
 
 
 def test_upload_limit_gives_413_json(client, tmp_path):
