@@ -10,6 +10,7 @@ import threading
 import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -29,7 +30,7 @@ from vlm_anomaly.events import (
     SourceWatcher,
     StoreSink,
 )
-from vlm_anomaly.redact import redact_text, redact_url, source_slug
+from vlm_anomaly.redact import install_log_redaction, redact_text, redact_url, source_slug
 from vlm_anomaly.video.live import Gap, LiveSource
 
 SECRET = "s3cr3t-pw"
@@ -65,6 +66,19 @@ def _subscribe(host, port, topic):
     c.loop_start()
     assert ready.wait(10), "could not subscribe"
     return c, got
+
+
+def test_access_log_masks_the_path_without_letting_it_forge_lines():
+    """uvicorn quotes the request path it logs; the masking decodes it to find a credential and
+    must quote it again, or ``GET /x%0AWARNING%20...`` writes a forged line into the server's log."""
+    install_log_redaction()
+    path = f"/x%0AWARNING%20vlm_anomaly:%20forged%0D%1B[2J/{quote(CAMERA, safe='')}?source={quote(CAMERA, safe='')}"
+    record = logging.getLogRecordFactory()("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                           ("127.0.0.1:5000", "GET", path, "1.1", 404), None)
+    line = record.getMessage()
+    assert not any(ord(c) < 32 for c in line), line
+    assert "GET /x%0AWARNING%20vlm_anomaly:%20forged%0D%1B" in line and "***@cam1.lan" in line, line
+    _clean(line)
 
 
 def test_camera_credentials_stay_out_of_alerts_topics_folders_db_and_logs(
