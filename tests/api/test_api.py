@@ -106,6 +106,16 @@ def test_upload_limit_gives_413_json(client, tmp_path):
     assert client.get("/models").json() == []  # nothing was trained
 
 
+def test_a_json_body_carries_no_video_allowance(client):
+    """Routes that take JSON (sources, marking normal) refuse a body of megabytes with 413 before
+    parsing it in memory; only the upload routes get room for their videos (2 MB each here)."""
+    huge = b'{"model": "m", "source": "' + b"a" * ((3 << 20) // 2) + b'"}'  # 1.5 MB, under one video's 2 MB
+    for path in ("/sources", "/models/m/normal", "/events/1/normal"):
+        r = client.post(path, content=huge, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and "upload limit" in r.json()["error"], (path, r.text[:200])
+    assert client.get("/sources").json() == []
+
+
 def test_upload_limit_is_per_video(client):
     """Two videos of 1.5 MB each (3 MB in all) pass a 2 MB limit: the limit is per video."""
     blob = b"\0" * (3 * 1024 * 1024 // 2)
