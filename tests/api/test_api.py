@@ -190,6 +190,7 @@ def test_bad_input_is_a_json_4xx(client, tmp_path):
     ).json()
     j = wait_job(client, job)
     assert j["status"] == "failed" and "junk.mp4" in j["error"]
+    assert "uploads" not in j["error"] and "/" not in j["error"], j["error"]  # not its place on the server
 
 
 def test_train_score_watch_ack_lifecycle(client, videos):

@@ -106,15 +106,20 @@ class JobManager:
             job.result = fn(progress)
             job.status, job.progress = "done", job.progress.model_copy(update={"stage": "done"})
         except VlmAnomalyError as exc:
-            job.status, job.error = "failed", str(exc)
+            job.status, job.error = "failed", self._shown(job, str(exc))
         except Exception as exc:  # noqa: BLE001 - reported through the job, logged in full
             log.exception("job %s failed", job.id)
-            job.status, job.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")
+            job.status, job.error = "failed", self._shown(job, redact_text(f"{type(exc).__name__}: {exc}"))
         finally:
             job.finished = utc_stamp()
             shutil.rmtree(self.workdir / job.id, ignore_errors=True)
             if self.on_finish:
                 self.on_finish(job)
+
+    def _shown(self, job: Job, message: str) -> str:
+        """An error as a client sees it: an upload by its name, not by its place on the server."""
+        folder = str(self.workdir / job.id)
+        return message.replace(folder + "/", "").replace(folder, "upload")
 
     def get(self, jid: str) -> Job:
         try:
