@@ -184,6 +184,10 @@ def test_bad_input_is_a_json_4xx(client, tmp_path):
     assert client.get("/jobs/nope").status_code == 404
     assert client.post("/sources", json={"model": "nope", "source": "x.mp4"}).status_code == 404
     assert client.get("/events", params={"limit": 0}).status_code == 422
+    for threshold in ("nan", "inf", "-inf"):  # would flag nothing or everything, and show threshold null
+        r = client.post("/models/nope/score", files={"file": ("a.mp4", b"abc", "video/mp4")},
+                        data={"threshold": threshold})
+        assert r.status_code == 422 and "threshold" in r.json()["error"], r.text
     # a corrupt "video" trains into a failed job with the decoder's message, not a crash
     job = client.post(
         "/models/junk/train", files={"files": ("junk.mp4", b"not a video" * 100, "video/mp4")}
