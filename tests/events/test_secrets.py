@@ -196,6 +196,10 @@ def test_api_answers_never_hold_the_credentials(trained_home, clips, tmp_path):
             gaps = c.get("/gaps")
             answers.append(gaps.text)
             assert any(g["source"] == redact_url(down) for g in gaps.json()), gaps.text
+            # the camera name the API gave the source finds its gaps (a client never sends the password)
+            assert camera_id(down) == json.loads(answers[1])["camera"] != source_slug(down)
+            by_camera = c.get("/gaps", params={"source": camera_id(down)}).json()
+            assert by_camera and all(g["source"] == redact_url(down) for g in by_camera), by_camera
             r = c.post("/sources", json={"model": "street",
                                          "source": f"rtsp://{USER}:{SECRET}@10.1.1.1/live"})
             assert r.status_code == 403
