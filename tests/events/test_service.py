@@ -96,3 +96,40 @@ def test_service_runs_watch_api_dashboard_and_stops_gracefully(trained_home, cli
                     os.kill(pid, signal.SIGKILL)
         reader.close()
         streams.close()
+
+
+def test_a_restarted_api_keeps_the_one_time_token(tmp_path):
+    """Without api_tokens the supervisor makes one token for the run: the API restarted after a
+    crash still takes it (each `serve` made its own, so clients were locked out by a restart)."""
+    api_port = free_port()
+    cfg = tmp_path / "service.yaml"
+    cfg.write_text(f"home: {tmp_path}/home\nencoder: efficientnet\napi_port: {api_port}\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    env.pop("VLM_ANOMALY_API_TOKENS", None)
+    log = tmp_path / "stderr"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "vlm_anomaly.cli", "--config", str(cfg), "service",
+                                 "--no-ui", "--no-watch"], stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+    try:
+        api = f"http://127.0.0.1:{api_port}"
+        _wait_http(f"{api}/health", 120)
+        [token] = set(re.findall(r"one-time token for this run: (\S+)", log.read_text()))
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{api}/models", headers=auth).status_code == 200
+        first = _pids(log)["api"]
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _pids(log)["api"] == first and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _wait_http(f"{api}/health", 120)
+        assert httpx.get(f"{api}/models", headers=auth).status_code == 200
+        assert len(set(re.findall(r"one-time token for this run: (\S+)", log.read_text()))) == 1
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _pids(log).values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
