@@ -271,3 +271,34 @@ def test_train_score_watch_ack_lifecycle(client, videos):
 
     assert client.delete("/models/street").json() == {"deleted": "street"}
     assert client.get("/models").json() == []
+
+
+def test_jobs_waiting_for_the_worker_are_capped(tmp_path):
+    """Each waiting job keeps its uploads on disk until the one worker takes it: past
+    MAX_WAITING_JOBS a new job is refused (429) before its upload is saved, so a client cannot
+    fill the disk by queueing; once the worker moves on, jobs are taken again."""
+    import threading
+
+    from vlm_anomaly.api.jobs import MAX_WAITING_JOBS, JobManager, TooManyJobsError
+
+    jobs = JobManager(tmp_path / "uploads")
+    release = threading.Event()
+    try:
+        for _ in range(MAX_WAITING_JOBS + 1):  # one running (blocked), the rest waiting
+            with jobs.folder() as (jid, folder):
+                (folder / "video.mp4").write_bytes(b"x")
+            jobs.submit(jid, "score", lambda progress: release.wait(30))
+        with pytest.raises(TooManyJobsError) as refused, jobs.folder():
+            pytest.fail("a job past the cap got a folder")
+        assert refused.value.status_code == 429
+        assert len(list((tmp_path / "uploads").iterdir())) == MAX_WAITING_JOBS + 1
+        release.set()
+        deadline = time.monotonic() + 30
+        while any(j.status != "done" for j in jobs.list()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not list((tmp_path / "uploads").iterdir())  # each job's uploads went with it
+        with jobs.folder():  # and a new job is taken again
+            pass
+    finally:
+        release.set()
+        jobs.shutdown()

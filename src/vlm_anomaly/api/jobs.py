@@ -26,10 +26,16 @@ from ..values import utc_stamp
 log = logging.getLogger(__name__)
 
 MAX_JOBS_KEPT = 200
+#: jobs that may wait for the worker, their uploads on disk; one more is refused (429) before its upload is saved
+MAX_WAITING_JOBS = 16
 
 
 class JobNotFoundError(VlmAnomalyError):
     status_code = 404
+
+
+class TooManyJobsError(VlmAnomalyError):
+    status_code = 429
 
 
 class Progress(BaseModel):
@@ -69,19 +75,32 @@ class JobManager:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
+        self._saving = 0  # folders being filled, jobs to be
 
     @contextlib.contextmanager
     def folder(self) -> Iterator[tuple[str, Path]]:
         """A new job's id and folder (for its uploads), removed again if anything before
-        :meth:`submit` fails (saving the uploads: empty, over the limit)."""
+        :meth:`submit` fails (saving the uploads: empty, over the limit).
+
+        Refused while ``MAX_WAITING_JOBS`` wait for the one worker: each holds its uploads on disk
+        until it runs, so an unbounded queue would fill the disk."""
+        with self._lock:
+            waiting = self._saving + sum(j.status == "queued" for j in self._jobs.values())
+            if waiting >= MAX_WAITING_JOBS:
+                raise TooManyJobsError(f"{waiting} jobs are waiting to run, the most accepted; "
+                                       "try again when one has started")
+            self._saving += 1
         jid = uuid.uuid4().hex[:12]
         d = self.workdir / jid
-        d.mkdir(parents=True, exist_ok=True)
         try:
+            d.mkdir(parents=True, exist_ok=True)
             yield jid, d
         except BaseException:
             shutil.rmtree(d, ignore_errors=True)
             raise
+        finally:
+            with self._lock:
+                self._saving -= 1
 
     def submit(self, jid: str, kind: str, fn: Callable[[Callable[[int, int, str], None]], Any],
                params: dict | None = None) -> Job:
