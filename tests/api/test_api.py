@@ -1,5 +1,6 @@
 """REST API against a real uvicorn server: auth, upload limits, jobs, models, events, sources."""
 
+import os
 import socket
 import time
 from urllib.parse import urlsplit
@@ -138,7 +139,7 @@ def test_upload_limit_is_per_video(client):
 def test_a_refused_upload_leaves_no_job_folder(client, api_home):
     """An upload refused while it is saved (empty, over the limit) removes what it had written."""
     uploads = api_home / "uploads"
-    with_folders = lambda: set(uploads.iterdir()) if uploads.is_dir() else set()  # noqa: E731
+    with_folders = lambda: {p for p in uploads.glob("*/*") if p.is_dir()}  # noqa: E731 (the API's folder's jobs)
     before = with_folders()
     good = ("files", ("good.mp4", b"\1" * 1000, "video/mp4"))
     r = client.post("/models/x/train", files=[good, ("files", ("empty.mp4", b"", "video/mp4"))])
@@ -291,14 +292,43 @@ def test_jobs_waiting_for_the_worker_are_capped(tmp_path):
         with pytest.raises(TooManyJobsError) as refused, jobs.folder():
             pytest.fail("a job past the cap got a folder")
         assert refused.value.status_code == 429
-        assert len(list((tmp_path / "uploads").iterdir())) == MAX_WAITING_JOBS + 1
+        assert len(list(jobs.workdir.iterdir())) == MAX_WAITING_JOBS + 1 + 1  # (and .owner)
         release.set()
         deadline = time.monotonic() + 30
         while any(j.status != "done" for j in jobs.list()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not list((tmp_path / "uploads").iterdir())  # each job's uploads went with it
+        assert [p.name for p in jobs.workdir.iterdir()] == [".owner"]  # each job's uploads went with it
         with jobs.folder():  # and a new job is taken again
             pass
     finally:
         release.set()
         jobs.shutdown()
+
+
+def test_uploads_an_ended_api_left_are_removed_at_the_next_start(tmp_path):
+    """A stop with jobs still waiting removes their uploads; what a killed API left (its folder's
+    lock is free) goes at the next start; the folder of an API still running stays."""
+    import threading
+
+    from vlm_anomaly.api.jobs import JobManager
+
+    uploads = tmp_path / "uploads"
+    alive = JobManager(uploads)
+    release = threading.Event()
+    stopping = JobManager(uploads)
+    try:
+        for _ in range(3):  # one runs (blocked), two wait
+            with stopping.folder() as (jid, folder):
+                (folder / "video.mp4").write_bytes(b"x" * 1000)
+            stopping.submit(jid, "score", lambda progress: release.wait(30))
+        with alive.folder() as (jid, folder):
+            (folder / "video.mp4").write_bytes(b"x")
+        stopping.shutdown()
+        assert len([p for p in stopping.workdir.iterdir() if p.is_dir()]) == 1  # the waiting ones are gone
+        os.close(stopping._owner)  # the process ends (a kill does no more than this)
+        JobManager(uploads).shutdown()
+        assert not stopping.workdir.exists()
+        assert (alive.workdir / jid / "video.mp4").exists()
+    finally:
+        release.set()
+        alive.shutdown()

@@ -7,9 +7,12 @@ Uploaded files live in the job's folder and are removed when the job finishes.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import shutil
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -69,8 +72,16 @@ class Job(JobSummary):
 
 
 class JobManager:
+    """Jobs of this process; their uploads live in a folder of its own under ``workdir``, marked by a
+    lock held while the process lives, so that the next start removes what a crash (or a stop with
+    jobs still waiting) left behind, and never the uploads of another live API on the same home."""
+
     def __init__(self, workdir: str | Path, *, on_finish: Callable[[Job], None] | None = None):
-        self.workdir = Path(workdir)
+        _remove_dead_folders(Path(workdir))
+        self.workdir = Path(workdir) / uuid.uuid4().hex[:12]
+        self.workdir.mkdir(parents=True)
+        self._owner = os.open(self.workdir / ".owner", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when this process ends
         self.on_finish = on_finish
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
@@ -151,3 +162,36 @@ class JobManager:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for job in self.list():  # jobs that will never run: their uploads go now
+            if job.status == "queued":
+                shutil.rmtree(self.workdir / job.id, ignore_errors=True)
+
+
+def _remove_dead_folders(root: Path, legacy_age_s: float = 60.0) -> None:
+    """Remove the upload folders of API processes that ended (their ``.owner`` lock is free), and
+    job folders of the old flat layout (no ``.owner``) older than ``legacy_age_s``."""
+    if not root.is_dir():
+        return
+    for d in root.iterdir():
+        if not d.is_dir() or d.is_symlink():
+            continue
+        owner = d / ".owner"
+        if not owner.exists():
+            with contextlib.suppress(OSError):
+                if time.time() - d.stat().st_mtime > legacy_age_s:
+                    shutil.rmtree(d, ignore_errors=True)
+            continue
+        try:
+            fd = os.open(owner, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its process is alive
+            os.close(fd)
+            continue
+        try:
+            log.info("removing uploads an ended API process left: %s", d)
+            shutil.rmtree(d, ignore_errors=True)
+        finally:
+            os.close(fd)
