@@ -133,3 +133,37 @@ def test_a_restarted_api_keeps_the_one_time_token(tmp_path):
         for pid in _pids(log).values():
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_stops_watch_with_its_open_event_closed(trained_home, clips, tmp_path):
+    """SIGTERM (what `service` and `docker stop` send to `watch`) during an event: the event is
+    closed as "stopped" with its end reported, the camera's row says stopped, exit status 0. (On
+    Python < 3.13 the signal interrupted a Thread.join, which then took the watcher for finished:
+    the process left without closing the event.)"""
+    import sqlite3
+
+    from tests.helpers import cli_env
+
+    streams = MjpegCameras(clips[1])  # the intruder clip in a loop, 10 fps: the intruder from 4 s on
+    db = tmp_path / "ev.db"
+    out = tmp_path / "stdout"
+    with out.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "vlm_anomaly.cli", "watch", "--model", "street",
+                                 "--source", f"{streams.base}/cam.mjpg"], stdout=fh, stderr=subprocess.STDOUT,
+                                env=cli_env(trained_home, VLM_ANOMALY_EVENTS_DB_URL=f"sqlite:///{db}",
+                                            VLM_ANOMALY_EVENTS_DIR=str(tmp_path / "ev")), text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "EVENT START" not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()[-2000:]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, out.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        streams.close()
+    text = out.read_text()
+    assert "EVENT END" in text and text.rstrip().splitlines()[-2].endswith("stopped"), text[-2000:]
+    rows = sqlite3.connect(db).execute("SELECT status, end_reason FROM events").fetchall()
+    assert rows and all(r == ("closed", "stopped") for r in rows), rows
