@@ -235,13 +235,27 @@ def _on_signals(signals: tuple[int, ...], handler: Callable) -> Callable[[], Non
     return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+#: a second stop signal this soon after the first is the same request arriving twice
+REPEATED_SIGNAL_S = 2.0
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:
-    """SIGTERM stops watching like Ctrl-C (flush alerts, say offline); returns the undo."""
-    return _on_signals((signal.SIGTERM,), _interrupt)
+    """SIGTERM stops watching like Ctrl-C (flush alerts, say offline); returns the undo.
+
+    A second SIGTERM/SIGINT within ``REPEATED_SIGNAL_S`` of the first is ignored: one stop often
+    arrives twice (Ctrl-C reaches the whole process group and `service` then sends SIGTERM to its
+    children; systemd signals every process of the unit), and a second KeyboardInterrupt would cut
+    the graceful stop short (the open event left open, no end alert). A later one still interrupts."""
+    first: list[float] = []
+
+    def interrupt(signum, frame):
+        now = time.monotonic()
+        if first and now - first[0] < REPEATED_SIGNAL_S:
+            return
+        first[:] = [now]
+        raise KeyboardInterrupt
+
+    return _on_signals((signal.SIGTERM, signal.SIGINT), interrupt)
 
 
 # -- the supervisor --------------------------------------------------------------------------------
