@@ -604,7 +604,14 @@ def service(
               + (f"; API on http://{settings.api_host}:{settings.api_port}" if api else "")
               + (f"; dashboard on http://{settings.ui_address}:{settings.ui_port}" if ui else ""),
               highlight=False, soft_wrap=True, markup=False)
-    children = service_children(_state["config"], settings, watch=watch, ui=ui, api=api)
+    token = None
+    if api and not settings.api_tokens:  # one token for the whole run: a restarted API keeps it
+        import secrets
+
+        token = secrets.token_urlsafe(24)
+        err.print(f"no api_tokens configured: using a one-time token for this run: {token}",
+                  highlight=False, markup=False, soft_wrap=True)
+    children = service_children(_state["config"], settings, watch=watch, ui=ui, api=api, api_token=token)
     if not children:
         raise typer.BadParameter("nothing to run: --no-watch, --no-ui and --no-api together")
     sup = Supervisor(children, grace_s=grace_s,

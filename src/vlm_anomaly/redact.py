@@ -284,7 +284,9 @@ def _redact_record(record: logging.LogRecord) -> None:
             # mask the request line's query (a ``?source=`` may carry a camera URL, %-encoded)
             args = list(record.args)
             base, sep, q = str(args[2]).partition("?")
-            args[2] = redact_text(unquote(base)) + (f"?{redact_query(q)}" if sep else "")
+            # decoded to be masked, then quoted again: a %0A in the path must not start a forged log line
+            path = quote(redact_text(unquote(base)), safe="/:@*,;=+!$&'()~")
+            args[2] = path + (f"?{redact_query(q)}" if sep else "")
             record.args = tuple(args)
             return
         msg = record.getMessage()

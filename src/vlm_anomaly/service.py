@@ -235,13 +235,27 @@ def _on_signals(signals: tuple[int, ...], handler: Callable) -> Callable[[], Non
     return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+#: a second stop signal this soon after the first is the same request arriving twice
+REPEATED_SIGNAL_S = 2.0
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:
-    """SIGTERM stops watching like Ctrl-C (flush alerts, say offline); returns the undo."""
-    return _on_signals((signal.SIGTERM,), _interrupt)
+    """SIGTERM stops watching like Ctrl-C (flush alerts, say offline); returns the undo.
+
+    A second SIGTERM/SIGINT within ``REPEATED_SIGNAL_S`` of the first is ignored: one stop often
+    arrives twice (Ctrl-C reaches the whole process group and `service` then sends SIGTERM to its
+    children; systemd signals every process of the unit), and a second KeyboardInterrupt would cut
+    the graceful stop short (the open event left open, no end alert). A later one still interrupts."""
+    first: list[float] = []
+
+    def interrupt(signum, frame):
+        now = time.monotonic()
+        if first and now - first[0] < REPEATED_SIGNAL_S:
+            return
+        first[:] = [now]
+        raise KeyboardInterrupt
+
+    return _on_signals((signal.SIGTERM, signal.SIGINT), interrupt)
 
 
 # -- the supervisor --------------------------------------------------------------------------------
@@ -251,6 +265,7 @@ class Child:
 
     name: str
     args: list[str]
+    env: dict[str, str] | None = None  # set in its environment (besides this process's own)
     proc: subprocess.Popen | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -280,7 +295,7 @@ class Supervisor:
         self._stop.set()
 
     def _start(self, c: Child) -> None:
-        c.proc = subprocess.Popen(c.args)
+        c.proc = subprocess.Popen(c.args, env={**os.environ, **c.env} if c.env else None)
         c.started_at = time.monotonic()
         self.on_event(f"started {c.name} (pid {c.proc.pid})")
 
@@ -340,10 +355,14 @@ class Supervisor:
 
 
 def service_children(config_file: str | Path | None, settings, *, watch: bool = True, ui: bool = True,
-                     api: bool = True) -> list[Child]:
-    """The service's processes, each one ``vlm-anomaly --config FILE <command>`` reading the same file."""
+                     api: bool = True, api_token: str | None = None) -> list[Child]:
+    """The service's processes, each one ``vlm-anomaly --config FILE <command>`` reading the same file.
+
+    ``api_token``: the API's token when the settings have none, made once by the supervisor so that
+    a restarted API keeps it (``serve`` alone would make a new one at each start)."""
     base = [sys.executable, "-m", "vlm_anomaly.cli"] + (["--config", str(config_file)] if config_file else [])
-    commands = (("watch", watch, ["watch"]),
-                ("api", api, ["serve", "--host", settings.api_host, "--port", str(settings.api_port)]),
-                ("dashboard", ui, ["ui", "--address", settings.ui_address]))
-    return [Child(name, base + args) for name, wanted, args in commands if wanted]
+    commands = (("watch", watch, ["watch"], None),
+                ("api", api, ["serve", "--host", settings.api_host, "--port", str(settings.api_port)],
+                 {"VLM_ANOMALY_API_TOKENS": api_token} if api_token else None),
+                ("dashboard", ui, ["ui", "--address", settings.ui_address], None))
+    return [Child(name, base + args, env) for name, wanted, args, env in commands if wanted]

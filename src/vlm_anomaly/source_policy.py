@@ -71,7 +71,7 @@ class SourcePolicy:
         source = str(source).strip()
         if not source or any(ord(c) < 32 or c == "\x7f" for c in source):
             raise SourceNotAllowedError("source not allowed: empty or holds control characters")
-        if source.isdigit():
+        if source.isascii() and source.isdigit():  # "²" and "٣" are digits to isdigit() too
             return self._camera(source)
         if _SCHEME.match(source):
             return self._url(source)

@@ -1,6 +1,9 @@
 """REST API against a real uvicorn server: auth, upload limits, jobs, models, events, sources."""
 
+import os
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -53,6 +56,33 @@ def test_health_is_open_everything_else_needs_the_token(server):
     )
 
 
+def test_no_token_is_refused_before_the_body_is_read(server):
+    """Without a valid token an upload (or a JSON body) is answered 401 at once: the server neither
+    waits for nor spools the body (FastAPI reads a body before it runs the token's dependency)."""
+    u = urlsplit(server)
+    for path, ctype, declared, auth in [
+        ("/models/m/train", "multipart/form-data; boundary=x", 60 << 20, ""),
+        ("/models/m/score", "multipart/form-data; boundary=x", 2 << 20, "Authorization: Bearer wrong\r\n"),
+        ("/sources", "application/json", 1 << 20, ""),
+    ]:
+        with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: {ctype}\r\n"
+                      f"Content-Length: {declared}\r\n\r\n".encode())
+            s.sendall(b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.mp4"\r\n\r\n'
+                      + b"\0" * 100_000)  # the rest of the declared body never comes
+            answer = b""
+            try:
+                while chunk := s.recv(4096):
+                    answer += chunk
+            except TimeoutError:
+                pytest.fail(f"{path}: no answer while the body was still expected: {answer!r}")
+            except ConnectionResetError:  # it closed with the body's rest unread: what it said counts
+                pass
+        text = answer.decode()
+        assert text.startswith("HTTP/1.1 401"), text
+        assert "www-authenticate: bearer" in text.lower() and text.endswith('"}'), text
+
+
 def test_upload_limit_gives_413_json(client, tmp_path):
     big = tmp_path / "big.mp4"
     big.write_bytes(b"\0" * (3 * 1024 * 1024))  # limit is 2 MB
@@ -77,6 +107,16 @@ def test_upload_limit_gives_413_json(client, tmp_path):
     assert client.get("/models").json() == []  # nothing was trained
 
 
+def test_a_json_body_carries_no_video_allowance(client):
+    """Routes that take JSON (sources, marking normal) refuse a body of megabytes with 413 before
+    parsing it in memory; only the upload routes get room for their videos (2 MB each here)."""
+    huge = b'{"model": "m", "source": "' + b"a" * ((3 << 20) // 2) + b'"}'  # 1.5 MB, under one video's 2 MB
+    for path in ("/sources", "/models/m/normal", "/events/1/normal"):
+        r = client.post(path, content=huge, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and "upload limit" in r.json()["error"], (path, r.text[:200])
+    assert client.get("/sources").json() == []
+
+
 def test_upload_limit_is_per_video(client):
     """Two videos of 1.5 MB each (3 MB in all) pass a 2 MB limit: the limit is per video."""
     blob = b"\0" * (3 * 1024 * 1024 // 2)
@@ -99,7 +139,7 @@ def test_upload_limit_is_per_video(client):
 def test_a_refused_upload_leaves_no_job_folder(client, api_home):
     """An upload refused while it is saved (empty, over the limit) removes what it had written."""
     uploads = api_home / "uploads"
-    with_folders = lambda: set(uploads.iterdir()) if uploads.is_dir() else set()  # noqa: E731
+    with_folders = lambda: {p for p in uploads.glob("*/*") if p.is_dir()}  # noqa: E731 (the API's folder's jobs)
     before = with_folders()
     good = ("files", ("good.mp4", b"\1" * 1000, "video/mp4"))
     r = client.post("/models/x/train", files=[good, ("files", ("empty.mp4", b"", "video/mp4"))])
@@ -145,12 +185,17 @@ def test_bad_input_is_a_json_4xx(client, tmp_path):
     assert client.get("/jobs/nope").status_code == 404
     assert client.post("/sources", json={"model": "nope", "source": "x.mp4"}).status_code == 404
     assert client.get("/events", params={"limit": 0}).status_code == 422
+    for threshold in ("nan", "inf", "-inf"):  # would flag nothing or everything, and show threshold null
+        r = client.post("/models/nope/score", files={"file": ("a.mp4", b"abc", "video/mp4")},
+                        data={"threshold": threshold})
+        assert r.status_code == 422 and "threshold" in r.json()["error"], r.text
     # a corrupt "video" trains into a failed job with the decoder's message, not a crash
     job = client.post(
         "/models/junk/train", files={"files": ("junk.mp4", b"not a video" * 100, "video/mp4")}
     ).json()
     j = wait_job(client, job)
     assert j["status"] == "failed" and "junk.mp4" in j["error"]
+    assert "uploads" not in j["error"] and "/" not in j["error"], j["error"]  # not its place on the server
 
 
 def test_train_score_watch_ack_lifecycle(client, videos):
@@ -227,3 +272,63 @@ def test_train_score_watch_ack_lifecycle(client, videos):
 
     assert client.delete("/models/street").json() == {"deleted": "street"}
     assert client.get("/models").json() == []
+
+
+def test_jobs_waiting_for_the_worker_are_capped(tmp_path):
+    """Each waiting job keeps its uploads on disk until the one worker takes it: past
+    MAX_WAITING_JOBS a new job is refused (429) before its upload is saved, so a client cannot
+    fill the disk by queueing; once the worker moves on, jobs are taken again."""
+    import threading
+
+    from vlm_anomaly.api.jobs import MAX_WAITING_JOBS, JobManager, TooManyJobsError
+
+    jobs = JobManager(tmp_path / "uploads")
+    release = threading.Event()
+    try:
+        for _ in range(MAX_WAITING_JOBS + 1):  # one running (blocked), the rest waiting
+            with jobs.folder() as (jid, folder):
+                (folder / "video.mp4").write_bytes(b"x")
+            jobs.submit(jid, "score", lambda progress: release.wait(30))
+        with pytest.raises(TooManyJobsError) as refused, jobs.folder():
+            pytest.fail("a job past the cap got a folder")
+        assert refused.value.status_code == 429
+        assert len(list(jobs.workdir.iterdir())) == MAX_WAITING_JOBS + 1 + 1  # (and .owner)
+        release.set()
+        deadline = time.monotonic() + 30
+        while any(j.status != "done" for j in jobs.list()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p.name for p in jobs.workdir.iterdir()] == [".owner"]  # each job's uploads went with it
+        with jobs.folder():  # and a new job is taken again
+            pass
+    finally:
+        release.set()
+        jobs.shutdown()
+
+
+def test_uploads_an_ended_api_left_are_removed_at_the_next_start(tmp_path):
+    """A stop with jobs still waiting removes their uploads; what a killed API left (its folder's
+    lock is free) goes at the next start; the folder of an API still running stays."""
+    import threading
+
+    from vlm_anomaly.api.jobs import JobManager
+
+    uploads = tmp_path / "uploads"
+    alive = JobManager(uploads)
+    release = threading.Event()
+    stopping = JobManager(uploads)
+    try:
+        for _ in range(3):  # one runs (blocked), two wait
+            with stopping.folder() as (jid, folder):
+                (folder / "video.mp4").write_bytes(b"x" * 1000)
+            stopping.submit(jid, "score", lambda progress: release.wait(30))
+        with alive.folder() as (jid, folder):
+            (folder / "video.mp4").write_bytes(b"x")
+        stopping.shutdown()
+        assert len([p for p in stopping.workdir.iterdir() if p.is_dir()]) == 1  # the waiting ones are gone
+        os.close(stopping._owner)  # the process ends (a kill does no more than this)
+        JobManager(uploads).shutdown()
+        assert not stopping.workdir.exists()
+        assert (alive.workdir / jid / "video.mp4").exists()
+    finally:
+        release.set()
+        alive.shutdown()

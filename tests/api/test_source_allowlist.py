@@ -122,6 +122,8 @@ def _hostile(site, http_media):
         ("http://[::1]:80/x", 403, "matches no allowed_url_hosts"),
         ("0", 403, "camera 0 is not in allowed_cameras"),
         ("7", 403, "camera 7"),
+        ("\u00b2", 422, "no such file"),  # a digit to str.isdigit, not to int(): a file name here
+        ("\u0660", 422, "no such file"),  # an Arabic-Indic zero is no camera index either
         ("clip\x00.mp4", 403, "control characters"),
         (f"http://{http_media}/cam1/clip.mp4\r\nX-Injected: 1", 403, "control characters"),
     ]
@@ -187,6 +189,6 @@ def test_host_patterns_and_networks(site):
     assert p.check("rtsp://192.168.1.20/live")
     assert p.check("0") == "0"
     for bad in ("rtsp://192.168.2.20/live", "rtsp://cam7.lan.evil.example/x",
-                "rtsp://cam7.lan@evil.example/x", "1"):
+                "rtsp://cam7.lan@evil.example/x", "1", "\u0660"):
         with pytest.raises(SourceNotAllowedError):
             p.check(bad)

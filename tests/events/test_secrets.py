@@ -10,6 +10,7 @@ import threading
 import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -29,7 +30,7 @@ from vlm_anomaly.events import (
     SourceWatcher,
     StoreSink,
 )
-from vlm_anomaly.redact import redact_text, redact_url, source_slug
+from vlm_anomaly.redact import install_log_redaction, redact_text, redact_url, source_slug
 from vlm_anomaly.video.live import Gap, LiveSource
 
 SECRET = "s3cr3t-pw"
@@ -65,6 +66,19 @@ def _subscribe(host, port, topic):
     c.loop_start()
     assert ready.wait(10), "could not subscribe"
     return c, got
+
+
+def test_access_log_masks_the_path_without_letting_it_forge_lines():
+    """uvicorn quotes the request path it logs; the masking decodes it to find a credential and
+    must quote it again, or ``GET /x%0AWARNING%20...`` writes a forged line into the server's log."""
+    install_log_redaction()
+    path = f"/x%0AWARNING%20vlm_anomaly:%20forged%0D%1B[2J/{quote(CAMERA, safe='')}?source={quote(CAMERA, safe='')}"
+    record = logging.getLogRecordFactory()("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                           ("127.0.0.1:5000", "GET", path, "1.1", 404), None)
+    line = record.getMessage()
+    assert not any(ord(c) < 32 for c in line), line
+    assert "GET /x%0AWARNING%20vlm_anomaly:%20forged%0D%1B" in line and "***@cam1.lan" in line, line
+    _clean(line)
 
 
 def test_camera_credentials_stay_out_of_alerts_topics_folders_db_and_logs(
@@ -182,6 +196,10 @@ def test_api_answers_never_hold_the_credentials(trained_home, clips, tmp_path):
             gaps = c.get("/gaps")
             answers.append(gaps.text)
             assert any(g["source"] == redact_url(down) for g in gaps.json()), gaps.text
+            # the camera name the API gave the source finds its gaps (a client never sends the password)
+            assert camera_id(down) == json.loads(answers[1])["camera"] != source_slug(down)
+            by_camera = c.get("/gaps", params={"source": camera_id(down)}).json()
+            assert by_camera and all(g["source"] == redact_url(down) for g in by_camera), by_camera
             r = c.post("/sources", json={"model": "street",
                                          "source": f"rtsp://{USER}:{SECRET}@10.1.1.1/live"})
             assert r.status_code == 403

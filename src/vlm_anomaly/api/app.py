@@ -23,7 +23,7 @@ from ..events import Monitor
 from ..pipeline import Pipeline
 from ..redact import redact_text
 from ..source_policy import SourcePolicy
-from .deps import Services, caller
+from .deps import BearerGate, Services, caller
 from .jobs import JobManager
 from .limits import BodySizeLimit
 from .prometheus import ServiceMetrics
@@ -64,6 +64,8 @@ def create_app(settings: Settings, *, pipeline: Pipeline | None = None) -> FastA
     app.state.services = services
     app.add_middleware(BodySizeLimit, per_video=per_video)
     app.middleware("http")(_timing)
+    public = {"/health", app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(BearerGate, tokens=services.tokens, public={p for p in public if p})  # outermost
     app.add_exception_handler(VlmAnomalyError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

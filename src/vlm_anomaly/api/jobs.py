@@ -7,9 +7,12 @@ Uploaded files live in the job's folder and are removed when the job finishes.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import shutil
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -26,10 +29,16 @@ from ..values import utc_stamp
 log = logging.getLogger(__name__)
 
 MAX_JOBS_KEPT = 200
+#: jobs that may wait for the worker, their uploads on disk; one more is refused (429) before its upload is saved
+MAX_WAITING_JOBS = 16
 
 
 class JobNotFoundError(VlmAnomalyError):
     status_code = 404
+
+
+class TooManyJobsError(VlmAnomalyError):
+    status_code = 429
 
 
 class Progress(BaseModel):
@@ -63,25 +72,46 @@ class Job(JobSummary):
 
 
 class JobManager:
+    """Jobs of this process; their uploads live in a folder of its own under ``workdir``, marked by a
+    lock held while the process lives, so that the next start removes what a crash (or a stop with
+    jobs still waiting) left behind, and never the uploads of another live API on the same home."""
+
     def __init__(self, workdir: str | Path, *, on_finish: Callable[[Job], None] | None = None):
-        self.workdir = Path(workdir)
+        _remove_dead_folders(Path(workdir))
+        self.workdir = Path(workdir) / uuid.uuid4().hex[:12]
+        self.workdir.mkdir(parents=True)
+        self._owner = os.open(self.workdir / ".owner", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when this process ends
         self.on_finish = on_finish
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
+        self._saving = 0  # folders being filled, jobs to be
 
     @contextlib.contextmanager
     def folder(self) -> Iterator[tuple[str, Path]]:
         """A new job's id and folder (for its uploads), removed again if anything before
-        :meth:`submit` fails (saving the uploads: empty, over the limit)."""
+        :meth:`submit` fails (saving the uploads: empty, over the limit).
+
+        Refused while ``MAX_WAITING_JOBS`` wait for the one worker: each holds its uploads on disk
+        until it runs, so an unbounded queue would fill the disk."""
+        with self._lock:
+            waiting = self._saving + sum(j.status == "queued" for j in self._jobs.values())
+            if waiting >= MAX_WAITING_JOBS:
+                raise TooManyJobsError(f"{waiting} jobs are waiting to run, the most accepted; "
+                                       "try again when one has started")
+            self._saving += 1
         jid = uuid.uuid4().hex[:12]
         d = self.workdir / jid
-        d.mkdir(parents=True, exist_ok=True)
         try:
+            d.mkdir(parents=True, exist_ok=True)
             yield jid, d
         except BaseException:
             shutil.rmtree(d, ignore_errors=True)
             raise
+        finally:
+            with self._lock:
+                self._saving -= 1
 
     def submit(self, jid: str, kind: str, fn: Callable[[Callable[[int, int, str], None]], Any],
                params: dict | None = None) -> Job:
@@ -106,15 +136,20 @@ class JobManager:
             job.result = fn(progress)
             job.status, job.progress = "done", job.progress.model_copy(update={"stage": "done"})
         except VlmAnomalyError as exc:
-            job.status, job.error = "failed", str(exc)
+            job.status, job.error = "failed", self._shown(job, str(exc))
         except Exception as exc:  # noqa: BLE001 - reported through the job, logged in full
             log.exception("job %s failed", job.id)
-            job.status, job.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")
+            job.status, job.error = "failed", self._shown(job, redact_text(f"{type(exc).__name__}: {exc}"))
         finally:
             job.finished = utc_stamp()
             shutil.rmtree(self.workdir / job.id, ignore_errors=True)
             if self.on_finish:
                 self.on_finish(job)
+
+    def _shown(self, job: Job, message: str) -> str:
+        """An error as a client sees it: an upload by its name, not by its place on the server."""
+        folder = str(self.workdir / job.id)
+        return message.replace(folder + "/", "").replace(folder, "upload")
 
     def get(self, jid: str) -> Job:
         try:
@@ -127,3 +162,36 @@ class JobManager:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for job in self.list():  # jobs that will never run: their uploads go now
+            if job.status == "queued":
+                shutil.rmtree(self.workdir / job.id, ignore_errors=True)
+
+
+def _remove_dead_folders(root: Path, legacy_age_s: float = 60.0) -> None:
+    """Remove the upload folders of API processes that ended (their ``.owner`` lock is free), and
+    job folders of the old flat layout (no ``.owner``) older than ``legacy_age_s``."""
+    if not root.is_dir():
+        return
+    for d in root.iterdir():
+        if not d.is_dir() or d.is_symlink():
+            continue
+        owner = d / ".owner"
+        if not owner.exists():
+            with contextlib.suppress(OSError):
+                if time.time() - d.stat().st_mtime > legacy_age_s:
+                    shutil.rmtree(d, ignore_errors=True)
+            continue
+        try:
+            fd = os.open(owner, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its process is alive
+            os.close(fd)
+            continue
+        try:
+            log.info("removing uploads an ended API process left: %s", d)
+            shutil.rmtree(d, ignore_errors=True)
+        finally:
+            os.close(fd)

@@ -58,15 +58,16 @@ class _TooLarge(Exception):
 
 class BodySizeLimit:
     """The limit is ``per_video`` bytes a video; a whole body is capped at what its route may carry
-    (many videos for ``/train``, one elsewhere), so that an oversized request is refused before it is
-    spooled to disk."""
+    (many videos for ``/train``, one for ``/score``, none elsewhere: a JSON body is parsed in memory),
+    so that an oversized request is refused before it is spooled to disk or parsed."""
 
     def __init__(self, app, per_video: int):
         self.app = app
         self.per_video = per_video
 
     def limit(self, scope: dict) -> int:
-        videos = MAX_VIDEOS_PER_REQUEST if scope["path"].endswith("/train") else 1
+        path = scope["path"]
+        videos = MAX_VIDEOS_PER_REQUEST if path.endswith("/train") else 1 if path.endswith("/score") else 0
         return self.per_video * videos + FORM_OVERHEAD
 
     async def _reject(self, send, limit: int) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..cameras import camera_id
 from ..errors import VlmAnomalyError
 from ..redact import redact_text, redact_url, source_slug
 from .lease import OwnerLease, aware, utcnow
@@ -265,14 +266,15 @@ class EventStore:
 
     def find_source(self, name: str | None) -> str | None:
         """The stored source ``name`` stands for: the masked URL as shown, a camera name
-        (``cam1.lan_live``), a path, or (still accepted) the URL with its credentials."""
+        (``cam1.lan_live``, or ``cam1_lan_live`` as ``GET /sources`` shows a source's camera), a
+        path, or (still accepted) the URL with its credentials."""
         if name is None:
             return None
         shown = redact_url(name)
         known = self.sources()
         if shown in known:
             return shown
-        return next((s for s in known if source_slug(s) == name), shown)
+        return next((s for s in known if name in (source_slug(s), camera_id(s))), shown)
 
     def gaps(self, source: str | None = None, limit: int = 100) -> list[dict]:
         """The latest stream gaps, newest first, as shown: masked, times in ISO 8601 (UTC)."""

@@ -345,6 +345,10 @@ class LiveSession:
         self.watcher = watcher
         self.name = name
         self._thread: threading.Thread | None = None
+        # set when the watcher's loop returned. Why not Thread.join/is_alive: on Python < 3.13 a
+        # join interrupted by a signal (SIGTERM raised as KeyboardInterrupt) marks the still running
+        # thread as stopped, so the stop that follows would not wait for the open event to close
+        self._done = threading.Event()
 
     @property
     def source(self) -> str:
@@ -371,12 +375,18 @@ class LiveSession:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and not self._done.is_set()
 
     def start(self) -> LiveSession:
-        self._thread = threading.Thread(target=self.watcher.run, name=f"vlm-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"vlm-{self.name}", daemon=True)
         self._thread.start()
         return self
+
+    def _run(self) -> None:
+        try:
+            self.watcher.run()
+        finally:
+            self._done.set()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the source; the open event is closed as "stopped" before this returns."""
@@ -386,7 +396,7 @@ class LiveSession:
     def join(self, timeout_s: float | None = None) -> bool:
         """Wait for the source to end; True if it did."""
         if self._thread is not None:
-            self._thread.join(timeout_s)
+            self._done.wait(timeout_s)
         return not self.running
 
     wait = join

@@ -65,7 +65,7 @@ def score_video(
     svc: Svc,
     name: ModelName,
     file: Annotated[UploadFile, File(description="video to score")],
-    threshold: Annotated[float | None, Form()] = None,
+    threshold: Annotated[float | None, Form(allow_inf_nan=False)] = None,
     interval_ms: Annotated[int | None, Form()] = None,
 ) -> Job:
     """Score an uploaded video with a model; the job's result holds the per-frame scores."""
