@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 
@@ -161,6 +162,29 @@ def test_score_batch_keeps_results_of_videos_that_share_a_name(run_cli, trained,
     # the intruder clip's results are its own, not overwritten by the normal clip's
     a, b = (json.loads((out / f"{n}.json").read_text())["summary"] for n in expected[:2])
     assert b["anomalies"] > 0 and a["frames"] != b["frames"]
+
+
+def test_score_outputs_bad_paths_fail_first_and_good_ones_are_written_like_any_file(run_cli, trained, cli_home,
+                                                                                   anomaly_video, tmp_path):
+    """``--csv`` naming a folder or a name too long: one ``error:`` line, exit 2, before any decoding;
+    a CSV whose name is near the 255-byte limit is written; outputs get the umask's permissions
+    (a report another user or a web server reads), not the temp file's private 0600. (The shared
+    embedding model serves: what is checked is the output files, the same for every detector.)"""
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    r = run_cli("score", "street", anomaly_video, "--csv", folder, home=cli_home)
+    _assert_clean_error(r, f"cannot write {folder}: Is a directory")
+    r = run_cli("score", "street", anomaly_video, "--json", tmp_path / ("x" * 256 + ".json"), home=cli_home)
+    _assert_clean_error(r, "File name too long")
+    long_csv, out_json = tmp_path / ("s" * 240 + ".csv"), tmp_path / "new" / "report.json"
+    r = run_cli("score", "street", anomaly_video, "--csv", long_csv, "--json", out_json, home=cli_home)
+    assert r.returncode == 0, r.stderr
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for path in (long_csv, out_json):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, oct(path.stat().st_mode)
+    assert len(_read_csv(long_csv)[1]) == json.loads(out_json.read_text())["summary"]["frames"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a-folder", long_csv.name, "new"])  # no temp left
 
 
 def test_describe_with_random_openclip(run_cli, tmp_path, normal_video):

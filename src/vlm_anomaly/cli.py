@@ -157,6 +157,10 @@ def score(
         "--labels", help="ground truth: JSON list / 0-1 per line / test_labels.json; prints AUC, AP, EER")] = None,
 ) -> None:
     """Score a video frame by frame with a saved model."""
+    from .atomic import check_writable
+
+    for path in filter(None, (csv, json_out)):  # before the decoding, not after
+        check_writable(path)
     pipe = _pipeline(models_dir=models_dir, clip_weights=clip_weights, batch_size=batch_size,
                      runtime=runtime)
     with _progress("score") as cb:

@@ -122,8 +122,9 @@ class ModelStore:
         try:
             atomic_write_bytes(path, data)
         except OSError as exc:
+            why = exc.__cause__ if isinstance(exc, StorageError) and isinstance(exc.__cause__, OSError) else exc
             raise StorageError(
-                f"cannot save model file {path.name} in {self.root}: {exc.strerror or exc}; "
+                f"cannot save model file {path.name} in {self.root}: {why.strerror or why}; "
                 "the previous version (if any) is unchanged"
             ) from None
 
