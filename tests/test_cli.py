@@ -187,6 +187,23 @@ def test_score_outputs_bad_paths_fail_first_and_good_ones_are_written_like_any_f
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a-folder", long_csv.name, "new"])  # no temp left
 
 
+def test_score_batch_keeps_going_past_a_bad_video(run_cli, trained, cli_home, normal_video, anomaly_video,
+                                                  corrupt_video, tmp_path):
+    """One unreadable file among several: an ``error:`` line naming it, the other videos' results
+    printed and written all the same, exit status 2 (before: one error line, nothing written)."""
+    out = tmp_path / "out"
+    r = run_cli("score-batch", "street", normal_video, corrupt_video, tmp_path / "gone.mp4", anomaly_video,
+                "--out-dir", out, home=cli_home)
+    assert r.returncode == 2, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 2 and all(ln.startswith("error: ") for ln in errors), r.stderr
+    assert "corrupt.mp4: not a readable video" in errors[0] and "gone.mp4: no such file" in errors[1]
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{v.name}.{ext}" for v in (normal_video, anomaly_video)
+                                                           for ext in ("csv", "json"))
+    assert f"{normal_video}: " in r.stdout and f"{anomaly_video}: " in r.stdout
+
+
 def test_describe_with_random_openclip(run_cli, tmp_path, normal_video):
     r = run_cli("describe", normal_video, "--encoder", "openclip", "--pretrained", "none", "--interval-ms",
                 "2000", "--top-k", "2", "--expected-objects", "person,bicycle", "--json", home=tmp_path)

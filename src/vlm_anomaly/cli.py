@@ -656,25 +656,37 @@ def score_batch(
     use_ray: Annotated[Optional[bool], typer.Option("--ray/--no-ray", help="spread videos over Ray actors")] = None,
     models_dir: ModelsDirOpt = None,
 ) -> None:
-    """Score many videos with a model, on Ray when asked (--ray or setting ray: true)."""
+    """Score many videos with a model, on Ray when asked (--ray or setting ray: true).
+
+    Each video's results are written as soon as it is scored; a video that cannot be read is one
+    ``error:`` line and the others go on (exit status 2 at the end).
+    """
+    from .atomic import check_writable
+    from .results import output_names
+
+    names = output_names(sources) if out_dir else [None] * len(sources)
+    if out_dir and names:
+        check_writable(out_dir / f"{names[0]}.csv")
     settings = _settings(models_dir=models_dir, ray=use_ray)
     if settings.ray:
         from .scale import score_batch_on_ray
 
-        results = score_batch_on_ray(settings, name, sources)
+        results = zip(sources, score_batch_on_ray(settings, name, sources), strict=True)
     else:
-        pipe = _pipeline(models_dir=models_dir)
-        model = pipe.store.load(name)
-        results = [pipe.score(model, src) for src in sources]
-    from .results import output_names
-
-    names = output_names(sources) if out_dir else [None] * len(sources)
-    for src, r, name in zip(sources, results, names, strict=True):
+        results = _pipeline(models_dir=models_dir).score_each(name, sources)
+    failed = 0
+    for (src, r), out_name in zip(results, names, strict=True):
+        if isinstance(r, VlmAnomalyError):
+            failed += 1
+            err.print(f"error: {redact_text(r)}", highlight=False, markup=False, soft_wrap=True)
+            continue
         out.print(f"{redact_url(src)}: {_summary_text(r.summary())}", highlight=False, soft_wrap=True)
         if out_dir:
-            r.write_csv(out_dir / f"{name}.csv")
-            r.write_json(out_dir / f"{name}.json")
-            out.print(f"  -> {out_dir / name}.csv, .json", highlight=False, markup=False, soft_wrap=True)
+            r.write_csv(out_dir / f"{out_name}.csv")
+            r.write_json(out_dir / f"{out_name}.json")
+            out.print(f"  -> {out_dir / out_name}.csv, .json", highlight=False, markup=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(2)
 
 
 def _print_explanations(result, top: int) -> None:

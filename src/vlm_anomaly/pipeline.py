@@ -294,6 +294,23 @@ class Pipeline:
             confidences=[d.confidence for d in descs], timing=timing, interval_ms=scorer.interval_ms,
             events=self.settings.events)
 
+    def score_each(self, model: str | AnomalyModel, sources: Sequence[str | Path], **kwargs
+                   ) -> Iterator[tuple[str | Path, ScoreResult | InvalidVideoError]]:
+        """``(source, result)`` for each source in turn, as soon as it is scored; a source that cannot
+        be read gives its :class:`InvalidVideoError` in place of the result and the others go on.
+
+        Why: one corrupt file in a batch of a hundred must not lose the other results (a model-wide
+        failure, such as an unknown model, still raises at once). ``kwargs`` go to :meth:`score`.
+        """
+        m = self.load(model)
+        for src in sources:
+            try:
+                result = self.score(m, src, **kwargs)
+            except InvalidVideoError as exc:
+                yield src, exc
+            else:
+                yield src, result
+
     def describe_scores(self, model: AnomalyModel, res: FrameScores) -> list[Description]:
         """Words for each scored frame: zero-shot over the model's prompts when the frames have
         embeddings an encoder with a text tower made, else what the detector saw (its explanations)."""
