@@ -404,6 +404,7 @@ def evaluate(
     batch_size: BatchOpt = None,
 ) -> None:
     """Train on a labelled dataset's normal clips, score its test clips, report frame-level AUC/AP/EER."""
+    from .atomic import check_writable
     from .evaluation import create_scorer, load_dataset, write_report
     from .evaluation import evaluate as run_evaluation
 
@@ -411,8 +412,11 @@ def evaluate(
                          train_interval_ms=train_interval_ms, nu=nu,
                          max_frames=max_frames, clip_model=clip_model, clip_pretrained=pretrained,
                          clip_weights=clip_weights, batch_size=batch_size)
-    data = load_dataset(dataset, train_clips=_csv(train_clips), test_clips=_csv(test_clips))
+    data = load_dataset(dataset, train_clips=_csv(train_clips), test_clips=_csv(test_clips),
+                        max_frames=settings.max_frames)
     scorer = create_scorer(settings.detector, settings)
+    target = report_dir or Path(f"evaluation-{dataset.resolve().name}-{settings.detector}")
+    check_writable(target / "report.json")  # before the fitting, not after
     window = settings.smoothing_window if smooth is None else smooth
     with _progress("evaluate") as cb:
         if hasattr(scorer, "progress"):
@@ -421,7 +425,6 @@ def evaluate(
                                 config={"interval_ms": settings.interval_ms,
                                         "train_interval_ms": settings.train_interval_ms,
                                         "max_frames": settings.max_frames, "nu": settings.nu})
-    target = report_dir or Path(f"evaluation-{dataset.resolve().name}-{settings.detector}")
     paths = write_report(report, target, plots=plots)
     _table(("clip", "frames", "anomalous", "AUC", "AP", "EER"),
            [(c.name, str(c.metrics.frames), str(c.metrics.anomalous), _num(c.metrics.auc), _num(c.metrics.ap),
