@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from tests.helpers import free_port
 from vlm_anomaly.encoders import build_prompts
 from vlm_anomaly.store import ModelStore
 
@@ -202,6 +203,21 @@ def test_score_batch_keeps_going_past_a_bad_video(run_cli, trained, cli_home, no
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{v.name}.{ext}" for v in (normal_video, anomaly_video)
                                                            for ext in ("csv", "json"))
     assert f"{normal_video}: " in r.stdout and f"{anomaly_video}: " in r.stdout
+
+
+def test_names_with_brackets_are_printed_as_they_are(run_cli, trained, cli_home, normal_video, tmp_path):
+    """Square brackets in a file name or a stream URL are text, not Rich markup: ``score`` prints
+    ``[red]clip.mp4`` whole (it printed ``clip.mp4``), and a ``watch`` source with ``[/b]`` in its URL
+    gets its GAP line (Rich raised on the unmatched closing tag: the line was lost, a sink error)."""
+    clip = tmp_path / "[red]clip.mp4"
+    shutil.copy(normal_video, clip)
+    r = run_cli("score", "street", clip, home=cli_home)
+    assert r.returncode == 0 and r.stdout.startswith("[red]clip.mp4 with model street: "), r.stdout + r.stderr
+    url = f"http://127.0.0.1:{free_port()}/cam[/b].mp4"
+    r = run_cli("watch", "--model", "street", "--source", url, "--max-seconds", "2", home=cli_home,
+                env={"VLM_ANOMALY_STREAM_BACKOFF_INITIAL_S": "0.1"})
+    assert f"GAP {url}: " in r.stdout and "sink error" not in r.stdout, r.stdout + r.stderr
+    assert "MarkupError" not in r.stdout + r.stderr
 
 
 def test_describe_with_random_openclip(run_cli, tmp_path, normal_video):

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -133,7 +134,7 @@ def train(
                      features=features, runtime=runtime, target_false_alarm=target_false_alarm)
     with _progress("train") as cb:
         model = pipe.train(name, sources, progress=cb)
-    out.print(f"saved model [bold]{name}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
+    out.print(f"saved model [bold]{esc(name)}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
               f"encoder {model.encoder_label}, detector {model.detector.name}")
     if "target_false_alarm" in model.extra:
         out.print(f"threshold calibrated to flag {100 * model.extra['target_false_alarm']:.1f} % of normal frames "
@@ -170,7 +171,7 @@ def score(
     if json_out:
         result.write_json(json_out)
     s = result.summary()
-    out.print(f"[bold]{Path(source).name}[/] with model [bold]{name}[/]: {_summary_text(s)}")
+    out.print(f"[bold]{esc(Path(source).name)}[/] with model [bold]{esc(name)}[/]: {_summary_text(s)}")
     if labels is not None:
         from .detection_metrics import parse_frame_labels
 
@@ -497,20 +498,23 @@ def _password_hash_from_stdin() -> str:
 
 # -- live monitoring service: watch and serve -----------------------------------------------
 def _print_notice(n) -> None:
-    """One line per event/gap, as they happen."""
+    """One line per event/gap, as they happen (a source's name or a message is text, never markup:
+    a URL with ``[/x]`` in it made Rich raise and the line was lost)."""
+    source = esc(n.source)
     if n.kind == "start":
         r = n.record
-        out.print(f"[bold red]EVENT START[/] #{r.id} {n.source} at {r.start_time:.2f}s "
+        out.print(f"[bold red]EVENT START[/] #{r.id} {source} at {r.start_time:.2f}s "
                   f"(score {r.worst_score:.3f})", highlight=False, soft_wrap=True)
     elif n.kind == "end":
         r = n.record
-        extra = f", prompt {r.prompt!r} ({r.prompt_score:.2f})" if r.prompt else ""
+        extra = esc(f", prompt {r.prompt!r} ({r.prompt_score:.2f})") if r.prompt else ""
         why = f" ({r.end_reason})" if r.end_reason and r.end_reason != "recovered" else ""
-        out.print(f"[bold]EVENT END[/] #{r.id} {n.source} {r.start_time:.2f}-{r.end_time:.2f}s{why} "
+        out.print(f"[bold]EVENT END[/] #{r.id} {source} {r.start_time:.2f}-{r.end_time:.2f}s{why} "
                   f"worst {r.worst_score:.3f} at {r.worst_time:.2f}s mean {r.mean_score:.3f}{extra}"
-                  f" snapshot {r.snapshot or '-'} clip {r.clip or '-'}", highlight=False, soft_wrap=True)
+                  f" snapshot {esc(str(r.snapshot or '-'))} clip {esc(str(r.clip or '-'))}",
+                  highlight=False, soft_wrap=True)
     elif n.kind in ("gap", "offline"):
-        out.print(f"[yellow]{n.kind.upper()}[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]{n.kind.upper()}[/] {source}: {esc(n.message)}", highlight=False, soft_wrap=True)
     else:
         err.print(f"error: {n.source}: {n.message}", highlight=False, markup=False)
 
@@ -555,7 +559,7 @@ def watch(
         return
     from .service import watch_cameras
 
-    out.print("watching " + ", ".join(c.name for c in cameras), highlight=False, soft_wrap=True)
+    out.print("watching " + ", ".join(c.name for c in cameras), highlight=False, soft_wrap=True, markup=False)
     rows, early = watch_cameras(settings, cameras, realtime=realtime, max_seconds=max_seconds,
                                 listener=_print_notice)
     if early:
@@ -570,7 +574,7 @@ def watch(
         out.print(line, highlight=False, soft_wrap=True, markup=False)
         lost = st["dropped"] or st["alerts_failed"] or st.get("sink_errors") or st["status"] == "failed"
         logging.getLogger(__name__).log(logging.WARNING if lost else logging.INFO, "watch summary: %s", line)
-    out.print(f"events stored in {redact_url(settings.events_url)}", highlight=False, soft_wrap=True)
+    out.print(f"events stored in {redact_url(settings.events_url)}", highlight=False, soft_wrap=True, markup=False)
     if any(st["status"] == "failed" for st in rows):
         raise typer.Exit(2)
 
