@@ -220,6 +220,19 @@ def test_names_with_brackets_are_printed_as_they_are(run_cli, trained, cli_home,
     assert "MarkupError" not in r.stdout + r.stderr
 
 
+def test_progress_on_a_log_is_plain_lines(run_cli, trained, cli_home, anomaly_video):
+    """stderr that is not a terminal (a pipe, a log file): progress comes as plain lines, no escape
+    codes or bar characters (Rich printed one bar line, at the end only). ``VLM_ANOMALY_PROGRESS=1``
+    shows them from the start; by default they start after 10 s of work, so a quick command prints
+    none - the other tests here check that its stderr stays empty or one error line."""
+    r = run_cli("score", "street", anomaly_video, home=cli_home, env={"VLM_ANOMALY_PROGRESS": "1"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("score: scoring 0/") and lines[-1].startswith("score: done "), r.stderr
+    assert all(re.fullmatch(r"score: [a-z ()]+ \d+(/\d+)? frames \(\d+ s\)", ln) for ln in lines), r.stderr
+    assert run_cli("score", "street", anomaly_video, home=cli_home).stderr == ""
+
+
 def test_describe_with_random_openclip(run_cli, tmp_path, normal_video):
     r = run_cli("describe", normal_video, "--encoder", "openclip", "--pretrained", "none", "--interval-ms",
                 "2000", "--top-k", "2", "--expected-objects", "person,bicycle", "--json", home=tmp_path)

@@ -92,16 +92,44 @@ def _table(columns: tuple[str, ...], rows, title: str | None = None) -> None:
 
 @contextlib.contextmanager
 def _progress(label: str) -> Iterator:
-    """A Rich progress bar fed by the pipeline's (done, total, stage) callback."""
+    """Progress fed by the pipeline's (done, total, stage) callback: a Rich bar at a terminal, plain
+    lines on a TTY-less stderr (see :class:`_LineProgress`)."""
+    if not err.is_terminal:
+        yield _LineProgress(label, always=os.environ.get("VLM_ANOMALY_PROGRESS") == "1")
+        return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("frames"), TimeRemainingColumn(), console=err, transient=False,
-                  disable=not err.is_terminal and os.environ.get("VLM_ANOMALY_PROGRESS") != "1") as prog:
+                  TextColumn("frames"), TimeRemainingColumn(), console=err, transient=False) as prog:
         task = prog.add_task(label, total=None)
 
         def update(done: int, total: int, stage: str) -> None:
             prog.update(task, completed=done, total=total or None, description=f"{label}: {stage}")
 
         yield update
+
+
+class _LineProgress:
+    """Progress where stderr is a log (a pipe, ``docker logs``, CI): one plain line when the stage
+    changes and every ``EVERY_S`` seconds, once the work has run ``QUIET_S`` seconds - long work shows
+    that it moves, short work and its one-line error stay as they are. ``always``
+    (``VLM_ANOMALY_PROGRESS=1``): from the start. (A Rich bar there printed nothing until the end.)"""
+
+    QUIET_S, EVERY_S = 10.0, 15.0
+
+    def __init__(self, label: str, *, always: bool = False):
+        import time
+
+        self.clock = time.monotonic
+        self.label, self.quiet_s = label, 0.0 if always else self.QUIET_S
+        self.start, self.last_at, self.last_stage = self.clock(), float("-inf"), None
+
+    def __call__(self, done: int, total: int, stage: str) -> None:
+        now = self.clock()
+        if now - self.start < self.quiet_s or (stage == self.last_stage and now - self.last_at < self.EVERY_S):
+            return
+        self.last_at, self.last_stage = now, stage
+        of = f"/{total}" if total else ""
+        err.print(f"{self.label}: {stage} {done}{of} frames ({now - self.start:.0f} s)",
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 # -- commands -------------------------------------------------------------------------------
