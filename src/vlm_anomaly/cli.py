@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape as esc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .config import Settings, load_settings
 from .errors import ConfigError, VlmAnomalyError
@@ -85,8 +86,8 @@ def _table(columns: tuple[str, ...], rows, title: str | None = None) -> None:
     t = Table(title=title)
     for col in columns:
         t.add_column(col)
-    for row in rows:
-        t.add_row(*row)
+    for row in rows:  # cells are text (file names, notes, a model file's words), never markup
+        t.add_row(*(Text(c) for c in row))
     out.print(t)
 
 
