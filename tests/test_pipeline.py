@@ -186,3 +186,18 @@ def test_progress_total_is_the_number_of_samples(make_video, fps, seconds, inter
     n = len(list(sample_frames(path, interval_ms=interval_ms)))
     assert expected_samples(path, interval_ms) == n
     assert expected_samples(path, interval_ms, max_frames=3) == min(n, 3)
+
+
+@pytest.mark.parametrize("kwargs, why", [
+    ({"threshold": float("nan")}, "threshold must be a finite number"),  # flagged nothing, NaN in the JSON
+    ({"threshold": float("-inf")}, "threshold must be a finite number"),
+    ({"interval_ms": -5}, "interval_ms must be 0"),  # read every frame
+    ({"interval_ms": 99999}, "interval_ms must be 0"),  # one frame of a whole video
+])
+def test_score_refuses_overrides_outside_the_settings_ranges(tmp_path, normal_video, kwargs, why):
+    """``score --threshold/--interval-ms`` (and the API's) are checked as the settings are, before
+    the model is even read: a bad value is a ConfigError (exit 2), not a plausible-looking result."""
+    from vlm_anomaly.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=why):
+        Pipeline(load_settings(overrides={"home": tmp_path})).score("absent", normal_video, **kwargs)

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Settings, load_settings
+from .config import Settings, load_settings, updated
 from .detectors import Detector, DetectorContext, Scorer, get_detector_class
 from .detectors.contract import Progress, no_progress
 from .encoders import Encoder, build_prompts, encoder_from_settings, encoder_options
 from .encoders.base import Description
-from .errors import InvalidModelNameError, InvalidVideoError, VlmAnomalyError
+from .errors import ConfigError, InvalidModelNameError, InvalidVideoError, VlmAnomalyError
 from .model import AnomalyModel, TrainingVideo
 from .results import ScoreResult
 from .store import CachedEmbeddings, EmbeddingCache, ModelStore
@@ -272,7 +272,13 @@ class Pipeline:
 
         The model's own sampling interval, encoder and features apply unless ``interval_ms`` says
         otherwise: scores are only comparable with the training frames at the same sampling.
+        Both overrides are checked first (a NaN threshold flagged nothing and wrote NaN into the
+        JSON; a negative interval read every frame).
         """
+        if interval_ms is not None:
+            updated(self.settings, {"interval_ms": interval_ms})  # the settings' own check
+        if threshold is not None and not math.isfinite(threshold):
+            raise ConfigError(f"threshold must be a finite number, got {threshold}")
         m = self.load(model)
         scorer = self.scorer(m, interval_ms=interval_ms)
         total = expected_samples(source, scorer.interval_ms, self.settings.max_frames)
