@@ -324,6 +324,14 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     assert smoothed_auc >= PED2_CLIP02_MIN_AUC, (smoothed_auc, auc)
 
 
+def test_demo_workdir_that_is_a_file_is_one_error_line(run_cli, tmp_path):
+    """It was 'error: FileExistsError: [Errno 17] ...', exit 1."""
+    (tmp_path / "taken").write_text("x")
+    r = run_cli("demo", "--workdir", tmp_path / "taken", home=tmp_path / "home")
+    _assert_clean_error(r, f"cannot write {tmp_path / 'taken' / 'scores.csv'}")
+    assert r.returncode == 2
+
+
 def test_demo_finds_the_intruder_and_nothing_else(run_cli, tmp_path):
     """The first thing a newcomer runs, with the shipped defaults: one anomalous segment, the intruder's."""
     from vlm_anomaly.results import true_runs

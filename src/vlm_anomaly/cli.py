@@ -375,8 +375,10 @@ def demo(
     encoder: EncoderOpt = None,
 ) -> None:
     """Generate normal clips of a street and one with an intruder, train, and score (offline)."""
+    from .atomic import check_writable
     from .synthetic import DEMO_SPAN, demo_clips
 
+    check_writable(workdir / "scores.csv")
     clips, test = demo_clips(workdir)
     pipe = _pipeline(home=workdir, encoder=encoder)
     with _progress("train") as cb:
