@@ -201,3 +201,14 @@ def test_score_refuses_overrides_outside_the_settings_ranges(tmp_path, normal_vi
 
     with pytest.raises(ConfigError, match=why):
         Pipeline(load_settings(overrides={"home": tmp_path})).score("absent", normal_video, **kwargs)
+
+
+def test_train_fails_on_a_store_it_cannot_write_before_reading_any_video(tmp_path):
+    """A model folder that is a file: a StorageError naming it, before the training videos are even
+    looked at (it came after the whole training, from the save)."""
+    from vlm_anomaly.errors import StorageError
+
+    (tmp_path / "store").write_text("not a folder")
+    pipe = Pipeline(load_settings(overrides={"home": tmp_path, "models_dir": tmp_path / "store"}))
+    with pytest.raises(StorageError, match="store/m.vlmodel: Not a directory"):
+        pipe.train("m", [tmp_path / "not-read.mp4"])

@@ -255,7 +255,7 @@ class Pipeline:
 
     def fit_and_save(self, name: str, fit: Callable[[], AnomalyModel], *, overwrite: bool = True) -> AnomalyModel:
         """Check ``name`` first (a bad or taken name fails before minutes of encoding), then fit and save."""
-        self.store.path_for(name)
+        self.store.check_writable(name)
         if not overwrite and self.store.exists(name):
             raise InvalidModelNameError(f"a model named {name!r} already exists")
         model = fit()

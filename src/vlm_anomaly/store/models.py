@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_bytes, file_lock
+from ..atomic import atomic_write_bytes, check_writable, file_lock
 from ..errors import CorruptModelError, InvalidModelNameError, ModelNotFoundError, StorageError
 from ..model import LEGACY_NO_ENCODER, AnomalyModel
 
@@ -138,6 +138,11 @@ class ModelStore:
     def exists(self, name: str) -> bool:
         p = self.path_for(name)
         return p.is_file() and not p.is_symlink()
+
+    def check_writable(self, name: str) -> None:
+        """Raise :class:`StorageError` now when a model ``name`` could not be saved (a store folder
+        that is a file or read-only): callers check before minutes of training, not after."""
+        check_writable(self.path_for(name))
 
     def save(self, model: AnomalyModel, name: str, *, overwrite: bool = True) -> Path:
         path = self.path_for(name)
