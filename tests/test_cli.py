@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from tests.helpers import free_port
 from vlm_anomaly.encoders import build_prompts
 from vlm_anomaly.store import ModelStore
 
@@ -163,6 +165,74 @@ def test_score_batch_keeps_results_of_videos_that_share_a_name(run_cli, trained,
     assert b["anomalies"] > 0 and a["frames"] != b["frames"]
 
 
+def test_score_outputs_bad_paths_fail_first_and_good_ones_are_written_like_any_file(run_cli, trained, cli_home,
+                                                                                   anomaly_video, tmp_path):
+    """``--csv`` naming a folder or a name too long: one ``error:`` line, exit 2, before any decoding;
+    a CSV whose name is near the 255-byte limit is written; outputs get the umask's permissions
+    (a report another user or a web server reads), not the temp file's private 0600. (The shared
+    embedding model serves: what is checked is the output files, the same for every detector.)"""
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    r = run_cli("score", "street", anomaly_video, "--csv", folder, home=cli_home)
+    _assert_clean_error(r, f"cannot write {folder}: Is a directory")
+    r = run_cli("score", "street", anomaly_video, "--json", tmp_path / ("x" * 256 + ".json"), home=cli_home)
+    _assert_clean_error(r, "File name too long")
+    long_csv, out_json = tmp_path / ("s" * 240 + ".csv"), tmp_path / "new" / "report.json"
+    r = run_cli("score", "street", anomaly_video, "--csv", long_csv, "--json", out_json, home=cli_home)
+    assert r.returncode == 0, r.stderr
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for path in (long_csv, out_json):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, oct(path.stat().st_mode)
+    assert len(_read_csv(long_csv)[1]) == json.loads(out_json.read_text())["summary"]["frames"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a-folder", long_csv.name, "new"])  # no temp left
+
+
+def test_score_batch_keeps_going_past_a_bad_video(run_cli, trained, cli_home, normal_video, anomaly_video,
+                                                  corrupt_video, tmp_path):
+    """One unreadable file among several: an ``error:`` line naming it, the other videos' results
+    printed and written all the same, exit status 2 (before: one error line, nothing written)."""
+    out = tmp_path / "out"
+    r = run_cli("score-batch", "street", normal_video, corrupt_video, tmp_path / "gone.mp4", anomaly_video,
+                "--out-dir", out, home=cli_home)
+    assert r.returncode == 2, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 2 and all(ln.startswith("error: ") for ln in errors), r.stderr
+    assert "corrupt.mp4: not a readable video" in errors[0] and "gone.mp4: no such file" in errors[1]
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{v.name}.{ext}" for v in (normal_video, anomaly_video)
+                                                           for ext in ("csv", "json"))
+    assert f"{normal_video}: " in r.stdout and f"{anomaly_video}: " in r.stdout
+
+
+def test_names_with_brackets_are_printed_as_they_are(run_cli, trained, cli_home, normal_video, tmp_path):
+    """Square brackets in a file name or a stream URL are text, not Rich markup: ``score`` prints
+    ``[red]clip.mp4`` whole (it printed ``clip.mp4``), and a ``watch`` source with ``[/b]`` in its URL
+    gets its GAP line (Rich raised on the unmatched closing tag: the line was lost, a sink error)."""
+    clip = tmp_path / "[red]clip.mp4"
+    shutil.copy(normal_video, clip)
+    r = run_cli("score", "street", clip, home=cli_home)
+    assert r.returncode == 0 and r.stdout.startswith("[red]clip.mp4 with model street: "), r.stdout + r.stderr
+    url = f"http://127.0.0.1:{free_port()}/cam[/b].mp4"
+    r = run_cli("watch", "--model", "street", "--source", url, "--max-seconds", "2", home=cli_home,
+                env={"VLM_ANOMALY_STREAM_BACKOFF_INITIAL_S": "0.1"})
+    assert f"GAP {url}: " in r.stdout and "sink error" not in r.stdout, r.stdout + r.stderr
+    assert "MarkupError" not in r.stdout + r.stderr
+
+
+def test_progress_on_a_log_is_plain_lines(run_cli, trained, cli_home, anomaly_video):
+    """stderr that is not a terminal (a pipe, a log file): progress comes as plain lines, no escape
+    codes or bar characters (Rich printed one bar line, at the end only). ``VLM_ANOMALY_PROGRESS=1``
+    shows them from the start; by default they start after 10 s of work, so a quick command prints
+    none - the other tests here check that its stderr stays empty or one error line."""
+    r = run_cli("score", "street", anomaly_video, home=cli_home, env={"VLM_ANOMALY_PROGRESS": "1"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("score: scoring 0/") and lines[-1].startswith("score: done "), r.stderr
+    assert all(re.fullmatch(r"score: [a-z ()]+ \d+(/\d+)? frames \(\d+ s\)", ln) for ln in lines), r.stderr
+    assert run_cli("score", "street", anomaly_video, home=cli_home).stderr == ""
+
+
 def test_describe_with_random_openclip(run_cli, tmp_path, normal_video):
     r = run_cli("describe", normal_video, "--encoder", "openclip", "--pretrained", "none", "--interval-ms",
                 "2000", "--top-k", "2", "--expected-objects", "person,bicycle", "--json", home=tmp_path)
@@ -252,6 +322,14 @@ def test_ped2_frame_folders_end_to_end(run_cli, tmp_path, ped2_dir):
     print(f"\nUCSD Ped2 test clip 02 ({len(rows)} frames; trained on every 10th frame of train/01-16): "
           f"frame AUC {smoothed_auc:.3f} smoothed, {auc:.3f} raw")
     assert smoothed_auc >= PED2_CLIP02_MIN_AUC, (smoothed_auc, auc)
+
+
+def test_demo_workdir_that_is_a_file_is_one_error_line(run_cli, tmp_path):
+    """It was 'error: FileExistsError: [Errno 17] ...', exit 1."""
+    (tmp_path / "taken").write_text("x")
+    r = run_cli("demo", "--workdir", tmp_path / "taken", home=tmp_path / "home")
+    _assert_clean_error(r, f"cannot write {tmp_path / 'taken' / 'scores.csv'}")
+    assert r.returncode == 2
 
 
 def test_demo_finds_the_intruder_and_nothing_else(run_cli, tmp_path):

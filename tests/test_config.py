@@ -230,3 +230,11 @@ def test_config_example_groups_keys_by_their_section():
         elif (m := re.match(r"^#?\s*([a-z_][a-z0-9_]*):", line)) and current is not None:
             current.add(m.group(1))
     assert groups == {"general": set(GENERAL_KEYS), **{name: set(section_keys(name)) for name in SECTIONS}}
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    """It escaped as 'error: UnicodeDecodeError: ...', exit 1."""
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_bytes(b"\xff\xfe: [")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_settings(cfg)

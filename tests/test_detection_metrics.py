@@ -60,6 +60,19 @@ def test_single_class_has_no_auc():
     assert m.as_dict()["auc"] is None
 
 
+def test_single_class_has_no_roc_curve_and_no_warning():
+    """``evaluate`` on test clips that are all normal: no curve to plot, and no sklearn warning
+    printed among the command's output."""
+    import warnings
+
+    from vlm_anomaly.detection_metrics import roc_points
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fpr, tpr = roc_points(np.array([0.3, 0.1, 0.2]), np.zeros(3, int))
+    assert len(fpr) == len(tpr) == 0
+
+
 def test_bad_input_is_rejected_clearly():
     with pytest.raises(VlmAnomalyError, match="3 scores but 2 labels"):
         frame_metrics(np.zeros(3), np.zeros(2))

@@ -22,7 +22,7 @@ from vlm_anomaly.evaluation import (
     register_scorer,
     write_report,
 )
-from vlm_anomaly.synthetic import write_video
+from vlm_anomaly.synthetic import write_frames, write_video
 from vlm_anomaly.video import sample_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,6 +123,21 @@ def test_timelines_title_is_clear_of_the_first_row(tmp_path, extra_clips):
     assert page.x0 <= title.x0 and title.x1 <= page.x1 and title.y1 <= page.y1, "title cut off"
     first_row = [ax.title.get_window_extent(r) for ax in fig.axes if ax.get_title()][:3 if extra_clips else 1]
     assert first_row and all(not title.overlaps(t) and title.y0 >= t.y1 for t in first_row)
+
+
+def test_frame_folder_with_fewer_labels_than_frames_is_refused_before_fitting(tmp_path):
+    """Ped2's layout with a labels list cut short: refused when the dataset is read (before
+    minutes of fitting), naming the clip and both counts; enough labels for the first
+    ``max_frames`` frames is fine, as is a labels list longer than needed."""
+    root = tmp_path / "ds"
+    write_frames(root / "train" / "01", n=6, size=(64, 48))
+    write_frames(root / "test" / "01", n=8, size=(64, 48))
+    (root / "test_labels.json").write_text(json.dumps({"01": [0] * 7}))
+    with pytest.raises(InvalidVideoError, match="test clip '01' has 8 frames but 7 labels"):
+        load_dataset(root)
+    assert len(load_dataset(root, max_frames=7).test[0].labels) == 7
+    (root / "test_labels.json").write_text(json.dumps({"01": [0] * 9}))
+    assert len(load_dataset(root).test[0].labels) == 9
 
 
 def test_dataset_errors_are_clear(tmp_path):

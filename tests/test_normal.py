@@ -138,6 +138,21 @@ def test_cli_add_list_undo_and_event(home, run_cli, tmp_path):
     assert r.returncode == 2 and "no event with id 12345" in r.stderr
 
 
+def test_cli_lists_notes_and_names_with_brackets_as_text(home, run_cli, tmp_path):
+    """A note or a file name is the user's text: ``normal list`` prints ``[/b]`` as it is (Rich read
+    it as markup: 'error: MarkupError', exit 1, and the list could not be seen at all)."""
+    root, s, intruder, _ = home
+    h = root / "home"
+    clip = tmp_path / "[red]cam.mp4"
+    shutil.copy(intruder, clip)
+    r = run_cli("normal", "add", "street", clip, "--end", "2", "--note", "[/b] the van", home=h)
+    assert r.returncode == 0 and "learnt [red]cam.mp4 0-2 s" in r.stdout, r.stdout + r.stderr
+    r = run_cli("normal", "list", "street", home=h, env={"COLUMNS": "400"})
+    assert r.returncode == 0 and "[/b] the van" in r.stdout and "[red]cam.mp4" in r.stdout, r.stdout + r.stderr
+    [a] = __import__("json").loads(run_cli("normal", "list", "street", "--json", home=h).stdout)
+    assert run_cli("normal", "undo", "street", a["id"], home=h).returncode == 0
+
+
 @pytest.mark.parametrize("tamper", [
     lambda m: m.__setitem__("normal_additions", "not a list"),
     lambda m: m.__setitem__("normal_additions", [{"source": "no id"}]),

@@ -186,3 +186,29 @@ def test_progress_total_is_the_number_of_samples(make_video, fps, seconds, inter
     n = len(list(sample_frames(path, interval_ms=interval_ms)))
     assert expected_samples(path, interval_ms) == n
     assert expected_samples(path, interval_ms, max_frames=3) == min(n, 3)
+
+
+@pytest.mark.parametrize("kwargs, why", [
+    ({"threshold": float("nan")}, "threshold must be a finite number"),  # flagged nothing, NaN in the JSON
+    ({"threshold": float("-inf")}, "threshold must be a finite number"),
+    ({"interval_ms": -5}, "interval_ms must be 0"),  # read every frame
+    ({"interval_ms": 99999}, "interval_ms must be 0"),  # one frame of a whole video
+])
+def test_score_refuses_overrides_outside_the_settings_ranges(tmp_path, normal_video, kwargs, why):
+    """``score --threshold/--interval-ms`` (and the API's) are checked as the settings are, before
+    the model is even read: a bad value is a ConfigError (exit 2), not a plausible-looking result."""
+    from vlm_anomaly.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=why):
+        Pipeline(load_settings(overrides={"home": tmp_path})).score("absent", normal_video, **kwargs)
+
+
+def test_train_fails_on_a_store_it_cannot_write_before_reading_any_video(tmp_path):
+    """A model folder that is a file: a StorageError naming it, before the training videos are even
+    looked at (it came after the whole training, from the save)."""
+    from vlm_anomaly.errors import StorageError
+
+    (tmp_path / "store").write_text("not a folder")
+    pipe = Pipeline(load_settings(overrides={"home": tmp_path, "models_dir": tmp_path / "store"}))
+    with pytest.raises(StorageError, match="store/m.vlmodel: Not a directory"):
+        pipe.train("m", [tmp_path / "not-read.mp4"])

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from .errors import StorageError
+
+#: bytes of the target's name kept in its temp file's name: a name near the file system's limit
+#: (255 bytes) must still get a temp file beside it
+_TEMP_NAME_BYTES = 120
 
 
 @contextlib.contextmanager
@@ -20,19 +28,75 @@ def atomic_path(path: str | Path) -> Iterator[str]:
     block ends without error, and removed when it fails.
 
     Why: a crash (or SIGKILL) mid-write leaves the previous file intact, never a truncated one.
+    The file gets the permissions a plain ``open`` would give it (the umask's, or those of the file
+    it replaces), not the temp file's private 0600. An I/O failure is a :class:`StorageError` naming
+    ``path``, so a shell shows one line.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stem = path.name.encode()[:_TEMP_NAME_BYTES].decode(errors="ignore")
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, _mode_for(path))
+        finally:
+            os.close(fd)
         yield tmp
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise :class:`StorageError` now when ``path`` could not be written by :func:`atomic_path`
+    (a folder, a name too long, an unwritable folder); creates its missing parent folders.
+
+    Why: a shell checks its output paths before minutes of decoding, not after.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if path.parent.exists() and not path.parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        name_max = 255
+        with contextlib.suppress(OSError, ValueError):
+            name_max = os.pathconf(path.parent, "PC_NAME_MAX")
+        if len(path.name.encode()) > name_max:
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+        fd, tmp = tempfile.mkstemp(prefix=".check.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _mode_for(path: Path) -> int:
+    """Permissions for a new version of ``path``: the current file's, else what the umask allows."""
+    with contextlib.suppress(OSError):
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode)
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (os.umask only sets)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -16,8 +16,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .config import Settings, load_settings
 from .errors import ConfigError, VlmAnomalyError
@@ -84,23 +86,51 @@ def _table(columns: tuple[str, ...], rows, title: str | None = None) -> None:
     t = Table(title=title)
     for col in columns:
         t.add_column(col)
-    for row in rows:
-        t.add_row(*row)
+    for row in rows:  # cells are text (file names, notes, a model file's words), never markup
+        t.add_row(*(Text(c) for c in row))
     out.print(t)
 
 
 @contextlib.contextmanager
 def _progress(label: str) -> Iterator:
-    """A Rich progress bar fed by the pipeline's (done, total, stage) callback."""
+    """Progress fed by the pipeline's (done, total, stage) callback: a Rich bar at a terminal, plain
+    lines on a TTY-less stderr (see :class:`_LineProgress`)."""
+    if not err.is_terminal:
+        yield _LineProgress(label, always=os.environ.get("VLM_ANOMALY_PROGRESS") == "1")
+        return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("frames"), TimeRemainingColumn(), console=err, transient=False,
-                  disable=not err.is_terminal and os.environ.get("VLM_ANOMALY_PROGRESS") != "1") as prog:
+                  TextColumn("frames"), TimeRemainingColumn(), console=err, transient=False) as prog:
         task = prog.add_task(label, total=None)
 
         def update(done: int, total: int, stage: str) -> None:
             prog.update(task, completed=done, total=total or None, description=f"{label}: {stage}")
 
         yield update
+
+
+class _LineProgress:
+    """Progress where stderr is a log (a pipe, ``docker logs``, CI): one plain line when the stage
+    changes and every ``EVERY_S`` seconds, once the work has run ``QUIET_S`` seconds - long work shows
+    that it moves, short work and its one-line error stay as they are. ``always``
+    (``VLM_ANOMALY_PROGRESS=1``): from the start. (A Rich bar there printed nothing until the end.)"""
+
+    QUIET_S, EVERY_S = 10.0, 15.0
+
+    def __init__(self, label: str, *, always: bool = False):
+        import time
+
+        self.clock = time.monotonic
+        self.label, self.quiet_s = label, 0.0 if always else self.QUIET_S
+        self.start, self.last_at, self.last_stage = self.clock(), float("-inf"), None
+
+    def __call__(self, done: int, total: int, stage: str) -> None:
+        now = self.clock()
+        if now - self.start < self.quiet_s or (stage == self.last_stage and now - self.last_at < self.EVERY_S):
+            return
+        self.last_at, self.last_stage = now, stage
+        of = f"/{total}" if total else ""
+        err.print(f"{self.label}: {stage} {done}{of} frames ({now - self.start:.0f} s)",
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -133,7 +163,7 @@ def train(
                      features=features, runtime=runtime, target_false_alarm=target_false_alarm)
     with _progress("train") as cb:
         model = pipe.train(name, sources, progress=cb)
-    out.print(f"saved model [bold]{name}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
+    out.print(f"saved model [bold]{esc(name)}[/]: {model.n_frames} frames from {len(model.videos)} video(s), "
               f"encoder {model.encoder_label}, detector {model.detector.name}")
     if "target_false_alarm" in model.extra:
         out.print(f"threshold calibrated to flag {100 * model.extra['target_false_alarm']:.1f} % of normal frames "
@@ -157,6 +187,10 @@ def score(
         "--labels", help="ground truth: JSON list / 0-1 per line / test_labels.json; prints AUC, AP, EER")] = None,
 ) -> None:
     """Score a video frame by frame with a saved model."""
+    from .atomic import check_writable
+
+    for path in filter(None, (csv, json_out)):  # before the decoding, not after
+        check_writable(path)
     pipe = _pipeline(models_dir=models_dir, clip_weights=clip_weights, batch_size=batch_size,
                      runtime=runtime)
     with _progress("score") as cb:
@@ -166,7 +200,7 @@ def score(
     if json_out:
         result.write_json(json_out)
     s = result.summary()
-    out.print(f"[bold]{Path(source).name}[/] with model [bold]{name}[/]: {_summary_text(s)}")
+    out.print(f"[bold]{esc(Path(source).name)}[/] with model [bold]{esc(name)}[/]: {_summary_text(s)}")
     if labels is not None:
         from .detection_metrics import parse_frame_labels
 
@@ -341,8 +375,10 @@ def demo(
     encoder: EncoderOpt = None,
 ) -> None:
     """Generate normal clips of a street and one with an intruder, train, and score (offline)."""
+    from .atomic import check_writable
     from .synthetic import DEMO_SPAN, demo_clips
 
+    check_writable(workdir / "scores.csv")
     clips, test = demo_clips(workdir)
     pipe = _pipeline(home=workdir, encoder=encoder)
     with _progress("train") as cb:
@@ -400,6 +436,7 @@ def evaluate(
     batch_size: BatchOpt = None,
 ) -> None:
     """Train on a labelled dataset's normal clips, score its test clips, report frame-level AUC/AP/EER."""
+    from .atomic import check_writable
     from .evaluation import create_scorer, load_dataset, write_report
     from .evaluation import evaluate as run_evaluation
 
@@ -407,8 +444,11 @@ def evaluate(
                          train_interval_ms=train_interval_ms, nu=nu,
                          max_frames=max_frames, clip_model=clip_model, clip_pretrained=pretrained,
                          clip_weights=clip_weights, batch_size=batch_size)
-    data = load_dataset(dataset, train_clips=_csv(train_clips), test_clips=_csv(test_clips))
+    data = load_dataset(dataset, train_clips=_csv(train_clips), test_clips=_csv(test_clips),
+                        max_frames=settings.max_frames)
     scorer = create_scorer(settings.detector, settings)
+    target = report_dir or Path(f"evaluation-{dataset.resolve().name}-{settings.detector}")
+    check_writable(target / "report.json")  # before the fitting, not after
     window = settings.smoothing_window if smooth is None else smooth
     with _progress("evaluate") as cb:
         if hasattr(scorer, "progress"):
@@ -417,7 +457,6 @@ def evaluate(
                                 config={"interval_ms": settings.interval_ms,
                                         "train_interval_ms": settings.train_interval_ms,
                                         "max_frames": settings.max_frames, "nu": settings.nu})
-    target = report_dir or Path(f"evaluation-{dataset.resolve().name}-{settings.detector}")
     paths = write_report(report, target, plots=plots)
     _table(("clip", "frames", "anomalous", "AUC", "AP", "EER"),
            [(c.name, str(c.metrics.frames), str(c.metrics.anomalous), _num(c.metrics.auc), _num(c.metrics.ap),
@@ -490,20 +529,23 @@ def _password_hash_from_stdin() -> str:
 
 # -- live monitoring service: watch and serve -----------------------------------------------
 def _print_notice(n) -> None:
-    """One line per event/gap, as they happen."""
+    """One line per event/gap, as they happen (a source's name or a message is text, never markup:
+    a URL with ``[/x]`` in it made Rich raise and the line was lost)."""
+    source = esc(n.source)
     if n.kind == "start":
         r = n.record
-        out.print(f"[bold red]EVENT START[/] #{r.id} {n.source} at {r.start_time:.2f}s "
+        out.print(f"[bold red]EVENT START[/] #{r.id} {source} at {r.start_time:.2f}s "
                   f"(score {r.worst_score:.3f})", highlight=False, soft_wrap=True)
     elif n.kind == "end":
         r = n.record
-        extra = f", prompt {r.prompt!r} ({r.prompt_score:.2f})" if r.prompt else ""
+        extra = esc(f", prompt {r.prompt!r} ({r.prompt_score:.2f})") if r.prompt else ""
         why = f" ({r.end_reason})" if r.end_reason and r.end_reason != "recovered" else ""
-        out.print(f"[bold]EVENT END[/] #{r.id} {n.source} {r.start_time:.2f}-{r.end_time:.2f}s{why} "
+        out.print(f"[bold]EVENT END[/] #{r.id} {source} {r.start_time:.2f}-{r.end_time:.2f}s{why} "
                   f"worst {r.worst_score:.3f} at {r.worst_time:.2f}s mean {r.mean_score:.3f}{extra}"
-                  f" snapshot {r.snapshot or '-'} clip {r.clip or '-'}", highlight=False, soft_wrap=True)
+                  f" snapshot {esc(str(r.snapshot or '-'))} clip {esc(str(r.clip or '-'))}",
+                  highlight=False, soft_wrap=True)
     elif n.kind in ("gap", "offline"):
-        out.print(f"[yellow]{n.kind.upper()}[/] {n.source}: {n.message}", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]{n.kind.upper()}[/] {source}: {esc(n.message)}", highlight=False, soft_wrap=True)
     else:
         err.print(f"error: {n.source}: {n.message}", highlight=False, markup=False)
 
@@ -548,7 +590,7 @@ def watch(
         return
     from .service import watch_cameras
 
-    out.print("watching " + ", ".join(c.name for c in cameras), highlight=False, soft_wrap=True)
+    out.print("watching " + ", ".join(c.name for c in cameras), highlight=False, soft_wrap=True, markup=False)
     rows, early = watch_cameras(settings, cameras, realtime=realtime, max_seconds=max_seconds,
                                 listener=_print_notice)
     if early:
@@ -563,7 +605,7 @@ def watch(
         out.print(line, highlight=False, soft_wrap=True, markup=False)
         lost = st["dropped"] or st["alerts_failed"] or st.get("sink_errors") or st["status"] == "failed"
         logging.getLogger(__name__).log(logging.WARNING if lost else logging.INFO, "watch summary: %s", line)
-    out.print(f"events stored in {redact_url(settings.events_url)}", highlight=False, soft_wrap=True)
+    out.print(f"events stored in {redact_url(settings.events_url)}", highlight=False, soft_wrap=True, markup=False)
     if any(st["status"] == "failed" for st in rows):
         raise typer.Exit(2)
 
@@ -652,25 +694,37 @@ def score_batch(
     use_ray: Annotated[Optional[bool], typer.Option("--ray/--no-ray", help="spread videos over Ray actors")] = None,
     models_dir: ModelsDirOpt = None,
 ) -> None:
-    """Score many videos with a model, on Ray when asked (--ray or setting ray: true)."""
+    """Score many videos with a model, on Ray when asked (--ray or setting ray: true).
+
+    Each video's results are written as soon as it is scored; a video that cannot be read is one
+    ``error:`` line and the others go on (exit status 2 at the end).
+    """
+    from .atomic import check_writable
+    from .results import output_names
+
+    names = output_names(sources) if out_dir else [None] * len(sources)
+    if out_dir and names:
+        check_writable(out_dir / f"{names[0]}.csv")
     settings = _settings(models_dir=models_dir, ray=use_ray)
     if settings.ray:
         from .scale import score_batch_on_ray
 
-        results = score_batch_on_ray(settings, name, sources)
+        results = zip(sources, score_batch_on_ray(settings, name, sources), strict=True)
     else:
-        pipe = _pipeline(models_dir=models_dir)
-        model = pipe.store.load(name)
-        results = [pipe.score(model, src) for src in sources]
-    from .results import output_names
-
-    names = output_names(sources) if out_dir else [None] * len(sources)
-    for src, r, name in zip(sources, results, names, strict=True):
+        results = _pipeline(models_dir=models_dir).score_each(name, sources)
+    failed = 0
+    for (src, r), out_name in zip(results, names, strict=True):
+        if isinstance(r, VlmAnomalyError):
+            failed += 1
+            err.print(f"error: {redact_text(r)}", highlight=False, markup=False, soft_wrap=True)
+            continue
         out.print(f"{redact_url(src)}: {_summary_text(r.summary())}", highlight=False, soft_wrap=True)
         if out_dir:
-            r.write_csv(out_dir / f"{name}.csv")
-            r.write_json(out_dir / f"{name}.json")
-            out.print(f"  -> {out_dir / name}.csv, .json", highlight=False, markup=False, soft_wrap=True)
+            r.write_csv(out_dir / f"{out_name}.csv")
+            r.write_json(out_dir / f"{out_name}.json")
+            out.print(f"  -> {out_dir / out_name}.csv, .json", highlight=False, markup=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(2)
 
 
 def _print_explanations(result, top: int) -> None:

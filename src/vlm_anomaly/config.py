@@ -472,6 +472,8 @@ def load_settings(config_file: str | Path | None = None, *, saved: dict[str, Any
             mark = exc.problem_mark
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
             raise ConfigError(f"cannot read config file {path}: {exc.problem or 'not YAML'}{where}") from None
+        except UnicodeDecodeError as exc:  # its text would quote the file's bytes
+            raise ConfigError(f"cannot read config file {path}: not UTF-8 text (byte {exc.start})") from None
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
         if not isinstance(data, dict):

@@ -93,8 +93,11 @@ def frame_metrics(scores: np.ndarray, labels: np.ndarray) -> FrameMetrics:
 
 
 def roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(false-positive rate, true-positive rate) of the ROC curve, for plots."""
+    """(false-positive rate, true-positive rate) of the ROC curve, for plots; empty when the labels
+    hold one class (no curve: sklearn's warning about it went to the user's terminal)."""
     s, y = _check(scores, labels)
+    if len(np.unique(y)) < 2:
+        return np.zeros(0), np.zeros(0)
     fpr, tpr, _ = roc_curve(y, -s)
     return fpr, tpr
 

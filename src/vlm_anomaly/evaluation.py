@@ -40,7 +40,7 @@ from .detectors.contract import Progress
 from .errors import ConfigError, InvalidVideoError, VlmAnomalyError
 from .pipeline import Pipeline
 from .report_plots import write_plots
-from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_frame_files
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,12 @@ def _select(available: dict[str, str], wanted: Sequence[str] | None, where: str)
 
 
 def load_dataset(root: str | Path, *, train_clips: Sequence[str] | None = None,
-                 test_clips: Sequence[str] | None = None) -> LabelledDataset:
-    """Find the train/test clips and the per-frame test labels of a dataset folder."""
+                 test_clips: Sequence[str] | None = None, max_frames: int = 0) -> LabelledDataset:
+    """Find the train/test clips and the per-frame test labels of a dataset folder.
+
+    A test frame folder with fewer labels than the frames that will be scored (its first
+    ``max_frames``, 0 = all) is refused here, before minutes of fitting, not after them.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InvalidVideoError(f"{root}: dataset folder not found")
@@ -151,6 +155,10 @@ def load_dataset(root: str | Path, *, train_clips: Sequence[str] | None = None,
         y = np.asarray(raw[name])
         if y.ndim != 1 or len(y) == 0 or not np.all((y == 0) | (y == 1)):
             raise InvalidVideoError(f"{lab_path}: labels of {name!r} must be a non-empty list of 0/1")
+        if Path(src).is_dir():
+            frames = len(list_frame_files(Path(src)))
+            if len(y) < (min(frames, max_frames) if max_frames else frames):
+                raise InvalidVideoError(f"{lab_path}: test clip {name!r} has {frames} frames but {len(y)} labels")
         test_items.append(Clip(name, src, y.astype(np.int8)))
     return LabelledDataset(root, [Clip(n, s) for n, s in train.items()], test_items)
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Settings, load_settings
+from .config import Settings, load_settings, updated
 from .detectors import Detector, DetectorContext, Scorer, get_detector_class
 from .detectors.contract import Progress, no_progress
 from .encoders import Encoder, build_prompts, encoder_from_settings, encoder_options
 from .encoders.base import Description
-from .errors import InvalidModelNameError, InvalidVideoError, VlmAnomalyError
+from .errors import ConfigError, InvalidModelNameError, InvalidVideoError, VlmAnomalyError
 from .model import AnomalyModel, TrainingVideo
 from .results import ScoreResult
 from .store import CachedEmbeddings, EmbeddingCache, ModelStore
@@ -255,7 +255,7 @@ class Pipeline:
 
     def fit_and_save(self, name: str, fit: Callable[[], AnomalyModel], *, overwrite: bool = True) -> AnomalyModel:
         """Check ``name`` first (a bad or taken name fails before minutes of encoding), then fit and save."""
-        self.store.path_for(name)
+        self.store.check_writable(name)
         if not overwrite and self.store.exists(name):
             raise InvalidModelNameError(f"a model named {name!r} already exists")
         model = fit()
@@ -272,7 +272,13 @@ class Pipeline:
 
         The model's own sampling interval, encoder and features apply unless ``interval_ms`` says
         otherwise: scores are only comparable with the training frames at the same sampling.
+        Both overrides are checked first (a NaN threshold flagged nothing and wrote NaN into the
+        JSON; a negative interval read every frame).
         """
+        if interval_ms is not None:
+            updated(self.settings, {"interval_ms": interval_ms})  # the settings' own check
+        if threshold is not None and not math.isfinite(threshold):
+            raise ConfigError(f"threshold must be a finite number, got {threshold}")
         m = self.load(model)
         scorer = self.scorer(m, interval_ms=interval_ms)
         total = expected_samples(source, scorer.interval_ms, self.settings.max_frames)
@@ -293,6 +299,23 @@ class Pipeline:
             smoothing_window=m.smoothing_window, descriptions=[d.text for d in descs],
             confidences=[d.confidence for d in descs], timing=timing, interval_ms=scorer.interval_ms,
             events=self.settings.events)
+
+    def score_each(self, model: str | AnomalyModel, sources: Sequence[str | Path], **kwargs
+                   ) -> Iterator[tuple[str | Path, ScoreResult | InvalidVideoError]]:
+        """``(source, result)`` for each source in turn, as soon as it is scored; a source that cannot
+        be read gives its :class:`InvalidVideoError` in place of the result and the others go on.
+
+        Why: one corrupt file in a batch of a hundred must not lose the other results (a model-wide
+        failure, such as an unknown model, still raises at once). ``kwargs`` go to :meth:`score`.
+        """
+        m = self.load(model)
+        for src in sources:
+            try:
+                result = self.score(m, src, **kwargs)
+            except InvalidVideoError as exc:
+                yield src, exc
+            else:
+                yield src, result
 
     def describe_scores(self, model: AnomalyModel, res: FrameScores) -> list[Description]:
         """Words for each scored frame: zero-shot over the model's prompts when the frames have

@@ -369,3 +369,20 @@ def test_fifo_and_folders_named_like_models_do_not_hang_or_crash(tmp_path):
         store.load("fifo")
     with pytest.raises(CorruptModelError, match="not a regular file"):
         read_model_file(store.root / "fifo.vlmodel")
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda c: c["grid"].update(work_height=10**6), "work_height"),  # a resize to terabytes
+    (lambda c: c["grid"].update(rows=0), "rows"),
+    (lambda c: c["grid"].update(blur_sigma=-1.0), "blur_sigma"),
+    (lambda c: c.update(radius=-3), "radius"),  # crashed mid-scoring ("need at least one array")
+    (lambda c: c.update(k=10**6), "k must be"),
+    (lambda c: c.update(smoothing_window=10**9), "smoothing_window"),
+])
+def test_motion_model_hyper_parameters_out_of_range_are_rejected(tmp_path, default_street_model, edit, why):
+    """The default detector's saved hyper-parameters are untrusted too: a value no fit ever writes is a
+    CorruptModelError when the file is read, not an allocation of terabytes or a crash while scoring."""
+    good = (default_street_model.home / "models" / "street.vlmodel").read_bytes()
+    assert load_bytes(tmp_path, good, "ref").detector.name == "motion"
+    with pytest.raises(CorruptModelError, match=why):
+        load_bytes(tmp_path, with_meta(good, lambda m: edit(m["detector"]["motion"]["config"])))

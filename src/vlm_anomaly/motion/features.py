@@ -84,9 +84,21 @@ class GridConfig:
     flow_finest_scale: int = 2
 
     def __post_init__(self) -> None:
-        # the one check of the flow level, whether the config is built or read from a model file
+        # the one check, whether the config is built or read from a model file (untrusted: a working
+        # height of a million pixels would allocate terabytes, a negative one crash mid-scoring)
         if self.flow_finest_scale not in range(FlowEngine.COARSE + 1):
             raise ValueError(f"flow_finest_scale must be 0 to {FlowEngine.COARSE}, got {self.flow_finest_scale}")
+        if not 16 <= self.work_height <= 2160:
+            raise ValueError(f"work_height must be 16 to 2160, got {self.work_height}")
+        if not 1 <= self.rows <= 64:
+            raise ValueError(f"rows must be 1 to 64, got {self.rows}")
+        limits = {"blur_sigma": 20.0, "min_gap_s": 10.0, "max_gap_s": 10.0, "direction_gap_s": 10.0,
+                  "min_shift_px": 100.0, "moving_speed": 100.0, "relative_floor": 100.0, "diff_threshold": 255.0,
+                  "min_blob_frac": 1.0, "split_aspect": 100.0, "split_flow": 100.0}
+        for name, top in limits.items():
+            v = getattr(self, name)
+            if not 0 <= v <= top:  # also refuses NaN
+                raise ValueError(f"{name} must be 0 to {top:g}, got {v}")
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -98,6 +98,15 @@ class MotionConfig:
             raise ValueError("target_false_alarm must be between 0 and 0.5")
         if self.threshold_rule not in ("pooled", "clip"):
             raise ValueError("threshold_rule must be 'pooled' or 'clip'")
+        # also read from model files (untrusted): sizes and counts within what fitting ever uses
+        ranges = {"k": (1, 1000), "k_object": (1, 1000), "k_appearance": (1, 1000), "pca_dim": (1, 4096),
+                  "radius": (0, 64), "max_bank": (1, 1_000_000), "smoothing_window": (1, 100_000),
+                  "place_examples": (0, 1_000_000), "place_max_radius": (0, 64), "direction_margin": (0, 1e6),
+                  "scene_still": (0, 1e6), "scene_margin": (0, 1e6)}
+        for name, (low, top) in ranges.items():
+            v = getattr(self, name)
+            if not low <= v <= top:  # also refuses NaN
+                raise ValueError(f"{name} must be {low:g} to {top:g}, got {v}")
 
     def as_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_bytes, file_lock
+from ..atomic import atomic_write_bytes, check_writable, file_lock
 from ..errors import CorruptModelError, InvalidModelNameError, ModelNotFoundError, StorageError
 from ..model import LEGACY_NO_ENCODER, AnomalyModel
 
@@ -122,8 +122,9 @@ class ModelStore:
         try:
             atomic_write_bytes(path, data)
         except OSError as exc:
+            why = exc.__cause__ if isinstance(exc, StorageError) and isinstance(exc.__cause__, OSError) else exc
             raise StorageError(
-                f"cannot save model file {path.name} in {self.root}: {exc.strerror or exc}; "
+                f"cannot save model file {path.name} in {self.root}: {why.strerror or why}; "
                 "the previous version (if any) is unchanged"
             ) from None
 
@@ -137,6 +138,11 @@ class ModelStore:
     def exists(self, name: str) -> bool:
         p = self.path_for(name)
         return p.is_file() and not p.is_symlink()
+
+    def check_writable(self, name: str) -> None:
+        """Raise :class:`StorageError` now when a model ``name`` could not be saved (a store folder
+        that is a file or read-only): callers check before minutes of training, not after."""
+        check_writable(self.path_for(name))
 
     def save(self, model: AnomalyModel, name: str, *, overwrite: bool = True) -> Path:
         path = self.path_for(name)
