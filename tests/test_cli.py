@@ -280,6 +280,10 @@ def test_usage_errors_say_how_to_call_the_command(run_cli, tmp_path):
     r = run_cli("score", "street", "x.mp4", "--interval-ms", "rtsp://u:hunter2@cam/x", home=tmp_path)
     assert r.returncode == 2 and "Invalid value for '--interval-ms'" in r.stderr, r.stderr
     assert "hunter2" not in r.stderr + r.stdout
+    for args in (["score", "street", "x.mp4", "--top", "-1"], ["watch", "-s", "x.mp4", "--max-seconds", "-1"],
+                 ["service", "--grace-s", "-1"]):
+        r = run_cli(*args, home=tmp_path)
+        assert r.returncode == 2 and "greater than or equal to 0" in r.stderr, (args, r.stderr)
 
 
 @pytest.mark.slow

@@ -181,7 +181,7 @@ def score(
     clip_weights: WeightsOpt = None,
     models_dir: ModelsDirOpt = None,
     batch_size: BatchOpt = None,
-    top: Annotated[int, typer.Option("--top", help="incidents to list")] = 5,
+    top: Annotated[int, typer.Option("--top", min=0, help="incidents to list")] = 5,
     runtime: RuntimeOpt = None,
     labels: Annotated[Optional[Path], typer.Option(
         "--labels", help="ground truth: JSON list / 0-1 per line / test_labels.json; prints AUC, AP, EER")] = None,
@@ -560,7 +560,7 @@ def watch(
         "--frigate", help="Frigate URL (http://frigate:5000): watch its cameras' restreams")] = None,
     realtime: Annotated[bool, typer.Option("--realtime/--fast",
                                            help="play files at their own rate, or as fast as possible")] = True,
-    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after this long")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", min=0.0, help="stop after this long")] = None,
     interval_ms: IntervalOpt = None,
     use_ray: Annotated[Optional[bool], typer.Option("--ray/--no-ray", help="spread sources over Ray actors")] = None,
     models_dir: ModelsDirOpt = None,
@@ -616,7 +616,7 @@ def service(
         "--watch/--no-watch", help="watch the cameras (default: when cameras or frigate_url are set)")] = None,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="run the dashboard")] = True,
     api: Annotated[bool, typer.Option("--api/--no-api", help="run the REST API")] = True,
-    grace_s: Annotated[float, typer.Option("--grace-s", help="seconds each process gets to stop")] = 15.0,
+    grace_s: Annotated[float, typer.Option("--grace-s", min=0.0, help="seconds each process gets to stop")] = 15.0,
 ) -> None:
     """Run `watch` (the settings' cameras / Frigate), the dashboard and the API under one supervisor.
 

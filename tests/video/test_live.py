@@ -210,3 +210,14 @@ def test_live_reader_decodes_each_camera_on_one_thread_on_a_small_machine(tmp_pa
         st.thread_type = "AUTO"
         before_change = [f.to_ndarray(format="rgb24") for _, f in zip(range(3), c.decode(st))]
     assert all(np.array_equal(a, b) for a, b in zip(first, before_change, strict=True))
+
+
+@pytest.mark.parametrize("spec", ["²", "٣"])
+def test_only_ascii_digits_name_a_camera(spec, tmp_path, monkeypatch):
+    """"²" and "٣" are digits to str.isdigit(): as a source they are a file name (here: missing), not
+    a camera index ("²" crashed in int(), "٣" opened camera 3)."""
+    from vlm_anomaly.video.sources import check_source
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidVideoError, match=f"{spec}: no such file"):
+        check_source(spec)

@@ -102,7 +102,7 @@ def source_kind(source: str | Path) -> str:
     s = str(source)
     if is_stream_url(s):
         return "stream"
-    if s.isdigit():
+    if s.isascii() and s.isdigit():  # "²" and "٣" are digits to isdigit() too
         return "webcam"
     return "folder" if Path(s).is_dir() else "file"
 
@@ -258,7 +258,7 @@ class CvReader(Reader):
     stable_convert = False  # retrieve() returns the last grabbed frame only
 
     def __init__(self, source: str, *, max_side: int = 0):
-        target: int | str = int(source) if source.isdigit() else source
+        target: int | str = int(source) if source.isascii() and source.isdigit() else source
         self.cap = cv2.VideoCapture(target)
         self.max_side = max_side
         self.source = redact_url(source)
