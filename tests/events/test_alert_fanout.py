@@ -59,3 +59,34 @@ def test_hanging_webhook_does_not_delay_mqtt_alerts_and_nothing_is_lost_at_stop(
     assert alerts.sent == 3
     assert alerts.failed == 3, "alerts still queued for the webhook at stop must be counted failed"
     assert alerts.failed_by["rtsp://cam/live"] == 3
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.hits += 1
+        self.send_response(302)
+        self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+        self.end_headers()
+
+
+def test_a_webhook_that_redirects_is_a_failed_alert_not_a_sent_one(caplog):
+    """The receiver never got the alert (the redirect is not followed): counting it sent hid the loss."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    srv.daemon_threads, srv.hits = True, 0
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/hook?token=s3cret"
+    alerts = AlertDispatcher([WebhookSink(url, retries=0, timeout_s=5)])
+    try:
+        alerts.publish(_alert(1))
+        assert alerts.flush(10)
+    finally:
+        alerts.close()
+        srv.shutdown()
+        srv.server_close()
+    assert srv.hits == 1
+    assert (alerts.sent, alerts.failed) == (0, 1)
+    assert "redirect" in caplog.text and "s3cret" not in caplog.text

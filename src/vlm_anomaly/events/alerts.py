@@ -79,6 +79,10 @@ class WebhookSink:
         for attempt in range(max(0, self.retries) + 1):
             try:
                 r = self.client.post(self.url, json=payload)
+                if 300 <= r.status_code < 400:  # not followed (a POST is not re-sent elsewhere): not delivered
+                    log.warning("webhook %s answered a redirect (HTTP %d), not followed: alert not delivered "
+                                "(give the final URL)", self.shown, r.status_code)
+                    return False
                 if r.status_code < 500:
                     if r.status_code >= 400:
                         log.warning("webhook %s refused the alert: HTTP %d", self.shown, r.status_code)
