@@ -152,3 +152,43 @@ def test_watch_frigate_announces_its_cameras_and_dies_offline(trained_home, clip
         streams.close()
     stderr = (tmp_path / "stderr").read_text()
     assert "Frigate camera porch skipped" in stderr and "garage skipped: disabled in Frigate" in stderr
+
+
+def test_a_hostile_or_broken_frigate_gets_a_clear_error_not_a_crash():
+    """What /api/config says comes from the network: a malformed camera entry or a name Frigate itself
+    would refuse skips that camera with the reason (it was 'error: AttributeError', exit 1), and a
+    config too large to be Frigate's is refused before it fills memory (it was read whole)."""
+    from fastapi.responses import StreamingResponse
+
+    good = FRIGATE_CONFIG["cameras"]["back_yard"]
+    app = FastAPI()
+
+    @app.get("/broken/api/config")
+    def broken():
+        return {"go2rtc": ["not", "a", "mapping"], "cameras": {
+            "back_yard": good, "attic": "x", "cellar": {"ffmpeg": {"inputs": ["rtsp://127.0.0.1:8554/cellar"]}},
+            "shed": {"ffmpeg": "z"}, "bad/#+ name": good, "\x1b[31mred": good,
+            "odd_url": {"ffmpeg": {"inputs": [{"path": "rtsp://[::1:8554/x", "roles": ["detect"]}]}}}}
+
+    @app.get("/huge/api/config")
+    def huge():
+        def body():
+            yield b'{"pad": "'
+            for _ in range(64):
+                yield b"x" * (256 * 1024)
+            yield b'", ' + json.dumps({"cameras": {"back_yard": good}}).encode()[1:]
+        return StreamingResponse(body(), media_type="application/json")
+
+    url, server, th = serve_app(app)
+    try:
+        cams, skipped = list_cameras(url + "/broken")
+        assert [c.url for c in cams] == ["rtsp://127.0.0.1:8554/back_yard"]
+        assert skipped["attic"] == skipped["cellar"] == skipped["shed"] == "its entry in Frigate's config is malformed"
+        assert "not a Frigate camera name" in skipped["bad/#+ name"]
+        assert "\x1b" not in "".join(skipped) and "not a Frigate camera name" in skipped["\\x1b[31mred"]
+        assert "not restreamed" in skipped["odd_url"]
+        with pytest.raises(FrigateError, match="/api/config is over 8 MB"):
+            list_cameras(url + "/huge")
+    finally:
+        server.should_exit = True
+        th.join(10)

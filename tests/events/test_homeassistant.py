@@ -135,3 +135,69 @@ def test_ids_never_hold_credentials():
     assert cid == "10_0_0_5_554_cam_realmonitor_channel_1"
     assert "hunter2" not in cid and "admin" not in cid and "abc" not in cid
     assert camera_id("front_door") == "front_door" and camera_id("/videos/lobby cam.mp4") == "videos_lobby_cam_mp4"
+
+
+def test_states_survive_a_broker_restart_without_persistence(tmp_path):
+    """mosquitto restarted without persistence forgets every retained message: on reconnection the
+    cameras' states (problem on/off, last event, score) come back too, not only their configs - Home
+    Assistant showed them 'unknown' until the next event."""
+    import datetime as dt
+    import subprocess
+
+    from tests.events.conftest import mosquitto_binary
+    from tests.helpers import free_port
+    from vlm_anomaly.events.sinks import WatchNotice
+    from vlm_anomaly.events.store import EventRecord
+
+    port = free_port()
+    conf = tmp_path / "m.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+
+    def broker():
+        proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        return proc
+
+    proc = broker()
+    bridge = HomeAssistantBridge(f"mqtt://127.0.0.1:{port}")
+    try:
+        assert bridge.wait_connected(10)
+        bridge.add_camera("porch", "rtsp://cam/porch")
+        now = dt.datetime.now(dt.UTC)
+        rec = EventRecord(id=7, source="rtsp://cam/porch", model="m", status="open", start_time=4.0, end_time=None,
+                          started_at=now, ended_at=None, worst_score=-0.9, worst_time=5.0, mean_score=-0.5, frames=3)
+        bridge.on_notice(WatchNotice("start", "rtsp://cam/porch", record=rec))
+        assert bridge.flush(10)
+        reader = MqttReader("127.0.0.1", port)
+        before = reader.retained(f"{P}/porch/#")
+        reader.close()
+        assert before[f"{P}/porch/anomaly"] == b"ON"
+        proc.terminate()
+        proc.wait(5)
+        proc = broker()
+        deadline = time.monotonic() + 20
+        after: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                reader = MqttReader("127.0.0.1", port)
+            except (OSError, AssertionError):
+                time.sleep(0.2)
+                continue
+            after = reader.retained(f"{P}/porch/#")
+            reader.close()
+            if f"{P}/porch/availability" in after:  # the bridge is back and said so
+                break
+            time.sleep(0.3)
+        time.sleep(0.5)
+        reader = MqttReader("127.0.0.1", port)
+        after = reader.retained(f"{P}/porch/#")
+        configs = reader.retained(f"{D}/#")
+        reader.close()
+        assert f"{D}/binary_sensor/vlm_anomaly/porch_anomaly/config" in configs
+        assert after.get(f"{P}/porch/anomaly") == b"ON", f"retained after the restart: {sorted(after)}"
+        assert json.loads(after[f"{P}/porch/event"])["event_id"] == 7
+    finally:
+        bridge.close()
+        proc.terminate()
+        proc.wait(5)

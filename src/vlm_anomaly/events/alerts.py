@@ -79,6 +79,10 @@ class WebhookSink:
         for attempt in range(max(0, self.retries) + 1):
             try:
                 r = self.client.post(self.url, json=payload)
+                if 300 <= r.status_code < 400:  # not followed (a POST is not re-sent elsewhere): not delivered
+                    log.warning("webhook %s answered a redirect (HTTP %d), not followed: alert not delivered "
+                                "(give the final URL)", self.shown, r.status_code)
+                    return False
                 if r.status_code < 500:
                     if r.status_code >= 400:
                         log.warning("webhook %s refused the alert: HTTP %d", self.shown, r.status_code)
@@ -167,6 +171,10 @@ class FrigateEventSink:
         self.client = httpx.Client(timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
         self.ids: dict[str, str] = {}  # our event id -> Frigate's event id
 
+    def wants(self, payload: dict) -> bool:
+        """Whether ``payload`` is one this sink would send (its camera's start or end)."""
+        return payload.get("type") in ("new", "end") and str(payload["after"].get("camera")) in self.cameras
+
     def send(self, payload: dict) -> bool | None:
         after = payload["after"]
         cam = self.cameras.get(str(after.get("camera")))
@@ -207,7 +215,7 @@ class FrigateEventSink:
 
 
 class AlertDispatcher:
-    """Fan alerts out to every configured sink from one background thread.
+    """Fan alerts out to every configured sink, each from its own background thread (in order per sink).
 
     Example:
         >>> alerts = AlertDispatcher.from_settings(settings.alerts)  # doctest: +SKIP
@@ -217,11 +225,13 @@ class AlertDispatcher:
     def __init__(self, sinks: list | None = None):
         self.sinks = list(sinks or [])
         self.sent = 0
-        self.failed = 0  # sink deliveries that failed after their retries
+        self.failed = 0  # sink deliveries that failed after their retries (or never made before close)
         self.sent_by: Counter[str] = Counter()  # the same, per payload source
         self.failed_by: Counter[str] = Counter()
-        self._q: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
+        # one queue and thread per sink: a webhook that hangs through its retries must not hold back
+        # the MQTT / Frigate alerts of the same event (nor the next ones)
+        self._queues: list[queue.Queue] = [queue.Queue() for _ in self.sinks]
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -243,46 +253,75 @@ class AlertDispatcher:
         if not self.sinks:
             return
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
-                self._thread.start()
-        self._q.put(payload)
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._run, args=(sink, q), name="alerts", daemon=True)
+                                 for sink, q in zip(self.sinks, self._queues, strict=True)]
+                for t in self._threads:
+                    t.start()
+        for q in self._queues:
+            q.put(payload)
 
-    def _run(self) -> None:
+    def _count(self, payload: dict, ok: bool) -> None:
+        src = str(payload.get("after", {}).get("source", ""))
+        with self._lock:
+            if ok:
+                self.sent += 1
+                self.sent_by[src] += 1
+            else:
+                self.failed += 1
+                self.failed_by[src] += 1
+
+    def _run(self, sink, q: queue.Queue) -> None:
         while True:
-            payload = self._q.get()
+            payload = q.get()
             try:
                 if payload is None:
                     return
-                for sink in self.sinks:
-                    try:
-                        ok = sink.send(payload)
-                    except Exception as exc:  # noqa: BLE001 - one bad sink must not stop the others
-                        log.warning("alert sink %s failed: %s", type(sink).__name__, redact_text(exc))
-                        ok = False
-                    if ok is None:  # not this sink's payload
-                        continue
-                    src = str(payload.get("after", {}).get("source", ""))
-                    if ok:
-                        self.sent += 1
-                        self.sent_by[src] += 1
-                    else:
-                        self.failed += 1
-                        self.failed_by[src] += 1
+                try:
+                    ok = sink.send(payload)
+                except Exception as exc:  # noqa: BLE001 - one bad alert must not stop the next ones
+                    log.warning("alert sink %s failed: %s", type(sink).__name__, redact_text(exc))
+                    ok = False
+                if ok is not None:  # None: not this sink's payload
+                    self._count(payload, ok)
             finally:
-                self._q.task_done()
+                q.task_done()
+
+    def _unfinished(self) -> int:
+        return sum(q.unfinished_tasks for q in self._queues)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until every queued alert was handled; False on timeout."""
         deadline = time.monotonic() + timeout_s
-        while self._q.unfinished_tasks and time.monotonic() < deadline:
+        while self._unfinished() and time.monotonic() < deadline:
             time.sleep(0.02)
-        return not self._q.unfinished_tasks
+        return not self._unfinished()
 
-    def close(self) -> None:
-        if self._thread is not None:
-            self.flush()
-            self._q.put(None)
-            self._thread.join(timeout=5)
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Deliver what is queued (for up to ``timeout_s``); what is still queued then is counted failed
+        and logged, never dropped silently."""
+        if self._threads:
+            self.flush(timeout_s)
+            for sink, q in zip(self.sinks, self._queues, strict=True):
+                lost = 0
+                while True:
+                    try:
+                        payload = q.get_nowait()
+                    except queue.Empty:
+                        break
+                    q.task_done()
+                    if payload is not None and getattr(sink, "wants", lambda p: True)(payload):
+                        lost += 1
+                        self._count(payload, False)
+                if lost:
+                    log.warning("alert sink %s: %d alert(s) not delivered before stop", _shown(sink), lost)
+                q.put(None)
+            for t in self._threads:
+                t.join(timeout=5)
         for sink in self.sinks:
             sink.close()
+
+
+def _shown(sink) -> str:
+    """A sink as logs may name it: the webhook's URL without its secrets, else its kind."""
+    return str(getattr(sink, "shown", None) or type(sink).__name__)

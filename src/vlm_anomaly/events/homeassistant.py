@@ -37,7 +37,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
@@ -112,6 +112,9 @@ class _Camera:
     source: str | None
     available: bool | None = None
     score: str | None = None
+    # the retained states last published (anomaly, event, snapshot, score): sent again on every
+    # connection, since a broker restarted without persistence has forgotten them
+    states: dict[str, str | bytes] = field(default_factory=dict)
 
 
 class HomeAssistantBridge(ListenerSink):
@@ -241,7 +244,7 @@ class HomeAssistantBridge(ListenerSink):
                 self._by_source[redact_url(source)] = cam
             self._announce(cam)
             self._set_available(cam, False)
-            self._publish(self.state_topic(cam.id, "anomaly"), "OFF")  # no event is open in this run yet
+            self._state(cam, "anomaly", "OFF")  # no event is open in this run yet
         self._publish_last_event(cam)
         return cam.id
 
@@ -311,13 +314,17 @@ class HomeAssistantBridge(ListenerSink):
 
     def _publish_event_state(self, cid: str, rec: EventRecord, anomaly: bool = False) -> dict[str, Any]:
         """The retained states of an event: problem on/off, the last-event sensor, the snapshot."""
-        state = event_state(self.cameras[cid].name, rec)
-        self._publish(self.state_topic(cid, "anomaly"), "ON" if anomaly else "OFF")
-        self._publish(self.state_topic(cid, "event"), json.dumps(state))
+        cam = self.cameras[cid]
+        state = event_state(cam.name, rec)
+        with self._lock:
+            self._state(cam, "anomaly", "ON" if anomaly else "OFF")
+            self._state(cam, "event", json.dumps(state))
         if rec.snapshot and self.store is not None:  # written as the event opens, updated at its end
             path = self.store.media_path(rec.snapshot)
             try:
-                self._publish(self.state_topic(cid, "snapshot"), path.read_bytes())
+                jpeg = path.read_bytes()
+                with self._lock:
+                    self._state(cam, "snapshot", jpeg)
             except OSError as exc:
                 log.warning("Home Assistant: cannot read snapshot of event %s: %s", rec.id, exc)
         return state
@@ -360,7 +367,7 @@ class HomeAssistantBridge(ListenerSink):
                 score = None if st["last_score"] is None else f"{st['last_score']:.4f}"
                 if score is not None and score != cam.score:
                     cam.score = score
-                    self._publish(self.state_topic(cam.id, "score"), score)
+                    self._state(cam, "score", score)
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -412,6 +419,11 @@ class HomeAssistantBridge(ListenerSink):
         with self._lock:
             self._pending = [i for i in self._pending if not _done(i)] + [info]
 
+    def _state(self, cam: _Camera, state: str, payload: str | bytes) -> None:
+        """Publish a retained state of ``cam`` and remember it for the next connection (call with the lock)."""
+        cam.states[state] = payload
+        self._publish(self.state_topic(cam.id, state), payload)
+
     def _announce(self, cam: _Camera) -> None:
         for topic, payload in self.discovery_configs(cam).items():
             self._publish(topic, json.dumps(payload))
@@ -448,6 +460,8 @@ class HomeAssistantBridge(ListenerSink):
                 self._announce(cam)
                 if cam.available is not None:
                     self._publish(self.state_topic(cam.id, "availability"), ONLINE if cam.available else OFFLINE)
+                for state, payload in cam.states.items():
+                    self._publish(self.state_topic(cam.id, state), payload)
 
 
 def _done(info) -> bool:

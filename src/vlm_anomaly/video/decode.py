@@ -130,6 +130,8 @@ def open_failure(source: str, exc: BaseException) -> str:
     """Why opening ``source`` failed, in a few words: FFmpeg's reason and what is refused on purpose."""
     why = short_error(exc)[:80]
     src = str(source)
+    if isinstance(exc, av.error.ExitError):  # FFmpeg's "Immediate exit requested": our open timeout fired
+        return "no answer in time (timed out)"
     if re.match(r"^https?://", src, re.I):
         return f"{why}; redirects and playlists are not followed"
     if "://" not in src and os.path.isfile(src):  # a regular file only: never block on a FIFO

@@ -14,6 +14,8 @@ is skipped with the reason. Disabled cameras are skipped.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -27,6 +29,10 @@ from ..redact import redact_url
 RESTREAM_PORT = 8554
 DEFAULT_RTSP_URL = "rtsp://{host}:8554/{stream}"
 _LOCAL = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+#: the most of /api/config read (a real one is tens of KB): a hostile or broken server cannot exhaust memory
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+#: Frigate's own rule for camera names; other names come from something that is not Frigate
+_CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 class FrigateError(VlmAnomalyError):
@@ -49,24 +55,34 @@ def fetch_config(frigate_url: str, *, timeout_s: float = 10.0) -> dict[str, Any]
     base = frigate_url.rstrip("/")
     shown = redact_url(base)
     try:
-        r = httpx.get(f"{base}/api/config", timeout=timeout_s, headers={"User-Agent": "vlm-anomaly"})
+        with httpx.stream("GET", f"{base}/api/config", timeout=timeout_s,
+                          headers={"User-Agent": "vlm-anomaly"}) as r:
+            if r.status_code != 200:
+                raise FrigateError(f"Frigate at {shown} answered HTTP {r.status_code} for /api/config")
+            body = bytearray()
+            for chunk in r.iter_bytes():
+                body += chunk
+                if len(body) > MAX_CONFIG_BYTES:
+                    raise FrigateError(f"Frigate at {shown}: /api/config is over "
+                                       f"{MAX_CONFIG_BYTES // (1024 * 1024)} MB")
     except httpx.HTTPError as exc:
         raise FrigateError(f"cannot reach Frigate at {shown}: {type(exc).__name__}") from None
-    if r.status_code != 200:
-        raise FrigateError(f"Frigate at {shown} answered HTTP {r.status_code} for /api/config")
     try:
-        config = r.json()
-    except ValueError:
+        config = json.loads(bytes(body))
+    except (ValueError, RecursionError):
         raise FrigateError(f"Frigate at {shown}: /api/config is not JSON") from None
     if not isinstance(config, dict) or not isinstance(config.get("cameras"), dict):
         raise FrigateError(f"Frigate at {shown}: /api/config holds no 'cameras' mapping")
     return config
 
 
-def _restream_name(path: str, streams: dict) -> str | None:
+def _restream_name(path: str, streams: dict | list) -> str | None:
     """The go2rtc stream an ffmpeg input path reads, when it is one of Frigate's restreams."""
-    u = urlparse(path)
-    if u.scheme not in ("rtsp", "rtsps") or u.port != RESTREAM_PORT:
+    try:
+        u = urlparse(path)
+        if u.scheme not in ("rtsp", "rtsps") or u.port != RESTREAM_PORT:
+            return None
+    except ValueError:  # not a URL ('[' without ']', a port over 65535)
         return None
     name = u.path.strip("/").split("/")[-1]
     if name and ((u.hostname or "") in _LOCAL or name in streams):
@@ -78,16 +94,27 @@ def cameras_from_config(config: dict[str, Any], frigate_url: str, *, role: str =
                         rtsp_url: str = DEFAULT_RTSP_URL) -> tuple[list[FrigateCamera], dict[str, str]]:
     """The cameras to watch and, for each skipped one, why (disabled, not restreamed)."""
     host = urlparse(frigate_url if "://" in frigate_url else f"http://{frigate_url}").hostname or "localhost"
-    streams = (config.get("go2rtc") or {}).get("streams") or {}
+    go2rtc = config.get("go2rtc")
+    streams = go2rtc.get("streams") if isinstance(go2rtc, dict) else None
+    streams = streams if isinstance(streams, dict | list) else {}
     found: list[FrigateCamera] = []
     skipped: dict[str, str] = {}
     for name, cam in config["cameras"].items():
         cam = cam or {}
+        if not _CAMERA_NAME.match(name):
+            shown = name.encode("unicode_escape").decode()[:80]  # no terminal escapes in what is printed
+            skipped[shown] = "not a Frigate camera name (letters, digits, '_' and '-')"
+            continue
+        ffmpeg = cam.get("ffmpeg") if isinstance(cam, dict) else None
+        inputs = (ffmpeg or {}).get("inputs") if isinstance(ffmpeg, dict | None) else ffmpeg
+        if not isinstance(cam, dict) or not isinstance(inputs, list | None) \
+                or not all(isinstance(i, dict) for i in inputs or []):
+            skipped[name] = "its entry in Frigate's config is malformed"
+            continue
         if cam.get("enabled", True) is False:
             skipped[name] = "disabled in Frigate"
             continue
-        inputs = ((cam.get("ffmpeg") or {}).get("inputs")) or []
-        chosen = [i for i in inputs if role in (i.get("roles") or [])]
+        chosen = [i for i in inputs or [] if isinstance(i.get("roles"), list) and role in i["roles"]]
         stream = _restream_name(str(chosen[0].get("path", "")), streams) if chosen else None
         if stream is None and name in streams:
             stream = name  # the camera's own restream

@@ -1,0 +1,92 @@
+"""A webhook that hangs must not hold back the MQTT alerts (Home Assistant automations, other
+subscribers) of the same events, and what is still queued when watching stops is counted failed,
+never dropped silently. Real HTTP server on localhost, real mosquitto."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.events.streams import MqttReader, as_json
+from vlm_anomaly.events.alerts import AlertDispatcher, MqttSink, WebhookSink
+
+
+class _Hang(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        self.server.hits += 1
+        self.server.release.wait(60)  # accepts the connection, never answers in time
+
+
+@pytest.fixture
+def hanging_webhook():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Hang)
+    srv.daemon_threads, srv.hits, srv.release = True, 0, threading.Event()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/hook?token=s3cret"
+    srv.release.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+def _alert(i: int) -> dict:
+    ev = {"id": str(i), "camera": "porch", "source": "rtsp://cam/live", "label": "anomaly"}
+    return {"type": "new", "before": ev, "after": ev}
+
+
+def test_hanging_webhook_does_not_delay_mqtt_alerts_and_nothing_is_lost_at_stop(hanging_webhook, mqtt_broker):
+    host, port = mqtt_broker
+    reader = MqttReader(host, port, "vlm-anomaly/porch/events")
+    mqtt_sink = MqttSink(f"mqtt://{host}:{port}", timeout_s=5)
+    alerts = AlertDispatcher([WebhookSink(hanging_webhook, retries=0, timeout_s=4), mqtt_sink])
+    try:
+        t0 = time.monotonic()
+        for i in range(3):
+            alerts.publish(_alert(i))
+        # each webhook delivery takes its whole 4 s timeout; MQTT subscribers hear all three at once
+        while len(reader.history("vlm-anomaly/porch/events")) < 3 and time.monotonic() - t0 < 3.5:
+            time.sleep(0.05)
+        got = [as_json(p)["after"]["id"] for p in reader.history("vlm-anomaly/porch/events")]
+        assert got == ["0", "1", "2"], f"MQTT alerts held back by the hanging webhook: {got}"
+    finally:
+        alerts.close(timeout_s=1)  # the webhook still holds (at least) two alerts
+        reader.close()
+    assert alerts.sent == 3
+    assert alerts.failed == 3, "alerts still queued for the webhook at stop must be counted failed"
+    assert alerts.failed_by["rtsp://cam/live"] == 3
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.hits += 1
+        self.send_response(302)
+        self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+        self.end_headers()
+
+
+def test_a_webhook_that_redirects_is_a_failed_alert_not_a_sent_one(caplog):
+    """The receiver never got the alert (the redirect is not followed): counting it sent hid the loss."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    srv.daemon_threads, srv.hits = True, 0
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/hook?token=s3cret"
+    alerts = AlertDispatcher([WebhookSink(url, retries=0, timeout_s=5)])
+    try:
+        alerts.publish(_alert(1))
+        assert alerts.flush(10)
+    finally:
+        alerts.close()
+        srv.shutdown()
+        srv.server_close()
+    assert srv.hits == 1
+    assert (alerts.sent, alerts.failed) == (0, 1)
+    assert "redirect" in caplog.text and "s3cret" not in caplog.text
