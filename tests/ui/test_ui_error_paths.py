@@ -43,3 +43,23 @@ def test_test_page_corrupt_upload_names_the_upload(trained, dash_env):
     _click(at, "Analyse")
     assert not at.exception, at.exception
     _assert_names_only_the_upload([e.value for e in at.error], "night shift.mp4", dash_env)
+
+
+def test_live_page_names_an_uploaded_video_not_its_server_copy(trained, dash_clips):
+    import time
+
+    at = _page("live_page")
+    at.radio[0].set_value("Continuous (server-side source)").run()
+    clip = dash_clips["intruder"]
+    at.file_uploader(key="live_upload").set_value(("front door.mp4", clip.read_bytes(), "video/mp4")).run()
+    at.checkbox(key="live_realtime").uncheck().run()
+    _click(at, "Start monitoring")
+    deadline = time.monotonic() + 120
+    while "live_session" in at.session_state and at.session_state["live_session"].running \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception, at.exception
+    status = [c.value for c in at.caption if c.value.startswith("Source ")]
+    assert status and status[0].startswith("Source front door.mp4: ended"), status
+    assert str(state.upload_dir()) not in " ".join(c.value for c in at.caption)

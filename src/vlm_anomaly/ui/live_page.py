@@ -224,7 +224,8 @@ def _normal_buttons(sess: LiveSession, events: list[EventRecord]) -> None:
 
 
 def _status_line(sess: LiveSession, view: FeedView) -> None:
-    st.caption(f"Source {sess.source}: {STATE_WORDS.get(view.state, view.state)}, {sess.frames} frame(s) scored, "
+    shown = state.hide_server_paths(sess.source)  # an upload by its name, not the server's copy
+    st.caption(f"Source {shown}: {STATE_WORDS.get(view.state, view.state)}, {sess.frames} frame(s) scored, "
                f"{sess.dropped} dropped (scoring slower than real time)")
     if view.gaps:
         g = view.gaps[-1]
