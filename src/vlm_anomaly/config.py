@@ -14,6 +14,7 @@ the key in its section (:data:`FLAT_KEYS`, derived from the section models).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -70,6 +71,22 @@ def _detector(v: str) -> str:
     if v in REMOVED_DETECTORS:
         raise ValueError(removed_detector_message(v, ALTERNATIVES))
     return v
+
+
+def gamma_value(v: Any) -> str | float:
+    """The ocsvm rbf width: "scale", "auto" or a finite number > 0 (a number written as text becomes one).
+
+    Why here: a gamma of 'nan', '-1' or a word was saved from the dashboard and failed only in the middle of
+    training (scikit-learn's error); every layer checks it when the settings load."""
+    if v in ("scale", "auto"):
+        return v
+    try:
+        g = float(v)
+    except (TypeError, ValueError):
+        g = math.nan
+    if isinstance(v, bool) or not math.isfinite(g) or g <= 0:
+        raise ValueError(f"gamma must be 'scale', 'auto' or a number > 0, not {v!r}")
+    return g
 
 
 def _features(v: Any) -> Any:
@@ -170,7 +187,7 @@ class DetectorSettings(Section):
         "ocsvm: the seed's One-Class SVM on frame embeddings; see docs/motion.md")
     nu: float = Field(0.1, gt=0.0, le=1.0, description="ocsvm, patch-knn: share of normal training frames below "
                       "the threshold")
-    gamma: str | float = Field("scale", description="ocsvm kernel width")
+    gamma: Annotated[str | float, AfterValidator(gamma_value)] = Field("scale", description="ocsvm kernel width")
     smoothing_window: int = Field(5, ge=1, description="centred moving average of frame scores, in samples")
     threshold: float = Field(0.0, description="decision threshold of frame-embedding detectors")
     target_false_alarm: float = Field(0.01, gt=0.0, lt=0.5, description="motion: share of held-out normal "

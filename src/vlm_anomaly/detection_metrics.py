@@ -134,6 +134,8 @@ def parse_frame_labels(data: bytes | str, *, name: str | None = None) -> np.ndar
             obj = json.loads(text)
         except ValueError as exc:
             raise VlmAnomalyError(f"labels file is not valid JSON: {exc}") from None
+        except RecursionError:  # '[[[[...': nested deeper than the parser goes
+            raise VlmAnomalyError("labels file is not valid JSON: nested too deeply") from None
         if isinstance(obj, dict):
             stem = Path(name).stem if name else None
             if stem is not None and stem in obj:

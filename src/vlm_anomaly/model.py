@@ -188,13 +188,20 @@ class AnomalyModel:
         if not isinstance(additions, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str)
                                                       for a in additions):
             raise ValueError("normal_additions is malformed")
+        extra = meta.get("extra", {})
+        if not isinstance(extra, dict):
+            raise ValueError("extra is malformed")
+        for key in ("target_false_alarm", "heldout_flagged"):  # shown as percentages by every shell
+            v = extra.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
+                raise ValueError(f"extra.{key} {v!r} is not a share between 0 and 1")
         return cls(normal_additions=[dict(a) for a in additions], encoder=enc, detector=detector,
                    prompts=[str(p) for p in meta.get("prompts", [])],
                    expected_objects=[str(p) for p in meta.get("expected_objects", [])], videos=videos,
                    interval_ms=interval_ms, fit_interval_ms=fit_interval_ms,
                    smoothing_window=window, threshold=threshold,
                    created=str(meta.get("created", "")), name=str(meta.get("name", "")), train_embeddings=te,
-                   train_refs=refs, extra=dict(meta.get("extra", {})))
+                   train_refs=refs, extra=dict(extra))
 
     @property
     def training_interval_ms(self) -> int:

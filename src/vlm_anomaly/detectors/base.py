@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config import gamma_value
 from ..errors import ConfigError, EncoderMismatchError, InvalidVideoError, NotFittedError
 from ..values import EmbeddedVideo, FrameScores
 from .contract import Detector, DetectorContext, FrameProgress, Progress, cannot_learn
@@ -29,13 +30,11 @@ if TYPE_CHECKING:
 
 
 def parse_gamma(g: str | float) -> str | float:
-    """The rbf width setting: "scale", "auto" or a number."""
-    if isinstance(g, str) and g not in ("scale", "auto"):
-        try:
-            return float(g)
-        except ValueError:
-            raise ConfigError(f"gamma must be 'scale', 'auto' or a number, not {g!r}") from None
-    return g
+    """The rbf width setting: "scale", "auto" or a finite number > 0 (the settings' own check)."""
+    try:
+        return gamma_value(g)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class BaseDetector(Detector):

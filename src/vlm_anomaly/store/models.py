@@ -190,7 +190,7 @@ class ModelStore:
                                      detector=str(meta["detector"]["name"]), frames=int(training.get("frames", 0)),
                                      videos=len(training.get("videos", [])), created=str(meta.get("created", "")),
                                      size_bytes=p.stat().st_size))
-            except (CorruptModelError, KeyError, TypeError, ValueError) as exc:
+            except (CorruptModelError, AttributeError, KeyError, TypeError, ValueError) as exc:
                 log.warning("skipping unreadable model file %s: %s", p.name, exc)
         return out
 

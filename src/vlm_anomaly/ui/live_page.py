@@ -8,6 +8,7 @@ worst score each) and the source's state; the events also go to the event store 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
 
@@ -45,8 +46,77 @@ def start_session(name: str, source: str, *, threshold: float, interval_ms: int,
     s = state.settings()
     model, pipe = state.saved_model(name, s)
     mon = state.live_monitor(s)
-    return mon.session(mon.start(model, source, pipeline=pipe, realtime=realtime,
+    sess = mon.session(mon.start(model, source, pipeline=pipe, realtime=realtime,
                                  sinks=[LiveFeed()], interval_ms=interval_ms, threshold=threshold, live=live))
+    _orphans().adopt(sess)
+    return sess
+
+
+#: how often the sources of browser sessions that have gone are looked for
+ORPHAN_POLL_S = 2.0
+
+
+class OrphanSources:
+    """Stops the sources whose browser session has gone for good.
+
+    Why: a source started on this page runs in a server thread and only the page's STOP ends it. When the
+    tab is closed, Streamlit keeps the session for ``server.disconnectedSessionTTL`` seconds (a reload or a
+    dropped network reconnects to it) and then forgets it - with the only STOP button. Without this, a
+    camera whose tab was closed would be read, scored and alerted on until the server restarts.
+    """
+
+    def __init__(self, poll_s: float = ORPHAN_POLL_S):
+        self._poll_s = poll_s
+        self._owned: dict[int, list] = {}  # id(session) -> [browser session id, LiveSession, gone since]
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def adopt(self, sess: LiveSession) -> None:
+        """Watch ``sess`` on behalf of the browser session running this script (none outside a server)."""
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if ctx is None:
+            return
+        with self._lock:
+            self._owned[id(sess)] = [ctx.session_id, sess, None]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="vlm-live-orphans", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self._poll_s)
+            self.sweep()
+
+    def sweep(self) -> int:
+        """Stop the sources of sessions gone for longer than the TTL; how many were stopped."""
+        from streamlit.runtime import Runtime
+
+        if not Runtime.exists():
+            return 0
+        runtime, ttl, now, gone = Runtime.instance(), float(st.get_option("server.disconnectedSessionTTL")), \
+            time.monotonic(), []
+        with self._lock:
+            for key, entry in list(self._owned.items()):
+                sid, sess, since = entry
+                if not sess.running:
+                    del self._owned[key]
+                elif runtime.is_active_session(sid) is not False:  # connected (or not a real runtime)
+                    entry[2] = None
+                elif since is None:
+                    entry[2] = now
+                elif now - since > ttl:
+                    del self._owned[key]
+                    gone.append(sess)
+        for sess in gone:
+            sess.stop()  # closes its open alert as "stopped"
+        return len(gone)
+
+
+@st.cache_resource(show_spinner=False)
+def _orphans() -> OrphanSources:
+    return OrphanSources()
 
 
 def _snapshot(name: str, threshold: float) -> None:
@@ -154,7 +224,8 @@ def _normal_buttons(sess: LiveSession, events: list[EventRecord]) -> None:
 
 
 def _status_line(sess: LiveSession, view: FeedView) -> None:
-    st.caption(f"Source {sess.source}: {STATE_WORDS.get(view.state, view.state)}, {sess.frames} frame(s) scored, "
+    shown = state.hide_server_paths(sess.source)  # an upload by its name, not the server's copy
+    st.caption(f"Source {shown}: {STATE_WORDS.get(view.state, view.state)}, {sess.frames} frame(s) scored, "
                f"{sess.dropped} dropped (scoring slower than real time)")
     if view.gaps:
         g = view.gaps[-1]

@@ -5,24 +5,36 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from ..errors import VlmAnomalyError
 from ..results import score_bands
 from ..store.models import read_model_meta
 from . import charts, marking, state
 
 
+def _part(meta: object, *keys: str) -> dict:
+    """``meta[k1][k2]...`` when each is a dict, else {}: a model file edited by hand is listed, not a crash."""
+    for k in keys:
+        meta = meta.get(k) if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def _rows(store) -> list[dict]:
     rows = []
     for info in store.list():
-        meta = read_model_meta(store.path_for(info.name))
-        params = meta.get("detector", {}).get("params", {})
+        try:
+            meta = read_model_meta(store.path_for(info.name))
+        except VlmAnomalyError:  # replaced or removed since it was listed
+            continue
+        params = _part(meta, "detector", "params")
+        additions = meta.get("normal_additions")
         rows.append({"name": info.name, "encoder": info.encoder, "detector": info.detector,
                      "videos": info.videos, "frames": info.frames,
-                     "interval (ms)": meta.get("training", {}).get("interval_ms"),
-                     "false-alarm target": meta.get("extra", {}).get("target_false_alarm"),
+                     "interval (ms)": _part(meta, "training").get("interval_ms"),
+                     "false-alarm target": _part(meta, "extra").get("target_false_alarm"),
                      "nu": params.get("nu"), "gamma": None if params.get("gamma") is None else str(params["gamma"]),
                      "threshold": meta.get("threshold"),
-                     "marked normal": len(meta.get("normal_additions") or []), "created": info.created,
-                     "size (kB)": round(info.size_bytes / 1024, 1)})
+                     "marked normal": len(additions) if isinstance(additions, list) else 0,
+                     "created": info.created, "size (kB)": round(info.size_bytes / 1024, 1)})
     return rows
 
 

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -34,12 +35,32 @@ VIDEO_TYPES = [e.lstrip(".") for e in VIDEO_EXTENSIONS]  # the picker offers wha
 
 
 @contextlib.contextmanager
-def user_errors(prefix: str = "") -> Iterator[None]:
-    """Show any error the user caused as a friendly message instead of a traceback."""
+def user_errors(prefix: str = "", name: str | None = None) -> Iterator[None]:
+    """Show any error the user caused as a friendly message instead of a traceback; ``name`` is the
+    uploaded file's name, shown in place of the server's copies of it (:func:`hide_server_paths`)."""
     try:
         yield
     except VlmAnomalyError as exc:
-        st.error(f"{prefix}{exc}")
+        said = hide_server_paths(str(exc), name)
+        st.error(said if prefix and said.startswith(prefix) else f"{prefix}{said}")
+
+
+def hide_server_paths(message: str, name: str | None = None) -> str:
+    """``message`` with the server's own paths of uploaded videos replaced by their names (or ``name``).
+
+    Why: the library names the file it failed on, and for an upload that is the server's temporary copy
+    (``/tmp/vlm-anomaly-uploads/<digest>/clip.mp4``) or the training set's copy (``<home>/training_set/
+    videos/<digest>.mp4``) - where the server keeps things, not what the user uploaded.
+    """
+    for path in st.session_state.get("_uploads", {}).values():
+        message = message.replace(str(path), name or Path(path).name)
+    roots = [upload_dir()]
+    with contextlib.suppress(VlmAnomalyError, OSError):
+        roots.append(training_set().root / "videos")
+    for root in roots:  # what the session cache does not know: the file's name, or the path's last part
+        message = re.sub(re.escape(str(root)) + r"/(?:[0-9a-f]+/)?([^/\s:]+)",
+                         (lambda m: name or m.group(1)), message)
+    return message
 
 
 def settings(**overrides) -> Settings:

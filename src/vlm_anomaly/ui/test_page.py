@@ -292,7 +292,8 @@ def _downloads(r: ScoreResult, path: str, video: str) -> None:
                            file_name=f"{stem}-annotated.mp4", mime="video/mp4", key="dl_mp4", on_click="ignore")
     elif c3.button("Render annotated MP4", key="render_mp4"):
         with state.user_errors():
-            out = Path(tempfile.mkdtemp(prefix="vlm-anomaly-")) / f"{stem}-annotated.mp4"
+            # beside the uploads, so it is deleted with them once unused (prune_uploads), not kept forever
+            out = Path(tempfile.mkdtemp(prefix="render-", dir=state.upload_dir())) / f"{stem}-annotated.mp4"
             write_annotated_video(r, path, out, progress=state.progress_bar("Rendering"))
             st.session_state["test_mp4"] = {"path": str(out), "threshold": r.threshold}
             st.rerun()

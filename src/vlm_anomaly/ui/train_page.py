@@ -126,7 +126,7 @@ def _upload_section(ts: TrainingSet) -> None:
             overall = st.progress(0.0, text=f"0 of {len(files)} videos")
             added = 0
             for k, f in enumerate(files):
-                with state.user_errors(f"{f.name}: "):
+                with state.user_errors(f"{f.name}: ", name=f.name):
                     path = state.save_upload(f, s.max_upload_mb)
                     ts.add(pipe, path, name=f.name, progress=state.progress_bar(f.name))
                     added += 1
