@@ -25,13 +25,15 @@ def test_a_silent_camera_is_a_timeout():
             except TimeoutError:
                 continue
 
-    threading.Thread(target=accept, daemon=True).start()
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
     url = f"http://viewer:hunter2@127.0.0.1:{srv.getsockname()[1]}/video.mjpg"
     try:
         with pytest.raises(InvalidVideoError) as e:
             AvReader(url, read_timeout_s=1.0)
     finally:
         stop.set()
+        acceptor.join(5)  # out of accept() before its socket is closed
         for c in held:
             c.close()
         srv.close()
