@@ -332,6 +332,10 @@ class SourceWatcher:
         self.pending = None
 
 
+#: the longest a wait for a source sleeps before its thread looks for pending signals
+JOIN_SLICE_S = 0.25
+
+
 class LiveSession:
     """One :class:`SourceWatcher` run in a background thread: what a page or a service holds on to.
 
@@ -394,9 +398,18 @@ class LiveSession:
         self.join(timeout_s)
 
     def join(self, timeout_s: float | None = None) -> bool:
-        """Wait for the source to end; True if it did."""
+        """Wait for the source to end; True if it did.
+
+        Waits in slices of at most :data:`JOIN_SLICE_S`: a stop signal that the kernel delivers to
+        one of the decoding threads runs its Python handler only once the main thread wakes up, and
+        a wait without a timeout never does (SIGTERM was then missed and watch kept running)."""
         if self._thread is not None:
-            self._done.wait(timeout_s)
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            while not self._done.is_set():
+                left = JOIN_SLICE_S if deadline is None else min(JOIN_SLICE_S, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                self._done.wait(left)
         return not self.running
 
     wait = join
