@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from .config import ApiSettings
 from .errors import InvalidVideoError, SourceNotAllowedError
 from .redact import redact_url
-from .video.sources import confine_frame_folder
+from .video.sources import confine_frame_folder, is_camera_index
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _HOST = re.compile(r"^[A-Za-z0-9._\-]+$|^\[[0-9A-Fa-f:.]+\]$")
@@ -71,7 +71,7 @@ class SourcePolicy:
         source = str(source).strip()
         if not source or any(ord(c) < 32 or c == "\x7f" for c in source):
             raise SourceNotAllowedError("source not allowed: empty or holds control characters")
-        if source.isascii() and source.isdigit():  # "²" and "٣" are digits to isdigit() too
+        if is_camera_index(source):
             return self._camera(source)
         if _SCHEME.match(source):
             return self._url(source)

@@ -98,11 +98,16 @@ def is_stream_url(source: str) -> bool:
     return bool(sep) and scheme.lower() in STREAM_SCHEMES
 
 
+def is_camera_index(source: str) -> bool:
+    """A webcam index: ASCII digits only ("²" and "٣" are digits to ``str.isdigit`` too)."""
+    return source.isascii() and source.isdigit()
+
+
 def source_kind(source: str | Path) -> str:
     s = str(source)
     if is_stream_url(s):
         return "stream"
-    if s.isascii() and s.isdigit():  # "²" and "٣" are digits to isdigit() too
+    if is_camera_index(s):
         return "webcam"
     return "folder" if Path(s).is_dir() else "file"
 
@@ -258,7 +263,7 @@ class CvReader(Reader):
     stable_convert = False  # retrieve() returns the last grabbed frame only
 
     def __init__(self, source: str, *, max_side: int = 0):
-        target: int | str = int(source) if source.isascii() and source.isdigit() else source
+        target: int | str = int(source) if is_camera_index(source) else source
         self.cap = cv2.VideoCapture(target)
         self.max_side = max_side
         self.source = redact_url(source)
