@@ -111,7 +111,6 @@ class _Camera:
     name: str
     source: str | None
     available: bool | None = None
-    score: str | None = None
     # the retained states last published (anomaly, event, snapshot, score): sent again on every
     # connection, since a broker restarted without persistence has forgotten them
     states: dict[str, str | bytes] = field(default_factory=dict)
@@ -365,8 +364,7 @@ class HomeAssistantBridge(ListenerSink):
             with self._lock:
                 self._set_available(cam, st["status"] in ("running", "starting") and bool(st.get("online")))
                 score = None if st["last_score"] is None else f"{st['last_score']:.4f}"
-                if score is not None and score != cam.score:
-                    cam.score = score
+                if score is not None and score != cam.states.get("score"):
                     self._state(cam, "score", score)
 
     def _poll_loop(self) -> None:
