@@ -50,7 +50,7 @@ def atomic_path(path: str | Path) -> Iterator[str]:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, StorageError):
-            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            raise _cannot_write(path, exc) from exc
         raise
 
 
@@ -76,7 +76,11 @@ def check_writable(path: str | Path) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _cannot_write(path, exc) from None
+
+
+def _cannot_write(path: Path, exc: OSError) -> StorageError:
+    return StorageError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _mode_for(path: Path) -> int:
