@@ -38,6 +38,13 @@ def _pids(stderr: Path) -> dict[str, int]:
     return {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", stderr.read_text())}
 
 
+def _start_service(cfg: Path, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    """``vlm-anomaly --config CFG service ARGS`` with its stderr (the supervisor's log) in ``log``."""
+    with log.open("w") as err:
+        return subprocess.Popen([sys.executable, "-m", "vlm_anomaly.cli", "--config", str(cfg), "service", *args],
+                                stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -61,9 +68,7 @@ def test_service_runs_watch_api_dashboard_and_stops_gracefully(trained_home, cli
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     reader = MqttReader(host, port)
     log = tmp_path / "stderr"
-    with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "vlm_anomaly.cli", "--config", str(cfg), "service",
-                                 "--grace-s", "20"], stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+    proc = _start_service(cfg, env, log, "--grace-s", "20")
     try:
         api = f"http://127.0.0.1:{api_port}"
         assert _wait_http(f"{api}/health", 120).json()["status"] == "ok"
@@ -109,9 +114,7 @@ def test_a_restarted_api_keeps_the_one_time_token(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     env.pop("VLM_ANOMALY_API_TOKENS", None)
     log = tmp_path / "stderr"
-    with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "vlm_anomaly.cli", "--config", str(cfg), "service",
-                                 "--no-ui", "--no-watch"], stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+    proc = _start_service(cfg, env, log, "--no-ui", "--no-watch")
     try:
         api = f"http://127.0.0.1:{api_port}"
         _wait_http(f"{api}/health", 120)
