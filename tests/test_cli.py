@@ -257,7 +257,7 @@ def corrupt_video(tmp_path_factory):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["score", "absent", "{anomaly_video}"], "no model named 'absent'"),
+        (["score", "absent", "{anomaly_video}"], "no model named 'absent' in {models_folder}"),
         (["train", "../x", "{normal_video}"], "invalid model name '../x'"),
         (["score", "street", "{corrupt_video}"], "corrupt.mp4: not a readable video"),
     ],
@@ -267,7 +267,7 @@ def test_errors_are_one_line_without_traceback(request, run_cli, trained, cli_ho
     paths = {name: request.getfixturevalue(name) for name in ("anomaly_video", "normal_video")}
     paths["corrupt_video"] = corrupt_video
     r = run_cli(*[a.format(**paths) for a in args], home=cli_home)
-    _assert_clean_error(r, message)
+    _assert_clean_error(r, message.format(models_folder=cli_home / "models"))
     assert ModelStore(cli_home / "models").names() == ["street"]  # nothing created or lost
 
 

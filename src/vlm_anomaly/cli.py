@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .config import Settings, load_settings
-from .errors import ConfigError, VlmAnomalyError
+from .errors import ConfigError, ModelNotFoundError, VlmAnomalyError
 from .redact import redact_text, redact_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -753,7 +753,8 @@ def main() -> None:
     except VlmAnomalyError as exc:
         if _state["debug"]:
             _print_traceback()
-        err.print(f"error: {redact_text(exc)}", highlight=False, markup=False, soft_wrap=True)
+        where = f" in {exc.folder}" if isinstance(exc, ModelNotFoundError) and exc.folder else ""
+        err.print(f"error: {redact_text(exc)}{where}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -32,9 +32,17 @@ class VideoTooLongError(InvalidVideoError):
 
 
 class ModelNotFoundError(VlmAnomalyError):
-    """No saved model under that name."""
+    """No saved model under that name.
+
+    The message leaves out the models folder (an API caller must not learn the server's paths);
+    ``folder`` keeps it for the CLI, where it tells a user which ``VLM_ANOMALY_HOME`` was searched.
+    """
 
     status_code = 404
+
+    def __init__(self, message: str, *, folder: object = None) -> None:
+        super().__init__(message)
+        self.folder = folder
 
 
 class InvalidModelNameError(VlmAnomalyError):

@@ -180,7 +180,7 @@ def test_bad_input_is_a_json_4xx(client, tmp_path):
     r = client.post("/models/bad name!/train", files={"files": ("a.mp4", b"abc", "video/mp4")})
     assert r.status_code == 400 and "invalid model name" in r.json()["error"]
     assert client.get("/models/nope").status_code == 404
-    assert client.get("/models/nope").json()["error"].startswith("no model named")
+    assert client.get("/models/nope").json()["error"] == "no model named 'nope'"  # not the server's folder
     assert client.get("/events/999").status_code == 404
     assert client.get("/jobs/nope").status_code == 404
     assert client.post("/sources", json={"model": "nope", "source": "x.mp4"}).status_code == 404

@@ -163,7 +163,7 @@ class ModelStore:
         if path.is_symlink():
             raise CorruptModelError(f"model {name!r} is a symlink; refusing to follow it")
         if not path.is_file():
-            raise ModelNotFoundError(f"no model named {name!r} in {self.root}")
+            raise ModelNotFoundError(f"no model named {name!r}", folder=self.root)
         model = read_model_file(path)
         model.name = name
         return model
@@ -201,14 +201,14 @@ class ModelStore:
         path = self.path_for(name)
         with self._lock():
             if not (path.is_file() or path.is_symlink()):
-                raise ModelNotFoundError(f"no model named {name!r} in {self.root}")
+                raise ModelNotFoundError(f"no model named {name!r}", folder=self.root)
             path.unlink()
 
     def rename(self, old: str, new: str) -> None:
         src, dst = self.path_for(old), self.path_for(new)
         with self._lock():
             if not src.is_file() or src.is_symlink():
-                raise ModelNotFoundError(f"no model named {old!r} in {self.root}")
+                raise ModelNotFoundError(f"no model named {old!r}", folder=self.root)
             if dst.exists():
                 raise InvalidModelNameError(f"a model named {new!r} already exists")
             model = read_model_file(src)
