@@ -24,7 +24,7 @@ from .atomic import file_lock
 from .config import Settings, load_settings
 from .detectors import add_normal, remove_normal
 from .detectors.contract import Progress
-from .errors import AdditionNotFoundError, InvalidVideoError, VlmAnomalyError
+from .errors import AdditionNotFoundError, InvalidVideoError, ModelNotFoundError, VlmAnomalyError
 from .pipeline import Pipeline, expected_samples
 from .redact import redact_url
 from .values import utc_stamp
@@ -84,8 +84,12 @@ def _pipeline(settings: Settings | None, pipeline: Pipeline | None) -> Pipeline:
 
 
 def _model_lock(models: ModelStore, model: str):
-    """One change of a model's normal data at a time (read, learn, save)."""
-    return file_lock(models.root / f".{models.path_for(model).stem}.normal.lock")
+    """One change of a model's normal data at a time (read, learn, save). A model that is not there
+    is refused first, so a request naming one leaves no lock file behind."""
+    path = models.path_for(model)
+    if not path.is_file():
+        raise ModelNotFoundError(f"no model named {model!r}", folder=models.root)
+    return file_lock(path.with_name(f".{path.stem}.normal.lock"))
 
 
 def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: float | None = None,

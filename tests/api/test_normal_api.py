@@ -54,7 +54,7 @@ def test_mark_an_event_normal_then_watch_again_list_and_undo(client, setup):
     assert len(_watch(client, intruder)) == 1
 
 
-def test_mark_a_range_of_a_file_and_refusals(client, server, setup):
+def test_mark_a_range_of_a_file_and_refusals(client, server, setup, api_home):
     intruder = setup
     r = client.post("/models/street/normal", json={"source": str(intruder), "start_s": 3, "end_s": 9})
     assert r.status_code == 201, r.text
@@ -67,6 +67,8 @@ def test_mark_a_range_of_a_file_and_refusals(client, server, setup):
     r = client.post("/models/street/normal", json={"source": "/etc/hostname"})
     assert r.status_code == 403 and "error" in r.json()
     assert client.post("/models/nope/normal", json={"source": str(intruder)}).status_code == 404
+    assert client.delete("/models/nope/normal/abc").status_code == 404
+    assert not list((api_home / "models").glob("*nope*")), "a refused request must leave no file behind"
     r = client.post("/models/street/normal", json={"source": str(intruder), "start_s": 5, "end_s": 2})
     assert r.status_code == 422 and "before it starts" in r.json()["error"]
     assert client.post("/events/999999/normal").status_code == 404
