@@ -176,6 +176,11 @@ class ModelStore:
         return info
 
     def list(self) -> list[ModelInfo]:
+        return [info for info, _ in self.entries()]
+
+    def entries(self) -> list[tuple[ModelInfo, dict]]:
+        """Each listed model with its metadata, read once (a page that shows more than the listing
+        needs no second read, and cannot see a file replaced in between)."""
         if not self.root.is_dir():
             return []
         out = []
@@ -186,10 +191,10 @@ class ModelStore:
             try:
                 meta = read_model_meta(p)
                 training = meta.get("training", {})
-                out.append(ModelInfo(name=name, encoder=_encoder_label(meta["encoder"]),
-                                     detector=str(meta["detector"]["name"]), frames=int(training.get("frames", 0)),
-                                     videos=len(training.get("videos", [])), created=str(meta.get("created", "")),
-                                     size_bytes=p.stat().st_size))
+                out.append((ModelInfo(name=name, encoder=_encoder_label(meta["encoder"]),
+                                      detector=str(meta["detector"]["name"]), frames=int(training.get("frames", 0)),
+                                      videos=len(training.get("videos", [])), created=str(meta.get("created", "")),
+                                      size_bytes=p.stat().st_size), meta))
             except (CorruptModelError, AttributeError, KeyError, TypeError, ValueError) as exc:
                 log.warning("skipping unreadable model file %s: %s", p.name, exc)
         return out

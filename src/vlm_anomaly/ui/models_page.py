@@ -5,9 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ..errors import VlmAnomalyError
 from ..results import score_bands
-from ..store.models import read_model_meta
 from . import charts, marking, state
 
 
@@ -20,11 +18,7 @@ def _part(meta: object, *keys: str) -> dict:
 
 def _rows(store) -> list[dict]:
     rows = []
-    for info in store.list():
-        try:
-            meta = read_model_meta(store.path_for(info.name))
-        except VlmAnomalyError:  # replaced or removed since it was listed
-            continue
+    for info, meta in store.entries():
         params = _part(meta, "detector", "params")
         additions = meta.get("normal_additions")
         rows.append({"name": info.name, "encoder": info.encoder, "detector": info.detector,
