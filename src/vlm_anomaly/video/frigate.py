@@ -90,6 +90,20 @@ def _restream_name(path: str, streams: dict | list) -> str | None:
     return None
 
 
+def _inputs(cam: object) -> list[dict] | None:
+    """A camera entry's ffmpeg inputs ([] when it lists none), or None when the entry is malformed
+    (a hand-edited or foreign config: that camera is skipped with a reason, not a crash)."""
+    if not isinstance(cam, dict):
+        return None
+    ffmpeg = cam.get("ffmpeg") or {}
+    if not isinstance(ffmpeg, dict):
+        return None
+    inputs = ffmpeg.get("inputs") or []
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+        return None
+    return inputs
+
+
 def cameras_from_config(config: dict[str, Any], frigate_url: str, *, role: str = "detect",
                         rtsp_url: str = DEFAULT_RTSP_URL) -> tuple[list[FrigateCamera], dict[str, str]]:
     """The cameras to watch and, for each skipped one, why (disabled, not restreamed)."""
@@ -105,16 +119,14 @@ def cameras_from_config(config: dict[str, Any], frigate_url: str, *, role: str =
             shown = name.encode("unicode_escape").decode()[:80]  # no terminal escapes in what is printed
             skipped[shown] = "not a Frigate camera name (letters, digits, '_' and '-')"
             continue
-        ffmpeg = cam.get("ffmpeg") if isinstance(cam, dict) else None
-        inputs = (ffmpeg or {}).get("inputs") if isinstance(ffmpeg, dict | None) else ffmpeg
-        if not isinstance(cam, dict) or not isinstance(inputs, list | None) \
-                or not all(isinstance(i, dict) for i in inputs or []):
+        inputs = _inputs(cam)
+        if inputs is None:
             skipped[name] = "its entry in Frigate's config is malformed"
             continue
         if cam.get("enabled", True) is False:
             skipped[name] = "disabled in Frigate"
             continue
-        chosen = [i for i in inputs or [] if isinstance(i.get("roles"), list) and role in i["roles"]]
+        chosen = [i for i in inputs if isinstance(i.get("roles"), list) and role in i["roles"]]
         stream = _restream_name(str(chosen[0].get("path", "")), streams) if chosen else None
         if stream is None and name in streams:
             stream = name  # the camera's own restream
