@@ -86,10 +86,9 @@ def _pipeline(settings: Settings | None, pipeline: Pipeline | None) -> Pipeline:
 def _model_lock(models: ModelStore, model: str):
     """One change of a model's normal data at a time (read, learn, save). A model that is not there
     is refused first, so a request naming one leaves no lock file behind."""
-    path = models.path_for(model)
-    if not path.is_file():
+    if not models.exists(model):
         raise ModelNotFoundError(f"no model named {model!r}", folder=models.root)
-    return file_lock(path.with_name(f".{path.stem}.normal.lock"))
+    return file_lock(models.root / f".{model}.normal.lock")
 
 
 def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: float | None = None,

@@ -111,7 +111,7 @@ def test_disk_full_degrades_cache_and_fails_saves_cleanly(zygote, trained_home, 
                    video=str(clips["test"]), fsize_limit=16 * 1024)
     assert e["frames"] == 6 and e["same"] and not e["from_cache"]
     assert any("embedding cache disabled" in w for w in e["warnings"]), e["warnings"]
-    assert "cannot save model file" in e["save_error"] and "unchanged" in e["save_error"]
+    assert "cannot write" in e["save_error"] and "m.vlmodel" in e["save_error"] and "unchanged" in e["save_error"]
     store = ModelStore(home / "models")
     assert store.path_for("m").read_bytes() == before and store.load("m").encoder.dim == 1280
     assert not list((home / "models").glob(".*.tmp"))

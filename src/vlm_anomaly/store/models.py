@@ -121,12 +121,8 @@ class ModelStore:
     def _write(self, path: Path, data: bytes) -> None:
         try:
             atomic_write_bytes(path, data)
-        except OSError as exc:
-            why = exc.__cause__ if isinstance(exc, StorageError) and isinstance(exc.__cause__, OSError) else exc
-            raise StorageError(
-                f"cannot save model file {path.name} in {self.root}: {why.strerror or why}; "
-                "the previous version (if any) is unchanged"
-            ) from None
+        except StorageError as exc:  # every I/O failure of the write, already naming the file
+            raise StorageError(f"{exc}; the previous version (if any) is unchanged") from None
 
     def _remove_stale_temps(self) -> None:
         """Temp files of writers killed mid-save (callers hold the lock, so none is in use)."""
