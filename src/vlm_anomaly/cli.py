@@ -112,7 +112,7 @@ class _LineProgress:
     """Progress where stderr is a log (a pipe, ``docker logs``, CI): one plain line when the stage
     changes and every ``EVERY_S`` seconds, once the work has run ``QUIET_S`` seconds - long work shows
     that it moves, short work and its one-line error stay as they are. ``always``
-    (``VLM_ANOMALY_PROGRESS=1``): from the start. (A Rich bar there printed nothing until the end.)"""
+    (``VLM_ANOMALY_PROGRESS=1``): from the start. (A Rich bar there prints nothing until the end.)"""
 
     QUIET_S, EVERY_S = 10.0, 15.0
 
@@ -530,7 +530,7 @@ def _password_hash_from_stdin() -> str:
 # -- live monitoring service: watch and serve -----------------------------------------------
 def _print_notice(n) -> None:
     """One line per event/gap, as they happen (a source's name or a message is text, never markup:
-    a URL with ``[/x]`` in it made Rich raise and the line was lost)."""
+    a URL with ``[/x]`` in it would make Rich raise and lose the line)."""
     source = esc(n.source)
     if n.kind == "start":
         r = n.record

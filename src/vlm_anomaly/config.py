@@ -184,7 +184,7 @@ class DetectorSettings(Section):
 
     detector: Annotated[str, AfterValidator(_detector)] = Field(
         "motion", description="motion (default): per-location motion and moving-shape densities, calibrated; "
-        "ocsvm: the seed's One-Class SVM on frame embeddings; see docs/motion.md")
+        "ocsvm: the original One-Class SVM on frame embeddings; see docs/motion.md")
     nu: float = Field(0.1, gt=0.0, le=1.0, description="ocsvm, patch-knn: share of normal training frames below "
                       "the threshold")
     gamma: Annotated[str | float, AfterValidator(gamma_value)] = Field("scale", description="ocsvm kernel width")
