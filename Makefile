@@ -9,7 +9,17 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= ui,onnx,api,eval,test,ray
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install system-deps run test lint bench demo clean
+.PHONY: help install system-deps run test lint bench demo clean
+
+help:
+	@echo "make run          create .venv, install, start the dashboard (vlm-anomaly ui) on http://localhost:8501"
+	@echo "make test         create .venv, install, bring chromium/chromedriver/mosquitto, lint-imports + the whole suite"
+	@echo "make install      create .venv and install PyTorch and the project with its extras ($(EXTRAS))"
+	@echo "make demo         the offline demo: normal street clips, one with an intruder, train and score"
+	@echo "make lint         ruff check src tests bench"
+	@echo "make bench        the pipeline benchmark (bench/bench_pipeline.py; docs/performance.md)"
+	@echo "make system-deps  install the Debian packages the tests drive (scripts/system-deps.sh)"
+	@echo "make clean        remove .venv and .pytest_cache"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
