@@ -271,6 +271,12 @@ def test_errors_are_one_line_without_traceback(request, run_cli, trained, cli_ho
     assert ModelStore(cli_home / "models").names() == ["street"]  # nothing created or lost
 
 
+def test_watch_with_an_unknown_model_says_so_before_it_says_watching(run_cli, cli_home, anomaly_video):
+    r = run_cli("watch", "--model", "absent", "--source", str(anomaly_video), "--fast", home=cli_home)
+    _assert_clean_error(r, f"no model named 'absent' in {cli_home / 'models'}")
+    assert r.returncode == 2 and "watching" not in r.stdout, r.stdout
+
+
 def test_usage_errors_say_how_to_call_the_command(run_cli, tmp_path):
     """A mistyped option or a bad value: click's usage message and exit status 2, as every CLI, and
     a secret in the bad value is masked."""

@@ -589,7 +589,12 @@ def watch(
         out.print(f"{len(records)} event(s) from {len(cameras)} source(s) on Ray")
         return
     from .service import watch_cameras
+    from .store import ModelStore
 
+    store = ModelStore(settings.models_path)
+    missing = sorted({c.model for c in cameras if not store.exists(c.model)})
+    if missing:  # said before "watching ...", not after it
+        raise ModelNotFoundError(f"no model named {missing[0]!r}", folder=store.root)
     out.print("watching " + ", ".join(c.name for c in cameras), highlight=False, soft_wrap=True, markup=False)
     rows, early = watch_cameras(settings, cameras, realtime=realtime, max_seconds=max_seconds,
                                 listener=_print_notice)
