@@ -168,6 +168,8 @@ def train(
     if "target_false_alarm" in model.extra:
         out.print(f"threshold calibrated to flag {100 * model.extra['target_false_alarm']:.1f} % of normal frames "
                   f"(held-out normal clips: {100 * model.extra.get('heldout_flagged', 0):.1f} %)")
+    if model.extra.get("warning"):
+        out.print(f"[yellow]warning[/]: {esc(model.extra['warning'])}", highlight=False, soft_wrap=True)
 
 
 @app.command()

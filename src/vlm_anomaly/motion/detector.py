@@ -16,6 +16,7 @@ from ..detectors.video import StateVideoDetector
 from ..errors import InvalidVideoError
 from ..values import EmbeddedVideo, FrameScores
 from .appearance import CropEmbedder
+from .calibration import few_clips_warning
 from .scorer import MotionConfig, MotionScorer, MotionState
 
 if TYPE_CHECKING:
@@ -134,8 +135,13 @@ class MotionDetector(StateVideoDetector):
                                                  embedder=crop_embedder(config, ctx.encoder)))
 
     def model_extra(self) -> dict[str, Any]:
+        """Calibration facts for the model file, and ``warning`` ("" when none): a threshold learnt
+        from few clips flags new normal moments none of them shows (``few_clips_warning``)."""
         st = self.state_
-        return {"target_false_alarm": st.config.target_false_alarm, "heldout_flagged": round(st.heldout_flagged, 4)}
+        held = st.arrays.get("heldout_frames")
+        clips = len(np.unique(held[:, 3])) if held is not None and len(held) else len(st.sources)
+        return {"target_false_alarm": st.config.target_false_alarm, "heldout_flagged": round(st.heldout_flagged, 4),
+                "calibration_clips": int(clips), "warning": few_clips_warning(clips)}
 
     def scorer(self, **kwargs) -> MotionScorer:
         """A :class:`MotionScorer` holding this detector's fitted state (live and offline scoring)."""
