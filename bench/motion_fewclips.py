@@ -6,7 +6,7 @@ on sets of Ped2 training clips cut to their first ``--frames`` frames (MPEG-4, 1
 and scores the normal start of test 02 (its first 90 frames, before the cyclist; no label is read
 beyond "these 90 frames are normal") rendered at 1x, 0.75x, 0.5x and 1.5x as MPEG-4 and H.264.
 Reports the share of those frames flagged at the model's own threshold, per set and size, and the
-model's training warning (``extra["warning"]``).
+whether training warned (``extra["warning"]``, fewer than 9 clips).
 
     PYTHONPATH=src python bench/motion_fewclips.py --data /work/shared/data/ped2 --json /tmp/fewclips.json
 """
@@ -28,7 +28,8 @@ from vlm_anomaly.synthetic import reencode
 SETS = ("01-02-03", "04-05-06", "07-08-09", "10-11-12", "13-14-15", "01-02-03-04-05-06-07-08",
         "09-10-11-12-13-14-15-16")
 SCALES = (1.0, 0.75, 0.5, 1.5)
-CODECS = {"mpeg4": dict(bit_rate=2_000_000), "h264": dict(codec="libx264", options={"crf": "28", "preset": "ultrafast"})}
+CODECS = {"mpeg4": dict(bit_rate=2_000_000),
+          "h264": dict(codec="libx264", options={"crf": "28", "preset": "ultrafast"})}
 NORMAL_FRAMES = 90  # test 02's cyclist enters at frame 94
 
 
@@ -61,7 +62,7 @@ def main() -> None:
             clips.append(p)
         t0 = time.perf_counter()
         model = pipe.train(f"few-{name}", clips)
-        row: dict = {"fit_s": round(time.perf_counter() - t0, 1), "warning": model.extra.get("warning", "")}
+        row: dict = {"fit_s": round(time.perf_counter() - t0, 1), "warned": bool(model.extra.get("warning"))}
         for tname, p in tests.items():
             r = pipe.score(model, p, interval_ms=args.interval_ms)
             row[tname] = round(float(np.mean(np.asarray(r.smoothed_scores) < r.threshold)), 3)

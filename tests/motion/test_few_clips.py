@@ -35,7 +35,7 @@ def test_training_on_three_short_clips_warns_and_scoring_at_half_size_still_runs
 
 
 def test_the_warning_names_the_chance_and_stops_at_enough_clips():
-    assert "about 50 %" in few_clips_warning(1) and "1 training clip:" in few_clips_warning(1)
-    assert "about 25 %" in few_clips_warning(3)
+    assert "about 1 in 2" in few_clips_warning(1) and "1 training clip:" in few_clips_warning(1)
+    assert "about 1 in 4" in few_clips_warning(3)
     assert few_clips_warning(MIN_CALIBRATION_CLIPS - 1)
     assert few_clips_warning(MIN_CALIBRATION_CLIPS) == ""

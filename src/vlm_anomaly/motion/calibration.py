@@ -59,13 +59,12 @@ def few_clips_warning(n_clips: int) -> str:
     Why: the threshold is the highest per-clip quantile of held-out clips, so it covers a new clip
     of normal activity only as often as that clip is no more unusual than every one of the ``n``
     seen; for exchangeable clips that fails with a chance of 1 / (n + 1) (25 % with 3 clips, 10 %
-    with 9). Few short clips of one moment leave out normal moments of the camera (a larger group,
-    someone standing), which then score as anomalous at any frame size: longer clips of the same
+    with 9). Few short clips of one moment leave out normal moments of the camera (someone nearer
+    the camera, a larger group), which then score as anomalous at any frame size: longer clips of the same
     moments do not help, clips of other moments do (docs/motion.md, item 24)."""
     if n_clips >= MIN_CALIBRATION_CLIPS:
         return ""
-    chance = round(100 / (n_clips + 1))
     return (f"the threshold was calibrated on only {n_clips} training clip{'s' if n_clips != 1 else ''}: "
-            f"about {chance} % of new normal footage may be flagged where it shows what none of them shows "
-            f"(a larger group, someone standing); add clips from other times of day "
+            f"new normal footage more unusual than all of them (a chance of about 1 in {n_clips + 1}: someone "
+            f"nearer the camera, a larger group) is flagged at any frame size; add clips from other times of day "
             f"(at least {MIN_CALIBRATION_CLIPS} in all)")
