@@ -86,6 +86,9 @@ def test_train_page_speaks_the_motion_detector(motion_env, dash_clips):
     looks_at = rows["Detector"].removeprefix("motion (looks at: ").removesuffix(")").split(", ")
     assert {"object", "shape", "scene", "camera"} <= set(looks_at) and "appearance" not in looks_at  # appearance off
     assert "Encoder" in rows
+    # two clips are too few for a trustworthy threshold: the page says so, as `train` does
+    assert [w.value for w in at.warning] == [f"Warning: {model.extra['warning']}"]
+    assert "only 2 training clips" in model.extra["warning"]
     # no raw parameter dict anywhere on the page
     assert not [t for t in _texts(at) if "{" in t or "'config'" in t], _texts(at)
 

@@ -268,11 +268,14 @@ def _train_section(ts: TrainingSet) -> None:
                 "name": model.name, "seconds": round(time.perf_counter() - t0, 2),
                 "videos": len(model.videos), "frames": model.n_frames, "interval_ms": model.interval_ms,
                 "threshold": model.threshold, "summary": model_summary(model),
+                "warning": str(model.extra.get("warning") or ""),
             }
     last = st.session_state.get("train_last")
     if last:
         st.success(f"Model **{last['name']}** saved: {last['frames']} frames from {last['videos']} video(s) "
                    f"in {last['seconds']} s.")
+        if last.get("warning"):  # what `vlm-anomaly train` prints too: too few clips for its threshold
+            st.warning(f"Warning: {last['warning']}")
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Frames", last["frames"])
         c2.metric("Videos", last["videos"])
