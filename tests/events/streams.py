@@ -37,6 +37,8 @@ class _Mjpeg(BaseHTTPRequestHandler):
                     return
                 if time.monotonic() < srv.down_until:
                     return
+                while time.monotonic() < srv.paused_until and not srv.closing:  # stalled: no frame, still connected
+                    time.sleep(0.02)
                 jpg = srv.jpegs[i % len(srv.jpegs)]
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
                                  % len(jpg) + jpg + b"\r\n")
@@ -56,6 +58,7 @@ class MjpegCameras:
         self.srv.daemon_threads = True
         self.srv.jpegs = [cv2.imencode(".jpg", np.ascontiguousarray(f[:, :, ::-1]))[1].tobytes() for f in frames]
         self.srv.paths, self.srv.closing, self.srv.down_until, self.srv.drop_s = [], False, 0.0, 0.0
+        self.srv.paused_until = 0.0
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
         self.base = f"http://127.0.0.1:{self.srv.server_address[1]}"
 
@@ -67,6 +70,10 @@ class MjpegCameras:
         """Every open stream hangs up; new connections get HTTP 503 for ``seconds``."""
         self.srv.drop_s = seconds
         self.srv.down_until = time.monotonic() + seconds
+
+    def pause(self, seconds: float) -> None:
+        """Every open stream sends no frame for ``seconds``, then goes on where it was (a stall)."""
+        self.srv.paused_until = time.monotonic() + seconds
 
     def close(self) -> None:
         self.srv.closing = True

@@ -92,6 +92,12 @@ class StreamScorer:
         log.info("model %s changed on disk: scoring with the new version", self.model.name)
         return True
 
+    def restart(self) -> None:
+        """Score what follows as a new stream: after a gap the frames before it are no neighbours
+        of those after (motion references, scene history and the frames an explanation looks back
+        on start afresh, as when the watcher started)."""
+        self.detector = self.pipeline.scorer(self.model, interval_ms=self.interval_ms)
+
     def score(self, frames: list[Frame]) -> list[Scored]:
         if not frames:
             return []

@@ -136,6 +136,10 @@ class SourceWatcher:
                                                   model_window=self.model.smoothing_window,
                                                   interval_ms=self.interval_ms)
         self.half_clip = max(0.0, s.clip_seconds / 2)  # seconds of frames a clip starts with
+        #: scored frames further apart than this (source time) have a gap between them: as long as a
+        #: stream may send nothing before it counts as stalled, and at least two sampling intervals
+        self.hole_s = max(float(getattr(self.live, "stall_timeout_s", 0) or s.sampling.stream_stall_timeout_s),
+                          2 * self.interval_ms / 1000)
         self.pending: _Open | None = None  # the event being built (pending, open or cooling down)
         self.stats = WatchStats()
         self.records: list[EventRecord] = []  # closed events of this run (newest last)
@@ -219,8 +223,27 @@ class SourceWatcher:
         """Frames one by one in real time (low latency), in batches when running fast."""
         size = 1 if self.realtime else self.settings.batch_size
         # a gap ends the batch before it (each run is read once, by one branch)
-        for is_gap, run in itertools.groupby(self.live, key=lambda item: isinstance(item, Gap)):
+        for is_gap, run in itertools.groupby(self._with_holes(), key=lambda item: isinstance(item, Gap)):
             yield from run if is_gap else batched(run, size)  # noqa: B031
+
+    def _with_holes(self) -> Iterator[Frame | Gap]:
+        """The source's frames and gaps, plus a gap wherever two frames in a row lie more than
+        :attr:`hole_s` apart. Why: while the loop is held up (an event store locked by another
+        process, a slow sink) a live source keeps only its newest frames, so the frames scored
+        jump ahead with no stall the source could see; scores and events on either side of that
+        jump are not neighbours, and the time missed must show as a gap like any other."""
+        last_t, dropped = None, self.live.dropped
+        for item in self.live:
+            if isinstance(item, Gap):
+                last_t = None
+            else:
+                if last_t is not None and item.timestamp - last_t > self.hole_s:
+                    lost = self.live.dropped - dropped
+                    why = (f"frames dropped while the watcher was held up ({lost} sample(s): a slow sink "
+                           "or event store, or scoring)" if lost else f"no frame for {item.timestamp - last_t:.1f} s")
+                    yield Gap(self.label, last_t, item.timestamp, why, 0)
+                last_t, dropped = item.timestamp, self.live.dropped
+            yield item
 
     # -- scoring -----------------------------------------------------------------------------
     def _on_frames(self, frames: list[Frame]) -> None:
@@ -317,9 +340,13 @@ class SourceWatcher:
         self._set_status("offline", reason)
 
     def _on_gap(self, gap: Gap) -> None:
+        """Frames were missed: the event in progress ends with the last frame seen (what came
+        during the gap is unknown), and scoring starts afresh after it (smoothing, references)."""
+        self._finish(f"missed {gap.missed_s:.1f} s of the source: {gap.reason}")
         self.stats.gaps += 1
         self.stats.missed_s += gap.missed_s
         self.builder.reset_smoothing()  # scores before and after a gap are not neighbours
+        self.scorer.restart()
         self._tell("gap", gap)
 
     def _finish(self, reason: str) -> None:
