@@ -37,7 +37,10 @@ MOVED = 0.5  # over half the still, structured cells unlike the training backgro
 MAX_SHIFT = 0.25
 EXPLAINED = 0.5
 STRUCTURE = 0.2  # a cell has structure when its background patch varies this much (contrast units)
-MIN_CELLS = 6  # the moved check needs this many still, structured cells
+MIN_CELLS = 6  # the moved check needs this many still, structured cells ...
+#: ... and this share of the view's structured cells: where moving things hide most of the view's
+#: structure, the few cells left (an edge along the path) cannot tell whether the view moved
+MIN_SHARE = 0.5
 LIGHT = (0.75, 1.3)  # mean grey level beyond these multiples of the training range: lighting notice
 #: z per unit of log2 exceedance (a camera fault outweighs any normal activity)
 GAIN = 200.0
@@ -69,13 +72,14 @@ def _background(X: np.ndarray, still: np.ndarray) -> dict[str, np.ndarray]:
 
 def _moved_share(X: np.ndarray, still: np.ndarray, bg: dict[str, np.ndarray], rows: int) -> np.ndarray:
     """Per frame, the share of its still, structured cells that differ from the training background
-    (NaN with fewer than MIN_CELLS such cells), kept only where the background moved as a whole
-    (:func:`_shift_explains`), else 0."""
+    (NaN with fewer than MIN_CELLS such cells, or under MIN_SHARE of the structured ones), kept
+    only where the background moved as a whole (:func:`_shift_explains`), else 0."""
     limit = np.maximum(2 * bg["dev"], 1.0)
     differ = np.linalg.norm(X - bg["bg"][None], axis=2) > limit[None]
     use = still & bg["structured"][None]
     n = use.sum(1)
-    share = np.where(n >= MIN_CELLS, (differ & use).sum(1) / np.maximum(n, 1), np.nan)
+    enough = max(MIN_CELLS, MIN_SHARE * int(bg["structured"].sum()))
+    share = np.where(n >= enough, (differ & use).sum(1) / np.maximum(n, 1), np.nan)
     for j in np.flatnonzero(np.nan_to_num(share, nan=0.0) > MOVED):
         if not _shift_explains(X[j], use[j], bg["bg"], limit, rows):
             share[j] = 0.0
