@@ -11,7 +11,10 @@ from vlm_anomaly import Pipeline, load_settings
 from vlm_anomaly.events import EventStore, Monitor
 from vlm_anomaly.events.sinks import EventSink
 
-HOLD_S = 8.0  # longer than a stream may send nothing before it counts as stalled (5 s)
+STALL_S = 8.0  # longer than a stream may send nothing before it counts as stalled (5 s)
+#: the event's row is written every 2 s (sinks.PROGRESS_EVERY_S), so the watcher waits for the lock
+#: up to 2 s less than it lasts, and the stream's queue then hands over its last ~1 s of frames
+LOCK_S = 12.0
 
 
 class _Readings(EventSink):
@@ -50,6 +53,11 @@ def _watch(home, tmp_path, clip, disturb):
         cams.close()
 
 
+def _explained_after(reading, gap) -> bool:
+    """The reading is explained by itself or by a frame after the gap (``from_time``: ms precision)."""
+    return (reading.explanation or {}).get("from_time", gap.end_time) >= gap.end_time - 1e-3
+
+
 def _after_gap(items):
     """The gap and the readings that follow it."""
     [k] = [i for i, it in enumerate(items) if not hasattr(it, "raw")]
@@ -65,14 +73,14 @@ def test_a_locked_event_store_shows_as_a_gap_and_scoring_restarts_after_it(defau
     def lock(cams, db):
         c = sqlite3.connect(db, timeout=30, isolation_level=None)
         c.execute("BEGIN EXCLUSIVE")
-        time.sleep(HOLD_S)
+        time.sleep(LOCK_S)
         c.execute("COMMIT")
         c.close()
 
     status, events, gaps, items = _watch(default_home, tmp_path, clips[1], lock)
-    assert status["gaps"] == 1 and status["missed_s"] >= HOLD_S - 3, status
+    assert status["gaps"] == 1 and status["missed_s"] >= LOCK_S - 4, status
     [gap] = gaps
-    assert "held up" in gap["reason"] and gap["missed_s"] >= HOLD_S - 3, gap
+    assert "held up" in gap["reason"] and gap["missed_s"] >= LOCK_S - 4, gap
     g, after = _after_gap(items)
     held = [e for e in events if e.start_time <= g.start_time]
     assert held, [(e.start_time, e.end_time) for e in events]
@@ -80,7 +88,7 @@ def test_a_locked_event_store_shows_as_a_gap_and_scoring_restarts_after_it(defau
     assert first.status == "closed" and first.end_time <= g.start_time + 1e-6, first
     assert first.end_reason.startswith("missed"), first.end_reason
     assert after and after[0].smoothed == after[0].raw, after[:2]  # nothing from before the gap
-    assert all((r.explanation or {}).get("from_time", g.end_time) >= g.end_time for r in after)
+    assert all(_explained_after(r, g) for r in after), [(r.t, (r.explanation or {}).get("from_time")) for r in after]
 
 
 def test_a_stalled_stream_restarts_its_scoring_after_the_gap(default_home, clips, tmp_path):
@@ -88,12 +96,11 @@ def test_a_stalled_stream_restarts_its_scoring_after_the_gap(default_home, clips
     begins (normal walkers): no frame after the gap is explained by a frame from before it."""
 
     def stall(cams, db):
-        cams.pause(HOLD_S)
-        time.sleep(HOLD_S)
+        cams.pause(STALL_S)
+        time.sleep(STALL_S)
 
     status, events, gaps, items = _watch(default_home, tmp_path, clips[1], stall)
     assert status["gaps"] == 1, status
     g, after = _after_gap(items)
     assert after and after[0].smoothed == after[0].raw
-    assert all((r.explanation or {}).get("from_time", g.end_time) >= g.end_time for r in after), \
-        [(r.t, (r.explanation or {}).get("from_time")) for r in after[:5]]
+    assert all(_explained_after(r, g) for r in after), [(r.t, (r.explanation or {}).get("from_time")) for r in after]
