@@ -13,6 +13,7 @@ import math
 import os
 import re
 import warnings
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,25 +203,41 @@ def stream_fps(st) -> float:
     return 0.0
 
 
-def decode_frames(container, st, *, fps: float, monotonic: bool = True) -> Iterator[tuple[int, float, av.VideoFrame]]:
+#: a timestamp more than this far behind the previous frame's is a reset (concatenated recordings,
+#: a restarted encoder), not jitter: later frames keep their own spacing from there on
+RESET_S = 1.0
+
+
+def decode_frames(container, st, *, fps: float) -> Iterator[tuple[int, float, av.VideoFrame]]:
     """``(index, seconds since the first frame, frame)`` for every decoded frame of stream ``st``.
 
-    Times come from the frames' timestamps (``index / fps`` when a frame has none). With
-    ``monotonic``, a broken or duplicate timestamp is moved just after the previous frame's time so
-    time never runs backwards. Frames are not converted to RGB: the caller converts only those it keeps.
+    Times come from the frames' timestamps (``index / fps`` when a frame has none). A broken or
+    duplicate timestamp is moved one frame interval after the previous frame's time so time never
+    runs backwards (sampling, pacing and motion all need that); after a reset (a jump back of more than ``RESET_S``)
+    the following frames keep their own spacing from there. The frame interval is the median
+    spacing of the timestamps seen so far, not ``1 / fps``: a file whose header gives no usable
+    rate would otherwise run at the fallback rate, and motion measured per second with it.
+    Frames are not converted to RGB: the caller converts only those it keeps.
     """
     tb = float(st.time_base) if st.time_base else 0.0
     first_pts: int | None = None
     last_t = -1.0
+    offset = 0.0  # added to the timestamps after a reset
+    steps: deque[float] = deque(maxlen=31)  # recent spacings of good timestamps
     for index, frame in enumerate(container.decode(st)):
         if frame.pts is not None and tb > 0:
             if first_pts is None:
                 first_pts = frame.pts
-            t = (frame.pts - first_pts) * tb
+            t = (frame.pts - first_pts) * tb + offset
         else:
             t = index / fps
-        if monotonic and t <= last_t:  # broken/duplicate timestamps: keep time monotonic
-            t = last_t + 1.0 / fps
+        if t <= last_t:  # broken/duplicate timestamps: keep time monotonic
+            step = float(np.median(steps)) if steps else 1.0 / fps
+            if last_t - t > RESET_S:
+                offset += last_t + step - t
+            t = last_t + step
+        elif index > 0:
+            steps.append(t - last_t)
         last_t = t
         yield index, t, frame
 

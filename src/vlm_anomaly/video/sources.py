@@ -241,8 +241,9 @@ class AvReader(Reader):
     def frames(self) -> Iterator[RawFrame]:
         st = self._stream
         fps = stream_fps(st) or FALLBACK_FPS
-        # times as the stream gives them (not made monotonic): the live reader paces and samples by them
-        for _, t, frame in decode_frames(self.container, st, fps=fps, monotonic=False):
+        # times made monotonic: the live reader paces and samples by them, and a file whose
+        # timestamps restart (concatenated recordings) would otherwise sample nothing until they caught up
+        for _, t, frame in decode_frames(self.container, st, fps=fps):
             # a stream may change its size mid-way (a new header): the limit holds there too
             if frame.width * frame.height > MAX_PIXELS:
                 check_pixels(redact_url(self.source), frame.width, frame.height)

@@ -1,0 +1,119 @@
+"""Videos whose timestamps are odd, as cameras and exports write them: duplicated or backwards
+timestamps, recordings concatenated so that time restarts, a hole of seconds without frames.
+
+The files are real encodes of the synthetic street scene whose packets carry the timestamps a
+broken muxer or camera leaves; the frames' true times are known, so the times the library reads
+can be checked against them (motion is measured per second of those times).
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.helpers import run_cli
+from vlm_anomaly.synthetic import render_frame, textured_background
+from vlm_anomaly.video import sample_frames
+from vlm_anomaly.video.live import LiveSource
+
+SIZE = (160, 120)
+FPS = 10
+N = 120  # 12 s
+TRUE_T = np.arange(N) / FPS
+
+
+def write_stamped(path: Path, content_t, pts_t, *, anomaly: tuple[float, float] | None = None,
+                  rate_free: bool = False) -> Path:
+    """H.264 frames of the scene at times ``content_t``, muxed with timestamps ``pts_t`` (seconds).
+
+    ``rate_free``: decoding timestamps one tick apart, so the container declares no usable frame
+    rate (FFmpeg guesses 90000 fps): repairs cannot lean on the header's rate. Otherwise the
+    timestamps go in as frame timestamps (the muxer refuses backwards ones then)."""
+    w, h = SIZE
+    bg = textured_background(w, h, 0)
+    tb = Fraction(1, 90000)
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt, enc.time_base = w, h, "yuv420p", tb
+    enc.framerate = Fraction(FPS)
+    enc.options = {"preset": "ultrafast", "crf": "23", "bf": "0"}
+    packets = []
+    for i, ct in enumerate(content_t):
+        img = render_frame(ct, w, h, anomaly=anomaly is not None and anomaly[0] <= ct < anomaly[1], seed=0, bg=bg)
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts, frame.time_base = i, tb
+        packets += enc.encode(frame)
+    packets += enc.encode()
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=FPS)
+        st.width, st.height, st.pix_fmt, st.time_base = w, h, "yuv420p", tb
+        st.codec_context.extradata = enc.extradata
+        for i, (p, t) in enumerate(zip(packets, pts_t, strict=True)):
+            p.stream, p.time_base = st, tb
+            p.pts = round((float(t) + 1.0) / tb)
+            p.dts = i if rate_free else p.pts
+            out.mux(p)
+    return path
+
+
+def concatenated_ts(path: Path, *, anomaly: tuple[float, float] | None = None) -> Path:
+    """Two MPEG-TS recordings of 5 s and 7 s joined byte for byte (``cat a.ts b.ts``): both start at
+    timestamp 0, so time restarts 5 s in. Content time runs on: the intruder of ``anomaly`` is
+    shown at those content times."""
+    a = write_stamped(path.with_suffix(".a.ts"), TRUE_T[:50], TRUE_T[:50], anomaly=anomaly)
+    b = write_stamped(path.with_suffix(".b.ts"), TRUE_T[50:], TRUE_T[50:] - 5.0, anomaly=anomaly)
+    path.write_bytes(a.read_bytes() + b.read_bytes())
+    return path
+
+
+@pytest.mark.parametrize("ext", [".ts", ".mp4"])
+@pytest.mark.parametrize("kind", ["backwards", "duplicated"])
+def test_broken_timestamps_are_repaired_at_the_streams_own_spacing(tmp_path, ext, kind):
+    """Timestamps that restart 5 s in, or repeat every 5th frame, in a container that declares no
+    usable rate: the repaired times follow the frames' own 0.1 s spacing, not the 30 fps fallback
+    (which squeezed 12 s into 7 s and made every motion after the reset 3 times too fast)."""
+    pts = np.where(TRUE_T < 5, TRUE_T, TRUE_T - 5) if kind == "backwards" else TRUE_T.copy()
+    if kind == "duplicated":
+        pts[5::5] = pts[4::5][: len(pts[5::5])]
+    src = write_stamped(tmp_path / f"{kind}{ext}", TRUE_T, pts, rate_free=True)
+    times = np.array([f.timestamp for f in sample_frames(src, interval_ms=0)])
+    assert len(times) == N
+    assert np.all(np.diff(times) > 0)
+    np.testing.assert_allclose(times, TRUE_T, atol=0.02)
+
+
+def test_watching_concatenated_recordings_reads_them_all(tmp_path):
+    """A file whose timestamps restart (recordings joined): the live reader samples it to the end,
+    as the offline sampler does; it used to sample nothing until time caught up again."""
+    src = concatenated_ts(tmp_path / "joined.ts")
+    live = [f.timestamp for f in LiveSource(str(src), interval_ms=500, realtime=False)]
+    offline = [f.timestamp for f in sample_frames(src, interval_ms=500)]
+    assert len(live) == len(offline) == 24
+    np.testing.assert_allclose(live, np.arange(24) * 0.5, atol=0.02)
+    np.testing.assert_allclose(offline, live)
+
+
+@pytest.mark.slow
+def test_watch_finds_the_intruder_after_a_timestamp_restart(tmp_path, default_street_model):
+    """``watch --fast`` and ``score`` with the shipped defaults on recordings joined end to end: the
+    intruder walks through 6-9 s (the second recording's 1-4 s). Both report it once, at its place
+    in the file; a normal file with the same restart raises nothing."""
+    home = default_street_model.install(tmp_path / "home")
+    joined = concatenated_ts(tmp_path / "joined.ts", anomaly=(6.0, 9.0))
+    r = run_cli("watch", "-m", "street", "-s", joined, "--fast", home=home, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    starts = [line for line in r.stdout.splitlines() if line.startswith("EVENT START")]
+    assert len(starts) == 1, r.stdout
+    assert "at 6.00s" in starts[0] or "at 6.50s" in starts[0], starts
+    assert "48 frames, 1 event(s)" in r.stdout, r.stdout  # every 250 ms (the model's interval) of 12 s
+
+    normal = concatenated_ts(tmp_path / "normal.ts")
+    r = run_cli("score", "street", normal, "--json", tmp_path / "n.json", home=home, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((tmp_path / "n.json").read_text())["summary"]
+    assert summary["frames"] == 48 and summary["anomalies"] == 0, summary
+
