@@ -19,7 +19,7 @@ import pytest
 from tests.helpers import run_cli
 from vlm_anomaly.synthetic import render_frame, textured_background
 from vlm_anomaly.video import sample_frames
-from vlm_anomaly.video.live import LiveSource
+from vlm_anomaly.video.live import Gap, LiveSource
 
 SIZE = (160, 120)
 FPS = 10
@@ -95,6 +95,23 @@ def test_watching_concatenated_recordings_reads_them_all(tmp_path):
     assert len(live) == len(offline) == 24
     np.testing.assert_allclose(live, np.arange(24) * 0.5, atol=0.02)
     np.testing.assert_allclose(offline, live)
+
+
+def test_a_hole_in_a_files_timestamps_is_a_gap(tmp_path):
+    """20 s without frames 4 s into a file (a recorder that paused): the live reader reports it as a
+    gap, as it does a stalled camera, so the watcher counts the missed time and does not smooth
+    scores across it; a time-lapse whose frames are always 6 s apart has no gap."""
+    hole = np.where(TRUE_T < 4, TRUE_T, TRUE_T + 20)
+    items = list(LiveSource(str(write_stamped(tmp_path / "hole.mp4", hole, hole)), interval_ms=500, realtime=False))
+    gaps = [i for i in items if isinstance(i, Gap)]
+    assert len(gaps) == 1, gaps
+    assert gaps[0].start_time == pytest.approx(3.9) and gaps[0].end_time == pytest.approx(24.0)
+    before = [i.timestamp for i in items[: items.index(gaps[0])]]
+    assert len(before) == 8 and len(items) - len(before) - 1 == 16
+
+    lapse = np.arange(8) * 6.0
+    items = list(LiveSource(str(write_stamped(tmp_path / "lapse.mp4", lapse, lapse)), interval_ms=500, realtime=False))
+    assert not [i for i in items if isinstance(i, Gap)] and len(items) == 8
 
 
 @pytest.mark.slow

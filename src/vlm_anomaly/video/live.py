@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -70,6 +71,20 @@ _END = object()
 @dataclass
 class _Failed:
     error: BaseException
+
+
+@dataclass
+class _Hole:
+    """Frames missing inside a file: its timestamps jump from ``start`` to ``end``."""
+
+    start: float
+    end: float
+
+
+#: a file's timestamps jumping forward by more than the stall timeout and this many times its usual
+#: frame spacing is a hole (a recorder that paused, frames cut out), reported as a :class:`Gap`
+#: like a live stall; a time-lapse whose frames are always far apart has none
+HOLE_SPACINGS = 10
 
 
 def _drop_oldest(q: queue.Queue) -> int:
@@ -161,6 +176,7 @@ class LiveSource(_Stoppable):
         try:
             prev_convert: Callable[[], np.ndarray | None] | None = None
             prev_t: float | None = None
+            spacing: deque[float] = deque(maxlen=31)  # recent time between frames of a file
             for t_media, convert in reader.frames():
                 if halt.is_set() or self._stop.is_set():
                     return
@@ -180,6 +196,12 @@ class LiveSource(_Stoppable):
                             return
                 before, prev_convert = prev_convert, (convert if self.with_previous else None)
                 before_t, prev_t = prev_t, t
+                if self.finite and before_t is not None:
+                    step = t - before_t
+                    if spacing and step > max(self.stall_timeout_s, HOLE_SPACINGS * float(np.median(spacing))):
+                        self._put(q, _Hole(before_t, t), halt, drop=False)
+                    else:
+                        spacing.append(step)
                 if not grid.take(t):
                     continue
                 img = convert()
@@ -250,6 +272,12 @@ class LiveSource(_Stoppable):
                 if item is _END:
                     reason = "ended"
                     break
+                if isinstance(item, _Hole):
+                    gap = self._gap(item.start, item.end, "frames missing: the file's timestamps jump", 0)
+                    log.warning("%s: %.1f s without frames at %.1f s (%s)", self.label, gap.missed_s,
+                                gap.start_time, gap.reason)
+                    yield gap
+                    continue
                 if isinstance(item, _Failed):
                     if isinstance(item.error, VideoTooLongError):
                         raise item.error  # a frame over the size limit: refused, not retried
