@@ -134,3 +134,23 @@ def test_watch_finds_the_intruder_after_a_timestamp_restart(tmp_path, default_st
     summary = json.loads((tmp_path / "n.json").read_text())["summary"]
     assert summary["frames"] == 48 and summary["anomalies"] == 0, summary
 
+
+
+def test_frames_too_far_apart_for_motion_are_said(tmp_path, caplog):
+    """A 0.5 fps camera: motion is measured only between frames at most ``max_gap_s`` apart, so the
+    default detector sees nothing move (it missed an intruder without a word); now it says so once.
+    The same scene at 10 fps, and a single 20 s hole in it, say nothing."""
+    from vlm_anomaly.motion.extract import iter_cells
+    from vlm_anomaly.motion.features import GridConfig
+
+    slow = np.arange(12) * 2.0
+    hole = np.where(TRUE_T < 4, TRUE_T, TRUE_T + 20)
+    for name, t, warned in [("slow.mp4", slow, True), ("steady.mp4", TRUE_T, False), ("hole.mp4", hole, False)]:
+        caplog.clear()
+        src = write_stamped(tmp_path / name, t, t, anomaly=(10.0, 14.0))
+        with caplog.at_level("WARNING", logger="vlm_anomaly.motion"):
+            list(iter_cells(str(src), GridConfig(), 11))
+        said = [r.getMessage() for r in caplog.records if "apart" in r.getMessage()]
+        assert len(said) == int(warned), (name, said)
+        if warned:
+            assert "frames 2.0 s apart" in said[0] and "0.5 s" in said[0] and name in said[0]

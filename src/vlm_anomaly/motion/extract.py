@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,6 +34,11 @@ from .features import (
     scene_image,
     work_gray,
 )
+
+log = logging.getLogger(__name__)
+
+#: samples in a row that had earlier frames, all too old to measure motion against, before a warning
+FAR_APART_WARN = 3
 
 
 @dataclass
@@ -103,6 +109,7 @@ class CellStream:
         self._refs = ReferenceBuffer(self.config)
         self._flow = FlowEngine(self.config.flow_finest_scale)
         self._scenes = SceneHistory()
+        self._far_apart = 0  # samples in a row whose earlier frames were all too old
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         """The embeddings of moving regions' crops; (0, 0) without an embedder."""
@@ -119,6 +126,7 @@ class CellStream:
         if frame.previous is not None and prev_t is not None and prev_t < frame.timestamp:
             self._refs.add(float(prev_t), work_gray(frame.previous, self.config))
         ref, gap = self._refs.reference(frame.timestamp, gray.shape)
+        self._check_spacing(frame, ref is None)
         t1 = time.perf_counter()
         out = cell_features(ref, gray, gap, self.config, self.cols, self._flow, frame.image.shape[0])
         dref, dgap = self._refs.direction_reference(frame.timestamp, gray.shape)
@@ -134,6 +142,19 @@ class CellStream:
         tm["features_s"] += time.perf_counter() - t1
         tm["frames"] += 1
         return out
+
+    def _check_spacing(self, frame: Frame, no_ref: bool) -> None:
+        """Warn once when frames keep coming too far apart to measure motion (a 0.5 fps camera):
+        the detector then sees no motion at all, and would miss everything without a word."""
+        newest = self._refs.newest()
+        if not no_ref or newest is None or newest >= frame.timestamp:
+            self._far_apart = 0
+            return
+        self._far_apart += 1
+        if self._far_apart == FAR_APART_WARN:
+            log.warning("%s: frames %.1f s apart, but motion is measured only between frames at most %g s "
+                        "apart: no motion is seen (the frame rate is too low for the motion detector)",
+                        frame.source, frame.timestamp - newest, self.config.max_gap_s)
 
 
 #: a cell's content counts as standing when its patch barely changed over this many seconds

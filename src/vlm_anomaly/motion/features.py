@@ -380,6 +380,10 @@ class ReferenceBuffer:
         while len(self._buf) > 1 and t - self._buf[0][0] > keep:
             self._buf.popleft()
 
+    def newest(self) -> float | None:
+        """The time of the newest frame held (None when empty)."""
+        return self._buf[-1][0] if self._buf else None
+
     def reference(self, t: float, shape: tuple[int, ...]) -> tuple[np.ndarray | None, float]:
         """(frame, gap in seconds) to measure motion at time ``t`` against; (None, 0) when none."""
         best = None
