@@ -154,3 +154,22 @@ def test_frames_too_far_apart_for_motion_are_said(tmp_path, caplog):
         assert len(said) == int(warned), (name, said)
         if warned:
             assert "frames 2.0 s apart" in said[0] and "0.5 s" in said[0] and name in said[0]
+
+
+@pytest.mark.parametrize("ext", [".mjpeg", ".h264"])
+def test_a_raw_stream_without_timestamps_says_what_it_assumes(tmp_path, caplog, ext):
+    """A raw MJPEG or H.264 file (as some cameras export) has no timestamps: its times, and the
+    speeds motion is measured in, rest on an assumed 25 fps; the sampler and the live reader say
+    so. A 10 fps scene sampled from it runs 2.5 times too fast, silently until now."""
+    from vlm_anomaly.synthetic import encode_rgb
+
+    bg = textured_background(*SIZE, 0)
+    frames = [render_frame(t, *SIZE, seed=0, bg=bg) for t in TRUE_T[:20]]
+    codec = "mjpeg" if ext == ".mjpeg" else "libx264"
+    src = encode_rgb(tmp_path / f"cam{ext}", frames, fps=FPS, size=SIZE, codec=codec)
+    with caplog.at_level("WARNING", logger="vlm_anomaly.video"):
+        times = [f.timestamp for f in sample_frames(src, interval_ms=0)]
+        list(LiveSource(str(src), interval_ms=0, realtime=False))
+    assert times[1] == pytest.approx(0.04)  # what the file gives: FFmpeg's default rate
+    said = [r.getMessage() for r in caplog.records if "no timestamps" in r.getMessage()]
+    assert len(said) == 2 and "assume 25 fps" in said[0] and src.name in said[0], said

@@ -203,6 +203,18 @@ def stream_fps(st) -> float:
     return 0.0
 
 
+#: demuxers of raw elementary streams: their frames carry no timestamps of their own
+UNTIMED_FORMATS = ("mjpeg", "h264", "hevc", "m4v", "vc1")
+
+
+def warn_untimed(container, st, shown: str) -> None:
+    """Say when a file's times are assumed: a raw stream (``.mjpeg``, ``.h264``) has no timestamps,
+    so times, and motion per second, follow the rate it declares or FFmpeg's default of 25 fps."""
+    if container.format.name in UNTIMED_FORMATS:
+        log.warning("%s: a raw %s stream carries no timestamps; its times assume %g fps", shown,
+                    container.format.name, stream_fps(st) or FALLBACK_FPS)
+
+
 #: a timestamp more than this far behind the previous frame's is a reset (concatenated recordings,
 #: a restarted encoder), not jitter: later frames keep their own spacing from there on
 RESET_S = 1.0

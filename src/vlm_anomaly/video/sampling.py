@@ -30,6 +30,7 @@ from .decode import (
     short_error,
     stream_fps,
     to_rgb,
+    warn_untimed,
 )
 from .frames import Frame
 from .sources import DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, is_stream_url, list_frame_files, open_video
@@ -148,6 +149,7 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
     shown = redact_url(src)
     with container:
         fps = stream_fps(st) or FALLBACK_FPS
+        warn_untimed(container, st, shown)
         grid = SampleGrid(interval_ms)
         last_t = -1.0
         index = -1

@@ -36,6 +36,7 @@ from .decode import (
     scaled_size,
     stream_fps,
     to_rgb,
+    warn_untimed,
 )
 from .frames import VideoInfo
 
@@ -241,6 +242,8 @@ class AvReader(Reader):
     def frames(self) -> Iterator[RawFrame]:
         st = self._stream
         fps = stream_fps(st) or FALLBACK_FPS
+        if self.media_time:
+            warn_untimed(self.container, st, redact_url(self.source))
         # times made monotonic: the live reader paces and samples by them, and a file whose
         # timestamps restart (concatenated recordings) would otherwise sample nothing until they caught up
         for _, t, frame in decode_frames(self.container, st, fps=fps):
