@@ -149,13 +149,13 @@ def test_stream_failures_mask_credentials_in_gaps_errors_and_logs(caplog):
     assert "***@127.0.0.1" in str(err.value)
 
 
-def test_database_url_password_is_not_in_the_error(tmp_path, run_cli):
+def test_database_url_password_is_not_in_the_error(tmp_path, run_cli, trained_home):
     url = f"postgresql://{USER}:{SECRET}@127.0.0.1:{free_port()}/vlm"
     with pytest.raises(VlmAnomalyError) as err:
         EventStore(url, tmp_path)
     _clean(str(err.value))
     assert "cannot open events database postgresql://***@127.0.0.1:" in str(err.value)
-    r = run_cli("watch", "--model", "street", "--source", "x.mp4", home=tmp_path / "home",
+    r = run_cli("watch", "--model", "street", "--source", "x.mp4", home=trained_home,  # a model that is there
                 env={"VLM_ANOMALY_EVENTS_DB_URL": url}, timeout=120)
     assert r.returncode == 2 and "cannot open events database" in r.stderr, r.stderr
     _clean(r.stdout + r.stderr)
