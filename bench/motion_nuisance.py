@@ -27,16 +27,17 @@ import numpy as np
 
 from vlm_anomaly.config import load_settings
 from vlm_anomaly.pipeline import Pipeline
-from vlm_anomaly.synthetic_nuisance import SCENES, write_scene
+from vlm_anomaly.synthetic_nuisance import FPS, SCENES, write_scene
 
 SPAN = (8.0, 18.0)  # the incident, in seconds of its clip (``bumped`` stays to the clip's end)
 INCIDENT_SECONDS = 25.0
 INCIDENTS = ("standing", "covered", "bumped", "fast")
+FPS_ARG = [FPS]
 
 
 def _clip(path: Path, scene: str, **kw) -> Path:
     if not path.exists():
-        write_scene(path, scene, **kw)
+        write_scene(path, scene, fps=FPS_ARG[0], **kw)
     return path
 
 
@@ -55,7 +56,8 @@ def _watch(home: Path, scene: str, clip: Path, tmp: Path) -> list[dict]:
     store = EventStore.from_settings(s)
     mon = Monitor(Pipeline(s), store=store, retention=False)
     wid = mon.start(scene, str(clip), realtime=False)
-    mon.wait(600)
+    if not mon.wait(600) or mon.status(wid)["status"] != "ended":
+        raise RuntimeError(f"watch did not end: {mon.status(wid)}")
     return [{"start_s": round(e.start_time, 2), "end_s": round(e.end_time, 2), "kind": e.kind,
              "text": e.descriptions[0]["text"][:90] if e.descriptions else ""} for e in store.list()]
 
@@ -117,10 +119,12 @@ def main() -> None:
     ap.add_argument("--train-clips", type=int, default=9)
     ap.add_argument("--train-seconds", type=float, default=15.0)
     ap.add_argument("--no-watch", action="store_true")
+    ap.add_argument("--fps", type=float, default=FPS, help="frame rate of the rendered clips (default 15)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
-    out = Path(args.out)
-    report = {"size": "640x360", "fps": 15, "incident_span_s": SPAN, "incident_clip_s": INCIDENT_SECONDS,
+    FPS_ARG[0] = args.fps
+    out = Path(args.out) / f"{args.fps:g}fps"
+    report = {"size": "640x360", "fps": args.fps, "incident_span_s": SPAN, "incident_clip_s": INCIDENT_SECONDS,
               "scenes": {}}
     for sc in args.scenes:
         report["scenes"][sc] = run_scene(sc, out, args)
