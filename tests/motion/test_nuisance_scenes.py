@@ -1,0 +1,48 @@
+"""The shipped default on a scene it was never built on, under a real camera's night nuisances:
+``vlm_anomaly.synthetic_nuisance``'s plaza (640x360, 15 fps, H.264 at 400 kbit/s) in IR night
+mode - grayscale, strong sensor grain, auto-exposure flicker, a swaying tree. Trained and scored
+through the Pipeline with the default detector and sampling, as a user would.
+
+What holds today (bench/motion_nuisance.py, docs/motion.md): grain and flicker are not taken for
+incidents, and a covered lens is. What does not (a person standing still in the grain is flagged
+in about a quarter of the frames; the clean 15 fps scene flags a third of its normal frames) is
+reported in docs/motion.md, not asserted here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vlm_anomaly import Pipeline, load_settings
+from vlm_anomaly.synthetic_nuisance import write_scene
+
+pytestmark = pytest.mark.slow
+SCENE = "ir_night_grain"
+SPAN = (8.0, 18.0)  # the lens is covered, in seconds of its 25 s clip
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nuisance-night")
+    # the bench's footage to the frame: 9 clips of 15 s (with 6 of 10 s, one flow spike smoothed
+    # over 5 samples flagged 12.5 % of the normal clip: see docs/motion.md on 15 fps)
+    train = [write_scene(d / f"t{i}.mp4", SCENE, seconds=15, start_s=15 * i) for i in range(9)]
+    pipe = Pipeline(load_settings(overrides={"home": d / "home"}))  # the default detector and sampling
+    pipe.train(SCENE, train)
+    normal = write_scene(d / "normal.mp4", SCENE, seconds=30, start_s=195)
+    covered = write_scene(d / "covered.mp4", SCENE, seconds=25, start_s=375, incident="covered", span=SPAN)
+    return pipe, normal, covered
+
+
+def test_grain_and_flicker_are_not_incidents_but_a_covered_lens_is(night):
+    pipe, normal, covered = night
+    r = pipe.score(SCENE, normal)
+    assert r.labels.mean() <= 0.10, r.labels.mean()
+    # the check can fail: at a threshold at the median normal score half the frames would be flagged
+    assert r.relabel(float(np.median(r.smoothed_scores)) + 1e-9).labels.mean() > 0.10
+    c = pipe.score(SCENE, covered)
+    t = c.timestamps
+    inside = (t >= SPAN[0] + 1.0) & (t < SPAN[1])
+    assert c.labels[inside].mean() >= 0.8, c.labels[inside].mean()
+    assert c.explanations[int(np.argmin(np.abs(t - 13.0)))]["kind"] == "camera"
