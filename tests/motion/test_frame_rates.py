@@ -1,0 +1,43 @@
+"""The flow's reference at the frame rates cameras use: every sample measures motion over the same
+kind of gap. At 15 or 25 fps the 500 ms samples fall 0.47/0.53 or 0.48/0.52 s apart by turns; the
+reference must not switch, every other sample, to the 40-67 ms neighbour frame (whose displacement
+drowns in noise and whose speeds are the other samples' scaled up by ten)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vlm_anomaly.motion.extract import iter_source
+from vlm_anomaly.motion.features import GridConfig, ReferenceBuffer
+from vlm_anomaly.synthetic import write_video
+
+
+def _reference_gaps(path, interval_ms: int) -> list[float]:
+    """The gap each sampled frame's motion is measured over, fed as ``CellStream.features`` feeds
+    its buffer: the source frame before the sample (when the sampler hands it over), then the sample."""
+    cfg = GridConfig()
+    refs, gaps, shape = ReferenceBuffer(cfg), [], (4, 4)
+    for frame, sampled in iter_source(str(path), interval_ms=interval_ms, config=cfg):
+        if not sampled:
+            refs.add(frame.timestamp, np.zeros(shape))
+            continue
+        if frame.previous is not None and frame.previous_timestamp is not None:
+            refs.add(frame.previous_timestamp, np.zeros(shape))
+        _, gap = refs.reference(frame.timestamp, shape)
+        gaps.append(gap)
+        refs.add(frame.timestamp, np.zeros(shape))
+    return gaps[1:]  # the first sample has no earlier frame
+
+
+@pytest.mark.parametrize("fps", [10, 15, 25, 30])
+def test_every_sample_measures_motion_over_a_usable_gap(tmp_path, fps):
+    path = write_video(tmp_path / f"street{fps}.mp4", seconds=6, fps=fps, seed=0)
+    cfg = GridConfig()
+    for interval_ms in (500, 100):
+        gaps = _reference_gaps(path, interval_ms)
+        assert len(gaps) >= 6_000 // interval_ms - 2
+        assert min(gaps) >= cfg.min_gap_s - 1e-3, (fps, interval_ms, [round(g, 3) for g in gaps])
+        # one kind of gap per stream: the samples' own spacing (0.5 s), or the frame before them where
+        # that is old enough (100 ms at 10 fps), never a mix of the two
+        assert max(gaps) - min(gaps) < 0.1, (fps, interval_ms, [round(g, 3) for g in gaps])
