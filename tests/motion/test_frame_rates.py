@@ -1,7 +1,10 @@
-"""The flow's reference at the frame rates cameras use: every sample measures motion over the same
-kind of gap. At 15 or 25 fps the 500 ms samples fall 0.47/0.53 or 0.48/0.52 s apart by turns; the
-reference must not switch, every other sample, to the 40-67 ms neighbour frame (whose displacement
-drowns in noise and whose speeds are the other samples' scaled up by ten)."""
+"""The flow's reference at the frame rates cameras use: every sample measures motion over about
+0.1 s, as training (sampled every 100 ms) does, at 10, 15, 25 or 30 fps. Before, the sampler handed
+over only the frame just before a sample (33-67 ms old at 15-30 fps, too close to measure), so
+motion fell back to the previous sample, 0.5 s back: a walker near the camera then drew an
+"unusual shape" (a plaza at 15 fps flagged a third of its normal frames). At 15 or 25 fps it was
+worse: the samples fall 0.47/0.53 or 0.48/0.52 s apart by turns, and every other one was measured
+against the 40-67 ms neighbour instead."""
 
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ def test_every_sample_measures_motion_over_a_usable_gap(tmp_path, fps):
         gaps = _reference_gaps(path, interval_ms)
         assert len(gaps) >= 6_000 // interval_ms - 2
         assert min(gaps) >= cfg.min_gap_s - 1e-3, (fps, interval_ms, [round(g, 3) for g in gaps])
+        assert max(gaps) <= 0.2 + 1e-3, (fps, interval_ms, [round(g, 3) for g in gaps])  # about 0.1 s, as in training
         # one kind of gap per stream: the samples' own spacing (0.5 s), or the frame before them where
         # that is old enough (100 ms at 10 fps), never a mix of the two
         assert max(gaps) - min(gaps) < 0.1, (fps, interval_ms, [round(g, 3) for g in gaps])

@@ -391,12 +391,7 @@ class ReferenceBuffer:
             gap = t - tr
             if gap <= 1e-6 or g.shape != shape:
                 continue
-            # A sample lands up to one source frame after its grid point, so at 15 or 25 fps the
-            # previous 500 ms sample is 0.47/0.53 or 0.48/0.52 s back by turns. Where source frames
-            # are closer than ``min_gap_s`` (the only case this bound is reached before a usable
-            # frame), one more ``min_gap_s`` of slack keeps every sample on the previous one instead
-            # of every other sample on a 40-67 ms neighbour whose displacement drowns in noise.
-            if gap > self.cfg.max_gap_s + self.cfg.min_gap_s + 1e-3:  # timestamps are rounded
+            if gap > self.cfg.max_gap_s + 1e-3:  # timestamps are rounded
                 break
             best = (g, gap)
             if gap >= self.cfg.min_gap_s:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -36,7 +38,8 @@ class Frame:
     timestamp: float
     image: np.ndarray = field(repr=False)
     source: str = ""
-    #: the source frame just before this one (RGB), when asked for with ``with_previous`` (motion features)
+    #: an earlier source frame (RGB), when asked for with ``with_previous`` (motion features): the
+    #: newest one at least :data:`PREVIOUS_GAP_S` older (see :class:`FrameBefore`)
     previous: np.ndarray | None = field(default=None, repr=False)
     #: when ``previous`` was taken (seconds), so motion can be measured per second, not per frame
     previous_timestamp: float | None = None
@@ -44,3 +47,37 @@ class Frame:
     @property
     def name(self) -> str:
         return f"{Path(self.source).name}@{self.timestamp:.2f}s"
+
+
+#: ``Frame.previous`` is the newest source frame at least this much older than the sample. Why not
+#: the frame just before: at 15, 25 or 30 fps that one is 33-67 ms old, too close to measure motion
+#: against, so motion fell back to the previous *sample* (0.5 s back at the default sampling) while
+#: training, sampled every 100 ms, measured it over about 0.1 s: near the camera a walker's half
+#: second of motion is an "unusual shape". 0.09 s keeps the frame just before at 10 fps and below.
+PREVIOUS_GAP_S = 0.09
+
+T = TypeVar("T")
+
+
+class FrameBefore(Generic[T]):
+    """From a stream of (time, item), the newest item at least ``gap_s`` older than a given time
+    (else the oldest one held), holding only the few items a later time may still need."""
+
+    def __init__(self, gap_s: float = PREVIOUS_GAP_S):
+        self.gap_s = gap_s
+        self._buf: deque[tuple[float, T]] = deque()
+
+    def before(self, t: float) -> tuple[float, T] | None:
+        best = None
+        for tb, item in reversed(self._buf):
+            if tb >= t:
+                continue
+            best = (tb, item)
+            if t - tb >= self.gap_s - 1e-6:
+                break
+        return best
+
+    def add(self, t: float, item: T) -> None:
+        self._buf.append((t, item))
+        while len(self._buf) >= 2 and t - self._buf[1][0] >= self.gap_s - 1e-6:
+            self._buf.popleft()

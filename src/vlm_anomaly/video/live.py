@@ -27,7 +27,7 @@ from ..config import SamplingSettings
 from ..errors import VideoTooLongError
 from ..redact import redact_text, redact_url
 from .decode import short_error
-from .frames import Frame
+from .frames import Frame, FrameBefore
 from .sampling import SampleGrid
 from .sources import DEFAULT_FOLDER_FPS, Reader, open_reader, source_kind
 
@@ -174,7 +174,7 @@ class LiveSource(_Stoppable):
         wall0: float | None = None
         media0 = 0.0
         try:
-            prev_convert: Callable[[], np.ndarray | None] | None = None
+            recent: FrameBefore[Callable[[], np.ndarray | None]] = FrameBefore()
             prev_t: float | None = None
             spacing: deque[float] = deque(maxlen=31)  # recent time between frames of a file
             for t_media, convert in reader.frames():
@@ -194,7 +194,10 @@ class LiveSource(_Stoppable):
                         delay = wall0 + (t - media0) - time.monotonic()
                         if delay > 0 and halt.wait(delay):
                             return
-                before, prev_convert = prev_convert, (convert if self.with_previous else None)
+                take = grid.take(t)
+                got = recent.before(t) if self.with_previous and take else None
+                if self.with_previous:
+                    recent.add(t, convert)
                 before_t, prev_t = prev_t, t
                 if self.finite and before_t is not None:
                     step = t - before_t
@@ -202,14 +205,14 @@ class LiveSource(_Stoppable):
                         self._put(q, _Hole(before_t, t), halt, drop=False)
                     else:
                         spacing.append(step)
-                if not grid.take(t):
+                if not take:
                     continue
                 img = convert()
                 if img is None:
                     continue
-                previous = before() if before is not None else None
+                previous = got[1]() if got is not None else None
                 self._put(q, Frame(counter[0] - 1, round(t, 6), img, self.label, previous,
-                                   round(before_t, 6) if previous is not None and before_t is not None else None),
+                                   round(got[0], 6) if previous is not None and got is not None else None),
                           halt)
             self._put(q, _END, halt, drop=False)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer as a drop
@@ -351,8 +354,7 @@ class PushSource(_Stoppable):
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._last_t: float | None = None
-        self._prev: np.ndarray | None = None
-        self._prev_t: float | None = None
+        self._recent: FrameBefore[np.ndarray] = FrameBefore()
         self._n = 0
         self._last_push = time.monotonic()
 
@@ -361,14 +363,16 @@ class PushSource(_Stoppable):
         if self._stop.is_set():
             return False
         self._last_push = time.monotonic()
-        prev, self._prev = self._prev, (image if self.with_previous else None)
-        prev_t, self._prev_t = self._prev_t, t
-        if self._last_t is not None and t - self._last_t < self.interval_ms / 1000.0:
+        take = self._last_t is None or t - self._last_t >= self.interval_ms / 1000.0
+        got = self._recent.before(t) if self.with_previous and take else None
+        if self.with_previous:
+            self._recent.add(t, image)
+        if not take:
             return False
         self._last_t = t
-        # the frame before, with its time: motion is measured against it (without the time it is not)
-        frame = Frame(self._n, round(float(t), 6), image, self.source, prev,
-                      round(float(prev_t), 6) if prev is not None and prev_t is not None and prev_t < t else None)
+        # an earlier frame, with its time: motion is measured against it (without the time it is not)
+        frame = Frame(self._n, round(float(t), 6), image, self.source, got[1] if got is not None else None,
+                      round(float(got[0]), 6) if got is not None else None)
         self._n += 1
         try:
             self._q.put_nowait(frame)

@@ -32,7 +32,7 @@ from .decode import (
     to_rgb,
     warn_untimed,
 )
-from .frames import Frame
+from .frames import PREVIOUS_GAP_S, Frame, FrameBefore
 from .sources import DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, is_stream_url, list_frame_files, open_video
 
 log = logging.getLogger(__name__)
@@ -130,15 +130,15 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
             log.warning("%s: unreadable image skipped", f)
             continue
         img = resize_to(img, max_side)
-        prev = None
+        prev, j = None, max(0, i - max(1, math.ceil(PREVIOUS_GAP_S * fps - 1e-6)))  # as FrameBefore picks
         if with_previous and i > 0:
-            if last is not None and last[0] == i - 1:
+            if last is not None and last[0] == j:
                 prev = last[1]
             else:
-                raw = read_image(files[i - 1])
+                raw = read_image(files[j])
                 prev = resize_to(raw, max_side) if raw is not None else None
         last = (i, img)
-        yield Frame(i, t, img, str(folder), prev, (i - 1) / fps if prev is not None else None)
+        yield Frame(i, t, img, str(folder), prev, j / fps if prev is not None else None)
     if skipped:
         log.warning("%s: %d unreadable image(s) skipped", folder, skipped)
 
@@ -151,20 +151,20 @@ def _sample_container(src: str, interval_ms: int, max_side: int, limit_s: float 
         fps = stream_fps(st) or FALLBACK_FPS
         warn_untimed(container, st, shown)
         grid = SampleGrid(interval_ms)
-        last_t = -1.0
         index = -1
-        prev_frame = None  # the decoded frame before the current one (converted only if needed)
+        recent: FrameBefore | None = FrameBefore() if with_previous else None  # decoded, converted if needed
         try:
             for index, t, frame in decode_frames(container, st, fps=fps):
-                before_t, last_t = last_t, t
-                before, prev_frame = prev_frame, (frame if with_previous else None)
-                if not grid.take(t):
+                take = grid.take(t)
+                got = recent.before(t) if recent is not None and take else None
+                if recent is not None:
+                    recent.add(t, frame)
+                if not take:
                     continue
                 w, h = scaled_size(frame.width, frame.height, max_side)
                 img = to_rgb(frame, w, h)
-                prev = to_rgb(before, w, h) if before is not None else None
-                yield Frame(index, round(t, 6), img, src, prev,
-                            round(before_t, 6) if prev is not None else None)
+                prev = to_rgb(got[1], w, h) if got is not None else None
+                yield Frame(index, round(t, 6), img, src, prev, round(got[0], 6) if got is not None else None)
         except VlmAnomalyError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged stream: keep what decoded, say why
