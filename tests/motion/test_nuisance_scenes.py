@@ -5,8 +5,7 @@ through the Pipeline with the default detector and sampling, as a user would.
 
 What holds today (bench/motion_nuisance.py, docs/motion.md): grain and flicker are not taken for
 incidents, and a covered lens is. What does not (a person standing still in the grain is flagged
-in about a quarter of the frames; the clean 15 fps scene flags a third of its normal frames) is
-reported in docs/motion.md, not asserted here.
+in about a quarter of the frames) is reported in docs/motion.md, not asserted here.
 """
 
 from __future__ import annotations
