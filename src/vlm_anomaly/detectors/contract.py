@@ -70,7 +70,7 @@ class Scorer(Protocol):
     #: the sampling it reads training sources at (a detector may train denser than it scores);
     #: progress bars estimate training from it
     fit_interval_ms: int
-    #: live frames must carry the source frame before each sample (``Frame.previous``) to score
+    #: live frames must carry an earlier source frame with each sample (``Frame.previous``) to score
     #: as a file does at this sampling
     needs_previous: bool
 

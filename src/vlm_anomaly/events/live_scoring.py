@@ -63,7 +63,7 @@ class StreamScorer:
 
     @property
     def needs_previous(self) -> bool:
-        """True when the source must hand over the frame before each sample (motion, at some samplings)."""
+        """True when the source must hand over an earlier frame with each sample (motion, at some samplings)."""
         return self.detector.needs_previous
 
     def _file_version(self) -> tuple[int, int] | None:

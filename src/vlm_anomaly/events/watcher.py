@@ -127,7 +127,7 @@ class SourceWatcher:
         self.sinks = list(sinks)
         self.realtime = realtime
         if isinstance(live, PushSource):
-            live.with_previous = self.scorer.needs_previous  # motion models want the frame before each sample
+            live.with_previous = self.scorer.needs_previous  # motion models want an earlier frame with each sample
         self.live = live or LiveSource.from_settings(self.source, s.sampling, interval_ms=self.interval_ms,
                                                      realtime=realtime, with_previous=self.scorer.needs_previous,
                                                      on_drop=self._on_drop)

@@ -189,11 +189,10 @@ def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_fra
     """The frames of a file/folder that scoring needs, with whether each is a sampled one.
 
     Why not always every frame: converting frames nobody measures costs more than the flow. When
-    the sampling interval is a usable time gap or longer, each sample comes with the source frame
-    before it (the reference is the newest earlier frame at least ``min_gap_s`` older, that frame or
-    the previous sample: the rule a live source handing over the frame before each sample follows,
-    so a model scores the same offline and live); only shorter intervals (or every frame) need the
-    frames in between.
+    the sampling interval is a usable time gap or longer, each sample comes with the newest source
+    frame at least ``video.frames.PREVIOUS_GAP_S`` (= ``min_gap_s``) before it, the frame a live
+    source hands over too, so a model scores the same offline and live, and at 10 or 30 fps alike;
+    only shorter intervals (or every frame) need the frames in between.
     """
     cfg = config or GridConfig()
     kw = dict(max_side=max_side, max_frames=max_frames, max_duration_s=max_duration_s)

@@ -135,7 +135,7 @@ class LiveSource(_Stoppable):
         self.on_drop = on_drop
         #: what logs, gaps and frames call the source: credentials masked
         self.label = redact_url(self.source)
-        self.with_previous = with_previous  # also hand over the source frame before each sample (motion)
+        self.with_previous = with_previous  # also hand over an earlier frame with each sample (motion)
         self.kind = source_kind(self.source)
         self.finite = self.kind in ("file", "folder")
         self.interval_ms = interval_ms

@@ -78,8 +78,8 @@ def sample_frames(
             A source that declares a longer length is refused before decoding
             (:class:`VideoTooLongError`); one whose length only shows while decoding (no or wrong
             container duration) is truncated at the limit with a warning.
-        with_previous: also decode the source frame just before each sampled one into
-            ``Frame.previous`` (None for the first frame), for optical flow.
+        with_previous: also decode an earlier source frame into each sample's ``Frame.previous``
+            (the newest at least ``PREVIOUS_GAP_S`` older; None for the first frame), for optical flow.
 
     Raises:
         InvalidVideoError: the source cannot be opened or yields no frame at all.
