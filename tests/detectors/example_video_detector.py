@@ -30,7 +30,8 @@ Z_HIGH = 3.0
 
 
 def motion_energy(f: Frame) -> float:
-    """Mean absolute grey-level change from the previous source frame (0 without one)."""
+    """Mean absolute grey-level change from the earlier source frame handed over with the sample
+    (``Frame.previous``: the newest at least 0.09 s back; 0 without one)."""
     if f.previous is None or f.previous.shape != f.image.shape:
         return 0.0
     return float(np.abs(f.image.astype(np.int16) - f.previous.astype(np.int16)).mean())
@@ -42,7 +43,7 @@ class FrameDiffScorer:
     def __init__(self, ctx: DetectorContext, state: np.ndarray | None = None):
         self.ctx = ctx
         self.interval_ms = self.fit_interval_ms = ctx.interval_ms
-        self.needs_previous = True  # motion energy is measured against the source frame before
+        self.needs_previous = True  # motion energy is measured against an earlier source frame
         self.state = state
         self._train: list[EmbeddedVideo] = []
 

@@ -8,6 +8,7 @@ dashboard, ``watch``, the API and Ray run) with the same numbers, and is evaluat
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from vlm_anomaly.events.sinks import StoreSink
 from vlm_anomaly.events.store import EventStore
 from vlm_anomaly.events.watcher import SourceWatcher
 from vlm_anomaly.video import sample_frames
+from vlm_anomaly.video.frames import PREVIOUS_GAP_S
+from vlm_anomaly.video.sources import DEFAULT_FOLDER_FPS
 
 from .example_video_detector import FrameDiffDetector
 
@@ -57,8 +60,10 @@ def test_train_save_load_and_score_a_file(scene, pipe):
     res = pipe.score("diff", str(scene / "test" / "fast"))
     assert len(res.raw_scores) == 28 and len(res.explanations) == 28
     assert "motion energy" in res.explanations[15]["text"]
-    # the fast square's frames, and the one right after, where it vanished
-    fast = np.isin(res.frame_indices, [*FAST, FAST.stop])
+    # the fast square's frames, and those right after it vanished whose earlier frame (the newest at
+    # least PREVIOUS_GAP_S back: 3 frames in a folder read at 25 fps) still holds it
+    back = math.ceil(PREVIOUS_GAP_S * DEFAULT_FOLDER_FPS - 1e-6)
+    fast = np.isin(res.frame_indices, [*FAST, *range(FAST.stop, FAST.stop + back)])
     assert res.raw_scores[fast].max() < 0 < res.raw_scores[~fast].min()
     assert len(res.descriptions) == 28  # whole-frame embeddings feed the descriptions
 
