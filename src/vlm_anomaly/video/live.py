@@ -201,7 +201,8 @@ class LiveSource(_Stoppable):
                 before_t, prev_t = prev_t, t
                 if self.finite and before_t is not None:
                     step = t - before_t
-                    if spacing and step > max(self.stall_timeout_s, HOLE_SPACINGS * float(np.median(spacing))):
+                    # the cheap bound first: the median is taken only for a step past the stall timeout
+                    if spacing and step > self.stall_timeout_s and step > HOLE_SPACINGS * float(np.median(spacing)):
                         self._put(q, _Hole(before_t, t), halt, drop=False)
                     else:
                         spacing.append(step)
