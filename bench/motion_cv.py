@@ -260,8 +260,9 @@ def main() -> None:
                     help="rate the frame folders are played at (10: how the issue renders Ped2 as MP4)")
     ap.add_argument("--holdout", nargs="*", default=[],
                     help="hold out (and paste into) only these clips; all others still train (default: every clip)")
-    ap.add_argument("--round", default="8", help="'8': the direction/crowd candidates; '9': gated direction; '11': one-sided fusion and "
-                         "edge regions (docs/motion.md, item 27); 'old': rounds 1-7")
+    ap.add_argument("--round", default="8",
+                    help="'8': the direction/crowd candidates; '9': gated direction; '11': one-sided fusion "
+                         "and edge regions (docs/motion.md, item 27); 'old': rounds 1-7")
     ap.add_argument("--fixed-camera", action="store_true",
                     help="score the fixed-camera incidents (standing object, dark lens, moved view, dimming)")
     ap.add_argument("--scene-margins", nargs="*", type=float, default=[],
