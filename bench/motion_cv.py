@@ -260,7 +260,9 @@ def main() -> None:
                     help="rate the frame folders are played at (10: how the issue renders Ped2 as MP4)")
     ap.add_argument("--holdout", nargs="*", default=[],
                     help="hold out (and paste into) only these clips; all others still train (default: every clip)")
-    ap.add_argument("--round", default="8", help="'8': the direction/crowd candidates; 'old': rounds 1-7")
+    ap.add_argument("--round", default="8",
+                    help="'8': the direction/crowd candidates; '9': gated direction; '11': one-sided fusion "
+                         "and edge regions (docs/motion.md, item 27); 'old': rounds 1-7")
     ap.add_argument("--fixed-camera", action="store_true",
                     help="score the fixed-camera incidents (standing object, dark lens, moved view, dimming)")
     ap.add_argument("--scene-margins", nargs="*", type=float, default=[],
@@ -339,7 +341,13 @@ def main() -> None:
         ("v7+direction gated p50", MotionConfig(grid=grid, fused=v7d, place_examples=50, direction_margin=1.0)),
         ("v7+direction gated p0", MotionConfig(grid=grid, fused=v7d, place_examples=0, direction_margin=1.0)),
     ]
-    candidates = round8 if args.round == "8" else round9 if args.round == "9" else [
+    round11 = [  # fixed before any run of this round (docs/motion.md, item 27)
+        ("v10 default", MotionConfig(grid=grid)),
+        ("evidence only", MotionConfig(grid=grid, evidence_only=True)),
+        ("no edge regions", MotionConfig(grid=grid, edge_regions=False)),
+        ("evidence only, no edge regions", MotionConfig(grid=grid, evidence_only=True, edge_regions=False)),
+    ]
+    candidates = round8 if args.round == "8" else round9 if args.round == "9" else round11 if args.round == "11" else [
         ("object k3", MotionConfig(grid=grid, fused=("object",), k_object=3)),
         ("object k1", MotionConfig(grid=grid, fused=("object",), k_object=1)),
         ("object+shape", MotionConfig(grid=grid, fused=("object", "shape"))),

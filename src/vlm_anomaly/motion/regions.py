@@ -30,6 +30,16 @@ def region_boxes(blobs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(boxes, 0, 1)
 
 
+def at_edge(blobs: np.ndarray, size: tuple[int, int], work_height: int) -> np.ndarray:
+    """(m,) whether each moving region touches the frame's edge (within half a working pixel):
+    something entering or leaving the view has nothing to match on one side, so its flow, speed
+    and crop are unreliable; it is measured once inside (as the direction attribute does)."""
+    w, h = size
+    b = region_boxes(np.asarray(blobs, np.float64).reshape(-1, 8), size)
+    ex, ey = 0.5 / (work_height * float(w) / max(1.0, float(h))), 0.5 / work_height
+    return (b[:, 0] <= ex) | (b[:, 2] >= 1 - ex) | (b[:, 1] <= ey) | (b[:, 3] >= 1 - ey)
+
+
 def fit_regions(data: FitData, st: MotionState) -> np.ndarray:
     """What every region attribute shares, learnt once: the perspective line, the normal objects'
     99th-percentile relative speed and boxes; returns the rows kept in the region banks."""
@@ -63,13 +73,15 @@ class RegionAttribute(Attribute):
         b_row, n = data.blob_row, data.n
         self.keep_bank(st, data, X[keep], np.zeros(len(keep), np.int64), b_row[keep])
         b_group = data.groups[b_row]
+        edge = (np.zeros(len(b_row), bool) if st.config.edge_regions else
+                at_edge(data.blobs, data.feats[0].size, st.config.grid.work_height))
 
         def heldout(frames: np.ndarray) -> np.ndarray:
             g = data.groups[frames][0]
             other = keep[b_group[keep] != g]
             sel = b_group == g
             d, _ = self.bank(st, X[other]).query(X[sel])
-            return per_frame_max(d, b_row[sel], n)[0][frames]
+            return per_frame_max(np.where(edge[sel], 0.0, d), b_row[sel], n)[0][frames]
 
         return leave_one_group_out(data.groups, heldout, n)
 
@@ -104,6 +116,8 @@ class RegionAttribute(Attribute):
 
     def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
         d, i = st.bank(self.name).query(self.rows(st, feats))
+        if not st.config.edge_regions and len(d):
+            d = np.where(at_edge(feats.blobs, feats.size, st.config.grid.work_height), 0.0, d)
         per_frame, arg = per_frame_max(d, feats.blob_frame, feats.n_frames)
         return per_frame, (arg, i)
 

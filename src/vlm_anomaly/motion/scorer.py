@@ -89,6 +89,15 @@ class MotionConfig:
     #: scene: adds to the fused score only beyond this many times its held-out 99th percentile
     #: (most frames hold nothing standing; 4 chosen by bench/motion_cv.py --fixed-camera, docs/motion.md v8)
     scene_margin: float = 4.0
+    #: each attribute adds only its z above 0 (its held-out median) to the fused score: an attribute
+    #: more typical than usual is no evidence that the frame is normal (a frame with few moving
+    #: regions has a low worst-region distance, whose negative z cancelled another attribute's
+    #: evidence; docs/motion.md, item 27). False: the plain sum, as models saved before
+    evidence_only: bool = False
+    #: moving regions touching the frame's edge count for the region attributes (object,
+    #: appearance); False: they do not (their flow has nothing to match on one side; docs/motion.md,
+    #: item 27). True: as models saved before
+    edge_regions: bool = True
 
     def __post_init__(self):
         bad = [a for a in self.fused if a not in ATTRIBUTES]
@@ -120,6 +129,8 @@ class MotionConfig:
         kw = {f.name: d[f.name] for f in fields(cls) if f.name in d and f.name not in ("grid", "fused")}
         kw = {k: type(getattr(base, k))(v) for k, v in kw.items()}
         kw.setdefault("direction_margin", 0.0)  # models saved before it existed added direction's whole z
+        kw.setdefault("evidence_only", False)  # models saved before these existed: plain sum, edge regions count
+        kw.setdefault("edge_regions", True)
         return cls(grid=GridConfig.from_dict(d.get("grid", {})), fused=tuple(d.get("fused", base.fused)), **kw)
 
 
@@ -457,7 +468,7 @@ class MotionScorer:
             ok = np.flatnonzero(has_motion)
             fill = ok[np.clip(np.searchsorted(ok, np.arange(n)), 0, len(ok) - 1)]
         for a in st.config.fused:
-            v = z[a]
+            v = np.maximum(z[a], 0.0) if st.config.evidence_only else z[a]
             fused = fused + (v[fill] if fill is not None and REGISTRY[a].needs_motion else v)
         return fused
 
