@@ -34,6 +34,7 @@ import numpy as np
 from .config import EventSettings
 from .errors import ConfigError
 from .smoothing import CausalSmoother, SpanSmoother
+from .values import Gap
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,14 @@ class EventBuilder:
         """The source ended at ``t``: close a running event."""
         return self.tracker.finish(t)
 
+    def cut(self, t: float, reason: str) -> list[tuple[Transition, str]]:
+        """The source went away after ``t`` (a gap, a drop, its end): a running event ends there and
+        says why ("recovered" when it was already cooling down), and smoothing starts afresh."""
+        why = "recovered" if self.phase == Phase.CLOSING else reason
+        out = [(tr, why) for tr in self.tracker.finish(t)]
+        self.reset_smoothing()
+        return out
+
 
 @dataclass(frozen=True)
 class Incident:
@@ -252,22 +261,32 @@ class Incident:
 
 
 def replay(builder: EventBuilder, timestamps: Sequence[float] | np.ndarray,
-           scores: Sequence[float] | np.ndarray) -> list[Incident]:
-    """The incidents a source's raw scores give, sample by sample, as live monitoring builds them
-    (the source ends after the last sample)."""
+           scores: Sequence[float] | np.ndarray, gaps: Sequence[Gap] = ()) -> list[Incident]:
+    """The incidents a source's raw scores give, sample by sample, as live monitoring builds them:
+    at each of ``gaps`` the running incident ends and smoothing starts afresh; the source ends
+    after the last sample."""
     out: list[Incident] = []
     run: list[tuple[int, float, float]] = []  # (position, time, smoothed score) of the open incident
     confirmed = False
     last_t = 0.0
+    ahead = sorted(gaps, key=lambda g: g.end_time)
 
-    def close(end_time: float, reason: str) -> None:
+    def close(cut: list[tuple[Transition, str]], end_time: float) -> None:
         nonlocal run, confirmed
-        k, wt, ws = min(run, key=lambda r: r[2])
-        out.append(Incident(run[0][1], end_time, len(run), ws, wt, k, float(np.mean([r[2] for r in run])), reason))
+        for tr, why in cut:
+            if tr.kind == "end" and run:
+                k, wt, ws = min(run, key=lambda r: r[2])
+                out.append(Incident(run[0][1], tr.end_time if tr.end_time is not None else end_time, len(run), ws,
+                                    wt, k, float(np.mean([r[2] for r in run])), why))
         run, confirmed = [], False
 
     for k, (t, s) in enumerate(zip(np.asarray(timestamps, np.float64), np.asarray(scores, np.float64))):
-        t, last_t = float(t), float(t)
+        t = float(t)
+        while ahead and ahead[0].end_time <= t + 1e-6:
+            gap = ahead.pop(0)
+            if k:
+                close(builder.cut(last_t, gap.ends_event), last_t)
+        last_t = t
         step = builder.update(t, float(s))
         if step.phase == Phase.IDLE and run and not confirmed:
             run = []  # a dip too short to be an event
@@ -276,10 +295,7 @@ def replay(builder: EventBuilder, timestamps: Sequence[float] | np.ndarray,
         for tr in step.transitions:
             if tr.kind == "start":
                 confirmed = True
-            elif tr.kind == "end" and run:
-                close(tr.end_time if tr.end_time is not None else t, "recovered")
-    why = "recovered" if builder.phase == Phase.CLOSING else "source ended"
-    for tr in builder.finish(last_t):
-        if tr.kind == "end" and run:
-            close(tr.end_time if tr.end_time is not None else last_t, why)
+            elif tr.kind == "end":
+                close([(tr, "recovered")], t)
+    close(builder.cut(last_t, "source ended"), last_t)
     return out
