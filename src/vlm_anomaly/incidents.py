@@ -151,17 +151,29 @@ class EventTracker:
 
 @dataclass(frozen=True)
 class Step:
-    """What one sample did: its smoothed scores, the phase after it, and any event start/end."""
+    """What one sample did: its smoothed scores, the phase after it, and any event start/end.
+    ``settled``: ``smooth`` averages a whole window, not the few samples since the start or a gap."""
 
     smooth: float
     fast: float
     phase: Phase
     transitions: list[Transition]
+    settled: bool = True
 
     @property
     def in_incident(self) -> bool:
         """The sample belongs to a (pending or confirmed) incident: it counts in its scores."""
         return self.phase in (Phase.PENDING, Phase.ACTIVE)
+
+    def beats(self, worst: float, settled: bool) -> bool:
+        """This sample is its incident's new worst, against the worst so far (``settled`` as above).
+
+        Why settled first: the threshold was calibrated on whole windows, and just after a reset the
+        first samples average only a few frames (the first alone: its raw score), so one extreme
+        frame there would set the event's severity (and alerts' certainty) several times lower than
+        the same frame anywhere else; those samples count only while the event has no settled one.
+        """
+        return (not self.settled, self.smooth) < (not settled, worst)
 
 
 class EventBuilder:
@@ -206,7 +218,7 @@ class EventBuilder:
         smooth = self.smoother.update(score)
         fast = self.end_smoother.update(t, score)
         transitions = self.tracker.update(t, smooth, fast)
-        return Step(smooth, fast, self.tracker.phase, transitions)
+        return Step(smooth, fast, self.tracker.phase, transitions, self.smoother.full)
 
     def reset_smoothing(self) -> None:
         """Scores before and after a gap are not neighbours."""
@@ -235,8 +247,9 @@ class Incident:
     """One event of a source: when it started and ended (source time), its frames and worst moment.
 
     ``frames``, ``worst_score`` and ``mean_score`` are over the samples of the incident (pending or
-    confirmed, not cooling down), in the causally smoothed score events are built on;
-    ``worst_position`` is the worst sample's position among all samples of the source.
+    confirmed, not cooling down), in the causally smoothed score events are built on (the worst
+    over whole windows, see :meth:`Step.beats`); ``worst_position`` is the worst sample's position
+    among all samples of the source.
     """
 
     start_time: float
@@ -267,18 +280,20 @@ def replay(builder: EventBuilder, timestamps: Sequence[float] | np.ndarray,
     after the last sample."""
     out: list[Incident] = []
     run: list[tuple[int, float, float]] = []  # (position, time, smoothed score) of the open incident
+    none: tuple[int, float, float, bool] = (0, 0.0, float("inf"), False)
+    worst = none  # the open incident's worst sample: (position, time, smoothed score, settled)
     confirmed = False
     last_t = 0.0
     ahead = sorted(gaps, key=lambda g: g.end_time)
 
     def close(cut: list[tuple[Transition, str]], end_time: float) -> None:
-        nonlocal run, confirmed
+        nonlocal run, worst, confirmed
         for tr, why in cut:
             if tr.kind == "end" and run:
-                k, wt, ws = min(run, key=lambda r: r[2])
+                k, wt, ws, _ = worst
                 out.append(Incident(run[0][1], tr.end_time if tr.end_time is not None else end_time, len(run), ws,
                                     wt, k, float(np.mean([r[2] for r in run])), why))
-        run, confirmed = [], False
+        run, worst, confirmed = [], none, False
 
     for k, (t, s) in enumerate(zip(np.asarray(timestamps, np.float64), np.asarray(scores, np.float64))):
         t = float(t)
@@ -289,9 +304,11 @@ def replay(builder: EventBuilder, timestamps: Sequence[float] | np.ndarray,
         last_t = t
         step = builder.update(t, float(s))
         if step.phase == Phase.IDLE and run and not confirmed:
-            run = []  # a dip too short to be an event
+            run, worst = [], none  # a dip too short to be an event
         if step.in_incident:
             run.append((k, t, step.smooth))
+            if step.beats(worst[2], worst[3]):
+                worst = (k, t, step.smooth, step.settled)
         for tr in step.transitions:
             if tr.kind == "start":
                 confirmed = True

@@ -56,6 +56,11 @@ class CausalSmoother:
         self._buf.append(float(score))
         return sum(self._buf) / len(self._buf)
 
+    @property
+    def full(self) -> bool:
+        """The last value averaged a whole window (not the few scores since the start or a reset)."""
+        return len(self._buf) == self.window
+
     def reset(self) -> None:
         self._buf.clear()
 

@@ -65,6 +65,7 @@ class _Open:
     descriptions: list[dict] = field(default_factory=list)
     worst_score: float = float("inf")
     worst_time: float = 0.0
+    worst_settled: bool = False  # over a whole smoothing window (see Step.beats)
     prompt: str | None = None
     prompt_score: float | None = None
     event_id: int | None = None  # set once it started (the store's id, else a count)
@@ -275,8 +276,8 @@ class SourceWatcher:
                      **({"kind": sc.explanation["kind"]} if sc.explanation and "kind" in sc.explanation else {})}
                 )
             # the event's one worst score: the lowest *smoothed* score, the value events are built on
-            if smooth < ev.worst_score:
-                ev.worst_score, ev.worst_time = smooth, t
+            if step.beats(ev.worst_score, ev.worst_settled):
+                ev.worst_score, ev.worst_time, ev.worst_settled = smooth, t, step.settled
             if sc.prompt and (ev.prompt_score is None or sc.prompt[1] > ev.prompt_score):
                 ev.prompt, ev.prompt_score = sc.prompt
         self._tell("frame", Reading(t, sc.score, smooth, max(smooth, fast) < self.hysteresis.enter, sc.text,
