@@ -203,6 +203,9 @@ def score(
         result.write_json(json_out)
     s = result.summary()
     out.print(f"[bold]{esc(Path(source).name)}[/] with model [bold]{esc(name)}[/]: {_summary_text(s)}")
+    for g in s["gaps"]:
+        out.print(f"[yellow]GAP[/] {esc(Path(source).name)}: missed {g['missed_s']:.1f} s at {g['start_time']:.2f}s: "
+                  f"{esc(g['reason'])}", highlight=False, soft_wrap=True)
     if labels is not None:
         from .detection_metrics import parse_frame_labels
 
@@ -222,9 +225,10 @@ def score(
 
 
 def _summary_text(s: dict) -> str:
-    """A scored video's summary in one line: frames, anomalous share, lowest score."""
+    """A scored video's summary in one line: frames, anomalous share, lowest score, gaps (as ``watch``)."""
+    gaps = f", {len(s['gaps'])} gap(s) ({s['missed_s']:.1f} s missed)" if s["gaps"] else ""
     return (f"{s['frames']} frames, {s['anomalies']} anomalous ({100 * s['anomaly_rate']:.1f}%), "
-            f"lowest score {s['lowest_score']}")
+            f"lowest score {s['lowest_score']}{gaps}")
 
 
 @app.command()

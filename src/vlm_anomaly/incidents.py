@@ -34,6 +34,7 @@ import numpy as np
 from .config import EventSettings
 from .errors import ConfigError
 from .smoothing import CausalSmoother, SpanSmoother
+from .values import Gap
 
 
 @dataclass(frozen=True)
@@ -150,17 +151,29 @@ class EventTracker:
 
 @dataclass(frozen=True)
 class Step:
-    """What one sample did: its smoothed scores, the phase after it, and any event start/end."""
+    """What one sample did: its smoothed scores, the phase after it, and any event start/end.
+    ``settled``: ``smooth`` averages a whole window, not the few samples since the start or a gap."""
 
     smooth: float
     fast: float
     phase: Phase
     transitions: list[Transition]
+    settled: bool = True
 
     @property
     def in_incident(self) -> bool:
         """The sample belongs to a (pending or confirmed) incident: it counts in its scores."""
         return self.phase in (Phase.PENDING, Phase.ACTIVE)
+
+    def beats(self, worst: float, settled: bool) -> bool:
+        """This sample is its incident's new worst, against the worst so far (``settled`` as above).
+
+        Why settled first: the threshold was calibrated on whole windows, and just after a reset the
+        first samples average only a few frames (the first alone: its raw score), so one extreme
+        frame there would set the event's severity (and alerts' certainty) several times lower than
+        the same frame anywhere else; those samples count only while the event has no settled one.
+        """
+        return (not self.settled, self.smooth) < (not settled, worst)
 
 
 class EventBuilder:
@@ -205,7 +218,7 @@ class EventBuilder:
         smooth = self.smoother.update(score)
         fast = self.end_smoother.update(t, score)
         transitions = self.tracker.update(t, smooth, fast)
-        return Step(smooth, fast, self.tracker.phase, transitions)
+        return Step(smooth, fast, self.tracker.phase, transitions, self.smoother.full)
 
     def reset_smoothing(self) -> None:
         """Scores before and after a gap are not neighbours."""
@@ -220,14 +233,23 @@ class EventBuilder:
         """The source ended at ``t``: close a running event."""
         return self.tracker.finish(t)
 
+    def cut(self, t: float, reason: str) -> list[tuple[Transition, str]]:
+        """The source went away after ``t`` (a gap, a drop, its end): a running event ends there and
+        says why ("recovered" when it was already cooling down), and smoothing starts afresh."""
+        why = "recovered" if self.phase == Phase.CLOSING else reason
+        out = [(tr, why) for tr in self.tracker.finish(t)]
+        self.reset_smoothing()
+        return out
+
 
 @dataclass(frozen=True)
 class Incident:
     """One event of a source: when it started and ended (source time), its frames and worst moment.
 
     ``frames``, ``worst_score`` and ``mean_score`` are over the samples of the incident (pending or
-    confirmed, not cooling down), in the causally smoothed score events are built on;
-    ``worst_position`` is the worst sample's position among all samples of the source.
+    confirmed, not cooling down), in the causally smoothed score events are built on (the worst
+    over whole windows, see :meth:`Step.beats`); ``worst_position`` is the worst sample's position
+    among all samples of the source.
     """
 
     start_time: float
@@ -252,34 +274,45 @@ class Incident:
 
 
 def replay(builder: EventBuilder, timestamps: Sequence[float] | np.ndarray,
-           scores: Sequence[float] | np.ndarray) -> list[Incident]:
-    """The incidents a source's raw scores give, sample by sample, as live monitoring builds them
-    (the source ends after the last sample)."""
+           scores: Sequence[float] | np.ndarray, gaps: Sequence[Gap] = ()) -> list[Incident]:
+    """The incidents a source's raw scores give, sample by sample, as live monitoring builds them:
+    at each of ``gaps`` the running incident ends and smoothing starts afresh; the source ends
+    after the last sample."""
     out: list[Incident] = []
     run: list[tuple[int, float, float]] = []  # (position, time, smoothed score) of the open incident
+    none: tuple[int, float, float, bool] = (0, 0.0, float("inf"), False)
+    worst = none  # the open incident's worst sample: (position, time, smoothed score, settled)
     confirmed = False
     last_t = 0.0
+    ahead = sorted(gaps, key=lambda g: g.end_time)
 
-    def close(end_time: float, reason: str) -> None:
-        nonlocal run, confirmed
-        k, wt, ws = min(run, key=lambda r: r[2])
-        out.append(Incident(run[0][1], end_time, len(run), ws, wt, k, float(np.mean([r[2] for r in run])), reason))
-        run, confirmed = [], False
+    def close(cut: list[tuple[Transition, str]], end_time: float) -> None:
+        nonlocal run, worst, confirmed
+        for tr, why in cut:
+            if tr.kind == "end" and run:
+                k, wt, ws, _ = worst
+                out.append(Incident(run[0][1], tr.end_time if tr.end_time is not None else end_time, len(run), ws,
+                                    wt, k, float(np.mean([r[2] for r in run])), why))
+        run, worst, confirmed = [], none, False
 
     for k, (t, s) in enumerate(zip(np.asarray(timestamps, np.float64), np.asarray(scores, np.float64))):
-        t, last_t = float(t), float(t)
+        t = float(t)
+        while ahead and ahead[0].end_time <= t + 1e-6:
+            gap = ahead.pop(0)
+            if k:
+                close(builder.cut(last_t, gap.ends_event), last_t)
+        last_t = t
         step = builder.update(t, float(s))
         if step.phase == Phase.IDLE and run and not confirmed:
-            run = []  # a dip too short to be an event
+            run, worst = [], none  # a dip too short to be an event
         if step.in_incident:
             run.append((k, t, step.smooth))
+            if step.beats(worst[2], worst[3]):
+                worst = (k, t, step.smooth, step.settled)
         for tr in step.transitions:
             if tr.kind == "start":
                 confirmed = True
-            elif tr.kind == "end" and run:
-                close(tr.end_time if tr.end_time is not None else t, "recovered")
-    why = "recovered" if builder.phase == Phase.CLOSING else "source ended"
-    for tr in builder.finish(last_t):
-        if tr.kind == "end" and run:
-            close(tr.end_time if tr.end_time is not None else last_t, why)
+            elif tr.kind == "end":
+                close([(tr, "recovered")], t)
+    close(builder.cut(last_t, "source ended"), last_t)
     return out

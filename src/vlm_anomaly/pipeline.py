@@ -28,6 +28,7 @@ from .store import CachedEmbeddings, EmbeddingCache, ModelStore
 from .threads import configure_threads
 from .values import EmbeddedVideo, FrameScores
 from .video import Frame, batched, content_hash, prefetch, probe, sample_frames, source_kind
+from .video.live import file_gaps
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,8 @@ class Pipeline:
 
     def score(self, model: str | AnomalyModel, source: str | Path, *, progress: Progress | None = None,
               describe: bool = True, threshold: float | None = None, interval_ms: int | None = None) -> ScoreResult:
-        """Score every sampled frame of a video with a saved (or given) model.
+        """Score every sampled frame of a video with a saved (or given) model; holes in its
+        timestamps are gaps, as ``watch`` finds them (the settings' stall timeout).
 
         The model's own sampling interval, encoder and features apply unless ``interval_ms`` says
         otherwise: scores are only comparable with the training frames at the same sampling.
@@ -298,7 +300,8 @@ class Pipeline:
             res, model=m.name, threshold=m.threshold if threshold is None else threshold,
             smoothing_window=m.smoothing_window, descriptions=[d.text for d in descs],
             confidences=[d.confidence for d in descs], timing=timing, interval_ms=scorer.interval_ms,
-            events=self.settings.events)
+            events=self.settings.events, gaps=file_gaps(str(source), res.frame_indices, res.timestamps,
+                                                        self.settings.sampling.stream_stall_timeout_s))
 
     def score_each(self, model: str | AnomalyModel, sources: Sequence[str | Path], **kwargs
                    ) -> Iterator[tuple[str | Path, ScoreResult | InvalidVideoError]]:

@@ -22,7 +22,7 @@ from .errors import VlmAnomalyError
 from .incidents import EventBuilder, Incident, replay
 from .redact import source_slug
 from .smoothing import moving_average
-from .values import FrameScores
+from .values import FrameScores, Gap
 
 #: score bands of a model without its own calibration (the One-Class SVM's decision scale:
 #: higher = more normal, around 0 at the boundary it learnt)
@@ -110,6 +110,10 @@ def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
+def _breaks(timestamps: np.ndarray, gaps: Sequence[Gap]) -> list[int]:
+    return [int(np.searchsorted(timestamps, g.end_time - 1e-6)) for g in gaps]
+
+
 @dataclass
 class ScoreResult:
     """Everything a user checks after scoring one video.
@@ -117,7 +121,8 @@ class ScoreResult:
     ``labels`` are True for anomalous frames (centred smoothed score below the threshold); change
     the threshold with :meth:`relabel` without re-encoding anything. :meth:`incidents` are the
     events live monitoring reports for the same scores (the ``events`` settings, sampled every
-    ``interval_ms``).
+    ``interval_ms``). ``gaps``: holes in the source's timestamps, as ``watch`` reports them; no
+    smoothing window and no incident reaches across one.
     """
 
     source: str
@@ -138,16 +143,24 @@ class ScoreResult:
     interval_ms: int = 0
     #: how scores become events (default: the default event settings)
     events: EventSettings | None = field(default=None, repr=False)
+    gaps: list[Gap] = field(default_factory=list)
 
     @classmethod
     def of(cls, res: FrameScores, *, model: str, threshold: float, smoothing_window: int,
            descriptions: list[str] | None = None, confidences: list[float] | None = None,
-           timing: dict | None = None, interval_ms: int = 0, events: EventSettings | None = None) -> ScoreResult:
+           timing: dict | None = None, interval_ms: int = 0, events: EventSettings | None = None,
+           gaps: Sequence[Gap] = ()) -> ScoreResult:
         """The result of a detector's :class:`~vlm_anomaly.values.FrameScores` under a model's labelling."""
         raw = np.asarray(res.scores, np.float64)
-        return cls(res.source, model, res.frame_indices, res.timestamps, raw, moving_average(raw, smoothing_window),
-                   threshold, smoothing_window, list(descriptions or []), list(confidences or []), res.embeddings,
-                   dict(timing or {}), list(res.explanations), interval_ms, events)
+        smooth = moving_average(raw, smoothing_window, breaks=_breaks(res.timestamps, gaps))
+        return cls(res.source, model, res.frame_indices, res.timestamps, raw, smooth, threshold, smoothing_window,
+                   list(descriptions or []), list(confidences or []), res.embeddings, dict(timing or {}),
+                   list(res.explanations), interval_ms, events, list(gaps))
+
+    @property
+    def breaks(self) -> list[int]:
+        """Positions of the first frame after each gap."""
+        return _breaks(self.timestamps, self.gaps)
 
     @property
     def labels(self) -> np.ndarray:
@@ -168,7 +181,8 @@ class ScoreResult:
     def relabel(self, threshold: float, window: int | None = None) -> ScoreResult:
         """A copy with another threshold (and optionally smoothing window), no re-encoding."""
         w = window or self.smoothing_window
-        smooth = self.smoothed_scores if w == self.smoothing_window else moving_average(self.raw_scores, w)
+        smooth = (self.smoothed_scores if w == self.smoothing_window
+                  else moving_average(self.raw_scores, w, breaks=self.breaks))
         return replace(self, smoothed_scores=smooth, threshold=threshold, smoothing_window=w)
 
     def frame_labels(self, labels: np.ndarray) -> np.ndarray:
@@ -196,7 +210,7 @@ class ScoreResult:
         events = self.events or Settings().events
         builder = EventBuilder.from_settings(events, threshold=self.threshold, model_window=self.smoothing_window,
                                              interval_ms=self.interval_ms)
-        return replay(builder, self.timestamps, self.raw_scores)
+        return replay(builder, self.timestamps, self.raw_scores, self.gaps)
 
     def summary(self) -> dict:
         return {
@@ -210,6 +224,8 @@ class ScoreResult:
             "lowest_score": round(float(self.smoothed_scores.min()), 6) if self.n_frames else None,
             "mean_score": round(float(self.raw_scores.mean()), 6) if self.n_frames else None,
             "incidents": [i.as_dict() for i in sorted(self.incidents(), key=lambda i: i.worst_score)],
+            "gaps": [g.as_dict() for g in self.gaps],
+            "missed_s": round(sum(g.missed_s for g in self.gaps), 3),
             "timing": self.timing,
         }
 
@@ -229,6 +245,9 @@ class ScoreResult:
         ]
         for r, e in zip(rows, self.explanations):
             r["explanation"] = e
+        for k, g in zip(self.breaks, self.gaps):  # the frame after a gap says what was missed before it
+            if k < len(rows):
+                rows[k]["gap_before_s"] = round(g.missed_s, 3)
         return rows
 
     def to_csv(self) -> str:
@@ -236,6 +255,8 @@ class ScoreResult:
         fields = ["index", "time", "raw_score", "smoothed_score", "label", "description", "confidence"]
         if self.explanations:
             fields.append("explanation")
+        if self.gaps:
+            fields.append("gap_before_s")
         w = csv.DictWriter(buf, fieldnames=fields)
         w.writeheader()
         for r in self.rows():

@@ -11,19 +11,27 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 
 
-def moving_average(scores: np.ndarray, window: int = 5, *, causal: bool = False) -> np.ndarray:
-    """Moving average with a shrinking window at the edges (no padding artefacts).
+def moving_average(scores: np.ndarray, window: int = 5, *, causal: bool = False,
+                   breaks: Sequence[int] = ()) -> np.ndarray:
+    """Moving average with a shrinking window at the edges (no padding artefacts). ``breaks``:
+    positions where a new run starts (the first frame after a gap): no window reaches across one.
 
     Example:
         >>> moving_average(np.array([0.0, 0.0, 3.0, 0.0, 0.0]), 3).round(2).tolist()
         [0.0, 1.0, 1.0, 1.0, 0.0]
+        >>> moving_average(np.array([0.0, 0.0, 3.0, 0.0, 0.0]), 3, breaks=[2]).round(2).tolist()
+        [0.0, 0.0, 1.5, 1.0, 0.0]
     """
     x = np.asarray(scores, dtype=np.float64)
     n = len(x)
+    edges = [0, *sorted({int(b) for b in breaks if 0 < b < n}), n]
+    if len(edges) > 2:
+        return np.concatenate([moving_average(x[a:b], window, causal=causal) for a, b in zip(edges, edges[1:])])
     if n == 0 or window <= 1:
         return x.copy()
     c = np.concatenate([[0.0], np.cumsum(x)])
@@ -47,6 +55,11 @@ class CausalSmoother:
     def update(self, score: float) -> float:
         self._buf.append(float(score))
         return sum(self._buf) / len(self._buf)
+
+    @property
+    def full(self) -> bool:
+        """The last value averaged a whole window (not the few scores since the start or a reset)."""
+        return len(self._buf) == self.window
 
     def reset(self) -> None:
         self._buf.clear()

@@ -63,3 +63,41 @@ class FrameScores:
     @property
     def n_frames(self) -> int:
         return len(self.scores)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Time during which a source gave no frames (stall, drop, failed reconnection, a hole in a
+    file's timestamps): live monitoring and offline results report it, and nothing is smoothed,
+    and no incident runs, across it."""
+
+    source: str
+    start_time: float  # source time of the last frame before the gap
+    end_time: float  # source time of the first frame after it
+    reason: str
+    reconnects: int
+
+    @property
+    def missed_s(self) -> float:
+        return max(0.0, self.end_time - self.start_time)
+
+    @property
+    def ends_event(self) -> str:
+        """Why an incident running into the gap ended there."""
+        return f"missed {self.missed_s:.1f} s of the source: {self.reason}"
+
+    def missed_samples(self, interval_ms: int) -> int:
+        """Samples that should have been taken during the gap."""
+        if interval_ms <= 0:
+            return 0
+        return max(0, int(self.missed_s * 1000 // interval_ms) - 1)
+
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "start_time": round(self.start_time, 3),
+            "end_time": round(self.end_time, 3),
+            "missed_s": round(self.missed_s, 3),
+            "reason": self.reason,
+            "reconnects": self.reconnects,
+        }

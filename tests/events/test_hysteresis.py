@@ -148,3 +148,26 @@ def test_smoothed_noisy_incident_one_event_ending_soon():
     start, end = events[0]
     assert 40 * DT <= start <= 40 * DT + 3 * DT
     assert 60 * DT <= end <= 60 * DT + 2 * DT  # the 1 s window: two samples after the incident
+
+
+def test_one_extreme_frame_right_after_a_gap_weighs_as_it_does_anywhere_else():
+    """A frame scoring -20 among normal frames (+1.4, every 250 ms) makes a short event. Right after
+    a gap, smoothing restarts, and that frame alone was the event's "smoothed" worst score (-20, an
+    alert certainty of 0.99), against -2.88 for the same frame anywhere else: the worst score now
+    comes from whole smoothing windows, as the threshold that opens events was calibrated on."""
+    from vlm_anomaly.results import ScoreResult
+    from vlm_anomaly.values import FrameScores, Gap
+
+    t = np.r_[np.arange(20) * 0.25, 25.0 + np.arange(20) * 0.25]
+    gap = Gap("cam.mp4", 4.75, 25.0, "frames missing", 0)
+
+    def worst(at: int) -> float:
+        scores = np.full(40, 1.4)
+        scores[at] = -20.0
+        res = ScoreResult.of(FrameScores("cam.mp4", np.arange(40), t, scores), model="m", threshold=0.0,
+                             smoothing_window=5, interval_ms=250, gaps=[gap])
+        [incident] = res.incidents()
+        return incident.worst_score
+
+    assert worst(30) == pytest.approx(-2.88)
+    assert worst(20) == pytest.approx(worst(30))  # the first frame after the gap

@@ -8,6 +8,8 @@ can be checked against them (motion is measured per second of those times).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -112,6 +114,46 @@ def test_a_hole_in_a_files_timestamps_is_a_gap(tmp_path):
     lapse = np.arange(8) * 6.0
     items = list(LiveSource(str(write_stamped(tmp_path / "lapse.mp4", lapse, lapse)), interval_ms=500, realtime=False))
     assert not [i for i in items if isinstance(i, Gap)] and len(items) == 8
+
+
+@pytest.mark.slow
+def test_score_reports_a_hole_as_watch_does(tmp_path, default_street_model):
+    """The intruder walks 2-30 s of a file whose recorder paused from 4 s to 24 s. ``watch`` counts
+    the 20.1 s gap and ends the event at it; ``score`` (the same defaults) used to list one
+    incident from 2 s to 31.8 s, smoothing the last frames before the hole with the first after it.
+    Now it shows the same gap (console, JSON, CSV), smooths each side on its own, and ends the
+    incident at the hole as watch does. Both judge a hole by one rule: a time-lapse has none."""
+    home = default_street_model.install(tmp_path / "home")
+    hole = np.where(TRUE_T < 4, TRUE_T, TRUE_T + 20)
+    src = write_stamped(tmp_path / "paused.mp4", hole, hole, anomaly=(2.0, 30.0))
+    r = run_cli("watch", "-m", "street", "-s", src, "--fast", home=home, timeout=300)
+    assert r.returncode == 0 and "1 gap(s) (20.1 s missed)" in r.stdout, r.stdout + r.stderr[-2000:]
+    cut = [line for line in r.stdout.splitlines() if line.startswith("EVENT END") and "(missed 20.1 s" in line]
+    assert len(cut) == 1 and "2.00-3.80s" in cut[0], r.stdout
+
+    out = tmp_path / "paused"
+    r = run_cli("score", "street", src, "--json", out.with_suffix(".json"), "--csv", out.with_suffix(".csv"),
+                home=home, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "1 gap(s) (20.1 s missed)" in r.stdout and "GAP paused.mp4: missed 20.1 s at 3.90s" in r.stdout, r.stdout
+    result = json.loads(out.with_suffix(".json").read_text())
+    s, frames = result["summary"], result["frames"]
+    [gap] = s["gaps"]
+    assert (gap["start_time"], gap["end_time"], gap["missed_s"]) == (3.9, 24.0, 20.1), gap
+    spans = sorted((i["start_time"], i["end_time"], i["end_reason"]) for i in s["incidents"])
+    assert spans[0] == (2.0, 3.8, "missed 20.1 s of the source: frames missing: the file's timestamps jump"), spans
+    assert len(spans) == 2 and spans[1][0] >= 24.0, spans
+    after = [f for f in frames if f["time"] >= 24.0]
+    w = s["smoothing_window"]  # centred: the first frame after the hole averages only frames after it
+    assert after[0]["smoothed_score"] == pytest.approx(np.mean([f["raw_score"] for f in after[: w - w // 2]]), abs=1e-5)
+    rows = list(csv.DictReader(io.StringIO(out.with_suffix(".csv").read_text())))
+    assert [(r["time"], r["gap_before_s"]) for r in rows if r["gap_before_s"]] == [("24.0", "20.1")]
+
+    # a time-lapse, frames always 6 s apart, has no hole: watch counted 7 gaps of "no frame for 6.0 s"
+    lapse = np.arange(8) * 6.0
+    r = run_cli("watch", "-m", "street", "-s", write_stamped(tmp_path / "lapse.mp4", lapse, lapse), "--fast",
+                home=home, timeout=300)
+    assert r.returncode == 0 and "8 frames, 0 event(s), 0 gap(s)" in r.stdout, r.stdout + r.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -65,6 +65,7 @@ class _Open:
     descriptions: list[dict] = field(default_factory=list)
     worst_score: float = float("inf")
     worst_time: float = 0.0
+    worst_settled: bool = False  # over a whole smoothing window (see Step.beats)
     prompt: str | None = None
     prompt_score: float | None = None
     event_id: int | None = None  # set once it started (the store's id, else a count)
@@ -231,14 +232,17 @@ class SourceWatcher:
         :attr:`hole_s` apart. Why: while the loop is held up (an event store locked by another
         process, a slow sink) a live source keeps only its newest frames, so the frames scored
         jump ahead with no stall the source could see; scores and events on either side of that
-        jump are not neighbours, and the time missed must show as a gap like any other."""
+        jump are not neighbours, and the time missed must show as a gap like any other. A file's
+        frames far apart with none dropped are its own spacing (a time-lapse), which its reader
+        judges (holes are gaps it reports), as offline results do."""
         last_t, dropped = None, self.live.dropped
         for item in self.live:
             if isinstance(item, Gap):
                 last_t = None
             else:
-                if last_t is not None and item.timestamp - last_t > self.hole_s:
-                    lost = self.live.dropped - dropped
+                lost = self.live.dropped - dropped
+                if (last_t is not None and item.timestamp - last_t > self.hole_s
+                        and (lost or not self.live.finite)):
                     why = (f"frames dropped while the watcher was held up ({lost} sample(s): a slow sink "
                            "or event store, or scoring)" if lost else f"no frame for {item.timestamp - last_t:.1f} s")
                     yield Gap(self.label, last_t, item.timestamp, why, 0)
@@ -272,8 +276,8 @@ class SourceWatcher:
                      **({"kind": sc.explanation["kind"]} if sc.explanation and "kind" in sc.explanation else {})}
                 )
             # the event's one worst score: the lowest *smoothed* score, the value events are built on
-            if smooth < ev.worst_score:
-                ev.worst_score, ev.worst_time = smooth, t
+            if step.beats(ev.worst_score, ev.worst_settled):
+                ev.worst_score, ev.worst_time, ev.worst_settled = smooth, t, step.settled
             if sc.prompt and (ev.prompt_score is None or sc.prompt[1] > ev.prompt_score):
                 ev.prompt, ev.prompt_score = sc.prompt
         self._tell("frame", Reading(t, sc.score, smooth, max(smooth, fast) < self.hysteresis.enter, sc.text,
@@ -336,24 +340,21 @@ class SourceWatcher:
     def _on_drop(self, t: float, reason: str) -> None:
         """The connection was lost (the source reconnects): close the open event, say "offline"."""
         self._finish(f"source dropped: {reason}")
-        self.builder.reset_smoothing()
         self._set_status("offline", reason)
 
     def _on_gap(self, gap: Gap) -> None:
         """Frames were missed: the event in progress ends with the last frame seen (what came
         during the gap is unknown), and scoring starts afresh after it (smoothing, references)."""
-        self._finish(f"missed {gap.missed_s:.1f} s of the source: {gap.reason}")
+        self._finish(gap.ends_event)  # and smoothing starts afresh: scores either side are no neighbours
         self.stats.gaps += 1
         self.stats.missed_s += gap.missed_s
-        self.builder.reset_smoothing()  # scores before and after a gap are not neighbours
         self.scorer.restart()
         self._tell("gap", gap)
 
     def _finish(self, reason: str) -> None:
-        """Close the event in progress (at the last frame's time), saying why the source went away."""
-        # cooling down = the scores were already back to normal: it recovered before the source went
-        why = "recovered" if self.builder.phase == Phase.CLOSING else reason
-        for tr in self.builder.finish(self.stats.last_time):
+        """Close the event in progress (at the last frame's time), saying why the source went away
+        (or "recovered": it was cooling down); smoothing starts afresh."""
+        for tr, why in self.builder.cut(self.stats.last_time, reason):
             if tr.kind == "end":
                 self._end_event(tr.end_time if tr.end_time is not None else self.stats.last_time, why)
         self.pending = None

@@ -92,6 +92,8 @@ def _incidents(r: ScoreResult) -> None:
     st.subheader("Incidents")
     st.caption("The events live monitoring reports for these scores (same smoothing, hysteresis and minimum "
                "duration as the Live page).")
+    for g in r.gaps:  # as the Live page shows them: nothing is smoothed across one
+        st.warning(f"Gap: missed {g.missed_s:.1f} s at {g.start_time:.2f} s ({g.reason})")
     if not segs:
         st.info("No incident at this threshold.")
         return

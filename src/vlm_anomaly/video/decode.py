@@ -220,6 +220,42 @@ def warn_untimed(container, st, shown: str) -> None:
 RESET_S = 1.0
 
 
+#: a step between a file's frames past a stall timeout and this many times its usual spacing is a
+#: hole (a recorder that paused, frames cut out), reported as a gap like a live stall; a time-lapse
+#: whose frames are always far apart has none
+HOLE_SPACINGS = 10
+
+
+class FrameSpacing:
+    """The usual time between a source's frames: the median of its last 31 spacings.
+
+    Why measured, not ``1 / fps``: a header may give no usable rate. Decoding repairs broken
+    timestamps at this spacing, and a step far past it is a hole (:meth:`hole`), found the same way
+    by the live reader (every frame) and for offline results (their sampled frames).
+    """
+
+    def __init__(self) -> None:
+        self._steps: deque[float] = deque(maxlen=31)
+
+    def median(self, default: float) -> float:
+        return float(np.median(self._steps)) if self._steps else default
+
+    def add(self, step: float) -> None:
+        self._steps.append(step)
+
+    def hole(self, step: float, min_s: float, frames: int = 1) -> float:
+        """Seconds missing from ``step``, the time to a frame ``frames`` source frames later (the
+        frames between taken at the usual spacing): a hole past ``min_s`` and ``HOLE_SPACINGS``
+        usual spacings. 0.0 when there is none, and then the spacing is recorded."""
+        if step > min_s and self._steps:  # the cheap bound first: the median only for a long step
+            usual = self.median(0.0)
+            missing = step - (frames - 1) * usual
+            if missing > min_s and missing > HOLE_SPACINGS * usual:
+                return missing
+        self.add(step / max(1, frames))
+        return 0.0
+
+
 def decode_frames(container, st, *, fps: float) -> Iterator[tuple[int, float, av.VideoFrame]]:
     """``(index, seconds since the first frame, frame)`` for every decoded frame of stream ``st``.
 
@@ -235,7 +271,7 @@ def decode_frames(container, st, *, fps: float) -> Iterator[tuple[int, float, av
     first_pts: int | None = None
     last_t = -1.0
     offset = 0.0  # added to the timestamps after a reset
-    steps: deque[float] = deque(maxlen=31)  # recent spacings of good timestamps
+    spacing = FrameSpacing()  # of good timestamps
     for index, frame in enumerate(container.decode(st)):
         if frame.pts is not None and tb > 0:
             if first_pts is None:
@@ -244,12 +280,12 @@ def decode_frames(container, st, *, fps: float) -> Iterator[tuple[int, float, av
         else:
             t = index / fps
         if t <= last_t:  # broken/duplicate timestamps: keep time monotonic
-            step = float(np.median(steps)) if steps else 1.0 / fps
+            step = spacing.median(1.0 / fps)
             if last_t - t > RESET_S:
                 offset += last_t + step - t
             t = last_t + step
         elif index > 0:
-            steps.append(t - last_t)
+            spacing.add(t - last_t)
         last_t = t
         yield index, t, frame
 

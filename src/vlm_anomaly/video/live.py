@@ -17,7 +17,6 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -26,43 +25,13 @@ import numpy as np
 from ..config import SamplingSettings
 from ..errors import VideoTooLongError
 from ..redact import redact_text, redact_url
-from .decode import short_error
+from ..values import Gap
+from .decode import FrameSpacing, short_error
 from .frames import Frame, FrameBefore
 from .sampling import SampleGrid
 from .sources import DEFAULT_FOLDER_FPS, Reader, open_reader, source_kind
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Time during which a source gave no frames (stall, drop, failed reconnection)."""
-
-    source: str
-    start_time: float  # source time of the last frame before the gap
-    end_time: float  # source time of the first frame after it
-    reason: str
-    reconnects: int
-
-    @property
-    def missed_s(self) -> float:
-        return max(0.0, self.end_time - self.start_time)
-
-    def missed_samples(self, interval_ms: int) -> int:
-        """Samples that should have been taken during the gap."""
-        if interval_ms <= 0:
-            return 0
-        return max(0, int(self.missed_s * 1000 // interval_ms) - 1)
-
-    def as_dict(self) -> dict:
-        return {
-            "source": self.source,
-            "start_time": round(self.start_time, 3),
-            "end_time": round(self.end_time, 3),
-            "missed_s": round(self.missed_s, 3),
-            "reason": self.reason,
-            "reconnects": self.reconnects,
-        }
 
 
 _END = object()
@@ -81,10 +50,20 @@ class _Hole:
     end: float
 
 
-#: a file's timestamps jumping forward by more than the stall timeout and this many times its usual
-#: frame spacing is a hole (a recorder that paused, frames cut out), reported as a :class:`Gap`
-#: like a live stall; a time-lapse whose frames are always far apart has none
-HOLE_SPACINGS = 10
+#: why a hole in a file's timestamps is a gap
+HOLE_REASON = "frames missing: the file's timestamps jump"
+
+
+def file_gaps(source: str, frame_indices, timestamps, min_s: float) -> list[Gap]:
+    """The holes in a file's timestamps among its scored frames (offline results), found as the live
+    reader finds them among all of its frames (:meth:`~.decode.FrameSpacing.hole`, with ``min_s``
+    its stall timeout), so ``score`` and ``watch`` report the same gaps."""
+    spacing, gaps = FrameSpacing(), []
+    for i0, i1, t0, t1 in zip(frame_indices[:-1], frame_indices[1:], timestamps[:-1], timestamps[1:]):
+        missing = spacing.hole(float(t1 - t0), min_s, int(i1 - i0))
+        if missing:
+            gaps.append(Gap(redact_url(source), float(t1) - missing, float(t1), HOLE_REASON, 0))
+    return gaps
 
 
 def _drop_oldest(q: queue.Queue) -> int:
@@ -176,7 +155,7 @@ class LiveSource(_Stoppable):
         try:
             recent: FrameBefore[Callable[[], np.ndarray | None]] = FrameBefore()
             prev_t: float | None = None
-            spacing: deque[float] = deque(maxlen=31)  # recent time between frames of a file
+            spacing = FrameSpacing()  # of a file's frames: a step far past it is a hole
             for t_media, convert in reader.frames():
                 if halt.is_set() or self._stop.is_set():
                     return
@@ -199,13 +178,8 @@ class LiveSource(_Stoppable):
                 if self.with_previous:
                     recent.add(t, convert)
                 before_t, prev_t = prev_t, t
-                if self.finite and before_t is not None:
-                    step = t - before_t
-                    # the cheap bound first: the median is taken only for a step past the stall timeout
-                    if spacing and step > self.stall_timeout_s and step > HOLE_SPACINGS * float(np.median(spacing)):
-                        self._put(q, _Hole(before_t, t), halt, drop=False)
-                    else:
-                        spacing.append(step)
+                if self.finite and before_t is not None and spacing.hole(t - before_t, self.stall_timeout_s):
+                    self._put(q, _Hole(before_t, t), halt, drop=False)
                 if not take:
                     continue
                 img = convert()
@@ -277,7 +251,7 @@ class LiveSource(_Stoppable):
                     reason = "ended"
                     break
                 if isinstance(item, _Hole):
-                    gap = self._gap(item.start, item.end, "frames missing: the file's timestamps jump", 0)
+                    gap = self._gap(item.start, item.end, HOLE_REASON, 0)
                     log.warning("%s: %.1f s without frames at %.1f s (%s)", self.label, gap.missed_s,
                                 gap.start_time, gap.reason)
                     yield gap

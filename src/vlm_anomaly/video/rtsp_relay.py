@@ -158,13 +158,15 @@ class _TlsLink:
     that took in the camera's TLS 1.3 session tickets while FFmpeg's first request was written
     lost that request (FFmpeg gave up after its timeout with "Invalid data found") or crashed the
     process. The socket is non-blocking, so no call holds the lock while it waits; the waits
-    happen outside it.
+    happen outside it, each thread on its own selector, made once: one selector shared by both
+    threads would be registered, changed and waited on from two threads at once.
     """
 
     def __init__(self, sock: ssl.SSLSocket):
         sock.setblocking(False)
         self._sock = sock
         self._lock = threading.Lock()
+        self._waits = threading.local()  # this thread's selector; freed when the thread ends
 
     def recv(self, size: int) -> bytes:
         return self._call(self._sock.recv, size)
@@ -183,12 +185,21 @@ class _TlsLink:
                     event = selectors.EVENT_READ
                 except ssl.SSLWantWriteError:
                     event = selectors.EVENT_WRITE
-            with selectors.DefaultSelector() as sel:  # no FD_SETSIZE limit in a busy service
-                try:
-                    sel.register(self._sock, event)
-                except ValueError:  # closed meanwhile (no descriptor left)
-                    raise OSError("connection closed") from None
-                sel.select(1.0)  # the timeout only bounds a wait whose wake-up the other thread took
+            self._wait(event)
+
+    def _wait(self, event: int) -> None:
+        if self._sock.fileno() < 0:  # closed meanwhile: its descriptor may already be another's
+            raise OSError("connection closed")
+        sel = getattr(self._waits, "sel", None)
+        try:
+            if sel is None:
+                sel = self._waits.sel = selectors.DefaultSelector()  # no FD_SETSIZE limit in a busy service
+                sel.register(self._sock, event)
+            elif sel.get_key(self._sock).events != event:
+                sel.modify(self._sock, event)
+        except ValueError:  # closed since the check (no descriptor left)
+            raise OSError("connection closed") from None
+        sel.select(1.0)  # the timeout only bounds a wait whose wake-up the other thread took
 
     def shutdown(self, how: int) -> None:
         with self._lock:
