@@ -105,3 +105,20 @@ def test_flagged_frames_are_explained_by_what_made_their_window_low(street):
     for j in flagged:
         e = r.explanations[j]
         assert e["fired"] and "box" in e and "as in the normal videos" not in e["text"], (r.timestamps[j], e)
+
+
+def test_a_repeated_frame_is_not_a_frozen_camera(street):
+    """Recorders and re-streamers pad a camera's rate by repeating a frame (here one a second: a
+    camera giving 9 frames/s recorded at 10): a repeated frame is not a frozen image, which lasts.
+    Nothing is flagged and no sample is explained as a frozen image."""
+    from vlm_anomaly.synthetic import encode_rgb, render_frame, textured_background
+
+    w, h, fps = 320, 240, 10.0
+    bg = textured_background(w, h, 0)
+    content = [300 + (i - (i % 10 == 0 and i > 0)) / fps for i in range(200)]
+    clip = encode_rgb(street["dir"] / "repeated.mp4", (render_frame(t, w, h, seed=0, bg=bg) for t in content),
+                      fps=fps, size=(w, h))
+    r = street["pipe"].score("street", clip)
+    frozen = [round(float(t), 1) for t, e in zip(r.timestamps, r.explanations) if "image frozen" in e.get("text", "")]
+    assert frozen == []
+    assert (np.asarray(r.smoothed_scores) < r.threshold).mean() <= 0.1

@@ -135,7 +135,7 @@ class CellStream:
                                                frame.image.shape[0])
         out.scene = scene_cells(scene_image(gray, self.config.rows, self.cols), self.config.rows, self.cols)
         out.scene_change = self._scenes.change(frame.timestamp, out.scene)
-        out.camera = camera_stats(gray, ref)
+        out.camera = camera_stats(gray, ref, dref)
         self._refs.add(frame.timestamp, gray)
         tm = self.timing
         tm["prepare_s"] += t1 - t0

@@ -30,8 +30,8 @@ SHAPE_BINS = 8
 SCENE_PATCH = 4
 SCENE_DIM = SCENE_PATCH * SCENE_PATCH
 #: per frame, camera statistics: mean grey level, contrast (grey-level std), sharpness (99th
-#: percentile of |Laplacian| over the contrast: gain-free), change against the reference frame (mean |diff|, NaN
-#: without one)
+#: percentile of |Laplacian| over the contrast: gain-free), change against the reference frames (mean |diff|,
+#: the larger of the flow's and the direction's reference; NaN without one)
 CAMERA_DIM = 4
 #: the direction histograms count pixels faster than this share of the moving-speed floor
 DIRECTION_FLOOR = 0.5
@@ -294,8 +294,10 @@ def scene_cells(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return image.reshape(rows, p, cols, p).transpose(0, 2, 1, 3).reshape(rows, cols, p * p)
 
 
-def camera_stats(gray: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
-    """(CAMERA_DIM,) brightness, contrast, gain-free sharpness and change against ``ref``."""
+def camera_stats(gray: np.ndarray, ref: np.ndarray | None, older: np.ndarray | None = None) -> np.ndarray:
+    """(CAMERA_DIM,) brightness, contrast, gain-free sharpness and change against ``ref`` - or
+    against ``older`` (a frame further back) where that is more: a recorder or re-streamer that
+    pads a camera's rate repeats single frames, and only an image unchanged against both is frozen."""
     g = gray.astype(np.float32)
     mean, std = float(g.mean()), float(g.std())
     # the edges' Laplacian (its 99th percentile), not its mean: a smooth image's mean is the
@@ -303,7 +305,8 @@ def camera_stats(gray: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
     lap = np.abs(cv2.Laplacian(g, cv2.CV_32F)).ravel()
     k = int(0.99 * (len(lap) - 1))
     lap = float(np.partition(lap, k)[k]) / max(std, 1.0)
-    diff = float(cv2.absdiff(gray, ref).mean()) if ref is not None and ref.shape == gray.shape else np.nan
+    diffs = [float(cv2.absdiff(gray, r).mean()) for r in (ref, older) if r is not None and r.shape == gray.shape]
+    diff = max(diffs) if diffs else np.nan
     return np.array([mean, std, lap, diff], np.float32)
 
 
