@@ -14,6 +14,7 @@ by its contrast removes a change of the whole scene's light (clouds, dusk, a cam
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,8 +29,26 @@ if TYPE_CHECKING:
 
 #: a cell's content stands when its patch changed less than ``MotionConfig.scene_still`` over the
 #: last second (units of the frame's contrast over a 16-pixel patch; a walker passing changes it
-#: by several) and this share of it does not move now
+#: by several; the level learnt at fit, :func:`learn_still`) and this share of it does not move now
 BUSY_SHARE = 0.02
+
+
+#: the stillness level is learnt from at least this many cells where nothing moves (else kept)
+MIN_QUIET = 200
+
+
+def learn_still(feats: Sequence[SourceCells], still: float, noise: float) -> float:
+    """The stillness level for this camera: ``still``, or ``noise`` x the median change over a second
+    of the training cells where nothing moves, when larger. Why: grain, a night mode's gain and a
+    low bit rate change an empty cell's patch from sample to sample (0.5-0.9 on a grainy IR
+    camera, about 0.1 on a clean one); at a fixed level nothing there ever counts as still, and
+    something standing is never judged. Unchanged with ``noise`` 0 or too few quiet cells."""
+    if noise <= 0:
+        return still
+    quiet = [f.scene_change[(f.motion[..., 3] <= BUSY_SHARE) & np.isfinite(f.scene_change)] for f in feats
+             if f.n_frames and f.scene_change is not None]
+    ch = np.concatenate(quiet) if quiet else np.zeros(0)
+    return max(still, noise * float(np.median(ch))) if len(ch) >= MIN_QUIET else still
 
 
 def still_cells(feats: SourceCells, still_change: float) -> np.ndarray:

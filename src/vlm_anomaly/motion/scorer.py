@@ -38,6 +38,7 @@ from .extract import (
 )
 from .features import GridConfig, grid_cols
 from .registry import ATTRIBUTES as REGISTRY
+from .scene import learn_still
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,13 @@ class MotionConfig:
     #: (0: its whole z, as models saved before this field did)
     direction_margin: float = 1.0
     #: scene: a cell's content stands when its patch changed less than this over the last second
-    #: (frame-contrast units over its 16 pixels; chosen by bench/motion_cv.py --fixed-camera)
+    #: (frame-contrast units over its 16 pixels; 0.5 chosen by bench/motion_cv.py --fixed-camera);
+    #: fitting raises it to ``scene_still_noise`` x the camera's own noise (see ``scene.learn_still``),
+    #: so the saved model holds the level it learnt
     scene_still: float = 0.5
+    #: scene: the stillness level is at least this many times the median change of the training
+    #: cells where nothing moves (grain, a codec's flicker; docs/motion.md); 0: ``scene_still`` as given
+    scene_still_noise: float = 2.0
     #: scene: adds to the fused score only beyond this many times its held-out 99th percentile
     #: (most frames hold nothing standing; 4 chosen by bench/motion_cv.py --fixed-camera, docs/motion.md v8)
     scene_margin: float = 4.0
@@ -111,7 +117,8 @@ class MotionConfig:
         ranges = {"k": (1, 1000), "k_object": (1, 1000), "k_appearance": (1, 1000), "pca_dim": (1, 4096),
                   "radius": (0, 64), "max_bank": (1, 1_000_000), "smoothing_window": (1, 100_000),
                   "place_examples": (0, 1_000_000), "place_max_radius": (0, 64), "direction_margin": (0, 1e6),
-                  "scene_still": (0, 1e6), "scene_margin": (0, 1e6)}
+                  "scene_still": (0, 1e6), "scene_still_noise": (0, 1e6),
+                  "scene_margin": (0, 1e6)}
         for name, (low, top) in ranges.items():
             v = getattr(self, name)
             if not low <= v <= top:  # also refuses NaN
@@ -131,6 +138,7 @@ class MotionConfig:
         kw.setdefault("direction_margin", 0.0)  # models saved before it existed added direction's whole z
         kw.setdefault("evidence_only", False)  # models saved before these existed: plain sum, edge regions count
         kw.setdefault("edge_regions", True)
+        kw.setdefault("scene_still_noise", 0.0)  # models saved before it existed learnt no stillness level
         return cls(grid=GridConfig.from_dict(d.get("grid", {})), fused=tuple(d.get("fused", base.fused)), **kw)
 
 
@@ -360,6 +368,9 @@ class MotionScorer:
         if any(f.motion.shape[2] != cols for f in feats):
             raise InvalidVideoError("training videos must share one aspect ratio (same camera)")
         names = [Path(f.source).name or f.source for f in feats[:n_orig]]
+        # the camera's own noise, from the clips as recorded (the degraded copies are another stream)
+        still = learn_still(feats[:n_orig], cfg.scene_still, cfg.scene_still_noise)
+        cfg = self.config = replace(cfg, scene_still=still)
         rank = {c: r for r, c in enumerate(keep_clip)}
         data = FitData(cfg, feats, _groups(feats, copy_of),
                        np.concatenate([np.full(f.n_frames, rank[copy_of[i]]) for i, f in enumerate(feats)]),
