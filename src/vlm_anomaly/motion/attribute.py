@@ -139,6 +139,12 @@ class Attribute:
         """(n,) per-frame values of ``feats`` and what :meth:`locate` needs."""
         raise NotImplementedError
 
+    def stream_values(self, st: MotionState, feats: SourceCells, memory: dict) -> tuple[np.ndarray, Any]:
+        """:meth:`values` of the next frames of one stream (a clip scored chunk by chunk, a camera
+        frame by frame): ``memory`` is this attribute's own dict for that stream, empty at its start
+        (and after a gap), for what it remembers from earlier frames. Most remember nothing."""
+        return self.values(st, feats)
+
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
         """Fill ``out`` with where frame ``j``'s worst part is (box, where, nearest normal ...);
         False when this attribute saw nothing there to show."""

@@ -53,8 +53,51 @@ def learn_still(feats: Sequence[SourceCells], still: float, noise: float) -> flo
 
 def still_cells(feats: SourceCells, still_change: float) -> np.ndarray:
     """(n, cells) True where the cell's content stands: unchanged for a second, nothing moving."""
-    still = (feats.scene_change < still_change) & (feats.motion[..., 3] <= BUSY_SHARE)
+    still = (feats.scene_change < still_change) & ~busy_cells(feats)
     return still.reshape(len(still), -1)
+
+
+def busy_cells(feats: SourceCells) -> np.ndarray:
+    """(n, rows, cols) True where something moves in the cell now."""
+    return feats.motion[..., 3] > BUSY_SHARE
+
+
+#: a change that makes more than this share of all cells stop standing at once is the whole view's
+WHOLE_VIEW = 0.5
+
+
+def hold_standing(z: np.ndarray, still: np.ndarray, busy: np.ndarray, ts: np.ndarray, hold_s: float,
+                  memory: dict) -> np.ndarray:
+    """(n, cells) the z that judges each cell: its own ``z`` where it stands (``still``); where it
+    does not but something moved over it (``busy``) since it last stood, the z it had then, for up
+    to ``hold_s`` seconds after, and no more than its ``z`` now. Why: a walker passing in front of a
+    bag or a standing person makes those cells change (and, for a second after, not count as
+    still), which cut one long incident into pieces; the current z as the cap ends the hold at once
+    when the place looks as in training again (the object has gone); a cell that stops counting as
+    still with nothing moving over it (grain, a codec's flicker) is judged as before. Nothing is
+    held across a change of most of the view at once (more than
+    ``WHOLE_VIEW`` of the cells stop standing together): that is the camera (a lens uncovered, a
+    view moved), not someone passing in front, and what stood before is no longer known to be there.
+    ``memory`` carries each cell's last standing z and time between the calls of one stream; 0
+    elsewhere, and everywhere with ``hold_s`` 0."""
+    out = np.where(still, z, 0.0)
+    if hold_s <= 0 or not len(z):
+        return out
+    if memory.get("z") is None or memory["z"].shape != (z.shape[1],):
+        memory["z"], memory["t"] = np.zeros(z.shape[1]), np.full(z.shape[1], -np.inf)
+        memory["still"], memory["passed"] = np.zeros(z.shape[1], bool), np.zeros(z.shape[1], bool)
+    last_z, last_t, passed = memory["z"], memory["t"], memory["passed"]
+    for j in range(len(z)):
+        if np.mean(memory["still"] & ~still[j]) > WHOLE_VIEW:
+            last_t[:] = -np.inf
+        memory["still"] = still[j]
+        passed |= busy[j]
+        passed[still[j]] = False
+        age = ts[j] - last_t
+        held = ~still[j] & passed & (age >= 0) & (age <= hold_s)
+        out[j, held] = np.minimum(last_z[held], z[j, held])
+        last_z[still[j]], last_t[still[j]] = z[j, still[j]], ts[j]
+    return out
 
 
 def cell_calibration(dist: np.ndarray, still: np.ndarray, min_count: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -96,21 +139,25 @@ class SceneAttribute(Attribute):
         st.scales[self.name] = np.ones(SCENE_DIM)
         dist = heldout_distances(X, data.groups, data.config.max_bank, None, 1, still)
         st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = cell_calibration(dist, still)
-        return self._frame_values(self._cell_z(st, dist, still))
+        # calibrated on what stands, not on the repeats of it that :func:`hold_standing` makes while
+        # something passes in front: those would weigh long-hidden places many times over, widen the
+        # spread, and halve a standing object's z (IR plaza: 31 -> 14, docs/motion.md item 29)
+        return self._frame_values(np.where(still, self._z(st, dist), 0.0))
 
     def normal_rows(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return build_banks(self.raw(feats), st.config.max_bank, still_cells(feats, st.config.scene_still))
 
     @staticmethod
-    def _cell_z(st: MotionState, dist: np.ndarray, still: np.ndarray) -> np.ndarray:
-        """(n, cells) each still cell's distance in units of how much its own held-out normal
-        patches vary (a place whose look changes between training clips - a moving shadow, a car
-        parked in one clip - tolerates more than one that never changes); 0 where not still."""
-        return np.where(still, (dist - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"], 0.0)
+    def _z(st: MotionState, dist: np.ndarray) -> np.ndarray:
+        """(n, cells) each cell's distance in units of how much its own held-out normal patches
+        vary (a place whose look changes between training clips - a moving shadow, a car parked in
+        one clip - tolerates more than one that never changes); judged where it stands
+        (:func:`hold_standing`)."""
+        return (dist - st.arrays["scene_cell_median"]) / st.arrays["scene_cell_scale"]
 
     @staticmethod
     def _frame_values(cz: np.ndarray) -> np.ndarray:
-        """Per frame, its most unusual still cell's :meth:`_cell_z`."""
+        """Per frame, its most unusual cell's z (:func:`hold_standing`)."""
         return cz.max(1).clip(min=0.0) if len(cz) else np.zeros(0)
 
     def zscore(self, st: MotionState, values: np.ndarray) -> np.ndarray:
@@ -135,8 +182,13 @@ class SceneAttribute(Attribute):
         st.arrays["scene_cell_median"], st.arrays["scene_cell_scale"] = med, scale
 
     def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
+        return self.stream_values(st, feats, {})
+
+    def stream_values(self, st: MotionState, feats: SourceCells, memory: dict) -> tuple[np.ndarray, Any]:
         d, i = st.bank(self.name).query(self.raw(feats))
-        cz = self._cell_z(st, d, still_cells(feats, st.config.scene_still))
+        cz = hold_standing(self._z(st, d), still_cells(feats, st.config.scene_still),
+                           busy_cells(feats).reshape(feats.n_frames, -1), feats.timestamps,
+                           st.config.scene_hold_s, memory)
         return self._frame_values(cz), (cz, i)
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:

@@ -95,6 +95,9 @@ class MotionConfig:
     #: scene: adds to the fused score only beyond this many times its held-out 99th percentile
     #: (most frames hold nothing standing; 4 chosen by bench/motion_cv.py --fixed-camera, docs/motion.md v8)
     scene_margin: float = 4.0
+    #: scene: a standing cell that something passes in front of keeps the verdict it had when it last
+    #: stood for up to this many seconds (see ``scene.hold_standing``); 0: no hold, as models saved before
+    scene_hold_s: float = 3.0
     #: each attribute adds only its z above 0 (its held-out median) to the fused score: an attribute
     #: more typical than usual is no evidence that the frame is normal (a frame with few moving
     #: regions has a low worst-region distance, whose negative z cancelled another attribute's
@@ -118,7 +121,7 @@ class MotionConfig:
                   "radius": (0, 64), "max_bank": (1, 1_000_000), "smoothing_window": (1, 100_000),
                   "place_examples": (0, 1_000_000), "place_max_radius": (0, 64), "direction_margin": (0, 1e6),
                   "scene_still": (0, 1e6), "scene_still_noise": (0, 1e6),
-                  "scene_margin": (0, 1e6)}
+                  "scene_margin": (0, 1e6), "scene_hold_s": (0, 1e6)}
         for name, (low, top) in ranges.items():
             v = getattr(self, name)
             if not low <= v <= top:  # also refuses NaN
@@ -139,6 +142,7 @@ class MotionConfig:
         kw.setdefault("evidence_only", False)  # models saved before these existed: plain sum, edge regions count
         kw.setdefault("edge_regions", True)
         kw.setdefault("scene_still_noise", 0.0)  # models saved before it existed learnt no stillness level
+        kw.setdefault("scene_hold_s", 0.0)  # models saved before it existed held nothing
         return cls(grid=GridConfig.from_dict(d.get("grid", {})), fused=tuple(d.get("fused", base.fused)), **kw)
 
 
@@ -497,7 +501,8 @@ class MotionScorer:
         st = self._check()
         src = str(source)
         stream = self._stream(st.cols)
-        parts = [self.score_cells(c) for c in iter_cells(src, st.config.grid, st.cols, frames=self._frames(src),
+        memory: dict = {}  # what attributes remember from the earlier chunks of this clip
+        parts = [self.score_cells(c, memory) for c in iter_cells(src, st.config.grid, st.cols, frames=self._frames(src),
                                                          progress=progress, stream=stream)]
         self.timing = dict(stream.timing)
         attrs = {a: np.concatenate([p.attribute_scores[a] for p in parts]) for a in parts[0].attribute_scores}
@@ -508,13 +513,16 @@ class MotionScorer:
         expl = agreeing(scores, ts, [e for p in parts for e in p.explanations], st.config.smoothing_window)
         return MotionScores(src, np.concatenate([p.frame_indices for p in parts]), ts, scores, attrs, expl, emb)
 
-    def score_cells(self, feats: SourceCells) -> MotionScores:
+    def score_cells(self, feats: SourceCells, memory: dict | None = None) -> MotionScores:
+        """Scores of ``feats``; ``memory`` (one dict per stream, kept by the caller between calls)
+        carries what attributes remember from the stream's earlier frames (None: a stream of its own)."""
         st = self._check()
         if feats.n_frames and feats.motion.shape[2] != st.cols:
             raise InvalidVideoError("the video's grid does not match the model's")
+        memory = {} if memory is None else memory
         z, detail = {}, {}
         for a in st.config.fused:
-            v, detail[a] = REGISTRY[a].values(st, feats)
+            v, detail[a] = REGISTRY[a].stream_values(st, feats, memory.setdefault(a, {}))
             z[a] = REGISTRY[a].zscore(st, v)
         fused = self._fuse(st, z, feats.has_motion)
         scores = (st.threshold - fused) / st.score_unit
@@ -527,11 +535,13 @@ class MotionScorer:
         st = self._check()
         stream = self._stream(st.cols)
         recent: deque[tuple[float, float, dict]] = deque(maxlen=max(1, st.config.smoothing_window))
+        memory: dict = {}
         for f in frames:
             c = stream.features(f)
             crops = stream.embed(stream.embedder.crops(f.image, c.blobs) if stream.embedder is not None else [])
             res = self.score_cells(pack_cells(f.source, (f.image.shape[1], f.image.shape[0]),
-                                              [(f.index, f.timestamp, c)], crops, st.config.grid.rows, st.cols))
+                                              [(f.index, f.timestamp, c)], crops, st.config.grid.rows, st.cols),
+                                   memory)
             self.timing = dict(stream.timing)
             # the watcher smooths over the trailing window: explain by its worst frame when it is low
             recent.append((float(res.scores[0]), f.timestamp, res.explanations[0]))
