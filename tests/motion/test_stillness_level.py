@@ -34,3 +34,21 @@ def test_the_learnt_level_is_saved_and_models_saved_before_keep_theirs():
     old = {k: v for k, v in MotionConfig().as_dict().items() if k != "scene_still_noise"}
     loaded = MotionConfig.from_dict(old)
     assert loaded.scene_still == 0.5 and loaded.scene_still_noise == 0.0
+
+
+def test_fitting_again_learns_afresh_not_from_the_last_fit(tmp_path):
+    """The same scorer fitted on a grainy camera, then on a clean one, learns the clean camera's
+    level: the level a fit learnt is not where the next fit starts from."""
+    from vlm_anomaly.motion.scorer import MotionScorer
+
+    grid = GridConfig()
+    cols = grid_cols(SIZE[0] / SIZE[1], grid.rows)
+
+    def clips(scene):
+        paths = [write_scene(tmp_path / f"{scene}{i}.mp4", scene, seconds=4, start_s=4 * i) for i in range(2)]
+        return [extract_cells(str(p), grid, cols, frames=iter_source(str(p), interval_ms=100, config=grid))
+                for p in paths]
+
+    scorer = MotionScorer(MotionConfig(fused=("object", "scene")))
+    assert scorer.fit_cells(clips("ir_night_grain")).config.scene_still > 1.0
+    assert scorer.fit_cells(clips("clean")).config.scene_still == 0.5

@@ -260,6 +260,8 @@ class MotionScorer:
                  max_frames: int = 0, max_duration_s: float = 0, state: MotionState | None = None,
                  embedder: CropEmbedder | None = None):
         self.config = state.config if state is not None else (config or MotionConfig())
+        #: the stillness level asked for: every fit learns from it afresh (``config`` holds the learnt one)
+        self._still_asked = self.config.scene_still
         #: embeds the moving regions' crops (needed when the ``appearance`` attribute is fused)
         self.embedder = embedder
         self.interval_ms = interval_ms
@@ -373,7 +375,7 @@ class MotionScorer:
             raise InvalidVideoError("training videos must share one aspect ratio (same camera)")
         names = [Path(f.source).name or f.source for f in feats[:n_orig]]
         # the camera's own noise, from the clips as recorded (the degraded copies are another stream)
-        still = learn_still(feats[:n_orig], cfg.scene_still, cfg.scene_still_noise)
+        still = learn_still(feats[:n_orig], self._still_asked, cfg.scene_still_noise)
         cfg = self.config = replace(cfg, scene_still=still)
         rank = {c: r for r, c in enumerate(keep_clip)}
         data = FitData(cfg, feats, _groups(feats, copy_of),
