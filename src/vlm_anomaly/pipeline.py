@@ -28,7 +28,7 @@ from .store import CachedEmbeddings, EmbeddingCache, ModelStore
 from .threads import configure_threads
 from .values import EmbeddedVideo, FrameScores
 from .video import Frame, batched, content_hash, prefetch, probe, sample_frames, source_kind
-from .video.live import file_gaps
+from .video.decode import file_gaps
 
 log = logging.getLogger(__name__)
 

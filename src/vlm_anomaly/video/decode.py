@@ -22,7 +22,9 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError, VideoTooLongError
+from ..redact import redact_url
 from ..threads import decoder_threads
+from ..values import Gap
 
 log = logging.getLogger(__name__)
 
@@ -341,3 +343,19 @@ def read_image(path: Path) -> np.ndarray | None:
     if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
         return None
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+#: why a hole in a file's timestamps is a gap
+HOLE_REASON = "frames missing: the file's timestamps jump"
+
+
+def file_gaps(source: str, frame_indices, timestamps, min_s: float) -> list[Gap]:
+    """The holes in a file's timestamps among its scored frames (offline results), found as the live
+    reader finds them among all of its frames (:meth:`FrameSpacing.hole`, with ``min_s``
+    its stall timeout), so ``score`` and ``watch`` report the same gaps."""
+    spacing, gaps = FrameSpacing(), []
+    for i0, i1, t0, t1 in zip(frame_indices[:-1], frame_indices[1:], timestamps[:-1], timestamps[1:]):
+        missing = spacing.hole(float(t1 - t0), min_s, int(i1 - i0))
+        if missing:
+            gaps.append(Gap(redact_url(source), float(t1) - missing, float(t1), HOLE_REASON, 0))
+    return gaps

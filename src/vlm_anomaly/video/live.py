@@ -26,7 +26,7 @@ from ..config import SamplingSettings
 from ..errors import VideoTooLongError
 from ..redact import redact_text, redact_url
 from ..values import Gap
-from .decode import FrameSpacing, short_error
+from .decode import HOLE_REASON, FrameSpacing, short_error
 from .frames import Frame, FrameBefore
 from .sampling import SampleGrid
 from .sources import DEFAULT_FOLDER_FPS, Reader, open_reader, source_kind
@@ -48,22 +48,6 @@ class _Hole:
 
     start: float
     end: float
-
-
-#: why a hole in a file's timestamps is a gap
-HOLE_REASON = "frames missing: the file's timestamps jump"
-
-
-def file_gaps(source: str, frame_indices, timestamps, min_s: float) -> list[Gap]:
-    """The holes in a file's timestamps among its scored frames (offline results), found as the live
-    reader finds them among all of its frames (:meth:`~.decode.FrameSpacing.hole`, with ``min_s``
-    its stall timeout), so ``score`` and ``watch`` report the same gaps."""
-    spacing, gaps = FrameSpacing(), []
-    for i0, i1, t0, t1 in zip(frame_indices[:-1], frame_indices[1:], timestamps[:-1], timestamps[1:]):
-        missing = spacing.hole(float(t1 - t0), min_s, int(i1 - i0))
-        if missing:
-            gaps.append(Gap(redact_url(source), float(t1) - missing, float(t1), HOLE_REASON, 0))
-    return gaps
 
 
 def _drop_oldest(q: queue.Queue) -> int:
