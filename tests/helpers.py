@@ -83,3 +83,31 @@ def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]
         out, err = proc.communicate()
         pytest.fail(f"CLI hung: {proc.args}\n{err[-2000:]}")
     return proc.returncode, out, err
+
+
+def watch_events(home: Path, model: str, source: Path, tmp: Path, timeout: float = 300) -> list:
+    """``watch --fast`` on a file as the CLI runs it (the live Monitor, not at the file's own rate),
+    into a fresh event store under ``tmp``; the events it stored, once the file has ended."""
+    from vlm_anomaly import Pipeline, load_settings
+    from vlm_anomaly.events import EventStore, Monitor
+
+    s = load_settings(overrides={"home": home, "events_db_url": f"sqlite:///{tmp}/ev.db", "events_dir": tmp / "events"})
+    store = EventStore.from_settings(s)
+    mon = Monitor(Pipeline(s), store=store, retention=False)
+    wid = mon.start(model, str(source), realtime=False)
+    assert mon.wait(timeout) and mon.status(wid)["status"] == "ended", mon.status(wid)
+    return store.list()
+
+
+def trained_plaza(d: Path, scene: str):
+    """A Pipeline under ``d`` with the shipped default trained on ``synthetic_nuisance``'s plaza
+    under ``scene``, on the footage of ``bench/motion_nuisance.py`` to the frame: 9 clips of 15 s
+    (with 6 of 10 s, one flow spike smoothed over 5 samples flagged 12.5 % of a normal clip: see
+    docs/motion.md on 15 fps)."""
+    from vlm_anomaly import Pipeline, load_settings
+    from vlm_anomaly.synthetic_nuisance import write_scene
+
+    train = [write_scene(d / f"t{i}.mp4", scene, seconds=15, start_s=15 * i) for i in range(9)]
+    pipe = Pipeline(load_settings(overrides={"home": d / "home"}))  # the default detector and sampling
+    pipe.train(scene, train)
+    return pipe

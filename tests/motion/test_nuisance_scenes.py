@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vlm_anomaly import Pipeline, load_settings
+from tests.helpers import trained_plaza, watch_events
 from vlm_anomaly.synthetic_nuisance import write_scene
 
 pytestmark = pytest.mark.slow
@@ -25,11 +25,7 @@ SPAN = (8.0, 18.0)  # the incident (lens covered, person standing), in seconds o
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
     d = tmp_path_factory.mktemp("nuisance-night")
-    # the bench's footage to the frame: 9 clips of 15 s (with 6 of 10 s, one flow spike smoothed
-    # over 5 samples flagged 12.5 % of the normal clip: see docs/motion.md on 15 fps)
-    train = [write_scene(d / f"t{i}.mp4", SCENE, seconds=15, start_s=15 * i) for i in range(9)]
-    pipe = Pipeline(load_settings(overrides={"home": d / "home"}))  # the default detector and sampling
-    pipe.train(SCENE, train)
+    pipe = trained_plaza(d, SCENE)
     normal = write_scene(d / "normal.mp4", SCENE, seconds=30, start_s=195)
     covered = write_scene(d / "covered.mp4", SCENE, seconds=25, start_s=375, incident="covered", span=SPAN)
     standing = write_scene(d / "standing.mp4", SCENE, seconds=25, start_s=335, incident="standing", span=SPAN)
@@ -60,14 +56,6 @@ def test_a_person_standing_in_the_grain_is_flagged_while_they_stand(night, tmp_p
     assert r.labels[inside].mean() >= 0.6, r.labels[inside].mean()
     assert "never there" in r.explanations[int(np.argmin(np.abs(t - 13.0)))]["text"]
 
-    from vlm_anomaly.events import EventStore, Monitor
-
-    s = load_settings(overrides={"home": pipe.settings.home, "events_db_url": f"sqlite:///{tmp_path}/ev.db",
-                                 "events_dir": tmp_path / "events"})
-    store = EventStore.from_settings(s)
-    mon = Monitor(Pipeline(s), store=store, retention=False)
-    wid = mon.start(SCENE, str(standing), realtime=False)
-    assert mon.wait(300) and mon.status(wid)["status"] == "ended"
-    events = store.list()
+    events = watch_events(pipe.settings.home, SCENE, standing, tmp_path)
     assert len(events) == 1, [(e.start_time, e.end_time) for e in events]
     assert events[0].start_time <= 12.0 and events[0].end_time >= 17.5, (events[0].start_time, events[0].end_time)

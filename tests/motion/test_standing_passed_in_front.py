@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vlm_anomaly import Pipeline, load_settings
+from tests.helpers import trained_plaza, watch_events
 from vlm_anomaly.synthetic_nuisance import write_scene
 
 pytestmark = pytest.mark.slow
@@ -22,9 +22,7 @@ SPAN = (8.0, 18.0)  # the person stands from 8 to 18 s of the 25 s clip
 @pytest.fixture(scope="module")
 def plaza(tmp_path_factory):
     d = tmp_path_factory.mktemp("nuisance-clean")
-    train = [write_scene(d / f"t{i}.mp4", SCENE, seconds=15, start_s=15 * i) for i in range(9)]
-    pipe = Pipeline(load_settings(overrides={"home": d / "home"}))  # the default detector and sampling
-    pipe.train(SCENE, train)
+    pipe = trained_plaza(d, SCENE)
     standing = write_scene(d / "standing.mp4", SCENE, seconds=25, start_s=335, incident="standing", span=SPAN)
     return pipe, standing
 
@@ -40,15 +38,7 @@ def test_walkers_passing_in_front_of_a_standing_person_do_not_cut_the_incident(p
     passing = (t >= 14.5) & (t < 16.0)  # the walker in front of the person
     assert r.labels[passing].all() and "never there" in r.explanations[int(np.argmax(passing))]["text"]
 
-    from vlm_anomaly.events import EventStore, Monitor
-
-    s = load_settings(overrides={"home": pipe.settings.home, "events_db_url": f"sqlite:///{tmp_path}/ev.db",
-                                 "events_dir": tmp_path / "events"})
-    store = EventStore.from_settings(s)
-    mon = Monitor(Pipeline(s), store=store, retention=False)
-    wid = mon.start(SCENE, str(standing), realtime=False)
-    assert mon.wait(300) and mon.status(wid)["status"] == "ended"
-    events = store.list()
+    events = watch_events(pipe.settings.home, SCENE, standing, tmp_path)
     assert len(events) == 1, [(e.start_time, e.end_time) for e in events]
     assert events[0].start_time <= 12.0 and SPAN[1] - 0.5 <= events[0].end_time <= SPAN[1] + 3.0, (
         events[0].start_time, events[0].end_time)
