@@ -77,7 +77,9 @@ def test_the_end_to_end_example_gives_what_the_readme_shows(tmp_path):
         assert [b["type"] for b in bodies] == ["new", "end"]
         after = prose[prose.index('"after": {'):prose.index("...}}")]
         stated = json.loads("{" + after[len('"after": {'):].rstrip().rstrip(",") + "}")
-        assert {k: bodies[1]["after"][k] for k in stated} == stated
+        # scores to the last printed digits can differ between machines (BLAS, OpenCV builds): 1e-5
+        assert {k: bodies[1]["after"][k] for k in stated} == {
+            k: pytest.approx(v, abs=1e-5) if isinstance(v, float) else v for k, v in stated.items()}
         # "with the model's 5-sample window alone (`event_end_smoothing_s: 100`) it ends at 10.0 s"
         alone = re.search(r"window alone \(`event_end_smoothing_s: (\d+)`\) it ends at ([\d.]+) s", prose)
         watch = commands[-1]
