@@ -45,7 +45,7 @@ def learn_still(feats: Sequence[SourceCells], still: float, noise: float) -> flo
     something standing is never judged. Unchanged with ``noise`` 0 or too few quiet cells."""
     if noise <= 0:
         return still
-    quiet = [f.scene_change[(f.motion[..., 3] <= BUSY_SHARE) & np.isfinite(f.scene_change)] for f in feats
+    quiet = [f.scene_change[~busy_cells(f) & np.isfinite(f.scene_change)] for f in feats
              if f.n_frames and f.scene_change is not None]
     ch = np.concatenate(quiet) if quiet else np.zeros(0)
     return max(still, noise * float(np.median(ch))) if len(ch) >= MIN_QUIET else still
