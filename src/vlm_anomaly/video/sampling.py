@@ -32,7 +32,7 @@ from .decode import (
     to_rgb,
     warn_untimed,
 )
-from .frames import PREVIOUS_GAP_S, Frame, FrameBefore
+from .frames import Frame, FrameBefore
 from .sources import DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, is_stream_url, list_frame_files, open_video
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,11 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
     grid = SampleGrid(interval_ms)
     skipped = 0
     last: tuple[int, np.ndarray] | None = None  # the last image read, reused as a "previous" frame
+    recent: FrameBefore[int] = FrameBefore()  # file numbers only: no image is read that is not used
     for i, f in enumerate(files):
         t = i / fps
+        got = recent.before(t)
+        recent.add(t, i)
         if not grid.take(t):
             continue
         img = read_image(f)
@@ -130,15 +133,16 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
             log.warning("%s: unreadable image skipped", f)
             continue
         img = resize_to(img, max_side)
-        prev, j = None, max(0, i - max(1, math.ceil(PREVIOUS_GAP_S * fps - 1e-6)))  # as FrameBefore picks
-        if with_previous and i > 0:
+        prev = None
+        if with_previous and got is not None:
+            j = got[1]
             if last is not None and last[0] == j:
                 prev = last[1]
             else:
                 raw = read_image(files[j])
                 prev = resize_to(raw, max_side) if raw is not None else None
         last = (i, img)
-        yield Frame(i, t, img, str(folder), prev, j / fps if prev is not None else None)
+        yield Frame(i, t, img, str(folder), prev, got[0] if prev is not None else None)
     if skipped:
         log.warning("%s: %d unreadable image(s) skipped", folder, skipped)
 
