@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -51,6 +52,8 @@ def _watch(home: Path, scene: str, clip: Path, tmp: Path) -> list[dict]:
     """``watch --fast`` as the CLI runs it: the live Monitor on the file, not at its own rate."""
     from vlm_anomaly.events import EventStore, Monitor
 
+    for old in (tmp / "ev.db", tmp / "events"):  # a fresh store: a rerun's events are not added to the last run's
+        shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
     s = load_settings(overrides={"home": str(home), "events_db_url": f"sqlite:///{tmp}/ev.db",
                                  "events_dir": str(tmp / "events")})
     store = EventStore.from_settings(s)
