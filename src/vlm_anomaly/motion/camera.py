@@ -20,7 +20,7 @@ from ..detectors.calibration import RobustZ
 from .attribute import Attribute, FitData
 from .calibration import leave_one_group_out
 from .features import SCENE_DIM, SCENE_PATCH
-from .scene import still_cells
+from .scene import follow_gradual, still_cells
 
 if TYPE_CHECKING:
     from .extract import SourceCells
@@ -70,12 +70,21 @@ def _background(X: np.ndarray, still: np.ndarray) -> dict[str, np.ndarray]:
     return {"bg": bg, "dev": np.where(np.isfinite(dev), dev, 0.0), "structured": structured}
 
 
-def _moved_share(X: np.ndarray, still: np.ndarray, bg: dict[str, np.ndarray], rows: int) -> np.ndarray:
+def _differ(X: np.ndarray, bg: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, cells) which patches differ from the training background, and each cell's limit."""
+    limit = np.maximum(2 * bg["dev"], 1.0)
+    return np.linalg.norm(X - bg["bg"][None], axis=2) > limit[None], limit
+
+
+def _moved_share(X: np.ndarray, still: np.ndarray, bg: dict[str, np.ndarray], rows: int,
+                 gradual: np.ndarray | None = None) -> np.ndarray:
     """Per frame, the share of its still, structured cells that differ from the training background
     (NaN with fewer than MIN_CELLS such cells, or under MIN_SHARE of the structured ones), kept
-    only where the background moved as a whole (:func:`_shift_explains`), else 0."""
-    limit = np.maximum(2 * bg["dev"], 1.0)
-    differ = np.linalg.norm(X - bg["bg"][None], axis=2) > limit[None]
+    only where the background moved as a whole (:func:`_shift_explains`), else 0. Cells whose look
+    drifted there only gradually (``gradual``: a shadow moving with the sun) do not count as differing."""
+    differ, limit = _differ(X, bg)
+    if gradual is not None:
+        differ &= ~gradual
     use = still & bg["structured"][None]
     n = use.sum(1)
     enough = max(MIN_CELLS, MIN_SHARE * int(bg["structured"].sum()))
@@ -133,7 +142,7 @@ def _limits(cam: np.ndarray, X: np.ndarray, still: np.ndarray) -> tuple[np.ndarr
 
 
 def _checks(cam: np.ndarray, X: np.ndarray, still: np.ndarray, lim: np.ndarray,
-            bg: dict[str, np.ndarray], rows: int) -> np.ndarray:
+            bg: dict[str, np.ndarray], rows: int, gradual: np.ndarray | None = None) -> np.ndarray:
     """(n, 4) log2 exceedance of each check (0 inside its limit)."""
     n = len(cam)
     out = np.zeros((n, len(CHECKS)))
@@ -144,7 +153,7 @@ def _checks(cam: np.ndarray, X: np.ndarray, still: np.ndarray, lim: np.ndarray,
         d = np.where(np.isfinite(cam[:, 3]), cam[:, 3], lim[1])  # no reference: not judged
         out[:, 1] = np.log2(lim[1] / np.maximum(d, lim[1] / 64))
     out[:, 2] = np.log2(lim[2] / np.maximum(cam[:, 2], lim[2] / 64 + 1e-9))
-    share = _moved_share(X, still, bg, rows)
+    share = _moved_share(X, still, bg, rows, gradual)
     out[:, 3] = np.log2(np.maximum(np.nan_to_num(share, nan=0.0), 1e-6) / lim[3])
     return np.maximum(out, 0.0)
 
@@ -184,11 +193,17 @@ class CameraAttribute(Attribute):
         st.arrays.update(camera_limits=lim, camera_bg=bg, camera_dev=dev, camera_structured=structured)
 
     def values(self, st: MotionState, feats: SourceCells) -> tuple[np.ndarray, Any]:
+        return self.stream_values(st, feats, {})
+
+    def stream_values(self, st: MotionState, feats: SourceCells, memory: dict) -> tuple[np.ndarray, Any]:
         lim = st.arrays["camera_limits"]
         bg = {k: st.arrays[f"camera_{k}"] for k in ("bg", "dev")}
         bg["structured"] = st.arrays["camera_structured"] > 0.5
         cam = feats.camera.astype(np.float64)
-        checks = _checks(cam, *_cells(feats, st.config.scene_still), lim, bg, st.config.grid.rows)
+        X, still = _cells(feats, st.config.scene_still)
+        gradual = (follow_gradual(X, ~_differ(X, bg)[0], still, feats.timestamps, st.config.scene_still, memory)
+                   if st.config.scene_follow else None)
+        checks = _checks(cam, X, still, lim, bg, st.config.grid.rows, gradual)
         light = (cam[:, 0] < lim[4]) | (cam[:, 0] > lim[5]) if len(cam) else np.zeros(0, bool)
         return (checks.max(1) if len(checks) else np.zeros(0)), (checks, light)
 

@@ -100,6 +100,41 @@ def hold_standing(z: np.ndarray, still: np.ndarray, busy: np.ndarray, ts: np.nda
     return out
 
 
+#: a cell hidden for a while (someone passing) may have drifted by up to this many seconds' worth
+#: of the stillness level meanwhile, no more: what arrives at once changes its patch by more
+FOLLOW_MAX_S = 2.0
+
+
+def follow_gradual(X: np.ndarray, normal: np.ndarray, still: np.ndarray, ts: np.ndarray, step: float,
+                   memory: dict) -> np.ndarray:
+    """(n, cells) True where a standing cell does not look normal (``normal``: as in training) but
+    its patch (``X``, (n, cells, d)) has changed only gradually since it last did: each time it
+    stood, by less than ``step`` (the stillness level, a change per second) times the seconds since
+    it last settled (1 to ``FOLLOW_MAX_S``). Why: a shadow that moves with the sun reaches places
+    where no training clip had one, and was "something never there" (and, once it covered most of
+    the view, "camera view moved") all afternoon (docs/motion.md, item 30); it arrives by small
+    steps, while a bag, a parked car, a person who stops or a knocked camera changes the look at
+    once (for an object, while the cell is busy, after which its patch is far from the one it
+    settled on) and is judged as before. The settled patch is kept while the cell does not stand,
+    so what passes over a drifting shadow does not break the chain, and when an object that stood
+    there leaves, the chain goes on from the look before it. ``memory`` carries each cell's settled
+    patch and its time between the calls of one stream."""
+    out = np.zeros(still.shape, bool)
+    if not len(still):
+        return out
+    if memory.get("settled") is None or memory["settled"].shape != X.shape[1:]:
+        memory["settled"], memory["settled_t"] = np.zeros(X.shape[1:], np.float32), np.full(X.shape[1], -np.inf)
+    settled, settled_t = memory["settled"], memory["settled_t"]
+    for j in range(len(still)):
+        anchor = still[j] & normal[j]
+        allowed = step * np.clip(ts[j] - settled_t, 1.0, FOLLOW_MAX_S)
+        out[j] = (still[j] & ~anchor & np.isfinite(settled_t)
+                  & (np.linalg.norm(X[j] - settled, axis=-1) < allowed))
+        moved = anchor | out[j]
+        settled[moved], settled_t[moved] = X[j, moved], ts[j]
+    return out
+
+
 def cell_calibration(dist: np.ndarray, still: np.ndarray, min_count: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Per cell, the median and robust spread (IQR / 1.349) of its held-out distances on still
     frames; no cell is judged more strictly than the typical cell (the spread is at least the
@@ -185,9 +220,15 @@ class SceneAttribute(Attribute):
         return self.stream_values(st, feats, {})
 
     def stream_values(self, st: MotionState, feats: SourceCells, memory: dict) -> tuple[np.ndarray, Any]:
-        d, i = st.bank(self.name).query(self.raw(feats))
-        cz = hold_standing(self._z(st, d), still_cells(feats, st.config.scene_still),
-                           busy_cells(feats).reshape(feats.n_frames, -1), feats.timestamps,
+        X = self.raw(feats)
+        d, i = st.bank(self.name).query(X)
+        z, still = self._z(st, d), still_cells(feats, st.config.scene_still)
+        if st.config.scene_follow:
+            c = st.calib[self.name]  # a normal frame's worst cell reaches this 1 % of the time
+            level = c.median + c.high * c.scale
+            z = np.where(follow_gradual(X, z <= level, still, feats.timestamps, st.config.scene_still, memory),
+                         np.minimum(z, level), z)
+        cz = hold_standing(z, still, busy_cells(feats).reshape(feats.n_frames, -1), feats.timestamps,
                            st.config.scene_hold_s, memory)
         return self._frame_values(cz), (cz, i)
 

@@ -98,6 +98,10 @@ class MotionConfig:
     #: scene: a standing cell that something passes in front of keeps the verdict it had when it last
     #: stood for up to this many seconds (see ``scene.hold_standing``); 0: no hold, as models saved before
     scene_hold_s: float = 3.0
+    #: scene: a standing cell whose look has changed only gradually since it last looked as in
+    #: training (a shadow moving with the sun) keeps that verdict (see ``scene.follow_gradual``);
+    #: False: judged against training alone, as models saved before
+    scene_follow: bool = True
     #: each attribute adds only its z above 0 (its held-out median) to the fused score: an attribute
     #: more typical than usual is no evidence that the frame is normal (a frame with few moving
     #: regions has a low worst-region distance, whose negative z cancelled another attribute's
@@ -143,6 +147,7 @@ class MotionConfig:
         kw.setdefault("edge_regions", True)
         kw.setdefault("scene_still_noise", 0.0)  # models saved before it existed learnt no stillness level
         kw.setdefault("scene_hold_s", 0.0)  # models saved before it existed held nothing
+        kw.setdefault("scene_follow", False)  # ... and followed no gradual change
         return cls(grid=GridConfig.from_dict(d.get("grid", {})), fused=tuple(d.get("fused", base.fused)), **kw)
 
 
