@@ -204,6 +204,27 @@ def _fixed_camera_figures(header: str, cell: str, d: dict, row: str,
     return [(f"{kind} flagged %", 100 * r[f"flagged_{kind}"], flagged), (f"{kind} AUC", r[f"auc_{kind}"], auc)]
 
 
+def _drift_figures(header: str, cell: str, d: dict, row: str, before: list[str]) -> list[tuple[str, float, tuple]]:
+    """``bench/motion_drift.py --json``: {runs: {name: {...}}}; the row names its run in backticks."""
+    [key] = [k for k in d["runs"] if f"`{k}`" in row]
+    r = d["runs"][key]
+    h = header.lower()
+    if "by minute" in h:
+        return [(f"flagged % in minute {i + 1}", v, s)
+                for i, (v, s) in enumerate(zip(r["normal_flagged_by_minute_pct"], _numbers(cell), strict=True))]
+    if "first" in h:
+        return [("first normal frame flagged (s)", r["first_normal_flag_s"], _shown(cell))]
+    if "standing" in h:
+        return [("standing flagged %", r["standing_flagged_after_first_second_pct"], _shown(cell))]
+    if "normal" in h:
+        return [("normal flagged %", r["normal_flagged_pct"], _shown(cell))]
+    if "watch" in h:
+        ev = sorted(r["watch_events"], key=lambda e: e["start_s"])
+        stored = [x for e in ev for x in (e["start_s"], e["end_s"])]
+        return [(f"watch event time {i}", v, s) for i, (v, s) in enumerate(zip(stored, _numbers(cell), strict=True))]
+    return []
+
+
 def _figures_of(d: dict):
     if d.get("format") == "vlm-anomaly-evaluation":
         return _evaluation_figures
@@ -215,6 +236,8 @@ def _figures_of(d: dict):
         return _bench_figures
     if "results" in d and "device" in d:
         return _gpu_figures
+    if isinstance(d.get("runs"), dict) and all("normal_flagged_by_minute_pct" in v for v in d["runs"].values()):
+        return _drift_figures
     if d and all(isinstance(v, dict) and "flagged_standing" in v for v in d.values()):
         return _fixed_camera_figures
     raise AssertionError(f"a results table links a report of unknown kind: {sorted(d)[:8]}")
