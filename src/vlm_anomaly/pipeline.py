@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ from .encoders import Encoder, build_prompts, encoder_from_settings, encoder_opt
 from .encoders.base import Description
 from .errors import ConfigError, InvalidModelNameError, InvalidVideoError, VlmAnomalyError
 from .model import AnomalyModel, TrainingVideo
-from .results import ScoreResult
+from .results import ScoreResult, gap_breaks
+from .smoothing import agreeing
 from .store import CachedEmbeddings, EmbeddingCache, ModelStore
 from .threads import configure_threads
 from .values import EmbeddedVideo, FrameScores
@@ -294,14 +296,17 @@ class Pipeline:
         timing = {**res.timing, "total_s": round(wall, 4), "frames": res.n_frames,
                   "seconds_per_frame": round(wall / max(1, res.n_frames), 4), "from_cache": res.from_cache,
                   "runtime": enc.runtime if enc is not None else "none", "threads": self.threads}
-        # the result people read: scores, labels, descriptions, and incidents as live monitoring builds them
+        # the result people read: scores, labels, descriptions, and incidents as live monitoring builds them;
+        # a flagged frame is explained (and described) by what made its smoothed score low, within its gap
+        thr = m.threshold if threshold is None else threshold
+        gaps = file_gaps(str(source), res.frame_indices, res.timestamps, self.settings.sampling.stream_stall_timeout_s)
+        res = replace(res, explanations=agreeing(res.scores, res.timestamps, res.explanations, m.smoothing_window,
+                                                 threshold=thr, breaks=gap_breaks(res.timestamps, gaps)))
         descs = self.describe_scores(m, res) if describe else []
         return ScoreResult.of(
-            res, model=m.name, threshold=m.threshold if threshold is None else threshold,
-            smoothing_window=m.smoothing_window, descriptions=[d.text for d in descs],
-            confidences=[d.confidence for d in descs], timing=timing, interval_ms=scorer.interval_ms,
-            events=self.settings.events, gaps=file_gaps(str(source), res.frame_indices, res.timestamps,
-                                                        self.settings.sampling.stream_stall_timeout_s))
+            res, model=m.name, threshold=thr, smoothing_window=m.smoothing_window,
+            descriptions=[d.text for d in descs], confidences=[d.confidence for d in descs], timing=timing,
+            interval_ms=scorer.interval_ms, events=self.settings.events, gaps=gaps)
 
     def score_each(self, model: str | AnomalyModel, sources: Sequence[str | Path], **kwargs
                    ) -> Iterator[tuple[str | Path, ScoreResult | InvalidVideoError]]:

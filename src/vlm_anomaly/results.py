@@ -110,7 +110,8 @@ def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
-def _breaks(timestamps: np.ndarray, gaps: Sequence[Gap]) -> list[int]:
+def gap_breaks(timestamps: np.ndarray, gaps: Sequence[Gap]) -> list[int]:
+    """Positions of the first frame after each gap (where no smoothing window reaches across)."""
     return [int(np.searchsorted(timestamps, g.end_time - 1e-6)) for g in gaps]
 
 
@@ -152,7 +153,7 @@ class ScoreResult:
            gaps: Sequence[Gap] = ()) -> ScoreResult:
         """The result of a detector's :class:`~vlm_anomaly.values.FrameScores` under a model's labelling."""
         raw = np.asarray(res.scores, np.float64)
-        smooth = moving_average(raw, smoothing_window, breaks=_breaks(res.timestamps, gaps))
+        smooth = moving_average(raw, smoothing_window, breaks=gap_breaks(res.timestamps, gaps))
         return cls(res.source, model, res.frame_indices, res.timestamps, raw, smooth, threshold, smoothing_window,
                    list(descriptions or []), list(confidences or []), res.embeddings, dict(timing or {}),
                    list(res.explanations), interval_ms, events, list(gaps))
@@ -160,7 +161,7 @@ class ScoreResult:
     @property
     def breaks(self) -> list[int]:
         """Positions of the first frame after each gap."""
-        return _breaks(self.timestamps, self.gaps)
+        return gap_breaks(self.timestamps, self.gaps)
 
     @property
     def labels(self) -> np.ndarray:

@@ -122,3 +122,37 @@ class SpanSmoother:
     def reset(self) -> None:
         self._times.clear()
         self._buf.clear()
+
+
+def worst_of(window: Sequence[tuple[float, float, dict]], own: dict, threshold: float = 0.0) -> dict:
+    """``own`` when the window's mean score is normal (at least ``threshold``), else the explanation
+    of the window's lowest-scoring frame, marked with that frame's time (``from_time``).
+    ``window``: (score, time, explanation) of the frames a smoothed score averages."""
+    if not window or np.mean([w[0] for w in window]) >= threshold:
+        return own
+    _, t, e = min(window, key=lambda w: w[0])
+    return e if e is own else {**e, "from_time": round(float(t), 3)}
+
+
+def agreeing(scores: np.ndarray, timestamps: np.ndarray, explanations: list[dict], window: int, *,
+             threshold: float = 0.0, breaks: Sequence[int] = ()) -> list[dict]:
+    """Explanations that agree with the labels: a frame whose centred smoothed score (as offline
+    labels smooth, no window across a gap: ``breaks``) is below ``threshold`` is explained by the
+    lowest-scoring frame of that window - what made the smoothed score low - not by itself, which
+    may look normal; never by a frame on the other side of a gap."""
+    n = len(scores)
+    if n == 0 or window <= 1 or len(explanations) != n:
+        return list(explanations)
+    smooth = moving_average(scores, window, breaks=breaks)
+    edges = [0, *sorted({int(b) for b in breaks if 0 < b < n}), n]
+    half = window // 2
+    out = []
+    for a, b in itertools.pairwise(edges):
+        for j in range(a, b):
+            if smooth[j] >= threshold:
+                out.append(explanations[j])
+                continue
+            lo, hi = max(a, j - half), min(b, j + window - half)
+            w = [(float(scores[i]), float(timestamps[i]), explanations[i]) for i in range(lo, hi)]
+            out.append(worst_of(w, explanations[j], threshold))
+    return out

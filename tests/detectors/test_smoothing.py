@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vlm_anomaly.detectors import CausalSmoother, moving_average
-from vlm_anomaly.smoothing import SpanSmoother, span_window
+from vlm_anomaly.smoothing import SpanSmoother, agreeing, span_window
 
 
 def _naive(x, window, causal):
@@ -84,3 +84,21 @@ def test_span_smoother_learns_the_interval_from_timestamps_when_not_told():
 def test_span_smoother_refuses_a_negative_span():
     with pytest.raises(ValueError, match="negative"):
         SpanSmoother(-1.0, 5)
+
+
+def _expl(n: int) -> list[dict]:
+    return [{"text": f"frame {i}"} for i in range(n)]
+
+
+def test_a_flagged_frame_is_explained_by_the_worst_of_its_window_never_across_a_gap():
+    scores = np.array([1.0, 1.0, -9.0, 1.0, 1.0, -2.0, -2.0, 1.0])  # a gap before frame 3
+    ts = np.arange(8) * 0.5
+    ts[3:] += 20.0
+    joined = agreeing(scores, ts, _expl(8), 5)  # as if there were no gap
+    assert joined[3]["text"] == "frame 2" and joined[3]["from_time"] == 1.0
+    cut = agreeing(scores, ts, _expl(8), 5, breaks=[3])
+    assert all(e["text"] != "frame 2" for e in cut[3:]), cut[3:]
+    assert cut[2] == {"text": "frame 2"}  # the worst frame explains itself, unmarked
+    assert cut[0]["text"] == "frame 2"  # before the gap: the window's worst frame, marked with its time
+    normal = agreeing(scores, ts, _expl(8), 5, breaks=[3], threshold=-5.0)  # another model's threshold
+    assert normal == _expl(8)

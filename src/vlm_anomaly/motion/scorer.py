@@ -20,7 +20,7 @@ import numpy as np
 from ..detectors.calibration import RobustZ
 from ..detectors.neighbours import Projection, time_chunks
 from ..errors import InvalidVideoError, NotFittedError
-from ..smoothing import moving_average
+from ..smoothing import worst_of
 from ..values import EmbeddedVideo
 from ..video import Frame, content_hash
 from .appearance import CropEmbedder
@@ -517,7 +517,8 @@ class MotionScorer:
                else None)
         scores = np.concatenate([p.scores for p in parts])
         ts = np.concatenate([p.timestamps for p in parts])
-        expl = agreeing(scores, ts, [e for p in parts for e in p.explanations], st.config.smoothing_window)
+        # each frame's own explanation: where labels are made (with the gaps), it is made to agree with them
+        expl = [e for p in parts for e in p.explanations]
         return MotionScores(src, np.concatenate([p.frame_indices for p in parts]), ts, scores, attrs, expl, emb)
 
     def score_cells(self, feats: SourceCells, memory: dict | None = None) -> MotionScores:
@@ -552,7 +553,7 @@ class MotionScorer:
             self.timing = dict(stream.timing)
             # the watcher smooths over the trailing window: explain by its worst frame when it is low
             recent.append((float(res.scores[0]), f.timestamp, res.explanations[0]))
-            yield f, float(res.scores[0]), _worst_of(list(recent), res.explanations[0])
+            yield f, float(res.scores[0]), worst_of(list(recent), res.explanations[0])
 
     # -- explanations ---------------------------------------------------------------------------
     def _explain(self, feats: SourceCells, j: int, z: dict, detail: dict) -> dict:
@@ -609,35 +610,6 @@ def load_heldout(st: MotionState, arrays: dict[str, np.ndarray]) -> None:
             or not np.all(np.isfinite(V)) or info[:, 1].min() < 0 or info[:, 1].max() > 1):
         raise ValueError("the held-out calibration values are malformed")
     st.arrays["heldout_values"], st.arrays["heldout_frames"] = V, info
-
-
-def _worst_of(window: list[tuple[float, float, dict]], own: dict) -> dict:
-    """``own`` when the window's mean score is normal (>= 0), else the explanation of the window's
-    lowest-scoring frame, marked with that frame's time (``from_time``)."""
-    if not window or np.mean([w[0] for w in window]) >= 0:
-        return own
-    score, t, e = min(window, key=lambda w: w[0])
-    return e if e is own else {**e, "from_time": round(float(t), 3)}
-
-
-def agreeing(scores: np.ndarray, timestamps: np.ndarray, explanations: list[dict], window: int) -> list[dict]:
-    """Explanations that agree with the label: a frame whose smoothed score (centred window, as
-    offline scoring smooths) is anomalous is explained by the lowest-scoring frame of its window -
-    what made the smoothed score low - not by itself, which may look normal."""
-    n = len(scores)
-    if n == 0 or window <= 1:
-        return list(explanations)
-    smooth = moving_average(scores, window)
-    half = window // 2
-    out = []
-    for j in range(n):
-        lo, hi = max(0, j - half), min(n, j + window - half)
-        if smooth[j] >= 0:
-            out.append(explanations[j])
-            continue
-        w = [(float(scores[i]), float(timestamps[i]), explanations[i]) for i in range(lo, hi)]
-        out.append(_worst_of(w, explanations[j]))
-    return out
 
 
 def _groups(feats: Sequence[SourceCells], copy_of: Sequence[int]) -> np.ndarray:
