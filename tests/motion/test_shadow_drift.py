@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from tests.helpers import trained_plaza, watch_events
@@ -35,6 +36,9 @@ def test_a_moving_shadow_is_no_incident_and_a_person_who_stops_in_it_is(afternoo
     t = r.timestamps
     shifted = (t >= 30.0) & (t < SPAN[0] - 4.0)  # the shadow edge 18-38 px past training's, nobody standing
     assert r.labels[shifted].mean() <= 0.1, t[shifted & r.labels]
+    # ... and the user hears why, and what to do about it
+    told = [k for k in np.flatnonzero(shifted) if "add footage of this time of day" in r.explanations[k]["text"]]
+    assert len(told) >= 0.5 * shifted.sum(), [r.explanations[k]["text"] for k in np.flatnonzero(shifted)][:3]
     inside = (t >= SPAN[0] + 1.0) & (t < SPAN[1])
     assert r.labels[inside].mean() >= 0.8, r.labels[inside].mean()
 

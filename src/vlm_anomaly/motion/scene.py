@@ -100,6 +100,9 @@ def hold_standing(z: np.ndarray, still: np.ndarray, busy: np.ndarray, ts: np.nda
     return out
 
 
+#: said when places are followed that would otherwise alarm: the view drifted from every training clip
+DRIFT_NOTICE = "part of the view changed slowly since training (a moving shadow?): add footage of this time of day"
+
 #: a cell hidden for a while (someone passing) may have drifted by up to this many seconds' worth
 #: of the stillness level meanwhile, no more: what arrives at once changes its patch by more
 FOLLOW_MAX_S = 2.0
@@ -223,20 +226,26 @@ class SceneAttribute(Attribute):
         X = self.raw(feats)
         d, i = st.bank(self.name).query(X)
         z, still = self._z(st, d), still_cells(feats, st.config.scene_still)
+        drifted = np.zeros(feats.n_frames, bool)
         if st.config.scene_follow:
             c = st.calib[self.name]  # a normal frame's worst cell reaches this 1 % of the time
             level = c.median + c.high * c.scale
-            z = np.where(follow_gradual(X, z <= level, still, feats.timestamps, st.config.scene_still, memory),
-                         np.minimum(z, level), z)
+            gradual = follow_gradual(X, z <= level, still, feats.timestamps, st.config.scene_still, memory)
+            # what the user should hear of: places followed that, judged against training alone, would alarm
+            drifted = self.zscore(st, np.where(gradual, z, 0.0).max(1, initial=0.0)) > 0
+            z = np.where(gradual, np.minimum(z, level), z)
         cz = hold_standing(z, still, busy_cells(feats).reshape(feats.n_frames, -1), feats.timestamps,
                            st.config.scene_hold_s, memory)
-        return self._frame_values(cz), (cz, i)
+        return self._frame_values(cz), (cz, i, drifted)
+
+    def notice(self, st: MotionState, feats: SourceCells, j: int, detail: Any) -> str | None:
+        return DRIFT_NOTICE if detail[2][j] else None
 
     def locate(self, st: MotionState, feats: SourceCells, j: int, detail: Any, out: dict) -> bool:
         dist = detail[0]
         R, C = st.config.grid.rows, st.cols
         w, h = (int(v) for v in feats.size)
-        _, r, c = worst_cell(st, self.name, feats, j, detail, out)
+        _, r, c = worst_cell(st, self.name, feats, j, detail[:2], out)
         # the box: the connected cells around the worst one that are unusual for their place too
         grid = (dist[j] > max(3.0, 0.3 * float(dist[j].max()))).reshape(R, C)
         grid[r, c] = True
