@@ -70,21 +70,26 @@ def _background(X: np.ndarray, still: np.ndarray) -> dict[str, np.ndarray]:
     return {"bg": bg, "dev": np.where(np.isfinite(dev), dev, 0.0), "structured": structured}
 
 
-def _differ(X: np.ndarray, bg: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(n, cells) which patches differ from the training background, and each cell's limit."""
-    limit = np.maximum(2 * bg["dev"], 1.0)
-    return np.linalg.norm(X - bg["bg"][None], axis=2) > limit[None], limit
+def _limit(bg: dict[str, np.ndarray]) -> np.ndarray:
+    """Per cell, how far a patch may stray from the training background and still match it."""
+    return np.maximum(2 * bg["dev"], 1.0)
+
+
+def _differ(X: np.ndarray, bg: dict[str, np.ndarray]) -> np.ndarray:
+    """(n, cells) which patches differ from the training background (beyond :func:`_limit`)."""
+    return np.linalg.norm(X - bg["bg"][None], axis=2) > _limit(bg)[None]
 
 
 def _moved_share(X: np.ndarray, still: np.ndarray, bg: dict[str, np.ndarray], rows: int,
-                 gradual: np.ndarray | None = None) -> np.ndarray:
+                 differ: np.ndarray | None = None) -> np.ndarray:
     """Per frame, the share of its still, structured cells that differ from the training background
     (NaN with fewer than MIN_CELLS such cells, or under MIN_SHARE of the structured ones), kept
-    only where the background moved as a whole (:func:`_shift_explains`), else 0. Cells whose look
-    drifted there only gradually (``gradual``: a shadow moving with the sun) do not count as differing."""
-    differ, limit = _differ(X, bg)
-    if gradual is not None:
-        differ &= ~gradual
+    only where the background moved as a whole (:func:`_shift_explains`), else 0. ``differ``: which
+    cells count as differing, when the caller knows better than :func:`_differ` (a look that only
+    drifted there, a shadow moving with the sun, does not)."""
+    limit = _limit(bg)
+    if differ is None:
+        differ = _differ(X, bg)
     use = still & bg["structured"][None]
     n = use.sum(1)
     enough = max(MIN_CELLS, MIN_SHARE * int(bg["structured"].sum()))
@@ -142,7 +147,7 @@ def _limits(cam: np.ndarray, X: np.ndarray, still: np.ndarray) -> tuple[np.ndarr
 
 
 def _checks(cam: np.ndarray, X: np.ndarray, still: np.ndarray, lim: np.ndarray,
-            bg: dict[str, np.ndarray], rows: int, gradual: np.ndarray | None = None) -> np.ndarray:
+            bg: dict[str, np.ndarray], rows: int, differ: np.ndarray | None = None) -> np.ndarray:
     """(n, 4) log2 exceedance of each check (0 inside its limit)."""
     n = len(cam)
     out = np.zeros((n, len(CHECKS)))
@@ -153,7 +158,7 @@ def _checks(cam: np.ndarray, X: np.ndarray, still: np.ndarray, lim: np.ndarray,
         d = np.where(np.isfinite(cam[:, 3]), cam[:, 3], lim[1])  # no reference: not judged
         out[:, 1] = np.log2(lim[1] / np.maximum(d, lim[1] / 64))
     out[:, 2] = np.log2(lim[2] / np.maximum(cam[:, 2], lim[2] / 64 + 1e-9))
-    share = _moved_share(X, still, bg, rows, gradual)
+    share = _moved_share(X, still, bg, rows, differ)
     out[:, 3] = np.log2(np.maximum(np.nan_to_num(share, nan=0.0), 1e-6) / lim[3])
     return np.maximum(out, 0.0)
 
@@ -201,9 +206,10 @@ class CameraAttribute(Attribute):
         bg["structured"] = st.arrays["camera_structured"] > 0.5
         cam = feats.camera.astype(np.float64)
         X, still = _cells(feats, st.config.scene_still)
-        gradual = (follow_gradual(X, ~_differ(X, bg)[0], still, feats.timestamps, st.config.scene_still, memory)
-                   if st.config.scene_follow else None)
-        checks = _checks(cam, X, still, lim, bg, st.config.grid.rows, gradual)
+        differ = _differ(X, bg)
+        if st.config.scene_follow:  # a look that only drifted from the background does not differ
+            differ &= ~follow_gradual(X, ~differ, still, feats.timestamps, st.config.scene_still, memory)
+        checks = _checks(cam, X, still, lim, bg, st.config.grid.rows, differ)
         light = (cam[:, 0] < lim[4]) | (cam[:, 0] > lim[5]) if len(cam) else np.zeros(0, bool)
         return (checks.max(1) if len(checks) else np.zeros(0)), (checks, light)
 
