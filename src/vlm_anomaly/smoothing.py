@@ -16,6 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def _runs(n: int, breaks: Sequence[int]) -> list[tuple[int, int]]:
+    """The (start, end) of each run of ``n`` frames between ``breaks`` (no window reaches across one)."""
+    return list(itertools.pairwise([0, *sorted({int(b) for b in breaks if 0 < b < n}), n]))
+
+
 def moving_average(scores: np.ndarray, window: int = 5, *, causal: bool = False,
                    breaks: Sequence[int] = ()) -> np.ndarray:
     """Moving average with a shrinking window at the edges (no padding artefacts). ``breaks``:
@@ -29,9 +34,9 @@ def moving_average(scores: np.ndarray, window: int = 5, *, causal: bool = False,
     """
     x = np.asarray(scores, dtype=np.float64)
     n = len(x)
-    edges = [0, *sorted({int(b) for b in breaks if 0 < b < n}), n]
-    if len(edges) > 2:
-        return np.concatenate([moving_average(x[a:b], window, causal=causal) for a, b in zip(edges, edges[1:])])
+    runs = _runs(n, breaks)
+    if len(runs) > 1:
+        return np.concatenate([moving_average(x[a:b], window, causal=causal) for a, b in runs])
     if n == 0 or window <= 1:
         return x.copy()
     c = np.concatenate([[0.0], np.cumsum(x)])
@@ -144,10 +149,9 @@ def agreeing(scores: np.ndarray, timestamps: np.ndarray, explanations: list[dict
     if n == 0 or window <= 1 or len(explanations) != n:
         return list(explanations)
     smooth = moving_average(scores, window, breaks=breaks)
-    edges = [0, *sorted({int(b) for b in breaks if 0 < b < n}), n]
     half = window // 2
     out = []
-    for a, b in itertools.pairwise(edges):
+    for a, b in _runs(n, breaks):
         for j in range(a, b):
             if smooth[j] >= threshold:
                 out.append(explanations[j])
