@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -157,6 +157,13 @@ def wait(driver, cond, timeout: float = SLOW, what: str = ""):
 
     try:
         return WebDriverWait(driver, timeout, poll_frequency=0.5).until(safe)
+    except TimeoutException:
+        shot(driver, f"failed-{what or 'wait'}")
+        try:  # the page's text, so that a failure on CI (where the screenshot is not kept) says what was shown
+            shown = driver.find_element(By.TAG_NAME, "body").text[-3000:]
+        except WebDriverException:
+            shown = "(page text unreadable)"
+        raise TimeoutException(f"waited {timeout} s for {what or 'a condition'}; the page showed:\n{shown}") from None
     except Exception:
         shot(driver, f"failed-{what or 'wait'}")
         raise
@@ -269,7 +276,10 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     name = wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Model name']"), what="name")
     name.send_keys(Keys.CONTROL, "a")
     name.send_keys("browser-model", Keys.ENTER)
-    wait(d, idle, what="idle-after-name")
+    # the name is committed only when Streamlit's rerun has it: a click on Train before that trains under the
+    # default name
+    wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Model name']").get_attribute("value")
+         == "browser-model" and idle(d), what="idle-after-name")
     click(d, "Train model", "train")
     # the motion default trains on a frame every 100 ms, scores every 500 ms (24 review frames above)
     wait(d, lambda d: text_shown(d, "browser-model saved:") and text_shown(d, "frames from 2 video(s)"), what="trained")
@@ -351,8 +361,10 @@ def test_upload_train_score_download(server, browser, dash_clips, tmp_path):
     webrtc_button(d, "START").click()
     wait(d, lambda d: text_shown(d, "Source browser camera: running"), 120, "camera-running")
     wait(d, lambda d: history_rows(d) and not text_shown(d, "Alert history (0)"), 120, "camera-alert")
-    assert "faster than any normal object" in history_rows(d)[0]["description"] or \
-        "unusual" in history_rows(d)[0]["description"], history_rows(d)  # the motion detector's words
+    # the motion detector's words: the wedge is faster than anything in the street, and its plain background
+    # is not the street's view, which the camera check may report first, depending on which frames arrive
+    said = history_rows(d)[0]["description"]
+    assert any(w in said for w in ("faster than any normal object", "unusual", "camera view moved")), history_rows(d)
     shot(d, "07c-live-camera")
     webrtc_button(d, "STOP").click()
     wait(d, lambda d: text_shown(d, "Source stopped at") and not text_shown(d, "ALERT #")
