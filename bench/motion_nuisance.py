@@ -49,20 +49,23 @@ def _reasons(r, idx) -> dict:
 
 
 def _watch(home: Path, scene: str, clip: Path, tmp: Path) -> list[dict]:
-    """``watch --fast`` as the CLI runs it: the live Monitor on the file, not at its own rate."""
-    from vlm_anomaly.events import EventStore, Monitor
+    """``watch --fast`` through the function the CLI's ``watch`` calls: the live Monitor on the file,
+    not at its own rate."""
+    from vlm_anomaly.cameras import Camera
+    from vlm_anomaly.events import EventStore
+    from vlm_anomaly.service import watch_cameras
 
     for old in (tmp / "ev.db", tmp / "events"):  # a fresh store: a rerun's events are not added to the last run's
         shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
     s = load_settings(overrides={"home": str(home), "events_db_url": f"sqlite:///{tmp}/ev.db",
                                  "events_dir": str(tmp / "events")})
-    store = EventStore.from_settings(s)
-    mon = Monitor(Pipeline(s), store=store, retention=False)
-    wid = mon.start(scene, str(clip), realtime=False)
-    if not mon.wait(600) or mon.status(wid)["status"] != "ended":
-        raise RuntimeError(f"watch did not end: {mon.status(wid)}")
+    rows, early = watch_cameras(s, [Camera(name=scene, source=str(clip), model=scene)], realtime=False,
+                                max_seconds=600)
+    if early or rows[0]["status"] != "ended":
+        raise RuntimeError(f"watch did not end: {rows}")
+    events = EventStore.from_settings(s).list()
     return [{"start_s": round(e.start_time, 2), "end_s": round(e.end_time, 2), "kind": e.kind,
-             "text": e.descriptions[0]["text"][:90] if e.descriptions else ""} for e in store.list()]
+             "text": e.descriptions[0]["text"][:90] if e.descriptions else ""} for e in events]
 
 
 def run_scene(scene: str, out: Path, args) -> dict:

@@ -86,17 +86,18 @@ def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]
 
 
 def watch_events(home: Path, model: str, source: Path, tmp: Path, timeout: float = 300) -> list:
-    """``watch --fast`` on a file as the CLI runs it (the live Monitor, not at the file's own rate),
-    into a fresh event store under ``tmp``; the events it stored, once the file has ended."""
-    from vlm_anomaly import Pipeline, load_settings
-    from vlm_anomaly.events import EventStore, Monitor
+    """``watch --fast`` on a file, through the function the CLI's ``watch`` calls, into a fresh event
+    store under ``tmp``; the events it stored, once the file has ended."""
+    from vlm_anomaly import load_settings
+    from vlm_anomaly.cameras import Camera
+    from vlm_anomaly.events import EventStore
+    from vlm_anomaly.service import watch_cameras
 
     s = load_settings(overrides={"home": home, "events_db_url": f"sqlite:///{tmp}/ev.db", "events_dir": tmp / "events"})
-    store = EventStore.from_settings(s)
-    mon = Monitor(Pipeline(s), store=store, retention=False)
-    wid = mon.start(model, str(source), realtime=False)
-    assert mon.wait(timeout) and mon.status(wid)["status"] == "ended", mon.status(wid)
-    return store.list()
+    rows, early = watch_cameras(s, [Camera(name="file", source=str(source), model=model)], realtime=False,
+                                max_seconds=timeout)
+    assert not early and rows[0]["status"] == "ended", rows
+    return EventStore.from_settings(s).list()
 
 
 def trained_plaza(d: Path, scene: str):
