@@ -41,9 +41,10 @@ def concat_folder(data: Path, clips: list[str], out: Path) -> Path:
 _DEFAULT_CONFIG = None
 
 
-def _set_fused(fused: tuple[str, ...] | None, grid: dict | None = None) -> None:
-    """Make the motion detector fuse ``fused`` (None: the shipped default's attributes) and measure
-    with ``grid``'s GridConfig fields changed (None: the shipped grid), for the baseline row."""
+def _set_fused(fused: tuple[str, ...] | None, grid: dict | None = None, fields: dict | None = None) -> None:
+    """Make the motion detector fuse ``fused`` (None: the shipped default's attributes), measure
+    with ``grid``'s GridConfig fields changed (None: the shipped grid) and score with ``fields``'
+    MotionConfig fields changed, for the baseline row."""
     import vlm_anomaly.motion.detector as md
 
     global _DEFAULT_CONFIG
@@ -56,9 +57,9 @@ def _set_fused(fused: tuple[str, ...] | None, grid: dict | None = None) -> None:
             cfg = replace(cfg, fused=fused)
         if grid:
             cfg = replace(cfg, grid=replace(cfg.grid, **grid))
-        return cfg
+        return replace(cfg, **(fields or {}))
 
-    md.motion_config = _DEFAULT_CONFIG if fused is None and not grid else config
+    md.motion_config = _DEFAULT_CONFIG if fused is None and not grid and not fields else config
 
 
 def main() -> None:
@@ -73,6 +74,9 @@ def main() -> None:
                          "run; 'default' = the shipped default's attributes; '' = no baseline")
     ap.add_argument("--baseline-grid", default="{}",
                     help='GridConfig fields of the baseline, as JSON: {"flow_finest_scale": 2} is v9\'s flow')
+    ap.add_argument("--baseline-config", default="{}",
+                    help='MotionConfig fields of the baseline, as JSON: {"scene_hold_s": 0, "scene_follow": false} '
+                         "is v10's scene")
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +105,7 @@ def main() -> None:
         pipe = Pipeline(s)
         if run == "baseline":
             _set_fused(None if args.baseline == "default" else tuple(args.baseline.split(",")),
-                       json.loads(args.baseline_grid))
+                       json.loads(args.baseline_grid), json.loads(args.baseline_config))
         else:
             _set_fused(None)
         t0 = time.perf_counter()
@@ -163,8 +167,8 @@ def main() -> None:
                 tracemalloc.stop()
             rows["peak MiB (1x, 4x length)"] = [round(peaks[1], 1), round(peaks[4], 1)]
             print(det, "memory", rows["peak MiB (1x, 4x length)"], flush=True)
-        report["motion (baseline: " + args.baseline + " " + args.baseline_grid + ")" if run == "baseline"
-               else det] = rows
+        base = f"motion (baseline: {args.baseline} {args.baseline_grid} {args.baseline_config})"
+        report[base if run == "baseline" else det] = rows
     _set_fused(None)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=lambda o: float(np.asarray(o))))

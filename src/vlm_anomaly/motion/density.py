@@ -49,20 +49,36 @@ class CellBanks:
         by_cell = [np.flatnonzero(self.cell == c) for c in range(n_cells)]
         self.members = by_cell if nbrs is None else [np.concatenate([by_cell[j] for j in nb]) for nb in nbrs]
         self.trees = [cKDTree(self.rows[m]) if len(m) else None for m in self.members]
+        self._idle: dict[int, tuple[float, int]] = {}
 
     def query(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """X (n, cells, d) -> mean distance to the k nearest (n, cells) and the nearest example row (n, cells)."""
+        """X (n, cells, d) -> mean distance to the k nearest (n, cells) and the nearest example row (n, cells).
+
+        An all-zero row (a cell where nothing moved: most cells of most frames) gets its cell's
+        answer for the zero vector, queried once: live scoring asks one frame at a time, and one
+        KD-tree query per cell per frame was most of its time."""
         n, n_cells, _ = X.shape
         dist = np.zeros((n, n_cells))
         near = np.full((n, n_cells), -1, np.int64)
+        idle = ~X.any(axis=2)
         for c in range(n_cells if n else 0):
             tree = self.trees[c]
             if tree is None:
                 dist[:, c] = np.linalg.norm(X[:, c], axis=1)
                 continue
-            dist[:, c], i = tree_query(tree, X[:, c], self.k)
-            near[:, c] = self.members[c][i]
+            busy = ~idle[:, c]
+            if not busy.all():
+                dist[~busy, c], near[~busy, c] = self._idle_answer(c, X.shape[2])
+            if busy.any():
+                dist[busy, c], i = tree_query(tree, X[busy, c], self.k)
+                near[busy, c] = self.members[c][i]
         return dist, near
+
+    def _idle_answer(self, c: int, dim: int) -> tuple[float, int]:
+        if c not in self._idle:
+            d, i = tree_query(self.trees[c], np.zeros((1, dim), np.float32), self.k)
+            self._idle[c] = (float(d[0]), int(self.members[c][i[0]]))
+        return self._idle[c]
 
 
 def heldout_distances(X: np.ndarray, groups: np.ndarray, max_rows: int, nbrs: list[np.ndarray] | None, k: int,
