@@ -63,8 +63,9 @@ def tree_query(tree: cKDTree, X: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     the row of the nearest (n,)."""
     k = min(k, tree.n)
     d, i = tree.query(X, k=k)
-    n = len(X)
-    return np.asarray(d).reshape(n, -1).mean(1), np.asarray(i).reshape(n, -1)[:, 0]
+    if k == 1:  # (n,) already: the mean of one distance is itself (live scoring calls this per cell)
+        return d, i
+    return d.mean(1), i[:, 0]
 
 
 def subsample(n: int, max_rows: int) -> np.ndarray:

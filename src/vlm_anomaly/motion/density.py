@@ -61,17 +61,20 @@ class CellBanks:
         dist = np.zeros((n, n_cells))
         near = np.full((n, n_cells), -1, np.int64)
         idle = ~X.any(axis=2)
+        n_idle = idle.sum(0).tolist()
         for c in range(n_cells if n else 0):
             tree = self.trees[c]
             if tree is None:
                 dist[:, c] = np.linalg.norm(X[:, c], axis=1)
                 continue
-            busy = ~idle[:, c]
-            if not busy.all():
-                dist[~busy, c], near[~busy, c] = self._idle_answer(c, X.shape[2])
-            if busy.any():
-                dist[busy, c], i = tree_query(tree, X[busy, c], self.k)
-                near[busy, c] = self.members[c][i]
+            if n_idle[c] == n:
+                dist[:, c], near[:, c] = self._idle_answer(c, X.shape[2])
+                continue
+            busy = slice(None) if n_idle[c] == 0 else ~idle[:, c]
+            if n_idle[c]:
+                dist[idle[:, c], c], near[idle[:, c], c] = self._idle_answer(c, X.shape[2])
+            dist[busy, c], i = tree_query(tree, X[busy, c], self.k)
+            near[busy, c] = self.members[c][i]
         return dist, near
 
     def _idle_answer(self, c: int, dim: int) -> tuple[float, int]:
