@@ -431,35 +431,72 @@ def test_codec_shift_figures_of_the_default_are_its_report(doc):
             p, "target met" if met else "target missed in a rendering")
 
 
-def test_speed_figures_of_the_default_are_its_reports():
-    """docs/results.md's speed item of the default (v10): ``bench/motion_speed.py``'s figures (v10,
-    then the same-run baseline, at 720x480, 360x240, 1280x720) from ``speed_v10.json``, the A/B's
-    from ``speed_ab_v10.jsonl``, and "missed" exactly when v10 is under 40 frames/s at 720x480."""
-    text = " ".join(DOC.read_text().split())
-    item = text[text.index("- **Speed, v10 (the default)"):text.index("- **Speed, v9**")]
-    speed = json.loads((DOCS / "motion_cv" / "speed_v10.json").read_text())
+SPEED_SIZES = ("720x480", "360x240", "1280x720")
+
+
+def _speed_run(item: str, report: str) -> tuple[dict, list[float]]:
+    """A ``bench/motion_speed.py`` report and its end-to-end figures, each size's run then its same-run baseline."""
+    speed = json.loads((DOCS / "motion_cv" / report).read_text())
     [base] = [k for k in speed if k.startswith("motion (baseline")]
-    sizes = ("720x480", "360x240", "1280x720")
-    stored = [speed[run][f"score {s} H.264 30 fps, interval 100 ms"]["frames_per_s"]
-              for s in sizes for run in ("motion", base)]
+    return speed, [speed[run][f"score {s} H.264 30 fps, interval 100 ms"]["frames_per_s"]
+                   for s in SPEED_SIZES for run in ("motion", base)]
+
+
+def _ab(name: str, field: str, tags: tuple[str, str]) -> dict:
+    rows = [json.loads(ln) for ln in (DOCS / "motion_cv" / name).read_text().splitlines()]
+    return {tag: [r[field] for r in rows if r["src"] == tag] for tag in tags}
+
+
+def test_speed_figures_of_the_default_are_its_reports():
+    """docs/results.md's speed item of the default (v12): ``bench/motion_speed.py``'s figures (v12,
+    then the same-run baseline, at 720x480, 360x240, 1280x720, then live) from ``speed_v12.json``,
+    the A/B's from ``speed_ab_v12.jsonl`` (end to end, then live, before then after, and the live
+    ratio), the stages of a sampled frame, and "missed" exactly when v12 is under 40 frames/s at 720x480."""
+    text = " ".join(DOC.read_text().split())
+    item = text[text.index("- **Speed, v12 (the default)"):text.index("- **Speed, v10")]
+    speed, stored = _speed_run(item, "speed_v12.json")
+    [base] = [k for k in speed if k.startswith("motion (baseline")]
+    live = "live, every frame (decoded beforehand)"
+    run1 = item[item.index("[speed_v12.json]"):item.index("(2)")]
+    assert [float(x) for x in re.findall(r"\d+\.\d", run1)] == stored + [speed["motion"][live]["frames_per_s"],
+                                                                          speed[base][live]["frames_per_s"]], run1
+    tags = ("f2f7b37", "idle-cells")
+    e2e, lv = _ab("speed_ab_v12.jsonl", "frames_per_s", tags), _ab("speed_ab_v12.jsonl", "live_frames_per_s", tags)
+    run2 = item[item.index("[speed_ab_v12.jsonl]"):item.index("(3)")]
+    run2 = run2[run2.index("end to end"):]
+    run2 = run2[:run2.index("×")]
+    *shown, ratio = re.findall(r"\d+\.\d+", run2)
+    assert [float(x) for x in shown] == e2e[tags[0]] + e2e[tags[1]] + lv[tags[0]] + lv[tags[1]], (run2, e2e, lv)
+    assert float(ratio) == round(sum(lv[tags[1]]) / sum(lv[tags[0]]), 2), (ratio, lv)
+    stages = item[item.index("(3)"):]
+    names = ("decode+convert", "resize+blur", "flow+features", "crop embedding", "k-NN+explanations", "total")
+    want = [speed["motion"][f"stages ms/frame {s}"][n] for n in names for s in ("360x240", "1280x720")]
+    assert [float(x) for x in re.findall(r"\d+\.\d+", stages)] == want, (stages, want)
+    met = min([speed["motion"]["score 720x480 H.264 30 fps, interval 100 ms"]["frames_per_s"], *e2e[tags[1]]]) >= 40
+    header = item[:item.index("(1)")]
+    assert ("missed" in header) == (not met), (header, met)
+
+
+def test_speed_figures_of_v10_are_its_reports():
+    """The v10 speed item: figures (v10 then its same-run baseline, at 720x480, 360x240, 1280x720)
+    from ``speed_v10.json`` and the A/B's from ``speed_ab_v10.jsonl``."""
+    text = " ".join(DOC.read_text().split())
+    item = text[text.index("- **Speed, v10:"):text.index("- **Speed, v9**")]
+    _, stored = _speed_run(item, "speed_v10.json")
     run1 = item[item.index("[speed_v10.json]"):item.index("(2)")]
     assert [float(x) for x in re.findall(r"\d+\.\d", run1)] == stored, (run1, stored)
-    ab = [json.loads(ln) for ln in (DOCS / "motion_cv" / "speed_ab_v10.jsonl").read_text().splitlines()]
-    fps = {tag: [r["frames_per_s"] for r in ab if r["src"] == tag] for tag in ("v9", "v10")}
+    fps = _ab("speed_ab_v10.jsonl", "frames_per_s", ("v9", "v10"))
     run2 = item[item.index("[speed_ab_v10.jsonl]"):]
     run2 = run2[:run2.index("×")]
     *shown, ratio = re.findall(r"\d+\.\d+", run2)
     assert [float(x) for x in shown] == fps["v9"] + fps["v10"], (run2, fps)
     assert float(ratio) == round(sum(fps["v10"]) / sum(fps["v9"]), 2), (ratio, fps)
-    met = min([speed["motion"]["score 720x480 H.264 30 fps, interval 100 ms"]["frames_per_s"], *fps["v10"]]) >= 40
-    header = item[:item.index("(1)")]
-    assert ("missed" in header) == (not met), (header, met)
 
 
 def test_readme_figures_come_from_the_current_reports():
     """README's results paragraph of the default detector: Ped2 figures from the default's
     ``report.json``, the codec-shift range from the default's (``DEFAULT_CODECS``), the speed from
-    ``speed_v10.json`` (lowest and highest) - and no figure of an older version."""
+    ``speed_v12.json`` (lowest and highest) - and no figure of an older version."""
     text = (REPO / "README.md").read_text()
     para = _para(text, "On UCSD Ped2 (`vlm-anomaly evaluate ../shared/data/ped2`")
     d = _report("results/ped2-motion-default/report.json")
@@ -478,7 +515,7 @@ def test_readme_figures_come_from_the_current_reports():
     assert _same(_shown(low.group(2)), max(r["auc"] for r in renders))
     assert int(low.group(3)) == round(100 * min(r["normal_flagged"] for r in renders))
     assert int(low.group(4) or low.group(3)) == round(100 * max(r["normal_flagged"] for r in renders))
-    speed = json.loads((DOCS / "motion_cv" / "speed_v10.json").read_text())["motion"]
+    speed = json.loads((DOCS / "motion_cv" / "speed_v12.json").read_text())["motion"]
     every = [round(v["frames_per_s"]) for k, v in speed.items() if k.startswith("score ")]
     fps = [min(every), max(every)]
     shown = re.search(r"(\d+)[–-](\d+)\s+sampled\s+frames/s", para)
