@@ -434,12 +434,13 @@ def test_codec_shift_figures_of_the_default_are_its_report(doc):
 SPEED_SIZES = ("720x480", "360x240", "1280x720")
 
 
-def _speed_run(item: str, report: str) -> tuple[dict, list[float]]:
-    """A ``bench/motion_speed.py`` report and its end-to-end figures, each size's run then its same-run baseline."""
+def _speed_run(report: str) -> tuple[dict, str, list[float]]:
+    """A ``bench/motion_speed.py`` report, its baseline's key, and its end-to-end figures: each
+    size's run, then its same-run baseline."""
     speed = json.loads((DOCS / "motion_cv" / report).read_text())
     [base] = [k for k in speed if k.startswith("motion (baseline")]
-    return speed, [speed[run][f"score {s} H.264 30 fps, interval 100 ms"]["frames_per_s"]
-                   for s in SPEED_SIZES for run in ("motion", base)]
+    return speed, base, [speed[run][f"score {s} H.264 30 fps, interval 100 ms"]["frames_per_s"]
+                         for s in SPEED_SIZES for run in ("motion", base)]
 
 
 def _ab(name: str, field: str, tags: tuple[str, str]) -> dict:
@@ -454,8 +455,7 @@ def test_speed_figures_of_the_default_are_its_reports():
     ratio), the stages of a sampled frame, and "missed" exactly when v12 is under 40 frames/s at 720x480."""
     text = " ".join(DOC.read_text().split())
     item = text[text.index("- **Speed, v12 (the default)"):text.index("- **Speed, v10")]
-    speed, stored = _speed_run(item, "speed_v12.json")
-    [base] = [k for k in speed if k.startswith("motion (baseline")]
+    speed, base, stored = _speed_run("speed_v12.json")
     live = "live, every frame (decoded beforehand)"
     run1 = item[item.index("[speed_v12.json]"):item.index("(2)")]
     assert [float(x) for x in re.findall(r"\d+\.\d", run1)] == stored + [speed["motion"][live]["frames_per_s"],
@@ -482,7 +482,7 @@ def test_speed_figures_of_v10_are_its_reports():
     from ``speed_v10.json`` and the A/B's from ``speed_ab_v10.jsonl``."""
     text = " ".join(DOC.read_text().split())
     item = text[text.index("- **Speed, v10:"):text.index("- **Speed, v9**")]
-    _, stored = _speed_run(item, "speed_v10.json")
+    *_, stored = _speed_run("speed_v10.json")
     run1 = item[item.index("[speed_v10.json]"):item.index("(2)")]
     assert [float(x) for x in re.findall(r"\d+\.\d", run1)] == stored, (run1, stored)
     fps = _ab("speed_ab_v10.jsonl", "frames_per_s", ("v9", "v10"))

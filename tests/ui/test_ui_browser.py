@@ -157,16 +157,15 @@ def wait(driver, cond, timeout: float = SLOW, what: str = ""):
 
     try:
         return WebDriverWait(driver, timeout, poll_frequency=0.5).until(safe)
-    except TimeoutException:
+    except Exception as exc:
         shot(driver, f"failed-{what or 'wait'}")
+        if not isinstance(exc, TimeoutException):
+            raise
         try:  # the page's text, so that a failure on CI (where the screenshot is not kept) says what was shown
             shown = driver.find_element(By.TAG_NAME, "body").text[-3000:]
         except WebDriverException:
             shown = "(page text unreadable)"
         raise TimeoutException(f"waited {timeout} s for {what or 'a condition'}; the page showed:\n{shown}") from None
-    except Exception:
-        shot(driver, f"failed-{what or 'wait'}")
-        raise
 
 
 def shot(driver, name: str) -> Path:

@@ -67,14 +67,13 @@ class CellBanks:
             if tree is None:
                 dist[:, c] = np.linalg.norm(X[:, c], axis=1)
                 continue
-            if n_idle[c] == n:
-                dist[:, c], near[:, c] = self._idle_answer(c, X.shape[2])
-                continue
-            busy = slice(None) if n_idle[c] == 0 else ~idle[:, c]
-            if n_idle[c]:
-                dist[idle[:, c], c], near[idle[:, c], c] = self._idle_answer(c, X.shape[2])
-            dist[busy, c], i = tree_query(tree, X[busy, c], self.k)
-            near[busy, c] = self.members[c][i]
+            if n_idle[c]:  # whole columns by slice: the one-frame live case is the common one
+                rows = slice(None) if n_idle[c] == n else idle[:, c]
+                dist[rows, c], near[rows, c] = self._idle_answer(c, X.shape[2])
+            if n_idle[c] < n:
+                rows = slice(None) if n_idle[c] == 0 else ~idle[:, c]
+                dist[rows, c], i = tree_query(tree, X[rows, c], self.k)
+                near[rows, c] = self.members[c][i]
         return dist, near
 
     def _idle_answer(self, c: int, dim: int) -> tuple[float, int]:
