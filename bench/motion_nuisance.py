@@ -28,17 +28,19 @@ import numpy as np
 
 from vlm_anomaly.config import load_settings
 from vlm_anomaly.pipeline import Pipeline
-from vlm_anomaly.synthetic_nuisance import FPS, SCENES, write_scene
+from vlm_anomaly.synthetic_nuisance import FPS, SCENES, SIZE, fast_in_view, write_scene
 
 SPAN = (8.0, 18.0)  # the incident, in seconds of its clip (``bumped`` stays to the clip's end)
 INCIDENT_SECONDS = 25.0
 INCIDENTS = ("standing", "covered", "bumped", "fast")
 FPS_ARG = [FPS]
+SIZE_ARG = [SIZE]
+SETTINGS_ARG: list[dict] = [{}]
 
 
 def _clip(path: Path, scene: str, **kw) -> Path:
     if not path.exists():
-        write_scene(path, scene, fps=FPS_ARG[0], **kw)
+        write_scene(path, scene, fps=FPS_ARG[0], size=SIZE_ARG[0], **kw)
     return path
 
 
@@ -57,7 +59,7 @@ def _watch(home: Path, scene: str, clip: Path, tmp: Path) -> list[dict]:
 
     for old in (tmp / "ev.db", tmp / "events"):  # a fresh store: a rerun's events are not added to the last run's
         shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
-    s = load_settings(overrides={"home": str(home), "events_db_url": f"sqlite:///{tmp}/ev.db",
+    s = load_settings(overrides={"home": str(home), **SETTINGS_ARG[0], "events_db_url": f"sqlite:///{tmp}/ev.db",
                                  "events_dir": str(tmp / "events")})
     rows, early = watch_cameras(s, [Camera(name=scene, source=str(clip), model=scene)], realtime=False,
                                 max_seconds=600)
@@ -80,7 +82,7 @@ def run_scene(scene: str, out: Path, args) -> dict:
                     span=SPAN) for i, k in enumerate(INCIDENTS)}
     t_render = time.time() - t0
     home = d / "home"
-    pipe = Pipeline(load_settings(overrides={"home": str(home)}))
+    pipe = Pipeline(load_settings(overrides={"home": str(home), **SETTINGS_ARG[0]}))
     model = pipe.train(scene, train)
     res: dict = {"train": f"{args.train_clips} x {args.train_seconds:g} s", "render_s": round(t_render, 1),
                  "threshold": round(float(model.threshold), 3) if model.threshold is not None else None,
@@ -110,6 +112,10 @@ def run_scene(scene: str, out: Path, args) -> dict:
             "outside_flagged_pct": round(100 * float(lab[outside].mean()), 1) if outside.any() else None,
             "explanation_mid": str(r.explanations[mid].get("text", ""))[:120] if r.explanations else "",
             "kind_mid": r.explanations[mid].get("kind", "") if r.explanations else ""}
+        if k == "fast":  # in a narrow view it is out of view much of the time: judged where it is in view
+            seen = inside & np.array([fast_in_view(x - SPAN[0], SIZE_ARG[0]) for x in t])
+            res["incidents"][k]["in_view_pct"] = round(100 * float(seen.sum() / max(inside.sum(), 1)), 1)
+            res["incidents"][k]["flagged_in_view_pct"] = round(100 * float(lab[seen].mean()), 1) if seen.any() else None
     if not args.no_watch:
         ev = _watch(home, scene, inc["standing"], d)
         res["watch_standing"] = {"events": ev, "one_event": len(ev) == 1 and ev[0]["start_s"] <= SPAN[0] + 2.0
@@ -126,12 +132,21 @@ def main() -> None:
     ap.add_argument("--train-seconds", type=float, default=15.0)
     ap.add_argument("--no-watch", action="store_true")
     ap.add_argument("--fps", type=float, default=FPS, help="frame rate of the rendered clips (default 15)")
+    ap.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}",
+                    help="width x height of the rendered clips (default 640x360; 360x640: a portrait camera)")
+    ap.add_argument("--interval-ms", type=int, default=None,
+                    help="sampling interval (default: the shipped setting, 500 ms)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     FPS_ARG[0] = args.fps
-    out = Path(args.out) / f"{args.fps:g}fps"
-    report = {"size": "640x360", "fps": args.fps, "incident_span_s": SPAN, "incident_clip_s": INCIDENT_SECONDS,
-              "scenes": {}}
+    w, _, h = args.size.partition("x")
+    SIZE_ARG[0] = (int(w), int(h))
+    if args.interval_ms is not None:
+        SETTINGS_ARG[0] = {"interval_ms": args.interval_ms}
+    sized = "" if SIZE_ARG[0] == SIZE else f"{args.size}-"  # the default's folder as before: other scripts read it
+    out = Path(args.out) / f"{sized}{args.fps:g}fps"
+    report = {"size": args.size, "interval_ms": load_settings(overrides=SETTINGS_ARG[0]).interval_ms,
+              "fps": args.fps, "incident_span_s": SPAN, "incident_clip_s": INCIDENT_SECONDS, "scenes": {}}
     for sc in args.scenes:
         report["scenes"][sc] = run_scene(sc, out, args)
         print(sc, json.dumps(report["scenes"][sc], indent=1), flush=True)

@@ -563,3 +563,28 @@ def test_a_reports_protocol_note_says_what_the_run_knows():
         assert "fixed in advance" not in n and "test labels are used only to compute these metrics" in n
         assert "docs/results.md, 'How parameters were chosen'" in n
     assert "## How parameters were chosen" in DOC.read_text()
+
+
+def test_the_portrait_limit_quotes_its_bench_reports():
+    """docs/motion.md's narrow-view limit: the fast walker's share flagged at 500 and 100 ms, its
+    in-view share and the in-view share flagged, the other incidents' range and the working-size
+    trial, each as ``bench/motion_nuisance.py --size 360x640`` reported it."""
+    motion = (DOCS / "motion.md").read_text()
+    item = motion[motion.index("* A narrow view"):]
+    item = item[:item.index("\n* ")]
+    nuis = DOCS / "motion_cv" / "nuisance"
+    runs = {n: json.loads((nuis / f"portrait_{n}.json").read_text()) for n in ("500", "100", "short_side")}
+    assert runs["500"]["interval_ms"] == 500 and runs["100"]["interval_ms"] == 100
+    for r in runs.values():
+        assert r["size"] == "360x640" and r["fps"] == 30 and r["scenes"]["clean"]["normal_flagged_pct"] == 0.0
+    fast = {n: r["scenes"]["clean"]["incidents"]["fast"] for n, r in runs.items()}
+    assert f"**{fast['500']['flagged_after_first_second_pct']:.1f} %** of its samples after its first second" in item
+    assert f"**{fast['100']['flagged_after_first_second_pct']:.1f} %** at\n  100 ms" in item
+    assert fast["500"]["in_view_pct"] == fast["100"]["in_view_pct"]
+    assert f"in only **{fast['500']['in_view_pct']:.0f} %** of the samples" in item
+    assert (f"**{fast['500']['flagged_in_view_pct']:.0f} %** are flagged at 500 ms and\n"
+            f"    **{fast['100']['flagged_in_view_pct']:.0f} %** at 100 ms") in item
+    assert f"flagged the same **{fast['short_side']['flagged_after_first_second_pct']:.1f} %**" in item
+    others = [i["flagged_after_first_second_pct"] for n in ("500", "100")
+              for k, i in runs[n]["scenes"]["clean"]["incidents"].items() if k != "fast"]
+    assert f"{min(others):.0f}–{max(others):.0f} %" in item

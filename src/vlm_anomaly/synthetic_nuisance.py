@@ -138,6 +138,23 @@ def _lane_x(k: int, t: float, w: int, h: int, factor: float = 1.0) -> float:
     return x - 2 * hgt
 
 
+def _fast_x(t: float, w: int, h: int) -> float:
+    """Where the fast object's feet are ``t`` s after it appears: at 4x its lane's walkers' speed,
+    against them, re-entering as it leaves."""
+    y, d, f, _ = LANES[FAST_LANE]
+    hgt = _height(y, h)
+    return (-d * 4 * WALK * hgt * f * t) % (w + 2 * hgt) - hgt
+
+
+def fast_in_view(t: float, size: tuple[int, int] = SIZE) -> bool:
+    """Whether the fast object is wholly inside the view ``t`` s after it appears: in a narrow view
+    it crosses in under a second and is out of it for much of the time (a detector cannot flag
+    what is not there)."""
+    w, h = size
+    x, half = _fast_x(t, w, h), 0.14 * _height(LANES[FAST_LANE][0], h) + 2
+    return bool(half < x < w - half)
+
+
 def scene_frame(t: float, w: int, h: int, nz: Nuisance, layers, *, incident: str | None = None,
                 span: tuple[float, float] = (10.0, 20.0)) -> np.ndarray:
     """The plaza at ``t`` seconds (``t`` counts from the incident clip's start where ``incident``)."""
@@ -164,11 +181,8 @@ def scene_frame(t: float, w: int, h: int, nz: Nuisance, layers, *, incident: str
         if -hgt < x < w + hgt:
             people.append((x, y, hgt, (90, 40, 160), span[0] <= t < span[1]))
     if incident == "fast" and inc:
-        y, d, f, _ = LANES[FAST_LANE]
-        hgt = _height(y, h)
-        sp = w + 2 * hgt
-        x = (-d * 4 * WALK * hgt * f * (t - span[0])) % sp - hgt  # against no one: 4x its lane's walkers
-        people.append((x, y * h + 0.03 * h, hgt, (20, 170, 200), False))
+        y, hgt = LANES[FAST_LANE][0], _height(LANES[FAST_LANE][0], h)
+        people.append((_fast_x(t - span[0], w, h), y * h + 0.03 * h, hgt, (20, 170, 200), False))
     for x, y, hgt, c, still in sorted(people, key=lambda p: p[1]):
         _draw_person(img, x, y, hgt, t, c, still)
     if True:  # the crown swings (not at all without sway), its top more than its base
