@@ -575,7 +575,10 @@ class MotionScorer:
         for a in [top] + [a for a in st.config.fused if a != top]:
             if REGISTRY[a].locate(st, feats, j, detail[a], out):
                 break
-        notices = [m for a in st.config.fused if (m := REGISTRY[a].notice(st, feats, j, detail[a]))]
+        # a camera fault hides the scene: a note on how the scene looks (a look that drifted since
+        # training) would describe the fault's dark, blurred or shifted image as the scene's
+        fault = any(REGISTRY[a].kind == "camera" for a in out["fired"])
+        notices = [] if fault else [m for a in st.config.fused if (m := REGISTRY[a].notice(st, feats, j, detail[a]))]
         if notices:
             out["notice"] = "; ".join(notices)
         out["text"] = motion_text(out)
