@@ -28,7 +28,7 @@ import numpy as np
 
 from vlm_anomaly.config import load_settings
 from vlm_anomaly.pipeline import Pipeline
-from vlm_anomaly.synthetic_nuisance import FPS, SCENES, SIZE, fast_in_view, write_scene
+from vlm_anomaly.synthetic_nuisance import BUMP, FPS, SCENES, SIZE, fast_in_view, write_scene
 
 SPAN = (8.0, 18.0)  # the incident, in seconds of its clip (``bumped`` stays to the clip's end)
 INCIDENT_SECONDS = 25.0
@@ -36,11 +36,12 @@ INCIDENTS = ("standing", "covered", "bumped", "fast")
 FPS_ARG = [FPS]
 SIZE_ARG = [SIZE]
 SETTINGS_ARG: list[dict] = [{}]
+BUMP_ARG = [BUMP]
 
 
 def _clip(path: Path, scene: str, **kw) -> Path:
     if not path.exists():
-        write_scene(path, scene, fps=FPS_ARG[0], size=SIZE_ARG[0], **kw)
+        write_scene(path, scene, fps=FPS_ARG[0], size=SIZE_ARG[0], bump=BUMP_ARG[0], **kw)
     return path
 
 
@@ -136,16 +137,24 @@ def main() -> None:
                     help="width x height of the rendered clips (default 640x360; 360x640: a portrait camera)")
     ap.add_argument("--interval-ms", type=int, default=None,
                     help="sampling interval (default: the shipped setting, 500 ms)")
+    ap.add_argument("--bump", default="",
+                    help="the bumped camera's shift right, down (pixels) and turn (degrees), e.g. 16,8,1.5 "
+                         "(default: 5,3,0.6, a few pixels)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     FPS_ARG[0] = args.fps
     w, _, h = args.size.partition("x")
     SIZE_ARG[0] = (int(w), int(h))
+    if args.bump:
+        x, y, deg = (float(v) for v in args.bump.split(","))
+        BUMP_ARG[0] = (x, y, deg)
     if args.interval_ms is not None:
         SETTINGS_ARG[0] = {"interval_ms": args.interval_ms}
     sized = "" if SIZE_ARG[0] == SIZE else f"{args.size}-"  # the default's folder as before: other scripts read it
-    out = Path(args.out) / f"{sized}{args.fps:g}fps"
-    report = {"size": args.size, "interval_ms": load_settings(overrides=SETTINGS_ARG[0]).interval_ms,
+    bumped = f"-bump{args.bump.replace(',', '_')}" if args.bump else ""  # its own renders
+    out = Path(args.out) / f"{sized}{args.fps:g}fps{bumped}"
+    report = {"size": args.size, "bump": list(BUMP_ARG[0]),
+              "interval_ms": load_settings(overrides=SETTINGS_ARG[0]).interval_ms,
               "fps": args.fps, "incident_span_s": SPAN, "incident_clip_s": INCIDENT_SECONDS, "scenes": {}}
     for sc in args.scenes:
         report["scenes"][sc] = run_scene(sc, out, args)

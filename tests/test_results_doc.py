@@ -588,3 +588,32 @@ def test_the_portrait_limit_quotes_its_bench_reports():
     others = [i["flagged_after_first_second_pct"] for n in ("500", "100")
               for k, i in runs[n]["scenes"]["clean"]["incidents"].items() if k != "fast"]
     assert f"{min(others):.0f}–{max(others):.0f} %" in item
+
+
+def test_the_knocked_camera_figures_quote_their_bench_reports():
+    """docs/results.md's knocked-camera sentence and docs/motion.md item 31 (a fix tried and not
+    kept): each share flagged, explanation and the drift bench's figures as their reports say."""
+    nuis = DOCS / "motion_cv" / "nuisance"
+    rep = {n: json.loads((nuis / f"{n}.json").read_text()) for n in ("bump16_main", "bump40_main", "bump16_ir_moved")}
+    assert rep["bump16_main"]["bump"] == [16.0, 8.0, 1.5] and rep["bump40_main"]["bump"] == [40.0, 20.0, 3.0]
+    bumped = {(n, sc): v["incidents"]["bumped"] for n, r in rep.items() for sc, v in r["scenes"].items()}
+    assert {b["flagged_after_first_second_pct"] for b in bumped.values()} == {100.0}, bumped
+    assert "never there" in bumped["bump16_main", "ir_night_grain"]["explanation_mid"]
+    assert bumped["bump16_main", "clean"]["explanation_mid"] == "camera view moved"
+    assert all("never there" in bumped["bump40_main", sc]["explanation_mid"] for sc in ("clean", "ir_night_grain"))
+    assert bumped["bump16_ir_moved", "ir_night_grain"]["explanation_mid"] == "camera view moved"
+    v12 = json.loads((nuis / "v12.json").read_text())["scenes"]
+    assert v12["ir_night_grain"]["incidents"]["bumped"]["flagged_after_first_second_pct"] == 0.0
+    assert v12["rain_low_bitrate"]["incidents"]["bumped"]["flagged_after_first_second_pct"] == 59.4
+    results = DOC.read_text()
+    sentence = results[results.index("A camera knocked 16 px"):]
+    sentence = sentence[:sentence.index("\n- ")]
+    assert "100 % of its samples" in sentence and "(0 %) and 59.4 % in rain" in sentence
+    drift = {n: json.loads((nuis / f"{n}.json").read_text())["runs"]["follow"] for n in ("drift", "drift_moved")}
+    moved = [e for e in drift["drift_moved"]["watch_events"] if e["kind"] == "camera"]
+    item = (DOCS / "motion.md").read_text()
+    item = item[item.index("31. **A camera knocked aside"):item.index("## Results")]
+    before, after = drift["drift"]["normal_flagged_pct"], drift["drift_moved"]["normal_flagged_pct"]
+    assert f"went from {before:.1f} % to **{after:.1f} %**" in " ".join(item.split())
+    assert len(moved) == 3 and "three 2 s" in item, moved
+    assert min(e["start_s"] for e in moved) >= 142 and max(e["end_s"] for e in moved) <= 170

@@ -27,6 +27,7 @@ LANES = ((0.46, 1, 1.0, 0.1), (0.50, -1, 0.9, 0.6), (0.56, 1, 1.1, 0.35), (0.63,
          (0.70, 1, 0.85, 0.5), (0.80, -1, 1.05, 0.2), (0.92, 1, 0.95, 0.7), (0.52, -1, 1.2, 0.05))
 WALK = 0.8  # body heights per second (about 1.4 m/s)
 FAST_LANE = 4  # the lane the fast object uses, at 4x its walkers' speed
+BUMP = (5.0, 3.0, 0.6)  # the bumped camera's shift (pixels right, down) and turn (degrees): a few pixels
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,9 @@ def fast_in_view(t: float, size: tuple[int, int] = SIZE) -> bool:
 
 
 def scene_frame(t: float, w: int, h: int, nz: Nuisance, layers, *, incident: str | None = None,
-                span: tuple[float, float] = (10.0, 20.0)) -> np.ndarray:
-    """The plaza at ``t`` seconds (``t`` counts from the incident clip's start where ``incident``)."""
+                span: tuple[float, float] = (10.0, 20.0), bump: tuple[float, float, float] = BUMP) -> np.ndarray:
+    """The plaza at ``t`` seconds (``t`` counts from the incident clip's start where ``incident``);
+    ``bump``: how far a ``bumped`` camera moved (pixels right, down; degrees turned)."""
     bg, leaves, alpha = layers
     img = bg.copy()
     if nz.shadow:  # a building's shadow: its edge moves 0.6 px/s and leans with depth
@@ -193,8 +195,8 @@ def scene_frame(t: float, w: int, h: int, nz: Nuisance, layers, *, incident: str
         a = cv2.warpAffine(alpha, m, (w, h)).astype(np.float32)[..., None] / 255
         img = (img * (1 - a) + lv * a).astype(np.uint8)
     if incident == "bumped" and t >= span[0]:  # knocked a few pixels and left so
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.6, 1.0)
-        m[:, 2] += (5.0, 3.0)
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), bump[2], 1.0)
+        m[:, 2] += bump[:2]
         img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
     rng = np.random.default_rng(int(t * 1000) + 17)
     if nz.rain:
@@ -224,7 +226,7 @@ def scene_frame(t: float, w: int, h: int, nz: Nuisance, layers, *, incident: str
 
 def write_scene(path: str | Path, scene: str | Nuisance, *, seconds: float = 20.0, start_s: float = 0.0,
                 incident: str | None = None, span: tuple[float, float] = (10.0, 20.0),
-                size: tuple[int, int] = SIZE, fps: float = FPS) -> Path:
+                size: tuple[int, int] = SIZE, fps: float = FPS, bump: tuple[float, float, float] = BUMP) -> Path:
     """Encode ``seconds`` of the plaza from scene time ``start_s`` to ``path`` (H.264), with ``incident``
     (``standing``, ``covered``, ``bumped``, ``fast``) between ``span`` seconds of the file (``bumped``
     stays from ``span[0]`` to the end)."""
@@ -233,7 +235,7 @@ def write_scene(path: str | Path, scene: str | Nuisance, *, seconds: float = 20.
     leaves, alpha = foliage(w, h)
     layers = (background(w, h), leaves, alpha)
     sp = (span[0] + start_s, span[1] + start_s)
-    frames = (scene_frame(start_s + i / fps, w, h, nz, layers, incident=incident, span=sp)
+    frames = (scene_frame(start_s + i / fps, w, h, nz, layers, incident=incident, span=sp, bump=bump)
               for i in range(int(round(seconds * fps))))
     opts = {"preset": "ultrafast"} if nz.bit_rate else None
     return encode_rgb(path, frames, fps=fps, size=size, options=opts, bit_rate=nz.bit_rate)
