@@ -50,7 +50,8 @@ def main() -> None:
         if SPAN[0] - 2 <= t <= SPAN[1] + 1:
             zs = " ".join(f"{res.attribute_scores[a][j]:7.2f}" for a in st.config.fused)
             sp = " ".join(f"{v:.2f}" for v in sorted(b[:, 5], reverse=True)[:4])
-            print(f"{t:5.2f} {'V' if fast_in_view(t - SPAN[0]) else ' ':>4} {'ANOM' if sm[j] < 0 else '':>5} "
+            seen = SPAN[0] <= t < SPAN[1] and fast_in_view(t - SPAN[0])
+            print(f"{t:5.2f} {'V' if seen else ' ':>4} {'ANOM' if sm[j] < 0 else '':>5} "
                   f"{sm[j]:6.2f} {res.scores[j]:6.2f} {zs} {len(b):7d} {sp}")
     print(f"moving regions per sample: {counts.mean():.1f}")
 
