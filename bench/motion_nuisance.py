@@ -33,15 +33,12 @@ from vlm_anomaly.synthetic_nuisance import BUMP, FPS, SCENES, SIZE, fast_in_view
 SPAN = (8.0, 18.0)  # the incident, in seconds of its clip (``bumped`` stays to the clip's end)
 INCIDENT_SECONDS = 25.0
 INCIDENTS = ("standing", "covered", "bumped", "fast")
-FPS_ARG = [FPS]
-SIZE_ARG = [SIZE]
-SETTINGS_ARG: list[dict] = [{}]
-BUMP_ARG = [BUMP]
 
 
-def _clip(path: Path, scene: str, **kw) -> Path:
+def _clip(path: Path, scene: str, render: dict, **kw) -> Path:
+    """``render``: the frame rate, size and bump every clip of a run shares."""
     if not path.exists():
-        write_scene(path, scene, fps=FPS_ARG[0], size=SIZE_ARG[0], bump=BUMP_ARG[0], **kw)
+        write_scene(path, scene, **render, **kw)
     return path
 
 
@@ -51,7 +48,7 @@ def _reasons(r, idx) -> dict:
     return dict(c.most_common(3))
 
 
-def _watch(home: Path, scene: str, clip: Path, tmp: Path) -> list[dict]:
+def _watch(home: Path, scene: str, clip: Path, tmp: Path, overrides: dict | None = None) -> list[dict]:
     """``watch --fast`` through the function the CLI's ``watch`` calls: the live Monitor on the file,
     not at its own rate."""
     from vlm_anomaly.cameras import Camera
@@ -60,7 +57,7 @@ def _watch(home: Path, scene: str, clip: Path, tmp: Path) -> list[dict]:
 
     for old in (tmp / "ev.db", tmp / "events"):  # a fresh store: a rerun's events are not added to the last run's
         shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
-    s = load_settings(overrides={"home": str(home), **SETTINGS_ARG[0], "events_db_url": f"sqlite:///{tmp}/ev.db",
+    s = load_settings(overrides={"home": str(home), **(overrides or {}), "events_db_url": f"sqlite:///{tmp}/ev.db",
                                  "events_dir": str(tmp / "events")})
     rows, early = watch_cameras(s, [Camera(name=scene, source=str(clip), model=scene)], realtime=False,
                                 max_seconds=600)
@@ -75,15 +72,16 @@ def run_scene(scene: str, out: Path, args) -> dict:
     d = out / scene
     d.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    train = [_clip(d / f"train{i}.mp4", scene, seconds=args.train_seconds, start_s=i * args.train_seconds)
+    train = [_clip(d / f"train{i}.mp4", scene, args.render, seconds=args.train_seconds, start_s=i * args.train_seconds)
              for i in range(args.train_clips)]
     t_end = args.train_clips * args.train_seconds
-    normal = [_clip(d / f"normal{i}.mp4", scene, seconds=30.0, start_s=t_end + 60 + 40 * i) for i in range(2)]
-    inc = {k: _clip(d / f"{k}.mp4", scene, seconds=INCIDENT_SECONDS, start_s=t_end + 200 + 40 * i, incident=k,
-                    span=SPAN) for i, k in enumerate(INCIDENTS)}
+    normal = [_clip(d / f"normal{i}.mp4", scene, args.render, seconds=30.0, start_s=t_end + 60 + 40 * i)
+              for i in range(2)]
+    inc = {k: _clip(d / f"{k}.mp4", scene, args.render, seconds=INCIDENT_SECONDS, start_s=t_end + 200 + 40 * i,
+                    incident=k, span=SPAN) for i, k in enumerate(INCIDENTS)}
     t_render = time.time() - t0
     home = d / "home"
-    pipe = Pipeline(load_settings(overrides={"home": str(home), **SETTINGS_ARG[0]}))
+    pipe = Pipeline(load_settings(overrides={"home": str(home), **args.overrides}))
     model = pipe.train(scene, train)
     res: dict = {"train": f"{args.train_clips} x {args.train_seconds:g} s", "render_s": round(t_render, 1),
                  "threshold": round(float(model.threshold), 3) if model.threshold is not None else None,
@@ -114,11 +112,11 @@ def run_scene(scene: str, out: Path, args) -> dict:
             "explanation_mid": str(r.explanations[mid].get("text", ""))[:120] if r.explanations else "",
             "kind_mid": r.explanations[mid].get("kind", "") if r.explanations else ""}
         if k == "fast":  # in a narrow view it is out of view much of the time: judged where it is in view
-            seen = inside & np.array([fast_in_view(x - SPAN[0], SIZE_ARG[0]) for x in t])
+            seen = inside & np.array([fast_in_view(x - SPAN[0], args.render["size"]) for x in t])
             res["incidents"][k]["in_view_pct"] = round(100 * float(seen.sum() / max(inside.sum(), 1)), 1)
             res["incidents"][k]["flagged_in_view_pct"] = round(100 * float(lab[seen].mean()), 1) if seen.any() else None
     if not args.no_watch:
-        ev = _watch(home, scene, inc["standing"], d)
+        ev = _watch(home, scene, inc["standing"], d, args.overrides)
         res["watch_standing"] = {"events": ev, "one_event": len(ev) == 1 and ev[0]["start_s"] <= SPAN[0] + 2.0
                                  and ev[0]["end_s"] >= SPAN[1] - 0.5}
     res["seconds"] = round(time.time() - t0, 1)
@@ -142,19 +140,17 @@ def main() -> None:
                          "(default: 5,3,0.6, a few pixels)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
-    FPS_ARG[0] = args.fps
     w, _, h = args.size.partition("x")
-    SIZE_ARG[0] = (int(w), int(h))
-    if args.bump:
-        x, y, deg = (float(v) for v in args.bump.split(","))
-        BUMP_ARG[0] = (x, y, deg)
-    if args.interval_ms is not None:
-        SETTINGS_ARG[0] = {"interval_ms": args.interval_ms}
-    sized = "" if SIZE_ARG[0] == SIZE else f"{args.size}-"  # the default's folder as before: other scripts read it
-    bumped = f"-bump{args.bump.replace(',', '_')}" if args.bump else ""  # its own renders
+    bump = tuple(float(v) for v in args.bump.split(",")) if args.bump else BUMP
+    if len(bump) != 3:
+        ap.error("--bump takes three numbers: pixels right, pixels down, degrees")
+    args.render = {"fps": args.fps, "size": (int(w), int(h)), "bump": bump}
+    args.overrides = {} if args.interval_ms is None else {"interval_ms": args.interval_ms}
+    # the default's folder as before (other scripts read it); other sizes and bumps their own renders
+    sized = "" if args.render["size"] == SIZE else f"{args.size}-"
+    bumped = f"-bump{args.bump.replace(',', '_')}" if args.bump else ""
     out = Path(args.out) / f"{sized}{args.fps:g}fps{bumped}"
-    report = {"size": args.size, "bump": list(BUMP_ARG[0]),
-              "interval_ms": load_settings(overrides=SETTINGS_ARG[0]).interval_ms,
+    report = {"size": args.size, "bump": list(bump), "interval_ms": load_settings(overrides=args.overrides).interval_ms,
               "fps": args.fps, "incident_span_s": SPAN, "incident_clip_s": INCIDENT_SECONDS, "scenes": {}}
     for sc in args.scenes:
         report["scenes"][sc] = run_scene(sc, out, args)
