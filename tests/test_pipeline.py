@@ -212,3 +212,16 @@ def test_train_fails_on_a_store_it_cannot_write_before_reading_any_video(tmp_pat
     pipe = Pipeline(load_settings(overrides={"home": tmp_path, "models_dir": tmp_path / "store"}))
     with pytest.raises(StorageError, match="store/m.vlmodel: Not a directory"):
         pipe.train("m", [tmp_path / "not-read.mp4"])
+
+
+def test_the_defaults_training_progress_counts_all_of_its_work(default_street_model):
+    """The default reads each training clip twice (as it is, then a half-size compressed copy): the
+    progress total counts both reads, so the bar is full when training is, not half way through
+    (it showed 1381/1381 frames while the copies were still to be read)."""
+    calls, model = default_street_model.progress, default_street_model.model
+    per_read = sum(v.frames for v in model.videos)
+    work = [c for c in calls if c[2] != "done"]
+    assert {total for _, total, _ in work} == {2 * per_read}, sorted({c[1:] for c in work})
+    assert [d for d, _, _ in work] == sorted(d for d, _, _ in work)
+    assert max(d for d, _, _ in work if d < 2 * per_read) >= per_read  # the copies are counted on top
+    assert calls[-1] == (2 * per_read, 2 * per_read, "done")

@@ -211,8 +211,8 @@ class Pipeline:
             self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
         enc = self.detector_encoder(cls)
         scorer = cls.scorer_for(self.context(enc, interval, embedded=embedded))
-        total = 0 if embedded is not None else sum(expected_samples(x, scorer.fit_interval_ms, s.max_frames)
-                                                   for x in sources)
+        total = 0 if embedded is not None else getattr(scorer, "fit_reads", 1) * sum(
+            expected_samples(x, scorer.fit_interval_ms, s.max_frames) for x in sources)
         progress = progress or no_progress
         reported = [0]
 
@@ -269,6 +269,16 @@ class Pipeline:
     def load(self, model: str | AnomalyModel) -> AnomalyModel:
         return self.store.load(model) if isinstance(model, str) else model
 
+    def _declared_length(self, source: str | Path, n_frames: int) -> float:
+        """The length a file declares, to report the end it lacks; 0.0 for other sources and when
+        scoring stopped at ``max_frames`` on purpose."""
+        if source_kind(source) != "file" or (self.settings.max_frames and n_frames >= self.settings.max_frames):
+            return 0.0
+        try:
+            return probe(source).length_s
+        except VlmAnomalyError:
+            return 0.0
+
     def score(self, model: str | AnomalyModel, source: str | Path, *, progress: Progress | None = None,
               describe: bool = True, threshold: float | None = None, interval_ms: int | None = None) -> ScoreResult:
         """Score every sampled frame of a video with a saved (or given) model; holes in its
@@ -299,7 +309,8 @@ class Pipeline:
         # the result people read: scores, labels, descriptions, and incidents as live monitoring builds them;
         # a flagged frame is explained (and described) by what made its smoothed score low, within its gap
         thr = m.threshold if threshold is None else threshold
-        gaps = file_gaps(str(source), res.frame_indices, res.timestamps, self.settings.sampling.stream_stall_timeout_s)
+        gaps = file_gaps(str(source), res.frame_indices, res.timestamps, self.settings.sampling.stream_stall_timeout_s,
+                         self._declared_length(source, res.n_frames))
         res = replace(res, explanations=agreeing(res.scores, res.timestamps, res.explanations, m.smoothing_window,
                                                  threshold=thr, breaks=gap_breaks(res.timestamps, gaps)))
         descs = self.describe_scores(m, res) if describe else []

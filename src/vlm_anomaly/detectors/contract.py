@@ -63,7 +63,10 @@ class DetectorContext:
 
 @runtime_checkable
 class Scorer(Protocol):
-    """Fit on normal sources, score a source, score live frames - one state for all three."""
+    """Fit on normal sources, score a source, score live frames - one state for all three.
+
+    Optional: ``fit_reads``, how many times ``fit`` reads each training source through (1 when
+    absent), so that a progress bar's total covers the whole of training."""
 
     #: the sampling it scores at (ms between samples, 0 = every frame)
     interval_ms: int

@@ -49,6 +49,7 @@ class MotionDetectorScorer:
     def __init__(self, inner: MotionScorer):
         self.inner = inner
         self.interval_ms, self.fit_interval_ms = inner.interval_ms, inner.fit_interval_ms
+        self.fit_reads = 2 if inner.config.augment else 1  # each clip, then its degraded copy
         # live frames come with the source frame before them: motion is measured over about the same
         # short gap whatever the sampling (offline, a sampling interval that is itself a usable gap
         # measures between samples instead: the same scores where the two gaps agree)

@@ -195,6 +195,20 @@ def declared_duration(container, st) -> float:
     return 0.0
 
 
+def declared_length(container, st) -> float:
+    """Seconds of video a file's header promises (0.0 when it promises none), to tell a file that
+    ends short - cut off in a download or a recorder's crash, damaged part way - from one that
+    ends where it should. The longest of: the stream's duration, its frame count at its rate and,
+    for a file with no other stream (whose length could be an audio track's), the container's.
+    An AVI's index, like what is left of it, can be short while its header still counts every
+    frame; an MPEG-TS declares nothing, and nothing is said there."""
+    fps = stream_fps(st)
+    lengths = [float(st.duration * st.time_base) if st.duration and st.time_base else 0.0,
+               st.frames / fps if st.frames and fps else 0.0,
+               container.duration / av.time_base if container.duration and len(container.streams) == 1 else 0.0]
+    return max(lengths)
+
+
 def stream_fps(st) -> float:
     for rate in (st.average_rate, st.guessed_rate, st.base_rate):
         try:
@@ -349,13 +363,27 @@ def read_image(path: Path) -> np.ndarray | None:
 HOLE_REASON = "frames missing: the file's timestamps jump"
 
 
-def file_gaps(source: str, frame_indices, timestamps, min_s: float) -> list[Gap]:
+def short_end(last_t: float, length_s: float, spacing: FrameSpacing, min_s: float) -> str:
+    """Why a file's frames stop at ``last_t`` when its header declares ``length_s`` seconds (""
+    when they do not stop short): a missing end counts like a hole inside (:meth:`FrameSpacing.hole`,
+    past ``min_s`` and ``HOLE_SPACINGS`` usual spacings; with none known, as after a single
+    frame, past ``min_s``), so a file cut short shows the time it lost like any other gap."""
+    missing = length_s - last_t
+    if length_s <= 0 or missing <= min_s or missing <= HOLE_SPACINGS * spacing.median(0.0):
+        return ""
+    return f"the file ends at {last_t:.1f} s of the {length_s:.1f} s its header declares (cut short or damaged)"
+
+
+def file_gaps(source: str, frame_indices, timestamps, min_s: float, length_s: float = 0.0) -> list[Gap]:
     """The holes in a file's timestamps among its scored frames (offline results), found as the live
     reader finds them among all of its frames (:meth:`FrameSpacing.hole`, with ``min_s``
-    its stall timeout), so ``score`` and ``watch`` report the same gaps."""
+    its stall timeout), so ``score`` and ``watch`` report the same gaps; and the end missing when
+    the frames stop short of the ``length_s`` the file declares (:func:`short_end`)."""
     spacing, gaps = FrameSpacing(), []
     for i0, i1, t0, t1 in zip(frame_indices[:-1], frame_indices[1:], timestamps[:-1], timestamps[1:]):
         missing = spacing.hole(float(t1 - t0), min_s, int(i1 - i0))
         if missing:
             gaps.append(Gap(redact_url(source), float(t1) - missing, float(t1), HOLE_REASON, 0))
+    if len(timestamps) and (why := short_end(float(timestamps[-1]), length_s, spacing, min_s)):
+        gaps.append(Gap(redact_url(source), float(timestamps[-1]), length_s, why, 0))
     return gaps

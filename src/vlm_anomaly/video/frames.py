@@ -24,6 +24,8 @@ class VideoInfo:
     fps: float
     frame_count: int
     codec: str = ""
+    #: seconds of video a file's header declares (0.0: none), to see a file that ends short
+    length_s: float = 0.0
 
     @property
     def duration_s(self) -> float:

@@ -26,7 +26,7 @@ from ..config import SamplingSettings
 from ..errors import VideoTooLongError
 from ..redact import redact_text, redact_url
 from ..values import Gap
-from .decode import HOLE_REASON, FrameSpacing, short_error
+from .decode import HOLE_REASON, FrameSpacing, short_end, short_error
 from .frames import Frame, FrameBefore
 from .sampling import SampleGrid
 from .sources import DEFAULT_FOLDER_FPS, Reader, open_reader, source_kind
@@ -44,10 +44,11 @@ class _Failed:
 
 @dataclass
 class _Hole:
-    """Frames missing inside a file: its timestamps jump from ``start`` to ``end``."""
+    """Frames missing from a file: its timestamps jump from ``start`` to ``end``, or it ends short."""
 
     start: float
     end: float
+    reason: str = HOLE_REASON
 
 
 def _drop_oldest(q: queue.Queue) -> int:
@@ -136,10 +137,10 @@ class LiveSource(_Stoppable):
               counter: list[int]) -> None:
         wall0: float | None = None
         media0 = 0.0
+        prev_t: float | None = None
+        spacing = FrameSpacing()  # of a file's frames: a step far past it is a hole
         try:
             recent: FrameBefore[Callable[[], np.ndarray | None]] = FrameBefore()
-            prev_t: float | None = None
-            spacing = FrameSpacing()  # of a file's frames: a step far past it is a hole
             for t_media, convert in reader.frames():
                 if halt.is_set() or self._stop.is_set():
                     return
@@ -173,14 +174,24 @@ class LiveSource(_Stoppable):
                 self._put(q, Frame(counter[0] - 1, round(t, 6), img, self.label, previous,
                                    round(got[0], 6) if previous is not None and got is not None else None),
                           halt)
+            self._put_short_end(q, halt, reader, prev_t, spacing)
             self._put(q, _END, halt, drop=False)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer as a drop
+            if self.finite and not isinstance(exc, VideoTooLongError):
+                self._put_short_end(q, halt, reader, prev_t, spacing)
             self._put(q, _Failed(exc), halt, drop=False)
         finally:
             try:
                 reader.close()
             except Exception:  # noqa: BLE001 - closing a broken stream may fail too
                 pass
+
+    def _put_short_end(self, q: queue.Queue, halt: threading.Event, reader: Reader, last_t: float | None,
+                       spacing: FrameSpacing) -> None:
+        """A file whose frames stop short of the length it declares: the end it lacks, as a hole."""
+        if self.finite and last_t is not None and (why := short_end(last_t, reader.length_s, spacing,
+                                                                     self.stall_timeout_s)):
+            self._put(q, _Hole(last_t, reader.length_s, why), halt, drop=False)
 
     def _put(self, q: queue.Queue, item, halt: threading.Event, drop: bool | None = None) -> None:
         drop = self.realtime if drop is None else drop
@@ -235,7 +246,7 @@ class LiveSource(_Stoppable):
                     reason = "ended"
                     break
                 if isinstance(item, _Hole):
-                    gap = self._gap(item.start, item.end, HOLE_REASON, 0)
+                    gap = self._gap(item.start, item.end, item.reason, 0)
                     log.warning("%s: %.1f s without frames at %.1f s (%s)", self.label, gap.missed_s,
                                 gap.start_time, gap.reason)
                     yield gap

@@ -27,6 +27,7 @@ from .decode import (
     check_duration,
     check_pixels,
     declared_duration,
+    declared_length,
     decode_frames,
     first_video_stream,
     open_failure,
@@ -148,8 +149,9 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
         if not count and container.duration and fps:
             count = int(container.duration / av.time_base * fps)
         cc = st.codec_context
-        return VideoInfo(src, "stream" if is_stream_url(src) else "file", cc.width, cc.height,
-                         fps, count, cc.name or "")
+        if is_stream_url(src):
+            return VideoInfo(src, "stream", cc.width, cc.height, fps, count, cc.name or "")
+        return VideoInfo(src, "file", cc.width, cc.height, fps, count, cc.name or "", declared_length(container, st))
 
 
 def open_video(source: str, *, max_duration_s: float = 0, timeout: float | tuple[float, float] = 10.0,
@@ -221,6 +223,8 @@ class Reader:
     media_time = True
     #: True when a frame's lazy converter still works after later frames were read
     stable_convert = True
+    #: seconds of video a file declares (0.0: none), to see a file that ends short
+    length_s = 0.0
 
     def frames(self) -> Iterator[RawFrame]:
         raise NotImplementedError
@@ -238,6 +242,8 @@ class AvReader(Reader):
         self.media_time = media_time
         self.container, self._stream = open_video(source, timeout=(read_timeout_s, read_timeout_s),
                                                   refusal="cannot open")
+        if media_time and not is_stream_url(source):
+            self.length_s = declared_length(self.container, self._stream)
 
     def frames(self) -> Iterator[RawFrame]:
         st = self._stream
