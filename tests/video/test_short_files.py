@@ -60,8 +60,9 @@ def end_gaps(src: Path) -> list[Gap]:
 @pytest.mark.parametrize("ext", [".mkv", ".avi", ".mp4"])
 def test_a_file_cut_short_shows_the_end_it_lacks_live_and_offline(tmp_path, ext):
     """Cut to 45 % of its bytes, a 12 s file decodes a few seconds and stops (MP4 with an error, MKV
-    and AVI without; FFmpeg reads one frame of the AVI). The live reader ends it with one gap to the declared 12 s, saying why; offline
-    results find the same gap from the sampled frames and the declared length."""
+    and AVI without; FFmpeg reads one frame of the AVI). The live reader ends it with one gap to the
+    declared 12 s, saying why; offline results find the same gap from the sampled frames and the
+    declared length."""
     src = cut(whole(tmp_path, ext))
     [gap] = end_gaps(src)
     assert "its header declares (cut short or damaged)" in gap.reason, gap
