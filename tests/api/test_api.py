@@ -198,7 +198,7 @@ def test_bad_input_is_a_json_4xx(client, tmp_path):
     assert "uploads" not in j["error"] and "/" not in j["error"], j["error"]  # not its place on the server
 
 
-def test_train_score_watch_ack_lifecycle(client, videos):
+def test_train_score_watch_ack_lifecycle(client, videos, api_home):
     # train from two uploaded normal videos: an async job with progress
     files = [
         ("files", (p.name, p.read_bytes(), "video/mp4"))
@@ -241,6 +241,17 @@ def test_train_score_watch_ack_lifecycle(client, videos):
     anomalous = [f["time"] for f in frames if f["label"] == "anomaly"]
     # the intruder is on screen 4-8 s; offline smoothing is centred (window 5 = +-1 s)
     assert anomalous and min(anomalous) >= 3.0 and max(anomalous) <= 9.5
+
+    # a recording cut off part way: the end it lacks is a gap, named as uploaded, not by its place
+    # on the server
+    data = write_video(videos["intruder"].with_suffix(".mkv"), seconds=12, seed=0, anomaly_span=(4.0, 8.0)).read_bytes()
+    job = client.post("/models/street/score", files={"file": ("cut.mkv", data[: len(data) * 45 // 100])}).json()
+    j = wait_job(client, job)
+    assert j["status"] == "done", j
+    [gap] = j["result"]["summary"]["gaps"]
+    assert gap["source"] == "cut.mkv" and "its header declares (cut short or damaged)" in gap["reason"], gap
+    assert gap["end_time"] == 12.0 and j["result"]["summary"]["missed_s"] == gap["missed_s"] > 5.0
+    assert str(api_home) not in str(j) and "uploads" not in str(j), j
 
     # watch the same video through the API (as fast as possible): one event, then acknowledge it
     r = client.post(
