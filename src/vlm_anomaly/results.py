@@ -213,6 +213,11 @@ class ScoreResult:
                                              interval_ms=self.interval_ms)
         return replay(builder, self.timestamps, self.raw_scores, self.gaps)
 
+    def named(self, name: str) -> ScoreResult:
+        """This result with its source (and its gaps') called ``name``: what a user who uploaded a
+        video knows it by, not the upload's place on the server."""
+        return replace(self, source=name, gaps=[replace(g, source=name) for g in self.gaps])
+
     def summary(self) -> dict:
         return {
             "source": self.source,

@@ -283,6 +283,7 @@ def _gallery(r: ScoreResult, path: str) -> None:
 def _downloads(r: ScoreResult, path: str, video: str) -> None:
     st.subheader("Downloads")
     stem = Path(video).stem
+    r = r.named(video)  # the reports name the video as uploaded, not its place on the server
     c1, c2, c3 = st.columns(3)
     c1.download_button("Download CSV", r.to_csv(), file_name=f"{stem}-scores.csv", mime="text/csv",
                        key="dl_csv", on_click="ignore")

@@ -5,7 +5,6 @@ and loading a model never block the event loop (and with it every other request)
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -77,8 +76,7 @@ def score_video(
 
     def work(progress) -> dict:
         r = svc.pipeline.score(model, path, progress=progress, threshold=threshold, interval_ms=interval_ms)
-        shown = file.filename or "upload"  # the upload's name, not its place on the server
-        return replace(r, source=shown, gaps=[replace(g, source=shown) for g in r.gaps]).as_dict()
+        return r.named(file.filename or "upload").as_dict()
 
     return svc.jobs.submit(jid, "score", work, {"model": name, "file": file.filename})
 
