@@ -13,6 +13,8 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from ..errors import InvalidVideoError
+from ..redact import redact_url
 from ..video import Frame, sample_frames
 from ..video.sampling import SampleGrid
 from .appearance import CropEmbedder
@@ -121,6 +123,7 @@ class CellStream:
 
     def features(self, frame: Frame) -> CellFeatures:
         t0 = time.perf_counter()
+        self._check_shape(frame)
         gray = work_gray(frame.image, self.config)
         prev_t = getattr(frame, "previous_timestamp", None)
         if frame.previous is not None and prev_t is not None and prev_t < frame.timestamp:
@@ -142,6 +145,20 @@ class CellStream:
         tm["features_s"] += time.perf_counter() - t1
         tm["frames"] += 1
         return out
+
+    def _check_shape(self, frame: Frame) -> None:
+        """Refuse a frame of another shape than the view the grid was made for. Why: the grid's
+        cells would be stretched over it, so places, sizes and the standing scene no longer match
+        what training saw, and every frame of a wider view scored as an anomaly, without a word.
+        Up to a column's worth of difference is the same view: a 640x352 sub-stream of a 16:9 camera
+        falls on the other side of the columns' rounding than its 1920x1080 main stream."""
+        h, w = frame.image.shape[:2]
+        if abs(self.config.rows * w / max(1, h) - self.cols) > 1.0:
+            raise InvalidVideoError(
+                f"{redact_url(frame.source)}: its frames ({w}x{h}, aspect {w / max(1, h):.2f}) do not have the "
+                f"shape of the view the model knows (aspect about {self.cols / self.config.rows:.1f}): another "
+                "camera, or a cropped or stretched stream? A model learns one camera's view: train one on "
+                "this footage")
 
     def _check_spacing(self, frame: Frame, no_ref: bool) -> None:
         """Warn once when frames keep coming too far apart to measure motion (a 0.5 fps camera):
