@@ -220,6 +220,29 @@ def test_names_with_brackets_are_printed_as_they_are(run_cli, trained, cli_home,
     assert "MarkupError" not in r.stdout + r.stderr
 
 
+def test_control_characters_in_names_never_reach_the_terminal(run_cli, trained, cli_home, normal_video, tmp_path):
+    """A file name may hold terminal controls (an upload, a file from someone else): ESC would let
+    it clear the screen or recolour what follows, a carriage return overwrite a line. They are
+    shown as U+FFFD on the console (summary, errors; Rich drops a carriage return itself) and as
+    visible escapes in log lines; the rest of the name is printed as it is."""
+    name = "lobby\x1b[2J\rcam"
+    clip = tmp_path / f"{name}.mp4"
+    shutil.copy(normal_video, clip)
+    r = run_cli("score", "street", clip, home=cli_home)
+    assert r.returncode == 0 and r.stdout.startswith("lobby\ufffd[2Jcam.mp4 with model street: "), r.stdout
+    bad = tmp_path / f"{name}.avi"
+    bad.write_bytes(b"\x1b[31mnot a video" * 50)
+    r = run_cli("score", "street", bad, home=cli_home)
+    assert r.returncode == 2 and "lobby\ufffd[2Jcam.avi: " in r.stderr, r.stderr
+    cut = tmp_path / f"{name}-cut.mp4"  # decoding stops part way: a warning in the log names the file
+    data = normal_video.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    r = run_cli("watch", "--model", "street", "--source", cut, "--fast", home=cli_home)
+    assert "lobby\\x1b[2J\\x0dcam-cut.mp4" in r.stderr, r.stderr
+    for run in (r.stdout, r.stderr):
+        assert "\x1b" not in run and "\r" not in run, repr(run)
+
+
 def test_progress_on_a_log_is_plain_lines(run_cli, trained, cli_home, anomaly_video):
     """stderr that is not a terminal (a pipe, a log file): progress comes as plain lines, no escape
     codes or bar characters (Rich printed one bar line, at the end only). ``VLM_ANOMALY_PROGRESS=1``

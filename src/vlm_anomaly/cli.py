@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderHook
 from rich.markup import escape as esc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from .config import Settings, load_settings
 from .errors import ConfigError, ModelNotFoundError, VlmAnomalyError
-from .redact import redact_text, redact_url
+from .redact import printable, redact_text, redact_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Video anomaly detection with vision-language models.")
@@ -33,8 +34,28 @@ normal_app = typer.Typer(no_args_is_help=True, help="Teach a model that footage 
                                                    "list what it learnt, undo.")
 app.add_typer(normal_app, name="normal")
 
+class _Printable:
+    """A renderable shown with each control character of its text as a visible U+FFFD
+    (``redact.printable``; one character for one, as the lines are already laid out): names of
+    files, cameras and streams reach every table and line."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options):
+        for seg in console.render(self.inner, options):
+            yield seg if seg.control else Segment(printable(seg.text, keep_width=True), seg.style)
+
+
+class _PrintableHook(RenderHook):
+    def process_renderables(self, renderables: list) -> list:
+        return [_Printable(r) for r in renderables]
+
+
 out = Console()
 err = Console(stderr=True)
+for _console in (out, err):
+    _console.push_render_hook(_PrintableHook())
 _state: dict = {"config": None, "debug": False}
 
 # -- shared options -------------------------------------------------------------------------

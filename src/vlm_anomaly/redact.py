@@ -271,6 +271,27 @@ def source_slug(source: str | object) -> str:
     return s[-80:].lstrip("_.") or "source"
 
 
+#: control characters but the line feed and the tab: C0, DEL and C1 (ESC, CSI, BEL, CR...)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str | object, *, keep_width: bool = False) -> str:
+    r"""``text`` with its control characters (but line feeds and tabs) written as visible escapes
+    (``keep_width``: each as one U+FFFD, for text already laid out in columns).
+
+    Why: a file, camera or stream name is the user's or a stranger's (an uploaded file, a Frigate
+    camera); printed raw on a terminal, an ESC in it could clear the screen, recolour or rewrite
+    what is shown, and a carriage return overwrite a log line.
+
+    Example:
+        >>> printable("lobby\x1b[2J.mp4")
+        'lobby\\x1b[2J.mp4'
+    """
+    if keep_width:
+        return _CONTROL.sub("\ufffd", str(text))
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 # -- log records -------------------------------------------------------------------------------
 _installed = False
 _install_lock = threading.Lock()
@@ -292,7 +313,7 @@ def _redact_record(record: logging.LogRecord) -> None:
         msg = record.getMessage()
     except Exception:  # noqa: BLE001 - a bad format string is logging's to report, not ours
         return
-    clean = redact_text(msg)
+    clean = printable(redact_text(msg))
     if clean != msg:
         record.msg, record.args = clean, None
     if record.exc_info and not record.exc_text:
@@ -327,6 +348,7 @@ def install_log_redaction() -> None:
 __all__ = [
     "MASK",
     "install_log_redaction",
+    "printable",
     "redact_query",
     "redact_text",
     "redact_url",
