@@ -102,6 +102,9 @@ def test_a_time_range_of_a_file_and_bad_input(home, tmp_path):
         undo_normal(models, "street", add.id, settings=s)
     with pytest.raises(InvalidVideoError, match="before it starts"):
         mark_normal(models, "street", intruder, start_s=5.0, end_s=2.0, settings=s)
+    # past the end: the message says how long the video is (it said "no sampled frame")
+    with pytest.raises(InvalidVideoError, match=r"the range starts at 50 s, after the video's end \(\d+\.\d s\)"):
+        mark_normal(models, "street", intruder, start_s=50.0, end_s=60.0, settings=s)
     with pytest.raises(InvalidVideoError):
         mark_normal(models, "street", tmp_path / "missing.mp4", settings=s)
     with pytest.raises(VlmAnomalyError, match="open"):

@@ -28,7 +28,7 @@ from .errors import AdditionNotFoundError, InvalidVideoError, ModelNotFoundError
 from .pipeline import Pipeline, expected_samples
 from .redact import redact_url
 from .values import utc_stamp
-from .video.sources import is_stream_url
+from .video.sources import is_stream_url, probe
 
 if TYPE_CHECKING:
     from .events.store import EventStore
@@ -107,6 +107,11 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
     note = str(note or "")[:MAX_NOTE]
     pipe = _pipeline(settings, pipeline)
     pipe.check_sources([source])
+    info = probe(source)
+    length = info.length_s or info.duration_s
+    if start_s is not None and length and start_s >= length:
+        raise InvalidVideoError(f"{source_name(source)}: the range starts at {start_s:g} s, "
+                                f"after the video's end ({length:.1f} s)")
     key = uuid.uuid4().hex[:12]
     with _model_lock(models, model):
         m = models.load(model)
