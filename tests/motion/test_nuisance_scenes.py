@@ -59,3 +59,22 @@ def test_a_person_standing_in_the_grain_is_flagged_while_they_stand(night, tmp_p
     events = watch_events(pipe.settings.home, SCENE, standing, tmp_path)
     assert len(events) == 1, [(e.start_time, e.end_time) for e in events]
     assert events[0].start_time <= 12.0 and events[0].end_time >= 17.5, (events[0].start_time, events[0].end_time)
+
+
+def test_a_camera_knocked_aside_in_the_grain_is_a_moved_view(night, tmp_path):
+    """Knocked 16 px right and 8 px down and turned 1.5 degrees at 8 s, and left so: flagged from
+    its first second on and explained "camera view moved", a camera-kind incident. It was flagged
+    but explained "something in the left that was never there", an activity event: in grain no
+    whole-pixel shift of the scene image matched, and the follow of a gradually changing look took
+    most of the cells that differed."""
+    pipe = night[0]
+    bumped = write_scene(tmp_path / "bumped.mp4", SCENE, seconds=25, start_s=415, incident="bumped", span=SPAN,
+                         bump=(16, 8, 1.5))
+    r = pipe.score(SCENE, bumped)
+    t = r.timestamps
+    after = t >= SPAN[0] + 1.0
+    assert r.labels[after].mean() >= 0.8, r.labels[after].mean()
+    kinds = [r.explanations[k]["kind"] for k in np.flatnonzero(after)]
+    assert np.mean([k == "camera" for k in kinds]) >= 0.8, kinds
+    assert r.explanations[int(np.argmin(np.abs(t - 13.0)))]["text"] == "camera view moved"
+    assert not r.labels[t < SPAN[0] - 1.5].any()

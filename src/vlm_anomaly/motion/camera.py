@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from ..detectors.calibration import RobustZ
@@ -36,6 +37,14 @@ MOVED = 0.5  # over half the still, structured cells unlike the training backgro
 #: object in front of the camera, however large, does not match a shifted background)
 MAX_SHIFT = 0.25
 EXPLAINED = 0.5
+#: the view's own shift, measured to a fraction of a scene-image pixel (then refined to a shift
+#: and a turn), is tried from half a pixel: normal frames measure 0.1-0.4 against the background
+SUBPIXEL = 0.5
+#: ... and counts when the background so moved explains EXPLAINED of the cells and this share more
+#: of them than the unmoved one: in sensor grain a knock of a few pixels leaves half the cells
+#: within their limits (and the follow of a drifting look takes the rest), yet the moved background
+#: fits clearly better
+WARP_GAIN = 0.25
 STRUCTURE = 0.2  # a cell has structure when its background patch varies this much (contrast units)
 MIN_CELLS = 6  # the moved check needs this many still, structured cells ...
 #: ... and this share of the view's structured cells: where moving things hide most of the view's
@@ -97,6 +106,9 @@ def _moved_share(X: np.ndarray, still: np.ndarray, bg: dict[str, np.ndarray], ro
     for j in np.flatnonzero(np.nan_to_num(share, nan=0.0) > MOVED):
         if not _shift_explains(X[j], use[j], bg["bg"], limit, rows):
             share[j] = 0.0
+    for j in np.flatnonzero(n >= enough):
+        if not share[j] > MOVED:
+            share[j] = max(np.nan_to_num(share[j], nan=0.0), _warp_explains(X[j], use[j], bg["bg"], limit, rows))
     return share
 
 
@@ -105,6 +117,40 @@ def _image(cells: np.ndarray, rows: int) -> np.ndarray:
     p = SCENE_PATCH
     cols = len(cells) // rows
     return cells.reshape(rows, cols, p, p).transpose(0, 2, 1, 3).reshape(rows * p, cols * p)
+
+
+def _warp_explains(x: np.ndarray, use: np.ndarray, bg: np.ndarray, limit: np.ndarray, rows: int) -> float:
+    """The share of the frame's still, structured cells that the training background explains once
+    moved as the view itself moved - a shift found to a fraction of a pixel (phase correlation),
+    refined to a shift and a turn (ECC) - when that is at least EXPLAINED and WARP_GAIN more than
+    the unmoved background explains; else 0. Why: a knock of a few pixels, or one with a turn,
+    matches no whole-pixel shift of :func:`_shift_explains`, least of all in sensor grain."""
+    p = SCENE_PATCH
+    img, ref = _image(x, rows).astype(np.float32), _image(bg, rows).astype(np.float32)
+    H, W = img.shape
+    window = cv2.createHanningWindow((W, H), cv2.CV_64F)
+    (dx, dy), _ = cv2.phaseCorrelate(ref.astype(np.float64), img.astype(np.float64), window)
+    if np.hypot(dx, dy) < SUBPIXEL or abs(dx) > MAX_SHIFT * W or abs(dy) > MAX_SHIFT * H:
+        return 0.0
+    warp = np.float32([[1, 0, -dx], [0, 1, -dy]])  # where each pixel of the frame lies in the background
+    try:
+        _, warp = cv2.findTransformECC(img, ref, warp.copy(), cv2.MOTION_EUCLIDEAN,
+                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4), None, 1)
+    except cv2.error:  # no convergence: the shift alone
+        pass
+    moved = cv2.warpAffine(ref, warp, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    cols = W // p
+
+    def matched(other: np.ndarray) -> np.ndarray:
+        return np.sqrt(((img - other) ** 2).reshape(rows, p, cols, p).sum((1, 3))).ravel() <= limit
+
+    inside = np.isfinite(moved).reshape(rows, p, cols, p).all((1, 3)).ravel() & use
+    n = int(inside.sum())
+    if n < MIN_CELLS:
+        return 0.0
+    m1, m0 = (inside & matched(moved)).sum() / n, (inside & matched(ref)).sum() / n
+    return float(m1) if m1 >= EXPLAINED and m1 - m0 >= WARP_GAIN else 0.0
 
 
 def _shift_explains(x: np.ndarray, use: np.ndarray, bg: np.ndarray, limit: np.ndarray, rows: int) -> bool:
