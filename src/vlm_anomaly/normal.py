@@ -107,8 +107,8 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
     note = str(note or "")[:MAX_NOTE]
     pipe = _pipeline(settings, pipeline)
     pipe.check_sources([source])
-    info = probe(source)
-    length = info.length_s or info.duration_s
+    info = probe(source) if start_s is not None and not is_stream_url(str(source)) else None
+    length = (info.length_s or info.duration_s) if info is not None else 0.0
     if start_s is not None and length and start_s >= length:
         raise InvalidVideoError(f"{source_name(source)}: the range starts at {start_s:g} s, "
                                 f"after the video's end ({length:.1f} s)")
