@@ -253,10 +253,11 @@ def model_summary(model: AnomalyModel) -> list[tuple[str, str]]:
 
 def _train_section(ts: TrainingSet) -> None:
     st.subheader("4. Train")
-    default = "model-" + _dt.datetime.now().strftime("%Y%m%d-%H%M")
+    # the default name is made once a session: a default that changed every minute changed the
+    # widget's parameters between two reruns, at a minute's turn
+    st.session_state.setdefault("train_model_name", "model-" + _dt.datetime.now().strftime("%Y%m%d-%H%M"))
     c1, c2 = st.columns([3, 1])
-    name = c1.text_input("Model name", value=default, key="train_model_name",
-                         help="letters, digits, '.', '_' or '-'")
+    name = c1.text_input("Model name", key="train_model_name", help="letters, digits, '.', '_' or '-'")
     overwrite = c2.checkbox("Replace if it exists", value=False, key="train_overwrite")
     if st.button("Train model", type="primary", disabled=not ts.items()):
         with state.user_errors():
