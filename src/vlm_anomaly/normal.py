@@ -116,7 +116,8 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
     with _model_lock(models, model):
         m = models.load(model)
         scorer = pipe.scorer(m)
-        total = expected_samples(source, m.interval_ms, (settings or pipe.settings).max_frames)
+        total = expected_samples(info if info is not None else source, m.interval_ms,
+                                 (settings or pipe.settings).max_frames)
         if end_s is not None or start_s is not None:
             span = (end_s if end_s is not None else total * m.interval_ms / 1000) - (start_s or 0)
             total = min(total, max(1, int(span * 1000 / max(1, m.interval_ms)) + 1)) if m.interval_ms else total

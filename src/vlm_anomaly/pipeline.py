@@ -29,18 +29,24 @@ from .smoothing import agreeing
 from .store import CachedEmbeddings, EmbeddingCache, ModelStore
 from .threads import configure_threads
 from .values import EmbeddedVideo, FrameScores
-from .video import Frame, batched, content_hash, prefetch, probe, sample_frames, source_kind
+from .video import Frame, VideoInfo, batched, content_hash, prefetch, probe, sample_frames, source_kind
 from .video.decode import file_gaps
 
 log = logging.getLogger(__name__)
 
-def expected_samples(source: str | Path, interval_ms: int, max_frames: int = 0) -> int:
-    """Estimate of how many frames sampling will yield (for progress bars); 0 if unknown."""
+def probed(source: str | Path) -> VideoInfo | None:
+    """The source's header, or None when it cannot be read (reading it then gives the clear error)."""
     try:
-        info = probe(source)
+        return probe(source)
     except VlmAnomalyError:
-        return 0
-    if info.frame_count <= 0:
+        return None
+
+
+def expected_samples(source: str | Path | VideoInfo | None, interval_ms: int, max_frames: int = 0) -> int:
+    """Estimate of how many frames sampling will yield (for progress bars); 0 if unknown.
+    ``source`` may be its header, already read."""
+    info = source if isinstance(source, VideoInfo) or source is None else probed(source)
+    if info is None or info.frame_count <= 0:
         return 0
     if interval_ms <= 0 or info.fps <= 0:
         n = info.frame_count
@@ -269,16 +275,6 @@ class Pipeline:
     def load(self, model: str | AnomalyModel) -> AnomalyModel:
         return self.store.load(model) if isinstance(model, str) else model
 
-    def _declared_length(self, source: str | Path, n_frames: int) -> float:
-        """The length a file declares, to report the end it lacks; 0.0 for other sources and when
-        scoring stopped at ``max_frames`` on purpose."""
-        if source_kind(source) != "file" or (self.settings.max_frames and n_frames >= self.settings.max_frames):
-            return 0.0
-        try:
-            return probe(source).length_s
-        except VlmAnomalyError:
-            return 0.0
-
     def score(self, model: str | AnomalyModel, source: str | Path, *, progress: Progress | None = None,
               describe: bool = True, threshold: float | None = None, interval_ms: int | None = None) -> ScoreResult:
         """Score every sampled frame of a video with a saved (or given) model; holes in its
@@ -295,7 +291,8 @@ class Pipeline:
             raise ConfigError(f"threshold must be a finite number, got {threshold}")
         m = self.load(model)
         scorer = self.scorer(m, interval_ms=interval_ms)
-        total = expected_samples(source, scorer.interval_ms, self.settings.max_frames)
+        info = probed(source)
+        total = expected_samples(info, scorer.interval_ms, self.settings.max_frames)
         progress = progress or no_progress
         progress(0, total, "scoring")
         t0 = time.perf_counter()
@@ -309,8 +306,11 @@ class Pipeline:
         # the result people read: scores, labels, descriptions, and incidents as live monitoring builds them;
         # a flagged frame is explained (and described) by what made its smoothed score low, within its gap
         thr = m.threshold if threshold is None else threshold
+        # the end a file lacks is a gap, unless scoring stopped at max_frames on purpose
+        stopped = self.settings.max_frames and res.n_frames >= self.settings.max_frames
+        length = info.length_s if info is not None and not stopped else 0.0
         gaps = file_gaps(str(source), res.frame_indices, res.timestamps, self.settings.sampling.stream_stall_timeout_s,
-                         self._declared_length(source, res.n_frames))
+                         length)
         res = replace(res, explanations=agreeing(res.scores, res.timestamps, res.explanations, m.smoothing_window,
                                                  threshold=thr, breaks=gap_breaks(res.timestamps, gaps)))
         descs = self.describe_scores(m, res) if describe else []

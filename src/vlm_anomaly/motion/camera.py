@@ -119,13 +119,19 @@ def _image(cells: np.ndarray, rows: int) -> np.ndarray:
     return cells.reshape(rows, cols, p, p).transpose(0, 2, 1, 3).reshape(rows * p, cols * p)
 
 
+def _cell_distances(img: np.ndarray, other: np.ndarray, rows: int) -> np.ndarray:
+    """(rows, cols) distance between two scene images, patch by patch; NaN where ``other`` has no
+    pixel (a moved background leaves the view's edge empty)."""
+    p = SCENE_PATCH
+    return np.sqrt(((img - other) ** 2).reshape(rows, p, img.shape[1] // p, p).sum((1, 3)))
+
+
 def _warp_explains(x: np.ndarray, use: np.ndarray, bg: np.ndarray, limit: np.ndarray, rows: int) -> float:
     """The share of the frame's still, structured cells that the training background explains once
     moved as the view itself moved - a shift found to a fraction of a pixel (phase correlation),
     refined to a shift and a turn (ECC) - when that is at least EXPLAINED and WARP_GAIN more than
     the unmoved background explains; else 0. Why: a knock of a few pixels, or one with a turn,
     matches no whole-pixel shift of :func:`_shift_explains`, least of all in sensor grain."""
-    p = SCENE_PATCH
     img, ref = _image(x, rows).astype(np.float32), _image(bg, rows).astype(np.float32)
     H, W = img.shape
     window = cv2.createHanningWindow((W, H), cv2.CV_64F)
@@ -140,16 +146,12 @@ def _warp_explains(x: np.ndarray, use: np.ndarray, bg: np.ndarray, limit: np.nda
         pass
     moved = cv2.warpAffine(ref, warp, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
-    cols = W // p
-
-    def matched(other: np.ndarray) -> np.ndarray:
-        return np.sqrt(((img - other) ** 2).reshape(rows, p, cols, p).sum((1, 3))).ravel() <= limit
-
-    inside = np.isfinite(moved).reshape(rows, p, cols, p).all((1, 3)).ravel() & use
+    d1, d0 = _cell_distances(img, moved, rows).ravel(), _cell_distances(img, ref, rows).ravel()
+    inside = np.isfinite(d1) & use  # a cell the moved background leaves partly empty is not judged
     n = int(inside.sum())
     if n < MIN_CELLS:
         return 0.0
-    m1, m0 = (inside & matched(moved)).sum() / n, (inside & matched(ref)).sum() / n
+    m1, m0 = (inside & (d1 <= limit)).sum() / n, (inside & (d0 <= limit)).sum() / n
     return float(m1) if m1 >= EXPLAINED and m1 - m0 >= WARP_GAIN else 0.0
 
 
@@ -159,12 +161,8 @@ def _shift_explains(x: np.ndarray, use: np.ndarray, bg: np.ndarray, limit: np.nd
     structured cells that the shift keeps inside the view - the unshifted one matched fewer: the
     camera's view moved. An object in front of the camera, however large, leaves the cells around it
     matching the unshifted background and does not match a shifted one."""
-    p = SCENE_PATCH
     img, ref = _image(x, rows), _image(bg, rows)
     H, W = img.shape
-    cols = W // p
-    lim = limit.reshape(rows, cols)
-    u = use.reshape(rows, cols)
     for dy in range(-int(MAX_SHIFT * H), int(MAX_SHIFT * H) + 1):
         for dx in range(-int(MAX_SHIFT * W), int(MAX_SHIFT * W) + 1):
             if dx == 0 and dy == 0:
@@ -173,9 +171,9 @@ def _shift_explains(x: np.ndarray, use: np.ndarray, bg: np.ndarray, limit: np.nd
             shifted = np.full_like(ref, np.nan)
             shifted[max(0, dy):H + min(0, dy), max(0, dx):W + min(0, dx)] = \
                 ref[max(0, -dy):H - max(0, dy), max(0, -dx):W - max(0, dx)]
-            dist = np.sqrt(((img - shifted) ** 2).reshape(rows, p, cols, p).sum((1, 3)))
-            inside = np.isfinite(dist) & u
-            if inside.sum() >= MIN_CELLS and (inside & (dist <= lim)).sum() >= EXPLAINED * inside.sum():
+            dist = _cell_distances(img, shifted, rows).ravel()
+            inside = np.isfinite(dist) & use
+            if inside.sum() >= MIN_CELLS and (inside & (dist <= limit)).sum() >= EXPLAINED * inside.sum():
                 return True
     return False
 

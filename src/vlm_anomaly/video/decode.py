@@ -264,12 +264,16 @@ class FrameSpacing:
         frames between taken at the usual spacing): a hole past ``min_s`` and ``HOLE_SPACINGS``
         usual spacings. 0.0 when there is none, and then the spacing is recorded."""
         if step > min_s and self._steps:  # the cheap bound first: the median only for a long step
-            usual = self.median(0.0)
-            missing = step - (frames - 1) * usual
-            if missing > min_s and missing > HOLE_SPACINGS * usual:
+            missing = step - (frames - 1) * self.median(0.0)
+            if self.exceeds(missing, min_s):
                 return missing
         self.add(step / max(1, frames))
         return 0.0
+
+    def exceeds(self, missing: float, min_s: float) -> bool:
+        """Whether ``missing`` seconds make a hole: past ``min_s`` and ``HOLE_SPACINGS`` usual
+        spacings (past ``min_s`` alone while no spacing is known, as after a single frame)."""
+        return missing > min_s and missing > HOLE_SPACINGS * self.median(0.0)
 
 
 def decode_frames(container, st, *, fps: float) -> Iterator[tuple[int, float, av.VideoFrame]]:
@@ -365,11 +369,9 @@ HOLE_REASON = "frames missing: the file's timestamps jump"
 
 def short_end(last_t: float, length_s: float, spacing: FrameSpacing, min_s: float) -> str:
     """Why a file's frames stop at ``last_t`` when its header declares ``length_s`` seconds (""
-    when they do not stop short): a missing end counts like a hole inside (:meth:`FrameSpacing.hole`,
-    past ``min_s`` and ``HOLE_SPACINGS`` usual spacings; with none known, as after a single
-    frame, past ``min_s``), so a file cut short shows the time it lost like any other gap."""
-    missing = length_s - last_t
-    if length_s <= 0 or missing <= min_s or missing <= HOLE_SPACINGS * spacing.median(0.0):
+    when they do not stop short): a missing end counts like a hole inside
+    (:meth:`FrameSpacing.exceeds`), so a file cut short shows the time it lost like any other gap."""
+    if length_s <= 0 or not spacing.exceeds(length_s - last_t, min_s):
         return ""
     return f"the file ends at {last_t:.1f} s of the {length_s:.1f} s its header declares (cut short or damaged)"
 
