@@ -45,3 +45,24 @@ def test_every_sample_measures_motion_over_a_usable_gap(tmp_path, fps):
         # one kind of gap per stream: the samples' own spacing (0.5 s), or the frame before them where
         # that is old enough (100 ms at 10 fps), never a mix of the two
         assert max(gaps) - min(gaps) < 0.1, (fps, interval_ms, [round(g, 3) for g in gaps])
+
+
+def test_a_frame_folder_of_the_camera_runs_at_the_training_videos_rate(tmp_path, default_street_model):
+    """A folder of frames carries no timing. Read at a guessed 25 fps, frames of a 10 fps camera
+    made every motion 2.5 times faster than normal: the model's own training footage, exported as
+    images, was flagged as "fast objects" throughout. The model keeps its videos' rate and reads
+    a folder at it, on the saved model too (score, live)."""
+    from vlm_anomaly.events.watcher import SourceWatcher
+    from vlm_anomaly.pipeline import Pipeline
+    from vlm_anomaly.synthetic import write_frames
+
+    home = default_street_model.install(tmp_path / "home")
+    pipe = Pipeline(default_street_model.settings.model_copy(update={"home": home}))
+    model = pipe.load("street")
+    assert model.detector.state_.fps == pytest.approx(10.0)  # street-normal.mp4/.avi: 10 fps
+    folder = write_frames(tmp_path / "exported", n=80, size=(320, 240), seed=0, fps=10.0)
+    res = pipe.score("street", folder)
+    assert res.anomaly_rate <= 0.1, res.smoothed_scores
+    assert res.n_frames >= 30  # 8 s at 250 ms
+    stats = SourceWatcher(pipe, model, str(folder), realtime=False).run()  # `watch` on the folder
+    assert stats.frames >= 30 and stats.events == 0, stats

@@ -66,7 +66,9 @@ class Scorer(Protocol):
     """Fit on normal sources, score a source, score live frames - one state for all three.
 
     Optional: ``fit_reads``, how many times ``fit`` reads each training source through (1 when
-    absent), so that a progress bar's total covers the whole of training."""
+    absent), so that a progress bar's total covers the whole of training; ``folder_fps``, the rate
+    a frame folder is read at live (the usual guess when absent), for a detector that measures
+    motion per second."""
 
     #: the sampling it scores at (ms between samples, 0 = every frame)
     interval_ms: int

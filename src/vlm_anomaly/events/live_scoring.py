@@ -17,6 +17,7 @@ from ..errors import VlmAnomalyError
 from ..model import AnomalyModel
 from ..pipeline import Pipeline
 from ..video import Frame
+from ..video.sources import DEFAULT_FOLDER_FPS
 from .bad_prompts import PromptAlarm
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,11 @@ class StreamScorer:
     def needs_previous(self) -> bool:
         """True when the source must hand over an earlier frame with each sample (motion, at some samplings)."""
         return self.detector.needs_previous
+
+    @property
+    def folder_fps(self) -> float:
+        """The rate a frame folder is read at (a motion model: its training videos')."""
+        return getattr(self.detector, "folder_fps", DEFAULT_FOLDER_FPS)
 
     def _file_version(self) -> tuple[int, int] | None:
         """(mtime, size) of the saved model's file; None for a model that is not in the store."""

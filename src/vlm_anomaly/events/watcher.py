@@ -131,7 +131,7 @@ class SourceWatcher:
             live.with_previous = self.scorer.needs_previous  # motion models want an earlier frame with each sample
         self.live = live or LiveSource.from_settings(self.source, s.sampling, interval_ms=self.interval_ms,
                                                      realtime=realtime, with_previous=self.scorer.needs_previous,
-                                                     on_drop=self._on_drop)
+                                                     on_drop=self._on_drop, folder_fps=self.scorer.folder_fps)
         self.threshold = self.model.threshold if threshold is None else float(threshold)
         self.builder = EventBuilder.from_settings(s.events, threshold=self.threshold,
                                                   model_window=self.model.smoothing_window,

@@ -66,6 +66,10 @@ class MotionDetectorScorer:
     def train_videos(self) -> list[EmbeddedVideo]:
         return self.inner.train_videos
 
+    @property
+    def folder_fps(self) -> float:
+        return self.inner.folder_fps
+
     def fitted(self) -> MotionDetector:
         det = MotionDetector(self.inner.config.as_dict())
         det.state_ = self.inner._check()

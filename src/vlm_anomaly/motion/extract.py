@@ -17,6 +17,7 @@ from ..errors import InvalidVideoError
 from ..redact import redact_url
 from ..video import Frame, sample_frames
 from ..video.sampling import SampleGrid
+from ..video.sources import DEFAULT_FOLDER_FPS
 from .appearance import CropEmbedder
 from .direction import DIRECTION_DIM
 from .features import (
@@ -202,7 +203,8 @@ class SceneHistory:
 
 
 def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_frames: int = 0,
-                max_duration_s: float = 0, config: GridConfig | None = None) -> Iterator[tuple[Frame, bool]]:
+                max_duration_s: float = 0, config: GridConfig | None = None,
+                folder_fps: float = DEFAULT_FOLDER_FPS) -> Iterator[tuple[Frame, bool]]:
     """The frames of a file/folder that scoring needs, with whether each is a sampled one.
 
     Why not always every frame: converting frames nobody measures costs more than the flow. When
@@ -212,14 +214,15 @@ def iter_source(source: str, *, interval_ms: int = 0, max_side: int = 0, max_fra
     only shorter intervals (or every frame) need the frames in between.
     """
     cfg = config or GridConfig()
-    kw = dict(max_side=max_side, max_frames=max_frames, max_duration_s=max_duration_s)
+    kw = dict(max_side=max_side, max_frames=max_frames, max_duration_s=max_duration_s, folder_fps=folder_fps)
     if interval_ms >= cfg.min_gap_s * 1000:
         for f in sample_frames(source, interval_ms=interval_ms, with_previous=True, **kw):
             yield f, True
         return
     grid = SampleGrid(interval_ms)
     n = 0
-    for f in sample_frames(source, interval_ms=0, max_side=max_side, max_duration_s=max_duration_s):
+    for f in sample_frames(source, interval_ms=0, max_side=max_side, max_duration_s=max_duration_s,
+                           folder_fps=folder_fps):
         take = grid.take(f.timestamp)
         yield f, take
         if take:

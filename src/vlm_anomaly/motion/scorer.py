@@ -22,7 +22,8 @@ from ..detectors.neighbours import Projection, time_chunks
 from ..errors import InvalidVideoError, NotFittedError
 from ..smoothing import worst_of
 from ..values import EmbeddedVideo
-from ..video import Frame, content_hash
+from ..video import Frame, content_hash, video_rate
+from ..video.sources import DEFAULT_FOLDER_FPS
 from .appearance import CropEmbedder
 from .attribute import FitData
 from .calibration import fit_threshold
@@ -174,6 +175,9 @@ class MotionState:
     encoder_key: str = ""
     #: footage marked normal after training: its key -> the source number its examples carry
     normal: dict[str, int] = field(default_factory=dict)
+    #: the training videos' frame rate (0: unknown). Motion is measured per second, and a frame
+    #: folder carries no timing: one is read at this rate, the camera's, not at a guess
+    fps: float = 0.0
     _banks: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -190,7 +194,7 @@ class MotionState:
         meta = {"config": self.config.as_dict(), "cols": self.cols, "sources": list(self.sources),
                 "calibration": {a: c.as_list() for a, c in self.calib.items()}, "threshold": self.threshold,
                 "heldout_flagged": self.heldout_flagged, "score_unit": self.score_unit,
-                "encoder_key": self.encoder_key, "normal": dict(self.normal), **self.values}
+                "encoder_key": self.encoder_key, "normal": dict(self.normal), "fps": self.fps, **self.values}
         arrays = dict(self.arrays)
         if self.projection is not None:
             arrays["appearance_mean"] = self.projection.mean.astype(np.float32)
@@ -224,6 +228,9 @@ class MotionState:
                 not isinstance(v, int) or not 0 <= v < len(st.sources) for v in normal.values()):
             raise ValueError("the footage marked normal is malformed")
         st.normal = {str(k): int(v) for k, v in normal.items()}
+        st.fps = float(meta.get("fps", 0.0))
+        if not (np.isfinite(st.fps) and 0.0 <= st.fps <= 1000.0):
+            raise ValueError("the training frame rate is not a frame rate")
         return st
 
 
@@ -306,7 +313,15 @@ class MotionScorer:
         if fit and iv != self.fit_interval_ms:
             mf, iv = mf * -(-iv // FIT_INTERVAL_MS), FIT_INTERVAL_MS  # the same length of footage
         return iter_source(src, interval_ms=iv, max_side=self.max_side, max_frames=mf,
-                           max_duration_s=self.max_duration_s, config=self.config.grid)
+                           max_duration_s=self.max_duration_s, config=self.config.grid, folder_fps=self.folder_fps)
+
+    @property
+    def folder_fps(self) -> float:
+        """The rate a frame folder is read at: the training videos' (:attr:`MotionState.fps`), else
+        the usual guess. Why: a folder of frames of the model's camera runs at its rate; read at
+        another, every motion would measure that many times faster or slower than normal."""
+        fps = self.state.fps if self.state is not None else getattr(self, "_fit_fps", 0.0)
+        return fps or DEFAULT_FOLDER_FPS
 
     def _stream(self, cols: int) -> CellStream:
         emb = None
@@ -332,6 +347,7 @@ class MotionScorer:
         if not train_sources:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         cols = self._cols_for(str(train_sources[0]))
+        self._fit_fps = video_rate(map(str, train_sources))
         if progress:
             progress(0, 0, "measuring how fast normal objects move")
         grid = learn_speed_floor(((str(s), self._frames(str(s), fit=True)) for s in train_sources),
@@ -350,6 +366,7 @@ class MotionScorer:
                                             step("measuring motion (compressed copy)", done)))
                 done += copies[-1].n_frames
         self.fit_cells(feats, copies=copies)
+        self.state.fps = self._fit_fps
         if names is not None and len(names) == len(feats):
             self.state.sources = [str(n) for n in names]
         self._train = [(str(f.source), f.frame_indices, f.timestamps, frame_crop_means(f)) for f in feats]

@@ -11,9 +11,11 @@ from .sources import (
     list_frame_files,
     probe,
     source_kind,
+    video_rate,
 )
 
 __all__ = [
     "Frame", "VideoInfo", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "analysed_size", "batched", "content_hash",
-    "list_frame_files", "prefetch", "probe", "sample_frames", "source_kind"
+    "list_frame_files", "prefetch", "probe", "sample_frames", "source_kind",
+    "video_rate",
 ]

@@ -7,10 +7,11 @@ means; adding a source kind starts here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import av
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..config import STREAM_SCHEMES
-from ..errors import InvalidVideoError
+from ..errors import InvalidVideoError, VlmAnomalyError
 from ..redact import redact_url
 from ..threads import decoder_threads
 from .decode import (
@@ -152,6 +153,19 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
         if is_stream_url(src):
             return VideoInfo(src, "stream", cc.width, cc.height, fps, count, cc.name or "")
         return VideoInfo(src, "file", cc.width, cc.height, fps, count, cc.name or "", declared_length(container, st))
+
+
+def video_rate(sources: Iterable[str]) -> float:
+    """The median frame rate the video files and streams among ``sources`` declare; 0.0 when none
+    does (frame folders carry no timing; an unreadable source gives its error when it is read)."""
+    rates = []
+    for src in sources:
+        if Path(src).is_dir():
+            continue
+        with contextlib.suppress(VlmAnomalyError):
+            if (fps := probe(src).fps) > 0:
+                rates.append(fps)
+    return float(np.median(rates)) if rates else 0.0
 
 
 def open_video(source: str, *, max_duration_s: float = 0, timeout: float | tuple[float, float] = 10.0,
