@@ -55,12 +55,14 @@ def render_frame(
 
 def write_video(path: str | Path, *, seconds: float = 6.0, fps: float = 10.0, size: tuple[int, int] = (320, 240),
                 anomaly_span: tuple[float, float] | None = None, seed: int = 0, codec: str | None = None,
-                start_s: float = 0.0) -> Path:
+                start_s: float = 0.0, display_rotation: int = 0) -> Path:
     """Encode a synthetic scene to ``path`` (mp4/avi/mkv/mov/webm by extension).
 
     ``anomaly_span`` = (start s, end s) of the file during which an intruder crosses the scene.
     ``start_s`` starts the clip later in the same scene (same camera, walkers elsewhere), so
-    tests can score moments that no training clip showed.
+    tests can score moments that no training clip showed. ``display_rotation`` (degrees, a multiple
+    of 90) stores the clip as a phone does: pictures turned the other way, with a display matrix
+    that turns them upright again.
 
     Example:
         >>> write_video("/tmp/normal.mp4", seconds=2)  # doctest: +SKIP
@@ -71,13 +73,18 @@ def write_video(path: str | Path, *, seconds: float = 6.0, fps: float = 10.0, si
 
     def frame(i: int) -> np.ndarray:
         anom = anomaly_span is not None and anomaly_span[0] <= i / fps < anomaly_span[1]
-        return render_frame(start_s + i / fps, w, h, anomaly=anom, seed=seed, bg=bg)
+        img = render_frame(start_s + i / fps, w, h, anomaly=anom, seed=seed, bg=bg)
+        return np.ascontiguousarray(np.rot90(img, -k)) if k else img
 
-    return encode_rgb(path, (frame(i) for i in range(int(round(seconds * fps)))), fps=fps, size=size, codec=codec)
+    k = display_rotation // 90 % 4
+    stored = (h, w) if k % 2 else (w, h)
+    return encode_rgb(path, (frame(i) for i in range(int(round(seconds * fps)))), fps=fps, size=stored, codec=codec,
+                      display_rotation=display_rotation)
 
 
 def encode_rgb(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
-               codec: str = "libx264", options: dict | None = None, bit_rate: int = 0) -> Path:
+               codec: str = "libx264", options: dict | None = None, bit_rate: int = 0,
+               display_rotation: int = 0) -> Path:
     """Encode RGB frames to ``path`` at ``fps``, resized to ``size`` (w, h) where they differ (yuv420p, MJPEG
     yuvj420p). ``options`` are FFmpeg encoder options (default: libx264 ultrafast, crf 23); ``bit_rate`` in bit/s."""
     from fractions import Fraction
@@ -93,6 +100,8 @@ def encode_rgb(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, si
             options = {"preset": "ultrafast", "crf": "23"}
         if options:
             st.options = options
+        if display_rotation:
+            st.set_display_rotation(display_rotation)  # counter-clockwise, as frames read it back
         for img in frames:
             if (img.shape[1], img.shape[0]) != tuple(size):
                 img = cv2.resize(img, tuple(size), interpolation=cv2.INTER_AREA)

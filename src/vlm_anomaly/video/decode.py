@@ -319,7 +319,19 @@ def to_rgb(frame: av.VideoFrame, w: int | None = None, h: int | None = None) -> 
     (bench/live_decode.py), and every sampled frame of every camera is converted.
     """
     w, h = w or frame.width, h or frame.height
-    return frame.to_ndarray(width=w, height=h, format="rgb24", threads=decoder_threads())
+    return upright(frame.to_ndarray(width=w, height=h, format="rgb24", threads=decoder_threads()), rotation(frame))
+
+
+def rotation(frame: av.VideoFrame) -> int:
+    """Quarter turns counter-clockwise that bring a frame upright, as its display matrix says: a
+    phone stores a portrait clip as landscape pictures with a matrix, as the rotated camera of
+    some recorders does. Ignored, such a clip was analysed and shown on its side, and one filmed
+    upside down looked like another camera's view."""
+    return round(getattr(frame, "rotation", 0) / 90) % 4  # PyAV reads the matrix from version 14
+
+
+def upright(img: np.ndarray, quarter_turns: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(img, quarter_turns)) if quarter_turns else img
 
 
 def resize_to(img: np.ndarray, max_side: int) -> np.ndarray:

@@ -35,6 +35,7 @@ from .decode import (
     open_input,
     read_image,
     resize_to,
+    rotation,
     scaled_size,
     stream_fps,
     to_rgb,
@@ -152,7 +153,19 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
         cc = st.codec_context
         if is_stream_url(src):
             return VideoInfo(src, "stream", cc.width, cc.height, fps, count, cc.name or "")
-        return VideoInfo(src, "file", cc.width, cc.height, fps, count, cc.name or "", declared_length(container, st))
+        length = declared_length(container, st)
+        w, h = (cc.height, cc.width) if first_rotation(container, st) % 2 else (cc.width, cc.height)
+        return VideoInfo(src, "file", w, h, fps, count, cc.name or "", length)
+
+
+def first_rotation(container, st) -> int:
+    """The quarter turns that bring the file's frames upright (:func:`~.decode.rotation`), from its
+    first frame: PyAV reads the display matrix from frames. 0 when no frame decodes (reading the
+    file then says why)."""
+    try:
+        return rotation(next(container.decode(st)))
+    except Exception:  # noqa: BLE001 - a damaged file raises many kinds; its reader reports it
+        return 0
 
 
 def video_rate(sources: Iterable[str]) -> float:
