@@ -25,7 +25,7 @@ from .config import Settings, load_settings
 from .detectors import add_normal, remove_normal
 from .detectors.contract import Progress
 from .errors import AdditionNotFoundError, InvalidVideoError, ModelNotFoundError, VlmAnomalyError
-from .pipeline import Pipeline, expected_samples
+from .pipeline import Pipeline, expected_samples, folder_rate
 from .redact import redact_url
 from .values import utc_stamp
 from .video.sources import is_stream_url, probe
@@ -107,15 +107,16 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
     note = str(note or "")[:MAX_NOTE]
     pipe = _pipeline(settings, pipeline)
     pipe.check_sources([source])
-    info = probe(source) if start_s is not None and not is_stream_url(str(source)) else None
-    length = (info.length_s or info.duration_s) if info is not None else 0.0
-    if start_s is not None and length and start_s >= length:
-        raise InvalidVideoError(f"{source_name(source)}: the range starts at {start_s:g} s, "
-                                f"after the video's end ({length:.1f} s)")
     key = uuid.uuid4().hex[:12]
     with _model_lock(models, model):
         m = models.load(model)
         scorer = pipe.scorer(m)
+        # a frame folder's length at the rate the model reads it (a motion model: its training videos')
+        info = None if is_stream_url(str(source)) else probe(source, folder_fps=folder_rate(scorer))
+        length = (info.length_s or info.duration_s) if info is not None else 0.0
+        if start_s is not None and length and start_s >= length:
+            raise InvalidVideoError(f"{source_name(source)}: the range starts at {start_s:g} s, "
+                                    f"after the video's end ({length:.1f} s)")
         total = expected_samples(info if info is not None else source, m.interval_ms,
                                  (settings or pipe.settings).max_frames)
         if end_s is not None or start_s is not None:

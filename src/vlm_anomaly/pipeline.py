@@ -31,15 +31,22 @@ from .threads import configure_threads
 from .values import EmbeddedVideo, FrameScores
 from .video import Frame, VideoInfo, batched, content_hash, prefetch, probe, sample_frames, source_kind
 from .video.decode import file_gaps
+from .video.sources import DEFAULT_FOLDER_FPS
 
 log = logging.getLogger(__name__)
 
-def probed(source: str | Path) -> VideoInfo | None:
+def probed(source: str | Path, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoInfo | None:
     """The source's header, or None when it cannot be read (reading it then gives the clear error)."""
     try:
-        return probe(source)
+        return probe(source, folder_fps=folder_fps)
     except VlmAnomalyError:
         return None
+
+
+def folder_rate(scorer: Scorer) -> float:
+    """The rate ``scorer`` reads a frame folder at (optional in the contract: a motion model reads
+    it at its training videos' rate)."""
+    return getattr(scorer, "folder_fps", DEFAULT_FOLDER_FPS)
 
 
 def expected_samples(source: str | Path | VideoInfo | None, interval_ms: int, max_frames: int = 0) -> int:
@@ -291,7 +298,7 @@ class Pipeline:
             raise ConfigError(f"threshold must be a finite number, got {threshold}")
         m = self.load(model)
         scorer = self.scorer(m, interval_ms=interval_ms)
-        info = probed(source)
+        info = probed(source, folder_rate(scorer))
         total = expected_samples(info, scorer.interval_ms, self.settings.max_frames)
         progress = progress or no_progress
         progress(0, total, "scoring")

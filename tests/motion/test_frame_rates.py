@@ -53,6 +53,7 @@ def test_a_frame_folder_of_the_camera_runs_at_the_training_videos_rate(tmp_path,
     images, was flagged as "fast objects" throughout. The model keeps its videos' rate and reads
     a folder at it, on the saved model too (score, live)."""
     from vlm_anomaly.events.watcher import SourceWatcher
+    from vlm_anomaly.normal import mark_normal
     from vlm_anomaly.pipeline import Pipeline
     from vlm_anomaly.synthetic import write_frames
 
@@ -66,3 +67,6 @@ def test_a_frame_folder_of_the_camera_runs_at_the_training_videos_rate(tmp_path,
     assert res.n_frames >= 30  # 8 s at 250 ms
     stats = SourceWatcher(pipe, model, str(folder), realtime=False).run()  # `watch` on the folder
     assert stats.frames >= 30 and stats.events == 0, stats
+    # its last seconds marked normal: 5-8 s of 8, past the end at 25 fps (3.2 s)
+    added = mark_normal(pipe.store, "street", folder, start_s=5.0, settings=pipe.settings)
+    assert added.frames >= 10

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from ..errors import VlmAnomalyError
 from ..model import AnomalyModel
-from ..pipeline import Pipeline
+from ..pipeline import Pipeline, folder_rate
 from ..video import Frame
-from ..video.sources import DEFAULT_FOLDER_FPS
 from .bad_prompts import PromptAlarm
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ class StreamScorer:
     @property
     def folder_fps(self) -> float:
         """The rate a frame folder is read at (a motion model: its training videos')."""
-        return getattr(self.detector, "folder_fps", DEFAULT_FOLDER_FPS)
+        return folder_rate(self.detector)
 
     def _file_version(self) -> tuple[int, int] | None:
         """(mtime, size) of the saved model's file; None for a model that is not in the store."""
