@@ -2,7 +2,7 @@
 
 Why: when a camera's normal changes (a new bench, a van parked every morning) or an alert was
 wrong, rebuilding the training set and retraining is too much to ask. Marking the footage normal
-asks the model's detector (through the one detector contract, :func:`~vlm_anomaly.detectors.add_normal`)
+asks the model's detector (through the one detector contract, :func:`~vlm_anomaly.detectors.learner`)
 to add the footage's observations to its normal data and to recompute its calibration and
 threshold from what the model file keeps - the training videos are never read again (they may be
 gone). The model file records each addition (id, source name, time range, when, frames, note) with
@@ -22,16 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from .atomic import file_lock
 from .config import Settings, load_settings
-from .detectors import add_normal, remove_normal
+from .detectors import learner
 from .detectors.contract import Progress
 from .errors import AdditionNotFoundError, InvalidVideoError, ModelNotFoundError, VlmAnomalyError
 from .pipeline import Pipeline, expected_samples, folder_rate
 from .redact import redact_url
 from .values import utc_stamp
-from .video.sources import is_stream_url, probe
+from .video.sources import content_hash, is_stream_url, probe
 
 if TYPE_CHECKING:
     from .events.store import EventStore
+    from .model import AnomalyModel
     from .store.models import ModelStore
 
 #: how much of the footage around an event is learnt with it (seconds each side, beyond the
@@ -91,6 +92,19 @@ def _model_lock(models: ModelStore, model: str):
     return file_lock(models.root / f".{model}.normal.lock")
 
 
+def _check_new(m: AnomalyModel, source: str | Path) -> None:
+    """Refuse a training clip marked normal again: it would join the held-out clips beside its twin,
+    which explains it perfectly, and tighten the threshold as a clip given twice to training does
+    (:meth:`~vlm_anomaly.pipeline.Pipeline.check_distinct`)."""
+    if is_stream_url(str(source)):
+        return
+    sha = content_hash(source)
+    twin = next((v.name for v in m.videos if v.sha256 == sha), None)
+    if twin is not None:
+        raise InvalidVideoError(f"{source_name(source)} is training clip {twin} (identical content): "
+                                "the model has learnt it already")
+
+
 def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: float | None = None,
                 end_s: float | None = None, note: str = "", settings: Settings | None = None,
                 progress: Progress | None = None, name: str | None = None,
@@ -110,7 +124,8 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
     key = uuid.uuid4().hex[:12]
     with _model_lock(models, model):
         m = models.load(model)
-        scorer = pipe.scorer(m)
+        scorer = learner(pipe.scorer(m), m.detector.name)
+        _check_new(m, source)
         # a frame folder's length at the rate the model reads it (a motion model: its training videos')
         info = None if is_stream_url(str(source)) else probe(source, folder_fps=folder_rate(scorer))
         length = (info.length_s or info.duration_s) if info is not None else 0.0
@@ -125,8 +140,8 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
         report = (lambda n: progress(n, max(total, n), "learning the footage as normal")) if progress else None
         if progress:
             progress(0, total, "learning the footage as normal")
-        frames = add_normal(scorer, m.detector.name, source, start_s, end_s, key=key,
-                            name=name or source_name(source), progress=report)
+        frames = scorer.add_normal(source, start_s, end_s, key=key, name=name or source_name(source),
+                                   progress=report)
         addition = NormalAddition(key, name or source_name(source), start_s, end_s, utc_stamp(), int(frames), note)
         _save(models, model, m, scorer.fitted(), [*m.normal_additions, addition.as_dict()])
     if progress:
@@ -176,7 +191,7 @@ def undo_normal(models: ModelStore, model: str, addition_id: str, *, settings: S
             raise AdditionNotFoundError(f"model {model!r} has no footage marked normal with id {addition_id!r}")
         scorer = _pipeline(settings, pipeline).scorer(m)
         try:
-            remove_normal(scorer, m.detector.name, addition_id)
+            learner(scorer, m.detector.name).remove_normal(addition_id)
         except KeyError:
             raise AdditionNotFoundError(f"model {model!r} holds no observations of addition {addition_id!r}") from None
         _save(models, model, m, scorer.fitted(), [a for a in m.normal_additions if a.get("id") != addition_id])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vlm_anomaly import Pipeline, load_settings
-from vlm_anomaly.detectors import LearnsNormal, Scorer, add_normal, detector_names, get_detector_class, remove_normal
+from vlm_anomaly.detectors import LearnsNormal, Scorer, detector_names, get_detector_class, learner
 from vlm_anomaly.errors import CannotLearnError, NotFittedError
 from vlm_anomaly.synthetic import write_video
 from vlm_anomaly.values import FrameScores
@@ -117,7 +117,7 @@ def test_motion_alone_embeds_nothing_and_older_model_files_still_load(clips, tmp
 
 @pytest.mark.parametrize("name", detector_names())
 def test_every_detector_learns_footage_marked_normal_or_says_it_cannot(name, clips, efficientnet_encoder, tmp_path):
-    """Through the contract's ``add_normal``: a detector that keeps normal examples learns the
+    """Through the contract's ``learner``: a detector that keeps normal examples learns the
     anomalous clip (it then scores it as more normal, also after save and load) and forgets it
     exactly; any other says it cannot learn without retraining."""
     train, test = clips
@@ -129,15 +129,15 @@ def test_every_detector_learns_footage_marked_normal_or_says_it_cannot(name, cli
     scorer = pipe.scorer(model)
     if not isinstance(scorer, LearnsNormal) or name in ("ocsvm", "frame-diff"):
         with pytest.raises(CannotLearnError, match=f"detector '{name}' cannot learn without retraining"):
-            add_normal(scorer, name, str(test), key="k1", name="t.mp4")
+            learner(scorer, name).add_normal(str(test), key="k1", name="t.mp4")
         assert name in ("ocsvm", "frame-diff")
         return
-    assert add_normal(scorer, name, str(test), key="k1", name="t.mp4") == 40
+    assert learner(scorer, name).add_normal(str(test), key="k1", name="t.mp4") == 40
     model.detector = scorer.fitted()
     pipe.store.save(model, "m")
     learnt = Pipeline(s, encoder=efficientnet_encoder).score("m", str(test), describe=False).raw_scores
     assert learnt.min() > before.min() and (learnt < 0).sum() < (before < 0).sum()
-    remove_normal(scorer, name, "k1")
+    learner(scorer, name).remove_normal("k1")
     model.detector = scorer.fitted()
     pipe.store.save(model, "m")
     np.testing.assert_array_equal(Pipeline(s, encoder=efficientnet_encoder).score("m", str(test), describe=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..smoothing import CausalSmoother, moving_average
 from .base import BaseDetector, EmbeddingScorer
-from .contract import Detector, DetectorContext, LearnsNormal, Scorer, add_normal, remove_normal
+from .contract import Detector, DetectorContext, LearnsNormal, Scorer, learner
 from .ocsvm import OneClassSVMDetector
 from .patch_knn import PatchKNNDetector
 from .registry import DETECTORS, PLUGINS, create_detector, detector_names, get_detector_class, register_detector
@@ -27,8 +27,7 @@ __all__ = [
     "PatchKNNDetector",
     "PLUGINS",
     "VideoDetector",
-    "add_normal",
-    "remove_normal",
+    "learner",
     "create_detector",
     "detector_names",
     "get_detector_class",

@@ -108,7 +108,7 @@ class LearnsNormal(Protocol):
     """A scorer that learns footage marked normal after training - without its training videos:
     it adds the footage's observations to its normal data and recalibrates its threshold, and can
     forget them again (the model then scores exactly as before). Optional: callers go through
-    :func:`add_normal` / :func:`remove_normal`, which say clearly when a detector cannot."""
+    :func:`learner`, which says clearly when a detector cannot."""
 
     def add_normal(self, source: str | Path, start_s: float | None = None, end_s: float | None = None, *,
                    key: str, name: str, progress: FrameProgress | None = None) -> int:
@@ -128,19 +128,11 @@ def cannot_learn(detector: str) -> CannotLearnError:
                             "with this footage among its normal videos")
 
 
-def add_normal(scorer: Scorer, detector: str, source: str | Path, start_s: float | None = None,
-               end_s: float | None = None, *, key: str, name: str, progress: FrameProgress | None = None) -> int:
-    """:meth:`LearnsNormal.add_normal` of ``scorer``, or a clear error when its detector cannot learn."""
+def learner(scorer: Scorer, detector: str) -> LearnsNormal:
+    """``scorer`` as one that learns footage marked normal, or a clear error when its detector cannot."""
     if not isinstance(scorer, LearnsNormal):
         raise cannot_learn(detector)
-    return scorer.add_normal(source, start_s, end_s, key=key, name=name, progress=progress)
-
-
-def remove_normal(scorer: Scorer, detector: str, key: str) -> None:
-    """:meth:`LearnsNormal.remove_normal` of ``scorer`` (a clear error when its detector cannot learn)."""
-    if not isinstance(scorer, LearnsNormal):
-        raise cannot_learn(detector)
-    scorer.remove_normal(key)
+    return scorer
 
 
 class Detector(ABC):
