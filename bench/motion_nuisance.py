@@ -88,14 +88,18 @@ def run_scene(scene: str, out: Path, args) -> dict:
                  "warning": (model.extra or {}).get("warning", "")}
     flagged, n = 0, 0
     normal_reasons: Counter = Counter()
+    normal_camera = 0  # flagged normal frames in which the camera check fired
     for p in normal:
         r = pipe.score(scene, p)
         lab = np.asarray(r.labels, bool)
         flagged, n = flagged + int(lab.sum()), n + len(lab)
         normal_reasons.update(_reasons(r, np.flatnonzero(lab)))
+        normal_camera += sum(any(a == "camera" for a in (r.explanations[i] or {}).get("fired", []))
+                             for i in np.flatnonzero(lab)) if r.explanations else 0
     res["normal_flagged_pct"] = round(100 * flagged / max(n, 1), 1)
     res["normal_frames"] = n
     res["normal_flagged_reasons"] = dict(normal_reasons.most_common(3))
+    res["normal_flagged_camera_fired"] = int(normal_camera)
     res["incidents"] = {}
     for k, p in inc.items():
         r = pipe.score(scene, p)
@@ -110,7 +114,10 @@ def run_scene(scene: str, out: Path, args) -> dict:
             "flagged_after_first_second_pct": round(100 * float(lab[inside].mean()), 1),
             "outside_flagged_pct": round(100 * float(lab[outside].mean()), 1) if outside.any() else None,
             "explanation_mid": str(r.explanations[mid].get("text", ""))[:120] if r.explanations else "",
-            "kind_mid": r.explanations[mid].get("kind", "") if r.explanations else ""}
+            "kind_mid": r.explanations[mid].get("kind", "") if r.explanations else "",
+            # of its flagged frames after the first second: how many are explained as the camera's
+            # fault, and in how many a camera check fired at all (beside a larger other attribute)
+            **_camera_shares(r, lab & inside)}
         if k == "fast":  # in a narrow view it is out of view much of the time: judged where it is in view
             seen = inside & np.array([fast_in_view(x - SPAN[0], args.render["size"]) for x in t])
             res["incidents"][k]["in_view_pct"] = round(100 * float(seen.sum() / max(inside.sum(), 1)), 1)
@@ -121,6 +128,19 @@ def run_scene(scene: str, out: Path, args) -> dict:
                                  and ev[0]["end_s"] >= SPAN[1] - 0.5}
     res["seconds"] = round(time.time() - t0, 1)
     return res
+
+
+def _camera_shares(r, frames: np.ndarray) -> dict:
+    """% of ``frames`` whose explanation is of kind camera, and % in which a camera-kind attribute fired."""
+    from vlm_anomaly.motion.registry import ATTRIBUTES
+
+    idx = np.flatnonzero(frames)
+    if not len(idx) or not r.explanations:
+        return {"camera_kind_pct": None, "camera_fired_pct": None}
+    ex = [r.explanations[i] or {} for i in idx]
+    fired = [any(ATTRIBUTES[a].kind == "camera" for a in e.get("fired", []) if a in ATTRIBUTES) for e in ex]
+    return {"camera_kind_pct": round(100 * float(np.mean([e.get("kind") == "camera" for e in ex])), 1),
+            "camera_fired_pct": round(100 * float(np.mean(fired)), 1)}
 
 
 def main() -> None:
