@@ -126,7 +126,8 @@ def test_a_training_clip_given_twice_is_refused(home, tmp_path):
         mark_normal(pipe.store, "street", copy, settings=s)
     assert normal_additions(pipe.store, "street") == []
     other = write_video(tmp_path / "other.mp4", seconds=3, seed=0, start_s=40)
-    with pytest.raises(InvalidVideoError, match=r"copy of n1\.mp4 is the same video as .*n1\.mp4 \(identical content\)"):
+    same = r"copy of n1\.mp4 is the same video as .*n1\.mp4 \(identical content\)"
+    with pytest.raises(InvalidVideoError, match=same):
         pipe.train("twice", [root / "moved-away" / "n1.mp4", other, copy])
     with pytest.raises(InvalidVideoError, match=r"b is the same video as a"):
         pipe.fit([root / "moved-away" / "n1.mp4", copy], names=["a", "b"])  # uploads: their names

@@ -647,7 +647,7 @@ def test_the_moved_view_by_the_views_own_shift_quotes_its_bench_reports():
 
     assert len(shares(codecs)) == 6 and shares(codecs) == shares(base)
     item = (DOCS / "motion.md").read_text()
-    item = " ".join(item[item.index("32. **A knocked camera"):item.index("## Results")].split())
+    item = " ".join(item[item.index("32. **A knocked camera"):item.index("33. **A frame in which")].split())
     assert "pooled **0.8921**" in item and "every frame score equal" in item
     b40 = rep["bump40_warp"]["scenes"]
     for sc, name in (("clean", "the clean plaza"), ("ir_night_grain", "IR")):
@@ -656,3 +656,42 @@ def test_the_moved_view_by_the_views_own_shift_quotes_its_bench_reports():
     sentence = DOC.read_text()
     sentence = " ".join(sentence[sentence.index("A camera knocked 16 px"):].split("\n- ")[0].split())
     assert "explained \"camera view moved\", a camera-kind incident, in both" in sentence
+
+
+def test_a_frame_with_a_camera_fault_is_the_cameras_quotes_its_bench_reports():
+    """docs/motion.md item 33 and docs/results.md's knocked-camera sentence: main's camera checks
+    never fired on the standing person, the fast walker or a flagged normal frame; with the change the
+    40 px knock is a moved view on both plazas, and the default and drift benches are unchanged."""
+    nuis = DOCS / "motion_cv" / "nuisance"
+    rep = {n: json.loads((nuis / f"{n}.json").read_text()) for n in ("item33_main", "item33", "item33_bump40",
+                                                                      "item33_drift", "drift_warp")}
+    for sc, v in rep["item33_main"]["scenes"].items():
+        assert v["normal_flagged_camera_fired"] == 0
+        for k in ("standing", "fast"):
+            assert (v["incidents"][k]["camera_fired_pct"] or 0.0) <= 5.0, (sc, k)
+        new = rep["item33"]["scenes"][sc]
+        assert new["normal_flagged_pct"] == v["normal_flagged_pct"]
+        assert {k: (i["flagged_after_first_second_pct"], i["kind_mid"]) for k, i in new["incidents"].items()} == \
+            {k: (i["flagged_after_first_second_pct"], i["kind_mid"]) for k, i in v["incidents"].items()}
+        for k, i in new["incidents"].items():  # what the change makes of each: the frames a camera check fired in
+            assert i["camera_kind_pct"] == v["incidents"][k]["camera_fired_pct"], (sc, k)
+    assert rep["item33_bump40"]["bump"] == [40.0, 20.0, 3.0]
+    for sc in ("clean", "ir_night_grain"):
+        b = rep["item33_bump40"]["scenes"][sc]["incidents"]["bumped"]
+        assert (b["flagged_after_first_second_pct"], b["explanation_mid"], b["kind_mid"], b["camera_kind_pct"]) == \
+            (100.0, "camera view moved", "camera", 100.0), (sc, b)
+    follow = rep["item33_drift"]["runs"]["follow"]
+    assert follow["normal_flagged_pct"] == rep["drift_warp"]["runs"]["follow"]["normal_flagged_pct"] == 18.0
+    assert [e["kind"] for e in follow["watch_events"]] == ["activity", "activity"]
+    item = (DOCS / "motion.md").read_text()
+    item = " ".join(item[item.index("33. **A frame in which"):item.index("## Results")].split())
+    clean_main = rep["item33_main"]["scenes"]["clean"]["incidents"]["bumped"]
+    assert f"camera-kind in {clean_main['camera_kind_pct']} % of its flagged frames, with a camera check fired in " \
+           f"{clean_main['camera_fired_pct']} %" in item
+    clean_new = rep["item33"]["scenes"]["clean"]["incidents"]["bumped"]
+    assert f"camera-kind in {clean_new['camera_kind_pct']} % of its" in item
+    assert "18.0 %, the same two `activity` events" in item and "**Kept**" in item
+    sentence = DOC.read_text()
+    sentence = " ".join(sentence[sentence.index("A camera knocked 16 px"):].split("\n- ")[0].split())
+    assert "one of 40 px / 3° is flagged 100 % on both and explained \"camera view moved\", a camera-kind " \
+           "incident, on both" in sentence

@@ -588,13 +588,15 @@ class MotionScorer:
             "frame_size": [w, h],
         }
         fired = sorted(out["fired"], key=zj.get, reverse=True)
-        out["kind"] = REGISTRY[fired[0]].kind if fired else "activity"
-        for a in [top] + [a for a in st.config.fused if a != top]:
+        # a camera fault changes what every other attribute sees (a moved view's cells all differ
+        # from their places'): the frame is the camera's, whatever the others' z; and a note on how
+        # the scene looks would describe the fault's dark, blurred or shifted image as the scene's
+        fault = [a for a in fired if REGISTRY[a].kind == "camera"]
+        first = fault[0] if fault else top
+        out["kind"] = REGISTRY[fault[0] if fault else fired[0]].kind if fired else "activity"
+        for a in [first] + [a for a in st.config.fused if a != first]:
             if REGISTRY[a].locate(st, feats, j, detail[a], out):
                 break
-        # a camera fault hides the scene: a note on how the scene looks (a look that drifted since
-        # training) would describe the fault's dark, blurred or shifted image as the scene's
-        fault = any(REGISTRY[a].kind == "camera" for a in out["fired"])
         notices = [] if fault else [m for a in st.config.fused if (m := REGISTRY[a].notice(st, feats, j, detail[a]))]
         if notices:
             out["notice"] = "; ".join(notices)
