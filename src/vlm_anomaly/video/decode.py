@@ -358,8 +358,25 @@ def _image_pixels(path: Path) -> int:
         return 0
 
 
-def read_image(path: Path) -> np.ndarray | None:
-    """RGB array of an image file, or None when it is unreadable or over :data:`MAX_PIXELS`."""
+class BitDepth:
+    """How a source's 16-bit images become 8-bit: shifted by the bits its first image uses (10, 12,
+    14 or 16), the same for every image after it. Why: lab and machine-vision cameras store 10- to
+    16-bit samples in 16-bit PNG or TIFF; cut to their top 8 bits, a 12-bit frame's values all lay
+    under 16 and its walkers vanished into the dark; scaled image by image, brightness would jump."""
+
+    def __init__(self) -> None:
+        self.bits = 0
+
+    def to_8bit(self, img: np.ndarray) -> np.ndarray:
+        used = int(img.max()).bit_length()
+        if not self.bits and used:  # an all-black first image fixes nothing
+            self.bits = min(16, max(10, used + used % 2))
+        return np.minimum(img >> ((self.bits or 10) - 8), 255).astype(np.uint8)
+
+
+def read_image(path: Path, depth: BitDepth | None = None) -> np.ndarray | None:
+    """RGB array of an image file, or None when it is unreadable or over :data:`MAX_PIXELS`.
+    ``depth``: the source's rule for 16-bit images (default: this image's own)."""
     if _image_pixels(path) > MAX_PIXELS:
         log.warning("%s: image over %d pixels refused", path, MAX_PIXELS)
         return None
@@ -369,10 +386,16 @@ def read_image(path: Path) -> np.ndarray | None:
         return None
     if data.size == 0:
         return None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # grayscale and 16-bit are converted to 8-bit BGR
-    if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
+    img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if img is not None and img.dtype == np.uint16:
+        img = (depth or BitDepth()).to_8bit(img)
+    elif img is not None and img.dtype != np.uint8:  # floating point and the like: OpenCV's own 8-bit BGR
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None or img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
         return None
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.ndim == 2 or img.shape[2] == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
 #: why a hole in a file's timestamps is a gap

@@ -22,6 +22,7 @@ from ..redact import redact_text, redact_url
 from .decode import (
     FALLBACK_FPS,
     TIME_EPS,
+    BitDepth,
     check_duration,
     decode_frames,
     read_image,
@@ -121,13 +122,14 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
     skipped = 0
     last: tuple[int, np.ndarray] | None = None  # the last image read, reused as a "previous" frame
     recent: FrameBefore[int] = FrameBefore()  # file numbers only: no image is read that is not used
+    depth = BitDepth()  # one rule for the folder's 16-bit images
     for i, f in enumerate(files):
         t = i / fps
         got = recent.before(t)
         recent.add(t, i)
         if not grid.take(t):
             continue
-        img = read_image(f)
+        img = read_image(f, depth)
         if img is None:
             skipped += 1
             log.warning("%s: unreadable image skipped", f)
@@ -139,7 +141,7 @@ def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
             if last is not None and last[0] == j:
                 prev = last[1]
             else:
-                raw = read_image(files[j])
+                raw = read_image(files[j], depth)
                 prev = resize_to(raw, max_side) if raw is not None else None
         last = (i, img)
         yield Frame(i, t, img, str(folder), prev, got[0] if prev is not None else None)

@@ -25,6 +25,7 @@ from ..threads import decoder_threads
 from .decode import (
     FALLBACK_FPS,
     MAX_PIXELS,
+    BitDepth,
     check_duration,
     check_pixels,
     declared_duration,
@@ -336,12 +337,13 @@ class FolderReader(Reader):
             raise InvalidVideoError(f"{folder}: folder holds no image frames")
         self.fps = fps
         self.max_side = max_side
+        self.depth = BitDepth()  # one rule for the folder's 16-bit images
 
     def frames(self) -> Iterator[RawFrame]:
         for i, f in enumerate(self.files):
 
             def convert(f=f) -> np.ndarray | None:
-                img = read_image(f)
+                img = read_image(f, self.depth)
                 return resize_to(img, self.max_side) if img is not None else None
 
             yield i / self.fps, convert

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidVideoError
-from .decode import FALLBACK_FPS, decode_frames, read_image, short_error, to_rgb
+from .decode import FALLBACK_FPS, BitDepth, decode_frames, read_image, short_error, to_rgb
 from .sources import list_frame_files, open_video
 
 
@@ -56,9 +56,9 @@ def iter_frames_at(source: str | Path, indices: Iterable[int], *, max_side: int 
         return
     path = Path(source)
     if path.is_dir():
-        files = list_frame_files(path)
+        files, depth = list_frame_files(path), BitDepth()
         for i in wanted:
-            if i < len(files) and (img := read_image(files[i])) is not None:
+            if i < len(files) and (img := read_image(files[i], depth)) is not None:
                 yield i, thumbnail(img, max_side)
         return
     todo = set(wanted)
