@@ -39,7 +39,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("clips")
     return {
         "normal1": write_video(d / "normal1.mp4", seconds=3, fps=10, size=(96, 72), seed=0),
-        "normal2": write_video(d / "normal2.mp4", seconds=3, fps=10, size=(96, 72), seed=0),
+        "normal2": write_video(d / "normal2.mp4", seconds=3, fps=10, size=(96, 72), seed=0, start_s=3.0),
         "test": write_video(d / "test.mp4", seconds=3, fps=10, size=(96, 72), seed=0,
                             anomaly_span=(1.0, 2.0)),
     }
