@@ -330,6 +330,16 @@ def rotation(frame: av.VideoFrame) -> int:
     return round(getattr(frame, "rotation", 0) / 90) % 4  # PyAV reads the matrix from version 14
 
 
+def first_rotation(container, st) -> int:
+    """The quarter turns that bring the file's frames upright (:func:`rotation`), from its
+    first frame: PyAV reads the display matrix from frames. 0 when no frame decodes (reading the
+    file then says why)."""
+    try:
+        return rotation(next(decode_frames(container, st, fps=FALLBACK_FPS))[2])
+    except Exception:  # noqa: BLE001 - a damaged file raises many kinds; its reader reports it
+        return 0
+
+
 def upright(img: np.ndarray, quarter_turns: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, quarter_turns)) if quarter_turns else img
 

@@ -31,12 +31,12 @@ from .decode import (
     declared_duration,
     declared_length,
     decode_frames,
+    first_rotation,
     first_video_stream,
     open_failure,
     open_input,
     read_image,
     resize_to,
-    rotation,
     scaled_size,
     stream_fps,
     to_rgb,
@@ -157,16 +157,6 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
         length = declared_length(container, st)
         w, h = (cc.height, cc.width) if first_rotation(container, st) % 2 else (cc.width, cc.height)
         return VideoInfo(src, "file", w, h, fps, count, cc.name or "", length)
-
-
-def first_rotation(container, st) -> int:
-    """The quarter turns that bring the file's frames upright (:func:`~.decode.rotation`), from its
-    first frame: PyAV reads the display matrix from frames. 0 when no frame decodes (reading the
-    file then says why)."""
-    try:
-        return rotation(next(container.decode(st)))
-    except Exception:  # noqa: BLE001 - a damaged file raises many kinds; its reader reports it
-        return 0
 
 
 def video_rate(sources: Iterable[str]) -> float:
