@@ -140,7 +140,7 @@ class Pipeline:
         so a bad path fails in a second, not after loading a model.
         """
         s = self.settings
-        self.check_sources(sources)
+        infos = dict(zip(map(str, sources), self.check_sources(sources)))
         enc = encoder or self.encoder
         interval = s.interval_ms if interval_ms is None else interval_ms
         progress = progress or no_progress
@@ -156,7 +156,7 @@ class Pipeline:
                 results[i] = EmbeddedVideo(src, sha, hit.indices, hit.timestamps, hit.embeddings, True)
             else:
                 todo.append((i, src, sha, key))
-        total = sum(expected_samples(src, interval, s.max_frames) for _, src, _, _ in todo)
+        total = sum(expected_samples(infos[src], interval, s.max_frames) for _, src, _, _ in todo)
         done = 0
         progress(0, total, "encoding")
         if todo:
@@ -185,13 +185,16 @@ class Pipeline:
         progress(max(total, done), max(total, done), "done")
         return [r for r in results if r is not None]
 
-    def check_sources(self, sources: Sequence[str | Path]) -> None:
+    def check_sources(self, sources: Sequence[str | Path]) -> list[VideoInfo]:
         """Each source is a file or frame folder that opens within the limits: checked before any
-        encoder is built, so a bad or too long video fails in a second, not after loading a model."""
+        encoder is built, so a bad or too long video fails in a second, not after loading a model.
+        Returns their headers (progress counts reuse them: reading one decodes a frame)."""
+        infos = []
         for src in sources:
             if source_kind(str(src)) not in ("file", "folder"):
                 raise InvalidVideoError(f"{src}: only video files and frame folders can be read offline")
-            probe(src, max_duration_s=self.settings.max_duration_s)
+            infos.append(probe(src, max_duration_s=self.settings.max_duration_s))
+        return infos
 
     @staticmethod
     def check_distinct(sources: Sequence[str | Path], names: Sequence[str] | None = None) -> None:
@@ -250,13 +253,12 @@ class Pipeline:
         s = self.settings
         cls = get_detector_class(s.detector)
         interval = s.interval_ms if interval_ms is None else interval_ms
-        if sources:
-            self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
-            self.check_distinct(sources, names)
+        infos = self.check_sources(sources)  # a bad path or a too-long video fails before any encoder is built
+        self.check_distinct(sources, names)
         enc = self.detector_encoder(cls)
         scorer = cls.scorer_for(self.context(enc, interval, embedded=embedded))
         total = 0 if embedded is not None else getattr(scorer, "fit_reads", 1) * sum(
-            expected_samples(x, scorer.fit_interval_ms, s.max_frames) for x in sources)
+            expected_samples(x, scorer.fit_interval_ms, s.max_frames) for x in infos)
         progress = progress or no_progress
         reported = [0]
 
