@@ -292,7 +292,7 @@ def decode_frames(container, st, *, fps: float) -> Iterator[tuple[int, float, av
     last_t = -1.0
     offset = 0.0  # added to the timestamps after a reset
     spacing = FrameSpacing()  # of good timestamps
-    for index, frame in enumerate(container.decode(st)):
+    for index, frame in enumerate(_decoded(container, st)):
         if frame.pts is not None and tb > 0:
             if first_pts is None:
                 first_pts = frame.pts
@@ -308,6 +308,45 @@ def decode_frames(container, st, *, fps: float) -> Iterator[tuple[int, float, av
             spacing.add(t - last_t)
         last_t = t
         yield index, t, frame
+
+
+#: consecutive packets that fail to decode before the stream counts as undecodable from there
+MAX_DAMAGED_RUN = 250
+
+
+def _decoded(container, st) -> Iterator[av.VideoFrame]:
+    """The frames of ``st``, decoding packet by packet and skipping a packet the decoder refuses.
+
+    Why not ``container.decode``: it stops at the first damaged packet, so a file with a few
+    damaged kilobytes in the middle lost everything after them (an MP4 with 20 kB overwritten
+    half way: 81 of its 180 frames), where players carry on from the next keyframe (167). What
+    is skipped is logged; the time it covered becomes a gap where it is long enough to be one.
+    A stream that decodes nothing, or only fails for ``MAX_DAMAGED_RUN`` packets in a row,
+    raises the decoder's error as before.
+    """
+    shown = redact_url(str(container.name))
+    damaged = run = frames = 0
+    try:
+        for packet in container.demux(st):
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                damaged += 1
+                run += 1
+                if run == 1 and frames:
+                    log.warning("%s: damaged data after frame %d skipped", shown, frames - 1)
+                if run >= MAX_DAMAGED_RUN or packet.size == 0:
+                    raise
+                continue
+            run = 0
+            for frame in decoded:
+                frames += 1
+                yield frame
+        if damaged and not frames:  # nothing decodable: say why, as the first refusal did
+            raise InvalidVideoError(f"{shown}: cannot decode (no frame in {damaged} damaged packet(s))")
+    finally:
+        if damaged and frames:
+            log.warning("%s: %d damaged packet(s) skipped in all", shown, damaged)
 
 
 def to_rgb(frame: av.VideoFrame, w: int | None = None, h: int | None = None) -> np.ndarray:
