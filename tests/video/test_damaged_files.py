@@ -16,8 +16,7 @@ import pytest
 
 from vlm_anomaly.errors import InvalidVideoError
 from vlm_anomaly.synthetic import write_video
-from vlm_anomaly.video import sample_frames
-from vlm_anomaly.video import Frame
+from vlm_anomaly.video import Frame, sample_frames
 from vlm_anomaly.video.live import LiveSource
 
 SECONDS = 12.0
