@@ -154,6 +154,8 @@ class SamplingSettings(Section):
     train_interval_ms: Interval | None = Field(None, description="sampling of training clips; None = interval_ms")
     max_frames: int = Field(0, ge=0, description="sampled frames per job at most (0 = no limit)")
     max_side: int = Field(1920, ge=0, description="frames whose longer side is larger are downscaled at decode")
+    folder_fps: float = Field(0, ge=0, le=1000, description="frames per second of frame folders (they carry no "
+                              "timing): 0 = the model's training videos' rate, else 25")
     max_duration_s: float = Field(0, ge=0, description="longer videos are refused before decoding or truncated "
                                   "with a warning when their length only shows while decoding (0 = no limit)")
     stream_stall_timeout_s: float = Field(5.0, description="no frame for this long = stalled: reconnect")

@@ -70,3 +70,29 @@ def test_a_frame_folder_of_the_camera_runs_at_the_training_videos_rate(tmp_path,
     # its last seconds marked normal: 5-8 s of 8, past the end at 25 fps (3.2 s)
     added = mark_normal(pipe.store, "street", folder, start_s=5.0, settings=pipe.settings)
     assert added.frames >= 10
+
+
+def test_a_time_lapse_folder_runs_at_the_rate_the_user_gives(tmp_path, default_street_model):
+    """A time-lapse or a lab's image sequence is a folder at a rate no file says (here 2 frames a
+    second). The setting ``folder_fps`` says it: a model trained on such folders keeps that rate,
+    and scoring and watching a folder read it at that rate, so times are the scene's own (40
+    frames = 19.5 s, not the 1.6 s of 25 fps)."""
+    from vlm_anomaly.events.watcher import SourceWatcher
+    from vlm_anomaly.pipeline import Pipeline
+    from vlm_anomaly.synthetic import write_frames
+
+    folder = write_frames(tmp_path / "lapse", n=40, size=(320, 240), seed=0, fps=2.0)
+    home = default_street_model.install(tmp_path / "home")
+    settings = default_street_model.settings.model_copy(update={"home": home})
+    settings.folder_fps = 2.0
+    pipe = Pipeline(settings)
+    res = pipe.score("street", folder)  # a video-trained model: the user's rate wins for folders
+    assert res.timestamps[-1] == pytest.approx(19.5, abs=0.01)
+    model = pipe.load("street")
+    stats = SourceWatcher(pipe, model, str(folder), realtime=False).run()  # `watch` on the folder
+    assert stats.last_time == pytest.approx(19.5, abs=0.01), stats
+
+    trained = pipe.fit([folder])  # folders only: the model keeps the rate it was given
+    assert trained.detector.state_.fps == pytest.approx(2.0)
+    settings.folder_fps = 0.0
+    assert Pipeline(settings).fit([folder]).detector.state_.fps == 0.0  # unknown: 25 fps at use

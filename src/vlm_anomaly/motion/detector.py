@@ -137,7 +137,8 @@ class MotionDetector(StateVideoDetector):
         return MotionDetectorScorer(MotionScorer(config, state=state, interval_ms=ctx.interval_ms,
                                                  max_side=ctx.max_side, max_frames=ctx.max_frames,
                                                  max_duration_s=getattr(s, "max_duration_s", 0) or 0,
-                                                 embedder=crop_embedder(config, ctx.encoder)))
+                                                 embedder=crop_embedder(config, ctx.encoder),
+                                                 folder_fps=getattr(s, "folder_fps", 0) or 0))
 
     def model_extra(self) -> dict[str, Any]:
         """Calibration facts for the model file, and ``warning`` ("" when none): a threshold learnt

@@ -270,7 +270,7 @@ class MotionScorer:
 
     def __init__(self, config: MotionConfig | None = None, *, interval_ms: int = 0, max_side: int = 0,
                  max_frames: int = 0, max_duration_s: float = 0, state: MotionState | None = None,
-                 embedder: CropEmbedder | None = None):
+                 embedder: CropEmbedder | None = None, folder_fps: float = 0.0):
         self.config = state.config if state is not None else (config or MotionConfig())
         #: the stillness level asked for: every fit learns from it afresh (``config`` holds the learnt one)
         self._still_asked = self.config.scene_still
@@ -280,6 +280,8 @@ class MotionScorer:
         self.max_side = max_side
         self.max_frames = max_frames
         self.max_duration_s = max_duration_s
+        #: the rate frame folders are read at when the user says (0: see :attr:`folder_fps`)
+        self.folder_fps_asked = folder_fps
         self.state = state
         self.timing: dict = {}
 
@@ -317,11 +319,12 @@ class MotionScorer:
 
     @property
     def folder_fps(self) -> float:
-        """The rate a frame folder is read at: the training videos' (:attr:`MotionState.fps`), else
-        the usual guess. Why: a folder of frames of the model's camera runs at its rate; read at
-        another, every motion would measure that many times faster or slower than normal."""
+        """The rate a frame folder is read at: the one the user gives (setting ``folder_fps``), else
+        the training videos' (:attr:`MotionState.fps`), else the usual guess. Why: a folder of
+        frames of the model's camera runs at its rate; read at another, every motion would measure
+        that many times faster or slower than normal, and every time would be wrong."""
         fps = self.state.fps if self.state is not None else getattr(self, "_fit_fps", 0.0)
-        return fps or DEFAULT_FOLDER_FPS
+        return self.folder_fps_asked or fps or DEFAULT_FOLDER_FPS
 
     def _stream(self, cols: int) -> CellStream:
         emb = None
@@ -347,7 +350,8 @@ class MotionScorer:
         if not train_sources:
             raise InvalidVideoError("training needs at least one normal video or frame folder")
         cols = self._cols_for(str(train_sources[0]))
-        self._fit_fps = video_rate(map(str, train_sources))
+        # the camera's rate, kept in the model: its videos', else the rate the user gave its folders
+        self._fit_fps = video_rate(map(str, train_sources)) or self.folder_fps_asked
         if progress:
             progress(0, 0, "measuring how fast normal objects move")
         grid = learn_speed_floor(((str(s), self._frames(str(s), fit=True)) for s in train_sources),
