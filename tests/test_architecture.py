@@ -97,7 +97,8 @@ def test_only_video_decode_runs_a_decode_loop():
     found = []
     for path in sorted(SRC.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("decode", "demux"):
+            called = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            if called and node.func.attr in ("decode", "demux"):
                 target = node.func.value
                 if isinstance(target, ast.Attribute | ast.Name) and "container" in ast.unparse(target):
                     found.append(str(path.relative_to(SRC)))

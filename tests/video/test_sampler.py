@@ -201,3 +201,19 @@ def test_content_hash_of_folder_changes_with_a_frame(tmp_path):
     before = content_hash(tmp_path / "f")
     cv2.imwrite(str(tmp_path / "f" / "1.png"), np.full((40, 60, 3), 99, np.uint8))
     assert content_hash(tmp_path / "f") != before
+
+
+def test_a_folder_of_recordings_given_as_a_frame_folder_says_what_it_holds(tmp_path):
+    """A folder of videos is a common slip (``score-batch m recordings`` for ``recordings/*``):
+    the refusal names the videos it found, not only the image types it looked for."""
+    from vlm_anomaly.synthetic import write_video
+
+    for name in ("mon.mp4", "tue.mkv"):
+        write_video(tmp_path / name, seconds=1, fps=5, size=(64, 48))
+    for read in (lambda: probe(tmp_path), lambda: list(sample_frames(str(tmp_path), interval_ms=500))):
+        with pytest.raises(InvalidVideoError, match=r"holds 2 video file\(s\) \(mon.mp4, tue.mkv\)"):
+            read()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InvalidVideoError, match=r"folder holds no image frames \(.png.*\)$"):
+        probe(empty)

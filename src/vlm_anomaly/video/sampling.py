@@ -34,7 +34,7 @@ from .decode import (
     warn_untimed,
 )
 from .frames import Frame, FrameBefore
-from .sources import DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, is_stream_url, list_frame_files, open_video
+from .sources import DEFAULT_FOLDER_FPS, frame_files, is_stream_url, open_video
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,7 @@ def sample_frames(
 
 def _sample_folder(folder: Path, interval_ms: int, max_side: int, fps: float,
                    limit_s: float = 0, with_previous: bool = False) -> Iterator[Frame]:
-    files = list_frame_files(folder)
-    if not files:
-        raise InvalidVideoError(f"{folder}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
+    files = frame_files(folder)
     check_duration(str(folder), (len(files) - 1) / fps, limit_s)
     grid = SampleGrid(interval_ms)
     skipped = 0

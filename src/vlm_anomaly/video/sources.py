@@ -98,6 +98,18 @@ def list_frame_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
+def frame_files(folder: Path) -> list[Path]:
+    """:func:`list_frame_files`, refusing a folder without any; one that holds videos instead says
+    so (a folder of recordings given where its files were meant: ``batch/*``, not ``batch``)."""
+    files = list_frame_files(folder)
+    if not files:
+        videos = sorted(p.name for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+        hint = (f"; it holds {len(videos)} video file(s) ({', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''}):"
+                " give them one by one" if videos else "")
+        raise InvalidVideoError(f"{folder}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)}){hint}")
+    return files
+
+
 def is_stream_url(source: str) -> bool:
     scheme, sep, _ = str(source).partition("://")
     return bool(sep) and scheme.lower() in STREAM_SCHEMES
@@ -137,9 +149,7 @@ def probe(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS, max_dur
     src = str(source)
     path = Path(src)
     if path.is_dir():
-        files = list_frame_files(path)
-        if not files:
-            raise InvalidVideoError(f"{path}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
+        files = frame_files(path)
         first = next((img for img in map(read_image, files) if img is not None), None)
         if first is None:
             raise InvalidVideoError(f"{path}: unreadable image frames ({files[0].name}, ...)")
@@ -322,9 +332,7 @@ class FolderReader(Reader):
     """A folder of image frames played at ``fps``."""
 
     def __init__(self, folder: str, *, fps: float = DEFAULT_FOLDER_FPS, max_side: int = 0):
-        self.files = list_frame_files(Path(folder))
-        if not self.files:
-            raise InvalidVideoError(f"{folder}: folder holds no image frames")
+        self.files = frame_files(Path(folder))
         self.fps = fps
         self.max_side = max_side
         self.depth = BitDepth()  # one rule for the folder's 16-bit images
