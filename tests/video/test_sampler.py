@@ -217,3 +217,19 @@ def test_a_folder_of_recordings_given_as_a_frame_folder_says_what_it_holds(tmp_p
     empty.mkdir()
     with pytest.raises(InvalidVideoError, match=r"folder holds no image frames \(.png.*\)$"):
         probe(empty)
+
+
+@pytest.mark.parametrize("ext", [".m2ts", ".mts", ".3gp", ".wmv", ".asf", ".flv"])
+def test_camcorder_phone_and_recorder_formats_are_accepted_and_read_whole(tmp_path, ext):
+    """What cameras store besides MP4/MKV: AVCHD camcorders (.mts/.m2ts), old phones (.3gp),
+    Windows recorders (.wmv/.asf), Flash-era DVRs (.flv). The dashboard's upload and the training
+    set take them, so each must read in full (6 s at 10 fps: 12 samples at 500 ms)."""
+    from vlm_anomaly.synthetic import write_video
+    from vlm_anomaly.ui.state import VIDEO_TYPES
+
+    assert ext.lstrip(".") in VIDEO_TYPES
+    src = write_video(tmp_path / f"clip{ext}", seconds=6, fps=10, size=(160, 120),
+                      codec="mpeg4" if ext in (".wmv", ".asf") else None)
+    assert probe(src).width == 160
+    frames = list(sample_frames(str(src), interval_ms=500))
+    assert len(frames) == 12 and frames[-1].timestamp == pytest.approx(5.5, abs=0.05)

@@ -46,7 +46,10 @@ from .frames import VideoInfo
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
+#: video files the dashboard, the training set and datasets accept (any file FFmpeg reads can be
+#: given by path): camcorders' AVCHD (.mts/.m2ts), old phones' .3gp, Windows recorders' .wmv/.asf
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",
+                    ".3gp", ".wmv", ".asf", ".flv")
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
