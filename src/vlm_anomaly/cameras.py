@@ -22,6 +22,12 @@ def camera_id(name_or_source: str) -> str:
     return s[-80:] or "camera"
 
 
+def shown_name(camera: str | None, source: str) -> str:
+    """What a line names a watched source by: the camera's name where it was given one, else the
+    source (credentials masked): a bare source's made-up id reads worse than its path."""
+    return source if not camera or camera == camera_id(source) else camera
+
+
 @dataclass(frozen=True)
 class Camera:
     """A camera to watch: its name, the source to open and the model that knows its normality."""

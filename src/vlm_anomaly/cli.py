@@ -558,7 +558,10 @@ def _password_hash_from_stdin() -> str:
 def _print_notice(n) -> None:
     """One line per event/gap, as they happen (a source's name or a message is text, never markup:
     a URL with ``[/x]`` in it would make Rich raise and lose the line)."""
-    source = esc(n.source)
+    from .cameras import shown_name
+
+    name = shown_name(n.camera, n.source)
+    source = esc(name)
     if n.kind == "start":
         r = n.record
         out.print(f"[bold red]EVENT START[/] #{r.id} {source} at {r.start_time:.2f}s "
@@ -574,7 +577,8 @@ def _print_notice(n) -> None:
     elif n.kind in ("gap", "offline"):
         out.print(f"[yellow]{n.kind.upper()}[/] {source}: {esc(n.message)}", highlight=False, soft_wrap=True)
     else:
-        err.print(f"error: {n.source}: {n.message}", highlight=False, markup=False)
+        msg = n.message if n.message.startswith(n.source) else f"{n.source}: {n.message}"  # named once
+        err.print(f"error: {msg}" if name == n.source else f"error: {name}: {msg}", highlight=False, markup=False)
 
 
 @app.command()
@@ -596,7 +600,7 @@ def watch(
 
     Without --source/--frigate, the settings' `cameras` and `frigate_url` are watched.
     """
-    from .cameras import camera_id, resolve_cameras
+    from .cameras import resolve_cameras, shown_name
 
     settings = _settings(models_dir=models_dir, interval_ms=interval_ms, ray=use_ray)
     cameras, skipped = resolve_cameras(settings, model=model, sources=source, frigate_url=frigate)
@@ -622,13 +626,14 @@ def watch(
     missing = sorted({c.model for c in cameras if not store.exists(c.model)})
     if missing:  # said before "watching ...", not after it
         raise ModelNotFoundError(f"no model named {missing[0]!r}", folder=store.root)
-    out.print("watching " + ", ".join(c.name for c in cameras), highlight=False, soft_wrap=True, markup=False)
+    names = ", ".join(shown_name(c.name, redact_url(c.source)) for c in cameras)
+    out.print(f"watching {names}", highlight=False, soft_wrap=True, markup=False)
     rows, early = watch_cameras(settings, cameras, realtime=realtime, max_seconds=max_seconds,
                                 listener=_print_notice)
     if early:
         out.print(f"stopping after {max_seconds:g} s" if max_seconds else "stopping")
     for st in rows:  # nothing lost silently: dropped frames and failed alerts are in the summary
-        shown = st["source"] if st["camera"] == camera_id(st["source"]) else st["camera"]
+        shown = shown_name(st["camera"], st["source"])
         line = (f"{shown}: {st['frames']} frames, {st['events']} event(s), {st['gaps']} gap(s) "
                 f"({st['missed_s']:.1f} s missed), {st['dropped']} frame(s) dropped, "
                 f"{st['alerts_sent']} alert(s) sent, {st['alerts_failed']} failed, "

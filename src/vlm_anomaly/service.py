@@ -133,7 +133,8 @@ def _watch_in_processes(settings, groups: list[list[Camera]], *, realtime: bool,
                     if "notice" in msg:
                         n = msg["notice"]
                         rec = store.get(n["event_id"]) if n.get("event_id") else None
-                        notice = WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", ""))
+                        notice = WatchNotice(n["kind"], n["source"], record=rec, message=n.get("message", ""),
+                                             camera=n.get("camera"))
                         for f in hear:
                             f(notice)
                     elif "done" in msg:  # its cameras' last rows, as it stopped
@@ -200,7 +201,7 @@ def _group_main(cams: list[dict], conn, conf: str, realtime: bool, max_seconds: 
             conn.send_bytes(json.dumps(obj, default=str).encode())
 
     def notice(n) -> None:
-        send({"notice": {"kind": n.kind, "source": n.source, "message": n.message,
+        send({"notice": {"kind": n.kind, "source": n.source, "camera": n.camera, "message": n.message,
                          "event_id": getattr(n.record, "id", None)}})
 
     def report(mon) -> None:

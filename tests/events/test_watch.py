@@ -206,3 +206,34 @@ def test_a_pushed_camera_watched_by_the_default_detector_measures_motion(default
     assert len(view.events) == 1, [(e.start_time, e.end_time) for e in view.events]
     [ev] = view.events
     assert lo <= ev.start_time <= lo + tol and hi <= ev.end_time <= hi + tol, ev
+
+
+def test_watch_names_cameras_and_fails_a_file_that_gives_no_frame(default_home, clips, tmp_path):
+    """``watch`` of the settings' cameras: its lines name each camera by the name it was given
+    ("lobby", not the file's path), and a camera whose file gives no frame at all (here a
+    transport stream cut in the middle, without its headers) fails with the reason, as ``score``
+    does, instead of ending quietly with 0 frames."""
+    from vlm_anomaly.synthetic import write_video
+
+    whole = write_video(tmp_path / "whole.ts", seconds=6, fps=10, size=(160, 120)).read_bytes()
+    headless = tmp_path / "headless.ts"
+    headless.write_bytes(whole[(len(whole) // 3 // 188) * 188:])
+    cfg = tmp_path / "vlm.yaml"
+    cfg.write_text(
+        f"home: {default_home}\ninterval_ms: 500\n"
+        f"events_db_url: sqlite:///{tmp_path}/cli-events.db\nevents_dir: {tmp_path}/ev\n"
+        f"cameras:\n  - {{name: lobby, source: {clips[1]}, model: street}}\n"
+        f"  - {{name: yard, source: {headless}, model: street}}\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    r = subprocess.run([sys.executable, "-m", "vlm_anomaly.cli", "--config", str(cfg), "watch", "--fast",
+                        "--max-seconds", "120"], capture_output=True, text=True, env=env, timeout=180)
+    assert r.returncode == 2, r.stderr  # a camera failed
+    assert "watching lobby, yard" in r.stdout
+    assert "EVENT START #1 lobby at" in r.stdout and "EVENT END #1 lobby " in r.stdout, r.stdout
+    assert "lobby: 24 frames, 1 event(s)" in r.stdout
+    [ev] = EventStore(f"sqlite:///{tmp_path}/cli-events.db", tmp_path / "ev").list()
+    assert ev.snapshot.startswith("lobby/") and (tmp_path / "ev" / ev.snapshot).is_file()  # media under its name
+    assert f"yard: 0 frames, 0 event(s), 0 gap(s) (0.0 s missed), 0 frame(s) dropped, 0 alert(s) sent, 0 failed, " \
+           f"failed: {headless}: cannot decode" in r.stdout, r.stdout
+    assert f"error: yard: {headless}: cannot decode" in " ".join(r.stderr.split()), r.stderr

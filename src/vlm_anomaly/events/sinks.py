@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..cameras import shown_name
 from ..video.live import Gap
 from .alerts import AlertDispatcher, event_payload
 from .evidence import EventEvidence, evidence_base
@@ -57,6 +58,7 @@ class WatchNotice:
     record: EventRecord | None = None
     gap: Gap | None = None
     message: str = ""
+    camera: str | None = None  # the camera's name (what lines show a user: ``cameras.shown_name``)
 
 
 class Watch(Protocol):
@@ -155,7 +157,8 @@ class StoreSink(EventSink):
         m.event_id = self.store.create(**_row(rec), status="open", last_time=w.stats.last_time)
         m.saved_at = time.monotonic()
         if m.evidence is not None:  # the snapshot now, the clip from now on
-            self.store.update(m.event_id, **m.evidence.open(evidence_base(w.label, rec.started_at, m.event_id)))
+            base = evidence_base(shown_name(w.camera, w.label), rec.started_at, m.event_id)  # under the camera's name
+            self.store.update(m.event_id, **m.evidence.open(base))
         return self.store.get(m.event_id)
 
     def closed(self, w: Watch | None, rec: EventRecord) -> EventRecord | None:
@@ -208,25 +211,26 @@ class ListenerSink(EventSink):
     def __init__(self, listener):
         self.listener = listener
 
-    def _tell(self, kind: str, source: str, **kw: Any) -> None:
-        self.listener(WatchNotice(kind, source, **kw))
+    def _tell(self, kind: str, w: Watch | None, source: str = "", **kw: Any) -> None:
+        self.listener(WatchNotice(kind, w.label if w is not None else source, camera=getattr(w, "camera", None),
+                                  **kw))
 
     def opened(self, w: Watch, rec: EventRecord) -> None:
-        self._tell("start", w.label, record=rec)
+        self._tell("start", w, record=rec)
 
     def closed(self, w: Watch | None, rec: EventRecord) -> None:
         if w is None:
-            self._tell("end", rec.source, record=rec, message=rec.end_reason or "")
+            self._tell("end", None, rec.source, record=rec, message=rec.end_reason or "")
         else:
-            self._tell("end", w.label, record=rec)
+            self._tell("end", w, record=rec)
 
     def gap(self, w: Watch, gap: Gap) -> None:
-        self._tell("gap", w.label, gap=gap, message=f"missed {gap.missed_s:.1f} s "
+        self._tell("gap", w, gap=gap, message=f"missed {gap.missed_s:.1f} s "
                    f"(~{gap.missed_samples(w.interval_ms)} samples): {gap.reason}")
 
     def status(self, w: Watch, state: str, reason: str = "") -> None:
         if state == "offline":
-            self._tell("offline", w.label, message=f"offline at {w.stats.last_time:.1f} s: {reason}")
+            self._tell("offline", w, message=f"offline at {w.stats.last_time:.1f} s: {reason}")
         elif state == "failed":
-            self._tell("error", w.label, message=reason)
+            self._tell("error", w, message=reason)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import SamplingSettings
-from ..errors import VideoTooLongError
+from ..errors import InvalidVideoError, VideoTooLongError, VlmAnomalyError
 from ..redact import redact_text, redact_url
 from ..values import Gap
 from .decode import HOLE_REASON, FrameSpacing, short_end, short_error
@@ -254,6 +254,10 @@ class LiveSource(_Stoppable):
                 if isinstance(item, _Failed):
                     if isinstance(item.error, VideoTooLongError):
                         raise item.error  # a frame over the size limit: refused, not retried
+                    if self.finite and last_t is None:  # a file that gives no frame at all fails, as offline
+                        if isinstance(item.error, VlmAnomalyError):
+                            raise item.error
+                        raise InvalidVideoError(f"{self.label}: cannot decode ({short_error(item.error)})")
                     reason = f"dropped ({redact_text(short_error(item.error))})"
                     break
                 if pending is not None:
