@@ -298,9 +298,10 @@ class Pipeline:
             extra={"runtime": enc.runtime if enc is not None else "none", **det.model_extra()})
 
     def train(self, name: str, sources: Sequence[str | Path], *, progress: Progress | None = None,
-              overwrite: bool = True) -> AnomalyModel:
-        """Fit on normal videos and save the model under ``name`` (validated before any work)."""
-        return self.fit_and_save(name, lambda: self.fit(sources, progress=progress), overwrite=overwrite)
+              overwrite: bool = True, names: Sequence[str] | None = None) -> AnomalyModel:
+        """Fit on normal videos and save the model under ``name`` (validated before any work).
+        ``names``: what the model calls the videos (default: their file names)."""
+        return self.fit_and_save(name, lambda: self.fit(sources, progress=progress, names=names), overwrite=overwrite)
 
     def fit_and_save(self, name: str, fit: Callable[[], AnomalyModel], *, overwrite: bool = True) -> AnomalyModel:
         """Check ``name`` first (a bad or taken name fails before minutes of encoding), then fit and save."""

@@ -194,8 +194,15 @@ def test_bad_input_is_a_json_4xx(client, tmp_path):
         "/models/junk/train", files={"files": ("junk.mp4", b"not a video" * 100, "video/mp4")}
     ).json()
     j = wait_job(client, job)
-    assert j["status"] == "failed" and "junk.mp4" in j["error"]
+    assert j["status"] == "failed" and j["error"].startswith("junk.mp4: "), j["error"]  # as uploaded, not 000-junk.mp4
     assert "uploads" not in j["error"] and "/" not in j["error"], j["error"]  # not its place on the server
+    # a field the API does not know is refused, not ignored: {"start": 3} for start_s would have
+    # taught the model the whole video as normal
+    for path, body, field in (("/models/nope/normal", {"source": "x.mp4", "start": 3, "end": 5}, "start"),
+                              ("/sources", {"model": "nope", "source": "x.mp4", "extra": 1}, "extra")):
+        r = client.post(path, json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"] == f"invalid request: body.{field}: Extra inputs are not permitted", r.text
 
 
 def test_train_score_watch_ack_lifecycle(client, videos, api_home):
@@ -225,6 +232,9 @@ def test_train_score_watch_ack_lifecycle(client, videos, api_home):
     assert done_seq == sorted(done_seq), seen
     [m] = client.get("/models").json()
     assert m["name"] == "street" and m["frames"] == dense
+    # the model names its videos as they were uploaded (not 000-normal.mp4, their place in the job)
+    videos_named = [v["name"] for v in client.get("/models/street").json()["training"]["videos"]]
+    assert videos_named == [videos["normal"].name, videos["normal_avi"].name]
     assert client.get("/models/street").json()["training"]["frames"] == dense
 
     # score an uploaded video: per-frame results

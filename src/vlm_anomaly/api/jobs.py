@@ -87,6 +87,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
         self._saving = 0  # folders being filled, jobs to be
+        self._uploads: dict[str, dict[str, str]] = {}  # per job: saved path -> the client's name
 
     @contextlib.contextmanager
     def folder(self) -> Iterator[tuple[str, Path]]:
@@ -114,9 +115,12 @@ class JobManager:
                 self._saving -= 1
 
     def submit(self, jid: str, kind: str, fn: Callable[[Callable[[int, int, str], None]], Any],
-               params: dict | None = None) -> Job:
+               params: dict | None = None, uploads: dict[str, str] | None = None) -> Job:
+        """Run ``fn`` as job ``jid``; ``uploads``: each saved upload's path -> the name its client
+        gave it (what the job's error says instead of the path)."""
         job = Job(id=jid, kind=kind, params=params or {})
         with self._lock:
+            self._uploads[jid] = dict(uploads or {})
             self._jobs[jid] = job
             while len(self._jobs) > MAX_JOBS_KEPT:
                 old_id, old = next(iter(self._jobs.items()))
@@ -141,13 +145,17 @@ class JobManager:
             log.exception("job %s failed", job.id)
             job.status, job.error = "failed", self._shown(job, redact_text(f"{type(exc).__name__}: {exc}"))
         finally:
+            self._uploads.pop(job.id, None)
             job.finished = utc_stamp()
             shutil.rmtree(self.workdir / job.id, ignore_errors=True)
             if self.on_finish:
                 self.on_finish(job)
 
     def _shown(self, job: Job, message: str) -> str:
-        """An error as a client sees it: an upload by its name, not by its place on the server."""
+        """An error as a client sees it: an upload by the name its client gave it, not by its place
+        on the server (nor the numbered name it was saved under)."""
+        for path, name in sorted(self._uploads.pop(job.id, {}).items(), key=lambda kv: -len(kv[0])):
+            message = message.replace(path, name).replace(Path(path).name, name)
         folder = str(self.workdir / job.id)
         return message.replace(folder + "/", "").replace(folder, "upload")
 

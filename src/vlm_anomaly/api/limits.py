@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import UploadFile
 
 from ..errors import InvalidVideoError, VlmAnomalyError
+from ..redact import printable, redact_text
 
 CHUNK = 1 << 20
 #: videos one training request may upload (each up to ``max_upload_mb``)
@@ -24,6 +25,12 @@ FORM_OVERHEAD = 1 << 20
 
 class UploadTooLargeError(VlmAnomalyError):
     status_code = 413
+
+
+def upload_name(f: UploadFile) -> str:
+    """What a client knows an upload by, as results, errors and models name it: its file name, no
+    folders, credentials masked, control characters visible."""
+    return printable(redact_text(Path(f.filename or "").name))[-200:] or "upload"
 
 
 def save_uploads(files: list[UploadFile], folder: Path, max_bytes: int) -> list[str]:

@@ -22,6 +22,14 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Request(BaseModel):
+    """A JSON request body: a field it does not know is refused (422 naming it). Why: ignored, a
+    typo passed silently - ``{"start": 3, "end": 5}`` for ``start_s``/``end_s`` taught a model a
+    whole video, its anomaly included, as normal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class ErrorOut(BaseModel):
     """Every refusal: the error's message (credentials masked); ``detail`` lists invalid fields."""
 
@@ -56,7 +64,7 @@ class DeletedEvent(BaseModel):
     deleted: int = Field(description="the id of the event deleted")
 
 
-class WatchRequest(BaseModel):
+class WatchRequest(Request):
     model: str = Field(max_length=64, description="model name")
     source: str = Field(
         min_length=1,

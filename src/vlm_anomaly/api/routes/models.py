@@ -15,7 +15,7 @@ from ...pipeline import Pipeline
 from ...store.models import ModelInfo
 from ..deps import Svc
 from ..jobs import Job, JobSummary
-from ..limits import save_uploads
+from ..limits import save_uploads, upload_name
 from ..schemas import Deleted, ModelDetail, ModelName
 
 router = APIRouter()
@@ -51,13 +51,14 @@ def train_model(
     with svc.jobs.folder() as (jid, folder):
         paths = save_uploads(files, folder, svc.max_video_bytes)
     encoder = svc.pipeline.encoder
+    names = [upload_name(f) for f in files]  # what the model and its errors call the videos
 
     def work(progress) -> dict:
-        model = Pipeline(settings, encoder=encoder).train(name, paths, progress=progress)
+        model = Pipeline(settings, encoder=encoder).train(name, paths, progress=progress, names=names)
         return {"model": name, "frames": model.n_frames, "videos": len(model.videos),
                 "encoder": model.encoder_label}
 
-    return svc.jobs.submit(jid, "train", work, {"model": name, "files": len(paths)})
+    return svc.jobs.submit(jid, "train", work, {"model": name, "files": len(paths)}, uploads=dict(zip(paths, names)))
 
 
 @router.post("/models/{name}/score", tags=["models"], status_code=202)
@@ -73,12 +74,13 @@ def score_video(
     updated(svc.settings, {"interval_ms": interval_ms})  # checks an override before the upload
     with svc.jobs.folder() as (jid, folder):
         [path] = save_uploads([file], folder, svc.max_video_bytes)
+    shown = upload_name(file)
 
     def work(progress) -> dict:
         r = svc.pipeline.score(model, path, progress=progress, threshold=threshold, interval_ms=interval_ms)
-        return r.named(file.filename or "upload").as_dict()
+        return r.named(shown).as_dict()
 
-    return svc.jobs.submit(jid, "score", work, {"model": name, "file": file.filename})
+    return svc.jobs.submit(jid, "score", work, {"model": name, "file": shown}, uploads={path: shown})
 
 
 @router.get("/jobs", tags=["jobs"], response_model=list[JobSummary])

@@ -16,14 +16,14 @@ from pydantic import BaseModel, Field
 
 from ...normal import NormalAddition, mark_event_normal, mark_normal, normal_additions, undo_normal
 from ..deps import Svc
-from ..schemas import EventId, ModelName
+from ..schemas import EventId, ModelName, Request
 
 AdditionId = Annotated[str, PathParam(max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="addition id")]
 
 router = APIRouter(tags=["normal"])
 
 
-class MarkNormalRequest(BaseModel):
+class MarkNormalRequest(Request):
     source: str = Field(min_length=1, max_length=2048,
                         description="video file or frame folder on the server, inside allowed_media_dirs")
     start_s: float | None = Field(None, ge=0, description="seconds of the video (default: its start)")
@@ -31,7 +31,7 @@ class MarkNormalRequest(BaseModel):
     note: str = Field("", max_length=500, description="why this footage is normal")
 
 
-class MarkEventRequest(BaseModel):
+class MarkEventRequest(Request):
     note: str = Field("", max_length=500, description="why the event was normal")
 
 
