@@ -46,6 +46,36 @@ def test_create_list_ack_delete(tmp_path):
     assert store.media_path("../../etc/passwd") is None
 
 
+def test_a_deleted_events_id_is_never_given_again(tmp_path):
+    """A client holding an old id (a dashboard tab, an automation) must not acknowledge or delete
+    another event with it: SQLite gave the last event's id again once it was deleted."""
+    store = EventStore(f"sqlite:///{tmp_path}/e.db", tmp_path / "media")
+    first = _event(store, 1)
+    store.delete(first)
+    assert _event(store, 2) != first
+    assert EventStore(f"sqlite:///{tmp_path}/e.db", tmp_path / "media").create(  # after a restart too
+        source="cam", model="m", status="closed", start_time=3, worst_score=-1, worst_time=3, mean_score=-1,
+        started_at=utcnow()) > first + 1
+
+
+def test_an_open_event_is_not_deleted_under_its_watcher(tmp_path):
+    """Its watcher still writes its row and media: deleted, the watcher failed on every frame and
+    left a snapshot no route or retention would ever remove. 409 (EventOpenError) until it ends."""
+    from vlm_anomaly.events.store import EventOpenError
+
+    store = EventStore(f"sqlite:///{tmp_path}/e.db", tmp_path / "media")
+    open_id = store.create(source="cam", model="m", start_time=9, worst_score=-1, worst_time=9, mean_score=-1,
+                           started_at=utcnow())
+    with pytest.raises(EventOpenError, match=f"event {open_id} is still open") as refused:
+        store.delete(open_id)
+    assert refused.value.status_code == 409
+    assert store.get(open_id).status == "open"
+    store.update(open_id, status="closed", end_time=10.0)
+    store.delete(open_id)
+    with pytest.raises(EventNotFoundError):
+        store.get(open_id)
+
+
 def test_retention_by_age_and_size(tmp_path):
     store = EventStore(f"sqlite:///{tmp_path}/e.db", tmp_path / "media")
     old = _event(store, 1, age_days=40)

@@ -63,6 +63,9 @@ events_table = sa.Table(
     # "activity" (something in the scene) or "camera" (the camera itself: dark, frozen, moved ...);
     # NULL in rows written before it existed, read as "activity"
     sa.Column("kind", sa.String(16)),
+    # ids never reused (SQLite would give a deleted last event's id again): a client holding an old
+    # id must not acknowledge or delete another event with it (a store made before keeps its rule)
+    sqlite_autoincrement=True,
 )
 
 gaps_table = sa.Table(
@@ -83,6 +86,12 @@ class EventNotFoundError(VlmAnomalyError):
     """No event with that id."""
 
     status_code = 404
+
+
+class EventOpenError(VlmAnomalyError):
+    """An event still being built: its watcher writes its row and media until it closes."""
+
+    status_code = 409
 
 
 @dataclass
@@ -236,7 +245,11 @@ class EventStore:
         return int(res.inserted_primary_key[0])
 
     def delete(self, event_id: int) -> None:
+        """Remove a closed event and its media. An open one is refused: its watcher would go on
+        writing a row that is gone and media nothing would ever remove."""
         rec = self.get(event_id)
+        if rec.status == "open":
+            raise EventOpenError(f"event {event_id} is still open: delete it once it has ended")
         self._write(events_table.delete().where(events_table.c.id == event_id))
         self._remove_media(rec)
 
