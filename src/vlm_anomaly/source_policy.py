@@ -111,8 +111,13 @@ class SourcePolicy:
             raise SourceNotAllowedError(f"source not allowed: {shown} names no host")
         # anything a URL parser could read differently (FFmpeg's own) is refused outright
         bare = netloc_host.rsplit(":", 1)[0] if not netloc_host.endswith("]") else netloc_host
-        if not _HOST.match(bare) or "\\" in parts.netloc or "%" in parts.netloc:
+        if not _HOST.match(bare) or "\\" in parts.netloc or "%" in netloc_host:
             raise SourceNotAllowedError(f"source not allowed: unusual host in {shown}")
+        # a password may hold "@" or ":" written as RFC 3986 escapes (%40, %3A), which FFmpeg
+        # decodes; a "%" that starts no escape is refused, as a parser could read it either way
+        if re.search(r"%(?![0-9A-Fa-f]{2})", parts.netloc.rpartition("@")[0]):
+            raise SourceNotAllowedError(f"source not allowed: a '%' in the user or password of {shown} "
+                                        "starts no escape (write '%' itself as %25)")
         listen = _listener_option(source)
         if listen:
             raise SourceNotAllowedError(
@@ -134,7 +139,7 @@ class SourcePolicy:
                 f"source not allowed: unusual host in {shown} (an IP address must be written "
                 "as four decimal numbers, e.g. 192.168.1.20)"
             )
-        return source
+        return scheme + source[len(scheme):]  # FFmpeg knows its protocols by lower-case names only
 
     def _path(self, source: str) -> str:
         roots = [Path(d).expanduser().resolve() for d in self.media_dirs]

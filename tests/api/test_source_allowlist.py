@@ -117,7 +117,9 @@ def _hostile(site, http_media):
         ("http://2130706433/clip.mp4", 403, "matches no allowed_url_hosts"),  # 127.0.0.1 in decimal
         ("http://127.0.0.1@evil.example/x", 403, "matches no allowed_url_hosts"),
         ("http://evil.example\\@127.0.0.1/x", 403, "unusual host"),
-        ("http://127.0.0.1%2f@evil.example/x", 403, "unusual host"),
+        ("http://127.0.0.1%2f@evil.example/x", 403, "matches no allowed_url_hosts"),  # %2f: user, not host
+        ("http://bob@127.0.0.1%2f/x", 403, "unusual host"),
+        ("http://bob:50%off@127.0.0.1/x", 403, "starts no escape"),
         ("http:///etc/passwd", 403, "names no host"),
         ("http://[::1]:80/x", 403, "matches no allowed_url_hosts"),
         ("0", 403, "camera 0 is not in allowed_cameras"),
@@ -148,6 +150,28 @@ def test_allowed_sources_start(client, site, http_media):
     assert srcs[:3] == [str(site["clip"].resolve())] * 3  # paths come back resolved
     assert srcs[3] == str((site["media"] / "frames").resolve())  # a frame folder inside
     assert srcs[4] == f"http://{http_media}/cam1/clip.mp4"
+
+
+def test_a_url_as_users_write_it_is_opened_as_ffmpeg_needs_it(client, http_media):
+    """An upper-case scheme (FFmpeg knows its protocols by lower-case names: ``HTTP://`` was
+    accepted, then failed to open for ever) and a password holding "@" or ":" written as the
+    escapes RFC 3986 asks for (refused as an "unusual host" before)."""
+    from vlm_anomaly.source_policy import SourcePolicy
+    from vlm_anomaly.video.sources import open_reader
+
+    policy = SourcePolicy(url_schemes=["http"], url_hosts=["127.0.0.1"])
+    for source, shown in ((f"HTTP://{http_media}/cam1/clip.mp4", f"http://{http_media}/cam1/clip.mp4"),
+                          (f"http://bob:pa%40ss%3Aword9@{http_media}/cam1/clip.mp4",
+                           f"http://***@{http_media}/cam1/clip.mp4")):
+        r = client.post("/sources", json={"model": "street", "source": source, "realtime": False})
+        assert r.status_code == 201, (source, r.text)
+        assert r.json()["source"] == shown
+        client.delete(f"/sources/{r.json()['id']}")
+        reader = open_reader(policy.check(source))  # what the watcher opens: it reads the clip
+        try:
+            assert next(iter(reader.frames())) is not None
+        finally:
+            reader.close()
 
 
 def test_watchers_are_capped(client, site):
