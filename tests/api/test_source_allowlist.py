@@ -174,6 +174,24 @@ def test_a_url_as_users_write_it_is_opened_as_ffmpeg_needs_it(client, http_media
             reader.close()
 
 
+def test_a_source_that_never_connects_says_why(client):
+    """A camera that is off, a wrong port or password: the source is "offline" with the
+    connection's failure as its reason (credentials masked), at once - not "running" with no
+    error while the reason sat in the server's log."""
+    from tests.helpers import free_port
+
+    r = client.post("/sources", json={"model": "street", "source": f"http://bob:hunter2@127.0.0.1:{free_port()}/x"})
+    assert r.status_code == 201, r.text
+    wid = r.json()["id"]
+    deadline = time.monotonic() + 20
+    while (st := client.get(f"/sources/{wid}").json())["status"] != "offline":
+        assert time.monotonic() < deadline, st
+        time.sleep(0.1)
+    assert st["online"] is False and st["reason"].startswith("cannot connect (") and "refused" in st["reason"], st
+    assert "hunter2" not in str(st) and "***@127.0.0.1" in st["reason"], st
+    client.delete(f"/sources/{wid}")
+
+
 def test_watchers_are_capped(client, site):
     r = client.post("/sources", json={"model": "street", "source": "cam1/clip.mp4"})  # real time
     assert r.status_code == 201

@@ -88,7 +88,7 @@ class WatchStatus(_Open):
     camera: str | None
     model: str
     realtime: bool
-    status: str = Field(description="running | ended | stopped | failed")
+    status: str = Field(description="starting | running | offline | ended | dropped | stopped | failed")
     frames: int = Field(description="frames scored")
     dropped: int = Field(description="frames sampled but dropped: scoring was slower than real time")
     online: bool = Field(description="frames are flowing")
@@ -101,6 +101,8 @@ class WatchStatus(_Open):
     last_time: float
     last_score: float | None
     error: str | None
+    reason: str = Field("", description="why the status is what it is: offline, the last connection failure "
+                        "(credentials masked); ended or dropped, how; failed, the error")
 
 
 def _event_model() -> type[BaseModel]:

@@ -80,6 +80,7 @@ class WatchStats:
     last_time: float = 0.0
     last_score: float | None = None
     status: str = "starting"  # starting | running | offline | stopped | ended | dropped | failed
+    reason: str = ""  # why the status is what it is (offline: the connection's failure), "" while running
     error: str | None = None
     sink_errors: Counter[str] = field(default_factory=Counter)  # calls that raised, per sink class
 
@@ -217,7 +218,7 @@ class SourceWatcher:
         return tell(self.sinks, method, self, *args, errors=self.stats.sink_errors)
 
     def _set_status(self, status: str, reason: str = "") -> None:
-        self.stats.status = status
+        self.stats.status, self.stats.reason = status, reason
         self._tell("status", status, reason)
 
     def _batches(self) -> Iterator[list[Frame] | Gap]:
@@ -566,6 +567,7 @@ class Monitor:
             "last_time": round(st.last_time, 3),
             "last_score": None if st.last_score is None else round(st.last_score, 6),
             "error": st.error,
+            "reason": st.reason,  # of the status: why a source is offline (its last connection failure), ended, ...
         }
 
     def list(self) -> list[dict]:

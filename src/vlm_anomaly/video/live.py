@@ -220,6 +220,9 @@ class LiveSource(_Stoppable):
                 if self.finite:
                     raise
                 attempt += 1
+                if pending is None and self.on_drop is not None:  # never connected, or lost: say so now
+                    self.on_drop(last_t if last_t is not None else 0.0,
+                                 f"cannot connect ({redact_text(short_error(exc))})")
                 pending = pending or f"cannot connect ({redact_text(short_error(exc))})"
                 log.warning("%s: connection failed (%s); retry %d in %.1f s", self.label,
                             redact_text(short_error(exc)), attempt, self.backoff(attempt))
