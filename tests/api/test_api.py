@@ -264,8 +264,8 @@ def test_train_score_watch_ack_lifecycle(client, videos, api_home):
     assert str(api_home) not in str(j) and "uploads" not in str(j), j
 
     # watch the same video through the API (as fast as possible): one event, then acknowledge it
-    r = client.post(
-        "/sources", json={"model": "street", "source": str(videos["intruder"]), "realtime": False}
+    r = client.post(  # under a camera name of the client's: events are found by it
+        "/sources", json={"model": "street", "source": str(videos["intruder"]), "realtime": False, "camera": "front"}
     )
     assert r.status_code == 201
     wid = r.json()["id"]
@@ -277,6 +277,9 @@ def test_train_score_watch_ack_lifecycle(client, videos, api_home):
     st = client.get(f"/sources/{wid}").json()
     assert st["status"] == "ended" and st["events"] == 1, st
     [ev] = client.get("/events", params={"acknowledged": False}).json()
+    assert ev["camera"] == "front" and [e["id"] for e in client.get("/events", params={"source": "front"}).json()] \
+        == [ev["id"]]
+    assert client.get("/events", params={"source": "back"}).json() == []
     assert 4.0 <= ev["start_time"] <= 7.0 and 8.0 <= ev["end_time"] <= 11.0
     snap = client.get(f"/events/{ev['id']}/snapshot")
     assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"

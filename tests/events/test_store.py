@@ -46,6 +46,22 @@ def test_create_list_ack_delete(tmp_path):
     assert store.media_path("../../etc/passwd") is None
 
 
+def test_events_and_gaps_are_found_by_the_camera_name_they_were_watched_under(tmp_path):
+    """A client names a camera ("front") when it starts a source: ``?source=front`` finds its
+    events and gaps, as the source itself or its made-up id do."""
+    from vlm_anomaly.values import Gap
+
+    store = EventStore(f"sqlite:///{tmp_path}/e.db", tmp_path / "media")
+    ev = store.create(source="/media/cam1/clip.mp4", camera="front", model="m", status="closed", start_time=1,
+                      worst_score=-1, worst_time=1, mean_score=-1, started_at=utcnow())
+    store.add_gap(Gap("/media/cam1/clip.mp4", 2.0, 9.0, "stalled", 1), camera="front")
+    for name in ("front", "/media/cam1/clip.mp4", "media_cam1_clip_mp4"):
+        assert [e.id for e in store.list(source=name)] == [ev], name
+        assert [g["reason"] for g in store.gaps(name)] == ["stalled"], name
+    assert store.list(source="back") == [] and store.gaps("back") == []
+    assert store.get(ev).camera == "front"
+
+
 def test_a_deleted_events_id_is_never_given_again(tmp_path):
     """A client holding an old id (a dashboard tab, an automation) must not acknowledge or delete
     another event with it: SQLite gave the last event's id again once it was deleted."""

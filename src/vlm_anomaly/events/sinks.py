@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 2.0
 #: the event's values a row holds (the rest - id, media, acknowledgement - are the store's)
 ROW_FIELDS = ("source", "model", "start_time", "started_at", "worst_score", "worst_time", "mean_score",
-              "frames", "descriptions", "kind", "prompt", "prompt_score")
+              "frames", "descriptions", "kind", "prompt", "prompt_score", "camera")
 END_FIELDS = ("end_time", "status", "ended_at", "end_reason", "last_time")
 #: the states a watcher ends in
 FINAL = ("stopped", "ended", "dropped", "failed")
@@ -173,7 +173,7 @@ class StoreSink(EventSink):
         return self.store.get(event_id)
 
     def gap(self, w: Watch, gap: Gap) -> None:
-        self.store.add_gap(gap)
+        self.store.add_gap(gap, camera=w.camera)
 
     def status(self, w: Watch, state: str, reason: str = "") -> None:
         if state in FINAL:  # a finished watcher stays listed; its frames need not stay in memory

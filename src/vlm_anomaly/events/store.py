@@ -63,6 +63,8 @@ events_table = sa.Table(
     # "activity" (something in the scene) or "camera" (the camera itself: dark, frozen, moved ...);
     # NULL in rows written before it existed, read as "activity"
     sa.Column("kind", sa.String(16)),
+    # the name the camera was watched under (a client's or the settings'); NULL before it existed
+    sa.Column("camera", sa.String(128)),
     # ids never reused (SQLite would give a deleted last event's id again): a client holding an old
     # id must not acknowledge or delete another event with it (a store made before keeps its rule)
     sqlite_autoincrement=True,
@@ -78,6 +80,7 @@ gaps_table = sa.Table(
     sa.Column("missed_s", sa.Float, nullable=False),
     sa.Column("reason", sa.String(512), nullable=False),
     sa.Column("reconnects", sa.Integer, nullable=False),
+    sa.Column("camera", sa.String(128)),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -124,6 +127,7 @@ class EventRecord:
     heartbeat_at: _dt.datetime | None = None
     last_time: float | None = None
     kind: str | None = "activity"
+    camera: str | None = None  # the name it was watched under
 
     def __post_init__(self) -> None:
         if self.kind is None:  # a row written before events had a kind: they were all activity
@@ -238,10 +242,10 @@ class EventStore:
         self.update(event_id, acknowledged=True, acknowledged_at=utcnow(), acknowledged_by=by)
         return self.get(event_id)
 
-    def add_gap(self, gap) -> int:
+    def add_gap(self, gap, camera: str | None = None) -> int:
         res = self._write(gaps_table.insert().values(
             source=gap.source, start_time=gap.start_time, end_time=gap.end_time, missed_s=gap.missed_s,
-            reason=gap.reason[:500], reconnects=gap.reconnects, recorded_at=utcnow()))
+            reason=gap.reason[:500], reconnects=gap.reconnects, recorded_at=utcnow(), camera=camera))
         return int(res.inserted_primary_key[0])
 
     def delete(self, event_id: int) -> None:
@@ -264,7 +268,9 @@ class EventStore:
     def list(self, *, source: str | None = None, acknowledged: bool | None = None, status: str | None = None,
              limit: int = 100, offset: int = 0) -> list[EventRecord]:
         q = events_table.select().order_by(events_table.c.started_at.desc(), events_table.c.id.desc())
-        for column, value in (("source", source), ("acknowledged", acknowledged), ("status", status)):
+        if source is not None:
+            q = q.where(self._of_source(events_table, source))
+        for column, value in (("acknowledged", acknowledged), ("status", status)):
             if value is not None:
                 q = q.where(events_table.c[column] == value)
         q = q.limit(max(1, min(int(limit), 10_000))).offset(max(0, int(offset)))
@@ -276,6 +282,10 @@ class EventStore:
         q = sa.union(sa.select(events_table.c.source), sa.select(gaps_table.c.source))
         with self.engine.connect() as conn:
             return sorted({r[0] for r in conn.execute(q) if r[0]})
+
+    def _of_source(self, table: sa.Table, name: str):
+        """Rows of the source ``name`` stands for (:meth:`find_source`) or of the camera so named."""
+        return sa.or_(table.c.source == self.find_source(name), table.c.camera == name)
 
     def find_source(self, name: str | None) -> str | None:
         """The stored source ``name`` stands for: the masked URL as shown, a camera name
@@ -293,7 +303,7 @@ class EventStore:
         """The latest stream gaps, newest first, as shown: masked, times in ISO 8601 (UTC)."""
         q = gaps_table.select().order_by(gaps_table.c.id.desc()).limit(limit)
         if source is not None:
-            q = q.where(gaps_table.c.source == source)
+            q = q.where(self._of_source(gaps_table, source))
         with self.engine.connect() as conn:
             rows = [r._asdict() for r in conn.execute(q)]
         for g in rows:

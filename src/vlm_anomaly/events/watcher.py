@@ -302,6 +302,7 @@ class SourceWatcher:
         values = {
             "id": 0, "status": "open", "end_time": None, "ended_at": None,
             "source": self.label,
+            "camera": self.camera,
             "model": self.model.name or "model",
             "start_time": ev.start_time,
             "started_at": ev.wall_start,

@@ -25,7 +25,7 @@ def list_events(
 ) -> list[dict]:
     """Events, newest first; ``source`` as shown (masked) or its camera name."""
     store = svc.monitor.store
-    found = store.list(source=store.find_source(source), acknowledged=acknowledged, status=status, limit=limit,
+    found = store.list(source=source, acknowledged=acknowledged, status=status, limit=limit,
                        offset=offset)
     return [e.as_dict() for e in found]
 
@@ -73,4 +73,4 @@ def event_clip(svc: Svc, event_id: EventId) -> FileResponse:
 def list_gaps(svc: Svc, source: SourceQuery = None, limit: Limit = 100) -> list[dict]:
     """Stream stalls/drops and the time they cost, newest first."""
     store = svc.monitor.store
-    return store.gaps(store.find_source(source), limit)
+    return store.gaps(source, limit)
