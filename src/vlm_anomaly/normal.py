@@ -201,4 +201,4 @@ def _save(models: ModelStore, name: str, m, detector, additions: list[dict]) -> 
     m.detector = detector
     m.normal_additions = additions
     m.extra.update(detector.model_extra())
-    models.save(m, name)
+    models.save(m, name, update=True)

@@ -145,6 +145,17 @@ def test_save_without_overwrite_keeps_existing(store, eff_identity):
     np.testing.assert_array_equal(store.load("m").decision_function(Y), first.decision_function(Y))
 
 
+def test_a_model_deleted_while_it_learnt_footage_is_not_brought_back(store, eff_identity):
+    """Marking footage normal loads a model, learns for seconds to minutes, then saves it: a
+    delete in between (another client, the dashboard) must stay a delete."""
+    store.save(_model(eff_identity, _unit_rows(20, 1280, 5)), "m")
+    changed = store.load("m")  # ... the learning happens here ...
+    store.delete("m")
+    with pytest.raises(ModelNotFoundError, match="'m' was deleted meanwhile"):
+        store.save(changed, "m", update=True)
+    assert not store.exists("m") and [i.name for i in store.list()] == []
+
+
 HOSTILE = ["../x", "a/b", "", "/tmp/evil", "/etc/passwd", "a\0b", "x" * 200, ".hidden", "..", ".",
            "a\\b", "a b", "name\n", "-rf", "m\u00e9t\u00e9o", "../../outer/escaped"]
 

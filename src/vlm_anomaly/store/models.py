@@ -140,7 +140,9 @@ class ModelStore:
         that is a file or read-only): callers check before minutes of training, not after."""
         check_writable(self.path_for(name))
 
-    def save(self, model: AnomalyModel, name: str, *, overwrite: bool = True) -> Path:
+    def save(self, model: AnomalyModel, name: str, *, overwrite: bool = True, update: bool = False) -> Path:
+        """Write ``model`` as ``name``. ``update``: it is a saved model changed (footage learnt as
+        normal), so it must still be there: deleted meanwhile, it is not brought back."""
         path = self.path_for(name)
         model.name = name
         data = encode_model(model)
@@ -149,6 +151,8 @@ class ModelStore:
                 raise InvalidModelNameError(f"refusing to write through a symlink: {path.name}")
             if path.exists() and not overwrite:
                 raise InvalidModelNameError(f"a model named {name!r} already exists")
+            if update and not path.exists():
+                raise ModelNotFoundError(f"model {name!r} was deleted meanwhile: nothing was learnt", folder=self.root)
             self._remove_stale_temps()
             self._write(path, data)
         log.info("saved model %s (%d bytes)", name, len(data))
