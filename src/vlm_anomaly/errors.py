@@ -102,6 +102,12 @@ class CannotLearnError(VlmAnomalyError):
     status_code = 409
 
 
+class AlreadyLearntError(VlmAnomalyError):
+    """Footage the model has learnt as normal already (the same source and range)."""
+
+    status_code = 409
+
+
 class AdditionNotFoundError(VlmAnomalyError):
     """No footage marked normal under that id in the model."""
 

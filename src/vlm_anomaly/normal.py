@@ -24,7 +24,7 @@ from .atomic import file_lock
 from .config import Settings, load_settings
 from .detectors import learner
 from .detectors.contract import Progress
-from .errors import AdditionNotFoundError, InvalidVideoError, ModelNotFoundError, VlmAnomalyError
+from .errors import AdditionNotFoundError, AlreadyLearntError, InvalidVideoError, ModelNotFoundError, VlmAnomalyError
 from .pipeline import Pipeline, expected_samples, folder_rate
 from .redact import redact_url
 from .values import utc_stamp
@@ -80,6 +80,12 @@ def _check_range(start_s: float | None, end_s: float | None) -> None:
         raise InvalidVideoError(f"the range ends ({end_s} s) before it starts ({start_s} s)")
 
 
+def _range_text(start_s: float | None, end_s: float | None) -> str:
+    if start_s is None and end_s is None:
+        return "the whole video"
+    return f"{start_s or 0:g}-{end_s:g} s" if end_s is not None else f"from {start_s:g} s"
+
+
 def _pipeline(settings: Settings | None, pipeline: Pipeline | None) -> Pipeline:
     return pipeline or Pipeline(settings or load_settings())
 
@@ -126,6 +132,12 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
         m = models.load(model)
         scorer = learner(pipe.scorer(m), m.detector.name)
         _check_new(m, source)
+        shown = name or source_name(source)
+        same = next((a for a in m.normal_additions
+                     if (a.get("source"), a.get("start_s"), a.get("end_s")) == (shown, start_s, end_s)), None)
+        if same is not None:  # twice the same footage: one held-out clip explained by its twin
+            raise AlreadyLearntError(f"{shown} ({_range_text(start_s, end_s)}) was learnt as normal already "
+                                     f"(addition {same.get('id')}, {same.get('added_at', '')})")
         # a frame folder's length at the rate the model reads it (a motion model: its training videos')
         info = None if is_stream_url(str(source)) else probe(source, folder_fps=folder_rate(scorer))
         length = (info.length_s or info.duration_s) if info is not None else 0.0
@@ -140,9 +152,8 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
         report = (lambda n: progress(n, max(total, n), "learning the footage as normal")) if progress else None
         if progress:
             progress(0, total, "learning the footage as normal")
-        frames = scorer.add_normal(source, start_s, end_s, key=key, name=name or source_name(source),
-                                   progress=report)
-        addition = NormalAddition(key, name or source_name(source), start_s, end_s, utc_stamp(), int(frames), note)
+        frames = scorer.add_normal(source, start_s, end_s, key=key, name=shown, progress=report)
+        addition = NormalAddition(key, shown, start_s, end_s, utc_stamp(), int(frames), note)
         _save(models, model, m, scorer.fitted(), [*m.normal_additions, addition.as_dict()])
     if progress:
         progress(frames, frames, "done")

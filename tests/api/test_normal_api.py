@@ -46,6 +46,10 @@ def test_mark_an_event_normal_then_watch_again_list_and_undo(client, setup):
     assert a["frames"] > 0 and a["start_s"] < ev["start_time"] and a["end_s"] > ev["end_time"]
     assert _watch(client, intruder) == []
     assert client.get("/models/street/normal").json() == [a]
+    # the same event again: refused (its footage twice would tighten the threshold like a twin clip)
+    again = client.post(f"/events/{ev['id']}/normal")
+    assert again.status_code == 409 and f"was learnt as normal already (addition {a['id']}" in again.json()["error"]
+    assert client.get("/models/street/normal").json() == [a]
 
     r = client.delete(f"/models/street/normal/{a['id']}")
     assert r.status_code == 200 and r.json() == {"model": "street", "undone": a["id"]}
