@@ -196,6 +196,11 @@ def test_bad_input_is_a_json_4xx(client, tmp_path):
     j = wait_job(client, job)
     assert j["status"] == "failed" and j["error"].startswith("junk.mp4: "), j["error"]  # as uploaded, not 000-junk.mp4
     assert "uploads" not in j["error"] and "/" not in j["error"], j["error"]  # not its place on the server
+    # invented method names are one "other" series in the metrics, not one each
+    for i in range(5):
+        assert client.request(f"FOO{i}", "/models").status_code == 405
+    metrics = client.get("/metrics").text
+    assert 'method="other"' in metrics and "FOO" not in metrics
     # a field the API does not know is refused, not ignored: {"start": 3} for start_s would have
     # taught the model the whole video as normal
     for path, body, field in (("/models/nope/normal", {"source": "x.mp4", "start": 3, "end": 5}, "start"),
@@ -233,7 +238,9 @@ def test_train_score_watch_ack_lifecycle(client, videos, api_home):
     [m] = client.get("/models").json()
     assert m["name"] == "street" and m["frames"] == dense
     # the model names its videos as they were uploaded (not 000-normal.mp4, their place in the job)
-    videos_named = [v["name"] for v in client.get("/models/street").json()["training"]["videos"]]
+    shown = client.get("/models/street").json()
+    assert shown["file"] == "street.vlmodel"  # by name: where the server keeps it is not the client's
+    videos_named = [v["name"] for v in shown["training"]["videos"]]
     assert videos_named == [videos["normal"].name, videos["normal_avi"].name]
     assert client.get("/models/street").json()["training"]["frames"] == dense
 

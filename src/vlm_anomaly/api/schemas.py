@@ -52,7 +52,7 @@ class ModelDetail(_Open):
     detector: dict[str, Any]
     training: dict[str, Any] = Field(description="videos, frames and interval_ms it was trained on")
     threshold: float | None = None
-    file: str
+    file: str = Field(description="the model's file name in the server's model store")
     size_bytes: int
 
 

@@ -5,6 +5,7 @@ and loading a model never block the event loop (and with it every other request)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -28,7 +29,10 @@ def list_models(svc: Svc) -> list[ModelInfo]:
 
 @router.get("/models/{name}", tags=["models"], response_model=ModelDetail)
 def show_model(svc: Svc, name: ModelName) -> dict:
-    return svc.pipeline.store.show(name)
+    """A model's metadata; its file by name only (where the server keeps it is not the client's)."""
+    info = svc.pipeline.store.show(name)
+    info["file"] = Path(info["file"]).name
+    return info
 
 
 @router.delete("/models/{name}", tags=["models"])
