@@ -134,6 +134,31 @@ def test_a_training_clip_given_twice_is_refused(home, tmp_path):
     assert "twice" not in pipe.store.names()
 
 
+def test_the_same_footage_marked_normal_twice_is_refused(home, tmp_path):
+    """The same range of the same video twice (an event's Normal button pressed twice) would be a
+    held-out twin like a training clip given twice; another recording that happens to share its
+    name and range (cameras name their files alike) is new footage and is learnt."""
+    from vlm_anomaly.errors import AlreadyLearntError
+
+    root, s, _, _ = home
+    pipe = Pipeline(s)
+    (tmp_path / "day1").mkdir()
+    (tmp_path / "day2").mkdir()
+    first = write_video(tmp_path / "day1" / "clip.mp4", seconds=6, seed=0, start_s=50)
+    other = write_video(tmp_path / "day2" / "clip.mp4", seconds=6, seed=0, start_s=90)
+    a = mark_normal(pipe.store, "street", first, start_s=1.0, end_s=4.0, settings=s)
+    try:
+        said = rf"clip\.mp4 \(1-4 s\) was learnt as normal already \(addition {a.id}"
+        with pytest.raises(AlreadyLearntError, match=said):
+            mark_normal(pipe.store, "street", first, start_s=1.0, end_s=4.0, settings=s)
+        b = mark_normal(pipe.store, "street", other, start_s=1.0, end_s=4.0, settings=s)
+        assert [x.id for x in normal_additions(pipe.store, "street")] == [a.id, b.id]
+        undo_normal(pipe.store, "street", b.id, settings=s)
+    finally:
+        undo_normal(pipe.store, "street", a.id, settings=s)
+    assert normal_additions(pipe.store, "street") == []
+
+
 def test_a_detector_that_cannot_learn_says_so(tmp_path, normal_video, normal_video_avi, efficientnet_encoder):
     s = load_settings(overrides={"home": tmp_path, "detector": "ocsvm", "encoder": "efficientnet"})
     pipe = Pipeline(s, encoder=efficientnet_encoder)

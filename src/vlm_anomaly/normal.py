@@ -98,17 +98,24 @@ def _model_lock(models: ModelStore, model: str):
     return file_lock(models.root / f".{model}.normal.lock")
 
 
-def _check_new(m: AnomalyModel, source: str | Path) -> None:
-    """Refuse a training clip marked normal again: it would join the held-out clips beside its twin,
-    which explains it perfectly, and tighten the threshold as a clip given twice to training does
-    (:meth:`~vlm_anomaly.pipeline.Pipeline.check_distinct`)."""
-    if is_stream_url(str(source)):
-        return
-    sha = content_hash(source)
-    twin = next((v.name for v in m.videos if v.sha256 == sha), None)
+def _check_new(m: AnomalyModel, source: str | Path, shown: str, start_s: float | None,
+               end_s: float | None) -> str:
+    """Refuse footage the model has learnt: a training clip, or the same range of the same footage
+    marked normal before (an event's Normal button pressed twice). Either would join the held-out
+    clips beside its twin, which explains it perfectly, and tighten the threshold as a clip given
+    twice to training does (:meth:`~vlm_anomaly.pipeline.Pipeline.check_distinct`). Returns the
+    footage's content hash ("" for a stream), kept with the addition: two files of one name differ."""
+    sha = "" if is_stream_url(str(source)) else content_hash(source)
+    twin = next((v.name for v in m.videos if sha and v.sha256 == sha), None)
     if twin is not None:
-        raise InvalidVideoError(f"{source_name(source)} is training clip {twin} (identical content): "
+        raise InvalidVideoError(f"{shown} is training clip {twin} (identical content): "
                                 "the model has learnt it already")
+    for a in m.normal_additions:
+        same = a.get("sha256") == sha if sha and a.get("sha256") else a.get("source") == shown
+        if same and (a.get("start_s"), a.get("end_s")) == (start_s, end_s):
+            raise AlreadyLearntError(f"{shown} ({_range_text(start_s, end_s)}) was learnt as normal already "
+                                     f"(addition {a.get('id')}, {a.get('added_at', '')})")
+    return sha
 
 
 def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: float | None = None,
@@ -131,13 +138,8 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
     with _model_lock(models, model):
         m = models.load(model)
         scorer = learner(pipe.scorer(m), m.detector.name)
-        _check_new(m, source)
         shown = name or source_name(source)
-        same = next((a for a in m.normal_additions
-                     if (a.get("source"), a.get("start_s"), a.get("end_s")) == (shown, start_s, end_s)), None)
-        if same is not None:  # twice the same footage: one held-out clip explained by its twin
-            raise AlreadyLearntError(f"{shown} ({_range_text(start_s, end_s)}) was learnt as normal already "
-                                     f"(addition {same.get('id')}, {same.get('added_at', '')})")
+        sha = _check_new(m, source, shown, start_s, end_s)
         # a frame folder's length at the rate the model reads it (a motion model: its training videos')
         info = None if is_stream_url(str(source)) else probe(source, folder_fps=folder_rate(scorer))
         length = (info.length_s or info.duration_s) if info is not None else 0.0
@@ -154,7 +156,7 @@ def mark_normal(models: ModelStore, model: str, source: str | Path, *, start_s: 
             progress(0, total, "learning the footage as normal")
         frames = scorer.add_normal(source, start_s, end_s, key=key, name=shown, progress=report)
         addition = NormalAddition(key, shown, start_s, end_s, utc_stamp(), int(frames), note)
-        _save(models, model, m, scorer.fitted(), [*m.normal_additions, addition.as_dict()])
+        _save(models, model, m, scorer.fitted(), [*m.normal_additions, {**addition.as_dict(), "sha256": sha}])
     if progress:
         progress(frames, frames, "done")
     return addition
