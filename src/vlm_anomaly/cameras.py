@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .redact import source_slug
+from .redact import redact_url, source_slug
 
 
 def camera_id(name_or_source: str) -> str:
@@ -64,6 +64,10 @@ def resolve_cameras(settings, *, model: str | None = None, sources: list[str] | 
         cams.append(Camera(name, source, chosen, frigate, main))
 
     for src in sources or []:
+        twin = next((c.source for c in cams if c.name == camera_id(src) and c.source != src), None)
+        if twin is not None:  # two sources, one made-up name (they differ only in signs the name leaves out)
+            raise ConfigError(f"{redact_url(twin)} and {redact_url(src)} both make the camera name {camera_id(src)}: "
+                              "name them in the settings' cameras list")
         add(camera_id(src), src, default)
     for spec in specs:
         if spec.source is not None:  # a sub-stream, where named, is what is read (decoding is the cost)

@@ -57,8 +57,32 @@ def removed_detector_message(name: str, alternatives: str) -> str:
 # -- value types shared by several settings (a ValueError's message is what the loader shows) --
 
 def _csv(v: Any) -> Any:
-    """A list may be written as one comma-separated string (environment variables)."""
+    """A list may be written as one comma-separated string (environment variables), or as the
+    YAML/JSON list a config file would hold (``["http://a", "http://b"]``)."""
+    if isinstance(v, str) and v.strip().startswith("["):
+        try:
+            return yaml.safe_load(v)
+        except yaml.YAMLError:
+            pass  # not a list after all: the items as written
     return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
+
+
+def _webhooks(v: list[str]) -> list[str]:
+    """Each webhook an http(s) URL with a host: checked when the settings load, not at the first
+    alert (which failed four times, with back-off, on a URL that could never work)."""
+    from urllib.parse import urlsplit
+
+    from .redact import redact_url
+
+    for url in v:
+        try:
+            parts = urlsplit(str(url).strip())
+            ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"webhook {redact_url(str(url))!r} is not an http:// or https:// URL with a host")
+    return v
 
 
 def _interval(v: int | None) -> int | None:
@@ -233,7 +257,8 @@ class EventSettings(Section):
 class AlertSettings(Section):
     """Where events are announced (webhooks, MQTT, Home Assistant) and the known-bad prompts."""
 
-    webhook_urls: Annotated[list[str], Csv] = Field(default_factory=list, description="URLs each event is POSTed to")
+    webhook_urls: Annotated[list[str], Csv, AfterValidator(_webhooks)] = Field(
+        default_factory=list, description="URLs each event is POSTed to")
     webhook_retries: int = Field(3, description="attempts after a failed delivery")
     webhook_timeout_s: float = Field(5.0, description="per delivery (webhooks, MQTT, Frigate)")
     mqtt_url: str | None = Field(None, description="mqtt://[user:password@]host[:port]")

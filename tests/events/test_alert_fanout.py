@@ -90,3 +90,45 @@ def test_a_webhook_that_redirects_is_a_failed_alert_not_a_sent_one(caplog):
     assert srv.hits == 1
     assert (alerts.sent, alerts.failed) == (0, 1)
     assert "redirect" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_an_alert_being_sent_at_stop_is_counted_failed(hanging_webhook, caplog):
+    """A webhook hanging through its retries holds its alert for minutes: stopping gives up on it
+    after its wait, and it counts failed (before, it was neither sent nor failed)."""
+    alerts = AlertDispatcher([WebhookSink(hanging_webhook, retries=3, timeout_s=4)])
+    for i in range(3):
+        alerts.publish(_alert(i))
+    time.sleep(0.5)  # the first one is being sent
+    t0 = time.monotonic()
+    alerts.close(timeout_s=1)
+    assert time.monotonic() - t0 < 10
+    assert (alerts.sent, alerts.failed) == (0, 3)
+    assert "1 alert still being sent at stop, counted failed" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_ctrl_c_while_watch_waits_for_alerts_still_prints_the_summary(hanging_webhook, default_home, clips,
+                                                                      tmp_path):
+    """``watch`` waits for its alerts when the file ends, and says so; Ctrl-C then stops the wait
+    and the summary still counts what was not delivered (before: exit 130, nothing said)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = tmp_path / "vlm.yaml"
+    cfg.write_text(f"home: {default_home}\ninterval_ms: 500\nevents_db_url: sqlite:///{tmp_path}/e.db\n"
+                   f"events_dir: {tmp_path}/ev\nwebhook_urls: ['{hanging_webhook}']\nwebhook_timeout_s: 5\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "vlm_anomaly.cli", "--config", str(cfg), "watch", "--model",
+                             "street", "--source", str(clips[1]), "--fast"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    err = ""
+    deadline = time.monotonic() + 120
+    while "waiting up to" not in err:  # the file has ended; its two alerts hang
+        assert time.monotonic() < deadline and proc.poll() is None, err
+        err += proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    out, rest = proc.communicate(timeout=20)
+    assert "1 event(s)" in out and "0 alert(s) sent, 2 failed" in out, (out, err + rest)
+    assert "s3cret" not in out + err + rest

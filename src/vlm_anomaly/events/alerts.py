@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import httpx
 
@@ -107,8 +107,8 @@ def mqtt_client(url: str, *, will: tuple[str, str] | None = None, client_id: str
 
     u = urlparse(url if "://" in url else f"mqtt://{url}")
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-    if u.username:
-        client.username_pw_set(u.username, u.password)
+    if u.username:  # "@", ":" or "/" in a password are written %-escaped in the URL (RFC 3986)
+        client.username_pw_set(unquote(u.username), unquote(u.password) if u.password is not None else None)
     if u.scheme == "mqtts":
         client.tls_set()
     if will is not None:
@@ -233,6 +233,10 @@ class AlertDispatcher:
         self._queues: list[queue.Queue] = [queue.Queue() for _ in self.sinks]
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        #: per sink: the alert being sent now, and whether stopping gave up on it (counted failed then,
+        #: so that its late result is not counted again)
+        self._sending: list[dict | None] = [None] * len(self.sinks)
+        self._abandoned = [False] * len(self.sinks)
 
     @classmethod
     def from_settings(cls, alerts: AlertSettings, *, cameras: Sequence = ()) -> AlertDispatcher:
@@ -254,8 +258,8 @@ class AlertDispatcher:
             return
         with self._lock:
             if not self._threads:
-                self._threads = [threading.Thread(target=self._run, args=(sink, q), name="alerts", daemon=True)
-                                 for sink, q in zip(self.sinks, self._queues, strict=True)]
+                self._threads = [threading.Thread(target=self._run, args=(i, sink, q), name="alerts", daemon=True)
+                                 for i, (sink, q) in enumerate(zip(self.sinks, self._queues, strict=True))]
                 for t in self._threads:
                     t.start()
         for q in self._queues:
@@ -271,17 +275,22 @@ class AlertDispatcher:
                 self.failed += 1
                 self.failed_by[src] += 1
 
-    def _run(self, sink, q: queue.Queue) -> None:
+    def _run(self, i: int, sink, q: queue.Queue) -> None:
         while True:
             payload = q.get()
             try:
                 if payload is None:
                     return
+                self._sending[i] = payload
                 try:
                     ok = sink.send(payload)
                 except Exception as exc:  # noqa: BLE001 - one bad alert must not stop the next ones
                     log.warning("alert sink %s failed: %s", type(sink).__name__, redact_text(exc))
                     ok = False
+                with self._lock:
+                    self._sending[i] = None
+                    if self._abandoned[i]:  # stopping counted it failed already
+                        return
                 if ok is not None:  # None: not this sink's payload
                     self._count(payload, ok)
             finally:
@@ -298,10 +307,22 @@ class AlertDispatcher:
         return not self._unfinished()
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Deliver what is queued (for up to ``timeout_s``); what is still queued then is counted failed
-        and logged, never dropped silently."""
+        """Deliver what is queued (for up to ``timeout_s``); what is still queued or being sent then
+        is counted failed and logged, never dropped silently.
+
+        An interrupt while waiting (a second Ctrl-C, SIGTERM) ends the wait: what is left counts
+        failed, and the caller goes on to say so (its summary), instead of exiting with nothing said."""
         if self._threads:
-            self.flush(timeout_s)
+            waiting = self._unfinished()
+            if waiting:
+                log.warning("waiting up to %g s for %d alert(s) to be delivered (interrupt to stop now: "
+                            "they count as failed)", timeout_s, waiting)
+            interrupted = False
+            try:
+                self.flush(timeout_s)
+            except KeyboardInterrupt:
+                interrupted = True
+                log.warning("alerts: stopped waiting; what was not delivered counts as failed")
             for sink, q in zip(self.sinks, self._queues, strict=True):
                 lost = 0
                 while True:
@@ -317,9 +338,20 @@ class AlertDispatcher:
                     log.warning("alert sink %s: %d alert(s) not delivered before stop", _shown(sink), lost)
                 q.put(None)
             for t in self._threads:
-                t.join(timeout=5)
+                t.join(timeout=0 if interrupted else 5)
+            self._abandon_sending()
         for sink in self.sinks:
             sink.close()
+
+    def _abandon_sending(self) -> None:
+        """Count failed the alerts still being sent once stopping stops waiting for them (a webhook
+        hanging through its retries): they would otherwise be neither sent nor failed."""
+        for i, sink in enumerate(self.sinks):
+            with self._lock:
+                payload, self._abandoned[i] = self._sending[i], self._sending[i] is not None
+            if payload is not None:
+                self._count(payload, False)
+                log.warning("alert sink %s: 1 alert still being sent at stop, counted failed", _shown(sink))
 
 
 def _shown(sink) -> str:
