@@ -238,3 +238,18 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path):
     cfg.write_bytes(b"\xff\xfe: [")
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         load_settings(cfg)
+
+
+def test_webhooks_are_checked_when_the_settings_load(monkeypatch):
+    """A webhook that can never work (no scheme, another protocol) is refused at start, with its
+    secrets masked, not after four failed deliveries of the first alert; a JSON list in the
+    environment (as the YAML example shows) is a list, not one URL."""
+    monkeypatch.setenv("VLM_ANOMALY_WEBHOOK_URLS", '["http://u:tok3n@127.0.0.1:9005/x", "https://hooks.example/y"]')
+    assert load_settings().webhook_urls == ["http://u:tok3n@127.0.0.1:9005/x", "https://hooks.example/y"]
+    monkeypatch.setenv("VLM_ANOMALY_WEBHOOK_URLS", "http://a.example/1,https://b.example/2")
+    assert load_settings().webhook_urls == ["http://a.example/1", "https://b.example/2"]
+    for bad in ("127.0.0.1:9000/hook", "ftp://u:tok3n@h/x", "http:///path-only"):
+        monkeypatch.setenv("VLM_ANOMALY_WEBHOOK_URLS", bad)
+        with pytest.raises(ConfigError, match="is not an http:// or https:// URL with a host") as refused:
+            load_settings()
+        assert "tok3n" not in str(refused.value)

@@ -132,3 +132,59 @@ def test_ctrl_c_while_watch_waits_for_alerts_still_prints_the_summary(hanging_we
     out, rest = proc.communicate(timeout=20)
     assert "1 event(s)" in out and "0 alert(s) sent, 2 failed" in out, (out, err + rest)
     assert "s3cret" not in out + err + rest
+
+
+def test_an_mqtt_password_with_reserved_signs_is_written_escaped(tmp_path):
+    """A broker password holding "@" or "/" is written %-escaped in ``mqtt_url`` (as in any URL);
+    it was sent still escaped, and the broker refused it. Real mosquitto with a password file."""
+    import shutil
+    import socket
+    import subprocess
+
+    import paho.mqtt.client as mqtt
+
+    from tests.events.conftest import mosquitto_binary
+    from tests.helpers import free_port
+
+    secret = "Hun@ter/2pw"
+    passwd = tmp_path / "passwd"
+    subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", "-c", str(passwd), "bob",
+                    secret], check=True, capture_output=True)
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    # "user root": started as root, mosquitto would read the password file as user mosquitto, which
+    # cannot enter pytest's private folder (started as another user, the setting does nothing)
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n"
+                    "persistence false\nuser root\n")
+    broker = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "mosquitto did not start"
+                time.sleep(0.05)
+        got, ready = [], threading.Event()
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        sub.username_pw_set("bob", secret)
+        sub.on_connect = lambda cl, *a: cl.subscribe("vlm-anomaly/#", qos=1)
+        sub.on_subscribe = lambda *a: ready.set()
+        sub.on_message = lambda cl, ud, m: got.append(m.topic)
+        sub.connect("127.0.0.1", port)
+        sub.loop_start()
+        assert ready.wait(10)
+        alerts = AlertDispatcher([MqttSink(f"mqtt://bob:Hun%40ter%2F2pw@127.0.0.1:{port}", timeout_s=5)])
+        alerts.publish(_alert(1))
+        assert alerts.flush(15)
+        alerts.close()
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sub.loop_stop()
+        assert (alerts.sent, alerts.failed) == (1, 0) and got == ["vlm-anomaly/porch/events"]
+    finally:
+        broker.terminate()
+        broker.wait(5)

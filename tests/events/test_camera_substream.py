@@ -39,3 +39,14 @@ def test_camera_with_a_detect_source_is_watched_on_that_stream_only(default_home
 def test_detect_source_needs_the_camera_source():
     with pytest.raises(ConfigError, match="detect_source is a sub-stream of the camera's source"):
         load_settings(overrides={"cameras": [{"name": "porch", "detect_source": "rtsp://cam/sub"}]})
+
+
+def test_two_sources_that_make_one_camera_name_say_so(tmp_path):
+    """Two different files given as bare sources whose made-up names collide: the error names
+    both and says how to tell them apart (it said "camera ... is listed twice")."""
+    settings = load_settings(overrides={"home": tmp_path, "watch_model": "street"})
+    with pytest.raises(ConfigError, match=r"/srv/a/intr\.mp4 and /srv/a_intr\.mp4 both make the camera name "
+                                          r"srv_a_intr_mp4: name them in the settings' cameras list"):
+        resolve_cameras(settings, sources=["/srv/a/intr.mp4", "/srv/a_intr.mp4"])
+    with pytest.raises(ConfigError, match="camera srv_a_intr_mp4 is listed twice"):
+        resolve_cameras(settings, sources=["/srv/a/intr.mp4", "/srv/a/intr.mp4"])
