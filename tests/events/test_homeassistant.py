@@ -201,3 +201,30 @@ def test_states_survive_a_broker_restart_without_persistence(tmp_path):
         bridge.close()
         proc.terminate()
         proc.wait(5)
+
+
+def test_a_camera_shows_only_its_own_last_event(mqtt_broker, tmp_path):
+    """The same stream watched before under another camera name (a bare source, then named in the
+    settings): the named camera starts with no last event, not the other camera's."""
+    import datetime as dt
+
+    from vlm_anomaly.events.store import utcnow
+
+    host, port = mqtt_broker
+    store = EventStore(f"sqlite:///{tmp_path}/e.db", tmp_path / "media")
+    src = "/videos/intr.mp4"
+    store.create(source=src, camera=camera_id(src), model="m", status="closed", start_time=8.0, end_time=14.0,
+                 started_at=utcnow() - dt.timedelta(hours=1), worst_score=-2, worst_time=10, mean_score=-1)
+    bridge = HomeAssistantBridge(f"mqtt://{host}:{port}", store=store)
+    try:
+        assert bridge.wait_connected(10)
+        bridge.add_camera("front_door", src)
+        bridge.add_camera(camera_id(src), src)
+        assert bridge.flush(10)
+        reader = MqttReader(host, port)
+        kept = reader.retained(f"{P}/#")
+        reader.close()
+    finally:
+        bridge.close()
+    assert f"{P}/front_door/event" not in kept
+    assert json.loads(kept[f"{P}/{camera_id(src)}/event"])["camera"] == camera_id(src)

@@ -249,11 +249,14 @@ class HomeAssistantBridge(ListenerSink):
 
     def _publish_last_event(self, cam: _Camera) -> None:
         """The camera's last stored event, if closed: after a crash the retained state may still
-        show it open (the start closed it, "service restarted"), and its snapshot may be newer."""
+        show it open (the start closed it, "service restarted"), and its snapshot may be newer.
+        Only an event of this camera: the same stream watched before under another name is
+        another camera's history (rows from before events kept a camera name count as its own)."""
         if self.store is None or cam.source is None:
             return
         try:
-            last = self.store.list(source=redact_url(cam.source), limit=1)
+            recent = self.store.list(source=redact_url(cam.source), limit=50)
+            last = [e for e in recent if e.camera is None or camera_id(e.camera) == cam.id][:1]
         except Exception as exc:  # noqa: BLE001 - announcing must not fail on a busy database
             log.warning("Home Assistant: cannot read the last event of %s: %s", cam.id, exc)
             return
