@@ -133,6 +133,11 @@ class MqttSink:
 
     def send(self, payload: dict) -> bool:
         after = payload["after"]
+        # the connection is made in the background: an alert right after start (a camera fault at
+        # once) waits for it, up to the timeout, instead of failing as "not connected"
+        deadline = time.monotonic() + self.timeout_s
+        while not self.client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
         info = self.client.publish(self.topic(after.get("camera") or after["source"]), json.dumps(payload), qos=1)
         try:
             info.wait_for_publish(self.timeout_s)
