@@ -112,3 +112,11 @@ def trained_plaza(d: Path, scene: str):
     pipe = Pipeline(load_settings(overrides={"home": d / "home"}))  # the default detector and sampling
     pipe.train(scene, train)
     return pipe
+
+
+def rendered(markdown: str) -> str:
+    """The text a dashboard element's markdown shows (AppTest gives the source): backslash
+    escapes, which the dashboard puts before names' markdown signs, are shown as the sign."""
+    import re
+
+    return re.sub(r"\\([\\`*_\[\]<>#~$|])", r"\1", str(markdown))

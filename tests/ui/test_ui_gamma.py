@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers import rendered
 from vlm_anomaly.ui import state
 
 
@@ -18,7 +19,7 @@ def test_unusable_gamma_is_refused_and_not_saved(dash_env, gamma):
     at.run()
     assert not at.exception, at.exception
     assert not at.success
-    assert [e.value for e in at.error] == [f"invalid setting gamma: Value error, gamma must be 'scale', 'auto' or a "
-                                           f"number > 0, not {gamma!r}"]
+    assert [rendered(e.value) for e in at.error] == [f"invalid setting gamma: Value error, gamma must be 'scale', "
+                                                     f"'auto' or a number > 0, not {gamma!r}"]
     assert state.training_set().load_params().get("gamma") == before
 

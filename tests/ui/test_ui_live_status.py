@@ -10,6 +10,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers import rendered
+
 SECRET = "s3cr3t-pw"
 
 
@@ -37,11 +39,11 @@ def test_live_status_shows_dropped_frames_and_masks_credentials(trained, dash_cl
             time.sleep(0.2)
         at.run()
         assert not at.exception, at.exception
-        [status] = [c.value for c in at.caption if c.value.startswith("Source ")]
+        [status] = [rendered(c.value) for c in at.caption if c.value.startswith("Source ")]
         assert status.startswith(f"Source http://***@127.0.0.1:{srv.server_address[1]}/")
         assert re.search(r"\d+ frame\(s\) scored, \d+ dropped", status), status
         shown = [*at.caption, *at.markdown, *at.error, *at.warning, *at.info, *at.success]
-        page_text = " ".join(str(e.value) for e in shown)  # all but the user's own input
+        page_text = " ".join(rendered(e.value) for e in shown)  # all but the user's own input
         assert SECRET not in page_text and "viewer" not in page_text
     finally:
         if sess is not None:

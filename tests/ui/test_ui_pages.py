@@ -95,10 +95,13 @@ def test_train_page_friendly_errors(dash_env, tmp_path):
     button(at, "Process and add to training set").click().run()
     assert_no_traceback(at)
     assert len(at.error) == 1 and at.error[0].value.startswith("broken.mp4: ")
-    at.text_input(key="train_model_name").set_value("../escape").run()
+    # an invalid name, written as markdown: refused, and shown as written, not bold with a link
+    at.text_input(key="train_model_name").set_value("**x** [y](http://e)").run()
     button(at, "Train model").click().run()
     assert_no_traceback(at)
     assert any("invalid model name" in e.value for e in at.error)
+    assert any(r"invalid model name '\*\*x\*\* \[y\](http://e)'" in e.value for e in at.error), \
+        [e.value for e in at.error]
 
 
 def analyse(model: str, clip: Path) -> AppTest:

@@ -225,11 +225,11 @@ def _normal_buttons(sess: LiveSession, events: list[EventRecord]) -> None:
 
 def _status_line(sess: LiveSession, view: FeedView) -> None:
     shown = state.hide_server_paths(sess.source)  # an upload by its name, not the server's copy
-    st.caption(f"Source {shown}: {STATE_WORDS.get(view.state, view.state)}, {sess.frames} frame(s) scored, "
-               f"{sess.dropped} dropped (scoring slower than real time)")
+    st.caption(f"Source {state.plain(shown)}: {STATE_WORDS.get(view.state, view.state)}, {sess.frames} frame(s) "
+               f"scored, {sess.dropped} dropped for slow scoring")
     if view.gaps:
         g = view.gaps[-1]
-        st.warning(f"The source was interrupted {len(view.gaps)} time(s); last: {g.reason}, "
+        st.warning(f"The source was interrupted {len(view.gaps)} time(s); last: {state.plain(g.reason)}, "
                    f"{g.missed_s:.1f} s missed from {g.start_time:.1f} s.")
 
 

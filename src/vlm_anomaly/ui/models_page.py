@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -35,12 +37,12 @@ def _rows(store) -> list[dict]:
 def _inspect(store, name: str) -> None:
     info = store.show(name)
     vids = info.get("training", {}).get("videos", [])
-    st.markdown(f"**{name}** - {len(vids)} training video(s), {info.get('training', {}).get('frames', 0)} frames, "
-                f"created {info.get('created', '')}")
+    st.markdown(f"**{state.plain(name)}** - {len(vids)} training video(s), "
+                f"{info.get('training', {}).get('frames', 0)} frames, created {info.get('created', '')}")
     if vids:
         st.dataframe(pd.DataFrame(vids), hide_index=True)
     with st.expander("Full metadata (JSON)"):
-        st.json(info)
+        st.json({**info, "file": Path(info["file"]).name})  # where the server keeps it is not the viewer's
 
 
 def _rename(store, name: str) -> None:

@@ -34,6 +34,16 @@ from ..video import VIDEO_EXTENSIONS
 VIDEO_TYPES = [e.lstrip(".") for e in VIDEO_EXTENSIONS]  # the picker offers what save_upload accepts
 
 
+#: the signs that make markdown inside a line: emphasis, links, code, HTML, strike, maths, tables
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#~$|])")
+
+
+def plain(text: object) -> str:
+    """``text`` shown as it is where Streamlit renders markdown (messages, captions, progress
+    labels): a file or model name like ``**x** [l](http://e).mp4`` was shown bold with a link."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+
 @contextlib.contextmanager
 def user_errors(prefix: str = "", name: str | None = None) -> Iterator[None]:
     """Show any error the user caused as a friendly message instead of a traceback; ``name`` is the
@@ -42,7 +52,7 @@ def user_errors(prefix: str = "", name: str | None = None) -> Iterator[None]:
         yield
     except VlmAnomalyError as exc:
         said = hide_server_paths(str(exc), name)
-        st.error(said if prefix and said.startswith(prefix) else f"{prefix}{said}")
+        st.error(plain(said if prefix and said.startswith(prefix) else f"{prefix}{said}"))
 
 
 def hide_server_paths(message: str, name: str | None = None) -> str:
@@ -189,7 +199,7 @@ def progress_bar(label: str) -> Callable[[int, int, str], None]:
 
     def update(done: int, total: int, stage: str) -> None:
         frac = min(1.0, done / total) if total else 0.0
-        slot.progress(frac, text=f"{label} - {stage} {done}/{total or '?'} frames")
+        slot.progress(frac, text=plain(f"{label} - {stage} {done}/{total or '?'} frames"))
 
     return update
 

@@ -93,7 +93,7 @@ def _incidents(r: ScoreResult) -> None:
     st.caption("The events live monitoring reports for these scores (same smoothing, hysteresis and minimum "
                "duration as the Live page).")
     for g in r.gaps:  # as the Live page shows them: nothing is smoothed across one
-        st.warning(f"Gap: missed {g.missed_s:.1f} s at {g.start_time:.2f} s ({g.reason})")
+        st.warning(f"Gap: missed {g.missed_s:.1f} s at {g.start_time:.2f} s ({state.plain(g.reason)})")
     if not segs:
         st.info("No incident at this threshold.")
         return
@@ -117,8 +117,8 @@ def _normal_section(r: ScoreResult, t: dict) -> None:
     """Mark an incident or a time range of this video normal for the model that scored it, re-score it,
     or add the whole video to the training set."""
     st.subheader("This was normal")
-    st.caption(f"Teach model **{t['model']}** that a flagged incident or a stretch of this video is normal: "
-               "its frames are added to the model's normal data and the threshold is recalibrated, without "
+    st.caption(f"Teach model **{state.plain(t['model'])}** that a flagged incident or a stretch of this video is "
+               "normal: its frames are added to the model's normal data and the threshold is recalibrated, without "
                "retraining. Each addition can be undone (here or on the **Models** page).")
     segs = r.incidents()
     for k, g in enumerate(segs[:NORMAL_ROWS]):
@@ -165,9 +165,9 @@ def _add_to_training_set(t: dict) -> None:
         st.caption("Copies the video into the training set on the **Train** page, for the next model you train.")
         return
     summ = ts.summary()
-    st.success(f"Added {added['video']} ({added['frames']} frames) to the training set: now {summ['videos']} "
-               f"video(s), {summ['frames']} frames. Model {added['model']} has not changed: it learns this video "
-               "only when it is trained again.")
+    st.success(f"Added {state.plain(added['video'])} ({added['frames']} frames) to the training set: now "
+               f"{summ['videos']} video(s), {summ['frames']} frames. Model {state.plain(added['model'])} has not "
+               "changed: it learns this video only when it is trained again.")
     c1, c2 = st.columns([1, 3])
     c2.caption(f"Retrain replaces model {added['model']} with one trained on the whole training set (the "
                "videos listed on the **Train** page, with its saved parameters); its \"this was normal\" "
@@ -305,7 +305,7 @@ def _downloads(r: ScoreResult, path: str, video: str) -> None:
 def _results(t: dict) -> None:
     r0: ScoreResult = t["result"]
     st.divider()
-    st.markdown(f"**{t['video']}** scored with model **{t['model']}**")
+    st.markdown(f"**{state.plain(t['video'])}** scored with model **{state.plain(t['model'])}**")
     lo = float(min(-2.0, np.floor(r0.smoothed_scores.min() * 10) / 10 - 0.1))
     hi = float(max(2.0, np.ceil(r0.smoothed_scores.max() * 10) / 10 + 0.1))
     thr = st.slider("Threshold (frames whose smoothed score falls below it are anomalous)", lo, hi,

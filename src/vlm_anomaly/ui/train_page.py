@@ -15,6 +15,7 @@ from ..detectors import detector_names, get_detector_class
 from ..errors import VlmAnomalyError
 from ..model import AnomalyModel
 from ..training_set import TrainingSet
+from ..video import content_hash
 from . import state
 
 INTERVALS = [0, 100, 200, 250, 500, 750, 1000, 1500, 2000]
@@ -124,15 +125,21 @@ def _upload_section(ts: TrainingSet) -> None:
         with state.user_errors():
             pipe = state.pipeline(s)
             overall = st.progress(0.0, text=f"0 of {len(files)} videos")
-            added = 0
+            added, known = 0, []
             for k, f in enumerate(files):
                 with state.user_errors(f"{f.name}: ", name=f.name):
                     path = state.save_upload(f, s.max_upload_mb)
-                    ts.add(pipe, path, name=f.name, progress=state.progress_bar(f.name))
-                    added += 1
+                    had = ts.find_sha(content_hash(path)) is not None  # the set keeps one copy of a video
+                    ts.add(pipe, path, name=f.name, progress=state.progress_bar(f.name))  # (refreshed if stale)
+                    if had:
+                        known.append(f.name)
+                    else:
+                        added += 1
                 overall.progress((k + 1) / len(files), text=f"{k + 1} of {len(files)} videos processed")
             if added:
                 st.success(f"Added {added} video(s) to the training set.")
+            if known:
+                st.info(state.plain(f"Already in the training set, not added again: {', '.join(known)}."))
 
 
 def _training_set_section(ts: TrainingSet) -> None:
@@ -273,8 +280,8 @@ def _train_section(ts: TrainingSet) -> None:
             }
     last = st.session_state.get("train_last")
     if last:
-        st.success(f"Model **{last['name']}** saved: {last['frames']} frames from {last['videos']} video(s) "
-                   f"in {last['seconds']} s.")
+        st.success(f"Model **{state.plain(last['name'])}** saved: {last['frames']} frames from {last['videos']} "
+                   f"video(s) in {last['seconds']} s.")
         if last.get("warning"):  # what `vlm-anomaly train` prints too: too few clips for its threshold
             st.warning(f"Warning: {last['warning']}")
         c1, c2, c3, c4 = st.columns(4)
