@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import cli_env, free_port, run_cli
+from tests.helpers import cli_env, free_port, rendered, run_cli
 from vlm_anomaly.config import load_settings
 from vlm_anomaly.credentials import LoginThrottle, dashboard_exposure, hash_password, is_loopback
 
@@ -149,7 +149,7 @@ def test_live_page_opens_only_allowed_server_sources(trained, source, setting):
     at.text_input(key="live_source").set_value(source)
     next(b for b in at.button if b.label == "Start monitoring").click().run()
     assert not at.exception, at.exception
-    [err] = [e.value for e in at.error]
+    [err] = [rendered(e.value) for e in at.error]
     assert err.startswith("source not allowed: ") and setting in err, err
     assert "live_session" not in at.session_state
 

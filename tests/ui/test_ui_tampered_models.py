@@ -7,6 +7,7 @@ import zipfile
 
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers import rendered
 from vlm_anomaly.ui import state
 
 
@@ -45,6 +46,6 @@ def test_test_page_refuses_a_model_with_a_tampered_calibration(trained, dash_cli
         at.file_uploader(key="test_upload").set_value((clip.name, clip.read_bytes(), "video/mp4")).run()
         next(b for b in at.button if b.label == "Analyse").click().run()
         assert not at.exception, at.exception
-        assert len(at.error) == 1 and "target_false_alarm" in at.error[0].value
+        assert len(at.error) == 1 and "target_false_alarm" in rendered(at.error[0].value)
     finally:
         state.model_store().path_for("bad-target").unlink()
